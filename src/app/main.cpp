@@ -1,0 +1,6 @@
+#include <iostream>
+
+int main() {
+  std::cout << "modelwarden (skeleton)\n";
+  return 0;
+}
