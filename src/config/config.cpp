@@ -1,0 +1,272 @@
+#include "config/config.h"
+
+#include <arpa/inet.h>
+
+#include <cstdlib>
+#include <fstream>
+#include <sstream>
+
+#include <toml++/toml.h>
+
+namespace mw::config {
+namespace fs = std::filesystem;
+
+namespace {
+
+std::string GetEnv(const char* name) {
+  const char* v = std::getenv(name);
+  return v ? std::string(v) : std::string();
+}
+
+fs::path ExpandPath(std::string_view raw, const fs::path& base_dir, const Environment& env) {
+  std::string s(raw);
+  if (s == "~") return fs::path(env.home);
+  if (s.rfind("~/", 0) == 0) return fs::path(env.home) / s.substr(2);
+  fs::path p(s);
+  if (p.is_relative() && !base_dir.empty()) p = base_dir / p;
+  return p.lexically_normal();
+}
+
+bool IsLocationName(std::string_view name) {
+  if (name.empty() || name.size() > 64) return false;
+  for (char c : name) {
+    bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_' ||
+              c == '-';
+    if (!ok) return false;
+  }
+  return true;
+}
+
+std::string Where(const toml::node& node) {
+  std::ostringstream out;
+  out << "line " << node.source().begin.line;
+  return out.str();
+}
+
+Result<int> ParsePort(std::string_view text) {
+  int value = 0;
+  if (text.empty() || text.size() > 5) return InvalidArgumentError("invalid port '" + std::string(text) + "'");
+  for (char c : text) {
+    if (c < '0' || c > '9') return InvalidArgumentError("invalid port '" + std::string(text) + "'");
+    value = value * 10 + (c - '0');
+  }
+  if (value > 65535) return InvalidArgumentError("port out of range: " + std::string(text));
+  return value;
+}
+
+// Applies one key of the [server] table (or the top level).
+Status ApplyServerKey(std::string_view key, const toml::node& node, const fs::path& base_dir,
+                      const Environment& env, Config& config) {
+  auto want_string = [&](std::string_view what) -> Result<std::string> {
+    if (auto v = node.value<std::string>(); v && node.is_string()) return *v;
+    return InvalidArgumentError(std::string(what) + " must be a string (" + Where(node) + ")");
+  };
+  auto want_int = [&](std::string_view what) -> Result<int64_t> {
+    if (node.is_integer()) return *node.value<int64_t>();
+    return InvalidArgumentError(std::string(what) + " must be an integer (" + Where(node) + ")");
+  };
+  if (key == "host") {
+    ASSIGN_OR_RETURN(config.host, want_string("host"));
+    if (config.host.empty()) return InvalidArgumentError("host must not be empty");
+  } else if (key == "port") {
+    ASSIGN_OR_RETURN(int64_t port, want_int("port"));
+    if (port < 0 || port > 65535) return InvalidArgumentError("port out of range (" + Where(node) + ")");
+    config.port = static_cast<int>(port);
+  } else if (key == "data_dir") {
+    ASSIGN_OR_RETURN(std::string s, want_string("data_dir"));
+    config.data_dir = ExpandPath(s, base_dir, env);
+  } else if (key == "api_key") {
+    ASSIGN_OR_RETURN(config.api_key, want_string("api_key"));
+  } else if (key == "load_timeout_s") {
+    ASSIGN_OR_RETURN(int64_t t, want_int("load_timeout_s"));
+    if (t <= 0 || t > 7 * 24 * 3600) return InvalidArgumentError("load_timeout_s out of range (" + Where(node) + ")");
+    config.load_timeout_s = static_cast<int>(t);
+  } else if (key == "crash_patterns") {
+    ASSIGN_OR_RETURN(std::string s, want_string("crash_patterns"));
+    config.crash_patterns_file = ExpandPath(s, base_dir, env);
+  } else if (key == "worker") {
+    ASSIGN_OR_RETURN(std::string s, want_string("worker"));
+    config.worker_path = ExpandPath(s, base_dir, env);
+  } else {
+    return InvalidArgumentError("unknown configuration key '" + std::string(key) + "' (" + Where(node) +
+                                "); known keys: host, port, data_dir, api_key, load_timeout_s, "
+                                "crash_patterns, worker, [locations]");
+  }
+  return Status::Ok();
+}
+
+Status ApplyLocations(const toml::table& table, const fs::path& base_dir, const Environment& env,
+                      Config& config) {
+  for (const auto& [key, node] : table) {
+    std::string name(key.str());
+    if (!IsLocationName(name)) {
+      return InvalidArgumentError("location name '" + name + "' must match [A-Za-z0-9_-]{1,64}");
+    }
+    if (!node.is_string()) return InvalidArgumentError("location '" + name + "' must be a path string (" + Where(node) + ")");
+    fs::path path = ExpandPath(*node.value<std::string>(), base_dir, env);
+    bool replaced = false;
+    for (auto& loc : config.locations) {
+      if (loc.name == name) {
+        loc.path = path;
+        replaced = true;
+      }
+    }
+    if (!replaced) config.locations.push_back({name, path});
+  }
+  return Status::Ok();
+}
+
+}  // namespace
+
+const Location* Config::FindLocation(std::string_view name) const {
+  for (const auto& loc : locations) {
+    if (loc.name == name) return &loc;
+  }
+  return nullptr;
+}
+
+Environment Environment::FromProcess() {
+  Environment env;
+  env.home = GetEnv("HOME");
+  env.xdg_data_home = GetEnv("XDG_DATA_HOME");
+  env.xdg_config_home = GetEnv("XDG_CONFIG_HOME");
+  env.api_key = GetEnv("MODELWARDEN_API_KEY");
+  return env;
+}
+
+Result<ServeFlags> ParseServeFlags(const std::vector<std::string>& args) {
+  ServeFlags flags;
+  for (size_t i = 0; i < args.size(); ++i) {
+    std::string name = args[i];
+    std::optional<std::string> value;
+    if (auto eq = name.find('='); name.rfind("--", 0) == 0 && eq != std::string::npos) {
+      value = name.substr(eq + 1);
+      name = name.substr(0, eq);
+    }
+    if (name != "--host" && name != "--port" && name != "--data-dir" && name != "--config") {
+      return InvalidArgumentError("unknown option '" + name + "' (serve takes --host, --port, --data-dir, --config)");
+    }
+    if (!value) {
+      if (i + 1 >= args.size()) return InvalidArgumentError("option " + name + " needs a value");
+      value = args[++i];
+    }
+    if (name == "--host") {
+      if (value->empty()) return InvalidArgumentError("--host must not be empty");
+      flags.host = *value;
+    } else if (name == "--port") {
+      ASSIGN_OR_RETURN(flags.port, ParsePort(*value));
+    } else if (name == "--data-dir") {
+      if (value->empty()) return InvalidArgumentError("--data-dir must not be empty");
+      flags.data_dir = fs::path(*value);
+    } else {
+      if (value->empty()) return InvalidArgumentError("--config must not be empty");
+      flags.config_file = fs::path(*value);
+    }
+  }
+  return flags;
+}
+
+fs::path DefaultDataDir(const Environment& env) {
+  if (!env.xdg_data_home.empty()) return fs::path(env.xdg_data_home) / "modelwarden";
+  return fs::path(env.home.empty() ? "." : env.home) / ".local" / "share" / "modelwarden";
+}
+
+fs::path DefaultConfigPath(const Environment& env) {
+  if (!env.xdg_config_home.empty()) return fs::path(env.xdg_config_home) / "modelwarden" / "config.toml";
+  return fs::path(env.home.empty() ? "." : env.home) / ".config" / "modelwarden" / "config.toml";
+}
+
+Status ApplyToml(std::string_view text, const fs::path& base_dir, const Environment& env, Config& config) {
+  // toml++ throws on syntax errors (the system library is built with exceptions).
+  toml::table root;
+  try {
+    root = toml::parse(text);
+  } catch (const toml::parse_error& err) {
+    std::ostringstream out;
+    out << "TOML syntax error at line " << err.source().begin.line << ": " << err.description();
+    return InvalidArgumentError(out.str());
+  }
+  for (const auto& [key, node] : root) {
+    std::string_view k = key.str();
+    if (k == "server") {
+      const toml::table* server = node.as_table();
+      if (!server) return InvalidArgumentError("[server] must be a table");
+      for (const auto& [skey, snode] : *server) {
+        RETURN_IF_ERROR(ApplyServerKey(skey.str(), snode, base_dir, env, config));
+      }
+    } else if (k == "locations") {
+      const toml::table* locations = node.as_table();
+      if (!locations) return InvalidArgumentError("[locations] must be a table");
+      RETURN_IF_ERROR(ApplyLocations(*locations, base_dir, env, config));
+    } else {
+      RETURN_IF_ERROR(ApplyServerKey(k, node, base_dir, env, config));
+    }
+  }
+  return Status::Ok();
+}
+
+Result<Config> LoadConfig(const ServeFlags& flags, const Environment& env) {
+  Config config;
+  fs::path file;
+  bool explicit_file = flags.config_file.has_value();
+  if (explicit_file) {
+    file = *flags.config_file;
+  } else {
+    file = DefaultConfigPath(env);
+  }
+  std::error_code ec;
+  bool exists = fs::is_regular_file(file, ec);
+  if (explicit_file && !exists) {
+    return NotFoundError("configuration file " + file.string() + " does not exist or is not a file");
+  }
+  if (exists) {
+    std::ifstream in(file, std::ios::binary);
+    if (!in) return PermissionDeniedError("cannot read configuration file " + file.string());
+    std::ostringstream text;
+    text << in.rdbuf();
+    fs::path base = fs::absolute(file, ec).parent_path();
+    Status st = ApplyToml(text.str(), base, env, config);
+    if (!st.ok()) return Status(st.code(), file.string() + ": " + st.message());
+    config.config_file = file;
+  }
+  if (!env.api_key.empty()) config.api_key = env.api_key;
+  if (flags.host) config.host = *flags.host;
+  if (flags.port) config.port = *flags.port;
+  if (flags.data_dir) config.data_dir = *flags.data_dir;
+  if (config.data_dir.empty()) config.data_dir = DefaultDataDir(env);
+  config.data_dir = fs::absolute(config.data_dir, ec).lexically_normal();
+  // "primary" first, defaulting to <data_dir>/models.
+  std::vector<Location> ordered;
+  const Location* primary = config.FindLocation(kPrimaryLocation);
+  ordered.push_back({std::string(kPrimaryLocation), primary ? primary->path : config.data_dir / "models"});
+  for (const auto& loc : config.locations) {
+    if (loc.name != kPrimaryLocation) ordered.push_back(loc);
+  }
+  for (auto& loc : ordered) loc.path = fs::absolute(loc.path, ec).lexically_normal();
+  config.locations = std::move(ordered);
+  RETURN_IF_ERROR(ValidateConfig(config));
+  return config;
+}
+
+bool IsLoopbackHost(std::string_view host) {
+  if (host == "localhost" || host == "::1" || host == "[::1]") return true;
+  // A literal IPv4 address in 127.0.0.0/8 (not a name that merely starts with "127.").
+  in_addr addr{};
+  std::string h(host);
+  if (inet_pton(AF_INET, h.c_str(), &addr) != 1) return false;
+  return (ntohl(addr.s_addr) >> 24) == 127;
+}
+
+Status ValidateConfig(const Config& config) {
+  if (config.port < 0 || config.port > 65535) return InvalidArgumentError("port out of range");
+  if (config.host.empty()) return InvalidArgumentError("host must not be empty");
+  if (!IsLoopbackHost(config.host) && config.api_key.empty()) {
+    return FailedPreconditionError("refusing to listen on " + config.host +
+                                   " without an API key: set api_key in the configuration file "
+                                   "(or MODELWARDEN_API_KEY), or listen on 127.0.0.1");
+  }
+  if (config.FindLocation(kPrimaryLocation) == nullptr) return InvalidArgumentError("no primary location");
+  return Status::Ok();
+}
+
+}  // namespace mw::config

@@ -1,0 +1,112 @@
+// config: the server's configuration, from a TOML file and command-line flags.
+//
+// Precedence (highest first): command-line flags, the TOML file, defaults.
+// The file is the one named by --config (an error if it does not exist), else
+// the default per-user file ($XDG_CONFIG_HOME/modelwarden/config.toml or
+// ~/.config/modelwarden/config.toml) when it exists, else none.
+//
+// Example file (every key optional):
+//   [server]
+//   host = "127.0.0.1"
+//   port = 8080
+//   data_dir = "/var/lib/modelwarden"   # holds registry.db
+//   api_key = "..."                     # required when host is not loopback
+//   load_timeout_s = 300
+//   crash_patterns = "patterns.json"    # extra classifier catalog entries
+//   worker = "/opt/modelwarden/bin/modelwarden-worker"
+//   [locations]
+//   primary = "/models"                 # default <data_dir>/models
+//   hf = "~/.cache/huggingface/hub"
+// (For convenience the [server] keys are also accepted at the top level.)
+// Relative paths in the file are relative to the file's directory; "~/" is
+// the user's home.
+//
+// Everything here is pure parsing with no side effects (no directories are
+// created); thread-compatible.
+#pragma once
+
+#include <filesystem>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+#include "common/status.h"
+
+namespace mw::config {
+
+inline constexpr int kDefaultPort = 8080;
+inline constexpr int kDefaultLoadTimeoutS = 300;
+inline constexpr std::string_view kDefaultHost = "127.0.0.1";
+inline constexpr std::string_view kPrimaryLocation = "primary";
+
+// A named directory that may hold model files.
+struct Location {
+  std::string name;
+  std::filesystem::path path;
+};
+
+struct Config {
+  std::string host{kDefaultHost};
+  int port = kDefaultPort;  // 0 = any free port (the server prints the one it got)
+  std::filesystem::path data_dir;
+  // "primary" is always present and always first.
+  std::vector<Location> locations;
+  int load_timeout_s = kDefaultLoadTimeoutS;
+  std::filesystem::path crash_patterns_file;  // empty: built-in catalog only
+  std::string api_key;                        // empty: no authentication
+  std::filesystem::path worker_path;          // empty: next to the modelwarden binary
+  std::filesystem::path config_file;          // the file that was read; empty if none
+
+  // The path of a location by name, or nullptr.
+  const Location* FindLocation(std::string_view name) const;
+  std::filesystem::path RegistryPath() const { return data_dir / "registry.db"; }
+};
+
+// The parts of the process environment the defaults depend on (injectable for tests).
+struct Environment {
+  std::string home;             // $HOME
+  std::string xdg_data_home;    // $XDG_DATA_HOME
+  std::string xdg_config_home;  // $XDG_CONFIG_HOME
+  std::string api_key;          // $MODELWARDEN_API_KEY (overrides the file's api_key)
+  static Environment FromProcess();
+};
+
+// Flags of `modelwarden serve`. Unset flags leave the file's value.
+struct ServeFlags {
+  std::optional<std::string> host;
+  std::optional<int> port;
+  std::optional<std::filesystem::path> data_dir;
+  std::optional<std::filesystem::path> config_file;
+};
+
+// Parses `--host H --port P --data-dir DIR --config FILE` (also --flag=value).
+// kInvalidArgument on an unknown flag, a missing value or a bad port.
+[[nodiscard]] Result<ServeFlags> ParseServeFlags(const std::vector<std::string>& args);
+
+// $XDG_DATA_HOME/modelwarden, else ~/.local/share/modelwarden.
+std::filesystem::path DefaultDataDir(const Environment& env);
+// $XDG_CONFIG_HOME/modelwarden/config.toml, else ~/.config/modelwarden/config.toml.
+std::filesystem::path DefaultConfigPath(const Environment& env);
+
+// Applies the TOML text onto `config` (keys absent from the text keep their
+// value). `base_dir` resolves relative paths. kInvalidArgument with the line
+// number on a syntax error, an unknown key, a wrong type or a bad value.
+[[nodiscard]] Status ApplyToml(std::string_view text, const std::filesystem::path& base_dir,
+                               const Environment& env, Config& config);
+
+// Builds the effective configuration: defaults, then the file, then flags,
+// then derived defaults (primary location = <data_dir>/models). Errors:
+// kNotFound if --config names a missing file; kInvalidArgument for a bad file
+// or flag value.
+[[nodiscard]] Result<Config> LoadConfig(const ServeFlags& flags, const Environment& env);
+
+// True for 127.0.0.0/8, ::1 and "localhost".
+bool IsLoopbackHost(std::string_view host);
+
+// Checks cross-field rules: a non-loopback host needs an api_key
+// (kFailedPrecondition), ports in range, location names well-formed.
+[[nodiscard]] Status ValidateConfig(const Config& config);
+
+}  // namespace mw::config
