@@ -1,0 +1,856 @@
+// modelwarden web page: model cards, details modal, load warnings.
+//
+// Plain browser JavaScript, no framework, no network beyond this server.
+// Safety rule: every string that comes from the server (names, notes, log
+// lines, error messages) reaches the page through textContent, value or an
+// attribute, never through innerHTML, so text from logs can never become
+// markup or script.
+'use strict';
+
+(() => {
+  const STATUSES = ['unknown', 'compatible', 'incompatible', 'degraded', 'testing'];
+  // A person may set any status but `testing` (SPEC §1 rule 5).
+  const MANUAL_STATUSES = ['unknown', 'compatible', 'incompatible', 'degraded'];
+  const MODEL_NAME_RE = /^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/;
+  // Banner rule: when the newest FAILURE_STREAK load outcomes known to the
+  // page are all failures, the machine is more likely at fault than the
+  // models. Each model contributes its last success (last_loaded_at) and its
+  // last failure (last_failed_at), so a streak of 3 failures means 3
+  // different models failed since anything last loaded successfully.
+  const FAILURE_STREAK = 3;
+  const POLL_LIVE_MS = 15000;   // fallback poll while live events flow
+  const POLL_OFFLINE_MS = 3000; // poll while the event stream is down
+  const POLL_BUSY_MS = 1000;    // poll while a load runs and events are down
+  const STATUS_POLL_MS = 10000;
+
+  const state = {
+    models: new Map(),     // model_name -> model JSON
+    cards: new Map(),      // model_name -> card elements
+    pending: new Set(),    // names with a load request in flight from this page
+    status: null,          // last GET /api/status
+    loadedOnce: false,
+    eventsLive: false,
+    details: null,         // {name, opener, original:{status, notes, config}}
+    pollTimer: 0,
+  };
+
+  const $ = (id) => document.getElementById(id);
+
+  // ---------------------------------------------------------------- HTTP --
+
+  class ApiError extends Error {
+    constructor(httpStatus, code, message, body) {
+      super(message);
+      this.httpStatus = httpStatus;
+      this.code = code;
+      this.body = body;
+    }
+  }
+
+  async function api(method, path, body) {
+    const init = { method, headers: { Accept: 'application/json' } };
+    if (body !== undefined) {
+      init.headers['Content-Type'] = 'application/json';
+      init.body = JSON.stringify(body);
+    }
+    let res;
+    try {
+      res = await fetch(path, init);
+    } catch (e) {
+      throw new ApiError(0, 'network', `Cannot reach the server (${e.message}).`, null);
+    }
+    const text = await res.text();
+    let data = null;
+    if (text) {
+      try { data = JSON.parse(text); } catch { data = null; }
+    }
+    if (!res.ok) {
+      const err = data && typeof data.error === 'object' && data.error ? data.error : {};
+      const message = typeof err.message === 'string' && err.message
+        ? err.message : `The server answered ${res.status} ${res.statusText}.`;
+      throw new ApiError(res.status, err.code || `http_${res.status}`, message, data);
+    }
+    return data;
+  }
+
+  const modelUrl = (name) => `/api/models/${encodeURIComponent(name)}`;
+
+  // -------------------------------------------------------------- helpers --
+
+  // Creates an element; `text` always goes through textContent.
+  function el(tag, opts = {}, children = []) {
+    const node = document.createElement(tag);
+    if (opts.className) node.className = opts.className;
+    if (opts.text !== undefined && opts.text !== null) node.textContent = String(opts.text);
+    if (opts.title) node.title = opts.title;
+    for (const child of children) if (child) node.append(child);
+    return node;
+  }
+
+  const str = (v) => (typeof v === 'string' ? v : v === null || v === undefined ? '' : String(v));
+  const validStatus = (s) => (STATUSES.includes(s) ? s : 'unknown');
+
+  function firstLine(text) {
+    const lines = str(text).split(/\r?\n/).map((l) => l.trim()).filter(Boolean);
+    return lines.length ? lines[0] : '';
+  }
+
+  function formatBytes(n) {
+    if (typeof n !== 'number' || !Number.isFinite(n) || n < 0) return '?';
+    const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB'];
+    let i = 0;
+    while (n >= 1024 && i < units.length - 1) { n /= 1024; i += 1; }
+    return `${n >= 100 || i === 0 ? Math.round(n) : n.toFixed(1)} ${units[i]}`;
+  }
+
+  function formatTime(iso) {
+    if (!iso) return '';
+    const t = Date.parse(iso);
+    return Number.isNaN(t) ? str(iso) : new Date(t).toLocaleString();
+  }
+
+  function formatDuration(ms) {
+    if (typeof ms !== 'number' || !Number.isFinite(ms)) return '';
+    return ms < 1000 ? `${Math.round(ms)} ms` : `${(ms / 1000).toFixed(1)} s`;
+  }
+
+  function setHidden(node, hidden) { node.hidden = hidden; }
+
+  function showError(node, message) {
+    node.textContent = message || '';
+    node.hidden = !message;
+  }
+
+  function toast(message, kind = 'info') {
+    const box = el('div', { className: `toast toast-${kind}`, text: message });
+    $('toasts').append(box);
+    setTimeout(() => box.remove(), kind === 'error' ? 12000 : 6000);
+  }
+
+  // Parses a load_config editor's text: {ok, value} or {ok:false, message}.
+  function parseConfig(text) {
+    const trimmed = text.trim();
+    if (trimmed === '') return { ok: true, value: {} };
+    let value;
+    try {
+      value = JSON.parse(trimmed);
+    } catch (e) {
+      return { ok: false, message: `load_config is not valid JSON: ${e.message}` };
+    }
+    if (value === null || typeof value !== 'object' || Array.isArray(value)) {
+      return { ok: false, message: 'load_config must be a JSON object, like {"n_ctx": 2048}.' };
+    }
+    return { ok: true, value };
+  }
+
+  // Stable text of a JSON value, to tell whether an edit changed anything.
+  function canonical(value) {
+    if (Array.isArray(value)) return `[${value.map(canonical).join(',')}]`;
+    if (value && typeof value === 'object') {
+      return `{${Object.keys(value).sort().map((k) => `${JSON.stringify(k)}:${canonical(value[k])}`).join(',')}}`;
+    }
+    return JSON.stringify(value === undefined ? null : value);
+  }
+
+  // ---------------------------------------------- warnings of SPEC §7 ----
+
+  const notesText = (m) => str(m.compatibility_notes) || 'None';
+
+  function incompatibleWarning(m) {
+    return `⚠️ WARNING: "${m.model_name}" is marked as INCOMPATIBLE with this hardware!\n\n`
+      + 'This model has failed to load previously and may crash the server.\n\n'
+      + `Notes: ${notesText(m)}\n\n`
+      + 'Do you want to retry loading anyway? (This will use force_load=true)';
+  }
+
+  function degradedWarning(m) {
+    return `⚠️ WARNING: "${m.model_name}" has DEGRADED compatibility!\n\n`
+      + 'This model has loaded successfully before but recently failed.\n'
+      + 'This might be a temporary issue (WSL/GPU reset needed).\n\n'
+      + `Notes: ${notesText(m)}\n\n`
+      + 'Do you want to try loading anyway?';
+  }
+
+  // Our own confirm(): resolves true only on the OK button. Cancel has the
+  // focus, so Enter or Esc never loads a risky model by accident.
+  function confirmDialog(message, okLabel) {
+    const dialog = $('confirm');
+    $('confirm-message').textContent = message;
+    $('confirm-ok').textContent = okLabel;
+    dialog.returnValue = '';
+    const opener = document.activeElement;
+    return new Promise((resolve) => {
+      dialog.addEventListener('close', () => {
+        if (opener && opener.isConnected) opener.focus();
+        resolve(dialog.returnValue === 'ok');
+      }, { once: true });
+      dialog.showModal();
+      $('confirm-cancel').focus();
+    });
+  }
+
+  // --------------------------------------------------------------- cards --
+
+  function cardFor(name) {
+    let card = state.cards.get(name);
+    if (card) return card;
+    const li = $('card-template').content.firstElementChild.cloneNode(true);
+    card = {
+      li,
+      name: li.querySelector('.model-name'),
+      badge: li.querySelector('.badge'),
+      hf: li.querySelector('.hf-path'),
+      engine: li.querySelector('.engine'),
+      loads: li.querySelector('.total-loads'),
+      failures: li.querySelector('.total-failures'),
+      loadState: li.querySelector('.load-state'),
+      progressWrap: li.querySelector('.progress-wrap'),
+      progress: li.querySelector('.progress'),
+      progressText: li.querySelector('.progress-text'),
+      lastError: li.querySelector('.last-error'),
+      load: li.querySelector('.load-btn'),
+      unload: li.querySelector('.unload-btn'),
+    };
+    li.dataset.model = name;
+    card.name.addEventListener('click', () => openDetails(name, card.name));
+    card.load.addEventListener('click', () => loadModel(name));
+    card.unload.addEventListener('click', () => unloadModel(name));
+    state.cards.set(name, card);
+    return card;
+  }
+
+  function renderCard(m) {
+    const name = m.model_name;
+    const card = cardFor(name);
+    const status = validStatus(m.compatibility_status);
+    const pending = state.pending.has(name);
+    const loadState = str(m.load_state) || (m.loaded ? 'loaded' : 'idle');
+    const busy = pending || loadState === 'queued' || loadState === 'loading' || status === 'testing';
+
+    card.li.dataset.status = status;
+    card.li.dataset.loadState = loadState;
+    card.li.classList.toggle('is-loaded', Boolean(m.loaded));
+    card.name.textContent = name;
+    card.name.setAttribute('aria-label', `${name}: details`);
+    card.badge.textContent = status;
+    card.badge.className = `badge badge-${status}`;
+    card.hf.textContent = str(m.hf_path) || 'no Hugging Face path';
+    card.hf.classList.toggle('muted', !m.hf_path);
+    card.engine.textContent = str(m.engine) || 'llama.cpp';
+    card.loads.textContent = String(m.total_loads ?? 0);
+    card.failures.textContent = String(m.total_failures ?? 0);
+    card.loadState.textContent = pending && loadState === 'idle' ? 'requested' : loadState;
+
+    setHidden(card.progressWrap, !busy);
+    if (busy) {
+      const p = m.load_progress;
+      if (typeof p === 'number' && Number.isFinite(p) && loadState === 'loading') {
+        const clamped = Math.min(1, Math.max(0, p));
+        card.progress.value = clamped;
+        card.progressText.textContent = `${Math.round(clamped * 100)} %`;
+      } else {
+        card.progress.removeAttribute('value'); // indeterminate
+        card.progressText.textContent = loadState === 'queued' ? 'queued' : 'loading…';
+      }
+      card.progress.setAttribute('aria-label', `Loading ${name}`);
+    }
+
+    // Last error line: the reason a loaded worker died, else the notes.
+    const lastError = str(m.last_error);
+    const notes = str(m.compatibility_notes);
+    const text = lastError || notes;
+    card.lastError.replaceChildren();
+    if (text) {
+      const isError = Boolean(lastError) || status === 'incompatible' || status === 'degraded';
+      card.lastError.append(
+        el('span', { className: 'last-error-label', text: lastError ? 'Last error: ' : 'Notes: ' }),
+        el('span', { className: 'last-error-text', text: firstLine(text) }));
+      card.lastError.title = text;
+      card.lastError.classList.toggle('is-error', isError);
+    } else {
+      card.lastError.removeAttribute('title');
+    }
+    setHidden(card.lastError, !text);
+
+    card.load.disabled = busy || Boolean(m.loaded);
+    card.load.textContent = busy ? 'Loading…' : m.loaded ? 'Loaded' : 'Load';
+    card.load.setAttribute('aria-label', `Load ${name}`);
+    card.unload.disabled = !m.loaded;
+    card.unload.setAttribute('aria-label', `Unload ${name}`);
+  }
+
+  // Keeps cards in name order, moving only what is out of place so that a
+  // focused button keeps its focus across updates.
+  function placeCards() {
+    const list = $('models');
+    const names = [...state.models.keys()].sort((a, b) => a.localeCompare(b));
+    let cursor = list.firstElementChild;
+    for (const name of names) {
+      const li = state.cards.get(name).li;
+      if (li === cursor) {
+        cursor = cursor.nextElementSibling;
+      } else {
+        list.insertBefore(li, cursor);
+      }
+    }
+    while (cursor) {
+      const next = cursor.nextElementSibling;
+      cursor.remove();
+      cursor = next;
+    }
+  }
+
+  function renderAll() {
+    for (const m of state.models.values()) renderCard(m);
+    for (const [name] of state.cards) {
+      if (!state.models.has(name)) state.cards.delete(name);
+    }
+    placeCards();
+    setHidden($('models-empty'), !state.loadedOnce || state.models.size > 0);
+    renderCounts();
+    renderBanner();
+    renderLoaded();
+  }
+
+  function upsertModel(m, { replace = false } = {}) {
+    if (!m || typeof m.model_name !== 'string') return;
+    const old = state.models.get(m.model_name);
+    // Events may carry only part of a model; keep what we knew.
+    const merged = replace || !old ? m : { ...old, ...m };
+    state.models.set(m.model_name, merged);
+    renderCard(merged);
+    placeCards();
+    setHidden($('models-empty'), state.models.size > 0);
+    renderCounts();
+    renderBanner();
+    renderLoaded();
+    if (state.details && state.details.name === m.model_name) onDetailsModelChanged(old, merged);
+  }
+
+  // ------------------------------------------------------------- header --
+
+  function renderCounts() {
+    const counts = Object.fromEntries(STATUSES.map((s) => [s, 0]));
+    for (const m of state.models.values()) counts[validStatus(m.compatibility_status)] += 1;
+    const list = $('status-counts');
+    list.replaceChildren(...STATUSES.map((s) => {
+      const li = el('li', { className: 'count' },
+        [el('span', { className: `badge badge-${s}`, text: s }),
+         el('span', { className: 'count-n', text: String(counts[s]) })]);
+      li.dataset.status = s;
+      return li;
+    }));
+  }
+
+  function renderStatus() {
+    const s = state.status;
+    if (!s) return;
+    $('server-version').textContent = s.version ? `v${str(s.version)}` : '';
+    const devices = Array.isArray(s.devices) ? s.devices : [];
+    const list = $('devices');
+    if (!devices.length) {
+      list.replaceChildren(el('li', { className: 'muted', text: 'No devices reported' }));
+    } else {
+      list.replaceChildren(...devices.map((d) => {
+        const total = Number(d.memory_total);
+        const free = Number(d.memory_free);
+        const children = [
+          el('span', { className: 'device-name', text: str(d.name) || 'device' }),
+          el('span', { className: 'chip', text: str(d.kind) || '?' }),
+        ];
+        if (Number.isFinite(total) && total > 0) {
+          const used = Number.isFinite(free) ? Math.max(0, total - free) : NaN;
+          const meter = el('meter');
+          meter.min = 0;
+          meter.max = total;
+          if (Number.isFinite(used)) meter.value = used;
+          meter.setAttribute('aria-label', `${str(d.name)} memory used`);
+          children.push(meter, el('span', {
+            className: 'device-mem',
+            text: `${formatBytes(free)} free of ${formatBytes(total)}`,
+          }));
+        }
+        return el('li', { className: 'device' }, children);
+      }));
+    }
+    renderLoaded();
+  }
+
+  function renderLoaded() {
+    const names = new Set();
+    for (const m of state.models.values()) if (m.loaded) names.add(m.model_name);
+    const fromStatus = state.status && (state.status.loaded_models || state.status.loaded);
+    if (Array.isArray(fromStatus)) {
+      for (const x of fromStatus) {
+        const n = typeof x === 'string' ? x : x && x.model_name;
+        if (typeof n === 'string' && state.models.get(n)?.loaded !== false) names.add(n);
+      }
+    }
+    const node = $('loaded-models');
+    node.textContent = names.size ? [...names].sort().join(', ') : 'none';
+    node.classList.toggle('muted', names.size === 0);
+  }
+
+  function recentFailureStreak() {
+    const outcomes = [];
+    for (const m of state.models.values()) {
+      const ok = Date.parse(m.last_loaded_at);
+      const bad = Date.parse(m.last_failed_at);
+      if (!Number.isNaN(ok)) outcomes.push({ t: ok, failed: false, name: m.model_name });
+      if (!Number.isNaN(bad)) outcomes.push({ t: bad, failed: true, name: m.model_name });
+    }
+    outcomes.sort((a, b) => b.t - a.t);
+    const recent = outcomes.slice(0, FAILURE_STREAK);
+    if (recent.length < FAILURE_STREAK || !recent.every((o) => o.failed)) return null;
+    return recent.map((o) => o.name);
+  }
+
+  function renderBanner() {
+    const names = recentFailureStreak();
+    const banner = $('system-banner');
+    if (!names) { banner.hidden = true; return; }
+    $('system-banner-text').textContent =
+      ` The last ${names.length} load attempts, on different models (${names.join(', ')}), `
+      + 'all failed, and nothing has loaded since. A system-wide GPU or driver problem is more '
+      + 'likely than bad models: check the GPU driver and free GPU memory (or reset the GPU / '
+      + 'restart WSL) before marking models incompatible.';
+    banner.hidden = false;
+  }
+
+  function setConnection(live) {
+    state.eventsLive = live;
+    const node = $('connection');
+    node.dataset.state = live ? 'live' : 'polling';
+    node.textContent = live ? 'live' : 'polling';
+  }
+
+  // ------------------------------------------------------------ refresh --
+
+  async function refreshModels() {
+    try {
+      const data = await api('GET', '/api/models');
+      const list = data && Array.isArray(data.models) ? data.models : [];
+      const seen = new Set();
+      for (const m of list) {
+        if (!m || typeof m.model_name !== 'string') continue;
+        seen.add(m.model_name);
+        state.models.set(m.model_name, m);
+      }
+      for (const name of [...state.models.keys()]) if (!seen.has(name)) state.models.delete(name);
+      state.loadedOnce = true;
+      showError($('models-error'), '');
+      renderAll();
+      if (state.details && !state.models.has(state.details.name)) $('details').close();
+    } catch (e) {
+      showError($('models-error'), `Could not read the model list: ${e.message}`);
+    }
+  }
+
+  async function refreshStatus() {
+    try {
+      state.status = await api('GET', '/api/status');
+      renderStatus();
+    } catch (e) {
+      $('devices').replaceChildren(el('li', { className: 'muted', text: `Status unavailable: ${e.message}` }));
+    }
+  }
+
+  function schedulePoll() {
+    clearTimeout(state.pollTimer);
+    const busy = state.pending.size > 0
+      || [...state.models.values()].some((m) => m.load_state === 'loading' || m.load_state === 'queued');
+    const delay = state.eventsLive ? POLL_LIVE_MS : busy ? POLL_BUSY_MS : POLL_OFFLINE_MS;
+    state.pollTimer = setTimeout(async () => {
+      if (!document.hidden) await refreshModels();
+      schedulePoll();
+    }, delay);
+  }
+
+  function connectEvents() {
+    if (!('EventSource' in window)) { setConnection(false); return; }
+    const source = new EventSource('/api/events');
+    source.addEventListener('open', () => { setConnection(true); schedulePoll(); });
+    source.addEventListener('error', () => {
+      setConnection(false);
+      schedulePoll();
+      // The browser retries by itself unless the stream was refused outright.
+      if (source.readyState === EventSource.CLOSED) setTimeout(connectEvents, 5000);
+    });
+    source.addEventListener('model', (ev) => {
+      let m;
+      try { m = JSON.parse(ev.data); } catch { return; }
+      upsertModel(m);
+    });
+    source.addEventListener('status', () => {
+      // Counts come from the model list itself so that header and cards
+      // never disagree; a status event only says that something changed.
+      refreshStatus();
+    });
+  }
+
+  // ------------------------------------------------------ load / unload --
+
+  async function loadModel(name) {
+    const m = state.models.get(name);
+    if (!m) return;
+    let force = false;
+    const status = validStatus(m.compatibility_status);
+    if (status === 'incompatible') {
+      if (!await confirmDialog(incompatibleWarning(m), 'Load anyway (force)')) return;
+      force = true;
+    } else if (status === 'degraded') {
+      if (!await confirmDialog(degradedWarning(m), 'Load anyway')) return;
+    }
+    state.pending.add(name);
+    renderCard(state.models.get(name) || m);
+    schedulePoll();
+    try {
+      const body = { model_name: name };
+      if (force) body.force_load = true;
+      const res = await api('POST', '/api/orchestrate/load', body);
+      const warning = res && typeof res.warning === 'string' ? ` ${res.warning}` : '';
+      toast(`Loaded "${name}".${warning}`, warning ? 'warn' : 'ok');
+    } catch (e) {
+      const err = (e.body && e.body.error) || {};
+      const classification = err.classification || (e.body && e.body.classification);
+      const summary = classification && typeof classification.summary === 'string'
+        ? ` (${classification.summary})` : '';
+      toast(`Loading "${name}" failed: ${e.message}${summary}`, 'error');
+    } finally {
+      state.pending.delete(name);
+      await refreshModels();
+      refreshStatus();
+      schedulePoll();
+    }
+  }
+
+  async function unloadModel(name) {
+    const card = state.cards.get(name);
+    if (card) card.unload.disabled = true;
+    try {
+      await api('POST', '/api/orchestrate/unload', { model_name: name });
+      toast(`Unloaded "${name}".`, 'ok');
+    } catch (e) {
+      toast(`Unloading "${name}" failed: ${e.message}`, 'error');
+    } finally {
+      await refreshModels();
+      refreshStatus();
+    }
+  }
+
+  // -------------------------------------------------------------- modal --
+
+  // Keeps Tab and Shift+Tab inside an open dialog (showModal already makes
+  // the page behind it inert; this also stops focus leaving for the browser UI).
+  function trapFocus(dialog) {
+    dialog.addEventListener('keydown', (ev) => {
+      if (ev.key !== 'Tab') return;
+      const focusable = [...dialog.querySelectorAll(
+        'button, [href], input, select, textarea, summary, [tabindex]:not([tabindex="-1"])')]
+        .filter((n) => !n.disabled && !n.closest('[hidden]') && n.getClientRects().length > 0);
+      if (!focusable.length) return;
+      const first = focusable[0];
+      const last = focusable[focusable.length - 1];
+      if (ev.shiftKey && document.activeElement === first) {
+        ev.preventDefault();
+        last.focus();
+      } else if (!ev.shiftKey && document.activeElement === last) {
+        ev.preventDefault();
+        first.focus();
+      }
+    });
+    for (const btn of dialog.querySelectorAll('[data-close]')) {
+      btn.addEventListener('click', () => dialog.close());
+    }
+  }
+
+  function fillDetailsFacts(m) {
+    const facts = $('details-facts');
+    const rows = [
+      ['Hugging Face path', str(m.hf_path) || '—'],
+      ['Engine', str(m.engine) || 'llama.cpp'],
+      ['Location', str(m.cache_location) || '—'],
+      ['File', str(m.file_path) || '—'],
+      ['Loads / failures', `${m.total_loads ?? 0} / ${m.total_failures ?? 0}`],
+      ['Last loaded', formatTime(m.last_loaded_at) || 'never'],
+      ['Last failed', formatTime(m.last_failed_at) || 'never'],
+      ['State', `${str(m.load_state) || 'idle'}${m.loaded ? ' (loaded)' : ''}`],
+    ];
+    if (m.last_error) rows.push(['Last error', str(m.last_error)]);
+    facts.replaceChildren(...rows.map(([k, v]) => el('div', {}, [el('dt', { text: k }), el('dd', { text: v })])));
+    const status = validStatus(m.compatibility_status);
+    const badge = $('details-badge');
+    badge.textContent = status;
+    badge.className = `badge badge-${status}`;
+  }
+
+  // Fills the editable fields and remembers them, to send only what changed.
+  function fillDetailsForm(m) {
+    const status = validStatus(m.compatibility_status);
+    const select = $('details-status');
+    if (MANUAL_STATUSES.includes(status)) {
+      select.value = status;
+    } else {
+      select.selectedIndex = -1; // `testing` is never offered
+    }
+    const hint = $('details-status-hint');
+    hint.textContent = status === 'testing'
+      ? 'A load attempt is in progress; its outcome will set the status.' : '';
+    hint.hidden = status !== 'testing';
+    $('details-notes').value = str(m.compatibility_notes);
+    const config = m.load_config && typeof m.load_config === 'object' ? m.load_config : {};
+    $('details-config').value = JSON.stringify(config, null, 2);
+    $('details-config').removeAttribute('aria-invalid');
+    showError($('details-config-error'), '');
+    state.details.original = {
+      status: MANUAL_STATUSES.includes(status) ? status : '',
+      notes: str(m.compatibility_notes),
+      config: canonical(config),
+    };
+  }
+
+  function renderAttempts(attempts) {
+    const list = $('attempts');
+    const items = Array.isArray(attempts) ? attempts : [];
+    setHidden($('attempts-empty'), items.length > 0);
+    list.replaceChildren(...items.map((a, i) => {
+      const outcome = str(a.outcome) || 'unknown';
+      const head = el('div', { className: 'attempt-head' }, [
+        el('span', { className: `badge outcome outcome-${outcome.replace(/[^a-z_]/g, '')}`, text: outcome }),
+        a.forced ? el('span', { className: 'chip', text: 'forced' }) : null,
+        el('span', { className: 'muted', text: formatTime(a.started_at) }),
+        a.duration_ms !== undefined && a.duration_ms !== null
+          ? el('span', { className: 'muted', text: formatDuration(a.duration_ms) }) : null,
+      ]);
+      const li = el('li', { className: 'attempt' }, [head]);
+      li.dataset.outcome = outcome;
+      if (a.status_before || a.status_after) {
+        li.append(el('p', { className: 'attempt-line', text: `Status: ${str(a.status_before) || '?'} → ${str(a.status_after) || '?'}` }));
+      }
+      const exitBits = [];
+      if (a.exit_code !== undefined && a.exit_code !== null) exitBits.push(`exit code ${a.exit_code}`);
+      if (a.signal) exitBits.push(`signal ${str(a.signal)}`);
+      if (a.category) exitBits.push(`category ${str(a.category)}${a.pattern_id ? ` (${str(a.pattern_id)})` : ''}`);
+      if (exitBits.length) li.append(el('p', { className: 'attempt-line', text: exitBits.join(' · ') }));
+      if (a.summary) li.append(el('p', { className: 'attempt-summary', text: str(a.summary) }));
+      if (a.matched_line) li.append(el('pre', { className: 'matched-line', text: str(a.matched_line) }));
+      if (a.log_excerpt) {
+        const details = el('details', { className: 'log' }, [
+          el('summary', { text: 'Log excerpt' }),
+          el('pre', { className: 'log-excerpt', text: str(a.log_excerpt) }),
+        ]);
+        if (i === 0 && outcome !== 'success') details.open = true;
+        li.append(details);
+      }
+      return li;
+    }));
+  }
+
+  async function loadDetails(name) {
+    try {
+      const m = await api('GET', modelUrl(name));
+      if (!state.details || state.details.name !== name) return;
+      fillDetailsFacts(m);
+      renderAttempts(m.attempts);
+      return m;
+    } catch (e) {
+      if (state.details && state.details.name === name) showError($('details-error'), e.message);
+      return null;
+    }
+  }
+
+  async function openDetails(name, opener) {
+    const m = state.models.get(name);
+    if (!m) return;
+    state.details = { name, opener, original: null };
+    $('details-title').textContent = name;
+    showError($('details-error'), '');
+    fillDetailsFacts(m);
+    fillDetailsForm(m);
+    renderAttempts([]);
+    $('attempts-empty').textContent = 'Loading attempts…';
+    $('details').showModal();
+    $('details-status').focus();
+    const full = await loadDetails(name);
+    $('attempts-empty').textContent = 'No load attempts yet.';
+    if (full && state.details && state.details.name === name && !detailsDirty()) fillDetailsForm(full);
+  }
+
+  function detailsDirty() {
+    const o = state.details && state.details.original;
+    if (!o) return false;
+    return $('details-status').value !== o.status
+      || $('details-notes').value !== o.notes
+      || $('details-config').value.trim() !== '' && (() => {
+        const p = parseConfig($('details-config').value);
+        return !p.ok || canonical(p.value) !== o.config;
+      })();
+  }
+
+  // A live update for the open model: refresh what is read-only, and the
+  // attempts once an attempt ended; never overwrite what the user is editing.
+  function onDetailsModelChanged(old, m) {
+    fillDetailsFacts(m);
+    const ended = old && (old.total_loads !== m.total_loads || old.total_failures !== m.total_failures
+      || old.compatibility_status !== m.compatibility_status);
+    if (ended) loadDetails(m.model_name);
+    if (!detailsDirty()) fillDetailsForm(m);
+  }
+
+  async function saveDetails(ev) {
+    ev.preventDefault();
+    const d = state.details;
+    if (!d || !d.original) return;
+    showError($('details-error'), '');
+    const configEl = $('details-config');
+    const parsed = parseConfig(configEl.value);
+    if (!parsed.ok) {
+      showError($('details-config-error'), parsed.message);
+      configEl.setAttribute('aria-invalid', 'true');
+      configEl.focus();
+      return; // nothing is sent
+    }
+    showError($('details-config-error'), '');
+    configEl.removeAttribute('aria-invalid');
+
+    const patch = {};
+    const status = $('details-status').value;
+    if (status && status !== d.original.status && MANUAL_STATUSES.includes(status)) {
+      patch.compatibility_status = status;
+    }
+    const notes = $('details-notes').value;
+    if (notes !== d.original.notes) patch.compatibility_notes = notes;
+    if (canonical(parsed.value) !== d.original.config) patch.load_config = parsed.value;
+    if (!Object.keys(patch).length) {
+      toast('Nothing to save: no field changed.');
+      return;
+    }
+
+    const save = $('details-save');
+    save.disabled = true;
+    try {
+      const updated = await api('PATCH', `${modelUrl(d.name)}/config`, patch);
+      toast(`Saved "${d.name}".`, 'ok');
+      const fresh = updated && typeof updated.model_name === 'string'
+        ? updated : await api('GET', modelUrl(d.name));
+      if (state.details === d) fillDetailsForm(fresh);
+      upsertModel(fresh);
+    } catch (e) {
+      showError($('details-error'), `The server refused the change: ${e.message}`);
+    } finally {
+      save.disabled = false;
+    }
+  }
+
+  async function deleteModel() {
+    const d = state.details;
+    if (!d) return;
+    const ok = await confirmDialog(
+      `Delete "${d.name}"?\n\nIt is unloaded first, and its load history is deleted with it.`, 'Delete');
+    if (!ok) return;
+    try {
+      await api('DELETE', modelUrl(d.name));
+      toast(`Deleted "${d.name}".`, 'ok');
+      $('details').close();
+    } catch (e) {
+      showError($('details-error'), e.message);
+    }
+    await refreshModels();
+  }
+
+  // ------------------------------------------------------------ register --
+
+  function openRegister() {
+    showError($('register-error'), '');
+    showError($('reg-config-error'), '');
+    $('register').showModal();
+    $('reg-name').focus();
+  }
+
+  async function submitRegister(ev) {
+    ev.preventDefault();
+    const form = $('register-form');
+    const name = $('reg-name').value.trim();
+    showError($('register-error'), '');
+    if (!MODEL_NAME_RE.test(name)) {
+      showError($('register-error'),
+        'The model name must start with a letter or digit and hold only letters, digits, ".", "_" and "-" (at most 128).');
+      $('reg-name').setAttribute('aria-invalid', 'true');
+      $('reg-name').focus();
+      return;
+    }
+    $('reg-name').removeAttribute('aria-invalid');
+    const parsed = parseConfig($('reg-config').value);
+    if (!parsed.ok) {
+      showError($('reg-config-error'), parsed.message);
+      $('reg-config').setAttribute('aria-invalid', 'true');
+      $('reg-config').focus();
+      return;
+    }
+    showError($('reg-config-error'), '');
+    $('reg-config').removeAttribute('aria-invalid');
+
+    const body = { model_name: name, engine: $('reg-engine').value };
+    const optional = { hf_path: 'reg-hf', file_path: 'reg-file', cache_location: 'reg-location' };
+    for (const [key, id] of Object.entries(optional)) {
+      const v = $(id).value.trim();
+      if (v) body[key] = v;
+    }
+    if (Object.keys(parsed.value).length) body.load_config = parsed.value;
+
+    const submit = $('register-submit');
+    submit.disabled = true;
+    try {
+      await api('POST', '/api/models', body);
+      toast(`Registered "${name}".`, 'ok');
+      form.reset();
+      $('register').close();
+      await refreshModels();
+      const card = state.cards.get(name);
+      if (card) card.name.focus();
+    } catch (e) {
+      showError($('register-error'), e.message);
+    } finally {
+      submit.disabled = false;
+    }
+  }
+
+  // --------------------------------------------------------------- start --
+
+  function start() {
+    for (const id of ['details', 'register', 'confirm']) trapFocus($(id));
+    $('details').addEventListener('close', () => {
+      const d = state.details;
+      state.details = null;
+      if (d && d.opener && d.opener.isConnected) d.opener.focus();
+    });
+    $('details-form').addEventListener('submit', saveDetails);
+    $('details-delete').addEventListener('click', deleteModel);
+    $('details-config').addEventListener('input', () => {
+      // Clear a shown error as soon as the text is valid again.
+      if (!$('details-config-error').hidden && parseConfig($('details-config').value).ok) {
+        showError($('details-config-error'), '');
+        $('details-config').removeAttribute('aria-invalid');
+      }
+    });
+    $('register-open').addEventListener('click', openRegister);
+    $('register-form').addEventListener('submit', submitRegister);
+    $('register').addEventListener('close', () => $('register-open').focus());
+
+    renderCounts();
+    setConnection(false);
+    refreshModels().then(schedulePoll);
+    refreshStatus();
+    setInterval(() => { if (!document.hidden) refreshStatus(); }, STATUS_POLL_MS);
+    connectEvents();
+  }
+
+  // Exposed for tests and the console; changes nothing by itself.
+  window.modelwarden = Object.freeze({ incompatibleWarning, degradedWarning, recentFailureStreak });
+
+  if (document.readyState === 'loading') {
+    document.addEventListener('DOMContentLoaded', start);
+  } else {
+    start();
+  }
+})();
