@@ -399,7 +399,9 @@
       if (!Number.isNaN(ok)) outcomes.push({ t: ok, failed: false, name: m.model_name });
       if (!Number.isNaN(bad)) outcomes.push({ t: bad, failed: true, name: m.model_name });
     }
-    outcomes.sort((a, b) => b.t - a.t);
+    // Newest first; on a tie (timestamps may be whole seconds) the success
+    // counts as newer, so that the banner never shows on a guess.
+    outcomes.sort((a, b) => b.t - a.t || Number(a.failed) - Number(b.failed));
     const recent = outcomes.slice(0, FAILURE_STREAK);
     if (recent.length < FAILURE_STREAK || !recent.every((o) => o.failed)) return null;
     return recent.map((o) => o.name);

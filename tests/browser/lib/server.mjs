@@ -1,0 +1,154 @@
+// Starts the real `modelwarden serve` on a free port with a temporary data
+// directory, and talks to it over HTTP. Nothing here is mocked.
+import { spawn, execFileSync } from 'node:child_process';
+import fs from 'node:fs';
+import net from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const here = path.dirname(fileURLToPath(import.meta.url));
+export const fixturesDir = path.resolve(here, '..', 'fixtures');
+export const sourceDir = path.resolve(here, '..', '..', '..');
+
+export function binDir() {
+  const dir = process.env.MW_BIN_DIR || path.join(sourceDir, 'build', 'bin');
+  const exe = path.join(dir, 'modelwarden');
+  if (!fs.existsSync(exe)) {
+    throw new Error(`${exe} not found: build first (make build) or set MW_BIN_DIR`);
+  }
+  return dir;
+}
+
+export function freePort() {
+  return new Promise((resolve, reject) => {
+    const srv = net.createServer();
+    srv.unref();
+    srv.on('error', reject);
+    srv.listen(0, '127.0.0.1', () => {
+      const { port } = srv.address();
+      srv.close(() => resolve(port));
+    });
+  });
+}
+
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+
+// A `command` engine load_config whose process prints a CUDA failure and
+// dies of SIGABRT. Prefers the shared fixture binary when it is built.
+export function crashingConfig() {
+  const fake = path.join(binDir(), 'mw-fake-engine');
+  if (fs.existsSync(fake) && process.env.MW_WEB_OWN_FIXTURES !== '1') {
+    return {
+      argv: [fake, '--print', 'ggml_cuda_init: failed to initialize CUDA: no CUDA-capable device is detected',
+        '--print', '<img src=x onerror="window.__xssLog=1"> <b>markup in a log line</b>', '--then', 'abort'],
+    };
+  }
+  return { argv: [path.join(fixturesDir, 'crash.sh'), '{model_name}'] };
+}
+
+// A `command` engine load_config that becomes ready after `seconds`.
+export function slowReadyConfig(seconds) {
+  return {
+    argv: [path.join(fixturesDir, 'slow-ready.sh'), String(seconds)],
+    ready_pattern: 'server is ready',
+  };
+}
+
+export class Server {
+  constructor() {
+    this.output = '';
+    this.proc = null;
+  }
+
+  async start() {
+    const bin = binDir();
+    this.bin = bin;
+    this.dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'mw-web-'));
+    this.modelsDir = path.join(this.dataDir, 'models');
+    fs.mkdirSync(this.modelsDir, { recursive: true });
+    this.port = await freePort();
+    this.url = `http://127.0.0.1:${this.port}`;
+    this.proc = spawn(path.join(bin, 'modelwarden'),
+      ['serve', '--port', String(this.port), '--data-dir', this.dataDir],
+      { stdio: ['ignore', 'pipe', 'pipe'] });
+    const keep = (chunk) => {
+      this.output = (this.output + chunk.toString()).slice(-65536);
+    };
+    this.proc.stdout.on('data', keep);
+    this.proc.stderr.on('data', keep);
+    this.exited = new Promise((resolve) => this.proc.on('exit', (code, signal) => resolve({ code, signal })));
+
+    const deadline = Date.now() + 30000;
+    let lastError = null;
+    while (Date.now() < deadline) {
+      if (this.proc.exitCode !== null || this.proc.signalCode !== null) {
+        throw new Error(`modelwarden serve exited early:\n${this.output}`);
+      }
+      try {
+        const res = await fetch(`${this.url}/api/status`);
+        if (res.ok) return this;
+        lastError = new Error(`GET /api/status answered ${res.status}`);
+      } catch (e) {
+        lastError = e;
+      }
+      await sleep(100);
+    }
+    await this.stop();
+    throw new Error(`modelwarden serve did not answer in 30 s (${lastError && lastError.message}):\n${this.output}`);
+  }
+
+  // Writes a small real GGUF model into the `primary` location; returns its
+  // file name relative to that location.
+  makeTestModel(fileName = 'tiny.gguf') {
+    const out = path.join(this.modelsDir, fileName);
+    if (!fs.existsSync(out)) {
+      execFileSync(path.join(this.bin, 'modelwarden'), ['make-test-model', out],
+        { stdio: ['ignore', 'pipe', 'pipe'], timeout: 120000 });
+    }
+    return fileName;
+  }
+
+  // JSON request; resolves {status, body}. Never throws on 4xx/5xx.
+  async api(method, urlPath, body) {
+    const init = { method, headers: {} };
+    if (body !== undefined) {
+      init.headers['Content-Type'] = 'application/json';
+      init.body = typeof body === 'string' ? body : JSON.stringify(body);
+    }
+    const res = await fetch(this.url + urlPath, init);
+    const text = await res.text();
+    let json = null;
+    try { json = text ? JSON.parse(text) : null; } catch { json = null; }
+    return { status: res.status, body: json, text };
+  }
+
+  // Same as api(), but fails with the server's answer unless it is 2xx.
+  async ok(method, urlPath, body) {
+    const res = await this.api(method, urlPath, body);
+    if (res.status < 200 || res.status > 299) {
+      throw new Error(`${method} ${urlPath} -> ${res.status} ${res.text}`);
+    }
+    return res.body;
+  }
+
+  model(name) {
+    return this.ok('GET', `/api/models/${encodeURIComponent(name)}`);
+  }
+
+  async stop() {
+    if (this.proc && this.proc.exitCode === null && this.proc.signalCode === null) {
+      this.proc.kill('SIGTERM');
+      const timer = setTimeout(() => this.proc.kill('SIGKILL'), 15000);
+      await this.exited;
+      clearTimeout(timer);
+    }
+    if (this.dataDir && process.env.MW_KEEP_TMP !== '1') {
+      fs.rmSync(this.dataDir, { recursive: true, force: true });
+    }
+  }
+}
+
+export async function startServer() {
+  return new Server().start();
+}
