@@ -1,0 +1,46 @@
+#include "api/errors.h"
+
+namespace mw::api {
+
+ErrorInfo DescribeError(ErrorKind kind) {
+  switch (kind) {
+    case ErrorKind::kInvalidRequest: return {400, "invalid_request"};
+    case ErrorKind::kUnauthorized: return {401, "unauthorized"};
+    case ErrorKind::kForbidden: return {403, "forbidden"};
+    case ErrorKind::kNotFound: return {404, "not_found"};
+    case ErrorKind::kMethodNotAllowed: return {405, "method_not_allowed"};
+    case ErrorKind::kModelNotFound: return {404, "model_not_found"};
+    case ErrorKind::kModelExists: return {409, "model_exists"};
+    case ErrorKind::kConflict: return {409, "conflict"};
+    case ErrorKind::kModelIncompatible: return {409, "model_incompatible"};
+    case ErrorKind::kPayloadTooLarge: return {413, "payload_too_large"};
+    case ErrorKind::kLoadFailed: return {422, "load_failed"};
+    case ErrorKind::kInternal: return {500, "internal"};
+    case ErrorKind::kDataLoss: return {500, "data_loss"};
+    case ErrorKind::kUnavailable: return {503, "unavailable"};
+    case ErrorKind::kTimeout: return {504, "timeout"};
+    case ErrorKind::kInsufficientStorage: return {507, "insufficient_storage"};
+  }
+  return {500, "internal"};
+}
+
+ErrorKind ErrorKindForStatus(StatusCode code) {
+  switch (code) {
+    case StatusCode::kInvalidArgument: return ErrorKind::kInvalidRequest;
+    case StatusCode::kNotFound: return ErrorKind::kModelNotFound;
+    case StatusCode::kAlreadyExists: return ErrorKind::kModelExists;
+    case StatusCode::kFailedPrecondition: return ErrorKind::kConflict;
+    case StatusCode::kResourceExhausted: return ErrorKind::kInsufficientStorage;
+    case StatusCode::kUnavailable: return ErrorKind::kUnavailable;
+    case StatusCode::kDeadlineExceeded: return ErrorKind::kTimeout;
+    case StatusCode::kAborted: return ErrorKind::kLoadFailed;
+    case StatusCode::kDataLoss: return ErrorKind::kDataLoss;
+    case StatusCode::kPermissionDenied: return ErrorKind::kForbidden;
+    case StatusCode::kUnauthenticated: return ErrorKind::kUnauthorized;
+    case StatusCode::kOk:
+    case StatusCode::kInternal: return ErrorKind::kInternal;
+  }
+  return ErrorKind::kInternal;
+}
+
+}  // namespace mw::api

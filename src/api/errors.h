@@ -1,0 +1,45 @@
+// api/errors.h: the ONE table from error kinds to HTTP statuses and the
+// stable `code` strings of {"error": {"code", "message"}}.
+//
+// Every error answer of the server is built from this table, whether it comes
+// from a Status returned by the core (ErrorKindForStatus), from the HTTP edge
+// itself (bad JSON, body too large, unknown path, missing API key), or from an
+// exception caught by the route wrapper. Pure functions; thread-safe.
+#pragma once
+
+#include <string>
+#include <string_view>
+
+#include "common/status.h"
+
+namespace mw::api {
+
+enum class ErrorKind {
+  kInvalidRequest,       // 400 malformed JSON, wrong types, bad names/values
+  kUnauthorized,         // 401 missing or wrong API key
+  kForbidden,            // 403 permission denied (read-only data directory, ...)
+  kNotFound,             // 404 unknown path
+  kMethodNotAllowed,     // 405 known path, wrong method
+  kModelNotFound,        // 404 no such model
+  kModelExists,          // 409 duplicate name
+  kConflict,             // 409 the model's state forbids it (e.g. delete while testing)
+  kModelIncompatible,    // 409 incompatible and not forced (body adds "notes")
+  kPayloadTooLarge,      // 413 request body over the limit
+  kLoadFailed,           // 422 the load attempt failed (body adds "classification")
+  kInternal,             // 500 a bug or unexpected library error
+  kDataLoss,             // 500 corrupt database file
+  kUnavailable,          // 503 shutting down, database locked, too many event streams
+  kTimeout,              // 504
+  kInsufficientStorage,  // 507 disk full
+};
+
+struct ErrorInfo {
+  int http_status;
+  std::string_view code;
+};
+
+ErrorInfo DescribeError(ErrorKind kind);
+// The kind for a Status returned by the core (never called with OK).
+ErrorKind ErrorKindForStatus(StatusCode code);
+
+}  // namespace mw::api

@@ -1,0 +1,77 @@
+#include "api/http_client.h"
+
+#include <httplib.h>
+
+namespace mw::api {
+
+struct HttpClient::Impl {
+  Impl(const std::string& host, int port) : client(host, port) {}
+  httplib::Client client;
+};
+
+HttpClient::HttpClient(std::unique_ptr<Impl> impl, std::string base_url)
+    : impl_(std::move(impl)), base_url_(std::move(base_url)) {}
+HttpClient::~HttpClient() = default;
+
+Result<std::unique_ptr<HttpClient>> HttpClient::Create(std::string_view base_url, std::string api_key,
+                                                       std::chrono::seconds read_timeout) {
+  std::string url(base_url);
+  constexpr std::string_view kScheme = "http://";
+  if (url.rfind(kScheme, 0) != 0) {
+    return InvalidArgumentError("server URL must start with http:// (got '" + url + "')");
+  }
+  std::string rest = url.substr(kScheme.size());
+  while (!rest.empty() && rest.back() == '/') rest.pop_back();
+  if (rest.find('/') != std::string::npos) return InvalidArgumentError("server URL must not have a path: " + url);
+  std::string host = rest;
+  int port = 80;
+  size_t colon = rest.rfind(':');
+  if (colon != std::string::npos && rest.find(']') == std::string::npos) {
+    host = rest.substr(0, colon);
+    std::string port_text = rest.substr(colon + 1);
+    if (port_text.empty() || port_text.size() > 5 ||
+        port_text.find_first_not_of("0123456789") != std::string::npos) {
+      return InvalidArgumentError("bad port in server URL: " + url);
+    }
+    port = std::stoi(port_text);
+  }
+  if (host.empty()) return InvalidArgumentError("no host in server URL: " + url);
+  auto impl = std::make_unique<Impl>(host, port);
+  impl->client.set_connection_timeout(std::chrono::seconds(5));
+  impl->client.set_read_timeout(read_timeout);
+  impl->client.set_write_timeout(std::chrono::seconds(30));
+  if (!api_key.empty()) impl->client.set_bearer_token_auth(api_key);
+  return std::unique_ptr<HttpClient>(new HttpClient(std::move(impl), "http://" + rest));
+}
+
+Result<HttpResponse> HttpClient::Send(std::string_view method, const std::string& path, const std::string& body) {
+  httplib::Result result{nullptr, httplib::Error::Unknown};
+  auto& c = impl_->client;
+  const char* type = "application/json";
+  if (method == "GET") {
+    result = c.Get(path);
+  } else if (method == "POST") {
+    result = c.Post(path, body, type);
+  } else if (method == "PATCH") {
+    result = c.Patch(path, body, type);
+  } else if (method == "DELETE") {
+    result = c.Delete(path);
+  } else {
+    return InvalidArgumentError("unsupported HTTP method " + std::string(method));
+  }
+  if (!result) {
+    httplib::Error err = result.error();
+    if (err == httplib::Error::Read) {
+      return DeadlineExceededError("no answer from " + base_url_ + " (read timed out or connection closed)");
+    }
+    return UnavailableError("cannot reach the modelwarden server at " + base_url_ + " (" + httplib::to_string(err) +
+                            "). Is `modelwarden serve` running? Set --url or MODELWARDEN_URL.");
+  }
+  HttpResponse response;
+  response.status = result->status;
+  response.body = result->body;
+  response.content_type = result->get_header_value("Content-Type");
+  return response;
+}
+
+}  // namespace mw::api

@@ -1,0 +1,46 @@
+// api/http_client.h: a minimal blocking HTTP client for the command-line
+// client (cli/), so that httplib stays inside api/.
+//
+// Send() returns the response whatever its HTTP status (the caller decides
+// what a 4xx means); an error Status only when no response came:
+// kUnavailable (cannot connect: server not running?), kDeadlineExceeded
+// (read timeout), kInvalidArgument (bad URL). Not thread-safe: one client per thread.
+#pragma once
+
+#include <chrono>
+#include <memory>
+#include <string>
+#include <string_view>
+
+#include "common/status.h"
+
+namespace mw::api {
+
+struct HttpResponse {
+  int status = 0;
+  std::string body;
+  std::string content_type;
+};
+
+class HttpClient {
+ public:
+  // `base_url` like "http://127.0.0.1:8080" (http only). kInvalidArgument otherwise.
+  [[nodiscard]] static Result<std::unique_ptr<HttpClient>> Create(std::string_view base_url, std::string api_key,
+                                                                  std::chrono::seconds read_timeout);
+  ~HttpClient();
+  HttpClient(const HttpClient&) = delete;
+  HttpClient& operator=(const HttpClient&) = delete;
+
+  // method: GET, POST, PATCH, DELETE. `body` is sent as application/json when non-empty.
+  [[nodiscard]] Result<HttpResponse> Send(std::string_view method, const std::string& path,
+                                          const std::string& body = {});
+  const std::string& base_url() const { return base_url_; }
+
+ private:
+  struct Impl;
+  HttpClient(std::unique_ptr<Impl> impl, std::string base_url);
+  std::unique_ptr<Impl> impl_;
+  std::string base_url_;
+};
+
+}  // namespace mw::api

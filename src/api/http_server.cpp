@@ -1,0 +1,298 @@
+#include "api/http_server.h"
+
+#include <httplib.h>
+
+#include <atomic>
+#include <exception>
+#include <utility>
+
+#include "api/errors.h"
+#include "api/event_hub.h"
+#include "api/json_codec.h"
+#include "common/log.h"
+#ifdef MW_HAVE_WEB
+#include "web/web_assets.h"
+#endif
+
+namespace mw::api {
+namespace {
+
+constexpr const char* kJson = "application/json; charset=utf-8";
+
+void SendError(httplib::Response& res, ErrorKind kind, std::string_view message, std::string_view extra = {}) {
+  ErrorInfo info = DescribeError(kind);
+  res.status = info.http_status;
+  res.set_content(ErrorToJson(info.code, message, extra), kJson);
+}
+
+void SendStatus(httplib::Response& res, const Status& status) {
+  SendError(res, ErrorKindForStatus(status.code()), status.message());
+}
+
+void SendJson(httplib::Response& res, int http_status, std::string body) {
+  res.status = http_status;
+  res.set_content(std::move(body), kJson);
+}
+
+// Constant-time over the bytes, so the key cannot be guessed byte by byte from timings.
+bool SecretEquals(std::string_view given, std::string_view key) {
+  if (key.empty() || given.size() != key.size()) return false;
+  unsigned char diff = 0;
+  for (size_t i = 0; i < key.size(); ++i) diff |= static_cast<unsigned char>(given[i] ^ key[i]);
+  return diff == 0;
+}
+
+std::string SseFrame(std::string_view event, std::string_view data) {
+  std::string frame = "event: ";
+  frame += event;
+  frame += "\ndata: ";
+  frame += data;  // our JSON is one line: no newline can split the frame
+  frame += "\n\n";
+  return frame;
+}
+
+}  // namespace
+
+struct HttpServer::Impl {
+  Impl(ModelApi& api_ref, HttpServerOptions opts)
+      : api(api_ref), options(std::move(opts)), hub(options.max_event_streams, 1024) {}
+
+  ModelApi& api;
+  HttpServerOptions options;
+  EventHub hub;
+  httplib::Server server;
+  int64_t subscription = -1;
+  std::atomic<bool> bound{false};
+
+  bool Authorized(const httplib::Request& req) const {
+    if (options.api_key.empty()) return true;
+    std::string header = req.get_header_value("Authorization");
+    constexpr std::string_view kBearer = "Bearer ";
+    if (header.size() > kBearer.size() && header.compare(0, kBearer.size(), kBearer) == 0) {
+      return SecretEquals(std::string_view(header).substr(kBearer.size()), options.api_key);
+    }
+    if (req.path == "/api/events" && req.has_param("access_token")) {
+      return SecretEquals(req.get_param_value("access_token"), options.api_key);
+    }
+    return false;
+  }
+
+  // Wraps a route: any exception becomes one JSON 500 (the core does not
+  // throw, but a library at the edge might).
+  template <typename F>
+  httplib::Server::Handler Wrap(F f) {
+    return [f = std::move(f)](const httplib::Request& req, httplib::Response& res) {
+      try {
+        f(req, res);
+      } catch (const std::exception& e) {
+        MW_LOG(kError, "api") << req.method << " " << req.path << " threw: " << e.what();
+        SendError(res, ErrorKind::kInternal, "internal error while handling the request");
+      } catch (...) {
+        MW_LOG(kError, "api") << req.method << " " << req.path << " threw a non-standard exception";
+        SendError(res, ErrorKind::kInternal, "internal error while handling the request");
+      }
+    };
+  }
+
+  void InstallRoutes();
+  void HandleLoad(const httplib::Request& req, httplib::Response& res);
+  void HandleEvents(const httplib::Request& req, httplib::Response& res);
+  void HandleStatic(const httplib::Request& req, httplib::Response& res);
+};
+
+void HttpServer::Impl::InstallRoutes() {
+  server.new_task_queue = [n = options.threads] { return new httplib::ThreadPool(n); };
+  server.set_payload_max_length(options.max_body_bytes);
+  server.set_keep_alive_timeout(5);
+  server.set_read_timeout(30);
+
+  server.set_pre_routing_handler([this](const httplib::Request& req, httplib::Response& res) {
+    if (req.path.rfind("/api/", 0) == 0 && !Authorized(req)) {
+      res.set_header("WWW-Authenticate", "Bearer");
+      SendError(res, ErrorKind::kUnauthorized, "missing or wrong API key: send 'Authorization: Bearer <key>'");
+      return httplib::Server::HandlerResponse::Handled;
+    }
+    return httplib::Server::HandlerResponse::Unhandled;
+  });
+  // Errors produced by httplib itself (no route, body too large, bad request
+  // line) arrive here with an empty body: give them the JSON shape too.
+  server.set_error_handler(httplib::Server::HandlerWithResponse([](const httplib::Request& req,
+                                                                    httplib::Response& res) {
+    if (!res.body.empty()) return httplib::Server::HandlerResponse::Unhandled;
+    switch (res.status) {
+      case 404: SendError(res, ErrorKind::kNotFound, "no such path: " + req.method + " " + req.path); break;
+      case 413: SendError(res, ErrorKind::kPayloadTooLarge, "request body is too large"); break;
+      case 400: SendError(res, ErrorKind::kInvalidRequest, "malformed HTTP request"); break;
+      default: {
+        int status = res.status;
+        SendError(res, status >= 500 ? ErrorKind::kInternal : ErrorKind::kInvalidRequest, "request failed");
+        res.status = status;
+      }
+    }
+    return httplib::Server::HandlerResponse::Handled;
+  }));
+  server.set_exception_handler([](const httplib::Request&, httplib::Response& res, std::exception_ptr) {
+    SendError(res, ErrorKind::kInternal, "internal error while handling the request");
+  });
+
+  server.Get("/api/models", Wrap([this](const httplib::Request&, httplib::Response& res) {
+    auto models = api.ListModels();
+    if (!models.ok()) return SendStatus(res, models.status());
+    SendJson(res, 200, ModelListToJson(*models));
+  }));
+  server.Post("/api/models", Wrap([this](const httplib::Request& req, httplib::Response& res) {
+    auto request = ParseRegisterRequest(req.body);
+    if (!request.ok()) return SendStatus(res, request.status());
+    auto model = api.RegisterModel(*request);
+    if (!model.ok()) return SendStatus(res, model.status());
+    SendJson(res, 201, ModelToJson(*model, false));
+  }));
+  server.Get(R"(/api/models/([^/]+))", Wrap([this](const httplib::Request& req, httplib::Response& res) {
+    auto model = api.GetModel(req.matches[1].str());
+    if (!model.ok()) return SendStatus(res, model.status());
+    SendJson(res, 200, ModelToJson(*model, true));
+  }));
+  server.Patch(R"(/api/models/([^/]+)/config)", Wrap([this](const httplib::Request& req, httplib::Response& res) {
+    auto patch = ParseConfigPatch(req.body);
+    if (!patch.ok()) return SendStatus(res, patch.status());
+    auto model = api.UpdateConfig(req.matches[1].str(), *patch);
+    if (!model.ok()) return SendStatus(res, model.status());
+    SendJson(res, 200, ModelToJson(*model, false));
+  }));
+  server.Delete(R"(/api/models/([^/]+))", Wrap([this](const httplib::Request& req, httplib::Response& res) {
+    std::string name = req.matches[1].str();
+    Status st = api.DeleteModel(name);
+    if (!st.ok()) return SendStatus(res, st);
+    SendJson(res, 200, DeletedToJson(name));
+  }));
+  server.Post("/api/orchestrate/load",
+              Wrap([this](const httplib::Request& req, httplib::Response& res) { HandleLoad(req, res); }));
+  server.Post("/api/orchestrate/unload", Wrap([this](const httplib::Request& req, httplib::Response& res) {
+    auto request = ParseLoadRequest(req.body, /*allow_force=*/false);
+    if (!request.ok()) return SendStatus(res, request.status());
+    auto model = api.Unload(request->model_name);
+    if (!model.ok()) return SendStatus(res, model.status());
+    SendJson(res, 200, UnloadedToJson(*model));
+  }));
+  server.Get("/api/status", Wrap([this](const httplib::Request&, httplib::Response& res) {
+    auto status = api.GetStatus();
+    if (!status.ok()) return SendStatus(res, status.status());
+    SendJson(res, 200, StatusToJson(*status));
+  }));
+  server.Get("/api/events",
+             Wrap([this](const httplib::Request& req, httplib::Response& res) { HandleEvents(req, res); }));
+  server.Get(R"(/(?!api/).*)",
+             Wrap([this](const httplib::Request& req, httplib::Response& res) { HandleStatic(req, res); }));
+}
+
+void HttpServer::Impl::HandleLoad(const httplib::Request& req, httplib::Response& res) {
+  auto request = ParseLoadRequest(req.body, /*allow_force=*/true);
+  if (!request.ok()) return SendStatus(res, request.status());
+  auto result = api.Load(request->model_name, request->force);
+  if (!result.ok()) return SendStatus(res, result.status());
+  switch (result->kind) {
+    case LoadResult::Kind::kLoaded:
+    case LoadResult::Kind::kAlreadyLoaded: return SendJson(res, 200, LoadResultToJson(*result, ""));
+    case LoadResult::Kind::kIncompatible: {
+      ErrorInfo info = DescribeError(ErrorKind::kModelIncompatible);
+      return SendJson(res, info.http_status, LoadResultToJson(*result, info.code));
+    }
+    case LoadResult::Kind::kFailed: {
+      ErrorInfo info = DescribeError(ErrorKind::kLoadFailed);
+      return SendJson(res, info.http_status, LoadResultToJson(*result, info.code));
+    }
+  }
+}
+
+void HttpServer::Impl::HandleEvents(const httplib::Request&, httplib::Response& res) {
+  std::shared_ptr<EventHub::Subscriber> sub = hub.Add();
+  if (!sub) {
+    return SendError(res, ErrorKind::kUnavailable, "too many open event streams; try again later");
+  }
+  // The first frames give a new client the current counts, so it needs no
+  // separate request to be in sync.
+  std::string first = "retry: 3000\n\n";
+  if (auto status = api.GetStatus(); status.ok()) first += SseFrame("status", CountsToJson(status->counts));
+  res.set_header("Cache-Control", "no-cache");
+  res.set_header("X-Accel-Buffering", "no");
+  res.set_chunked_content_provider(
+      "text/event-stream",
+      [sub, first = std::move(first), interval = options.keepalive_interval](size_t offset,
+                                                                              httplib::DataSink& sink) mutable {
+        if (offset == 0 && !first.empty()) {
+          std::string out = std::move(first);
+          first.clear();
+          return sink.write(out.data(), out.size());
+        }
+        if (!sink.is_writable()) return false;
+        bool closed = false;
+        std::vector<std::string> frames = sub->Wait(interval, &closed);
+        if (closed) {
+          sink.done();
+          return true;
+        }
+        if (frames.empty()) frames.emplace_back(": ping\n\n");
+        for (const auto& frame : frames) {
+          if (!sink.write(frame.data(), frame.size())) return false;
+        }
+        return true;
+      },
+      [this, sub](bool) { hub.Remove(sub); });
+}
+
+void HttpServer::Impl::HandleStatic(const httplib::Request& req, httplib::Response& res) {
+#ifdef MW_HAVE_WEB
+  if (const web::WebAsset* asset = web::FindWebAsset(req.path)) {
+    res.status = 200;
+    res.set_header("Cache-Control", "no-cache");
+    res.set_header("X-Content-Type-Options", "nosniff");
+    res.set_content(std::string(asset->body), std::string(asset->content_type));
+    return;
+  }
+#endif
+  SendError(res, ErrorKind::kNotFound, "no such path: GET " + req.path);
+}
+
+HttpServer::HttpServer(ModelApi& api, HttpServerOptions options)
+    : impl_(std::make_unique<Impl>(api, std::move(options))) {
+  impl_->InstallRoutes();
+  Impl* impl = impl_.get();
+  impl_->subscription = api.Subscribe([impl](const Event& event) {
+    if (event.kind == Event::Kind::kModel) {
+      impl->hub.Publish(SseFrame("model", ModelToJson(event.model, false)));
+    } else {
+      impl->hub.Publish(SseFrame("status", CountsToJson(event.counts)));
+    }
+  });
+}
+
+HttpServer::~HttpServer() {
+  Stop();
+  impl_->api.Unsubscribe(impl_->subscription);
+}
+
+Result<int> HttpServer::Bind() {
+  int port = impl_->options.port;
+  if (port == 0) {
+    port = impl_->server.bind_to_any_port(impl_->options.host);
+    if (port < 0) return UnavailableError("cannot listen on " + impl_->options.host + " (any port)");
+  } else if (!impl_->server.bind_to_port(impl_->options.host, port)) {
+    return UnavailableError("cannot listen on " + impl_->options.host + ":" + std::to_string(port) +
+                            " (address in use, or not an address of this machine)");
+  }
+  impl_->bound = true;
+  return port;
+}
+
+Status HttpServer::Run() {
+  if (!impl_->bound) return FailedPreconditionError("HttpServer::Run before Bind");
+  if (!impl_->server.listen_after_bind()) return InternalError("the HTTP server stopped with an error");
+  return Status::Ok();
+}
+
+void HttpServer::Stop() {
+  impl_->hub.Close();
+  impl_->server.stop();
+}
+
+}  // namespace mw::api

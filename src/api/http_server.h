@@ -1,0 +1,66 @@
+// api/http_server.h: the HTTP server of modelwarden (SPEC §4), the only code
+// that includes httplib.h on the server side (hidden behind a pimpl).
+//
+// Routes (all JSON; errors {"error": {"code", "message"}} from api/errors.h):
+//   GET    /api/models                   list
+//   POST   /api/models                   register -> 201
+//   GET    /api/models/{name}            one model + recent attempts
+//   PATCH  /api/models/{name}/config     status / notes / load_config
+//   DELETE /api/models/{name}            unregister (unloads first)
+//   POST   /api/orchestrate/load         {"model_name","force_load"?} (blocks until the attempt ends)
+//   POST   /api/orchestrate/unload       {"model_name"}
+//   GET    /api/status                   version, uptime, devices, loaded, queue, counts
+//   GET    /api/events                   Server-Sent Events (event: model / event: status, ": ping")
+//   GET    /, /app.js, ...               the embedded web page
+// Every route is wrapped once: no exception escapes, unknown paths get a JSON
+// 404, bodies over max_body_bytes get 413 payload_too_large. When api_key is
+// set every /api/ request needs "Authorization: Bearer <key>" (the event
+// stream also accepts ?access_token=<key>, since EventSource cannot set headers).
+//
+// Threading: a fixed pool of `threads` connection threads. Event streams hold
+// one each, so at most `max_event_streams` (< threads) are accepted at once
+// (503 beyond), leaving the rest for requests. Start()/Stop() are thread-safe.
+#pragma once
+
+#include <chrono>
+#include <cstddef>
+#include <memory>
+#include <string>
+
+#include "api/model_api.h"
+#include "common/status.h"
+
+namespace mw::api {
+
+struct HttpServerOptions {
+  std::string host = "127.0.0.1";
+  int port = 8080;  // 0: any free port
+  std::string api_key;
+  size_t max_body_bytes = 1 << 20;
+  size_t threads = 64;
+  size_t max_event_streams = 32;
+  std::chrono::milliseconds keepalive_interval{15000};
+};
+
+class HttpServer {
+ public:
+  // `api` must outlive the server.
+  HttpServer(ModelApi& api, HttpServerOptions options);
+  ~HttpServer();
+  HttpServer(const HttpServer&) = delete;
+  HttpServer& operator=(const HttpServer&) = delete;
+
+  // Binds the listening socket. kUnavailable if the address is in use or
+  // cannot be bound. Returns the bound port.
+  [[nodiscard]] Result<int> Bind();
+  // Serves until Stop(). Precondition: Bind() succeeded.
+  [[nodiscard]] Status Run();
+  // Ends open event streams and stops accepting; Run() returns. Idempotent.
+  void Stop();
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace mw::api

@@ -1,0 +1,236 @@
+// The HTTP edge against a fake core: routing, the error table, limits, auth, SSE.
+#include "api/http_server.h"
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <gtest/gtest.h>
+
+#include <mutex>
+#include <nlohmann/json.hpp>
+#include <stdexcept>
+#include <thread>
+
+#include "api/http_client.h"
+
+namespace mw::api {
+namespace {
+
+using nlohmann::json;
+
+class FakeApi : public ModelApi {
+ public:
+  Result<std::vector<ModelView>> ListModels() override {
+    ModelView m;
+    m.model_name = "a";
+    return std::vector<ModelView>{m};
+  }
+  Result<ModelView> GetModel(const std::string& name) override {
+    if (name == "boom") throw std::runtime_error("boom");
+    if (name != "a") return NotFoundError("model '" + name + "' is not registered");
+    ModelView m;
+    m.model_name = name;
+    return m;
+  }
+  Result<ModelView> RegisterModel(const RegisterRequest& r) override {
+    if (r.model_name == "a") return AlreadyExistsError("exists");
+    ModelView m;
+    m.model_name = r.model_name;
+    return m;
+  }
+  Result<ModelView> UpdateConfig(const std::string& name, const ConfigPatch&) override { return GetModel(name); }
+  Status DeleteModel(const std::string& name) override { return GetModel(name).status(); }
+  Result<LoadResult> Load(const std::string& name, bool force) override {
+    LoadResult r;
+    if (name == "inc" && !force) {
+      r.kind = LoadResult::Kind::kIncompatible;
+      r.notes = "bad";
+    } else if (name == "fail") {
+      r.kind = LoadResult::Kind::kFailed;
+      r.classification.category = "other";
+    }
+    r.model.model_name = name;
+    return r;
+  }
+  Result<ModelView> Unload(const std::string& name) override { return GetModel(name); }
+  Result<ServerStatus> GetStatus() override {
+    ServerStatus s;
+    s.version = "test";
+    s.counts["unknown"] = 1;
+    return s;
+  }
+  int64_t Subscribe(EventListener listener) override {
+    std::lock_guard lock(mu_);
+    listener_ = std::move(listener);
+    return 1;
+  }
+  void Unsubscribe(int64_t) override {
+    std::lock_guard lock(mu_);
+    listener_ = nullptr;
+  }
+  void Emit(const Event& e) {
+    std::lock_guard lock(mu_);
+    if (listener_) listener_(e);
+  }
+
+ private:
+  std::mutex mu_;
+  EventListener listener_;
+};
+
+class HttpServerTest : public ::testing::Test {
+ protected:
+  void Start(std::string api_key = "") {
+    HttpServerOptions options;
+    options.port = 0;
+    options.api_key = api_key;
+    options.max_body_bytes = 4096;
+    options.threads = 8;
+    options.max_event_streams = 2;
+    options.keepalive_interval = std::chrono::milliseconds(200);
+    server_ = std::make_unique<HttpServer>(api_, options);
+    auto port = server_->Bind();
+    ASSERT_TRUE(port.ok()) << port.status().ToString();
+    port_ = *port;
+    thread_ = std::thread([this] { (void)server_->Run(); });
+    auto client = HttpClient::Create("http://127.0.0.1:" + std::to_string(port_), api_key, std::chrono::seconds(10));
+    ASSERT_TRUE(client.ok());
+    client_ = std::move(*client);
+  }
+  void TearDown() override {
+    if (server_) server_->Stop();
+    if (thread_.joinable()) thread_.join();
+  }
+  std::pair<int, json> Call(std::string_view method, const std::string& path, const std::string& body = "") {
+    auto r = client_->Send(method, path, body);
+    EXPECT_TRUE(r.ok()) << r.status().ToString();
+    if (!r.ok()) return {0, json()};
+    return {r->status, json::parse(r->body, nullptr, false)};
+  }
+  FakeApi api_;
+  std::unique_ptr<HttpServer> server_;
+  std::thread thread_;
+  int port_ = 0;
+  std::unique_ptr<HttpClient> client_;
+};
+
+TEST_F(HttpServerTest, RoutesAndErrorShapes) {
+  Start();
+  auto [s1, j1] = Call("GET", "/api/models");
+  EXPECT_EQ(s1, 200);
+  EXPECT_EQ(j1["models"][0]["model_name"], "a");
+  auto [s2, j2] = Call("GET", "/api/models/zzz");
+  EXPECT_EQ(s2, 404);
+  EXPECT_EQ(j2["error"]["code"], "model_not_found");
+  auto [s3, j3] = Call("GET", "/api/nope");
+  EXPECT_EQ(s3, 404);
+  EXPECT_EQ(j3["error"]["code"], "not_found");
+  auto [s4, j4] = Call("POST", "/api/models", R"({"model_name":"b"})");
+  EXPECT_EQ(s4, 201);
+  auto [s5, j5] = Call("POST", "/api/models", R"({"model_name":"a"})");
+  EXPECT_EQ(s5, 409);
+  EXPECT_EQ(j5["error"]["code"], "model_exists");
+  auto [s6, j6] = Call("POST", "/api/models", "{not json");
+  EXPECT_EQ(s6, 400);
+  EXPECT_EQ(j6["error"]["code"], "invalid_request");
+  auto [s7, j7] = Call("GET", "/api/models/boom");  // the core threw: one JSON 500
+  EXPECT_EQ(s7, 500);
+  EXPECT_EQ(j7["error"]["code"], "internal");
+  auto [s8, j8] = Call("POST", "/api/orchestrate/load", R"({"model_name":"inc"})");
+  EXPECT_EQ(s8, 409);
+  EXPECT_EQ(j8["error"]["code"], "model_incompatible");
+  EXPECT_EQ(j8["error"]["notes"], "bad");
+  auto [s9, j9] = Call("POST", "/api/orchestrate/load", R"({"model_name":"inc","force_load":true})");
+  EXPECT_EQ(s9, 200);
+  auto [s10, j10] = Call("POST", "/api/orchestrate/load", R"({"model_name":"fail"})");
+  EXPECT_EQ(s10, 422);
+  EXPECT_EQ(j10["error"]["code"], "load_failed");
+  auto [s11, j11] = Call("DELETE", "/api/models/a");
+  EXPECT_EQ(s11, 200);
+  auto [s12, j12] = Call("PATCH", "/api/models/a/config", "{}");
+  EXPECT_EQ(s12, 400);
+  auto [s13, j13] = Call("GET", "/api/status");
+  EXPECT_EQ(s13, 200);
+  EXPECT_EQ(j13["version"], "test");
+}
+
+TEST_F(HttpServerTest, BodyLimit) {
+  Start();
+  std::string big = R"({"model_name":")" + std::string(10000, 'x') + "\"}";
+  auto [status, body] = Call("POST", "/api/models", big);
+  EXPECT_EQ(status, 413);
+  EXPECT_EQ(body["error"]["code"], "payload_too_large");
+  auto [s2, j2] = Call("GET", "/api/models");  // still serving
+  EXPECT_EQ(s2, 200);
+}
+
+TEST_F(HttpServerTest, ApiKeyRequired) {
+  Start("sekrit");
+  auto [s1, j1] = Call("GET", "/api/models");
+  EXPECT_EQ(s1, 200);
+  auto other = HttpClient::Create("http://127.0.0.1:" + std::to_string(port_), "wrong", std::chrono::seconds(5));
+  ASSERT_TRUE(other.ok());
+  auto r = (*other)->Send("GET", "/api/models");
+  ASSERT_TRUE(r.ok());
+  EXPECT_EQ(r->status, 401);
+  EXPECT_EQ(json::parse(r->body)["error"]["code"], "unauthorized");
+}
+
+// Reads from a raw socket until `needle` appears or the deadline passes.
+std::string ReadUntil(int fd, const std::string& needle, std::string& buffer) {
+  for (int i = 0; i < 100 && buffer.find(needle) == std::string::npos; ++i) {
+    char chunk[4096];
+    timeval tv{0, 100000};
+    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+    ssize_t n = ::recv(fd, chunk, sizeof(chunk), 0);
+    if (n > 0) buffer.append(chunk, static_cast<size_t>(n));
+    if (n == 0) break;
+  }
+  return buffer;
+}
+
+int ConnectEvents(int port) {
+  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_port = htons(static_cast<uint16_t>(port));
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  if (::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0) return -1;
+  std::string req = "GET /api/events HTTP/1.1\r\nHost: x\r\n\r\n";
+  (void)::send(fd, req.data(), req.size(), 0);
+  return fd;
+}
+
+TEST_F(HttpServerTest, ServerSentEvents) {
+  Start();
+  int fd = ConnectEvents(port_);
+  ASSERT_GE(fd, 0);
+  std::string buffer;
+  ReadUntil(fd, "event: status", buffer);
+  EXPECT_NE(buffer.find("text/event-stream"), std::string::npos);
+  EXPECT_NE(buffer.find(R"("unknown":1)"), std::string::npos);
+  Event e;
+  e.model.model_name = "evt";
+  api_.Emit(e);
+  ReadUntil(fd, "\"evt\"", buffer);
+  EXPECT_NE(buffer.find("event: model\ndata: {"), std::string::npos);
+  ReadUntil(fd, ": ping", buffer);
+  EXPECT_NE(buffer.find(": ping"), std::string::npos);
+  // A third stream is over the limit of 2 (after a second one).
+  int fd2 = ConnectEvents(port_);
+  int fd3 = ConnectEvents(port_);
+  std::string b3;
+  ReadUntil(fd3, "unavailable", b3);
+  EXPECT_NE(b3.find("503"), std::string::npos);
+  // Ordinary requests still get through while streams are open.
+  auto [s, j] = Call("GET", "/api/models");
+  EXPECT_EQ(s, 200);
+  ::close(fd);
+  ::close(fd2);
+  ::close(fd3);
+}
+
+}  // namespace
+}  // namespace mw::api

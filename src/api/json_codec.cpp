@@ -1,0 +1,255 @@
+#include "api/json_codec.h"
+
+#include <nlohmann/json.hpp>
+
+namespace mw::api {
+namespace {
+
+using nlohmann::json;
+
+// nlohmann throws on malformed input; this is the edge where that becomes a Status.
+Result<json> ParseObject(std::string_view body) {
+  json value = json::parse(body.begin(), body.end(), nullptr, /*allow_exceptions=*/false);
+  if (value.is_discarded()) return InvalidArgumentError("request body is not valid JSON");
+  if (!value.is_object()) return InvalidArgumentError("request body must be a JSON object");
+  return value;
+}
+
+Status CheckKnownFields(const json& object, std::initializer_list<std::string_view> known) {
+  for (const auto& [key, unused] : object.items()) {
+    bool ok = false;
+    for (auto k : known) ok = ok || key == k;
+    if (!ok) {
+      std::string list;
+      for (auto k : known) list += (list.empty() ? "" : ", ") + std::string(k);
+      return InvalidArgumentError("unknown field '" + key + "' (known fields: " + list + ")");
+    }
+  }
+  return Status::Ok();
+}
+
+// A string field; null or absent gives nullopt.
+Result<std::optional<std::string>> OptString(const json& object, const char* field) {
+  auto it = object.find(field);
+  if (it == object.end() || it->is_null()) return std::optional<std::string>();
+  if (!it->is_string()) return InvalidArgumentError(std::string("field '") + field + "' must be a string");
+  return std::optional<std::string>(it->get<std::string>());
+}
+
+// load_config: a JSON object, or a string holding one. Returns its compact text.
+Result<std::optional<std::string>> OptLoadConfig(const json& object) {
+  auto it = object.find("load_config");
+  if (it == object.end() || it->is_null()) return std::optional<std::string>();
+  if (it->is_object()) return std::optional<std::string>(it->dump());
+  if (it->is_string()) {
+    const std::string& text = it->get_ref<const std::string&>();
+    if (text.empty()) return std::optional<std::string>("{}");
+    json inner = json::parse(text, nullptr, false);
+    if (inner.is_discarded()) return InvalidArgumentError("load_config string is not valid JSON");
+    if (!inner.is_object()) return InvalidArgumentError("load_config must be a JSON object");
+    return std::optional<std::string>(inner.dump());
+  }
+  return InvalidArgumentError("load_config must be a JSON object (or a string holding one)");
+}
+
+json JsonOrNull(const std::optional<std::string>& v) { return v ? json(*v) : json(nullptr); }
+
+json LoadConfigObject(const std::string& text) {
+  json value = json::parse(text, nullptr, false);
+  return value.is_object() ? value : json::object();
+}
+
+json AttemptJson(const AttemptView& a) {
+  json j;
+  j["id"] = a.id;
+  j["started_at"] = a.started_at;
+  j["finished_at"] = JsonOrNull(a.finished_at);
+  j["outcome"] = a.outcome.empty() ? json(nullptr) : json(a.outcome);
+  j["forced"] = a.forced;
+  j["status_before"] = a.status_before;
+  j["status_after"] = a.status_after.empty() ? json(nullptr) : json(a.status_after);
+  j["exit_code"] = a.exit_code ? json(*a.exit_code) : json(nullptr);
+  j["signal"] = JsonOrNull(a.signal);
+  j["category"] = a.category.empty() ? json(nullptr) : json(a.category);
+  j["pattern_id"] = a.pattern_id.empty() ? json(nullptr) : json(a.pattern_id);
+  j["summary"] = a.summary;
+  j["matched_line"] = a.matched_line;
+  j["log_excerpt"] = a.log_excerpt;
+  j["duration_ms"] = a.duration_ms ? json(*a.duration_ms) : json(nullptr);
+  return j;
+}
+
+json ModelJson(const ModelView& m, bool with_attempts) {
+  json j;
+  j["model_name"] = m.model_name;
+  j["hf_path"] = m.hf_path;
+  j["cache_location"] = m.cache_location;
+  j["file_path"] = m.file_path;
+  j["engine"] = m.engine;
+  j["compatibility_status"] = m.compatibility_status;
+  j["compatibility_notes"] = m.compatibility_notes;
+  j["load_config"] = LoadConfigObject(m.load_config_json);
+  j["total_loads"] = m.total_loads;
+  j["total_failures"] = m.total_failures;
+  j["created_at"] = m.created_at;
+  j["updated_at"] = m.updated_at;
+  j["last_loaded_at"] = JsonOrNull(m.last_loaded_at);
+  j["last_failed_at"] = JsonOrNull(m.last_failed_at);
+  j["loaded"] = m.loaded;
+  j["load_state"] = std::string(LoadStateName(m.load_state));
+  j["load_progress"] = m.load_progress ? json(*m.load_progress) : json(nullptr);
+  j["last_error"] = JsonOrNull(m.last_error);
+  json memory = json::array();
+  for (const auto& d : m.memory) memory.push_back({{"name", d.name}, {"kind", d.kind}, {"memory_used", d.memory_used}});
+  j["memory"] = memory;
+  if (with_attempts) {
+    json attempts = json::array();
+    for (const auto& a : m.attempts) attempts.push_back(AttemptJson(a));
+    j["attempts"] = attempts;
+  }
+  return j;
+}
+
+std::string Dump(const json& j) { return j.dump(-1, ' ', false, json::error_handler_t::replace); }
+
+}  // namespace
+
+std::string_view LoadStateName(LoadState state) {
+  switch (state) {
+    case LoadState::kIdle: return "idle";
+    case LoadState::kQueued: return "queued";
+    case LoadState::kLoading: return "loading";
+    case LoadState::kLoaded: return "loaded";
+  }
+  return "idle";
+}
+
+Result<RegisterRequest> ParseRegisterRequest(std::string_view body) {
+  ASSIGN_OR_RETURN(json object, ParseObject(body));
+  RETURN_IF_ERROR(CheckKnownFields(object, {"model_name", "hf_path", "cache_location", "file_path", "engine",
+                                            "load_config"}));
+  RegisterRequest request;
+  ASSIGN_OR_RETURN(auto name, OptString(object, "model_name"));
+  if (!name) return InvalidArgumentError("field 'model_name' is required");
+  request.model_name = *name;
+  ASSIGN_OR_RETURN(auto hf_path, OptString(object, "hf_path"));
+  request.hf_path = hf_path.value_or("");
+  ASSIGN_OR_RETURN(auto location, OptString(object, "cache_location"));
+  request.cache_location = location.value_or("");
+  ASSIGN_OR_RETURN(request.file_path, OptString(object, "file_path"));
+  ASSIGN_OR_RETURN(request.engine, OptString(object, "engine"));
+  ASSIGN_OR_RETURN(request.load_config_json, OptLoadConfig(object));
+  return request;
+}
+
+Result<ConfigPatch> ParseConfigPatch(std::string_view body) {
+  ASSIGN_OR_RETURN(json object, ParseObject(body));
+  RETURN_IF_ERROR(CheckKnownFields(object, {"compatibility_status", "compatibility_notes", "load_config"}));
+  ConfigPatch patch;
+  ASSIGN_OR_RETURN(patch.compatibility_status, OptString(object, "compatibility_status"));
+  ASSIGN_OR_RETURN(patch.compatibility_notes, OptString(object, "compatibility_notes"));
+  ASSIGN_OR_RETURN(patch.load_config_json, OptLoadConfig(object));
+  if (!patch.compatibility_status && !patch.compatibility_notes && !patch.load_config_json) {
+    return InvalidArgumentError(
+        "nothing to change: give compatibility_status, compatibility_notes or load_config");
+  }
+  return patch;
+}
+
+Result<LoadRequest> ParseLoadRequest(std::string_view body, bool allow_force) {
+  ASSIGN_OR_RETURN(json object, ParseObject(body));
+  if (allow_force) {
+    RETURN_IF_ERROR(CheckKnownFields(object, {"model_name", "force_load"}));
+  } else {
+    RETURN_IF_ERROR(CheckKnownFields(object, {"model_name"}));
+  }
+  LoadRequest request;
+  ASSIGN_OR_RETURN(auto name, OptString(object, "model_name"));
+  if (!name) return InvalidArgumentError("field 'model_name' is required");
+  request.model_name = *name;
+  if (auto it = object.find("force_load"); it != object.end() && !it->is_null()) {
+    if (!it->is_boolean()) return InvalidArgumentError("field 'force_load' must be true or false");
+    request.force = it->get<bool>();
+  }
+  return request;
+}
+
+std::string ModelToJson(const ModelView& model, bool with_attempts) { return Dump(ModelJson(model, with_attempts)); }
+
+std::string ModelListToJson(const std::vector<ModelView>& models) {
+  json list = json::array();
+  for (const auto& m : models) list.push_back(ModelJson(m, false));
+  return Dump(json{{"models", list}});
+}
+
+std::string CountsToJson(const std::map<std::string, int64_t>& counts) {
+  return Dump(json{{"counts", json(counts)}});
+}
+
+std::string StatusToJson(const ServerStatus& status) {
+  json devices = json::array();
+  for (const auto& d : status.devices) {
+    devices.push_back({{"name", d.name}, {"kind", d.kind}, {"memory_total", d.memory_total},
+                       {"memory_free", d.memory_free}});
+  }
+  json loaded = json::array();
+  for (const auto& m : status.loaded_models) loaded.push_back(ModelJson(m, false));
+  json queue = json::array();
+  for (const auto& q : status.load_queue) {
+    queue.push_back({{"model_name", q.model_name},
+                     {"state", std::string(LoadStateName(q.state))},
+                     {"progress", q.progress ? json(*q.progress) : json(nullptr)}});
+  }
+  json j{{"version", status.version}, {"uptime_s", status.uptime_s}, {"devices", devices},
+         {"loaded_models", loaded},   {"load_queue", queue},            {"counts", json(status.counts)}};
+  j["devices_error"] = status.devices_error.empty() ? json(nullptr) : json(status.devices_error);
+  return Dump(j);
+}
+
+std::string LoadResultToJson(const LoadResult& result, std::string_view error_code) {
+  json model = ModelJson(result.model, false);
+  if (result.kind == LoadResult::Kind::kLoaded || result.kind == LoadResult::Kind::kAlreadyLoaded) {
+    json j{{"model", model},
+           {"loaded", true},
+           {"already_loaded", result.kind == LoadResult::Kind::kAlreadyLoaded},
+           {"joined", result.joined}};
+    j["attempt_id"] = result.attempt_id ? json(*result.attempt_id) : json(nullptr);
+    if (!result.warning.empty()) j["warning"] = result.warning;
+    return Dump(j);
+  }
+  json error{{"code", error_code}, {"message", result.message}};
+  if (result.kind == LoadResult::Kind::kIncompatible) {
+    error["notes"] = result.notes;
+  } else {
+    const Classification& c = result.classification;
+    json cls{{"category", c.category},        {"pattern_id", c.pattern_id}, {"summary", c.summary},
+             {"matched_line", c.matched_line}, {"outcome", c.outcome},       {"log_excerpt", c.log_excerpt}};
+    cls["exit_code"] = c.exit_code ? json(*c.exit_code) : json(nullptr);
+    cls["signal"] = JsonOrNull(c.signal);
+    cls["suggested_load_config"] =
+        c.suggested_load_config_json.empty() ? json(nullptr) : LoadConfigObject(c.suggested_load_config_json);
+    error["classification"] = cls;
+    error["attempt_id"] = result.attempt_id ? json(*result.attempt_id) : json(nullptr);
+    error["joined"] = result.joined;
+  }
+  return Dump(json{{"error", error}, {"model", model}});
+}
+
+std::string DeletedToJson(const std::string& name) { return Dump(json{{"deleted", true}, {"model_name", name}}); }
+
+std::string UnloadedToJson(const ModelView& model) {
+  return Dump(json{{"unloaded", true}, {"model", ModelJson(model, false)}});
+}
+
+std::string ErrorToJson(std::string_view code, std::string_view message, std::string_view extra_json) {
+  json error{{"code", code}, {"message", message}};
+  if (!extra_json.empty()) {
+    json extra = json::parse(extra_json, nullptr, false);
+    if (extra.is_object()) {
+      for (auto& [k, v] : extra.items()) error[k] = v;
+    }
+  }
+  return Dump(json{{"error", error}});
+}
+
+}  // namespace mw::api

@@ -1,0 +1,109 @@
+#include "api/json_codec.h"
+
+#include <gtest/gtest.h>
+
+#include <nlohmann/json.hpp>
+
+#include "api/errors.h"
+
+namespace mw::api {
+namespace {
+
+using nlohmann::json;
+
+TEST(JsonCodecTest, RegisterRequestStrictTypes) {
+  auto ok = ParseRegisterRequest(
+      R"({"model_name":"m","hf_path":"org/x","file_path":"a.gguf","engine":"llama.cpp","load_config":{"n_ctx":8}})");
+  ASSERT_TRUE(ok.ok()) << ok.status().ToString();
+  EXPECT_EQ(ok->model_name, "m");
+  EXPECT_EQ(*ok->file_path, "a.gguf");
+  EXPECT_EQ(json::parse(*ok->load_config_json), json({{"n_ctx", 8}}));
+
+  const char* bad[] = {
+      "",
+      "not json",
+      "[1,2]",
+      "{}",
+      R"({"model_name":5})",
+      R"({"model_name":"m","engine":1})",
+      R"({"model_name":"m","load_config":[1]})",
+      R"({"model_name":"m","load_config":"[1]"})",
+      R"({"model_name":"m","load_config":"{bad"})",
+      R"({"model_name":"m","colour":"red"})",
+  };
+  for (const char* body : bad) {
+    auto r = ParseRegisterRequest(body);
+    ASSERT_FALSE(r.ok()) << body;
+    EXPECT_EQ(r.status().code(), StatusCode::kInvalidArgument) << body;
+  }
+}
+
+TEST(JsonCodecTest, ConfigPatchLoadConfigAsString) {
+  auto p = ParseConfigPatch(R"({"load_config":"{\"flash_attn\":false}"})");
+  ASSERT_TRUE(p.ok());
+  EXPECT_EQ(json::parse(*p->load_config_json), json({{"flash_attn", false}}));
+  EXPECT_FALSE(p->compatibility_status);
+  EXPECT_FALSE(ParseConfigPatch("{}").ok());
+  EXPECT_FALSE(ParseConfigPatch(R"({"compatibility_status":1})").ok());
+}
+
+TEST(JsonCodecTest, LoadRequest) {
+  auto r = ParseLoadRequest(R"({"model_name":"m","force_load":true})", true);
+  ASSERT_TRUE(r.ok());
+  EXPECT_TRUE(r->force);
+  EXPECT_FALSE(ParseLoadRequest(R"({"model_name":"m","force_load":"yes"})", true).ok());
+  EXPECT_FALSE(ParseLoadRequest(R"({"model_name":"m","force_load":true})", false).ok());
+  EXPECT_FALSE(ParseLoadRequest(R"({"force_load":true})", true).ok());
+}
+
+TEST(JsonCodecTest, ModelJsonHasContractFields) {
+  ModelView m;
+  m.model_name = "m";
+  m.load_config_json = R"({"a":1})";
+  m.load_state = LoadState::kLoading;
+  m.load_progress = 0.5;
+  m.attempts.push_back(AttemptView{});
+  json j = json::parse(ModelToJson(m, true));
+  for (const char* key : {"model_name", "hf_path", "cache_location", "file_path", "engine", "compatibility_status",
+                          "compatibility_notes", "load_config", "total_loads", "total_failures", "created_at",
+                          "updated_at", "last_loaded_at", "last_failed_at", "loaded", "load_state", "load_progress",
+                          "last_error", "attempts"}) {
+    EXPECT_TRUE(j.contains(key)) << key;
+  }
+  EXPECT_EQ(j["load_config"]["a"], 1);
+  EXPECT_EQ(j["load_state"], "loading");
+  EXPECT_FALSE(json::parse(ModelToJson(m, false)).contains("attempts"));
+}
+
+TEST(JsonCodecTest, LoadResultBodies) {
+  LoadResult r;
+  r.kind = LoadResult::Kind::kIncompatible;
+  r.notes = "Hardware incompatibility detected: x";
+  r.message = "incompatible";
+  json j = json::parse(LoadResultToJson(r, "model_incompatible"));
+  EXPECT_EQ(j["error"]["code"], "model_incompatible");
+  EXPECT_EQ(j["error"]["notes"], r.notes);
+  r.kind = LoadResult::Kind::kFailed;
+  r.classification.category = "assertion";
+  j = json::parse(LoadResultToJson(r, "load_failed"));
+  EXPECT_EQ(j["error"]["classification"]["category"], "assertion");
+  r.kind = LoadResult::Kind::kLoaded;
+  r.warning = "degraded";
+  j = json::parse(LoadResultToJson(r, ""));
+  EXPECT_EQ(j["warning"], "degraded");
+  EXPECT_EQ(j["loaded"], true);
+}
+
+TEST(ErrorsTest, TableIsStable) {
+  EXPECT_EQ(DescribeError(ErrorKind::kInvalidRequest).http_status, 400);
+  EXPECT_EQ(DescribeError(ErrorKind::kPayloadTooLarge).code, "payload_too_large");
+  EXPECT_EQ(DescribeError(ErrorKind::kModelIncompatible).http_status, 409);
+  EXPECT_EQ(DescribeError(ErrorKind::kLoadFailed).http_status, 422);
+  EXPECT_EQ(ErrorKindForStatus(StatusCode::kNotFound), ErrorKind::kModelNotFound);
+  EXPECT_EQ(ErrorKindForStatus(StatusCode::kAlreadyExists), ErrorKind::kModelExists);
+  EXPECT_EQ(DescribeError(ErrorKindForStatus(StatusCode::kInternal)).http_status, 500);
+  EXPECT_EQ(ErrorToJson("x", "y"), R"({"error":{"code":"x","message":"y"}})");
+}
+
+}  // namespace
+}  // namespace mw::api

@@ -1,0 +1,181 @@
+// api/model_api.h: the native interface between the HTTP edge and the core.
+//
+// The HTTP layer (api/http_server.h) parses each request into one of the
+// request structs below, calls ModelApi, and turns the answer back into JSON.
+// Nothing in this header depends on a JSON or HTTP library: load_config
+// travels as the text of a JSON object (validated by the core), and the core
+// never sees a request it has to parse.
+//
+// The implementation (app/model_service.h) wires the registry, the
+// compatibility state machine, the load queue, the supervisor and the crash
+// classifier. Every method is thread-safe and may block (Load blocks until
+// the attempt ends); none throws.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "common/status.h"
+
+namespace mw::api {
+
+// Where a model is in its load lifecycle, independent of its compatibility status.
+//   idle --Load--> queued --turn--> loading --ok--> loaded --Unload/death--> idle
+//                                          \--fail--> idle
+enum class LoadState { kIdle, kQueued, kLoading, kLoaded };
+std::string_view LoadStateName(LoadState state);
+
+struct AttemptView {
+  int64_t id = 0;
+  std::string started_at;
+  std::optional<std::string> finished_at;
+  std::string outcome;  // empty while open
+  bool forced = false;
+  std::string status_before;
+  std::string status_after;
+  std::optional<int> exit_code;
+  std::optional<std::string> signal;  // "SIGSEGV"
+  std::string category;
+  std::string pattern_id;
+  std::string summary;
+  std::string matched_line;
+  std::string log_excerpt;
+  std::optional<int64_t> duration_ms;
+};
+
+struct DeviceMemory {
+  std::string name;
+  std::string kind;
+  int64_t memory_used = 0;
+};
+
+struct ModelView {
+  std::string model_name;
+  std::string hf_path;
+  std::string cache_location;
+  std::string file_path;
+  std::string engine;
+  std::string compatibility_status;
+  std::string compatibility_notes;
+  std::string load_config_json = "{}";  // text of a JSON object
+  int64_t total_loads = 0;
+  int64_t total_failures = 0;
+  std::string created_at;
+  std::string updated_at;
+  std::optional<std::string> last_loaded_at;
+  std::optional<std::string> last_failed_at;
+  bool loaded = false;
+  LoadState load_state = LoadState::kIdle;
+  std::optional<double> load_progress;
+  std::optional<std::string> last_error;
+  std::vector<DeviceMemory> memory;  // per device, while loaded
+  std::vector<AttemptView> attempts;  // newest first; filled by GetModel only
+};
+
+struct RegisterRequest {
+  std::string model_name;
+  std::string hf_path;
+  std::string cache_location;                   // empty: "primary"
+  std::optional<std::string> file_path;
+  std::optional<std::string> engine;            // default "llama.cpp"
+  std::optional<std::string> load_config_json;  // text of a JSON object
+};
+
+struct ConfigPatch {
+  std::optional<std::string> compatibility_status;
+  std::optional<std::string> compatibility_notes;
+  std::optional<std::string> load_config_json;
+};
+
+struct Classification {
+  std::string category;
+  std::string pattern_id;
+  std::string summary;
+  std::string matched_line;
+  std::string suggested_load_config_json;  // empty: none
+  std::string outcome;                     // attempt outcome: failed, crashed, timeout, ...
+  std::optional<int> exit_code;
+  std::optional<std::string> signal;
+  std::string log_excerpt;
+};
+
+struct LoadResult {
+  enum class Kind {
+    kLoaded,         // 200: loaded by this or a joined attempt
+    kAlreadyLoaded,  // 200: was loaded already, no attempt
+    kIncompatible,   // 409 model_incompatible
+    kFailed,         // 422 load_failed
+  };
+  Kind kind = Kind::kLoaded;
+  ModelView model;
+  std::string warning;  // non-empty for a degraded model that loaded
+  std::string notes;    // the model's notes (kIncompatible)
+  std::string message;  // human text for kIncompatible / kFailed
+  std::optional<int64_t> attempt_id;
+  bool joined = false;  // joined an attempt already in progress
+  Classification classification;  // kFailed
+};
+
+struct DeviceInfo {
+  std::string name;
+  std::string kind;  // "cpu", "gpu", ...
+  int64_t memory_total = 0;
+  int64_t memory_free = 0;
+};
+
+struct QueueEntry {
+  std::string model_name;
+  LoadState state = LoadState::kQueued;
+  std::optional<double> progress;
+};
+
+struct ServerStatus {
+  std::string version;
+  int64_t uptime_s = 0;
+  std::vector<DeviceInfo> devices;
+  std::string devices_error;  // non-empty when the probe failed
+  std::vector<ModelView> loaded_models;
+  std::vector<QueueEntry> load_queue;
+  std::map<std::string, int64_t> counts;  // by compatibility status, all five present
+};
+
+// Pushed to subscribers (the SSE endpoint) whenever a model's status,
+// load_state or progress changes, and whenever the counts change.
+struct Event {
+  enum class Kind { kModel, kStatus };
+  Kind kind = Kind::kModel;
+  ModelView model;                        // kModel
+  std::map<std::string, int64_t> counts;  // kStatus
+};
+using EventListener = std::function<void(const Event&)>;
+
+class ModelApi {
+ public:
+  virtual ~ModelApi() = default;
+
+  // All models, ordered by name.
+  [[nodiscard]] virtual Result<std::vector<ModelView>> ListModels() = 0;
+  // One model with its recent attempts. kNotFound; kInvalidArgument for a bad name.
+  [[nodiscard]] virtual Result<ModelView> GetModel(const std::string& name) = 0;
+  // kInvalidArgument (name, engine, location, file, load_config), kAlreadyExists.
+  [[nodiscard]] virtual Result<ModelView> RegisterModel(const RegisterRequest& request) = 0;
+  // kNotFound; kInvalidArgument (status "testing" or unknown, bad load_config).
+  [[nodiscard]] virtual Result<ModelView> UpdateConfig(const std::string& name, const ConfigPatch& patch) = 0;
+  // Unloads first. kNotFound; kFailedPrecondition while an attempt is running.
+  [[nodiscard]] virtual Status DeleteModel(const std::string& name) = 0;
+  // Blocks until the model is loaded or the attempt failed (see LoadResult).
+  // Errors: kNotFound, kInvalidArgument, kUnavailable (shutting down).
+  [[nodiscard]] virtual Result<LoadResult> Load(const std::string& name, bool force) = 0;
+  // Stops the model's worker; OK if it was not loaded. kNotFound.
+  [[nodiscard]] virtual Result<ModelView> Unload(const std::string& name) = 0;
+  [[nodiscard]] virtual Result<ServerStatus> GetStatus() = 0;
+  // Returns a subscription id; the listener runs on the notifying thread and must not block.
+  virtual int64_t Subscribe(EventListener listener) = 0;
+  virtual void Unsubscribe(int64_t id) = 0;
+};
+
+}  // namespace mw::api
