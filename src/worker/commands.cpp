@@ -1,0 +1,241 @@
+// The subcommands of modelwarden-worker (see worker.h): argument parsing,
+// protocol replies, exit codes.
+#include <unistd.h>
+
+#include <atomic>
+#include <cerrno>
+#include <condition_variable>
+#include <cstdio>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "llama.h"
+#include "loadconfig/loadconfig.h"
+#include "worker/backends.h"
+#include "worker/channel.h"
+#include "worker/gguf_inspect.h"
+#include "worker/llama_session.h"
+#include "worker/test_model.h"
+#include "worker/worker.h"
+
+namespace mw::worker {
+namespace {
+
+constexpr int kExitOk = 0;
+constexpr int kExitFailure = 1;
+constexpr int kExitUsage = 2;
+
+constexpr const char* kUsage =
+    "usage: modelwarden-worker load --model PATH [--config JSON]\n"
+    "       modelwarden-worker probe\n"
+    "       modelwarden-worker inspect PATH\n"
+    "       modelwarden-worker generate --model PATH [--config JSON] [--prompt TEXT] [--n N]\n"
+    "       modelwarden-worker make-test-model OUT.gguf [--layers N] [--embd N] [--ff N] [--ctx N]\n"
+    "                          [--size-mb N] [--type f16|f32] [--seed N] [--vocab PATH]\n";
+
+int Usage(const std::string& problem) {
+  ProtocolChannel::Get().SendError(protocol::kErrInvalidArguments, problem);
+  std::fputs(kUsage, stderr);
+  return kExitUsage;
+}
+
+int Fail(const Status& status) {
+  ProtocolChannel::Get().SendError(ProtocolErrorCode(status), status.message());
+  return kExitFailure;
+}
+
+// --model / --config / --prompt / --n of load and generate.
+struct LoadArgs {
+  std::string model;
+  std::string config = "{}";
+  std::string prompt = "Once upon a time";
+  int n = 8;
+};
+
+Result<LoadArgs> ParseLoadArgs(const std::vector<std::string>& args, bool allow_generate_flags) {
+  LoadArgs out;
+  for (size_t i = 0; i < args.size(); ++i) {
+    const std::string& a = args[i];
+    if (i + 1 >= args.size()) return InvalidArgumentError("'" + a + "' needs a value");
+    const std::string& v = args[++i];
+    if (a == "--model") {
+      out.model = v;
+    } else if (a == "--config") {
+      out.config = v;
+    } else if (allow_generate_flags && a == "--prompt") {
+      out.prompt = v;
+    } else if (allow_generate_flags && a == "--n") {
+      out.n = std::atoi(v.c_str());
+      if (out.n < 1 || out.n > 4096) return InvalidArgumentError("--n must be in [1, 4096]");
+    } else {
+      return InvalidArgumentError("unknown option '" + a + "'");
+    }
+  }
+  if (out.model.empty()) return InvalidArgumentError("--model PATH is required");
+  return out;
+}
+
+// Watches stdin: a "stop" line or EOF sets the flag (and wakes the waiter).
+class StopWatcher {
+ public:
+  void Start() {
+    std::thread([this] {
+      char buf[256];
+      std::string line;
+      while (true) {
+        ssize_t n = ::read(STDIN_FILENO, buf, sizeof buf);
+        if (n < 0 && errno == EINTR) continue;
+        if (n <= 0) break;  // EOF or error: the server is gone or closed the pipe
+        line.append(buf, static_cast<size_t>(n));
+        size_t nl;
+        bool stop = false;
+        while ((nl = line.find('\n')) != std::string::npos) {
+          std::string cmd = line.substr(0, nl);
+          line.erase(0, nl + 1);
+          if (!cmd.empty() && cmd.back() == '\r') cmd.pop_back();
+          if (cmd == protocol::kStopCommand) stop = true;
+          else if (!cmd.empty()) std::fprintf(stderr, "modelwarden-worker: ignoring unknown command '%s'\n", cmd.c_str());
+        }
+        if (stop) break;
+        if (line.size() > 4096) line.clear();
+      }
+      Request();
+    }).detach();  // it ends by itself after stop/EOF; the process may exit first
+  }
+  void Request() {
+    std::lock_guard<std::mutex> lock(mu_);
+    stop_ = true;
+    cv_.notify_all();
+  }
+  void Wait() {
+    std::unique_lock<std::mutex> lock(mu_);
+    cv_.wait(lock, [this] { return stop_.load(); });
+  }
+  const std::atomic<bool>* flag() const { return &stop_; }
+
+ private:
+  std::mutex mu_;
+  std::condition_variable cv_;
+  std::atomic<bool> stop_{false};
+};
+
+Result<std::unique_ptr<LlamaSession>> LoadFromArgs(const LoadArgs& args, const LlamaSession::ProgressFn& progress,
+                                                   const std::atomic<bool>* cancel) {
+  ASSIGN_OR_RETURN(loadconfig::LoadConfig config, loadconfig::ValidateLoadConfig(loadconfig::Engine::kLlamaCpp, args.config));
+  InitBackendsOnce();
+  return LlamaSession::Load(args.model, *config.llama(), progress, cancel);
+}
+
+int RunLoad(const std::vector<std::string>& argv) {
+  Result<LoadArgs> args = ParseLoadArgs(argv, false);
+  if (!args.ok()) return Usage(args.status().message());
+  ProtocolChannel& channel = ProtocolChannel::Get();
+  StopWatcher stop;
+  stop.Start();
+  auto session = LoadFromArgs(*args, [&](double p) { channel.Send(protocol::ProgressMessage{p}); }, stop.flag());
+  if (!session.ok()) {
+    if (stop.flag()->load()) {  // stopped on request during the load: not a failure
+      channel.Send(protocol::StoppedMessage{});
+      return kExitOk;
+    }
+    return Fail(session.status());
+  }
+  channel.Send((*session)->report());
+  std::fprintf(stderr, "modelwarden-worker: loaded %s (n_ctx %lld) in %lld ms; waiting for stop\n", args->model.c_str(),
+               static_cast<long long>((*session)->report().n_ctx), static_cast<long long>((*session)->report().load_ms));
+  stop.Wait();
+  session->reset();  // frees context then model
+  channel.Send(protocol::StoppedMessage{});
+  return kExitOk;
+}
+
+int RunProbe(const std::vector<std::string>& argv) {
+  if (!argv.empty()) return Usage("probe takes no arguments");
+  InitBackendsOnce();
+  ProtocolChannel::Get().Send(protocol::ProbeMessage{ProbeDevices()});
+  return kExitOk;
+}
+
+int RunInspect(const std::vector<std::string>& argv) {
+  if (argv.size() != 1) return Usage("inspect takes exactly one model path");
+  Result<protocol::MetadataMessage> m = InspectGguf(argv[0]);
+  if (!m.ok()) return Fail(m.status());
+  ProtocolChannel::Get().Send(*m);
+  return kExitOk;
+}
+
+// Greedy decoding of a few tokens: proves the model computes, not just loads.
+int RunGenerate(const std::vector<std::string>& argv) {
+  Result<LoadArgs> args = ParseLoadArgs(argv, true);
+  if (!args.ok()) return Usage(args.status().message());
+  auto session = LoadFromArgs(*args, nullptr, nullptr);
+  if (!session.ok()) return Fail(session.status());
+  llama_context* ctx = (*session)->context();
+  const llama_vocab* vocab = llama_model_get_vocab((*session)->model());
+
+  std::vector<llama_token> tokens(args->prompt.size() + 8);
+  int32_t n = llama_tokenize(vocab, args->prompt.data(), static_cast<int32_t>(args->prompt.size()), tokens.data(),
+                             static_cast<int32_t>(tokens.size()), /*add_special=*/true, /*parse_special=*/false);
+  if (n <= 0) return Fail(InternalError("tokenizing the prompt failed"));
+  tokens.resize(static_cast<size_t>(n));
+
+  llama_sampler* sampler = llama_sampler_chain_init(llama_sampler_chain_default_params());
+  llama_sampler_chain_add(sampler, llama_sampler_init_greedy());
+  std::string text;
+  int generated = 0;
+  llama_batch batch = llama_batch_get_one(tokens.data(), static_cast<int32_t>(tokens.size()));
+  llama_token next = 0;
+  for (; generated < args->n; ++generated) {
+    if (llama_decode(ctx, batch) != 0) {
+      llama_sampler_free(sampler);
+      return Fail(InternalError("llama_decode failed after " + std::to_string(generated) + " tokens"));
+    }
+    next = llama_sampler_sample(sampler, ctx, -1);
+    char piece[256];
+    int len = llama_token_to_piece(vocab, next, piece, sizeof piece, 0, true);
+    if (len > 0) text.append(piece, static_cast<size_t>(len));
+    batch = llama_batch_get_one(&next, 1);
+  }
+  llama_sampler_free(sampler);
+  std::fprintf(stdout, "%s\n", text.c_str());
+  std::fflush(stdout);
+  std::fprintf(stderr, "modelwarden-worker: generated %d tokens from a %d-token prompt\n", generated, n);
+  return kExitOk;
+}
+
+int RunMakeTestModel(const std::vector<std::string>& argv) {
+  Result<TestModelOptions> options = ParseTestModelArgs(argv);
+  if (!options.ok()) return Usage(options.status().message());
+  Result<TestModelSummary> s = WriteTestModel(*options);
+  if (!s.ok()) return Fail(s.status());
+  std::fprintf(stderr,
+               "wrote %s: llama, %lld layers, n_embd %lld, n_ff %lld, %lld heads, ctx %lld, vocab %lld, "
+               "%llu parameters, %llu bytes\n",
+               options->out_path.c_str(), static_cast<long long>(s->layers), static_cast<long long>(s->embd),
+               static_cast<long long>(s->ff), static_cast<long long>(s->heads), static_cast<long long>(s->ctx),
+               static_cast<long long>(s->vocab), static_cast<unsigned long long>(s->parameter_count),
+               static_cast<unsigned long long>(s->file_size));
+  return kExitOk;
+}
+
+}  // namespace
+
+int RunWorker(int argc, char** argv) {
+  if (argc < 2) return Usage("missing subcommand");
+  const std::string sub = argv[1];
+  std::vector<std::string> args(argv + 2, argv + argc);
+  if (sub == "load") return RunLoad(args);
+  if (sub == "probe") return RunProbe(args);
+  if (sub == "inspect") return RunInspect(args);
+  if (sub == "generate") return RunGenerate(args);
+  if (sub == "make-test-model") return RunMakeTestModel(args);
+  if (sub == "--help" || sub == "-h" || sub == "help") {
+    std::fputs(kUsage, stdout);
+    return kExitOk;
+  }
+  return Usage("unknown subcommand '" + sub + "'");
+}
+
+}  // namespace mw::worker

@@ -1,0 +1,23 @@
+// GGUF metadata without loading tensor data (gguf.h only).
+#pragma once
+
+#include <string>
+
+#include "common/status.h"
+#include "protocol/protocol.h"
+
+namespace mw::worker {
+
+// Reads the header of the GGUF file at `path`.
+// OK: architecture, general.name, parameter count (sum of the element counts
+// of every tensor), file type and its readable name, <arch>.context_length,
+// file size and tensor count.
+// kNotFound: no such file / unreadable. kDataLoss: not a GGUF file, or a
+// truncated/corrupt header, or tensor data that would lie past the end of
+// the file. Never crashes on a corrupt file (gguf's own checks plus ours).
+Result<protocol::MetadataMessage> InspectGguf(const std::string& path);
+
+// "F16", "Q4_K_M", ... for a llama_ftype value; "" for an unknown one.
+std::string FileTypeName(int64_t file_type);
+
+}  // namespace mw::worker
