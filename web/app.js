@@ -116,6 +116,17 @@
 
   function setHidden(node, hidden) { node.hidden = hidden; }
 
+  // Bytes a loaded model holds, summed over its devices; null when unknown.
+  function memoryUsed(m) {
+    if (!Array.isArray(m.memory) || !m.memory.length) return null;
+    let total = 0;
+    for (const d of m.memory) {
+      const n = Number(d && d.memory_used);
+      if (Number.isFinite(n)) total += n;
+    }
+    return total;
+  }
+
   function showError(node, message) {
     node.textContent = message || '';
     node.hidden = !message;
@@ -204,6 +215,8 @@
       loads: li.querySelector('.total-loads'),
       failures: li.querySelector('.total-failures'),
       loadState: li.querySelector('.load-state'),
+      memoryItem: li.querySelector('.memory-item'),
+      memory: li.querySelector('.memory'),
       progressWrap: li.querySelector('.progress-wrap'),
       progress: li.querySelector('.progress'),
       progressText: li.querySelector('.progress-text'),
@@ -240,6 +253,9 @@
     card.loads.textContent = String(m.total_loads ?? 0);
     card.failures.textContent = String(m.total_failures ?? 0);
     card.loadState.textContent = pending && loadState === 'idle' ? 'requested' : loadState;
+    const memory = memoryUsed(m);
+    card.memory.textContent = memory === null ? '' : formatBytes(memory);
+    setHidden(card.memoryItem, !m.loaded || memory === null);
 
     setHidden(card.progressWrap, !busy);
     if (busy) {
@@ -349,7 +365,8 @@
     const devices = Array.isArray(s.devices) ? s.devices : [];
     const list = $('devices');
     if (!devices.length) {
-      list.replaceChildren(el('li', { className: 'muted', text: 'No devices reported' }));
+      const why = str(s.devices_error);
+      list.replaceChildren(el('li', { className: 'muted', text: why ? `No devices reported: ${why}` : 'No devices reported' }));
     } else {
       list.replaceChildren(...devices.map((d) => {
         const total = Number(d.memory_total);
@@ -387,7 +404,11 @@
       }
     }
     const node = $('loaded-models');
-    node.textContent = names.size ? [...names].sort().join(', ') : 'none';
+    node.textContent = names.size ? [...names].sort().map((n) => {
+      const m = state.models.get(n);
+      const bytes = m ? memoryUsed(m) : null;
+      return bytes === null ? n : `${n} (${formatBytes(bytes)})`;
+    }).join(', ') : 'none';
     node.classList.toggle('muted', names.size === 0);
   }
 

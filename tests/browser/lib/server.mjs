@@ -49,6 +49,14 @@ export function crashingConfig() {
 
 // A `command` engine load_config that becomes ready after `seconds`.
 export function slowReadyConfig(seconds) {
+  const fake = path.join(binDir(), 'mw-fake-engine');
+  if (fs.existsSync(fake) && process.env.MW_WEB_OWN_FIXTURES !== '1') {
+    return {
+      argv: [fake, '--print', 'loading weights', '--sleep-ms', String(seconds * 1000),
+        '--ready-line', 'server is ready', '--then', 'ready'],
+      ready_pattern: 'server is ready',
+    };
+  }
   return {
     argv: [path.join(fixturesDir, 'slow-ready.sh'), String(seconds)],
     ready_pattern: 'server is ready',
