@@ -216,7 +216,7 @@ TEST_F(WorkerTest, LoadWithTheOriginalDesignExampleConfig) {
 TEST_F(WorkerTest, LoadHonoursNCtxAndLlamaKeys) {
   protocol::LoadedMessage loaded =
       LoadAndStop(R"({"n_ctx": 512, "n_batch": 256, "n_ubatch": 128, "n_threads": 1, "flash_attn": "on",
-                      "cache_type_k": "q8_0", "cache_type_v": "q8_0", "use_mmap": false, "n_gpu_layers": 0})",
+                      "cache_type_k": "f16", "cache_type_v": "f32", "use_mmap": false, "n_gpu_layers": 0})",
                   false);
   EXPECT_EQ(loaded.n_ctx, 512);
 }
