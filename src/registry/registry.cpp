@@ -1,0 +1,106 @@
+// Registry: each public method takes the connection's mutex and, for writes,
+// runs in its own transaction (see registry_rows.cpp for the SQL).
+#include "registry/registry.h"
+
+#include "registry/registry_rows.h"
+
+namespace mw {
+
+using registry_internal::Db;
+
+Registry::Registry(std::unique_ptr<Db> db) : db_(std::move(db)) {}
+Registry::~Registry() = default;
+
+const std::string& Registry::path() const { return db_->path(); }
+
+Status Registry::CheckNotInTransaction() const {
+  if (db_->tx_owner.load() != std::this_thread::get_id()) return Status::Ok();
+  return InternalError("registry called on a thread that holds an open Transaction (would deadlock)");
+}
+
+Result<Transaction> Registry::BeginWrite() {
+  RETURN_IF_ERROR(CheckNotInTransaction());
+  std::unique_lock<std::mutex> lock(db_->mutex());
+  RETURN_IF_ERROR(db_->Exec("BEGIN IMMEDIATE", "starting a registry transaction"));
+  return Transaction(db_.get(), std::move(lock));
+}
+
+// Runs `body` inside a write transaction and commits it if body succeeded.
+template <typename Body>
+static auto InWrite(Registry& reg, Body body) -> decltype(body(std::declval<Transaction&>())) {
+  ASSIGN_OR_RETURN(Transaction tx, reg.BeginWrite());
+  auto result = body(tx);
+  if (!result.ok()) return result;
+  RETURN_IF_ERROR(tx.Commit());
+  return result;
+}
+
+Result<ModelRecord> Registry::AddModel(const ModelRecord& model) {
+  RETURN_IF_ERROR(CheckNotInTransaction());
+  return InWrite(*this, [&](Transaction&) -> Result<ModelRecord> {
+    RETURN_IF_ERROR(registry_internal::InsertModel(*db_, model));
+    return registry_internal::SelectModel(*db_, model.model_name);
+  });
+}
+
+Result<ModelRecord> Registry::GetModel(std::string_view name) {
+  RETURN_IF_ERROR(CheckNotInTransaction());
+  std::lock_guard<std::mutex> lock(db_->mutex());
+  return registry_internal::SelectModel(*db_, name);
+}
+
+Result<std::vector<ModelRecord>> Registry::ListModels() {
+  RETURN_IF_ERROR(CheckNotInTransaction());
+  std::lock_guard<std::mutex> lock(db_->mutex());
+  return registry_internal::SelectModels(*db_, std::nullopt);
+}
+
+Result<ModelRecord> Registry::UpdateModel(std::string_view name, const ModelUpdate& update) {
+  RETURN_IF_ERROR(CheckNotInTransaction());
+  return InWrite(*this, [&](Transaction&) -> Result<ModelRecord> {
+    RETURN_IF_ERROR(registry_internal::UpdateModelRow(*db_, name, update));
+    return registry_internal::SelectModel(*db_, name);
+  });
+}
+
+Status Registry::DeleteModel(std::string_view name) {
+  RETURN_IF_ERROR(CheckNotInTransaction());
+  ASSIGN_OR_RETURN(Transaction tx, BeginWrite());
+  RETURN_IF_ERROR(registry_internal::DeleteModelRow(*db_, name));
+  return tx.Commit();
+}
+
+Result<std::vector<AttemptRecord>> Registry::ListAttempts(std::string_view name, int limit) {
+  RETURN_IF_ERROR(CheckNotInTransaction());
+  std::lock_guard<std::mutex> lock(db_->mutex());
+  return registry_internal::SelectAttemptsOfModel(*db_, name, limit);
+}
+
+Result<AttemptRecord> Registry::GetAttempt(AttemptId id) {
+  RETURN_IF_ERROR(CheckNotInTransaction());
+  std::lock_guard<std::mutex> lock(db_->mutex());
+  return registry_internal::SelectAttempt(*db_, id);
+}
+
+Result<StatusCounts> Registry::CountByStatus() {
+  RETURN_IF_ERROR(CheckNotInTransaction());
+  std::lock_guard<std::mutex> lock(db_->mutex());
+  return registry_internal::CountAllStatuses(*db_);
+}
+
+Status Registry::CheckIntegrity() {
+  RETURN_IF_ERROR(CheckNotInTransaction());
+  std::lock_guard<std::mutex> lock(db_->mutex());
+  ASSIGN_OR_RETURN(auto stmt, db_->Prepare("PRAGMA integrity_check"));
+  std::string report;
+  while (true) {
+    ASSIGN_OR_RETURN(const bool row, stmt.Step());
+    if (!row) break;
+    if (!report.empty()) report += "; ";
+    report += stmt.Text(0);
+  }
+  if (report == "ok") return Status::Ok();
+  return DataLossError("registry database '" + db_->path() + "' failed its integrity check: " + report);
+}
+
+}  // namespace mw

@@ -1,0 +1,273 @@
+// registry: the durable store of models and load attempts (SPEC §3).
+//
+// One SQLite file, opened in WAL mode with synchronous=FULL, so that a commit
+// that returned OK survives a crash of the process, the machine or the GPU
+// driver, and no crash at any point leaves the file corrupt. This folder is
+// the only code that includes sqlite3.h or runs SQL; everything here speaks
+// native types (load_config stays a JSON text, validated by SQLite's own JSON
+// functions, so no JSON library is needed here).
+//
+// Schema: tables `models` and `load_attempts` exactly as SPEC §3 names them,
+// with allowed values enforced by CHECK constraints. The schema version is
+// PRAGMA user_version; Open() runs the pending migrations, in order, in one
+// transaction. PRAGMA application_id marks the file as ours.
+//
+// Ownership: Open() returns the only handle; the caller owns it (and usually
+// hands references to compat/ and api/). One process owns the file: by
+// default the connection holds an exclusive lock for its lifetime, because
+// the startup cleanup of compat/ assumes no other live server is mid-load.
+//
+// Thread-safety: every Registry method is thread-safe (one connection behind
+// one mutex). A Transaction holds that mutex until it is committed or
+// destroyed; calling a Registry method on the thread that holds an open
+// Transaction returns kInternal instead of deadlocking.
+//
+// Public API in brief (all in namespace mw):
+//   enum class CompatStatus {kUnknown,kCompatible,kIncompatible,kDegraded,kTesting}
+//   enum class AttemptOutcome {kSuccess,kFailed,kCrashed,kTimeout,kServerCrash,kCancelled}
+//   ToString(CompatStatus|AttemptOutcome), ParseCompatStatus, ParseAttemptOutcome
+//   IsValidModelName(name)
+//   struct ModelRecord, ModelUpdate, AttemptRecord; using AttemptId = int64_t
+//   Registry::Open(path, OpenOptions) -> Result<std::unique_ptr<Registry>>
+//   AddModel, GetModel, ListModels, UpdateModel, DeleteModel, ListAttempts,
+//   GetAttempt, CountByStatus, CheckIntegrity, BeginWrite -> Transaction
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "common/status.h"
+
+namespace mw {
+
+namespace registry_internal {
+class Db;
+}
+
+// ---------------------------------------------------------------- values
+
+// A model's compatibility status (SPEC §1). Stored as its ToString() text.
+enum class CompatStatus { kUnknown, kCompatible, kIncompatible, kDegraded, kTesting };
+inline constexpr CompatStatus kAllCompatStatuses[] = {CompatStatus::kUnknown, CompatStatus::kCompatible,
+                                                      CompatStatus::kIncompatible, CompatStatus::kDegraded,
+                                                      CompatStatus::kTesting};
+// "unknown", "compatible", "incompatible", "degraded", "testing".
+std::string_view ToString(CompatStatus status);
+// Exact lower-case names only; nullopt otherwise.
+std::optional<CompatStatus> ParseCompatStatus(std::string_view text);
+
+// How a load attempt ended. Stored as its ToString() text.
+enum class AttemptOutcome { kSuccess, kFailed, kCrashed, kTimeout, kServerCrash, kCancelled };
+// "success", "failed", "crashed", "timeout", "server_crash", "cancelled".
+std::string_view ToString(AttemptOutcome outcome);
+std::optional<AttemptOutcome> ParseAttemptOutcome(std::string_view text);
+
+using AttemptId = int64_t;
+
+inline constexpr std::string_view kEngineLlamaCpp = "llama.cpp";
+inline constexpr std::string_view kEngineCommand = "command";
+inline constexpr std::string_view kDefaultCacheLocation = "primary";
+
+// [A-Za-z0-9][A-Za-z0-9._-]{0,127}: safe in URLs and file names (no '/', no "..").
+bool IsValidModelName(std::string_view name);
+
+// One row of `models`. Nullable columns are optional<>.
+struct ModelRecord {
+  std::string model_name;
+  std::optional<std::string> hf_path;
+  std::string cache_location{kDefaultCacheLocation};
+  std::optional<std::string> file_path;
+  std::string engine{kEngineLlamaCpp};
+  CompatStatus compatibility_status = CompatStatus::kUnknown;
+  std::optional<std::string> compatibility_notes;
+  std::string load_config = "{}";  // JSON text of an object
+  int64_t total_loads = 0;         // successful loads
+  int64_t total_failures = 0;
+  std::string created_at;  // ISO-8601 UTC, set by the registry
+  std::string updated_at;  // ISO-8601 UTC, set by the registry on every write
+  std::optional<std::string> last_loaded_at;
+  std::optional<std::string> last_failed_at;
+};
+
+// A partial update: only the fields that are set are written. For the
+// nullable text columns an empty string stores NULL.
+struct ModelUpdate {
+  std::optional<CompatStatus> compatibility_status;  // never kTesting
+  std::optional<std::string> compatibility_notes;
+  std::optional<std::string> load_config;  // JSON text of an object
+  std::optional<std::string> hf_path;
+  std::optional<std::string> file_path;
+  std::optional<std::string> cache_location;  // non-empty
+  std::optional<std::string> engine;          // "llama.cpp" or "command"
+};
+
+// One row of `load_attempts`. An attempt is open while finished_at is unset;
+// outcome and status_after are set exactly when it is closed.
+struct AttemptRecord {
+  AttemptId id = 0;
+  std::string model_name;
+  std::string started_at;  // ISO-8601 UTC
+  std::optional<std::string> finished_at;
+  std::optional<AttemptOutcome> outcome;
+  bool forced = false;  // force_load was requested
+  CompatStatus status_before = CompatStatus::kUnknown;
+  std::optional<CompatStatus> status_after;
+  std::string load_config = "{}";  // snapshot of the model's load_config at start
+  std::optional<int64_t> exit_code;
+  std::optional<std::string> signal;  // e.g. "SIGSEGV"
+  std::optional<std::string> category;
+  std::optional<std::string> pattern_id;
+  std::optional<std::string> summary;
+  std::optional<std::string> matched_line;
+  std::optional<std::string> log_excerpt;
+  std::optional<int64_t> duration_ms;  // finished_at - started_at, set on close
+  std::optional<std::string> hardware_fingerprint;
+
+  bool open() const { return !finished_at.has_value(); }
+};
+
+// Models per status; every status is present (0 when none).
+using StatusCounts = std::map<CompatStatus, int64_t>;
+
+struct OpenOptions {
+  // How long a write waits for another process's lock before kUnavailable.
+  int busy_timeout_ms = 5000;
+  // Hold an exclusive lock on the file for the connection's lifetime, so a
+  // second server on the same file fails to open (kUnavailable).
+  bool exclusive = true;
+};
+
+// ---------------------------------------------------------------- Transaction
+
+// A write transaction (BEGIN IMMEDIATE) that rolls back unless Commit()
+// returned OK. Move-only; holds the registry's mutex, so keep it short and
+// never call Registry methods while holding one. Used by compat/ to read,
+// check a transition and write in one atomic step; the row-level writes here
+// validate values (the schema's CHECKs) but not transitions.
+class Transaction {
+ public:
+  Transaction(Transaction&& other) noexcept;
+  Transaction(const Transaction&) = delete;
+  Transaction& operator=(const Transaction&) = delete;
+  Transaction& operator=(Transaction&&) = delete;
+  // Rolls back if not committed. Never throws.
+  ~Transaction();
+
+  // kNotFound if no such model.
+  [[nodiscard]] Result<ModelRecord> GetModel(std::string_view name);
+  // Models whose status is `status`, by name.
+  [[nodiscard]] Result<std::vector<ModelRecord>> ListModelsWithStatus(CompatStatus status);
+  // Number of models in `status`.
+  [[nodiscard]] Result<int64_t> CountModelsWithStatus(CompatStatus status);
+  // kNotFound if no such attempt.
+  [[nodiscard]] Result<AttemptRecord> GetAttempt(AttemptId id);
+  // The open attempt of `name`, if any (at most one per model: a unique index).
+  [[nodiscard]] Result<std::optional<AttemptRecord>> GetOpenAttempt(std::string_view name);
+  // All open attempts, oldest first.
+  [[nodiscard]] Result<std::vector<AttemptRecord>> ListOpenAttempts();
+
+  // Writes the state columns of `model` (compatibility_status,
+  // compatibility_notes, total_loads, total_failures, last_loaded_at,
+  // last_failed_at) and sets updated_at. kNotFound if no such model.
+  [[nodiscard]] Status WriteModelState(const ModelRecord& model);
+  // Inserts `attempt` as an open attempt (finished_at, outcome, status_after
+  // and the failure fields are ignored); started_at is now if empty.
+  // kAlreadyExists if the model already has an open attempt.
+  [[nodiscard]] Result<AttemptId> InsertAttempt(const AttemptRecord& attempt);
+  // Closes attempt `attempt.id`: finished_at = now (if unset), outcome,
+  // status_after, exit_code, signal, category, pattern_id, summary,
+  // matched_line, log_excerpt; duration_ms is computed from started_at.
+  // kNotFound if no such attempt; kFailedPrecondition if already closed.
+  [[nodiscard]] Status CloseAttempt(const AttemptRecord& attempt);
+
+  // COMMIT POINT: when this returns OK, every write of the transaction is on
+  // disk (WAL fsynced, synchronous=FULL). On error the transaction is rolled
+  // back. Calling anything after Commit() returns kFailedPrecondition.
+  [[nodiscard]] Status Commit();
+
+ private:
+  friend class Registry;
+  Transaction(registry_internal::Db* db, std::unique_lock<std::mutex> lock);
+  Status CheckActive() const;
+
+  registry_internal::Db* db_;
+  std::unique_lock<std::mutex> lock_;
+  bool active_ = true;
+};
+
+// ---------------------------------------------------------------- Registry
+
+class Registry {
+ public:
+  // The schema version this build writes (PRAGMA user_version).
+  static constexpr int kSchemaVersion = 1;
+
+  // Opens (creating if absent, with its parent directories) the registry at
+  // `path`, sets WAL + synchronous=FULL + foreign keys, and runs pending
+  // migrations in one transaction. A file it refuses is never modified:
+  //   kUnavailable        another process holds the file (a running server)
+  //   kPermissionDenied   the file or its directory is not writable
+  //   kFailedPrecondition the file's schema is newer than this build
+  //   kDataLoss           not an SQLite database, not a modelwarden
+  //                       registry, or corrupt
+  //   kInternal           anything else SQLite reports
+  [[nodiscard]] static Result<std::unique_ptr<Registry>> Open(const std::string& path,
+                                                              const OpenOptions& options = {});
+  ~Registry();
+  Registry(const Registry&) = delete;
+  Registry& operator=(const Registry&) = delete;
+
+  const std::string& path() const;
+
+  // Registers a model from `model`'s descriptive fields (name, hf_path,
+  // cache_location, file_path, engine, compatibility_status,
+  // compatibility_notes, load_config); counters start at 0 and timestamps at
+  // now. Returns the stored row. kInvalidArgument for a bad name, engine,
+  // status (kTesting is never accepted) or load_config that is not a JSON
+  // object; kAlreadyExists if the name is taken.
+  [[nodiscard]] Result<ModelRecord> AddModel(const ModelRecord& model);
+  // kNotFound if no such model; kInvalidArgument for a malformed name.
+  [[nodiscard]] Result<ModelRecord> GetModel(std::string_view name);
+  // All models ordered by name.
+  [[nodiscard]] Result<std::vector<ModelRecord>> ListModels();
+  // Applies the fields set in `update`; returns the new row. kNotFound;
+  // kInvalidArgument for bad values or status kTesting (only compat/'s
+  // BeginAttempt writes testing); kFailedPrecondition for a status change
+  // while the model is testing (an attempt is in progress). Manual status
+  // changes should go through compat::StateMachine::SetStatusManually, which
+  // applies the same rules.
+  [[nodiscard]] Result<ModelRecord> UpdateModel(std::string_view name, const ModelUpdate& update);
+  // Deletes the model AND its attempts (ON DELETE CASCADE: a name registered
+  // again later is a new model whose history starts empty). kNotFound;
+  // kFailedPrecondition while the model is testing.
+  [[nodiscard]] Status DeleteModel(std::string_view name);
+
+  // The model's attempts, newest first, at most `limit` (limit <= 0: all).
+  // kNotFound if no such model.
+  [[nodiscard]] Result<std::vector<AttemptRecord>> ListAttempts(std::string_view name, int limit = 20);
+  // kNotFound if no such attempt.
+  [[nodiscard]] Result<AttemptRecord> GetAttempt(AttemptId id);
+  // Number of models per status (all five keys present).
+  [[nodiscard]] Result<StatusCounts> CountByStatus();
+
+  // PRAGMA integrity_check: OK if "ok", else kDataLoss with SQLite's report.
+  [[nodiscard]] Status CheckIntegrity();
+
+  // Starts a write transaction (BEGIN IMMEDIATE). kUnavailable if another
+  // process holds the file past busy_timeout.
+  [[nodiscard]] Result<Transaction> BeginWrite();
+
+ private:
+  explicit Registry(std::unique_ptr<registry_internal::Db> db);
+  Status CheckNotInTransaction() const;
+
+  std::unique_ptr<registry_internal::Db> db_;
+};
+
+}  // namespace mw

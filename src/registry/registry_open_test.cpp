@@ -1,0 +1,226 @@
+// Registry::Open on files it must refuse, each a real file, and each left
+// byte-for-byte unchanged: locked by another process, read-only, newer
+// schema, not a database, someone else's database.
+#include <gtest/gtest.h>
+#include <signal.h>
+#include <sqlite3.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cstdio>
+
+#include "registry/registry.h"
+#include "registry/registry_test_util.h"
+
+namespace mw {
+namespace {
+
+using testing_util::FileExists;
+using testing_util::RawExec;
+using testing_util::ReadFileBytes;
+using testing_util::TempDir;
+using testing_util::WriteFileBytes;
+
+// Creates a registry with one model and closes it.
+void MakeRegistry(const std::string& path) {
+  auto reg = Registry::Open(path);
+  ASSERT_TRUE(reg.ok()) << reg.status().ToString();
+  ModelRecord m;
+  m.model_name = "m";
+  ASSERT_TRUE((*reg)->AddModel(m).ok());
+}
+
+// A child process that holds `path` open until the parent closes the pipe.
+// `how` chooses the holder: a modelwarden Registry, or a plain SQLite
+// connection inside BEGIN EXCLUSIVE (any other tool).
+class LockHolder {
+ public:
+  enum class How { kRegistry, kRawExclusive };
+  LockHolder(const std::string& path, How how) {
+    int ready[2];
+    int hold[2];
+    if (pipe(ready) != 0 || pipe(hold) != 0) return;
+    pid_ = fork();
+    if (pid_ == 0) {
+      close(ready[0]);
+      close(hold[1]);
+      std::unique_ptr<Registry> reg;
+      sqlite3* raw = nullptr;
+      bool ok = false;
+      if (how == How::kRegistry) {
+        auto r = Registry::Open(path);
+        ok = r.ok();
+        if (ok) reg = std::move(r).value();
+      } else {
+        ok = sqlite3_open(path.c_str(), &raw) == SQLITE_OK &&
+             sqlite3_exec(raw, "BEGIN EXCLUSIVE", nullptr, nullptr, nullptr) == SQLITE_OK;
+      }
+      const char c = ok ? 'R' : 'E';
+      (void)!write(ready[1], &c, 1);
+      char buf;
+      (void)!read(hold[0], &buf, 1);  // returns 0 when the parent closes
+      _exit(0);
+    }
+    close(ready[1]);
+    close(hold[0]);
+    hold_fd_ = hold[1];
+    char c = 0;
+    ready_ = read(ready[0], &c, 1) == 1 && c == 'R';
+    close(ready[0]);
+  }
+  ~LockHolder() {
+    if (hold_fd_ >= 0) close(hold_fd_);
+    if (pid_ > 0) waitpid(pid_, nullptr, 0);
+  }
+  bool ready() const { return ready_; }
+
+ private:
+  pid_t pid_ = -1;
+  int hold_fd_ = -1;
+  bool ready_ = false;
+};
+
+TEST(RegistryOpen, CreatesParentDirectoriesAndReopens) {
+  TempDir dir;
+  const std::string path = dir.File("a/b/registry.db");
+  MakeRegistry(path);
+  auto reg = Registry::Open(path);
+  ASSERT_TRUE(reg.ok()) << reg.status().ToString();
+  EXPECT_TRUE((*reg)->GetModel("m").ok());
+  EXPECT_TRUE((*reg)->CheckIntegrity().ok());
+}
+
+TEST(RegistryOpen, LockedByAnotherServerIsUnavailableAndUntouched) {
+  TempDir dir;
+  const std::string path = dir.File("registry.db");
+  MakeRegistry(path);
+  LockHolder holder(path, LockHolder::How::kRegistry);
+  ASSERT_TRUE(holder.ready());
+  const std::string before = ReadFileBytes(path);
+  const std::string wal_before = ReadFileBytes(path + "-wal");
+  auto reg = Registry::Open(path, OpenOptions{.busy_timeout_ms = 100});
+  ASSERT_FALSE(reg.ok());
+  EXPECT_EQ(reg.status().code(), StatusCode::kUnavailable) << reg.status().ToString();
+  EXPECT_NE(reg.status().message().find("locked by another process"), std::string::npos);
+  EXPECT_NE(reg.status().message().find(path), std::string::npos);
+  EXPECT_EQ(ReadFileBytes(path), before);
+  EXPECT_EQ(ReadFileBytes(path + "-wal"), wal_before);
+}
+
+TEST(RegistryOpen, LockedByAnotherToolIsUnavailableAndUntouched) {
+  TempDir dir;
+  const std::string path = dir.File("registry.db");
+  MakeRegistry(path);
+  const std::string before = ReadFileBytes(path);
+  {
+    LockHolder holder(path, LockHolder::How::kRawExclusive);
+    ASSERT_TRUE(holder.ready());
+    auto reg = Registry::Open(path, OpenOptions{.busy_timeout_ms = 100});
+    ASSERT_FALSE(reg.ok());
+    EXPECT_EQ(reg.status().code(), StatusCode::kUnavailable) << reg.status().ToString();
+  }
+  EXPECT_EQ(ReadFileBytes(path), before);
+  auto reg = Registry::Open(path);  // free again once the holder is gone
+  ASSERT_TRUE(reg.ok()) << reg.status().ToString();
+  EXPECT_TRUE((*reg)->CheckIntegrity().ok());
+}
+
+// Opens `path` in a child process as an unprivileged user (root ignores file
+// modes) and returns the StatusCode as its exit status (100+ for test errors).
+int OpenAsUnprivilegedUser(const std::string& path) {
+  const pid_t pid = fork();
+  if (pid < 0) return 200;
+  if (pid == 0) {
+    if (geteuid() == 0 && (setgid(65534) != 0 || setuid(65534) != 0)) _exit(100);
+    auto reg = Registry::Open(path);
+    if (reg.ok()) _exit(101);
+    if (reg.status().message().find("read-only") == std::string::npos) {
+      fprintf(stderr, "%s\n", reg.status().ToString().c_str());
+      _exit(102);
+    }
+    _exit(static_cast<int>(reg.status().code()));
+  }
+  int wstatus = 0;
+  if (waitpid(pid, &wstatus, 0) != pid || !WIFEXITED(wstatus)) return 201;
+  return WEXITSTATUS(wstatus);
+}
+
+TEST(RegistryOpen, ReadOnlyFileIsPermissionDeniedAndUntouched) {
+  TempDir dir;
+  const std::string path = dir.File("registry.db");
+  MakeRegistry(path);
+  ASSERT_EQ(chmod(path.c_str(), 0444), 0);
+  ASSERT_EQ(chmod(dir.path().c_str(), 0755), 0);
+  const std::string before = ReadFileBytes(path);
+  EXPECT_EQ(OpenAsUnprivilegedUser(path), static_cast<int>(StatusCode::kPermissionDenied));
+  EXPECT_EQ(ReadFileBytes(path), before);
+  EXPECT_FALSE(FileExists(path + "-wal"));
+}
+
+TEST(RegistryOpen, ReadOnlyDirectoryIsPermissionDeniedAndUntouched) {
+  TempDir dir;
+  const std::string path = dir.File("registry.db");
+  MakeRegistry(path);
+  // The file is writable by everyone, but its directory is not: the WAL
+  // cannot be created beside it.
+  ASSERT_EQ(chmod(path.c_str(), 0666), 0);
+  ASSERT_EQ(chmod(dir.path().c_str(), 0755), 0);
+  const std::string before = ReadFileBytes(path);
+  if (geteuid() != 0) {
+    ASSERT_EQ(chmod(dir.path().c_str(), 0555), 0);
+  }
+  EXPECT_EQ(OpenAsUnprivilegedUser(path), static_cast<int>(StatusCode::kPermissionDenied));
+  ASSERT_EQ(chmod(dir.path().c_str(), 0755), 0);
+  EXPECT_EQ(ReadFileBytes(path), before);
+}
+
+TEST(RegistryOpen, NewerSchemaIsFailedPreconditionAndUntouched) {
+  TempDir dir;
+  const std::string path = dir.File("registry.db");
+  MakeRegistry(path);
+  ASSERT_EQ(RawExec(path, "PRAGMA user_version = 99"), "");
+  const std::string before = ReadFileBytes(path);
+  auto reg = Registry::Open(path);
+  ASSERT_FALSE(reg.ok());
+  EXPECT_EQ(reg.status().code(), StatusCode::kFailedPrecondition) << reg.status().ToString();
+  EXPECT_NE(reg.status().message().find("schema version 99"), std::string::npos);
+  EXPECT_NE(reg.status().message().find("upgrade modelwarden"), std::string::npos);
+  EXPECT_EQ(ReadFileBytes(path), before);
+}
+
+TEST(RegistryOpen, NotADatabaseIsDataLossAndUntouched) {
+  TempDir dir;
+  const std::string path = dir.File("registry.db");
+  std::string junk = "this is my thesis, not a database\n";
+  for (int i = 0; i < 200; ++i) junk += "line " + std::to_string(i) + "\n";
+  WriteFileBytes(path, junk);
+  auto reg = Registry::Open(path);
+  ASSERT_FALSE(reg.ok());
+  EXPECT_EQ(reg.status().code(), StatusCode::kDataLoss) << reg.status().ToString();
+  EXPECT_NE(reg.status().message().find("not a modelwarden database"), std::string::npos);
+  EXPECT_EQ(ReadFileBytes(path), junk);
+  EXPECT_FALSE(FileExists(path + "-wal"));
+}
+
+TEST(RegistryOpen, SomeoneElsesDatabaseIsDataLossAndUntouched) {
+  TempDir dir;
+  const std::string other = dir.File("other.db");
+  ASSERT_EQ(RawExec(other, "CREATE TABLE photos (id INTEGER); INSERT INTO photos VALUES (1)"), "");
+  const std::string before = ReadFileBytes(other);
+  auto reg = Registry::Open(other);
+  ASSERT_FALSE(reg.ok());
+  EXPECT_EQ(reg.status().code(), StatusCode::kDataLoss) << reg.status().ToString();
+  EXPECT_EQ(ReadFileBytes(other), before);
+
+  const std::string tagged = dir.File("tagged.db");
+  ASSERT_EQ(RawExec(tagged, "PRAGMA application_id = 1234"), "");
+  const std::string tagged_before = ReadFileBytes(tagged);
+  EXPECT_EQ(Registry::Open(tagged).status().code(), StatusCode::kDataLoss);
+  EXPECT_EQ(ReadFileBytes(tagged), tagged_before);
+}
+
+TEST(RegistryOpen, EmptyPathIsInvalid) { EXPECT_EQ(Registry::Open("").status().code(), StatusCode::kInvalidArgument); }
+
+}  // namespace
+}  // namespace mw

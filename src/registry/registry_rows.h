@@ -1,0 +1,38 @@
+// Internal to registry/: the SQL of each row operation, shared by Registry
+// (which wraps each in its own lock/transaction) and Transaction.
+// Precondition of every function: the Db's mutex is held.
+#pragma once
+
+#include <optional>
+#include <string_view>
+#include <vector>
+
+#include "registry/registry.h"
+#include "registry/sqlite_util.h"
+
+namespace mw::registry_internal {
+
+// kInvalidArgument with a message naming the rule.
+Status ValidateModelName(std::string_view name);
+// Uses SQLite's json_valid/json_type: kInvalidArgument unless a JSON object.
+Status ValidateLoadConfig(Db& db, std::string_view json_text);
+Status ValidateEngine(std::string_view engine);
+
+Result<ModelRecord> SelectModel(Db& db, std::string_view name);
+Result<std::vector<ModelRecord>> SelectModels(Db& db, std::optional<CompatStatus> status);
+Result<int64_t> CountModels(Db& db, CompatStatus status);
+Result<StatusCounts> CountAllStatuses(Db& db);
+Status InsertModel(Db& db, const ModelRecord& model);
+Status UpdateModelRow(Db& db, std::string_view name, const ModelUpdate& update);
+Status WriteModelStateRow(Db& db, const ModelRecord& model);
+Status DeleteModelRow(Db& db, std::string_view name);
+
+Result<AttemptRecord> SelectAttempt(Db& db, AttemptId id);
+// Newest first; limit <= 0 means all.
+Result<std::vector<AttemptRecord>> SelectAttemptsOfModel(Db& db, std::string_view name, int limit);
+// Open attempts, oldest first; of one model when `name` is set.
+Result<std::vector<AttemptRecord>> SelectOpenAttempts(Db& db, std::optional<std::string_view> name);
+Result<AttemptId> InsertAttemptRow(Db& db, const AttemptRecord& attempt);
+Status CloseAttemptRow(Db& db, const AttemptRecord& attempt);
+
+}  // namespace mw::registry_internal

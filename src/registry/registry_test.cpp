@@ -1,0 +1,356 @@
+// Registry CRUD, validation, transactions and thread-safety, on real SQLite
+// files in fresh temp directories with the schema built by the migrations.
+#include "registry/registry.h"
+
+#include <gtest/gtest.h>
+
+#include <thread>
+#include <vector>
+
+#include "registry/registry_test_util.h"
+
+namespace mw {
+namespace {
+
+using testing_util::RawExec;
+using testing_util::RawQuery;
+using testing_util::TempDir;
+
+class RegistryTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    auto reg = Registry::Open(dir_.File("registry.db"));
+    ASSERT_TRUE(reg.ok()) << reg.status().ToString();
+    reg_ = std::move(reg).value();
+  }
+  void TearDown() override {
+    if (reg_) {
+      EXPECT_TRUE(reg_->CheckIntegrity().ok());
+    }
+  }
+  ModelRecord Model(const std::string& name) {
+    ModelRecord m;
+    m.model_name = name;
+    m.file_path = name + ".gguf";
+    return m;
+  }
+  void Reopen() {
+    reg_.reset();
+    auto reg = Registry::Open(dir_.File("registry.db"));
+    ASSERT_TRUE(reg.ok()) << reg.status().ToString();
+    reg_ = std::move(reg).value();
+  }
+
+  TempDir dir_;
+  std::unique_ptr<Registry> reg_;
+};
+
+TEST(RegistryTypes, StatusAndOutcomeNamesRoundTrip) {
+  for (CompatStatus s : kAllCompatStatuses) EXPECT_EQ(ParseCompatStatus(ToString(s)), s);
+  EXPECT_EQ(ToString(CompatStatus::kDegraded), "degraded");
+  EXPECT_FALSE(ParseCompatStatus("Compatible").has_value());
+  EXPECT_FALSE(ParseCompatStatus("").has_value());
+  for (auto o : {AttemptOutcome::kSuccess, AttemptOutcome::kFailed, AttemptOutcome::kCrashed, AttemptOutcome::kTimeout,
+                 AttemptOutcome::kServerCrash, AttemptOutcome::kCancelled}) {
+    EXPECT_EQ(ParseAttemptOutcome(ToString(o)), o);
+  }
+  EXPECT_EQ(ToString(AttemptOutcome::kServerCrash), "server_crash");
+  EXPECT_FALSE(ParseAttemptOutcome("crash").has_value());
+}
+
+TEST(RegistryTypes, ModelNameRule) {
+  for (const char* ok : {"a", "Z9", "phi-3.mini_4k", "0abc"}) EXPECT_TRUE(IsValidModelName(ok)) << ok;
+  EXPECT_TRUE(IsValidModelName(std::string(128, 'a')));
+  for (const char* bad : {"", "-a", ".a", "_a", "..", "a/b", "a b", "a\\b", "a%2f", "é", "a\n"}) {
+    EXPECT_FALSE(IsValidModelName(bad)) << bad;
+  }
+  EXPECT_FALSE(IsValidModelName(std::string(129, 'a')));
+}
+
+TEST_F(RegistryTest, SchemaHasSpecColumnsAndVersion) {
+  const std::string db = reg_->path();
+  reg_.reset();
+  EXPECT_EQ(RawQuery(db, "PRAGMA user_version"), std::to_string(Registry::kSchemaVersion));
+  EXPECT_EQ(RawQuery(db, "PRAGMA journal_mode"), "wal");
+  EXPECT_EQ(RawQuery(db, "SELECT group_concat(name, ',') FROM pragma_table_info('models')"),
+            "model_name,hf_path,cache_location,file_path,engine,compatibility_status,compatibility_notes,"
+            "load_config,total_loads,total_failures,created_at,updated_at,last_loaded_at,last_failed_at");
+  EXPECT_EQ(RawQuery(db, "SELECT group_concat(name, ',') FROM pragma_table_info('load_attempts')"),
+            "id,model_name,started_at,finished_at,outcome,forced,status_before,status_after,load_config,"
+            "exit_code,signal,category,pattern_id,summary,matched_line,log_excerpt,duration_ms,"
+            "hardware_fingerprint");
+  EXPECT_EQ(RawQuery(db, "SELECT count(*) FROM sqlite_schema WHERE name = 'models_by_status'"), "1");
+  Reopen();
+}
+
+TEST_F(RegistryTest, SchemaChecksRejectBadValuesWrittenBehindOurBack) {
+  const std::string db = reg_->path();
+  reg_.reset();
+  const std::string cols = "INSERT INTO models (model_name, created_at, updated_at, ";
+  EXPECT_EQ(RawExec(db, "INSERT INTO models (model_name, created_at, updated_at) VALUES ('ok', 'x', 'x')"), "");
+  EXPECT_NE(RawExec(db, cols + "compatibility_status) VALUES ('a', 'x', 'x', 'broken')"), "");
+  EXPECT_NE(RawExec(db, cols + "engine) VALUES ('a', 'x', 'x', 'vllm')"), "");
+  EXPECT_NE(RawExec(db, cols + "load_config) VALUES ('a', 'x', 'x', '[1]')"), "");
+  EXPECT_NE(RawExec(db, cols + "load_config) VALUES ('a', 'x', 'x', '{bad')"), "");
+  EXPECT_NE(RawExec(db, "INSERT INTO models (model_name, created_at, updated_at) VALUES ('../x', 'x', 'x')"), "");
+  EXPECT_NE(RawExec(db, "INSERT INTO load_attempts (model_name, started_at, status_before, outcome) "
+                        "VALUES ('ok', 'x', 'unknown', 'exploded')"),
+            "");
+  Reopen();
+}
+
+TEST_F(RegistryTest, AddAndGetKeepAllFieldsAndDefaults) {
+  ModelRecord m = Model("phi-mini");
+  m.hf_path = "microsoft/phi-mini";
+  m.load_config = R"({"n_gpu_layers": 10})";
+  m.compatibility_notes = "imported";
+  auto added = reg_->AddModel(m);
+  ASSERT_TRUE(added.ok()) << added.status().ToString();
+  EXPECT_EQ(added->model_name, "phi-mini");
+  EXPECT_EQ(added->hf_path, "microsoft/phi-mini");
+  EXPECT_EQ(added->cache_location, "primary");
+  EXPECT_EQ(added->file_path, "phi-mini.gguf");
+  EXPECT_EQ(added->engine, "llama.cpp");
+  EXPECT_EQ(added->compatibility_status, CompatStatus::kUnknown);
+  EXPECT_EQ(added->compatibility_notes, "imported");
+  EXPECT_EQ(added->load_config, R"({"n_gpu_layers": 10})");
+  EXPECT_EQ(added->total_loads, 0);
+  EXPECT_EQ(added->total_failures, 0);
+  EXPECT_FALSE(added->created_at.empty());
+  EXPECT_EQ(added->created_at, added->updated_at);
+  EXPECT_FALSE(added->last_loaded_at.has_value());
+
+  Reopen();
+  auto got = reg_->GetModel("phi-mini");
+  ASSERT_TRUE(got.ok());
+  EXPECT_EQ(got->hf_path, "microsoft/phi-mini");
+  EXPECT_EQ(got->created_at, added->created_at);
+}
+
+TEST_F(RegistryTest, AddRejectsBadInputAndDuplicates) {
+  ASSERT_TRUE(reg_->AddModel(Model("m1")).ok());
+  EXPECT_EQ(reg_->AddModel(Model("m1")).status().code(), StatusCode::kAlreadyExists);
+
+  ModelRecord bad = Model("../etc");
+  EXPECT_EQ(reg_->AddModel(bad).status().code(), StatusCode::kInvalidArgument);
+  bad = Model("m2");
+  bad.engine = "vllm";
+  EXPECT_EQ(reg_->AddModel(bad).status().code(), StatusCode::kInvalidArgument);
+  bad = Model("m2");
+  bad.compatibility_status = CompatStatus::kTesting;
+  EXPECT_EQ(reg_->AddModel(bad).status().code(), StatusCode::kInvalidArgument);
+  for (const char* config : {"[]", "\"x\"", "3", "{", "", "null", "{\"a\":}"}) {
+    bad = Model("m2");
+    bad.load_config = config;
+    auto st = reg_->AddModel(bad).status();
+    EXPECT_EQ(st.code(), StatusCode::kInvalidArgument) << config;
+    EXPECT_NE(st.message().find("JSON object"), std::string::npos) << st.message();
+  }
+  bad = Model("m2");
+  bad.cache_location = "";
+  EXPECT_EQ(reg_->AddModel(bad).status().code(), StatusCode::kInvalidArgument);
+  EXPECT_EQ(reg_->GetModel("m2").status().code(), StatusCode::kNotFound);
+  EXPECT_EQ(reg_->GetModel("a/b").status().code(), StatusCode::kInvalidArgument);
+  ModelRecord command = Model("cmd");
+  command.engine = "command";
+  command.file_path.reset();
+  command.load_config = R"({"argv": ["/bin/true"]})";
+  EXPECT_TRUE(reg_->AddModel(command).ok());
+}
+
+TEST_F(RegistryTest, UpdateIsPartialAndValidated) {
+  ASSERT_TRUE(reg_->AddModel(Model("m")).ok());
+  ModelUpdate u;
+  u.compatibility_notes = "driver 550 needed";
+  auto r = reg_->UpdateModel("m", u);
+  ASSERT_TRUE(r.ok()) << r.status().ToString();
+  EXPECT_EQ(r->compatibility_notes, "driver 550 needed");
+  EXPECT_EQ(r->compatibility_status, CompatStatus::kUnknown);
+  EXPECT_EQ(r->file_path, "m.gguf");
+
+  u = {};
+  u.compatibility_status = CompatStatus::kIncompatible;
+  u.load_config = R"({"flash_attn": false})";
+  r = reg_->UpdateModel("m", u);
+  ASSERT_TRUE(r.ok());
+  EXPECT_EQ(r->compatibility_status, CompatStatus::kIncompatible);
+  EXPECT_EQ(r->load_config, R"({"flash_attn": false})");
+  EXPECT_EQ(r->compatibility_notes, "driver 550 needed");
+
+  u = {};
+  u.compatibility_notes = "";  // clears
+  u.hf_path = "org/name";
+  r = reg_->UpdateModel("m", u);
+  ASSERT_TRUE(r.ok());
+  EXPECT_FALSE(r->compatibility_notes.has_value());
+  EXPECT_EQ(r->hf_path, "org/name");
+
+  u = {};
+  u.compatibility_status = CompatStatus::kTesting;
+  EXPECT_EQ(reg_->UpdateModel("m", u).status().code(), StatusCode::kInvalidArgument);
+  u = {};
+  u.load_config = "[1,2]";
+  EXPECT_EQ(reg_->UpdateModel("m", u).status().code(), StatusCode::kInvalidArgument);
+  u = {};
+  u.engine = "other";
+  EXPECT_EQ(reg_->UpdateModel("m", u).status().code(), StatusCode::kInvalidArgument);
+  EXPECT_EQ(reg_->UpdateModel("nope", ModelUpdate{}).status().code(), StatusCode::kNotFound);
+  EXPECT_EQ(reg_->GetModel("m")->load_config, R"({"flash_attn": false})");
+}
+
+// Opens an attempt through a transaction, as compat/ does.
+AttemptId OpenAttempt(Registry& reg, const std::string& name) {
+  auto tx = reg.BeginWrite();
+  EXPECT_TRUE(tx.ok());
+  auto model = tx->GetModel(name);
+  EXPECT_TRUE(model.ok());
+  AttemptRecord a;
+  a.model_name = name;
+  a.status_before = model->compatibility_status;
+  a.load_config = model->load_config;
+  a.hardware_fingerprint = "cpu-test";
+  auto id = tx->InsertAttempt(a);
+  EXPECT_TRUE(id.ok()) << id.status().ToString();
+  model->compatibility_status = CompatStatus::kTesting;
+  EXPECT_TRUE(tx->WriteModelState(*model).ok());
+  EXPECT_TRUE(tx->Commit().ok());
+  return id.value_or(0);
+}
+
+TEST_F(RegistryTest, AttemptsOpenCloseListAndOneOpenPerModel) {
+  ModelRecord m = Model("m");
+  m.load_config = R"({"n_ctx": 512})";
+  ASSERT_TRUE(reg_->AddModel(m).ok());
+  const AttemptId id = OpenAttempt(*reg_, "m");
+  ASSERT_GT(id, 0);
+  {
+    auto tx = reg_->BeginWrite();
+    ASSERT_TRUE(tx.ok());
+    AttemptRecord dup;
+    dup.model_name = "m";
+    EXPECT_EQ(tx->InsertAttempt(dup).status().code(), StatusCode::kAlreadyExists);
+    AttemptRecord ghost;
+    ghost.model_name = "ghost";
+    EXPECT_EQ(tx->InsertAttempt(ghost).status().code(), StatusCode::kNotFound);
+    auto open = tx->GetOpenAttempt("m");
+    ASSERT_TRUE(open.ok());
+    ASSERT_TRUE(open->has_value());
+    EXPECT_EQ((*open)->id, id);
+    EXPECT_EQ((*open)->load_config, R"({"n_ctx": 512})");
+    EXPECT_TRUE((*open)->open());
+
+    AttemptRecord close = **open;
+    close.outcome = AttemptOutcome::kCrashed;
+    close.status_after = CompatStatus::kIncompatible;
+    close.signal = "SIGSEGV";
+    close.exit_code = 139;
+    close.log_excerpt = "boom";
+    EXPECT_TRUE(tx->CloseAttempt(close).ok());
+    EXPECT_EQ(tx->CloseAttempt(close).code(), StatusCode::kFailedPrecondition);
+    close.id = 999;
+    EXPECT_EQ(tx->CloseAttempt(close).code(), StatusCode::kNotFound);
+    ASSERT_TRUE(tx->Commit().ok());
+  }
+  auto a = reg_->GetAttempt(id);
+  ASSERT_TRUE(a.ok());
+  EXPECT_EQ(a->outcome, AttemptOutcome::kCrashed);
+  EXPECT_EQ(a->status_after, CompatStatus::kIncompatible);
+  EXPECT_EQ(a->status_before, CompatStatus::kUnknown);
+  EXPECT_EQ(a->signal, "SIGSEGV");
+  EXPECT_EQ(a->exit_code, 139);
+  EXPECT_EQ(a->hardware_fingerprint, "cpu-test");
+  ASSERT_TRUE(a->duration_ms.has_value());
+  EXPECT_GE(*a->duration_ms, 0);
+  EXPECT_FALSE(a->open());
+
+  const AttemptId id2 = OpenAttempt(*reg_, "m");
+  auto list = reg_->ListAttempts("m", 10);
+  ASSERT_TRUE(list.ok());
+  ASSERT_EQ(list->size(), 2u);
+  EXPECT_EQ((*list)[0].id, id2);  // newest first
+  EXPECT_EQ((*list)[1].id, id);
+  EXPECT_EQ(reg_->ListAttempts("m", 1)->size(), 1u);
+  EXPECT_EQ(reg_->ListAttempts("ghost", 1).status().code(), StatusCode::kNotFound);
+}
+
+TEST_F(RegistryTest, DeleteCascadesAttemptsAndRefusesWhileTesting) {
+  ASSERT_TRUE(reg_->AddModel(Model("m")).ok());
+  const AttemptId id = OpenAttempt(*reg_, "m");
+  EXPECT_EQ(reg_->DeleteModel("m").code(), StatusCode::kFailedPrecondition);
+  ModelUpdate u;
+  u.compatibility_status = CompatStatus::kCompatible;
+  EXPECT_EQ(reg_->UpdateModel("m", u).status().code(), StatusCode::kFailedPrecondition);
+  {
+    auto tx = reg_->BeginWrite();
+    ASSERT_TRUE(tx.ok());
+    auto model = tx->GetModel("m");
+    model->compatibility_status = CompatStatus::kCompatible;
+    ASSERT_TRUE(tx->WriteModelState(*model).ok());
+    ASSERT_TRUE(tx->Commit().ok());
+  }
+  EXPECT_TRUE(reg_->DeleteModel("m").ok());
+  EXPECT_EQ(reg_->GetAttempt(id).status().code(), StatusCode::kNotFound);
+  EXPECT_EQ(reg_->DeleteModel("m").code(), StatusCode::kNotFound);
+}
+
+TEST_F(RegistryTest, ListAndCountByStatus) {
+  for (const char* n : {"c", "a", "b"}) ASSERT_TRUE(reg_->AddModel(Model(n)).ok());
+  ModelUpdate u;
+  u.compatibility_status = CompatStatus::kDegraded;
+  ASSERT_TRUE(reg_->UpdateModel("b", u).ok());
+  auto all = reg_->ListModels();
+  ASSERT_TRUE(all.ok());
+  ASSERT_EQ(all->size(), 3u);
+  EXPECT_EQ((*all)[0].model_name, "a");
+  EXPECT_EQ((*all)[2].model_name, "c");
+  auto counts = reg_->CountByStatus();
+  ASSERT_TRUE(counts.ok());
+  EXPECT_EQ(counts->size(), 5u);
+  EXPECT_EQ(counts->at(CompatStatus::kUnknown), 2);
+  EXPECT_EQ(counts->at(CompatStatus::kDegraded), 1);
+  EXPECT_EQ(counts->at(CompatStatus::kTesting), 0);
+}
+
+TEST_F(RegistryTest, TransactionRollsBackUnlessCommitted) {
+  ASSERT_TRUE(reg_->AddModel(Model("m")).ok());
+  {
+    auto tx = reg_->BeginWrite();
+    ASSERT_TRUE(tx.ok());
+    auto model = tx->GetModel("m");
+    model->compatibility_status = CompatStatus::kTesting;
+    model->total_loads = 7;
+    ASSERT_TRUE(tx->WriteModelState(*model).ok());
+    // A Registry call on this thread would deadlock: it is refused instead.
+    EXPECT_EQ(reg_->GetModel("m").status().code(), StatusCode::kInternal);
+  }  // destroyed without Commit
+  auto m = reg_->GetModel("m");
+  ASSERT_TRUE(m.ok()) << m.status().ToString();
+  EXPECT_EQ(m->compatibility_status, CompatStatus::kUnknown);
+  EXPECT_EQ(m->total_loads, 0);
+
+  auto tx = reg_->BeginWrite();
+  ASSERT_TRUE(tx.ok());
+  ASSERT_TRUE(tx->Commit().ok());
+  EXPECT_EQ(tx->GetModel("m").status().code(), StatusCode::kFailedPrecondition);
+  EXPECT_EQ(tx->Commit().code(), StatusCode::kFailedPrecondition);
+  EXPECT_TRUE(reg_->GetModel("m").ok());
+}
+
+TEST_F(RegistryTest, ConcurrentWritersAndReadersAreSerialised) {
+  constexpr int kThreads = 4;
+  constexpr int kPerThread = 25;
+  std::vector<std::thread> threads;
+  for (int t = 0; t < kThreads; ++t) {
+    threads.emplace_back([this, t] {
+      for (int i = 0; i < kPerThread; ++i) {
+        EXPECT_TRUE(reg_->AddModel(Model("t" + std::to_string(t) + "-" + std::to_string(i))).ok());
+        EXPECT_TRUE(reg_->ListModels().ok());
+      }
+    });
+  }
+  for (auto& th : threads) th.join();
+  EXPECT_EQ(reg_->ListModels()->size(), static_cast<size_t>(kThreads * kPerThread));
+}
+
+}  // namespace
+}  // namespace mw
