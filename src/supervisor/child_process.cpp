@@ -205,6 +205,7 @@ void Monitor(std::shared_ptr<ChildProcess::State> s, Fd output, Fd protocol, Fd 
           output_lines.Flush(on_output);
         } else {
           protocol_lines.Flush(on_protocol);
+          if (opt.on_protocol_closed) opt.on_protocol_closed();
         }
         f->Reset();
         continue;
@@ -460,10 +461,14 @@ ProcessExit ChildProcess::Stop(const StopOptions& options) {
   if (options.polite_grace.count() > 0) {
     if (auto e = WaitFor(options.polite_grace)) return *e;
   }
-  MW_LOG(kInfo, "supervisor") << "pid=" << pid() << " did not stop politely; sending SIGTERM";
+  if (options.polite_grace.count() > 0) {
+    MW_LOG(kInfo, "supervisor") << "pid=" << pid() << " did not stop politely; sending SIGTERM";
+  }
   Terminate();
   if (auto e = WaitFor(options.term_grace)) return *e;
-  MW_LOG(kWarn, "supervisor") << "pid=" << pid() << " ignored SIGTERM; killing it and its children";
+  if (options.term_grace.count() > 0) {
+    MW_LOG(kWarn, "supervisor") << "pid=" << pid() << " ignored SIGTERM; killing it and its children";
+  }
   {
     std::lock_guard<std::mutex> lock(state_->mu);
     state_->lifeline_fd.Reset();

@@ -79,6 +79,8 @@ struct SpawnOptions {
 
   std::function<void(std::string_view line)> on_output_line;
   std::function<void(std::string_view line)> on_protocol_line;
+  // EOF on the protocol pipe (the program closed fd 3, or it is ending).
+  std::function<void()> on_protocol_closed;
   // Fires once, after the output and protocol pipes are drained (so the log
   // tail is complete), whether the program ended on its own or was stopped.
   std::function<void(const ProcessExit&)> on_exit;

@@ -1,0 +1,51 @@
+// One model's session inside the Supervisor (private to src/supervisor/).
+#pragma once
+
+#include <condition_variable>
+#include <cstdint>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+
+#include <re2/re2.h>
+
+#include "protocol/protocol.h"
+#include "supervisor/child_process.h"
+#include "supervisor/supervisor.h"
+
+namespace mw::supervisor_internal {
+
+enum class Phase { kLoading, kLoaded, kStopping, kEnded };
+
+// Everything the monitor thread's callbacks report and the Load() / Unload()
+// threads wait on. All fields are guarded by `mu`, except `child` (set once
+// under mu right after the spawn, then only its thread-safe methods are used)
+// and the fields fixed before the spawn (name, engine, stop, ready_re).
+struct Session {
+  std::string name;
+  EngineKind engine = EngineKind::kLlamaCpp;
+  StopOptions stop;
+  std::unique_ptr<RE2> ready_re;  // command engines with ready_pattern
+
+  std::mutex mu;
+  std::condition_variable cv;
+  Phase phase = Phase::kLoading;
+  bool cancel = false;
+  int64_t last_activity_ms = 0;
+  std::optional<double> progress;
+  bool progress_pending = false;
+  std::optional<protocol::LoadedMessage> loaded;
+  std::optional<protocol::ErrorMessage> error;
+  std::string protocol_error;
+  std::optional<int64_t> protocol_closed_at_ms;
+  bool ready_matched = false;
+  std::optional<ProcessExit> exit;        // the process ended (from on_exit)
+  std::optional<ProcessExit> final_exit;  // what Unload() returns once kEnded
+  LoadedModel info;                       // filled when kLoaded
+  int64_t loaded_at_ms = 0;
+
+  std::optional<ChildProcess> child;
+};
+
+}  // namespace mw::supervisor_internal

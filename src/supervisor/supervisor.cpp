@@ -1,0 +1,300 @@
+#include "supervisor/supervisor.h"
+
+#include <unistd.h>
+
+#include <algorithm>
+#include <map>
+#include <mutex>
+#include <thread>
+
+#include "common/log.h"
+#include "common/time_util.h"
+#include "supervisor/http_probe.h"
+#include "supervisor/load_session.h"
+#include "supervisor/session.h"
+
+namespace mw {
+
+using supervisor_internal::Phase;
+using supervisor_internal::Session;
+
+std::string_view EngineKindName(EngineKind engine) {
+  return engine == EngineKind::kCommand ? "command" : "llama.cpp";
+}
+
+Result<EngineKind> ParseEngineKind(std::string_view name) {
+  if (name == "llama.cpp") return EngineKind::kLlamaCpp;
+  if (name == "command") return EngineKind::kCommand;
+  return InvalidArgumentError("unknown engine '" + std::string(name) + "' (known: llama.cpp, command)");
+}
+
+std::string_view LoadOutcomeName(LoadOutcome outcome) {
+  switch (outcome) {
+    case LoadOutcome::kSuccess: return "success";
+    case LoadOutcome::kFailed: return "failed";
+    case LoadOutcome::kCrashed: return "crashed";
+    case LoadOutcome::kTimeout: return "timeout";
+    case LoadOutcome::kCancelled: return "cancelled";
+  }
+  return "failed";
+}
+
+std::optional<int> LoadReport::exit_code() const {
+  if (!exit || exit->signaled() || exit->status_unknown) return std::nullopt;
+  return exit->exit_code;
+}
+
+std::optional<std::string> LoadReport::signal_name() const {
+  if (!exit || !exit->signaled() || exit->status_unknown) return std::nullopt;
+  return SignalName(exit->signal);
+}
+
+struct Supervisor::Impl : std::enable_shared_from_this<Supervisor::Impl> {
+  explicit Impl(SupervisorOptions o) : options(std::move(o)) {}
+
+  SupervisorOptions options;
+  mutable std::mutex mu;
+  std::map<std::string, std::shared_ptr<Session>, std::less<>> sessions;  // guarded by mu
+  bool shutting_down = false;                                             // guarded by mu
+
+  std::shared_ptr<Session> Find(std::string_view name) const {
+    std::lock_guard<std::mutex> lock(mu);
+    auto it = sessions.find(name);
+    return it == sessions.end() ? nullptr : it->second;
+  }
+
+  void Remove(const std::shared_ptr<Session>& s) {
+    std::lock_guard<std::mutex> lock(mu);
+    auto it = sessions.find(s->name);
+    if (it != sessions.end() && it->second == s) sessions.erase(it);
+  }
+
+  void OnLoadedDeath(const std::shared_ptr<Session>& s) {
+    UnexpectedExit event;
+    {
+      std::lock_guard<std::mutex> lock(s->mu);
+      event = UnexpectedExit{s->name, s->engine, s->info.pid, s->final_exit.value_or(ProcessExit{}), "",
+                             MonotonicMillis() - s->loaded_at_ms};
+    }
+    event.log_tail = s->child->LogTail(options.log_capacity);
+    Remove(s);
+    MW_LOG(kWarn, "supervisor") << "loaded model died model=" << event.model_name << " pid=" << event.pid << " "
+                                << event.exit.Describe();
+    if (options.on_unexpected_exit) options.on_unexpected_exit(event);
+  }
+
+  // Stops one session (any phase) and waits until it has ended.
+  ProcessExit StopSession(const std::shared_ptr<Session>& s) {
+    std::unique_lock<std::mutex> lock(s->mu);
+    if (s->phase == Phase::kLoading) {
+      s->cancel = true;  // RunLoad stops the process and ends the session
+      s->cv.notify_all();
+    } else if (s->phase == Phase::kLoaded) {
+      s->phase = Phase::kStopping;
+      lock.unlock();
+      MW_LOG(kInfo, "supervisor") << "unloading model=" << s->name << " pid=" << s->child->pid();
+      ProcessExit exit = s->child->Stop(s->stop);
+      Remove(s);
+      lock.lock();
+      s->final_exit = exit;
+      s->phase = Phase::kEnded;
+      s->cv.notify_all();
+      return exit;
+    }
+    s->cv.wait(lock, [&] { return s->phase == Phase::kEnded; });
+    return s->final_exit.value_or(ProcessExit{});
+  }
+};
+
+Supervisor::Supervisor(SupervisorOptions options) : impl_(std::make_shared<Impl>(std::move(options))) {}
+
+Supervisor::~Supervisor() { Shutdown(); }
+
+Result<LoadReport> Supervisor::Load(const LoadRequest& req, const LoadObserver& observer) {
+  const SupervisorOptions& opt = impl_->options;
+  if (req.model_name.empty()) return InvalidArgumentError("model name is empty");
+  if (req.load_timeout_s && *req.load_timeout_s <= 0) return InvalidArgumentError("load_timeout_s must be positive");
+  auto session = std::make_shared<Session>();
+  session->name = req.model_name;
+  session->engine = req.engine;
+  session->stop = req.engine == EngineKind::kCommand ? opt.command_stop : opt.worker_stop;
+
+  SpawnOptions spawn;
+  int port = 0;
+  if (req.engine == EngineKind::kCommand) {
+    if (req.argv.empty() || req.argv[0].empty()) return InvalidArgumentError("command engine needs a non-empty argv");
+    if (!req.ready_pattern.empty()) {
+      RE2::Options re_options;
+      re_options.set_log_errors(false);
+      session->ready_re = std::make_unique<RE2>(req.ready_pattern, re_options);
+      if (!session->ready_re->ok()) {
+        return InvalidArgumentError("invalid ready_pattern: " + session->ready_re->error());
+      }
+    }
+    ASSIGN_OR_RETURN(port, PickFreeLoopbackPort());
+    spawn.argv = supervisor_internal::SubstituteArgv(req.argv, req.model_path, req.model_name, port);
+    spawn.env = req.env;
+    spawn.env.emplace_back("MODELWARDEN_LOAD_CONFIG", req.load_config_json);
+  } else {
+    std::string worker = opt.worker_path.empty() ? DefaultHelperPath("modelwarden-worker") : opt.worker_path;
+    if (::access(worker.c_str(), X_OK) != 0) {
+      return FailedPreconditionError("modelwarden-worker not found or not executable at '" + worker + "'");
+    }
+    spawn.argv = {worker, "load", "--model", req.model_path, "--config", req.load_config_json};
+    spawn.protocol_pipe = true;
+  }
+  spawn.keeper_path = opt.keeper_path;
+  spawn.log_capacity = opt.log_capacity;
+  std::weak_ptr<Impl> weak_impl = impl_;
+  supervisor_internal::AttachSessionCallbacks(spawn, session, [weak_impl](const std::shared_ptr<Session>& s) {
+    if (auto impl = weak_impl.lock()) impl->OnLoadedDeath(s);
+  });
+
+  {
+    std::lock_guard<std::mutex> lock(impl_->mu);
+    if (impl_->shutting_down) return UnavailableError("the server is shutting down");
+    if (impl_->sessions.count(req.model_name) != 0) {
+      return AlreadyExistsError("model '" + req.model_name + "' is already loading or loaded");
+    }
+    impl_->sessions.emplace(req.model_name, session);
+  }
+  const int64_t start_ms = MonotonicMillis();
+  session->last_activity_ms = start_ms;
+  Result<ChildProcess> child = ChildProcess::Spawn(std::move(spawn));
+  if (!child.ok()) {
+    impl_->Remove(session);
+    {
+      std::lock_guard<std::mutex> lock(session->mu);
+      session->phase = Phase::kEnded;
+      session->cv.notify_all();
+    }
+    StatusCode code = child.status().code();
+    if (code == StatusCode::kFailedPrecondition || code == StatusCode::kInternal) return child.status();
+    LoadReport report;  // argv[0] of a command could not be executed: the attempt failed
+    report.outcome = LoadOutcome::kFailed;
+    report.error_code = kLoadErrExecFailed;
+    report.error_message = child.status().message();
+    report.duration_ms = MonotonicMillis() - start_ms;
+    report.port = port;
+    return report;
+  }
+  {
+    std::lock_guard<std::mutex> lock(session->mu);
+    session->child.emplace(std::move(child).value());
+  }
+  MW_LOG(kInfo, "supervisor") << "loading model=" << req.model_name << " engine=" << EngineKindName(req.engine)
+                              << " pid=" << session->child->pid();
+  LoadReport report = supervisor_internal::RunLoad(*session, req, opt, port, observer, start_ms);
+  if (!report.ok()) {
+    impl_->Remove(session);
+    std::lock_guard<std::mutex> lock(session->mu);
+    session->final_exit = report.exit;
+    session->phase = Phase::kEnded;
+    session->cv.notify_all();
+  }
+  return report;
+}
+
+Result<ProcessExit> Supervisor::Unload(std::string_view model_name) {
+  std::shared_ptr<Session> s = impl_->Find(model_name);
+  if (!s) return NotFoundError("model '" + std::string(model_name) + "' is not loaded");
+  return impl_->StopSession(s);
+}
+
+bool Supervisor::IsLoaded(std::string_view model_name) const { return FindLoaded(model_name).has_value(); }
+
+std::optional<LoadedModel> Supervisor::FindLoaded(std::string_view model_name) const {
+  std::shared_ptr<Session> s = impl_->Find(model_name);
+  if (!s) return std::nullopt;
+  std::lock_guard<std::mutex> lock(s->mu);
+  if (s->phase != Phase::kLoaded) return std::nullopt;
+  return s->info;
+}
+
+std::vector<LoadedModel> Supervisor::Loaded() const {
+  std::vector<std::shared_ptr<Session>> all;
+  {
+    std::lock_guard<std::mutex> lock(impl_->mu);
+    for (const auto& [name, s] : impl_->sessions) all.push_back(s);
+  }
+  std::vector<LoadedModel> out;
+  for (const auto& s : all) {
+    std::lock_guard<std::mutex> lock(s->mu);
+    if (s->phase == Phase::kLoaded) out.push_back(s->info);
+  }
+  return out;
+}
+
+std::optional<std::string> Supervisor::LogTail(std::string_view model_name) const {
+  std::shared_ptr<Session> s = impl_->Find(model_name);
+  if (!s) return std::nullopt;
+  std::lock_guard<std::mutex> lock(s->mu);
+  if (!s->child) return std::nullopt;
+  return s->child->LogTail(impl_->options.log_capacity);
+}
+
+void Supervisor::Shutdown() {
+  std::vector<std::shared_ptr<Session>> all;
+  {
+    std::lock_guard<std::mutex> lock(impl_->mu);
+    impl_->shutting_down = true;
+    for (const auto& [name, s] : impl_->sessions) all.push_back(s);
+  }
+  if (all.empty()) return;
+  MW_LOG(kInfo, "supervisor") << "stopping " << all.size() << " model process(es)";
+  std::vector<std::thread> stoppers;
+  for (const auto& s : all) {
+    try {
+      stoppers.emplace_back([impl = impl_, s] { impl->StopSession(s); });
+    } catch (const std::system_error&) {
+      impl_->StopSession(s);  // no thread available: stop it here, one after another
+    }
+  }
+  for (std::thread& t : stoppers) t.join();
+}
+
+Result<protocol::Message> Supervisor::RunWorkerCommand(const std::vector<std::string>& args,
+                                                       std::chrono::milliseconds timeout) {
+  const SupervisorOptions& opt = impl_->options;
+  std::string worker = opt.worker_path.empty() ? DefaultHelperPath("modelwarden-worker") : opt.worker_path;
+  if (::access(worker.c_str(), X_OK) != 0) {
+    return FailedPreconditionError("modelwarden-worker not found or not executable at '" + worker + "'");
+  }
+  struct Answer {
+    std::mutex mu;
+    std::optional<protocol::Message> message;
+    std::string error;
+  };
+  auto answer = std::make_shared<Answer>();
+  SpawnOptions spawn;
+  spawn.argv = {worker};
+  spawn.argv.insert(spawn.argv.end(), args.begin(), args.end());
+  spawn.protocol_pipe = true;
+  spawn.keeper_path = opt.keeper_path;
+  spawn.on_protocol_line = [answer](std::string_view line) {
+    Result<protocol::Message> m = protocol::DecodeMessage(line);
+    std::lock_guard<std::mutex> lock(answer->mu);
+    if (!m.ok()) {
+      answer->error = m.status().message();
+    } else if (!answer->message && !std::holds_alternative<protocol::ProgressMessage>(*m)) {
+      answer->message = *m;
+    }
+  };
+  ASSIGN_OR_RETURN(ChildProcess child, ChildProcess::Spawn(std::move(spawn)));
+  std::optional<ProcessExit> exit = child.WaitFor(timeout);
+  if (!exit) {
+    child.Kill();
+    return DeadlineExceededError("modelwarden-worker " + (args.empty() ? std::string() : args[0]) +
+                                 " did not answer within " + std::to_string(timeout.count()) + " ms");
+  }
+  std::lock_guard<std::mutex> lock(answer->mu);
+  if (answer->message) return *answer->message;
+  std::string tail = child.LogTail(4096);
+  while (!tail.empty() && tail.back() == '\n') tail.pop_back();
+  std::string last_line = tail.substr(tail.rfind('\n') == std::string::npos ? 0 : tail.rfind('\n') + 1);
+  return UnavailableError("modelwarden-worker " + (args.empty() ? std::string() : args[0]) + " gave no answer (" +
+                          exit->Describe() + (answer->error.empty() ? "" : "; protocol error: " + answer->error) +
+                          (last_line.empty() ? "" : "; last output: " + last_line) + ")");
+}
+
+}  // namespace mw

@@ -1,0 +1,209 @@
+// Supervisor: model loads in supervised processes, seen from the server.
+//
+// One *session* per model name:
+//
+//   Load() ──spawn──> loading ──ready──> loaded ──Unload()──> (gone, stop: never a failure)
+//                        │                  └──dies on its own──> (gone, on_unexpected_exit fires)
+//                        └──fails / times out / Unload()──> (gone, Load() returns the report)
+//
+// Engines (SPEC §5, §6):
+//   kLlamaCpp  `modelwarden-worker load --model PATH --config JSON`, with the
+//              protocol pipe on fd 3 (docs/worker-protocol.md). Ready when the
+//              worker sends `loaded`; a worker `error` ends the load (failed).
+//   kCommand   argv from load_config with {model_path}, {model_name} and
+//              {port} (a free loopback port) filled in anywhere inside each
+//              argument; env MODELWARDEN_LOAD_CONFIG = the whole load_config.
+//              Ready when `ready_pattern` (RE2, partial match) matches an
+//              output line, or when GET `health_path` on 127.0.0.1:{port}
+//              answers 200 (checked every health_interval). With neither, the
+//              process is taken as ready once it has run `command_settle`
+//              (default 2 s) without exiting: a server that gives no sign can
+//              only be judged by staying up.
+// Load timeout (stall-based): the process is killed, outcome kTimeout, when
+// it shows no sign of life for load_timeout_s (request's, else the
+// default 300 s). Signs of life restart the clock: every protocol message
+// (progress reports) and every output line, for both engines, since a loader
+// that is still printing is still working.
+// Outcomes of a load that did not succeed:
+//   kCrashed    the process died of a signal (SIGSEGV, SIGABRT, the OOM
+//               killer's SIGKILL...), with or without an error message first
+//   kFailed     it exited (any code, even 0) before being ready, sent a worker
+//               `error`, could not be executed, or broke the protocol
+//               (garbage line, or closed its protocol pipe while running:
+//               it is then killed)
+//   kTimeout    killed by us after the stall timeout
+//   kCancelled  Unload() or Shutdown() during the load (never a failure)
+//
+// Thread-safety: every method is thread-safe. Load() blocks its caller until
+// the load ends; loads of different models may run concurrently (the server's
+// load queue decides whether they do). The LoadObserver runs on the thread
+// that called Load(). on_unexpected_exit runs on a supervisor thread, after
+// the session is removed (so IsLoaded() is already false), with no
+// supervisor lock held: it may call any method.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+#include "common/status.h"
+#include "protocol/protocol.h"
+#include "supervisor/child_process.h"
+
+namespace mw {
+
+enum class EngineKind { kLlamaCpp, kCommand };
+// "llama.cpp" | "command"
+std::string_view EngineKindName(EngineKind engine);
+// kInvalidArgument for anything else.
+Result<EngineKind> ParseEngineKind(std::string_view name);
+
+// What to load, in native types. The caller has validated load_config (with
+// src/loadconfig/) and copied the fields the supervisor needs out of it.
+struct LoadRequest {
+  std::string model_name;               // one session per name
+  std::string model_path;               // the model file (or directory)
+  EngineKind engine = EngineKind::kLlamaCpp;
+  std::string load_config_json = "{}";  // verbatim: worker --config / MODELWARDEN_LOAD_CONFIG
+  std::optional<int> load_timeout_s;    // load_config.load_timeout_s, if set
+  // kCommand only:
+  std::vector<std::string> argv;
+  std::string ready_pattern;            // RE2; empty: none
+  std::string health_path;              // e.g. "/health"; empty: none
+  std::vector<std::pair<std::string, std::string>> env;  // load_config.env
+};
+
+enum class LoadOutcome { kSuccess, kFailed, kCrashed, kTimeout, kCancelled };
+// "success" | "failed" | "crashed" | "timeout" | "cancelled" (the attempt outcome names)
+std::string_view LoadOutcomeName(LoadOutcome outcome);
+
+// error_code values set by the supervisor itself (worker codes pass through).
+inline constexpr const char* kLoadErrExecFailed = "exec_failed";          // could not execute argv[0]
+inline constexpr const char* kLoadErrTimeout = "load_timeout";            // stalled past the load timeout
+inline constexpr const char* kLoadErrExited = "exited_before_ready";      // ended without a worker error
+inline constexpr const char* kLoadErrProtocol = "protocol_error";         // garbage on the protocol pipe
+inline constexpr const char* kLoadErrProtocolClosed = "protocol_closed";  // closed fd 3 while running
+inline constexpr const char* kLoadErrCancelled = "cancelled";
+
+struct LoadReport {
+  LoadOutcome outcome = LoadOutcome::kFailed;
+  int64_t duration_ms = 0;  // from spawn to the end of the load
+  int pid = 0;              // 0 if never started
+  // kSuccess:
+  std::vector<protocol::DeviceUsage> devices;  // llama.cpp: memory per device
+  int64_t n_ctx = 0;
+  int64_t load_ms = 0;     // the worker's own figure; command: duration_ms
+  uint64_t model_size = 0;
+  uint64_t n_params = 0;
+  int port = 0;            // command: the {port} given to it
+  // Not kSuccess:
+  std::optional<ProcessExit> exit;  // how the process ended (absent: never started)
+  std::string error_code;           // worker code, or a kLoadErr* value
+  std::string error_message;        // one sentence for notes and logs
+  // Every outcome: the captured stdout+stderr (last log_capacity bytes).
+  std::string log_tail;
+
+  bool ok() const { return outcome == LoadOutcome::kSuccess; }
+  std::optional<int> exit_code() const;          // set when it exited normally
+  std::optional<std::string> signal_name() const;  // "SIGSEGV" when killed by a signal
+};
+
+// Called on the Load() caller's thread while the load runs.
+struct LoadObserver {
+  std::function<void(int pid)> on_started;
+  std::function<void(double progress)> on_progress;  // 0..1, llama.cpp worker reports only
+};
+
+// A loaded process that ended without being asked to.
+struct UnexpectedExit {
+  std::string model_name;
+  EngineKind engine = EngineKind::kLlamaCpp;
+  int pid = 0;
+  ProcessExit exit;
+  std::string log_tail;
+  int64_t uptime_ms = 0;  // since it became loaded
+};
+
+struct LoadedModel {
+  std::string model_name;
+  EngineKind engine = EngineKind::kLlamaCpp;
+  int pid = 0;
+  int port = 0;
+  std::vector<protocol::DeviceUsage> devices;
+  int64_t n_ctx = 0;
+  int64_t load_ms = 0;
+  std::string loaded_at;  // ISO-8601
+};
+
+struct SupervisorOptions {
+  std::string worker_path;  // empty: DefaultHelperPath("modelwarden-worker")
+  std::string keeper_path;  // empty: DefaultHelperPath("mw-keeper")
+  int default_load_timeout_s = 300;
+  std::chrono::milliseconds command_settle{2000};
+  std::chrono::milliseconds health_interval{100};
+  size_t log_capacity = kDefaultLogCapacity;
+  // Unload/shutdown of a worker: "stop" on stdin, then SIGTERM, then SIGKILL.
+  StopOptions worker_stop{"stop", std::chrono::milliseconds(10000), std::chrono::milliseconds(5000),
+                          std::chrono::milliseconds(5000)};
+  // Unload/shutdown of a command engine: stdin closed, SIGTERM at once.
+  StopOptions command_stop{"", std::chrono::milliseconds(0), std::chrono::milliseconds(10000),
+                           std::chrono::milliseconds(5000)};
+  std::function<void(const UnexpectedExit&)> on_unexpected_exit;
+};
+
+class Supervisor {
+ public:
+  explicit Supervisor(SupervisorOptions options);
+  // Shutdown(). Never throws.
+  ~Supervisor();
+  Supervisor(const Supervisor&) = delete;
+  Supervisor& operator=(const Supervisor&) = delete;
+
+  // Starts the model's process and blocks until it is loaded, fails, times
+  // out or is cancelled; every such end is a LoadReport (the attempt's
+  // outcome). On kSuccess the process stays up as the model's session until
+  // Unload(), Shutdown() or its own death. A Status error means no attempt
+  // was made: kAlreadyExists (this name is loading or loaded),
+  // kInvalidArgument (empty name/argv, bad ready_pattern, timeout <= 0),
+  // kFailedPrecondition (modelwarden-worker or mw-keeper missing: an
+  // installation problem, not the model's), kUnavailable (shutting down).
+  Result<LoadReport> Load(const LoadRequest& request, const LoadObserver& observer = {});
+
+  // Stops the model's process gracefully (worker_stop / command_stop) and
+  // waits until it and its children are gone; a load in progress is
+  // cancelled (its Load() returns kCancelled). Returns how it ended.
+  // kNotFound if the name has no session. Never reported as a failure.
+  Result<ProcessExit> Unload(std::string_view model_name);
+
+  bool IsLoaded(std::string_view model_name) const;
+  // Loaded sessions (not those still loading), sorted by name.
+  std::vector<LoadedModel> Loaded() const;
+  std::optional<LoadedModel> FindLoaded(std::string_view model_name) const;
+  // The captured output of a session (loading or loaded); nullopt if none.
+  std::optional<std::string> LogTail(std::string_view model_name) const;
+
+  // Stops every session concurrently (loads are cancelled) and refuses new
+  // loads. Idempotent.
+  void Shutdown();
+
+  // Runs a one-shot worker command (`probe`, `inspect PATH`) and returns the
+  // message it answered with (an ErrorMessage is a value, not a Status).
+  // kUnavailable with the exit and last log line if it sent nothing,
+  // kDeadlineExceeded after `timeout` (it is killed), kFailedPrecondition if
+  // the worker is missing.
+  Result<protocol::Message> RunWorkerCommand(const std::vector<std::string>& args,
+                                             std::chrono::milliseconds timeout);
+
+  struct Impl;
+
+ private:
+  std::shared_ptr<Impl> impl_;
+};
+
+}  // namespace mw

@@ -1,0 +1,320 @@
+// Supervisor with real processes: command engines and a fake worker
+// (mw-fake-engine speaking the protocol on fd 3).
+#include "supervisor/supervisor.h"
+
+#include <gtest/gtest.h>
+#include <signal.h>
+#include <stdlib.h>
+
+#include <atomic>
+#include <condition_variable>
+#include <mutex>
+#include <thread>
+
+#include "supervisor/test_support.h"
+
+namespace mw {
+namespace {
+
+using std::chrono::milliseconds;
+using testing_support::FakeEngine;
+
+LoadRequest Command(std::vector<std::string> engine_args) {
+  LoadRequest r;
+  r.model_name = "m1";
+  r.model_path = "/models/m1.gguf";
+  r.engine = EngineKind::kCommand;
+  r.argv = {FakeEngine()};
+  r.argv.insert(r.argv.end(), engine_args.begin(), engine_args.end());
+  return r;
+}
+
+// A llama.cpp load whose "worker" is mw-fake-engine running `script`.
+LoadRequest FakeWorker(const std::vector<std::string>& script) {
+  std::string joined;
+  for (const std::string& a : script) joined += a + "\n";
+  ::setenv("MW_FAKE_ENGINE_SCRIPT", joined.c_str(), 1);
+  LoadRequest r;
+  r.model_name = "w1";
+  r.model_path = "/models/w1.gguf";
+  r.engine = EngineKind::kLlamaCpp;
+  r.load_config_json = R"({"n_ctx":512})";
+  return r;
+}
+
+SupervisorOptions Options() {
+  SupervisorOptions o;
+  o.worker_path = FakeEngine();
+  o.command_settle = milliseconds(200);
+  o.worker_stop.polite_grace = milliseconds(3000);
+  o.command_stop.term_grace = milliseconds(3000);
+  return o;
+}
+
+TEST(SupervisorTest, CommandReadyViaPatternWithSubstitutionAndConfigEnv) {
+  Supervisor sup(Options());
+  LoadRequest r = Command({"--print", "model={model_name} path={model_path} port={port}", "--env",
+                           "MODELWARDEN_LOAD_CONFIG", "--ready-line", "server listening", "--then", "ready"});
+  r.load_config_json = R"({"argv":["x"],"ready_pattern":"listening"})";
+  r.ready_pattern = "listen(ing)?";
+  int started_pid = 0;
+  LoadObserver obs;
+  obs.on_started = [&](int pid) { started_pid = pid; };
+  auto report = sup.Load(r, obs);
+  ASSERT_TRUE(report.ok()) << report.status().ToString();
+  ASSERT_EQ(report->outcome, LoadOutcome::kSuccess) << report->error_message << "\n" << report->log_tail;
+  EXPECT_EQ(report->pid, started_pid);
+  EXPECT_GT(report->port, 0);
+  EXPECT_NE(report->log_tail.find("model=m1 path=/models/m1.gguf port=" + std::to_string(report->port)),
+            std::string::npos);
+  EXPECT_NE(report->log_tail.find(R"(MODELWARDEN_LOAD_CONFIG={"argv":["x"],"ready_pattern":"listening"})"),
+            std::string::npos);
+  EXPECT_TRUE(sup.IsLoaded("m1"));
+  ASSERT_EQ(sup.Loaded().size(), 1u);
+  EXPECT_EQ(sup.Loaded()[0].pid, report->pid);
+  EXPECT_EQ(sup.Load(r).status().code(), StatusCode::kAlreadyExists);
+
+  auto exit = sup.Unload("m1");
+  ASSERT_TRUE(exit.ok());
+  EXPECT_FALSE(sup.IsLoaded("m1"));
+  EXPECT_TRUE(testing_support::ProcessGone(report->pid));
+  EXPECT_EQ(sup.Unload("m1").status().code(), StatusCode::kNotFound);
+}
+
+TEST(SupervisorTest, CommandReadyViaHealthPath) {
+  Supervisor sup(Options());
+  LoadRequest r = Command({"--sleep-ms", "150", "--port", "{port}", "--serve-health", "--then", "hang"});
+  r.health_path = "/health";
+  auto report = sup.Load(r);
+  ASSERT_TRUE(report.ok());
+  EXPECT_EQ(report->outcome, LoadOutcome::kSuccess) << report->error_message;
+}
+
+TEST(SupervisorTest, CommandWithoutReadinessSignIsReadyAfterSettling) {
+  Supervisor sup(Options());
+  auto report = sup.Load(Command({"--then", "hang"}));
+  ASSERT_TRUE(report.ok());
+  EXPECT_EQ(report->outcome, LoadOutcome::kSuccess);
+  // ...but one that exits at once is not.
+  LoadRequest quick = Command({"--then", "exit0"});
+  quick.model_name = "m2";
+  auto failed = sup.Load(quick);
+  ASSERT_TRUE(failed.ok());
+  EXPECT_EQ(failed->outcome, LoadOutcome::kFailed);
+  EXPECT_EQ(failed->error_code, kLoadErrExited);
+}
+
+struct CrashCase {
+  const char* action;
+  LoadOutcome outcome;
+  std::optional<int> exit_code;
+  std::optional<std::string> signal;
+};
+
+TEST(SupervisorTest, FailureLineThenCrashOrExit) {
+  Supervisor sup(Options());
+  for (const CrashCase& c : {CrashCase{"abort", LoadOutcome::kCrashed, std::nullopt, "SIGABRT"},
+                             CrashCase{"segv", LoadOutcome::kCrashed, std::nullopt, "SIGSEGV"},
+                             CrashCase{"sigkill-self", LoadOutcome::kCrashed, std::nullopt, "SIGKILL"},
+                             CrashCase{"exit1", LoadOutcome::kFailed, 1, std::nullopt}}) {
+    LoadRequest r = Command({"--print", "loading tensors", "--stderr", "CUDA error: out of memory", "--then", c.action});
+    r.ready_pattern = "never printed";
+    auto report = sup.Load(r);
+    ASSERT_TRUE(report.ok()) << report.status().ToString();
+    EXPECT_EQ(report->outcome, c.outcome) << c.action;
+    EXPECT_EQ(report->exit_code(), c.exit_code) << c.action;
+    EXPECT_EQ(report->signal_name(), c.signal) << c.action;
+    EXPECT_EQ(report->error_code, kLoadErrExited);
+    EXPECT_NE(report->log_tail.find("CUDA error: out of memory\n"), std::string::npos) << report->log_tail;
+    EXPECT_FALSE(sup.IsLoaded("m1"));  // the name is free again
+  }
+}
+
+TEST(SupervisorTest, HangPastTheLoadTimeoutIsKilled) {
+  Supervisor sup(Options());
+  LoadRequest r = Command({"--print", "waiting for device", "--then", "hang"});
+  r.ready_pattern = "ready";
+  r.load_timeout_s = 1;
+  auto report = sup.Load(r);
+  ASSERT_TRUE(report.ok());
+  EXPECT_EQ(report->outcome, LoadOutcome::kTimeout);
+  EXPECT_EQ(report->error_code, kLoadErrTimeout);
+  EXPECT_NE(report->log_tail.find("waiting for device"), std::string::npos);
+  EXPECT_TRUE(testing_support::ProcessGone(report->pid));
+}
+
+TEST(SupervisorTest, DeathAfterReadyIsReportedAtOnce) {
+  std::mutex mu;
+  std::condition_variable cv;
+  std::optional<UnexpectedExit> death;
+  SupervisorOptions o = Options();
+  Supervisor* sup_ptr = nullptr;
+  o.on_unexpected_exit = [&](const UnexpectedExit& e) {
+    EXPECT_FALSE(sup_ptr->IsLoaded(e.model_name));  // already removed when the callback runs
+    std::lock_guard<std::mutex> lock(mu);
+    death = e;
+    cv.notify_all();
+  };
+  Supervisor sup(o);
+  sup_ptr = &sup;
+  LoadRequest r = Command({"--print", "ready", "--sleep-ms", "300", "--print", "GGML_ASSERT failed", "--then", "segv"});
+  r.ready_pattern = "^ready$";
+  auto report = sup.Load(r);
+  ASSERT_TRUE(report.ok());
+  ASSERT_EQ(report->outcome, LoadOutcome::kSuccess);
+  std::unique_lock<std::mutex> lock(mu);
+  ASSERT_TRUE(cv.wait_for(lock, std::chrono::seconds(20), [&] { return death.has_value(); }));
+  EXPECT_EQ(death->model_name, "m1");
+  EXPECT_EQ(death->exit.signal, SIGSEGV);
+  EXPECT_NE(death->log_tail.find("GGML_ASSERT failed"), std::string::npos);
+  EXPECT_FALSE(sup.IsLoaded("m1"));
+}
+
+TEST(SupervisorTest, UserStopIsNeverAnUnexpectedExit) {
+  std::atomic<int> deaths{0};
+  SupervisorOptions o = Options();
+  o.on_unexpected_exit = [&](const UnexpectedExit&) { ++deaths; };
+  Supervisor sup(o);
+  LoadRequest r = Command({"--ignore-sigterm", "--then", "hang"});
+  auto report = sup.Load(r);
+  ASSERT_TRUE(report.ok());
+  ASSERT_EQ(report->outcome, LoadOutcome::kSuccess);
+  auto exit = sup.Unload("m1");  // escalates to SIGKILL
+  ASSERT_TRUE(exit.ok());
+  EXPECT_EQ(exit->signal, SIGKILL);
+  EXPECT_EQ(deaths.load(), 0);
+}
+
+TEST(SupervisorTest, UnloadDuringLoadCancels) {
+  Supervisor sup(Options());
+  LoadRequest r = Command({"--print", "slow start", "--then", "hang"});
+  r.ready_pattern = "ready";
+  std::optional<Result<LoadReport>> result;
+  std::thread loader([&] { result = sup.Load(r); });
+  while (!sup.LogTail("m1").has_value() || sup.LogTail("m1")->empty()) std::this_thread::yield();
+  auto exit = sup.Unload("m1");
+  loader.join();
+  ASSERT_TRUE(exit.ok());
+  ASSERT_TRUE(result && result->ok());
+  EXPECT_EQ((*result)->outcome, LoadOutcome::kCancelled);
+  EXPECT_FALSE(sup.IsLoaded("m1"));
+}
+
+TEST(SupervisorTest, BadRequestsAreStatusErrors) {
+  Supervisor sup(Options());
+  LoadRequest r = Command({"--then", "hang"});
+  r.ready_pattern = "(unclosed";
+  EXPECT_EQ(sup.Load(r).status().code(), StatusCode::kInvalidArgument);
+  LoadRequest empty = Command({});
+  empty.argv.clear();
+  EXPECT_EQ(sup.Load(empty).status().code(), StatusCode::kInvalidArgument);
+  SupervisorOptions missing = Options();
+  missing.worker_path = "/nonexistent/modelwarden-worker";
+  Supervisor no_worker(missing);
+  EXPECT_EQ(no_worker.Load(FakeWorker({})).status().code(), StatusCode::kFailedPrecondition);
+}
+
+TEST(SupervisorTest, UnexecutableCommandIsAFailedAttempt) {
+  Supervisor sup(Options());
+  LoadRequest r = Command({});
+  r.argv = {"/nonexistent/llama-server", "-m", "{model_path}"};
+  auto report = sup.Load(r);
+  ASSERT_TRUE(report.ok());
+  EXPECT_EQ(report->outcome, LoadOutcome::kFailed);
+  EXPECT_EQ(report->error_code, kLoadErrExecFailed);
+  EXPECT_NE(report->error_message.find("/nonexistent/llama-server"), std::string::npos);
+}
+
+TEST(SupervisorTest, WorkerProgressThenLoaded) {
+  Supervisor sup(Options());
+  LoadRequest r = FakeWorker({"--protocol", R"({"type":"progress","progress":0.25})", "--protocol",
+                              R"({"type":"progress","progress":1})", "--protocol",
+                              R"({"type":"loaded","devices":[{"name":"CPU","kind":"cpu","memory_used":1234}],"n_ctx":512,"load_ms":42})",
+                              "--then", "wait-stdin"});
+  std::vector<double> progress;
+  LoadObserver obs;
+  obs.on_progress = [&](double p) { progress.push_back(p); };
+  auto report = sup.Load(r, obs);
+  ASSERT_TRUE(report.ok());
+  ASSERT_EQ(report->outcome, LoadOutcome::kSuccess) << report->error_message << report->log_tail;
+  ASSERT_EQ(report->devices.size(), 1u);
+  EXPECT_EQ(report->devices[0].memory_used, 1234u);
+  EXPECT_EQ(report->n_ctx, 512);
+  EXPECT_EQ(report->load_ms, 42);
+  EXPECT_FALSE(progress.empty());
+  EXPECT_DOUBLE_EQ(progress.back(), 1.0);
+  auto exit = sup.Unload("w1");  // "stop" on stdin: a clean exit 0
+  ASSERT_TRUE(exit.ok());
+  EXPECT_TRUE(exit->success()) << exit->Describe();
+}
+
+TEST(SupervisorTest, WorkerErrorMessageIsTheReason) {
+  Supervisor sup(Options());
+  auto report = sup.Load(FakeWorker({"--stderr", "gguf_init_from_file: invalid magic", "--protocol",
+                                     R"({"type":"error","code":"invalid_model","message":"not a GGUF file"})",
+                                     "--then", "exit1"}));
+  ASSERT_TRUE(report.ok());
+  EXPECT_EQ(report->outcome, LoadOutcome::kFailed);
+  EXPECT_EQ(report->error_code, "invalid_model");
+  EXPECT_EQ(report->error_message, "not a GGUF file");
+  EXPECT_EQ(report->exit_code(), 1);
+  EXPECT_NE(report->log_tail.find("invalid magic"), std::string::npos);
+}
+
+TEST(SupervisorTest, GarbageOrClosedProtocolFailsTheLoad) {
+  Supervisor sup(Options());
+  auto garbage = sup.Load(FakeWorker({"--then", "garbage-protocol"}));
+  ASSERT_TRUE(garbage.ok());
+  EXPECT_EQ(garbage->outcome, LoadOutcome::kFailed);
+  EXPECT_EQ(garbage->error_code, kLoadErrProtocol);
+  EXPECT_TRUE(testing_support::ProcessGone(garbage->pid));
+
+  auto closed = sup.Load(FakeWorker({"--then", "close-protocol"}));
+  ASSERT_TRUE(closed.ok());
+  EXPECT_EQ(closed->outcome, LoadOutcome::kFailed);
+  EXPECT_EQ(closed->error_code, kLoadErrProtocolClosed);
+  EXPECT_TRUE(testing_support::ProcessGone(closed->pid));
+
+  // A worker that crashes closes fd 3 too: that is a crash, not a protocol failure.
+  auto crash = sup.Load(FakeWorker({"--stderr", "GGML_ASSERT(x) failed", "--then", "abort"}));
+  ASSERT_TRUE(crash.ok());
+  EXPECT_EQ(crash->outcome, LoadOutcome::kCrashed);
+  EXPECT_EQ(crash->signal_name(), "SIGABRT");
+}
+
+TEST(SupervisorTest, ShutdownStopsEverythingAndRefusesNewLoads) {
+  Supervisor sup(Options());
+  LoadRequest a = Command({"--then", "hang"});
+  LoadRequest b = Command({"--then", "hang"});
+  b.model_name = "m2";
+  ASSERT_EQ(sup.Load(a)->outcome, LoadOutcome::kSuccess);
+  ASSERT_EQ(sup.Load(b)->outcome, LoadOutcome::kSuccess);
+  std::vector<int> pids;
+  for (const LoadedModel& m : sup.Loaded()) pids.push_back(m.pid);
+  ASSERT_EQ(pids.size(), 2u);
+  sup.Shutdown();
+  EXPECT_TRUE(sup.Loaded().empty());
+  for (int pid : pids) EXPECT_TRUE(testing_support::ProcessGone(pid));
+  LoadRequest c = Command({"--then", "hang"});
+  c.model_name = "m3";
+  EXPECT_EQ(sup.Load(c).status().code(), StatusCode::kUnavailable);
+}
+
+TEST(SupervisorTest, RunWorkerCommandReturnsTheAnswer) {
+  Supervisor sup(Options());
+  ::setenv("MW_FAKE_ENGINE_SCRIPT",
+           "--protocol\n{\"type\":\"probe\",\"devices\":[{\"name\":\"CPU\",\"kind\":\"cpu\",\"memory_free\":1,\"memory_total\":2}]}\n",
+           1);
+  auto answer = sup.RunWorkerCommand({"load"}, milliseconds(20000));
+  ASSERT_TRUE(answer.ok()) << answer.status().ToString();
+  ASSERT_TRUE(std::holds_alternative<protocol::ProbeMessage>(*answer));
+  EXPECT_EQ(std::get<protocol::ProbeMessage>(*answer).devices.size(), 1u);
+
+  ::setenv("MW_FAKE_ENGINE_SCRIPT", "--stderr\nno backend\n--then\nexit1\n", 1);
+  auto none = sup.RunWorkerCommand({"load"}, milliseconds(20000));
+  EXPECT_EQ(none.status().code(), StatusCode::kUnavailable);
+  EXPECT_NE(none.status().message().find("no backend"), std::string::npos);
+}
+
+}  // namespace
+}  // namespace mw
