@@ -79,55 +79,55 @@ bool IsValidModelName(std::string_view name);
 
 // One row of `models`. Nullable columns are optional<>.
 struct ModelRecord {
-  std::string model_name;
-  std::optional<std::string> hf_path;
+  std::string model_name{};
+  std::optional<std::string> hf_path{};
   std::string cache_location{kDefaultCacheLocation};
-  std::optional<std::string> file_path;
+  std::optional<std::string> file_path{};
   std::string engine{kEngineLlamaCpp};
   CompatStatus compatibility_status = CompatStatus::kUnknown;
-  std::optional<std::string> compatibility_notes;
+  std::optional<std::string> compatibility_notes{};
   std::string load_config = "{}";  // JSON text of an object
   int64_t total_loads = 0;         // successful loads
   int64_t total_failures = 0;
-  std::string created_at;  // ISO-8601 UTC, set by the registry
-  std::string updated_at;  // ISO-8601 UTC, set by the registry on every write
-  std::optional<std::string> last_loaded_at;
-  std::optional<std::string> last_failed_at;
+  std::string created_at{};  // ISO-8601 UTC, set by the registry
+  std::string updated_at{};  // ISO-8601 UTC, set by the registry on every write
+  std::optional<std::string> last_loaded_at{};
+  std::optional<std::string> last_failed_at{};
 };
 
 // A partial update: only the fields that are set are written. For the
 // nullable text columns an empty string stores NULL.
 struct ModelUpdate {
-  std::optional<CompatStatus> compatibility_status;  // never kTesting
-  std::optional<std::string> compatibility_notes;
-  std::optional<std::string> load_config;  // JSON text of an object
-  std::optional<std::string> hf_path;
-  std::optional<std::string> file_path;
-  std::optional<std::string> cache_location;  // non-empty
-  std::optional<std::string> engine;          // "llama.cpp" or "command"
+  std::optional<CompatStatus> compatibility_status{};  // never kTesting
+  std::optional<std::string> compatibility_notes{};
+  std::optional<std::string> load_config{};  // JSON text of an object
+  std::optional<std::string> hf_path{};
+  std::optional<std::string> file_path{};
+  std::optional<std::string> cache_location{};  // non-empty
+  std::optional<std::string> engine{};          // "llama.cpp" or "command"
 };
 
 // One row of `load_attempts`. An attempt is open while finished_at is unset;
 // outcome and status_after are set exactly when it is closed.
 struct AttemptRecord {
   AttemptId id = 0;
-  std::string model_name;
-  std::string started_at;  // ISO-8601 UTC
-  std::optional<std::string> finished_at;
-  std::optional<AttemptOutcome> outcome;
+  std::string model_name{};
+  std::string started_at{};  // ISO-8601 UTC
+  std::optional<std::string> finished_at{};
+  std::optional<AttemptOutcome> outcome{};
   bool forced = false;  // force_load was requested
   CompatStatus status_before = CompatStatus::kUnknown;
-  std::optional<CompatStatus> status_after;
+  std::optional<CompatStatus> status_after{};
   std::string load_config = "{}";  // snapshot of the model's load_config at start
-  std::optional<int64_t> exit_code;
-  std::optional<std::string> signal;  // e.g. "SIGSEGV"
-  std::optional<std::string> category;
-  std::optional<std::string> pattern_id;
-  std::optional<std::string> summary;
-  std::optional<std::string> matched_line;
-  std::optional<std::string> log_excerpt;
-  std::optional<int64_t> duration_ms;  // finished_at - started_at, set on close
-  std::optional<std::string> hardware_fingerprint;
+  std::optional<int64_t> exit_code{};
+  std::optional<std::string> signal{};  // e.g. "SIGSEGV"
+  std::optional<std::string> category{};
+  std::optional<std::string> pattern_id{};
+  std::optional<std::string> summary{};
+  std::optional<std::string> matched_line{};
+  std::optional<std::string> log_excerpt{};
+  std::optional<int64_t> duration_ms{};  // finished_at - started_at, set on close
+  std::optional<std::string> hardware_fingerprint{};
 
   bool open() const { return !finished_at.has_value(); }
 };

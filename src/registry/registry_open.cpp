@@ -93,15 +93,21 @@ Status Explain(const Status& st, const std::string& path) {
   const std::string file = "registry database '" + path + "'";
   switch (st.code()) {
     case StatusCode::kUnavailable:
-      return UnavailableError(file + " is locked by another process (is another modelwarden server running on it?); "
-                              "stop that process or use a different data directory [" + st.message() + "]");
+      return UnavailableError(file +
+                              " is locked by another process (is another modelwarden server running on it?); "
+                              "stop that process or use a different data directory [" +
+                              st.message() + "]");
     case StatusCode::kPermissionDenied:
-      return PermissionDeniedError(file + " is read-only or its directory is not writable; fix the permissions "
-                                   "(the server needs to write the file and create '" + path +
-                                   "-wal' beside it) or use a different data directory [" + st.message() + "]");
+      return PermissionDeniedError(file +
+                                   " is read-only or its directory is not writable; fix the permissions "
+                                   "(the server needs to write the file and create '" +
+                                   path + "-wal' beside it) or use a different data directory [" +
+                                   st.message() + "]");
     case StatusCode::kDataLoss:
-      return DataLossError(file + " is not a modelwarden database or is corrupt; it was left untouched: move it "
-                           "away or use a different data directory [" + st.message() + "]");
+      return DataLossError(file +
+                           " is not a modelwarden database or is corrupt; it was left untouched: move it "
+                           "away or use a different data directory [" +
+                           st.message() + "]");
     default:
       return st.WithContext(file);
   }
@@ -111,17 +117,19 @@ Status Explain(const Status& st, const std::string& path) {
 Status CheckFileIsOurs(Db& db, int64_t version) {
   ASSIGN_OR_RETURN(const int64_t app_id, QueryInt(db, "PRAGMA application_id", "reading application_id"));
   if (app_id != 0 && app_id != kApplicationId) {
-    return DataLossError("the file belongs to another application (application_id " + std::to_string(app_id) + ")");
+    return DataLossError("the file belongs to another application (application_id " + std::to_string(app_id) +
+                         ")");
   }
   if (version > Registry::kSchemaVersion) {
-    return FailedPreconditionError("registry database '" + db.path() + "' has schema version " +
-                                   std::to_string(version) + ", newer than this modelwarden supports (" +
-                                   std::to_string(Registry::kSchemaVersion) +
-                                   "); it was left untouched: upgrade modelwarden or use a different data directory");
+    return FailedPreconditionError(
+        "registry database '" + db.path() + "' has schema version " + std::to_string(version) +
+        ", newer than this modelwarden supports (" + std::to_string(Registry::kSchemaVersion) +
+        "); it was left untouched: upgrade modelwarden or use a different data directory");
   }
   if (version == 0) {
     // A fresh file has no tables; anything else with version 0 is someone else's.
-    ASSIGN_OR_RETURN(const int64_t tables, QueryInt(db, "SELECT count(*) FROM sqlite_schema", "reading the schema"));
+    ASSIGN_OR_RETURN(const int64_t tables,
+                     QueryInt(db, "SELECT count(*) FROM sqlite_schema", "reading the schema"));
     if (tables != 0) return DataLossError("an SQLite database with other tables, not a modelwarden registry");
   }
   return Status::Ok();
@@ -180,7 +188,8 @@ Status Setup(Db& db, const OpenOptions& options) {
   auto version_or = QueryInt(db, "PRAGMA user_version", "reading the schema version");
   if (!version_or.ok()) {
     if (version_or.status().code() == StatusCode::kInternal && !Writable(db.path())) {
-      return PermissionDeniedError("the file or its directory is read-only [" + version_or.status().message() + "]");
+      return PermissionDeniedError("the file or its directory is read-only [" +
+                                   version_or.status().message() + "]");
     }
     return version_or.status();
   }
@@ -191,7 +200,8 @@ Status Setup(Db& db, const OpenOptions& options) {
     ASSIGN_OR_RETURN(auto stmt, db.Prepare("PRAGMA journal_mode = WAL"));
     ASSIGN_OR_RETURN(const bool row, stmt.Step());
     if (!row || stmt.Text(0) != "wal") {
-      return PermissionDeniedError("could not switch to WAL journal mode (got '" + (row ? stmt.Text(0) : "") + "')");
+      return PermissionDeniedError("could not switch to WAL journal mode (got '" + (row ? stmt.Text(0) : "") +
+                                   "')");
     }
   }
   // FULL: a commit fsyncs the WAL before returning, so a returned commit
@@ -207,8 +217,8 @@ Status EnsureParentDirectory(const std::string& path) {
   std::error_code ec;
   std::filesystem::create_directories(parent, ec);
   if (!ec) return Status::Ok();
-  const std::string msg = "cannot create the directory '" + parent.string() + "' of registry database '" + path +
-                          "': " + ec.message();
+  const std::string msg = "cannot create the directory '" + parent.string() + "' of registry database '" +
+                          path + "': " + ec.message();
   if (ec == std::errc::permission_denied || ec == std::errc::read_only_file_system) {
     return PermissionDeniedError(msg);
   }

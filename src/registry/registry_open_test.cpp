@@ -220,7 +220,9 @@ TEST(RegistryOpen, SomeoneElsesDatabaseIsDataLossAndUntouched) {
   EXPECT_EQ(ReadFileBytes(tagged), tagged_before);
 }
 
-TEST(RegistryOpen, EmptyPathIsInvalid) { EXPECT_EQ(Registry::Open("").status().code(), StatusCode::kInvalidArgument); }
+TEST(RegistryOpen, EmptyPathIsInvalid) {
+  EXPECT_EQ(Registry::Open("").status().code(), StatusCode::kInvalidArgument);
+}
 
 }  // namespace
 }  // namespace mw

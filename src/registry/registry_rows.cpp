@@ -105,8 +105,9 @@ std::string Quoted(std::string_view name) {
 
 Status ValidateModelName(std::string_view name) {
   if (IsValidModelName(name)) return Status::Ok();
-  return InvalidArgumentError("invalid model name " + Quoted(name) +
-                              ": use 1-128 characters from A-Z a-z 0-9 . _ -, starting with a letter or digit");
+  return InvalidArgumentError(
+      "invalid model name " + Quoted(name) +
+      ": use 1-128 characters from A-Z a-z 0-9 . _ -, starting with a letter or digit");
 }
 
 Status ValidateEngine(std::string_view engine) {
@@ -115,10 +116,12 @@ Status ValidateEngine(std::string_view engine) {
 }
 
 Status ValidateLoadConfig(Db& db, std::string_view json_text) {
-  ASSIGN_OR_RETURN(Stmt s, db.Prepare("SELECT json_valid(?1), CASE WHEN json_valid(?1) THEN json_type(?1) END"));
+  ASSIGN_OR_RETURN(Stmt s,
+                   db.Prepare("SELECT json_valid(?1), CASE WHEN json_valid(?1) THEN json_type(?1) END"));
   s.Bind(1, json_text);
   ASSIGN_OR_RETURN(const bool row, s.Step());
-  if (!row || s.Int(0) == 0) return InvalidArgumentError("load_config is not valid JSON: it must be a JSON object");
+  if (!row || s.Int(0) == 0)
+    return InvalidArgumentError("load_config is not valid JSON: it must be a JSON object");
   const std::string type = s.Text(1);
   if (type != "object") return InvalidArgumentError("load_config must be a JSON object, not " + type);
   return Status::Ok();
@@ -171,9 +174,10 @@ Status InsertModel(Db& db, const ModelRecord& m) {
   }
   if (m.cache_location.empty()) return InvalidArgumentError("cache_location must not be empty");
   const std::string now = NowIso8601();
-  ASSIGN_OR_RETURN(Stmt s, db.Prepare("INSERT INTO models (model_name, hf_path, cache_location, file_path, engine, "
-                                      "compatibility_status, compatibility_notes, load_config, created_at, "
-                                      "updated_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?9)"));
+  ASSIGN_OR_RETURN(Stmt s,
+                   db.Prepare("INSERT INTO models (model_name, hf_path, cache_location, file_path, engine, "
+                              "compatibility_status, compatibility_notes, load_config, created_at, "
+                              "updated_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?9)"));
   s.Bind(1, m.model_name);
   s.Bind(2, NullIfEmpty(m.hf_path));
   s.Bind(3, m.cache_location);
@@ -196,27 +200,31 @@ Status UpdateModelRow(Db& db, std::string_view name, const ModelUpdate& u) {
   }
   if (u.engine) RETURN_IF_ERROR(ValidateEngine(*u.engine));
   if (u.load_config) RETURN_IF_ERROR(ValidateLoadConfig(db, *u.load_config));
-  if (u.cache_location && u.cache_location->empty()) return InvalidArgumentError("cache_location must not be empty");
+  if (u.cache_location && u.cache_location->empty())
+    return InvalidArgumentError("cache_location must not be empty");
   ASSIGN_OR_RETURN(const ModelRecord current, SelectModel(db, name));
   if (u.compatibility_status && current.compatibility_status == CompatStatus::kTesting) {
-    return FailedPreconditionError("model " + Quoted(name) +
-                                   " is being tested (a load attempt is in progress); change its status after it ends");
+    return FailedPreconditionError(
+        "model " + Quoted(name) +
+        " is being tested (a load attempt is in progress); change its status after it ends");
   }
   // One static statement: each column has a "was it given" flag.
-  ASSIGN_OR_RETURN(Stmt s, db.Prepare("UPDATE models SET "
-                                      "compatibility_status = CASE WHEN ?2 THEN ?3 ELSE compatibility_status END, "
-                                      "compatibility_notes = CASE WHEN ?4 THEN ?5 ELSE compatibility_notes END, "
-                                      "load_config = CASE WHEN ?6 THEN ?7 ELSE load_config END, "
-                                      "hf_path = CASE WHEN ?8 THEN ?9 ELSE hf_path END, "
-                                      "file_path = CASE WHEN ?10 THEN ?11 ELSE file_path END, "
-                                      "cache_location = CASE WHEN ?12 THEN ?13 ELSE cache_location END, "
-                                      "engine = CASE WHEN ?14 THEN ?15 ELSE engine END, "
-                                      "updated_at = ?16 WHERE model_name = ?1"));
+  ASSIGN_OR_RETURN(Stmt s,
+                   db.Prepare("UPDATE models SET "
+                              "compatibility_status = CASE WHEN ?2 THEN ?3 ELSE compatibility_status END, "
+                              "compatibility_notes = CASE WHEN ?4 THEN ?5 ELSE compatibility_notes END, "
+                              "load_config = CASE WHEN ?6 THEN ?7 ELSE load_config END, "
+                              "hf_path = CASE WHEN ?8 THEN ?9 ELSE hf_path END, "
+                              "file_path = CASE WHEN ?10 THEN ?11 ELSE file_path END, "
+                              "cache_location = CASE WHEN ?12 THEN ?13 ELSE cache_location END, "
+                              "engine = CASE WHEN ?14 THEN ?15 ELSE engine END, "
+                              "updated_at = ?16 WHERE model_name = ?1"));
   s.Bind(1, name);
   auto flag = [&s](int index, bool given) { s.Bind(index, int64_t{given ? 1 : 0}); };
   flag(2, u.compatibility_status.has_value());
-  s.Bind(3, u.compatibility_status ? std::optional<std::string>(std::string(ToString(*u.compatibility_status)))
-                                   : std::nullopt);
+  s.Bind(3, u.compatibility_status
+                ? std::optional<std::string>(std::string(ToString(*u.compatibility_status)))
+                : std::nullopt);
   flag(4, u.compatibility_notes.has_value());
   s.Bind(5, NullIfEmpty(u.compatibility_notes));
   flag(6, u.load_config.has_value());
@@ -234,9 +242,10 @@ Status UpdateModelRow(Db& db, std::string_view name, const ModelUpdate& u) {
 }
 
 Status WriteModelStateRow(Db& db, const ModelRecord& m) {
-  ASSIGN_OR_RETURN(Stmt s, db.Prepare("UPDATE models SET compatibility_status = ?2, compatibility_notes = ?3, "
-                                      "total_loads = ?4, total_failures = ?5, last_loaded_at = ?6, "
-                                      "last_failed_at = ?7, updated_at = ?8 WHERE model_name = ?1"));
+  ASSIGN_OR_RETURN(Stmt s,
+                   db.Prepare("UPDATE models SET compatibility_status = ?2, compatibility_notes = ?3, "
+                              "total_loads = ?4, total_failures = ?5, last_loaded_at = ?6, "
+                              "last_failed_at = ?7, updated_at = ?8 WHERE model_name = ?1"));
   s.Bind(1, m.model_name);
   s.Bind(2, ToString(m.compatibility_status));
   s.Bind(3, NullIfEmpty(m.compatibility_notes));
@@ -246,15 +255,17 @@ Status WriteModelStateRow(Db& db, const ModelRecord& m) {
   s.Bind(7, m.last_failed_at);
   s.Bind(8, NowIso8601());
   RETURN_IF_ERROR(s.Run());
-  if (sqlite3_changes(db.conn()) == 0) return NotFoundError("model " + Quoted(m.model_name) + " is not registered");
+  if (sqlite3_changes(db.conn()) == 0)
+    return NotFoundError("model " + Quoted(m.model_name) + " is not registered");
   return Status::Ok();
 }
 
 Status DeleteModelRow(Db& db, std::string_view name) {
   ASSIGN_OR_RETURN(const ModelRecord current, SelectModel(db, name));
   if (current.compatibility_status == CompatStatus::kTesting) {
-    return FailedPreconditionError("model " + Quoted(name) +
-                                   " is being tested (a load attempt is in progress); delete it after the attempt ends");
+    return FailedPreconditionError(
+        "model " + Quoted(name) +
+        " is being tested (a load attempt is in progress); delete it after the attempt ends");
   }
   ASSIGN_OR_RETURN(Stmt s, db.Prepare("DELETE FROM models WHERE model_name = ?1"));
   s.Bind(1, name);
@@ -293,8 +304,9 @@ Result<std::vector<AttemptRecord>> SelectOpenAttempts(Db& db, std::optional<std:
 
 Result<AttemptId> InsertAttemptRow(Db& db, const AttemptRecord& a) {
   RETURN_IF_ERROR(ValidateLoadConfig(db, a.load_config));
-  ASSIGN_OR_RETURN(Stmt s, db.Prepare("INSERT INTO load_attempts (model_name, started_at, forced, status_before, "
-                                      "load_config, hardware_fingerprint) VALUES (?1, ?2, ?3, ?4, ?5, ?6)"));
+  ASSIGN_OR_RETURN(Stmt s,
+                   db.Prepare("INSERT INTO load_attempts (model_name, started_at, forced, status_before, "
+                              "load_config, hardware_fingerprint) VALUES (?1, ?2, ?3, ?4, ?5, ?6)"));
   s.Bind(1, a.model_name);
   s.Bind(2, a.started_at.empty() ? NowIso8601() : a.started_at);
   s.Bind(3, int64_t{a.forced ? 1 : 0});
@@ -316,12 +328,12 @@ Status CloseAttemptRow(Db& db, const AttemptRecord& a) {
   if (!a.outcome || !a.status_after) {
     return InvalidArgumentError("closing a load attempt needs an outcome and the status after it");
   }
-  ASSIGN_OR_RETURN(Stmt s, db.Prepare(
-                               "UPDATE load_attempts SET finished_at = ?2, outcome = ?3, status_after = ?4, "
-                               "exit_code = ?5, signal = ?6, category = ?7, pattern_id = ?8, summary = ?9, "
-                               "matched_line = ?10, log_excerpt = ?11, duration_ms = MAX(0, CAST(ROUND("
-                               "(julianday(?2) - julianday(started_at)) * 86400000.0) AS INTEGER)) "
-                               "WHERE id = ?1 AND finished_at IS NULL"));
+  ASSIGN_OR_RETURN(Stmt s,
+                   db.Prepare("UPDATE load_attempts SET finished_at = ?2, outcome = ?3, status_after = ?4, "
+                              "exit_code = ?5, signal = ?6, category = ?7, pattern_id = ?8, summary = ?9, "
+                              "matched_line = ?10, log_excerpt = ?11, duration_ms = MAX(0, CAST(ROUND("
+                              "(julianday(?2) - julianday(started_at)) * 86400000.0) AS INTEGER)) "
+                              "WHERE id = ?1 AND finished_at IS NULL"));
   s.Bind(1, int64_t{a.id});
   s.Bind(2, a.finished_at ? *a.finished_at : NowIso8601());
   s.Bind(3, ToString(*a.outcome));

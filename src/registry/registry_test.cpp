@@ -50,8 +50,8 @@ TEST(RegistryTypes, StatusAndOutcomeNamesRoundTrip) {
   EXPECT_EQ(ToString(CompatStatus::kDegraded), "degraded");
   EXPECT_FALSE(ParseCompatStatus("Compatible").has_value());
   EXPECT_FALSE(ParseCompatStatus("").has_value());
-  for (auto o : {AttemptOutcome::kSuccess, AttemptOutcome::kFailed, AttemptOutcome::kCrashed, AttemptOutcome::kTimeout,
-                 AttemptOutcome::kServerCrash, AttemptOutcome::kCancelled}) {
+  for (auto o : {AttemptOutcome::kSuccess, AttemptOutcome::kFailed, AttemptOutcome::kCrashed,
+                 AttemptOutcome::kTimeout, AttemptOutcome::kServerCrash, AttemptOutcome::kCancelled}) {
     EXPECT_EQ(ParseAttemptOutcome(ToString(o)), o);
   }
   EXPECT_EQ(ToString(AttemptOutcome::kServerCrash), "server_crash");
@@ -87,14 +87,17 @@ TEST_F(RegistryTest, SchemaChecksRejectBadValuesWrittenBehindOurBack) {
   const std::string db = reg_->path();
   reg_.reset();
   const std::string cols = "INSERT INTO models (model_name, created_at, updated_at, ";
-  EXPECT_EQ(RawExec(db, "INSERT INTO models (model_name, created_at, updated_at) VALUES ('ok', 'x', 'x')"), "");
+  EXPECT_EQ(RawExec(db, "INSERT INTO models (model_name, created_at, updated_at) VALUES ('ok', 'x', 'x')"),
+            "");
   EXPECT_NE(RawExec(db, cols + "compatibility_status) VALUES ('a', 'x', 'x', 'broken')"), "");
   EXPECT_NE(RawExec(db, cols + "engine) VALUES ('a', 'x', 'x', 'vllm')"), "");
   EXPECT_NE(RawExec(db, cols + "load_config) VALUES ('a', 'x', 'x', '[1]')"), "");
   EXPECT_NE(RawExec(db, cols + "load_config) VALUES ('a', 'x', 'x', '{bad')"), "");
-  EXPECT_NE(RawExec(db, "INSERT INTO models (model_name, created_at, updated_at) VALUES ('../x', 'x', 'x')"), "");
-  EXPECT_NE(RawExec(db, "INSERT INTO load_attempts (model_name, started_at, status_before, outcome) "
-                        "VALUES ('ok', 'x', 'unknown', 'exploded')"),
+  EXPECT_NE(RawExec(db, "INSERT INTO models (model_name, created_at, updated_at) VALUES ('../x', 'x', 'x')"),
+            "");
+  EXPECT_NE(RawExec(db,
+                    "INSERT INTO load_attempts (model_name, started_at, status_before, outcome) "
+                    "VALUES ('ok', 'x', 'unknown', 'exploded')"),
             "");
   Reopen();
 }

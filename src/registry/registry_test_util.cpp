@@ -48,7 +48,8 @@ bool FileExists(const std::string& path) {
 std::string RawExec(const std::string& db_path, const std::string& sql) {
   sqlite3* db = nullptr;
   std::string err;
-  if (sqlite3_open_v2(db_path.c_str(), &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, nullptr) != SQLITE_OK) {
+  if (sqlite3_open_v2(db_path.c_str(), &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, nullptr) !=
+      SQLITE_OK) {
     err = sqlite3_errmsg(db);
   } else {
     char* msg = nullptr;
@@ -66,7 +67,8 @@ std::string RawQuery(const std::string& db_path, const std::string& sql) {
   std::string out;
   if (sqlite3_open_v2(db_path.c_str(), &db, SQLITE_OPEN_READONLY, nullptr) == SQLITE_OK) {
     sqlite3_stmt* stmt = nullptr;
-    if (sqlite3_prepare_v2(db, sql.c_str(), -1, &stmt, nullptr) == SQLITE_OK && sqlite3_step(stmt) == SQLITE_ROW) {
+    if (sqlite3_prepare_v2(db, sql.c_str(), -1, &stmt, nullptr) == SQLITE_OK &&
+        sqlite3_step(stmt) == SQLITE_ROW) {
       const auto* text = sqlite3_column_text(stmt, 0);
       if (text != nullptr) out = reinterpret_cast<const char*>(text);
     }

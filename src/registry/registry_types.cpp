@@ -45,14 +45,17 @@ std::string_view ToString(AttemptOutcome outcome) {
 }
 
 std::optional<AttemptOutcome> ParseAttemptOutcome(std::string_view text) {
-  for (AttemptOutcome o : {AttemptOutcome::kSuccess, AttemptOutcome::kFailed, AttemptOutcome::kCrashed,
-                           AttemptOutcome::kTimeout, AttemptOutcome::kServerCrash, AttemptOutcome::kCancelled}) {
+  for (AttemptOutcome o :
+       {AttemptOutcome::kSuccess, AttemptOutcome::kFailed, AttemptOutcome::kCrashed, AttemptOutcome::kTimeout,
+        AttemptOutcome::kServerCrash, AttemptOutcome::kCancelled}) {
     if (ToString(o) == text) return o;
   }
   return std::nullopt;
 }
 
-static bool IsAlnum(char c) { return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9'); }
+static bool IsAlnum(char c) {
+  return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9');
+}
 
 bool IsValidModelName(std::string_view name) {
   if (name.empty() || name.size() > 128 || !IsAlnum(name[0])) return false;

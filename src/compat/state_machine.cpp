@@ -1,0 +1,271 @@
+#include "compat/state_machine.h"
+
+#include <map>
+
+#include "common/log.h"
+#include "common/time_util.h"
+
+namespace mw {
+namespace {
+
+std::string Quoted(std::string_view name) { return "'" + std::string(name) + "'"; }
+
+// Folds a text into one line: control characters become spaces, runs of
+// spaces collapse, ends are trimmed, and very long text is cut.
+std::string OneLine(std::string_view text) {
+  constexpr size_t kMaxLine = 1000;
+  std::string out;
+  for (char c : text) {
+    const bool space = c == '\n' || c == '\r' || c == '\t' || c == ' ';
+    if (space) {
+      if (!out.empty() && out.back() != ' ') out += ' ';
+    } else if (static_cast<unsigned char>(c) >= 0x20) {
+      out += c;
+    }
+  }
+  while (!out.empty() && out.back() == ' ') out.pop_back();
+  if (out.size() > kMaxLine) out = out.substr(0, kMaxLine) + "...";
+  return out;
+}
+
+bool IsManualStatus(CompatStatus s) { return s != CompatStatus::kTesting; }
+
+CompatStatus AfterFailure(int64_t total_loads) {
+  return total_loads >= kDegradedAfterLoads ? CompatStatus::kDegraded : CompatStatus::kIncompatible;
+}
+
+}  // namespace
+
+Result<CompatStatus> NextStatus(CompatStatus from, const TransitionInput& in) {
+  const bool testing = from == CompatStatus::kTesting;
+  switch (in.event) {
+    case CompatEvent::kBeginAttempt:
+      if (testing) return FailedPreconditionError("a load attempt is already in progress");
+      if (from == CompatStatus::kIncompatible && !in.forced) {
+        return FailedPreconditionError("the model is incompatible; load it with force_load to try anyway");
+      }
+      return CompatStatus::kTesting;
+    case CompatEvent::kLoadSucceeded:
+      if (!testing) return FailedPreconditionError("no load attempt is in progress");
+      return CompatStatus::kCompatible;
+    case CompatEvent::kLoadFailed:
+    case CompatEvent::kStartupCleanup:
+      if (!testing) return FailedPreconditionError("no load attempt is in progress");
+      return AfterFailure(in.total_loads);
+    case CompatEvent::kLoadCancelled:
+      if (!testing) return FailedPreconditionError("no load attempt is in progress");
+      if (in.status_before == CompatStatus::kTesting) {
+        return InvalidArgumentError("a cancelled attempt cannot restore status 'testing'");
+      }
+      return in.status_before;
+    case CompatEvent::kManualSet:
+      if (!IsManualStatus(in.manual_target)) {
+        return InvalidArgumentError("status 'testing' cannot be set by hand: only a load attempt sets it");
+      }
+      if (testing) {
+        return FailedPreconditionError("a load attempt is in progress; change the status after it ends");
+      }
+      return in.manual_target;
+  }
+  return InternalError("unknown compatibility event");
+}
+
+std::string FailureNotes(int64_t total_loads, std::string_view summary, std::string_view matched_line) {
+  const std::string line = OneLine(summary);
+  std::string notes = total_loads >= kDegradedAfterLoads
+                          ? "Intermittent issue detected (loaded successfully " +
+                                std::to_string(total_loads) + " times before): " + line
+                          : "Hardware incompatibility detected: " + line;
+  const std::string matched = OneLine(matched_line);
+  if (!matched.empty() && matched != line) notes += "\n" + matched;
+  return notes;
+}
+
+std::string FallbackSummary(const FailureInfo& f) {
+  if (!f.summary.empty()) return f.summary;
+  if (f.outcome == AttemptOutcome::kTimeout) return "Load timed out";
+  if (!f.signal.empty()) return "Worker killed by " + f.signal;
+  if (f.exit_code) return "Worker exited with code " + std::to_string(*f.exit_code);
+  return "Load failed";
+}
+
+Result<AttemptId> StateMachine::BeginAttempt(std::string_view name, bool forced,
+                                             std::string_view hardware_fingerprint) {
+  ASSIGN_OR_RETURN(Transaction tx, registry_.BeginWrite());
+  ASSIGN_OR_RETURN(ModelRecord model, tx.GetModel(name));
+  auto next = NextStatus(model.compatibility_status, {.event = CompatEvent::kBeginAttempt, .forced = forced});
+  if (!next.ok()) {
+    std::string msg = "cannot load model " + Quoted(name) + ": " + next.status().message();
+    if (model.compatibility_status == CompatStatus::kIncompatible && model.compatibility_notes) {
+      msg += " (notes: " + OneLine(*model.compatibility_notes) + ")";
+    }
+    return Status(next.status().code(), msg);
+  }
+  // One model in testing at a time (SPEC §1.6), so that a crash of the whole
+  // machine points at exactly one model.
+  ASSIGN_OR_RETURN(const auto testing, tx.ListModelsWithStatus(CompatStatus::kTesting));
+  if (!testing.empty()) {
+    return FailedPreconditionError("cannot load model " + Quoted(name) + ": model " +
+                                   Quoted(testing.front().model_name) +
+                                   " is being tested; load attempts run one at a time");
+  }
+  AttemptRecord attempt;
+  attempt.model_name = model.model_name;
+  attempt.forced = forced;
+  attempt.status_before = model.compatibility_status;
+  attempt.load_config = model.load_config;
+  if (!hardware_fingerprint.empty()) attempt.hardware_fingerprint = std::string(hardware_fingerprint);
+  ASSIGN_OR_RETURN(const AttemptId id, tx.InsertAttempt(attempt));
+  model.compatibility_status = *next;
+  RETURN_IF_ERROR(tx.WriteModelState(model));
+  // COMMIT POINT "testing mark": from here a crash of the server, the machine
+  // or the driver leaves this model in testing with an open attempt.
+  RETURN_IF_ERROR(tx.Commit());
+  MW_LOG(kInfo, "compat") << "load attempt " << id << " started model=" << model.model_name
+                          << " from=" << ToString(attempt.status_before) << (forced ? " forced" : "");
+  return id;
+}
+
+template <typename Edit>
+Result<ModelRecord> StateMachine::Finish(AttemptId id, CompatEvent event, Edit edit) {
+  ASSIGN_OR_RETURN(Transaction tx, registry_.BeginWrite());
+  ASSIGN_OR_RETURN(AttemptRecord attempt, tx.GetAttempt(id));
+  if (!attempt.open()) {
+    return FailedPreconditionError("load attempt " + std::to_string(id) + " of model " +
+                                   Quoted(attempt.model_name) + " already ended (" +
+                                   std::string(ToString(*attempt.outcome)) + "); a late result is ignored");
+  }
+  ASSIGN_OR_RETURN(ModelRecord model, tx.GetModel(attempt.model_name));
+  const TransitionInput input{
+      .event = event, .total_loads = model.total_loads, .status_before = attempt.status_before};
+  ASSIGN_OR_RETURN(const CompatStatus next, NextStatus(model.compatibility_status, input));
+  const std::string now = NowIso8601();
+  model.compatibility_status = next;
+  attempt.finished_at = now;
+  attempt.status_after = next;
+  RETURN_IF_ERROR(edit(model, attempt, now));
+  RETURN_IF_ERROR(tx.WriteModelState(model));
+  RETURN_IF_ERROR(tx.CloseAttempt(attempt));
+  ASSIGN_OR_RETURN(ModelRecord written, tx.GetModel(model.model_name));
+  // COMMIT POINT "attempt outcome": the model's new status and the closed
+  // attempt become durable together.
+  RETURN_IF_ERROR(tx.Commit());
+  MW_LOG(kInfo, "compat") << "load attempt " << id << " ended model=" << model.model_name
+                          << " outcome=" << ToString(*attempt.outcome) << " status=" << ToString(next);
+  return written;
+}
+
+Result<ModelRecord> StateMachine::FinishSuccess(AttemptId id) {
+  return Finish(id, CompatEvent::kLoadSucceeded,
+                [](ModelRecord& m, AttemptRecord& a, const std::string& now) {
+                  m.total_loads += 1;
+                  m.last_loaded_at = now;
+                  a.outcome = AttemptOutcome::kSuccess;
+                  return Status::Ok();
+                });
+}
+
+Result<ModelRecord> StateMachine::FinishFailure(AttemptId id, const FailureInfo& f) {
+  if (f.outcome != AttemptOutcome::kFailed && f.outcome != AttemptOutcome::kCrashed &&
+      f.outcome != AttemptOutcome::kTimeout) {
+    return InvalidArgumentError("a failed load attempt ends as failed, crashed or timeout, not " +
+                                std::string(ToString(f.outcome)));
+  }
+  return Finish(id, CompatEvent::kLoadFailed, [&f](ModelRecord& m, AttemptRecord& a, const std::string& now) {
+    const std::string summary = FallbackSummary(f);
+    // total_loads before this failure decides the wording, as it decided the status.
+    m.compatibility_notes = FailureNotes(m.total_loads, summary, f.matched_line);
+    m.total_failures += 1;
+    m.last_failed_at = now;
+    a.outcome = f.outcome;
+    a.exit_code = f.exit_code;
+    a.signal = f.signal;
+    a.category = f.category;
+    a.pattern_id = f.pattern_id;
+    a.summary = summary;
+    a.matched_line = f.matched_line;
+    a.log_excerpt = f.log_excerpt;
+    return Status::Ok();
+  });
+}
+
+Result<ModelRecord> StateMachine::FinishCancelled(AttemptId id) {
+  return Finish(id, CompatEvent::kLoadCancelled, [](ModelRecord&, AttemptRecord& a, const std::string&) {
+    a.outcome = AttemptOutcome::kCancelled;
+    return Status::Ok();
+  });
+}
+
+Result<ModelRecord> StateMachine::SetStatusManually(std::string_view name, CompatStatus status) {
+  ASSIGN_OR_RETURN(Transaction tx, registry_.BeginWrite());
+  ASSIGN_OR_RETURN(ModelRecord model, tx.GetModel(name));
+  auto next =
+      NextStatus(model.compatibility_status, {.event = CompatEvent::kManualSet, .manual_target = status});
+  if (!next.ok()) {
+    return Status(next.status().code(), "cannot set the status of model " + Quoted(name) + " to '" +
+                                            std::string(ToString(status)) + "': " + next.status().message());
+  }
+  model.compatibility_status = *next;
+  RETURN_IF_ERROR(tx.WriteModelState(model));
+  ASSIGN_OR_RETURN(ModelRecord written, tx.GetModel(name));
+  RETURN_IF_ERROR(tx.Commit());
+  MW_LOG(kInfo, "compat") << "status set by hand model=" << written.model_name
+                          << " status=" << ToString(written.compatibility_status);
+  return written;
+}
+
+Result<CleanupReport> StateMachine::StartupCleanup(std::ostream& out) {
+  CleanupReport report;
+  ASSIGN_OR_RETURN(Transaction tx, registry_.BeginWrite());
+  ASSIGN_OR_RETURN(std::vector<ModelRecord> stuck, tx.ListModelsWithStatus(CompatStatus::kTesting));
+  ASSIGN_OR_RETURN(std::vector<AttemptRecord> open, tx.ListOpenAttempts());
+  const std::string now = NowIso8601();
+  const std::string summary = "the server stopped while this model was loading (crashed during test)";
+  std::map<std::string, CompatStatus, std::less<>> status_after;
+  for (ModelRecord& model : stuck) {
+    const TransitionInput input{.event = CompatEvent::kStartupCleanup, .total_loads = model.total_loads};
+    ASSIGN_OR_RETURN(const CompatStatus next, NextStatus(model.compatibility_status, input));
+    model.compatibility_notes = FailureNotes(model.total_loads, summary, "");
+    model.compatibility_status = next;
+    model.total_failures += 1;
+    model.last_failed_at = now;
+    RETURN_IF_ERROR(tx.WriteModelState(model));
+    status_after[model.model_name] = next;
+    report.marked.emplace_back(model.model_name, next);
+  }
+  for (AttemptRecord& attempt : open) {
+    auto it = status_after.find(attempt.model_name);
+    if (it != status_after.end()) {
+      attempt.status_after = it->second;
+    } else {
+      // An open attempt of a model not in testing (a file edited by hand):
+      // close it without touching the model.
+      ASSIGN_OR_RETURN(const ModelRecord model, tx.GetModel(attempt.model_name));
+      attempt.status_after = model.compatibility_status;
+    }
+    attempt.finished_at = now;
+    attempt.outcome = AttemptOutcome::kServerCrash;
+    attempt.summary = summary;
+    RETURN_IF_ERROR(tx.CloseAttempt(attempt));
+    ++report.attempts_closed;
+  }
+  // COMMIT POINT "cleanup": every stuck model and open attempt is settled at once.
+  RETURN_IF_ERROR(tx.Commit());
+
+  if (!report.marked.empty()) {
+    out << "\u26a0\ufe0f  Found " << report.marked.size()
+        << " model(s) stuck in 'testing' status from previous crash\n";
+    for (const auto& [name, status] : report.marked) {
+      out << "   - Marked '" << name << "' as " << ToString(status) << " (crashed during test)\n";
+    }
+  }
+  out << "\u2705 Compatibility status cleanup completed\n";
+  out.flush();
+  if (report.attempts_closed > 0 || !report.marked.empty()) {
+    MW_LOG(kWarn, "compat") << "startup cleanup marked " << report.marked.size() << " model(s), closed "
+                            << report.attempts_closed << " open attempt(s) as server_crash";
+  }
+  return report;
+}
+
+}  // namespace mw

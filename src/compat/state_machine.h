@@ -1,0 +1,170 @@
+// compat/state_machine: the compatibility status of a model (SPEC §1) and
+// the load attempts that move it, over the registry.
+//
+//                      BeginAttempt (durable before the worker starts)
+//   unknown ──────────┐
+//   compatible ───────┤
+//   degraded ─────────┼──────────────────────────►  testing
+//   incompatible ─────┘ (only with force_load)         │
+//                                                       ├─ FinishSuccess ─────────────► compatible
+//                                                       ├─ FinishFailure,  ┌ total_loads >= 3 ► degraded
+//                                                       │  StartupCleanup ─┤
+//                                                       │  (server died)   └ otherwise ──────► incompatible
+//                                                       └─ FinishCancelled (user stop) ─► status before
+//
+//   SetStatusManually (PATCH/UI/CLI): unknown|compatible|incompatible|degraded
+//   -> any of those four; never to testing, never while testing.
+//
+// NextStatus() is the one function that decides every edge above; every
+// method below calls it, and it is unit-tested edge by edge.
+//
+// Public API in brief (namespace mw):
+//   NextStatus(from, TransitionInput) -> Result<CompatStatus>
+//   FailureNotes(total_loads, summary, matched_line) -> std::string
+//   struct FailureInfo {outcome, exit_code, signal, category, pattern_id,
+//                       summary, matched_line, log_excerpt}
+//   class StateMachine(Registry&):
+//     BeginAttempt(name, forced, hardware_fingerprint) -> Result<AttemptId>
+//     FinishSuccess(id) / FinishFailure(id, FailureInfo) / FinishCancelled(id)
+//         -> Result<ModelRecord>   (the model after the attempt)
+//     StartupCleanup(std::ostream&) -> Result<CleanupReport>
+//     SetStatusManually(name, status) -> Result<ModelRecord>
+//
+// Thread-safety: all methods are thread-safe; each runs in one registry
+// transaction (read, check, write, commit), so concurrent calls serialise.
+// Ownership: StateMachine borrows the Registry, which must outlive it.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <ostream>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+#include "common/status.h"
+#include "registry/registry.h"
+
+namespace mw {
+
+// A failure after this many successful loads is "degraded", not "incompatible".
+inline constexpr int64_t kDegradedAfterLoads = 3;
+
+enum class CompatEvent {
+  kBeginAttempt,    // a load attempt starts
+  kLoadSucceeded,   // the worker reported the model loaded
+  kLoadFailed,      // crashed, exited, reported an error or timed out
+  kLoadCancelled,   // the user stopped the load; no verdict on the model
+  kStartupCleanup,  // the server died during the attempt (found at next start)
+  kManualSet,       // PATCH / UI / CLI sets a status
+};
+
+struct TransitionInput {
+  CompatEvent event = CompatEvent::kBeginAttempt;
+  bool forced = false;      // kBeginAttempt: force_load requested
+  int64_t total_loads = 0;  // kLoadFailed, kStartupCleanup: successful loads so far
+  CompatStatus status_before = CompatStatus::kUnknown;  // kLoadCancelled: status to restore
+  CompatStatus manual_target = CompatStatus::kUnknown;  // kManualSet: requested status
+};
+
+// The status after `event` happens to a model in `from`.
+//   kFailedPrecondition: the event is not allowed in `from` (e.g. an attempt
+//     while testing, an unforced attempt on an incompatible model, a finish
+//     when not testing, a manual change while testing);
+//   kInvalidArgument: a manual change to testing, or cancel restoring testing.
+Result<CompatStatus> NextStatus(CompatStatus from, const TransitionInput& input);
+
+// compatibility_notes after a failure: one line
+//   "Hardware incompatibility detected: <summary>"                    (total_loads < 3)
+//   "Intermittent issue detected (loaded successfully N times before): <summary>"
+// followed, when `matched_line` is non-empty and differs from the summary,
+// by a newline and the matched log line. Newlines inside either are folded
+// into spaces so the notes stay exactly those (at most) two lines.
+std::string FailureNotes(int64_t total_loads, std::string_view summary, std::string_view matched_line);
+
+// What the supervisor and the classifier know about a failed attempt.
+struct FailureInfo {
+  AttemptOutcome outcome = AttemptOutcome::kFailed;  // kFailed, kCrashed or kTimeout
+  std::optional<int64_t> exit_code{};
+  std::string signal{};        // "SIGSEGV", "SIGABRT", ...; empty if none
+  std::string category{};      // classifier category, e.g. "gpu_context"
+  std::string pattern_id{};    // catalog entry that matched
+  std::string summary{};       // one line, e.g. "CreateContext failed (hipErrorNoDevice)"
+  std::string matched_line{};  // the decisive log line
+  std::string log_excerpt{};   // tail of the captured output
+};
+
+// A summary for notes when the classifier gave none: from the signal, the
+// timeout or the exit code ("Worker killed by SIGSEGV", "Load timed out", ...).
+std::string FallbackSummary(const FailureInfo& failure);
+
+struct CleanupReport {
+  // Models that were stuck in testing, with the status they now have.
+  std::vector<std::pair<std::string, CompatStatus>> marked;
+  // Open attempts closed with outcome server_crash (>= marked.size() when
+  // the file also held open attempts of non-testing models).
+  int64_t attempts_closed = 0;
+};
+
+class StateMachine {
+ public:
+  explicit StateMachine(Registry& registry) : registry_(registry) {}
+
+  // Sets `name` to testing and records a new open attempt (forced flag,
+  // status_before, a snapshot of load_config, hardware_fingerprint).
+  // COMMIT POINT "testing mark": when this returns OK both are on disk, so a
+  // crash of anything after it is found by StartupCleanup. Start the worker
+  // only after this returns.
+  //   kNotFound: no such model; kInvalidArgument: malformed name;
+  //   kFailedPrecondition: the model is already testing, any other model is
+  //     testing (attempts run one at a time; use LoadQueue), or it is
+  //     incompatible and !forced (the message carries its notes).
+  [[nodiscard]] Result<AttemptId> BeginAttempt(std::string_view name, bool forced,
+                                               std::string_view hardware_fingerprint);
+
+  // The load succeeded: compatible, total_loads += 1, last_loaded_at = now,
+  // attempt outcome success. Notes are kept (they record past failures).
+  // COMMIT POINT "attempt outcome" (the same for the two Finish calls below).
+  //   kNotFound: no such attempt; kFailedPrecondition: the attempt is
+  //   already finished (a late result: ignore it).
+  [[nodiscard]] Result<ModelRecord> FinishSuccess(AttemptId id);
+
+  // The load failed: degraded if total_loads >= 3 else incompatible;
+  // total_failures += 1, last_failed_at = now, notes = FailureNotes(...)
+  // (summary = failure.summary or FallbackSummary); the attempt records the
+  // outcome and every field of `failure`. Errors as FinishSuccess, plus
+  // kInvalidArgument if failure.outcome is not failed/crashed/timeout.
+  [[nodiscard]] Result<ModelRecord> FinishFailure(AttemptId id, const FailureInfo& failure);
+
+  // The user stopped the load before it finished: the status before the
+  // attempt is restored, nothing is counted, attempt outcome cancelled.
+  [[nodiscard]] Result<ModelRecord> FinishCancelled(AttemptId id);
+
+  // Run once at server start, before listening. Every model still in testing
+  // is marked as after a failure (incompatible, or degraded with 3+ loads;
+  // total_failures += 1, notes say the server died during the test) and its
+  // open attempt is closed with outcome server_crash; open attempts of other
+  // models are closed too. All in one transaction, then prints to `out`:
+  //   ⚠️  Found N model(s) stuck in 'testing' status from previous crash
+  //      - Marked 'NAME' as incompatible (crashed during test)     (one per model)
+  //   ✅ Compatibility status cleanup completed
+  // With nothing stuck only the last line is printed, so every start
+  // confirms the check ran. Nothing is printed if the commit fails.
+  [[nodiscard]] Result<CleanupReport> StartupCleanup(std::ostream& out);
+
+  // A manual status change. kInvalidArgument for testing; kFailedPrecondition
+  // while the model is testing; kNotFound. Counters and notes are unchanged.
+  [[nodiscard]] Result<ModelRecord> SetStatusManually(std::string_view name, CompatStatus status);
+
+ private:
+  // Shared by the Finish calls: loads the open attempt and its model, moves
+  // the model by `event` via NextStatus, lets `edit` fill in counters and
+  // attempt fields, writes both and commits.
+  template <typename Edit>
+  Result<ModelRecord> Finish(AttemptId id, CompatEvent event, Edit edit);
+
+  Registry& registry_;
+};
+
+}  // namespace mw

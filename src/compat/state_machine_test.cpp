@@ -1,0 +1,410 @@
+// The compatibility state machine: NextStatus edge by edge, then every
+// transition of SPEC §1 on a real registry file (schema from the real
+// migrations), with PRAGMA integrity_check after each test.
+#include "compat/state_machine.h"
+
+#include <gtest/gtest.h>
+
+#include <sstream>
+
+#include "registry/registry_test_util.h"
+
+namespace mw {
+namespace {
+
+using S = CompatStatus;
+using E = CompatEvent;
+
+// ---------------------------------------------------------------- NextStatus
+
+void ExpectNext(S from, const TransitionInput& in, S want) {
+  auto got = NextStatus(from, in);
+  ASSERT_TRUE(got.ok()) << ToString(from) << ": " << got.status().ToString();
+  EXPECT_EQ(*got, want) << "from " << ToString(from);
+}
+void ExpectRefused(S from, const TransitionInput& in, StatusCode code) {
+  auto got = NextStatus(from, in);
+  ASSERT_FALSE(got.ok()) << "from " << ToString(from) << " unexpectedly went to " << ToString(*got);
+  EXPECT_EQ(got.status().code(), code) << "from " << ToString(from);
+}
+
+TEST(NextStatus, BeginAttemptFromEveryStatus) {
+  for (bool forced : {false, true}) {
+    const TransitionInput in{.event = E::kBeginAttempt, .forced = forced};
+    ExpectNext(S::kUnknown, in, S::kTesting);
+    ExpectNext(S::kCompatible, in, S::kTesting);
+    ExpectNext(S::kDegraded, in, S::kTesting);
+    ExpectRefused(S::kTesting, in, StatusCode::kFailedPrecondition);
+  }
+  ExpectRefused(S::kIncompatible, {.event = E::kBeginAttempt, .forced = false},
+                StatusCode::kFailedPrecondition);
+  ExpectNext(S::kIncompatible, {.event = E::kBeginAttempt, .forced = true}, S::kTesting);
+}
+
+TEST(NextStatus, FinishEventsOnlyFromTesting) {
+  for (S from : kAllCompatStatuses) {
+    const bool testing = from == S::kTesting;
+    for (E ev : {E::kLoadSucceeded, E::kLoadFailed, E::kStartupCleanup, E::kLoadCancelled}) {
+      const TransitionInput in{.event = ev, .status_before = S::kCompatible};
+      if (!testing) ExpectRefused(from, in, StatusCode::kFailedPrecondition);
+    }
+  }
+  ExpectNext(S::kTesting, {.event = E::kLoadSucceeded}, S::kCompatible);
+}
+
+TEST(NextStatus, FailureIsDegradedFromThreeSuccessfulLoads) {
+  for (E ev : {E::kLoadFailed, E::kStartupCleanup}) {
+    for (int64_t loads : {0, 1, 2})
+      ExpectNext(S::kTesting, {.event = ev, .total_loads = loads}, S::kIncompatible);
+    for (int64_t loads : {3, 4, 100})
+      ExpectNext(S::kTesting, {.event = ev, .total_loads = loads}, S::kDegraded);
+  }
+}
+
+TEST(NextStatus, CancelRestoresTheStatusBefore) {
+  for (S before : {S::kUnknown, S::kCompatible, S::kIncompatible, S::kDegraded}) {
+    ExpectNext(S::kTesting, {.event = E::kLoadCancelled, .status_before = before}, before);
+  }
+  ExpectRefused(S::kTesting, {.event = E::kLoadCancelled, .status_before = S::kTesting},
+                StatusCode::kInvalidArgument);
+}
+
+TEST(NextStatus, ManualSetAnyButTestingNeverWhileTesting) {
+  for (S from : kAllCompatStatuses) {
+    for (S to : kAllCompatStatuses) {
+      const TransitionInput in{.event = E::kManualSet, .manual_target = to};
+      if (to == S::kTesting) {
+        ExpectRefused(from, in, StatusCode::kInvalidArgument);
+      } else if (from == S::kTesting) {
+        ExpectRefused(from, in, StatusCode::kFailedPrecondition);
+      } else {
+        ExpectNext(from, in, to);
+      }
+    }
+  }
+}
+
+TEST(FailureNotes, ExactWording) {
+  EXPECT_EQ(FailureNotes(0, "CreateContext failed (hipErrorNoDevice)", ""),
+            "Hardware incompatibility detected: CreateContext failed (hipErrorNoDevice)");
+  EXPECT_EQ(FailureNotes(2, "x", ""), "Hardware incompatibility detected: x");
+  EXPECT_EQ(FailureNotes(5, "Aborted (core dumped)", ""),
+            "Intermittent issue detected (loaded successfully 5 times before): Aborted (core dumped)");
+  EXPECT_EQ(FailureNotes(0, "CreateContext failed", "  ggml_cuda_init: CreateContext failed\r\n"),
+            "Hardware incompatibility detected: CreateContext failed\nggml_cuda_init: CreateContext failed");
+  // The matched line is not repeated when it is the summary; inner newlines fold.
+  EXPECT_EQ(FailureNotes(0, "a\nb", "a b"), "Hardware incompatibility detected: a b");
+}
+
+TEST(FallbackSummary, FromTimeoutSignalOrExitCode) {
+  FailureInfo f;
+  EXPECT_EQ(FallbackSummary(f), "Load failed");
+  f.exit_code = 1;
+  EXPECT_EQ(FallbackSummary(f), "Worker exited with code 1");
+  f.signal = "SIGSEGV";
+  EXPECT_EQ(FallbackSummary(f), "Worker killed by SIGSEGV");
+  f.outcome = AttemptOutcome::kTimeout;
+  EXPECT_EQ(FallbackSummary(f), "Load timed out");
+  f.summary = "given";
+  EXPECT_EQ(FallbackSummary(f), "given");
+}
+
+// ---------------------------------------------------------------- on a registry
+
+class StateMachineTest : public ::testing::Test {
+ protected:
+  void SetUp() override { Open(); }
+  void TearDown() override {
+    if (reg_) {
+      EXPECT_TRUE(reg_->CheckIntegrity().ok());
+    }
+  }
+  void Open() {
+    sm_.reset();
+    reg_.reset();
+    auto reg = Registry::Open(dir_.File("registry.db"));
+    ASSERT_TRUE(reg.ok()) << reg.status().ToString();
+    reg_ = std::move(reg).value();
+    sm_ = std::make_unique<StateMachine>(*reg_);
+  }
+  void Add(const std::string& name, const std::string& config = "{}") {
+    ModelRecord m;
+    m.model_name = name;
+    m.file_path = name + ".gguf";
+    m.load_config = config;
+    ASSERT_TRUE(reg_->AddModel(m).ok());
+  }
+  ModelRecord Get(const std::string& name) { return reg_->GetModel(name).value(); }
+  AttemptRecord Attempt(AttemptId id) { return reg_->GetAttempt(id).value(); }
+  AttemptId Begin(const std::string& name, bool forced = false) {
+    auto id = sm_->BeginAttempt(name, forced, "cpu:test");
+    EXPECT_TRUE(id.ok()) << id.status().ToString();
+    return id.value_or(0);
+  }
+  void SucceedTimes(const std::string& name, int n) {
+    for (int i = 0; i < n; ++i) ASSERT_TRUE(sm_->FinishSuccess(Begin(name)).ok());
+  }
+  // Puts `name` in testing with an open attempt behind the state machine's
+  // back, as a second crashed server of an older design could have left it.
+  void ForceTesting(const std::string& name) {
+    auto tx = reg_->BeginWrite();
+    ASSERT_TRUE(tx.ok());
+    auto m = tx->GetModel(name);
+    AttemptRecord a;
+    a.model_name = name;
+    a.status_before = m->compatibility_status;
+    ASSERT_TRUE(tx->InsertAttempt(a).ok());
+    m->compatibility_status = S::kTesting;
+    ASSERT_TRUE(tx->WriteModelState(*m).ok());
+    ASSERT_TRUE(tx->Commit().ok());
+  }
+
+  testing_util::TempDir dir_;
+  std::unique_ptr<Registry> reg_;
+  std::unique_ptr<StateMachine> sm_;
+};
+
+TEST_F(StateMachineTest, BeginMarksTestingAndSnapshotsConfigDurably) {
+  Add("m", R"({"n_ctx": 256})");
+  const AttemptId id = Begin("m");
+  ASSERT_GT(id, 0);
+  Open();  // close and reopen: the commit point was passed
+  EXPECT_EQ(Get("m").compatibility_status, S::kTesting);
+  const AttemptRecord a = Attempt(id);
+  EXPECT_TRUE(a.open());
+  EXPECT_EQ(a.status_before, S::kUnknown);
+  EXPECT_EQ(a.load_config, R"({"n_ctx": 256})");
+  EXPECT_EQ(a.hardware_fingerprint, "cpu:test");
+  EXPECT_FALSE(a.forced);
+}
+
+TEST_F(StateMachineTest, BeginIsRefusedWhenNotAllowed) {
+  Add("a");
+  Add("b");
+  EXPECT_EQ(sm_->BeginAttempt("ghost", false, "").status().code(), StatusCode::kNotFound);
+  EXPECT_EQ(sm_->BeginAttempt("../x", false, "").status().code(), StatusCode::kInvalidArgument);
+  const AttemptId id = Begin("a");
+  EXPECT_EQ(sm_->BeginAttempt("a", true, "").status().code(), StatusCode::kFailedPrecondition);
+  auto other = sm_->BeginAttempt("b", false, "");
+  EXPECT_EQ(other.status().code(), StatusCode::kFailedPrecondition);
+  EXPECT_NE(other.status().message().find("one at a time"), std::string::npos);
+  ASSERT_TRUE(sm_->FinishSuccess(id).ok());
+  EXPECT_TRUE(sm_->FinishSuccess(Begin("b")).ok());
+  EXPECT_EQ(Get("b").compatibility_status, S::kCompatible);
+}
+
+TEST_F(StateMachineTest, SuccessMakesCompatibleAndCountsTheLoad) {
+  Add("m");
+  const AttemptId id = Begin("m");
+  auto m = sm_->FinishSuccess(id);
+  ASSERT_TRUE(m.ok()) << m.status().ToString();
+  EXPECT_EQ(m->compatibility_status, S::kCompatible);
+  EXPECT_EQ(m->total_loads, 1);
+  EXPECT_EQ(m->total_failures, 0);
+  EXPECT_TRUE(m->last_loaded_at.has_value());
+  const AttemptRecord a = Attempt(id);
+  EXPECT_EQ(a.outcome, AttemptOutcome::kSuccess);
+  EXPECT_EQ(a.status_after, S::kCompatible);
+  EXPECT_TRUE(a.duration_ms.has_value());
+  // A late second result for the same attempt is refused and changes nothing.
+  EXPECT_EQ(sm_->FinishFailure(id, FailureInfo{}).status().code(), StatusCode::kFailedPrecondition);
+  EXPECT_EQ(Get("m").compatibility_status, S::kCompatible);
+  EXPECT_EQ(sm_->FinishSuccess(12345).status().code(), StatusCode::kNotFound);
+}
+
+TEST_F(StateMachineTest, FirstFailureIsIncompatibleWithClassifiedNotes) {
+  Add("m");
+  const AttemptId id = Begin("m");
+  FailureInfo f;
+  f.outcome = AttemptOutcome::kCrashed;
+  f.exit_code = 134;
+  f.signal = "SIGABRT";
+  f.category = "gpu_context";
+  f.pattern_id = "rocm-create-context";
+  f.summary = "CreateContext failed (hipErrorNoDevice)";
+  f.matched_line = "rocBLAS error: CreateContext failed (hipErrorNoDevice)";
+  f.log_excerpt = "loading...\nrocBLAS error: CreateContext failed (hipErrorNoDevice)\n";
+  auto m = sm_->FinishFailure(id, f);
+  ASSERT_TRUE(m.ok()) << m.status().ToString();
+  EXPECT_EQ(m->compatibility_status, S::kIncompatible);
+  EXPECT_EQ(m->compatibility_notes,
+            "Hardware incompatibility detected: CreateContext failed (hipErrorNoDevice)\n"
+            "rocBLAS error: CreateContext failed (hipErrorNoDevice)");
+  EXPECT_EQ(m->total_failures, 1);
+  EXPECT_EQ(m->total_loads, 0);
+  EXPECT_TRUE(m->last_failed_at.has_value());
+  const AttemptRecord a = Attempt(id);
+  EXPECT_EQ(a.outcome, AttemptOutcome::kCrashed);
+  EXPECT_EQ(a.status_after, S::kIncompatible);
+  EXPECT_EQ(a.exit_code, 134);
+  EXPECT_EQ(a.signal, "SIGABRT");
+  EXPECT_EQ(a.category, "gpu_context");
+  EXPECT_EQ(a.pattern_id, "rocm-create-context");
+  EXPECT_EQ(a.summary, "CreateContext failed (hipErrorNoDevice)");
+  EXPECT_EQ(a.matched_line, f.matched_line);
+  EXPECT_EQ(a.log_excerpt, f.log_excerpt);
+}
+
+TEST_F(StateMachineTest, ThreeSuccessesThenFailureIsDegraded) {
+  Add("m");
+  SucceedTimes("m", 3);
+  FailureInfo f;
+  f.outcome = AttemptOutcome::kCrashed;
+  f.signal = "SIGABRT";
+  f.summary = "Aborted (core dumped)";
+  auto m = sm_->FinishFailure(Begin("m"), f);
+  ASSERT_TRUE(m.ok());
+  EXPECT_EQ(m->compatibility_status, S::kDegraded);
+  EXPECT_EQ(m->compatibility_notes,
+            "Intermittent issue detected (loaded successfully 3 times before): Aborted (core dumped)");
+  EXPECT_EQ(m->total_loads, 3);
+  EXPECT_EQ(m->total_failures, 1);
+  // Degraded still loads (no force needed) and a success clears it.
+  auto again = sm_->FinishSuccess(Begin("m"));
+  ASSERT_TRUE(again.ok());
+  EXPECT_EQ(again->compatibility_status, S::kCompatible);
+  EXPECT_EQ(again->total_loads, 4);
+}
+
+TEST_F(StateMachineTest, TwoSuccessesThenFailureIsIncompatible) {
+  Add("m");
+  SucceedTimes("m", 2);
+  FailureInfo f;
+  f.outcome = AttemptOutcome::kTimeout;
+  auto m = sm_->FinishFailure(Begin("m"), f);
+  ASSERT_TRUE(m.ok());
+  EXPECT_EQ(m->compatibility_status, S::kIncompatible);
+  EXPECT_EQ(m->compatibility_notes, "Hardware incompatibility detected: Load timed out");
+}
+
+TEST_F(StateMachineTest, IncompatibleNeedsForceAndForcedSuccessMakesCompatible) {
+  Add("m");
+  FailureInfo f;
+  f.summary = "flash attention not supported";
+  ASSERT_TRUE(sm_->FinishFailure(Begin("m"), f).ok());
+  auto refused = sm_->BeginAttempt("m", false, "");
+  EXPECT_EQ(refused.status().code(), StatusCode::kFailedPrecondition);
+  EXPECT_NE(refused.status().message().find("flash attention not supported"), std::string::npos);
+  const AttemptId id = Begin("m", /*forced=*/true);
+  EXPECT_TRUE(Attempt(id).forced);
+  EXPECT_EQ(Attempt(id).status_before, S::kIncompatible);
+  auto m = sm_->FinishSuccess(id);
+  ASSERT_TRUE(m.ok());
+  EXPECT_EQ(m->compatibility_status, S::kCompatible);
+}
+
+TEST_F(StateMachineTest, ForcedFailureStaysIncompatibleAndCounts) {
+  Add("m");
+  ASSERT_TRUE(sm_->FinishFailure(Begin("m"), FailureInfo{}).ok());
+  auto m = sm_->FinishFailure(Begin("m", true),
+                              FailureInfo{.outcome = AttemptOutcome::kCrashed, .signal = "SIGSEGV"});
+  ASSERT_TRUE(m.ok());
+  EXPECT_EQ(m->compatibility_status, S::kIncompatible);
+  EXPECT_EQ(m->total_failures, 2);
+  EXPECT_EQ(m->compatibility_notes, "Hardware incompatibility detected: Worker killed by SIGSEGV");
+}
+
+TEST_F(StateMachineTest, CancelRestoresStatusAndCountsNothing) {
+  Add("m");
+  SucceedTimes("m", 1);
+  const AttemptId id = Begin("m");
+  auto m = sm_->FinishCancelled(id);
+  ASSERT_TRUE(m.ok());
+  EXPECT_EQ(m->compatibility_status, S::kCompatible);
+  EXPECT_EQ(m->total_loads, 1);
+  EXPECT_EQ(m->total_failures, 0);
+  EXPECT_EQ(Attempt(id).outcome, AttemptOutcome::kCancelled);
+  EXPECT_EQ(Attempt(id).status_after, S::kCompatible);
+}
+
+TEST_F(StateMachineTest, FailureOutcomeMustBeAFailure) {
+  Add("m");
+  const AttemptId id = Begin("m");
+  for (auto o : {AttemptOutcome::kSuccess, AttemptOutcome::kCancelled, AttemptOutcome::kServerCrash}) {
+    EXPECT_EQ(sm_->FinishFailure(id, FailureInfo{.outcome = o}).status().code(),
+              StatusCode::kInvalidArgument);
+  }
+  EXPECT_EQ(Get("m").compatibility_status, S::kTesting);
+  EXPECT_TRUE(sm_->FinishCancelled(id).ok());
+}
+
+TEST_F(StateMachineTest, ManualStatusNeverTestingNeverWhileTesting) {
+  Add("m");
+  EXPECT_EQ(sm_->SetStatusManually("m", S::kTesting).status().code(), StatusCode::kInvalidArgument);
+  EXPECT_EQ(sm_->SetStatusManually("ghost", S::kUnknown).status().code(), StatusCode::kNotFound);
+  ASSERT_TRUE(sm_->FinishFailure(Begin("m"), FailureInfo{}).ok());
+  auto m = sm_->SetStatusManually("m", S::kUnknown);
+  ASSERT_TRUE(m.ok());
+  EXPECT_EQ(m->compatibility_status, S::kUnknown);
+  EXPECT_EQ(m->total_failures, 1);  // history is kept
+  const AttemptId id = Begin("m");
+  EXPECT_EQ(sm_->SetStatusManually("m", S::kCompatible).status().code(), StatusCode::kFailedPrecondition);
+  EXPECT_TRUE(sm_->FinishSuccess(id).ok());
+  for (S to : {S::kIncompatible, S::kDegraded, S::kCompatible, S::kUnknown}) {
+    auto r = sm_->SetStatusManually("m", to);
+    ASSERT_TRUE(r.ok());
+    EXPECT_EQ(r->compatibility_status, to);
+  }
+}
+
+TEST_F(StateMachineTest, StartupCleanupWithNothingStuckPrintsOnlyCompletion) {
+  Add("m");
+  std::ostringstream out;
+  auto report = sm_->StartupCleanup(out);
+  ASSERT_TRUE(report.ok());
+  EXPECT_EQ(out.str(), "\u2705 Compatibility status cleanup completed\n");
+  EXPECT_TRUE(report->marked.empty());
+  EXPECT_EQ(report->attempts_closed, 0);
+}
+
+TEST_F(StateMachineTest, StartupCleanupMarksStuckModelsAndPrintsSpecLines) {
+  Add("phi-mini");
+  Add("llama-veteran");
+  Add("bystander");
+  SucceedTimes("llama-veteran", 3);
+  const AttemptId stuck = Begin("phi-mini");
+  ForceTesting("llama-veteran");
+  Open();  // as after a restart
+
+  std::ostringstream out;
+  auto report = sm_->StartupCleanup(out);
+  ASSERT_TRUE(report.ok()) << report.status().ToString();
+  EXPECT_EQ(out.str(),
+            "\u26a0\ufe0f  Found 2 model(s) stuck in 'testing' status from previous crash\n"
+            "   - Marked 'llama-veteran' as degraded (crashed during test)\n"
+            "   - Marked 'phi-mini' as incompatible (crashed during test)\n"
+            "\u2705 Compatibility status cleanup completed\n");
+  EXPECT_EQ(report->attempts_closed, 2);
+  const ModelRecord m = Get("phi-mini");
+  EXPECT_EQ(m.compatibility_status, S::kIncompatible);
+  EXPECT_EQ(m.total_failures, 1);
+  EXPECT_EQ(m.compatibility_notes,
+            "Hardware incompatibility detected: the server stopped while this model was loading "
+            "(crashed during test)");
+  EXPECT_EQ(Get("llama-veteran").compatibility_status, S::kDegraded);
+  EXPECT_EQ(Get("bystander").compatibility_status, S::kUnknown);
+  const AttemptRecord a = Attempt(stuck);
+  EXPECT_EQ(a.outcome, AttemptOutcome::kServerCrash);
+  EXPECT_EQ(a.status_after, S::kIncompatible);
+  EXPECT_FALSE(a.open());
+  // The late finish of an attempt that cleanup closed is ignored.
+  EXPECT_EQ(sm_->FinishSuccess(stuck).status().code(), StatusCode::kFailedPrecondition);
+
+  std::ostringstream again;
+  ASSERT_TRUE(sm_->StartupCleanup(again).ok());
+  EXPECT_EQ(again.str(), "\u2705 Compatibility status cleanup completed\n");
+}
+
+TEST_F(StateMachineTest, ExactSpecExampleLine) {
+  Add("Microsoft-phi-mini-4k");
+  Begin("Microsoft-phi-mini-4k");
+  std::ostringstream out;
+  ASSERT_TRUE(sm_->StartupCleanup(out).ok());
+  EXPECT_EQ(out.str(),
+            "⚠️  Found 1 model(s) stuck in 'testing' status from previous crash\n"
+            "   - Marked 'Microsoft-phi-mini-4k' as incompatible (crashed during test)\n"
+            "✅ Compatibility status cleanup completed\n");
+}
+
+}  // namespace
+}  // namespace mw
