@@ -28,6 +28,8 @@ constexpr size_t kMaxLineInSummary = 120;
 // RE2::Set runs one DFA over the whole text; give it room so that it does
 // not fall back to the slow path on long logs.
 constexpr int64_t kSetMaxMem = int64_t{64} << 20;
+// Size of the pieces the Set looks at (extended to a line end).
+constexpr size_t kChunkBytes = 4096;
 
 constexpr std::array<std::pair<int, std::string_view>, 15> kSignals = {{
     {1, "SIGHUP"}, {2, "SIGINT"}, {3, "SIGQUIT"}, {4, "SIGILL"}, {5, "SIGTRAP"},
@@ -143,29 +145,38 @@ struct CrashClassifier::Impl {
   std::vector<std::unique_ptr<RE2>> regexes;
   std::unique_ptr<RE2::Set> set;  // null if it could not be compiled: every entry is scanned
 
-  // Appends the hits of every entry in `lines`, at most one per entry and line.
+  // Appends the hits of every entry in `lines`, at most one per entry and
+  // line. The RE2::Set runs over line-aligned chunks, so each candidate entry
+  // is then searched only inside the chunks where the Set saw it: one DFA
+  // pass over the text plus a little, however many entries match somewhere.
   void FindHits(const Lines& lines, bool synthetic, std::vector<Hit>* hits) const {
     std::string_view text = lines.text();
     std::vector<int> candidates;
-    bool prefiltered = false;
-    if (set != nullptr) {
-      RE2::Set::ErrorInfo error;
-      prefiltered = set->Match(text, &candidates, &error) || error.kind == RE2::Set::kNoError;
-    }
-    if (!prefiltered) {
-      candidates.resize(entries.size());
-      for (size_t i = 0; i < entries.size(); ++i) candidates[i] = static_cast<int>(i);
-    }
-    std::sort(candidates.begin(), candidates.end());
-    for (int index : candidates) {
-      const RE2& re = *regexes[index];
-      size_t pos = 0;
-      re2::StringPiece match;
-      while (pos <= text.size() && re.Match(text, pos, text.size(), RE2::UNANCHORED, &match, 1)) {
-        int line = lines.LineOf(static_cast<size_t>(match.data() - text.data()));
-        hits->push_back(Hit{index, line, synthetic});
-        pos = lines.NextLineStart(line);
+    for (size_t begin = 0; begin < text.size();) {
+      size_t newline = text.find('\n', std::min(text.size(), begin + kChunkBytes) - 1);
+      size_t end = newline == std::string_view::npos ? text.size() : newline + 1;
+      candidates.clear();
+      bool prefiltered = false;
+      if (set != nullptr) {
+        RE2::Set::ErrorInfo error;
+        prefiltered = set->Match(text.substr(begin, end - begin), &candidates, &error) ||
+                      error.kind == RE2::Set::kNoError;
       }
+      if (!prefiltered) {  // the Set's DFA ran out of memory: try every entry
+        candidates.resize(entries.size());
+        for (size_t i = 0; i < entries.size(); ++i) candidates[i] = static_cast<int>(i);
+      }
+      for (int index : candidates) {
+        const RE2& re = *regexes[index];
+        size_t pos = begin;
+        re2::StringPiece match;
+        while (pos < end && re.Match(text, pos, end, RE2::UNANCHORED, &match, 1)) {
+          int line = lines.LineOf(static_cast<size_t>(match.data() - text.data()));
+          hits->push_back(Hit{index, line, synthetic});
+          pos = lines.NextLineStart(line);
+        }
+      }
+      begin = end;
     }
   }
 
