@@ -137,7 +137,7 @@ using StatusCounts = std::map<CompatStatus, int64_t>;
 
 struct OpenOptions {
   // How long a write waits for another process's lock before kUnavailable.
-  int busy_timeout_ms = 5000;
+  int busy_timeout_ms = 1000;
   // Hold an exclusive lock on the file for the connection's lifetime, so a
   // second server on the same file fails to open (kUnavailable).
   bool exclusive = true;
