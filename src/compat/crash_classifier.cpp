@@ -18,8 +18,10 @@ namespace {
 
 // The end of a log decides; a bigger input is cut to its last 1 MiB.
 constexpr size_t kMaxScanBytes = size_t{1} << 20;
-// A hit on a line that matches a "demote" entry loses this much priority.
-constexpr int kDemotePenalty = 40;
+// A hit on a line that matches a "demote" entry (a warning before a
+// fallback) ranks below every other hit, keeping its order among demoted ones
+// (priorities are 0..1000).
+constexpr int kDemotePenalty = 1001;
 // A context entry refines a decisive hit at most this many lines away.
 constexpr int kContextWindow = 5;
 constexpr size_t kMaxSummaryBytes = 200;

@@ -10,7 +10,8 @@
 //  - each hit weighs its entry's priority (specific causes outrank generic
 //    ones: flash_attention > out_of_memory > unsupported_model > gpu_context >
 //    assertion > timeout > aborted_signal > other); a hit on a line that also
-//    matches a "demote" entry (a warning before a fallback) loses 40;
+//    matches a "demote" entry (a warning before a fallback) ranks below all
+//    other hits, so it decides only when nothing else does;
 //  - the highest weight wins; among equals the latest line (the failure that
 //    ended the run); on one line the entry listed first;
 //  - a "context" entry within 5 lines of a generic winner (gpu_context,

@@ -341,6 +341,89 @@ TEST(CrashClassifierTest, CrlfLines) {
   EXPECT_EQ(c.matched_line, "GGML_ASSERT(x) failed");
 }
 
+// Typical final errors of each backend family, worded as the engines print
+// them (not taken from the corpus): each must land in its category.
+TEST(CrashClassifierTest, BackendFamilies) {
+  struct Case {
+    const char* line;
+    const char* category;
+  };
+  const Case cases[] = {
+      // CUDA
+      {"CUDA error: out of memory", "out_of_memory"},
+      {"CUDA error: unspecified launch failure", "gpu_context"},
+      {"CUDA error: CUDA driver version is insufficient for CUDA runtime version", "gpu_context"},
+      {"libcuda.so.1: cannot open shared object file: No such file or directory", "gpu_context"},
+      {"torch.OutOfMemoryError: CUDA out of memory. Tried to allocate 2.00 GiB", "out_of_memory"},
+      // ROCm / HIP
+      {"rocBLAS error: Cannot read /opt/rocm/lib/rocblas/library/TensileLibrary.dat: No such file or directory",
+       "gpu_context"},
+      {"HIP error: hipErrorNoBinaryForGpu: Unable to find code object for all current devices!", "gpu_context"},
+      {"ggml_backend_cuda_buffer_type_alloc_buffer: allocating 9000.00 MiB on device 0: hipMalloc failed: "
+       "out of memory",
+       "out_of_memory"},
+      {"amdgpu_device_initialize: amdgpu CreateContext failed (-19)", "gpu_context"},
+      // Vulkan
+      {"ggml_vulkan: Device memory allocation of size 4294967296 failed.", "out_of_memory"},
+      {"vk::Device::allocateMemory: ErrorOutOfDeviceMemory", "out_of_memory"},
+      {"vk::createInstance: ErrorIncompatibleDriver", "gpu_context"},
+      // SYCL / Level Zero
+      {"UR_RESULT_ERROR_DEVICE_LOST", "gpu_context"},
+      {"terminate called after throwing an instance of 'sycl::_V1::runtime_error'\n  what():  No device of "
+       "requested type available.",
+       "gpu_context"},
+      // Metal
+      {"ggml_metal_init: error: failed to create command queue", "gpu_context"},
+      {"ggml_backend_metal_buffer_type_alloc_buffer: error: failed to allocate buffer, size = 8192.00 MiB",
+       "out_of_memory"},
+      // CPU
+      {"ggml_aligned_malloc: insufficient memory (attempted to allocate 70000.00 MB)", "out_of_memory"},
+      {"Illegal instruction (core dumped)", "aborted_signal"},
+      {"Bus error (core dumped)", "aborted_signal"},
+      {"terminate called after throwing an instance of 'std::bad_alloc'", "out_of_memory"},
+      // Model files
+      {"gguf_init_from_file_impl: invalid magic characters: 'PK\x03\x04', expected 'GGUF'", "unsupported_model"},
+      {"llama_model_load: error loading model: tensor 'blk.0.attn_q.weight' data is not within the file bounds, "
+       "model is corrupted or incomplete",
+       "unsupported_model"},
+      {"llama_model_load: error loading model: error loading model hyperparameters: key not found in model: "
+       "llama.context_length",
+       "unsupported_model"},
+      {"llama_model_load: error loading model: unknown pre-tokenizer type: 'superbpe'", "unsupported_model"},
+      // Flash attention
+      {"RuntimeError: FlashAttention only supports Ampere GPUs or newer.", "flash_attention"},
+      {"ImportError: FlashAttention2 has been toggled on, but it cannot be used due to the following error: the "
+       "package flash_attn seems to be not installed.",
+       "flash_attention"},
+      // Hangs, libraries
+      {"Error: timed out waiting for llama runner to start", "timeout"},
+      {"./llama-server: error while loading shared libraries: libggml.so: cannot open shared object file", "other"},
+  };
+  for (const Case& c : cases) {
+    std::string log = std::string("llama_model_loader: - kv   0: general.architecture str = llama\n") + c.line + "\n";
+    Classification result = Check(log);
+    EXPECT_EQ(Name(result), c.category) << c.line << "\n  -> " << result.pattern_id << ": " << result.summary;
+  }
+}
+
+// Lines real engines print on successful loads must not decide a failure.
+TEST(CrashClassifierTest, HarmlessLinesDoNotDecide) {
+  const char* harmless =
+      "ggml_cuda_init: GGML_CUDA_FORCE_MMQ:    no\n"
+      "llama_context: flash_attn = auto -> enabled\n"
+      "ggml_metal_init: loaded kernel_flash_attn_ext_f16_h64 0x600003e00000 | th_max = 896 | th_width = 32\n"
+      "ggml_metal_init: skipping kernel_get_rows_bf16 (not supported)\n"
+      "WARNING: failed to allocate 512.00 MB of pinned memory: out of memory\n"
+      "load_tensors: tensor 'token_embd.weight' (q4_K) cannot be used with preferred buffer type CUDA_Host, "
+      "using CPU instead\n"
+      "/opt/amdgpu/share/libdrm/amdgpu.ids: No such file or directory\n"
+      "common_init_from_params: warming up the model with an empty run - please wait ... (--no-warmup to disable)\n"
+      "time=2025-01-01T00:00:00Z level=INFO source=server.go:182 msg=\"enabling flash attention\"\n"
+      "UserWarning: 1Torch was not compiled with flash attention.\n";
+  Classification result = Check(harmless, std::nullopt, "SIGSEGV");
+  EXPECT_EQ(result.pattern_id, "aborted_signal.sigsegv") << result.summary << " / " << result.matched_line;
+}
+
 TEST(CrashClassifierTest, ParseSignalForms) {
   EXPECT_EQ(ParseSignal("SIGSEGV")->number, 11);
   EXPECT_EQ(ParseSignal("segv")->name, "SIGSEGV");
