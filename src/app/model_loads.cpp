@@ -1,0 +1,338 @@
+// ModelService: the load path (queue, durable attempt, supervisor,
+// classifier) and the death of a loaded worker.
+#include <nlohmann/json.hpp>
+
+#include "app/model_paths.h"
+#include "app/model_service.h"
+#include "common/log.h"
+#include "loadconfig/loadconfig.h"
+
+namespace mw::app {
+namespace {
+
+std::string SuggestionJson(const std::vector<ConfigSetting>& settings) {
+  if (settings.empty()) return "";
+  nlohmann::json j = nlohmann::json::object();
+  for (const auto& s : settings) {
+    std::visit([&](const auto& v) { j[s.key] = v; }, s.value);
+  }
+  return j.dump();
+}
+
+AttemptOutcome ToAttemptOutcome(LoadOutcome outcome) {
+  switch (outcome) {
+    case LoadOutcome::kSuccess: return AttemptOutcome::kSuccess;
+    case LoadOutcome::kFailed: return AttemptOutcome::kFailed;
+    case LoadOutcome::kCrashed: return AttemptOutcome::kCrashed;
+    case LoadOutcome::kTimeout: return AttemptOutcome::kTimeout;
+    case LoadOutcome::kCancelled: return AttemptOutcome::kCancelled;
+  }
+  return AttemptOutcome::kFailed;
+}
+
+// The attempt's log excerpt: the end of the captured output (the end decides).
+std::string Excerpt(const std::string& log, size_t max_bytes = 16 * 1024) {
+  if (log.size() <= max_bytes) return log;
+  return log.substr(log.size() - max_bytes);
+}
+
+}  // namespace
+
+Status ModelService::AcquireTurn(const std::string& name) {
+  std::unique_lock lock(mu_);
+  waiting_.push_back(name);
+  turn_cv_.wait(lock, [&] { return shutting_down_ || (active_.empty() && waiting_.front() == name); });
+  if (shutting_down_) {
+    waiting_.erase(std::find(waiting_.begin(), waiting_.end(), name));
+    turn_cv_.notify_all();
+    return UnavailableError("the server is shutting down");
+  }
+  waiting_.pop_front();
+  active_ = name;
+  return Status::Ok();
+}
+
+void ModelService::ReleaseTurn(const std::string& name) {
+  std::lock_guard lock(mu_);
+  if (active_ == name) active_.clear();
+  turn_cv_.notify_all();
+}
+
+void ModelService::Shutdown() {
+  std::lock_guard lock(mu_);
+  shutting_down_ = true;
+  turn_cv_.notify_all();
+}
+
+void ModelService::SetRuntime(const std::string& name, api::LoadState state, std::optional<double> progress) {
+  std::lock_guard lock(mu_);
+  auto& rt = runtime_[name];
+  rt.state = state;
+  rt.progress = progress;
+}
+
+Result<api::LoadResult> ModelService::Load(const std::string& name, bool force) {
+  if (!IsValidModelName(name)) return InvalidArgumentError("invalid model name '" + name.substr(0, 140) + "'");
+  ASSIGN_OR_RETURN(ModelRecord model, registry_.GetModel(name));
+  std::shared_ptr<Pending> pending;
+  bool owner = false;
+  {
+    std::lock_guard lock(mu_);
+    if (shutting_down_) return UnavailableError("the server is shutting down");
+    Runtime& rt = runtime_[name];
+    if (rt.pending) {
+      pending = rt.pending;  // join the load already queued or running
+    } else if (!supervisor_.IsLoaded(name)) {
+      if (model.compatibility_status == CompatStatus::kIncompatible && !force) {
+        // fall through below, outside the lock
+      } else {
+        pending = std::make_shared<Pending>();
+        rt.pending = pending;
+        rt.state = api::LoadState::kQueued;
+        rt.progress.reset();
+        owner = true;
+      }
+    }
+  }
+  if (!pending) {
+    api::LoadResult result;
+    result.model = ToView(model);
+    if (result.model.loaded) {
+      result.kind = api::LoadResult::Kind::kAlreadyLoaded;
+      return result;
+    }
+    result.kind = api::LoadResult::Kind::kIncompatible;
+    result.notes = model.compatibility_notes.value_or("");
+    result.message = "model '" + name + "' is incompatible with this machine" +
+                     (result.notes.empty() ? std::string() : ": " + result.notes) +
+                     ". Load it with force_load=true to try anyway.";
+    return result;
+  }
+  if (!owner) {
+    MW_LOG(kInfo, "load") << "model=" << name << " joins the load in progress";
+    Result<api::LoadResult> joined = pending->future.get();
+    if (joined.ok()) joined->joined = true;
+    return joined;
+  }
+  PublishModel(name);
+  Result<api::LoadResult> result = RunLoad(name, force);
+  {
+    std::lock_guard lock(mu_);
+    Runtime& rt = runtime_[name];
+    rt.pending.reset();
+    bool loaded = result.ok() && result->kind == api::LoadResult::Kind::kLoaded;
+    rt.state = loaded ? api::LoadState::kLoaded : api::LoadState::kIdle;
+    rt.progress = loaded ? std::optional<double>(1.0) : std::nullopt;
+    if (loaded) {
+      rt.last_error.reset();
+    } else if (!result.ok()) {
+      rt.last_error = result.status().message();
+    } else if (result->kind == api::LoadResult::Kind::kFailed) {
+      rt.last_error = result->message;
+    }
+  }
+  pending->promise.set_value(result);
+  PublishModel(name);
+  PublishCounts();
+  if (result.ok()) result->model = ToView(registry_.GetModel(name).value_or(model));
+  return result;
+}
+
+Result<api::LoadResult> ModelService::RunLoad(const std::string& name, bool force) {
+  RETURN_IF_ERROR(AcquireTurn(name));
+  // Released on every path below: the next queued load may start.
+  struct TurnGuard {
+    ModelService* self;
+    const std::string& name;
+    ~TurnGuard() { self->ReleaseTurn(name); }
+  } guard{this, name};
+  // Re-read: the model may have changed (or gone) while it waited.
+  ASSIGN_OR_RETURN(ModelRecord model, registry_.GetModel(name));
+  if (model.compatibility_status == CompatStatus::kIncompatible && !force) {
+    api::LoadResult result;
+    result.kind = api::LoadResult::Kind::kIncompatible;
+    result.notes = model.compatibility_notes.value_or("");
+    result.message = "model '" + name + "' became incompatible while its load was queued. Use force_load to try anyway.";
+    result.model = ToView(model);
+    return result;
+  }
+  return RunAttempt(model, force);
+}
+
+Result<LoadRequest> ModelService::BuildLoadRequest(const ModelRecord& model) {
+  auto validated = loadconfig::ValidateLoadConfig(model.engine, model.load_config);
+  if (!validated.ok()) {
+    return InvalidArgumentError("the stored load_config of '" + model.model_name +
+                                "' is invalid: " + validated.status().message() + ". Fix it with PATCH .../config.");
+  }
+  LoadRequest request;
+  request.model_name = model.model_name;
+  request.load_config_json = validated->normalized_json.empty() ? model.load_config : validated->normalized_json;
+  if (validated->load_timeout_s) request.load_timeout_s = static_cast<int>(*validated->load_timeout_s);
+  ASSIGN_OR_RETURN(request.engine, ParseEngineKind(model.engine));
+  if (model.file_path && !model.file_path->empty()) {
+    const config::Location* location = config_.FindLocation(model.cache_location);
+    if (location == nullptr) {
+      return FailedPreconditionError("model location '" + model.cache_location +
+                                     "' is no longer configured; add it under [locations] in the configuration");
+    }
+    // Checked again now: the file may have moved or become a symlink out of the location.
+    auto file = ResolveModelFile(location->path, *model.file_path, request.engine == EngineKind::kLlamaCpp);
+    if (!file.ok()) return FailedPreconditionError(file.status().message());
+    request.model_path = file->absolute.string();
+  }
+  if (const loadconfig::CommandConfig* command = validated->command()) {
+    request.argv = command->argv;
+    request.ready_pattern = command->ready_pattern.value_or("");
+    request.health_path = command->health_path.value_or("");
+    for (const auto& [k, v] : command->env) request.env.emplace_back(k, v);
+  }
+  return request;
+}
+
+Result<api::LoadResult> ModelService::RunAttempt(const ModelRecord& model, bool force) {
+  const std::string& name = model.model_name;
+  // Validation errors happen before the attempt: no record, no status change.
+  ASSIGN_OR_RETURN(LoadRequest request, BuildLoadRequest(model));
+  ASSIGN_OR_RETURN(AttemptId attempt, state_machine_.BeginAttempt(name, force, Fingerprint()));
+  MW_LOG(kInfo, "load") << "model=" << name << " attempt=" << attempt << " started (forced=" << force << ")";
+  SetRuntime(name, api::LoadState::kLoading, 0.0);
+  PublishModel(name);
+  PublishCounts();
+
+  int last_percent = -1;
+  LoadObserver observer;
+  observer.on_progress = [&](double progress) {
+    int percent = static_cast<int>(progress * 100);
+    if (percent == last_percent) return;  // one event per percent is plenty for a progress bar
+    last_percent = percent;
+    SetRuntime(name, api::LoadState::kLoading, progress);
+    PublishModel(name);
+  };
+  Result<LoadReport> report = supervisor_.Load(request, observer);
+  if (!report.ok()) {
+    // No process ran (worker missing, shutting down...): not the model's fault.
+    auto restored = state_machine_.FinishCancelled(attempt);
+    if (!restored.ok()) MW_LOG(kError, "load") << "model=" << name << " attempt=" << attempt << ": " << restored.status().ToString();
+    return report.status().WithContext("could not start the load of '" + name + "'");
+  }
+  api::LoadResult result;
+  result.attempt_id = attempt;
+  if (report->outcome == LoadOutcome::kSuccess) {
+    auto after = state_machine_.FinishSuccess(attempt);
+    if (!after.ok()) {
+      // Not durable: do not keep a model loaded that the registry does not know about.
+      (void)supervisor_.Unload(name);
+      return after.status().WithContext("loaded '" + name + "' but could not record it");
+    }
+    MW_LOG(kInfo, "load") << "model=" << name << " attempt=" << attempt << " loaded in " << report->duration_ms << " ms";
+    result.kind = api::LoadResult::Kind::kLoaded;
+    if (model.compatibility_status == CompatStatus::kDegraded) {
+      result.warning = "model '" + name + "' has degraded compatibility (it failed after loading successfully before: " +
+                       model.compatibility_notes.value_or("") + "); it loaded this time";
+    }
+    return result;
+  }
+  if (report->outcome == LoadOutcome::kCancelled) {
+    auto restored = state_machine_.FinishCancelled(attempt);
+    if (!restored.ok()) return restored.status();
+    return FailedPreconditionError("the load of '" + name + "' was cancelled (unloaded or server stopping)");
+  }
+  CrashEvidence evidence;
+  evidence.output = report->log_tail;
+  if (auto code = report->exit_code()) evidence.exit_code = *code;
+  evidence.signal = report->signal_name();
+  evidence.timed_out = report->outcome == LoadOutcome::kTimeout;
+  Classification c = classifier_.Classify(evidence);
+  FailureInfo failure;
+  failure.outcome = ToAttemptOutcome(report->outcome);
+  if (auto code = report->exit_code()) failure.exit_code = *code;
+  failure.signal = report->signal_name().value_or("");
+  failure.category = std::string(CrashCategoryName(c.category));
+  failure.pattern_id = c.pattern_id;
+  failure.summary = c.summary.empty() ? report->error_message : c.summary;
+  failure.matched_line = c.matched_line;
+  failure.log_excerpt = Excerpt(report->log_tail);
+  auto after = state_machine_.FinishFailure(attempt, failure);
+  if (!after.ok()) return after.status().WithContext("the load of '" + name + "' failed and could not be recorded");
+  MW_LOG(kWarn, "load") << "model=" << name << " attempt=" << attempt << " " << LoadOutcomeName(report->outcome)
+                        << " category=" << failure.category << " pid=" << report->pid;
+  result.kind = api::LoadResult::Kind::kFailed;
+  result.notes = after->compatibility_notes.value_or("");
+  result.message = "loading '" + name + "' failed (" + std::string(LoadOutcomeName(report->outcome)) +
+                   "): " + failure.summary + ". The model is now " +
+                   std::string(ToString(after->compatibility_status)) + ".";
+  result.classification.category = failure.category;
+  result.classification.pattern_id = c.pattern_id;
+  result.classification.summary = failure.summary;
+  result.classification.matched_line = c.matched_line;
+  result.classification.suggested_load_config_json = SuggestionJson(c.suggested_load_config);
+  result.classification.outcome = std::string(ToString(failure.outcome));
+  result.classification.exit_code = report->exit_code();
+  result.classification.signal = report->signal_name();
+  result.classification.log_excerpt = Excerpt(report->log_tail, 4096);
+  return result;
+}
+
+void ModelService::OnWorkerDied(const UnexpectedExit& exit) {
+  CrashEvidence evidence;
+  evidence.output = exit.log_tail;
+  if (!exit.exit.signaled()) evidence.exit_code = exit.exit.exit_code;
+  if (exit.exit.signaled()) evidence.signal = std::to_string(exit.exit.signal);
+  Classification c = classifier_.Classify(evidence);
+  std::string summary = "worker died after the model had loaded (" + exit.exit.Describe() + ", up " +
+                        std::to_string(exit.uptime_ms / 1000) + " s)";
+  if (!c.summary.empty()) summary += ": " + c.summary;
+  MW_LOG(kWarn, "load") << "model=" << exit.model_name << " pid=" << exit.pid << " " << summary;
+  {
+    std::lock_guard lock(mu_);
+    Runtime& rt = runtime_[exit.model_name];
+    if (!rt.pending) {
+      rt.state = api::LoadState::kIdle;
+      rt.progress.reset();
+    }
+    rt.last_error = summary;
+  }
+  RecordDeathAfterLoad(exit, summary, c);
+  PublishModel(exit.model_name);
+}
+
+// Kept in the model's history as a closed attempt that does not move its
+// status (the model did load; the death may be transient). One transaction:
+// insert + close + commit, so either both land or neither.
+void ModelService::RecordDeathAfterLoad(const UnexpectedExit& exit, const std::string& summary,
+                                        const Classification& c) {
+  auto txn = registry_.BeginWrite();
+  if (!txn.ok()) {
+    MW_LOG(kError, "load") << "model=" << exit.model_name << " cannot record worker death: " << txn.status().ToString();
+    return;
+  }
+  auto model = txn->GetModel(exit.model_name);
+  if (!model.ok()) return;  // deleted meanwhile
+  AttemptRecord attempt;
+  attempt.model_name = exit.model_name;
+  attempt.status_before = model->compatibility_status;
+  auto id = txn->InsertAttempt(attempt);
+  if (!id.ok()) {
+    MW_LOG(kError, "load") << "model=" << exit.model_name << " cannot record worker death: " << id.status().ToString();
+    return;
+  }
+  attempt.id = *id;
+  attempt.outcome = exit.exit.signaled() ? AttemptOutcome::kCrashed : AttemptOutcome::kFailed;
+  attempt.status_after = model->compatibility_status;
+  if (!exit.exit.signaled()) attempt.exit_code = exit.exit.exit_code;
+  if (exit.exit.signaled()) {
+    auto signal = ParseSignal(std::to_string(exit.exit.signal));
+    attempt.signal = signal ? signal->name : std::to_string(exit.exit.signal);
+  }
+  attempt.category = std::string(CrashCategoryName(c.category));
+  attempt.pattern_id = c.pattern_id;
+  attempt.summary = summary;
+  attempt.matched_line = c.matched_line;
+  attempt.log_excerpt = Excerpt(exit.log_tail);
+  Status st = txn->CloseAttempt(attempt);
+  if (st.ok()) st = txn->Commit();
+  if (!st.ok()) MW_LOG(kError, "load") << "model=" << exit.model_name << " cannot record worker death: " << st.ToString();
+}
+
+}  // namespace mw::app

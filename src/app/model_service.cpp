@@ -1,0 +1,321 @@
+// ModelService: registry CRUD, status, views and events. The load path is in
+// model_loads.cpp.
+#include "app/model_service.h"
+
+#include <utility>
+
+#include "app/model_paths.h"
+#include "common/log.h"
+#include "common/time_util.h"
+#include "loadconfig/loadconfig.h"
+
+namespace mw::app {
+
+ModelService::ModelService(Registry& registry, StateMachine& state_machine, Supervisor& supervisor,
+                           const CrashClassifier& classifier, const config::Config& config, std::string version)
+    : registry_(registry),
+      state_machine_(state_machine),
+      supervisor_(supervisor),
+      classifier_(classifier),
+      config_(config),
+      version_(std::move(version)),
+      started_ms_(MonotonicMillis()) {}
+
+ModelService::~ModelService() { Shutdown(); }
+
+namespace {
+
+Status CheckName(const std::string& name) {
+  if (!IsValidModelName(name)) {
+    return InvalidArgumentError("invalid model name '" + name.substr(0, 140) +
+                                "': use 1-128 characters [A-Za-z0-9._-], starting with a letter or digit");
+  }
+  return Status::Ok();
+}
+
+api::AttemptView ToAttemptView(const AttemptRecord& a) {
+  api::AttemptView v;
+  v.id = a.id;
+  v.started_at = a.started_at;
+  v.finished_at = a.finished_at;
+  v.outcome = a.outcome ? std::string(ToString(*a.outcome)) : "";
+  v.forced = a.forced;
+  v.status_before = std::string(ToString(a.status_before));
+  v.status_after = a.status_after ? std::string(ToString(*a.status_after)) : "";
+  if (a.exit_code) v.exit_code = static_cast<int>(*a.exit_code);
+  v.signal = a.signal;
+  v.category = a.category.value_or("");
+  v.pattern_id = a.pattern_id.value_or("");
+  v.summary = a.summary.value_or("");
+  v.matched_line = a.matched_line.value_or("");
+  v.log_excerpt = a.log_excerpt.value_or("");
+  v.duration_ms = a.duration_ms;
+  return v;
+}
+
+std::map<std::string, int64_t> CountsToNames(const StatusCounts& counts) {
+  std::map<std::string, int64_t> out;
+  for (CompatStatus s : kAllCompatStatuses) out[std::string(ToString(s))] = 0;
+  for (const auto& [s, n] : counts) out[std::string(ToString(s))] = n;
+  return out;
+}
+
+}  // namespace
+
+api::ModelView ModelService::ToView(const ModelRecord& r) {
+  api::ModelView v;
+  v.model_name = r.model_name;
+  v.hf_path = r.hf_path.value_or("");
+  v.cache_location = r.cache_location;
+  v.file_path = r.file_path.value_or("");
+  v.engine = r.engine;
+  v.compatibility_status = std::string(ToString(r.compatibility_status));
+  v.compatibility_notes = r.compatibility_notes.value_or("");
+  v.load_config_json = r.load_config;
+  v.total_loads = r.total_loads;
+  v.total_failures = r.total_failures;
+  v.created_at = r.created_at;
+  v.updated_at = r.updated_at;
+  v.last_loaded_at = r.last_loaded_at;
+  v.last_failed_at = r.last_failed_at;
+  std::optional<LoadedModel> loaded = supervisor_.FindLoaded(r.model_name);
+  std::lock_guard lock(mu_);
+  auto it = runtime_.find(r.model_name);
+  if (it != runtime_.end()) {
+    v.load_state = it->second.state;
+    v.load_progress = it->second.progress;
+    v.last_error = it->second.last_error;
+  }
+  if (loaded) {
+    v.loaded = true;
+    v.load_state = api::LoadState::kLoaded;
+    v.load_progress = 1.0;
+    for (const auto& d : loaded->devices) {
+      v.memory.push_back({d.name, std::string(protocol::DeviceKindName(d.kind)), static_cast<int64_t>(d.memory_used)});
+    }
+  } else if (v.load_state == api::LoadState::kLoaded) {
+    v.load_state = api::LoadState::kIdle;  // the worker is gone (OnWorkerDied may still be on its way)
+  }
+  return v;
+}
+
+Result<std::vector<api::ModelView>> ModelService::ListModels() {
+  ASSIGN_OR_RETURN(std::vector<ModelRecord> records, registry_.ListModels());
+  std::vector<api::ModelView> views;
+  views.reserve(records.size());
+  for (const auto& r : records) views.push_back(ToView(r));
+  return views;
+}
+
+Result<api::ModelView> ModelService::GetModel(const std::string& name) {
+  RETURN_IF_ERROR(CheckName(name));
+  ASSIGN_OR_RETURN(ModelRecord record, registry_.GetModel(name));
+  api::ModelView view = ToView(record);
+  ASSIGN_OR_RETURN(std::vector<AttemptRecord> attempts, registry_.ListAttempts(name, 20));
+  for (const auto& a : attempts) view.attempts.push_back(ToAttemptView(a));
+  return view;
+}
+
+Result<api::ModelView> ModelService::RegisterModel(const api::RegisterRequest& request) {
+  RETURN_IF_ERROR(CheckName(request.model_name));
+  ModelRecord record;
+  record.model_name = request.model_name;
+  std::string engine_text = request.engine.value_or(std::string(kEngineLlamaCpp));
+  auto engine = loadconfig::ParseEngine(engine_text);
+  if (!engine.ok()) return InvalidArgumentError("engine must be \"llama.cpp\" or \"command\" (got '" + engine_text + "')");
+  record.engine = std::string(loadconfig::EngineName(*engine));
+  if (!request.hf_path.empty()) {
+    if (!IsValidHfPath(request.hf_path)) {
+      return InvalidArgumentError("hf_path must look like 'org/name' (got '" + request.hf_path.substr(0, 200) + "')");
+    }
+    record.hf_path = request.hf_path;
+  }
+  record.cache_location = request.cache_location.empty() ? std::string(config::kPrimaryLocation) : request.cache_location;
+  const config::Location* location = config_.FindLocation(record.cache_location);
+  if (location == nullptr) {
+    std::string names;
+    for (const auto& l : config_.locations) names += (names.empty() ? "" : ", ") + l.name;
+    return InvalidArgumentError("unknown cache_location '" + record.cache_location.substr(0, 100) +
+                                "' (configured: " + names + ")");
+  }
+  bool llama = *engine == loadconfig::Engine::kLlamaCpp;
+  if (request.file_path && !request.file_path->empty()) {
+    auto file = ResolveModelFile(location->path, *request.file_path, /*must_exist=*/llama);
+    if (!file.ok()) return InvalidArgumentError(file.status().message());
+    record.file_path = file->relative;
+  } else if (llama) {
+    if (!record.hf_path) {
+      return InvalidArgumentError("a llama.cpp model needs file_path (relative to its location " +
+                                  location->path.string() + ") or an hf_path found in a Hugging Face cache there");
+    }
+    auto file = ResolveHfCacheFile(location->path, *record.hf_path);
+    if (!file.ok()) return InvalidArgumentError(file.status().message());
+    record.file_path = file->relative;
+  }
+  std::string config_text = request.load_config_json.value_or("{}");
+  auto validated = loadconfig::ValidateLoadConfig(*engine, config_text);
+  if (!validated.ok()) return InvalidArgumentError("invalid load_config: " + validated.status().message());
+  record.load_config = config_text;
+  ASSIGN_OR_RETURN(ModelRecord stored, registry_.AddModel(record));
+  MW_LOG(kInfo, "api") << "registered model=" << stored.model_name << " engine=" << stored.engine;
+  PublishModel(stored.model_name);
+  PublishCounts();
+  return ToView(stored);
+}
+
+Result<api::ModelView> ModelService::UpdateConfig(const std::string& name, const api::ConfigPatch& patch) {
+  RETURN_IF_ERROR(CheckName(name));
+  ASSIGN_OR_RETURN(ModelRecord current, registry_.GetModel(name));
+  // Everything is validated before anything is written.
+  std::optional<CompatStatus> status;
+  if (patch.compatibility_status) {
+    status = ParseCompatStatus(*patch.compatibility_status);
+    if (!status) {
+      return InvalidArgumentError("compatibility_status must be one of unknown, compatible, incompatible, degraded (got '" +
+                                  patch.compatibility_status->substr(0, 50) + "')");
+    }
+    if (*status == CompatStatus::kTesting) {
+      return InvalidArgumentError("compatibility_status 'testing' is set only by the server during a load");
+    }
+  }
+  ModelUpdate update;
+  if (patch.load_config_json) {
+    auto validated = loadconfig::ValidateLoadConfig(current.engine, *patch.load_config_json);
+    if (!validated.ok()) return InvalidArgumentError("invalid load_config: " + validated.status().message());
+    update.load_config = *patch.load_config_json;
+  }
+  if (patch.compatibility_notes) {
+    if (patch.compatibility_notes->size() > 64 * 1024) return InvalidArgumentError("compatibility_notes is too long (max 64 KiB)");
+    update.compatibility_notes = *patch.compatibility_notes;
+  }
+  if (status) {
+    auto changed = state_machine_.SetStatusManually(name, *status);
+    if (!changed.ok()) return changed.status();
+  }
+  if (update.load_config || update.compatibility_notes) {
+    auto changed = registry_.UpdateModel(name, update);
+    if (!changed.ok()) return changed.status();
+  }
+  ASSIGN_OR_RETURN(ModelRecord after, registry_.GetModel(name));
+  PublishModel(name);
+  if (status) PublishCounts();
+  return ToView(after);
+}
+
+Status ModelService::DeleteModel(const std::string& name) {
+  RETURN_IF_ERROR(CheckName(name));
+  ASSIGN_OR_RETURN(ModelRecord record, registry_.GetModel(name));
+  {
+    std::lock_guard lock(mu_);
+    auto it = runtime_.find(name);
+    if (it != runtime_.end() && it->second.pending) {
+      return FailedPreconditionError("model '" + name + "' has a load in progress; unload it or wait, then delete");
+    }
+  }
+  if (supervisor_.IsLoaded(name)) {
+    auto stopped = supervisor_.Unload(name);
+    if (!stopped.ok() && stopped.status().code() != StatusCode::kNotFound) return stopped.status();
+  }
+  RETURN_IF_ERROR(registry_.DeleteModel(name));
+  {
+    std::lock_guard lock(mu_);
+    runtime_.erase(name);
+  }
+  MW_LOG(kInfo, "api") << "deleted model=" << name;
+  PublishCounts();
+  return Status::Ok();
+}
+
+Result<api::ModelView> ModelService::Unload(const std::string& name) {
+  RETURN_IF_ERROR(CheckName(name));
+  ASSIGN_OR_RETURN(ModelRecord record, registry_.GetModel(name));
+  auto stopped = supervisor_.Unload(name);  // also cancels a load in progress
+  if (!stopped.ok() && stopped.status().code() != StatusCode::kNotFound) return stopped.status();
+  if (stopped.ok()) {
+    MW_LOG(kInfo, "api") << "unloaded model=" << name << " (" << stopped->Describe() << ")";
+    std::lock_guard lock(mu_);
+    auto& rt = runtime_[name];
+    if (!rt.pending) {
+      rt.state = api::LoadState::kIdle;
+      rt.progress.reset();
+    }
+  }
+  PublishModel(name);
+  ASSIGN_OR_RETURN(ModelRecord after, registry_.GetModel(name));
+  return ToView(after);
+}
+
+Result<api::ServerStatus> ModelService::GetStatus() {
+  api::ServerStatus status;
+  status.version = version_;
+  status.uptime_s = (MonotonicMillis() - started_ms_) / 1000;
+  ASSIGN_OR_RETURN(StatusCounts counts, registry_.CountByStatus());
+  status.counts = CountsToNames(counts);
+  for (const LoadedModel& loaded : supervisor_.Loaded()) {
+    auto record = registry_.GetModel(loaded.model_name);
+    if (record.ok()) status.loaded_models.push_back(ToView(*record));
+  }
+  std::lock_guard lock(mu_);
+  status.devices = devices_;
+  status.devices_error = devices_error_;
+  auto entry = [&](const std::string& name) {
+    api::QueueEntry e;
+    e.model_name = name;
+    auto it = runtime_.find(name);
+    if (it != runtime_.end()) {
+      e.state = it->second.state;
+      e.progress = it->second.progress;
+    }
+    return e;
+  };
+  if (!active_.empty()) status.load_queue.push_back(entry(active_));
+  for (const auto& name : waiting_) status.load_queue.push_back(entry(name));
+  return status;
+}
+
+int64_t ModelService::Subscribe(api::EventListener listener) {
+  std::lock_guard lock(listeners_mu_);
+  int64_t id = next_listener_++;
+  listeners_[id] = std::move(listener);
+  return id;
+}
+
+void ModelService::Unsubscribe(int64_t id) {
+  std::lock_guard lock(listeners_mu_);
+  listeners_.erase(id);
+}
+
+void ModelService::PublishModel(const std::string& name) {
+  auto record = registry_.GetModel(name);
+  if (!record.ok()) return;
+  api::Event event;
+  event.kind = api::Event::Kind::kModel;
+  event.model = ToView(*record);
+  std::lock_guard lock(listeners_mu_);
+  for (auto& [id, listener] : listeners_) listener(event);
+}
+
+void ModelService::PublishCounts() {
+  auto counts = registry_.CountByStatus();
+  if (!counts.ok()) return;
+  api::Event event;
+  event.kind = api::Event::Kind::kStatus;
+  event.counts = CountsToNames(*counts);
+  std::lock_guard lock(listeners_mu_);
+  for (auto& [id, listener] : listeners_) listener(event);
+}
+
+void ModelService::SetDevices(std::vector<api::DeviceInfo> devices, std::string error) {
+  std::lock_guard lock(mu_);
+  devices_ = std::move(devices);
+  devices_error_ = std::move(error);
+}
+
+std::string ModelService::Fingerprint() {
+  std::lock_guard lock(mu_);
+  std::string out;
+  for (const auto& d : devices_) out += (out.empty() ? "" : "; ") + d.kind + ":" + d.name;
+  return out;
+}
+
+}  // namespace mw::app

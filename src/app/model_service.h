@@ -1,0 +1,120 @@
+// app/model_service.h: the core behind the HTTP API (implements api::ModelApi).
+//
+// Wires the registry (storage), the compatibility state machine (statuses and
+// attempts), the supervisor (worker processes) and the crash classifier into
+// the semantics of SPEC §1 and §4:
+//
+//   Load(name, force)
+//     already loaded ............................ kAlreadyLoaded, no attempt
+//     a load of it queued or running ............ joins it: waits, same result
+//     incompatible and !force ................... kIncompatible (notes)
+//     otherwise: queue (one attempt at a time, FIFO) -> validate load_config
+//     and model file (an error here is a 4xx, never an attempt) ->
+//     StateMachine::BeginAttempt (durable `testing`) -> Supervisor::Load ->
+//     success: FinishSuccess (warning if it was degraded)
+//     failure: classify (log tail, exit code, signal, timeout) -> FinishFailure
+//     cancelled by an unload: FinishCancelled (status restored, not a failure)
+//
+//   A worker that dies after loading (OnWorkerDied): the model becomes not
+//   loaded with last_error set, and the event is kept in its history as a
+//   closed attempt with outcome crashed/failed whose status_before ==
+//   status_after (the status is not changed: the model did load).
+//
+// Per-model load_state (idle/queued/loading/loaded), progress and last_error
+// live in memory only; the registry holds everything durable.
+// Thread-safe; Load blocks its caller. Events go to subscribers on the thread
+// that caused them.
+#pragma once
+
+#include <condition_variable>
+#include <deque>
+#include <future>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <vector>
+
+#include "api/model_api.h"
+#include "compat/crash_classifier.h"
+#include "compat/state_machine.h"
+#include "config/config.h"
+#include "registry/registry.h"
+#include "supervisor/supervisor.h"
+
+namespace mw::app {
+
+class ModelService : public api::ModelApi {
+ public:
+  // All references must outlive the service.
+  ModelService(Registry& registry, StateMachine& state_machine, Supervisor& supervisor,
+               const CrashClassifier& classifier, const config::Config& config, std::string version);
+  ~ModelService() override;
+
+  Result<std::vector<api::ModelView>> ListModels() override;
+  Result<api::ModelView> GetModel(const std::string& name) override;
+  Result<api::ModelView> RegisterModel(const api::RegisterRequest& request) override;
+  Result<api::ModelView> UpdateConfig(const std::string& name, const api::ConfigPatch& patch) override;
+  Status DeleteModel(const std::string& name) override;
+  Result<api::LoadResult> Load(const std::string& name, bool force) override;
+  Result<api::ModelView> Unload(const std::string& name) override;
+  Result<api::ServerStatus> GetStatus() override;
+  int64_t Subscribe(api::EventListener listener) override;
+  void Unsubscribe(int64_t id) override;
+
+  // The supervisor's on_unexpected_exit.
+  void OnWorkerDied(const UnexpectedExit& exit);
+  // Devices seen by the startup probe (or the reason there are none).
+  void SetDevices(std::vector<api::DeviceInfo> devices, std::string error);
+  // Refuses new loads and releases queued ones with kUnavailable. Call
+  // before Supervisor::Shutdown() (which cancels the running one).
+  void Shutdown();
+
+ private:
+  struct Pending {
+    std::promise<Result<api::LoadResult>> promise;
+    std::shared_future<Result<api::LoadResult>> future{promise.get_future().share()};
+  };
+  struct Runtime {
+    api::LoadState state = api::LoadState::kIdle;
+    std::optional<double> progress;
+    std::optional<std::string> last_error;
+    std::shared_ptr<Pending> pending;  // the load in flight, joined by later requests
+  };
+
+  Result<api::LoadResult> RunLoad(const std::string& name, bool force);
+  Result<api::LoadResult> RunAttempt(const ModelRecord& model, bool force);
+  Result<LoadRequest> BuildLoadRequest(const ModelRecord& model);
+  Status AcquireTurn(const std::string& name);
+  void ReleaseTurn(const std::string& name);
+  void RecordDeathAfterLoad(const UnexpectedExit& exit, const std::string& summary, const Classification& c);
+
+  api::ModelView ToView(const ModelRecord& record);
+  void PublishModel(const std::string& name);
+  void PublishCounts();
+  void SetRuntime(const std::string& name, api::LoadState state, std::optional<double> progress);
+  std::string Fingerprint();
+
+  Registry& registry_;
+  StateMachine& state_machine_;
+  Supervisor& supervisor_;
+  const CrashClassifier& classifier_;
+  const config::Config& config_;
+  const std::string version_;
+  const int64_t started_ms_;
+
+  std::mutex mu_;  // guards everything below
+  std::condition_variable turn_cv_;
+  std::map<std::string, Runtime> runtime_;
+  std::deque<std::string> waiting_;  // FIFO of models waiting for the attempt slot
+  std::string active_;               // the model whose attempt runs now ("" if none)
+  bool shutting_down_ = false;
+  std::vector<api::DeviceInfo> devices_;
+  std::string devices_error_ = "device probe still running";
+
+  std::mutex listeners_mu_;
+  int64_t next_listener_ = 1;
+  std::map<int64_t, api::EventListener> listeners_;
+};
+
+}  // namespace mw::app

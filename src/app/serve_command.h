@@ -1,0 +1,18 @@
+// app/serve_command.h: `modelwarden serve` — the server process.
+#pragma once
+
+#include <string>
+#include <vector>
+
+namespace mw::app {
+
+// Runs the server until SIGINT/SIGTERM. Order of start-up (each step's
+// failure is a clear message on stderr and exit code 1; bad flags exit 2):
+// configuration -> data directory -> registry (migrations) -> startup
+// cleanup (SPEC §1.4 lines on stdout) -> crash catalog (+ user patterns) ->
+// supervisor -> listen (prints "modelwarden listening on http://H:P") ->
+// device probe in the background. Shutdown: stop accepting, release queued
+// loads, stop every worker, close the registry; exit 0.
+int RunServe(const std::vector<std::string>& args);
+
+}  // namespace mw::app

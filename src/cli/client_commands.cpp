@@ -1,0 +1,363 @@
+#include "cli/client_commands.h"
+
+#include <cstdlib>
+#include <cstring>
+#include <iomanip>
+#include <iostream>
+#include <map>
+#include <nlohmann/json.hpp>
+#include <optional>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include "api/http_client.h"
+#include "cli/table.h"
+
+namespace mw::cli {
+namespace {
+
+using nlohmann::json;
+
+constexpr const char* kUsage =
+    "usage: modelwarden [--url URL] [--json] <command>\n"
+    "  models list\n"
+    "  models add NAME [--hf-path ORG/NAME] [--file PATH] [--engine llama.cpp|command]\n"
+    "                  [--location LOC] [--load-config JSON]\n"
+    "  models show NAME\n"
+    "  models set NAME [--status S] [--notes TEXT] [--load-config JSON]\n"
+    "  models rm NAME\n"
+    "  load NAME [--force]\n"
+    "  unload NAME\n"
+    "  status\n"
+    "Server: --url, else $MODELWARDEN_URL, else http://127.0.0.1:8080. API key: $MODELWARDEN_API_KEY.\n";
+
+struct Args {
+  std::vector<std::string> positional;
+  std::map<std::string, std::string> options;  // --name value
+  bool json = false;
+  bool force = false;
+  std::string url;
+  std::string api_key;
+};
+
+const char* const kValueOptions[] = {"--url",    "--api-key", "--hf-path", "--file",  "--engine",
+                                     "--location", "--load-config", "--status", "--notes"};
+
+int Usage(const std::string& problem) {
+  std::cerr << "modelwarden: " << problem << "\n" << kUsage;
+  return kExitUsage;
+}
+
+std::optional<std::string> ParseArgs(int argc, char** argv, Args& args) {
+  for (int i = 0; i < argc; ++i) {
+    std::string a = argv[i];
+    if (a == "--json") {
+      args.json = true;
+    } else if (a == "--force") {
+      args.force = true;
+    } else if (a.rfind("--", 0) == 0) {
+      std::string name = a;
+      std::optional<std::string> value;
+      if (auto eq = a.find('='); eq != std::string::npos) {
+        name = a.substr(0, eq);
+        value = a.substr(eq + 1);
+      }
+      bool known = false;
+      for (const char* o : kValueOptions) known = known || name == o;
+      if (!known) return "unknown option '" + name + "'";
+      if (!value) {
+        if (i + 1 >= argc) return "option " + name + " needs a value";
+        value = argv[++i];
+      }
+      args.options[name] = *value;
+    } else {
+      args.positional.push_back(a);
+    }
+  }
+  if (auto it = args.options.find("--url"); it != args.options.end()) args.url = it->second;
+  if (args.url.empty()) {
+    const char* env = std::getenv("MODELWARDEN_URL");
+    args.url = env && *env ? env : "http://127.0.0.1:8080";
+  }
+  if (auto it = args.options.find("--api-key"); it != args.options.end()) {
+    args.api_key = it->second;
+  } else if (const char* env = std::getenv("MODELWARDEN_API_KEY")) {
+    args.api_key = env;
+  }
+  return std::nullopt;
+}
+
+std::string Str(const json& j, const char* key) {
+  auto it = j.find(key);
+  if (it == j.end() || it->is_null()) return "";
+  return it->is_string() ? it->get<std::string>() : it->dump();
+}
+
+std::string OneLine(std::string text, size_t max) {
+  for (char& c : text) {
+    if (c == '\n' || c == '\r' || c == '\t') c = ' ';
+  }
+  if (text.size() > max) text = text.substr(0, max - 3) + "...";
+  return text;
+}
+
+class Client {
+ public:
+  explicit Client(const Args& args) : args_(args) {}
+
+  // Sends the request. On a transport error prints it and returns nullopt.
+  std::optional<std::pair<int, json>> Call(const char* method, const std::string& path, const std::string& body = "") {
+    if (!client_) {
+      auto created = api::HttpClient::Create(args_.url, args_.api_key, std::chrono::hours(24));
+      if (!created.ok()) {
+        std::cerr << "modelwarden: " << created.status().message() << "\n";
+        return std::nullopt;
+      }
+      client_ = std::move(*created);
+    }
+    auto response = client_->Send(method, path, body);
+    if (!response.ok()) {
+      std::cerr << "modelwarden: " << response.status().message() << "\n";
+      return std::nullopt;
+    }
+    json parsed = json::parse(response->body, nullptr, false);
+    if (parsed.is_discarded()) {
+      std::cerr << "modelwarden: the server at " << args_.url << " answered HTTP " << response->status
+                << " with a body that is not JSON (is it a modelwarden server?)\n";
+      return std::nullopt;
+    }
+    return std::make_pair(response->status, std::move(parsed));
+  }
+
+ private:
+  const Args& args_;
+  std::unique_ptr<api::HttpClient> client_;
+};
+
+// Prints a server error and returns the exit code for it.
+int ReportError(int status, const json& body) {
+  const json& error = body.contains("error") ? body["error"] : body;
+  std::string code = Str(error, "code");
+  std::cerr << "error: " << Str(error, "message") << (code.empty() ? "" : " [" + code + "]") << "\n";
+  if (code == "model_incompatible") {
+    std::cerr << "Use --force to load it anyway.\n";
+    return kExitIncompatible;
+  }
+  if (code == "load_failed" && error.contains("classification")) {
+    const json& c = error["classification"];
+    std::cerr << "  category: " << Str(c, "category") << "  pattern: " << Str(c, "pattern_id") << "\n";
+    if (!Str(c, "matched_line").empty()) std::cerr << "  log: " << OneLine(Str(c, "matched_line"), 200) << "\n";
+    if (c.contains("suggested_load_config") && c["suggested_load_config"].is_object()) {
+      std::cerr << "  suggestion: modelwarden models set " << Str(body.value("model", json::object()), "model_name")
+                << " --load-config '" << c["suggested_load_config"].dump() << "'\n";
+    }
+  }
+  if (code == "model_not_found") std::cerr << "See `modelwarden models list` for the registered models.\n";
+  (void)status;
+  return kExitError;
+}
+
+void PrintModel(const json& m) {
+  Table info({"FIELD", "VALUE"});
+  for (const char* key : {"model_name", "compatibility_status", "engine", "hf_path", "cache_location", "file_path",
+                          "load_state", "total_loads", "total_failures", "created_at", "last_loaded_at",
+                          "last_failed_at", "last_error"}) {
+    info.AddRow({key, Str(m, key)});
+  }
+  info.AddRow({"load_config", m.contains("load_config") ? m["load_config"].dump() : "{}"});
+  info.Print(std::cout, /*header=*/false);
+  std::string notes = Str(m, "compatibility_notes");
+  if (!notes.empty()) std::cout << "notes:\n  " << notes << "\n";
+  if (m.contains("attempts") && !m["attempts"].empty()) {
+    std::cout << "\nrecent attempts:\n";
+    Table t({"ID", "STARTED", "OUTCOME", "FORCED", "BEFORE", "AFTER", "CATEGORY", "SUMMARY"});
+    for (const auto& a : m["attempts"]) {
+      t.AddRow({Str(a, "id"), Str(a, "started_at"), Str(a, "outcome"), Str(a, "forced"), Str(a, "status_before"),
+                Str(a, "status_after"), Str(a, "category"), OneLine(Str(a, "summary"), 60)});
+    }
+    t.Print(std::cout, true);
+  }
+}
+
+std::string EncodePath(const std::string& name) {
+  // Model names are [A-Za-z0-9._-]; anything else is sent escaped and the server rejects it clearly.
+  std::ostringstream out;
+  for (unsigned char c : name) {
+    if (std::isalnum(c) || c == '.' || c == '_' || c == '-') {
+      out << c;
+    } else {
+      out << '%' << std::uppercase << std::hex << std::setw(2) << std::setfill('0') << static_cast<int>(c);
+    }
+  }
+  return out.str();
+}
+
+// load_config given on the command line must be a JSON object.
+std::optional<json> ParseLoadConfig(const std::string& text) {
+  json j = json::parse(text, nullptr, false);
+  if (j.is_discarded() || !j.is_object()) return std::nullopt;
+  return j;
+}
+
+int Finish(const Args& args, int status, const json& body, int success_status, const std::function<void()>& print) {
+  if (status != success_status) {
+    if (args.json) std::cout << body.dump(2) << "\n";
+    return ReportError(status, body);
+  }
+  if (args.json) {
+    std::cout << body.dump(2) << "\n";
+  } else {
+    print();
+  }
+  return kExitOk;
+}
+
+int ModelsCommand(Args& args, Client& client) {
+  const auto& p = args.positional;
+  if (p.size() < 2) return Usage("models needs a subcommand: list, add, show, set, rm");
+  const std::string& sub = p[1];
+  if (sub == "list") {
+    if (p.size() != 2) return Usage("models list takes no arguments");
+    auto r = client.Call("GET", "/api/models");
+    if (!r) return kExitError;
+    return Finish(args, r->first, r->second, 200, [&] {
+      const json& models = r->second["models"];
+      if (models.empty()) {
+        std::cout << "No models registered. Add one with: modelwarden models add NAME --file PATH\n";
+        return;
+      }
+      Table t({"NAME", "STATUS", "ENGINE", "LOADS", "FAILS", "STATE", "NOTES"});
+      for (const auto& m : models) {
+        t.AddRow({Str(m, "model_name"), Str(m, "compatibility_status"), Str(m, "engine"), Str(m, "total_loads"),
+                  Str(m, "total_failures"), Str(m, "load_state"), OneLine(Str(m, "compatibility_notes"), 60)});
+      }
+      t.Print(std::cout, true);
+    });
+  }
+  if (p.size() != 3) return Usage("models " + sub + " needs exactly one model NAME");
+  const std::string& name = p[2];
+  if (sub == "add") {
+    json body{{"model_name", name}};
+    if (args.options.count("--hf-path")) body["hf_path"] = args.options["--hf-path"];
+    if (args.options.count("--file")) body["file_path"] = args.options["--file"];
+    if (args.options.count("--engine")) body["engine"] = args.options["--engine"];
+    if (args.options.count("--location")) body["cache_location"] = args.options["--location"];
+    if (args.options.count("--load-config")) {
+      auto lc = ParseLoadConfig(args.options["--load-config"]);
+      if (!lc) return Usage("--load-config must be a JSON object, e.g. '{\"n_ctx\": 2048}'");
+      body["load_config"] = *lc;
+    }
+    auto r = client.Call("POST", "/api/models", body.dump());
+    if (!r) return kExitError;
+    return Finish(args, r->first, r->second, 201, [&] {
+      std::cout << "Registered '" << name << "' (" << Str(r->second, "engine") << ", " << Str(r->second, "file_path")
+                << "). Load it with: modelwarden load " << name << "\n";
+    });
+  }
+  if (sub == "show") {
+    auto r = client.Call("GET", "/api/models/" + EncodePath(name));
+    if (!r) return kExitError;
+    return Finish(args, r->first, r->second, 200, [&] { PrintModel(r->second); });
+  }
+  if (sub == "set") {
+    json body = json::object();
+    if (args.options.count("--status")) body["compatibility_status"] = args.options["--status"];
+    if (args.options.count("--notes")) body["compatibility_notes"] = args.options["--notes"];
+    if (args.options.count("--load-config")) {
+      auto lc = ParseLoadConfig(args.options["--load-config"]);
+      if (!lc) return Usage("--load-config must be a JSON object, e.g. '{\"flash_attn\": \"off\"}'");
+      body["load_config"] = *lc;
+    }
+    if (body.empty()) return Usage("models set needs --status, --notes or --load-config");
+    auto r = client.Call("PATCH", "/api/models/" + EncodePath(name) + "/config", body.dump());
+    if (!r) return kExitError;
+    return Finish(args, r->first, r->second, 200, [&] {
+      std::cout << "Updated '" << name << "': status " << Str(r->second, "compatibility_status") << "\n";
+    });
+  }
+  if (sub == "rm") {
+    auto r = client.Call("DELETE", "/api/models/" + EncodePath(name));
+    if (!r) return kExitError;
+    return Finish(args, r->first, r->second, 200, [&] { std::cout << "Removed '" << name << "'.\n"; });
+  }
+  return Usage("unknown models subcommand '" + sub + "'");
+}
+
+int LoadCommand(Args& args, Client& client, bool load) {
+  const auto& p = args.positional;
+  if (p.size() != 2) return Usage(std::string(load ? "load" : "unload") + " needs exactly one model NAME");
+  const std::string& name = p[1];
+  json body{{"model_name", name}};
+  if (load && args.force) body["force_load"] = true;
+  if (!load && args.force) return Usage("unload does not take --force");
+  auto r = client.Call("POST", load ? "/api/orchestrate/load" : "/api/orchestrate/unload", body.dump());
+  if (!r) return kExitError;
+  return Finish(args, r->first, r->second, 200, [&] {
+    if (!load) {
+      std::cout << "Unloaded '" << name << "'.\n";
+      return;
+    }
+    const json& b = r->second;
+    if (b.value("already_loaded", false)) {
+      std::cout << "'" << name << "' is already loaded.\n";
+    } else {
+      std::cout << "Loaded '" << name << "'" << (b.value("joined", false) ? " (joined the load in progress)" : "")
+                << ". Status: " << Str(b["model"], "compatibility_status") << "\n";
+    }
+    if (b.contains("warning")) std::cerr << "warning: " << Str(b, "warning") << "\n";
+  });
+}
+
+int StatusCommand(Args& args, Client& client) {
+  if (args.positional.size() != 1) return Usage("status takes no arguments");
+  auto r = client.Call("GET", "/api/status");
+  if (!r) return kExitError;
+  return Finish(args, r->first, r->second, 200, [&] {
+    const json& s = r->second;
+    std::cout << "modelwarden " << Str(s, "version") << " at " << args.url << ", up " << Str(s, "uptime_s") << " s\n";
+    std::cout << "models:";
+    for (const auto& [k, v] : s["counts"].items()) std::cout << " " << k << "=" << v.dump();
+    std::cout << "\n";
+    if (!Str(s, "devices_error").empty()) std::cout << "devices: " << Str(s, "devices_error") << "\n";
+    if (!s["devices"].empty()) {
+      Table t({"DEVICE", "KIND", "MEMORY TOTAL (MiB)", "FREE (MiB)"});
+      for (const auto& d : s["devices"]) {
+        t.AddRow({Str(d, "name"), Str(d, "kind"), std::to_string(d.value("memory_total", int64_t{0}) >> 20),
+                  std::to_string(d.value("memory_free", int64_t{0}) >> 20)});
+      }
+      t.Print(std::cout, true);
+    }
+    std::cout << "loaded: ";
+    if (s["loaded_models"].empty()) std::cout << "none";
+    for (const auto& m : s["loaded_models"]) std::cout << Str(m, "model_name") << " ";
+    std::cout << "\nqueue: ";
+    if (s["load_queue"].empty()) std::cout << "empty";
+    for (const auto& q : s["load_queue"]) std::cout << Str(q, "model_name") << " (" << Str(q, "state") << ") ";
+    std::cout << "\n";
+  });
+}
+
+}  // namespace
+
+bool IsClientCommand(const char* command) {
+  for (const char* c : {"models", "load", "unload", "status"}) {
+    if (std::strcmp(command, c) == 0) return true;
+  }
+  return false;
+}
+
+int RunClientCommand(int argc, char** argv) {
+  Args args;
+  if (auto problem = ParseArgs(argc, argv, args)) return Usage(*problem);
+  if (args.positional.empty()) return Usage("no command");
+  Client client(args);
+  const std::string& command = args.positional[0];
+  if (command == "models") return ModelsCommand(args, client);
+  if (command == "load") return LoadCommand(args, client, true);
+  if (command == "unload") return LoadCommand(args, client, false);
+  if (command == "status") return StatusCommand(args, client);
+  return Usage("unknown command '" + command + "'");
+}
+
+}  // namespace mw::cli
