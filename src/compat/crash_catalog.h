@@ -60,7 +60,7 @@ struct ConfigSetting {
 enum class PatternScope {
   kLine,     // "line": a cause; competes by priority, then by recency
   kContext,  // "context": refines a nearby generic cause, never decides alone
-  kDemote,   // "demote": a matching line is a warning before a fallback; its hits lose priority
+  kDemote,   // "demote": a matching line is a warning before a fallback; its hits rank last
 };
 
 struct CatalogEntry {
