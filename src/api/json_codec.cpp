@@ -7,9 +7,27 @@ namespace {
 
 using nlohmann::json;
 
+// No request nests deeper than this. nlohmann's dump() recurses once per
+// level, so a 1 MiB body of '[' (depth 500 000) overflowed the stack of the
+// HTTP thread when load_config was re-serialized (fuzz/fuzz_request_body;
+// regressions in fuzz/regressions/fuzz_request_body/).
+constexpr int kMaxNesting = 64;
+
+// Parses `text`; sets *too_deep when it nests deeper than kMaxNesting.
+json ParseWithDepthLimit(std::string_view text, bool* too_deep) {
+  *too_deep = false;
+  auto check_depth = [too_deep](int depth, json::parse_event_t, json&) {
+    if (depth > kMaxNesting) *too_deep = true;
+    return true;
+  };
+  return json::parse(text.begin(), text.end(), check_depth, /*allow_exceptions=*/false);
+}
+
 // nlohmann throws on malformed input; this is the edge where that becomes a Status.
 Result<json> ParseObject(std::string_view body) {
-  json value = json::parse(body.begin(), body.end(), nullptr, /*allow_exceptions=*/false);
+  bool too_deep = false;
+  json value = ParseWithDepthLimit(body, &too_deep);
+  if (too_deep) return InvalidArgumentError("request body is nested too deeply");
   if (value.is_discarded()) return InvalidArgumentError("request body is not valid JSON");
   if (!value.is_object()) return InvalidArgumentError("request body must be a JSON object");
   return value;
@@ -44,7 +62,9 @@ Result<std::optional<std::string>> OptLoadConfig(const json& object) {
   if (it->is_string()) {
     const std::string& text = it->get_ref<const std::string&>();
     if (text.empty()) return std::optional<std::string>("{}");
-    json inner = json::parse(text, nullptr, false);
+    bool too_deep = false;
+    json inner = ParseWithDepthLimit(text, &too_deep);
+    if (too_deep) return InvalidArgumentError("load_config string is nested too deeply");
     if (inner.is_discarded()) return InvalidArgumentError("load_config string is not valid JSON");
     if (!inner.is_object()) return InvalidArgumentError("load_config must be a JSON object");
     return std::optional<std::string>(inner.dump());
