@@ -1,0 +1,103 @@
+// Integration-test harness: starts the real `modelwarden serve` on a free
+// port with a temporary data directory, talks to it over HTTP and runs the
+// real CLI. Binaries come from $MW_BIN_DIR (set by CTest).
+#pragma once
+
+#include <sys/types.h>
+
+#include <chrono>
+#include <filesystem>
+#include <map>
+#include <memory>
+#include <nlohmann/json.hpp>
+#include <string>
+#include <vector>
+
+#include "api/http_client.h"
+
+namespace mw::itest {
+
+using nlohmann::json;
+
+std::filesystem::path BinDir();
+std::string FakeEngine();  // path of mw-fake-engine
+
+// A fresh directory removed at destruction.
+class TempDir {
+ public:
+  TempDir();
+  ~TempDir();
+  const std::filesystem::path& path() const { return path_; }
+
+ private:
+  std::filesystem::path path_;
+};
+
+struct ProcessResult {
+  int exit_code = -1;
+  std::string out;
+  std::string err;
+};
+// Runs a program to completion, capturing stdout and stderr.
+ProcessResult RunProcess(const std::vector<std::string>& argv, const std::map<std::string, std::string>& env = {});
+
+struct HttpReply {
+  int status = 0;
+  json body;
+  std::string raw;
+};
+
+class Server {
+ public:
+  // Starts `modelwarden serve --port 0 --data-dir DIR extra...` and waits for its
+  // "listening on" line. Check started() / startup_output().
+  Server(const std::filesystem::path& data_dir, std::vector<std::string> extra_args = {},
+         std::map<std::string, std::string> env = {});
+  ~Server();  // Stop()
+
+  bool started() const { return port_ > 0; }
+  int port() const { return port_; }
+  std::string url() const { return "http://127.0.0.1:" + std::to_string(port_); }
+  // stdout before (and including) the "listening" line, and stderr if it failed.
+  const std::string& startup_output() const { return startup_output_; }
+  int exit_code() const { return exit_code_; }
+  pid_t pid() const { return pid_; }
+
+  HttpReply Call(const std::string& method, const std::string& path, const std::string& body = "",
+                 const std::string& api_key = "");
+  HttpReply Call(const std::string& method, const std::string& path, const char* body) {
+    return Call(method, path, std::string(body));
+  }
+  HttpReply Call(const std::string& method, const std::string& path, const json& body) {
+    return Call(method, path, body.dump());
+  }
+  // The CLI against this server: modelwarden --url URL args...
+  ProcessResult Cli(std::vector<std::string> args);
+  bool Alive();
+
+  // SIGTERM and wait; returns the exit code (-1 if killed by a signal).
+  int Stop();
+  // SIGKILL and reap (a crash of the server).
+  void Kill();
+
+ private:
+  pid_t pid_ = -1;
+  int port_ = 0;
+  int exit_code_ = -1;
+  std::string startup_output_;
+  std::string stdout_rest_;
+  int out_fd_ = -1;
+};
+
+// Writes a small real GGUF with `modelwarden make-test-model`.
+bool MakeTestModel(const std::filesystem::path& out);
+
+// Registration bodies for command models driven by mw-fake-engine.
+json CommandModel(const std::string& name, const std::vector<std::string>& fake_args,
+                  const std::string& ready_pattern = "ready");
+json FakeArgv(const std::vector<std::string>& fake_args);
+
+// True if a process with this pid exists (and is not a zombie).
+bool ProcessAlive(pid_t pid);
+
+}  // namespace mw::itest
