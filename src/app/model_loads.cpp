@@ -38,30 +38,11 @@ std::string Excerpt(const std::string& log, size_t max_bytes = 16 * 1024) {
 
 }  // namespace
 
-Status ModelService::AcquireTurn(const std::string& name) {
-  std::unique_lock lock(mu_);
-  waiting_.push_back(name);
-  turn_cv_.wait(lock, [&] { return shutting_down_ || (active_.empty() && waiting_.front() == name); });
-  if (shutting_down_) {
-    waiting_.erase(std::find(waiting_.begin(), waiting_.end(), name));
-    turn_cv_.notify_all();
-    return UnavailableError("the server is shutting down");
-  }
-  waiting_.pop_front();
-  active_ = name;
-  return Status::Ok();
-}
-
-void ModelService::ReleaseTurn(const std::string& name) {
-  std::lock_guard lock(mu_);
-  if (active_ == name) active_.clear();
-  turn_cv_.notify_all();
-}
+void ModelService::BeginShutdown() { shutting_down_ = true; }
 
 void ModelService::Shutdown() {
-  std::lock_guard lock(mu_);
   shutting_down_ = true;
-  turn_cv_.notify_all();
+  if (queue_) queue_->Shutdown();
 }
 
 void ModelService::SetRuntime(const std::string& name, api::LoadState state, std::optional<double> progress) {
@@ -71,56 +52,65 @@ void ModelService::SetRuntime(const std::string& name, api::LoadState state, std
   rt.progress = progress;
 }
 
+void ModelService::OnQueueChange(const std::string& name, LoadQueueState state) {
+  if (state == LoadQueueState::kQueued) SetRuntime(name, api::LoadState::kQueued, std::nullopt);
+  if (state == LoadQueueState::kDone) {
+    // A job cancelled before it ran leaves the model as it was.
+    std::lock_guard lock(mu_);
+    auto& rt = runtime_[name];
+    if (rt.state == api::LoadState::kQueued) rt.state = api::LoadState::kIdle;
+  }
+  PublishModel(name);
+}
+
+api::LoadResult ModelService::Refusal(const ModelRecord& model) {
+  api::LoadResult result;
+  result.kind = api::LoadResult::Kind::kIncompatible;
+  result.notes = model.compatibility_notes.value_or("");
+  result.message = "model '" + model.model_name + "' is incompatible with this machine" +
+                   (result.notes.empty() ? std::string() : ": " + result.notes) +
+                   ". Load it with force_load=true to try anyway.";
+  result.model = ToView(model);
+  return result;
+}
+
 Result<api::LoadResult> ModelService::Load(const std::string& name, bool force) {
   if (!IsValidModelName(name)) return InvalidArgumentError("invalid model name '" + name.substr(0, 140) + "'");
   ASSIGN_OR_RETURN(ModelRecord model, registry_.GetModel(name));
-  std::shared_ptr<Pending> pending;
-  bool owner = false;
-  {
-    std::lock_guard lock(mu_);
-    if (shutting_down_) return UnavailableError("the server is shutting down");
-    Runtime& rt = runtime_[name];
-    if (rt.pending) {
-      pending = rt.pending;  // join the load already queued or running
-    } else if (!supervisor_.IsLoaded(name)) {
-      if (model.compatibility_status == CompatStatus::kIncompatible && !force) {
-        // fall through below, outside the lock
-      } else {
-        pending = std::make_shared<Pending>();
-        rt.pending = pending;
-        rt.state = api::LoadState::kQueued;
-        rt.progress.reset();
-        owner = true;
-      }
-    }
-  }
-  if (!pending) {
-    api::LoadResult result;
-    result.model = ToView(model);
-    if (result.model.loaded) {
+  if (shutting_down_) return UnavailableError("the server is shutting down");
+  if (!queue_->StateOf(name)) {
+    // Nothing in flight for it: answer at once when there is nothing to do.
+    if (supervisor_.IsLoaded(name)) {
+      api::LoadResult result;
       result.kind = api::LoadResult::Kind::kAlreadyLoaded;
+      result.model = ToView(model);
       return result;
     }
-    result.kind = api::LoadResult::Kind::kIncompatible;
-    result.notes = model.compatibility_notes.value_or("");
-    result.message = "model '" + name + "' is incompatible with this machine" +
-                     (result.notes.empty() ? std::string() : ": " + result.notes) +
-                     ". Load it with force_load=true to try anyway.";
-    return result;
+    if (model.compatibility_status == CompatStatus::kIncompatible && !force) return Refusal(model);
   }
-  if (!owner) {
-    MW_LOG(kInfo, "load") << "model=" << name << " joins the load in progress";
-    Result<api::LoadResult> joined = pending->future.get();
-    if (joined.ok()) joined->joined = true;
-    return joined;
+  // Queued behind other models' attempts, or joined to this model's attempt.
+  auto ticket = queue_->Submit(name, [this, name, force] { return RunJob(name, force); });
+  if (ticket.joined) MW_LOG(kInfo, "load") << "model=" << name << " joins the load in progress";
+  Result<api::LoadResult> result = ticket.result.get();
+  if (result.ok()) {
+    result->joined = ticket.joined;
+    if (auto now = registry_.GetModel(name); now.ok()) result->model = ToView(*now);
   }
-  PublishModel(name);
-  Result<api::LoadResult> result = RunLoad(name, force);
+  return result;
+}
+
+Result<api::LoadResult> ModelService::RunJob(const std::string& name, bool force) {
+  if (shutting_down_) return UnavailableError("the server is shutting down");
+  // Re-read: the model may have changed (or gone) while it waited.
+  ASSIGN_OR_RETURN(ModelRecord model, registry_.GetModel(name));
+  Result<api::LoadResult> result = [&]() -> Result<api::LoadResult> {
+    if (model.compatibility_status == CompatStatus::kIncompatible && !force) return Refusal(model);
+    return RunAttempt(model, force);
+  }();
   {
     std::lock_guard lock(mu_);
     Runtime& rt = runtime_[name];
-    rt.pending.reset();
-    bool loaded = result.ok() && result->kind == api::LoadResult::Kind::kLoaded;
+    bool loaded = result.ok() && result->kind == api::LoadResult::Kind::kLoaded && supervisor_.IsLoaded(name);
     rt.state = loaded ? api::LoadState::kLoaded : api::LoadState::kIdle;
     rt.progress = loaded ? std::optional<double>(1.0) : std::nullopt;
     if (loaded) {
@@ -131,32 +121,9 @@ Result<api::LoadResult> ModelService::Load(const std::string& name, bool force) 
       rt.last_error = result->message;
     }
   }
-  pending->promise.set_value(result);
   PublishModel(name);
   PublishCounts();
-  if (result.ok()) result->model = ToView(registry_.GetModel(name).value_or(model));
   return result;
-}
-
-Result<api::LoadResult> ModelService::RunLoad(const std::string& name, bool force) {
-  RETURN_IF_ERROR(AcquireTurn(name));
-  // Released on every path below: the next queued load may start.
-  struct TurnGuard {
-    ModelService* self;
-    const std::string& name;
-    ~TurnGuard() { self->ReleaseTurn(name); }
-  } guard{this, name};
-  // Re-read: the model may have changed (or gone) while it waited.
-  ASSIGN_OR_RETURN(ModelRecord model, registry_.GetModel(name));
-  if (model.compatibility_status == CompatStatus::kIncompatible && !force) {
-    api::LoadResult result;
-    result.kind = api::LoadResult::Kind::kIncompatible;
-    result.notes = model.compatibility_notes.value_or("");
-    result.message = "model '" + name + "' became incompatible while its load was queued. Use force_load to try anyway.";
-    result.model = ToView(model);
-    return result;
-  }
-  return RunAttempt(model, force);
 }
 
 Result<LoadRequest> ModelService::BuildLoadRequest(const ModelRecord& model) {
@@ -287,7 +254,7 @@ void ModelService::OnWorkerDied(const UnexpectedExit& exit) {
   {
     std::lock_guard lock(mu_);
     Runtime& rt = runtime_[exit.model_name];
-    if (!rt.pending) {
+    if (rt.state == api::LoadState::kLoaded) {
       rt.state = api::LoadState::kIdle;
       rt.progress.reset();
     }

@@ -19,7 +19,13 @@ ModelService::ModelService(Registry& registry, StateMachine& state_machine, Supe
       classifier_(classifier),
       config_(config),
       version_(std::move(version)),
-      started_ms_(MonotonicMillis()) {}
+      started_ms_(MonotonicMillis()) {
+  queue_ = std::make_unique<LoadQueue<LoadJobResult>>(
+      [](const std::string& name) -> LoadJobResult {
+        return FailedPreconditionError("the load of '" + name + "' was cancelled before it started");
+      },
+      [this](const std::string& name, LoadQueueState state) { OnQueueChange(name, state); });
+}
 
 ModelService::~ModelService() { Shutdown(); }
 
@@ -205,12 +211,8 @@ Result<api::ModelView> ModelService::UpdateConfig(const std::string& name, const
 Status ModelService::DeleteModel(const std::string& name) {
   RETURN_IF_ERROR(CheckName(name));
   ASSIGN_OR_RETURN(ModelRecord record, registry_.GetModel(name));
-  {
-    std::lock_guard lock(mu_);
-    auto it = runtime_.find(name);
-    if (it != runtime_.end() && it->second.pending) {
-      return FailedPreconditionError("model '" + name + "' has a load in progress; unload it or wait, then delete");
-    }
+  if (queue_->StateOf(name)) {
+    return FailedPreconditionError("model '" + name + "' has a load in progress; unload it or wait, then delete");
   }
   if (supervisor_.IsLoaded(name)) {
     auto stopped = supervisor_.Unload(name);
@@ -229,15 +231,17 @@ Status ModelService::DeleteModel(const std::string& name) {
 Result<api::ModelView> ModelService::Unload(const std::string& name) {
   RETURN_IF_ERROR(CheckName(name));
   ASSIGN_OR_RETURN(ModelRecord record, registry_.GetModel(name));
-  auto stopped = supervisor_.Unload(name);  // also cancels a load in progress
-  if (!stopped.ok() && stopped.status().code() != StatusCode::kNotFound) return stopped.status();
-  if (stopped.ok()) {
-    MW_LOG(kInfo, "api") << "unloaded model=" << name << " (" << stopped->Describe() << ")";
-    std::lock_guard lock(mu_);
-    auto& rt = runtime_[name];
-    if (!rt.pending) {
-      rt.state = api::LoadState::kIdle;
-      rt.progress.reset();
+  if (!queue_->CancelQueued(name)) {  // a load still queued is simply dropped
+    auto stopped = supervisor_.Unload(name);  // also cancels a load in progress
+    if (!stopped.ok() && stopped.status().code() != StatusCode::kNotFound) return stopped.status();
+    if (stopped.ok()) {
+      MW_LOG(kInfo, "api") << "unloaded model=" << name << " (" << stopped->Describe() << ")";
+      std::lock_guard lock(mu_);
+      auto& rt = runtime_[name];
+      if (rt.state == api::LoadState::kLoaded) {
+        rt.state = api::LoadState::kIdle;
+        rt.progress.reset();
+      }
     }
   }
   PublishModel(name);
@@ -258,18 +262,13 @@ Result<api::ServerStatus> ModelService::GetStatus() {
   std::lock_guard lock(mu_);
   status.devices = devices_;
   status.devices_error = devices_error_;
-  auto entry = [&](const std::string& name) {
+  for (const LoadQueueEntry& q : queue_->Snapshot()) {
     api::QueueEntry e;
-    e.model_name = name;
-    auto it = runtime_.find(name);
-    if (it != runtime_.end()) {
-      e.state = it->second.state;
-      e.progress = it->second.progress;
-    }
-    return e;
-  };
-  if (!active_.empty()) status.load_queue.push_back(entry(active_));
-  for (const auto& name : waiting_) status.load_queue.push_back(entry(name));
+    e.model_name = q.model_name;
+    e.state = q.state == LoadQueueState::kRunning ? api::LoadState::kLoading : api::LoadState::kQueued;
+    if (auto it = runtime_.find(q.model_name); it != runtime_.end()) e.progress = it->second.progress;
+    status.load_queue.push_back(e);
+  }
   return status;
 }
 

@@ -6,9 +6,9 @@
 //
 //   Load(name, force)
 //     already loaded ............................ kAlreadyLoaded, no attempt
-//     a load of it queued or running ............ joins it: waits, same result
+//     a load of it queued or running ............ joins it (LoadQueue): waits, same result
 //     incompatible and !force ................... kIncompatible (notes)
-//     otherwise: queue (one attempt at a time, FIFO) -> validate load_config
+//     otherwise: compat::LoadQueue (one attempt at a time, FIFO) -> validate load_config
 //     and model file (an error here is a 4xx, never an attempt) ->
 //     StateMachine::BeginAttempt (durable `testing`) -> Supervisor::Load ->
 //     success: FinishSuccess (warning if it was degraded)
@@ -26,9 +26,7 @@
 // that caused them.
 #pragma once
 
-#include <condition_variable>
-#include <deque>
-#include <future>
+#include <atomic>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -37,6 +35,7 @@
 
 #include "api/model_api.h"
 #include "compat/crash_classifier.h"
+#include "compat/load_queue.h"
 #include "compat/state_machine.h"
 #include "config/config.h"
 #include "registry/registry.h"
@@ -66,27 +65,27 @@ class ModelService : public api::ModelApi {
   void OnWorkerDied(const UnexpectedExit& exit);
   // Devices seen by the startup probe (or the reason there are none).
   void SetDevices(std::vector<api::DeviceInfo> devices, std::string error);
-  // Refuses new loads and releases queued ones with kUnavailable. Call
-  // before Supervisor::Shutdown() (which cancels the running one).
+  // Shutdown, in this order: BeginShutdown() (no new loads), then
+  // Supervisor::Shutdown() (cancels the running load, stops workers), then
+  // Shutdown() (cancels queued loads, waits for the running job): so that no
+  // HTTP thread stays blocked in Load().
+  void BeginShutdown();
   void Shutdown();
 
  private:
-  struct Pending {
-    std::promise<Result<api::LoadResult>> promise;
-    std::shared_future<Result<api::LoadResult>> future{promise.get_future().share()};
-  };
+  using LoadJobResult = Result<api::LoadResult>;
   struct Runtime {
     api::LoadState state = api::LoadState::kIdle;
     std::optional<double> progress;
     std::optional<std::string> last_error;
-    std::shared_ptr<Pending> pending;  // the load in flight, joined by later requests
   };
 
-  Result<api::LoadResult> RunLoad(const std::string& name, bool force);
-  Result<api::LoadResult> RunAttempt(const ModelRecord& model, bool force);
+  // The queue's job for one model (runs on the queue's thread).
+  LoadJobResult RunJob(const std::string& name, bool force);
+  LoadJobResult RunAttempt(const ModelRecord& model, bool force);
   Result<LoadRequest> BuildLoadRequest(const ModelRecord& model);
-  Status AcquireTurn(const std::string& name);
-  void ReleaseTurn(const std::string& name);
+  api::LoadResult Refusal(const ModelRecord& model);
+  void OnQueueChange(const std::string& name, LoadQueueState state);
   void RecordDeathAfterLoad(const UnexpectedExit& exit, const std::string& summary, const Classification& c);
 
   api::ModelView ToView(const ModelRecord& record);
@@ -103,18 +102,18 @@ class ModelService : public api::ModelApi {
   const std::string version_;
   const int64_t started_ms_;
 
+  std::atomic<bool> shutting_down_{false};
   std::mutex mu_;  // guards everything below
-  std::condition_variable turn_cv_;
   std::map<std::string, Runtime> runtime_;
-  std::deque<std::string> waiting_;  // FIFO of models waiting for the attempt slot
-  std::string active_;               // the model whose attempt runs now ("" if none)
-  bool shutting_down_ = false;
   std::vector<api::DeviceInfo> devices_;
   std::string devices_error_ = "device probe still running";
 
   std::mutex listeners_mu_;
   int64_t next_listener_ = 1;
   std::map<int64_t, api::EventListener> listeners_;
+
+  // Last member: destroyed first, so its thread never sees a half-destroyed service.
+  std::unique_ptr<LoadQueue<LoadJobResult>> queue_;
 };
 
 }  // namespace mw::app

@@ -6,6 +6,7 @@
 #include <atomic>
 #include <filesystem>
 #include <iostream>
+#include <mutex>
 #include <thread>
 
 #include "api/http_server.h"
@@ -118,21 +119,29 @@ int RunServe(const std::vector<std::string>& args) {
   std::cout << "modelwarden " << MW_VERSION << " listening on http://" << config.host << ":" << *port
             << " (data: " << config.data_dir.string() << ")" << std::endl;
 
+  // Shutdown order matters: loads are cancelled and workers stopped before
+  // the HTTP server stops, so no request thread stays blocked in a load.
+  std::once_flag stopped;
+  auto stop_all = [&] {
+    std::call_once(stopped, [&] {
+      service.BeginShutdown();
+      supervisor.Shutdown();
+      service.Shutdown();
+      http.Stop();
+    });
+  };
   std::thread signal_thread([&] {
     int sig = 0;
     sigwait(&stop_signals, &sig);
     MW_LOG(kInfo, "serve") << "signal " << sig << ": shutting down";
-    http.Stop();
+    stop_all();
   });
   std::thread probe_thread([&] { ProbeDevices(supervisor, service); });
 
   Status run = http.Run();
-  // Wake the signal thread if the server stopped on its own.
-  if (!run.ok()) pthread_kill(signal_thread.native_handle(), SIGTERM);
+  if (!run.ok()) pthread_kill(signal_thread.native_handle(), SIGTERM);  // wake the signal thread
   signal_thread.join();
-  http.Stop();
-  service.Shutdown();
-  supervisor.Shutdown();
+  stop_all();
   probe_thread.join();
   service_ptr.store(nullptr);
   std::cout << "modelwarden stopped" << std::endl;

@@ -243,6 +243,52 @@ TEST_F(WorkflowTest, WorkerDeathAfterLoadIsRecorded) {
   EXPECT_EQ(m["compatibility_status"], "compatible");  // it did load
 }
 
+// Waits until the model shows `status` (or gives up after ~5 s).
+bool WaitForStatus(Server& s, const std::string& name, const std::string& status) {
+  for (int i = 0; i < 100; ++i) {
+    if (Model(s, name)["compatibility_status"] == status) return true;
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  return false;
+}
+
+TEST_F(WorkflowTest, UnloadCancelsALoadInProgress) {
+  Server server(data());
+  ASSERT_TRUE(server.started());
+  ASSERT_EQ(server.Call("POST", "/api/models", CommandModel("hang", {"--then", "hang"})).status, 201);
+  auto load = std::async(std::launch::async, [&] { return server.Call("POST", "/api/orchestrate/load", R"({"model_name":"hang"})"); });
+  ASSERT_TRUE(WaitForStatus(server, "hang", "testing"));
+  EXPECT_EQ(server.Call("POST", "/api/orchestrate/unload", R"({"model_name":"hang"})").status, 200);
+  HttpReply r = load.get();
+  EXPECT_EQ(r.status, 409) << r.raw;  // cancelled: not a failure
+  json m = Model(server, "hang");
+  EXPECT_EQ(m["compatibility_status"], "unknown");
+  EXPECT_EQ(m["total_failures"], 0);
+  EXPECT_EQ(m["attempts"][0]["outcome"], "cancelled");
+}
+
+TEST_F(WorkflowTest, ShutdownDuringALoadIsPromptAndClean) {
+  auto server = std::make_unique<Server>(data());
+  ASSERT_TRUE(server->started());
+  ASSERT_EQ(server->Call("POST", "/api/models", CommandModel("hang", {"--then", "hang"})).status, 201);
+  ASSERT_EQ(server->Call("POST", "/api/models", CommandModel("next", {"--then", "ready"})).status, 201);
+  auto first = std::async(std::launch::async, [&] { return server->Call("POST", "/api/orchestrate/load", R"({"model_name":"hang"})"); });
+  ASSERT_TRUE(WaitForStatus(*server, "hang", "testing"));
+  auto second = std::async(std::launch::async, [&] { return server->Call("POST", "/api/orchestrate/load", R"({"model_name":"next"})"); });
+  std::this_thread::sleep_for(std::chrono::milliseconds(200));
+  auto t0 = std::chrono::steady_clock::now();
+  EXPECT_EQ(server->Stop(), 0);
+  EXPECT_LT(std::chrono::steady_clock::now() - t0, std::chrono::seconds(20));
+  EXPECT_NE(first.get().status, 200);
+  EXPECT_NE(second.get().status, 200);
+  server = std::make_unique<Server>(data());
+  ASSERT_TRUE(server->started());
+  EXPECT_EQ(server->startup_output().find("stuck in 'testing'"), std::string::npos) << server->startup_output();
+  EXPECT_EQ(Model(*server, "hang")["compatibility_status"], "unknown");
+  EXPECT_EQ(Model(*server, "hang")["attempts"][0]["outcome"], "cancelled");
+  EXPECT_EQ(Model(*server, "next")["attempts"].size(), 0u);
+}
+
 TEST_F(WorkflowTest, RestartKeepsEverything) {
   json before;
   {
