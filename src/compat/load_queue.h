@@ -27,7 +27,8 @@
 //
 // Thread-safety: every method is thread-safe. on_change is called on the
 // thread that caused the change (Submit's caller or the worker thread),
-// never with the queue's lock held, so it may call back into the queue.
+// one call at a time and in order per model (queued, running, done). It may
+// call Snapshot() and StateOf(), but not Submit/CancelQueued/Shutdown.
 // Ownership: the queue owns its one worker thread; the destructor calls
 // Shutdown(), which waits for the running job to end.
 #pragma once
@@ -80,6 +81,9 @@ class LoadQueue {
   // Queues `job` for `model_name`, or joins the job already queued or running
   // for it. After Shutdown() the ticket is ready at once with cancelled(name).
   Ticket Submit(const std::string& model_name, Job job) {
+    // Held until kQueued is announced, so that the worker's kRunning for this
+    // job can never be announced before it (listeners see queued -> running).
+    std::unique_lock<std::mutex> notify_lock(notify_mu_);
     std::unique_lock<std::mutex> lock(mu_);
     if (auto it = by_name_.find(model_name); it != by_name_.end()) {
       return Ticket{it->second->result, true};
@@ -98,7 +102,7 @@ class LoadQueue {
     queue_.push_back(item);
     lock.unlock();
     cv_.notify_all();
-    Notify(model_name, LoadQueueState::kQueued);
+    if (on_change_) on_change_(model_name, LoadQueueState::kQueued);
     return ticket;
   }
 
@@ -165,7 +169,10 @@ class LoadQueue {
     std::shared_future<R> result;
   };
 
+  // Announcements are serialised by notify_mu_ (never held with mu_ by the
+  // worker), so each model's states reach on_change in the order they happen.
   void Notify(const std::string& name, LoadQueueState state) {
+    std::lock_guard<std::mutex> lock(notify_mu_);
     if (on_change_) on_change_(name, state);
   }
 
@@ -206,6 +213,7 @@ class LoadQueue {
 
   const CancelledFn cancelled_;
   const ChangeFn on_change_;
+  std::mutex notify_mu_;  // taken before mu_ when both are held
   mutable std::mutex mu_;
   std::condition_variable cv_;
   std::deque<std::shared_ptr<Item>> queue_;
