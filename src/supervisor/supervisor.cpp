@@ -3,6 +3,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <condition_variable>
 #include <map>
 #include <mutex>
 #include <thread>
@@ -56,6 +57,11 @@ struct Supervisor::Impl : std::enable_shared_from_this<Supervisor::Impl> {
   mutable std::mutex mu;
   std::map<std::string, std::shared_ptr<Session>, std::less<>> sessions;  // guarded by mu
   bool shutting_down = false;                                             // guarded by mu
+  // on_unexpected_exit calls in progress: Shutdown() waits for them, so the
+  // owner may destroy what the callback uses once Shutdown() returned.
+  int callbacks_running = 0;        // guarded by mu
+  bool callbacks_closed = false;    // guarded by mu: set when Shutdown() returns
+  std::condition_variable callbacks_done;
 
   std::shared_ptr<Session> Find(std::string_view name) const {
     std::lock_guard<std::mutex> lock(mu);
@@ -77,11 +83,39 @@ struct Supervisor::Impl : std::enable_shared_from_this<Supervisor::Impl> {
                              MonotonicMillis() - s->loaded_at_ms};
     }
     event.log_tail = s->child->LogTail(options.log_capacity);
-    Remove(s);
+    bool notify = false;
+    {
+      // Counted in the same step as the removal: a Shutdown() that no
+      // longer sees the session still waits for this callback.
+      std::lock_guard<std::mutex> lock(mu);
+      auto it = sessions.find(s->name);
+      if (it != sessions.end() && it->second == s) sessions.erase(it);
+      notify = options.on_unexpected_exit && !callbacks_closed;
+      if (notify) ++callbacks_running;
+    }
     MW_LOG(kWarn, "supervisor") << "loaded model died model=" << event.model_name << " pid=" << event.pid << " "
                                 << event.exit.Describe();
-    if (options.on_unexpected_exit) options.on_unexpected_exit(event);
+    if (!notify) return;
+    in_unexpected_exit_callback = true;
+    options.on_unexpected_exit(event);
+    in_unexpected_exit_callback = false;
+    {
+      std::lock_guard<std::mutex> lock(mu);
+      --callbacks_running;
+    }
+    callbacks_done.notify_all();
   }
+
+  // Waits for the on_unexpected_exit calls in progress (not for the one
+  // this thread is inside of), then lets no new one start.
+  void CloseCallbacks() {
+    std::unique_lock<std::mutex> lock(mu);
+    const int own = in_unexpected_exit_callback ? 1 : 0;
+    callbacks_done.wait(lock, [&] { return callbacks_running <= own; });
+    callbacks_closed = true;
+  }
+
+  static thread_local bool in_unexpected_exit_callback;
 
   // Stops one session (any phase) and waits until it has ended.
   ProcessExit StopSession(const std::shared_ptr<Session>& s) {
@@ -105,6 +139,8 @@ struct Supervisor::Impl : std::enable_shared_from_this<Supervisor::Impl> {
     return s->final_exit.value_or(ProcessExit{});
   }
 };
+
+thread_local bool Supervisor::Impl::in_unexpected_exit_callback = false;
 
 Supervisor::Supervisor(SupervisorOptions options) : impl_(std::make_shared<Impl>(std::move(options))) {}
 
@@ -240,7 +276,10 @@ void Supervisor::Shutdown() {
     impl_->shutting_down = true;
     for (const auto& [name, s] : impl_->sessions) all.push_back(s);
   }
-  if (all.empty()) return;
+  if (all.empty()) {
+    impl_->CloseCallbacks();
+    return;
+  }
   MW_LOG(kInfo, "supervisor") << "stopping " << all.size() << " model process(es)";
   std::vector<std::thread> stoppers;
   for (const auto& s : all) {
@@ -251,6 +290,7 @@ void Supervisor::Shutdown() {
     }
   }
   for (std::thread& t : stoppers) t.join();
+  impl_->CloseCallbacks();
 }
 
 Result<protocol::Message> Supervisor::RunWorkerCommand(const std::vector<std::string>& args,

@@ -189,7 +189,9 @@ class Supervisor {
   std::optional<std::string> LogTail(std::string_view model_name) const;
 
   // Stops every session concurrently (loads are cancelled) and refuses new
-  // loads. Idempotent.
+  // loads; waits for on_unexpected_exit calls in progress, and fires no new
+  // one after it returns (so the owner may then destroy what the callback
+  // uses). Idempotent.
   void Shutdown();
 
   // Runs a one-shot worker command (`probe`, `inspect PATH`) and returns the
