@@ -12,6 +12,7 @@
 #include "api/http_server.h"
 #include "app/model_service.h"
 #include "common/log.h"
+#include "common/time_util.h"
 #include "compat/crash_classifier.h"
 #include "compat/state_machine.h"
 #include "config/config.h"
@@ -90,9 +91,12 @@ int RunServe(const std::vector<std::string>& args) {
   auto registry = Registry::Open(config.RegistryPath().string());
   if (!registry.ok()) return Fail("registry " + config.RegistryPath().string(), registry.status());
   StateMachine state_machine(**registry);
+  const int64_t cleanup_start_ms = MonotonicMillis();
   auto cleanup = state_machine.StartupCleanup(std::cout);
   std::cout.flush();
   if (!cleanup.ok()) return Fail("startup cleanup", cleanup.status());
+  MW_LOG(kInfo, "serve") << "startup cleanup: " << cleanup->marked.size() << " models in "
+                         << MonotonicMillis() - cleanup_start_ms << " ms";
 
   auto classifier = CrashClassifier::Load(config.crash_patterns_file.string());
   if (!classifier.ok()) return Fail("crash patterns", classifier.status());
@@ -137,12 +141,19 @@ int RunServe(const std::vector<std::string>& args) {
     stop_all();
   });
   std::thread probe_thread([&] { ProbeDevices(supervisor, service); });
+  // The cleanup commit skipped the WAL checkpoint so that listening was not
+  // delayed by it; do it now, before the first load's commit would.
+  std::thread checkpoint_thread([&] {
+    auto copied = (*registry)->Checkpoint();
+    if (!copied.ok()) MW_LOG(kWarn, "serve") << "WAL checkpoint after startup: " << copied.status().ToString();
+  });
 
   Status run = http.Run();
   if (!run.ok()) pthread_kill(signal_thread.native_handle(), SIGTERM);  // wake the signal thread
   signal_thread.join();
   stop_all();
   probe_thread.join();
+  checkpoint_thread.join();
   service_ptr.store(nullptr);
   std::cout << "modelwarden stopped" << std::endl;
   if (!run.ok()) return Fail("server", run);

@@ -216,7 +216,9 @@ Result<ModelRecord> StateMachine::SetStatusManually(std::string_view name, Compa
 
 Result<CleanupReport> StateMachine::StartupCleanup(std::ostream& out) {
   CleanupReport report;
-  ASSIGN_OR_RETURN(Transaction tx, registry_.BeginWrite());
+  // kBulk: thousands of stuck models must not spill the page cache or run
+  // the WAL checkpoint inside this commit (the server checkpoints later).
+  ASSIGN_OR_RETURN(Transaction tx, registry_.BeginWrite(WriteMode::kBulk));
   ASSIGN_OR_RETURN(std::vector<ModelRecord> stuck, tx.ListModelsWithStatus(CompatStatus::kTesting));
   ASSIGN_OR_RETURN(std::vector<AttemptRecord> open, tx.ListOpenAttempts());
   const std::string now = NowIso8601();

@@ -151,6 +151,9 @@ class StateMachine {
   //   ✅ Compatibility status cleanup completed
   // With nothing stuck only the last line is printed, so every start
   // confirms the check ran. Nothing is printed if the commit fails.
+  // The transaction is WriteMode::kBulk: its WAL is not checkpointed by the
+  // commit; call Registry::Checkpoint() afterwards (serve does it once it
+  // is listening), or the next commit pays for it.
   [[nodiscard]] Result<CleanupReport> StartupCleanup(std::ostream& out);
 
   // A manual status change. kInvalidArgument for testing; kFailedPrecondition

@@ -18,11 +18,52 @@ Status Registry::CheckNotInTransaction() const {
   return InternalError("registry called on a thread that holds an open Transaction (would deadlock)");
 }
 
-Result<Transaction> Registry::BeginWrite() {
+namespace {
+
+// 64 MiB (negative cache_size = KiB): room for every page a cleanup of
+// thousands of models dirties, so none is spilled to the WAL before COMMIT.
+constexpr int64_t kBulkCacheKiB = 64 * 1024;
+
+Result<int64_t> PragmaInt(Db& db, const char* sql) {
+  ASSIGN_OR_RETURN(auto stmt, db.Prepare(sql));
+  ASSIGN_OR_RETURN(const bool row, stmt.Step());
+  if (!row) return InternalError(std::string(sql) + ": no result");
+  return stmt.Int(0);
+}
+
+}  // namespace
+
+Result<Transaction> Registry::BeginWrite(WriteMode mode) {
   RETURN_IF_ERROR(CheckNotInTransaction());
   std::unique_lock<std::mutex> lock(db_->mutex());
-  RETURN_IF_ERROR(db_->Exec("BEGIN IMMEDIATE", "starting a registry transaction"));
-  return Transaction(db_.get(), std::move(lock));
+  std::optional<Transaction::Saved> saved;
+  if (mode == WriteMode::kBulk) {
+    Transaction::Saved s;
+    ASSIGN_OR_RETURN(s.cache_size, PragmaInt(*db_, "PRAGMA cache_size"));
+    ASSIGN_OR_RETURN(s.wal_autocheckpoint, PragmaInt(*db_, "PRAGMA wal_autocheckpoint"));
+    const std::string sql =
+        "PRAGMA cache_size = -" + std::to_string(kBulkCacheKiB) + "; PRAGMA wal_autocheckpoint = 0";
+    RETURN_IF_ERROR(db_->Exec(sql.c_str(), "preparing a bulk transaction"));
+    saved = s;
+  }
+  Status st = db_->Exec("BEGIN IMMEDIATE", "starting a registry transaction");
+  if (!st.ok()) {
+    if (saved) Transaction::Restore(*db_, *saved);
+    return st;
+  }
+  // From here the Transaction restores the settings, whether it commits or not.
+  return Transaction(db_.get(), std::move(lock), saved);
+}
+
+Result<int64_t> Registry::Checkpoint() {
+  RETURN_IF_ERROR(CheckNotInTransaction());
+  std::lock_guard<std::mutex> lock(db_->mutex());
+  int wal_frames = 0;
+  int copied = 0;
+  const int rc =
+      sqlite3_wal_checkpoint_v2(db_->conn(), nullptr, SQLITE_CHECKPOINT_PASSIVE, &wal_frames, &copied);
+  if (rc != SQLITE_OK) return registry_internal::SqliteStatus(db_->conn(), rc, "checkpointing the WAL");
+  return int64_t{copied};
 }
 
 // Runs `body` inside a write transaction and commits it if body succeeded.

@@ -30,7 +30,8 @@
 //   struct ModelRecord, ModelUpdate, AttemptRecord; using AttemptId = int64_t
 //   Registry::Open(path, OpenOptions) -> Result<std::unique_ptr<Registry>>
 //   AddModel, GetModel, ListModels, UpdateModel, DeleteModel, ListAttempts,
-//   GetAttempt, CountByStatus, CheckIntegrity, BeginWrite -> Transaction
+//   GetAttempt, CountByStatus, CheckIntegrity, BeginWrite(WriteMode) -> Transaction,
+//   Checkpoint
 #pragma once
 
 #include <cstdint>
@@ -143,6 +144,19 @@ struct OpenOptions {
   bool exclusive = true;
 };
 
+// How a write transaction treats SQLite's cache and the WAL.
+enum class WriteMode {
+  kNormal,
+  // For one large transaction (startup cleanup of many models): a 64 MiB
+  // page cache while it runs, so dirty pages are not spilled to the WAL
+  // mid-transaction, and no automatic WAL checkpoint inside its COMMIT (that
+  // copies every changed page into the database file and fsyncs it: ~4x the
+  // commit's own cost for a large WAL). Durability is the same: the COMMIT
+  // still fsyncs the WAL. Call Registry::Checkpoint() afterwards, off the
+  // critical path; otherwise the next ordinary commit pays for it.
+  kBulk,
+};
+
 // ---------------------------------------------------------------- Transaction
 
 // A write transaction (BEGIN IMMEDIATE) that rolls back unless Commit()
@@ -193,12 +207,20 @@ class Transaction {
 
  private:
   friend class Registry;
-  Transaction(registry_internal::Db* db, std::unique_lock<std::mutex> lock);
+  // Previous settings a kBulk transaction restores when it ends.
+  struct Saved {
+    int64_t cache_size = 0;
+    int64_t wal_autocheckpoint = 0;
+  };
+  Transaction(registry_internal::Db* db, std::unique_lock<std::mutex> lock, std::optional<Saved> saved);
   Status CheckActive() const;
+  static void Restore(registry_internal::Db& db, const Saved& saved);
+  void RestoreSettings();
 
   registry_internal::Db* db_;
   std::unique_lock<std::mutex> lock_;
   bool active_ = true;
+  std::optional<Saved> saved_;  // set for WriteMode::kBulk
 };
 
 // ---------------------------------------------------------------- Registry
@@ -206,7 +228,7 @@ class Transaction {
 class Registry {
  public:
   // The schema version this build writes (PRAGMA user_version).
-  static constexpr int kSchemaVersion = 1;
+  static constexpr int kSchemaVersion = 2;
 
   // Opens (creating if absent, with its parent directories) the registry at
   // `path`, sets WAL + synchronous=FULL + foreign keys, and runs pending
@@ -260,8 +282,15 @@ class Registry {
   [[nodiscard]] Status CheckIntegrity();
 
   // Starts a write transaction (BEGIN IMMEDIATE). kUnavailable if another
-  // process holds the file past busy_timeout.
-  [[nodiscard]] Result<Transaction> BeginWrite();
+  // process holds the file past busy_timeout. See WriteMode for kBulk.
+  [[nodiscard]] Result<Transaction> BeginWrite(WriteMode mode = WriteMode::kNormal);
+
+  // Copies committed WAL content into the database file (a PASSIVE
+  // checkpoint, fsynced with synchronous=FULL), so that the next commit does
+  // not pay for it. Holds the registry's mutex while it runs (a few hundred
+  // ms after a large kBulk transaction); nothing is lost if it fails or the
+  // process dies during it. Returns how many WAL frames were copied.
+  [[nodiscard]] Result<int64_t> Checkpoint();
 
  private:
   explicit Registry(std::unique_ptr<registry_internal::Db> db);

@@ -77,6 +77,11 @@ CREATE INDEX load_attempts_by_model ON load_attempts (model_name, id);
 -- at most one open attempt per model; also finds open attempts fast
 CREATE UNIQUE INDEX load_attempts_open ON load_attempts (model_name) WHERE finished_at IS NULL;
 )sql",
+    // 1 -> 2: all open attempts in id order (startup cleanup) without
+    // scanning the whole history; the index holds only the open ones.
+    R"sql(
+CREATE INDEX load_attempts_open_by_id ON load_attempts (id) WHERE finished_at IS NULL;
+)sql",
 };
 static_assert(std::size(kMigrations) == Registry::kSchemaVersion, "one migration per schema version");
 

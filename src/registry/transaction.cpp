@@ -6,12 +6,16 @@ namespace mw {
 
 using registry_internal::Db;
 
-Transaction::Transaction(Db* db, std::unique_lock<std::mutex> lock) : db_(db), lock_(std::move(lock)) {
+Transaction::Transaction(Db* db, std::unique_lock<std::mutex> lock, std::optional<Saved> saved)
+    : db_(db), lock_(std::move(lock)), saved_(saved) {
   db_->tx_owner.store(std::this_thread::get_id());
 }
 
 Transaction::Transaction(Transaction&& other) noexcept
-    : db_(other.db_), lock_(std::move(other.lock_)), active_(std::exchange(other.active_, false)) {}
+    : db_(other.db_),
+      lock_(std::move(other.lock_)),
+      active_(std::exchange(other.active_, false)),
+      saved_(std::exchange(other.saved_, std::nullopt)) {}
 
 Transaction::~Transaction() {
   if (!active_) return;
@@ -21,7 +25,23 @@ Transaction::~Transaction() {
   if (rc != SQLITE_OK) {
     MW_LOG(kWarn, "registry") << "rollback failed: " << sqlite3_errmsg(db_->conn());
   }
+  RestoreSettings();
   db_->tx_owner.store(std::thread::id());
+}
+
+void Transaction::Restore(Db& db, const Saved& saved) {
+  // Settings of this connection only; they cannot fail on a valid handle.
+  // A smaller cache_size also releases the pages above it.
+  const std::string sql = "PRAGMA cache_size = " + std::to_string(saved.cache_size) +
+                          "; PRAGMA wal_autocheckpoint = " + std::to_string(saved.wal_autocheckpoint);
+  Status st = db.Exec(sql.c_str(), "restoring the cache size and WAL autocheckpoint");
+  if (!st.ok()) MW_LOG(kWarn, "registry") << st.ToString();
+}
+
+void Transaction::RestoreSettings() {
+  if (!saved_) return;
+  Restore(*db_, *saved_);
+  saved_.reset();
 }
 
 Status Transaction::CheckActive() const {
@@ -85,6 +105,7 @@ Status Transaction::Commit() {
     return st;  // still active: the destructor rolls back
   }
   active_ = false;
+  RestoreSettings();
   db_->tx_owner.store(std::thread::id());
   lock_.unlock();
   return Status::Ok();
