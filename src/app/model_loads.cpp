@@ -205,10 +205,20 @@ Result<api::LoadResult> ModelService::RunAttempt(const ModelRecord& model, bool 
     if (!restored.ok()) return restored.status();
     return FailedPreconditionError("the load of '" + name + "' was cancelled (unloaded or server stopping)");
   }
+  // When the supervisor ended the process itself (stall timeout, protocol
+  // violation), the signal it died of is ours: not evidence about the model
+  // (a SIGKILL would otherwise read as the out-of-memory killer), and the
+  // supervisor's own message says what happened.
+  const bool ended_by_us = report->outcome == LoadOutcome::kTimeout || report->error_code == kLoadErrProtocol ||
+                           report->error_code == kLoadErrProtocolClosed;
+  // A worker's own `error` message (e.g. an unknown architecture) is evidence.
+  const bool worker_error = !report->error_message.empty() && report->error_code != kLoadErrExited &&
+                            report->error_code != kLoadErrExecFailed && !ended_by_us;
+  const std::string output = worker_error ? report->log_tail + "\n" + report->error_message : std::string();
   CrashEvidence evidence;
-  evidence.output = report->log_tail;
+  evidence.output = worker_error ? std::string_view(output) : std::string_view(report->log_tail);
   if (auto code = report->exit_code()) evidence.exit_code = *code;
-  evidence.signal = report->signal_name();
+  if (!ended_by_us) evidence.signal = report->signal_name();
   evidence.timed_out = report->outcome == LoadOutcome::kTimeout;
   Classification c = classifier_.Classify(evidence);
   FailureInfo failure;
@@ -218,6 +228,12 @@ Result<api::LoadResult> ModelService::RunAttempt(const ModelRecord& model, bool 
   failure.category = std::string(CrashCategoryName(c.category));
   failure.pattern_id = c.pattern_id;
   failure.summary = c.summary.empty() ? report->error_message : c.summary;
+  // No catalog line matched: the supervisor's or the worker's message says
+  // more than a generic "exited with status 1".
+  if (!report->error_message.empty() && c.pattern_id == "unmatched" && (ended_by_us || worker_error) &&
+      report->outcome != LoadOutcome::kTimeout) {
+    failure.summary = report->error_message;
+  }
   failure.matched_line = c.matched_line;
   failure.log_excerpt = Excerpt(report->log_tail);
   auto after = state_machine_.FinishFailure(attempt, failure);
