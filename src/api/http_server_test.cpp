@@ -8,8 +8,10 @@
 
 #include <gtest/gtest.h>
 
+#include <atomic>
 #include <mutex>
 #include <nlohmann/json.hpp>
+#include <optional>
 #include <stdexcept>
 #include <thread>
 
@@ -23,9 +25,25 @@ using nlohmann::json;
 class FakeApi : public ModelApi {
  public:
   Result<std::vector<ModelView>> ListModels() override {
+    std::lock_guard lock(mu_);
+    ++list_calls_;
     ModelView m;
-    m.model_name = "a";
+    m.model_name = list_name_;
     return std::vector<ModelView>{m};
+  }
+  std::optional<uint64_t> ModelListVersion() override {
+    std::lock_guard lock(mu_);
+    return list_version_;
+  }
+  // What the next ListModels() returns and the version reported with it.
+  void SetList(std::string name, std::optional<uint64_t> version) {
+    std::lock_guard lock(mu_);
+    list_name_ = std::move(name);
+    list_version_ = version;
+  }
+  int list_calls() {
+    std::lock_guard lock(mu_);
+    return list_calls_;
   }
   Result<ModelView> GetModel(const std::string& name) override {
     if (name == "boom") throw std::runtime_error("boom");
@@ -78,6 +96,9 @@ class FakeApi : public ModelApi {
  private:
   std::mutex mu_;
   EventListener listener_;
+  std::string list_name_ = "a";
+  std::optional<uint64_t> list_version_;  // not tracked unless a test sets it
+  int list_calls_ = 0;
 };
 
 class HttpServerTest : public ::testing::Test {
@@ -154,6 +175,56 @@ TEST_F(HttpServerTest, RoutesAndErrorShapes) {
   auto [s13, j13] = Call("GET", "/api/status");
   EXPECT_EQ(s13, 200);
   EXPECT_EQ(j13["version"], "test");
+}
+
+TEST_F(HttpServerTest, ModelListWithoutVersionIsBuiltEveryTime) {
+  Start();
+  for (int i = 0; i < 3; ++i) EXPECT_EQ(Call("GET", "/api/models").first, 200);
+  EXPECT_EQ(api_.list_calls(), 3);
+  api_.SetList("b", std::nullopt);
+  EXPECT_EQ(Call("GET", "/api/models").second["models"][0]["model_name"], "b");
+}
+
+TEST_F(HttpServerTest, ModelListIsReusedUntilTheVersionChanges) {
+  Start();
+  api_.SetList("a", 7);
+  auto first = client_->Send("GET", "/api/models");
+  ASSERT_TRUE(first.ok());
+  EXPECT_EQ(first->status, 200);
+  EXPECT_EQ(api_.list_calls(), 1);
+  // Same version: the same bytes without asking the core (even though the
+  // fake's data changed, which a real core never does without a new version).
+  api_.SetList("stale-if-served", 7);
+  for (int i = 0; i < 3; ++i) {
+    auto again = client_->Send("GET", "/api/models");
+    ASSERT_TRUE(again.ok());
+    EXPECT_EQ(again->status, 200);
+    EXPECT_EQ(again->body, first->body);
+  }
+  EXPECT_EQ(api_.list_calls(), 1);
+  // A new version: rebuilt once, then reused again.
+  api_.SetList("b", 8);
+  EXPECT_EQ(Call("GET", "/api/models").second["models"][0]["model_name"], "b");
+  EXPECT_EQ(Call("GET", "/api/models").second["models"][0]["model_name"], "b");
+  EXPECT_EQ(api_.list_calls(), 2);
+}
+
+TEST_F(HttpServerTest, ConcurrentRequestsForANewVersionBuildTheListOnce) {
+  Start();
+  api_.SetList("c", 42);
+  std::vector<std::thread> threads;
+  std::atomic<int> ok{0};
+  for (int i = 0; i < 6; ++i) {
+    threads.emplace_back([this, &ok] {
+      auto client = HttpClient::Create("http://127.0.0.1:" + std::to_string(port_), "", std::chrono::seconds(10));
+      if (!client.ok()) return;
+      auto r = (*client)->Send("GET", "/api/models");
+      if (r.ok() && r->status == 200 && json::parse(r->body)["models"][0]["model_name"] == "c") ++ok;
+    });
+  }
+  for (auto& t : threads) t.join();
+  EXPECT_EQ(ok.load(), 6);
+  EXPECT_EQ(api_.list_calls(), 1);
 }
 
 TEST_F(HttpServerTest, BodyLimit) {

@@ -199,7 +199,9 @@ std::string ModelToJson(const ModelView& model, bool with_attempts) { return Dum
 std::string ModelListToJson(const std::vector<ModelView>& models) {
   json list = json::array();
   for (const auto& m : models) list.push_back(ModelJson(m, false));
-  return Dump(json{{"models", list}});
+  json body = json::object();
+  body["models"] = std::move(list);  // moved, not deep-copied as an initializer list would
+  return Dump(body);
 }
 
 std::string CountsToJson(const std::map<std::string, int64_t>& counts) {

@@ -159,6 +159,12 @@ class ModelApi {
 
   // All models, ordered by name.
   [[nodiscard]] virtual Result<std::vector<ModelView>> ListModels() = 0;
+  // A number that grows whenever anything ListModels() returns may have
+  // changed, bumped only after the change is visible to ListModels(): a list
+  // read after reading value V is at least as new as V. The HTTP layer reuses
+  // the body it encoded while the value stays the same. nullopt (the
+  // default): not tracked, every list is built afresh.
+  [[nodiscard]] virtual std::optional<uint64_t> ModelListVersion() { return std::nullopt; }
   // One model with its recent attempts. kNotFound; kInvalidArgument for a bad name.
   [[nodiscard]] virtual Result<ModelView> GetModel(const std::string& name) = 0;
   // kInvalidArgument (name, engine, location, file, load_config), kAlreadyExists.

@@ -43,6 +43,9 @@ void ModelService::BeginShutdown() { shutting_down_ = true; }
 void ModelService::Shutdown() {
   shutting_down_ = true;
   if (queue_) queue_->Shutdown();
+  // Supervisor::Shutdown() stopped the workers without a callback: loaded
+  // models are no longer loaded, and a cached list must not say otherwise.
+  ListChanged();
 }
 
 void ModelService::SetRuntime(const std::string& name, api::LoadState state, std::optional<double> progress) {

@@ -123,6 +123,7 @@ Result<api::ModelView> ModelService::GetModel(const std::string& name) {
 }
 
 Result<api::ModelView> ModelService::RegisterModel(const api::RegisterRequest& request) {
+  const ListChangedOnExit changed{this};
   RETURN_IF_ERROR(CheckName(request.model_name));
   ModelRecord record;
   record.model_name = request.model_name;
@@ -170,6 +171,8 @@ Result<api::ModelView> ModelService::RegisterModel(const api::RegisterRequest& r
 }
 
 Result<api::ModelView> ModelService::UpdateConfig(const std::string& name, const api::ConfigPatch& patch) {
+  // Also when the status changed and the config write after it failed.
+  const ListChangedOnExit list_changed{this};
   RETURN_IF_ERROR(CheckName(name));
   ASSIGN_OR_RETURN(ModelRecord current, registry_.GetModel(name));
   // Everything is validated before anything is written.
@@ -209,6 +212,8 @@ Result<api::ModelView> ModelService::UpdateConfig(const std::string& name, const
 }
 
 Status ModelService::DeleteModel(const std::string& name) {
+  // Also when the unload succeeded and the delete failed.
+  const ListChangedOnExit changed{this};
   RETURN_IF_ERROR(CheckName(name));
   ASSIGN_OR_RETURN(ModelRecord record, registry_.GetModel(name));
   if (queue_->StateOf(name)) {
@@ -229,6 +234,7 @@ Status ModelService::DeleteModel(const std::string& name) {
 }
 
 Result<api::ModelView> ModelService::Unload(const std::string& name) {
+  const ListChangedOnExit changed{this};
   RETURN_IF_ERROR(CheckName(name));
   ASSIGN_OR_RETURN(ModelRecord record, registry_.GetModel(name));
   if (!queue_->CancelQueued(name)) {  // a load still queued is simply dropped
@@ -285,6 +291,7 @@ void ModelService::Unsubscribe(int64_t id) {
 }
 
 void ModelService::PublishModel(const std::string& name) {
+  ListChanged();  // first: even if the model is gone now
   auto record = registry_.GetModel(name);
   if (!record.ok()) return;
   api::Event event;
@@ -295,6 +302,7 @@ void ModelService::PublishModel(const std::string& name) {
 }
 
 void ModelService::PublishCounts() {
+  ListChanged();
   auto counts = registry_.CountByStatus();
   if (!counts.ok()) return;
   api::Event event;

@@ -51,6 +51,10 @@ class ModelService : public api::ModelApi {
   ~ModelService() override;
 
   Result<std::vector<api::ModelView>> ListModels() override;
+  // Bumped by PublishModel and PublishCounts (every change of registry data,
+  // load state or progress is published through one of them) and when a
+  // mutating call (register, patch, delete, unload) returns, errors included.
+  std::optional<uint64_t> ModelListVersion() override { return list_version_.load(); }
   Result<api::ModelView> GetModel(const std::string& name) override;
   Result<api::ModelView> RegisterModel(const api::RegisterRequest& request) override;
   Result<api::ModelView> UpdateConfig(const std::string& name, const api::ConfigPatch& patch) override;
@@ -91,6 +95,13 @@ class ModelService : public api::ModelApi {
   api::ModelView ToView(const ModelRecord& record);
   void PublishModel(const std::string& name);
   void PublishCounts();
+  // Call after a change is visible to ListModels() (see ModelListVersion).
+  void ListChanged() { list_version_.fetch_add(1); }
+  // Calls ListChanged() when it goes out of scope: on every return path.
+  struct ListChangedOnExit {
+    ModelService* service;
+    ~ListChangedOnExit() { service->ListChanged(); }
+  };
   void SetRuntime(const std::string& name, api::LoadState state, std::optional<double> progress);
   std::string Fingerprint();
 
@@ -103,6 +114,7 @@ class ModelService : public api::ModelApi {
   const int64_t started_ms_;
 
   std::atomic<bool> shutting_down_{false};
+  std::atomic<uint64_t> list_version_{1};
   std::mutex mu_;  // guards everything below
   std::map<std::string, Runtime> runtime_;
   std::vector<api::DeviceInfo> devices_;
