@@ -5,6 +5,7 @@
 #include <signal.h>
 #include <spawn.h>
 #include <sqlite3.h>
+#include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -153,20 +154,32 @@ std::unique_ptr<ServerProcess> ServerProcess::Spawn(const ServerOptions& options
     if (error != nullptr) *error = "cannot open " + options.log_path + ": " + std::strerror(errno);
     return nullptr;
   }
-  posix_spawn_file_actions_t actions;
-  posix_spawn_file_actions_init(&actions);
-  posix_spawn_file_actions_adddup2(&actions, fd, 1);
-  posix_spawn_file_actions_adddup2(&actions, fd, 2);
-  posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0);
+  int null_fd = ::open("/dev/null", O_RDONLY | O_CLOEXEC);
   std::vector<char*> cargs = CStrings(args);
   std::vector<char*> cenv = CStrings(env);
-  int rc = ::posix_spawn(&server->pid_, cargs[0], &actions, nullptr, cargs.data(), cenv.data());
-  posix_spawn_file_actions_destroy(&actions);
+  const pid_t parent = ::getpid();
+  // fork + exec rather than posix_spawn, for PR_SET_PDEATHSIG: a test
+  // killed from outside (a ctest timeout) takes its server with it, and the
+  // server's keeper then takes the workers. Only async-signal-safe calls
+  // between fork and exec.
+  pid_t pid = ::fork();
+  if (pid == 0) {
+    ::prctl(PR_SET_PDEATHSIG, SIGKILL);
+    if (::getppid() != parent) ::_exit(127);  // the test died already
+    ::dup2(null_fd, 0);
+    ::dup2(fd, 1);
+    ::dup2(fd, 2);
+    ::execve(cargs[0], cargs.data(), cenv.data());
+    ::_exit(127);
+  }
+  const int fork_errno = errno;
   ::close(fd);
-  if (rc != 0) {
-    if (error != nullptr) *error = "cannot spawn " + args[0] + ": " + std::strerror(rc);
+  ::close(null_fd);
+  if (pid < 0) {
+    if (error != nullptr) *error = "cannot fork for " + args[0] + ": " + std::strerror(fork_errno);
     return nullptr;
   }
+  server->pid_ = pid;
   return server;
 }
 
