@@ -10,13 +10,20 @@
 namespace mw::app {
 namespace {
 
-std::string SuggestionJson(const std::vector<ConfigSetting>& settings) {
+// The classifier's suggestion applied to the model's current load_config: a
+// whole config the user can set as is. Empty when there is none, or when the
+// result would not validate for the model's engine (a `command` engine has no
+// llama.cpp keys; a suggestion may conflict with a key the user set).
+std::string SuggestedLoadConfig(const ModelRecord& model, const std::vector<ConfigSetting>& settings) {
   if (settings.empty()) return "";
-  nlohmann::json j = nlohmann::json::object();
+  nlohmann::json j = nlohmann::json::parse(model.load_config.empty() ? "{}" : model.load_config, nullptr, false);
+  if (!j.is_object()) return "";
   for (const auto& s : settings) {
     std::visit([&](const auto& v) { j[s.key] = v; }, s.value);
   }
-  return j.dump();
+  std::string merged = j.dump();
+  if (!loadconfig::ValidateLoadConfig(model.engine, merged).ok()) return "";
+  return merged;
 }
 
 AttemptOutcome ToAttemptOutcome(LoadOutcome outcome) {
@@ -252,7 +259,7 @@ Result<api::LoadResult> ModelService::RunAttempt(const ModelRecord& model, bool 
   result.classification.pattern_id = c.pattern_id;
   result.classification.summary = failure.summary;
   result.classification.matched_line = c.matched_line;
-  result.classification.suggested_load_config_json = SuggestionJson(c.suggested_load_config);
+  result.classification.suggested_load_config_json = SuggestedLoadConfig(model, c.suggested_load_config);
   result.classification.outcome = std::string(ToString(failure.outcome));
   result.classification.exit_code = report->exit_code();
   result.classification.signal = report->signal_name();

@@ -121,6 +121,21 @@ TEST_F(WorkflowTest, RealLlamaCppModelLoadsAndUnloads) {
   EXPECT_EQ(server.Call("GET", "/api/models/t2").status, 404);
 }
 
+// A suggested fix is llama.cpp configuration: a `command` engine, whose
+// load_config holds argv, is never told to set n_gpu_layers.
+TEST_F(WorkflowTest, NoLlamaSuggestionForACommandEngine) {
+  Server server(data());
+  ASSERT_TRUE(server.started());
+  ASSERT_EQ(server.Call("POST", "/api/models",
+                        CommandModel("rocm", {"--print", "CreateContext failed (hipErrorNoDevice)", "--then", "abort"}))
+                .status,
+            201);
+  HttpReply r = server.Call("POST", "/api/orchestrate/load", R"({"model_name":"rocm"})");
+  ASSERT_EQ(r.status, 422) << r.raw;
+  EXPECT_EQ(r.body["error"]["classification"]["category"], "gpu_context");
+  EXPECT_TRUE(r.body["error"]["classification"]["suggested_load_config"].is_null()) << r.raw;
+}
+
 TEST_F(WorkflowTest, FailuresAreClassifiedAndForceLoadRecovers) {
   Server server(data());
   ASSERT_TRUE(server.started());
