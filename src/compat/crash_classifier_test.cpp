@@ -211,6 +211,17 @@ TEST(CrashClassifierTest, AssertionInFlashAttentionKernelIsFlashAttention) {
   EXPECT_EQ(std::get<bool>(c.suggested_load_config[0].value), false);
 }
 
+TEST(CrashClassifierTest, UnsupportedFlashAttentionThenAssertIsFlashAttention) {
+  auto c = Check("ggml_cuda_flash_attn_ext: flash attention not supported\n"
+               "GGML_ASSERT(false) failed\n");
+  EXPECT_EQ(Name(c), "flash_attention");
+  EXPECT_EQ(c.matched_line, "ggml_cuda_flash_attn_ext: flash attention not supported");
+  // ... but the same words as a warning before llama.cpp turns it off are harmless.
+  auto harmless = Check("llama_context: flash_attn is not supported by this backend - forcing off\n"
+                        "llama_model_load: error loading model: unknown model architecture: 'foo'\n");
+  EXPECT_EQ(Name(harmless), "unsupported_model");
+}
+
 TEST(CrashClassifierTest, GpuErrorInsideFlashKernelIsRefined) {
   auto c = Check("CUDA error: an illegal memory access was encountered\n"
                "  current device: 0, in function ggml_cuda_flash_attn_ext_vec_f16 at ggml-cuda/fattn-vec.cuh:500\n"
