@@ -12,7 +12,7 @@
 //   data_dir = "/var/lib/modelwarden"   # holds registry.db
 //   api_key = "..."                     # required when host is not loopback
 //   load_timeout_s = 300
-//   crash_patterns = "patterns.json"    # extra classifier catalog entries
+//   crash_patterns = "patterns.toml"    # extra classifier catalog entries (format: data/crash_patterns.toml)
 //   worker = "/opt/modelwarden/bin/modelwarden-worker"
 //   [locations]
 //   primary = "/models"                 # default <data_dir>/models
