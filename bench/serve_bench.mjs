@@ -437,6 +437,16 @@ PRAGMA wal_checkpoint(TRUNCATE);
 
 // ---- 3. startup with 100 000 models -------------------------------------
 
+// The server's own timer, from the last "startup cleanup: N models in X ms"
+// line of its log (stderr); null if there is none (an older server).
+function loggedCleanup(server) {
+  const log = fs.existsSync(server.stderrPath) ? fs.readFileSync(server.stderrPath, 'utf8') : '';
+  const all = [...log.matchAll(/startup cleanup: (\d+) models in (\d+) ms/g)];
+  if (!all.length) return null;
+  const m = all[all.length - 1];
+  return { models: Number(m[1]), ms: Number(m[2]) };
+}
+
 async function benchStartup() {
   const label = 'startup, 100 000 models, 1 000 in testing';
   try {
@@ -454,7 +464,7 @@ async function benchStartup() {
       await stopProcess(a.proc);
       marked = a.lines.filter((l) => l.line.includes("   - Marked '")).length;
       const done = a.lines.find((l) => l.line.includes('cleanup completed'));
-      dirty.push({ listen: a.tListen - a.t0, cleanupLine: done ? done.t - a.t0 : NaN });
+      dirty.push({ listen: a.tListen - a.t0, cleanupLine: done ? done.t - a.t0 : NaN, logged: loggedCleanup(a) });
       const b = await startServer('startup', '', dataDir);  // same registry, now clean
       await stopProcess(b.proc);
       clean.push({ listen: b.tListen - b.t0 });
@@ -468,12 +478,19 @@ async function benchStartup() {
     const dirtyMs = median(dirty.map((d) => d.listen));
     const cleanMs = median(clean.map((d) => d.listen));
     const cleanup = dirtyMs - cleanMs;
-    results.startup = { dirty, clean, empty, marked };
+    const logged = dirty.every((d) => d.logged) ? median(dirty.map((d) => d.logged.ms)) : null;
+    results.startup = { dirty, clean, empty, marked, logged_cleanup_ms: logged };
     row(`${label}: exec -> listening, median of ${reps}`,
       `${fmtMs(dirtyMs)}; same registry once clean ${fmtMs(cleanMs)}; empty registry ${fmtMs(median(empty))}; ${marked} marked`,
       '-', '-', '-', '-');
-    row('startup cleanup of those 1 000 (difference of the two)', fmtMs(cleanup), '-', '-', '< 500 ms',
-      cleanup < 500 ? 'met' : 'missed');
+    if (logged !== null) {
+      row(`startup cleanup of those 1 000 (server's own timer), median of ${reps}`,
+        `${fmtMs(logged)} (runs: ${dirty.map((d) => fmtMs(d.logged.ms)).join(', ')}); dirty - clean start: ${fmtMs(cleanup)}`,
+        '-', '-', '< 500 ms', logged < 500 ? 'met' : 'missed');
+    } else {
+      row('startup cleanup of those 1 000 (difference of the two)', fmtMs(cleanup), '-', '-', '< 500 ms',
+        cleanup < 500 ? 'met' : 'missed');
+    }
   } catch (e) {
     row(label, `error: ${e.message}`);
   }
