@@ -6,7 +6,6 @@ ErrorInfo DescribeError(ErrorKind kind) {
   switch (kind) {
     case ErrorKind::kInvalidRequest: return {400, "invalid_request"};
     case ErrorKind::kUnauthorized: return {401, "unauthorized"};
-    case ErrorKind::kForbidden: return {403, "forbidden"};
     case ErrorKind::kNotFound: return {404, "not_found"};
     case ErrorKind::kMethodNotAllowed: return {405, "method_not_allowed"};
     case ErrorKind::kModelNotFound: return {404, "model_not_found"};
@@ -18,6 +17,7 @@ ErrorInfo DescribeError(ErrorKind kind) {
     case ErrorKind::kInternal: return {500, "internal"};
     case ErrorKind::kDataLoss: return {500, "data_loss"};
     case ErrorKind::kUnavailable: return {503, "unavailable"};
+    case ErrorKind::kStorageReadOnly: return {503, "storage_read_only"};
     case ErrorKind::kTimeout: return {504, "timeout"};
     case ErrorKind::kInsufficientStorage: return {507, "insufficient_storage"};
   }
@@ -35,7 +35,10 @@ ErrorKind ErrorKindForStatus(StatusCode code) {
     case StatusCode::kDeadlineExceeded: return ErrorKind::kTimeout;
     case StatusCode::kAborted: return ErrorKind::kLoadFailed;
     case StatusCode::kDataLoss: return ErrorKind::kDataLoss;
-    case StatusCode::kPermissionDenied: return ErrorKind::kForbidden;
+    // Behind the API only the server's own files refuse permission (a command
+    // that cannot be executed is a failed attempt): the server's fault, not
+    // the caller's, so a 5xx and not 403.
+    case StatusCode::kPermissionDenied: return ErrorKind::kStorageReadOnly;
     case StatusCode::kUnauthenticated: return ErrorKind::kUnauthorized;
     case StatusCode::kOk:
     case StatusCode::kInternal: return ErrorKind::kInternal;

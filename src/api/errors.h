@@ -17,7 +17,6 @@ namespace mw::api {
 enum class ErrorKind {
   kInvalidRequest,       // 400 malformed JSON, wrong types, bad names/values
   kUnauthorized,         // 401 missing or wrong API key
-  kForbidden,            // 403 permission denied (read-only data directory, ...)
   kNotFound,             // 404 unknown path
   kMethodNotAllowed,     // 405 known path, wrong method
   kModelNotFound,        // 404 no such model
@@ -28,7 +27,8 @@ enum class ErrorKind {
   kLoadFailed,           // 422 the load attempt failed (body adds "classification")
   kInternal,             // 500 a bug or unexpected library error
   kDataLoss,             // 500 corrupt database file
-  kUnavailable,          // 503 shutting down, database locked, too many event streams
+  kUnavailable,          // 503 shutting down, database locked, disk I/O error, too many event streams
+  kStorageReadOnly,      // 503 the registry database cannot be written (read-only file or disk)
   kTimeout,              // 504
   kInsufficientStorage,  // 507 disk full
 };

@@ -105,5 +105,19 @@ TEST(ErrorsTest, TableIsStable) {
   EXPECT_EQ(ErrorToJson("x", "y"), R"({"error":{"code":"x","message":"y"}})");
 }
 
+// Storage failures are the server's, not the caller's: 5xx with codes that
+// say which (the registry maps SQLite's errors onto these StatusCodes).
+TEST(ErrorsTest, StorageErrorsAreServerSide) {
+  ErrorInfo full = DescribeError(ErrorKindForStatus(StatusCode::kResourceExhausted));
+  EXPECT_EQ(full.http_status, 507);
+  EXPECT_EQ(full.code, "insufficient_storage");
+  ErrorInfo read_only = DescribeError(ErrorKindForStatus(StatusCode::kPermissionDenied));
+  EXPECT_EQ(read_only.http_status, 503);
+  EXPECT_EQ(read_only.code, "storage_read_only");
+  ErrorInfo io = DescribeError(ErrorKindForStatus(StatusCode::kUnavailable));
+  EXPECT_EQ(io.http_status, 503);
+  EXPECT_EQ(io.code, "unavailable");
+}
+
 }  // namespace
 }  // namespace mw::api

@@ -16,7 +16,7 @@
 //   kDeadlineExceeded   timed out (504 / load timeout)
 //   kAborted            a load attempt failed (422 at the API)
 //   kDataLoss           a file is corrupt or from a newer version
-//   kPermissionDenied   read-only file, missing API key (403)
+//   kPermissionDenied   read-only file (503 storage_read_only at the API)
 //   kUnauthenticated    missing/wrong API key (401)
 //   kInternal           a bug or an unexpected library error (500)
 #pragma once

@@ -96,6 +96,8 @@ Result<int64_t> QueryInt(Db& db, const char* sql, std::string_view what) {
 // What each refusal says: the file, the problem, and what to do.
 Status Explain(const Status& st, const std::string& path) {
   const std::string file = "registry database '" + path + "'";
+  // Storage errors (read-only, disk full) already name the file and say what to do.
+  if (st.message().find("'" + path + "'") != std::string::npos) return st;
   switch (st.code()) {
     case StatusCode::kUnavailable:
       return UnavailableError(file +
@@ -192,7 +194,7 @@ Status Setup(Db& db, const OpenOptions& options) {
   // directory cannot be opened.
   auto version_or = QueryInt(db, "PRAGMA user_version", "reading the schema version");
   if (!version_or.ok()) {
-    if (version_or.status().code() == StatusCode::kInternal && !Writable(db.path())) {
+    if (version_or.status().code() != StatusCode::kDataLoss && !Writable(db.path())) {
       return PermissionDeniedError("the file or its directory is read-only [" +
                                    version_or.status().message() + "]");
     }

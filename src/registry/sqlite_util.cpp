@@ -1,10 +1,73 @@
 #include "registry/sqlite_util.h"
 
+#include <sys/statvfs.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <filesystem>
 #include <utility>
 
 namespace mw::registry_internal {
 
+namespace {
+
+// The file a storage error is about, quoted, for messages.
+std::string DatabaseName(sqlite3* db) {
+  const char* file = db != nullptr ? sqlite3_db_filename(db, "main") : nullptr;
+  if (file == nullptr || *file == '\0') return "the registry database";
+  return std::string("the registry database '") + file + "'";
+}
+
+bool IsNoSpace(int err) { return err == ENOSPC || err == EDQUOT; }
+bool IsNotWritable(int err) { return err == EPERM || err == EACCES || err == EROFS; }
+
+// The OS error under an SQLite storage error. sqlite3_system_errno is not
+// set when the write failed inside COMMIT (where WAL writes happen), so the
+// file is asked directly: not writable (read-only mode or file system, an
+// immutable file: access() sees all three), or no space left. Last, errno
+// as SQLite left it when it returned.
+int StorageErrno(sqlite3* db, int errno_on_return) {
+  if (db == nullptr) return errno_on_return;
+  if (int err = sqlite3_system_errno(db); err != 0) return err;
+  const char* file = sqlite3_db_filename(db, "main");
+  if (file == nullptr || *file == '\0') return errno_on_return;
+  const std::string path = file;
+  const std::string dir = std::filesystem::path(path).parent_path().string();
+  for (const std::string& p : {path, path + "-wal", dir}) {
+    if (!p.empty() && access(p.c_str(), F_OK) == 0 && access(p.c_str(), W_OK) != 0) return errno;
+  }
+  struct statvfs fs {};
+  if (statvfs(dir.empty() ? "." : dir.c_str(), &fs) == 0 && fs.f_bavail == 0) return ENOSPC;
+  return errno_on_return;
+}
+
+// Storage errors say which file, what happened and what to do; SQLite's own
+// words follow in brackets. An I/O error is named by the OS error under it
+// (SQLite reports a write refused with EPERM, e.g. an immutable file, as
+// SQLITE_IOERR_WRITE "disk I/O error").
+Status StorageStatus(sqlite3* db, int rc, int errno_on_return, const std::string& msg) {
+  const int primary = rc & 0xff;
+  const int err = StorageErrno(db, errno_on_return);
+  const std::string file = DatabaseName(db);
+  const std::string os = err != 0 ? std::string(" (") + std::strerror(err) + ")" : std::string();
+  if (primary == SQLITE_FULL || (primary == SQLITE_IOERR && IsNoSpace(err))) {
+    return ResourceExhaustedError("disk full while writing " + file + os +
+                                  ": free space on that disk and retry; nothing recorded before was lost [" +
+                                  msg + "; the disk is full]");
+  }
+  if (primary != SQLITE_IOERR || IsNotWritable(err)) {
+    return PermissionDeniedError(file + " is read-only" + os +
+                                 ": make the file, its -wal file and its directory writable (chmod, chattr -i, or "
+                                 "remount the disk read-write) and retry [" + msg + "]");
+  }
+  return UnavailableError("I/O error on " + file + os + ": check the disk (dmesg) and retry [" + msg + "]");
+}
+
+}  // namespace
+
 Status SqliteStatus(sqlite3* db, int rc, std::string_view what) {
+  const int errno_on_return = errno;  // before anything else can change it
   std::string detail = db != nullptr ? sqlite3_errmsg(db) : sqlite3_errstr(rc);
   std::string msg = std::string(what) + ": " + detail;
   switch (rc & 0xff) {
@@ -16,16 +79,17 @@ Status SqliteStatus(sqlite3* db, int rc, std::string_view what) {
         return AlreadyExistsError(msg);
       }
       return InvalidArgumentError(msg);
-    case SQLITE_READONLY:
     case SQLITE_PERM:
     case SQLITE_AUTH:
     case SQLITE_CANTOPEN:
       return PermissionDeniedError(msg + " (check the permissions of the file and its directory)");
+    case SQLITE_READONLY:
+    case SQLITE_FULL:
+    case SQLITE_IOERR:
+      return StorageStatus(db, rc, errno_on_return, msg);
     case SQLITE_NOTADB:
     case SQLITE_CORRUPT:
       return DataLossError(msg);
-    case SQLITE_FULL:
-      return ResourceExhaustedError(msg + " (the disk is full)");
     default:
       return InternalError(msg);
   }

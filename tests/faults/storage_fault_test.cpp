@@ -180,6 +180,7 @@ TEST_F(StorageFaultTest, DiskFullDuringAnAttempt) {
   ASSERT_GT(filled, 0);
   ExpectStorageErrorReported(answer, "load finishing on a full disk", "disk is full");
   EXPECT_EQ(answer.status, 507) << answer.raw;
+  EXPECT_NE(answer.body["error"].value("message", "").find("free space"), std::string::npos) << answer.raw;
   // Still full: a new attempt cannot be recorded; a JSON error, no crash.
   HttpResult again = Http(url(), "POST", "/api/orchestrate/load", {{"model_name", "good"}});
   ExpectAnsweredNotDead(again, "new load on a full disk");
@@ -215,6 +216,13 @@ TEST_F(StorageFaultTest, DatabaseReadOnlyDuringAnAttempt) {
   });
   EXPECT_FALSE(immutable_.empty());
   ExpectStorageErrorReported(answer, "load finishing on a read-only database", "could not be recorded");
+  // Said as what it is (not "500 internal: disk I/O error"): the file, and what to do.
+  EXPECT_EQ(answer.status, 503) << answer.raw;
+  EXPECT_EQ(answer.body["error"].value("code", ""), "storage_read_only") << answer.raw;
+  const std::string message = answer.body["error"].value("message", "");
+  EXPECT_NE(message.find("registry database '" + data_dir() + "/registry.db' is read-only"), std::string::npos)
+      << answer.raw;
+  EXPECT_NE(message.find("writable"), std::string::npos) << answer.raw;
   HttpResult again = Http(url(), "POST", "/api/orchestrate/load", {{"model_name", "good"}});
   ExpectAnsweredNotDead(again, "new load on a read-only database");
   KnownIssue(again.status >= 500,
