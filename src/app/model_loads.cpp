@@ -2,6 +2,8 @@
 // classifier) and the death of a loaded worker.
 #include <nlohmann/json.hpp>
 
+#include <chrono>
+
 #include "app/model_paths.h"
 #include "app/model_service.h"
 #include "common/log.h"
@@ -37,6 +39,13 @@ AttemptOutcome ToAttemptOutcome(LoadOutcome outcome) {
   return AttemptOutcome::kFailed;
 }
 
+// What a failed load answers (and the model's last_error says).
+std::string FailureMessage(const std::string& name, AttemptOutcome outcome, const std::string& summary,
+                           CompatStatus status_after) {
+  return "loading '" + name + "' failed (" + std::string(ToString(outcome)) + "): " + summary +
+         ". The model is now " + std::string(ToString(status_after)) + ".";
+}
+
 // The attempt's log excerpt: the end of the captured output (the end decides).
 std::string Excerpt(const std::string& log, size_t max_bytes = 16 * 1024) {
   if (log.size() <= max_bytes) return log;
@@ -49,7 +58,12 @@ void ModelService::BeginShutdown() { shutting_down_ = true; }
 
 void ModelService::Shutdown() {
   shutting_down_ = true;
+  if (shut_down_.exchange(true)) return;  // the destructor calls it again
   if (queue_) queue_->Shutdown();
+  StopRetryThread();
+  // Last chance for an outcome that could not be written; if this fails
+  // too, the next start's cleanup closes the attempt.
+  if (Status st = FlushUnrecorded(); !st.ok()) MW_LOG(kError, "load") << st.ToString();
   // Supervisor::Shutdown() stopped the workers without a callback: loaded
   // models are no longer loaded, and a cached list must not say otherwise.
   ListChanged();
@@ -111,6 +125,9 @@ Result<api::LoadResult> ModelService::Load(const std::string& name, bool force) 
 
 Result<api::LoadResult> ModelService::RunJob(const std::string& name, bool force) {
   if (shutting_down_) return UnavailableError("the server is shutting down");
+  // An earlier outcome not yet on disk leaves its model `testing` there:
+  // no attempt may start before it is written (one model testing at a time).
+  if (Status st = FlushUnrecorded(); !st.ok()) return st;
   // Re-read: the model may have changed (or gone) while it waited.
   ASSIGN_OR_RETURN(ModelRecord model, registry_.GetModel(name));
   Result<api::LoadResult> result = [&]() -> Result<api::LoadResult> {
@@ -189,18 +206,17 @@ Result<api::LoadResult> ModelService::RunAttempt(const ModelRecord& model, bool 
   Result<LoadReport> report = supervisor_.Load(request, observer);
   if (!report.ok()) {
     // No process ran (worker missing, shutting down...): not the model's fault.
-    auto restored = state_machine_.FinishCancelled(attempt);
-    if (!restored.ok()) MW_LOG(kError, "load") << "model=" << name << " attempt=" << attempt << ": " << restored.status().ToString();
+    (void)RecordFinish({Finish::Kind::kCancelled, attempt, name, {}});
     return report.status().WithContext("could not start the load of '" + name + "'");
   }
   api::LoadResult result;
   result.attempt_id = attempt;
   if (report->outcome == LoadOutcome::kSuccess) {
-    auto after = state_machine_.FinishSuccess(attempt);
+    auto after = RecordFinish({Finish::Kind::kSuccess, attempt, name, {}});
     if (!after.ok()) {
       // Not durable: do not keep a model loaded that the registry does not know about.
       (void)supervisor_.Unload(name);
-      return after.status().WithContext("loaded '" + name + "' but could not record it");
+      return after.status().WithContext("loaded '" + name + "' but could not record it, so it was unloaded");
     }
     MW_LOG(kInfo, "load") << "model=" << name << " attempt=" << attempt << " loaded in " << report->duration_ms << " ms";
     result.kind = api::LoadResult::Kind::kLoaded;
@@ -211,7 +227,7 @@ Result<api::LoadResult> ModelService::RunAttempt(const ModelRecord& model, bool 
     return result;
   }
   if (report->outcome == LoadOutcome::kCancelled) {
-    auto restored = state_machine_.FinishCancelled(attempt);
+    auto restored = RecordFinish({Finish::Kind::kCancelled, attempt, name, {}});
     if (!restored.ok()) return restored.status();
     return FailedPreconditionError("the load of '" + name + "' was cancelled (unloaded or server stopping)");
   }
@@ -246,15 +262,13 @@ Result<api::LoadResult> ModelService::RunAttempt(const ModelRecord& model, bool 
   }
   failure.matched_line = c.matched_line;
   failure.log_excerpt = Excerpt(report->log_tail);
-  auto after = state_machine_.FinishFailure(attempt, failure);
+  auto after = RecordFinish({Finish::Kind::kFailure, attempt, name, failure});
   if (!after.ok()) return after.status().WithContext("the load of '" + name + "' failed and could not be recorded");
   MW_LOG(kWarn, "load") << "model=" << name << " attempt=" << attempt << " " << LoadOutcomeName(report->outcome)
                         << " category=" << failure.category << " pid=" << report->pid;
   result.kind = api::LoadResult::Kind::kFailed;
   result.notes = after->compatibility_notes.value_or("");
-  result.message = "loading '" + name + "' failed (" + std::string(LoadOutcomeName(report->outcome)) +
-                   "): " + failure.summary + ". The model is now " +
-                   std::string(ToString(after->compatibility_status)) + ".";
+  result.message = FailureMessage(name, failure.outcome, failure.summary, after->compatibility_status);
   result.classification.category = failure.category;
   result.classification.pattern_id = c.pattern_id;
   result.classification.summary = failure.summary;
@@ -265,6 +279,103 @@ Result<api::LoadResult> ModelService::RunAttempt(const ModelRecord& model, bool 
   result.classification.signal = report->signal_name();
   result.classification.log_excerpt = Excerpt(report->log_tail, 4096);
   return result;
+}
+
+namespace {
+
+// Errors of the storage (disk full, read-only, I/O, locked): writing again
+// later may work. Anything else (the attempt is gone or already closed)
+// will never be written.
+bool MayWriteLater(StatusCode code) {
+  return code == StatusCode::kResourceExhausted || code == StatusCode::kPermissionDenied ||
+         code == StatusCode::kUnavailable || code == StatusCode::kInternal || code == StatusCode::kDataLoss;
+}
+
+constexpr std::chrono::seconds kUnrecordedRetryInterval{2};
+
+}  // namespace
+
+Result<ModelRecord> ModelService::WriteFinish(const Finish& finish) {
+  switch (finish.kind) {
+    case Finish::Kind::kSuccess: return state_machine_.FinishSuccess(finish.attempt);
+    case Finish::Kind::kFailure: return state_machine_.FinishFailure(finish.attempt, finish.failure);
+    case Finish::Kind::kCancelled: return state_machine_.FinishCancelled(finish.attempt);
+  }
+  return InternalError("unknown finish kind");
+}
+
+Result<ModelRecord> ModelService::RecordFinish(const Finish& finish) {
+  Result<ModelRecord> after = WriteFinish(finish);
+  if (after.ok() || !MayWriteLater(after.status().code())) return after;
+  MW_LOG(kError, "load") << "model=" << finish.model_name << " attempt=" << finish.attempt
+                         << ": outcome not recorded, kept to retry: " << after.status().ToString();
+  std::lock_guard lock(unrecorded_mu_);
+  unrecorded_.push_back(finish);
+  if (!retry_thread_.joinable() && !retry_stop_) retry_thread_ = std::thread([this] { RetryUnrecordedLoop(); });
+  return after.status().WithContext("kept in memory and written as soon as the registry can be written again");
+}
+
+Status ModelService::FlushUnrecorded(const std::string& model) {
+  Status first_error;
+  std::vector<std::pair<std::string, std::optional<std::string>>> recorded;  // model, its last_error
+  {
+    std::lock_guard lock(unrecorded_mu_);
+    for (auto it = unrecorded_.begin(); it != unrecorded_.end();) {
+      Result<ModelRecord> after = WriteFinish(*it);
+      if (!after.ok() && MayWriteLater(after.status().code())) {
+        if (first_error.ok() && (model.empty() || model == it->model_name)) {
+          first_error = after.status().WithContext(
+              "the outcome of the last load attempt of '" + it->model_name +
+              "' is not recorded yet (no new attempt starts before it is)");
+        }
+        ++it;
+        continue;
+      }
+      std::optional<std::string> last_error;  // the storage error is over
+      if (after.ok()) {
+        MW_LOG(kInfo, "load") << "model=" << it->model_name << " attempt=" << it->attempt
+                              << ": outcome recorded late, model is now " << ToString(after->compatibility_status);
+        if (it->kind == Finish::Kind::kFailure) {
+          last_error = FailureMessage(it->model_name, it->failure.outcome, it->failure.summary,
+                                      after->compatibility_status);
+        }
+      } else {
+        MW_LOG(kWarn, "load") << "model=" << it->model_name << " attempt=" << it->attempt
+                              << ": outcome dropped: " << after.status().ToString();
+      }
+      recorded.emplace_back(it->model_name, std::move(last_error));
+      it = unrecorded_.erase(it);
+    }
+  }
+  for (const auto& [name, last_error] : recorded) {
+    {
+      std::lock_guard lock(mu_);
+      runtime_[name].last_error = last_error;
+    }
+    PublishModel(name);
+  }
+  if (!recorded.empty()) PublishCounts();
+  return first_error;
+}
+
+void ModelService::RetryUnrecordedLoop() {
+  std::unique_lock lock(unrecorded_mu_);
+  while (!retry_stop_) {
+    retry_cv_.wait_for(lock, kUnrecordedRetryInterval, [this] { return retry_stop_; });
+    if (retry_stop_ || unrecorded_.empty()) continue;
+    lock.unlock();
+    (void)FlushUnrecorded();
+    lock.lock();
+  }
+}
+
+void ModelService::StopRetryThread() {
+  {
+    std::lock_guard lock(unrecorded_mu_);
+    retry_stop_ = true;
+  }
+  retry_cv_.notify_all();
+  if (retry_thread_.joinable()) retry_thread_.join();
 }
 
 void ModelService::OnWorkerDied(const UnexpectedExit& exit) {

@@ -174,6 +174,7 @@ Result<api::ModelView> ModelService::UpdateConfig(const std::string& name, const
   // Also when the status changed and the config write after it failed.
   const ListChangedOnExit list_changed{this};
   RETURN_IF_ERROR(CheckName(name));
+  RETURN_IF_ERROR(FlushUnrecorded(name));  // else it is still `testing` on disk
   ASSIGN_OR_RETURN(ModelRecord current, registry_.GetModel(name));
   // Everything is validated before anything is written.
   std::optional<CompatStatus> status;
@@ -215,6 +216,7 @@ Status ModelService::DeleteModel(const std::string& name) {
   // Also when the unload succeeded and the delete failed.
   const ListChangedOnExit changed{this};
   RETURN_IF_ERROR(CheckName(name));
+  RETURN_IF_ERROR(FlushUnrecorded(name));  // else it is still `testing` on disk
   ASSIGN_OR_RETURN(ModelRecord record, registry_.GetModel(name));
   if (queue_->StateOf(name)) {
     return FailedPreconditionError("model '" + name + "' has a load in progress; unload it or wait, then delete");

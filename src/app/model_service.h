@@ -15,6 +15,13 @@
 //     failure: classify (log tail, exit code, signal, timeout) -> FinishFailure
 //     cancelled by an unload: FinishCancelled (status restored, not a failure)
 //
+//   An outcome that cannot be written (disk full, read-only database): the
+//   model stays `testing` on disk, so the finish is kept in memory and
+//   written before the next attempt starts, before a PATCH or DELETE of that
+//   model, every few seconds, and at Shutdown(); until then loads answer the
+//   storage error (507 / 503), not "being tested". A crash in between is
+//   covered by the next start's cleanup (the attempt is open on disk).
+//
 //   A worker that dies after loading (OnWorkerDied): the model becomes not
 //   loaded with last_error set, and the event is kept in its history as a
 //   closed attempt with outcome crashed/failed whose status_before ==
@@ -27,10 +34,12 @@
 #pragma once
 
 #include <atomic>
+#include <condition_variable>
 #include <map>
 #include <memory>
 #include <mutex>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "api/model_api.h"
@@ -84,6 +93,15 @@ class ModelService : public api::ModelApi {
     std::optional<std::string> last_error;
   };
 
+  // The outcome of an attempt, as handed to the state machine.
+  struct Finish {
+    enum class Kind { kSuccess, kFailure, kCancelled };
+    Kind kind = Kind::kFailure;
+    AttemptId attempt = 0;
+    std::string model_name;
+    FailureInfo failure;  // kFailure only
+  };
+
   // The queue's job for one model (runs on the queue's thread).
   LoadJobResult RunJob(const std::string& name, bool force);
   LoadJobResult RunAttempt(const ModelRecord& model, bool force);
@@ -91,6 +109,15 @@ class ModelService : public api::ModelApi {
   api::LoadResult Refusal(const ModelRecord& model);
   void OnQueueChange(const std::string& name, LoadQueueState state);
   void RecordDeathAfterLoad(const UnexpectedExit& exit, const std::string& summary, const Classification& c);
+  // Writes `finish`; on a storage error keeps it for FlushUnrecorded (and
+  // the retry thread) and returns the error.
+  Result<ModelRecord> RecordFinish(const Finish& finish);
+  Result<ModelRecord> WriteFinish(const Finish& finish);
+  // Writes the kept finishes. Returns the error of one that still cannot be
+  // written: of `model`'s, or of any when `model` is empty.
+  Status FlushUnrecorded(const std::string& model = "");
+  void RetryUnrecordedLoop();
+  void StopRetryThread();
 
   api::ModelView ToView(const ModelRecord& record);
   void PublishModel(const std::string& name);
@@ -114,11 +141,18 @@ class ModelService : public api::ModelApi {
   const int64_t started_ms_;
 
   std::atomic<bool> shutting_down_{false};
+  std::atomic<bool> shut_down_{false};  // Shutdown() ran
   std::atomic<uint64_t> list_version_{1};
   std::mutex mu_;  // guards everything below
   std::map<std::string, Runtime> runtime_;
   std::vector<api::DeviceInfo> devices_;
   std::string devices_error_ = "device probe still running";
+
+  std::mutex unrecorded_mu_;  // guards the four below; held while writing them
+  std::vector<Finish> unrecorded_;
+  bool retry_stop_ = false;
+  std::condition_variable retry_cv_;
+  std::thread retry_thread_;  // started with the first kept finish
 
   std::mutex listeners_mu_;
   int64_t next_listener_ = 1;
