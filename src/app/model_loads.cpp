@@ -61,6 +61,13 @@ void ModelService::Shutdown() {
   if (shut_down_.exchange(true)) return;  // the destructor calls it again
   if (queue_) queue_->Shutdown();
   StopRetryThread();
+  {
+    // Supervisor::Shutdown() stopped the workers without a death callback.
+    std::lock_guard lock(mu_);
+    for (auto& [name, rt] : runtime_) {
+      if (rt.state == api::LoadState::kLoaded) rt.state = api::LoadState::kIdle;
+    }
+  }
   // Last chance for an outcome that could not be written; if this fails
   // too, the next start's cleanup closes the attempt.
   if (Status st = FlushUnrecorded(); !st.ok()) MW_LOG(kError, "load") << st.ToString();
@@ -142,6 +149,9 @@ Result<api::LoadResult> ModelService::RunJob(const std::string& name, bool force
     rt.progress = loaded ? std::optional<double>(1.0) : std::nullopt;
     if (loaded) {
       rt.last_error.reset();
+    } else if (result.ok() && result->kind == api::LoadResult::Kind::kLoaded) {
+      // Died right after loading; OnWorkerDied says why (or already did).
+      if (!rt.last_error) rt.last_error = "the worker exited right after loading '" + name + "'";
     } else if (!result.ok()) {
       rt.last_error = result.status().message();
     } else if (result->kind == api::LoadResult::Kind::kFailed) {

@@ -100,7 +100,10 @@ api::ModelView ModelService::ToView(const ModelRecord& r) {
       v.memory.push_back({d.name, std::string(protocol::DeviceKindName(d.kind)), static_cast<int64_t>(d.memory_used)});
     }
   } else if (v.load_state == api::LoadState::kLoaded) {
-    v.load_state = api::LoadState::kIdle;  // the worker is gone (OnWorkerDied may still be on its way)
+    // The supervisor already forgot the dead worker, but OnWorkerDied, which
+    // marks it not loaded and sets last_error in one step, has not run yet:
+    // loaded until then, so that "not loaded" never shows without its reason.
+    v.loaded = true;
   }
   return v;
 }

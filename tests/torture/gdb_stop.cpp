@@ -32,8 +32,9 @@ std::string Slurp(const std::string& path) {
 
 bool GdbStop::Available() { return ::access("/usr/bin/gdb", X_OK) == 0; }
 
-bool GdbStop::Attach(pid_t pid, const std::string& function, const std::string& log_path,
-                     std::string* error) {
+bool GdbStop::Attach(pid_t pid, const std::string& function, const std::string& log_path, std::string* error,
+                     Mode mode) {
+  const bool non_stop = mode == Mode::kHitThreadOnly;
   log_path_ = log_path;
   int pipe_fds[2];
   if (::pipe2(pipe_fds, O_CLOEXEC) != 0) {
@@ -50,14 +51,19 @@ bool GdbStop::Attach(pid_t pid, const std::string& function, const std::string& 
       "/usr/bin/gdb", "-nx",
       "-q",
       "-readnever",  // the ELF symbol table is enough for a breakpoint: attach in ~1 s
+      "-iex",         non_stop ? "set non-stop on" : "set non-stop off",
       "-p",           std::to_string(pid),
       "-ex",          "set pagination off",
       "-ex",          "set confirm off",
       "-ex",          "set breakpoint pending off",
-      "-ex",          "break " + function,
-      "-ex",          std::string("echo ") + kReady + "\\n",
-      "-ex",          "continue",
-      "-ex",          std::string("echo ") + kHit + "\\n"};
+      "-ex",          "break " + function};
+  if (non_stop) {
+    // In the background, so that gdb goes on reading commands (see below).
+    args.insert(args.end(), {"-ex", "continue -a &", "-ex", std::string("echo ") + kReady + "\\n"});
+  } else {
+    args.insert(args.end(), {"-ex", std::string("echo ") + kReady + "\\n", "-ex", "continue", "-ex",
+                             std::string("echo ") + kHit + "\\n"});
+  }
   std::vector<char*> cargs;
   for (auto& a : args) cargs.push_back(a.data());
   cargs.push_back(nullptr);
@@ -89,11 +95,30 @@ bool GdbStop::Attach(pid_t pid, const std::string& function, const std::string& 
     Detach();
     return false;
   }
+  if (non_stop) {
+    // Attaching stops every thread, and gdb learns of some of those stops
+    // only after the first `continue -a` ran: resume the stragglers.
+    for (int i = 0; i < 3; ++i) {
+      SleepMs(300);
+      const std::string again = "continue -a &\n";
+      if (::write(command_fd_, again.data(), again.size()) != static_cast<ssize_t>(again.size())) {
+        *error = "cannot write to gdb";
+        Detach();
+        return false;
+      }
+    }
+    SleepMs(300);
+  }
   return true;
 }
 
 bool GdbStop::WaitHit(std::chrono::milliseconds timeout) {
-  return PollUntil([&] { return Slurp(log_path_).find(kHit) != std::string::npos; }, timeout);
+  return PollUntil(
+      [&] {
+        const std::string log = Slurp(log_path_);
+        return log.find(kHit) != std::string::npos || log.find("hit Breakpoint 1") != std::string::npos;
+      },
+      timeout);
 }
 
 void GdbStop::Detach() {

@@ -19,10 +19,18 @@ namespace mw::testing_harness {
 
 class GdbStop {
  public:
+  // kWholeProcess: the breakpoint stops every thread (gdb's all-stop mode).
+  // kHitThreadOnly: only the thread that reaches it stops (non-stop mode);
+  // the rest of the server keeps serving, so a test can look at the API
+  // while one thread is held at an exact line. Provoke the hit only after
+  // Attach returned (it resumes threads stopped by the attach until then).
+  enum class Mode { kWholeProcess, kHitThreadOnly };
+
   // Attaches to `pid` and sets a breakpoint on `function`; returns once gdb
   // says the breakpoint is set and the process runs again (false + *error
   // on failure: gdb missing, attach refused, unknown function).
-  bool Attach(pid_t pid, const std::string& function, const std::string& log_path, std::string* error);
+  bool Attach(pid_t pid, const std::string& function, const std::string& log_path, std::string* error,
+              Mode mode = Mode::kWholeProcess);
   // True once the process stopped at the breakpoint (polls up to `timeout`).
   bool WaitHit(std::chrono::milliseconds timeout);
   // Closes gdb's command pipe (gdb detaches and quits), SIGKILLs gdb if it
