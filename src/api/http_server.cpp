@@ -3,11 +3,13 @@
 #include <httplib.h>
 
 #include <algorithm>
+#include <chrono>
 #include <atomic>
 #include <exception>
 #include <memory>
 #include <mutex>
 #include <optional>
+#include <thread>
 #include <utility>
 
 #include "api/errors.h"
@@ -67,6 +69,12 @@ struct HttpServer::Impl {
   httplib::Server server;
   int64_t subscription = -1;
   std::atomic<bool> bound{false};
+  // httplib's stop() does nothing until its accept loop runs, so a Stop()
+  // that lands between Bind() and that moment would be lost and Run() would
+  // serve forever. These three close that window (see Run/Stop).
+  std::atomic<bool> stop_requested{false};
+  std::atomic<bool> run_entered{false};
+  std::atomic<bool> run_done{false};
 
   // The GET /api/models body, reused while api.ModelListVersion() has not
   // grown past list_version (1 000 models: ~550 KiB and ~30 ms of CPU to
@@ -342,12 +350,26 @@ Result<int> HttpServer::Bind() {
 
 Status HttpServer::Run() {
   if (!impl_->bound) return FailedPreconditionError("HttpServer::Run before Bind");
-  if (!impl_->server.listen_after_bind()) return InternalError("the HTTP server stopped with an error");
+  impl_->run_entered = true;
+  // A Stop() that saw run_entered == false has already set stop_requested.
+  if (impl_->stop_requested) {
+    impl_->run_done = true;
+    return Status::Ok();
+  }
+  const bool clean = impl_->server.listen_after_bind();
+  impl_->run_done = true;
+  if (!clean && !impl_->stop_requested) return InternalError("the HTTP server stopped with an error");
   return Status::Ok();
 }
 
 void HttpServer::Stop() {
+  impl_->stop_requested = true;
   impl_->hub.Close();
+  if (!impl_->run_entered) return;  // Run() will see stop_requested and return at once
+  // Run() is entering httplib's loop: wait until it runs (or ended), then stop it.
+  for (int i = 0; i < 5000 && !impl_->server.is_running() && !impl_->run_done; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  }
   impl_->server.stop();
 }
 

@@ -9,6 +9,7 @@
 #include <gtest/gtest.h>
 
 #include <atomic>
+#include <future>
 #include <mutex>
 #include <nlohmann/json.hpp>
 #include <optional>
@@ -225,6 +226,33 @@ TEST_F(HttpServerTest, ConcurrentRequestsForANewVersionBuildTheListOnce) {
   for (auto& t : threads) t.join();
   EXPECT_EQ(ok.load(), 6);
   EXPECT_EQ(api_.list_calls(), 1);
+}
+
+// A SIGTERM right after "listening" reaches Stop() before httplib's accept
+// loop runs; it must still end Run() (it used to serve forever).
+TEST(HttpServerStopTest, StopBeforeRunStillEndsRun) {
+  FakeApi api;
+  HttpServerOptions options;
+  options.port = 0;
+  HttpServer server(api, options);
+  ASSERT_TRUE(server.Bind().ok());
+  server.Stop();
+  auto run = std::async(std::launch::async, [&] { return server.Run(); });
+  ASSERT_EQ(run.wait_for(std::chrono::seconds(10)), std::future_status::ready) << "Run() ignored an earlier Stop()";
+  EXPECT_TRUE(run.get().ok());
+}
+
+TEST(HttpServerStopTest, StopRacingRunStartEndsRun) {
+  for (int i = 0; i < 20; ++i) {
+    FakeApi api;
+    HttpServerOptions options;
+    options.port = 0;
+    HttpServer server(api, options);
+    ASSERT_TRUE(server.Bind().ok());
+    auto run = std::async(std::launch::async, [&] { return server.Run(); });
+    server.Stop();
+    ASSERT_EQ(run.wait_for(std::chrono::seconds(10)), std::future_status::ready) << "round " << i;
+  }
 }
 
 TEST_F(HttpServerTest, BodyLimit) {
