@@ -353,10 +353,20 @@ int RunClientCommand(int argc, char** argv) {
   if (args.positional.empty()) return Usage("no command");
   Client client(args);
   const std::string& command = args.positional[0];
-  if (command == "models") return ModelsCommand(args, client);
-  if (command == "load") return LoadCommand(args, client, true);
-  if (command == "unload") return LoadCommand(args, client, false);
-  if (command == "status") return StatusCommand(args, client);
+  // The printers read the answer's fields with nlohmann, which throws on a
+  // field of the wrong type (a server that is not modelwarden, a proxy):
+  // that is an error answer, exit 1, not an abort.
+  try {
+    if (command == "models") return ModelsCommand(args, client);
+    if (command == "load") return LoadCommand(args, client, true);
+    if (command == "unload") return LoadCommand(args, client, false);
+    if (command == "status") return StatusCommand(args, client);
+  } catch (const json::exception& e) {
+    std::cout.flush();
+    std::cerr << "modelwarden: unexpected answer from the server at " << args.url
+              << " (is it a modelwarden server?): " << e.what() << "\n";
+    return kExitError;
+  }
   return Usage("unknown command '" + command + "'");
 }
 
