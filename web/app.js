@@ -504,10 +504,18 @@
       try { m = JSON.parse(ev.data); } catch { return; }
       upsertModel(m);
     });
-    source.addEventListener('status', () => {
+    source.addEventListener('status', (ev) => {
       // Counts come from the model list itself so that header and cards
       // never disagree; a status event only says that something changed.
       refreshStatus();
+      // A delete sends no model event, only new counts: when they no longer
+      // add up to the cards shown, re-read the list now, not at the next poll.
+      let data;
+      try { data = JSON.parse(ev.data); } catch { return; }
+      const counts = data && typeof data.counts === 'object' && data.counts ? data.counts : null;
+      if (!counts) return;
+      const total = Object.values(counts).reduce((sum, n) => sum + (Number(n) || 0), 0);
+      if (total !== state.models.size) refreshModels();
     });
   }
 

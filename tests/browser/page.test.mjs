@@ -142,6 +142,18 @@ describe('web page against the real server', () => {
     assertClean(o);
   });
 
+  it('a model deleted elsewhere leaves the page at once, not at the next poll', TEST, async () => {
+    await registerTiny('tiny-gone');
+    const o = await open();
+    const { page } = o;
+    await page.locator('#connection[data-state="live"]').waitFor({ timeout: 10000 });
+    await card(page, 'tiny-gone').waitFor({ timeout: 10000 });
+    await server.ok('DELETE', '/api/models/tiny-gone');
+    // While events flow the fallback poll runs every 15 s: the card must go well before.
+    await card(page, 'tiny-gone').waitFor({ state: 'detached', timeout: 5000 });
+    assertClean(o);
+  });
+
   it('a crashing model turns red, with its log excerpt shown as text', TEST, async () => {
     await registerCrashing('crashy');
     const o = await open();
