@@ -6,6 +6,7 @@
 #include <cerrno>
 #include <condition_variable>
 #include <cstdio>
+#include <memory>
 #include <mutex>
 #include <string>
 #include <thread>
@@ -78,10 +79,13 @@ Result<LoadArgs> ParseLoadArgs(const std::vector<std::string>& args, bool allow_
 }
 
 // Watches stdin: a "stop" line or EOF sets the flag (and wakes the waiter).
+// The reader thread is detached and shares the state, because it can wake
+// after RunLoad has returned (the server closes stdin once it has seen an
+// error reply) and must not touch a watcher that no longer exists.
 class StopWatcher {
  public:
   void Start() {
-    std::thread([this] {
+    std::thread([state = state_] {
       char buf[256];
       std::string line;
       while (true) {
@@ -101,24 +105,28 @@ class StopWatcher {
         if (stop) break;
         if (line.size() > 4096) line.clear();
       }
-      Request();
+      state->Request();
     }).detach();  // it ends by itself after stop/EOF; the process may exit first
   }
-  void Request() {
-    std::lock_guard<std::mutex> lock(mu_);
-    stop_ = true;
-    cv_.notify_all();
-  }
   void Wait() {
-    std::unique_lock<std::mutex> lock(mu_);
-    cv_.wait(lock, [this] { return stop_.load(); });
+    std::unique_lock<std::mutex> lock(state_->mu);
+    state_->cv.wait(lock, [this] { return state_->stop.load(); });
   }
-  const std::atomic<bool>* flag() const { return &stop_; }
+  const std::atomic<bool>* flag() const { return &state_->stop; }
 
  private:
-  std::mutex mu_;
-  std::condition_variable cv_;
-  std::atomic<bool> stop_{false};
+  struct State {
+    std::mutex mu;
+    std::condition_variable cv;
+    std::atomic<bool> stop{false};
+
+    void Request() {
+      std::lock_guard<std::mutex> lock(mu);
+      stop = true;
+      cv.notify_all();
+    }
+  };
+  std::shared_ptr<State> state_ = std::make_shared<State>();
 };
 
 Result<std::unique_ptr<LlamaSession>> LoadFromArgs(const LoadArgs& args, const LlamaSession::ProgressFn& progress,
