@@ -50,6 +50,20 @@ std::optional<std::string> LoadReport::signal_name() const {
   return SignalName(exit->signal);
 }
 
+namespace {
+
+// The worker program to run: the configured one or the default beside this
+// binary. kFailedPrecondition if it is missing or not executable.
+Result<std::string> WorkerPath(const SupervisorOptions& opt) {
+  std::string worker = opt.worker_path.empty() ? DefaultHelperPath("modelwarden-worker") : opt.worker_path;
+  if (::access(worker.c_str(), X_OK) != 0) {
+    return FailedPreconditionError("modelwarden-worker not found or not executable at '" + worker + "'");
+  }
+  return worker;
+}
+
+}  // namespace
+
 struct Supervisor::Impl : std::enable_shared_from_this<Supervisor::Impl> {
   explicit Impl(SupervisorOptions o) : options(std::move(o)) {}
 
@@ -172,10 +186,7 @@ Result<LoadReport> Supervisor::Load(const LoadRequest& req, const LoadObserver& 
     spawn.env = req.env;
     spawn.env.emplace_back("MODELWARDEN_LOAD_CONFIG", req.load_config_json);
   } else {
-    std::string worker = opt.worker_path.empty() ? DefaultHelperPath("modelwarden-worker") : opt.worker_path;
-    if (::access(worker.c_str(), X_OK) != 0) {
-      return FailedPreconditionError("modelwarden-worker not found or not executable at '" + worker + "'");
-    }
+    ASSIGN_OR_RETURN(std::string worker, WorkerPath(opt));
     spawn.argv = {worker, "load", "--model", req.model_path, "--config", req.load_config_json};
     spawn.protocol_pipe = true;
   }
@@ -296,10 +307,7 @@ void Supervisor::Shutdown() {
 Result<protocol::Message> Supervisor::RunWorkerCommand(const std::vector<std::string>& args,
                                                        std::chrono::milliseconds timeout) {
   const SupervisorOptions& opt = impl_->options;
-  std::string worker = opt.worker_path.empty() ? DefaultHelperPath("modelwarden-worker") : opt.worker_path;
-  if (::access(worker.c_str(), X_OK) != 0) {
-    return FailedPreconditionError("modelwarden-worker not found or not executable at '" + worker + "'");
-  }
+  ASSIGN_OR_RETURN(std::string worker, WorkerPath(opt));
   struct Answer {
     std::mutex mu;
     std::optional<protocol::Message> message;
