@@ -67,6 +67,7 @@ Result<int64_t> Registry::Checkpoint() {
 }
 
 // Runs `body` inside a write transaction and commits it if body succeeded.
+// BeginWrite() refuses a thread that already holds a Transaction.
 template <typename Body>
 static auto InWrite(Registry& reg, Body body) -> decltype(body(std::declval<Transaction&>())) {
   ASSIGN_OR_RETURN(Transaction tx, reg.BeginWrite());
@@ -77,7 +78,6 @@ static auto InWrite(Registry& reg, Body body) -> decltype(body(std::declval<Tran
 }
 
 Result<ModelRecord> Registry::AddModel(const ModelRecord& model) {
-  RETURN_IF_ERROR(CheckNotInTransaction());
   return InWrite(*this, [&](Transaction&) -> Result<ModelRecord> {
     RETURN_IF_ERROR(registry_internal::InsertModel(*db_, model));
     return registry_internal::SelectModel(*db_, model.model_name);
@@ -97,7 +97,6 @@ Result<std::vector<ModelRecord>> Registry::ListModels() {
 }
 
 Result<ModelRecord> Registry::UpdateModel(std::string_view name, const ModelUpdate& update) {
-  RETURN_IF_ERROR(CheckNotInTransaction());
   return InWrite(*this, [&](Transaction&) -> Result<ModelRecord> {
     RETURN_IF_ERROR(registry_internal::UpdateModelRow(*db_, name, update));
     return registry_internal::SelectModel(*db_, name);
@@ -105,7 +104,6 @@ Result<ModelRecord> Registry::UpdateModel(std::string_view name, const ModelUpda
 }
 
 Status Registry::DeleteModel(std::string_view name) {
-  RETURN_IF_ERROR(CheckNotInTransaction());
   ASSIGN_OR_RETURN(Transaction tx, BeginWrite());
   RETURN_IF_ERROR(registry_internal::DeleteModelRow(*db_, name));
   return tx.Commit();
