@@ -380,10 +380,8 @@ Result<ChildProcess> ChildProcess::Spawn(SpawnOptions options) {
     state->monitor = std::thread(Monitor, state, std::move(out_r), std::move(proto_r), std::move(stat_r));
     state->monitor_id = state->monitor.get_id();
   } catch (const std::system_error& e) {
-    state->lifeline_fd.Reset();
-    ::kill(keeper_pid, SIGKILL);
-    ::waitpid(keeper_pid, nullptr, 0);
-    return InternalError(std::string("cannot start monitor thread: ") + e.what());
+    state->lifeline_fd.Reset();  // life_w was moved into the state
+    return fail(InternalError(std::string("cannot start monitor thread: ") + e.what()));
   }
   MW_LOG(kDebug, "supervisor") << "started pid=" << value << " program=" << state->options.argv[0];
   return ChildProcess(std::move(state));
