@@ -2,6 +2,8 @@
 
 #include <httplib.h>
 
+#include <optional>
+
 namespace mw::api {
 
 struct HttpClient::Impl {
@@ -25,15 +27,27 @@ Result<std::unique_ptr<HttpClient>> HttpClient::Create(std::string_view base_url
   if (rest.find('/') != std::string::npos) return InvalidArgumentError("server URL must not have a path: " + url);
   std::string host = rest;
   int port = 80;
-  size_t colon = rest.rfind(':');
-  if (colon != std::string::npos && rest.find(']') == std::string::npos) {
+  std::optional<std::string> port_text;
+  if (!rest.empty() && rest.front() == '[') {
+    // An IPv6 literal, "[::1]" or "[::1]:8080": the address is what the brackets hold.
+    size_t close = rest.find(']');
+    if (close == std::string::npos) return InvalidArgumentError("unclosed '[' in server URL: " + url);
+    host = rest.substr(1, close - 1);
+    std::string after = rest.substr(close + 1);
+    if (!after.empty()) {
+      if (after.front() != ':') return InvalidArgumentError("bad port in server URL: " + url);
+      port_text = after.substr(1);
+    }
+  } else if (size_t colon = rest.rfind(':'); colon != std::string::npos) {
     host = rest.substr(0, colon);
-    std::string port_text = rest.substr(colon + 1);
-    if (port_text.empty() || port_text.size() > 5 ||
-        port_text.find_first_not_of("0123456789") != std::string::npos) {
+    port_text = rest.substr(colon + 1);
+  }
+  if (port_text) {
+    if (port_text->empty() || port_text->size() > 5 ||
+        port_text->find_first_not_of("0123456789") != std::string::npos) {
       return InvalidArgumentError("bad port in server URL: " + url);
     }
-    port = std::stoi(port_text);
+    port = std::stoi(*port_text);
   }
   if (host.empty()) return InvalidArgumentError("no host in server URL: " + url);
   auto impl = std::make_unique<Impl>(host, port);

@@ -255,6 +255,34 @@ TEST(HttpServerStopTest, StopRacingRunStartEndsRun) {
   }
 }
 
+// A server on the IPv6 loopback is reached with the URL form "http://[::1]:PORT"
+// (the port used to be read as part of the host, and port 80 dialled).
+TEST(HttpClientTest, BracketedIpv6UrlReachesTheServer) {
+  FakeApi api;
+  HttpServerOptions options;
+  options.host = "::1";
+  options.port = 0;
+  options.threads = 2;
+  options.max_event_streams = 1;
+  HttpServer server(api, options);
+  auto port = server.Bind();
+  if (!port.ok()) {
+    GTEST_SKIP() << "no IPv6 loopback here: " << port.status().ToString();
+  }
+  std::thread thread([&] { (void)server.Run(); });
+  auto client = HttpClient::Create("http://[::1]:" + std::to_string(*port), "", std::chrono::seconds(10));
+  ASSERT_TRUE(client.ok()) << client.status().ToString();
+  auto reply = (*client)->Send("GET", "/api/status", "");
+  EXPECT_TRUE(reply.ok()) << reply.status().ToString();
+  if (reply.ok()) {
+    EXPECT_EQ(reply->status, 200);
+  }
+  EXPECT_FALSE(HttpClient::Create("http://[::1", "", std::chrono::seconds(1)).ok());
+  EXPECT_FALSE(HttpClient::Create("http://[::1]x", "", std::chrono::seconds(1)).ok());
+  server.Stop();
+  thread.join();
+}
+
 TEST_F(HttpServerTest, BodyLimit) {
   Start();
   std::string big = R"({"model_name":")" + std::string(10000, 'x') + "\"}";
