@@ -2,6 +2,8 @@
 // model_loads.cpp.
 #include "app/model_service.h"
 
+#include <chrono>
+#include <thread>
 #include <utility>
 
 #include "app/model_paths.h"
@@ -244,6 +246,24 @@ Result<api::ModelView> ModelService::Unload(const std::string& name) {
   ASSIGN_OR_RETURN(ModelRecord record, registry_.GetModel(name));
   if (!queue_->CancelQueued(name)) {  // a load still queued is simply dropped
     auto stopped = supervisor_.Unload(name);  // also cancels a load in progress
+    // A load that has left the queue but not yet reached the supervisor (its
+    // durable `testing` commit is being written) is not known there yet:
+    // wait until it is, then cancel it, rather than answer "unloaded" while
+    // the load goes on.
+    const int64_t deadline = MonotonicMillis() + 30000;
+    while (!stopped.ok() && stopped.status().code() == StatusCode::kNotFound) {
+      if (queue_->StateOf(name) != LoadQueueState::kRunning) {
+        // No load starting: one more look, in case it reached the supervisor
+        // and finished since the last one.
+        stopped = supervisor_.Unload(name);
+        break;
+      }
+      if (MonotonicMillis() > deadline) {
+        return UnavailableError("the load of '" + name + "' is starting; retry the unload in a moment");
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds(2));
+      stopped = supervisor_.Unload(name);
+    }
     if (!stopped.ok() && stopped.status().code() != StatusCode::kNotFound) return stopped.status();
     if (stopped.ok()) {
       MW_LOG(kInfo, "api") << "unloaded model=" << name << " (" << stopped->Describe() << ")";

@@ -80,6 +80,41 @@ TEST_F(ProcessFaultTest, ALoadedModelIsNeverShownNotLoadedWithoutTheReason) {
   EXPECT_EQ(model.value("load_state", ""), "idle") << model.dump();
 }
 
+// An unload that arrives after a load left the queue but before it reached
+// the supervisor (the thread is held at the durable BeginAttempt) must cancel
+// that load; it used to answer "unloaded" while the load went on to succeed.
+TEST_F(ProcessFaultTest, UnloadWhileTheLoadIsStartingCancelsIt) {
+  if (!GdbStop::Available()) GTEST_SKIP() << "gdb is not installed";
+  ASSERT_TRUE(StartServer());
+  ASSERT_EQ(RegisterModel(url(), {{"model_name", "starting"},
+                                  {"engine", "command"},
+                                  {"load_config", FakeEngineConfig({"--print", "fake-engine ready", "--then", "hang"})}})
+                .status,
+            201);
+  GdbStop gdb;
+  std::string error;
+  if (!gdb.Attach(server().pid(), "mw::StateMachine::BeginAttempt", scratch() + "/gdb.log", &error,
+                  GdbStop::Mode::kHitThreadOnly)) {
+    GTEST_SKIP() << "cannot hold the server with gdb here: " << error;
+  }
+  HttpResult load;
+  std::thread loader([&] { load = Http(url(), "POST", "/api/orchestrate/load", {{"model_name", "starting"}}); });
+  ASSERT_TRUE(gdb.WaitHit(milliseconds(15000))) << "the load never reached BeginAttempt";
+  HttpResult unload;
+  std::thread unloader([&] { unload = Http(url(), "POST", "/api/orchestrate/unload", {{"model_name", "starting"}}); });
+  SleepMs(300);  // the unload arrives while the load is held
+  gdb.Detach();  // the load runs on
+  loader.join();
+  unloader.join();
+  EXPECT_EQ(unload.status, 200) << unload.raw;
+  EXPECT_NE(load.status, 200) << "the load went on after the unload: " << load.raw;
+  Json model = GetModelJson("starting");
+  EXPECT_FALSE(model.value("loaded", true)) << model.dump();
+  EXPECT_EQ(model.value("compatibility_status", ""), "unknown") << model.dump();  // a user stop is no failure
+  ASSERT_FALSE(model["attempts"].empty()) << model.dump();
+  EXPECT_EQ(model["attempts"][0].value("outcome", ""), "cancelled") << model.dump();
+}
+
 // Issue 4's judged item, against the real server: SIGKILL while a `command`
 // engine that forked a child is loading; neither process may stay alive.
 TEST_F(ProcessFaultTest, ServerKilledWhileLoadingLeavesNeitherTheEngineNorItsChild) {
