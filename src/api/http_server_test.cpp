@@ -345,8 +345,14 @@ TEST_F(HttpServerTest, ServerSentEvents) {
   EXPECT_NE(buffer.find("event: model\ndata: {"), std::string::npos);
   ReadUntil(fd, ": ping", buffer);
   EXPECT_NE(buffer.find(": ping"), std::string::npos);
-  // A third stream is over the limit of 2 (after a second one).
+  // A third stream is over the limit of 2 (after a second one). The second
+  // must hold its slot before the third connects: the server's pool threads
+  // take connections in any order, so two back-to-back connects could hand
+  // the last slot to either.
   int fd2 = ConnectEvents(port_);
+  std::string b2;
+  ReadUntil(fd2, "event: status", b2);
+  ASSERT_NE(b2.find("event: status"), std::string::npos);
   int fd3 = ConnectEvents(port_);
   std::string b3;
   ReadUntil(fd3, "unavailable", b3);
