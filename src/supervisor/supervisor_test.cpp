@@ -45,7 +45,9 @@ LoadRequest FakeWorker(const std::vector<std::string>& script) {
 SupervisorOptions Options() {
   SupervisorOptions o;
   o.worker_path = FakeEngine();
-  o.command_settle = milliseconds(200);
+  // Long enough that an engine which exits at once is seen exiting even on a
+  // loaded machine; short enough to keep the settle tests quick.
+  o.command_settle = milliseconds(1000);
   o.worker_stop.polite_grace = milliseconds(3000);
   o.command_stop.term_grace = milliseconds(3000);
   return o;
