@@ -22,6 +22,10 @@
   const POLL_OFFLINE_MS = 3000; // poll while the event stream is down
   const POLL_BUSY_MS = 1000;    // poll while a load runs and events are down
   const STATUS_POLL_MS = 10000;
+  const EVENTS_RETRY_MS = 5000;
+  // Where the API key is kept: this tab only, gone when it closes. The server
+  // never writes the key into the page; the user types it once per tab.
+  const KEY_STORAGE = 'modelwarden.apiKey';
 
   const state = {
     models: new Map(),     // model_name -> model JSON
@@ -32,9 +36,28 @@
     eventsLive: false,
     details: null,         // {name, opener, original:{status, notes, config}}
     pollTimer: 0,
+    apiKey: readStoredKey(), // '' when the server needs none (or none given yet)
+    keyWaiters: [],        // resolvers of requests waiting for a key to be entered
+    source: null,          // the EventSource in use
+    eventsRetry: 0,
+    cancelling: new Set(), // names whose load this page asked to cancel
+    cancelsInFlight: new Set(), // names with an unload-to-cancel request in flight
   };
 
   const $ = (id) => document.getElementById(id);
+
+  // sessionStorage can be unavailable (storage disabled): the key then lasts
+  // as long as the page.
+  function readStoredKey() {
+    try { return sessionStorage.getItem(KEY_STORAGE) || ''; } catch { return ''; }
+  }
+
+  function storeKey(key) {
+    state.apiKey = key;
+    try {
+      if (key) sessionStorage.setItem(KEY_STORAGE, key); else sessionStorage.removeItem(KEY_STORAGE);
+    } catch { /* kept in memory only */ }
+  }
 
   // ---------------------------------------------------------------- HTTP --
 
@@ -47,8 +70,10 @@
     }
   }
 
-  async function api(method, path, body) {
+  // One request, with the key if there is one; never retries.
+  async function send(method, path, body, key) {
     const init = { method, headers: { Accept: 'application/json' } };
+    if (key) init.headers.Authorization = `Bearer ${key}`; // what the CLI sends
     if (body !== undefined) {
       init.headers['Content-Type'] = 'application/json';
       init.body = JSON.stringify(body);
@@ -71,6 +96,22 @@
       throw new ApiError(res.status, err.code || `http_${res.status}`, message, data);
     }
     return data;
+  }
+
+  // A request of the page. On 401 unauthorized it waits for the user to
+  // enter a key the server accepts, then sends the request again (a refused
+  // request did nothing on the server, so sending it again is safe).
+  async function api(method, path, body) {
+    for (;;) {
+      const key = state.apiKey;
+      try {
+        return await send(method, path, body, key);
+      } catch (e) {
+        if (e.httpStatus !== 401 || e.code !== 'unauthorized') throw e;
+        // Another request may have brought a new key meanwhile: use it.
+        if (state.apiKey === key) await waitForKey(key ? e.message : '');
+      }
+    }
   }
 
   const modelUrl = (name) => `/api/models/${encodeURIComponent(name)}`;
@@ -200,6 +241,62 @@
     });
   }
 
+  // ------------------------------------------------------------ API key --
+
+  // Shows the key prompt (once, however many requests wait) and resolves
+  // when a key the server accepts has been entered. `rejected` is the
+  // server's message when the key in use was refused.
+  function waitForKey(rejected) {
+    if (rejected) storeKey('');
+    const panel = $('auth');
+    if (panel.hidden) {
+      panel.hidden = false;
+      $('auth-key').value = '';
+      $('auth-key').focus();
+    }
+    if (rejected) showAuthError(rejected);
+    return new Promise((resolve) => state.keyWaiters.push(resolve));
+  }
+
+  function showAuthError(message) {
+    showError($('auth-error'), message);
+    if (message) $('auth-key').setAttribute('aria-invalid', 'true');
+    else $('auth-key').removeAttribute('aria-invalid');
+  }
+
+  // Checks the typed key against the server before anything else uses it: a
+  // wrong key shows the server's own message and the prompt stays.
+  async function submitKey(ev) {
+    ev.preventDefault();
+    const input = $('auth-key');
+    const key = input.value.trim();
+    if (!key) {
+      showAuthError('Enter the API key.');
+      input.focus();
+      return;
+    }
+    const submit = $('auth-submit');
+    submit.disabled = true;
+    try {
+      await send('GET', '/api/status', undefined, key);
+    } catch (e) {
+      showAuthError(e.httpStatus === 401 ? e.message : `Could not check the key: ${e.message}`);
+      input.select();
+      input.focus();
+      return;
+    } finally {
+      submit.disabled = false;
+    }
+    storeKey(key);
+    showAuthError('');
+    input.value = '';
+    $('auth').hidden = true;
+    const waiters = state.keyWaiters.splice(0);
+    for (const resolve of waiters) resolve();
+    connectEvents(); // the stream was refused without the key
+    $('models').focus();
+  }
+
   // --------------------------------------------------------------- cards --
 
   function cardFor(name) {
@@ -223,11 +320,13 @@
       lastError: li.querySelector('.last-error'),
       load: li.querySelector('.load-btn'),
       unload: li.querySelector('.unload-btn'),
+      cancel: li.querySelector('.cancel-btn'),
     };
     li.dataset.model = name;
     card.name.addEventListener('click', () => openDetails(name, card.name));
     card.load.addEventListener('click', () => loadModel(name));
     card.unload.addEventListener('click', () => unloadModel(name));
+    card.cancel.addEventListener('click', () => cancelLoad(name));
     state.cards.set(name, card);
     return card;
   }
@@ -293,6 +392,16 @@
     card.load.setAttribute('aria-label', `Load ${name}`);
     card.unload.disabled = !m.loaded;
     card.unload.setAttribute('aria-label', `Unload ${name}`);
+    // Cancel only once the server has the load (queued, loading or testing):
+    // before that an unload would find nothing to cancel.
+    const serverBusy = loadState === 'queued' || loadState === 'loading' || status === 'testing';
+    const cancelling = state.cancelling.has(name);
+    setHidden(card.unload, serverBusy);
+    setHidden(card.cancel, !serverBusy);
+    card.cancel.disabled = cancelling;
+    card.cancel.textContent = cancelling ? 'Cancelling…' : 'Cancel';
+    card.cancel.setAttribute('aria-label', `Cancel loading ${name}`);
+    if (!serverBusy && document.activeElement === card.cancel) card.load.focus();
   }
 
   // Keeps cards in name order, moving only what is out of place so that a
@@ -489,15 +598,25 @@
     }, delay);
   }
 
+  // Opens the event stream, replacing any open one. EventSource cannot send
+  // headers, so the key goes in ?access_token= (accepted on this path only).
   function connectEvents() {
     if (!('EventSource' in window)) { setConnection(false); return; }
-    const source = new EventSource('/api/events');
+    clearTimeout(state.eventsRetry);
+    if (state.source) state.source.close();
+    const url = state.apiKey ? `/api/events?access_token=${encodeURIComponent(state.apiKey)}` : '/api/events';
+    const source = new EventSource(url);
+    state.source = source;
     source.addEventListener('open', () => { setConnection(true); schedulePoll(); });
     source.addEventListener('error', () => {
+      if (state.source !== source) return;
       setConnection(false);
       schedulePoll();
-      // The browser retries by itself unless the stream was refused outright.
-      if (source.readyState === EventSource.CLOSED) setTimeout(connectEvents, 5000);
+      // The browser retries by itself unless the stream was refused outright
+      // (a 401 too: entering the key reconnects at once).
+      if (source.readyState === EventSource.CLOSED) {
+        state.eventsRetry = setTimeout(() => { if ($('auth').hidden) connectEvents(); }, EVENTS_RETRY_MS);
+      }
     });
     source.addEventListener('model', (ev) => {
       let m;
@@ -542,6 +661,8 @@
       const warning = res && typeof res.warning === 'string' ? ` ${res.warning}` : '';
       toast(`Loaded "${name}".${warning}`, warning ? 'warn' : 'ok');
     } catch (e) {
+      if (state.cancelling.has(name) && e.httpStatus === 409) return; // cancelLoad says so
+
       const err = (e.body && e.body.error) || {};
       const classification = err.classification || (e.body && e.body.classification);
       const summary = classification && typeof classification.summary === 'string'
@@ -549,9 +670,34 @@
       toast(`Loading "${name}" failed: ${e.message}${summary}`, 'error');
     } finally {
       state.pending.delete(name);
+      if (!state.cancelsInFlight.has(name)) state.cancelling.delete(name);
       await refreshModels();
       refreshStatus();
       schedulePoll();
+    }
+  }
+
+  // Unload cancels a queued or running load: the attempt ends `cancelled`
+  // and the status goes back to what it was (docs/api.md).
+  async function cancelLoad(name) {
+    state.cancelling.add(name);
+    state.cancelsInFlight.add(name);
+    const m = state.models.get(name);
+    if (m) renderCard(m);
+    try {
+      await api('POST', '/api/orchestrate/unload', { model_name: name });
+      toast(`Cancelled loading "${name}".`, 'ok');
+    } catch (e) {
+      toast(`Cancelling the load of "${name}" failed: ${e.message}`, 'error');
+    } finally {
+      state.cancelsInFlight.delete(name);
+      // Keep the mark until the load request itself has answered, so that its
+      // 409 "cancelled" is not shown as a failure.
+      if (!state.pending.has(name)) state.cancelling.delete(name);
+      await refreshModels();
+      refreshStatus();
+      const fresh = state.models.get(name);
+      if (fresh) renderCard(fresh);
     }
   }
 
@@ -867,6 +1013,7 @@
     $('register-open').addEventListener('click', openRegister);
     $('register-form').addEventListener('submit', submitRegister);
     $('register').addEventListener('close', () => $('register-open').focus());
+    $('auth-form').addEventListener('submit', submitKey);
 
     renderCounts();
     setConnection(false);

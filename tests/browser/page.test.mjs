@@ -5,7 +5,7 @@ import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 
 import { card, launchBrowser, openPage, requestsTo, screenshot } from './lib/browser.mjs';
-import { crashingConfig, slowReadyConfig, startServer } from './lib/server.mjs';
+import { crashingConfig, hangingConfig, slowReadyConfig, startServer } from './lib/server.mjs';
 
 const LOAD_TIMEOUT = 90000;
 const TEST = { timeout: 180000 };
@@ -29,6 +29,16 @@ Notes: ${notes}
 Do you want to try loading anyway?`;
 
 const XSS = '<img src=x onerror="window.__xss=1">';
+
+// Closes what a describe block opened: pages, the browser, the server.
+async function closeAll(opened, browser, server) {
+  for (const o of opened) await o.context.close().catch(() => {});
+  if (browser) await browser.close();
+  if (server) {
+    if (process.env.MW_DEBUG) console.log(server.output);
+    await server.stop();
+  }
+}
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
 describe('web page against the real server', () => {
@@ -43,14 +53,7 @@ describe('web page against the real server', () => {
     browser = await launchBrowser();
   });
 
-  after(async () => {
-    for (const o of opened) await o.context.close().catch(() => {});
-    if (browser) await browser.close();
-    if (server) {
-      if (process.env.MW_DEBUG) console.log(server.output);
-      await server.stop();
-    }
-  });
+  after(() => closeAll(opened, browser, server));
 
   async function open(options) {
     const o = await openPage(browser, `${server.url}/`, options);
@@ -140,6 +143,63 @@ describe('web page against the real server', () => {
     await c.locator('.progress-wrap').waitFor({ state: 'hidden' });
     await server.ok('POST', '/api/orchestrate/unload', { model_name: 'slow-ready' });
     assertClean(o);
+  });
+
+  it('a load in progress can be cancelled: the attempt ends cancelled, the status is restored', TEST, async () => {
+    const notes = 'worked last week';
+    await server.ok('POST', '/api/models', {
+      model_name: 'hangs', engine: 'command', cache_location: 'primary', load_config: hangingConfig(600),
+    });
+    // Not the default status, so that "restored" cannot pass as "reset".
+    await patch('hangs', { compatibility_status: 'compatible', compatibility_notes: notes });
+    // Whatever happens, the hanging load must not block the later tests' loads.
+    try {
+      const o = await open();
+      const { page } = o;
+      await page.locator('#connection[data-state="live"]').waitFor({ timeout: 10000 });
+      const c = card(page, 'hangs');
+      await waitStatus(page, 'hangs', 'compatible', 10000);
+      assert.ok(await c.locator('.cancel-btn').isHidden(), 'no Cancel while idle');
+
+      await c.getByRole('button', { name: 'Load hangs', exact: true }).click();
+      const cancel = c.getByRole('button', { name: 'Cancel loading hangs', exact: true });
+      await cancel.waitFor({ timeout: 10000 });
+      await waitStatus(page, 'hangs', 'testing', 10000);
+      assert.ok(await c.locator('.unload-btn').isHidden(), 'Cancel takes the place of Unload');
+      assert.equal(await cancel.textContent(), 'Cancel');
+
+      await cancel.click();
+      await page.locator('.toast', { hasText: 'Cancelled loading "hangs".' }).waitFor({ timeout: 30000 });
+      await waitStatus(page, 'hangs', 'compatible', 30000);
+      await c.locator('.load-btn:not([disabled])').waitFor({ timeout: 10000 });
+      assert.ok(await c.locator('.cancel-btn').isHidden(), 'Cancel gone once the load ended');
+      assert.ok(await c.locator('.unload-btn').isVisible());
+      assert.equal(await c.locator('.load-state').textContent(), 'idle');
+      assert.equal(await c.locator('.total-failures').textContent(), '0');
+
+      const unloads = requestsTo(o.record, '/api/orchestrate/unload');
+      assert.equal(unloads.length, 1);
+      assert.deepEqual(JSON.parse(unloads[0].body), { model_name: 'hangs' });
+      // SPEC §6 "a stop asked for by a user is never recorded as a failure";
+      // docs/api.md: the attempt ends `cancelled`, the status is restored.
+      const m = await server.model('hangs');
+      assert.equal(m.loaded, false);
+      assert.equal(m.load_state, 'idle');
+      assert.equal(m.compatibility_status, 'compatible');
+      assert.equal(m.compatibility_notes, notes);
+      assert.equal(m.total_failures, 0);
+      assert.equal(m.total_loads, 0);
+      assert.equal(m.last_failed_at, null);
+      assert.equal(m.attempts.length, 1);
+      assert.equal(m.attempts[0].outcome, 'cancelled');
+      assert.equal(m.attempts[0].status_before, 'compatible');
+      assert.equal(m.attempts[0].status_after, 'compatible');
+      // The load request's own 409 "cancelled" is not reported as a failure.
+      assert.equal(await page.locator('.toast-error', { hasText: 'hangs' }).count(), 0);
+      assertClean(o);
+    } finally {
+      await server.api('POST', '/api/orchestrate/unload', { model_name: 'hangs' });
+    }
   });
 
   it('a model deleted elsewhere leaves the page at once, not at the next poll', TEST, async () => {
@@ -436,4 +496,115 @@ describe('web page against the real server', () => {
       assert.ok(tb > tr && tb > tg, `${scheme} testing is blue ${rgb.testing}`);
     }
   });
+});
+
+// A server started with an api_key: every /api/ call needs the key, the page
+// asks for it, keeps it in sessionStorage and sends it.
+describe('web page against a server with an API key', () => {
+  const KEY = 'browser-test-key-7f3a';
+  let server;
+  let browser;
+  const opened = [];
+
+  before(async () => {
+    server = await startServer({ apiKey: KEY });
+    const tinyFile = server.makeTestModel('tiny.gguf');
+    await server.ok('POST', '/api/models', {
+      model_name: 'tiny-key', hf_path: 'test/tiny-key', cache_location: 'primary', file_path: tinyFile,
+    });
+    browser = await launchBrowser();
+  });
+
+  after(() => closeAll(opened, browser, server));
+
+  it('asks for the key, refuses a wrong one with the server message, then works with live updates', TEST, async () => {
+    // The server really refuses the page's API calls without the key, and
+    // never writes the key into the page.
+    const refused = await fetch(`${server.url}/api/models`);
+    assert.equal(refused.status, 401);
+    const refusal = (await refused.json()).error;
+    assert.equal(refusal.code, 'unauthorized');
+    for (const asset of ['/', '/app.js']) {
+      const text = await (await fetch(server.url + asset)).text();
+      assert.ok(!text.includes(KEY), `${asset} holds no key`);
+    }
+
+    const o = await openPage(browser, `${server.url}/`);
+    opened.push(o);
+    const { page } = o;
+    const apiRequests = [];
+    page.on('request', (r) => {
+      const u = new URL(r.url());
+      if (u.pathname.startsWith('/api/')) {
+        apiRequests.push({ path: u.pathname, auth: r.headers().authorization, token: u.searchParams.get('access_token') });
+      }
+    });
+
+    const prompt = page.getByRole('region', { name: 'API key required' });
+    await prompt.waitFor({ timeout: 10000 });
+    const input = page.getByLabel('API key', { exact: true });
+    await page.waitForFunction(() => document.activeElement && document.activeElement.id === 'auth-key');
+    assert.equal(await page.locator('.card').count(), 0, 'no model shown without the key');
+    assert.ok(await page.locator('#auth-error').isHidden(), 'no error before a key was tried');
+
+    await input.fill('not-the-key');
+    await page.getByRole('button', { name: 'Use key' }).click();
+    const error = page.locator('#auth-error');
+    await error.waitFor();
+    assert.equal(await error.textContent(), refusal.message);
+    assert.equal(await input.getAttribute('aria-invalid'), 'true');
+    assert.ok(await prompt.isVisible(), 'asks again');
+    assert.equal(await page.evaluate(() => sessionStorage.getItem('modelwarden.apiKey')), null);
+    await screenshot(page, 'api-key-prompt.png', false);
+
+    await input.fill(KEY);
+    await input.press('Enter');
+    await prompt.waitFor({ state: 'hidden' });
+    const c = card(page, 'tiny-key');
+    await waitCard(page, 'tiny-key', 'unknown');
+    assert.equal(await page.evaluate(() => sessionStorage.getItem('modelwarden.apiKey')), KEY);
+    await page.locator('#connection[data-state="live"]').waitFor({ timeout: 15000 });
+    assert.ok(apiRequests.some((r) => r.path === '/api/events' && r.token === KEY), 'event stream with access_token');
+
+    await c.getByRole('button', { name: 'Load tiny-key', exact: true }).click();
+    await waitCard(page, 'tiny-key', 'compatible', LOAD_TIMEOUT);
+    await c.locator('.unload-btn:not([disabled])').waitFor();
+    assert.equal((await server.model('tiny-key')).loaded, true);
+    // An unload done elsewhere reaches the page through the event stream
+    // (its fallback poll runs every 15 s while the stream is live).
+    await server.ok('POST', '/api/orchestrate/unload', { model_name: 'tiny-key' });
+    await c.locator('.load-btn:not([disabled])').waitFor({ timeout: 5000 });
+
+    const sent = apiRequests.filter((r) => r.path !== '/api/events' && r.auth);
+    assert.ok(sent.some((r) => r.path === '/api/orchestrate/load'), 'the load carried the key');
+    for (const r of sent) assert.ok(r.auth === `Bearer ${KEY}` || r.auth === 'Bearer not-the-key', r.path);
+    assert.deepEqual(requestsTo(o.record, '/api/orchestrate/load').length, 1);
+
+    // The key lasts for the tab: a reload asks nothing.
+    await page.reload();
+    await waitCard(page, 'tiny-key', 'compatible');
+    assert.ok(await page.locator('#auth').isHidden(), 'no prompt after a reload');
+    assert.deepEqual(o.record.errors, [], 'page errors');
+    assert.deepEqual(o.record.dialogs, [], 'native dialogs (no window.prompt)');
+  });
+
+  it('a stored key the server no longer accepts is asked for again', TEST, async () => {
+    const o = await openPage(browser, `${server.url}/`);
+    opened.push(o);
+    const { page } = o;
+    await page.evaluate(() => sessionStorage.setItem('modelwarden.apiKey', 'an-old-key'));
+    await page.reload();
+    const error = page.locator('#auth-error');
+    await error.waitFor({ timeout: 10000 });
+    assert.match(await error.textContent(), /API key/);
+    assert.equal(await page.evaluate(() => sessionStorage.getItem('modelwarden.apiKey')), null, 'the refused key is dropped');
+    await page.getByLabel('API key', { exact: true }).fill(KEY);
+    await page.getByRole('button', { name: 'Use key' }).click();
+    await waitCard(page, 'tiny-key', 'compatible');
+    assert.deepEqual(o.record.errors, [], 'page errors');
+  });
+
+  async function waitCard(page, name, status, timeout = 15000) {
+    await page.locator(`.card[data-model="${name}"][data-status="${status}"]`).waitFor({ timeout });
+  }
 });

@@ -63,10 +63,30 @@ export function slowReadyConfig(seconds) {
   };
 }
 
+// A `command` engine load_config whose process starts and then never becomes
+// ready (so the load runs until it is cancelled or load_timeout_s passes).
+export function hangingConfig(loadTimeoutS = 600) {
+  const fake = path.join(binDir(), 'mw-fake-engine');
+  if (fs.existsSync(fake) && process.env.MW_WEB_OWN_FIXTURES !== '1') {
+    return {
+      argv: [fake, '--print', 'loading weights', '--then', 'hang'],
+      ready_pattern: 'never printed', load_timeout_s: loadTimeoutS,
+    };
+  }
+  return { argv: [path.join(fixturesDir, 'hang.sh')], ready_pattern: 'never printed', load_timeout_s: loadTimeoutS };
+}
+
 export class Server {
-  constructor() {
+  // options.apiKey: start the server with that api_key (in a configuration
+  // file, as a user would); api() and ok() then send it.
+  constructor(options = {}) {
     this.output = '';
     this.proc = null;
+    this.apiKey = options.apiKey || '';
+  }
+
+  authHeaders() {
+    return this.apiKey ? { Authorization: `Bearer ${this.apiKey}` } : {};
   }
 
   async start() {
@@ -77,9 +97,16 @@ export class Server {
     fs.mkdirSync(this.modelsDir, { recursive: true });
     this.port = await freePort();
     this.url = `http://127.0.0.1:${this.port}`;
-    this.proc = spawn(path.join(bin, 'modelwarden'),
-      ['serve', '--port', String(this.port), '--data-dir', this.dataDir],
-      { stdio: ['ignore', 'pipe', 'pipe'] });
+    const args = ['serve', '--port', String(this.port), '--data-dir', this.dataDir];
+    if (this.apiKey) {
+      const configFile = path.join(this.dataDir, 'config.toml');
+      fs.writeFileSync(configFile, `[server]\napi_key = ${JSON.stringify(this.apiKey)}\n`);
+      args.push('--config', configFile);
+    }
+    // The key comes from the file only: one in the environment would override it.
+    const env = { ...process.env };
+    delete env.MODELWARDEN_API_KEY;
+    this.proc = spawn(path.join(bin, 'modelwarden'), args, { stdio: ['ignore', 'pipe', 'pipe'], env });
     const keep = (chunk) => {
       this.output = (this.output + chunk.toString()).slice(-65536);
     };
@@ -94,7 +121,7 @@ export class Server {
         throw new Error(`modelwarden serve exited early:\n${this.output}`);
       }
       try {
-        const res = await fetch(`${this.url}/api/status`);
+        const res = await fetch(`${this.url}/api/status`, { headers: this.authHeaders() });
         if (res.ok) return this;
         lastError = new Error(`GET /api/status answered ${res.status}`);
       } catch (e) {
@@ -119,7 +146,7 @@ export class Server {
 
   // JSON request; resolves {status, body}. Never throws on 4xx/5xx.
   async api(method, urlPath, body) {
-    const init = { method, headers: {} };
+    const init = { method, headers: this.authHeaders() };
     if (body !== undefined) {
       init.headers['Content-Type'] = 'application/json';
       init.body = typeof body === 'string' ? body : JSON.stringify(body);
@@ -157,6 +184,6 @@ export class Server {
   }
 }
 
-export async function startServer() {
-  return new Server().start();
+export async function startServer(options = {}) {
+  return new Server(options).start();
 }
