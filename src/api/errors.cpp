@@ -12,6 +12,7 @@ ErrorInfo DescribeError(ErrorKind kind) {
     case ErrorKind::kModelExists: return {409, "model_exists"};
     case ErrorKind::kConflict: return {409, "conflict"};
     case ErrorKind::kModelIncompatible: return {409, "model_incompatible"};
+    case ErrorKind::kLengthRequired: return {411, "length_required"};
     case ErrorKind::kPayloadTooLarge: return {413, "payload_too_large"};
     case ErrorKind::kLoadFailed: return {422, "load_failed"};
     case ErrorKind::kInternal: return {500, "internal"};

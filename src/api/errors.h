@@ -23,6 +23,7 @@ enum class ErrorKind {
   kModelExists,          // 409 duplicate name
   kConflict,             // 409 the model's state forbids it (e.g. delete while testing)
   kModelIncompatible,    // 409 incompatible and not forced (body adds "notes")
+  kLengthRequired,       // 411 a body without Content-Length (chunked)
   kPayloadTooLarge,      // 413 request body over the limit
   kLoadFailed,           // 422 the load attempt failed (body adds "classification")
   kInternal,             // 500 a bug or unexpected library error

@@ -132,6 +132,16 @@ void HttpServer::Impl::InstallRoutes() {
   server.set_tcp_nodelay(true);
 
   server.set_pre_routing_handler([this](const httplib::Request& req, httplib::Response& res) {
+    // httplib 0.11 enforces the body limit only for a declared Content-Length
+    // and would read a chunked body of any size into memory: refuse those
+    // before the body is read. Our clients (CLI, page, curl -d) always send
+    // a length. (httplib keeps the connection open unless the client asked
+    // to close it; the unread chunks then fail to parse as requests: 400s.)
+    if (req.has_header("Transfer-Encoding")) {
+      SendError(res, ErrorKind::kLengthRequired,
+                "request bodies must be sent with a Content-Length header (chunked bodies are not accepted)");
+      return httplib::Server::HandlerResponse::Handled;
+    }
     if (req.path.rfind("/api/", 0) == 0 && !Authorized(req)) {
       res.set_header("WWW-Authenticate", "Bearer");
       SendError(res, ErrorKind::kUnauthorized, "missing or wrong API key: send 'Authorization: Bearer <key>'");

@@ -42,6 +42,7 @@ class FakeApi : public ModelApi {
     list_name_ = std::move(name);
     list_version_ = version;
   }
+  int created_count() const { return registered_.load(); }
   int list_calls() {
     std::lock_guard lock(mu_);
     return list_calls_;
@@ -54,6 +55,7 @@ class FakeApi : public ModelApi {
     return m;
   }
   Result<ModelView> RegisterModel(const RegisterRequest& r) override {
+    ++registered_;
     if (r.model_name == "a") return AlreadyExistsError("exists");
     ModelView m;
     m.model_name = r.model_name;
@@ -96,6 +98,7 @@ class FakeApi : public ModelApi {
 
  private:
   std::mutex mu_;
+  std::atomic<int> registered_{0};  // RegisterModel calls that reached the API
   EventListener listener_;
   std::string list_name_ = "a";
   std::optional<uint64_t> list_version_;  // not tracked unless a test sets it
@@ -291,6 +294,41 @@ TEST_F(HttpServerTest, BodyLimit) {
   EXPECT_EQ(body["error"]["code"], "payload_too_large");
   auto [s2, j2] = Call("GET", "/api/models");  // still serving
   EXPECT_EQ(s2, 200);
+}
+
+// A chunked body carries no Content-Length, and httplib 0.11 would read one
+// of any size into memory: it is refused before its body is read.
+TEST_F(HttpServerTest, ChunkedBodyIsRefusedUnread) {
+  Start();
+  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  ASSERT_GE(fd, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_port = htons(static_cast<uint16_t>(port_));
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  ASSERT_EQ(::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)), 0);
+  std::string request =
+      "POST /api/models HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+      "Transfer-Encoding: chunked\r\nConnection: close\r\n\r\n";
+  const std::string chunk(1000, 'x');
+  for (int i = 0; i < 10; ++i) request += "3e8\r\n" + chunk + "\r\n";  // 10 000 bytes > 4096
+  request += "0\r\n\r\n";
+  (void)::send(fd, request.data(), request.size(), MSG_NOSIGNAL);
+  std::string answer;
+  for (;;) {
+    char buf[4096];
+    timeval tv{10, 0};
+    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+    ssize_t n = ::recv(fd, buf, sizeof(buf), 0);
+    if (n <= 0) break;
+    answer.append(buf, static_cast<size_t>(n));
+  }
+  ::close(fd);
+  EXPECT_EQ(answer.rfind("HTTP/1.1 411", 0), 0u) << answer;
+  EXPECT_NE(answer.find("length_required"), std::string::npos) << answer;
+  EXPECT_EQ(api_.created_count(), 0);
+  auto [status, body] = Call("GET", "/api/models");  // still serving
+  EXPECT_EQ(status, 200);
 }
 
 TEST_F(HttpServerTest, ApiKeyRequired) {
