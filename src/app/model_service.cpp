@@ -176,7 +176,7 @@ Result<api::ModelView> ModelService::RegisterModel(const api::RegisterRequest& r
 }
 
 Result<api::ModelView> ModelService::UpdateConfig(const std::string& name, const api::ConfigPatch& patch) {
-  // Also when the status changed and the config write after it failed.
+  // On every exit: cheap, and nothing is missed if a write fails late.
   const ListChangedOnExit list_changed{this};
   RETURN_IF_ERROR(CheckName(name));
   RETURN_IF_ERROR(FlushUnrecorded(name));  // else it is still `testing` on disk
@@ -203,15 +203,11 @@ Result<api::ModelView> ModelService::UpdateConfig(const std::string& name, const
     if (patch.compatibility_notes->size() > 64 * 1024) return InvalidArgumentError("compatibility_notes is too long (max 64 KiB)");
     update.compatibility_notes = *patch.compatibility_notes;
   }
-  if (status) {
-    auto changed = state_machine_.SetStatusManually(name, *status);
-    if (!changed.ok()) return changed.status();
+  ModelRecord after = current;
+  if (status || update.load_config || update.compatibility_notes) {
+    // One transaction: a crash or a storage error never leaves half a PATCH.
+    ASSIGN_OR_RETURN(after, state_machine_.ApplyManualChange(name, status, update));
   }
-  if (update.load_config || update.compatibility_notes) {
-    auto changed = registry_.UpdateModel(name, update);
-    if (!changed.ok()) return changed.status();
-  }
-  ASSIGN_OR_RETURN(ModelRecord after, registry_.GetModel(name));
   PublishModel(name);
   if (status) PublishCounts();
   return ToView(after);
@@ -251,6 +247,7 @@ Result<api::ModelView> ModelService::Unload(const std::string& name) {
     // wait until it is, then cancel it, rather than answer "unloaded" while
     // the load goes on.
     const int64_t deadline = MonotonicMillis() + 30000;
+    bool said_waiting = false;
     while (!stopped.ok() && stopped.status().code() == StatusCode::kNotFound) {
       if (queue_->StateOf(name) != LoadQueueState::kRunning) {
         // No load starting: one more look, in case it reached the supervisor
@@ -260,6 +257,10 @@ Result<api::ModelView> ModelService::Unload(const std::string& name) {
       }
       if (MonotonicMillis() > deadline) {
         return UnavailableError("the load of '" + name + "' is starting; retry the unload in a moment");
+      }
+      if (!said_waiting) {
+        MW_LOG(kInfo, "api") << "unload of model=" << name << " waits for its starting load, to cancel it";
+        said_waiting = true;
       }
       std::this_thread::sleep_for(std::chrono::milliseconds(2));
       stopped = supervisor_.Unload(name);

@@ -197,20 +197,31 @@ Result<ModelRecord> StateMachine::FinishCancelled(AttemptId id) {
 }
 
 Result<ModelRecord> StateMachine::SetStatusManually(std::string_view name, CompatStatus status) {
+  return ApplyManualChange(name, status, ModelUpdate{});
+}
+
+Result<ModelRecord> StateMachine::ApplyManualChange(std::string_view name, std::optional<CompatStatus> status,
+                                                    ModelUpdate fields) {
   ASSIGN_OR_RETURN(Transaction tx, registry_.BeginWrite());
-  ASSIGN_OR_RETURN(ModelRecord model, tx.GetModel(name));
-  auto next =
-      NextStatus(model.compatibility_status, {.event = CompatEvent::kManualSet, .manual_target = status});
-  if (!next.ok()) {
-    return Status(next.status().code(), "cannot set the status of model " + Quoted(name) + " to '" +
-                                            std::string(ToString(status)) + "': " + next.status().message());
+  ASSIGN_OR_RETURN(const ModelRecord model, tx.GetModel(name));
+  fields.compatibility_status.reset();
+  if (status) {
+    auto next =
+        NextStatus(model.compatibility_status, {.event = CompatEvent::kManualSet, .manual_target = *status});
+    if (!next.ok()) {
+      return Status(next.status().code(), "cannot set the status of model " + Quoted(name) + " to '" +
+                                              std::string(ToString(*status)) + "': " + next.status().message());
+    }
+    fields.compatibility_status = *next;
   }
-  model.compatibility_status = *next;
-  RETURN_IF_ERROR(tx.WriteModelState(model));
+  RETURN_IF_ERROR(tx.UpdateModel(name, fields));
   ASSIGN_OR_RETURN(ModelRecord written, tx.GetModel(name));
+  // COMMIT POINT "manual": the status and the other fields land together.
   RETURN_IF_ERROR(tx.Commit());
-  MW_LOG(kInfo, "compat") << "status set by hand model=" << written.model_name
-                          << " status=" << ToString(written.compatibility_status);
+  if (status) {
+    MW_LOG(kInfo, "compat") << "status set by hand model=" << written.model_name
+                            << " status=" << ToString(written.compatibility_status);
+  }
   return written;
 }
 

@@ -29,6 +29,7 @@
 //         -> Result<ModelRecord>   (the model after the attempt)
 //     StartupCleanup(std::ostream&) -> Result<CleanupReport>
 //     SetStatusManually(name, status) -> Result<ModelRecord>
+//     ApplyManualChange(name, status?, fields) -> Result<ModelRecord>
 //
 // Thread-safety: all methods are thread-safe; each runs in one registry
 // transaction (read, check, write, commit), so concurrent calls serialise.
@@ -159,6 +160,12 @@ class StateMachine {
   // A manual status change. kInvalidArgument for testing; kFailedPrecondition
   // while the model is testing; kNotFound. Counters and notes are unchanged.
   [[nodiscard]] Result<ModelRecord> SetStatusManually(std::string_view name, CompatStatus status);
+
+  // A user's edit (PATCH): an optional manual status change (the rules of
+  // SetStatusManually) and other fields (`fields.compatibility_status` is
+  // ignored), all in one transaction, so a crash never leaves half of it.
+  [[nodiscard]] Result<ModelRecord> ApplyManualChange(std::string_view name, std::optional<CompatStatus> status,
+                                                      ModelUpdate fields);
 
  private:
   // Shared by the Finish calls: loads the open attempt and its model, moves

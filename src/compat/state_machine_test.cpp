@@ -347,6 +347,37 @@ TEST_F(StateMachineTest, ManualStatusNeverTestingNeverWhileTesting) {
   }
 }
 
+TEST_F(StateMachineTest, ManualChangeWritesStatusAndFieldsTogetherOrNothing) {
+  Add("m");
+  ModelUpdate fields;
+  fields.compatibility_notes = "works with flash attention off";
+  fields.load_config = R"({"flash_attn":false})";
+  fields.compatibility_status = S::kTesting;  // ignored: only `status` counts
+  auto m = sm_->ApplyManualChange("m", S::kCompatible, fields);
+  ASSERT_TRUE(m.ok()) << m.status().ToString();
+  EXPECT_EQ(m->compatibility_status, S::kCompatible);
+  EXPECT_EQ(Get("m").compatibility_notes, "works with flash attention off");
+  EXPECT_EQ(Get("m").load_config, R"({"flash_attn":false})");
+  // A field the registry refuses leaves the status unchanged too.
+  ModelUpdate bad;
+  bad.compatibility_notes = "never written";
+  bad.load_config = "[1]";  // not a JSON object
+  EXPECT_EQ(sm_->ApplyManualChange("m", S::kIncompatible, bad).status().code(), StatusCode::kInvalidArgument);
+  EXPECT_EQ(Get("m").compatibility_status, S::kCompatible);
+  EXPECT_EQ(Get("m").compatibility_notes, "works with flash attention off");
+  // A refused status leaves the fields unchanged.
+  const AttemptId id = Begin("m");
+  EXPECT_EQ(sm_->ApplyManualChange("m", S::kUnknown, fields).status().code(), StatusCode::kFailedPrecondition);
+  ASSERT_TRUE(sm_->FinishSuccess(id).ok());
+  // Fields alone, no status: the status stays.
+  ModelUpdate notes_only;
+  notes_only.compatibility_notes = "edited";
+  auto n = sm_->ApplyManualChange("m", std::nullopt, notes_only);
+  ASSERT_TRUE(n.ok());
+  EXPECT_EQ(n->compatibility_status, S::kCompatible);
+  EXPECT_EQ(n->compatibility_notes, "edited");
+}
+
 TEST_F(StateMachineTest, StartupCleanupWithNothingStuckPrintsOnlyCompletion) {
   Add("m");
   std::ostringstream out;

@@ -190,6 +190,9 @@ class Transaction {
   // compatibility_notes, total_loads, total_failures, last_loaded_at,
   // last_failed_at) and sets updated_at. kNotFound if no such model.
   [[nodiscard]] Status WriteModelState(const ModelRecord& model);
+  // Writes the given fields of `update` as Registry::UpdateModel does (same
+  // validation; never `testing`); sets updated_at. kNotFound if no such model.
+  [[nodiscard]] Status UpdateModel(std::string_view name, const ModelUpdate& update);
   // Inserts `attempt` as an open attempt (finished_at, outcome, status_after
   // and the failure fields are ignored); started_at is now if empty.
   // kAlreadyExists if the model already has an open attempt.

@@ -86,6 +86,11 @@ Status Transaction::WriteModelState(const ModelRecord& model) {
   return registry_internal::WriteModelStateRow(*db_, model);
 }
 
+Status Transaction::UpdateModel(std::string_view name, const ModelUpdate& update) {
+  RETURN_IF_ERROR(CheckActive());
+  return registry_internal::UpdateModelRow(*db_, name, update);
+}
+
 Result<AttemptId> Transaction::InsertAttempt(const AttemptRecord& attempt) {
   RETURN_IF_ERROR(CheckActive());
   return registry_internal::InsertAttemptRow(*db_, attempt);

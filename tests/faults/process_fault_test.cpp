@@ -7,6 +7,7 @@
 #include <gtest/gtest.h>
 #include <signal.h>
 
+#include <atomic>
 #include <cerrno>
 #include <fstream>
 #include <string>
@@ -102,7 +103,11 @@ TEST_F(ProcessFaultTest, UnloadWhileTheLoadIsStartingCancelsIt) {
   ASSERT_TRUE(gdb.WaitHit(milliseconds(15000))) << "the load never reached BeginAttempt";
   HttpResult unload;
   std::thread unloader([&] { unload = Http(url(), "POST", "/api/orchestrate/unload", {{"model_name", "starting"}}); });
-  SleepMs(300);  // the unload arrives while the load is held
+  // The unload must be waiting for the held load before the load runs on
+  // (a fixed pause here was not enough on a loaded machine).
+  EXPECT_TRUE(PollUntil([&] { return server().Log().find("unload of model=starting waits") != std::string::npos; },
+                        milliseconds(15000)))
+      << server().Log();
   gdb.Detach();  // the load runs on
   loader.join();
   unloader.join();
@@ -157,6 +162,56 @@ TEST_F(ProcessFaultTest, ServerKilledWhileLoadingLeavesNeitherTheEngineNorItsChi
   EXPECT_EQ(model.value("compatibility_status", ""), "incompatible") << model.dump();
   EXPECT_NE(server().Log().find("Marked 'forks' as incompatible (crashed during test)"), std::string::npos)
       << server().Log();
+}
+
+// A PATCH that changes the status, the notes and the load_config is one
+// commit: the server killed at any moment after it began leaves all of it or
+// none of it. It used to commit the status first and the rest after, so a
+// kill in between (the thread is held where the second write began) left a
+// status the user set without the notes and config that went with it.
+TEST_F(ProcessFaultTest, ServerKilledDuringAnEditLeavesAllOfItOrNone) {
+  if (!GdbStop::Available()) GTEST_SKIP() << "gdb is not installed";
+  ASSERT_TRUE(StartServer());
+  ASSERT_EQ(RegisterModel(url(), {{"model_name", "edited"},
+                                  {"engine", "command"},
+                                  {"load_config", FakeEngineConfig({"--then", "hang"})}})
+                .status,
+            201);
+  GdbStop gdb;
+  std::string error;
+  if (!gdb.Attach(server().pid(), "mw::Registry::UpdateModel", scratch() + "/gdb.log", &error)) {
+    GTEST_SKIP() << "cannot hold the server with gdb here: " << error;
+  }
+  const Json new_config = FakeEngineConfig({"--print", "edited by hand", "--then", "hang"});
+  std::atomic<bool> answered{false};
+  HttpResult patch;
+  std::thread editor([&] {
+    patch = Http(url(), "PATCH", "/api/models/edited/config",
+                 {{"compatibility_status", "compatible"}, {"compatibility_notes", "set by hand"}, {"load_config", new_config}});
+    answered = true;
+  });
+  // Either the edit is answered, or the server stops where a second write of
+  // it begins (then the first one is on disk already).
+  bool held = false;
+  ASSERT_TRUE(PollUntil([&] { return answered.load() || (held = gdb.WaitHit(milliseconds(50))); },
+                        milliseconds(20000)));
+  // Killed first, then gdb let go: while gdb holds it the server cannot be reaped.
+  server().Signal(SIGKILL);
+  gdb.Detach();
+  server().KillAndWait(SIGKILL);
+  editor.join();
+  ASSERT_TRUE(StartServer());
+  Json model = GetModelJson("edited");
+  const bool status_set = model.value("compatibility_status", "") == "compatible";
+  const bool notes_set = model.value("compatibility_notes", "") == "set by hand";
+  const bool config_set = model["load_config"] == new_config;
+  EXPECT_FALSE(held) << "the server stopped in the middle of the edit";
+  EXPECT_EQ(status_set, notes_set) << model.dump();
+  EXPECT_EQ(status_set, config_set) << model.dump();
+  if (answered) {
+    EXPECT_EQ(patch.status, 200) << patch.raw;
+    EXPECT_TRUE(status_set) << "answered 200, yet lost: " << model.dump();
+  }
 }
 
 }  // namespace
