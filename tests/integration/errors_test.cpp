@@ -47,7 +47,7 @@ TEST_F(ErrorsTest, EveryErrorCode) {
   // Deleting a model while its load runs is a conflict.
   ASSERT_EQ(server.Call("POST", "/api/models", CommandModel("slow", {"--sleep-ms", "1500", "--then", "ready"})).status, 201);
   auto load = std::async(std::launch::async, [&] { return server.Call("POST", "/api/orchestrate/load", R"({"model_name":"slow"})"); });
-  std::this_thread::sleep_for(std::chrono::milliseconds(400));
+  ASSERT_TRUE(WaitForStatus(server, "slow", "testing"));
   ExpectError(server.Call("DELETE", "/api/models/slow"), 409, "conflict", "delete while loading");
   EXPECT_EQ(load.get().status, 200);
   // Delete unloads first.

@@ -211,4 +211,12 @@ bool ProcessAlive(pid_t pid) {
   return close != std::string::npos && close + 2 < line.size() && line[close + 2] != 'Z';
 }
 
+bool WaitForStatus(Server& server, const std::string& name, const std::string& status) {
+  for (int i = 0; i < 300; ++i) {
+    if (server.Call("GET", "/api/models/" + name).body.value("compatibility_status", "") == status) return true;
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  return false;
+}
+
 }  // namespace mw::itest

@@ -100,4 +100,9 @@ json FakeArgv(const std::vector<std::string>& fake_args);
 // True if a process with this pid exists (and is not a zombie).
 bool ProcessAlive(pid_t pid);
 
+// Polls GET /api/models/{name} until its compatibility_status is `status`;
+// false after ~15 s. Tests wait on this, never on a fixed pause: the CI
+// machine may be slow.
+bool WaitForStatus(Server& server, const std::string& name, const std::string& status);
+
 }  // namespace mw::itest

@@ -218,7 +218,10 @@ TEST_F(WorkflowTest, ConcurrentRequestsJoinOneAttempt) {
     calls.push_back(std::async(std::launch::async, [&] {
       return server.Call("POST", "/api/orchestrate/load", R"({"model_name":"slow"})");
     }));
-    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    // The three later calls arrive while the first one's attempt runs.
+    if (i == 0) {
+      ASSERT_TRUE(WaitForStatus(server, "slow", "testing"));
+    }
   }
   // Another model queues behind: at most one model in testing at a time.
   auto other = std::async(std::launch::async, [&] { return server.Call("POST", "/api/orchestrate/load", R"({"model_name":"other"})"); });
@@ -256,15 +259,6 @@ TEST_F(WorkflowTest, WorkerDeathAfterLoadIsRecorded) {
   EXPECT_EQ(m["attempts"][0]["outcome"], "crashed");
   EXPECT_EQ(m["attempts"][0]["signal"], "SIGSEGV");
   EXPECT_EQ(m["compatibility_status"], "compatible");  // it did load
-}
-
-// Waits until the model shows `status` (or gives up after ~5 s).
-bool WaitForStatus(Server& s, const std::string& name, const std::string& status) {
-  for (int i = 0; i < 100; ++i) {
-    if (Model(s, name)["compatibility_status"] == status) return true;
-    std::this_thread::sleep_for(std::chrono::milliseconds(50));
-  }
-  return false;
 }
 
 TEST_F(WorkflowTest, UnloadCancelsALoadInProgress) {
