@@ -286,6 +286,43 @@ TEST(HttpClientTest, BracketedIpv6UrlReachesTheServer) {
   thread.join();
 }
 
+// A raw TCP connection to the test server (for requests HttpClient would not
+// send). -1 if it cannot connect.
+int ConnectLoopback(int port) {
+  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  if (fd < 0) return -1;
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_port = htons(static_cast<uint16_t>(port));
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  if (::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0) {
+    ::close(fd);
+    return -1;
+  }
+  return fd;
+}
+
+// Reads from a raw socket until `needle` appears or the deadline passes.
+std::string ReadUntil(int fd, const std::string& needle, std::string& buffer) {
+  for (int i = 0; i < 100 && buffer.find(needle) == std::string::npos; ++i) {
+    char chunk[4096];
+    timeval tv{0, 100000};
+    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+    ssize_t n = ::recv(fd, chunk, sizeof(chunk), 0);
+    if (n > 0) buffer.append(chunk, static_cast<size_t>(n));
+    if (n == 0) break;
+  }
+  return buffer;
+}
+
+int ConnectEvents(int port) {
+  int fd = ConnectLoopback(port);
+  if (fd < 0) return -1;
+  std::string req = "GET /api/events HTTP/1.1\r\nHost: x\r\n\r\n";
+  (void)::send(fd, req.data(), req.size(), 0);
+  return fd;
+}
+
 TEST_F(HttpServerTest, BodyLimit) {
   Start();
   std::string big = R"({"model_name":")" + std::string(10000, 'x') + "\"}";
@@ -300,13 +337,8 @@ TEST_F(HttpServerTest, BodyLimit) {
 // of any size into memory: it is refused before its body is read.
 TEST_F(HttpServerTest, ChunkedBodyIsRefusedUnread) {
   Start();
-  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  int fd = ConnectLoopback(port_);
   ASSERT_GE(fd, 0);
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_port = htons(static_cast<uint16_t>(port_));
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  ASSERT_EQ(::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)), 0);
   std::string request =
       "POST /api/models HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
       "Transfer-Encoding: chunked\r\nConnection: close\r\n\r\n";
@@ -315,14 +347,7 @@ TEST_F(HttpServerTest, ChunkedBodyIsRefusedUnread) {
   request += "0\r\n\r\n";
   (void)::send(fd, request.data(), request.size(), MSG_NOSIGNAL);
   std::string answer;
-  for (;;) {
-    char buf[4096];
-    timeval tv{10, 0};
-    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
-    ssize_t n = ::recv(fd, buf, sizeof(buf), 0);
-    if (n <= 0) break;
-    answer.append(buf, static_cast<size_t>(n));
-  }
+  ReadUntil(fd, "length_required", answer);
   ::close(fd);
   EXPECT_EQ(answer.rfind("HTTP/1.1 411", 0), 0u) << answer;
   EXPECT_NE(answer.find("length_required"), std::string::npos) << answer;
@@ -341,31 +366,6 @@ TEST_F(HttpServerTest, ApiKeyRequired) {
   ASSERT_TRUE(r.ok());
   EXPECT_EQ(r->status, 401);
   EXPECT_EQ(json::parse(r->body)["error"]["code"], "unauthorized");
-}
-
-// Reads from a raw socket until `needle` appears or the deadline passes.
-std::string ReadUntil(int fd, const std::string& needle, std::string& buffer) {
-  for (int i = 0; i < 100 && buffer.find(needle) == std::string::npos; ++i) {
-    char chunk[4096];
-    timeval tv{0, 100000};
-    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
-    ssize_t n = ::recv(fd, chunk, sizeof(chunk), 0);
-    if (n > 0) buffer.append(chunk, static_cast<size_t>(n));
-    if (n == 0) break;
-  }
-  return buffer;
-}
-
-int ConnectEvents(int port) {
-  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_port = htons(static_cast<uint16_t>(port));
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  if (::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0) return -1;
-  std::string req = "GET /api/events HTTP/1.1\r\nHost: x\r\n\r\n";
-  (void)::send(fd, req.data(), req.size(), 0);
-  return fd;
 }
 
 TEST_F(HttpServerTest, ServerSentEvents) {

@@ -30,10 +30,7 @@ TEST_F(WorkflowTest, OriginalDesignExample) {
   json hang = CommandModel("phi-mini-4k", {"--print", "loading weights", "--then", "hang"});
   ASSERT_EQ(server->Call("POST", "/api/models", hang).status, 201);
   auto load = std::async(std::launch::async, [&] { return server->Call("POST", "/api/orchestrate/load", R"({"model_name":"phi-mini-4k"})"); });
-  for (int i = 0; i < 100 && Model(*server, "phi-mini-4k")["compatibility_status"] != "testing"; ++i) {
-    std::this_thread::sleep_for(std::chrono::milliseconds(50));
-  }
-  ASSERT_EQ(Model(*server, "phi-mini-4k")["compatibility_status"], "testing");
+  ASSERT_TRUE(WaitForStatus(*server, "phi-mini-4k", "testing"));
   server->Kill();  // the server dies mid-load
   load.wait();
 
