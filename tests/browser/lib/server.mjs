@@ -34,11 +34,19 @@ export function freePort() {
 
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
-// A `command` engine load_config whose process prints a CUDA failure and
-// dies of SIGABRT. Prefers the shared fixture binary when it is built.
-export function crashingConfig() {
+// The shared fixture binary (tests/fixtures, mw-fake-engine) when it is
+// built, else null: the shell scripts in fixtures/ stand in for it then, and
+// always with MW_WEB_OWN_FIXTURES=1.
+function fakeEngine() {
   const fake = path.join(binDir(), 'mw-fake-engine');
-  if (fs.existsSync(fake) && process.env.MW_WEB_OWN_FIXTURES !== '1') {
+  return fs.existsSync(fake) && process.env.MW_WEB_OWN_FIXTURES !== '1' ? fake : null;
+}
+
+// A `command` engine load_config whose process prints a CUDA failure and
+// dies of SIGABRT.
+export function crashingConfig() {
+  const fake = fakeEngine();
+  if (fake) {
     return {
       argv: [fake, '--print', 'ggml_cuda_init: failed to initialize CUDA: no CUDA-capable device is detected',
         '--print', '<img src=x onerror="window.__xssLog=1"> <b>markup in a log line</b>', '--then', 'abort'],
@@ -49,8 +57,8 @@ export function crashingConfig() {
 
 // A `command` engine load_config that becomes ready after `seconds`.
 export function slowReadyConfig(seconds) {
-  const fake = path.join(binDir(), 'mw-fake-engine');
-  if (fs.existsSync(fake) && process.env.MW_WEB_OWN_FIXTURES !== '1') {
+  const fake = fakeEngine();
+  if (fake) {
     return {
       argv: [fake, '--print', 'loading weights', '--sleep-ms', String(seconds * 1000),
         '--ready-line', 'server is ready', '--then', 'ready'],
@@ -66,8 +74,8 @@ export function slowReadyConfig(seconds) {
 // A `command` engine load_config whose process starts and then never becomes
 // ready (so the load runs until it is cancelled or load_timeout_s passes).
 export function hangingConfig(loadTimeoutS = 600) {
-  const fake = path.join(binDir(), 'mw-fake-engine');
-  if (fs.existsSync(fake) && process.env.MW_WEB_OWN_FIXTURES !== '1') {
+  const fake = fakeEngine();
+  if (fake) {
     return {
       argv: [fake, '--print', 'loading weights', '--then', 'hang'],
       ready_pattern: 'never printed', load_timeout_s: loadTimeoutS,
