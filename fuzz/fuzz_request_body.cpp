@@ -7,7 +7,8 @@
 // passed on to ValidateLoadConfig with the engine it names, as the core
 // does before saving. Checked: no crash/UB/escaping exception, errors carry
 // a message, and a load_config that passes the codec is the text of a JSON
-// object (the core and the registry rely on that).
+// object (the core and the registry rely on that), and a command config has
+// exactly one of preset and argv (the API's command policy relies on that).
 #include <cstdint>
 #include <optional>
 #include <string>
@@ -22,7 +23,15 @@ void CheckLoadConfig(const std::optional<std::string>& engine, const std::option
   if (!load_config) return;
   MW_FUZZ_CHECK(!load_config->empty() && load_config->front() == '{' && load_config->back() == '}');
   auto validated = mw::loadconfig::ValidateLoadConfig(engine.value_or("llama.cpp"), *load_config);
-  if (!validated.ok()) MW_FUZZ_CHECK(!validated.status().message().empty());
+  if (!validated.ok()) {
+    MW_FUZZ_CHECK(!validated.status().message().empty());
+    return;
+  }
+  // A command config names a program in exactly one way: a preset of the
+  // server's configuration, or an argv (which the API refuses by default).
+  if (const auto* command = validated->command()) {
+    MW_FUZZ_CHECK(command->preset.has_value() != !command->argv.empty());
+  }
 }
 
 template <typename T>

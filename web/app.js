@@ -582,6 +582,7 @@
     try {
       state.status = await api('GET', '/api/status');
       renderStatus();
+      renderPresets();
     } catch (e) {
       $('devices').replaceChildren(el('li', { className: 'muted', text: `Status unavailable: ${e.message}` }));
     }
@@ -937,9 +938,30 @@
 
   // ------------------------------------------------------------ register --
 
+  // The register form's preset choice: the names GET /api/status lists.
+  function renderPresets() {
+    const select = $('reg-preset');
+    const presets = (state.status && Array.isArray(state.status.engine_presets)) ? state.status.engine_presets : [];
+    const chosen = select.value;
+    select.replaceChildren(...presets.map((p) => el('option', { text: str(p) })));
+    for (const option of select.options) option.value = option.textContent;
+    if (presets.includes(chosen)) select.value = chosen;
+    syncPresetField();
+  }
+
+  function syncPresetField() {
+    const command = $('reg-engine').value === 'command';
+    $('reg-preset-field').hidden = !command;
+    if (command && $('reg-preset').options.length === 0) {
+      $('reg-preset-hint').textContent =
+        'No engine presets are configured: add an [engines.NAME] table (argv, ready_pattern or health_path) to the server\'s configuration file.';
+    }
+  }
+
   function openRegister() {
     showError($('register-error'), '');
     showError($('reg-config-error'), '');
+    syncPresetField();
     $('register').showModal();
     $('reg-name').focus();
   }
@@ -968,6 +990,11 @@
     $('reg-config').removeAttribute('aria-invalid');
 
     const body = { model_name: name, engine: $('reg-engine').value };
+    // A command model names the server's preset; an argv typed into the
+    // load_config is refused by the server unless it allows API commands.
+    if (body.engine === 'command' && $('reg-preset').value && !('argv' in parsed.value)) {
+      parsed.value.preset = $('reg-preset').value;
+    }
     const optional = { hf_path: 'reg-hf', file_path: 'reg-file', cache_location: 'reg-location' };
     for (const [key, id] of Object.entries(optional)) {
       const v = $(id).value.trim();
@@ -1011,6 +1038,7 @@
       }
     });
     $('register-open').addEventListener('click', openRegister);
+    $('reg-engine').addEventListener('change', syncPresetField);
     $('register-form').addEventListener('submit', submitRegister);
     $('register').addEventListener('close', () => $('register-open').focus());
     $('auth-form').addEventListener('submit', submitKey);

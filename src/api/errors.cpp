@@ -6,6 +6,9 @@ ErrorInfo DescribeError(ErrorKind kind) {
   switch (kind) {
     case ErrorKind::kInvalidRequest: return {400, "invalid_request"};
     case ErrorKind::kUnauthorized: return {401, "unauthorized"};
+    case ErrorKind::kCommandArgvDisabled: return {403, "command_argv_disabled"};
+    case ErrorKind::kHostNotAllowed: return {403, "host_not_allowed"};
+    case ErrorKind::kOriginNotAllowed: return {403, "origin_not_allowed"};
     case ErrorKind::kNotFound: return {404, "not_found"};
     case ErrorKind::kMethodNotAllowed: return {405, "method_not_allowed"};
     case ErrorKind::kModelNotFound: return {404, "model_not_found"};
@@ -14,6 +17,7 @@ ErrorInfo DescribeError(ErrorKind kind) {
     case ErrorKind::kModelIncompatible: return {409, "model_incompatible"};
     case ErrorKind::kLengthRequired: return {411, "length_required"};
     case ErrorKind::kPayloadTooLarge: return {413, "payload_too_large"};
+    case ErrorKind::kUnsupportedMediaType: return {415, "unsupported_media_type"};
     case ErrorKind::kLoadFailed: return {422, "load_failed"};
     case ErrorKind::kInternal: return {500, "internal"};
     case ErrorKind::kDataLoss: return {500, "data_loss"};
@@ -41,6 +45,9 @@ ErrorKind ErrorKindForStatus(StatusCode code) {
     // the caller's, so a 5xx and not 403.
     case StatusCode::kPermissionDenied: return ErrorKind::kStorageReadOnly;
     case StatusCode::kUnauthenticated: return ErrorKind::kUnauthorized;
+    // The only server policy behind the API today: programs are chosen in the
+    // configuration file, not over HTTP (SPEC §9.1).
+    case StatusCode::kForbidden: return ErrorKind::kCommandArgvDisabled;
     case StatusCode::kOk:
     case StatusCode::kInternal: return ErrorKind::kInternal;
   }

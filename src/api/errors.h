@@ -17,6 +17,9 @@ namespace mw::api {
 enum class ErrorKind {
   kInvalidRequest,       // 400 malformed JSON, wrong types, bad names/values
   kUnauthorized,         // 401 missing or wrong API key
+  kCommandArgvDisabled,  // 403 a program (argv/env of a command model) named over HTTP (SPEC §9.1)
+  kHostNotAllowed,       // 403 Host header is not one of the server's names (DNS rebinding)
+  kOriginNotAllowed,     // 403 a foreign Origin on a state-changing request or the event stream
   kNotFound,             // 404 unknown path
   kMethodNotAllowed,     // 405 known path, wrong method
   kModelNotFound,        // 404 no such model
@@ -25,6 +28,7 @@ enum class ErrorKind {
   kModelIncompatible,    // 409 incompatible and not forced (body adds "notes")
   kLengthRequired,       // 411 a body without Content-Length (chunked)
   kPayloadTooLarge,      // 413 request body over the limit
+  kUnsupportedMediaType, // 415 a body that is not Content-Type: application/json
   kLoadFailed,           // 422 the load attempt failed (body adds "classification")
   kInternal,             // 500 a bug or unexpected library error
   kDataLoss,             // 500 corrupt database file

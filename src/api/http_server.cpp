@@ -12,6 +12,10 @@
 #include <thread>
 #include <utility>
 
+#include <arpa/inet.h>
+#include <ifaddrs.h>
+#include <netinet/in.h>
+
 #include "api/errors.h"
 #include "api/event_hub.h"
 #include "api/json_codec.h"
@@ -40,12 +44,55 @@ void SendJson(httplib::Response& res, int http_status, std::string body) {
   res.set_content(std::move(body), kJson);
 }
 
-// Constant-time over the bytes, so the key cannot be guessed byte by byte from timings.
+// Constant-time: the work depends only on the key's length, never on where
+// the first wrong byte is or on how long the guess is, so neither the key nor
+// its length can be learned from timings.
 bool SecretEquals(std::string_view given, std::string_view key) {
-  if (key.empty() || given.size() != key.size()) return false;
-  unsigned char diff = 0;
-  for (size_t i = 0; i < key.size(); ++i) diff |= static_cast<unsigned char>(given[i] ^ key[i]);
+  if (key.empty()) return false;
+  unsigned char diff = given.size() == key.size() ? 0 : 1;
+  for (size_t i = 0; i < key.size(); ++i) {
+    const unsigned char g = given.empty() ? 0 : static_cast<unsigned char>(given[i % given.size()]);
+    diff |= static_cast<unsigned char>(g ^ static_cast<unsigned char>(key[i]));
+  }
   return diff == 0;
+}
+
+std::optional<std::string> Header(const httplib::Request& req, const char* name) {
+  if (!req.has_header(name)) return std::nullopt;
+  return req.get_header_value(name);
+}
+
+std::optional<std::string_view> View(const std::optional<std::string>& s) {
+  if (!s) return std::nullopt;
+  return std::string_view(*s);
+}
+
+// This machine's addresses, for the Host check of a server bound to a wildcard.
+std::vector<std::string> LocalAddresses() {
+  std::vector<std::string> out;
+  ifaddrs* list = nullptr;
+  if (getifaddrs(&list) != 0) return out;
+  for (ifaddrs* a = list; a != nullptr; a = a->ifa_next) {
+    if (a->ifa_addr == nullptr) continue;
+    char text[INET6_ADDRSTRLEN] = {};
+    if (a->ifa_addr->sa_family == AF_INET) {
+      inet_ntop(AF_INET, &reinterpret_cast<sockaddr_in*>(a->ifa_addr)->sin_addr, text, sizeof(text));
+    } else if (a->ifa_addr->sa_family == AF_INET6) {
+      inet_ntop(AF_INET6, &reinterpret_cast<sockaddr_in6*>(a->ifa_addr)->sin6_addr, text, sizeof(text));
+    } else {
+      continue;
+    }
+    out.emplace_back(text);
+  }
+  freeifaddrs(list);
+  return out;
+}
+
+void SetCorsHeaders(httplib::Response& res, const std::string& origin) {
+  res.set_header("Access-Control-Allow-Origin", origin);
+  res.set_header("Access-Control-Allow-Methods", "GET, POST, PATCH, DELETE, OPTIONS");
+  res.set_header("Access-Control-Allow-Headers", "Authorization, Content-Type");
+  res.set_header("Access-Control-Max-Age", "600");
 }
 
 std::string SseFrame(std::string_view event, std::string_view data) {
@@ -86,6 +133,9 @@ struct HttpServer::Impl {
 
   bool Authorized(const httplib::Request& req) const {
     if (options.api_key.empty()) return true;
+    // The API needs the key; the page's own files do not (they hold no data).
+    const bool protected_path = req.path.rfind("/api/", 0) == 0 || req.path.rfind("/v1/", 0) == 0;
+    if (!protected_path) return true;
     std::string header = req.get_header_value("Authorization");
     constexpr std::string_view kBearer = "Bearer ";
     if (header.size() > kBearer.size() && header.compare(0, kBearer.size(), kBearer) == 0) {
@@ -132,22 +182,52 @@ void HttpServer::Impl::InstallRoutes() {
   server.set_tcp_nodelay(true);
 
   server.set_pre_routing_handler([this](const httplib::Request& req, httplib::Response& res) {
+    // Every answer, including the refusals below.
+    res.set_header("X-Content-Type-Options", "nosniff");
     // httplib 0.11 enforces the body limit only for a declared Content-Length
     // and would read a chunked body of any size into memory: refuse those
-    // before the body is read. Our clients (CLI, page, curl -d) always send
-    // a length. (httplib keeps the connection open unless the client asked
-    // to close it; the unread chunks then fail to parse as requests: 400s.)
+    // before the body is read. Our clients (CLI, page, curl -d, the OpenAI
+    // libraries) always send a length. (httplib keeps the connection open
+    // unless the client asked to close it; the unread chunks are then parsed
+    // as requests, which pass every check below on their own.)
     if (req.has_header("Transfer-Encoding")) {
       SendError(res, ErrorKind::kLengthRequired,
                 "request bodies must be sent with a Content-Length header (chunked bodies are not accepted)");
       return httplib::Server::HandlerResponse::Handled;
     }
-    if (req.path.rfind("/api/", 0) == 0 && !Authorized(req)) {
-      res.set_header("WWW-Authenticate", "Bearer");
-      SendError(res, ErrorKind::kUnauthorized, "missing or wrong API key: send 'Authorization: Bearer <key>'");
+    const std::optional<std::string> origin = Header(req, "Origin");
+    if (origin) res.set_header("Vary", "Origin");
+    const std::optional<std::string> host = Header(req, "Host");
+    const std::optional<std::string> fetch_site = Header(req, "Sec-Fetch-Site");
+    const std::optional<std::string> content_type = Header(req, "Content-Type");
+    const std::string length = req.get_header_value("Content-Length");
+    RequestFacts facts{req.method,       req.path,         View(host),
+                       View(origin),     View(fetch_site), View(content_type),
+                       !length.empty() && length.find_first_not_of('0') != std::string::npos};
+    std::optional<Refusal> refusal = CheckRequest(options.guard, facts);
+    const bool cors = !refusal && origin && IsCorsOrigin(options.guard, *origin);
+    if (cors) SetCorsHeaders(res, *origin);
+    if (!refusal && req.method == "OPTIONS") {
+      // A CORS preflight: answered only for allowed_origins.
+      if (!cors) {
+        SendError(res, ErrorKind::kOriginNotAllowed,
+                  "cross-origin requests are allowed only from allowed_origins in the configuration");
+      } else {
+        res.status = 204;
+      }
       return httplib::Server::HandlerResponse::Handled;
     }
-    return httplib::Server::HandlerResponse::Unhandled;
+    if (!refusal && !Authorized(req)) {
+      res.set_header("WWW-Authenticate", "Bearer");
+      refusal = Refusal{ErrorKind::kUnauthorized, "missing or wrong API key: send 'Authorization: Bearer <key>'"};
+    }
+    if (!refusal) return httplib::Server::HandlerResponse::Unhandled;
+    // Answered before the body is read. httplib still consumes a declared
+    // body, so a request hidden inside a refused one (our Host, no Origin)
+    // is never parsed as the connection's next: SecurityTest.
+    // RequestSmuggledInARefusedBodyIsNotServed keeps that true.
+    SendError(res, refusal->kind, refusal->message);
+    return httplib::Server::HandlerResponse::Handled;
   });
   // Errors produced by httplib itself (no route, body too large, bad request
   // line) arrive here with an empty body: give them the JSON shape too.
@@ -319,7 +399,12 @@ void HttpServer::Impl::HandleStatic(const httplib::Request& req, httplib::Respon
   if (const web::WebAsset* asset = web::FindWebAsset(req.path)) {
     res.status = 200;
     res.set_header("Cache-Control", "no-cache");
-    res.set_header("X-Content-Type-Options", "nosniff");
+    // The page may not be framed (clickjacking its Load/Delete buttons) and
+    // loads nothing but its own files.
+    res.set_header("X-Frame-Options", "DENY");
+    res.set_header("Content-Security-Policy",
+                   "default-src 'self'; img-src 'self' data:; object-src 'none'; base-uri 'none'; frame-ancestors 'none'");
+    res.set_header("Referrer-Policy", "no-referrer");
     res.set_content(std::string(asset->body), std::string(asset->content_type));
     return;
   }
@@ -329,6 +414,8 @@ void HttpServer::Impl::HandleStatic(const httplib::Request& req, httplib::Respon
 
 HttpServer::HttpServer(ModelApi& api, HttpServerOptions options)
     : impl_(std::make_unique<Impl>(api, std::move(options))) {
+  impl_->options.guard.bound_host = impl_->options.host;
+  impl_->options.guard.local_addresses = LocalAddresses();
   impl_->InstallRoutes();
   Impl* impl = impl_.get();
   impl_->subscription = api.Subscribe([impl](const Event& event) {

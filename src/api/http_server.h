@@ -12,6 +12,9 @@
 //   GET    /api/status                   version, uptime, devices, loaded, queue, counts
 //   GET    /api/events                   Server-Sent Events (event: model / event: status, ": ping")
 //   GET    /, /app.js, ...               the embedded web page
+// Before any route, every request passes api/request_guard.h (Host, Origin,
+// Content-Type: 403 host_not_allowed / origin_not_allowed, 415); browser apps
+// in guard.allowed_origins get CORS headers and their preflights answered.
 // Every route is wrapped once: no exception escapes, unknown paths get a JSON
 // 404, bodies over max_body_bytes get 413 payload_too_large. When api_key is
 // set every /api/ request needs "Authorization: Bearer <key>" (the event
@@ -28,6 +31,7 @@
 #include <string>
 
 #include "api/model_api.h"
+#include "api/request_guard.h"
 #include "common/status.h"
 
 namespace mw::api {
@@ -40,6 +44,10 @@ struct HttpServerOptions {
   size_t threads = 64;
   size_t max_event_streams = 32;
   std::chrono::milliseconds keepalive_interval{15000};
+  // Host / Origin / Content-Type checks (api/request_guard.h). bound_host is
+  // filled from `host` by the server; local_addresses by Bind() when the host
+  // is a wildcard.
+  GuardOptions guard;
 };
 
 class HttpServer {

@@ -318,7 +318,7 @@ std::string ReadUntil(int fd, const std::string& needle, std::string& buffer) {
 int ConnectEvents(int port) {
   int fd = ConnectLoopback(port);
   if (fd < 0) return -1;
-  std::string req = "GET /api/events HTTP/1.1\r\nHost: x\r\n\r\n";
+  std::string req = "GET /api/events HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n";
   (void)::send(fd, req.data(), req.size(), 0);
   return fd;
 }
@@ -340,7 +340,7 @@ TEST_F(HttpServerTest, ChunkedBodyIsRefusedUnread) {
   int fd = ConnectLoopback(port_);
   ASSERT_GE(fd, 0);
   std::string request =
-      "POST /api/models HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+      "POST /api/models HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
       "Transfer-Encoding: chunked\r\nConnection: close\r\n\r\n";
   const std::string chunk(1000, 'x');
   for (int i = 0; i < 10; ++i) request += "3e8\r\n" + chunk + "\r\n";  // 10 000 bytes > 4096

@@ -225,6 +225,7 @@ std::string StatusToJson(const ServerStatus& status) {
   json j{{"version", status.version}, {"uptime_s", status.uptime_s}, {"devices", devices},
          {"loaded_models", loaded},   {"load_queue", queue},            {"counts", json(status.counts)}};
   j["devices_error"] = status.devices_error.empty() ? json(nullptr) : json(status.devices_error);
+  j["engine_presets"] = status.engine_presets;
   return Dump(j);
 }
 

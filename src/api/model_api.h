@@ -141,6 +141,7 @@ struct ServerStatus {
   std::vector<ModelView> loaded_models;
   std::vector<QueueEntry> load_queue;
   std::map<std::string, int64_t> counts;  // by compatibility status, all five present
+  std::vector<std::string> engine_presets;  // [engines.NAME] of the configuration, names only
 };
 
 // Pushed to subscribers (the SSE endpoint) whenever a model's status,

@@ -4,6 +4,7 @@
 
 #include <chrono>
 
+#include "app/command_policy.h"
 #include "app/model_paths.h"
 #include "app/model_service.h"
 #include "common/log.h"
@@ -186,10 +187,7 @@ Result<LoadRequest> ModelService::BuildLoadRequest(const ModelRecord& model) {
     request.model_path = file->absolute.string();
   }
   if (const loadconfig::CommandConfig* command = validated->command()) {
-    request.argv = command->argv;
-    request.ready_pattern = command->ready_pattern.value_or("");
-    request.health_path = command->health_path.value_or("");
-    for (const auto& [k, v] : command->env) request.env.emplace_back(k, v);
+    RETURN_IF_ERROR(ResolveCommand(model.model_name, *command, config_, request));
   }
   return request;
 }

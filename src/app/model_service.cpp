@@ -2,6 +2,8 @@
 // model_loads.cpp.
 #include "app/model_service.h"
 
+#include "app/command_policy.h"
+
 #include <chrono>
 #include <thread>
 #include <utility>
@@ -167,6 +169,7 @@ Result<api::ModelView> ModelService::RegisterModel(const api::RegisterRequest& r
   std::string config_text = request.load_config_json.value_or("{}");
   auto validated = loadconfig::ValidateLoadConfig(*engine, config_text);
   if (!validated.ok()) return InvalidArgumentError("invalid load_config: " + validated.status().message());
+  RETURN_IF_ERROR(CheckApiLoadConfig(*validated, config_));
   record.load_config = config_text;
   ASSIGN_OR_RETURN(ModelRecord stored, registry_.AddModel(record));
   MW_LOG(kInfo, "api") << "registered model=" << stored.model_name << " engine=" << stored.engine;
@@ -197,6 +200,7 @@ Result<api::ModelView> ModelService::UpdateConfig(const std::string& name, const
   if (patch.load_config_json) {
     auto validated = loadconfig::ValidateLoadConfig(current.engine, *patch.load_config_json);
     if (!validated.ok()) return InvalidArgumentError("invalid load_config: " + validated.status().message());
+    RETURN_IF_ERROR(CheckApiLoadConfig(*validated, config_));
     update.load_config = *patch.load_config_json;
   }
   if (patch.compatibility_notes) {
@@ -294,6 +298,7 @@ Result<api::ServerStatus> ModelService::GetStatus() {
   std::lock_guard lock(mu_);
   status.devices = devices_;
   status.devices_error = devices_error_;
+  for (const auto& preset : config_.engine_presets) status.engine_presets.push_back(preset.name);
   for (const LoadQueueEntry& q : queue_->Snapshot()) {
     api::QueueEntry e;
     e.model_name = q.model_name;

@@ -1,5 +1,7 @@
 #include "app/serve_command.h"
 
+#include <sys/stat.h>
+
 #include <pthread.h>
 #include <signal.h>
 
@@ -10,6 +12,7 @@
 #include <thread>
 
 #include "api/http_server.h"
+#include "app/command_policy.h"
 #include "app/model_service.h"
 #include "common/log.h"
 #include "common/time_util.h"
@@ -68,6 +71,18 @@ void ProbeDevices(Supervisor& supervisor, ModelService& service) {
   }
 }
 
+// An existing data directory keeps the permissions its owner chose; say so
+// when other users can read the registry in it.
+void WarnIfOthersCanRead(const std::filesystem::path& dir) {
+  struct stat st {};
+  if (stat(dir.c_str(), &st) != 0) return;
+  if ((st.st_mode & (S_IRWXG | S_IRWXO)) != 0) {
+    MW_LOG(kWarn, "serve") << "data directory " << dir.string() << " is open to other users (mode "
+                           << std::oct << (st.st_mode & 0777) << std::dec
+                           << "): its registry holds notes and load_configs; chmod 700 it unless that is intended";
+  }
+}
+
 }  // namespace
 
 int RunServe(const std::vector<std::string>& args) {
@@ -80,12 +95,22 @@ int RunServe(const std::vector<std::string>& args) {
   auto loaded_config = config::LoadConfig(*flags, config::Environment::FromProcess());
   if (!loaded_config.ok()) return Fail("configuration", loaded_config.status());
   const config::Config config = std::move(loaded_config).value();
+  if (Status presets = ValidatePresets(config); !presets.ok()) return Fail("configuration", presets);
+  if (config.allow_api_commands) {
+    MW_LOG(kWarn, "serve") << "allow_api_commands = true: API clients may choose programs for command models; "
+                              "anything that can reach this server (a local user, a web page allowed by "
+                              "allowed_origins) can run programs as this user";
+  }
+  // The registry holds notes and load_configs, the logs hold model output:
+  // what the server creates is for its own user only (SPEC §9.1).
+  umask(077);
 
   sigset_t stop_signals = BlockStopSignals();
 
   std::error_code ec;
   std::filesystem::create_directories(config.data_dir, ec);
   if (ec) return Fail("data directory " + config.data_dir.string(), Status(StatusCode::kPermissionDenied, ec.message()));
+  WarnIfOthersCanRead(config.data_dir);
   std::filesystem::create_directories(config.locations.front().path, ec);  // primary; others are the user's
 
   auto registry = Registry::Open(config.RegistryPath().string());
@@ -117,6 +142,8 @@ int RunServe(const std::vector<std::string>& args) {
   http_options.host = config.host;
   http_options.port = config.port;
   http_options.api_key = config.api_key;
+  http_options.guard.allowed_hosts = config.allowed_hosts;
+  http_options.guard.allowed_origins = config.allowed_origins;
   api::HttpServer http(service, http_options);
   auto port = http.Bind();
   if (!port.ok()) return Fail("listen", port.status());

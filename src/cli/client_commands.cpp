@@ -23,7 +23,8 @@ constexpr const char* kUsage =
     "usage: modelwarden [--url URL] [--json] <command>\n"
     "  models list\n"
     "  models add NAME [--hf-path ORG/NAME] [--file PATH] [--engine llama.cpp|command]\n"
-    "                  [--location LOC] [--load-config JSON]\n"
+    "                  [--preset ENGINE_PRESET] [--location LOC] [--load-config JSON]\n"
+    "                  (--preset: a command model run by [engines.NAME] of the server's configuration)\n"
     "  models show NAME\n"
     "  models set NAME [--status S] [--notes TEXT] [--load-config JSON]\n"
     "  models rm NAME\n"
@@ -41,8 +42,8 @@ struct Args {
   std::string api_key;
 };
 
-const char* const kValueOptions[] = {"--url",    "--api-key", "--hf-path", "--file",  "--engine",
-                                     "--location", "--load-config", "--status", "--notes"};
+const char* const kValueOptions[] = {"--url",      "--api-key",     "--hf-path", "--file",  "--engine", "--preset",
+                                     "--location", "--load-config", "--status",  "--notes"};
 
 int Usage(const std::string& problem) {
   std::cerr << "modelwarden: " << problem << "\n" << kUsage;
@@ -247,6 +248,12 @@ int ModelsCommand(Args& args, Client& client) {
       auto lc = ParseLoadConfig(args.options["--load-config"]);
       if (!lc) return Usage("--load-config must be a JSON object, e.g. '{\"n_ctx\": 2048}'");
       body["load_config"] = *lc;
+    }
+    if (args.options.count("--preset")) {
+      if (body.value("engine", "command") != "command") return Usage("--preset goes with the command engine");
+      body["engine"] = "command";
+      if (!body.contains("load_config")) body["load_config"] = json::object();
+      body["load_config"]["preset"] = args.options["--preset"];
     }
     auto r = client.Call("POST", "/api/models", body.dump());
     if (!r) return kExitError;

@@ -16,6 +16,7 @@ std::string_view StatusCodeName(StatusCode code) {
     case StatusCode::kDataLoss: return "data_loss";
     case StatusCode::kPermissionDenied: return "permission_denied";
     case StatusCode::kUnauthenticated: return "unauthenticated";
+    case StatusCode::kForbidden: return "forbidden";
     case StatusCode::kInternal: return "internal";
   }
   return "unknown";

@@ -18,6 +18,7 @@
 //   kDataLoss           a file is corrupt or from a newer version
 //   kPermissionDenied   read-only file (503 storage_read_only at the API)
 //   kUnauthenticated    missing/wrong API key (401)
+//   kForbidden          a server policy refuses it, e.g. a program named over HTTP (403)
 //   kInternal           a bug or an unexpected library error (500)
 #pragma once
 
@@ -42,6 +43,7 @@ enum class StatusCode {
   kDataLoss,
   kPermissionDenied,
   kUnauthenticated,
+  kForbidden,
   kInternal,
 };
 
@@ -80,6 +82,7 @@ inline Status AbortedError(std::string m) { return {StatusCode::kAborted, std::m
 inline Status DataLossError(std::string m) { return {StatusCode::kDataLoss, std::move(m)}; }
 inline Status PermissionDeniedError(std::string m) { return {StatusCode::kPermissionDenied, std::move(m)}; }
 inline Status UnauthenticatedError(std::string m) { return {StatusCode::kUnauthenticated, std::move(m)}; }
+inline Status ForbiddenError(std::string m) { return {StatusCode::kForbidden, std::move(m)}; }
 inline Status InternalError(std::string m) { return {StatusCode::kInternal, std::move(m)}; }
 
 // A value of type T, or a non-OK Status. Constructing from an OK Status is a

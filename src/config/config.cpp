@@ -2,6 +2,7 @@
 
 #include <arpa/inet.h>
 
+#include <algorithm>
 #include <cstdlib>
 #include <fstream>
 #include <sstream>
@@ -54,6 +55,24 @@ Result<int> ParsePort(std::string_view text) {
   return value;
 }
 
+std::string LowerAscii(std::string s) {
+  for (char& c : s) {
+    if (c >= 'A' && c <= 'Z') c = static_cast<char>(c - 'A' + 'a');
+  }
+  return s;
+}
+
+Result<std::vector<std::string>> StringList(std::string_view what, const toml::node& node) {
+  const toml::array* array = node.as_array();
+  if (!array) return InvalidArgumentError(std::string(what) + " must be a list of strings (" + Where(node) + ")");
+  std::vector<std::string> out;
+  for (const auto& item : *array) {
+    if (!item.is_string()) return InvalidArgumentError(std::string(what) + " must be a list of strings (" + Where(item) + ")");
+    out.push_back(*item.value<std::string>());
+  }
+  return out;
+}
+
 // Applies one key of the [server] table (or the top level).
 Status ApplyServerKey(std::string_view key, const toml::node& node, const fs::path& base_dir,
                       const Environment& env, Config& config) {
@@ -84,14 +103,71 @@ Status ApplyServerKey(std::string_view key, const toml::node& node, const fs::pa
   } else if (key == "crash_patterns") {
     ASSIGN_OR_RETURN(std::string s, want_string("crash_patterns"));
     config.crash_patterns_file = ExpandPath(s, base_dir, env);
+  } else if (key == "allow_api_commands") {
+    if (!node.is_boolean()) return InvalidArgumentError("allow_api_commands must be true or false (" + Where(node) + ")");
+    config.allow_api_commands = *node.value<bool>();
+  } else if (key == "allowed_hosts" || key == "allowed_origins") {
+    ASSIGN_OR_RETURN(std::vector<std::string> list, StringList(key, node));
+    for (auto& item : list) {
+      if (key == "allowed_hosts") item = LowerAscii(item);
+      // An origin is compared with the browser's exactly: scheme://host[:port], no path.
+      if (key == "allowed_origins" && (item.find("://") == std::string::npos || item.back() == '/')) {
+        return InvalidArgumentError("allowed_origins entries look like \"http://localhost:3000\" (no path, no trailing /), got '" +
+                                    item + "' (" + Where(node) + ")");
+      }
+    }
+    (key == "allowed_hosts" ? config.allowed_hosts : config.allowed_origins) = std::move(list);
   } else if (key == "worker") {
     ASSIGN_OR_RETURN(std::string s, want_string("worker"));
     config.worker_path = ExpandPath(s, base_dir, env);
   } else {
     return InvalidArgumentError("unknown configuration key '" + std::string(key) + "' (" + Where(node) +
                                 "); known keys: host, port, data_dir, api_key, load_timeout_s, "
-                                "crash_patterns, worker, [locations]");
+                                "crash_patterns, worker, allow_api_commands, allowed_hosts, allowed_origins, "
+                                "[locations], [engines.NAME]");
   }
+  return Status::Ok();
+}
+
+// Presets name the programs the server may run; checked here for shape only
+// (the server compiles ready_pattern at start-up).
+Status ApplyEnginePreset(std::string name, const toml::node& node, Config& config) {
+  if (!IsLocationName(name)) return InvalidArgumentError("engine preset name '" + name + "' must match [A-Za-z0-9_-]{1,64}");
+  const toml::table* table = node.as_table();
+  if (!table) return InvalidArgumentError("[engines." + name + "] must be a table (" + Where(node) + ")");
+  EnginePreset preset;
+  preset.name = name;
+  for (const auto& [key, value] : *table) {
+    std::string_view k = key.str();
+    std::string where = "[engines." + name + "] " + std::string(k);
+    if (k == "argv") {
+      ASSIGN_OR_RETURN(preset.argv, StringList(where, value));
+      if (preset.argv.empty() || preset.argv.front().empty()) {
+        return InvalidArgumentError(where + " must be a non-empty list whose first item is the program (" + Where(value) + ")");
+      }
+    } else if (k == "ready_pattern" || k == "health_path") {
+      if (!value.is_string()) return InvalidArgumentError(where + " must be a string (" + Where(value) + ")");
+      (k == "ready_pattern" ? preset.ready_pattern : preset.health_path) = *value.value<std::string>();
+    } else if (k == "env") {
+      const toml::table* env = value.as_table();
+      if (!env) return InvalidArgumentError(where + " must be a table of strings (" + Where(value) + ")");
+      for (const auto& [var, text] : *env) {
+        if (!text.is_string()) return InvalidArgumentError(where + "." + std::string(var.str()) + " must be a string");
+        preset.env.emplace_back(std::string(var.str()), *text.value<std::string>());
+      }
+    } else {
+      return InvalidArgumentError("unknown key '" + std::string(k) + "' in [engines." + name +
+                                  "] (known: argv, ready_pattern, health_path, env)");
+    }
+  }
+  if (preset.argv.empty()) return InvalidArgumentError("[engines." + name + "] needs argv (a list of strings)");
+  if (!preset.health_path.empty() && preset.health_path[0] != '/') {
+    return InvalidArgumentError("[engines." + name + "] health_path must start with '/'");
+  }
+  std::erase_if(config.engine_presets, [&](const EnginePreset& p) { return p.name == name; });
+  config.engine_presets.push_back(std::move(preset));
+  std::sort(config.engine_presets.begin(), config.engine_presets.end(),
+            [](const EnginePreset& a, const EnginePreset& b) { return a.name < b.name; });
   return Status::Ok();
 }
 
@@ -121,6 +197,13 @@ Status ApplyLocations(const toml::table& table, const fs::path& base_dir, const 
 const Location* Config::FindLocation(std::string_view name) const {
   for (const auto& loc : locations) {
     if (loc.name == name) return &loc;
+  }
+  return nullptr;
+}
+
+const EnginePreset* Config::FindPreset(std::string_view name) const {
+  for (const auto& preset : engine_presets) {
+    if (preset.name == name) return &preset;
   }
   return nullptr;
 }
@@ -194,6 +277,12 @@ Status ApplyToml(std::string_view text, const fs::path& base_dir, const Environm
       for (const auto& [skey, snode] : *server) {
         RETURN_IF_ERROR(ApplyServerKey(skey.str(), snode, base_dir, env, config));
       }
+    } else if (k == "engines") {
+      const toml::table* engines = node.as_table();
+      if (!engines) return InvalidArgumentError("[engines] must hold tables: [engines.NAME]");
+      for (const auto& [name, preset] : *engines) {
+        RETURN_IF_ERROR(ApplyEnginePreset(std::string(name.str()), preset, config));
+      }
     } else if (k == "locations") {
       const toml::table* locations = node.as_table();
       if (!locations) return InvalidArgumentError("[locations] must be a table");
@@ -266,6 +355,9 @@ Status ValidateConfig(const Config& config) {
                                    "(or MODELWARDEN_API_KEY), or listen on 127.0.0.1");
   }
   if (config.FindLocation(kPrimaryLocation) == nullptr) return InvalidArgumentError("no primary location");
+  if (config.allow_api_commands && !IsLoopbackHost(config.host) && config.api_key.empty()) {
+    return FailedPreconditionError("allow_api_commands with a non-loopback host needs an api_key");
+  }
   return Status::Ok();
 }
 

@@ -14,6 +14,13 @@
 //   load_timeout_s = 300
 //   crash_patterns = "patterns.toml"    # extra classifier catalog entries (format: data/crash_patterns.toml)
 //   worker = "/opt/modelwarden/bin/modelwarden-worker"
+//   allow_api_commands = false          # true: API clients may set argv/env of command models (unsafe)
+//   allowed_hosts = ["mybox.lan"]       # extra names accepted in the Host header ("*": any)
+//   allowed_origins = ["http://localhost:3000"]  # browser apps allowed to call the API (CORS)
+//   [engines.vllm]                      # a command-engine preset: the only programs the server runs
+//   argv = ["/opt/vllm/bin/serve", "{model_path}", "--port", "{port}"]
+//   health_path = "/health"             # or ready_pattern = "..."
+//   env = { CUDA_VISIBLE_DEVICES = "0" }
 //   [locations]
 //   primary = "/models"                 # default <data_dir>/models
 //   hf = "~/.cache/huggingface/hub"
@@ -47,6 +54,17 @@ struct Location {
   std::filesystem::path path;
 };
 
+// A program the server may run for `command` models (SPEC §9.1): only the
+// configuration file defines these; API clients name one with
+// load_config {"preset": NAME}.
+struct EnginePreset {
+  std::string name;
+  std::vector<std::string> argv;  // non-empty; {model_path} {model_name} {port} filled in at load
+  std::string ready_pattern;      // empty: none
+  std::string health_path;        // empty: none
+  std::vector<std::pair<std::string, std::string>> env;
+};
+
 struct Config {
   std::string host{kDefaultHost};
   int port = kDefaultPort;  // 0 = any free port (the server prints the one it got)
@@ -58,6 +76,13 @@ struct Config {
   std::string api_key;                        // empty: no authentication
   std::filesystem::path worker_path;          // empty: next to the modelwarden binary
   std::filesystem::path config_file;          // the file that was read; empty if none
+  // Browser and local-attacker defences (SPEC §9.1).
+  std::vector<EnginePreset> engine_presets;   // sorted by name
+  bool allow_api_commands = false;            // API may set argv/env of command models
+  std::vector<std::string> allowed_hosts;     // extra Host names; "*" = any
+  std::vector<std::string> allowed_origins;   // origins given CORS and allowed to change state
+
+  const EnginePreset* FindPreset(std::string_view name) const;
 
   // The path of a location by name, or nullptr.
   const Location* FindLocation(std::string_view name) const;

@@ -161,6 +161,58 @@ TEST_F(ConfigTest, NonLoopbackNeedsApiKey) {
   EXPECT_EQ(config->api_key, "k");
 }
 
+TEST_F(ConfigTest, BrowserDefencesAndEnginePresets) {
+  auto defaults = LoadConfig({}, env_);
+  ASSERT_TRUE(defaults.ok());
+  EXPECT_FALSE(defaults->allow_api_commands);
+  EXPECT_TRUE(defaults->engine_presets.empty());
+  fs::path file = Write("c.toml", R"(
+allowed_hosts = ["MyBox.lan"]
+allowed_origins = ["http://localhost:3000"]
+[server]
+allow_api_commands = true
+[engines.vllm]
+argv = ["/opt/vllm", "{model_path}", "--port", "{port}"]
+health_path = "/health"
+env = { CUDA_VISIBLE_DEVICES = "0" }
+[engines.a-tool]
+argv = ["/bin/tool"]
+ready_pattern = "ready"
+)");
+  ServeFlags flags;
+  flags.config_file = file;
+  auto config = LoadConfig(flags, env_);
+  ASSERT_TRUE(config.ok()) << config.status().ToString();
+  EXPECT_TRUE(config->allow_api_commands);
+  EXPECT_EQ(config->allowed_hosts, std::vector<std::string>{"mybox.lan"});
+  EXPECT_EQ(config->allowed_origins, std::vector<std::string>{"http://localhost:3000"});
+  ASSERT_EQ(config->engine_presets.size(), 2u);
+  EXPECT_EQ(config->engine_presets[0].name, "a-tool");  // sorted
+  const EnginePreset* vllm = config->FindPreset("vllm");
+  ASSERT_NE(vllm, nullptr);
+  EXPECT_EQ(vllm->argv.size(), 4u);
+  EXPECT_EQ(vllm->health_path, "/health");
+  ASSERT_EQ(vllm->env.size(), 1u);
+  EXPECT_EQ(vllm->env[0].first, "CUDA_VISIBLE_DEVICES");
+  EXPECT_EQ(config->FindPreset("nope"), nullptr);
+}
+
+TEST_F(ConfigTest, BadPresetsAndListsAreClearErrors) {
+  for (const char* text : {"[engines.x]\nready_pattern = \"r\"\n", "[engines.x]\nargv = []\n",
+                                 "[engines.x]\nargv = \"/bin/sh -c x\"\n", "[engines.x]\nargv = [\"a\"]\nshell = true\n",
+                                 "[engines.x]\nargv = [\"a\"]\nhealth_path = \"health\"\n", "[engines]\nx = 1\n",
+                                 "allowed_hosts = \"a\"\n", "allowed_origins = [\"localhost:3000\"]\n",
+                                 "allowed_origins = [\"http://a/\"]\n", "allow_api_commands = \"yes\"\n"}) {
+    ServeFlags flags;
+    flags.config_file = Write("bad.toml", text);
+    auto config = LoadConfig(flags, env_);
+    EXPECT_FALSE(config.ok()) << text;
+    if (!config.ok()) {
+      EXPECT_FALSE(config.status().message().empty());
+    }
+  }
+}
+
 TEST(LoopbackTest, Hosts) {
   EXPECT_TRUE(IsLoopbackHost("127.0.0.1"));
   EXPECT_TRUE(IsLoopbackHost("127.1.2.3"));

@@ -11,7 +11,7 @@ namespace internal {
 
 using nlohmann::json;
 
-const std::vector<std::string> kCommandKeys = {"argv", "env", "health_path", "ready_pattern"};
+const std::vector<std::string> kCommandKeys = {"argv", "env", "health_path", "preset", "ready_pattern"};
 
 namespace {
 constexpr size_t kMaxArgs = 4096;
@@ -70,16 +70,29 @@ Result<std::string> ReadString(std::string_view key, const json& v) {
 Result<CommandConfig> ParseCommandConfig(const json& o) {
   CommandConfig c;
   auto argv = o.find("argv");
-  if (argv == o.end()) return InvalidArgumentError("load_config for the command engine needs 'argv' (a list of strings)");
-  if (!argv->is_array() || argv->empty() || argv->size() > kMaxArgs) {
-    return KeyError("argv", "a non-empty list of strings", *argv);
+  auto preset = o.find("preset");
+  if (argv == o.end() && preset == o.end()) {
+    return InvalidArgumentError("load_config for the command engine needs 'preset' (the name of an [engines.NAME] "
+                                "in the server's configuration file)");
   }
-  for (const json& a : *argv) {
-    if (!a.is_string()) return KeyError("argv", "a list of strings only", a);
-    ASSIGN_OR_RETURN(std::string s, ReadString("argv", a));
-    c.argv.push_back(std::move(s));
+  if (argv != o.end() && preset != o.end()) {
+    return InvalidArgumentError("load_config for the command engine takes 'preset' or 'argv', not both");
   }
-  if (c.argv.front().empty()) return InvalidArgumentError("load_config key 'argv': the program (argv[0]) is empty");
+  if (preset != o.end()) {
+    ASSIGN_OR_RETURN(std::string name, ReadString("preset", *preset));
+    if (name.empty() || name.size() > 64) return KeyError("preset", "the name of an [engines.NAME] preset", *preset);
+    c.preset = std::move(name);
+  } else {
+    if (!argv->is_array() || argv->empty() || argv->size() > kMaxArgs) {
+      return KeyError("argv", "a non-empty list of strings", *argv);
+    }
+    for (const json& a : *argv) {
+      if (!a.is_string()) return KeyError("argv", "a list of strings only", a);
+      ASSIGN_OR_RETURN(std::string s, ReadString("argv", a));
+      c.argv.push_back(std::move(s));
+    }
+    if (c.argv.front().empty()) return InvalidArgumentError("load_config key 'argv': the program (argv[0]) is empty");
+  }
   if (auto it = o.find("ready_pattern"); it != o.end()) {
     ASSIGN_OR_RETURN(std::string pattern, ReadString("ready_pattern", *it));
     RE2::Options options;

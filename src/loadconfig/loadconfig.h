@@ -75,9 +75,13 @@ struct LlamaConfig {
   bool operator==(const LlamaConfig&) const = default;
 };
 
-// Settings for the command engine (any external loader).
+// Settings for the command engine (any external loader). Exactly one of
+// `preset` (a [engines.NAME] of the server's configuration file: the program
+// comes from there, SPEC §9.1) and `argv` (the program itself: accepted from
+// API clients only when the server allows it) is set.
 struct CommandConfig {
-  std::vector<std::string> argv;             // non-empty; {model_path} {model_name} {port} substituted later
+  std::optional<std::string> preset;         // [engines.NAME] of the server's configuration
+  std::vector<std::string> argv;             // empty with a preset; {model_path} {model_name} {port} substituted later
   std::optional<std::string> ready_pattern;  // RE2, matched against each output line
   std::optional<std::string> health_path;    // starts with '/', GET 127.0.0.1:{port}{path} == 200
   std::map<std::string, std::string> env;    // extra environment

@@ -188,7 +188,7 @@ TEST(LoadConfigTest, CommandEngine) {
 }
 
 TEST(LoadConfigTest, CommandEngineErrors) {
-  EXPECT_NE(Error(Engine::kCommand, "{}").find("argv"), std::string::npos);
+  EXPECT_NE(Error(Engine::kCommand, "{}").find("preset"), std::string::npos);
   Error(Engine::kCommand, R"({"argv": []})");
   Error(Engine::kCommand, R"({"argv": "llama-server -m x"})");
   Error(Engine::kCommand, R"({"argv": ["a", 1]})");
@@ -205,6 +205,22 @@ TEST(LoadConfigTest, CommandEngineErrors) {
   Error(Engine::kCommand, R"({"argv": ["a"], "env": {"": "1"}})");
   Error(Engine::kCommand, R"({"argv": ["a\u0000b"]})");
   Error(Engine::kCommand, R"({"argv": ["a"], "load_timeout_s": -3})");
+}
+
+TEST(LoadConfigTest, CommandPresetNamesAProgramOfTheConfiguration) {
+  auto r = ValidateLoadConfig("command", R"({"preset": "vllm", "health_path": "/health", "load_timeout_s": 60})");
+  ASSERT_TRUE(r.ok()) << r.status().ToString();
+  const CommandConfig* c = r->command();
+  ASSERT_NE(c, nullptr);
+  EXPECT_EQ(c->preset, "vllm");
+  EXPECT_TRUE(c->argv.empty());
+  EXPECT_EQ(c->health_path, "/health");
+  std::string both = Error(Engine::kCommand, R"({"preset": "vllm", "argv": ["/bin/sh"]})");
+  EXPECT_NE(both.find("not both"), std::string::npos) << both;
+  Error(Engine::kCommand, R"({"preset": ""})");
+  Error(Engine::kCommand, R"({"preset": 3})");
+  // llama.cpp models take no preset.
+  Error(Engine::kLlamaCpp, R"({"preset": "vllm"})");
 }
 
 }  // namespace

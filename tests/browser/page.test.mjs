@@ -125,6 +125,31 @@ describe('web page against the real server', () => {
     assertClean(o);
   });
 
+  it('registers a command model through an engine preset of the configuration and loads it', TEST, async () => {
+    const o = await open();
+    const { page } = o;
+    await page.getByRole('button', { name: 'Register a model' }).click();
+    const dialog = page.locator('#register');
+    await dialog.waitFor();
+    assert.ok(await page.locator('#reg-preset-field').isHidden(), 'no preset choice for llama.cpp');
+    await page.fill('#reg-name', 'preset-cmd');
+    await page.selectOption('#reg-engine', 'command');
+    await page.locator('#reg-preset-field').waitFor();
+    assert.deepEqual(await page.locator('#reg-preset option').allTextContents(), ['fake-ready']);
+    await page.click('#register-submit');
+    await dialog.waitFor({ state: 'hidden' });
+    const registered = await server.model('preset-cmd');
+    assert.equal(registered.engine, 'command');
+    assert.deepEqual(registered.load_config, { preset: 'fake-ready' });
+
+    const c = card(page, 'preset-cmd');
+    await c.getByRole('button', { name: 'Load preset-cmd', exact: true }).click();
+    await waitStatus(page, 'preset-cmd', 'compatible');
+    await c.getByRole('button', { name: 'Unload preset-cmd', exact: true }).click();
+    await c.locator('.load-btn:not([disabled])').waitFor({ timeout: 30000 });
+    assertClean(o);
+  });
+
   it('shows live progress (blue, testing) while a slow model loads', TEST, async () => {
     await server.ok('POST', '/api/models', {
       model_name: 'slow-ready', engine: 'command', cache_location: 'primary', load_config: slowReadyConfig(4),

@@ -25,11 +25,11 @@ bool FaultFixture::StartServer(std::vector<std::pair<std::string, std::string>> 
   options.marker = scratch_.path();
   options.log_path = scratch_.path() + "/server-" + std::to_string(++starts_) + ".log";
   options.env = std::move(env);
-  if (!config_toml.empty()) {
-    std::string config_path = scratch_.path() + "/config.toml";
-    std::ofstream(config_path) << config_toml;
-    options.extra_args = {"--config", config_path};
-  }
+  // Every fault is an mw-fake-engine script registered with an argv through
+  // the API, which the server runs only when told to (SPEC §9.1).
+  std::string config_path = scratch_.path() + "/config.toml";
+  std::ofstream(config_path) << "allow_api_commands = true\n" << config_toml;
+  options.extra_args = {"--config", config_path};
   std::string error;
   server_ = ServerProcess::Spawn(options, &error);
   if (!server_) {

@@ -31,7 +31,7 @@ void ExpectError(const HttpReply& r, int status, const std::string& code, const 
 }
 
 TEST_F(ErrorsTest, EveryErrorCode) {
-  Server server(data());
+  Server server(data(), AllowApiCommands(dir_.path()));
   ASSERT_TRUE(server.started());
   ASSERT_EQ(server.Call("POST", "/api/models", CommandModel("m", {"--then", "exit1"})).status, 201);
   ExpectError(server.Call("POST", "/api/models", "{"), 400, "invalid_request", "malformed");
@@ -100,7 +100,7 @@ TEST_F(ErrorsTest, BadInputToEveryEndpoint) {
   std::filesystem::create_directories(dir_.path() / "outside");
   std::ofstream(dir_.path() / "outside" / "secret.gguf") << "GGUF";
   std::filesystem::create_symlink(dir_.path() / "outside" / "secret.gguf", data() / "models" / "link.gguf");
-  Server server(data());
+  Server server(data(), AllowApiCommands(dir_.path()));
   ASSERT_TRUE(server.started());
   ASSERT_EQ(server.Call("POST", "/api/models", CommandModel("keep", {"--then", "ready"})).status, 201);
   ASSERT_EQ(server.Call("PATCH", "/api/models/keep/config", R"({"compatibility_notes":"original"})").status, 200);
@@ -168,16 +168,12 @@ TEST_F(ErrorsTest, BadInputToEveryEndpoint) {
 }
 
 TEST_F(ErrorsTest, EventStreamReportsLoads) {
-  Server server(data());
+  Server server(data(), AllowApiCommands(dir_.path()));
   ASSERT_TRUE(server.started());
   ASSERT_EQ(server.Call("POST", "/api/models", CommandModel("ev", {"--then", "ready"})).status, 201);
-  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_port = htons(static_cast<uint16_t>(server.port()));
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  ASSERT_EQ(::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)), 0);
-  std::string req = "GET /api/events HTTP/1.1\r\nHost: x\r\n\r\n";
+  int fd = ConnectLoopback(server.port());
+  ASSERT_GE(fd, 0);
+  std::string req = "GET /api/events HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n";
   ASSERT_GT(::send(fd, req.data(), req.size(), 0), 0);
   std::string got;
   auto read_until = [&](const std::string& needle) {

@@ -1,5 +1,11 @@
 #include "harness.h"
 
+#include <sys/socket.h>
+
+#include <netinet/in.h>
+
+#include <arpa/inet.h>
+
 #include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
@@ -184,6 +190,17 @@ void Server::Kill() {
   out_fd_ = -1;
 }
 
+std::vector<std::string> ConfigArgs(const fs::path& dir, const std::string& config_toml, const std::string& name) {
+  fs::create_directories(dir);
+  fs::path file = dir / name;
+  std::ofstream(file) << config_toml;
+  return {"--config", file.string()};
+}
+
+std::vector<std::string> AllowApiCommands(const fs::path& dir) {
+  return ConfigArgs(dir, "allow_api_commands = true\n", "allow-api-commands.toml");
+}
+
 bool MakeTestModel(const fs::path& out) {
   fs::create_directories(out.parent_path());
   return RunProcess({(BinDir() / "modelwarden").string(), "make-test-model", out.string()}).exit_code == 0;
@@ -200,6 +217,20 @@ json CommandModel(const std::string& name, const std::vector<std::string>& fake_
   return json{{"model_name", name},
               {"engine", "command"},
               {"load_config", {{"argv", FakeArgv(fake_args)}, {"ready_pattern", ready_pattern}}}};
+}
+
+int ConnectLoopback(int port) {
+  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  if (fd < 0) return -1;
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_port = htons(static_cast<uint16_t>(port));
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  if (::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0) {
+    ::close(fd);
+    return -1;
+  }
+  return fd;
 }
 
 bool ProcessAlive(pid_t pid) {

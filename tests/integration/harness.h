@@ -89,6 +89,15 @@ class Server {
   int out_fd_ = -1;
 };
 
+// Writes `config_toml` to DIR/NAME and returns {"--config", path}: extra
+// arguments for Server.
+std::vector<std::string> ConfigArgs(const std::filesystem::path& dir, const std::string& config_toml,
+                                    const std::string& name = "config.toml");
+// The configuration of tests that register `command` models with an argv
+// through the API (mw-fake-engine scripts): allow_api_commands = true
+// (SPEC §9.1: off by default).
+std::vector<std::string> AllowApiCommands(const std::filesystem::path& dir);
+
 // Writes a small real GGUF with `modelwarden make-test-model`.
 bool MakeTestModel(const std::filesystem::path& out);
 
@@ -96,6 +105,10 @@ bool MakeTestModel(const std::filesystem::path& out);
 json CommandModel(const std::string& name, const std::vector<std::string>& fake_args,
                   const std::string& ready_pattern = "ready");
 json FakeArgv(const std::vector<std::string>& fake_args);
+
+// A raw TCP connection to 127.0.0.1:port (for requests HttpClient would not
+// send: any Host, Origin, Content-Type). -1 if it cannot connect.
+int ConnectLoopback(int port);
 
 // True if a process with this pid exists (and is not a zombie).
 bool ProcessAlive(pid_t pid);

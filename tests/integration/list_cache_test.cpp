@@ -38,7 +38,7 @@ json Find(const json& models, const std::string& name) {
 
 TEST(ModelListCache, ListFollowsEveryChange) {
   TempDir dir;
-  Server server(dir.path() / "data");
+  Server server(dir.path() / "data", AllowApiCommands(dir.path()));
   ASSERT_TRUE(server.started()) << server.startup_output();
   EXPECT_TRUE(CheckedList(server, "empty").empty());
 

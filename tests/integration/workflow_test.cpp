@@ -22,7 +22,7 @@ class WorkflowTest : public ::testing::Test {
 json Model(Server& s, const std::string& name) { return s.Call("GET", "/api/models/" + name).body; }
 
 TEST_F(WorkflowTest, OriginalDesignExample) {
-  auto server = std::make_unique<Server>(data());
+  auto server = std::make_unique<Server>(data(), AllowApiCommands(dir_.path()));
   ASSERT_TRUE(server->started()) << server->startup_output();
   EXPECT_NE(server->startup_output().find("✅ Compatibility status cleanup completed"), std::string::npos);
 
@@ -35,7 +35,7 @@ TEST_F(WorkflowTest, OriginalDesignExample) {
   load.wait();
 
   // Restart: the cleanup lines of SPEC §1.4, and the model is incompatible.
-  server = std::make_unique<Server>(data());
+  server = std::make_unique<Server>(data(), AllowApiCommands(dir_.path()));
   ASSERT_TRUE(server->started()) << server->startup_output();
   const std::string& out = server->startup_output();
   EXPECT_NE(out.find("⚠️  Found 1 model(s) stuck in 'testing' status from previous crash"), std::string::npos) << out;
@@ -74,7 +74,7 @@ TEST_F(WorkflowTest, OriginalDesignExample) {
 
 TEST_F(WorkflowTest, RealLlamaCppModelLoadsAndUnloads) {
   ASSERT_TRUE(MakeTestModel(data() / "models" / "tiny.gguf"));
-  Server server(data());
+  Server server(data(), AllowApiCommands(dir_.path()));
   ASSERT_TRUE(server.started()) << server.startup_output();
   json body{{"model_name", "tiny"},
             {"file_path", "tiny.gguf"},
@@ -121,7 +121,7 @@ TEST_F(WorkflowTest, RealLlamaCppModelLoadsAndUnloads) {
 // A suggested fix is llama.cpp configuration: a `command` engine, whose
 // load_config holds argv, is never told to set n_gpu_layers.
 TEST_F(WorkflowTest, NoLlamaSuggestionForACommandEngine) {
-  Server server(data());
+  Server server(data(), AllowApiCommands(dir_.path()));
   ASSERT_TRUE(server.started());
   ASSERT_EQ(server.Call("POST", "/api/models",
                         CommandModel("rocm", {"--print", "CreateContext failed (hipErrorNoDevice)", "--then", "abort"}))
@@ -134,7 +134,7 @@ TEST_F(WorkflowTest, NoLlamaSuggestionForACommandEngine) {
 }
 
 TEST_F(WorkflowTest, FailuresAreClassifiedAndForceLoadRecovers) {
-  Server server(data());
+  Server server(data(), AllowApiCommands(dir_.path()));
   ASSERT_TRUE(server.started());
   ASSERT_EQ(server.Call("POST", "/api/models",
                         CommandModel("fa", {"--stderr", "ggml_cuda_flash_attn_ext: flash attention not supported",
@@ -181,7 +181,7 @@ TEST_F(WorkflowTest, FailuresAreClassifiedAndForceLoadRecovers) {
 }
 
 TEST_F(WorkflowTest, DegradedAfterThreeSuccesses) {
-  Server server(data());
+  Server server(data(), AllowApiCommands(dir_.path()));
   ASSERT_TRUE(server.started());
   json good{{"argv", FakeArgv({"--then", "ready"})}, {"ready_pattern", "ready"}};
   json bad{{"argv", FakeArgv({"--stderr", "hipErrorNoDevice", "--then", "segv"})}, {"ready_pattern", "ready"}};
@@ -206,7 +206,7 @@ TEST_F(WorkflowTest, DegradedAfterThreeSuccesses) {
 }
 
 TEST_F(WorkflowTest, ConcurrentRequestsJoinOneAttempt) {
-  Server server(data());
+  Server server(data(), AllowApiCommands(dir_.path()));
   ASSERT_TRUE(server.started());
   ASSERT_EQ(server.Call("POST", "/api/models", CommandModel("slow", {"--sleep-ms", "1500", "--then", "ready"})).status, 201);
   ASSERT_EQ(server.Call("POST", "/api/models", CommandModel("other", {"--then", "ready"})).status, 201);
@@ -239,7 +239,7 @@ TEST_F(WorkflowTest, ConcurrentRequestsJoinOneAttempt) {
 }
 
 TEST_F(WorkflowTest, WorkerDeathAfterLoadIsRecorded) {
-  Server server(data());
+  Server server(data(), AllowApiCommands(dir_.path()));
   ASSERT_TRUE(server.started());
   ASSERT_EQ(server.Call("POST", "/api/models", CommandModel("dies", {"--print", "ready", "--sleep-ms", "400", "--then", "segv"})).status, 201);
   ASSERT_EQ(server.Call("POST", "/api/orchestrate/load", R"({"model_name":"dies"})").status, 200);
@@ -259,7 +259,7 @@ TEST_F(WorkflowTest, WorkerDeathAfterLoadIsRecorded) {
 }
 
 TEST_F(WorkflowTest, UnloadCancelsALoadInProgress) {
-  Server server(data());
+  Server server(data(), AllowApiCommands(dir_.path()));
   ASSERT_TRUE(server.started());
   ASSERT_EQ(server.Call("POST", "/api/models", CommandModel("hang", {"--then", "hang"})).status, 201);
   auto load = std::async(std::launch::async, [&] { return server.Call("POST", "/api/orchestrate/load", R"({"model_name":"hang"})"); });
@@ -274,7 +274,7 @@ TEST_F(WorkflowTest, UnloadCancelsALoadInProgress) {
 }
 
 TEST_F(WorkflowTest, ShutdownDuringALoadIsPromptAndClean) {
-  auto server = std::make_unique<Server>(data());
+  auto server = std::make_unique<Server>(data(), AllowApiCommands(dir_.path()));
   ASSERT_TRUE(server->started());
   ASSERT_EQ(server->Call("POST", "/api/models", CommandModel("hang", {"--then", "hang"})).status, 201);
   ASSERT_EQ(server->Call("POST", "/api/models", CommandModel("next", {"--then", "ready"})).status, 201);
@@ -287,7 +287,7 @@ TEST_F(WorkflowTest, ShutdownDuringALoadIsPromptAndClean) {
   EXPECT_LT(std::chrono::steady_clock::now() - t0, std::chrono::seconds(20));
   EXPECT_NE(first.get().status, 200);
   EXPECT_NE(second.get().status, 200);
-  server = std::make_unique<Server>(data());
+  server = std::make_unique<Server>(data(), AllowApiCommands(dir_.path()));
   ASSERT_TRUE(server->started());
   EXPECT_EQ(server->startup_output().find("stuck in 'testing'"), std::string::npos) << server->startup_output();
   EXPECT_EQ(Model(*server, "hang")["compatibility_status"], "unknown");
@@ -298,7 +298,7 @@ TEST_F(WorkflowTest, ShutdownDuringALoadIsPromptAndClean) {
 TEST_F(WorkflowTest, RestartKeepsEverything) {
   json before;
   {
-    Server server(data());
+    Server server(data(), AllowApiCommands(dir_.path()));
     ASSERT_TRUE(server.started());
     ASSERT_EQ(server.Call("POST", "/api/models", CommandModel("a", {"--then", "ready"})).status, 201);
     ASSERT_EQ(server.Call("POST", "/api/models", CommandModel("b", {"--then", "exit1"})).status, 201);
@@ -308,7 +308,7 @@ TEST_F(WorkflowTest, RestartKeepsEverything) {
     before = server.Call("GET", "/api/models").body;
     EXPECT_EQ(server.Stop(), 0);
   }
-  Server server(data());
+  Server server(data(), AllowApiCommands(dir_.path()));
   ASSERT_TRUE(server.started());
   json after = server.Call("GET", "/api/models").body;
   ASSERT_EQ(after["models"].size(), 2u);

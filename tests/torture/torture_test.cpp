@@ -23,6 +23,7 @@
 #include <atomic>
 #include <cstdlib>
 #include <filesystem>
+#include <fstream>
 #include <iostream>
 #include <map>
 #include <mutex>
@@ -280,6 +281,11 @@ class TortureRun {
     options.data_dir = data_dir_;
     options.marker = scratch_.path();
     options.log_path = scratch_.path() + "/server-" + std::to_string(starts_) + ".log";
+    // The models are mw-fake-engine scripts registered with an argv through
+    // the API, which the server runs only when told to (SPEC §9.1).
+    const std::string config_path = scratch_.path() + "/config.toml";
+    std::ofstream(config_path) << "allow_api_commands = true\n";
+    options.extra_args = {"--config", config_path};
     return options;
   }
 

@@ -105,12 +105,17 @@ export class Server {
     fs.mkdirSync(this.modelsDir, { recursive: true });
     this.port = await freePort();
     this.url = `http://127.0.0.1:${this.port}`;
-    const args = ['serve', '--port', String(this.port), '--data-dir', this.dataDir];
-    if (this.apiKey) {
-      const configFile = path.join(this.dataDir, 'config.toml');
-      fs.writeFileSync(configFile, `[server]\napi_key = ${JSON.stringify(this.apiKey)}\n`);
-      args.push('--config', configFile);
-    }
+    // The engine configs above are argv lists sent through the API, which
+    // the server runs only with allow_api_commands (SPEC §9.1); the preset
+    // is what the register form offers.
+    const configFile = path.join(this.dataDir, 'config.toml');
+    let config = '[server]\nallow_api_commands = true\n';
+    if (this.apiKey) config += `api_key = ${JSON.stringify(this.apiKey)}\n`;
+    const fake = fakeEngine();
+    const presetArgv = fake ? [fake, '--then', 'ready'] : [path.join(fixturesDir, 'slow-ready.sh'), '0'];
+    config += `[engines.fake-ready]\nargv = ${JSON.stringify(presetArgv)}\nready_pattern = "ready"\n`;
+    fs.writeFileSync(configFile, config);
+    const args = ['serve', '--port', String(this.port), '--data-dir', this.dataDir, '--config', configFile];
     // The key comes from the file only: one in the environment would override it.
     const env = { ...process.env };
     delete env.MODELWARDEN_API_KEY;
