@@ -11,6 +11,7 @@
 //   POST   /api/orchestrate/unload       {"model_name"}
 //   GET    /api/status                   version, uptime, devices, loaded, queue, counts
 //   GET    /api/events                   Server-Sent Events (event: model / event: status, ": ping")
+//   GET    /metrics                      Prometheus text format (options.metrics_text; API key as /api/)
 //   GET    /, /app.js, ...               the embedded web page
 // Every route is wrapped once: no exception escapes, unknown paths get a JSON
 // 404, bodies over max_body_bytes get 413 payload_too_large. When api_key is
@@ -24,6 +25,7 @@
 
 #include <chrono>
 #include <cstddef>
+#include <functional>
 #include <memory>
 #include <string>
 
@@ -40,6 +42,8 @@ struct HttpServerOptions {
   size_t threads = 64;
   size_t max_event_streams = 32;
   std::chrono::milliseconds keepalive_interval{15000};
+  // The body of GET /metrics (called on a request thread); unset: 404.
+  std::function<Result<std::string>()> metrics_text;
 };
 
 class HttpServer {
@@ -57,6 +61,9 @@ class HttpServer {
   [[nodiscard]] Status Run();
   // Ends open event streams and stops accepting; Run() returns. Idempotent.
   void Stop();
+  // Replaces the API key for the requests that arrive from now on (empty: no
+  // authentication). Thread-safe; for the SIGHUP reload.
+  void SetApiKey(std::string api_key);
 
  private:
   struct Impl;

@@ -18,8 +18,8 @@ ModelService::ModelService(Registry& registry, StateMachine& state_machine, Supe
     : registry_(registry),
       state_machine_(state_machine),
       supervisor_(supervisor),
+      config_(std::make_shared<const config::Config>(config)),
       classifier_(classifier),
-      config_(config),
       version_(std::move(version)),
       started_ms_(MonotonicMillis()) {
   queue_ = std::make_unique<LoadQueue<LoadJobResult>>(
@@ -30,6 +30,23 @@ ModelService::ModelService(Registry& registry, StateMachine& state_machine, Supe
 }
 
 ModelService::~ModelService() { Shutdown(); }
+
+void ModelService::Reconfigure(const config::Config& config, const CrashClassifier& classifier) {
+  auto next = std::make_shared<const config::Config>(config);
+  std::lock_guard lock(reconfigure_mu_);
+  config_ = std::move(next);
+  classifier_ = classifier;
+}
+
+std::shared_ptr<const config::Config> ModelService::CurrentConfig() const {
+  std::lock_guard lock(reconfigure_mu_);
+  return config_;
+}
+
+CrashClassifier ModelService::CurrentClassifier() const {
+  std::lock_guard lock(reconfigure_mu_);
+  return classifier_;
+}
 
 namespace {
 
@@ -143,10 +160,11 @@ Result<api::ModelView> ModelService::RegisterModel(const api::RegisterRequest& r
     record.hf_path = request.hf_path;
   }
   record.cache_location = request.cache_location.empty() ? std::string(config::kPrimaryLocation) : request.cache_location;
-  const config::Location* location = config_.FindLocation(record.cache_location);
+  const auto config = CurrentConfig();
+  const config::Location* location = config->FindLocation(record.cache_location);
   if (location == nullptr) {
     std::string names;
-    for (const auto& l : config_.locations) names += (names.empty() ? "" : ", ") + l.name;
+    for (const auto& l : config->locations) names += (names.empty() ? "" : ", ") + l.name;
     return InvalidArgumentError("unknown cache_location '" + record.cache_location.substr(0, 100) +
                                 "' (configured: " + names + ")");
   }

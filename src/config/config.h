@@ -14,6 +14,7 @@
 //   load_timeout_s = 300
 //   crash_patterns = "patterns.toml"    # extra classifier catalog entries (format: data/crash_patterns.toml)
 //   worker = "/opt/modelwarden/bin/modelwarden-worker"
+//   log_format = "text"                 # or "json": one JSON object per log line
 //   [locations]
 //   primary = "/models"                 # default <data_dir>/models
 //   hf = "~/.cache/huggingface/hub"
@@ -32,6 +33,7 @@
 #include <utility>
 #include <vector>
 
+#include "common/log.h"
 #include "common/status.h"
 
 namespace mw::config {
@@ -58,6 +60,9 @@ struct Config {
   std::string api_key;                        // empty: no authentication
   std::filesystem::path worker_path;          // empty: next to the modelwarden binary
   std::filesystem::path config_file;          // the file that was read; empty if none
+
+  // Running as a service (SPEC §13).
+  LogFormat log_format = LogFormat::kText;
 
   // The path of a location by name, or nullptr.
   const Location* FindLocation(std::string_view name) const;
