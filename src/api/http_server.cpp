@@ -131,18 +131,27 @@ struct HttpServer::Impl {
   uint64_t list_version = 0;
   std::shared_ptr<const std::string> list_body;
 
+  // options.api_key, replaceable while serving (SetApiKey: SIGHUP reload).
+  mutable std::mutex api_key_mu;
+  std::string ApiKey() const {
+    std::lock_guard lock(api_key_mu);
+    return options.api_key;
+  }
+
   bool Authorized(const httplib::Request& req) const {
-    if (options.api_key.empty()) return true;
+    const std::string api_key = ApiKey();
+    if (api_key.empty()) return true;
     // The API needs the key; the page's own files do not (they hold no data).
-    const bool protected_path = req.path.rfind("/api/", 0) == 0 || req.path.rfind("/v1/", 0) == 0;
+    const bool protected_path =
+        req.path.rfind("/api/", 0) == 0 || req.path.rfind("/v1/", 0) == 0 || req.path == "/metrics";
     if (!protected_path) return true;
     std::string header = req.get_header_value("Authorization");
     constexpr std::string_view kBearer = "Bearer ";
     if (header.size() > kBearer.size() && header.compare(0, kBearer.size(), kBearer) == 0) {
-      return SecretEquals(std::string_view(header).substr(kBearer.size()), options.api_key);
+      return SecretEquals(std::string_view(header).substr(kBearer.size()), api_key);
     }
     if (req.path == "/api/events" && req.has_param("access_token")) {
-      return SecretEquals(req.get_param_value("access_token"), options.api_key);
+      return SecretEquals(req.get_param_value("access_token"), api_key);
     }
     return false;
   }
@@ -170,6 +179,7 @@ struct HttpServer::Impl {
   void HandleLoad(const httplib::Request& req, httplib::Response& res);
   void HandleEvents(const httplib::Request& req, httplib::Response& res);
   void HandleStatic(const httplib::Request& req, httplib::Response& res);
+  void HandleMetrics(const httplib::Request& req, httplib::Response& res);
 };
 
 void HttpServer::Impl::InstallRoutes() {
@@ -293,6 +303,9 @@ void HttpServer::Impl::InstallRoutes() {
   }));
   server.Get("/api/events",
              Wrap([this](const httplib::Request& req, httplib::Response& res) { HandleEvents(req, res); }));
+  // Before the page's catch-all route, which would take /metrics.
+  server.Get("/metrics",
+             Wrap([this](const httplib::Request& req, httplib::Response& res) { HandleMetrics(req, res); }));
   server.Get(R"(/(?!api/).*)",
              Wrap([this](const httplib::Request& req, httplib::Response& res) { HandleStatic(req, res); }));
 }
@@ -412,6 +425,20 @@ void HttpServer::Impl::HandleStatic(const httplib::Request& req, httplib::Respon
   SendError(res, ErrorKind::kNotFound, "no such path: GET " + req.path);
 }
 
+// Prometheus text format (SPEC §13); the API key protects it like /api/.
+void HttpServer::Impl::HandleMetrics(const httplib::Request& req, httplib::Response& res) {
+  if (!options.metrics_text) return SendError(res, ErrorKind::kNotFound, "no such path: GET /metrics");
+  if (!Authorized(req)) {
+    res.set_header("WWW-Authenticate", "Bearer");
+    return SendError(res, ErrorKind::kUnauthorized, "missing or wrong API key: send 'Authorization: Bearer <key>'");
+  }
+  auto text = options.metrics_text();
+  if (!text.ok()) return SendStatus(res, text.status());
+  res.status = 200;
+  res.set_header("Cache-Control", "no-cache");
+  res.set_content(std::move(*text), "text/plain; version=0.0.4; charset=utf-8");
+}
+
 HttpServer::HttpServer(ModelApi& api, HttpServerOptions options)
     : impl_(std::make_unique<Impl>(api, std::move(options))) {
   impl_->options.guard.bound_host = impl_->options.host;
@@ -457,6 +484,11 @@ Status HttpServer::Run() {
   impl_->run_done = true;
   if (!clean && !impl_->stop_requested) return InternalError("the HTTP server stopped with an error");
   return Status::Ok();
+}
+
+void HttpServer::SetApiKey(std::string api_key) {
+  std::lock_guard lock(impl_->api_key_mu);
+  impl_->options.api_key = std::move(api_key);
 }
 
 void HttpServer::Stop() {

@@ -173,10 +173,12 @@ Result<LoadRequest> ModelService::BuildLoadRequest(const ModelRecord& model) {
   LoadRequest request;
   request.model_name = model.model_name;
   request.load_config_json = validated->normalized_json.empty() ? model.load_config : validated->normalized_json;
-  if (validated->load_timeout_s) request.load_timeout_s = static_cast<int>(*validated->load_timeout_s);
+  const auto config = CurrentConfig();  // reloadable (SIGHUP): read once per attempt
+  request.load_timeout_s = validated->load_timeout_s ? static_cast<int>(*validated->load_timeout_s)
+                                                     : config->load_timeout_s;
   ASSIGN_OR_RETURN(request.engine, ParseEngineKind(model.engine));
   if (model.file_path && !model.file_path->empty()) {
-    const config::Location* location = config_.FindLocation(model.cache_location);
+    const config::Location* location = config->FindLocation(model.cache_location);
     if (location == nullptr) {
       return FailedPreconditionError("model location '" + model.cache_location +
                                      "' is no longer configured; add it under [locations] in the configuration");
@@ -187,7 +189,7 @@ Result<LoadRequest> ModelService::BuildLoadRequest(const ModelRecord& model) {
     request.model_path = file->absolute.string();
   }
   if (const loadconfig::CommandConfig* command = validated->command()) {
-    RETURN_IF_ERROR(ResolveCommand(model.model_name, *command, config_, request));
+    RETURN_IF_ERROR(ResolveCommand(model.model_name, *command, *config, request));
   }
   return request;
 }
@@ -214,11 +216,16 @@ Result<api::LoadResult> ModelService::RunAttempt(const ModelRecord& model, bool 
   Result<LoadReport> report = supervisor_.Load(request, observer);
   if (!report.ok()) {
     // No process ran (worker missing, shutting down...): not the model's fault.
+    metrics_.RecordLoadAttempt(ToString(AttemptOutcome::kCancelled), "none", -1);
     (void)RecordFinish({Finish::Kind::kCancelled, attempt, name, {}});
     return report.status().WithContext("could not start the load of '" + name + "'");
   }
   api::LoadResult result;
   result.attempt_id = attempt;
+  const double seconds = static_cast<double>(report->duration_ms) / 1000.0;
+  if (report->outcome == LoadOutcome::kSuccess || report->outcome == LoadOutcome::kCancelled) {
+    metrics_.RecordLoadAttempt(ToString(ToAttemptOutcome(report->outcome)), "none", seconds);
+  }
   if (report->outcome == LoadOutcome::kSuccess) {
     auto after = RecordFinish({Finish::Kind::kSuccess, attempt, name, {}});
     if (!after.ok()) {
@@ -254,7 +261,7 @@ Result<api::LoadResult> ModelService::RunAttempt(const ModelRecord& model, bool 
   if (auto code = report->exit_code()) evidence.exit_code = *code;
   if (!ended_by_us) evidence.signal = report->signal_name();
   evidence.timed_out = report->outcome == LoadOutcome::kTimeout;
-  Classification c = classifier_.Classify(evidence);
+  Classification c = CurrentClassifier().Classify(evidence);
   FailureInfo failure;
   failure.outcome = ToAttemptOutcome(report->outcome);
   if (auto code = report->exit_code()) failure.exit_code = *code;
@@ -270,6 +277,7 @@ Result<api::LoadResult> ModelService::RunAttempt(const ModelRecord& model, bool 
   }
   failure.matched_line = c.matched_line;
   failure.log_excerpt = Excerpt(report->log_tail);
+  metrics_.RecordLoadAttempt(ToString(failure.outcome), failure.category, seconds);
   auto after = RecordFinish({Finish::Kind::kFailure, attempt, name, failure});
   if (!after.ok()) return after.status().WithContext("the load of '" + name + "' failed and could not be recorded");
   MW_LOG(kWarn, "load") << "model=" << name << " attempt=" << attempt << " " << LoadOutcomeName(report->outcome)
@@ -391,11 +399,12 @@ void ModelService::OnWorkerDied(const UnexpectedExit& exit) {
   evidence.output = exit.log_tail;
   if (!exit.exit.signaled()) evidence.exit_code = exit.exit.exit_code;
   if (exit.exit.signaled()) evidence.signal = std::to_string(exit.exit.signal);
-  Classification c = classifier_.Classify(evidence);
+  Classification c = CurrentClassifier().Classify(evidence);
   std::string summary = "worker died after the model had loaded (" + exit.exit.Describe() + ", up " +
                         std::to_string(exit.uptime_ms / 1000) + " s)";
   if (!c.summary.empty()) summary += ": " + c.summary;
   MW_LOG(kWarn, "load") << "model=" << exit.model_name << " pid=" << exit.pid << " " << summary;
+  metrics_.RecordWorkerDeath(CrashCategoryName(c.category));
   {
     std::lock_guard lock(mu_);
     Runtime& rt = runtime_[exit.model_name];

@@ -47,6 +47,7 @@
 #include "compat/load_queue.h"
 #include "compat/state_machine.h"
 #include "config/config.h"
+#include "metrics/metrics.h"
 #include "registry/registry.h"
 #include "supervisor/supervisor.h"
 
@@ -84,6 +85,10 @@ class ModelService : public api::ModelApi {
   // HTTP thread stays blocked in Load().
   void BeginShutdown();
   void Shutdown();
+  // SIGHUP (SPEC §13): later loads and registrations use this configuration's
+  // locations and load_timeout_s, and this classifier (crash patterns). A
+  // load already running finishes with what it started with. Thread-safe.
+  void Reconfigure(const config::Config& config, const CrashClassifier& classifier);
 
  private:
   using LoadJobResult = Result<api::LoadResult>;
@@ -135,10 +140,15 @@ class ModelService : public api::ModelApi {
   Registry& registry_;
   StateMachine& state_machine_;
   Supervisor& supervisor_;
-  const CrashClassifier& classifier_;
-  const config::Config& config_;
+  std::shared_ptr<const config::Config> CurrentConfig() const;
+  CrashClassifier CurrentClassifier() const;
+
+  mutable std::mutex reconfigure_mu_;  // guards config_ and classifier_ (replaced by Reconfigure)
+  std::shared_ptr<const config::Config> config_;
+  CrashClassifier classifier_;
   const std::string version_;
   const int64_t started_ms_;
+  metrics::Metrics& metrics_ = metrics::Global();  // load attempts and worker deaths are counted here
 
   std::atomic<bool> shutting_down_{false};
   std::atomic<bool> shut_down_{false};  // Shutdown() ran

@@ -13,8 +13,12 @@
 
 #include "api/http_server.h"
 #include "app/command_policy.h"
+#include "app/metrics_source.h"
+#include "app/config_reload.h"
 #include "app/model_service.h"
+#include "app/systemd_notify.h"
 #include "common/log.h"
+#include "common/pid_lock.h"
 #include "common/time_util.h"
 #include "compat/crash_classifier.h"
 #include "compat/state_machine.h"
@@ -86,6 +90,8 @@ void WarnIfOthersCanRead(const std::filesystem::path& dir) {
 }  // namespace
 
 int RunServe(const std::vector<std::string>& args) {
+  // First, while no thread runs: it unsets the variables so children do not inherit them.
+  SystemdNotifier systemd(NotifyTarget::TakeFromEnvironment());
   auto flags = config::ParseServeFlags(args);
   if (!flags.ok()) {
     std::cerr << "modelwarden serve: " << flags.status().message()
@@ -104,6 +110,7 @@ int RunServe(const std::vector<std::string>& args) {
   // The registry holds notes and load_configs, the logs hold model output:
   // what the server creates is for its own user only (SPEC §9.1).
   umask(077);
+  SetLogFormat(config.log_format);
 
   sigset_t stop_signals = BlockStopSignals();
 
@@ -113,6 +120,9 @@ int RunServe(const std::vector<std::string>& args) {
   WarnIfOthersCanRead(config.data_dir);
   std::filesystem::create_directories(config.locations.front().path, ec);  // primary; others are the user's
 
+  // One server per data directory (the startup cleanup relies on it); held until exit.
+  auto data_dir_lock = PidLock::Acquire(config.data_dir / "modelwarden.lock");
+  if (!data_dir_lock.ok()) return Fail("data directory " + config.data_dir.string(), data_dir_lock.status());
   auto registry = Registry::Open(config.RegistryPath().string());
   if (!registry.ok()) return Fail("registry " + config.RegistryPath().string(), registry.status());
   StateMachine state_machine(**registry);
@@ -144,28 +154,48 @@ int RunServe(const std::vector<std::string>& args) {
   http_options.api_key = config.api_key;
   http_options.guard.allowed_hosts = config.allowed_hosts;
   http_options.guard.allowed_origins = config.allowed_origins;
+  http_options.metrics_text = [&service] { return RenderMetrics(service, metrics::Global()); };
   api::HttpServer http(service, http_options);
   auto port = http.Bind();
   if (!port.ok()) return Fail("listen", port.status());
   std::cout << "modelwarden " << MW_VERSION << " listening on http://" << config.host << ":" << *port
             << " (data: " << config.data_dir.string() << ")" << std::endl;
+  if (Status st = systemd.Notify("READY=1\nSTATUS=listening on " + config.host + ":" + std::to_string(*port));
+      !st.ok()) {
+    MW_LOG(kWarn, "systemd") << st.message();
+  }
+  systemd.StartWatchdog([&service] { return service.GetStatus().ok(); });
 
   // Shutdown order matters: loads are cancelled and workers stopped before
   // the HTTP server stops, so no request thread stays blocked in a load.
   std::once_flag stopped;
+  std::atomic<bool> run_failed{false};
   auto stop_all = [&] {
     std::call_once(stopped, [&] {
+      (void)systemd.Notify("STOPPING=1\nSTATUS=stopping");
+      systemd.StopWatchdog();
       service.BeginShutdown();
       supervisor.Shutdown();
       service.Shutdown();
       http.Stop();
     });
   };
+  ConfigReloader reloader(*flags, config, service, http);
   std::thread signal_thread([&] {
-    int sig = 0;
-    sigwait(&stop_signals, &sig);
-    MW_LOG(kInfo, "serve") << "signal " << sig << ": shutting down";
-    stop_all();
+    for (;;) {
+      int sig = 0;
+      sigwait(&stop_signals, &sig);
+      if (sig == SIGHUP && !run_failed.load()) {
+        MW_LOG(kInfo, "serve") << "SIGHUP: reloading the configuration";
+        (void)systemd.Notify("RELOADING=1");
+        (void)reloader.Reload();  // logs what changed, or why nothing did
+        (void)systemd.Notify("READY=1");
+        continue;
+      }
+      MW_LOG(kInfo, "serve") << "signal " << sig << ": shutting down";
+      stop_all();
+      return;
+    }
   });
   std::thread probe_thread([&] { ProbeDevices(supervisor, service); });
   // The cleanup commit skipped the WAL checkpoint so that listening was not
@@ -176,7 +206,10 @@ int RunServe(const std::vector<std::string>& args) {
   });
 
   Status run = http.Run();
-  if (!run.ok()) pthread_kill(signal_thread.native_handle(), SIGTERM);  // wake the signal thread
+  if (!run.ok()) {
+    run_failed = true;
+    pthread_kill(signal_thread.native_handle(), SIGTERM);  // wake the signal thread
+  }
   signal_thread.join();
   stop_all();
   probe_thread.join();

@@ -120,11 +120,17 @@ Status ApplyServerKey(std::string_view key, const toml::node& node, const fs::pa
   } else if (key == "worker") {
     ASSIGN_OR_RETURN(std::string s, want_string("worker"));
     config.worker_path = ExpandPath(s, base_dir, env);
+  } else if (key == "log_format") {
+    ASSIGN_OR_RETURN(std::string s, want_string("log_format"));
+    if (s != "text" && s != "json") {
+      return InvalidArgumentError("log_format must be \"text\" or \"json\" (" + Where(node) + ")");
+    }
+    config.log_format = s == "json" ? LogFormat::kJson : LogFormat::kText;
   } else {
     return InvalidArgumentError("unknown configuration key '" + std::string(key) + "' (" + Where(node) +
                                 "); known keys: host, port, data_dir, api_key, load_timeout_s, "
-                                "crash_patterns, worker, allow_api_commands, allowed_hosts, allowed_origins, "
-                                "[locations], [engines.NAME]");
+                                "crash_patterns, worker, log_format, allow_api_commands, allowed_hosts, "
+                                "allowed_origins, [locations], [engines.NAME]");
   }
   return Status::Ok();
 }

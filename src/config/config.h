@@ -21,6 +21,7 @@
 //   argv = ["/opt/vllm/bin/serve", "{model_path}", "--port", "{port}"]
 //   health_path = "/health"             # or ready_pattern = "..."
 //   env = { CUDA_VISIBLE_DEVICES = "0" }
+//   log_format = "text"                 # or "json": one JSON object per log line
 //   [locations]
 //   primary = "/models"                 # default <data_dir>/models
 //   hf = "~/.cache/huggingface/hub"
@@ -39,6 +40,7 @@
 #include <utility>
 #include <vector>
 
+#include "common/log.h"
 #include "common/status.h"
 
 namespace mw::config {
@@ -83,6 +85,9 @@ struct Config {
   std::vector<std::string> allowed_origins;   // origins given CORS and allowed to change state
 
   const EnginePreset* FindPreset(std::string_view name) const;
+
+  // Running as a service (SPEC §13).
+  LogFormat log_format = LogFormat::kText;
 
   // The path of a location by name, or nullptr.
   const Location* FindLocation(std::string_view name) const;

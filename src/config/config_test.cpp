@@ -124,6 +124,8 @@ TEST_F(ConfigTest, BadFiles) {
       {"[locations]\n\"bad name\" = \"/x\"", "location name"},
       {"[locations]\nx = 3", "path string"},
       {"server = 3", "[server]"},
+      {"log_format = \"xml\"", "log_format must be \"text\" or \"json\""},
+      {"log_format = 1", "log_format must be a string"},
   };
   for (const auto& c : cases) {
     fs::path file = Write("bad.toml", c.text);
@@ -135,6 +137,17 @@ TEST_F(ConfigTest, BadFiles) {
     EXPECT_NE(config.status().message().find(c.expect), std::string::npos)
         << c.text << " -> " << config.status().message();
   }
+}
+
+TEST_F(ConfigTest, LogFormat) {
+  auto text = LoadConfig({}, env_);
+  ASSERT_TRUE(text.ok());
+  EXPECT_EQ(text->log_format, LogFormat::kText);
+  ServeFlags flags;
+  flags.config_file = Write("json.toml", "[server]\nlog_format = \"json\"\n");
+  auto json = LoadConfig(flags, env_);
+  ASSERT_TRUE(json.ok()) << json.status().ToString();
+  EXPECT_EQ(json->log_format, LogFormat::kJson);
 }
 
 TEST_F(ConfigTest, BadFlags) {

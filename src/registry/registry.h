@@ -13,9 +13,14 @@
 // transaction. PRAGMA application_id marks the file as ours.
 //
 // Ownership: Open() returns the only handle; the caller owns it (and usually
-// hands references to compat/ and api/). One process owns the file: by
-// default the connection holds an exclusive lock for its lifetime, because
-// the startup cleanup of compat/ assumes no other live server is mid-load.
+// hands references to compat/ and api/). One server owns the file: the
+// startup cleanup of compat/ assumes no other live server is mid-load, and
+// the server enforces that with a lock of its own on the data directory
+// (common/pid_lock.h) before it opens the registry. The connection uses
+// SQLite's normal locking (WAL with a -shm file), so other programs may read
+// the file while the server runs (`sqlite3 registry.db .dump`, backups); a
+// write of another program makes the server's writes wait up to
+// busy_timeout_ms, then fail with kUnavailable (kept and retried by the server).
 //
 // Thread-safety: every Registry method is thread-safe (one connection behind
 // one mutex). A Transaction holds that mutex until it is committed or
@@ -139,9 +144,6 @@ using StatusCounts = std::map<CompatStatus, int64_t>;
 struct OpenOptions {
   // How long a write waits for another process's lock before kUnavailable.
   int busy_timeout_ms = 1000;
-  // Hold an exclusive lock on the file for the connection's lifetime, so a
-  // second server on the same file fails to open (kUnavailable).
-  bool exclusive = true;
 };
 
 // How a write transaction treats SQLite's cache and the WAL.

@@ -143,8 +143,9 @@ Status CheckFileIsOurs(Db& db, int64_t version) {
 }
 
 Status Migrate(Db& db, int64_t from) {
-  // BEGIN EXCLUSIVE also takes the file's lock, held for the connection's
-  // lifetime in exclusive locking mode, even when nothing is to migrate.
+  // BEGIN EXCLUSIVE: no other connection writes (or, with a rollback
+  // journal, reads) while the schema may change; a file another program
+  // holds in a write transaction is refused here (kUnavailable) before any change.
   RETURN_IF_ERROR(db.Exec("BEGIN EXCLUSIVE", "starting the migration transaction"));
   for (int64_t v = from; v < Registry::kSchemaVersion; ++v) {
     Status st = db.Exec(kMigrations[v], "migrating the schema");
@@ -181,10 +182,6 @@ bool Writable(const std::string& path) {
 
 Status Setup(Db& db, const OpenOptions& options) {
   sqlite3_busy_timeout(db.conn(), options.busy_timeout_ms);
-  if (options.exclusive) {
-    // Must precede the first access so WAL runs without a shared-memory file.
-    RETURN_IF_ERROR(db.Exec("PRAGMA locking_mode = EXCLUSIVE", "setting the locking mode"));
-  }
   // SQLite silently falls back to read-only for a file it cannot write.
   if (sqlite3_db_readonly(db.conn(), "main") == 1) {
     return PermissionDeniedError("SQLite opened the file read-only");

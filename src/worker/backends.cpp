@@ -1,20 +1,39 @@
 #include "worker/backends.h"
 
+#include <unistd.h>
+
 #include <cstdlib>
+#include <string>
 
 #include "ggml-backend.h"
 #include "llama.h"
 
 namespace mw::worker {
+namespace {
+
+// The Debian package bundles the llama.cpp libraries beside the worker
+// (<exe dir>/../lib, cmake/packaging.cmake); empty when they are not there.
+std::string BundledBackendDir() {
+  char buf[4096];
+  ssize_t n = ::readlink("/proc/self/exe", buf, sizeof(buf) - 1);
+  if (n <= 0) return "";
+  std::string exe(buf, static_cast<size_t>(n));
+  std::string dir = exe.substr(0, exe.rfind('/')) + "/../lib";
+  return ::access((dir + "/libggml-base.so").c_str(), R_OK) == 0 ? dir : "";
+}
+
+}  // namespace
 
 void InitBackendsOnce() {
   static bool done = false;
   if (done) return;
   done = true;
   llama_backend_init();
-  const char* dir = std::getenv("MODELWARDEN_GGML_BACKEND_DIR");
-  if (dir == nullptr || *dir == '\0') dir = MW_GGML_BACKEND_DIR;
-  ggml_backend_load_all_from_path(dir);
+  const char* env = std::getenv("MODELWARDEN_GGML_BACKEND_DIR");
+  std::string dir = env != nullptr ? env : "";
+  if (dir.empty()) dir = BundledBackendDir();
+  if (dir.empty()) dir = MW_GGML_BACKEND_DIR;
+  ggml_backend_load_all_from_path(dir.c_str());
 }
 
 std::vector<protocol::DeviceInfo> ProbeDevices() {
