@@ -427,11 +427,8 @@ void HttpServer::Impl::HandleStatic(const httplib::Request& req, httplib::Respon
 
 // Prometheus text format (SPEC §13); the API key protects it like /api/.
 void HttpServer::Impl::HandleMetrics(const httplib::Request& req, httplib::Response& res) {
-  if (!options.metrics_text) return SendError(res, ErrorKind::kNotFound, "no such path: GET /metrics");
-  if (!Authorized(req)) {
-    res.set_header("WWW-Authenticate", "Bearer");
-    return SendError(res, ErrorKind::kUnauthorized, "missing or wrong API key: send 'Authorization: Bearer <key>'");
-  }
+  // The API key was checked before routing (Authorized covers /metrics).
+  if (!options.metrics_text) return SendError(res, ErrorKind::kNotFound, "no such path: GET " + req.path);
   auto text = options.metrics_text();
   if (!text.ok()) return SendStatus(res, text.status());
   res.status = 200;

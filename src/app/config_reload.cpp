@@ -1,5 +1,7 @@
 #include "app/config_reload.h"
 
+#include "app/command_policy.h"
+
 #include <filesystem>
 #include <utility>
 
@@ -39,6 +41,11 @@ Status ConfigReloader::Reload() {
   next.data_dir = current_.data_dir;
   next.worker_path = current_.worker_path;
   if (Status st = config::ValidateConfig(next); !st.ok()) return fail(st);
+  if (Status st = ValidatePresets(next); !st.ok()) return fail(st);
+  // The HTTP guard's lists are fixed at start (the server would have to be
+  // rebuilt to change them).
+  next.allowed_hosts = current_.allowed_hosts;
+  next.allowed_origins = current_.allowed_origins;
   auto classifier = CrashClassifier::Load(next.crash_patterns_file.string());
   if (!classifier.ok()) return fail(classifier.status().WithContext("crash patterns"));
 

@@ -101,6 +101,7 @@ int RunServe(const std::vector<std::string>& args) {
   auto loaded_config = config::LoadConfig(*flags, config::Environment::FromProcess());
   if (!loaded_config.ok()) return Fail("configuration", loaded_config.status());
   const config::Config config = std::move(loaded_config).value();
+  SetLogFormat(config.log_format);
   if (Status presets = ValidatePresets(config); !presets.ok()) return Fail("configuration", presets);
   if (config.allow_api_commands) {
     MW_LOG(kWarn, "serve") << "allow_api_commands = true: API clients may choose programs for command models; "
@@ -110,7 +111,6 @@ int RunServe(const std::vector<std::string>& args) {
   // The registry holds notes and load_configs, the logs hold model output:
   // what the server creates is for its own user only (SPEC §9.1).
   umask(077);
-  SetLogFormat(config.log_format);
 
   sigset_t stop_signals = BlockStopSignals();
 

@@ -49,7 +49,7 @@ TEST(DataDirLockTest, RegistryIsReadableByAnotherProgramDuringALoad) {
   TempDir dir;
   const fs::path data = dir.path() / "data";
   const std::string db = (data / "registry.db").string();
-  Server server(data);
+  Server server(data, AllowApiCommands(dir.path()));
   ASSERT_TRUE(server.started()) << server.startup_output();
   ASSERT_EQ(server.Call("POST", "/api/models", CommandModel("slow", {"--sleep-ms", "1500", "--then", "ready"})).status,
             201);

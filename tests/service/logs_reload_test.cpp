@@ -17,7 +17,9 @@ class LogsReloadTest : public ::testing::Test {
  protected:
   fs::path data() const { return dir_.path() / "data"; }
   fs::path config() const { return dir_.path() / "config.toml"; }
-  void WriteConfig(const std::string& text) { std::ofstream(config()) << text; }
+  // The tests' models are mw-fake-engine argv lists sent through the API,
+  // which the server runs only with allow_api_commands (SPEC §9.1).
+  void WriteConfig(const std::string& text) { std::ofstream(config()) << "allow_api_commands = true\n" << text; }
   TempDir dir_;
 };
 

@@ -39,13 +39,13 @@ std::string PromtoolCheck(const std::string& promtool, const fs::path& dir, cons
   return r.out + r.err;
 }
 
-class MetricsTest : public ::testing::Test {
+class MetricsEndpointTest : public ::testing::Test {
  protected:
   TempDir dir_;
   fs::path data() const { return dir_.path() / "data"; }
 };
 
-TEST_F(MetricsTest, PromtoolAcceptsTheTextAndLoadCountsMove) {
+TEST_F(MetricsEndpointTest, PromtoolAcceptsTheTextAndLoadCountsMove) {
   ASSERT_TRUE(MakeTestModel(data() / "models" / "tiny.gguf"));
   std::ofstream(data() / "models" / "broken.gguf") << "GGUF but not really a model file";
   Server server(data());
@@ -101,7 +101,7 @@ TEST_F(MetricsTest, PromtoolAcceptsTheTextAndLoadCountsMove) {
   EXPECT_FALSE(ok) << out;
 }
 
-TEST_F(MetricsTest, TheApiKeyProtectsMetrics) {
+TEST_F(MetricsEndpointTest, TheApiKeyProtectsMetrics) {
   Server server(data(), {}, {{"MODELWARDEN_API_KEY", "sekret-key"}});
   ASSERT_TRUE(server.started()) << server.startup_output();
   HttpReply anonymous = server.Call("GET", "/metrics");

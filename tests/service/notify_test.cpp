@@ -76,10 +76,21 @@ TEST(SystemdNotifyTest, ReadyThenWatchdogThenStopping) {
   TempDir dir;
   NotifySocket sock((dir.path() / "notify.sock").string());
   ASSERT_TRUE(sock.bound()) << std::strerror(errno);
-  Server server(dir.path() / "data", {}, {{"NOTIFY_SOCKET", sock.path()}, {"WATCHDOG_USEC", "400000"}});
+  Server server(dir.path() / "data", AllowApiCommands(dir.path()),
+                {{"NOTIFY_SOCKET", sock.path()}, {"WATCHDOG_USEC", "400000"}});
   ASSERT_TRUE(server.started()) << server.startup_output();
   ASSERT_TRUE(sock.WaitFor("READY=1")) << sock.All();
   EXPECT_TRUE(sock.WaitFor("WATCHDOG=1")) << sock.All();
+  // Engines the server starts do not inherit the socket (they could make the
+  // server look ready or alive).
+  ASSERT_EQ(server.Call("POST", "/api/models",
+                        CommandModel("env", {"--env", "NOTIFY_SOCKET", "--env", "WATCHDOG_USEC", "--then", "exit1"}))
+                .status,
+            201);
+  HttpReply env = server.Call("POST", "/api/orchestrate/load", R"({"model_name":"env"})");
+  const std::string log = env.body["error"]["classification"].value("log_excerpt", "");
+  EXPECT_NE(log.find("NOTIFY_SOCKET=<unset>"), std::string::npos) << env.raw;
+  EXPECT_NE(log.find("WATCHDOG_USEC=<unset>"), std::string::npos) << env.raw;
   EXPECT_EQ(server.Stop(), 0);
   ASSERT_TRUE(sock.WaitFor("STOPPING=1")) << sock.All();
   EXPECT_LT(sock.IndexOf("READY=1"), sock.IndexOf("STOPPING=1")) << sock.All();

@@ -41,9 +41,12 @@ readelf -d "$root/usr/lib/modelwarden/bin/modelwarden-worker" | grep -q 'RUNPATH
   || fail "the worker's RUNPATH is not \$ORIGIN/../lib: $(readelf -d "$root/usr/lib/modelwarden/bin/modelwarden-worker" | grep -i path)"
 env -i PATH=/usr/bin:/bin "$root/usr/bin/modelwarden" make-test-model "$tmp/tiny.gguf" >"$tmp/mtm.log" 2>&1 \
   || { cat "$tmp/mtm.log"; fail "packaged make-test-model"; }
-env -i PATH=/usr/bin:/bin "$root/usr/lib/modelwarden/bin/modelwarden-worker" probe >"$tmp/probe.log" 2>&1 \
-  || { cat "$tmp/probe.log"; fail "packaged worker probe"; }
-grep -q '"cpu"' "$tmp/probe.log" || { cat "$tmp/probe.log"; fail "the packaged worker saw no CPU device"; }
+# The worker answers on fd 3 (docs/worker-protocol.md); its log goes to stderr.
+env -i PATH=/usr/bin:/bin "$root/usr/lib/modelwarden/bin/modelwarden-worker" probe 3>"$tmp/probe.out" \
+  >"$tmp/probe.log" 2>&1 || { cat "$tmp/probe.log"; fail "packaged worker probe"; }
+grep -q '"cpu"' "$tmp/probe.out" || { cat "$tmp/probe.out" "$tmp/probe.log"; fail "the packaged worker saw no CPU device"; }
+grep -q "loaded CPU backend from $root/usr/lib/modelwarden/" "$tmp/probe.log" \
+  || { cat "$tmp/probe.log"; fail "the packaged worker did not load its backends from the package"; }
 
 if command -v systemd-analyze >/dev/null 2>&1; then
   # verify needs ExecStart to exist: point it at the extracted binary.
