@@ -87,10 +87,15 @@ Status ApplyServerKey(std::string_view key, const toml::node& node, const fs::pa
   } else if (key == "worker") {
     ASSIGN_OR_RETURN(std::string s, want_string("worker"));
     config.worker_path = ExpandPath(s, base_dir, env);
+  } else if (key == "verify") {  // SPEC §10 (engine)
+    ASSIGN_OR_RETURN(config.verify, want_string("verify"));
+    if (config.verify != "decode" && config.verify != "load") {
+      return InvalidArgumentError("verify must be \"decode\" or \"load\" (" + Where(node) + ")");
+    }
   } else {
     return InvalidArgumentError("unknown configuration key '" + std::string(key) + "' (" + Where(node) +
                                 "); known keys: host, port, data_dir, api_key, load_timeout_s, "
-                                "crash_patterns, worker, [locations]");
+                                "crash_patterns, worker, verify, [locations]");
   }
   return Status::Ok();
 }

@@ -14,6 +14,7 @@
 //   load_timeout_s = 300
 //   crash_patterns = "patterns.toml"    # extra classifier catalog entries (format: data/crash_patterns.toml)
 //   worker = "/opt/modelwarden/bin/modelwarden-worker"
+//   verify = "decode"                   # or "load": see Config::verify
 //   [locations]
 //   primary = "/models"                 # default <data_dir>/models
 //   hf = "~/.cache/huggingface/hub"
@@ -57,6 +58,9 @@ struct Config {
   std::filesystem::path crash_patterns_file;  // empty: built-in catalog only
   std::string api_key;                        // empty: no authentication
   std::filesystem::path worker_path;          // empty: next to the modelwarden binary
+  // SPEC §10: "decode" (default): a llama.cpp load counts as a success only
+  // after a short prompt ran through the engine; "load": no first decode.
+  std::string verify = "decode";
   std::filesystem::path config_file;          // the file that was read; empty if none
 
   // The path of a location by name, or nullptr.
