@@ -19,6 +19,12 @@ install(TARGETS modelwarden modelwarden-worker mw-keeper RUNTIME DESTINATION ${_
 set_target_properties(modelwarden-worker PROPERTIES INSTALL_RPATH "$ORIGIN/../lib")
 install(DIRECTORY ${MW_LLAMA_LIB_DIR}/ DESTINATION ${_mw_pkg_root}/lib
         FILES_MATCHING PATTERN "*.so" PATTERN "*.so.*")
+# llama.cpp's own server code (scripts/build-llama-serverlib), which the
+# worker links to serve a loaded model (SPEC §10).
+if(MW_LLAMA_SERVER_LIB_DIR)
+  install(DIRECTORY ${MW_LLAMA_SERVER_LIB_DIR}/ DESTINATION ${_mw_pkg_root}/lib
+          FILES_MATCHING PATTERN "*.so" PATTERN "*.so.*")
+endif()
 install(FILES ${MW_TEST_VOCAB} DESTINATION ${_mw_pkg_root}/share/modelwarden)
 file(MAKE_DIRECTORY ${CMAKE_BINARY_DIR}/packaging)
 file(CREATE_LINK ../lib/modelwarden/bin/modelwarden ${CMAKE_BINARY_DIR}/packaging/modelwarden SYMBOLIC)

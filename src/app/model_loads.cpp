@@ -176,6 +176,7 @@ Result<LoadRequest> ModelService::BuildLoadRequest(const ModelRecord& model) {
   const auto config = CurrentConfig();  // reloadable (SIGHUP): read once per attempt
   request.load_timeout_s = validated->load_timeout_s ? static_cast<int>(*validated->load_timeout_s)
                                                      : config->load_timeout_s;
+  request.verify = config->verify;
   ASSIGN_OR_RETURN(request.engine, ParseEngineKind(model.engine));
   if (model.file_path && !model.file_path->empty()) {
     const config::Location* location = config->FindLocation(model.cache_location);
@@ -394,13 +395,17 @@ void ModelService::StopRetryThread() {
   if (retry_thread_.joinable()) retry_thread_.join();
 }
 
+// A loaded model's engine died on its own (SPEC §10, crash while serving):
+// not loaded any more, last_error = the classified summary (what the /v1
+// edge answers with), and, durably, a closed attempt crashed_while_serving
+// with the model's status moved as after a failed load (rule 3).
 void ModelService::OnWorkerDied(const UnexpectedExit& exit) {
   CrashEvidence evidence;
   evidence.output = exit.log_tail;
   if (!exit.exit.signaled()) evidence.exit_code = exit.exit.exit_code;
   if (exit.exit.signaled()) evidence.signal = std::to_string(exit.exit.signal);
   Classification c = CurrentClassifier().Classify(evidence);
-  std::string summary = "worker died after the model had loaded (" + exit.exit.Describe() + ", up " +
+  std::string summary = "Engine crashed while serving (" + exit.exit.Describe() + ", up " +
                         std::to_string(exit.uptime_ms / 1000) + " s)";
   if (!c.summary.empty()) summary += ": " + c.summary;
   MW_LOG(kWarn, "load") << "model=" << exit.model_name << " pid=" << exit.pid << " " << summary;
@@ -414,46 +419,25 @@ void ModelService::OnWorkerDied(const UnexpectedExit& exit) {
     }
     rt.last_error = summary;
   }
-  RecordDeathAfterLoad(exit, summary, c);
-  PublishModel(exit.model_name);
-}
-
-// Kept in the model's history as a closed attempt that does not move its
-// status (the model did load; the death may be transient). One transaction:
-// insert + close + commit, so either both land or neither.
-void ModelService::RecordDeathAfterLoad(const UnexpectedExit& exit, const std::string& summary,
-                                        const Classification& c) {
-  auto txn = registry_.BeginWrite();
-  if (!txn.ok()) {
-    MW_LOG(kError, "load") << "model=" << exit.model_name << " cannot record worker death: " << txn.status().ToString();
-    return;
-  }
-  auto model = txn->GetModel(exit.model_name);
-  if (!model.ok()) return;  // deleted meanwhile
-  AttemptRecord attempt;
-  attempt.model_name = exit.model_name;
-  attempt.status_before = model->compatibility_status;
-  auto id = txn->InsertAttempt(attempt);
-  if (!id.ok()) {
-    MW_LOG(kError, "load") << "model=" << exit.model_name << " cannot record worker death: " << id.status().ToString();
-    return;
-  }
-  attempt.id = *id;
-  attempt.outcome = exit.exit.signaled() ? AttemptOutcome::kCrashed : AttemptOutcome::kFailed;
-  attempt.status_after = model->compatibility_status;
-  if (!exit.exit.signaled()) attempt.exit_code = exit.exit.exit_code;
+  FailureInfo failure;
+  failure.outcome = AttemptOutcome::kCrashedWhileServing;
+  if (!exit.exit.signaled() && !exit.exit.status_unknown) failure.exit_code = exit.exit.exit_code;
   if (exit.exit.signaled()) {
     auto signal = ParseSignal(std::to_string(exit.exit.signal));
-    attempt.signal = signal ? signal->name : std::to_string(exit.exit.signal);
+    failure.signal = signal ? signal->name : std::to_string(exit.exit.signal);
   }
-  attempt.category = std::string(CrashCategoryName(c.category));
-  attempt.pattern_id = c.pattern_id;
-  attempt.summary = summary;
-  attempt.matched_line = c.matched_line;
-  attempt.log_excerpt = Excerpt(exit.log_tail);
-  Status st = txn->CloseAttempt(attempt);
-  if (st.ok()) st = txn->Commit();
-  if (!st.ok()) MW_LOG(kError, "load") << "model=" << exit.model_name << " cannot record worker death: " << st.ToString();
+  failure.category = std::string(CrashCategoryName(c.category));
+  failure.pattern_id = c.pattern_id;
+  failure.summary = summary;
+  failure.matched_line = c.matched_line;
+  failure.log_excerpt = Excerpt(exit.log_tail);
+  auto recorded = state_machine_.RecordServingCrash(exit.model_name, failure);
+  if (!recorded.ok() && recorded.status().code() != StatusCode::kNotFound) {  // kNotFound: deleted meanwhile
+    MW_LOG(kError, "load") << "model=" << exit.model_name << " cannot record the crash while serving: "
+                           << recorded.status().ToString();
+  }
+  PublishModel(exit.model_name);
+  PublishCounts();
 }
 
 }  // namespace mw::app

@@ -22,10 +22,12 @@
 //   storage error (507 / 503), not "being tested". A crash in between is
 //   covered by the next start's cleanup (the attempt is open on disk).
 //
-//   A worker that dies after loading (OnWorkerDied): the model becomes not
-//   loaded with last_error set, and the event is kept in its history as a
-//   closed attempt with outcome crashed/failed whose status_before ==
-//   status_after (the status is not changed: the model did load).
+//   A worker or engine that dies while serving (OnWorkerDied, SPEC §10): the
+//   model becomes not loaded with last_error = the classified summary, and
+//   StateMachine::RecordServingCrash keeps the event durably as a closed
+//   attempt with outcome crashed_while_serving and moves the status as
+//   after a failed load (degraded after 3+ successful loads, else
+//   incompatible, so the next load is refused until a user acts).
 //
 // Per-model load_state (idle/queued/loading/loaded), progress and last_error
 // live in memory only; the registry holds everything durable.
@@ -113,7 +115,6 @@ class ModelService : public api::ModelApi {
   Result<LoadRequest> BuildLoadRequest(const ModelRecord& model);
   api::LoadResult Refusal(const ModelRecord& model);
   void OnQueueChange(const std::string& name, LoadQueueState state);
-  void RecordDeathAfterLoad(const UnexpectedExit& exit, const std::string& summary, const Classification& c);
   // Writes `finish`; on a storage error keeps it for FlushUnrecorded (and
   // the retry thread) and returns the error.
   Result<ModelRecord> RecordFinish(const Finish& finish);

@@ -12,6 +12,9 @@
 //                                                       │  (server died)   └ otherwise ──────► incompatible
 //                                                       └─ FinishCancelled (user stop) ─► status before
 //
+//   RecordServingCrash (a loaded model's engine died on its own, SPEC §10):
+//   any status but testing ─► degraded (total_loads >= 3) | incompatible
+//
 //   SetStatusManually (PATCH/UI/CLI): unknown|compatible|incompatible|degraded
 //   -> any of those four; never to testing, never while testing.
 //
@@ -27,6 +30,7 @@
 //     BeginAttempt(name, forced, hardware_fingerprint) -> Result<AttemptId>
 //     FinishSuccess(id) / FinishFailure(id, FailureInfo) / FinishCancelled(id)
 //         -> Result<ModelRecord>   (the model after the attempt)
+//     RecordServingCrash(name, FailureInfo) -> Result<ModelRecord>
 //     StartupCleanup(std::ostream&) -> Result<CleanupReport>
 //     SetStatusManually(name, status) -> Result<ModelRecord>
 //     ApplyManualChange(name, status?, fields) -> Result<ModelRecord>
@@ -59,6 +63,7 @@ enum class CompatEvent {
   kLoadCancelled,   // the user stopped the load; no verdict on the model
   kStartupCleanup,  // the server died during the attempt (found at next start)
   kManualSet,       // PATCH / UI / CLI sets a status
+  kServingCrashed,  // a loaded model's engine died on its own (SPEC §10)
 };
 
 struct TransitionInput {
@@ -141,6 +146,16 @@ class StateMachine {
   // The user stopped the load before it finished: the status before the
   // attempt is restored, nothing is counted, attempt outcome cancelled.
   [[nodiscard]] Result<ModelRecord> FinishCancelled(AttemptId id);
+
+  // A loaded model's engine died on its own (SPEC §10): in one transaction,
+  // a closed attempt with outcome crashed_while_serving (status_before, the
+  // classification of `failure`, its log excerpt) and the model moved as
+  // after a failed load (rule 3: degraded with 3+ successful loads, else
+  // incompatible; total_failures += 1, last_failed_at, notes).
+  // failure.outcome is ignored. kNotFound if it was deleted;
+  // kFailedPrecondition, nothing written, if a new attempt of it already
+  // began (it is testing: that attempt's verdict is the newer one).
+  [[nodiscard]] Result<ModelRecord> RecordServingCrash(std::string_view name, const FailureInfo& failure);
 
   // Run once at server start, before listening. Every model still in testing
   // is marked as after a failure (incompatible, or degraded with 3+ loads;

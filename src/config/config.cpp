@@ -126,10 +126,15 @@ Status ApplyServerKey(std::string_view key, const toml::node& node, const fs::pa
       return InvalidArgumentError("log_format must be \"text\" or \"json\" (" + Where(node) + ")");
     }
     config.log_format = s == "json" ? LogFormat::kJson : LogFormat::kText;
+  } else if (key == "verify") {  // SPEC §10 (engine)
+    ASSIGN_OR_RETURN(config.verify, want_string("verify"));
+    if (config.verify != "decode" && config.verify != "load") {
+      return InvalidArgumentError("verify must be \"decode\" or \"load\" (" + Where(node) + ")");
+    }
   } else {
     return InvalidArgumentError("unknown configuration key '" + std::string(key) + "' (" + Where(node) +
                                 "); known keys: host, port, data_dir, api_key, load_timeout_s, "
-                                "crash_patterns, worker, log_format, allow_api_commands, allowed_hosts, "
+                                "crash_patterns, worker, log_format, verify, allow_api_commands, allowed_hosts, "
                                 "allowed_origins, [locations], [engines.NAME]");
   }
   return Status::Ok();

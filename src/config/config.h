@@ -14,6 +14,8 @@
 //   load_timeout_s = 300
 //   crash_patterns = "patterns.toml"    # extra classifier catalog entries (format: data/crash_patterns.toml)
 //   worker = "/opt/modelwarden/bin/modelwarden-worker"
+//   verify = "decode"                   # or "load": see Config::verify
+//   log_format = "text"                 # or "json": one JSON object per log line
 //   allow_api_commands = false          # true: API clients may set argv/env of command models (unsafe)
 //   allowed_hosts = ["mybox.lan"]       # extra names accepted in the Host header ("*": any)
 //   allowed_origins = ["http://localhost:3000"]  # browser apps allowed to call the API (CORS)
@@ -21,7 +23,6 @@
 //   argv = ["/opt/vllm/bin/serve", "{model_path}", "--port", "{port}"]
 //   health_path = "/health"             # or ready_pattern = "..."
 //   env = { CUDA_VISIBLE_DEVICES = "0" }
-//   log_format = "text"                 # or "json": one JSON object per log line
 //   [locations]
 //   primary = "/models"                 # default <data_dir>/models
 //   hf = "~/.cache/huggingface/hub"
@@ -77,6 +78,9 @@ struct Config {
   std::filesystem::path crash_patterns_file;  // empty: built-in catalog only
   std::string api_key;                        // empty: no authentication
   std::filesystem::path worker_path;          // empty: next to the modelwarden binary
+  // SPEC §10: "decode" (default): a llama.cpp load counts as a success only
+  // after a short prompt ran through the engine; "load": no first decode.
+  std::string verify = "decode";
   std::filesystem::path config_file;          // the file that was read; empty if none
   // Browser and local-attacker defences (SPEC §9.1).
   std::vector<EnginePreset> engine_presets;   // sorted by name

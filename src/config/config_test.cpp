@@ -33,6 +33,7 @@ TEST_F(ConfigTest, DefaultsWithoutFile) {
   EXPECT_EQ(config->host, "127.0.0.1");
   EXPECT_EQ(config->port, 8080);
   EXPECT_EQ(config->load_timeout_s, 300);
+  EXPECT_EQ(config->verify, "decode");
   EXPECT_EQ(config->data_dir, dir_ / "home/.local/share/modelwarden");
   EXPECT_EQ(config->RegistryPath(), dir_ / "home/.local/share/modelwarden/registry.db");
   ASSERT_EQ(config->locations.size(), 1u);
@@ -67,6 +68,7 @@ load_timeout_s = 60
 crash_patterns = "patterns.json"
 worker = "~/bin/w"
 api_key = "secret"
+verify = "load"
 [locations]
 primary = "/models/main"
 hf = "hub"
@@ -82,6 +84,7 @@ hf = "hub"
   EXPECT_EQ(config->crash_patterns_file, dir_ / "patterns.json");
   EXPECT_EQ(config->worker_path, dir_ / "home/bin/w");
   EXPECT_EQ(config->api_key, "secret");
+  EXPECT_EQ(config->verify, "load");
   ASSERT_EQ(config->locations.size(), 2u);
   EXPECT_EQ(config->locations[0].name, "primary");
   EXPECT_EQ(config->locations[0].path, "/models/main");
@@ -126,6 +129,8 @@ TEST_F(ConfigTest, BadFiles) {
       {"server = 3", "[server]"},
       {"log_format = \"xml\"", "log_format must be \"text\" or \"json\""},
       {"log_format = 1", "log_format must be a string"},
+      {"verify = \"maybe\"", "verify must be"},
+      {"verify = true", "verify must be a string"},
   };
   for (const auto& c : cases) {
     fs::path file = Write("bad.toml", c.text);

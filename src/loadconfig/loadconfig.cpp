@@ -156,6 +156,17 @@ std::string_view SplitModeName(SplitMode v) {
   return "layer";
 }
 
+std::string_view PoolingName(Pooling v) {
+  switch (v) {
+    case Pooling::kNone: return "none";
+    case Pooling::kMean: return "mean";
+    case Pooling::kCls: return "cls";
+    case Pooling::kLast: return "last";
+    case Pooling::kRank: return "rank";
+  }
+  return "none";
+}
+
 std::string_view CacheTypeName(CacheType v) {
   switch (v) {
     case CacheType::kF32: return "f32";

@@ -29,7 +29,7 @@
 //
 // Public API in brief (all in namespace mw):
 //   enum class CompatStatus {kUnknown,kCompatible,kIncompatible,kDegraded,kTesting}
-//   enum class AttemptOutcome {kSuccess,kFailed,kCrashed,kTimeout,kServerCrash,kCancelled}
+//   enum class AttemptOutcome {kSuccess,kFailed,kCrashed,kTimeout,kServerCrash,kCancelled,kCrashedWhileServing}
 //   ToString(CompatStatus|AttemptOutcome), ParseCompatStatus, ParseAttemptOutcome
 //   IsValidModelName(name)
 //   struct ModelRecord, ModelUpdate, AttemptRecord; using AttemptId = int64_t
@@ -69,8 +69,10 @@ std::string_view ToString(CompatStatus status);
 std::optional<CompatStatus> ParseCompatStatus(std::string_view text);
 
 // How a load attempt ended. Stored as its ToString() text.
-enum class AttemptOutcome { kSuccess, kFailed, kCrashed, kTimeout, kServerCrash, kCancelled };
-// "success", "failed", "crashed", "timeout", "server_crash", "cancelled".
+// kCrashedWhileServing (SPEC §10): a loaded model's engine died on its own;
+// recorded as a closed attempt of its own (schema version 3).
+enum class AttemptOutcome { kSuccess, kFailed, kCrashed, kTimeout, kServerCrash, kCancelled, kCrashedWhileServing };
+// "success", "failed", "crashed", "timeout", "server_crash", "cancelled", "crashed_while_serving".
 std::string_view ToString(AttemptOutcome outcome);
 std::optional<AttemptOutcome> ParseAttemptOutcome(std::string_view text);
 
@@ -233,7 +235,7 @@ class Transaction {
 class Registry {
  public:
   // The schema version this build writes (PRAGMA user_version).
-  static constexpr int kSchemaVersion = 2;
+  static constexpr int kSchemaVersion = 3;
 
   // Opens (creating if absent, with its parent directories) the registry at
   // `path`, sets WAL + synchronous=FULL + foreign keys, and runs pending

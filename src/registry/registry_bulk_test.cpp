@@ -177,7 +177,7 @@ TEST(RegistryMigration, VersionOneGetsTheOpenAttemptsIndex) {
     EXPECT_EQ(open->front().id, 4);
     EXPECT_EQ(open->front().started_at, "2026-01-02T00:00:00Z");
   }
-  EXPECT_EQ(RawQuery(path, "PRAGMA user_version"), "2");
+  EXPECT_EQ(RawQuery(path, "PRAGMA user_version"), std::to_string(Registry::kSchemaVersion));
   EXPECT_EQ(RawQuery(path, "SELECT count(*) FROM sqlite_schema WHERE name = 'load_attempts_open_by_id'"), "1");
   // The startup cleanup's query reads the open attempts from the index, in
   // id order, instead of scanning every attempt ever recorded.

@@ -229,3 +229,83 @@ TEST(RegistryOpen, EmptyPathIsInvalid) {
 
 }  // namespace
 }  // namespace mw
+
+namespace mw {
+namespace {
+
+// Schema 2 -> 3 (outcome crashed_while_serving): a version-2 file, made by
+// putting back version 2's CHECK on outcome, keeps every attempt, its id and
+// the AUTOINCREMENT counter, and then accepts the new outcome.
+TEST(RegistryOpen, MigratesVersion2AttemptsToVersion3) {
+  TempDir dir;
+  const std::string path = dir.File("registry.db");
+  MakeRegistry(path);
+  {
+    auto reg = Registry::Open(path);
+    ASSERT_TRUE(reg.ok()) << reg.status().ToString();
+    for (int i = 0; i < 3; ++i) {
+      auto tx = (*reg)->BeginWrite();
+      ASSERT_TRUE(tx.ok());
+      AttemptRecord a;
+      a.model_name = "m";
+      a.status_before = CompatStatus::kUnknown;
+      auto id = tx->InsertAttempt(a);
+      ASSERT_TRUE(id.ok()) << id.status().ToString();
+      a.id = *id;
+      a.outcome = AttemptOutcome::kSuccess;
+      a.status_after = CompatStatus::kCompatible;
+      ASSERT_TRUE(tx->CloseAttempt(a).ok());
+      ASSERT_TRUE(tx->Commit().ok());
+    }
+  }
+  // Back to version 2: the old CHECK, a deleted newest row (the counter stays at 3).
+  const std::string v2 = RawExec(path, R"sql(
+    PRAGMA foreign_keys = OFF;
+    BEGIN;
+    CREATE TABLE old AS SELECT * FROM load_attempts;
+    DELETE FROM old WHERE id = 3;
+    DROP TABLE load_attempts;
+    CREATE TABLE load_attempts (
+      id INTEGER PRIMARY KEY AUTOINCREMENT,
+      model_name TEXT NOT NULL REFERENCES models (model_name) ON DELETE CASCADE ON UPDATE CASCADE,
+      started_at TEXT NOT NULL, finished_at TEXT,
+      outcome TEXT CHECK (outcome IN ('success', 'failed', 'crashed', 'timeout', 'server_crash', 'cancelled')),
+      forced INTEGER NOT NULL DEFAULT 0, status_before TEXT NOT NULL, status_after TEXT,
+      load_config TEXT NOT NULL DEFAULT '{}', exit_code INTEGER, signal TEXT, category TEXT, pattern_id TEXT,
+      summary TEXT, matched_line TEXT, log_excerpt TEXT, duration_ms INTEGER, hardware_fingerprint TEXT);
+    INSERT INTO load_attempts SELECT * FROM old;
+    DROP TABLE old;
+    UPDATE sqlite_sequence SET seq = 3 WHERE name = 'load_attempts';
+    CREATE INDEX load_attempts_by_model ON load_attempts (model_name, id);
+    CREATE UNIQUE INDEX load_attempts_open ON load_attempts (model_name) WHERE finished_at IS NULL;
+    CREATE INDEX load_attempts_open_by_id ON load_attempts (id) WHERE finished_at IS NULL;
+    PRAGMA user_version = 2;
+    COMMIT;)sql");
+  ASSERT_EQ(v2, "");
+  ASSERT_NE(RawExec(path, "UPDATE load_attempts SET outcome = 'crashed_while_serving' WHERE id = 1"), "");
+
+  {
+    auto reg = Registry::Open(path);
+    ASSERT_TRUE(reg.ok()) << reg.status().ToString();
+    EXPECT_TRUE((*reg)->CheckIntegrity().ok());
+    auto tx = (*reg)->BeginWrite();
+    ASSERT_TRUE(tx.ok());
+    AttemptRecord a;
+    a.model_name = "m";
+    a.status_before = CompatStatus::kCompatible;
+    auto id = tx->InsertAttempt(a);
+    ASSERT_TRUE(id.ok());
+    EXPECT_EQ(*id, 4);  // the counter survived: id 3 is not reused
+    a.id = *id;
+    a.outcome = AttemptOutcome::kCrashedWhileServing;
+    a.status_after = CompatStatus::kIncompatible;
+    ASSERT_TRUE(tx->CloseAttempt(a).ok());
+    ASSERT_TRUE(tx->Commit().ok());
+  }
+  EXPECT_EQ(testing_util::RawQuery(path, "PRAGMA user_version"), std::to_string(Registry::kSchemaVersion));
+  EXPECT_EQ(testing_util::RawQuery(path, "SELECT group_concat(id || ':' || outcome, ',') FROM load_attempts"),
+            "1:success,2:success,4:crashed_while_serving");
+}
+
+}  // namespace
+}  // namespace mw

@@ -181,6 +181,7 @@ class WorkerTest : public ::testing::Test {
     }
     EXPECT_FALSE(loaded->devices.empty());
     EXPECT_GT(loaded->model_size, 0u);
+    EXPECT_GT(loaded->port, 0);  // llama.cpp's server answers there (SPEC §10)
     // Still holding the model: nothing more until told to stop.
     EXPECT_FALSE(w.Next(200).has_value());
     if (stop_by_eof) {

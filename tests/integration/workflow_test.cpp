@@ -251,11 +251,13 @@ TEST_F(WorkflowTest, WorkerDeathAfterLoadIsRecorded) {
   }
   EXPECT_EQ(m["loaded"], false);
   EXPECT_EQ(m["load_state"], "idle");
-  EXPECT_NE(m["last_error"].get<std::string>().find("died after the model had loaded"), std::string::npos);
+  EXPECT_NE(m["last_error"].get<std::string>().find("crashed while serving"), std::string::npos);
   ASSERT_EQ(m["attempts"].size(), 2u);
-  EXPECT_EQ(m["attempts"][0]["outcome"], "crashed");
+  EXPECT_EQ(m["attempts"][0]["outcome"], "crashed_while_serving");
   EXPECT_EQ(m["attempts"][0]["signal"], "SIGSEGV");
-  EXPECT_EQ(m["compatibility_status"], "compatible");  // it did load
+  EXPECT_EQ(m["attempts"][0]["status_before"], "compatible");
+  EXPECT_EQ(m["compatibility_status"], "incompatible");  // SPEC §10: rule 3 (1 successful load)
+  EXPECT_EQ(m["total_failures"], 1);
 }
 
 TEST_F(WorkflowTest, UnloadCancelsALoadInProgress) {
