@@ -3,6 +3,7 @@
 #include <nlohmann/json.hpp>
 
 #include <chrono>
+#include <csignal>
 
 #include "app/model_paths.h"
 #include "app/model_service.h"
@@ -394,6 +395,26 @@ void ModelService::StopRetryThread() {
 // edge answers with), and, durably, a closed attempt crashed_while_serving
 // with the model's status moved as after a failed load (rule 3).
 void ModelService::OnWorkerDied(const UnexpectedExit& exit) {
+  // Stopped from outside (a clean exit, or SIGTERM/SIGINT/SIGHUP, which
+  // llama.cpp's server also turns into a clean exit): not a crash, no verdict.
+  const bool stopped = exit.exit.signaled() ? (exit.exit.signal == SIGTERM || exit.exit.signal == SIGINT ||
+                                               exit.exit.signal == SIGHUP)
+                                            : (exit.exit.exit_code == 0 && !exit.exit.status_unknown);
+  if (stopped) {
+    const std::string reason = "engine stopped from outside modelwarden (" + exit.exit.Describe() + ")";
+    MW_LOG(kWarn, "load") << "model=" << exit.model_name << " pid=" << exit.pid << " " << reason;
+    {
+      std::lock_guard lock(mu_);
+      Runtime& rt = runtime_[exit.model_name];
+      if (rt.state == api::LoadState::kLoaded) {
+        rt.state = api::LoadState::kIdle;
+        rt.progress.reset();
+      }
+      rt.last_error = reason;
+    }
+    PublishModel(exit.model_name);
+    return;
+  }
   CrashEvidence evidence;
   evidence.output = exit.log_tail;
   if (!exit.exit.signaled()) evidence.exit_code = exit.exit.exit_code;
