@@ -390,6 +390,17 @@ void ModelService::StopRetryThread() {
   if (retry_thread_.joinable()) retry_thread_.join();
 }
 
+// The in-memory side of a loaded engine's death: not loaded, with the reason.
+void ModelService::MarkNotLoaded(const std::string& name, const std::string& reason) {
+  std::lock_guard lock(mu_);
+  Runtime& rt = runtime_[name];
+  if (rt.state == api::LoadState::kLoaded) {
+    rt.state = api::LoadState::kIdle;
+    rt.progress.reset();
+  }
+  rt.last_error = reason;
+}
+
 // A loaded model's engine died on its own (SPEC §10, crash while serving):
 // not loaded any more, last_error = the classified summary (what the /v1
 // edge answers with), and, durably, a closed attempt crashed_while_serving
@@ -403,15 +414,7 @@ void ModelService::OnWorkerDied(const UnexpectedExit& exit) {
   if (stopped) {
     const std::string reason = "engine stopped from outside modelwarden (" + exit.exit.Describe() + ")";
     MW_LOG(kWarn, "load") << "model=" << exit.model_name << " pid=" << exit.pid << " " << reason;
-    {
-      std::lock_guard lock(mu_);
-      Runtime& rt = runtime_[exit.model_name];
-      if (rt.state == api::LoadState::kLoaded) {
-        rt.state = api::LoadState::kIdle;
-        rt.progress.reset();
-      }
-      rt.last_error = reason;
-    }
+    MarkNotLoaded(exit.model_name, reason);
     PublishModel(exit.model_name);
     return;
   }
@@ -424,15 +427,7 @@ void ModelService::OnWorkerDied(const UnexpectedExit& exit) {
                         std::to_string(exit.uptime_ms / 1000) + " s)";
   if (!c.summary.empty()) summary += ": " + c.summary;
   MW_LOG(kWarn, "load") << "model=" << exit.model_name << " pid=" << exit.pid << " " << summary;
-  {
-    std::lock_guard lock(mu_);
-    Runtime& rt = runtime_[exit.model_name];
-    if (rt.state == api::LoadState::kLoaded) {
-      rt.state = api::LoadState::kIdle;
-      rt.progress.reset();
-    }
-    rt.last_error = summary;
-  }
+  MarkNotLoaded(exit.model_name, summary);
   FailureInfo failure;
   failure.outcome = AttemptOutcome::kCrashedWhileServing;
   if (!exit.exit.signaled() && !exit.exit.status_unknown) failure.exit_code = exit.exit.exit_code;

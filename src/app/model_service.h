@@ -125,6 +125,7 @@ class ModelService : public api::ModelApi {
   api::ModelView ToView(const ModelRecord& record);
   void PublishModel(const std::string& name);
   void PublishCounts();
+  void MarkNotLoaded(const std::string& name, const std::string& reason);
   // Call after a change is visible to ListModels() (see ModelListVersion).
   void ListChanged() { list_version_.fetch_add(1); }
   // Calls ListChanged() when it goes out of scope: on every return path.
