@@ -3,6 +3,7 @@
 #include <nlohmann/json.hpp>
 
 #include <chrono>
+#include <csignal>
 
 #include "app/command_policy.h"
 #include "app/model_paths.h"
@@ -395,11 +396,34 @@ void ModelService::StopRetryThread() {
   if (retry_thread_.joinable()) retry_thread_.join();
 }
 
+// The in-memory side of a loaded engine's death: not loaded, with the reason.
+void ModelService::MarkNotLoaded(const std::string& name, const std::string& reason) {
+  std::lock_guard lock(mu_);
+  Runtime& rt = runtime_[name];
+  if (rt.state == api::LoadState::kLoaded) {
+    rt.state = api::LoadState::kIdle;
+    rt.progress.reset();
+  }
+  rt.last_error = reason;
+}
+
 // A loaded model's engine died on its own (SPEC §10, crash while serving):
 // not loaded any more, last_error = the classified summary (what the /v1
 // edge answers with), and, durably, a closed attempt crashed_while_serving
 // with the model's status moved as after a failed load (rule 3).
 void ModelService::OnWorkerDied(const UnexpectedExit& exit) {
+  // Stopped from outside (a clean exit, or SIGTERM/SIGINT/SIGHUP, which
+  // llama.cpp's server also turns into a clean exit): not a crash, no verdict.
+  const bool stopped = exit.exit.signaled() ? (exit.exit.signal == SIGTERM || exit.exit.signal == SIGINT ||
+                                               exit.exit.signal == SIGHUP)
+                                            : (exit.exit.exit_code == 0 && !exit.exit.status_unknown);
+  if (stopped) {
+    const std::string reason = "engine stopped from outside modelwarden (" + exit.exit.Describe() + ")";
+    MW_LOG(kWarn, "load") << "model=" << exit.model_name << " pid=" << exit.pid << " " << reason;
+    MarkNotLoaded(exit.model_name, reason);
+    PublishModel(exit.model_name);
+    return;
+  }
   CrashEvidence evidence;
   evidence.output = exit.log_tail;
   if (!exit.exit.signaled()) evidence.exit_code = exit.exit.exit_code;
@@ -410,15 +434,7 @@ void ModelService::OnWorkerDied(const UnexpectedExit& exit) {
   if (!c.summary.empty()) summary += ": " + c.summary;
   MW_LOG(kWarn, "load") << "model=" << exit.model_name << " pid=" << exit.pid << " " << summary;
   metrics_.RecordWorkerDeath(CrashCategoryName(c.category));
-  {
-    std::lock_guard lock(mu_);
-    Runtime& rt = runtime_[exit.model_name];
-    if (rt.state == api::LoadState::kLoaded) {
-      rt.state = api::LoadState::kIdle;
-      rt.progress.reset();
-    }
-    rt.last_error = summary;
-  }
+  MarkNotLoaded(exit.model_name, summary);
   FailureInfo failure;
   failure.outcome = AttemptOutcome::kCrashedWhileServing;
   if (!exit.exit.signaled() && !exit.exit.status_unknown) failure.exit_code = exit.exit.exit_code;

@@ -27,7 +27,9 @@
 //   StateMachine::RecordServingCrash keeps the event durably as a closed
 //   attempt with outcome crashed_while_serving and moves the status as
 //   after a failed load (degraded after 3+ successful loads, else
-//   incompatible, so the next load is refused until a user acts).
+//   incompatible, so the next load is refused until a user acts). An engine
+//   stopped from outside (clean exit, SIGTERM/SIGINT/SIGHUP) is only shown
+//   not loaded, with that reason: no verdict.
 //
 // Per-model load_state (idle/queued/loading/loaded), progress and last_error
 // live in memory only; the registry holds everything durable.
@@ -128,6 +130,7 @@ class ModelService : public api::ModelApi {
   api::ModelView ToView(const ModelRecord& record);
   void PublishModel(const std::string& name);
   void PublishCounts();
+  void MarkNotLoaded(const std::string& name, const std::string& reason);
   // Call after a change is visible to ListModels() (see ModelListVersion).
   void ListChanged() { list_version_.fetch_add(1); }
   // Calls ListChanged() when it goes out of scope: on every return path.
