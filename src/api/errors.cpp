@@ -15,7 +15,10 @@ ErrorInfo DescribeError(ErrorKind kind) {
     case ErrorKind::kLengthRequired: return {411, "length_required"};
     case ErrorKind::kPayloadTooLarge: return {413, "payload_too_large"};
     case ErrorKind::kLoadFailed: return {422, "load_failed"};
+    case ErrorKind::kQueueFull: return {429, "queue_full"};
     case ErrorKind::kInternal: return {500, "internal"};
+    case ErrorKind::kEngineCrashed: return {502, "engine_crashed"};
+    case ErrorKind::kEngineError: return {502, "engine_error"};
     case ErrorKind::kDataLoss: return {500, "data_loss"};
     case ErrorKind::kUnavailable: return {503, "unavailable"};
     case ErrorKind::kStorageReadOnly: return {503, "storage_read_only"};

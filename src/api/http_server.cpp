@@ -15,6 +15,7 @@
 #include "api/errors.h"
 #include "api/event_hub.h"
 #include "api/json_codec.h"
+#include "api/openai_routes.h"
 #include "common/log.h"
 #ifdef MW_HAVE_WEB
 #include "web/web_assets.h"
@@ -154,6 +155,7 @@ void HttpServer::Impl::InstallRoutes() {
   server.set_error_handler(httplib::Server::HandlerWithResponse([](const httplib::Request& req,
                                                                     httplib::Response& res) {
     if (!res.body.empty()) return httplib::Server::HandlerResponse::Unhandled;
+    if (FillOpenAiHttpError(req, res)) return httplib::Server::HandlerResponse::Handled;
     switch (res.status) {
       case 404: SendError(res, ErrorKind::kNotFound, "no such path: " + req.method + " " + req.path); break;
       case 413: SendError(res, ErrorKind::kPayloadTooLarge, "request body is too large"); break;
@@ -213,6 +215,7 @@ void HttpServer::Impl::InstallRoutes() {
   }));
   server.Get("/api/events",
              Wrap([this](const httplib::Request& req, httplib::Response& res) { HandleEvents(req, res); }));
+  InstallOpenAiRoutes(server, api, {[this](const httplib::Request& req) { return Authorized(req); }});
   server.Get(R"(/(?!api/).*)",
              Wrap([this](const httplib::Request& req, httplib::Response& res) { HandleStatic(req, res); }));
 }

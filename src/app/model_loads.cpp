@@ -54,11 +54,16 @@ std::string Excerpt(const std::string& log, size_t max_bytes = 16 * 1024) {
 
 }  // namespace
 
-void ModelService::BeginShutdown() { shutting_down_ = true; }
+void ModelService::BeginShutdown() {
+  shutting_down_ = true;
+  gate_.Close();  // /v1 requests waiting for a slot answer 503
+}
 
 void ModelService::Shutdown() {
   shutting_down_ = true;
+  gate_.Close();
   if (shut_down_.exchange(true)) return;  // the destructor calls it again
+  StopIdleLoop();
   if (queue_) queue_->Shutdown();
   StopRetryThread();
   {
@@ -409,6 +414,8 @@ void ModelService::OnWorkerDied(const UnexpectedExit& exit) {
   }
   RecordDeathAfterLoad(exit, summary, c);
   PublishModel(exit.model_name);
+  gate_.ClearIdle(exit.model_name);
+  NoteEngineDeath(exit.pid, summary);  // after the record: /v1 requests it broke answer with this summary
 }
 
 // Kept in the model's history as a closed attempt that does not move its

@@ -48,6 +48,7 @@
 #include "compat/state_machine.h"
 #include "config/config.h"
 #include "registry/registry.h"
+#include "serving/serving_gate.h"
 #include "supervisor/supervisor.h"
 
 namespace mw::app {
@@ -73,6 +74,9 @@ class ModelService : public api::ModelApi {
   Result<api::ServerStatus> GetStatus() override;
   int64_t Subscribe(api::EventListener listener) override;
   void Unsubscribe(int64_t id) override;
+  // /v1 (model_inference.cpp).
+  Result<api::InferenceAdmission> BeginInference(const api::InferenceRequest& request) override;
+  std::optional<std::string> AwaitEngineDeath(const std::string& model_name, int pid, int64_t timeout_ms) override;
 
   // The supervisor's on_unexpected_exit.
   void OnWorkerDied(const UnexpectedExit& exit);
@@ -131,6 +135,12 @@ class ModelService : public api::ModelApi {
   };
   void SetRuntime(const std::string& name, api::LoadState state, std::optional<double> progress);
   std::string Fingerprint();
+  // /v1 (model_inference.cpp): the idle-unload thread and engine deaths.
+  class Lease;
+  void IdleLoop();
+  void WakeIdleLoop();
+  void StopIdleLoop();
+  void NoteEngineDeath(int pid, const std::string& summary);
 
   Registry& registry_;
   StateMachine& state_machine_;
@@ -153,6 +163,18 @@ class ModelService : public api::ModelApi {
   bool retry_stop_ = false;
   std::condition_variable retry_cv_;
   std::thread retry_thread_;  // started with the first kept finish
+
+  // /v1 serving: slots, waiting queue and idle deadlines per model; the idle
+  // thread unloads models whose keep_alive has passed.
+  serving::ServingGate gate_;
+  std::mutex idle_mu_;  // guards the three below
+  std::condition_variable idle_cv_;
+  bool idle_stop_ = false;
+  bool idle_wake_ = false;
+  std::thread idle_thread_;  // started by the first BeginInference
+  std::mutex deaths_mu_;     // guards the two below
+  std::condition_variable deaths_cv_;
+  std::map<int, std::string> engine_deaths_;  // pid -> summary, the last few (AwaitEngineDeath)
 
   std::mutex listeners_mu_;
   int64_t next_listener_ = 1;

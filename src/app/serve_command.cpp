@@ -3,6 +3,7 @@
 #include <pthread.h>
 #include <signal.h>
 
+#include <algorithm>
 #include <atomic>
 #include <filesystem>
 #include <iostream>
@@ -117,6 +118,9 @@ int RunServe(const std::vector<std::string>& args) {
   http_options.host = config.host;
   http_options.port = config.port;
   http_options.api_key = config.api_key;
+  // /v1 requests waiting for a model's slot hold a connection thread each:
+  // room for one model's full queue on top of the usual pool.
+  http_options.threads = 64 + static_cast<size_t>(std::min(config.max_queue, 960));
   api::HttpServer http(service, http_options);
   auto port = http.Bind();
   if (!port.ok()) return Fail("listen", port.status());

@@ -14,6 +14,8 @@
 //   load_timeout_s = 300
 //   crash_patterns = "patterns.toml"    # extra classifier catalog entries (format: data/crash_patterns.toml)
 //   worker = "/opt/modelwarden/bin/modelwarden-worker"
+//   max_queue = 64                      # /v1: requests waiting per model beyond n_parallel
+//   keep_alive = "5m"                   # /v1: idle unload ("0" after each response, "-1" never)
 //   [locations]
 //   primary = "/models"                 # default <data_dir>/models
 //   hf = "~/.cache/huggingface/hub"
@@ -25,6 +27,7 @@
 // created); thread-compatible.
 #pragma once
 
+#include <cstdint>
 #include <filesystem>
 #include <optional>
 #include <string>
@@ -40,6 +43,8 @@ inline constexpr int kDefaultPort = 8080;
 inline constexpr int kDefaultLoadTimeoutS = 300;
 inline constexpr std::string_view kDefaultHost = "127.0.0.1";
 inline constexpr std::string_view kPrimaryLocation = "primary";
+inline constexpr int kDefaultMaxQueue = 64;
+inline constexpr int64_t kDefaultKeepAliveMs = 5 * 60 * 1000;  // "5m"
 
 // A named directory that may hold model files.
 struct Location {
@@ -58,6 +63,9 @@ struct Config {
   std::string api_key;                        // empty: no authentication
   std::filesystem::path worker_path;          // empty: next to the modelwarden binary
   std::filesystem::path config_file;          // the file that was read; empty if none
+  // --- /v1 serving (SPEC §10) ---
+  int max_queue = kDefaultMaxQueue;           // requests waiting per model beyond n_parallel (429 past it)
+  int64_t keep_alive_ms = kDefaultKeepAliveMs;  // idle unload after a /v1 request; -1 never, 0 at once
 
   // The path of a location by name, or nullptr.
   const Location* FindLocation(std::string_view name) const;
