@@ -16,6 +16,7 @@
 #include "api/event_hub.h"
 #include "api/json_codec.h"
 #include "api/openai_routes.h"
+#include "api/socket_util.h"
 #include "common/log.h"
 #ifdef MW_HAVE_WEB
 #include "web/web_assets.h"
@@ -358,6 +359,9 @@ Result<int> HttpServer::Bind() {
                             " (address in use, or not an address of this machine)");
   }
   impl_->bound = true;
+  // httplib 0.11 listens with a backlog of 5: a burst of clients (100 /v1
+  // requests at once) would overflow it and connections would be dropped.
+  if (!RaiseListenBacklog(port)) MW_LOG(kWarn, "api") << "could not raise the listen backlog of port " << port;
   return port;
 }
 

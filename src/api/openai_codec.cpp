@@ -222,18 +222,24 @@ int64_t IsoToUnixSeconds(std::string_view iso) {
   return static_cast<int64_t>(::timegm(&tm));
 }
 
+namespace {
+json ModelObject(const ModelView& m) {
+  return {{"id", m.model_name},
+          {"object", "model"},
+          {"created", IsoToUnixSeconds(m.created_at)},
+          {"owned_by", "modelwarden"},
+          {"compatibility_status", m.compatibility_status},
+          {"loaded", m.loaded}};
+}
+}  // namespace
+
 std::string OpenAiModelListJson(const std::vector<ModelView>& models) {
   json data = json::array();
-  for (const auto& m : models) {
-    data.push_back({{"id", m.model_name},
-                    {"object", "model"},
-                    {"created", IsoToUnixSeconds(m.created_at)},
-                    {"owned_by", "modelwarden"},
-                    {"compatibility_status", m.compatibility_status},
-                    {"loaded", m.loaded}});
-  }
+  for (const auto& m : models) data.push_back(ModelObject(m));
   return Dump(json{{"object", "list"}, {"data", std::move(data)}});
 }
+
+std::string OpenAiModelJson(const ModelView& model) { return Dump(ModelObject(model)); }
 
 bool IsValidUtf8(std::string_view s) {
   size_t i = 0;

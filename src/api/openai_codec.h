@@ -60,8 +60,9 @@ std::string OpenAiLoadErrorJson(int http_status, std::string_view code, const Lo
 // The same as one server-sent event: "data: {...}\n\n".
 std::string OpenAiErrorEvent(int http_status, std::string_view code, std::string_view message);
 
-// GET /v1/models.
+// GET /v1/models and GET /v1/models/{name}.
 std::string OpenAiModelListJson(const std::vector<ModelView>& models);
+std::string OpenAiModelJson(const ModelView& model);
 // "2026-12-03T08:11:15.123Z" -> Unix seconds; 0 if unreadable.
 int64_t IsoToUnixSeconds(std::string_view iso);
 

@@ -1,13 +1,10 @@
 #include "api/openai_proxy.h"
 
-#include <arpa/inet.h>
-#include <dirent.h>
-#include <netinet/in.h>
 #include <poll.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
-#include <cstdlib>
+#include "api/socket_util.h"
 
 namespace mw::api {
 
@@ -129,37 +126,9 @@ void UpstreamCall::Cancel() {
   client_.stop();  // shuts the socket down: a blocked read returns at once
 }
 
-namespace {
-
-int PortOf(const sockaddr_storage& addr) {
-  if (addr.ss_family == AF_INET) return ntohs(reinterpret_cast<const sockaddr_in&>(addr).sin_port);
-  if (addr.ss_family == AF_INET6) return ntohs(reinterpret_cast<const sockaddr_in6&>(addr).sin6_port);
-  return -1;
-}
-
-}  // namespace
-
-ClientConnection::ClientConnection(const httplib::Request& req) {
-  if (req.remote_port <= 0 || req.local_port <= 0) return;
-  // The request's socket is the one whose two ends have the request's ports.
-  // It stays open (and ours) while this request is being served.
-  DIR* dir = ::opendir("/proc/self/fd");
-  if (dir == nullptr) return;
-  while (dirent* entry = ::readdir(dir)) {
-    char* end = nullptr;
-    long fd = std::strtol(entry->d_name, &end, 10);
-    if (end == entry->d_name || *end != '\0' || fd == ::dirfd(dir)) continue;
-    sockaddr_storage local{}, peer{};
-    socklen_t local_len = sizeof(local), peer_len = sizeof(peer);
-    if (::getsockname(static_cast<int>(fd), reinterpret_cast<sockaddr*>(&local), &local_len) != 0) continue;
-    if (PortOf(local) != req.local_port) continue;
-    if (::getpeername(static_cast<int>(fd), reinterpret_cast<sockaddr*>(&peer), &peer_len) != 0) continue;
-    if (PortOf(peer) != req.remote_port) continue;
-    fd_ = static_cast<int>(fd);
-    break;
-  }
-  ::closedir(dir);
-}
+ClientConnection::ClientConnection(const httplib::Request& req)
+    // The request's socket stays open (and ours) while it is being served.
+    : fd_(FindConnectedSocket(req.local_port, req.remote_port)) {}
 
 bool ClientConnection::Gone() const {
   if (fd_ < 0) return false;

@@ -213,17 +213,20 @@ void Inference(OpenAiEndpoint endpoint, const std::shared_ptr<Context>& ctx, con
     StreamAssembler assembler(endpoint);
     SseParser parser;
     bool saw_done = false;
+    auto last_check = std::chrono::steady_clock::now();
     for (;;) {
       std::string data;
       UpstreamCall::Read r = call->Next(&data, kPoll);
-      if (r == UpstreamCall::Read::kTimeout) {
+      // Nothing is written to the client until the end: look at its socket
+      // now and then, whether or not the engine is sending.
+      if (r != UpstreamCall::Read::kEnd && std::chrono::steady_clock::now() - last_check >= kPoll) {
+        last_check = std::chrono::steady_clock::now();
         if (client->Gone()) {
           MW_LOG(kInfo, "v1") << "model=" << parsed->model << " client disconnected: generation cancelled";
           call->Cancel();
           res.status = 499;
           return;
         }
-        continue;
       }
       parser.Feed(data);
       while (std::optional<std::string> event = parser.Next()) {
@@ -288,12 +291,8 @@ void InstallOpenAiRoutes(httplib::Server& server, ModelApi& api, OpenAiRouteOpti
     if (!model.ok()) {
       return SendKind(res, ErrorKind::kModelNotFound, "no model named '" + req.matches[1].str().substr(0, 140) + "' is registered");
     }
-    std::string list = OpenAiModelListJson({*model});
-    // The one element of the list.
-    const std::string key = "\"data\":[";
-    size_t at = list.find(key);
     res.status = 200;
-    res.set_content(list.substr(at + key.size(), list.size() - at - key.size() - 2), kJson);
+    res.set_content(OpenAiModelJson(*model), kJson);
   }));
   const std::pair<const char*, OpenAiEndpoint> kInference[] = {
       {"/v1/chat/completions", OpenAiEndpoint::kChatCompletions},

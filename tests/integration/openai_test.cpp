@@ -89,8 +89,8 @@ TEST_F(OpenAiTest, ModelsAndEveryError) {
   ASSERT_TRUE(server.started()) << server.startup_output();
   AddEngine(server, "echo");
   AddEngine(server, "portless", {{"argv", {(BinDir() / "mw-openai-engine").string()}}});
-  ASSERT_EQ(server.Call("POST", "/api/models", CommandModel("broken", {"--stderr", "Assertion `ok' failed.", "--then", "abort"})).status, 201);
-  ASSERT_EQ(server.Call("POST", "/api/models", CommandModel("refused", {"--then", "ready"})).status, 201);
+  ASSERT_EQ(server.Call("POST", "/api/models", CommandModel("broken", {"--port", "{port}", "--stderr", "Assertion `ok' failed.", "--then", "abort"})).status, 201);
+  ASSERT_EQ(server.Call("POST", "/api/models", CommandModel("refused", {"--port", "{port}", "--then", "ready"})).status, 201);
   ASSERT_EQ(server.Call("PATCH", "/api/models/refused/config",
                         R"({"compatibility_status":"incompatible","compatibility_notes":"Hardware incompatibility detected: test"})").status, 200);
 
