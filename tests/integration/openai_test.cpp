@@ -2,7 +2,12 @@
 // the proxy to a real engine process (mw-openai-engine, a `command` model
 // with {port}), errors in OpenAI's shape, streaming, a crash while serving,
 // client disconnects, the bounded queue, keep_alive.
+#include <fcntl.h>
 #include <gtest/gtest.h>
+#include <poll.h>
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include <atomic>
 #include <fstream>
@@ -373,6 +378,95 @@ TEST_F(OpenAiTest, DegradedModelServesWithAWarningHeader) {
   ASSERT_EQ(r.status, 200) << r.body;
   ASSERT_TRUE(r.headers.count("x-modelwarden-warning")) << r.body;
   EXPECT_NE(r.headers["x-modelwarden-warning"].find("degraded"), std::string::npos);
+}
+
+// `modelwarden --url URL run ...` with pipes on stdin and stdout.
+struct RunProcessPipes {
+  pid_t pid = -1;
+  int in = -1;
+  int out = -1;
+  std::string output;
+  // Reads stdout until `needle` appears or it closes (~30 s at most).
+  bool ReadUntil(const std::string& needle) {
+    for (int i = 0; i < 300 && output.find(needle) == std::string::npos; ++i) {
+      pollfd p{out, POLLIN, 0};
+      if (::poll(&p, 1, 100) <= 0) continue;
+      char buf[4096];
+      ssize_t n = ::read(out, buf, sizeof(buf));
+      if (n <= 0) break;
+      output.append(buf, static_cast<size_t>(n));
+    }
+    return output.find(needle) != std::string::npos;
+  }
+  int Wait() {
+    ReadUntil("\x01never");  // drain until it closes
+    int status = 0;
+    ::waitpid(pid, &status, 0);
+    return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+  }
+};
+
+RunProcessPipes StartRun(Server& server, const std::vector<std::string>& args) {
+  int in[2], out[2];
+  RunProcessPipes p;
+  if (::pipe2(in, O_CLOEXEC) != 0 || ::pipe2(out, O_CLOEXEC) != 0) return p;
+  p.pid = ::fork();
+  if (p.pid == 0) {
+    ::dup2(in[0], 0);
+    ::dup2(out[1], 1);
+    std::vector<std::string> argv = {(BinDir() / "modelwarden").string(), "--url", server.url(), "run"};
+    argv.insert(argv.end(), args.begin(), args.end());
+    std::vector<char*> c;
+    for (auto& a : argv) c.push_back(a.data());
+    c.push_back(nullptr);
+    ::execv(c[0], c.data());
+    ::_exit(127);
+  }
+  ::close(in[0]);
+  ::close(out[1]);
+  p.in = in[1];
+  p.out = out[0];
+  return p;
+}
+
+TEST_F(OpenAiTest, CliRunStreamsAnAnswer) {
+  Server server(data());
+  ASSERT_TRUE(server.started());
+  AddEngine(server, "echo");
+  ProcessResult one = server.Cli({"run", "echo", "TOKENS=3"});
+  EXPECT_EQ(one.exit_code, 0) << one.err;
+  EXPECT_EQ(one.out, "Hello w1 w2\n");
+  ProcessResult unknown = server.Cli({"run", "nope", "hi"});
+  EXPECT_EQ(unknown.exit_code, 1);
+  EXPECT_NE(unknown.err.find("model_not_found"), std::string::npos) << unknown.err;
+  ASSERT_EQ(server.Call("PATCH", "/api/models/echo/config", R"({"compatibility_status":"incompatible"})").status, 200);
+  server.Call("POST", "/api/orchestrate/unload", R"({"model_name":"echo"})");
+  EXPECT_EQ(server.Cli({"run", "echo", "hi"}).exit_code, 3);
+  ASSERT_EQ(server.Call("PATCH", "/api/models/echo/config", R"({"compatibility_status":"compatible"})").status, 200);
+
+  // Interactive: one answer per line, the conversation kept, /bye leaves.
+  RunProcessPipes chat = StartRun(server, {"echo"});
+  ASSERT_GT(chat.pid, 0);
+  const std::string lines = "TOKENS=2\nTOKENS=1\n/bye\n";
+  ASSERT_EQ(::write(chat.in, lines.data(), lines.size()), static_cast<ssize_t>(lines.size()));
+  ::close(chat.in);
+  EXPECT_EQ(chat.Wait(), 0);
+  EXPECT_EQ(chat.output, "Hello w1\nHello\n");
+}
+
+TEST_F(OpenAiTest, CliRunCtrlCStopsTheGenerationNotTheModel) {
+  Server server(data());
+  ASSERT_TRUE(server.started());
+  AddEngine(server, "echo");
+  RunProcessPipes run = StartRun(server, {"echo", "TOKENS=2000 DELAY_MS=20"});
+  ASSERT_GT(run.pid, 0);
+  ASSERT_TRUE(run.ReadUntil("Hello w1")) << run.output;
+  ::kill(run.pid, SIGINT);
+  EXPECT_EQ(run.Wait(), 130);
+  EXPECT_NE(run.output.find("[stopped]"), std::string::npos) << run.output;
+  ASSERT_TRUE(WaitStats("echo", [](const json& s) { return s["cancelled"] == 1 && s["in_flight"] == 0; }))
+      << EngineStats("echo");
+  EXPECT_EQ(server.Call("GET", "/api/models/echo").body["loaded"], true);
 }
 
 }  // namespace
