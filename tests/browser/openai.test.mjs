@@ -9,14 +9,10 @@ import path from 'node:path';
 import fs from 'node:fs';
 import OpenAI from 'openai';
 
+import { openAiEngineConfig } from './lib/openai_engine.mjs';
 import { binDir, startServer } from './lib/server.mjs';
 
 const TEST = { timeout: 120000 };
-
-export function openAiEngineConfig(extra = {}) {
-  const engine = path.join(binDir(), 'mw-openai-engine');
-  return { argv: [engine, '--port', '{port}'], health_path: '/health', ...extra };
-}
 
 describe('the OpenAI npm client against /v1', () => {
   let server;
