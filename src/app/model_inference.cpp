@@ -123,7 +123,8 @@ Result<api::InferenceAdmission> ModelService::BeginInference(const api::Inferenc
 std::optional<std::string> ModelService::AwaitEngineDeath(const std::string& model_name, int pid, int64_t timeout_ms) {
   std::unique_lock lock(deaths_mu_);
   bool died = deaths_cv_.wait_for(lock, std::chrono::milliseconds(timeout_ms),
-                                  [&] { return engine_deaths_.count(pid) > 0; });
+                                  [&] { return engine_deaths_.count(pid) > 0 || shutting_down_; });
+  if (engine_deaths_.count(pid) == 0 && shutting_down_) return std::nullopt;  // stopped by the shutdown
   if (!died) {
     MW_LOG(kWarn, "serve") << "model=" << model_name << " pid=" << pid
                            << " broke a request's connection but did not die within " << timeout_ms << " ms";

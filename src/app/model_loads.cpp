@@ -57,6 +57,10 @@ std::string Excerpt(const std::string& log, size_t max_bytes = 16 * 1024) {
 void ModelService::BeginShutdown() {
   shutting_down_ = true;
   gate_.Close();  // /v1 requests waiting for a slot answer 503
+  {
+    std::lock_guard lock(deaths_mu_);  // so that no waiter misses the wake-up
+  }
+  deaths_cv_.notify_all();  // engines are about to be stopped: no death to wait for
 }
 
 void ModelService::Shutdown() {

@@ -315,6 +315,26 @@ TEST_F(OpenAiTest, ClientDisconnectCancelsTheGeneration) {
   EXPECT_EQ(server.Call("GET", "/api/models/echo").body["loaded"], true);
 }
 
+TEST_F(OpenAiTest, ServerStoppedMidStreamEndsTheStreamAndTheEngine) {
+  Server server(data());
+  ASSERT_TRUE(server.started());
+  AddEngine(server, "echo");
+  RawConnection c(server.port());
+  ASSERT_TRUE(c.Send("POST", "/v1/chat/completions", Chat("echo", "TOKENS=2000 DELAY_MS=20", {{"stream", true}}).dump()));
+  ASSERT_NE(c.ReadUntil("Hello").find("Hello"), std::string::npos);
+  const int engine_pid = EngineStats("echo").value("pid", 0);
+  ASSERT_GT(engine_pid, 0);
+  EXPECT_EQ(server.Stop(), 0);  // SIGTERM
+  RawResponse r = c.ReadResponse(std::chrono::seconds(30));
+  EXPECT_TRUE(c.closed_by_peer());
+  std::vector<std::string> events = Events(r.body);
+  ASSERT_FALSE(events.empty()) << r.body;
+  EXPECT_NE(events.back(), "[DONE]");
+  json last = json::parse(events.back(), nullptr, false);
+  EXPECT_TRUE(last.is_object() && last.contains("error")) << r.body;  // the client is told, not left guessing
+  EXPECT_FALSE(ProcessAlive(engine_pid));  // the engine does not survive the server
+}
+
 TEST_F(OpenAiTest, HundredConcurrentRequestsAgainstTwoSlotsAndAQueueOfEight) {
   Server server(data(), ConfigArgs("max_queue = 8\n"));
   ASSERT_TRUE(server.started()) << server.startup_output();
