@@ -7,6 +7,7 @@
 #include <map>
 
 #include "api/json_codec.h"
+#include "api/json_limits.h"
 #include "common/duration.h"
 
 namespace mw::api {
@@ -15,6 +16,17 @@ namespace {
 using nlohmann::json;
 
 std::string Dump(const json& j) { return j.dump(-1, ' ', false, json::error_handler_t::replace); }
+
+// Deep enough for any real request (tool schemas included), shallow enough
+// for dump()'s recursion on an HTTP thread (api/json_limits.h).
+constexpr int kMaxNesting = 256;
+
+// Parses JSON from a client or an engine; discarded when malformed or too deep.
+json ParseLimited(std::string_view text) {
+  bool too_deep = false;
+  json value = ParseJsonWithDepthLimit(text, kMaxNesting, &too_deep);
+  return too_deep ? json(json::value_t::discarded) : value;
+}
 
 Status Bad(const std::string& message) { return InvalidArgumentError(message); }
 
@@ -125,7 +137,9 @@ std::string_view OpenAiPath(OpenAiEndpoint endpoint) {
 
 Result<OpenAiRequest> ParseOpenAiRequest(OpenAiEndpoint endpoint, std::string_view body) {
   try {
-    json o = json::parse(body.begin(), body.end(), nullptr, /*allow_exceptions=*/false);
+    bool too_deep = false;
+    json o = ParseJsonWithDepthLimit(body, kMaxNesting, &too_deep);
+    if (too_deep) return Bad("the request body is nested too deeply (more than " + std::to_string(kMaxNesting) + " levels)");
     if (o.is_discarded()) return Bad("the request body is not valid JSON");
     if (!o.is_object()) return Bad("the request body must be a JSON object, got " + TypeName(o));
     OpenAiRequest r;
@@ -195,7 +209,7 @@ std::string OpenAiErrorJson(int http_status, std::string_view code, std::string_
                 {"code", std::string(code)},
                 {"param", nullptr}};
   if (!extra_json.empty()) {
-    json extra = json::parse(extra_json.begin(), extra_json.end(), nullptr, false);
+    json extra = ParseLimited(extra_json);
     if (extra.is_object()) {
       for (auto& [k, v] : extra.items()) error[k] = v;
     }
@@ -406,7 +420,7 @@ void Merge(json& dst, const json& src) {
 StreamAssembler::~StreamAssembler() { delete state_; }
 
 Status StreamAssembler::Add(std::string_view data_json) {
-  json chunk = json::parse(data_json.begin(), data_json.end(), nullptr, false);
+  json chunk = ParseLimited(data_json);
   if (chunk.is_discarded() || !chunk.is_object()) return Bad("an event of the engine's stream is not a JSON object");
   if (state_ == nullptr) state_ = new State();
   ++chunks_;
@@ -473,7 +487,7 @@ std::string StreamAssembler::Finish() const {
 
 OpenAiError EngineErrorToOpenAi(int engine_status, std::string_view engine_body) {
   const int status = engine_status >= 400 && engine_status < 500 ? engine_status : 502;
-  json body = json::parse(engine_body.begin(), engine_body.end(), nullptr, false);
+  json body = ParseLimited(engine_body);
   std::string message;
   std::string code;
   if (body.is_object() && body.contains("error")) {
@@ -501,7 +515,7 @@ OpenAiError EngineErrorToOpenAi(int engine_status, std::string_view engine_body)
 
 std::optional<OpenAiError> ErrorInEventData(std::string_view data_json) {
   if (data_json.find("\"error\"") == std::string_view::npos) return std::nullopt;
-  json data = json::parse(data_json.begin(), data_json.end(), nullptr, false);
+  json data = ParseLimited(data_json);
   if (!data.is_object() || !data.contains("error") || data.at("error").is_null()) return std::nullopt;
   int status = 500;
   if (data.at("error").is_object() && data.at("error").contains("code") && data.at("error").at("code").is_number_integer()) {

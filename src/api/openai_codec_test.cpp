@@ -81,6 +81,17 @@ TEST(OpenAiCodec, BadInputNamesTheField) {
       {"role":"tool","tool_call_id":"1","content":"42"}]})").ok());
 }
 
+TEST(OpenAiCodec, DeepNestingIsRefusedNotACrash) {
+  // dump() recurses per level: a 1 MiB body of '[' must be a 400, not a stack overflow.
+  std::string deep = R"({"model":"m","messages":[{"role":"user","content":"x"}],"x":)" + std::string(500000, '[') +
+                     std::string(500000, ']') + "}";
+  EXPECT_NE(BadRequest(OpenAiEndpoint::kChatCompletions, deep).find("nested too deeply"), std::string::npos);
+  StreamAssembler a(OpenAiEndpoint::kChatCompletions);
+  EXPECT_FALSE(a.Add(R"({"choices":)" + std::string(300000, '[') + std::string(300000, ']') + "}").ok());
+  OpenAiError e = EngineErrorToOpenAi(400, std::string(300000, '[') + std::string(300000, ']'));
+  EXPECT_EQ(e.http_status, 400);
+}
+
 TEST(OpenAiCodec, ErrorShape) {
   json e = json::parse(OpenAiErrorJson(404, "model_not_found", "no such model"));
   EXPECT_EQ(e, json::parse(R"({"error":{"message":"no such model","type":"invalid_request_error","code":"model_not_found","param":null}})"));
