@@ -64,7 +64,7 @@ std::pair<ErrorKind, std::string> BrokenEngine(Context& ctx, const std::string& 
   std::string detail = call.failed() ? " (" + call.error_text() + ")" : std::string();
   return {ErrorKind::kEngineError, "the connection to the engine of '" + model +
                                        "' broke before its answer was complete" + detail +
-                                       " (the engine closed it, or the server is stopping)"};
+                                       " (the engine closed it, the model was unloaded, or the server is stopping)"};
 }
 
 // Reads what is left of the engine's answer (bounded). False if the client left.

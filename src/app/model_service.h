@@ -27,6 +27,13 @@
 //   closed attempt with outcome crashed/failed whose status_before ==
 //   status_after (the status is not changed: the model did load).
 //
+//   BeginInference (/v1, model_inference.cpp): a slot of serving::ServingGate
+//   (n_parallel in the engine, max_queue waiting, else kQueueFull), then
+//   Load(name, false) as above; the lease frees the slot and starts the
+//   keep_alive clock (the idle thread unloads). AwaitEngineDeath lets a
+//   request whose engine connection broke answer with the death's summary;
+//   an engine stopped by an unload or the shutdown is not waited for.
+//
 // Per-model load_state (idle/queued/loading/loaded), progress and last_error
 // live in memory only; the registry holds everything durable.
 // Thread-safe; Load blocks its caller. Events go to subscribers on the thread
@@ -38,6 +45,7 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <set>
 #include <string>
 #include <thread>
 #include <vector>
@@ -141,6 +149,7 @@ class ModelService : public api::ModelApi {
   void WakeIdleLoop();
   void StopIdleLoop();
   void NoteEngineDeath(int pid, const std::string& summary);
+  void NoteEngineStopped(int pid);  // stopped on purpose (unload): AwaitEngineDeath returns at once
 
   Registry& registry_;
   StateMachine& state_machine_;
@@ -172,9 +181,10 @@ class ModelService : public api::ModelApi {
   bool idle_stop_ = false;
   bool idle_wake_ = false;
   std::thread idle_thread_;  // started by the first BeginInference
-  std::mutex deaths_mu_;     // guards the two below
+  std::mutex deaths_mu_;     // guards the three below
   std::condition_variable deaths_cv_;
   std::map<int, std::string> engine_deaths_;  // pid -> summary, the last few (AwaitEngineDeath)
+  std::set<int> engine_stops_;                // pids stopped by an unload, the last few
 
   std::mutex listeners_mu_;
   int64_t next_listener_ = 1;

@@ -315,6 +315,25 @@ TEST_F(OpenAiTest, ClientDisconnectCancelsTheGeneration) {
   EXPECT_EQ(server.Call("GET", "/api/models/echo").body["loaded"], true);
 }
 
+TEST_F(OpenAiTest, UnloadMidStreamIsNotACrash) {
+  Server server(data());
+  ASSERT_TRUE(server.started());
+  AddEngine(server, "echo");
+  RawConnection c(server.port());
+  ASSERT_TRUE(c.Send("POST", "/v1/chat/completions", Chat("echo", "TOKENS=2000 DELAY_MS=20", {{"stream", true}}).dump()));
+  ASSERT_NE(c.ReadUntil("Hello").find("Hello"), std::string::npos);
+  ASSERT_EQ(server.Call("POST", "/api/orchestrate/unload", R"({"model_name":"echo"})").status, 200);
+  RawResponse r = c.ReadResponse(std::chrono::seconds(30));
+  std::vector<std::string> events = Events(r.body);
+  ASSERT_FALSE(events.empty()) << r.body;
+  json last = json::parse(events.back(), nullptr, false);
+  ASSERT_TRUE(last.is_object() && last.contains("error")) << r.body;
+  EXPECT_EQ(last["error"]["code"], "engine_error");  // not engine_crashed: it was asked to stop
+  json model = server.Call("GET", "/api/models/echo").body;
+  EXPECT_EQ(model["compatibility_status"], "compatible");
+  EXPECT_EQ(model["attempts"].size(), 1u);  // only the load: no crash recorded
+}
+
 TEST_F(OpenAiTest, ServerStoppedMidStreamEndsTheStreamAndTheEngine) {
   Server server(data());
   ASSERT_TRUE(server.started());
