@@ -315,19 +315,31 @@ TEST_F(OpenAiTest, ClientDisconnectCancelsTheGeneration) {
   EXPECT_EQ(server.Call("GET", "/api/models/echo").body["loaded"], true);
 }
 
+// Starts a long streamed answer from "echo" on `c` and waits for its first token.
+void StartLongStream(RawConnection& c) {
+  ASSERT_TRUE(c.Send("POST", "/v1/chat/completions", Chat("echo", "TOKENS=2000 DELAY_MS=20", {{"stream", true}}).dump()));
+  ASSERT_NE(c.ReadUntil("Hello").find("Hello"), std::string::npos);
+}
+
+// The last event of a stream that must end with an error (closed by the server).
+json LastErrorEvent(RawConnection& c) {
+  RawResponse r = c.ReadResponse(std::chrono::seconds(30));
+  EXPECT_TRUE(c.closed_by_peer());
+  std::vector<std::string> events = Events(r.body);
+  if (events.empty()) return json();
+  json last = json::parse(events.back(), nullptr, false);
+  EXPECT_TRUE(last.is_object() && last.contains("error")) << r.body;  // the client is told, not left guessing
+  return last;
+}
+
 TEST_F(OpenAiTest, UnloadMidStreamIsNotACrash) {
   Server server(data());
   ASSERT_TRUE(server.started());
   AddEngine(server, "echo");
   RawConnection c(server.port());
-  ASSERT_TRUE(c.Send("POST", "/v1/chat/completions", Chat("echo", "TOKENS=2000 DELAY_MS=20", {{"stream", true}}).dump()));
-  ASSERT_NE(c.ReadUntil("Hello").find("Hello"), std::string::npos);
+  StartLongStream(c);
   ASSERT_EQ(server.Call("POST", "/api/orchestrate/unload", R"({"model_name":"echo"})").status, 200);
-  RawResponse r = c.ReadResponse(std::chrono::seconds(30));
-  std::vector<std::string> events = Events(r.body);
-  ASSERT_FALSE(events.empty()) << r.body;
-  json last = json::parse(events.back(), nullptr, false);
-  ASSERT_TRUE(last.is_object() && last.contains("error")) << r.body;
+  json last = LastErrorEvent(c);
   EXPECT_EQ(last["error"]["code"], "engine_error");  // not engine_crashed: it was asked to stop
   json model = server.Call("GET", "/api/models/echo").body;
   EXPECT_EQ(model["compatibility_status"], "compatible");
@@ -339,18 +351,12 @@ TEST_F(OpenAiTest, ServerStoppedMidStreamEndsTheStreamAndTheEngine) {
   ASSERT_TRUE(server.started());
   AddEngine(server, "echo");
   RawConnection c(server.port());
-  ASSERT_TRUE(c.Send("POST", "/v1/chat/completions", Chat("echo", "TOKENS=2000 DELAY_MS=20", {{"stream", true}}).dump()));
-  ASSERT_NE(c.ReadUntil("Hello").find("Hello"), std::string::npos);
+  StartLongStream(c);
   const int engine_pid = EngineStats("echo").value("pid", 0);
   ASSERT_GT(engine_pid, 0);
   EXPECT_EQ(server.Stop(), 0);  // SIGTERM
-  RawResponse r = c.ReadResponse(std::chrono::seconds(30));
-  EXPECT_TRUE(c.closed_by_peer());
-  std::vector<std::string> events = Events(r.body);
-  ASSERT_FALSE(events.empty()) << r.body;
-  EXPECT_NE(events.back(), "[DONE]");
-  json last = json::parse(events.back(), nullptr, false);
-  EXPECT_TRUE(last.is_object() && last.contains("error")) << r.body;  // the client is told, not left guessing
+  json last = LastErrorEvent(c);
+  EXPECT_EQ(last["error"]["code"], "engine_error");
   EXPECT_FALSE(ProcessAlive(engine_pid));  // the engine does not survive the server
 }
 
