@@ -155,8 +155,8 @@ void HttpServer::Impl::InstallRoutes() {
   // line) arrive here with an empty body: give them the JSON shape too.
   server.set_error_handler(httplib::Server::HandlerWithResponse([](const httplib::Request& req,
                                                                     httplib::Response& res) {
+    if (FillOpenAiHttpError(req, res)) return httplib::Server::HandlerResponse::Handled;  // /v1: OpenAI's shape
     if (!res.body.empty()) return httplib::Server::HandlerResponse::Unhandled;
-    if (FillOpenAiHttpError(req, res)) return httplib::Server::HandlerResponse::Handled;
     switch (res.status) {
       case 404: SendError(res, ErrorKind::kNotFound, "no such path: " + req.method + " " + req.path); break;
       case 413: SendError(res, ErrorKind::kPayloadTooLarge, "request body is too large"); break;

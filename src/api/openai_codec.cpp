@@ -513,6 +513,18 @@ OpenAiError EngineErrorToOpenAi(int engine_status, std::string_view engine_body)
   return {status, OpenAiErrorJson(status, code, message)};
 }
 
+std::optional<OpenAiError> ApiErrorToOpenAi(int http_status, std::string_view body) {
+  json j = ParseLimited(body);
+  if (!j.is_object() || !j.contains("error") || !j.at("error").is_object()) return std::nullopt;
+  const json& e = j.at("error");
+  if (e.contains("type") || !e.contains("code") || !e.at("code").is_string()) return std::nullopt;
+  json extra = e;
+  extra.erase("code");
+  extra.erase("message");
+  std::string message = e.contains("message") && e.at("message").is_string() ? e.at("message").get<std::string>() : "";
+  return OpenAiError{http_status, OpenAiErrorJson(http_status, e.at("code").get<std::string>(), message, Dump(extra))};
+}
+
 std::optional<OpenAiError> ErrorInEventData(std::string_view data_json) {
   if (data_json.find("\"error\"") == std::string_view::npos) return std::nullopt;
   json data = ParseLimited(data_json);

@@ -115,6 +115,10 @@ struct OpenAiError {
   std::string body;
 };
 OpenAiError EngineErrorToOpenAi(int engine_status, std::string_view engine_body);
+// An error body in the /api shape {"error": {"code", "message", ...}} (no
+// "type") -> the same error in OpenAI's shape, status kept; nullopt for any
+// other body (one already in OpenAI's shape included).
+std::optional<OpenAiError> ApiErrorToOpenAi(int http_status, std::string_view body);
 // The error inside an event's data ({"error": ...}), as an OpenAiError; nullopt if none.
 std::optional<OpenAiError> ErrorInEventData(std::string_view data_json);
 

@@ -121,6 +121,18 @@ TEST(OpenAiCodec, EngineErrorsBecomeOurShape) {
   EXPECT_EQ(in_event->http_status, 502);
 }
 
+TEST(OpenAiCodec, ApiShapedErrorsAreConverted) {
+  auto c = ApiErrorToOpenAi(403, R"({"error":{"code":"host_not_allowed","message":"no","host":"evil"}})");
+  ASSERT_TRUE(c);
+  json j = json::parse(c->body);
+  EXPECT_EQ(j["error"]["code"], "host_not_allowed");
+  EXPECT_EQ(j["error"]["type"], "permission_error");
+  EXPECT_TRUE(j["error"]["param"].is_null());
+  EXPECT_EQ(j["error"]["host"], "evil");
+  EXPECT_FALSE(ApiErrorToOpenAi(404, OpenAiErrorJson(404, "not_found", "x")));  // already OpenAI's shape
+  EXPECT_FALSE(ApiErrorToOpenAi(400, "not json"));
+}
+
 TEST(OpenAiCodec, Utf8) {
   EXPECT_TRUE(IsValidUtf8("héllo €𝄞"));
   EXPECT_FALSE(IsValidUtf8("a\xff" "b"));

@@ -323,6 +323,12 @@ void InstallOpenAiRoutes(httplib::Server& server, ModelApi& api, OpenAiRouteOpti
 
 bool FillOpenAiHttpError(const httplib::Request& req, httplib::Response& res) {
   if (!IsV1(req.path)) return false;
+  if (!res.body.empty()) {
+    std::optional<OpenAiError> converted = ApiErrorToOpenAi(res.status, res.body);
+    if (!converted) return false;  // already OpenAI's shape (or not an error body)
+    res.set_content(converted->body, kJson);
+    return true;
+  }
   switch (res.status) {
     case 404: SendKind(res, ErrorKind::kNotFound, "no such path: " + req.method + " " + req.path); break;
     case 413: SendKind(res, ErrorKind::kPayloadTooLarge, "request body is too large"); break;

@@ -30,8 +30,12 @@ struct OpenAiRouteOptions {
 // Installs the routes. Must run before any catch-all route of the server.
 void InstallOpenAiRoutes(httplib::Server& server, ModelApi& api, OpenAiRouteOptions options);
 
-// For the server's error handler: gives an empty error answer to a /v1 path
-// (404, 413, 400 from httplib itself) OpenAI's shape. False for other paths.
+// For the server's error handler (every answer >= 400 passes it): gives an
+// error answer to a /v1 path OpenAI's shape — an empty one (404, 413, 400
+// from httplib itself) and one in the /api shape {"error": {"code",
+// "message"}} (refusals of the pre-routing handler: 411, Host/Origin/type
+// checks). True when it set the body; false for other paths and for bodies
+// already in OpenAI's shape.
 bool FillOpenAiHttpError(const httplib::Request& req, httplib::Response& res);
 
 }  // namespace mw::api

@@ -133,6 +133,9 @@ TEST_F(OpenAiTest, ModelsAndEveryError) {
   ExpectOpenAiError(server.Call("DELETE", "/v1/models"), 404, "not_found", "unknown method");
   ExpectOpenAiError(server.Call("GET", chat), 405, "method_not_allowed", "GET on a POST path");
   ExpectOpenAiError(server.Call("POST", chat, std::string(2 << 20, ' ')), 413, "payload_too_large", "body over the limit");
+  RawResponse chunked = RawRequest(server.port(), "POST", chat, "", "Transfer-Encoding: chunked\r\n");
+  HttpReply chunked_reply{chunked.status, json::parse(chunked.body, nullptr, false), chunked.body};
+  ExpectOpenAiError(chunked_reply, 411, "length_required", "chunked body (refused before routing)");
   // None of the refused requests loaded anything.
   EXPECT_TRUE(server.Call("GET", "/api/status").body["loaded_models"].empty());
 
