@@ -38,20 +38,41 @@ function freePort() {
   return new Promise((resolve) => { const s = net.createServer(); s.listen(0, '127.0.0.1', () => { const { port } = s.address(); s.close(() => resolve(port)); }); });
 }
 
-function post(port, urlPath, body, onFirstContent) {
+// One streamed request: TTFT (sent -> first event with content), and decode
+// tokens/s from the first to the last content event (one token per event).
+function post(port, urlPath, body) {
   return new Promise((resolve, reject) => {
     const data = JSON.stringify(body);
     const t0 = nowMs();
     let first = NaN;
-    let text = '';
+    let last = NaN;
+    let pieces = 0;
+    let error = '';
+    let buffer = '';
     const req = http.request({ host: '127.0.0.1', port, path: urlPath, method: 'POST', agent: false,
       headers: { 'Content-Type': 'application/json', 'Content-Length': Buffer.byteLength(data) } }, (res) => {
       res.setEncoding('utf8');
       res.on('data', (chunk) => {
-        if (Number.isNaN(first) && /"(content|text)":"[^"]/.test(chunk)) first = nowMs() - t0;
-        text += chunk;
+        const now = nowMs() - t0;
+        buffer += chunk;
+        let end;
+        while ((end = buffer.indexOf('\n\n')) >= 0) {
+          const event = buffer.slice(0, end);
+          buffer = buffer.slice(end + 2);
+          if (!event.startsWith('data: ') || event === 'data: [DONE]') continue;
+          let j;
+          try { j = JSON.parse(event.slice(6)); } catch { continue; }
+          if (j.error) { error = j.error.message || 'error'; continue; }
+          const c = j.choices && j.choices[0];
+          const text = c && ((c.delta && c.delta.content) || c.text);
+          if (!text) continue;
+          if (Number.isNaN(first)) first = now;
+          last = now;
+          ++pieces;
+        }
       });
-      res.on('end', () => resolve({ status: res.statusCode, ttft: first, total: nowMs() - t0, text }));
+      res.on('end', () => resolve({ status: res.statusCode, ttft: first, total: nowMs() - t0, pieces,
+        tps: pieces > 1 ? (pieces - 1) / ((last - first) / 1000) : NaN, error, text: buffer }));
     });
     req.on('error', reject);
     req.end(data);
@@ -128,12 +149,14 @@ async function main() {
     await post(directPort, '/v1/chat/completions', chatBody('m'));
     if (parallel === 1) {
       const ttft = { direct: [], mw: [] };
+      const errors = { direct: 0, mw: 0 };
       const tps = { direct: [], mw: [] };
       for (let i = 0; i < runs; ++i) {
         for (const [key, port] of (i % 2 ? [['mw', mwPort], ['direct', directPort]] : [['direct', directPort], ['mw', mwPort]])) {
           const r = await post(port, '/v1/chat/completions', chatBody('m'));
+          if (r.error) errors[key] += 1;
           ttft[key].push(r.ttft);
-          tps[key].push(N_TOKENS / ((r.total - r.ttft) / 1000));
+          tps[key].push(r.tps);
         }
       }
       const d = median(ttft.direct), m = median(ttft.mw);
@@ -141,6 +164,7 @@ async function main() {
       const dt = median(tps.direct), mt = median(tps.mw);
       rows.push(['single-stream decode tokens/s (median)', dt.toFixed(0), mt.toFixed(0), `${(mt / dt).toFixed(3)}x`, '>= 0.97x']);
       rows.push(['first /v1 request (on-demand load + answer)', '', `${firstMs.toFixed(0)} ms`, '', '']);
+      rows.push(['streams that ended with an engine error', String(errors.direct), String(errors.mw), '', '0']);
     } else {
       const agg = { direct: [], mw: [] };
       for (let i = 0; i < Math.max(3, Math.floor(runs / 4)); ++i) {
@@ -148,7 +172,7 @@ async function main() {
           const t0 = nowMs();
           const rs = await Promise.all([0, 1, 2, 3].map(() => post(port, '/v1/chat/completions', chatBody('m'))));
           if (rs.some((r) => r.status !== 200)) throw new Error(`${key}: a concurrent request failed`);
-          agg[key].push((4 * N_TOKENS) / ((nowMs() - t0) / 1000));
+          agg[key].push(rs.reduce((n, r) => n + r.pieces, 0) / ((nowMs() - t0) / 1000));
         }
       }
       const d = median(agg.direct), m = median(agg.mw);
