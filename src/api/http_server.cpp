@@ -19,6 +19,8 @@
 #include "api/errors.h"
 #include "api/event_hub.h"
 #include "api/json_codec.h"
+#include "api/openai_routes.h"
+#include "api/socket_util.h"
 #include "common/log.h"
 #ifdef MW_HAVE_WEB
 #include "web/web_assets.h"
@@ -243,6 +245,7 @@ void HttpServer::Impl::InstallRoutes() {
   // line) arrive here with an empty body: give them the JSON shape too.
   server.set_error_handler(httplib::Server::HandlerWithResponse([](const httplib::Request& req,
                                                                     httplib::Response& res) {
+    if (FillOpenAiHttpError(req, res)) return httplib::Server::HandlerResponse::Handled;  // /v1: OpenAI's shape
     if (!res.body.empty()) return httplib::Server::HandlerResponse::Unhandled;
     switch (res.status) {
       case 404: SendError(res, ErrorKind::kNotFound, "no such path: " + req.method + " " + req.path); break;
@@ -306,6 +309,7 @@ void HttpServer::Impl::InstallRoutes() {
   // Before the page's catch-all route, which would take /metrics.
   server.Get("/metrics",
              Wrap([this](const httplib::Request& req, httplib::Response& res) { HandleMetrics(req, res); }));
+  InstallOpenAiRoutes(server, api, {[this](const httplib::Request& req) { return Authorized(req); }});
   server.Get(R"(/(?!api/).*)",
              Wrap([this](const httplib::Request& req, httplib::Response& res) { HandleStatic(req, res); }));
 }
@@ -466,6 +470,9 @@ Result<int> HttpServer::Bind() {
                             " (address in use, or not an address of this machine)");
   }
   impl_->bound = true;
+  // httplib 0.11 listens with a backlog of 5: a burst of clients (100 /v1
+  // requests at once) would overflow it and connections would be dropped.
+  if (!RaiseListenBacklog(port)) MW_LOG(kWarn, "api") << "could not raise the listen backlog of port " << port;
   return port;
 }
 

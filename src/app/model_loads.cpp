@@ -56,11 +56,20 @@ std::string Excerpt(const std::string& log, size_t max_bytes = 16 * 1024) {
 
 }  // namespace
 
-void ModelService::BeginShutdown() { shutting_down_ = true; }
+void ModelService::BeginShutdown() {
+  shutting_down_ = true;
+  gate_.Close();  // /v1 requests waiting for a slot answer 503
+  {
+    std::lock_guard lock(deaths_mu_);  // so that no waiter misses the wake-up
+  }
+  deaths_cv_.notify_all();  // engines are about to be stopped: no death to wait for
+}
 
 void ModelService::Shutdown() {
   shutting_down_ = true;
+  gate_.Close();
   if (shut_down_.exchange(true)) return;  // the destructor calls it again
+  StopIdleLoop();
   if (queue_) queue_->Shutdown();
   StopRetryThread();
   {
@@ -422,6 +431,8 @@ void ModelService::OnWorkerDied(const UnexpectedExit& exit) {
     MW_LOG(kWarn, "load") << "model=" << exit.model_name << " pid=" << exit.pid << " " << reason;
     MarkNotLoaded(exit.model_name, reason);
     PublishModel(exit.model_name);
+    gate_.ClearIdle(exit.model_name);
+    NoteEngineDeath(exit.pid, reason);  // /v1 requests it cut off answer at once
     return;
   }
   CrashEvidence evidence;
@@ -454,6 +465,8 @@ void ModelService::OnWorkerDied(const UnexpectedExit& exit) {
   }
   PublishModel(exit.model_name);
   PublishCounts();
+  gate_.ClearIdle(exit.model_name);
+  NoteEngineDeath(exit.pid, summary);  // after the record: /v1 requests it broke answer with this summary
 }
 
 }  // namespace mw::app

@@ -23,7 +23,8 @@ ModelService::ModelService(Registry& registry, StateMachine& state_machine, Supe
       config_(std::make_shared<const config::Config>(config)),
       classifier_(classifier),
       version_(std::move(version)),
-      started_ms_(MonotonicMillis()) {
+      started_ms_(MonotonicMillis()),
+      gate_(&MonotonicMillis) {
   queue_ = std::make_unique<LoadQueue<LoadJobResult>>(
       [](const std::string& name) -> LoadJobResult {
         return FailedPreconditionError("the load of '" + name + "' was cancelled before it started");
@@ -262,6 +263,9 @@ Result<api::ModelView> ModelService::Unload(const std::string& name) {
   const ListChangedOnExit changed{this};
   RETURN_IF_ERROR(CheckName(name));
   ASSIGN_OR_RETURN(ModelRecord record, registry_.GetModel(name));
+  gate_.ClearIdle(name);  // unloaded by hand (or by the idle thread): no idle deadline left
+  // /v1 requests this unload cuts off answer at once, not as a crash.
+  if (std::optional<LoadedModel> loaded = supervisor_.FindLoaded(name)) NoteEngineStopped(loaded->pid);
   if (!queue_->CancelQueued(name)) {  // a load still queued is simply dropped
     auto stopped = supervisor_.Unload(name);  // also cancels a load in progress
     // A load that has left the queue but not yet reached the supervisor (its

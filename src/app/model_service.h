@@ -31,6 +31,13 @@
 //   stopped from outside (clean exit, SIGTERM/SIGINT/SIGHUP) is only shown
 //   not loaded, with that reason: no verdict.
 //
+//   BeginInference (/v1, model_inference.cpp): a slot of serving::ServingGate
+//   (n_parallel in the engine, max_queue waiting, else kQueueFull), then
+//   Load(name, false) as above; the lease frees the slot and starts the
+//   keep_alive clock (the idle thread unloads). AwaitEngineDeath lets a
+//   request whose engine connection broke answer with the death's summary;
+//   an engine stopped by an unload or the shutdown is not waited for.
+//
 // Per-model load_state (idle/queued/loading/loaded), progress and last_error
 // live in memory only; the registry holds everything durable.
 // Thread-safe; Load blocks its caller. Events go to subscribers on the thread
@@ -42,6 +49,7 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <set>
 #include <string>
 #include <thread>
 #include <vector>
@@ -53,6 +61,7 @@
 #include "config/config.h"
 #include "metrics/metrics.h"
 #include "registry/registry.h"
+#include "serving/serving_gate.h"
 #include "supervisor/supervisor.h"
 
 namespace mw::app {
@@ -78,6 +87,9 @@ class ModelService : public api::ModelApi {
   Result<api::ServerStatus> GetStatus() override;
   int64_t Subscribe(api::EventListener listener) override;
   void Unsubscribe(int64_t id) override;
+  // /v1 (model_inference.cpp).
+  Result<api::InferenceAdmission> BeginInference(const api::InferenceRequest& request) override;
+  std::optional<std::string> AwaitEngineDeath(const std::string& model_name, int pid, int64_t timeout_ms) override;
 
   // The supervisor's on_unexpected_exit.
   void OnWorkerDied(const UnexpectedExit& exit);
@@ -140,6 +152,13 @@ class ModelService : public api::ModelApi {
   };
   void SetRuntime(const std::string& name, api::LoadState state, std::optional<double> progress);
   std::string Fingerprint();
+  // /v1 (model_inference.cpp): the idle-unload thread and engine deaths.
+  class Lease;
+  void IdleLoop();
+  void WakeIdleLoop();
+  void StopIdleLoop();
+  void NoteEngineDeath(int pid, const std::string& summary);
+  void NoteEngineStopped(int pid);  // stopped on purpose (unload): AwaitEngineDeath returns at once
 
   Registry& registry_;
   StateMachine& state_machine_;
@@ -167,6 +186,19 @@ class ModelService : public api::ModelApi {
   bool retry_stop_ = false;
   std::condition_variable retry_cv_;
   std::thread retry_thread_;  // started with the first kept finish
+
+  // /v1 serving: slots, waiting queue and idle deadlines per model; the idle
+  // thread unloads models whose keep_alive has passed.
+  serving::ServingGate gate_;
+  std::mutex idle_mu_;  // guards the three below
+  std::condition_variable idle_cv_;
+  bool idle_stop_ = false;
+  bool idle_wake_ = false;
+  std::thread idle_thread_;  // started by the first BeginInference
+  std::mutex deaths_mu_;     // guards the three below
+  std::condition_variable deaths_cv_;
+  std::map<int, std::string> engine_deaths_;  // pid -> summary, the last few (AwaitEngineDeath)
+  std::set<int> engine_stops_;                // pids stopped by an unload, the last few
 
   std::mutex listeners_mu_;
   int64_t next_listener_ = 1;

@@ -5,6 +5,7 @@
 #include <pthread.h>
 #include <signal.h>
 
+#include <algorithm>
 #include <atomic>
 #include <filesystem>
 #include <iostream>
@@ -155,6 +156,9 @@ int RunServe(const std::vector<std::string>& args) {
   http_options.guard.allowed_hosts = config.allowed_hosts;
   http_options.guard.allowed_origins = config.allowed_origins;
   http_options.metrics_text = [&service] { return RenderMetrics(service, metrics::Global()); };
+  // /v1 requests waiting for a model's slot hold a connection thread each:
+  // room for one model's full queue on top of the usual pool.
+  http_options.threads = 64 + static_cast<size_t>(std::min(config.max_queue, 960));
   api::HttpServer http(service, http_options);
   auto port = http.Bind();
   if (!port.ok()) return Fail("listen", port.status());

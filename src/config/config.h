@@ -19,6 +19,8 @@
 //   allow_api_commands = false          # true: API clients may set argv/env of command models (unsafe)
 //   allowed_hosts = ["mybox.lan"]       # extra names accepted in the Host header ("*": any)
 //   allowed_origins = ["http://localhost:3000"]  # browser apps allowed to call the API (CORS)
+//   max_queue = 64                      # /v1: requests waiting per model beyond n_parallel
+//   keep_alive = "5m"                   # /v1: idle unload ("0" after each response, "-1" never)
 //   [engines.vllm]                      # a command-engine preset: the only programs the server runs
 //   argv = ["/opt/vllm/bin/serve", "{model_path}", "--port", "{port}"]
 //   health_path = "/health"             # or ready_pattern = "..."
@@ -34,6 +36,7 @@
 // created); thread-compatible.
 #pragma once
 
+#include <cstdint>
 #include <filesystem>
 #include <optional>
 #include <string>
@@ -50,6 +53,8 @@ inline constexpr int kDefaultPort = 8080;
 inline constexpr int kDefaultLoadTimeoutS = 300;
 inline constexpr std::string_view kDefaultHost = "127.0.0.1";
 inline constexpr std::string_view kPrimaryLocation = "primary";
+inline constexpr int kDefaultMaxQueue = 64;
+inline constexpr int64_t kDefaultKeepAliveMs = 5 * 60 * 1000;  // "5m"
 
 // A named directory that may hold model files.
 struct Location {
@@ -92,6 +97,10 @@ struct Config {
 
   // Running as a service (SPEC §13).
   LogFormat log_format = LogFormat::kText;
+
+  // --- /v1 serving (SPEC §10) ---
+  int max_queue = kDefaultMaxQueue;           // requests waiting per model beyond n_parallel (429 past it)
+  int64_t keep_alive_ms = kDefaultKeepAliveMs;  // idle unload after a /v1 request; -1 never, 0 at once
 
   // The path of a location by name, or nullptr.
   const Location* FindLocation(std::string_view name) const;

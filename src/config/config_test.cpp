@@ -42,6 +42,24 @@ TEST_F(ConfigTest, DefaultsWithoutFile) {
   EXPECT_TRUE(config->config_file.empty());
 }
 
+TEST_F(ConfigTest, ServingOptions) {
+  auto defaults = LoadConfig({}, env_);
+  ASSERT_TRUE(defaults.ok());
+  EXPECT_EQ(defaults->max_queue, 64);
+  EXPECT_EQ(defaults->keep_alive_ms, 300000);
+  Config config;
+  ASSERT_TRUE(ApplyToml("[server]\nmax_queue = 8\nkeep_alive = \"-1\"\n", dir_, env_, config).ok());
+  EXPECT_EQ(config.max_queue, 8);
+  EXPECT_EQ(config.keep_alive_ms, -1);
+  ASSERT_TRUE(ApplyToml("keep_alive = 30\n", dir_, env_, config).ok());
+  EXPECT_EQ(config.keep_alive_ms, 30000);
+  ASSERT_TRUE(ApplyToml("keep_alive = \"0\"\n", dir_, env_, config).ok());
+  EXPECT_EQ(config.keep_alive_ms, 0);
+  EXPECT_FALSE(ApplyToml("keep_alive = \"5 minutes\"\n", dir_, env_, config).ok());
+  EXPECT_FALSE(ApplyToml("keep_alive = true\n", dir_, env_, config).ok());
+  EXPECT_FALSE(ApplyToml("max_queue = -1\n", dir_, env_, config).ok());
+}
+
 TEST_F(ConfigTest, XdgDataHome) {
   env_.xdg_data_home = (dir_ / "xdg").string();
   auto config = LoadConfig({}, env_);

@@ -36,6 +36,8 @@ namespace mw::loadconfig {
 inline constexpr size_t kMaxLoadConfigBytes = 64 * 1024;
 // load_timeout_s is accepted in [1, kMaxLoadTimeoutSeconds].
 inline constexpr int64_t kMaxLoadTimeoutSeconds = 7 * 24 * 3600;
+// n_parallel is accepted in [1, kMaxParallel].
+inline constexpr int64_t kMaxParallel = 256;
 
 enum class Engine { kLlamaCpp, kCommand };
 // "llama.cpp" (also "llama_cpp", "llamacpp") or "command".
@@ -99,6 +101,9 @@ struct LoadConfig {
   Engine engine = Engine::kLlamaCpp;
   std::variant<LlamaConfig, CommandConfig> settings;
   std::optional<int64_t> load_timeout_s;  // valid for every engine
+  // Serving keys (SPEC §10), valid for every engine:
+  std::optional<int64_t> n_parallel;      // requests in the engine at once, [1, kMaxParallel]; default 1
+  std::optional<bool> embeddings;         // the engine serves /v1/embeddings
   std::string normalized_json;            // the input object, compact (for MODELWARDEN_LOAD_CONFIG)
 
   const LlamaConfig* llama() const { return std::get_if<LlamaConfig>(&settings); }

@@ -232,3 +232,29 @@ TEST(LoadConfigTest, CommandPresetNamesAProgramOfTheConfiguration) {
 
 }  // namespace
 }  // namespace mw::loadconfig
+
+namespace mw::loadconfig {
+namespace {
+
+TEST(LoadConfigTest, ServingKeysForEveryEngine) {
+  auto llama = ValidateLoadConfig("llama.cpp", R"({"n_parallel": 4, "embeddings": true})");
+  ASSERT_TRUE(llama.ok()) << llama.status().ToString();
+  EXPECT_EQ(llama->n_parallel, 4);
+  EXPECT_EQ(llama->embeddings, true);
+  auto command = ValidateLoadConfig("command", R"({"argv": ["a", "{port}"], "n_parallel": 2, "embeddings": false})");
+  ASSERT_TRUE(command.ok()) << command.status().ToString();
+  EXPECT_EQ(command->n_parallel, 2);
+  EXPECT_EQ(command->embeddings, false);
+  auto unset = ValidateLoadConfig("llama.cpp", "{}");
+  ASSERT_TRUE(unset.ok());
+  EXPECT_FALSE(unset->n_parallel);
+  EXPECT_FALSE(unset->embeddings);
+  for (const char* bad : {R"({"n_parallel": 0})", R"({"n_parallel": 257})", R"({"n_parallel": "2"})",
+                          R"({"embeddings": "yes"})"}) {
+    auto r = ValidateLoadConfig("llama.cpp", bad);
+    EXPECT_EQ(r.status().code(), StatusCode::kInvalidArgument) << bad;
+  }
+}
+
+}  // namespace
+}  // namespace mw::loadconfig

@@ -168,7 +168,10 @@ HttpReply Server::Call(const std::string& method, const std::string& path, const
   auto client = api::HttpClient::Create(url(), api_key, std::chrono::seconds(120));
   if (!client.ok()) return reply;
   auto r = (*client)->Send(method, path, body);
-  if (!r.ok()) return reply;
+  if (!r.ok()) {
+    reply.raw = "(no answer: " + r.status().message() + ")";  // status stays 0
+    return reply;
+  }
   reply.status = r->status;
   reply.raw = r->body;
   reply.body = json::parse(r->body, nullptr, false);
