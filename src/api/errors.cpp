@@ -28,6 +28,7 @@ ErrorInfo DescribeError(ErrorKind kind) {
     case ErrorKind::kStorageReadOnly: return {503, "storage_read_only"};
     case ErrorKind::kTimeout: return {504, "timeout"};
     case ErrorKind::kInsufficientStorage: return {507, "insufficient_storage"};
+    case ErrorKind::kInsufficientMemory: return {507, "insufficient_memory"};
   }
   return {500, "internal"};
 }

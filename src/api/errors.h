@@ -39,6 +39,7 @@ enum class ErrorKind {
   kStorageReadOnly,      // 503 the registry database cannot be written (read-only file or disk)
   kTimeout,              // 504
   kInsufficientStorage,  // 507 disk full
+  kInsufficientMemory,   // 507 a load refused before any attempt: the fit estimate exceeds free memory
 };
 
 struct ErrorInfo {

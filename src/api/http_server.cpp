@@ -372,6 +372,10 @@ void HttpServer::Impl::HandleLoad(const httplib::Request& req, httplib::Response
       ErrorInfo info = DescribeError(ErrorKind::kLoadFailed);
       return SendJson(res, info.http_status, LoadResultToJson(*result, info.code));
     }
+    case LoadResult::Kind::kInsufficientMemory: {
+      ErrorInfo info = DescribeError(ErrorKind::kInsufficientMemory);
+      return SendJson(res, info.http_status, LoadResultToJson(*result, info.code));
+    }
   }
 }
 

@@ -66,6 +66,7 @@ Result<std::optional<std::string>> OptLoadConfig(const json& object) {
 }
 
 json JsonOrNull(const std::optional<std::string>& v) { return v ? json(*v) : json(nullptr); }
+json JsonOrNull(const std::optional<int64_t>& v) { return v ? json(*v) : json(nullptr); }
 
 json LoadConfigObject(const std::string& text) {
   json value = json::parse(text, nullptr, false);
@@ -89,6 +90,22 @@ json AttemptJson(const AttemptView& a) {
   j["matched_line"] = a.matched_line;
   j["log_excerpt"] = a.log_excerpt;
   j["duration_ms"] = a.duration_ms ? json(*a.duration_ms) : json(nullptr);
+  return j;
+}
+
+json FitJson(const FitView& f) {
+  json per_device = json::array();
+  for (const auto& d : f.per_device) {
+    per_device.push_back({{"device", d.device}, {"bytes", d.bytes}, {"free_bytes", d.free_bytes}});
+  }
+  json j{{"estimate_bytes", f.estimate_bytes},
+         {"n_ctx", f.n_ctx},
+         {"per_device", per_device},
+         {"breakdown", {{"weights", f.weights}, {"kv_cache", f.kv_cache}, {"compute", f.compute}}},
+         {"fits", f.fits}};
+  j["reason"] = JsonOrNull(f.reason);
+  j["largest_fitting_n_ctx"] = JsonOrNull(f.largest_fitting_ctx);
+  j["memory_used"] = JsonOrNull(f.memory_used);
   return j;
 }
 
@@ -120,6 +137,7 @@ json ModelJson(const ModelView& m, bool with_attempts) {
     for (const auto& a : m.attempts) attempts.push_back(AttemptJson(a));
     j["attempts"] = attempts;
   }
+  if (m.fit) j["fit"] = FitJson(*m.fit);
   return j;
 }
 
@@ -236,6 +254,8 @@ std::string LoadResultToJson(const LoadResult& result, std::string_view error_co
   json error{{"code", error_code}, {"message", result.message}};
   if (result.kind == LoadResult::Kind::kIncompatible) {
     error["notes"] = result.notes;
+  } else if (result.kind == LoadResult::Kind::kInsufficientMemory) {
+    error["fit"] = result.model.fit ? FitJson(*result.model.fit) : json(nullptr);
   } else {
     const Classification& c = result.classification;
     json cls{{"category", c.category},        {"pattern_id", c.pattern_id}, {"summary", c.summary},

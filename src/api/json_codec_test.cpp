@@ -92,6 +92,27 @@ TEST(JsonCodecTest, LoadResultBodies) {
   j = json::parse(LoadResultToJson(r, ""));
   EXPECT_EQ(j["warning"], "degraded");
   EXPECT_EQ(j["loaded"], true);
+  EXPECT_FALSE(j["model"].contains("fit"));  // only when estimated
+
+  r.kind = LoadResult::Kind::kInsufficientMemory;
+  FitView fit;
+  fit.estimate_bytes = 300;
+  fit.n_ctx = 512;
+  fit.per_device = {{"CPU", 300, 100}};
+  fit.weights = 100, fit.kv_cache = 150, fit.compute = 50;
+  fit.fits = false;
+  fit.reason = "needs 1 MiB on CPU";
+  fit.largest_fitting_ctx = 256;
+  r.model.fit = fit;
+  j = json::parse(LoadResultToJson(r, "insufficient_memory"));
+  EXPECT_EQ(j["error"]["code"], "insufficient_memory");
+  EXPECT_EQ(j["error"]["fit"],
+            json::parse(R"({"estimate_bytes":300,"n_ctx":512,"per_device":[{"device":"CPU","bytes":300,"free_bytes":100}],
+                "breakdown":{"weights":100,"kv_cache":150,"compute":50},"fits":false,"reason":"needs 1 MiB on CPU",
+                "largest_fitting_n_ctx":256,"memory_used":null})"));
+  EXPECT_EQ(j["model"]["fit"], j["error"]["fit"]);
+  EXPECT_EQ(DescribeError(ErrorKind::kInsufficientMemory).http_status, 507);
+  EXPECT_EQ(DescribeError(ErrorKind::kInsufficientMemory).code, "insufficient_memory");
 }
 
 TEST(ErrorsTest, TableIsStable) {

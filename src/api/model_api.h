@@ -54,6 +54,23 @@ struct DeviceMemory {
   int64_t memory_used = 0;
 };
 
+// The memory estimate before a load (SPEC §12), GET /api/models/{name} only.
+struct FitDevice {
+  std::string device;
+  int64_t bytes = 0;
+  int64_t free_bytes = 0;
+};
+struct FitView {
+  int64_t estimate_bytes = 0;
+  int64_t n_ctx = 0;  // the context the estimate is for
+  std::vector<FitDevice> per_device;
+  int64_t weights = 0, kv_cache = 0, compute = 0;  // "breakdown"
+  bool fits = true;
+  std::optional<std::string> reason;         // why it does not fit; null when it fits
+  std::optional<int64_t> largest_fitting_ctx;  // null when it fits as configured
+  std::optional<int64_t> memory_used;        // while loaded: the engine's report, summed over devices
+};
+
 struct ModelView {
   std::string model_name;
   std::string hf_path;
@@ -75,6 +92,7 @@ struct ModelView {
   std::optional<std::string> last_error;
   std::vector<DeviceMemory> memory;  // per device, while loaded
   std::vector<AttemptView> attempts;  // newest first; filled by GetModel only
+  std::optional<FitView> fit;         // GetModel only; none for a command engine or an unreadable file
 };
 
 struct RegisterRequest {
@@ -110,6 +128,7 @@ struct LoadResult {
     kAlreadyLoaded,  // 200: was loaded already, no attempt
     kIncompatible,   // 409 model_incompatible
     kFailed,         // 422 load_failed
+    kInsufficientMemory,  // 507 insufficient_memory: refused before any attempt (body adds "fit")
   };
   Kind kind = Kind::kLoaded;
   ModelView model;
@@ -182,6 +201,7 @@ struct InferenceAdmission {
     kIncompatible,  // 409 model_incompatible (load.message has the notes); an inference never forces
     kLoadFailed,    // the on-demand load failed (load.classification)
     kQueueFull,     // 429 queue_full (message)
+    kInsufficientMemory,  // 507 insufficient_memory: the on-demand load would not fit (load.message)
   };
   Kind kind = Kind::kReady;
   std::unique_ptr<InferenceLease> lease;

@@ -176,6 +176,8 @@ void Inference(OpenAiEndpoint endpoint, const std::shared_ptr<Context>& ctx, con
       return res.set_content(OpenAiLoadErrorJson(info.http_status, info.code, admission->load), kJson);
     }
     case InferenceAdmission::Kind::kQueueFull: return SendKind(res, ErrorKind::kQueueFull, admission->message);
+    case InferenceAdmission::Kind::kInsufficientMemory:
+      return SendKind(res, ErrorKind::kInsufficientMemory, admission->message);
   }
   std::shared_ptr<InferenceLease> lease = std::move(admission->lease);
   if (!lease->warning.empty()) res.set_header("X-Modelwarden-Warning", HeaderSafe(lease->warning));

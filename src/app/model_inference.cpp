@@ -93,6 +93,11 @@ Result<api::InferenceAdmission> ModelService::BeginInference(const api::Inferenc
       admission.kind = api::InferenceAdmission::Kind::kLoadFailed;
       admission.load = std::move(load);
       return admission;
+    case api::LoadResult::Kind::kInsufficientMemory:
+      admission.kind = api::InferenceAdmission::Kind::kInsufficientMemory;
+      admission.message = load.message;
+      admission.load = std::move(load);
+      return admission;
     case api::LoadResult::Kind::kLoaded:
     case api::LoadResult::Kind::kAlreadyLoaded: break;
   }

@@ -136,7 +136,11 @@ Result<api::LoadResult> ModelService::Load(const std::string& name, bool force) 
   Result<api::LoadResult> result = ticket.result.get();
   if (result.ok()) {
     result->joined = ticket.joined;
-    if (auto now = registry_.GetModel(name); now.ok()) result->model = ToView(*now);
+    if (auto now = registry_.GetModel(name); now.ok()) {
+      std::optional<api::FitView> fit = std::move(result->model.fit);  // a 507's estimate
+      result->model = ToView(*now);
+      result->model.fit = std::move(fit);
+    }
   }
   return result;
 }
@@ -209,6 +213,10 @@ Result<api::LoadResult> ModelService::RunAttempt(const ModelRecord& model, bool 
   const std::string& name = model.model_name;
   // Validation errors happen before the attempt: no record, no status change.
   ASSIGN_OR_RETURN(LoadRequest request, BuildLoadRequest(model));
+  // Refusal before harm (SPEC §12): an estimate beyond free memory is no attempt.
+  if (!force) {
+    if (auto refusal = RefuseIfItCannotFit(model, request)) return *refusal;
+  }
   ASSIGN_OR_RETURN(AttemptId attempt, state_machine_.BeginAttempt(name, force, Fingerprint()));
   MW_LOG(kInfo, "load") << "model=" << name << " attempt=" << attempt << " started (forced=" << force << ")";
   SetRuntime(name, api::LoadState::kLoading, 0.0);

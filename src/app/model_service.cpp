@@ -144,6 +144,7 @@ Result<api::ModelView> ModelService::GetModel(const std::string& name) {
   api::ModelView view = ToView(record);
   ASSIGN_OR_RETURN(std::vector<AttemptRecord> attempts, registry_.ListAttempts(name, 20));
   for (const auto& a : attempts) view.attempts.push_back(ToAttemptView(a));
+  AddFit(record, view);
   return view;
 }
 

@@ -59,6 +59,7 @@
 #include "compat/load_queue.h"
 #include "compat/state_machine.h"
 #include "config/config.h"
+#include "fit/fit_estimate.h"
 #include "metrics/metrics.h"
 #include "registry/registry.h"
 #include "serving/serving_gate.h"
@@ -139,6 +140,16 @@ class ModelService : public api::ModelApi {
   void RetryUnrecordedLoop();
   void StopRetryThread();
 
+  // app/model_fit.cpp (SPEC §12): the memory estimate of a llama.cpp load
+  // (none for a command engine); the model's shape is read once per file
+  // version by `modelwarden-worker inspect` and cached.
+  Result<std::optional<api::FitView>> EstimateFit(const LoadRequest& request);
+  Result<fit::ModelShape> ShapeOf(const std::string& path);
+  std::vector<fit::Device> FitDevices();  // RAM (MemAvailable now) first, then the probe's GPUs
+  void AddFit(const ModelRecord& record, api::ModelView& view);  // GetModel
+  // A 507 answer when the estimate exceeds free memory; nullopt to go on.
+  std::optional<api::LoadResult> RefuseIfItCannotFit(const ModelRecord& model, const LoadRequest& request);
+
   api::ModelView ToView(const ModelRecord& record);
   void PublishModel(const std::string& name);
   void PublishCounts();
@@ -180,6 +191,13 @@ class ModelService : public api::ModelApi {
   std::map<std::string, Runtime> runtime_;
   std::vector<api::DeviceInfo> devices_;
   std::string devices_error_ = "device probe still running";
+
+  std::mutex shapes_mu_;  // guards shapes_ (path, size and mtime -> shape)
+  struct CachedShape {
+    std::optional<fit::ModelShape> shape;  // nullopt: the worker could not read it (error says why)
+    std::string error;
+  };
+  std::map<std::string, CachedShape> shapes_;
 
   std::mutex unrecorded_mu_;  // guards the four below; held while writing them
   std::vector<Finish> unrecorded_;

@@ -156,6 +156,7 @@ int ReportError(int status, const json& body) {
                 << " --load-config '" << c["suggested_load_config"].dump() << "'\n";
     }
   }
+  if (code == "insufficient_memory") std::cerr << "Lower n_ctx (or n_gpu_layers), or use --force to try anyway.\n";
   if (code == "model_not_found") std::cerr << "See `modelwarden models list` for the registered models.\n";
   (void)status;
   return kExitError;
@@ -169,6 +170,16 @@ void PrintModel(const json& m) {
     info.AddRow({key, Str(m, key)});
   }
   info.AddRow({"load_config", m.contains("load_config") ? m["load_config"].dump() : "{}"});
+  if (m.contains("fit") && m["fit"].is_object()) {
+    const json& f = m["fit"];
+    auto mib = [&](const char* key) {
+      return f.contains(key) && f[key].is_number() ? std::to_string((f[key].get<int64_t>() + (1 << 20) - 1) >> 20) + " MiB"
+                                                   : std::string("-");
+    };
+    info.AddRow({"fit", mib("estimate_bytes") + " estimated for n_ctx " + (f.contains("n_ctx") ? f["n_ctx"].dump() : "?") +
+                            (f.value("fits", true) ? ", fits" : ", does not fit: " + Str(f, "reason")) +
+                            (f.contains("memory_used") && f["memory_used"].is_number() ? "; in use " + mib("memory_used") : "")});
+  }
   info.Print(std::cout, /*header=*/false);
   std::string notes = Str(m, "compatibility_notes");
   if (!notes.empty()) std::cout << "notes:\n  " << notes << "\n";

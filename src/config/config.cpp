@@ -102,6 +102,10 @@ Status ApplyServerKey(std::string_view key, const toml::node& node, const fs::pa
     ASSIGN_OR_RETURN(int64_t t, want_int("load_timeout_s"));
     if (t <= 0 || t > 7 * 24 * 3600) return InvalidArgumentError("load_timeout_s out of range (" + Where(node) + ")");
     config.load_timeout_s = static_cast<int>(t);
+  } else if (key == "memory_margin_mib") {
+    ASSIGN_OR_RETURN(int64_t m, want_int("memory_margin_mib"));
+    if (m < 0 || m > 1024 * 1024) return InvalidArgumentError("memory_margin_mib out of range (" + Where(node) + ")");
+    config.memory_margin_mib = m;
   } else if (key == "crash_patterns") {
     ASSIGN_OR_RETURN(std::string s, want_string("crash_patterns"));
     config.crash_patterns_file = ExpandPath(s, base_dir, env);
@@ -146,8 +150,8 @@ Status ApplyServerKey(std::string_view key, const toml::node& node, const fs::pa
   } else {
     return InvalidArgumentError("unknown configuration key '" + std::string(key) + "' (" + Where(node) +
                                 "); known keys: host, port, data_dir, api_key, load_timeout_s, "
-                                "crash_patterns, worker, log_format, verify, max_queue, keep_alive, allow_api_commands, "
-                                "allowed_hosts, allowed_origins, [locations], [engines.NAME]");
+                                "crash_patterns, worker, log_format, verify, max_queue, keep_alive, memory_margin_mib, "
+                                "allow_api_commands, allowed_hosts, allowed_origins, [locations], [engines.NAME]");
   }
   return Status::Ok();
 }

@@ -25,6 +25,7 @@
 //   argv = ["/opt/vllm/bin/serve", "{model_path}", "--port", "{port}"]
 //   health_path = "/health"             # or ready_pattern = "..."
 //   env = { CUDA_VISIBLE_DEVICES = "0" }
+//   memory_margin_mib = 1024            # kept free on each device by the fit check (default 1024 per GPU, 512 for RAM)
 //   [locations]
 //   primary = "/models"                 # default <data_dir>/models
 //   hf = "~/.cache/huggingface/hub"
@@ -92,6 +93,9 @@ struct Config {
   bool allow_api_commands = false;            // API may set argv/env of command models
   std::vector<std::string> allowed_hosts;     // extra Host names; "*" = any
   std::vector<std::string> allowed_origins;   // origins given CORS and allowed to change state
+  // Fit before load (SPEC §12): memory kept free on every device; unset =
+  // 1024 MiB per GPU, 512 MiB of RAM.
+  std::optional<int64_t> memory_margin_mib;
 
   const EnginePreset* FindPreset(std::string_view name) const;
 

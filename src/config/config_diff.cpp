@@ -24,6 +24,10 @@ ConfigChanges DiffConfig(const Config& before, const Config& after) {
     c.applied.push_back("load_timeout_s " + std::to_string(before.load_timeout_s) + " -> " +
                         std::to_string(after.load_timeout_s));
   }
+  if (before.memory_margin_mib != after.memory_margin_mib) {
+    auto shown = [](const std::optional<int64_t>& m) { return m ? std::to_string(*m) : std::string("default"); };
+    c.applied.push_back("memory_margin_mib " + shown(before.memory_margin_mib) + " -> " + shown(after.memory_margin_mib));
+  }
   if (before.crash_patterns_file != after.crash_patterns_file) {
     c.applied.push_back("crash_patterns " + Quoted(before.crash_patterns_file.string()) + " -> " +
                         Quoted(after.crash_patterns_file.string()));

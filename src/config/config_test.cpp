@@ -173,6 +173,21 @@ TEST_F(ConfigTest, LogFormat) {
   EXPECT_EQ(json->log_format, LogFormat::kJson);
 }
 
+TEST_F(ConfigTest, MemoryMargin) {
+  auto unset = LoadConfig({}, env_);
+  ASSERT_TRUE(unset.ok());
+  EXPECT_EQ(unset->memory_margin_mib, std::nullopt);  // 1024 per GPU, 512 for RAM
+  ServeFlags flags;
+  flags.config_file = Write("m.toml", "[server]\nmemory_margin_mib = 2048\n");
+  auto set = LoadConfig(flags, env_);
+  ASSERT_TRUE(set.ok()) << set.status().ToString();
+  EXPECT_EQ(set->memory_margin_mib, 2048);
+  flags.config_file = Write("bad.toml", "[server]\nmemory_margin_mib = -1\n");
+  auto bad = LoadConfig(flags, env_);
+  ASSERT_FALSE(bad.ok());
+  EXPECT_NE(bad.status().message().find("memory_margin_mib"), std::string::npos);
+}
+
 TEST_F(ConfigTest, BadFlags) {
   EXPECT_FALSE(ParseServeFlags({"--bogus"}).ok());
   EXPECT_FALSE(ParseServeFlags({"--port"}).ok());

@@ -77,7 +77,15 @@ struct Encoder {
             {"quantization", m.quantization},
             {"context_length", m.context_length},
             {"file_size", m.file_size},
-            {"tensor_count", m.tensor_count}};
+            {"tensor_count", m.tensor_count},
+            {"block_count", m.block_count},
+            {"embedding_length", m.embedding_length},
+            {"head_count", m.head_count},
+            {"head_count_kv", m.head_count_kv},
+            {"key_length", m.key_length},
+            {"value_length", m.value_length},
+            {"vocab_size", m.vocab_size},
+            {"tensor_bytes", m.tensor_bytes}};
   }
   json operator()(const StoppedMessage&) const { return {{"type", "stopped"}}; }
 };
@@ -215,6 +223,14 @@ Result<Message> DecodeObject(const json& j) {
     RETURN_IF_ERROR(f.Signed("context_length", &m.context_length, /*required=*/false));
     RETURN_IF_ERROR(f.Unsigned("file_size", &m.file_size));
     RETURN_IF_ERROR(f.Signed("tensor_count", &m.tensor_count, /*required=*/false));
+    RETURN_IF_ERROR(f.Signed("block_count", &m.block_count, /*required=*/false));
+    RETURN_IF_ERROR(f.Signed("embedding_length", &m.embedding_length, /*required=*/false));
+    RETURN_IF_ERROR(f.Signed("head_count", &m.head_count, /*required=*/false));
+    RETURN_IF_ERROR(f.Signed("head_count_kv", &m.head_count_kv, /*required=*/false));
+    RETURN_IF_ERROR(f.Signed("key_length", &m.key_length, /*required=*/false));
+    RETURN_IF_ERROR(f.Signed("value_length", &m.value_length, /*required=*/false));
+    RETURN_IF_ERROR(f.Signed("vocab_size", &m.vocab_size, /*required=*/false));
+    RETURN_IF_ERROR(f.Unsigned("tensor_bytes", &m.tensor_bytes, /*required=*/false));
     return Message(std::move(m));
   }
   if (type == "stopped") return Message(StoppedMessage{});

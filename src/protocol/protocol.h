@@ -116,6 +116,15 @@ struct MetadataMessage {
   int64_t context_length = 0;   // <arch>.context_length, 0 if absent
   uint64_t file_size = 0;       // bytes
   int64_t tensor_count = 0;
+  // Shape for the memory estimate (SPEC §12); 0 where the file does not say.
+  int64_t block_count = 0;       // <arch>.block_count (layers)
+  int64_t embedding_length = 0;  // <arch>.embedding_length
+  int64_t head_count = 0;        // <arch>.attention.head_count
+  int64_t head_count_kv = 0;     // <arch>.attention.head_count_kv (head_count if absent)
+  int64_t key_length = 0;        // <arch>.attention.key_length (embedding_length / head_count if absent)
+  int64_t value_length = 0;      // <arch>.attention.value_length (likewise)
+  int64_t vocab_size = 0;        // <arch>.vocab_size, else the tokenizer's token count
+  uint64_t tensor_bytes = 0;     // sum of the tensors' data sizes (the weights)
   bool operator==(const MetadataMessage&) const = default;
 };
 

@@ -24,6 +24,7 @@ TEST(ProtocolTest, RoundTripsEveryMessage) {
       ErrorMessage{kErrModelLoadFailed, "failed to load model: \"quoted\"\nnext line"},
       ProbeMessage{{{"CPU", "AMD Ryzen", DeviceKind::kCpu, 1, 2}, {"Vulkan0", "iGPU", DeviceKind::kIgpu, 3, 4}}},
       MetadataMessage{"llama", "tiny", 123456789, 1, "F16", 2048, 5000000, 21},
+      MetadataMessage{"llama", "tiny", 123456789, 1, "F16", 2048, 5000000, 21, 2, 64, 4, 2, 16, 16, 32000, 4000000},
       StoppedMessage{},
   };
   for (const Message& m : all) {

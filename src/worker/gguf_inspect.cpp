@@ -41,6 +41,27 @@ int64_t IntValue(const gguf_context* ctx, const std::string& key, int64_t fallba
   }
 }
 
+// The model's shape for the memory estimate; absent keys fall back the way
+// llama.cpp's loader does (KV heads = heads, head size = embedding / heads).
+void ReadShape(const gguf_context* g, protocol::MetadataMessage& m) {
+  if (m.architecture.empty()) return;
+  const std::string a = m.architecture + ".";
+  m.block_count = IntValue(g, a + "block_count", 0);
+  m.embedding_length = IntValue(g, a + "embedding_length", 0);
+  m.head_count = IntValue(g, a + "attention.head_count", 0);
+  m.head_count_kv = IntValue(g, a + "attention.head_count_kv", m.head_count);
+  const int64_t head_size = m.head_count > 0 ? m.embedding_length / m.head_count : 0;
+  m.key_length = IntValue(g, a + "attention.key_length", head_size);
+  m.value_length = IntValue(g, a + "attention.value_length", head_size);
+  m.vocab_size = IntValue(g, a + "vocab_size", 0);
+  if (m.vocab_size == 0) {
+    int64_t tokens = gguf_find_key(g, "tokenizer.ggml.tokens");
+    if (tokens >= 0 && gguf_get_kv_type(g, tokens) == GGUF_TYPE_ARRAY) {
+      m.vocab_size = static_cast<int64_t>(gguf_get_arr_n(g, tokens));
+    }
+  }
+}
+
 }  // namespace
 
 std::string FileTypeName(int64_t file_type) {
@@ -85,6 +106,7 @@ Result<protocol::MetadataMessage> InspectGguf(const std::string& path) {
     uint64_t elements = 1;
     for (int d = 0; d < GGML_MAX_DIMS; ++d) elements *= static_cast<uint64_t>(ne[d]);
     m.parameter_count += elements;
+    m.tensor_bytes += gguf_get_tensor_size(g, i);
     const uint64_t size = gguf_get_tensor_size(g, i);
     const uint64_t end = data_offset + gguf_get_tensor_offset(g, i) + size;
     if (end > m.file_size) {
@@ -94,6 +116,7 @@ Result<protocol::MetadataMessage> InspectGguf(const std::string& path) {
     }
     if (gguf_get_tensor_ne(g, i)[1] > 1) bytes_by_type[gguf_get_tensor_type(g, i)] += size;
   }
+  ReadShape(g, m);
   m.quantization = FileTypeName(m.file_type);
   if (m.quantization.empty() && !bytes_by_type.empty()) {
     // No (known) general.file_type: name the type holding most of the weights.

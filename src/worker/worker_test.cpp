@@ -324,6 +324,16 @@ TEST_F(WorkerTest, InspectReportsArchitectureAndParameterCount) {
   EXPECT_EQ(meta.context_length, 2048);
   EXPECT_EQ(meta.file_size, fs::file_size(*model_));
   EXPECT_EQ(meta.name, "modelwarden-test-model");
+  // The shape the memory estimate needs (SPEC §12).
+  EXPECT_EQ(meta.block_count, 2);
+  EXPECT_EQ(meta.embedding_length, 64);
+  EXPECT_EQ(meta.head_count, 4);
+  EXPECT_EQ(meta.head_count_kv, 4);
+  EXPECT_EQ(meta.key_length, 16);  // not in the file: embedding / heads
+  EXPECT_EQ(meta.value_length, 16);
+  EXPECT_EQ(meta.vocab_size, 32000);
+  // Matrices in f16, norms in f32.
+  EXPECT_EQ(meta.tensor_bytes, 2 * (expected - embd - layers * 2 * embd) + 4 * (embd + layers * 2 * embd));
   EXPECT_EQ(code, 0);
 }
 

@@ -222,9 +222,11 @@ std::vector<std::string> AllowApiCommands(const fs::path& dir) {
   return ConfigArgs(dir, "allow_api_commands = true\n", "allow-api-commands.toml");
 }
 
-bool MakeTestModel(const fs::path& out) {
+bool MakeTestModel(const fs::path& out, const std::vector<std::string>& extra) {
   fs::create_directories(out.parent_path());
-  return RunProcess({(BinDir() / "modelwarden").string(), "make-test-model", out.string()}).exit_code == 0;
+  std::vector<std::string> argv = {(BinDir() / "modelwarden").string(), "make-test-model", out.string()};
+  argv.insert(argv.end(), extra.begin(), extra.end());
+  return RunProcess(argv).exit_code == 0;
 }
 
 json FakeArgv(const std::vector<std::string>& fake_args) {

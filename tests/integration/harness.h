@@ -109,8 +109,9 @@ std::vector<std::string> ConfigArgs(const std::filesystem::path& dir, const std:
 // (SPEC §9.1: off by default).
 std::vector<std::string> AllowApiCommands(const std::filesystem::path& dir);
 
-// Writes a small real GGUF with `modelwarden make-test-model`.
-bool MakeTestModel(const std::filesystem::path& out);
+// Writes a small real GGUF with `modelwarden make-test-model` (extra: its
+// options, e.g. {"--layers", "8"}).
+bool MakeTestModel(const std::filesystem::path& out, const std::vector<std::string>& extra = {});
 
 // Registration bodies for command models driven by mw-fake-engine.
 json CommandModel(const std::string& name, const std::vector<std::string>& fake_args,

@@ -1,0 +1,167 @@
+// ModelService: the memory estimate before a load (SPEC §12): the fit shown
+// by GET /api/models/{name} and the refusal of a load that cannot fit.
+#include <sys/stat.h>
+
+#include <fstream>
+#include <sstream>
+
+#include "app/model_service.h"
+#include "common/log.h"
+#include "loadconfig/loadconfig.h"
+
+namespace mw::app {
+namespace {
+
+constexpr int64_t kMiB = 1024 * 1024;
+constexpr int64_t kGpuMarginMiB = 1024;
+constexpr int64_t kRamMarginMiB = 512;
+
+// MemAvailable of /proc/meminfo, read at the time of asking (RAM changes
+// while the server runs); nullopt if it cannot be read.
+std::optional<int64_t> AvailableRam() {
+  std::ifstream in("/proc/meminfo");
+  std::string key;
+  int64_t kib = 0;
+  std::string unit;
+  while (in >> key >> kib) {
+    std::getline(in, unit);
+    if (key == "MemAvailable:") return kib * 1024;
+  }
+  return std::nullopt;
+}
+
+fit::ModelShape ToShape(const protocol::MetadataMessage& m) {
+  fit::ModelShape s;
+  s.layers = m.block_count;
+  s.embedding = m.embedding_length;
+  s.heads = m.head_count;
+  s.kv_heads = m.head_count_kv;
+  s.key_length = m.key_length;
+  s.value_length = m.value_length;
+  s.vocab = m.vocab_size;
+  s.context_train = m.context_length;
+  s.tensor_bytes = m.tensor_bytes;
+  return s;
+}
+
+std::string MiB(int64_t bytes) { return std::to_string((bytes + kMiB - 1) / kMiB) + " MiB"; }
+
+}  // namespace
+
+std::vector<fit::Device> ModelService::FitDevices() {
+  const auto config = CurrentConfig();
+  std::vector<fit::Device> out;
+  fit::Device ram{"CPU", false, 0, config->memory_margin_mib.value_or(kRamMarginMiB) * kMiB};
+  std::lock_guard lock(mu_);
+  for (const auto& d : devices_) {
+    if (d.kind == "cpu") {
+      ram.name = d.name;
+      ram.free_bytes = d.memory_free;
+    } else if (d.kind == "gpu") {
+      // The free memory the startup probe saw.
+      out.push_back({d.name, true, d.memory_free, config->memory_margin_mib.value_or(kGpuMarginMiB) * kMiB});
+    }
+  }
+  if (auto available = AvailableRam()) ram.free_bytes = *available;
+  out.insert(out.begin(), ram);
+  return out;
+}
+
+Result<fit::ModelShape> ModelService::ShapeOf(const std::string& path) {
+  struct stat st {};
+  if (::stat(path.c_str(), &st) != 0) return NotFoundError("cannot read model file '" + path + "'");
+  const std::string key = path + "\n" + std::to_string(st.st_size) + "\n" + std::to_string(st.st_mtim.tv_sec) + "." +
+                          std::to_string(st.st_mtim.tv_nsec);
+  {
+    std::lock_guard lock(shapes_mu_);
+    if (auto it = shapes_.find(key); it != shapes_.end()) {
+      if (!it->second.shape) return DataLossError(it->second.error);
+      return *it->second.shape;
+    }
+  }
+  // The worker reads the header (gguf.h lives there); no tensor data is read.
+  // A file it cannot read is remembered too: it is asked once per file
+  // version (a worker that did not answer is asked again next time).
+  CachedShape cached;
+  ASSIGN_OR_RETURN(protocol::Message answer_value,
+                   supervisor_.RunWorkerCommand({"inspect", path}, std::chrono::seconds(10)));
+  const protocol::Message* answer = &answer_value;
+  if (const auto* metadata = std::get_if<protocol::MetadataMessage>(answer)) {
+    cached.shape = ToShape(*metadata);
+  } else if (const auto* error = std::get_if<protocol::ErrorMessage>(answer)) {
+    cached.error = error->message;
+  } else {
+    cached.error = "the worker's inspect answered with an unexpected message";
+  }
+  std::lock_guard lock(shapes_mu_);
+  if (shapes_.size() >= 256) shapes_.clear();  // bounded; refilled on demand
+  shapes_[key] = cached;
+  if (!cached.shape) return DataLossError(cached.error);
+  return *cached.shape;
+}
+
+Result<std::optional<api::FitView>> ModelService::EstimateFit(const LoadRequest& request) {
+  if (request.engine != EngineKind::kLlamaCpp || request.model_path.empty()) return std::optional<api::FitView>();
+  auto validated = loadconfig::ValidateLoadConfig(std::string(loadconfig::EngineName(loadconfig::Engine::kLlamaCpp)),
+                                                  request.load_config_json);
+  if (!validated.ok() || validated->llama() == nullptr) return std::optional<api::FitView>();
+  ASSIGN_OR_RETURN(fit::ModelShape shape, ShapeOf(request.model_path));
+  const std::vector<fit::Device> devices = FitDevices();
+  const fit::Estimate e = fit::EstimateMemory(shape, *validated->llama(), devices);
+  api::FitView view;
+  view.estimate_bytes = e.total;
+  view.n_ctx = e.n_ctx;
+  for (const auto& d : e.per_device) view.per_device.push_back({d.name, d.bytes, d.free_bytes});
+  view.weights = e.weights;
+  view.kv_cache = e.kv_cache;
+  view.compute = e.compute;
+  view.fits = e.fits;
+  if (!e.fits) {
+    view.reason = e.reason;
+    view.largest_fitting_ctx = fit::LargestFittingCtx(shape, *validated->llama(), devices);
+  }
+  return std::optional<api::FitView>(std::move(view));
+}
+
+void ModelService::AddFit(const ModelRecord& record, api::ModelView& view) {
+  auto request = BuildLoadRequest(record);
+  if (!request.ok()) return;
+  auto estimate = EstimateFit(*request);
+  if (!estimate.ok()) {
+    MW_LOG(kDebug, "fit") << "model=" << record.model_name << " no estimate: " << estimate.status().ToString();
+    return;
+  }
+  view.fit = std::move(*estimate);
+  if (view.fit && view.loaded && !view.memory.empty()) {
+    int64_t used = 0;
+    for (const auto& d : view.memory) used += d.memory_used;
+    view.fit->memory_used = used;
+  }
+}
+
+std::optional<api::LoadResult> ModelService::RefuseIfItCannotFit(const ModelRecord& model, const LoadRequest& request) {
+  auto estimate = EstimateFit(request);
+  if (!estimate.ok() || !*estimate || (*estimate)->fits) {
+    // No estimate (unreadable header, no shape): the load itself will tell.
+    return std::nullopt;
+  }
+  const api::FitView& fit = **estimate;
+  api::LoadResult result;
+  result.kind = api::LoadResult::Kind::kInsufficientMemory;
+  std::ostringstream message;
+  message << "model '" << model.model_name << "' would not fit: it " << *fit.reason << ". Nothing was started. ";
+  if (fit.largest_fitting_ctx) {
+    message << "It would fit with load_config n_ctx " << *fit.largest_fitting_ctx << " (now " << fit.n_ctx << ")";
+  } else {
+    message << "No n_ctx makes it fit on this machine's free memory";
+  }
+  message << "; load it with force_load=true to try anyway.";
+  result.message = message.str();
+  result.model = ToView(model);
+  result.model.fit = fit;
+  MW_LOG(kInfo, "load") << "model=" << model.model_name << " refused before any attempt: estimate "
+                        << MiB(fit.estimate_bytes) << ", " << *fit.reason;
+  return result;
+}
+
+}  // namespace mw::app
