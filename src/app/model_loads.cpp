@@ -118,6 +118,14 @@ Result<api::LoadResult> ModelService::Load(const std::string& name, bool force) 
       result.model = ToView(model);
       return result;
     }
+    if (model.compatibility_status == CompatStatus::kIncompatible && !force && config_.retest_stale_auto) {
+      // retest_stale = "auto" (SPEC §11): a stale verdict gets one unforced attempt.
+      api::ModelView view;
+      FillVerdict(model, view);
+      if (view.verdict_stale && MarkForRetest(name, "verdict stale: " + view.verdict_stale_reason.value_or("")).ok()) {
+        ASSIGN_OR_RETURN(model, registry_.GetModel(name));
+      }
+    }
     if (model.compatibility_status == CompatStatus::kIncompatible && !force) return Refusal(model);
   }
   // Queued behind other models' attempts, or joined to this model's attempt.
@@ -196,7 +204,7 @@ Result<api::LoadResult> ModelService::RunAttempt(const ModelRecord& model, bool 
   const std::string& name = model.model_name;
   // Validation errors happen before the attempt: no record, no status change.
   ASSIGN_OR_RETURN(LoadRequest request, BuildLoadRequest(model));
-  ASSIGN_OR_RETURN(AttemptId attempt, state_machine_.BeginAttempt(name, force, Fingerprint()));
+  ASSIGN_OR_RETURN(AttemptId attempt, state_machine_.BeginAttempt(name, force, Fingerprint(model)));
   MW_LOG(kInfo, "load") << "model=" << name << " attempt=" << attempt << " started (forced=" << force << ")";
   SetRuntime(name, api::LoadState::kLoading, 0.0);
   PublishModel(name);
@@ -227,6 +235,7 @@ Result<api::LoadResult> ModelService::RunAttempt(const ModelRecord& model, bool 
       return after.status().WithContext("loaded '" + name + "' but could not record it, so it was unloaded");
     }
     MW_LOG(kInfo, "load") << "model=" << name << " attempt=" << attempt << " loaded in " << report->duration_ms << " ms";
+    NoteAttemptForEnvironment(attempt, name, nullptr);
     result.kind = api::LoadResult::Kind::kLoaded;
     if (model.compatibility_status == CompatStatus::kDegraded) {
       result.warning = "model '" + name + "' has degraded compatibility (it failed after loading successfully before: " +
@@ -270,8 +279,14 @@ Result<api::LoadResult> ModelService::RunAttempt(const ModelRecord& model, bool 
   }
   failure.matched_line = c.matched_line;
   failure.log_excerpt = Excerpt(report->log_tail);
-  auto after = RecordFinish({Finish::Kind::kFailure, attempt, name, failure});
+  // SPEC §11: device_unavailable, or a device-level failure while the
+  // environment is failing, is the environment's: the status is kept.
+  const bool blamed = EnvironmentBlames(failure.category);
+  if (!blamed) failure.outcome = AttemptOutcome::kEnvironmentFailure;
+  auto after = RecordFinish({blamed ? Finish::Kind::kFailure : Finish::Kind::kEnvironment, attempt, name, failure});
   if (!after.ok()) return after.status().WithContext("the load of '" + name + "' failed and could not be recorded");
+  NoteAttemptForEnvironment(attempt, name, &failure);
+  if (auto now = registry_.GetModel(name); now.ok()) after = std::move(now);  // a revert may have changed it
   MW_LOG(kWarn, "load") << "model=" << name << " attempt=" << attempt << " " << LoadOutcomeName(report->outcome)
                         << " category=" << failure.category << " pid=" << report->pid;
   result.kind = api::LoadResult::Kind::kFailed;
@@ -308,6 +323,7 @@ Result<ModelRecord> ModelService::WriteFinish(const Finish& finish) {
     case Finish::Kind::kSuccess: return state_machine_.FinishSuccess(finish.attempt);
     case Finish::Kind::kFailure: return state_machine_.FinishFailure(finish.attempt, finish.failure);
     case Finish::Kind::kCancelled: return state_machine_.FinishCancelled(finish.attempt);
+    case Finish::Kind::kEnvironment: return state_machine_.FinishEnvironmentFailure(finish.attempt, finish.failure);
   }
   return InternalError("unknown finish kind");
 }
@@ -343,7 +359,7 @@ Status ModelService::FlushUnrecorded(const std::string& model) {
       if (after.ok()) {
         MW_LOG(kInfo, "load") << "model=" << it->model_name << " attempt=" << it->attempt
                               << ": outcome recorded late, model is now " << ToString(after->compatibility_status);
-        if (it->kind == Finish::Kind::kFailure) {
+        if (it->kind == Finish::Kind::kFailure || it->kind == Finish::Kind::kEnvironment) {
           last_error = FailureMessage(it->model_name, it->failure.outcome, it->failure.summary,
                                       after->compatibility_status);
         }

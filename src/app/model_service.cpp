@@ -29,6 +29,7 @@ ModelService::ModelService(Registry& registry, StateMachine& state_machine, Supe
         return FailedPreconditionError("the load of '" + name + "' was cancelled before it started");
       },
       [this](const std::string& name, LoadQueueState state) { OnQueueChange(name, state); });
+  RefreshEnvironment();
 }
 
 ModelService::~ModelService() { Shutdown(); }
@@ -88,6 +89,7 @@ api::ModelView ModelService::ToView(const ModelRecord& r) {
   v.updated_at = r.updated_at;
   v.last_loaded_at = r.last_loaded_at;
   v.last_failed_at = r.last_failed_at;
+  FillVerdict(r, v);
   std::optional<LoadedModel> loaded = supervisor_.FindLoaded(r.model_name);
   std::lock_guard lock(mu_);
   auto it = runtime_.find(r.model_name);
@@ -295,6 +297,7 @@ Result<api::ServerStatus> ModelService::GetStatus() {
     auto record = registry_.GetModel(loaded.model_name);
     if (record.ok()) status.loaded_models.push_back(ToView(*record));
   }
+  status.environment = EnvironmentNow();
   std::lock_guard lock(mu_);
   status.devices = devices_;
   status.devices_error = devices_error_;
@@ -344,16 +347,12 @@ void ModelService::PublishCounts() {
 }
 
 void ModelService::SetDevices(std::vector<api::DeviceInfo> devices, std::string error) {
-  std::lock_guard lock(mu_);
-  devices_ = std::move(devices);
-  devices_error_ = std::move(error);
-}
-
-std::string ModelService::Fingerprint() {
-  std::lock_guard lock(mu_);
-  std::string out;
-  for (const auto& d : devices_) out += (out.empty() ? "" : "; ") + d.kind + ":" + d.name;
-  return out;
+  {
+    std::lock_guard lock(mu_);
+    devices_ = std::move(devices);
+    devices_error_ = std::move(error);
+  }
+  RefreshEnvironment();
 }
 
 }  // namespace mw::app

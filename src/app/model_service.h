@@ -12,7 +12,11 @@
 //     and model file (an error here is a 4xx, never an attempt) ->
 //     StateMachine::BeginAttempt (durable `testing`) -> Supervisor::Load ->
 //     success: FinishSuccess (warning if it was degraded)
-//     failure: classify (log tail, exit code, signal, timeout) -> FinishFailure
+//     failure: classify (log tail, exit code, signal, timeout) -> FinishFailure,
+//       or FinishEnvironmentFailure (status kept) for device_unavailable and,
+//       while the environment is failing, any device-level category; then
+//       SystemFailureDetector: 3 models in a row failing at the device level
+//       -> environment failing, their verdicts reverted (SPEC §11)
 //     cancelled by an unload: FinishCancelled (status restored, not a failure)
 //
 //   An outcome that cannot be written (disk full, read-only database): the
@@ -44,8 +48,10 @@
 
 #include "api/model_api.h"
 #include "compat/crash_classifier.h"
+#include "compat/environment.h"
 #include "compat/load_queue.h"
 #include "compat/state_machine.h"
+#include "compat/system_failure.h"
 #include "config/config.h"
 #include "registry/registry.h"
 #include "supervisor/supervisor.h"
@@ -71,6 +77,8 @@ class ModelService : public api::ModelApi {
   Result<api::LoadResult> Load(const std::string& name, bool force) override;
   Result<api::ModelView> Unload(const std::string& name) override;
   Result<api::ServerStatus> GetStatus() override;
+  Result<api::LoadResult> Retest(const std::string& name) override;
+  Result<api::EnvironmentView> ResetEnvironment() override;
   int64_t Subscribe(api::EventListener listener) override;
   void Unsubscribe(int64_t id) override;
 
@@ -95,11 +103,11 @@ class ModelService : public api::ModelApi {
 
   // The outcome of an attempt, as handed to the state machine.
   struct Finish {
-    enum class Kind { kSuccess, kFailure, kCancelled };
+    enum class Kind { kSuccess, kFailure, kCancelled, kEnvironment };
     Kind kind = Kind::kFailure;
     AttemptId attempt = 0;
     std::string model_name;
-    FailureInfo failure;  // kFailure only
+    FailureInfo failure;  // kFailure and kEnvironment
   };
 
   // The queue's job for one model (runs on the queue's thread).
@@ -130,7 +138,19 @@ class ModelService : public api::ModelApi {
     ~ListChangedOnExit() { service->ListChanged(); }
   };
   void SetRuntime(const std::string& name, api::LoadState state, std::optional<double> progress);
-  std::string Fingerprint();
+  // SPEC §11 (model_environment.cpp). RefreshEnvironment re-reads the
+  // driver files and the probe's devices into base_components_.
+  void RefreshEnvironment();
+  EnvironmentComponents ModelComponents(const ModelRecord& model);
+  // The model's fingerprint now; its components are recorded in the registry.
+  std::string Fingerprint(const ModelRecord& model);
+  void FillVerdict(const ModelRecord& record, api::ModelView& view);
+  api::EnvironmentView EnvironmentNow();
+  bool EnvironmentBlames(const std::string& category);
+  // After an attempt is recorded: failure == nullptr for a success.
+  void NoteAttemptForEnvironment(AttemptId attempt, const std::string& name, const FailureInfo* failure);
+  // Status -> unknown with a note saying why (retest).
+  Status MarkForRetest(const std::string& name, const std::string& why);
 
   Registry& registry_;
   StateMachine& state_machine_;
@@ -147,6 +167,11 @@ class ModelService : public api::ModelApi {
   std::map<std::string, Runtime> runtime_;
   std::vector<api::DeviceInfo> devices_;
   std::string devices_error_ = "device probe still running";
+  EnvironmentComponents base_components_;
+  SystemFailureDetector detector_;
+
+  std::mutex env_mu_;  // guards known_environments_
+  std::map<std::string, EnvironmentComponents> known_environments_;  // fingerprint -> components
 
   std::mutex unrecorded_mu_;  // guards the four below; held while writing them
   std::vector<Finish> unrecorded_;

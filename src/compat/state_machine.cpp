@@ -160,6 +160,7 @@ Result<ModelRecord> StateMachine::FinishSuccess(AttemptId id) {
                 [](ModelRecord& m, AttemptRecord& a, const std::string& now) {
                   m.total_loads += 1;
                   m.last_loaded_at = now;
+                  m.verdict_fingerprint = a.hardware_fingerprint;
                   a.outcome = AttemptOutcome::kSuccess;
                   return Status::Ok();
                 });
@@ -177,6 +178,7 @@ Result<ModelRecord> StateMachine::FinishFailure(AttemptId id, const FailureInfo&
     m.compatibility_notes = FailureNotes(m.total_loads, summary, f.matched_line);
     m.total_failures += 1;
     m.last_failed_at = now;
+    m.verdict_fingerprint = a.hardware_fingerprint;
     a.outcome = f.outcome;
     a.exit_code = f.exit_code;
     a.signal = f.signal;
@@ -194,6 +196,57 @@ Result<ModelRecord> StateMachine::FinishCancelled(AttemptId id) {
     a.outcome = AttemptOutcome::kCancelled;
     return Status::Ok();
   });
+}
+
+Result<ModelRecord> StateMachine::FinishEnvironmentFailure(AttemptId id, const FailureInfo& f) {
+  return Finish(id, CompatEvent::kLoadCancelled, [&f](ModelRecord&, AttemptRecord& a, const std::string&) {
+    a.outcome = AttemptOutcome::kEnvironmentFailure;
+    a.exit_code = f.exit_code;
+    a.signal = f.signal;
+    a.category = f.category;
+    a.pattern_id = f.pattern_id;
+    a.summary = FallbackSummary(f);
+    a.matched_line = f.matched_line;
+    a.log_excerpt = f.log_excerpt;
+    return Status::Ok();
+  });
+}
+
+Result<std::vector<ModelRecord>> StateMachine::RevertVerdicts(const std::vector<AttemptId>& attempts,
+                                                              std::string_view note) {
+  ASSIGN_OR_RETURN(Transaction tx, registry_.BeginWrite());
+  std::vector<ModelRecord> reverted;
+  for (AttemptId id : attempts) {
+    auto attempt = tx.GetAttempt(id);
+    if (!attempt.ok()) {
+      if (attempt.status().code() == StatusCode::kNotFound) continue;  // model deleted since
+      return attempt.status();
+    }
+    AttemptRecord& a = *attempt;
+    if (a.open() || !a.status_after || a.outcome == AttemptOutcome::kEnvironmentFailure) continue;
+    ASSIGN_OR_RETURN(ModelRecord model, tx.GetModel(a.model_name));
+    // Only a verdict still in force is reverted: a later attempt or a
+    // manual change decided since, and that decision stands.
+    if (model.compatibility_status != *a.status_after || model.compatibility_status == CompatStatus::kTesting ||
+        model.verdict_fingerprint != a.hardware_fingerprint) {
+      continue;
+    }
+    model.compatibility_status = a.status_before == CompatStatus::kTesting ? CompatStatus::kUnknown : a.status_before;
+    std::string notes = model.compatibility_notes.value_or("");
+    model.compatibility_notes = (notes.empty() ? "" : notes + "\n") + OneLine(note);
+    model.verdict_fingerprint.reset();
+    if (model.total_failures > 0) model.total_failures -= 1;
+    RETURN_IF_ERROR(tx.WriteModelState(model));
+    RETURN_IF_ERROR(tx.ReclassifyAttempt(id, AttemptOutcome::kEnvironmentFailure, model.compatibility_status));
+    reverted.push_back(model);
+  }
+  // COMMIT POINT "revert": all reverted verdicts land together.
+  RETURN_IF_ERROR(tx.Commit());
+  for (const ModelRecord& m : reverted) {
+    MW_LOG(kWarn, "compat") << "verdict reverted (environment failure) model=" << m.model_name
+                            << " status=" << ToString(m.compatibility_status);
+  }
+  return reverted;
 }
 
 Result<ModelRecord> StateMachine::SetStatusManually(std::string_view name, CompatStatus status) {
@@ -216,6 +269,11 @@ Result<ModelRecord> StateMachine::ApplyManualChange(std::string_view name, std::
   }
   RETURN_IF_ERROR(tx.UpdateModel(name, fields));
   ASSIGN_OR_RETURN(ModelRecord written, tx.GetModel(name));
+  if (status && written.verdict_fingerprint) {
+    // A status set by hand was not decided by an attempt (SPEC §11).
+    written.verdict_fingerprint.reset();
+    RETURN_IF_ERROR(tx.WriteModelState(written));
+  }
   // COMMIT POINT "manual": the status and the other fields land together.
   RETURN_IF_ERROR(tx.Commit());
   if (status) {
@@ -235,7 +293,10 @@ Result<CleanupReport> StateMachine::StartupCleanup(std::ostream& out) {
   const std::string now = NowIso8601();
   const std::string summary = "the server stopped while this model was loading (crashed during test)";
   std::map<std::string, CompatStatus, std::less<>> status_after;
+  std::map<std::string, std::optional<std::string>, std::less<>> fingerprint;
+  for (const AttemptRecord& attempt : open) fingerprint[attempt.model_name] = attempt.hardware_fingerprint;
   for (ModelRecord& model : stuck) {
+    model.verdict_fingerprint = fingerprint[model.model_name];
     const TransitionInput input{.event = CompatEvent::kStartupCleanup, .total_loads = model.total_loads};
     ASSIGN_OR_RETURN(const CompatStatus next, NextStatus(model.compatibility_status, input));
     model.compatibility_notes = FailureNotes(model.total_loads, summary, "");

@@ -10,7 +10,9 @@
 //                                                       ├─ FinishFailure,  ┌ total_loads >= 3 ► degraded
 //                                                       │  StartupCleanup ─┤
 //                                                       │  (server died)   └ otherwise ──────► incompatible
-//                                                       └─ FinishCancelled (user stop) ─► status before
+//                                                       ├─ FinishCancelled (user stop) ─► status before
+//                                                       └─ FinishEnvironmentFailure ────► status before
+//   RevertVerdicts (system-wide failure, SPEC §11): a failed verdict -> status before
 //
 //   SetStatusManually (PATCH/UI/CLI): unknown|compatible|incompatible|degraded
 //   -> any of those four; never to testing, never while testing.
@@ -26,7 +28,9 @@
 //   class StateMachine(Registry&):
 //     BeginAttempt(name, forced, hardware_fingerprint) -> Result<AttemptId>
 //     FinishSuccess(id) / FinishFailure(id, FailureInfo) / FinishCancelled(id)
+//     FinishEnvironmentFailure(id, FailureInfo)
 //         -> Result<ModelRecord>   (the model after the attempt)
+//     RevertVerdicts(attempt ids, note) -> Result<std::vector<ModelRecord>>
 //     StartupCleanup(std::ostream&) -> Result<CleanupReport>
 //     SetStatusManually(name, status) -> Result<ModelRecord>
 //     ApplyManualChange(name, status?, fields) -> Result<ModelRecord>
@@ -141,6 +145,23 @@ class StateMachine {
   // The user stopped the load before it finished: the status before the
   // attempt is restored, nothing is counted, attempt outcome cancelled.
   [[nodiscard]] Result<ModelRecord> FinishCancelled(AttemptId id);
+
+  // The environment failed, not the model (SPEC §11: category
+  // device_unavailable, or any device-level failure while the environment is
+  // failing): the status before the attempt is restored, nothing is counted,
+  // the attempt records outcome environment_failure and every field of
+  // `failure` (its outcome is ignored).
+  [[nodiscard]] Result<ModelRecord> FinishEnvironmentFailure(AttemptId id, const FailureInfo& failure);
+
+  // A system-wide failure was found (SPEC §11): each attempt's verdict, if
+  // still in force (the model's status is the attempt's status_after and no
+  // later attempt or manual change decided since), is reverted to its
+  // status_before; the notes keep their line and gain `note`;
+  // verdict_fingerprint is cleared; the failure is not counted; the attempt
+  // becomes environment_failure. All in one transaction. Returns the
+  // reverted models. Attempts of deleted models are skipped.
+  [[nodiscard]] Result<std::vector<ModelRecord>> RevertVerdicts(const std::vector<AttemptId>& attempts,
+                                                                std::string_view note);
 
   // Run once at server start, before listening. Every model still in testing
   // is marked as after a failure (incompatible, or degraded with 3+ loads;

@@ -117,6 +117,12 @@ Status ApplyServerKey(std::string_view key, const toml::node& node, const fs::pa
       }
     }
     (key == "allowed_hosts" ? config.allowed_hosts : config.allowed_origins) = std::move(list);
+  } else if (key == "retest_stale") {
+    ASSIGN_OR_RETURN(std::string s, want_string("retest_stale"));
+    if (s != "ask" && s != "auto") {
+      return InvalidArgumentError("retest_stale must be \"ask\" or \"auto\", got '" + s + "' (" + Where(node) + ")");
+    }
+    config.retest_stale_auto = s == "auto";
   } else if (key == "worker") {
     ASSIGN_OR_RETURN(std::string s, want_string("worker"));
     config.worker_path = ExpandPath(s, base_dir, env);
@@ -124,7 +130,7 @@ Status ApplyServerKey(std::string_view key, const toml::node& node, const fs::pa
     return InvalidArgumentError("unknown configuration key '" + std::string(key) + "' (" + Where(node) +
                                 "); known keys: host, port, data_dir, api_key, load_timeout_s, "
                                 "crash_patterns, worker, allow_api_commands, allowed_hosts, allowed_origins, "
-                                "[locations], [engines.NAME]");
+                                "retest_stale, [locations], [engines.NAME]");
   }
   return Status::Ok();
 }

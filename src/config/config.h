@@ -17,6 +17,7 @@
 //   allow_api_commands = false          # true: API clients may set argv/env of command models (unsafe)
 //   allowed_hosts = ["mybox.lan"]       # extra names accepted in the Host header ("*": any)
 //   allowed_origins = ["http://localhost:3000"]  # browser apps allowed to call the API (CORS)
+//   retest_stale = "ask"                # "auto": a stale incompatible verdict gets one unforced attempt (SPEC §11)
 //   [engines.vllm]                      # a command-engine preset: the only programs the server runs
 //   argv = ["/opt/vllm/bin/serve", "{model_path}", "--port", "{port}"]
 //   health_path = "/health"             # or ready_pattern = "..."
@@ -81,6 +82,7 @@ struct Config {
   bool allow_api_commands = false;            // API may set argv/env of command models
   std::vector<std::string> allowed_hosts;     // extra Host names; "*" = any
   std::vector<std::string> allowed_origins;   // origins given CORS and allowed to change state
+  bool retest_stale_auto = false;             // retest_stale = "auto" (default "ask": only shown)
 
   const EnginePreset* FindPreset(std::string_view name) const;
 

@@ -224,5 +224,83 @@ TEST(RegistryOpen, EmptyPathIsInvalid) {
   EXPECT_EQ(Registry::Open("").status().code(), StatusCode::kInvalidArgument);
 }
 
+// A file written by schema version 2 (before SPEC §11), as that build left
+// it: a model with a closed and a deleted attempt. Migration 3 rebuilds
+// load_attempts (a CHECK cannot be altered in SQLite): every row, every
+// value and the AUTOINCREMENT high-water mark must survive, and the new
+// outcome must be accepted afterwards.
+TEST(RegistryOpen, SchemaVersion2MigratesWithoutLosingAnything) {
+  TempDir dir;
+  const std::string path = dir.File("registry.db");
+  const char* v2 = R"sql(
+CREATE TABLE models (model_name TEXT PRIMARY KEY NOT NULL, hf_path TEXT,
+  cache_location TEXT NOT NULL DEFAULT 'primary', file_path TEXT, engine TEXT NOT NULL DEFAULT 'llama.cpp',
+  compatibility_status TEXT NOT NULL DEFAULT 'unknown', compatibility_notes TEXT,
+  load_config TEXT NOT NULL DEFAULT '{}', total_loads INTEGER NOT NULL DEFAULT 0,
+  total_failures INTEGER NOT NULL DEFAULT 0, created_at TEXT NOT NULL, updated_at TEXT NOT NULL,
+  last_loaded_at TEXT, last_failed_at TEXT);
+CREATE INDEX models_by_status ON models (compatibility_status);
+CREATE TABLE load_attempts (id INTEGER PRIMARY KEY AUTOINCREMENT,
+  model_name TEXT NOT NULL REFERENCES models (model_name) ON DELETE CASCADE ON UPDATE CASCADE,
+  started_at TEXT NOT NULL, finished_at TEXT,
+  outcome TEXT CHECK (outcome IN ('success', 'failed', 'crashed', 'timeout', 'server_crash', 'cancelled')),
+  forced INTEGER NOT NULL DEFAULT 0, status_before TEXT NOT NULL, status_after TEXT,
+  load_config TEXT NOT NULL DEFAULT '{}', exit_code INTEGER, signal TEXT, category TEXT, pattern_id TEXT,
+  summary TEXT, matched_line TEXT, log_excerpt TEXT, duration_ms INTEGER, hardware_fingerprint TEXT);
+CREATE INDEX load_attempts_by_model ON load_attempts (model_name, id);
+CREATE UNIQUE INDEX load_attempts_open ON load_attempts (model_name) WHERE finished_at IS NULL;
+CREATE INDEX load_attempts_open_by_id ON load_attempts (id) WHERE finished_at IS NULL;
+INSERT INTO models (model_name, compatibility_status, compatibility_notes, total_loads, total_failures,
+  created_at, updated_at) VALUES ('m', 'incompatible', 'Hardware incompatibility detected: x', 1, 1, 't0', 't1');
+INSERT INTO load_attempts (model_name, started_at, finished_at, outcome, status_before, status_after,
+  exit_code, signal, category, summary, duration_ms, hardware_fingerprint)
+  VALUES ('m', 's1', 'f1', 'success', 'unknown', 'compatible', NULL, NULL, NULL, NULL, 5, 'gpu:A'),
+         ('m', 's2', 'f2', 'crashed', 'compatible', 'incompatible', 134, 'SIGABRT', 'gpu_context', 'x', 7, 'gpu:A'),
+         ('m', 's3', 'f3', 'cancelled', 'incompatible', 'incompatible', NULL, NULL, NULL, NULL, 1, NULL);
+DELETE FROM load_attempts WHERE id = 3;
+PRAGMA application_id = 1297568327;
+PRAGMA user_version = 2;
+)sql";
+  ASSERT_EQ(RawExec(path, v2), "");
+  const std::string rows_before = testing_util::RawQuery(
+      path, "SELECT group_concat(id || '|' || outcome || '|' || status_after || '|' || coalesce(signal, '-') || '|' || "
+            "coalesce(hardware_fingerprint, '-'), ';') FROM load_attempts");
+  {
+    auto reg = Registry::Open(path);
+    ASSERT_TRUE(reg.ok()) << reg.status().ToString();
+    auto m = (*reg)->GetModel("m");
+    ASSERT_TRUE(m.ok()) << m.status().ToString();
+    EXPECT_EQ(m->compatibility_status, CompatStatus::kIncompatible);
+    EXPECT_EQ(m->compatibility_notes.value_or(""), "Hardware incompatibility detected: x");
+    EXPECT_FALSE(m->verdict_fingerprint.has_value());
+    auto tx = (*reg)->BeginWrite();
+    ASSERT_TRUE(tx.ok());
+    AttemptRecord a;
+    a.model_name = "m";
+    a.status_before = CompatStatus::kIncompatible;
+    auto id = tx->InsertAttempt(a);
+    ASSERT_TRUE(id.ok()) << id.status().ToString();
+    EXPECT_EQ(*id, 4) << "the AUTOINCREMENT high-water mark (3, deleted) is kept";
+    a.id = *id;
+    a.outcome = AttemptOutcome::kEnvironmentFailure;
+    a.status_after = CompatStatus::kIncompatible;
+    ASSERT_TRUE(tx->CloseAttempt(a).ok());
+    ASSERT_TRUE(tx->RecordEnvironment("fp1", "llama.cpp=b1\n").ok());
+    ASSERT_TRUE(tx->Commit().ok());
+    auto env = (*reg)->GetEnvironment("fp1");
+    ASSERT_TRUE(env.ok());
+    EXPECT_EQ(env->value_or(""), "llama.cpp=b1\n");
+  }
+  EXPECT_EQ(testing_util::RawQuery(path, "PRAGMA user_version"), std::to_string(Registry::kSchemaVersion));
+  EXPECT_EQ(testing_util::RawQuery(
+                path, "SELECT group_concat(id || '|' || outcome || '|' || status_after || '|' || "
+                      "coalesce(signal, '-') || '|' || coalesce(hardware_fingerprint, '-'), ';') FROM load_attempts "
+                      "WHERE id < 4"),
+            rows_before);
+  EXPECT_EQ(rows_before, "1|success|compatible|-|gpu:A;2|crashed|incompatible|SIGABRT|gpu:A");
+  EXPECT_EQ(testing_util::RawQuery(path, "PRAGMA integrity_check"), "ok");
+  EXPECT_EQ(testing_util::RawQuery(path, "PRAGMA foreign_key_check"), "");
+}
+
 }  // namespace
 }  // namespace mw

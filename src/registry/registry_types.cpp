@@ -40,6 +40,8 @@ std::string_view ToString(AttemptOutcome outcome) {
       return "server_crash";
     case AttemptOutcome::kCancelled:
       return "cancelled";
+    case AttemptOutcome::kEnvironmentFailure:
+      return "environment_failure";
   }
   return "failed";
 }
@@ -47,7 +49,7 @@ std::string_view ToString(AttemptOutcome outcome) {
 std::optional<AttemptOutcome> ParseAttemptOutcome(std::string_view text) {
   for (AttemptOutcome o :
        {AttemptOutcome::kSuccess, AttemptOutcome::kFailed, AttemptOutcome::kCrashed, AttemptOutcome::kTimeout,
-        AttemptOutcome::kServerCrash, AttemptOutcome::kCancelled}) {
+        AttemptOutcome::kServerCrash, AttemptOutcome::kCancelled, AttemptOutcome::kEnvironmentFailure}) {
     if (ToString(o) == text) return o;
   }
   return std::nullopt;
