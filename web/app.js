@@ -649,6 +649,15 @@
       try { m = JSON.parse(ev.data); } catch { return; }
       upsertModel(m);
     });
+    // SPEC §11: the environment went failing or ok again.
+    source.addEventListener('environment', (ev) => {
+      let data;
+      try { data = JSON.parse(ev.data); } catch { return; }
+      if (!data || typeof data.environment !== 'object') return;
+      if (state.status) state.status.environment = data.environment;
+      renderBanner();
+      refreshStatus();
+    });
     source.addEventListener('status', (ev) => {
       // Counts come from the model list itself so that header and cards
       // never disagree; a status event only says that something changed.

@@ -434,6 +434,8 @@ HttpServer::HttpServer(ModelApi& api, HttpServerOptions options)
   impl_->subscription = api.Subscribe([impl](const Event& event) {
     if (event.kind == Event::Kind::kModel) {
       impl->hub.Publish(SseFrame("model", ModelToJson(event.model, false)));
+    } else if (event.kind == Event::Kind::kEnvironment) {
+      impl->hub.Publish(SseFrame("environment", EnvironmentToJson(event.environment)));
     } else {
       impl->hub.Publish(SseFrame("status", CountsToJson(event.counts)));
     }

@@ -165,10 +165,11 @@ struct ServerStatus {
 // Pushed to subscribers (the SSE endpoint) whenever a model's status,
 // load_state or progress changes, and whenever the counts change.
 struct Event {
-  enum class Kind { kModel, kStatus };
+  enum class Kind { kModel, kStatus, kEnvironment };
   Kind kind = Kind::kModel;
   ModelView model;                        // kModel
   std::map<std::string, int64_t> counts;  // kStatus
+  EnvironmentView environment;            // kEnvironment (SPEC §11: on every change of state)
 };
 using EventListener = std::function<void(const Event&)>;
 

@@ -179,6 +179,7 @@ void ModelService::NoteAttemptForEnvironment(AttemptId attempt, const std::strin
   if (changed) {
     MW_LOG(kWarn, "environment") << (failure == nullptr ? "environment ok again (a model loaded)"
                                                         : "environment failing: " + EnvironmentNow().reason.value_or(""));
+    PublishEnvironment();
   }
   if (revert.empty()) return;
   auto reverted = state_machine_.RevertVerdicts(
@@ -199,8 +200,11 @@ Result<api::EnvironmentView> ModelService::ResetEnvironment() {
     std::lock_guard lock(mu_);
     was = detector_.Reset();
   }
-  if (was) MW_LOG(kInfo, "environment") << "environment reset to ok by request";
   RefreshEnvironment();
+  if (was) {
+    MW_LOG(kInfo, "environment") << "environment reset to ok by request";
+    PublishEnvironment();
+  }
   return EnvironmentNow();
 }
 

@@ -346,6 +346,14 @@ void ModelService::PublishCounts() {
   for (auto& [id, listener] : listeners_) listener(event);
 }
 
+void ModelService::PublishEnvironment() {
+  api::Event event;
+  event.kind = api::Event::Kind::kEnvironment;
+  event.environment = EnvironmentNow();
+  std::lock_guard lock(listeners_mu_);
+  for (auto& [id, listener] : listeners_) listener(event);
+}
+
 void ModelService::SetDevices(std::vector<api::DeviceInfo> devices, std::string error) {
   {
     std::lock_guard lock(mu_);

@@ -130,6 +130,8 @@ class ModelService : public api::ModelApi {
   api::ModelView ToView(const ModelRecord& record);
   void PublishModel(const std::string& name);
   void PublishCounts();
+  // SSE `environment` (SPEC §11): the environment state changed.
+  void PublishEnvironment();
   // Call after a change is visible to ListModels() (see ModelListVersion).
   void ListChanged() { list_version_.fetch_add(1); }
   // Calls ListChanged() when it goes out of scope: on every return path.

@@ -4,6 +4,9 @@
 // by reset; a changed engine binary makes a verdict stale and retest loads it.
 #include <gtest/gtest.h>
 
+#include <sys/socket.h>
+#include <unistd.h>
+
 #include <fstream>
 
 #include "harness.h"
@@ -69,6 +72,24 @@ TEST_F(EnvironmentTest, ThreeModelsFailingAtTheDeviceLevelIsTheEnvironment) {
   }
   ASSERT_EQ(server.Call("POST", "/api/models", CommandModel("good", {"--then", "ready"})).status, 201);
 
+  // The event stream says when the environment changes.
+  int fd = ConnectLoopback(server.port());
+  ASSERT_GE(fd, 0);
+  const std::string req = "GET /api/events HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n";
+  ASSERT_GT(::send(fd, req.data(), req.size(), 0), 0);
+  std::string events;
+  auto read_until = [&](const std::string& needle) {
+    timeval tv{0, 200000};
+    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+    for (int i = 0; i < 75 && events.find(needle) == std::string::npos; ++i) {
+      char buf[8192];
+      ssize_t n = ::recv(fd, buf, sizeof(buf), 0);
+      if (n > 0) events.append(buf, static_cast<size_t>(n));
+    }
+    return events.find(needle) != std::string::npos;
+  };
+  EXPECT_TRUE(read_until("event: status"));
+
   ASSERT_EQ(Load(server, "m1").status, 422);
   ASSERT_EQ(Load(server, "m2").status, 422);
   EXPECT_EQ(Model(server, "m1")["compatibility_status"], "incompatible");
@@ -84,6 +105,9 @@ TEST_F(EnvironmentTest, ThreeModelsFailingAtTheDeviceLevelIsTheEnvironment) {
     EXPECT_NE(reason.find(name), std::string::npos) << reason;
   }
   EXPECT_FALSE(env["since"].is_null());
+  EXPECT_TRUE(read_until("event: environment"));
+  EXPECT_TRUE(read_until(R"("state":"failing")")) << events;
+  ::close(fd);
   for (const char* name : {"m1", "m2", "m3"}) {
     json m = Model(server, name);
     EXPECT_EQ(m["compatibility_status"], "unknown") << name << " " << m.dump();
