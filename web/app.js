@@ -555,14 +555,17 @@
   function renderBanner() {
     const banner = $('system-banner');
     const env = state.status && state.status.environment;
+    const heading = banner.querySelector('strong');
     if (env && env.state === 'failing') {
       // The server's own verdict (SPEC §11) outranks the page's guess below.
+      if (heading) heading.textContent = 'The machine, not the models.';
       $('system-banner-text').textContent = ` The environment is failing${env.since ? ` since ${formatTime(env.since)}` : ''}: `
         + `${str(env.reason)}. Device-level failures blame no model until a model loads or the state is reset `
         + '(POST /api/environment/reset).';
       banner.hidden = false;
       return;
     }
+    if (heading) heading.textContent = 'Every recent load failed.';
     const names = recentFailureStreak();
     if (!names) { banner.hidden = true; return; }
     $('system-banner-text').textContent =

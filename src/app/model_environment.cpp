@@ -93,10 +93,38 @@ EnvironmentComponents ModelService::ModelComponents(const ModelRecord& model) {
     return components;
   }
   const std::string program = FindProgram(request.argv[0]);
-  if (std::string identity = program.empty() ? "" : FileIdentity(program); !identity.empty()) {
-    components[std::string(kEngineBinaryKey)] = identity;
+  const std::string identity = program.empty() ? "" : FileIdentity(program);
+  if (!identity.empty()) components[std::string(kEngineBinaryKey)] = identity;
+  if (!program.empty()) {
+    bool changed = false;
+    {
+      std::lock_guard lock(env_mu_);
+      auto [it, inserted] = engine_binaries_.try_emplace(program, identity);
+      changed = !inserted && it->second != identity;
+      it->second = identity;
+    }
+    if (changed) ListChanged();  // a cached model list holds the old verdict_stale
   }
   return components;
+}
+
+void ModelService::CheckEngineBinaries() {
+  std::vector<std::string> programs;
+  {
+    std::lock_guard lock(env_mu_);
+    for (const auto& [program, identity] : engine_binaries_) programs.push_back(program);
+  }
+  bool changed = false;
+  for (const std::string& program : programs) {
+    const std::string now = FileIdentity(program);
+    std::lock_guard lock(env_mu_);
+    std::string& seen = engine_binaries_[program];
+    if (seen != now) {
+      seen = now;
+      changed = true;
+    }
+  }
+  if (changed) ListChanged();
 }
 
 std::string ModelService::Fingerprint(const ModelRecord& model) {

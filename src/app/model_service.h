@@ -69,7 +69,12 @@ class ModelService : public api::ModelApi {
   // Bumped by PublishModel and PublishCounts (every change of registry data,
   // load state or progress is published through one of them) and when a
   // mutating call (register, patch, delete, unload) returns, errors included.
-  std::optional<uint64_t> ModelListVersion() override { return list_version_.load(); }
+  // Also bumped when a command engine's binary changed on disk since the
+  // last call (its verdicts may have become stale: SPEC §11).
+  std::optional<uint64_t> ModelListVersion() override {
+    CheckEngineBinaries();
+    return list_version_.load();
+  }
   Result<api::ModelView> GetModel(const std::string& name) override;
   Result<api::ModelView> RegisterModel(const api::RegisterRequest& request) override;
   Result<api::ModelView> UpdateConfig(const std::string& name, const api::ConfigPatch& patch) override;
@@ -151,6 +156,8 @@ class ModelService : public api::ModelApi {
   bool EnvironmentBlames(const std::string& category);
   // After an attempt is recorded: failure == nullptr for a success.
   void NoteAttemptForEnvironment(AttemptId attempt, const std::string& name, const FailureInfo* failure);
+  // Re-stats the engine binaries seen so far; ListChanged() if one changed.
+  void CheckEngineBinaries();
   // Status -> unknown with a note saying why (retest).
   Status MarkForRetest(const std::string& name, const std::string& why);
 
@@ -174,6 +181,7 @@ class ModelService : public api::ModelApi {
 
   std::mutex env_mu_;  // guards known_environments_
   std::map<std::string, EnvironmentComponents> known_environments_;  // fingerprint -> components
+  std::map<std::string, std::string> engine_binaries_;  // program path -> its identity when last seen
 
   std::mutex unrecorded_mu_;  // guards the four below; held while writing them
   std::vector<Finish> unrecorded_;

@@ -158,10 +158,13 @@ TEST_F(EnvironmentTest, ChangedEngineBinaryMakesTheVerdictStaleAndRetestLoadsIt)
   EXPECT_FALSE(m["verdict_fingerprint"].is_null());
   EXPECT_EQ(m["verdict_stale"], false);
   EXPECT_TRUE(m["verdict_stale_reason"].is_null());
+  EXPECT_EQ(server.Call("GET", "/api/models").body["models"][0]["verdict_stale"], false);  // the list is cached
 
-  // The engine is updated on disk (another size): the verdict is stale.
+  // The engine is updated on disk (another size): the verdict is stale, in
+  // the model and in the (cached) list.
   std::ofstream(engine, std::ios::trunc) << "#!/bin/sh\necho ready\nexec sleep 600\n";
   m = Model(server, "eng");
+  EXPECT_EQ(server.Call("GET", "/api/models").body["models"][0]["verdict_stale"], true);
   EXPECT_EQ(m["verdict_stale"], true) << m.dump();
   EXPECT_NE(m["verdict_stale_reason"].get<std::string>().find("engine_binary changed"), std::string::npos)
       << m.dump();
