@@ -10,7 +10,7 @@ CMAKE_FLAGS += -DMW_LLAMA_DIR=$(LLAMA_DIR)
 endif
 JOBS ?= $(shell nproc)
 
-.PHONY: all bootstrap configure build run test test-unit test-browser test-torture bench fuzz clean
+.PHONY: all bootstrap configure build run test test-unit test-browser test-torture bench fuzz package clean
 
 all: build
 
@@ -31,6 +31,10 @@ test: build
 
 test-torture: build
 	@MW_TORTURE_ROUNDS=$${MW_TORTURE_ROUNDS:-200} scripts/run-tests $(BUILD_DIR) torture
+
+# The Debian package (CPack): $(BUILD_DIR)/packages/modelwarden_VERSION_ARCH.deb
+package: build
+	@cd $(BUILD_DIR) && cpack -G DEB -B packages && ls packages/*.deb
 
 bench: build
 	@scripts/run-bench $(BUILD_DIR)

@@ -4,11 +4,22 @@
 #                 lib/libllama.so + lib/libggml*.so (+ backend plugins).
 #   mw::llama     the imported target; only modelwarden-worker links it.
 #
+# llama.cpp's own server code (tools/server: the engine that serves a loaded
+# model's OpenAI API, SPEC §10) is built from the llama.cpp source tree against
+# that prefix's libraries by scripts/build-llama-serverlib (~5 min, once,
+# cached outside the clone; scripts/bootstrap runs it):
+#
+#   MW_LLAMA_SERVERLIB_DIR  holds lib/libmw-llama-server.so
+#                           (default: <MW_LLAMA_DIR>-serverlib)
+#   mw::llama_server        the imported target; only modelwarden-worker links it.
+#
 # Default: the prebuilt CPU build that scripts/bootstrap installs into the
 # user cache. To use your own llama.cpp build (CUDA, ROCm/HIP, Vulkan, SYCL):
 #   cmake -S llama.cpp -B b -DGGML_CUDA=ON -DBUILD_SHARED_LIBS=ON -DGGML_BACKEND_DL=ON -DGGML_CPU_ALL_VARIANTS=ON
 #   cmake --build b -j && cmake --install b --prefix $HOME/llama-cuda
 #   make build LLAMA_DIR=$HOME/llama-cuda     (or cmake -DMW_LLAMA_DIR=...)
+# and its server code, from the same source tree (once):
+#   MW_LLAMA_PREFIX=$HOME/llama-cuda MW_LLAMA_SRC=llama.cpp scripts/build-llama-serverlib
 # The worker loads ggml backend plugins from MW_LLAMA_DIR/lib at run time
 # (override with the environment variable MODELWARDEN_GGML_BACKEND_DIR).
 if(NOT MW_LLAMA_DIR)
@@ -29,7 +40,24 @@ target_link_libraries(mw_llama INTERFACE ${MW_LLAMA_LIB} ${MW_GGML_LIB} ${MW_GGM
 target_compile_definitions(mw_llama INTERFACE MW_GGML_BACKEND_DIR="${MW_LLAMA_LIB_DIR}")
 add_library(mw::llama ALIAS mw_llama)
 
+if(NOT MW_LLAMA_SERVERLIB_DIR)
+  set(MW_LLAMA_SERVERLIB_DIR "${MW_LLAMA_DIR}-serverlib" CACHE PATH "llama.cpp server code built by scripts/build-llama-serverlib")
+endif()
+if(NOT EXISTS "${MW_LLAMA_SERVERLIB_DIR}/lib/libmw-llama-server.so")
+  # A configure without scripts/bootstrap first (cmake -S . -B build): build it now.
+  execute_process(COMMAND ${CMAKE_COMMAND} -E env MW_LLAMA_PREFIX=${MW_LLAMA_DIR} MW_SERVERLIB_DIR=${MW_LLAMA_SERVERLIB_DIR}
+                          ${CMAKE_SOURCE_DIR}/scripts/build-llama-serverlib RESULT_VARIABLE _mw_serverlib_rc)
+  if(NOT _mw_serverlib_rc EQUAL 0)
+    message(FATAL_ERROR "building llama.cpp's server code failed (scripts/build-llama-serverlib)")
+  endif()
+endif()
+find_library(MW_LLAMA_SERVER_LIB NAMES mw-llama-server PATHS ${MW_LLAMA_SERVERLIB_DIR}/lib NO_DEFAULT_PATH REQUIRED)
+get_filename_component(MW_LLAMA_SERVER_LIB_DIR ${MW_LLAMA_SERVER_LIB} DIRECTORY)
+add_library(mw_llama_server INTERFACE)
+target_link_libraries(mw_llama_server INTERFACE ${MW_LLAMA_SERVER_LIB} mw::llama)
+add_library(mw::llama_server ALIAS mw_llama_server)
+
 # The tokenizer that make-test-model embeds (from the llama.cpp source tree).
 set(MW_TEST_VOCAB "${MW_LLAMA_DIR}/share/ggml-vocab-llama-spm.gguf" CACHE FILEPATH
     "llama SPM tokenizer GGUF used by make-test-model")
-message(STATUS "llama.cpp: ${MW_LLAMA_DIR} (lib ${MW_LLAMA_LIB})")
+message(STATUS "llama.cpp: ${MW_LLAMA_DIR} (lib ${MW_LLAMA_LIB}; server code ${MW_LLAMA_SERVER_LIB})")

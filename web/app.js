@@ -901,6 +901,7 @@
     fillDetailsFacts(m);
     fillDetailsForm(m);
     renderAttempts([]);
+    if (window.modelwardenChat) window.modelwardenChat.open(name);  // chat.js: a new conversation
     $('attempts-empty').textContent = 'Loading attempts…';
     $('details').showModal();
     $('details-status').focus();
@@ -1081,6 +1082,7 @@
     $('details').addEventListener('close', () => {
       const d = state.details;
       state.details = null;
+      if (window.modelwardenChat) window.modelwardenChat.close();  // stops an answer in progress
       if (d && d.opener && d.opener.isConnected) d.opener.focus();
     });
     $('details-form').addEventListener('submit', saveDetails);

@@ -19,7 +19,10 @@ ErrorInfo DescribeError(ErrorKind kind) {
     case ErrorKind::kPayloadTooLarge: return {413, "payload_too_large"};
     case ErrorKind::kUnsupportedMediaType: return {415, "unsupported_media_type"};
     case ErrorKind::kLoadFailed: return {422, "load_failed"};
+    case ErrorKind::kQueueFull: return {429, "queue_full"};
     case ErrorKind::kInternal: return {500, "internal"};
+    case ErrorKind::kEngineCrashed: return {502, "engine_crashed"};
+    case ErrorKind::kEngineError: return {502, "engine_error"};
     case ErrorKind::kDataLoss: return {500, "data_loss"};
     case ErrorKind::kUnavailable: return {503, "unavailable"};
     case ErrorKind::kStorageReadOnly: return {503, "storage_read_only"};

@@ -30,7 +30,10 @@ enum class ErrorKind {
   kPayloadTooLarge,      // 413 request body over the limit
   kUnsupportedMediaType, // 415 a body that is not Content-Type: application/json
   kLoadFailed,           // 422 the load attempt failed (body adds "classification")
+  kQueueFull,            // 429 /v1: the model's request queue is full (max_queue)
   kInternal,             // 500 a bug or unexpected library error
+  kEngineCrashed,        // 502 /v1: the model's engine died while serving (message: classified summary)
+  kEngineError,          // 502 /v1: the engine failed otherwise (5xx, broken connection, bad stream)
   kDataLoss,             // 500 corrupt database file
   kUnavailable,          // 503 shutting down, database locked, disk I/O error, too many event streams
   kStorageReadOnly,      // 503 the registry database cannot be written (read-only file or disk)

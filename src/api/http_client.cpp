@@ -2,6 +2,7 @@
 
 #include <httplib.h>
 
+#include <atomic>
 #include <optional>
 
 namespace mw::api {
@@ -9,6 +10,7 @@ namespace mw::api {
 struct HttpClient::Impl {
   Impl(const std::string& host, int port) : client(host, port) {}
   httplib::Client client;
+  std::atomic<bool> stopping{false};  // Stop() was called during PostStreaming
 };
 
 HttpClient::HttpClient(std::unique_ptr<Impl> impl, std::string base_url)
@@ -86,6 +88,52 @@ Result<HttpResponse> HttpClient::Send(std::string_view method, const std::string
   response.body = result->body;
   response.content_type = result->get_header_value("Content-Type");
   return response;
+}
+
+Result<HttpResponse> HttpClient::PostStreaming(const std::string& path, const std::string& body,
+                                               const std::function<bool(std::string_view)>& on_data) {
+  HttpResponse response;
+  bool stopped = false;
+  httplib::Request req;
+  req.method = "POST";
+  req.path = path;
+  req.headers = {{"Content-Type", "application/json"}, {"Accept", "text/event-stream"}};
+  req.body = body;
+  req.response_handler = [&](const httplib::Response& res) {
+    response.status = res.status;
+    response.content_type = res.get_header_value("Content-Type");
+    return true;
+  };
+  req.content_receiver = [&](const char* data, size_t length, uint64_t, uint64_t) {
+    if (response.status != 200) {
+      response.body.append(data, length);
+      return true;
+    }
+    if (!on_data(std::string_view(data, length))) {
+      stopped = true;
+      return false;
+    }
+    return true;
+  };
+  impl_->stopping = false;
+  auto result = impl_->client.send(req);
+  stopped = stopped || impl_->stopping;
+  if (!result && !stopped && result.error() != httplib::Error::Canceled) {
+    if (response.status != 0 && result.error() == httplib::Error::Read) {
+      return DeadlineExceededError("the answer from " + base_url_ + " broke off (connection closed)");
+    }
+    if (response.status == 0 && result.error() == httplib::Error::Read) {
+      return DeadlineExceededError("no answer from " + base_url_ + " (read timed out or connection closed)");
+    }
+    return UnavailableError("cannot reach the modelwarden server at " + base_url_ + " (" +
+                            httplib::to_string(result.error()) + "). Is `modelwarden serve` running? Set --url or MODELWARDEN_URL.");
+  }
+  return response;
+}
+
+void HttpClient::Stop() {
+  impl_->stopping = true;
+  impl_->client.stop();
 }
 
 }  // namespace mw::api

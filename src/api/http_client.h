@@ -8,6 +8,7 @@
 #pragma once
 
 #include <chrono>
+#include <functional>
 #include <memory>
 #include <string>
 #include <string_view>
@@ -34,6 +35,15 @@ class HttpClient {
   // method: GET, POST, PATCH, DELETE. `body` is sent as application/json when non-empty.
   [[nodiscard]] Result<HttpResponse> Send(std::string_view method, const std::string& path,
                                           const std::string& body = {});
+  // POSTs `body` and hands each piece of a 200 answer to `on_data` as it
+  // arrives (return false to stop: the connection is closed, which cancels a
+  // generation on the server). A non-200 answer is returned whole in .body
+  // and not passed to on_data. A stop (on_data false, or Stop()) is not an
+  // error. Errors as Send().
+  [[nodiscard]] Result<HttpResponse> PostStreaming(const std::string& path, const std::string& body,
+                                                   const std::function<bool(std::string_view)>& on_data);
+  // Aborts a request in progress on another thread (closes its connection). Thread-safe.
+  void Stop();
   const std::string& base_url() const { return base_url_; }
 
  private:

@@ -19,6 +19,8 @@
 #include "api/errors.h"
 #include "api/event_hub.h"
 #include "api/json_codec.h"
+#include "api/openai_routes.h"
+#include "api/socket_util.h"
 #include "common/log.h"
 #ifdef MW_HAVE_WEB
 #include "web/web_assets.h"
@@ -131,18 +133,27 @@ struct HttpServer::Impl {
   uint64_t list_version = 0;
   std::shared_ptr<const std::string> list_body;
 
+  // options.api_key, replaceable while serving (SetApiKey: SIGHUP reload).
+  mutable std::mutex api_key_mu;
+  std::string ApiKey() const {
+    std::lock_guard lock(api_key_mu);
+    return options.api_key;
+  }
+
   bool Authorized(const httplib::Request& req) const {
-    if (options.api_key.empty()) return true;
+    const std::string api_key = ApiKey();
+    if (api_key.empty()) return true;
     // The API needs the key; the page's own files do not (they hold no data).
-    const bool protected_path = req.path.rfind("/api/", 0) == 0 || req.path.rfind("/v1/", 0) == 0;
+    const bool protected_path =
+        req.path.rfind("/api/", 0) == 0 || req.path.rfind("/v1/", 0) == 0 || req.path == "/metrics";
     if (!protected_path) return true;
     std::string header = req.get_header_value("Authorization");
     constexpr std::string_view kBearer = "Bearer ";
     if (header.size() > kBearer.size() && header.compare(0, kBearer.size(), kBearer) == 0) {
-      return SecretEquals(std::string_view(header).substr(kBearer.size()), options.api_key);
+      return SecretEquals(std::string_view(header).substr(kBearer.size()), api_key);
     }
     if (req.path == "/api/events" && req.has_param("access_token")) {
-      return SecretEquals(req.get_param_value("access_token"), options.api_key);
+      return SecretEquals(req.get_param_value("access_token"), api_key);
     }
     return false;
   }
@@ -172,6 +183,7 @@ struct HttpServer::Impl {
   void SendLoadResult(httplib::Response& res, const Result<LoadResult>& result);
   void HandleEvents(const httplib::Request& req, httplib::Response& res);
   void HandleStatic(const httplib::Request& req, httplib::Response& res);
+  void HandleMetrics(const httplib::Request& req, httplib::Response& res);
 };
 
 void HttpServer::Impl::InstallRoutes() {
@@ -235,6 +247,7 @@ void HttpServer::Impl::InstallRoutes() {
   // line) arrive here with an empty body: give them the JSON shape too.
   server.set_error_handler(httplib::Server::HandlerWithResponse([](const httplib::Request& req,
                                                                     httplib::Response& res) {
+    if (FillOpenAiHttpError(req, res)) return httplib::Server::HandlerResponse::Handled;  // /v1: OpenAI's shape
     if (!res.body.empty()) return httplib::Server::HandlerResponse::Unhandled;
     switch (res.status) {
       case 404: SendError(res, ErrorKind::kNotFound, "no such path: " + req.method + " " + req.path); break;
@@ -303,6 +316,10 @@ void HttpServer::Impl::InstallRoutes() {
   }));
   server.Get("/api/events",
              Wrap([this](const httplib::Request& req, httplib::Response& res) { HandleEvents(req, res); }));
+  // Before the page's catch-all route, which would take /metrics.
+  server.Get("/metrics",
+             Wrap([this](const httplib::Request& req, httplib::Response& res) { HandleMetrics(req, res); }));
+  InstallOpenAiRoutes(server, api, {[this](const httplib::Request& req) { return Authorized(req); }});
   server.Get(R"(/(?!api/).*)",
              Wrap([this](const httplib::Request& req, httplib::Response& res) { HandleStatic(req, res); }));
 }
@@ -425,6 +442,17 @@ void HttpServer::Impl::HandleStatic(const httplib::Request& req, httplib::Respon
   SendError(res, ErrorKind::kNotFound, "no such path: GET " + req.path);
 }
 
+// Prometheus text format (SPEC §13); the API key protects it like /api/.
+void HttpServer::Impl::HandleMetrics(const httplib::Request& req, httplib::Response& res) {
+  // The API key was checked before routing (Authorized covers /metrics).
+  if (!options.metrics_text) return SendError(res, ErrorKind::kNotFound, "no such path: GET " + req.path);
+  auto text = options.metrics_text();
+  if (!text.ok()) return SendStatus(res, text.status());
+  res.status = 200;
+  res.set_header("Cache-Control", "no-cache");
+  res.set_content(std::move(*text), "text/plain; version=0.0.4; charset=utf-8");
+}
+
 HttpServer::HttpServer(ModelApi& api, HttpServerOptions options)
     : impl_(std::make_unique<Impl>(api, std::move(options))) {
   impl_->options.guard.bound_host = impl_->options.host;
@@ -457,6 +485,9 @@ Result<int> HttpServer::Bind() {
                             " (address in use, or not an address of this machine)");
   }
   impl_->bound = true;
+  // httplib 0.11 listens with a backlog of 5: a burst of clients (100 /v1
+  // requests at once) would overflow it and connections would be dropped.
+  if (!RaiseListenBacklog(port)) MW_LOG(kWarn, "api") << "could not raise the listen backlog of port " << port;
   return port;
 }
 
@@ -472,6 +503,11 @@ Status HttpServer::Run() {
   impl_->run_done = true;
   if (!clean && !impl_->stop_requested) return InternalError("the HTTP server stopped with an error");
   return Status::Ok();
+}
+
+void HttpServer::SetApiKey(std::string api_key) {
+  std::lock_guard lock(impl_->api_key_mu);
+  impl_->options.api_key = std::move(api_key);
 }
 
 void HttpServer::Stop() {

@@ -11,6 +11,7 @@
 //   POST   /api/orchestrate/unload       {"model_name"}
 //   GET    /api/status                   version, uptime, devices, loaded, queue, counts
 //   GET    /api/events                   Server-Sent Events (event: model / event: status, ": ping")
+//   GET    /metrics                      Prometheus text format (options.metrics_text; API key as /api/)
 //   GET    /, /app.js, ...               the embedded web page
 // Before any route, every request passes api/request_guard.h (Host, Origin,
 // Content-Type: 403 host_not_allowed / origin_not_allowed, 415); browser apps
@@ -27,6 +28,7 @@
 
 #include <chrono>
 #include <cstddef>
+#include <functional>
 #include <memory>
 #include <string>
 
@@ -48,6 +50,8 @@ struct HttpServerOptions {
   // filled from `host` by the server; local_addresses by Bind() when the host
   // is a wildcard.
   GuardOptions guard;
+  // The body of GET /metrics (called on a request thread); unset: 404.
+  std::function<Result<std::string>()> metrics_text;
 };
 
 class HttpServer {
@@ -65,6 +69,9 @@ class HttpServer {
   [[nodiscard]] Status Run();
   // Ends open event streams and stops accepting; Run() returns. Idempotent.
   void Stop();
+  // Replaces the API key for the requests that arrive from now on (empty: no
+  // authentication). Thread-safe; for the SIGHUP reload.
+  void SetApiKey(std::string api_key);
 
  private:
   struct Impl;

@@ -2,25 +2,18 @@
 
 #include <nlohmann/json.hpp>
 
+#include "api/json_limits.h"
+
 namespace mw::api {
 namespace {
 
 using nlohmann::json;
 
-// No request nests deeper than this. nlohmann's dump() recurses once per
-// level, so a 1 MiB body of '[' (depth 500 000) overflowed the stack of the
-// HTTP thread when load_config was re-serialized (fuzz/fuzz_request_body;
-// regressions in fuzz/regressions/fuzz_request_body/).
+// No /api request nests deeper than this (see api/json_limits.h).
 constexpr int kMaxNesting = 64;
 
-// Parses `text`; sets *too_deep when it nests deeper than kMaxNesting.
 json ParseWithDepthLimit(std::string_view text, bool* too_deep) {
-  *too_deep = false;
-  auto check_depth = [too_deep](int depth, json::parse_event_t, json&) {
-    if (depth > kMaxNesting) *too_deep = true;
-    return true;
-  };
-  return json::parse(text.begin(), text.end(), check_depth, /*allow_exceptions=*/false);
+  return ParseJsonWithDepthLimit(text, kMaxNesting, too_deep);
 }
 
 // nlohmann throws on malformed input; this is the edge where that becomes a Status.
@@ -287,6 +280,15 @@ std::string ErrorToJson(std::string_view code, std::string_view message, std::st
     }
   }
   return Dump(json{{"error", error}});
+}
+
+json ParseJsonWithDepthLimit(std::string_view text, int max_depth, bool* too_deep) {
+  *too_deep = false;
+  auto check_depth = [too_deep, max_depth](int depth, json::parse_event_t, json&) {
+    if (depth > max_depth) *too_deep = true;
+    return true;
+  };
+  return json::parse(text.begin(), text.end(), check_depth, /*allow_exceptions=*/false);
 }
 
 }  // namespace mw::api

@@ -15,6 +15,7 @@
 #include <cstdint>
 #include <functional>
 #include <map>
+#include <memory>
 #include <optional>
 #include <string>
 #include <vector>
@@ -173,6 +174,40 @@ struct Event {
 };
 using EventListener = std::function<void(const Event&)>;
 
+// --- /v1 inference (SPEC §10) ---
+
+// What the gate needs to know about one /v1 request (the body itself goes
+// to the engine untouched by the core).
+struct InferenceRequest {
+  std::string model_name;
+  std::optional<int64_t> keep_alive_ms;  // the request's keep_alive (-1 never, 0 at once); nullopt: the server's
+  bool embeddings = false;               // POST /v1/embeddings
+};
+
+// A request's place in a loaded model's engine. While it exists the request
+// holds one of the model's n_parallel slots; destroying it frees the slot
+// and (when it was the last) starts the model's idle clock (keep_alive).
+class InferenceLease {
+ public:
+  virtual ~InferenceLease() = default;
+  int port = 0;         // the engine answers OpenAI paths on 127.0.0.1:port
+  int engine_pid = 0;   // for AwaitEngineDeath
+  std::string warning;  // non-empty when the model is degraded (X-Modelwarden-Warning)
+};
+
+struct InferenceAdmission {
+  enum class Kind {
+    kReady,         // lease set
+    kIncompatible,  // 409 model_incompatible (load.message has the notes); an inference never forces
+    kLoadFailed,    // the on-demand load failed (load.classification)
+    kQueueFull,     // 429 queue_full (message)
+  };
+  Kind kind = Kind::kReady;
+  std::unique_ptr<InferenceLease> lease;
+  LoadResult load;
+  std::string message;
+};
+
 class ModelApi {
  public:
   virtual ~ModelApi() = default;
@@ -213,6 +248,29 @@ class ModelApi {
   // Returns a subscription id; the listener runs on the notifying thread and must not block.
   virtual int64_t Subscribe(EventListener listener) = 0;
   virtual void Unsubscribe(int64_t id) = 0;
+
+  // /v1: admits a request to the model's engine, loading the model first if
+  // needed exactly as Load(name, /*force=*/false) does (queue, durable
+  // testing, classification, verdict, events). Blocks while it waits for a
+  // slot or the load. Errors: kNotFound (no such model), kInvalidArgument
+  // (embeddings asked of a model without load_config "embeddings": true),
+  // kFailedPrecondition (the model's engine cannot serve HTTP),
+  // kUnavailable (shutting down, or the engine stopped right after loading).
+  [[nodiscard]] virtual Result<InferenceAdmission> BeginInference(const InferenceRequest& request) {
+    (void)request;
+    return UnavailableError("this server does not serve /v1");
+  }
+  // After the engine broke a request's connection: waits up to `timeout` for
+  // the death of the engine process `pid` of `model_name` to be recorded, and
+  // returns its classified summary (the model's last_error); nullopt if it
+  // did not die in that time.
+  [[nodiscard]] virtual std::optional<std::string> AwaitEngineDeath(const std::string& model_name, int pid,
+                                                                    int64_t timeout_ms) {
+    (void)model_name;
+    (void)pid;
+    (void)timeout_ms;
+    return std::nullopt;
+  }
 };
 
 }  // namespace mw::api

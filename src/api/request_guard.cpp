@@ -61,12 +61,20 @@ std::string HostName(std::string_view host_header) {
   if (!h.empty() && h.front() == '[') {
     size_t close = h.find(']');
     if (close == std::string_view::npos) return "";
-    return Lower(h.substr(1, close - 1));
+    h = h.substr(1, close - 1);
+    // Brackets hold an IPv6 literal; a trailing dot makes no sense there.
+    if (!h.empty() && h.back() == '.') return "";
+  } else if (std::count(h.begin(), h.end(), ':') == 1) {
+    // One colon: name:port. More than one without brackets: a bare IPv6 literal.
+    h = h.substr(0, h.find(':'));
   }
-  // One colon: name:port. More than one without brackets: a bare IPv6 literal.
-  if (std::count(h.begin(), h.end(), ':') == 1) h = h.substr(0, h.find(':'));
   std::string name = Lower(h);
   if (!name.empty() && name.back() == '.') name.pop_back();
+  // A host name has no control characters, spaces or NULs: with a NUL,
+  // inet_pton would read "127.0.0.1\0.evil.example" as a loopback address.
+  for (char c : name) {
+    if (static_cast<unsigned char>(c) <= ' ' || c == 0x7f) return "";
+  }
   return name;
 }
 

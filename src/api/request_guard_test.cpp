@@ -5,6 +5,8 @@
 namespace mw::api {
 namespace {
 
+using namespace std::string_view_literals;
+
 GuardOptions Loopback() {
   GuardOptions o;
   o.bound_host = "127.0.0.1";
@@ -128,6 +130,11 @@ TEST(RequestGuardTest, HostName) {
   EXPECT_EQ(HostName(" example.com "), "example.com");
   EXPECT_EQ(HostName("::1"), "::1");
   EXPECT_EQ(HostName("[::1"), "");
+  // Found by fuzz_request_guard: inet_pton stopped at the NUL and took this for 127.0.0.1.
+  EXPECT_EQ(HostName("127.0.0.1\0.evil.example"sv), "");
+  EXPECT_EQ(HostName("local host"), "");
+  GuardOptions o = Loopback();
+  EXPECT_EQ(Kind(o, Post("127.0.0.1\0.evil.example:80"sv)), ErrorKind::kHostNotAllowed);
 }
 
 }  // namespace

@@ -89,7 +89,7 @@ EnvironmentComponents ModelService::ModelComponents(const ModelRecord& model) {
   auto validated = loadconfig::ValidateLoadConfig(model.engine, model.load_config);
   if (!validated.ok() || validated->command() == nullptr) return components;
   LoadRequest request;
-  if (!ResolveCommand(model.model_name, *validated->command(), config_, request).ok() || request.argv.empty()) {
+  if (!ResolveCommand(model.model_name, *validated->command(), *CurrentConfig(), request).ok() || request.argv.empty()) {
     return components;
   }
   const std::string program = FindProgram(request.argv[0]);
@@ -181,7 +181,7 @@ api::EnvironmentView ModelService::EnvironmentNow() {
   v.failing = state.failing;
   if (state.failing) v.reason = state.reason;
   v.since = state.since;
-  v.retest_stale = config_.retest_stale_auto ? "auto" : "ask";
+  v.retest_stale = CurrentConfig()->retest_stale_auto ? "auto" : "ask";
   return v;
 }
 

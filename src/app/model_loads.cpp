@@ -3,6 +3,7 @@
 #include <nlohmann/json.hpp>
 
 #include <chrono>
+#include <csignal>
 
 #include "app/command_policy.h"
 #include "app/model_paths.h"
@@ -55,11 +56,20 @@ std::string Excerpt(const std::string& log, size_t max_bytes = 16 * 1024) {
 
 }  // namespace
 
-void ModelService::BeginShutdown() { shutting_down_ = true; }
+void ModelService::BeginShutdown() {
+  shutting_down_ = true;
+  gate_.Close();  // /v1 requests waiting for a slot answer 503
+  {
+    std::lock_guard lock(deaths_mu_);  // so that no waiter misses the wake-up
+  }
+  deaths_cv_.notify_all();  // engines are about to be stopped: no death to wait for
+}
 
 void ModelService::Shutdown() {
   shutting_down_ = true;
+  gate_.Close();
   if (shut_down_.exchange(true)) return;  // the destructor calls it again
+  StopIdleLoop();
   if (queue_) queue_->Shutdown();
   StopRetryThread();
   {
@@ -118,7 +128,7 @@ Result<api::LoadResult> ModelService::Load(const std::string& name, bool force) 
       result.model = ToView(model);
       return result;
     }
-    if (model.compatibility_status == CompatStatus::kIncompatible && !force && config_.retest_stale_auto) {
+    if (model.compatibility_status == CompatStatus::kIncompatible && !force && CurrentConfig()->retest_stale_auto) {
       // retest_stale = "auto" (SPEC §11): a stale verdict gets one unforced attempt.
       api::ModelView view;
       FillVerdict(model, view);
@@ -181,10 +191,13 @@ Result<LoadRequest> ModelService::BuildLoadRequest(const ModelRecord& model) {
   LoadRequest request;
   request.model_name = model.model_name;
   request.load_config_json = validated->normalized_json.empty() ? model.load_config : validated->normalized_json;
-  if (validated->load_timeout_s) request.load_timeout_s = static_cast<int>(*validated->load_timeout_s);
+  const auto config = CurrentConfig();  // reloadable (SIGHUP): read once per attempt
+  request.load_timeout_s = validated->load_timeout_s ? static_cast<int>(*validated->load_timeout_s)
+                                                     : config->load_timeout_s;
+  request.verify = config->verify;
   ASSIGN_OR_RETURN(request.engine, ParseEngineKind(model.engine));
   if (model.file_path && !model.file_path->empty()) {
-    const config::Location* location = config_.FindLocation(model.cache_location);
+    const config::Location* location = config->FindLocation(model.cache_location);
     if (location == nullptr) {
       return FailedPreconditionError("model location '" + model.cache_location +
                                      "' is no longer configured; add it under [locations] in the configuration");
@@ -195,7 +208,7 @@ Result<LoadRequest> ModelService::BuildLoadRequest(const ModelRecord& model) {
     request.model_path = file->absolute.string();
   }
   if (const loadconfig::CommandConfig* command = validated->command()) {
-    RETURN_IF_ERROR(ResolveCommand(model.model_name, *command, config_, request));
+    RETURN_IF_ERROR(ResolveCommand(model.model_name, *command, *config, request));
   }
   return request;
 }
@@ -222,11 +235,16 @@ Result<api::LoadResult> ModelService::RunAttempt(const ModelRecord& model, bool 
   Result<LoadReport> report = supervisor_.Load(request, observer);
   if (!report.ok()) {
     // No process ran (worker missing, shutting down...): not the model's fault.
+    metrics_.RecordLoadAttempt(ToString(AttemptOutcome::kCancelled), "none", -1);
     (void)RecordFinish({Finish::Kind::kCancelled, attempt, name, {}});
     return report.status().WithContext("could not start the load of '" + name + "'");
   }
   api::LoadResult result;
   result.attempt_id = attempt;
+  const double seconds = static_cast<double>(report->duration_ms) / 1000.0;
+  if (report->outcome == LoadOutcome::kSuccess || report->outcome == LoadOutcome::kCancelled) {
+    metrics_.RecordLoadAttempt(ToString(ToAttemptOutcome(report->outcome)), "none", seconds);
+  }
   if (report->outcome == LoadOutcome::kSuccess) {
     auto after = RecordFinish({Finish::Kind::kSuccess, attempt, name, {}});
     if (!after.ok()) {
@@ -263,7 +281,7 @@ Result<api::LoadResult> ModelService::RunAttempt(const ModelRecord& model, bool 
   if (auto code = report->exit_code()) evidence.exit_code = *code;
   if (!ended_by_us) evidence.signal = report->signal_name();
   evidence.timed_out = report->outcome == LoadOutcome::kTimeout;
-  Classification c = classifier_.Classify(evidence);
+  Classification c = CurrentClassifier().Classify(evidence);
   FailureInfo failure;
   failure.outcome = ToAttemptOutcome(report->outcome);
   if (auto code = report->exit_code()) failure.exit_code = *code;
@@ -283,6 +301,7 @@ Result<api::LoadResult> ModelService::RunAttempt(const ModelRecord& model, bool 
   // environment is failing, is the environment's: the status is kept.
   const bool blamed = EnvironmentBlames(failure.category);
   if (!blamed) failure.outcome = AttemptOutcome::kEnvironmentFailure;
+  metrics_.RecordLoadAttempt(ToString(failure.outcome), failure.category, seconds);
   auto after = RecordFinish({blamed ? Finish::Kind::kFailure : Finish::Kind::kEnvironment, attempt, name, failure});
   if (!after.ok()) return after.status().WithContext("the load of '" + name + "' failed and could not be recorded");
   NoteAttemptForEnvironment(attempt, name, &failure);
@@ -402,65 +421,71 @@ void ModelService::StopRetryThread() {
   if (retry_thread_.joinable()) retry_thread_.join();
 }
 
+// The in-memory side of a loaded engine's death: not loaded, with the reason.
+void ModelService::MarkNotLoaded(const std::string& name, const std::string& reason) {
+  std::lock_guard lock(mu_);
+  Runtime& rt = runtime_[name];
+  if (rt.state == api::LoadState::kLoaded) {
+    rt.state = api::LoadState::kIdle;
+    rt.progress.reset();
+  }
+  rt.last_error = reason;
+}
+
+// A loaded model's engine died on its own (SPEC §10, crash while serving):
+// not loaded any more, last_error = the classified summary (what the /v1
+// edge answers with), and, durably, a closed attempt crashed_while_serving
+// with the model's status moved as after a failed load (rule 3).
 void ModelService::OnWorkerDied(const UnexpectedExit& exit) {
+  // Stopped from outside (a clean exit, or SIGTERM/SIGINT/SIGHUP, which
+  // llama.cpp's server also turns into a clean exit): not a crash, no verdict.
+  const bool stopped = exit.exit.signaled() ? (exit.exit.signal == SIGTERM || exit.exit.signal == SIGINT ||
+                                               exit.exit.signal == SIGHUP)
+                                            : (exit.exit.exit_code == 0 && !exit.exit.status_unknown);
+  if (stopped) {
+    const std::string reason = "engine stopped from outside modelwarden (" + exit.exit.Describe() + ")";
+    MW_LOG(kWarn, "load") << "model=" << exit.model_name << " pid=" << exit.pid << " " << reason;
+    MarkNotLoaded(exit.model_name, reason);
+    PublishModel(exit.model_name);
+    gate_.ClearIdle(exit.model_name);
+    NoteEngineDeath(exit.pid, reason);  // /v1 requests it cut off answer at once
+    return;
+  }
   CrashEvidence evidence;
   evidence.output = exit.log_tail;
   if (!exit.exit.signaled()) evidence.exit_code = exit.exit.exit_code;
   if (exit.exit.signaled()) evidence.signal = std::to_string(exit.exit.signal);
-  Classification c = classifier_.Classify(evidence);
-  std::string summary = "worker died after the model had loaded (" + exit.exit.Describe() + ", up " +
+  Classification c = CurrentClassifier().Classify(evidence);
+  std::string summary = "Engine crashed while serving (" + exit.exit.Describe() + ", up " +
                         std::to_string(exit.uptime_ms / 1000) + " s)";
   if (!c.summary.empty()) summary += ": " + c.summary;
   MW_LOG(kWarn, "load") << "model=" << exit.model_name << " pid=" << exit.pid << " " << summary;
-  {
-    std::lock_guard lock(mu_);
-    Runtime& rt = runtime_[exit.model_name];
-    if (rt.state == api::LoadState::kLoaded) {
-      rt.state = api::LoadState::kIdle;
-      rt.progress.reset();
-    }
-    rt.last_error = summary;
-  }
-  RecordDeathAfterLoad(exit, summary, c);
-  PublishModel(exit.model_name);
-}
-
-// Kept in the model's history as a closed attempt that does not move its
-// status (the model did load; the death may be transient). One transaction:
-// insert + close + commit, so either both land or neither.
-void ModelService::RecordDeathAfterLoad(const UnexpectedExit& exit, const std::string& summary,
-                                        const Classification& c) {
-  auto txn = registry_.BeginWrite();
-  if (!txn.ok()) {
-    MW_LOG(kError, "load") << "model=" << exit.model_name << " cannot record worker death: " << txn.status().ToString();
-    return;
-  }
-  auto model = txn->GetModel(exit.model_name);
-  if (!model.ok()) return;  // deleted meanwhile
-  AttemptRecord attempt;
-  attempt.model_name = exit.model_name;
-  attempt.status_before = model->compatibility_status;
-  auto id = txn->InsertAttempt(attempt);
-  if (!id.ok()) {
-    MW_LOG(kError, "load") << "model=" << exit.model_name << " cannot record worker death: " << id.status().ToString();
-    return;
-  }
-  attempt.id = *id;
-  attempt.outcome = exit.exit.signaled() ? AttemptOutcome::kCrashed : AttemptOutcome::kFailed;
-  attempt.status_after = model->compatibility_status;
-  if (!exit.exit.signaled()) attempt.exit_code = exit.exit.exit_code;
+  metrics_.RecordWorkerDeath(CrashCategoryName(c.category));
+  MarkNotLoaded(exit.model_name, summary);
+  FailureInfo failure;
+  failure.outcome = AttemptOutcome::kCrashedWhileServing;
+  if (!exit.exit.signaled() && !exit.exit.status_unknown) failure.exit_code = exit.exit.exit_code;
   if (exit.exit.signaled()) {
     auto signal = ParseSignal(std::to_string(exit.exit.signal));
-    attempt.signal = signal ? signal->name : std::to_string(exit.exit.signal);
+    failure.signal = signal ? signal->name : std::to_string(exit.exit.signal);
   }
-  attempt.category = std::string(CrashCategoryName(c.category));
-  attempt.pattern_id = c.pattern_id;
-  attempt.summary = summary;
-  attempt.matched_line = c.matched_line;
-  attempt.log_excerpt = Excerpt(exit.log_tail);
-  Status st = txn->CloseAttempt(attempt);
-  if (st.ok()) st = txn->Commit();
-  if (!st.ok()) MW_LOG(kError, "load") << "model=" << exit.model_name << " cannot record worker death: " << st.ToString();
+  failure.category = std::string(CrashCategoryName(c.category));
+  failure.pattern_id = c.pattern_id;
+  failure.summary = summary;
+  failure.matched_line = c.matched_line;
+  failure.log_excerpt = Excerpt(exit.log_tail);
+  // SPEC §11: a device that went away (or a device-level failure while the
+  // environment is failing) is the environment's: the status is kept.
+  if (!EnvironmentBlames(failure.category)) failure.outcome = AttemptOutcome::kEnvironmentFailure;
+  auto recorded = state_machine_.RecordServingCrash(exit.model_name, failure);
+  if (!recorded.ok() && recorded.status().code() != StatusCode::kNotFound) {  // kNotFound: deleted meanwhile
+    MW_LOG(kError, "load") << "model=" << exit.model_name << " cannot record the crash while serving: "
+                           << recorded.status().ToString();
+  }
+  PublishModel(exit.model_name);
+  PublishCounts();
+  gate_.ClearIdle(exit.model_name);
+  NoteEngineDeath(exit.pid, summary);  // after the record: /v1 requests it broke answer with this summary
 }
 
 }  // namespace mw::app

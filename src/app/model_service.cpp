@@ -20,10 +20,11 @@ ModelService::ModelService(Registry& registry, StateMachine& state_machine, Supe
     : registry_(registry),
       state_machine_(state_machine),
       supervisor_(supervisor),
+      config_(std::make_shared<const config::Config>(config)),
       classifier_(classifier),
-      config_(config),
       version_(std::move(version)),
-      started_ms_(MonotonicMillis()) {
+      started_ms_(MonotonicMillis()),
+      gate_(&MonotonicMillis) {
   queue_ = std::make_unique<LoadQueue<LoadJobResult>>(
       [](const std::string& name) -> LoadJobResult {
         return FailedPreconditionError("the load of '" + name + "' was cancelled before it started");
@@ -33,6 +34,23 @@ ModelService::ModelService(Registry& registry, StateMachine& state_machine, Supe
 }
 
 ModelService::~ModelService() { Shutdown(); }
+
+void ModelService::Reconfigure(const config::Config& config, const CrashClassifier& classifier) {
+  auto next = std::make_shared<const config::Config>(config);
+  std::lock_guard lock(reconfigure_mu_);
+  config_ = std::move(next);
+  classifier_ = classifier;
+}
+
+std::shared_ptr<const config::Config> ModelService::CurrentConfig() const {
+  std::lock_guard lock(reconfigure_mu_);
+  return config_;
+}
+
+CrashClassifier ModelService::CurrentClassifier() const {
+  std::lock_guard lock(reconfigure_mu_);
+  return classifier_;
+}
 
 namespace {
 
@@ -147,10 +165,11 @@ Result<api::ModelView> ModelService::RegisterModel(const api::RegisterRequest& r
     record.hf_path = request.hf_path;
   }
   record.cache_location = request.cache_location.empty() ? std::string(config::kPrimaryLocation) : request.cache_location;
-  const config::Location* location = config_.FindLocation(record.cache_location);
+  const auto config = CurrentConfig();
+  const config::Location* location = config->FindLocation(record.cache_location);
   if (location == nullptr) {
     std::string names;
-    for (const auto& l : config_.locations) names += (names.empty() ? "" : ", ") + l.name;
+    for (const auto& l : config->locations) names += (names.empty() ? "" : ", ") + l.name;
     return InvalidArgumentError("unknown cache_location '" + record.cache_location.substr(0, 100) +
                                 "' (configured: " + names + ")");
   }
@@ -171,7 +190,7 @@ Result<api::ModelView> ModelService::RegisterModel(const api::RegisterRequest& r
   std::string config_text = request.load_config_json.value_or("{}");
   auto validated = loadconfig::ValidateLoadConfig(*engine, config_text);
   if (!validated.ok()) return InvalidArgumentError("invalid load_config: " + validated.status().message());
-  RETURN_IF_ERROR(CheckApiLoadConfig(*validated, config_));
+  RETURN_IF_ERROR(CheckApiLoadConfig(*validated, *config));
   record.load_config = config_text;
   ASSIGN_OR_RETURN(ModelRecord stored, registry_.AddModel(record));
   MW_LOG(kInfo, "api") << "registered model=" << stored.model_name << " engine=" << stored.engine;
@@ -202,7 +221,7 @@ Result<api::ModelView> ModelService::UpdateConfig(const std::string& name, const
   if (patch.load_config_json) {
     auto validated = loadconfig::ValidateLoadConfig(current.engine, *patch.load_config_json);
     if (!validated.ok()) return InvalidArgumentError("invalid load_config: " + validated.status().message());
-    RETURN_IF_ERROR(CheckApiLoadConfig(*validated, config_));
+    RETURN_IF_ERROR(CheckApiLoadConfig(*validated, *CurrentConfig()));
     update.load_config = *patch.load_config_json;
   }
   if (patch.compatibility_notes) {
@@ -246,6 +265,9 @@ Result<api::ModelView> ModelService::Unload(const std::string& name) {
   const ListChangedOnExit changed{this};
   RETURN_IF_ERROR(CheckName(name));
   ASSIGN_OR_RETURN(ModelRecord record, registry_.GetModel(name));
+  gate_.ClearIdle(name);  // unloaded by hand (or by the idle thread): no idle deadline left
+  // /v1 requests this unload cuts off answer at once, not as a crash.
+  if (std::optional<LoadedModel> loaded = supervisor_.FindLoaded(name)) NoteEngineStopped(loaded->pid);
   if (!queue_->CancelQueued(name)) {  // a load still queued is simply dropped
     auto stopped = supervisor_.Unload(name);  // also cancels a load in progress
     // A load that has left the queue but not yet reached the supervisor (its
@@ -298,10 +320,10 @@ Result<api::ServerStatus> ModelService::GetStatus() {
     if (record.ok()) status.loaded_models.push_back(ToView(*record));
   }
   status.environment = EnvironmentNow();
+  for (const auto& preset : CurrentConfig()->engine_presets) status.engine_presets.push_back(preset.name);
   std::lock_guard lock(mu_);
   status.devices = devices_;
   status.devices_error = devices_error_;
-  for (const auto& preset : config_.engine_presets) status.engine_presets.push_back(preset.name);
   for (const LoadQueueEntry& q : queue_->Snapshot()) {
     api::QueueEntry e;
     e.model_name = q.model_name;

@@ -26,10 +26,21 @@
 //   storage error (507 / 503), not "being tested". A crash in between is
 //   covered by the next start's cleanup (the attempt is open on disk).
 //
-//   A worker that dies after loading (OnWorkerDied): the model becomes not
-//   loaded with last_error set, and the event is kept in its history as a
-//   closed attempt with outcome crashed/failed whose status_before ==
-//   status_after (the status is not changed: the model did load).
+//   A worker or engine that dies while serving (OnWorkerDied, SPEC §10): the
+//   model becomes not loaded with last_error = the classified summary, and
+//   StateMachine::RecordServingCrash keeps the event durably as a closed
+//   attempt with outcome crashed_while_serving and moves the status as
+//   after a failed load (degraded after 3+ successful loads, else
+//   incompatible, so the next load is refused until a user acts). An engine
+//   stopped from outside (clean exit, SIGTERM/SIGINT/SIGHUP) is only shown
+//   not loaded, with that reason: no verdict.
+//
+//   BeginInference (/v1, model_inference.cpp): a slot of serving::ServingGate
+//   (n_parallel in the engine, max_queue waiting, else kQueueFull), then
+//   Load(name, false) as above; the lease frees the slot and starts the
+//   keep_alive clock (the idle thread unloads). AwaitEngineDeath lets a
+//   request whose engine connection broke answer with the death's summary;
+//   an engine stopped by an unload or the shutdown is not waited for.
 //
 // Per-model load_state (idle/queued/loading/loaded), progress and last_error
 // live in memory only; the registry holds everything durable.
@@ -42,6 +53,7 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <set>
 #include <string>
 #include <thread>
 #include <vector>
@@ -53,7 +65,9 @@
 #include "compat/state_machine.h"
 #include "compat/system_failure.h"
 #include "config/config.h"
+#include "metrics/metrics.h"
 #include "registry/registry.h"
+#include "serving/serving_gate.h"
 #include "supervisor/supervisor.h"
 
 namespace mw::app {
@@ -86,6 +100,9 @@ class ModelService : public api::ModelApi {
   Result<api::EnvironmentView> ResetEnvironment() override;
   int64_t Subscribe(api::EventListener listener) override;
   void Unsubscribe(int64_t id) override;
+  // /v1 (model_inference.cpp).
+  Result<api::InferenceAdmission> BeginInference(const api::InferenceRequest& request) override;
+  std::optional<std::string> AwaitEngineDeath(const std::string& model_name, int pid, int64_t timeout_ms) override;
 
   // The supervisor's on_unexpected_exit.
   void OnWorkerDied(const UnexpectedExit& exit);
@@ -97,6 +114,10 @@ class ModelService : public api::ModelApi {
   // HTTP thread stays blocked in Load().
   void BeginShutdown();
   void Shutdown();
+  // SIGHUP (SPEC §13): later loads and registrations use this configuration's
+  // locations and load_timeout_s, and this classifier (crash patterns). A
+  // load already running finishes with what it started with. Thread-safe.
+  void Reconfigure(const config::Config& config, const CrashClassifier& classifier);
 
  private:
   using LoadJobResult = Result<api::LoadResult>;
@@ -121,7 +142,6 @@ class ModelService : public api::ModelApi {
   Result<LoadRequest> BuildLoadRequest(const ModelRecord& model);
   api::LoadResult Refusal(const ModelRecord& model);
   void OnQueueChange(const std::string& name, LoadQueueState state);
-  void RecordDeathAfterLoad(const UnexpectedExit& exit, const std::string& summary, const Classification& c);
   // Writes `finish`; on a storage error keeps it for FlushUnrecorded (and
   // the retry thread) and returns the error.
   Result<ModelRecord> RecordFinish(const Finish& finish);
@@ -137,6 +157,7 @@ class ModelService : public api::ModelApi {
   void PublishCounts();
   // SSE `environment` (SPEC §11): the environment state changed.
   void PublishEnvironment();
+  void MarkNotLoaded(const std::string& name, const std::string& reason);
   // Call after a change is visible to ListModels() (see ModelListVersion).
   void ListChanged() { list_version_.fetch_add(1); }
   // Calls ListChanged() when it goes out of scope: on every return path.
@@ -160,14 +181,26 @@ class ModelService : public api::ModelApi {
   void CheckEngineBinaries();
   // Status -> unknown with a note saying why (retest).
   Status MarkForRetest(const std::string& name, const std::string& why);
+  // /v1 (model_inference.cpp): the idle-unload thread and engine deaths.
+  class Lease;
+  void IdleLoop();
+  void WakeIdleLoop();
+  void StopIdleLoop();
+  void NoteEngineDeath(int pid, const std::string& summary);
+  void NoteEngineStopped(int pid);  // stopped on purpose (unload): AwaitEngineDeath returns at once
 
   Registry& registry_;
   StateMachine& state_machine_;
   Supervisor& supervisor_;
-  const CrashClassifier& classifier_;
-  const config::Config& config_;
+  std::shared_ptr<const config::Config> CurrentConfig() const;
+  CrashClassifier CurrentClassifier() const;
+
+  mutable std::mutex reconfigure_mu_;  // guards config_ and classifier_ (replaced by Reconfigure)
+  std::shared_ptr<const config::Config> config_;
+  CrashClassifier classifier_;
   const std::string version_;
   const int64_t started_ms_;
+  metrics::Metrics& metrics_ = metrics::Global();  // load attempts and worker deaths are counted here
 
   std::atomic<bool> shutting_down_{false};
   std::atomic<bool> shut_down_{false};  // Shutdown() ran
@@ -188,6 +221,19 @@ class ModelService : public api::ModelApi {
   bool retry_stop_ = false;
   std::condition_variable retry_cv_;
   std::thread retry_thread_;  // started with the first kept finish
+
+  // /v1 serving: slots, waiting queue and idle deadlines per model; the idle
+  // thread unloads models whose keep_alive has passed.
+  serving::ServingGate gate_;
+  std::mutex idle_mu_;  // guards the three below
+  std::condition_variable idle_cv_;
+  bool idle_stop_ = false;
+  bool idle_wake_ = false;
+  std::thread idle_thread_;  // started by the first BeginInference
+  std::mutex deaths_mu_;     // guards the three below
+  std::condition_variable deaths_cv_;
+  std::map<int, std::string> engine_deaths_;  // pid -> summary, the last few (AwaitEngineDeath)
+  std::set<int> engine_stops_;                // pids stopped by an unload, the last few
 
   std::mutex listeners_mu_;
   int64_t next_listener_ = 1;

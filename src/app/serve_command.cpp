@@ -5,6 +5,7 @@
 #include <pthread.h>
 #include <signal.h>
 
+#include <algorithm>
 #include <atomic>
 #include <filesystem>
 #include <iostream>
@@ -13,8 +14,12 @@
 
 #include "api/http_server.h"
 #include "app/command_policy.h"
+#include "app/metrics_source.h"
+#include "app/config_reload.h"
 #include "app/model_service.h"
+#include "app/systemd_notify.h"
 #include "common/log.h"
+#include "common/pid_lock.h"
 #include "common/time_util.h"
 #include "compat/crash_classifier.h"
 #include "compat/state_machine.h"
@@ -86,6 +91,8 @@ void WarnIfOthersCanRead(const std::filesystem::path& dir) {
 }  // namespace
 
 int RunServe(const std::vector<std::string>& args) {
+  // First, while no thread runs: it unsets the variables so children do not inherit them.
+  SystemdNotifier systemd(NotifyTarget::TakeFromEnvironment());
   auto flags = config::ParseServeFlags(args);
   if (!flags.ok()) {
     std::cerr << "modelwarden serve: " << flags.status().message()
@@ -95,6 +102,7 @@ int RunServe(const std::vector<std::string>& args) {
   auto loaded_config = config::LoadConfig(*flags, config::Environment::FromProcess());
   if (!loaded_config.ok()) return Fail("configuration", loaded_config.status());
   const config::Config config = std::move(loaded_config).value();
+  SetLogFormat(config.log_format);
   if (Status presets = ValidatePresets(config); !presets.ok()) return Fail("configuration", presets);
   if (config.allow_api_commands) {
     MW_LOG(kWarn, "serve") << "allow_api_commands = true: API clients may choose programs for command models; "
@@ -113,6 +121,9 @@ int RunServe(const std::vector<std::string>& args) {
   WarnIfOthersCanRead(config.data_dir);
   std::filesystem::create_directories(config.locations.front().path, ec);  // primary; others are the user's
 
+  // One server per data directory (the startup cleanup relies on it); held until exit.
+  auto data_dir_lock = PidLock::Acquire(config.data_dir / "modelwarden.lock");
+  if (!data_dir_lock.ok()) return Fail("data directory " + config.data_dir.string(), data_dir_lock.status());
   auto registry = Registry::Open(config.RegistryPath().string());
   if (!registry.ok()) return Fail("registry " + config.RegistryPath().string(), registry.status());
   StateMachine state_machine(**registry);
@@ -144,28 +155,51 @@ int RunServe(const std::vector<std::string>& args) {
   http_options.api_key = config.api_key;
   http_options.guard.allowed_hosts = config.allowed_hosts;
   http_options.guard.allowed_origins = config.allowed_origins;
+  http_options.metrics_text = [&service] { return RenderMetrics(service, metrics::Global()); };
+  // /v1 requests waiting for a model's slot hold a connection thread each:
+  // room for one model's full queue on top of the usual pool.
+  http_options.threads = 64 + static_cast<size_t>(std::min(config.max_queue, 960));
   api::HttpServer http(service, http_options);
   auto port = http.Bind();
   if (!port.ok()) return Fail("listen", port.status());
   std::cout << "modelwarden " << MW_VERSION << " listening on http://" << config.host << ":" << *port
             << " (data: " << config.data_dir.string() << ")" << std::endl;
+  if (Status st = systemd.Notify("READY=1\nSTATUS=listening on " + config.host + ":" + std::to_string(*port));
+      !st.ok()) {
+    MW_LOG(kWarn, "systemd") << st.message();
+  }
+  systemd.StartWatchdog([&service] { return service.GetStatus().ok(); });
 
   // Shutdown order matters: loads are cancelled and workers stopped before
   // the HTTP server stops, so no request thread stays blocked in a load.
   std::once_flag stopped;
+  std::atomic<bool> run_failed{false};
   auto stop_all = [&] {
     std::call_once(stopped, [&] {
+      (void)systemd.Notify("STOPPING=1\nSTATUS=stopping");
+      systemd.StopWatchdog();
       service.BeginShutdown();
       supervisor.Shutdown();
       service.Shutdown();
       http.Stop();
     });
   };
+  ConfigReloader reloader(*flags, config, service, http);
   std::thread signal_thread([&] {
-    int sig = 0;
-    sigwait(&stop_signals, &sig);
-    MW_LOG(kInfo, "serve") << "signal " << sig << ": shutting down";
-    stop_all();
+    for (;;) {
+      int sig = 0;
+      sigwait(&stop_signals, &sig);
+      if (sig == SIGHUP && !run_failed.load()) {
+        MW_LOG(kInfo, "serve") << "SIGHUP: reloading the configuration";
+        (void)systemd.Notify("RELOADING=1");
+        (void)reloader.Reload();  // logs what changed, or why nothing did
+        (void)systemd.Notify("READY=1");
+        continue;
+      }
+      MW_LOG(kInfo, "serve") << "signal " << sig << ": shutting down";
+      stop_all();
+      return;
+    }
   });
   std::thread probe_thread([&] { ProbeDevices(supervisor, service); });
   // The cleanup commit skipped the WAL checkpoint so that listening was not
@@ -176,7 +210,10 @@ int RunServe(const std::vector<std::string>& args) {
   });
 
   Status run = http.Run();
-  if (!run.ok()) pthread_kill(signal_thread.native_handle(), SIGTERM);  // wake the signal thread
+  if (!run.ok()) {
+    run_failed = true;
+    pthread_kill(signal_thread.native_handle(), SIGTERM);  // wake the signal thread
+  }
   signal_thread.join();
   stop_all();
   probe_thread.join();

@@ -8,11 +8,15 @@ namespace mw::app {
 
 // Runs the server until SIGINT/SIGTERM. Order of start-up (each step's
 // failure is a clear message on stderr and exit code 1; bad flags exit 2):
-// configuration -> data directory -> registry (migrations) -> startup
-// cleanup (SPEC §1.4 lines on stdout) -> crash catalog (+ user patterns) ->
-// supervisor -> listen (prints "modelwarden listening on http://H:P") ->
-// device probe in the background. Shutdown: stop accepting, release queued
-// loads, stop every worker, close the registry; exit 0.
+// systemd notify target taken from the environment -> configuration (log
+// format set) -> data directory and its lock (<data_dir>/modelwarden.lock: a
+// second server on the directory exits 1 naming the first's pid) -> registry
+// (migrations) -> startup cleanup (SPEC §1.4 lines on stdout) -> crash
+// catalog (+ user patterns) -> supervisor -> listen (prints "modelwarden
+// listening on http://H:P", then READY=1 to systemd and the watchdog) ->
+// device probe in the background. SIGHUP reloads the configuration's
+// reloadable parts (app/config_reload.h). Shutdown: STOPPING=1, stop
+// accepting, release queued loads, stop every worker, close the registry; exit 0.
 int RunServe(const std::vector<std::string>& args);
 
 }  // namespace mw::app

@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "api/http_client.h"
+#include "cli/run_command.h"
 #include "cli/table.h"
 
 namespace mw::cli {
@@ -31,6 +32,7 @@ constexpr const char* kUsage =
     "  load NAME [--force]\n"
     "  unload NAME\n"
     "  status\n"
+    "  run NAME [PROMPT...]   chat (streams; interactive without a prompt; Ctrl-C stops an answer)\n"
     "Server: --url, else $MODELWARDEN_URL, else http://127.0.0.1:8080. API key: $MODELWARDEN_API_KEY.\n";
 
 struct Args {
@@ -361,7 +363,7 @@ int StatusCommand(Args& args, Client& client) {
 }  // namespace
 
 bool IsClientCommand(const char* command) {
-  for (const char* c : {"models", "load", "unload", "status"}) {
+  for (const char* c : {"models", "load", "unload", "status", "run"}) {
     if (std::strcmp(command, c) == 0) return true;
   }
   return false;
@@ -381,6 +383,9 @@ int RunClientCommand(int argc, char** argv) {
     if (command == "load") return LoadCommand(args, client, true);
     if (command == "unload") return LoadCommand(args, client, false);
     if (command == "status") return StatusCommand(args, client);
+    if (command == "run") {
+      return RunChatCommand(args.url, args.api_key, {args.positional.begin() + 1, args.positional.end()});
+    }
   } catch (const json::exception& e) {
     std::cout.flush();
     std::cerr << "modelwarden: unexpected answer from the server at " << args.url

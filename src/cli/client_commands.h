@@ -10,6 +10,7 @@
 //   modelwarden load NAME [--force]
 //   modelwarden unload NAME
 //   modelwarden status
+//   modelwarden run NAME [PROMPT...]     (cli/run_command.h)
 // The server is --url, else $MODELWARDEN_URL, else http://127.0.0.1:8080;
 // the API key is $MODELWARDEN_API_KEY (or --api-key). Output is a readable
 // table/text by default and the server's JSON with --json.

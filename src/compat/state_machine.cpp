@@ -30,6 +30,17 @@ std::string OneLine(std::string_view text) {
 
 bool IsManualStatus(CompatStatus s) { return s != CompatStatus::kTesting; }
 
+// The attempt fields a failure fills in.
+void RecordFailure(const FailureInfo& f, const std::string& summary, AttemptRecord& a) {
+  a.exit_code = f.exit_code;
+  a.signal = f.signal;
+  a.category = f.category;
+  a.pattern_id = f.pattern_id;
+  a.summary = summary;
+  a.matched_line = f.matched_line;
+  a.log_excerpt = f.log_excerpt;
+}
+
 CompatStatus AfterFailure(int64_t total_loads) {
   return total_loads >= kDegradedAfterLoads ? CompatStatus::kDegraded : CompatStatus::kIncompatible;
 }
@@ -58,6 +69,9 @@ Result<CompatStatus> NextStatus(CompatStatus from, const TransitionInput& in) {
         return InvalidArgumentError("a cancelled attempt cannot restore status 'testing'");
       }
       return in.status_before;
+    case CompatEvent::kServingCrashed:
+      if (testing) return FailedPreconditionError("a load attempt is in progress");
+      return AfterFailure(in.total_loads);
     case CompatEvent::kManualSet:
       if (!IsManualStatus(in.manual_target)) {
         return InvalidArgumentError("status 'testing' cannot be set by hand: only a load attempt sets it");
@@ -180,13 +194,7 @@ Result<ModelRecord> StateMachine::FinishFailure(AttemptId id, const FailureInfo&
     m.last_failed_at = now;
     m.verdict_fingerprint = a.hardware_fingerprint;
     a.outcome = f.outcome;
-    a.exit_code = f.exit_code;
-    a.signal = f.signal;
-    a.category = f.category;
-    a.pattern_id = f.pattern_id;
-    a.summary = summary;
-    a.matched_line = f.matched_line;
-    a.log_excerpt = f.log_excerpt;
+    RecordFailure(f, summary, a);
     return Status::Ok();
   });
 }
@@ -201,13 +209,7 @@ Result<ModelRecord> StateMachine::FinishCancelled(AttemptId id) {
 Result<ModelRecord> StateMachine::FinishEnvironmentFailure(AttemptId id, const FailureInfo& f) {
   return Finish(id, CompatEvent::kLoadCancelled, [&f](ModelRecord&, AttemptRecord& a, const std::string&) {
     a.outcome = AttemptOutcome::kEnvironmentFailure;
-    a.exit_code = f.exit_code;
-    a.signal = f.signal;
-    a.category = f.category;
-    a.pattern_id = f.pattern_id;
-    a.summary = FallbackSummary(f);
-    a.matched_line = f.matched_line;
-    a.log_excerpt = f.log_excerpt;
+    RecordFailure(f, FallbackSummary(f), a);
     return Status::Ok();
   });
 }
@@ -247,6 +249,45 @@ Result<std::vector<ModelRecord>> StateMachine::RevertVerdicts(const std::vector<
                             << " status=" << ToString(m.compatibility_status);
   }
   return reverted;
+}
+
+Result<ModelRecord> StateMachine::RecordServingCrash(std::string_view name, const FailureInfo& f) {
+  ASSIGN_OR_RETURN(Transaction tx, registry_.BeginWrite());
+  ASSIGN_OR_RETURN(ModelRecord model, tx.GetModel(name));
+  auto next = NextStatus(model.compatibility_status,
+                         {.event = CompatEvent::kServingCrashed, .total_loads = model.total_loads});
+  if (!next.ok()) {
+    return Status(next.status().code(), "crash while serving of model " + Quoted(name) +
+                                            " not recorded: " + next.status().message());
+  }
+  AttemptRecord attempt;
+  attempt.model_name = model.model_name;
+  attempt.status_before = model.compatibility_status;
+  attempt.load_config = model.load_config;
+  ASSIGN_OR_RETURN(attempt.id, tx.InsertAttempt(attempt));
+  const std::string summary = FallbackSummary(f);
+  const std::string now = NowIso8601();
+  // SPEC §11: the environment's failure is not the model's (status,
+  // counters, notes and verdict kept).
+  const bool environment = f.outcome == AttemptOutcome::kEnvironmentFailure;
+  if (!environment) {
+    model.compatibility_status = *next;
+    model.compatibility_notes = FailureNotes(model.total_loads, summary, f.matched_line);
+    model.total_failures += 1;
+    model.last_failed_at = now;
+    RETURN_IF_ERROR(tx.WriteModelState(model));
+  }
+  attempt.finished_at = now;
+  attempt.outcome = environment ? AttemptOutcome::kEnvironmentFailure : AttemptOutcome::kCrashedWhileServing;
+  attempt.status_after = model.compatibility_status;
+  RecordFailure(f, summary, attempt);
+  RETURN_IF_ERROR(tx.CloseAttempt(attempt));
+  ASSIGN_OR_RETURN(ModelRecord written, tx.GetModel(model.model_name));
+  // COMMIT POINT "serving crash": the closed attempt and the new status together.
+  RETURN_IF_ERROR(tx.Commit());
+  MW_LOG(kWarn, "compat") << "engine crashed while serving model=" << model.model_name << " attempt=" << attempt.id
+                          << " status=" << ToString(written.compatibility_status);
+  return written;
 }
 
 Result<ModelRecord> StateMachine::SetStatusManually(std::string_view name, CompatStatus status) {

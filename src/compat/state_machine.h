@@ -14,6 +14,9 @@
 //                                                       └─ FinishEnvironmentFailure ────► status before
 //   RevertVerdicts (system-wide failure, SPEC §11): a failed verdict -> status before
 //
+//   RecordServingCrash (a loaded model's engine died on its own, SPEC §10):
+//   any status but testing ─► degraded (total_loads >= 3) | incompatible
+//
 //   SetStatusManually (PATCH/UI/CLI): unknown|compatible|incompatible|degraded
 //   -> any of those four; never to testing, never while testing.
 //
@@ -31,6 +34,7 @@
 //     FinishEnvironmentFailure(id, FailureInfo)
 //         -> Result<ModelRecord>   (the model after the attempt)
 //     RevertVerdicts(attempt ids, note) -> Result<std::vector<ModelRecord>>
+//     RecordServingCrash(name, FailureInfo) -> Result<ModelRecord>
 //     StartupCleanup(std::ostream&) -> Result<CleanupReport>
 //     SetStatusManually(name, status) -> Result<ModelRecord>
 //     ApplyManualChange(name, status?, fields) -> Result<ModelRecord>
@@ -63,6 +67,7 @@ enum class CompatEvent {
   kLoadCancelled,   // the user stopped the load; no verdict on the model
   kStartupCleanup,  // the server died during the attempt (found at next start)
   kManualSet,       // PATCH / UI / CLI sets a status
+  kServingCrashed,  // a loaded model's engine died on its own (SPEC §10)
 };
 
 struct TransitionInput {
@@ -162,6 +167,18 @@ class StateMachine {
   // reverted models. Attempts of deleted models are skipped.
   [[nodiscard]] Result<std::vector<ModelRecord>> RevertVerdicts(const std::vector<AttemptId>& attempts,
                                                                 std::string_view note);
+
+  // A loaded model's engine died on its own (SPEC §10): in one transaction,
+  // a closed attempt with outcome crashed_while_serving (status_before, the
+  // classification of `failure`, its log excerpt) and the model moved as
+  // after a failed load (rule 3: degraded with 3+ successful loads, else
+  // incompatible; total_failures += 1, last_failed_at, notes).
+  // With failure.outcome environment_failure (SPEC §11: the device, not the
+  // model, failed) the attempt records that outcome and the model is left
+  // as it was; any other failure.outcome is ignored. kNotFound if it was deleted;
+  // kFailedPrecondition, nothing written, if a new attempt of it already
+  // began (it is testing: that attempt's verdict is the newer one).
+  [[nodiscard]] Result<ModelRecord> RecordServingCrash(std::string_view name, const FailureInfo& failure);
 
   // Run once at server start, before listening. Every model still in testing
   // is marked as after a failure (incompatible, or degraded with 3+ loads;

@@ -61,6 +61,14 @@ TEST(NextStatus, FailureIsDegradedFromThreeSuccessfulLoads) {
   }
 }
 
+TEST(NextStatus, ServingCrashIsAFailureFromAnyStatusButTesting) {
+  for (S from : {S::kUnknown, S::kCompatible, S::kIncompatible, S::kDegraded}) {
+    for (int64_t loads : {0, 1, 2}) ExpectNext(from, {.event = E::kServingCrashed, .total_loads = loads}, S::kIncompatible);
+    for (int64_t loads : {3, 7}) ExpectNext(from, {.event = E::kServingCrashed, .total_loads = loads}, S::kDegraded);
+  }
+  ExpectRefused(S::kTesting, {.event = E::kServingCrashed, .total_loads = 5}, StatusCode::kFailedPrecondition);
+}
+
 TEST(NextStatus, CancelRestoresTheStatusBefore) {
   for (S before : {S::kUnknown, S::kCompatible, S::kIncompatible, S::kDegraded}) {
     ExpectNext(S::kTesting, {.event = E::kLoadCancelled, .status_before = before}, before);
@@ -264,6 +272,89 @@ TEST_F(StateMachineTest, ThreeSuccessesThenFailureIsDegraded) {
   ASSERT_TRUE(again.ok());
   EXPECT_EQ(again->compatibility_status, S::kCompatible);
   EXPECT_EQ(again->total_loads, 4);
+}
+
+TEST_F(StateMachineTest, ServingCrashRecordsAClosedAttemptAndMovesTheStatus) {
+  Add("m", R"({"n_ctx": 512})");
+  SucceedTimes("m", 1);
+  FailureInfo f;
+  f.signal = "SIGKILL";
+  f.category = "aborted_signal";
+  f.summary = "Engine crashed while serving (killed by SIGKILL)";
+  f.log_excerpt = "last lines";
+  auto m = sm_->RecordServingCrash("m", f);
+  ASSERT_TRUE(m.ok()) << m.status().ToString();
+  EXPECT_EQ(m->compatibility_status, S::kIncompatible);
+  EXPECT_EQ(m->compatibility_notes, "Hardware incompatibility detected: Engine crashed while serving (killed by SIGKILL)");
+  EXPECT_EQ(m->total_failures, 1);
+  EXPECT_TRUE(m->last_failed_at.has_value());
+  auto attempts = reg_->ListAttempts("m", 10);
+  ASSERT_TRUE(attempts.ok());
+  ASSERT_EQ(attempts->size(), 2u);
+  const AttemptRecord& a = attempts->front();
+  EXPECT_FALSE(a.open());
+  EXPECT_EQ(a.outcome, AttemptOutcome::kCrashedWhileServing);
+  EXPECT_EQ(a.status_before, S::kCompatible);
+  EXPECT_EQ(a.status_after, S::kIncompatible);
+  EXPECT_EQ(a.signal, "SIGKILL");
+  EXPECT_EQ(a.category, "aborted_signal");
+  EXPECT_EQ(a.log_excerpt, "last lines");
+  EXPECT_EQ(a.load_config, R"({"n_ctx": 512})");
+  // Durable: a reopened registry has it.
+  Open();
+  EXPECT_EQ(Get("m").compatibility_status, S::kIncompatible);
+
+  // Three successful loads before: degraded, and it still loads without force.
+  Add("d");
+  SucceedTimes("d", 3);
+  auto d = sm_->RecordServingCrash("d", f);
+  ASSERT_TRUE(d.ok());
+  EXPECT_EQ(d->compatibility_status, S::kDegraded);
+  EXPECT_NE(d->compatibility_notes->find("loaded successfully 3 times before"), std::string::npos);
+  Begin("d");
+
+  // Unknown model: kNotFound, nothing written.
+  EXPECT_EQ(sm_->RecordServingCrash("gone", f).status().code(), StatusCode::kNotFound);
+}
+
+TEST_F(StateMachineTest, ServingCrashWhileANewAttemptRunsKeepsTheStatus) {
+  Add("m");
+  SucceedTimes("m", 1);
+  const AttemptId running = Begin("m");
+  FailureInfo f;
+  f.summary = "Engine crashed while serving";
+  auto m = sm_->RecordServingCrash("m", f);
+  ASSERT_FALSE(m.ok());
+  EXPECT_EQ(m.status().code(), StatusCode::kFailedPrecondition);
+  EXPECT_EQ(Get("m").compatibility_status, S::kTesting);
+  EXPECT_EQ(Get("m").total_failures, 0);
+  EXPECT_TRUE(Attempt(running).open());
+  ASSERT_TRUE(sm_->FinishSuccess(running).ok());
+}
+
+// SPEC §11 with §10: an engine that dies while serving because the device
+// went away is the environment's failure: recorded, status and counters kept.
+TEST_F(StateMachineTest, ServingCrashOfTheEnvironmentKeepsTheStatus) {
+  Add("m");
+  SucceedTimes("m", 1);
+  FailureInfo f;
+  f.outcome = AttemptOutcome::kEnvironmentFailure;
+  f.category = "device_unavailable";
+  f.summary = "Engine crashed while serving: no CUDA-capable device is detected";
+  auto m = sm_->RecordServingCrash("m", f);
+  ASSERT_TRUE(m.ok()) << m.status().ToString();
+  EXPECT_EQ(m->compatibility_status, S::kCompatible);
+  EXPECT_EQ(m->total_failures, 0);
+  EXPECT_FALSE(m->last_failed_at.has_value());
+  auto attempts = reg_->ListAttempts("m", 10);
+  ASSERT_TRUE(attempts.ok());
+  ASSERT_EQ(attempts->size(), 2u);
+  const AttemptRecord& a = attempts->front();
+  EXPECT_FALSE(a.open());
+  EXPECT_EQ(a.outcome, AttemptOutcome::kEnvironmentFailure);
+  EXPECT_EQ(a.status_before, S::kCompatible);
+  EXPECT_EQ(a.status_after, S::kCompatible);
+  EXPECT_EQ(a.category, "device_unavailable");
 }
 
 TEST_F(StateMachineTest, TwoSuccessesThenFailureIsIncompatible) {

@@ -9,6 +9,8 @@
 
 #include <toml++/toml.h>
 
+#include "common/duration.h"
+
 namespace mw::config {
 namespace fs = std::filesystem;
 
@@ -123,14 +125,35 @@ Status ApplyServerKey(std::string_view key, const toml::node& node, const fs::pa
       return InvalidArgumentError("retest_stale must be \"ask\" or \"auto\", got '" + s + "' (" + Where(node) + ")");
     }
     config.retest_stale_auto = s == "auto";
+  } else if (key == "max_queue") {  // --- /v1 serving (SPEC §10) ---
+    ASSIGN_OR_RETURN(int64_t n, want_int("max_queue"));
+    if (n < 0 || n > 100000) return InvalidArgumentError("max_queue must be in [0, 100000] (" + Where(node) + ")");
+    config.max_queue = static_cast<int>(n);
+  } else if (key == "keep_alive") {
+    Result<int64_t> ms = node.is_integer() ? DurationFromSeconds(static_cast<double>(*node.value<int64_t>()))
+                         : node.is_string() ? ParseDurationMs(*node.value<std::string>())
+                                            : Result<int64_t>(InvalidArgumentError("keep_alive must be a string like \"5m\" or a number of seconds"));
+    if (!ms.ok()) return InvalidArgumentError("keep_alive: " + ms.status().message() + " (" + Where(node) + ")");
+    config.keep_alive_ms = *ms;
   } else if (key == "worker") {
     ASSIGN_OR_RETURN(std::string s, want_string("worker"));
     config.worker_path = ExpandPath(s, base_dir, env);
+  } else if (key == "log_format") {
+    ASSIGN_OR_RETURN(std::string s, want_string("log_format"));
+    if (s != "text" && s != "json") {
+      return InvalidArgumentError("log_format must be \"text\" or \"json\" (" + Where(node) + ")");
+    }
+    config.log_format = s == "json" ? LogFormat::kJson : LogFormat::kText;
+  } else if (key == "verify") {  // SPEC §10 (engine)
+    ASSIGN_OR_RETURN(config.verify, want_string("verify"));
+    if (config.verify != "decode" && config.verify != "load") {
+      return InvalidArgumentError("verify must be \"decode\" or \"load\" (" + Where(node) + ")");
+    }
   } else {
     return InvalidArgumentError("unknown configuration key '" + std::string(key) + "' (" + Where(node) +
                                 "); known keys: host, port, data_dir, api_key, load_timeout_s, "
-                                "crash_patterns, worker, allow_api_commands, allowed_hosts, allowed_origins, "
-                                "retest_stale, [locations], [engines.NAME]");
+                                "crash_patterns, worker, log_format, verify, max_queue, keep_alive, allow_api_commands, "
+                                "allowed_hosts, allowed_origins, retest_stale, [locations], [engines.NAME]");
   }
   return Status::Ok();
 }

@@ -14,10 +14,14 @@
 //   load_timeout_s = 300
 //   crash_patterns = "patterns.toml"    # extra classifier catalog entries (format: data/crash_patterns.toml)
 //   worker = "/opt/modelwarden/bin/modelwarden-worker"
+//   verify = "decode"                   # or "load": see Config::verify
+//   log_format = "text"                 # or "json": one JSON object per log line
 //   allow_api_commands = false          # true: API clients may set argv/env of command models (unsafe)
 //   allowed_hosts = ["mybox.lan"]       # extra names accepted in the Host header ("*": any)
 //   allowed_origins = ["http://localhost:3000"]  # browser apps allowed to call the API (CORS)
 //   retest_stale = "ask"                # "auto": a stale incompatible verdict gets one unforced attempt (SPEC §11)
+//   max_queue = 64                      # /v1: requests waiting per model beyond n_parallel
+//   keep_alive = "5m"                   # /v1: idle unload ("0" after each response, "-1" never)
 //   [engines.vllm]                      # a command-engine preset: the only programs the server runs
 //   argv = ["/opt/vllm/bin/serve", "{model_path}", "--port", "{port}"]
 //   health_path = "/health"             # or ready_pattern = "..."
@@ -33,6 +37,7 @@
 // created); thread-compatible.
 #pragma once
 
+#include <cstdint>
 #include <filesystem>
 #include <optional>
 #include <string>
@@ -40,6 +45,7 @@
 #include <utility>
 #include <vector>
 
+#include "common/log.h"
 #include "common/status.h"
 
 namespace mw::config {
@@ -48,6 +54,8 @@ inline constexpr int kDefaultPort = 8080;
 inline constexpr int kDefaultLoadTimeoutS = 300;
 inline constexpr std::string_view kDefaultHost = "127.0.0.1";
 inline constexpr std::string_view kPrimaryLocation = "primary";
+inline constexpr int kDefaultMaxQueue = 64;
+inline constexpr int64_t kDefaultKeepAliveMs = 5 * 60 * 1000;  // "5m"
 
 // A named directory that may hold model files.
 struct Location {
@@ -76,6 +84,9 @@ struct Config {
   std::filesystem::path crash_patterns_file;  // empty: built-in catalog only
   std::string api_key;                        // empty: no authentication
   std::filesystem::path worker_path;          // empty: next to the modelwarden binary
+  // SPEC §10: "decode" (default): a llama.cpp load counts as a success only
+  // after a short prompt ran through the engine; "load": no first decode.
+  std::string verify = "decode";
   std::filesystem::path config_file;          // the file that was read; empty if none
   // Browser and local-attacker defences (SPEC §9.1).
   std::vector<EnginePreset> engine_presets;   // sorted by name
@@ -85,6 +96,13 @@ struct Config {
   bool retest_stale_auto = false;             // retest_stale = "auto" (default "ask": only shown)
 
   const EnginePreset* FindPreset(std::string_view name) const;
+
+  // Running as a service (SPEC §13).
+  LogFormat log_format = LogFormat::kText;
+
+  // --- /v1 serving (SPEC §10) ---
+  int max_queue = kDefaultMaxQueue;           // requests waiting per model beyond n_parallel (429 past it)
+  int64_t keep_alive_ms = kDefaultKeepAliveMs;  // idle unload after a /v1 request; -1 never, 0 at once
 
   // The path of a location by name, or nullptr.
   const Location* FindLocation(std::string_view name) const;

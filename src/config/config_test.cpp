@@ -33,12 +33,31 @@ TEST_F(ConfigTest, DefaultsWithoutFile) {
   EXPECT_EQ(config->host, "127.0.0.1");
   EXPECT_EQ(config->port, 8080);
   EXPECT_EQ(config->load_timeout_s, 300);
+  EXPECT_EQ(config->verify, "decode");
   EXPECT_EQ(config->data_dir, dir_ / "home/.local/share/modelwarden");
   EXPECT_EQ(config->RegistryPath(), dir_ / "home/.local/share/modelwarden/registry.db");
   ASSERT_EQ(config->locations.size(), 1u);
   EXPECT_EQ(config->locations[0].name, "primary");
   EXPECT_EQ(config->locations[0].path, config->data_dir / "models");
   EXPECT_TRUE(config->config_file.empty());
+}
+
+TEST_F(ConfigTest, ServingOptions) {
+  auto defaults = LoadConfig({}, env_);
+  ASSERT_TRUE(defaults.ok());
+  EXPECT_EQ(defaults->max_queue, 64);
+  EXPECT_EQ(defaults->keep_alive_ms, 300000);
+  Config config;
+  ASSERT_TRUE(ApplyToml("[server]\nmax_queue = 8\nkeep_alive = \"-1\"\n", dir_, env_, config).ok());
+  EXPECT_EQ(config.max_queue, 8);
+  EXPECT_EQ(config.keep_alive_ms, -1);
+  ASSERT_TRUE(ApplyToml("keep_alive = 30\n", dir_, env_, config).ok());
+  EXPECT_EQ(config.keep_alive_ms, 30000);
+  ASSERT_TRUE(ApplyToml("keep_alive = \"0\"\n", dir_, env_, config).ok());
+  EXPECT_EQ(config.keep_alive_ms, 0);
+  EXPECT_FALSE(ApplyToml("keep_alive = \"5 minutes\"\n", dir_, env_, config).ok());
+  EXPECT_FALSE(ApplyToml("keep_alive = true\n", dir_, env_, config).ok());
+  EXPECT_FALSE(ApplyToml("max_queue = -1\n", dir_, env_, config).ok());
 }
 
 TEST_F(ConfigTest, XdgDataHome) {
@@ -67,6 +86,7 @@ load_timeout_s = 60
 crash_patterns = "patterns.json"
 worker = "~/bin/w"
 api_key = "secret"
+verify = "load"
 [locations]
 primary = "/models/main"
 hf = "hub"
@@ -82,6 +102,7 @@ hf = "hub"
   EXPECT_EQ(config->crash_patterns_file, dir_ / "patterns.json");
   EXPECT_EQ(config->worker_path, dir_ / "home/bin/w");
   EXPECT_EQ(config->api_key, "secret");
+  EXPECT_EQ(config->verify, "load");
   ASSERT_EQ(config->locations.size(), 2u);
   EXPECT_EQ(config->locations[0].name, "primary");
   EXPECT_EQ(config->locations[0].path, "/models/main");
@@ -124,6 +145,10 @@ TEST_F(ConfigTest, BadFiles) {
       {"[locations]\n\"bad name\" = \"/x\"", "location name"},
       {"[locations]\nx = 3", "path string"},
       {"server = 3", "[server]"},
+      {"log_format = \"xml\"", "log_format must be \"text\" or \"json\""},
+      {"log_format = 1", "log_format must be a string"},
+      {"verify = \"maybe\"", "verify must be"},
+      {"verify = true", "verify must be a string"},
   };
   for (const auto& c : cases) {
     fs::path file = Write("bad.toml", c.text);
@@ -135,6 +160,17 @@ TEST_F(ConfigTest, BadFiles) {
     EXPECT_NE(config.status().message().find(c.expect), std::string::npos)
         << c.text << " -> " << config.status().message();
   }
+}
+
+TEST_F(ConfigTest, LogFormat) {
+  auto text = LoadConfig({}, env_);
+  ASSERT_TRUE(text.ok());
+  EXPECT_EQ(text->log_format, LogFormat::kText);
+  ServeFlags flags;
+  flags.config_file = Write("json.toml", "[server]\nlog_format = \"json\"\n");
+  auto json = LoadConfig(flags, env_);
+  ASSERT_TRUE(json.ok()) << json.status().ToString();
+  EXPECT_EQ(json->log_format, LogFormat::kJson);
 }
 
 TEST_F(ConfigTest, BadFlags) {

@@ -10,9 +10,9 @@ namespace mw::loadconfig::internal {
 using nlohmann::json;
 
 const std::vector<std::string> kLlamaKeys = {
-    "attn_implementation", "cache_type_k", "cache_type_v", "device_map", "flash_attn",
-    "main_gpu", "n_batch", "n_ctx", "n_gpu_layers", "n_threads", "n_threads_batch",
-    "n_ubatch", "offload_kqv", "seed", "split_mode", "tensor_split", "torch_dtype",
+    "attn_implementation", "cache_type_k", "cache_type_v", "device_map", "embeddings", "flash_attn",
+    "main_gpu", "n_batch", "n_ctx", "n_gpu_layers", "n_parallel", "n_threads", "n_threads_batch",
+    "n_ubatch", "offload_kqv", "pooling", "seed", "split_mode", "tensor_split", "torch_dtype",
     "use_mlock", "use_mmap",
 };
 
@@ -23,6 +23,7 @@ constexpr int64_t kMaxThreads = 1024;
 constexpr int64_t kMaxGpus = 256;
 constexpr int64_t kMaxLayers = 100000;
 constexpr size_t kMaxTensorSplit = 128;
+constexpr int64_t kMaxParallel = 256;
 
 Result<CacheType> ReadCacheType(std::string_view key, const json& v) {
   return ReadChoice<CacheType>(key, v,
@@ -184,9 +185,17 @@ Result<LlamaConfig> ParseLlamaConfig(const json& o) {
     } else if (key == "cache_type_k" || key == "cache_type_v") {
       ASSIGN_OR_RETURN(CacheType t, ReadCacheType(key, v));
       (key == "cache_type_k" ? c.cache_type_k : c.cache_type_v) = t;
-    } else if (key == "use_mmap" || key == "use_mlock" || key == "offload_kqv") {
+    } else if (key == "use_mmap" || key == "use_mlock" || key == "offload_kqv" || key == "embeddings") {
       ASSIGN_OR_RETURN(bool b, ReadBool(key, v));
-      (key == "use_mmap" ? c.use_mmap : key == "use_mlock" ? c.use_mlock : c.offload_kqv) = b;
+      (key == "use_mmap" ? c.use_mmap : key == "use_mlock" ? c.use_mlock : key == "offload_kqv" ? c.offload_kqv : c.embeddings) = b;
+    } else if (key == "pooling") {
+      ASSIGN_OR_RETURN(c.pooling, ReadChoice<Pooling>(key, v,
+                                                      {{"none", Pooling::kNone}, {"mean", Pooling::kMean},
+                                                       {"cls", Pooling::kCls}, {"last", Pooling::kLast},
+                                                       {"rank", Pooling::kRank}}));
+    } else if (key == "n_parallel") {
+      ASSIGN_OR_RETURN(int64_t n, ReadInt(key, v, 1, kMaxParallel));
+      c.n_parallel = static_cast<int32_t>(n);
     } else if (key == "seed") {
       ASSIGN_OR_RETURN(int64_t n, ReadInt(key, v, 0, std::numeric_limits<uint32_t>::max()));
       c.seed = static_cast<uint32_t>(n);

@@ -156,6 +156,17 @@ std::string_view SplitModeName(SplitMode v) {
   return "layer";
 }
 
+std::string_view PoolingName(Pooling v) {
+  switch (v) {
+    case Pooling::kNone: return "none";
+    case Pooling::kMean: return "mean";
+    case Pooling::kCls: return "cls";
+    case Pooling::kLast: return "last";
+    case Pooling::kRank: return "rank";
+  }
+  return "none";
+}
+
 std::string_view CacheTypeName(CacheType v) {
   switch (v) {
     case CacheType::kF32: return "f32";
@@ -175,14 +186,19 @@ bool IsQuantized(CacheType v) { return v != CacheType::kF32 && v != CacheType::k
 
 const std::vector<std::string>& KnownKeys(Engine engine) {
   static const std::vector<std::string> llama_keys = [] {
+    // n_parallel and embeddings are read both as the engine's flags
+    // (LlamaConfig) and as serving limits (LoadConfig): listed once.
     std::vector<std::string> keys = internal::kLlamaKeys;
     keys.push_back("load_timeout_s");
     std::sort(keys.begin(), keys.end());
+    keys.erase(std::unique(keys.begin(), keys.end()), keys.end());
     return keys;
   }();
   static const std::vector<std::string> command_keys = [] {
     std::vector<std::string> keys = internal::kCommandKeys;
     keys.push_back("load_timeout_s");
+    keys.push_back("n_parallel");
+    keys.push_back("embeddings");
     std::sort(keys.begin(), keys.end());
     return keys;
   }();
@@ -214,13 +230,29 @@ Result<LoadConfig> ValidateLoadConfig(Engine engine, std::string_view json_text)
     if (auto it = o.find("load_timeout_s"); it != o.end()) {
       ASSIGN_OR_RETURN(timeout, internal::ReadInt("load_timeout_s", *it, 1, kMaxLoadTimeoutSeconds));
     }
+    std::optional<int64_t> n_parallel;
+    if (auto it = o.find("n_parallel"); it != o.end()) {
+      ASSIGN_OR_RETURN(n_parallel, internal::ReadInt("n_parallel", *it, 1, kMaxParallel));
+    }
+    std::optional<bool> embeddings;
+    if (auto it = o.find("embeddings"); it != o.end()) {
+      ASSIGN_OR_RETURN(embeddings, internal::ReadBool("embeddings", *it));
+    }
     std::string normalized = o.dump(-1, ' ', false, json::error_handler_t::replace);
+    LoadConfig config;
+    config.engine = engine;
+    config.load_timeout_s = timeout;
+    config.n_parallel = n_parallel;
+    config.embeddings = embeddings;
+    config.normalized_json = std::move(normalized);
     if (engine == Engine::kLlamaCpp) {
       ASSIGN_OR_RETURN(LlamaConfig llama, internal::ParseLlamaConfig(o));
-      return LoadConfig{engine, std::move(llama), timeout, std::move(normalized)};
+      config.settings = std::move(llama);
+      return config;
     }
     ASSIGN_OR_RETURN(CommandConfig command, internal::ParseCommandConfig(o));
-    return LoadConfig{engine, std::move(command), timeout, std::move(normalized)};
+    config.settings = std::move(command);
+    return config;
   } catch (const std::exception& e) {  // nlohmann type errors, bad_alloc: never past this edge
     return InvalidArgumentError(std::string("load_config rejected: ") + e.what());
   }

@@ -36,6 +36,8 @@ namespace mw::loadconfig {
 inline constexpr size_t kMaxLoadConfigBytes = 64 * 1024;
 // load_timeout_s is accepted in [1, kMaxLoadTimeoutSeconds].
 inline constexpr int64_t kMaxLoadTimeoutSeconds = 7 * 24 * 3600;
+// n_parallel is accepted in [1, kMaxParallel].
+inline constexpr int64_t kMaxParallel = 256;
 
 enum class Engine { kLlamaCpp, kCommand };
 // "llama.cpp" (also "llama_cpp", "llamacpp") or "command".
@@ -46,10 +48,13 @@ enum class FlashAttn { kAuto, kOn, kOff };
 enum class SplitMode { kNone, kLayer, kRow, kTensor };
 // KV cache element types llama.cpp accepts for cache_type_k / cache_type_v.
 enum class CacheType { kF32, kF16, kBF16, kQ8_0, kQ4_0, kQ4_1, kIQ4_NL, kQ5_0, kQ5_1 };
+// How llama.cpp pools token embeddings into one (its --pooling).
+enum class Pooling { kNone, kMean, kCls, kLast, kRank };
 
 std::string_view FlashAttnName(FlashAttn v);  // "auto" | "on" | "off"
 std::string_view SplitModeName(SplitMode v);  // "none" | "layer" | "row" | "tensor"
 std::string_view CacheTypeName(CacheType v);  // "f16", "q8_0", ...
+std::string_view PoolingName(Pooling v);      // "none" | "mean" | "cls" | "last" | "rank"
 // True for the block-quantized types (llama.cpp needs flash attention for a
 // quantized V cache).
 bool IsQuantized(CacheType v);
@@ -72,6 +77,10 @@ struct LlamaConfig {
   std::optional<bool> use_mlock;
   std::optional<bool> offload_kqv;
   std::optional<uint32_t> seed;
+  std::optional<int32_t> n_parallel;    // the engine's parallel slots (SPEC §10); unset = 1
+  std::optional<bool> embeddings;       // serve /v1/embeddings (llama.cpp --embeddings)
+  std::optional<Pooling> pooling;       // unset: the model's own (a generative model has none,
+                                        // which /v1/embeddings refuses: use "mean" or "last")
   bool operator==(const LlamaConfig&) const = default;
 };
 
@@ -92,6 +101,9 @@ struct LoadConfig {
   Engine engine = Engine::kLlamaCpp;
   std::variant<LlamaConfig, CommandConfig> settings;
   std::optional<int64_t> load_timeout_s;  // valid for every engine
+  // Serving keys (SPEC §10), valid for every engine:
+  std::optional<int64_t> n_parallel;      // requests in the engine at once, [1, kMaxParallel]; default 1
+  std::optional<bool> embeddings;         // the engine serves /v1/embeddings
   std::string normalized_json;            // the input object, compact (for MODELWARDEN_LOAD_CONFIG)
 
   const LlamaConfig* llama() const { return std::get_if<LlamaConfig>(&settings); }

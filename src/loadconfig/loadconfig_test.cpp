@@ -38,7 +38,10 @@ TEST(LoadConfigTest, ReadsEveryLlamaKey) {
   LlamaConfig c = Llama(R"({"n_gpu_layers": 20, "main_gpu": 1, "split_mode": "row", "tensor_split": [3, 1.5],
     "flash_attn": "on", "n_ctx": 8192, "n_batch": 1024, "n_ubatch": 256, "n_threads": 8, "n_threads_batch": 4,
     "cache_type_k": "q8_0", "cache_type_v": "q4_0", "use_mmap": false, "use_mlock": true, "offload_kqv": false,
-    "seed": 42, "load_timeout_s": 600})");
+    "seed": 42, "load_timeout_s": 600, "n_parallel": 4, "embeddings": true, "pooling": "last"})");
+  EXPECT_EQ(c.n_parallel, 4);
+  EXPECT_EQ(c.pooling, Pooling::kLast);
+  EXPECT_EQ(c.embeddings, true);
   EXPECT_EQ(c.n_gpu_layers, 20);
   EXPECT_EQ(c.main_gpu, 1);
   EXPECT_EQ(c.split_mode, SplitMode::kRow);
@@ -149,6 +152,10 @@ TEST(LoadConfigTest, WrongTypesNameTheKey) {
       {R"({"cache_type_k": "q2_k"})", "cache_type_k"}, {R"({"seed": -5})", "seed"},
       {R"({"seed": 99999999999})", "seed"},     {R"({"load_timeout_s": 0})", "load_timeout_s"},
       {R"({"load_timeout_s": "60"})", "load_timeout_s"}, {R"({"n_ctx": 18446744073709551615})", "n_ctx"},
+      {R"({"n_parallel": 0})", "n_parallel"},   {R"({"n_parallel": -1})", "n_parallel"},
+      {R"({"n_parallel": 257})", "n_parallel"}, {R"({"n_parallel": 2.5})", "n_parallel"},
+      {R"({"n_parallel": "2"})", "n_parallel"}, {R"({"embeddings": "yes"})", "embeddings"},
+      {R"({"embeddings": 1})", "embeddings"},   {R"({"pooling": "max"})", "pooling"},
   };
   for (const Case& c : cases) {
     std::string m = Error(Engine::kLlamaCpp, c.json);
@@ -221,6 +228,32 @@ TEST(LoadConfigTest, CommandPresetNamesAProgramOfTheConfiguration) {
   Error(Engine::kCommand, R"({"preset": 3})");
   // llama.cpp models take no preset.
   Error(Engine::kLlamaCpp, R"({"preset": "vllm"})");
+}
+
+}  // namespace
+}  // namespace mw::loadconfig
+
+namespace mw::loadconfig {
+namespace {
+
+TEST(LoadConfigTest, ServingKeysForEveryEngine) {
+  auto llama = ValidateLoadConfig("llama.cpp", R"({"n_parallel": 4, "embeddings": true})");
+  ASSERT_TRUE(llama.ok()) << llama.status().ToString();
+  EXPECT_EQ(llama->n_parallel, 4);
+  EXPECT_EQ(llama->embeddings, true);
+  auto command = ValidateLoadConfig("command", R"({"argv": ["a", "{port}"], "n_parallel": 2, "embeddings": false})");
+  ASSERT_TRUE(command.ok()) << command.status().ToString();
+  EXPECT_EQ(command->n_parallel, 2);
+  EXPECT_EQ(command->embeddings, false);
+  auto unset = ValidateLoadConfig("llama.cpp", "{}");
+  ASSERT_TRUE(unset.ok());
+  EXPECT_FALSE(unset->n_parallel);
+  EXPECT_FALSE(unset->embeddings);
+  for (const char* bad : {R"({"n_parallel": 0})", R"({"n_parallel": 257})", R"({"n_parallel": "2"})",
+                          R"({"embeddings": "yes"})"}) {
+    auto r = ValidateLoadConfig("llama.cpp", bad);
+    EXPECT_EQ(r.status().code(), StatusCode::kInvalidArgument) << bad;
+  }
 }
 
 }  // namespace

@@ -49,8 +49,10 @@ struct Encoder {
     for (const auto& d : m.devices) {
       devices.push_back({{"name", d.name}, {"kind", DeviceKindJson(d.kind)}, {"memory_used", d.memory_used}});
     }
-    return {{"type", "loaded"}, {"devices", devices},       {"n_ctx", m.n_ctx},
-            {"load_ms", m.load_ms}, {"model_size", m.model_size}, {"n_params", m.n_params}};
+    json out = {{"type", "loaded"}, {"devices", devices},       {"n_ctx", m.n_ctx},
+                {"load_ms", m.load_ms}, {"model_size", m.model_size}, {"n_params", m.n_params}};
+    if (m.port != 0) out["port"] = m.port;
+    return out;
   }
   json operator()(const ErrorMessage& m) const {
     return {{"type", "error"}, {"code", m.code}, {"message", m.message}};
@@ -175,6 +177,10 @@ Result<Message> DecodeObject(const json& j) {
     RETURN_IF_ERROR(f.Signed("load_ms", &m.load_ms));
     RETURN_IF_ERROR(f.Unsigned("model_size", &m.model_size, /*required=*/false));
     RETURN_IF_ERROR(f.Unsigned("n_params", &m.n_params, /*required=*/false));
+    uint64_t port = 0;
+    RETURN_IF_ERROR(f.Unsigned("port", &port, /*required=*/false));
+    if (port > 65535) return InvalidArgumentError("loaded message: 'port' must be within [0, 65535]");
+    m.port = static_cast<int>(port);
     return Message(std::move(m));
   }
   if (type == "error") {

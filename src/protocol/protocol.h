@@ -80,14 +80,16 @@ struct ProgressMessage {
   bool operator==(const ProgressMessage&) const = default;
 };
 
-// {"type":"loaded","devices":[...],"n_ctx":N,"load_ms":N}
-// Sent once model and context exist; the worker then holds them until stopped.
+// {"type":"loaded","devices":[...],"n_ctx":N,"load_ms":N,"port":N}
+// Sent once model and context exist (and, with verify "decode", the first
+// decode ran); the worker then holds them, serving, until stopped.
 struct LoadedMessage {
   std::vector<DeviceUsage> devices;
   int64_t n_ctx = 0;
   int64_t load_ms = 0;
   uint64_t model_size = 0;   // bytes of weights (llama_model_size)
   uint64_t n_params = 0;
+  int port = 0;              // 127.0.0.1 port where the engine answers llama.cpp's HTTP API; 0: none
   bool operator==(const LoadedMessage&) const = default;
 };
 

@@ -13,9 +13,14 @@
 // transaction. PRAGMA application_id marks the file as ours.
 //
 // Ownership: Open() returns the only handle; the caller owns it (and usually
-// hands references to compat/ and api/). One process owns the file: by
-// default the connection holds an exclusive lock for its lifetime, because
-// the startup cleanup of compat/ assumes no other live server is mid-load.
+// hands references to compat/ and api/). One server owns the file: the
+// startup cleanup of compat/ assumes no other live server is mid-load, and
+// the server enforces that with a lock of its own on the data directory
+// (common/pid_lock.h) before it opens the registry. The connection uses
+// SQLite's normal locking (WAL with a -shm file), so other programs may read
+// the file while the server runs (`sqlite3 registry.db .dump`, backups); a
+// write of another program makes the server's writes wait up to
+// busy_timeout_ms, then fail with kUnavailable (kept and retried by the server).
 //
 // Thread-safety: every Registry method is thread-safe (one connection behind
 // one mutex). A Transaction holds that mutex until it is committed or
@@ -24,7 +29,7 @@
 //
 // Public API in brief (all in namespace mw):
 //   enum class CompatStatus {kUnknown,kCompatible,kIncompatible,kDegraded,kTesting}
-//   enum class AttemptOutcome {kSuccess,kFailed,kCrashed,kTimeout,kServerCrash,kCancelled,
+//   enum class AttemptOutcome {kSuccess,kFailed,kCrashed,kTimeout,kServerCrash,kCancelled,kCrashedWhileServing,
 //                              kEnvironmentFailure}
 //   ToString(CompatStatus|AttemptOutcome), ParseCompatStatus, ParseAttemptOutcome
 //   IsValidModelName(name)
@@ -65,10 +70,14 @@ std::string_view ToString(CompatStatus status);
 std::optional<CompatStatus> ParseCompatStatus(std::string_view text);
 
 // How a load attempt ended. Stored as its ToString() text.
+// kCrashedWhileServing (SPEC §10): a loaded model's engine died on its own;
+// recorded as a closed attempt of its own (schema version 3).
 // kEnvironmentFailure (SPEC §11): the environment failed (no device, driver
-// down, a system-wide failure); the model's status was kept.
-enum class AttemptOutcome { kSuccess, kFailed, kCrashed, kTimeout, kServerCrash, kCancelled, kEnvironmentFailure };
-// "success", "failed", "crashed", "timeout", "server_crash", "cancelled",
+// down, a system-wide failure); the model's status was kept (schema version 4).
+enum class AttemptOutcome {
+  kSuccess, kFailed, kCrashed, kTimeout, kServerCrash, kCancelled, kCrashedWhileServing, kEnvironmentFailure
+};
+// "success", "failed", "crashed", "timeout", "server_crash", "cancelled", "crashed_while_serving",
 // "environment_failure".
 std::string_view ToString(AttemptOutcome outcome);
 std::optional<AttemptOutcome> ParseAttemptOutcome(std::string_view text);
@@ -146,9 +155,6 @@ using StatusCounts = std::map<CompatStatus, int64_t>;
 struct OpenOptions {
   // How long a write waits for another process's lock before kUnavailable.
   int busy_timeout_ms = 1000;
-  // Hold an exclusive lock on the file for the connection's lifetime, so a
-  // second server on the same file fails to open (kUnavailable).
-  bool exclusive = true;
 };
 
 // How a write transaction treats SQLite's cache and the WAL.
@@ -244,7 +250,7 @@ class Transaction {
 class Registry {
  public:
   // The schema version this build writes (PRAGMA user_version).
-  static constexpr int kSchemaVersion = 3;
+  static constexpr int kSchemaVersion = 4;
 
   // Opens (creating if absent, with its parent directories) the registry at
   // `path`, sets WAL + synchronous=FULL + foreign keys, and runs pending

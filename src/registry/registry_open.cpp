@@ -82,11 +82,9 @@ CREATE UNIQUE INDEX load_attempts_open ON load_attempts (model_name) WHERE finis
     R"sql(
 CREATE INDEX load_attempts_open_by_id ON load_attempts (id) WHERE finished_at IS NULL;
 )sql",
-    // 2 -> 3 (SPEC §11): outcome 'environment_failure' (SQLite cannot alter a
-    // CHECK, so load_attempts is rebuilt: every row, id and the AUTOINCREMENT
-    // high-water mark are kept); models.verdict_fingerprint (NULL for
-    // verdicts made before: their environment is unknown); the components
-    // behind each fingerprint, for stale-verdict reasons.
+    // 2 -> 3: outcome 'crashed_while_serving' (SPEC §10). SQLite cannot
+    // change a CHECK in place: the table is rebuilt with the same columns,
+    // rows, ids and AUTOINCREMENT counter, inside the migration transaction.
     R"sql(
 CREATE TABLE load_attempts_v3 (
   id INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -94,7 +92,7 @@ CREATE TABLE load_attempts_v3 (
   started_at TEXT NOT NULL,
   finished_at TEXT,
   outcome TEXT CHECK (outcome IN ('success', 'failed', 'crashed', 'timeout', 'server_crash', 'cancelled',
-                                  'environment_failure')),
+                                  'crashed_while_serving')),
   forced INTEGER NOT NULL DEFAULT 0 CHECK (forced IN (0, 1)),
   status_before TEXT NOT NULL
     CHECK (status_before IN ('unknown', 'compatible', 'incompatible', 'degraded', 'testing')),
@@ -114,13 +112,50 @@ CREATE TABLE load_attempts_v3 (
   CHECK ((finished_at IS NULL) = (outcome IS NULL) AND (finished_at IS NULL) = (status_after IS NULL))
 );
 INSERT INTO load_attempts_v3 SELECT * FROM load_attempts;
-INSERT INTO sqlite_sequence (name, seq)
-  SELECT 'load_attempts_v3', seq FROM sqlite_sequence WHERE name = 'load_attempts'
-    AND NOT EXISTS (SELECT 1 FROM sqlite_sequence WHERE name = 'load_attempts_v3');
-UPDATE sqlite_sequence SET seq = max(seq, coalesce((SELECT seq FROM sqlite_sequence WHERE name = 'load_attempts'), 0))
-  WHERE name = 'load_attempts_v3';
+DELETE FROM sqlite_sequence WHERE name = 'load_attempts_v3';
+INSERT INTO sqlite_sequence (name, seq) SELECT 'load_attempts_v3', seq FROM sqlite_sequence WHERE name = 'load_attempts';
 DROP TABLE load_attempts;
 ALTER TABLE load_attempts_v3 RENAME TO load_attempts;
+CREATE INDEX load_attempts_by_model ON load_attempts (model_name, id);
+CREATE UNIQUE INDEX load_attempts_open ON load_attempts (model_name) WHERE finished_at IS NULL;
+CREATE INDEX load_attempts_open_by_id ON load_attempts (id) WHERE finished_at IS NULL;
+)sql",
+    // 3 -> 4 (SPEC §11): outcome 'environment_failure' (the table is rebuilt
+    // again the same way: every row, id and the AUTOINCREMENT high-water mark
+    // are kept); models.verdict_fingerprint (NULL for verdicts made before:
+    // their environment is unknown); the components behind each fingerprint,
+    // for stale-verdict reasons.
+    R"sql(
+CREATE TABLE load_attempts_v4 (
+  id INTEGER PRIMARY KEY AUTOINCREMENT,
+  model_name TEXT NOT NULL REFERENCES models (model_name) ON DELETE CASCADE ON UPDATE CASCADE,
+  started_at TEXT NOT NULL,
+  finished_at TEXT,
+  outcome TEXT CHECK (outcome IN ('success', 'failed', 'crashed', 'timeout', 'server_crash', 'cancelled',
+                                  'crashed_while_serving', 'environment_failure')),
+  forced INTEGER NOT NULL DEFAULT 0 CHECK (forced IN (0, 1)),
+  status_before TEXT NOT NULL
+    CHECK (status_before IN ('unknown', 'compatible', 'incompatible', 'degraded', 'testing')),
+  status_after TEXT
+    CHECK (status_after IN ('unknown', 'compatible', 'incompatible', 'degraded', 'testing')),
+  load_config TEXT NOT NULL DEFAULT '{}'
+    CHECK (json_valid(load_config) AND json_type(load_config) = 'object'),
+  exit_code INTEGER,
+  signal TEXT,
+  category TEXT,
+  pattern_id TEXT,
+  summary TEXT,
+  matched_line TEXT,
+  log_excerpt TEXT,
+  duration_ms INTEGER CHECK (duration_ms >= 0),
+  hardware_fingerprint TEXT,
+  CHECK ((finished_at IS NULL) = (outcome IS NULL) AND (finished_at IS NULL) = (status_after IS NULL))
+);
+INSERT INTO load_attempts_v4 SELECT * FROM load_attempts;
+DELETE FROM sqlite_sequence WHERE name = 'load_attempts_v4';
+INSERT INTO sqlite_sequence (name, seq) SELECT 'load_attempts_v4', seq FROM sqlite_sequence WHERE name = 'load_attempts';
+DROP TABLE load_attempts;
+ALTER TABLE load_attempts_v4 RENAME TO load_attempts;
 CREATE INDEX load_attempts_by_model ON load_attempts (model_name, id);
 CREATE UNIQUE INDEX load_attempts_open ON load_attempts (model_name) WHERE finished_at IS NULL;
 CREATE INDEX load_attempts_open_by_id ON load_attempts (id) WHERE finished_at IS NULL;
@@ -192,8 +227,9 @@ Status CheckFileIsOurs(Db& db, int64_t version) {
 }
 
 Status Migrate(Db& db, int64_t from) {
-  // BEGIN EXCLUSIVE also takes the file's lock, held for the connection's
-  // lifetime in exclusive locking mode, even when nothing is to migrate.
+  // BEGIN EXCLUSIVE: no other connection writes (or, with a rollback
+  // journal, reads) while the schema may change; a file another program
+  // holds in a write transaction is refused here (kUnavailable) before any change.
   RETURN_IF_ERROR(db.Exec("BEGIN EXCLUSIVE", "starting the migration transaction"));
   for (int64_t v = from; v < Registry::kSchemaVersion; ++v) {
     Status st = db.Exec(kMigrations[v], "migrating the schema");
@@ -230,10 +266,6 @@ bool Writable(const std::string& path) {
 
 Status Setup(Db& db, const OpenOptions& options) {
   sqlite3_busy_timeout(db.conn(), options.busy_timeout_ms);
-  if (options.exclusive) {
-    // Must precede the first access so WAL runs without a shared-memory file.
-    RETURN_IF_ERROR(db.Exec("PRAGMA locking_mode = EXCLUSIVE", "setting the locking mode"));
-  }
   // SQLite silently falls back to read-only for a file it cannot write.
   if (sqlite3_db_readonly(db.conn(), "main") == 1) {
     return PermissionDeniedError("SQLite opened the file read-only");

@@ -40,6 +40,8 @@ std::string_view ToString(AttemptOutcome outcome) {
       return "server_crash";
     case AttemptOutcome::kCancelled:
       return "cancelled";
+    case AttemptOutcome::kCrashedWhileServing:
+      return "crashed_while_serving";
     case AttemptOutcome::kEnvironmentFailure:
       return "environment_failure";
   }
@@ -49,7 +51,8 @@ std::string_view ToString(AttemptOutcome outcome) {
 std::optional<AttemptOutcome> ParseAttemptOutcome(std::string_view text) {
   for (AttemptOutcome o :
        {AttemptOutcome::kSuccess, AttemptOutcome::kFailed, AttemptOutcome::kCrashed, AttemptOutcome::kTimeout,
-        AttemptOutcome::kServerCrash, AttemptOutcome::kCancelled, AttemptOutcome::kEnvironmentFailure}) {
+        AttemptOutcome::kServerCrash, AttemptOutcome::kCancelled, AttemptOutcome::kCrashedWhileServing,
+        AttemptOutcome::kEnvironmentFailure}) {
     if (ToString(o) == text) return o;
   }
   return std::nullopt;

@@ -6,7 +6,7 @@
 
 #include "common/log.h"
 #include "common/time_util.h"
-#include "supervisor/http_probe.h"
+#include "common/loopback_http.h"
 
 namespace mw::supervisor_internal {
 namespace {
@@ -164,12 +164,14 @@ LoadReport RunLoad(Session& s, const LoadRequest& req, const SupervisorOptions& 
       report.load_ms = s.loaded->load_ms;
       report.model_size = s.loaded->model_size;
       report.n_params = s.loaded->n_params;
+      report.port = s.loaded->port;  // llama.cpp's server inside the worker
     } else {
       report.load_ms = report.duration_ms;
     }
     s.phase = Phase::kLoaded;
     s.loaded_at_ms = MonotonicMillis();
-    s.info = LoadedModel{s.name, s.engine, report.pid, port, report.devices, report.n_ctx, report.load_ms, NowIso8601()};
+    s.info = LoadedModel{s.name, s.engine, report.pid, report.port, report.devices, report.n_ctx, report.load_ms,
+                         NowIso8601()};
     lock.unlock();
     report.log_tail = child.LogTail(opt.log_capacity);
     return report;

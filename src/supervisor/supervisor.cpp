@@ -10,7 +10,7 @@
 
 #include "common/log.h"
 #include "common/time_util.h"
-#include "supervisor/http_probe.h"
+#include "common/loopback_http.h"
 #include "supervisor/load_session.h"
 #include "supervisor/session.h"
 
@@ -187,7 +187,10 @@ Result<LoadReport> Supervisor::Load(const LoadRequest& req, const LoadObserver& 
     spawn.env.emplace_back("MODELWARDEN_LOAD_CONFIG", req.load_config_json);
   } else {
     ASSIGN_OR_RETURN(std::string worker, WorkerPath(opt));
-    spawn.argv = {worker, "load", "--model", req.model_path, "--config", req.load_config_json};
+    if (req.verify != "decode" && req.verify != "load") {
+      return InvalidArgumentError("verify must be \"decode\" or \"load\", got \"" + req.verify + "\"");
+    }
+    spawn.argv = {worker, "load", "--model", req.model_path, "--config", req.load_config_json, "--verify", req.verify};
     spawn.protocol_pipe = true;
   }
   spawn.keeper_path = opt.keeper_path;

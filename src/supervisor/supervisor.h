@@ -7,9 +7,12 @@
 //                        └──fails / times out / Unload()──> (gone, Load() returns the report)
 //
 // Engines (SPEC §5, §6):
-//   kLlamaCpp  `modelwarden-worker load --model PATH --config JSON`, with the
-//              protocol pipe on fd 3 (docs/worker-protocol.md). Ready when the
-//              worker sends `loaded`; a worker `error` ends the load (failed).
+//   kLlamaCpp  `modelwarden-worker load --model PATH --config JSON --verify V`,
+//              with the protocol pipe on fd 3 (docs/worker-protocol.md). The
+//              worker runs llama.cpp's own server code on the model (the engine
+//              that serves is the engine that was judged). Ready when the
+//              worker sends `loaded` (after the first decode with verify
+//              "decode"); a worker `error` ends the load (failed).
 //   kCommand   argv from load_config with {model_path}, {model_name} and
 //              {port} (a free loopback port) filled in anywhere inside each
 //              argument; env MODELWARDEN_LOAD_CONFIG = the whole load_config.
@@ -19,6 +22,14 @@
 //              process is taken as ready once it has run `command_settle`
 //              (default 2 s) without exiting: a server that gives no sign can
 //              only be judged by staying up.
+//
+// THE SERVING CONTRACT (what the /v1 edge relies on): a loaded model's engine
+// answers OpenAI paths (/v1/chat/completions, /v1/completions,
+// /v1/embeddings, /v1/models) and GET /health on
+// 127.0.0.1:LoadedModel.port, for both engines: the port llama.cpp's server
+// bound inside the worker (reported in `loaded`), or the {port} a command
+// engine was given (meaningful only when its argv uses {port}).
+//
 // Load timeout (stall-based): the process is killed, outcome kTimeout, when
 // it shows no sign of life for load_timeout_s (request's, else the
 // default 300 s). Signs of life restart the clock: every protocol message
@@ -72,6 +83,9 @@ struct LoadRequest {
   EngineKind engine = EngineKind::kLlamaCpp;
   std::string load_config_json = "{}";  // verbatim: worker --config / MODELWARDEN_LOAD_CONFIG
   std::optional<int> load_timeout_s;    // load_config.load_timeout_s, if set
+  // kLlamaCpp only: SPEC §10 server option `verify`: "decode" (a short prompt
+  // runs through the engine before the load counts as loaded) or "load".
+  std::string verify = "decode";
   // kCommand only:
   std::vector<std::string> argv;
   std::string ready_pattern;            // RE2; empty: none
@@ -101,7 +115,7 @@ struct LoadReport {
   int64_t load_ms = 0;     // the worker's own figure; command: duration_ms
   uint64_t model_size = 0;
   uint64_t n_params = 0;
-  int port = 0;            // command: the {port} given to it
+  int port = 0;            // where the engine answers HTTP on 127.0.0.1 (see the serving contract)
   // Not kSuccess:
   std::optional<ProcessExit> exit;  // how the process ended (absent: never started)
   std::string error_code;           // worker code, or a kLoadErr* value
@@ -134,7 +148,7 @@ struct LoadedModel {
   std::string model_name;
   EngineKind engine = EngineKind::kLlamaCpp;
   int pid = 0;
-  int port = 0;
+  int port = 0;  // the engine answers OpenAI paths on 127.0.0.1:port (the serving contract above)
   std::vector<protocol::DeviceUsage> devices;
   int64_t n_ctx = 0;
   int64_t load_ms = 0;

@@ -2,20 +2,16 @@
 // protocol replies, exit codes.
 #include <unistd.h>
 
-#include <atomic>
-#include <cerrno>
-#include <condition_variable>
 #include <cstdio>
 #include <memory>
-#include <mutex>
 #include <string>
-#include <thread>
 #include <vector>
 
 #include "llama.h"
 #include "loadconfig/loadconfig.h"
 #include "worker/backends.h"
 #include "worker/channel.h"
+#include "worker/engine.h"
 #include "worker/gguf_inspect.h"
 #include "worker/llama_session.h"
 #include "worker/test_model.h"
@@ -29,7 +25,7 @@ constexpr int kExitFailure = 1;
 constexpr int kExitUsage = 2;
 
 constexpr const char* kUsage =
-    "usage: modelwarden-worker load --model PATH [--config JSON]\n"
+    "usage: modelwarden-worker load --model PATH [--config JSON] [--verify decode|load]\n"
     "       modelwarden-worker probe\n"
     "       modelwarden-worker inspect PATH\n"
     "       modelwarden-worker generate --model PATH [--config JSON] [--prompt TEXT] [--n N]\n"
@@ -47,10 +43,11 @@ int Fail(const Status& status) {
   return kExitFailure;
 }
 
-// --model / --config / --prompt / --n of load and generate.
+// --model / --config / --verify / --prompt / --n of load and generate.
 struct LoadArgs {
   std::string model;
   std::string config = "{}";
+  Verify verify = Verify::kDecode;
   std::string prompt = "Once upon a time";
   int n = 8;
 };
@@ -65,6 +62,9 @@ Result<LoadArgs> ParseLoadArgs(const std::vector<std::string>& args, bool allow_
       out.model = v;
     } else if (a == "--config") {
       out.config = v;
+    } else if (!allow_generate_flags && a == "--verify") {
+      if (v != "decode" && v != "load") return InvalidArgumentError("--verify must be 'decode' or 'load'");
+      out.verify = v == "load" ? Verify::kLoad : Verify::kDecode;
     } else if (allow_generate_flags && a == "--prompt") {
       out.prompt = v;
     } else if (allow_generate_flags && a == "--n") {
@@ -78,85 +78,17 @@ Result<LoadArgs> ParseLoadArgs(const std::vector<std::string>& args, bool allow_
   return out;
 }
 
-// Watches stdin: a "stop" line or EOF sets the flag (and wakes the waiter).
-// The reader thread is detached and shares the state, because it can wake
-// after RunLoad has returned (the server closes stdin once it has seen an
-// error reply) and must not touch a watcher that no longer exists.
-class StopWatcher {
- public:
-  void Start() {
-    std::thread([state = state_] {
-      char buf[256];
-      std::string line;
-      while (true) {
-        ssize_t n = ::read(STDIN_FILENO, buf, sizeof buf);
-        if (n < 0 && errno == EINTR) continue;
-        if (n <= 0) break;  // EOF or error: the server is gone or closed the pipe
-        line.append(buf, static_cast<size_t>(n));
-        size_t nl;
-        bool stop = false;
-        while ((nl = line.find('\n')) != std::string::npos) {
-          std::string cmd = line.substr(0, nl);
-          line.erase(0, nl + 1);
-          if (!cmd.empty() && cmd.back() == '\r') cmd.pop_back();
-          if (cmd == protocol::kStopCommand) stop = true;
-          else if (!cmd.empty()) std::fprintf(stderr, "modelwarden-worker: ignoring unknown command '%s'\n", cmd.c_str());
-        }
-        if (stop) break;
-        if (line.size() > 4096) line.clear();
-      }
-      state->Request();
-    }).detach();  // it ends by itself after stop/EOF; the process may exit first
-  }
-  void Wait() {
-    std::unique_lock<std::mutex> lock(state_->mu);
-    state_->cv.wait(lock, [this] { return state_->stop.load(); });
-  }
-  const std::atomic<bool>* flag() const { return &state_->stop; }
-
- private:
-  struct State {
-    std::mutex mu;
-    std::condition_variable cv;
-    std::atomic<bool> stop{false};
-
-    void Request() {
-      std::lock_guard<std::mutex> lock(mu);
-      stop = true;
-      cv.notify_all();
-    }
-  };
-  std::shared_ptr<State> state_ = std::make_shared<State>();
-};
-
-Result<std::unique_ptr<LlamaSession>> LoadFromArgs(const LoadArgs& args, const LlamaSession::ProgressFn& progress,
-                                                   const std::atomic<bool>* cancel) {
+Result<std::unique_ptr<LlamaSession>> LoadFromArgs(const LoadArgs& args) {
   ASSIGN_OR_RETURN(loadconfig::LoadConfig config, loadconfig::ValidateLoadConfig(loadconfig::Engine::kLlamaCpp, args.config));
   InitBackendsOnce();
-  return LlamaSession::Load(args.model, *config.llama(), progress, cancel);
+  return LlamaSession::Load(args.model, *config.llama(), nullptr, nullptr);
 }
 
+// Serves the model with llama.cpp's own server code until stopped (engine.h).
 int RunLoad(const std::vector<std::string>& argv) {
   Result<LoadArgs> args = ParseLoadArgs(argv, false);
   if (!args.ok()) return Usage(args.status().message());
-  ProtocolChannel& channel = ProtocolChannel::Get();
-  StopWatcher stop;
-  stop.Start();
-  auto session = LoadFromArgs(*args, [&](double p) { channel.Send(protocol::ProgressMessage{p}); }, stop.flag());
-  if (!session.ok()) {
-    if (stop.flag()->load()) {  // stopped on request during the load: not a failure
-      channel.Send(protocol::StoppedMessage{});
-      return kExitOk;
-    }
-    return Fail(session.status());
-  }
-  channel.Send((*session)->report());
-  std::fprintf(stderr, "modelwarden-worker: loaded %s (n_ctx %lld) in %lld ms; waiting for stop\n", args->model.c_str(),
-               static_cast<long long>((*session)->report().n_ctx), static_cast<long long>((*session)->report().load_ms));
-  stop.Wait();
-  session->reset();  // frees context then model
-  channel.Send(protocol::StoppedMessage{});
-  return kExitOk;
+  return RunEngine({args->model, args->config, args->verify});
 }
 
 int RunProbe(const std::vector<std::string>& argv) {
@@ -178,7 +110,7 @@ int RunInspect(const std::vector<std::string>& argv) {
 int RunGenerate(const std::vector<std::string>& argv) {
   Result<LoadArgs> args = ParseLoadArgs(argv, true);
   if (!args.ok()) return Usage(args.status().message());
-  auto session = LoadFromArgs(*args, nullptr, nullptr);
+  auto session = LoadFromArgs(*args);
   if (!session.ok()) return Fail(session.status());
   llama_context* ctx = (*session)->context();
   const llama_vocab* vocab = llama_model_get_vocab((*session)->model());

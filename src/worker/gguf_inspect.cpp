@@ -107,4 +107,25 @@ Result<protocol::MetadataMessage> InspectGguf(const std::string& path) {
   return m;
 }
 
+Result<ModelShape> ReadModelShape(const std::string& path) {
+  ASSIGN_OR_RETURN(protocol::MetadataMessage m, InspectGguf(path));  // checks the file first
+  gguf_init_params params{/*no_alloc=*/true, /*ctx=*/nullptr};
+  std::unique_ptr<gguf_context, GgufFree> ctx(gguf_init_from_file(path.c_str(), params));
+  if (!ctx) return DataLossError("'" + path + "' is not a valid GGUF file");
+  const gguf_context* g = ctx.get();
+  ModelShape s;
+  s.n_params = m.parameter_count;
+  s.n_ctx_train = m.context_length;
+  for (int64_t i = 0; i < gguf_get_n_tensors(g); ++i) s.weight_bytes += gguf_get_tensor_size(g, i);
+  const std::string a = m.architecture;
+  s.n_layer = IntValue(g, a + ".block_count", 0);
+  const int64_t n_embd = IntValue(g, a + ".embedding_length", 0);
+  const int64_t n_head = IntValue(g, a + ".attention.head_count", 0);
+  const int64_t n_head_kv = IntValue(g, a + ".attention.head_count_kv", n_head);
+  const int64_t head_dim = n_head > 0 ? n_embd / n_head : 0;
+  s.n_embd_k = IntValue(g, a + ".attention.key_length", head_dim) * n_head_kv;
+  s.n_embd_v = IntValue(g, a + ".attention.value_length", head_dim) * n_head_kv;
+  return s;
+}
+
 }  // namespace mw::worker

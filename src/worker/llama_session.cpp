@@ -12,12 +12,15 @@
 
 #include "ggml-backend.h"
 #include "llama.h"
+#include "worker/backends.h"
 #include "worker/gguf_inspect.h"
 
 namespace mw::worker {
 namespace {
 
 constexpr uint32_t kDefaultMaxCtx = 4096;
+
+}  // namespace
 
 ggml_type ToGgml(loadconfig::CacheType t) {
   using loadconfig::CacheType;
@@ -34,6 +37,8 @@ ggml_type ToGgml(loadconfig::CacheType t) {
   }
   return GGML_TYPE_F16;
 }
+
+namespace {
 
 llama_load_mode LoadMode(const loadconfig::LlamaConfig& c) {
   if (!c.use_mmap && !c.use_mlock) return LLAMA_LOAD_MODE_AUTO;
@@ -59,54 +64,13 @@ bool OnProgress(float progress, void* user_data) {
   return st->cancel == nullptr || !st->cancel->load();
 }
 
-// Free memory per non-CPU device, to attribute what the load took.
-std::vector<size_t> FreeMemoryPerDevice() {
-  std::vector<size_t> out(ggml_backend_dev_count(), 0);
-  for (size_t i = 0; i < out.size(); ++i) {
-    ggml_backend_dev_t dev = ggml_backend_dev_get(i);
-    if (ggml_backend_dev_type(dev) == GGML_BACKEND_DEVICE_TYPE_CPU) continue;
-    size_t total = 0;
-    ggml_backend_dev_memory(dev, &out[i], &total);
-  }
-  return out;
-}
-
-protocol::DeviceKind KindOf(ggml_backend_dev_t dev) {
-  switch (ggml_backend_dev_type(dev)) {
-    case GGML_BACKEND_DEVICE_TYPE_GPU: return protocol::DeviceKind::kGpu;
-    case GGML_BACKEND_DEVICE_TYPE_IGPU: return protocol::DeviceKind::kIgpu;
-    case GGML_BACKEND_DEVICE_TYPE_ACCEL: return protocol::DeviceKind::kAccel;
-    default: return protocol::DeviceKind::kCpu;
-  }
-}
-
-// Best effort: device memory that disappeared during the load is charged to
-// that device; the CPU gets the weights and KV cache not accounted elsewhere.
-std::vector<protocol::DeviceUsage> MemoryUsage(const llama_model* model, const llama_context* ctx,
-                                               const std::vector<size_t>& free_before, ggml_type type_k,
-                                               ggml_type type_v) {
-  std::vector<protocol::DeviceUsage> out;
-  const std::vector<size_t> free_after = FreeMemoryPerDevice();
-  uint64_t offloaded = 0;
-  std::string cpu_name = "CPU";
-  for (size_t i = 0; i < free_after.size() && i < free_before.size(); ++i) {
-    ggml_backend_dev_t dev = ggml_backend_dev_get(i);
-    if (ggml_backend_dev_type(dev) == GGML_BACKEND_DEVICE_TYPE_CPU) {
-      cpu_name = ggml_backend_dev_name(dev);
-      continue;
-    }
-    if (free_before[i] <= free_after[i]) continue;
-    uint64_t used = free_before[i] - free_after[i];
-    offloaded += used;
-    out.push_back({ggml_backend_dev_name(dev), KindOf(dev), used});
-  }
+// The host share of the load: weights plus the KV cache.
+uint64_t HostEstimate(const llama_model* model, const llama_context* ctx, ggml_type type_k, ggml_type type_v) {
   const int64_t n_embd_kv = static_cast<int64_t>(llama_model_n_embd(model)) * llama_model_n_head_kv(model) /
                             std::max<int32_t>(1, llama_model_n_head(model));
   const uint64_t kv_bytes = static_cast<uint64_t>(llama_n_ctx(ctx)) * static_cast<uint64_t>(llama_model_n_layer(model)) *
                             (ggml_row_size(type_k, n_embd_kv) + ggml_row_size(type_v, n_embd_kv));
-  const uint64_t host = llama_model_size(model) + kv_bytes;
-  out.insert(out.begin(), {cpu_name, protocol::DeviceKind::kCpu, host > offloaded ? host - offloaded : 0});
-  return out;
+  return llama_model_size(model) + kv_bytes;
 }
 
 }  // namespace
@@ -187,7 +151,7 @@ Result<std::unique_ptr<LlamaSession>> LlamaSession::Load(const std::string& path
     return ResourceExhaustedError("the model loaded but llama.cpp could not create a context with n_ctx " +
                                   std::to_string(cp.n_ctx) + "; see the log for the reason");
   }
-  s->report_.devices = MemoryUsage(s->model_, s->ctx_, free_before, cp.type_k, cp.type_v);
+  s->report_.devices = MemoryUsedSince(free_before, HostEstimate(s->model_, s->ctx_, cp.type_k, cp.type_v));
   s->report_.n_ctx = llama_n_ctx(s->ctx_);
   s->report_.model_size = llama_model_size(s->model_);
   s->report_.n_params = llama_model_n_params(s->model_);

@@ -7,6 +7,7 @@
 #include <string>
 
 #include "common/status.h"
+#include "ggml.h"
 #include "loadconfig/loadconfig.h"
 #include "protocol/protocol.h"
 
@@ -43,6 +44,9 @@ class LlamaSession {
   llama_context* ctx_ = nullptr;
   protocol::LoadedMessage report_;
 };
+
+// The ggml type of a KV cache type.
+ggml_type ToGgml(loadconfig::CacheType type);
 
 // Maps a Status from LlamaSession::Load / InspectGguf to the protocol error code.
 const char* ProtocolErrorCode(const Status& status);

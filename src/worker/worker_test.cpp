@@ -31,7 +31,8 @@ std::string WorkerPath() {
 // One worker child. Reads protocol messages with a deadline; never hangs a test.
 class Worker {
  public:
-  explicit Worker(const std::vector<std::string>& args, bool with_protocol_fd = true) {
+  // log_on_stdout: stderr (llama.cpp's log) goes to the stdout pipe too.
+  explicit Worker(const std::vector<std::string>& args, bool with_protocol_fd = true, bool log_on_stdout = false) {
     int proto[2], in[2], out[2];
     EXPECT_EQ(::pipe2(proto, O_CLOEXEC), 0);
     EXPECT_EQ(::pipe2(in, O_CLOEXEC), 0);
@@ -40,6 +41,7 @@ class Worker {
     if (pid_ == 0) {
       ::dup2(in[0], 0);
       ::dup2(out[1], 1);
+      if (log_on_stdout) ::dup2(out[1], 2);
       if (with_protocol_fd) ::dup2(proto[1], 3); else ::close(3);
       std::vector<char*> argv;
       std::string path = WorkerPath();
@@ -106,6 +108,24 @@ class Worker {
     while ((n = ::read(stdout_, buf, sizeof buf)) > 0) s.append(buf, static_cast<size_t>(n));
     return s;
   }
+  // Reads stdout until a line containing `text` (true) or EOF / timeout (false).
+  bool WaitForOutput(const std::string& text, int timeout_ms = 60000) {
+    auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(timeout_ms);
+    for (;;) {
+      if (output_.find(text) != std::string::npos) return true;
+      int left = static_cast<int>(std::chrono::duration_cast<std::chrono::milliseconds>(
+                                      deadline - std::chrono::steady_clock::now()).count());
+      if (left <= 0) return false;
+      pollfd p{stdout_, POLLIN, 0};
+      if (::poll(&p, 1, left) <= 0) continue;
+      char buf[4096];
+      ssize_t n = ::read(stdout_, buf, sizeof buf);
+      if (n <= 0) return false;
+      output_.append(buf, static_cast<size_t>(n));
+    }
+  }
+  const std::string& output() const { return output_; }
+  void Signal(int sig) { ::kill(pid_, sig); }
   // Exit code, or 128+signal; -1 if it did not exit within the timeout.
   int Wait(int timeout_ms = 30000) {
     for (int waited = 0; waited < timeout_ms; waited += 10) {
@@ -124,6 +144,7 @@ class Worker {
   bool reaped_ = false;
   int proto_ = -1, stdin_ = -1, stdout_ = -1;
   protocol::LineBuffer buffer_;
+  std::string output_;
 };
 
 // Runs a one-shot subcommand; returns its single message and exit code.
@@ -181,6 +202,7 @@ class WorkerTest : public ::testing::Test {
     }
     EXPECT_FALSE(loaded->devices.empty());
     EXPECT_GT(loaded->model_size, 0u);
+    EXPECT_GT(loaded->port, 0);  // llama.cpp's server answers there (SPEC §10)
     // Still holding the model: nothing more until told to stop.
     EXPECT_FALSE(w.Next(200).has_value());
     if (stop_by_eof) {
@@ -219,6 +241,38 @@ TEST_F(WorkerTest, LoadHonoursNCtxAndLlamaKeys) {
                       "cache_type_k": "f16", "cache_type_v": "f32", "use_mmap": false, "n_gpu_layers": 0})",
                   false);
   EXPECT_EQ(loaded.n_ctx, 512);
+}
+
+// verify "decode" (SPEC §10): `loaded` comes only after the first decode,
+// so a crash in that decode is a crashed load, never a loaded model. The
+// worker is frozen (SIGSTOP) the moment llama.cpp starts the decode
+// (its log line "processing task"), then killed: no `loaded` was sent.
+// A 64 MB model keeps that decode long enough to freeze it inside.
+TEST_F(WorkerTest, NothingIsLoadedBeforeTheFirstDecodeEnds) {
+  const std::string slow = (*dir_ / "slow.gguf").string();
+  {
+    Worker make({"make-test-model", slow, "--size-mb", "64"});
+    ASSERT_EQ(make.Wait(120000), 0);
+  }
+  Worker w({"load", "--model", slow, "--config", R"({"n_ctx":256})", "--verify", "decode"}, true, true);
+  ASSERT_TRUE(w.WaitForOutput("processing task")) << w.output();
+  w.Signal(SIGSTOP);
+  std::optional<Message> m;
+  while ((m = w.Next(300)) && std::holds_alternative<protocol::ProgressMessage>(*m)) {
+  }
+  EXPECT_FALSE(m.has_value()) << "a message before the first decode ended: " << protocol::EncodeMessage(*m);
+  w.Signal(SIGKILL);
+  EXPECT_EQ(w.Wait(), 128 + SIGKILL);
+  EXPECT_FALSE(w.Next(1000).has_value());  // the pipe closes with no `loaded`
+
+  // verify "load": no decode at all before `loaded` (nor llama.cpp's warm-up).
+  Worker l({"load", "--model", *model_, "--config", R"({"n_ctx":256})", "--verify", "load"}, true, true);
+  auto loaded = l.NextNonProgress();
+  ASSERT_TRUE(loaded && std::holds_alternative<protocol::LoadedMessage>(*loaded));
+  l.WaitForOutput("waiting for stop");
+  EXPECT_EQ(l.output().find("processing task"), std::string::npos) << l.output();
+  l.Send("stop\n");
+  EXPECT_EQ(l.Wait(), 0);
 }
 
 TEST_F(WorkerTest, BadConfigIsAValidationError) {

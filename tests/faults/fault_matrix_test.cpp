@@ -207,13 +207,14 @@ INSTANTIATE_TEST_SUITE_P(Faults, RealWorkerFaultTest, ::testing::Values(SIGSEGV,
                            return std::string(param_info.param == SIGKILL ? "SIGKILL" : "SIGSEGV");
                          });
 
-// The real worker dies after the model loaded: noticed at once, shown as
-// not loaded with the reason, kept in the history, status unchanged.
+// The real worker (llama.cpp's server code serving the model) dies after the
+// model loaded: noticed at once, shown as not loaded with the reason, kept in
+// the history as crashed_while_serving, the status moved per rule 3 (SPEC §10).
 class RealWorkerAfterLoadTest : public FaultFixture {
  protected:
   // Loads the real model `real` (registering it first if `do_register`) and
-  // sends its worker SIGSEGV once it is loaded.
-  void LoadAndKillWorker(bool do_register) {
+  // sends its worker `signal` once it is loaded.
+  void LoadAndKillWorker(bool do_register, int signal = SIGSEGV) {
     if (do_register) {
       ASSERT_EQ(RegisterModel(url(), {{"model_name", "real"}, {"file_path", "real.gguf"}}).status, 201);
     }
@@ -221,14 +222,14 @@ class RealWorkerAfterLoadTest : public FaultFixture {
     ASSERT_EQ(loaded.status, 200) << loaded.raw;
     const pid_t worker = FindWorker(data_dir() + "/models/real.gguf");
     ASSERT_GT(worker, 0);
-    ASSERT_EQ(::kill(worker, SIGSEGV), 0);
+    ASSERT_EQ(::kill(worker, signal), 0);
   }
 };
 
 TEST_F(RealWorkerAfterLoadTest, KilledAfterLoadIsNoticedAndKept) {
   ASSERT_TRUE(StartServer());
   ASSERT_TRUE(AddTestModelFile("real.gguf"));
-  LoadAndKillWorker(true);
+  LoadAndKillWorker(true, SIGKILL);
   if (HasFatalFailure()) return;
   Json model;
   // Noticed at once; the reason and the history entry follow the removal.
@@ -240,13 +241,20 @@ TEST_F(RealWorkerAfterLoadTest, KilledAfterLoadIsNoticedAndKept) {
       },
       milliseconds(10000)))
       << model.dump();
-  EXPECT_EQ(model.value("compatibility_status", ""), "compatible");  // it did load
-  EXPECT_NE(model["last_error"].get<std::string>().find("SIGSEGV"), std::string::npos) << model.dump();
+  // One successful load before: incompatible (degraded only after 3 or more).
+  EXPECT_EQ(model.value("compatibility_status", ""), "incompatible");
+  EXPECT_EQ(model.value("total_failures", -1), 1);
+  EXPECT_NE(model.value("compatibility_notes", "").find("crashed while serving"), std::string::npos) << model.dump();
+  EXPECT_NE(model["last_error"].get<std::string>().find("SIGKILL"), std::string::npos) << model.dump();
   const Json& death = model["attempts"][0];
-  EXPECT_EQ(death.value("outcome", ""), "crashed");
-  EXPECT_EQ(death.value("signal", ""), "SIGSEGV");
-  EXPECT_EQ(death.value("status_before", ""), death.value("status_after", "x"));
+  EXPECT_EQ(death.value("outcome", ""), "crashed_while_serving");
+  EXPECT_EQ(death.value("signal", ""), "SIGKILL");
+  EXPECT_EQ(death.value("status_before", ""), "compatible");
+  EXPECT_EQ(death.value("status_after", ""), "incompatible");
+  EXPECT_FALSE(death.value("category", "").empty());
   ExpectServing();
+  // The next load is refused until a user acts.
+  EXPECT_EQ(Http(url(), "POST", "/api/orchestrate/load", {{"model_name", "real"}}).status, 409);
 }
 
 // Regression: a loaded worker that died a few ms before SIGTERM made the

@@ -108,11 +108,16 @@ Server::Server(const fs::path& data_dir, std::vector<std::string> extra_args, st
   env.emplace("XDG_CONFIG_HOME", (data_dir / "no-config").string());
   int err_fd = -1;
   pid_ = Spawn(argv, env, &out_fd_, &err_fd);
-  // stderr goes to a thread that drains it into the test's stderr (logs help when a test fails).
-  std::thread([err_fd] {
+  // stderr goes to a thread that keeps it (Stderr()) and, with
+  // MW_ITEST_SERVER_LOG set, copies it to the test's stderr (logs help when a test fails).
+  std::thread([err_fd, buffer = stderr_] {
     char buf[4096];
     ssize_t n;
     while ((n = ::read(err_fd, buf, sizeof(buf))) > 0) {
+      {
+        std::lock_guard lock(buffer->mu);
+        buffer->text.append(buf, static_cast<size_t>(n));
+      }
       if (std::getenv("MW_ITEST_SERVER_LOG")) (void)!::write(2, buf, static_cast<size_t>(n));
     }
     ::close(err_fd);
@@ -144,13 +149,29 @@ Server::Server(const fs::path& data_dir, std::vector<std::string> extra_args, st
 
 Server::~Server() { Stop(); }
 
+std::string Server::Stderr() const {
+  std::lock_guard lock(stderr_->mu);
+  return stderr_->text;
+}
+
+bool Server::WaitForStderr(const std::string& text) const {
+  for (int i = 0; i < 300; ++i) {
+    if (Stderr().find(text) != std::string::npos) return true;
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  return false;
+}
+
 HttpReply Server::Call(const std::string& method, const std::string& path, const std::string& body,
                        const std::string& api_key) {
   HttpReply reply;
   auto client = api::HttpClient::Create(url(), api_key, std::chrono::seconds(120));
   if (!client.ok()) return reply;
   auto r = (*client)->Send(method, path, body);
-  if (!r.ok()) return reply;
+  if (!r.ok()) {
+    reply.raw = "(no answer: " + r.status().message() + ")";  // status stays 0
+    return reply;
+  }
   reply.status = r->status;
   reply.raw = r->body;
   reply.body = json::parse(r->body, nullptr, false);

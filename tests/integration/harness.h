@@ -9,6 +9,7 @@
 #include <filesystem>
 #include <map>
 #include <memory>
+#include <mutex>
 #include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
@@ -62,6 +63,10 @@ class Server {
   const std::string& startup_output() const { return startup_output_; }
   int exit_code() const { return exit_code_; }
   pid_t pid() const { return pid_; }
+  // Everything the server wrote to stderr so far (its log lines).
+  std::string Stderr() const;
+  // Polls Stderr() until it contains `text`; false after ~15 s.
+  bool WaitForStderr(const std::string& text) const;
 
   HttpReply Call(const std::string& method, const std::string& path, const std::string& body = "",
                  const std::string& api_key = "");
@@ -87,6 +92,12 @@ class Server {
   std::string startup_output_;
   std::string stdout_rest_;
   int out_fd_ = -1;
+  struct StderrBuffer {
+    mutable std::mutex mu;
+    std::string text;
+  };
+  // Shared with the thread that drains the pipe (it may outlive the Server).
+  std::shared_ptr<StderrBuffer> stderr_ = std::make_shared<StderrBuffer>();
 };
 
 // Writes `config_toml` to DIR/NAME and returns {"--config", path}: extra

@@ -254,11 +254,34 @@ TEST_F(WorkflowTest, WorkerDeathAfterLoadIsRecorded) {
   }
   EXPECT_EQ(m["loaded"], false);
   EXPECT_EQ(m["load_state"], "idle");
-  EXPECT_NE(m["last_error"].get<std::string>().find("died after the model had loaded"), std::string::npos);
+  EXPECT_NE(m["last_error"].get<std::string>().find("crashed while serving"), std::string::npos);
   ASSERT_EQ(m["attempts"].size(), 2u);
-  EXPECT_EQ(m["attempts"][0]["outcome"], "crashed");
+  EXPECT_EQ(m["attempts"][0]["outcome"], "crashed_while_serving");
   EXPECT_EQ(m["attempts"][0]["signal"], "SIGSEGV");
-  EXPECT_EQ(m["compatibility_status"], "compatible");  // it did load
+  EXPECT_EQ(m["attempts"][0]["status_before"], "compatible");
+  EXPECT_EQ(m["compatibility_status"], "incompatible");  // SPEC §10: rule 3 (1 successful load)
+  EXPECT_EQ(m["total_failures"], 1);
+}
+
+// An engine that ends cleanly (exit 0; llama.cpp's server does so on SIGTERM)
+// was stopped from outside: not loaded, with the reason, but no verdict.
+TEST_F(WorkflowTest, EngineStoppedFromOutsideIsNotACrash) {
+  Server server(data(), AllowApiCommands(dir_.path()));
+  ASSERT_TRUE(server.started());
+  ASSERT_EQ(server.Call("POST", "/api/models", CommandModel("quits", {"--print", "ready", "--sleep-ms", "400", "--then", "exit0"})).status, 201);
+  ASSERT_EQ(server.Call("POST", "/api/orchestrate/load", R"({"model_name":"quits"})").status, 200);
+  json m;
+  for (int i = 0; i < 100; ++i) {
+    m = Model(server, "quits");
+    if (!m["loaded"].get<bool>() && m["last_error"].is_string()) break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  EXPECT_EQ(m["loaded"], false);
+  EXPECT_NE(m["last_error"].get<std::string>().find("stopped from outside"), std::string::npos) << m.dump();
+  EXPECT_EQ(m["compatibility_status"], "compatible");
+  EXPECT_EQ(m["total_failures"], 0);
+  EXPECT_EQ(m["attempts"].size(), 1u);  // the successful load only
+  EXPECT_EQ(server.Call("POST", "/api/orchestrate/load", R"({"model_name":"quits"})").status, 200);  // loads again
 }
 
 TEST_F(WorkflowTest, UnloadCancelsALoadInProgress) {

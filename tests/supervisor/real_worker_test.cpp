@@ -7,6 +7,9 @@
 #include <fstream>
 #include <string>
 
+#include <nlohmann/json.hpp>
+
+#include "common/loopback_http.h"
 #include "supervisor/supervisor.h"
 #include "supervisor/test_support.h"
 
@@ -34,8 +37,9 @@ class RealWorkerTest : public ::testing::Test {
     if (::access(worker_.c_str(), X_OK) != 0) GTEST_SKIP() << "modelwarden-worker is not built";
   }
 
-  LoadRequest Request(const std::string& path, const std::string& config) {
+  LoadRequest Request(const std::string& path, const std::string& config, const std::string& verify = "decode") {
     LoadRequest r;
+    r.verify = verify;
     r.model_name = "tiny";
     r.model_path = path;
     r.engine = EngineKind::kLlamaCpp;
@@ -95,6 +99,88 @@ TEST_F(RealWorkerTest, CorruptAndTruncatedFilesFailWithTheirLog) {
     EXPECT_FALSE(report->log_tail.empty()) << path;
     EXPECT_FALSE(sup.IsLoaded("tiny"));
   }
+}
+
+// SPEC §10: the loaded model is served by llama.cpp's own server code, on
+// the loopback port the load reports (the serving contract in supervisor.h).
+TEST_F(RealWorkerTest, ServesOpenAiPathsOnTheReportedPort) {
+  Supervisor sup(Options());
+  auto report = sup.Load(Request(model_, R"({"n_ctx":256})"));
+  ASSERT_TRUE(report.ok()) << report.status().ToString();
+  ASSERT_EQ(report->outcome, LoadOutcome::kSuccess) << report->error_message << "\n" << report->log_tail;
+  ASSERT_GT(report->port, 0);
+  auto loaded = sup.FindLoaded("tiny");
+  ASSERT_TRUE(loaded.has_value());
+  EXPECT_EQ(loaded->port, report->port);
+  EXPECT_NE(report->log_tail.find("first decode ok"), std::string::npos) << report->log_tail;
+
+  auto health = HttpRequest(report->port, "GET", "/health", "", milliseconds(10000));
+  ASSERT_TRUE(health.ok()) << health.status().ToString();
+  EXPECT_EQ(health->status, 200);
+  auto models = HttpRequest(report->port, "GET", "/v1/models", "", milliseconds(10000));
+  ASSERT_TRUE(models.ok()) << models.status().ToString();
+  EXPECT_EQ(models->status, 200) << models->body;
+  auto chat = HttpRequest(report->port, "POST", "/v1/chat/completions",
+                          R"({"messages":[{"role":"user","content":"Hello"}],"max_tokens":4,"temperature":0})",
+                          milliseconds(60000));
+  ASSERT_TRUE(chat.ok()) << chat.status().ToString();
+  ASSERT_EQ(chat->status, 200) << chat->body;
+  auto body = nlohmann::json::parse(chat->body, nullptr, false);
+  ASSERT_TRUE(body.is_object()) << chat->body;
+  EXPECT_EQ(body.value("object", ""), "chat.completion");
+  ASSERT_TRUE(body["choices"].is_array() && !body["choices"].empty()) << chat->body;
+  EXPECT_EQ(body["choices"][0]["message"]["role"], "assistant");
+  EXPECT_GT(body["usage"]["completion_tokens"].get<int>(), 0) << chat->body;
+
+  ASSERT_TRUE(sup.Unload("tiny").ok());
+  EXPECT_FALSE(HttpGetStatus(report->port, "/health", milliseconds(2000)).ok());  // the engine went with it
+}
+
+// n_parallel and embeddings reach llama.cpp's server: its own /props and
+// /v1/embeddings say so.
+TEST_F(RealWorkerTest, ParallelSlotsAndEmbeddingsReachTheEngine) {
+  Supervisor sup(Options());
+  auto report = sup.Load(Request(model_, R"({"n_ctx":768,"n_parallel":3,"embeddings":true,"pooling":"last"})"));
+  ASSERT_TRUE(report.ok()) << report.status().ToString();
+  ASSERT_EQ(report->outcome, LoadOutcome::kSuccess) << report->error_message << "\n" << report->log_tail;
+  auto props = HttpRequest(report->port, "GET", "/props", "", milliseconds(10000));
+  ASSERT_TRUE(props.ok()) << props.status().ToString();
+  auto body = nlohmann::json::parse(props->body, nullptr, false);
+  ASSERT_TRUE(body.is_object()) << props->body;
+  EXPECT_EQ(body.value("total_slots", 0), 3) << props->body;
+  EXPECT_EQ(body["default_generation_settings"].value("n_ctx", 0), 256) << props->body;  // 768 / 3 slots
+  EXPECT_EQ(report->n_ctx, 768);
+  auto emb = HttpRequest(report->port, "POST", "/v1/embeddings", R"({"input":"hello world"})", milliseconds(60000));
+  ASSERT_TRUE(emb.ok()) << emb.status().ToString();
+  EXPECT_EQ(emb->status, 200) << emb->body;
+  EXPECT_NE(emb->body.find("\"embedding\""), std::string::npos) << emb->body.substr(0, 300);
+}
+
+// verify (SPEC §10): "decode" runs a short prompt through the engine before
+// the load counts (llama.cpp's log shows the slot evaluating it, before the
+// worker reports `loaded`); "load" runs no forward pass at all, not even
+// llama.cpp's warm-up. llama.cpp raises a tiny n_ctx: the report says what
+// the engine really has.
+TEST_F(RealWorkerTest, VerifyDecodeRunsAFirstDecodeAndVerifyLoadNone) {
+  Supervisor sup(Options());
+  auto decode = sup.Load(Request(model_, R"({"n_ctx":8})", "decode"));
+  ASSERT_TRUE(decode.ok()) << decode.status().ToString();
+  ASSERT_EQ(decode->outcome, LoadOutcome::kSuccess) << decode->error_message << "\n" << decode->log_tail;
+  const std::string& log = decode->log_tail;
+  const size_t evaluated = log.find("\"tokens_evaluated\":13");
+  const size_t first_decode = log.find("first decode ok");
+  EXPECT_NE(evaluated, std::string::npos) << log;
+  EXPECT_NE(first_decode, std::string::npos) << log;
+  EXPECT_EQ(log.find("--no-warmup"), std::string::npos);
+  EXPECT_GT(decode->n_ctx, 8);  // llama.cpp's minimum, not the 8 asked for
+  ASSERT_TRUE(sup.Unload("tiny").ok());
+
+  auto load = sup.Load(Request(model_, R"({"n_ctx":8})", "load"));
+  ASSERT_TRUE(load.ok()) << load.status().ToString();
+  ASSERT_EQ(load->outcome, LoadOutcome::kSuccess) << load->error_message << "\n" << load->log_tail;
+  EXPECT_EQ(load->log_tail.find("first decode ok"), std::string::npos) << load->log_tail;
+  EXPECT_EQ(load->log_tail.find("tokens_evaluated"), std::string::npos) << load->log_tail;
+  EXPECT_NE(load->log_tail.find("--no-warmup"), std::string::npos);
 }
 
 TEST_F(RealWorkerTest, ProbeAnswersWithDevices) {

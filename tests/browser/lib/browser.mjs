@@ -13,10 +13,12 @@ export const screenshotDir = path.resolve(here, '..', 'screenshots');
 const ARGS = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
   '--disable-background-networking', '--disable-component-update', '--disable-sync'];
 
-export function launchBrowser() {
+// extraArgs: more Chromium flags (the attack tests map a hostile name to
+// 127.0.0.1 with --host-resolver-rules, as DNS rebinding would).
+export function launchBrowser(extraArgs = []) {
   return chromium.launch({
     executablePath: process.env.MW_CHROMIUM || '/usr/bin/chromium',
-    args: ARGS,
+    args: [...ARGS, ...extraArgs],
     headless: true,
   });
 }

@@ -1,0 +1,90 @@
+// api/openai_proxy.h: the reverse-proxy plumbing of /v1 (internal to api/).
+//
+// UpstreamCall   one HTTP request to a model's engine on 127.0.0.1:port, run
+//                on its own thread so that the request thread can watch its
+//                client while the engine works; the response head and body
+//                pieces are handed over as they arrive (bounded buffer).
+//                Cancel() closes the connection to the engine, which is how
+//                an engine (llama.cpp's server included) learns that the
+//                client went away and stops the generation.
+// ClientConnection  the socket of the request being served, to notice a
+//                client that hung up while nothing is being written to it
+//                (httplib 0.11 offers no such check).
+#pragma once
+
+#include <httplib.h>
+
+#include <chrono>
+#include <condition_variable>
+#include <deque>
+#include <mutex>
+#include <string>
+#include <thread>
+
+namespace mw::api {
+
+class UpstreamCall {
+ public:
+  struct Options {
+    int port = 0;
+    std::string path;
+    std::string body;  // POSTed as application/json
+    int connect_timeout_s = 10;
+    int read_timeout_s = 3600;  // a long prompt may take minutes before the first byte
+    size_t max_buffered = 4 << 20;  // the engine is paused (not read) beyond this
+  };
+  enum class Read { kData, kTimeout, kEnd };
+
+  explicit UpstreamCall(Options options);
+  // Cancels and joins the thread. Never throws.
+  ~UpstreamCall();
+  UpstreamCall(const UpstreamCall&) = delete;
+  UpstreamCall& operator=(const UpstreamCall&) = delete;
+
+  // Waits up to `wait` for the response head or the end of the call; true
+  // when one of them happened.
+  bool WaitHead(std::chrono::milliseconds wait);
+  bool has_head() const;
+  int status() const;
+  std::string content_type() const;
+  // The next piece of the body (appended to *out), kTimeout after `wait`,
+  // kEnd when the call is over and everything was handed out.
+  Read Next(std::string* out, std::chrono::milliseconds wait);
+  // After kEnd: true if the call failed (could not connect, the connection
+  // broke, timed out) rather than ending normally or by Cancel().
+  bool failed() const;
+  std::string error_text() const;
+  // Closes the connection to the engine (thread-safe, idempotent).
+  void Cancel();
+
+ private:
+  void Run();
+
+  Options options_;
+  httplib::Client client_;
+  mutable std::mutex mu_;
+  std::condition_variable cv_;
+  bool head_ = false;
+  int status_ = 0;
+  std::string content_type_;
+  std::deque<std::string> pieces_;
+  size_t buffered_ = 0;
+  bool done_ = false;
+  bool cancelled_ = false;
+  httplib::Error error_ = httplib::Error::Success;
+  std::thread thread_;  // last: started after everything above exists
+};
+
+class ClientConnection {
+ public:
+  // Finds the socket of `req` (matched by its local and remote ports).
+  explicit ClientConnection(const httplib::Request& req);
+  // True once the client closed its end (or the socket failed); false when
+  // it is open or could not be found.
+  bool Gone() const;
+
+ private:
+  int fd_ = -1;
+};
+
+}  // namespace mw::api

@@ -1,0 +1,345 @@
+#include "api/openai_routes.h"
+
+#include <chrono>
+#include <exception>
+#include <memory>
+#include <string>
+#include <utility>
+
+#include "api/errors.h"
+#include "api/openai_codec.h"
+#include "api/openai_proxy.h"
+#include "common/log.h"
+
+namespace mw::api {
+namespace {
+
+constexpr const char* kJson = "application/json; charset=utf-8";
+constexpr auto kPoll = std::chrono::milliseconds(250);
+constexpr size_t kMaxEngineBody = 256u << 20;  // a non-streamed engine answer (embeddings) held in memory
+
+void SendKind(httplib::Response& res, ErrorKind kind, std::string_view message, std::string_view extra = {}) {
+  ErrorInfo info = DescribeError(kind);
+  res.status = info.http_status;
+  res.set_content(OpenAiErrorJson(info.http_status, info.code, message, extra), kJson);
+}
+
+void SendStatus(httplib::Response& res, const Status& status) {
+  SendKind(res, ErrorKindForStatus(status.code()), status.message());
+}
+
+bool IsV1(const std::string& path) { return path == "/v1" || path.rfind("/v1/", 0) == 0; }
+
+struct Context {
+  ModelApi& api;
+  OpenAiRouteOptions options;
+};
+
+// Every /v1 route: API key first, and no exception escapes.
+template <typename F>
+httplib::Server::Handler Route(std::shared_ptr<Context> ctx, F f) {
+  return [ctx, f = std::move(f)](const httplib::Request& req, httplib::Response& res) {
+    try {
+      if (ctx->options.authorized && !ctx->options.authorized(req)) {
+        res.set_header("WWW-Authenticate", "Bearer");
+        return SendKind(res, ErrorKind::kUnauthorized, "missing or wrong API key: send 'Authorization: Bearer <key>'");
+      }
+      f(*ctx, req, res);
+    } catch (const std::exception& e) {
+      MW_LOG(kError, "v1") << req.method << " " << req.path << " threw: " << e.what();
+      SendKind(res, ErrorKind::kInternal, "internal error while handling the request");
+    } catch (...) {
+      MW_LOG(kError, "v1") << req.method << " " << req.path << " threw a non-standard exception";
+      SendKind(res, ErrorKind::kInternal, "internal error while handling the request");
+    }
+  };
+}
+
+// The engine's connection broke before its answer was complete: a crash if
+// the engine process died (its classified summary), else a plain engine error.
+std::pair<ErrorKind, std::string> BrokenEngine(Context& ctx, const std::string& model, const InferenceLease& lease,
+                                               const UpstreamCall& call) {
+  std::optional<std::string> summary = ctx.api.AwaitEngineDeath(model, lease.engine_pid, ctx.options.death_wait_ms);
+  if (summary) return {ErrorKind::kEngineCrashed, *summary};
+  std::string detail = call.failed() ? " (" + call.error_text() + ")" : std::string();
+  return {ErrorKind::kEngineError, "the connection to the engine of '" + model +
+                                       "' broke before its answer was complete" + detail +
+                                       " (the engine closed it, the model was unloaded, or the server is stopping)"};
+}
+
+// Reads what is left of the engine's answer (bounded). False if the client left.
+bool ReadAll(UpstreamCall& call, const ClientConnection& client, std::string* body) {
+  for (;;) {
+    UpstreamCall::Read r = call.Next(body, kPoll);
+    if (r == UpstreamCall::Read::kEnd) return true;
+    if (body->size() > kMaxEngineBody) {
+      call.Cancel();
+      return true;
+    }
+    if (r == UpstreamCall::Read::kTimeout && client.Gone()) {
+      call.Cancel();
+      return false;
+    }
+  }
+}
+
+// State of one streamed answer, shared with httplib's content provider.
+struct Stream {
+  std::shared_ptr<Context> ctx;
+  std::string model;
+  std::shared_ptr<InferenceLease> lease;
+  std::unique_ptr<UpstreamCall> call;
+  std::unique_ptr<ClientConnection> client;
+  SseParser parser;
+  bool saw_done = false;
+  bool saw_error = false;
+  bool finished = false;
+};
+
+void StreamToClient(const std::shared_ptr<Stream>& st, httplib::Response& res) {
+  res.status = 200;
+  res.set_header("Cache-Control", "no-cache");
+  res.set_header("X-Accel-Buffering", "no");
+  res.set_chunked_content_provider(
+      "text/event-stream",
+      [st](size_t, httplib::DataSink& sink) {
+        if (st->finished) {
+          sink.done();
+          return true;
+        }
+        std::string data;
+        UpstreamCall::Read r = st->call->Next(&data, kPoll);
+        if (r == UpstreamCall::Read::kTimeout) {
+          if (st->client->Gone()) {
+            MW_LOG(kInfo, "v1") << "model=" << st->model << " client disconnected: generation cancelled";
+            st->call->Cancel();
+            return false;
+          }
+          return true;
+        }
+        std::string out;
+        if (!data.empty()) {
+          st->parser.Feed(data);
+          // Whole events only, each valid UTF-8: an error event added later
+          // never lands inside a half-sent one, and clients can parse each.
+          while (std::optional<std::string> event = st->parser.Next()) {
+            std::optional<std::string> payload = SseData(*event);
+            if (payload && *payload == "[DONE]") st->saw_done = true;
+            if (payload && ErrorInEventData(*payload)) st->saw_error = true;
+            out += SanitizeUtf8(*event);
+            out += "\n\n";
+          }
+        }
+        if (r == UpstreamCall::Read::kEnd) {
+          if (!st->saw_done && !st->saw_error) {
+            auto [kind, message] = BrokenEngine(*st->ctx, st->model, *st->lease, *st->call);
+            ErrorInfo info = DescribeError(kind);
+            MW_LOG(kWarn, "v1") << "model=" << st->model << " stream broken: " << info.code << ": " << message;
+            out += OpenAiErrorEvent(info.http_status, info.code, message);
+          }
+          st->finished = true;
+        }
+        if (!out.empty() && !sink.write(out.data(), out.size())) {
+          MW_LOG(kInfo, "v1") << "model=" << st->model << " client disconnected: generation cancelled";
+          st->call->Cancel();
+          return false;
+        }
+        if (st->finished) sink.done();
+        return true;
+      },
+      [st](bool) {
+        st->call->Cancel();
+        st->lease.reset();  // frees the slot
+      });
+}
+
+void Inference(OpenAiEndpoint endpoint, const std::shared_ptr<Context>& ctx, const httplib::Request& req,
+               httplib::Response& res) {
+  auto parsed = ParseOpenAiRequest(endpoint, req.body);
+  if (!parsed.ok()) return SendKind(res, ErrorKind::kInvalidRequest, parsed.status().message());
+  InferenceRequest request;
+  request.model_name = parsed->model;
+  request.keep_alive_ms = parsed->keep_alive_ms;
+  request.embeddings = endpoint == OpenAiEndpoint::kEmbeddings;
+  auto admission = ctx->api.BeginInference(request);
+  if (!admission.ok()) return SendStatus(res, admission.status());
+  switch (admission->kind) {
+    case InferenceAdmission::Kind::kReady: break;
+    case InferenceAdmission::Kind::kIncompatible: {
+      ErrorInfo info = DescribeError(ErrorKind::kModelIncompatible);
+      res.status = info.http_status;
+      return res.set_content(OpenAiLoadErrorJson(info.http_status, info.code, admission->load), kJson);
+    }
+    case InferenceAdmission::Kind::kLoadFailed: {
+      ErrorInfo info = DescribeError(ErrorKind::kLoadFailed);
+      res.status = info.http_status;
+      return res.set_content(OpenAiLoadErrorJson(info.http_status, info.code, admission->load), kJson);
+    }
+    case InferenceAdmission::Kind::kQueueFull: return SendKind(res, ErrorKind::kQueueFull, admission->message);
+  }
+  std::shared_ptr<InferenceLease> lease = std::move(admission->lease);
+  if (!lease->warning.empty()) res.set_header("X-Modelwarden-Warning", HeaderSafe(lease->warning));
+
+  UpstreamCall::Options options;
+  options.port = lease->port;
+  options.path = std::string(OpenAiPath(endpoint));
+  options.body = std::move(parsed->upstream_body);
+  auto call = std::make_unique<UpstreamCall>(std::move(options));
+  auto client = std::make_unique<ClientConnection>(req);
+  while (!call->WaitHead(kPoll)) {
+    if (client->Gone()) {
+      MW_LOG(kInfo, "v1") << "model=" << parsed->model << " client disconnected before the engine answered";
+      call->Cancel();
+      res.status = 499;  // nobody reads it
+      return;
+    }
+  }
+  if (!call->has_head()) {
+    auto [kind, message] = BrokenEngine(*ctx, parsed->model, *lease, *call);
+    return SendKind(res, kind, message);
+  }
+  const int engine_status = call->status();
+  const bool sse = call->content_type().rfind("text/event-stream", 0) == 0;
+  if (engine_status == 200 && sse && parsed->stream) {
+    auto st = std::make_shared<Stream>();
+    st->ctx = ctx;
+    st->model = parsed->model;
+    st->lease = std::move(lease);
+    st->call = std::move(call);
+    st->client = std::move(client);
+    return StreamToClient(st, res);
+  }
+  if (engine_status == 200 && sse) {
+    // Assembled from the engine's stream (see ParseOpenAiRequest).
+    StreamAssembler assembler(endpoint);
+    SseParser parser;
+    bool saw_done = false;
+    auto last_check = std::chrono::steady_clock::now();
+    for (;;) {
+      std::string data;
+      UpstreamCall::Read r = call->Next(&data, kPoll);
+      // Nothing is written to the client until the end: look at its socket
+      // now and then, whether or not the engine is sending.
+      if (r != UpstreamCall::Read::kEnd && std::chrono::steady_clock::now() - last_check >= kPoll) {
+        last_check = std::chrono::steady_clock::now();
+        if (client->Gone()) {
+          MW_LOG(kInfo, "v1") << "model=" << parsed->model << " client disconnected: generation cancelled";
+          call->Cancel();
+          res.status = 499;
+          return;
+        }
+      }
+      parser.Feed(data);
+      while (std::optional<std::string> event = parser.Next()) {
+        std::optional<std::string> payload = SseData(*event);
+        if (!payload) continue;
+        if (*payload == "[DONE]") {
+          saw_done = true;
+          continue;
+        }
+        std::string clean = SanitizeUtf8(*payload);
+        if (std::optional<OpenAiError> error = ErrorInEventData(clean)) {
+          call->Cancel();
+          res.status = error->http_status;
+          return res.set_content(error->body, kJson);
+        }
+        if (Status st = assembler.Add(clean); !st.ok()) {
+          call->Cancel();
+          return SendKind(res, ErrorKind::kEngineError, st.message());
+        }
+      }
+      if (r == UpstreamCall::Read::kEnd) break;
+    }
+    if (!saw_done) {
+      auto [kind, message] = BrokenEngine(*ctx, parsed->model, *lease, *call);
+      return SendKind(res, kind, message);
+    }
+    res.status = 200;
+    return res.set_content(assembler.Finish(), kJson);
+  }
+  // A plain answer (embeddings, an engine that ignored stream, or an error).
+  std::string body;
+  if (!ReadAll(*call, *client, &body)) {
+    res.status = 499;
+    return;
+  }
+  if (call->failed()) {
+    auto [kind, message] = BrokenEngine(*ctx, parsed->model, *lease, *call);
+    return SendKind(res, kind, message);
+  }
+  if (body.size() > kMaxEngineBody) return SendKind(res, ErrorKind::kEngineError, "the engine's answer is too large");
+  if (engine_status != 200) {
+    OpenAiError error = EngineErrorToOpenAi(engine_status, body);
+    res.status = error.http_status;
+    return res.set_content(error.body, kJson);
+  }
+  res.status = 200;
+  res.set_content(SanitizeUtf8(body), sse ? "text/event-stream" : kJson);
+}
+
+}  // namespace
+
+void InstallOpenAiRoutes(httplib::Server& server, ModelApi& api, OpenAiRouteOptions options) {
+  auto ctx = std::make_shared<Context>(Context{api, std::move(options)});
+  server.Get("/v1/models", Route(ctx, [](Context& c, const httplib::Request&, httplib::Response& res) {
+    auto models = c.api.ListModels();
+    if (!models.ok()) return SendStatus(res, models.status());
+    res.status = 200;
+    res.set_content(OpenAiModelListJson(*models), kJson);
+  }));
+  server.Get(R"(/v1/models/([^/]+))", Route(ctx, [](Context& c, const httplib::Request& req, httplib::Response& res) {
+    auto model = c.api.GetModel(req.matches[1].str());
+    if (!model.ok()) {
+      return SendKind(res, ErrorKind::kModelNotFound, "no model named '" + req.matches[1].str().substr(0, 140) + "' is registered");
+    }
+    res.status = 200;
+    res.set_content(OpenAiModelJson(*model), kJson);
+  }));
+  const std::pair<const char*, OpenAiEndpoint> kInference[] = {
+      {"/v1/chat/completions", OpenAiEndpoint::kChatCompletions},
+      {"/v1/completions", OpenAiEndpoint::kCompletions},
+      {"/v1/embeddings", OpenAiEndpoint::kEmbeddings},
+  };
+  for (const auto& [path, endpoint] : kInference) {
+    server.Post(path, Route(ctx, [ctx, endpoint = endpoint](Context&, const httplib::Request& req,
+                                                           httplib::Response& res) { Inference(endpoint, ctx, req, res); }));
+    auto wrong_method = Route(ctx, [](Context&, const httplib::Request& req, httplib::Response& res) {
+      SendKind(res, ErrorKind::kMethodNotAllowed, req.method + " is not allowed on " + req.path + "; use POST");
+    });
+    server.Get(path, wrong_method);
+    server.Put(path, wrong_method);
+    server.Patch(path, wrong_method);
+    server.Delete(path, wrong_method);
+  }
+  auto unknown = Route(ctx, [](Context&, const httplib::Request& req, httplib::Response& res) {
+    SendKind(res, ErrorKind::kNotFound, "no such path: " + req.method + " " + req.path);
+  });
+  server.Get(R"(/v1(/.*)?)", unknown);
+  server.Post(R"(/v1(/.*)?)", unknown);
+  server.Put(R"(/v1(/.*)?)", unknown);
+  server.Patch(R"(/v1(/.*)?)", unknown);
+  server.Delete(R"(/v1(/.*)?)", unknown);
+}
+
+bool FillOpenAiHttpError(const httplib::Request& req, httplib::Response& res) {
+  if (!IsV1(req.path)) return false;
+  if (!res.body.empty()) {
+    std::optional<OpenAiError> converted = ApiErrorToOpenAi(res.status, res.body);
+    if (!converted) return false;  // already OpenAI's shape (or not an error body)
+    res.set_content(converted->body, kJson);
+    return true;
+  }
+  switch (res.status) {
+    case 404: SendKind(res, ErrorKind::kNotFound, "no such path: " + req.method + " " + req.path); break;
+    case 413: SendKind(res, ErrorKind::kPayloadTooLarge, "request body is too large"); break;
+    case 400: SendKind(res, ErrorKind::kInvalidRequest, "malformed HTTP request"); break;
+    default: {
+      int status = res.status;
+      SendKind(res, status >= 500 ? ErrorKind::kInternal : ErrorKind::kInvalidRequest, "request failed");
+      res.status = status;
+    }
+  }
+  return true;
+}
+
+}  // namespace mw::api

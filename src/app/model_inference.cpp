@@ -1,0 +1,199 @@
+// ModelService: the /v1 gate (SPEC §10). A request is admitted to a model's
+// engine through serving::ServingGate (n_parallel slots, max_queue waiting),
+// the model is loaded on demand through the same Load() as
+// POST /api/orchestrate/load (never forced), and a model that served /v1
+// requests is unloaded after keep_alive of idleness by the idle thread.
+#include <chrono>
+
+#include "app/model_service.h"
+#include "common/duration.h"
+#include "common/log.h"
+#include "common/time_util.h"
+#include "loadconfig/loadconfig.h"
+
+namespace mw::app {
+namespace {
+
+constexpr size_t kKeptDeaths = 256;
+
+bool ArgvHasPort(const loadconfig::CommandConfig& command) {
+  for (const auto& arg : command.argv) {
+    if (arg.find("{port}") != std::string::npos) return true;
+  }
+  return false;
+}
+
+}  // namespace
+
+// Holds the slot; its destruction frees it and wakes the idle thread (the
+// model's idle deadline may now be set).
+class ModelService::Lease : public api::InferenceLease {
+ public:
+  Lease(ModelService* service, serving::Slot slot) : service_(service), slot_(std::move(slot)) {}
+  ~Lease() override {
+    slot_.Release(MonotonicMillis());
+    service_->WakeIdleLoop();
+  }
+
+ private:
+  ModelService* service_;
+  serving::Slot slot_;
+};
+
+Result<api::InferenceAdmission> ModelService::BeginInference(const api::InferenceRequest& request) {
+  const std::string& name = request.model_name;
+  // To an OpenAI client a name that cannot exist is simply not found.
+  if (!IsValidModelName(name)) return NotFoundError("no model named '" + name.substr(0, 140) + "' is registered");
+  ASSIGN_OR_RETURN(ModelRecord model, registry_.GetModel(name));
+  if (shutting_down_) return UnavailableError("the server is shutting down");
+  // A stored config that no longer validates is reported by the load itself.
+  auto validated = loadconfig::ValidateLoadConfig(model.engine, model.load_config);
+  const int parallel = validated.ok() && validated->n_parallel ? static_cast<int>(*validated->n_parallel) : 1;
+  if (request.embeddings && !(validated.ok() && validated->embeddings.value_or(false))) {
+    return InvalidArgumentError("model '" + name + "' is not loaded for embeddings: set \"embeddings\": true in its "
+                                "load_config (PATCH /api/models/" + name + "/config); it is then loaded with it");
+  }
+  if (validated.ok()) {
+    if (const loadconfig::CommandConfig* command = validated->command(); command != nullptr && !ArgvHasPort(*command)) {
+      return FailedPreconditionError("model '" + name + "' is a command model whose argv has no {port}: its engine "
+                                     "cannot be reached over HTTP, so it cannot serve /v1. Put {port} in its argv");
+    }
+  }
+  api::InferenceAdmission admission;
+  if (model.compatibility_status == CompatStatus::kIncompatible && !supervisor_.IsLoaded(name)) {
+    admission.kind = api::InferenceAdmission::Kind::kIncompatible;
+    admission.load = Refusal(model);
+    admission.load.message = "model '" + name + "' is incompatible with this machine" +
+                             (admission.load.notes.empty() ? std::string() : ": " + admission.load.notes) +
+                             ". An inference request never forces a load: fix the cause, or load it with "
+                             "POST /api/orchestrate/load and force_load=true, or set its status";
+    return admission;
+  }
+  {
+    std::lock_guard lock(idle_mu_);
+    if (!idle_thread_.joinable() && !idle_stop_) idle_thread_ = std::thread([this] { IdleLoop(); });
+  }
+  const auto config = CurrentConfig();  // reloadable (SIGHUP)
+  const int64_t keep_alive = request.keep_alive_ms.value_or(config->keep_alive_ms);
+  auto slot = gate_.Acquire(name, {parallel, config->max_queue}, keep_alive);
+  if (!slot.ok()) {
+    if (slot.status().code() != StatusCode::kResourceExhausted) return slot.status();
+    admission.kind = api::InferenceAdmission::Kind::kQueueFull;
+    admission.message = slot.status().message();
+    return admission;
+  }
+  auto lease = std::make_unique<Lease>(this, std::move(slot).value());
+  ASSIGN_OR_RETURN(api::LoadResult load, Load(name, /*force=*/false));
+  switch (load.kind) {
+    case api::LoadResult::Kind::kIncompatible:
+      admission.kind = api::InferenceAdmission::Kind::kIncompatible;
+      admission.load = std::move(load);
+      return admission;
+    case api::LoadResult::Kind::kFailed:
+      admission.kind = api::InferenceAdmission::Kind::kLoadFailed;
+      admission.load = std::move(load);
+      return admission;
+    case api::LoadResult::Kind::kLoaded:
+    case api::LoadResult::Kind::kAlreadyLoaded: break;
+  }
+  std::optional<LoadedModel> loaded = supervisor_.FindLoaded(name);
+  if (!loaded) {
+    std::string why;
+    {
+      std::lock_guard lock(mu_);
+      if (auto it = runtime_.find(name); it != runtime_.end() && it->second.last_error) why = ": " + *it->second.last_error;
+    }
+    return UnavailableError("model '" + name + "' stopped right after loading" + why);
+  }
+  if (loaded->port <= 0) {
+    return FailedPreconditionError("model '" + name + "' is loaded, but its engine does not answer HTTP on a port, "
+                                   "so it cannot serve /v1");
+  }
+  lease->port = loaded->port;
+  lease->engine_pid = loaded->pid;
+  if (!load.warning.empty()) {
+    lease->warning = load.warning;
+  } else if (model.compatibility_status == CompatStatus::kDegraded) {
+    lease->warning = "model '" + name + "' has degraded compatibility (it failed after loading successfully before" +
+                     (model.compatibility_notes ? ": " + *model.compatibility_notes : std::string()) + ")";
+  }
+  admission.lease = std::move(lease);
+  return admission;
+}
+
+std::optional<std::string> ModelService::AwaitEngineDeath(const std::string& model_name, int pid, int64_t timeout_ms) {
+  std::unique_lock lock(deaths_mu_);
+  bool died = deaths_cv_.wait_for(lock, std::chrono::milliseconds(timeout_ms),
+                                  [&] { return engine_deaths_.count(pid) > 0 || engine_stops_.count(pid) > 0 || shutting_down_; });
+  // Stopped on purpose (an unload, the shutdown): not a death to report.
+  if (engine_deaths_.count(pid) == 0 && (engine_stops_.count(pid) > 0 || shutting_down_)) return std::nullopt;
+  if (!died) {
+    MW_LOG(kWarn, "serve") << "model=" << model_name << " pid=" << pid
+                           << " broke a request's connection but did not die within " << timeout_ms << " ms";
+    return std::nullopt;
+  }
+  return engine_deaths_[pid];
+}
+
+void ModelService::NoteEngineDeath(int pid, const std::string& summary) {
+  {
+    std::lock_guard lock(deaths_mu_);
+    if (engine_deaths_.size() >= kKeptDeaths) engine_deaths_.erase(engine_deaths_.begin());
+    engine_deaths_[pid] = summary;
+  }
+  deaths_cv_.notify_all();
+}
+
+void ModelService::NoteEngineStopped(int pid) {
+  {
+    std::lock_guard lock(deaths_mu_);
+    if (engine_stops_.size() >= kKeptDeaths) engine_stops_.erase(engine_stops_.begin());
+    engine_stops_.insert(pid);
+  }
+  deaths_cv_.notify_all();
+}
+
+void ModelService::WakeIdleLoop() {
+  {
+    std::lock_guard lock(idle_mu_);
+    idle_wake_ = true;
+  }
+  idle_cv_.notify_all();
+}
+
+void ModelService::IdleLoop() {
+  std::unique_lock lock(idle_mu_);
+  while (!idle_stop_) {
+    const int64_t now = MonotonicMillis();
+    std::optional<int64_t> next = gate_.NextDeadline();
+    // At least once a minute: a deadline is only ever moved later by a new request.
+    int64_t wait_ms = next ? std::max<int64_t>(0, *next - now) : 60000;
+    idle_cv_.wait_for(lock, std::chrono::milliseconds(std::min<int64_t>(wait_ms, 60000)),
+                      [this] { return idle_stop_ || idle_wake_; });
+    idle_wake_ = false;
+    if (idle_stop_) break;
+    std::vector<std::string> due = gate_.DueForUnload(MonotonicMillis());
+    if (due.empty()) continue;
+    lock.unlock();
+    for (const auto& name : due) {
+      if (supervisor_.IsLoaded(name)) {
+        MW_LOG(kInfo, "serve") << "model=" << name << " idle past its keep_alive: unloading";
+        auto unloaded = Unload(name);
+        if (!unloaded.ok()) MW_LOG(kWarn, "serve") << "model=" << name << " idle unload: " << unloaded.status().ToString();
+      }
+      gate_.EndUnload(name);
+    }
+    lock.lock();
+  }
+}
+
+void ModelService::StopIdleLoop() {
+  {
+    std::lock_guard lock(idle_mu_);
+    idle_stop_ = true;
+  }
+  idle_cv_.notify_all();
+  if (idle_thread_.joinable()) idle_thread_.join();
+}
+
+}  // namespace mw::app

@@ -1,0 +1,67 @@
+#include "config/config_diff.h"
+
+namespace mw::config {
+namespace {
+
+std::string Quoted(const std::string& s) { return "'" + s + "'"; }
+
+const char* FormatName(LogFormat f) { return f == LogFormat::kJson ? "json" : "text"; }
+
+}  // namespace
+
+ConfigChanges DiffConfig(const Config& before, const Config& after) {
+  ConfigChanges c;
+  if (before.api_key != after.api_key) {
+    if (before.api_key.empty()) {
+      c.applied.push_back("api_key set (requests now need it)");
+    } else if (after.api_key.empty()) {
+      c.applied.push_back("api_key removed (no authentication)");
+    } else {
+      c.applied.push_back("api_key changed");
+    }
+  }
+  if (before.load_timeout_s != after.load_timeout_s) {
+    c.applied.push_back("load_timeout_s " + std::to_string(before.load_timeout_s) + " -> " +
+                        std::to_string(after.load_timeout_s));
+  }
+  if (before.crash_patterns_file != after.crash_patterns_file) {
+    c.applied.push_back("crash_patterns " + Quoted(before.crash_patterns_file.string()) + " -> " +
+                        Quoted(after.crash_patterns_file.string()));
+  }
+  if (before.log_format != after.log_format) {
+    c.applied.push_back(std::string("log_format ") + FormatName(before.log_format) + " -> " +
+                        FormatName(after.log_format));
+  }
+  if (before.retest_stale_auto != after.retest_stale_auto) {
+    c.applied.push_back(std::string("retest_stale ") + (before.retest_stale_auto ? "auto" : "ask") + " -> " +
+                        (after.retest_stale_auto ? "auto" : "ask"));
+  }
+  for (const Location& old_loc : before.locations) {
+    const Location* now = after.FindLocation(old_loc.name);
+    if (now == nullptr) {
+      c.applied.push_back("location " + Quoted(old_loc.name) + " removed");
+    } else if (now->path != old_loc.path) {
+      c.applied.push_back("location " + Quoted(old_loc.name) + " " + old_loc.path.string() + " -> " +
+                          now->path.string());
+    }
+  }
+  for (const Location& new_loc : after.locations) {
+    if (before.FindLocation(new_loc.name) == nullptr) {
+      c.applied.push_back("location " + Quoted(new_loc.name) + " added (" + new_loc.path.string() + ")");
+    }
+  }
+  if (before.host != after.host) c.need_restart.push_back("host " + before.host + " -> " + after.host);
+  if (before.port != after.port) {
+    c.need_restart.push_back("port " + std::to_string(before.port) + " -> " + std::to_string(after.port));
+  }
+  if (before.data_dir != after.data_dir) {
+    c.need_restart.push_back("data_dir " + before.data_dir.string() + " -> " + after.data_dir.string());
+  }
+  if (before.worker_path != after.worker_path) {
+    c.need_restart.push_back("worker " + Quoted(before.worker_path.string()) + " -> " +
+                             Quoted(after.worker_path.string()));
+  }
+  return c;
+}
+
+}  // namespace mw::config

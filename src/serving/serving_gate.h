@@ -1,0 +1,112 @@
+// serving/serving_gate.h: who may use a loaded model's engine, and when an
+// idle model is unloaded (SPEC §10 "Concurrency", "Idle unload").
+//
+// Per model:
+//   - at most `parallel` requests hold a slot (are in the engine) at once;
+//   - at most `max_queue` more wait for one (FIFO by arrival); a request
+//     beyond that is refused at once (kResourceExhausted -> 429 queue_full);
+//   - when the last slot is released and nobody waits, the model's idle
+//     deadline is set from that request's keep-alive (kForever: none; 0: due
+//     at once). A new request clears it.
+//   - the owner's reaper asks DueForUnload(now): each model returned is
+//     marked `unloading` (new requests wait for EndUnload, then load it
+//     again), so a request is never handed an engine that is being stopped.
+//
+// Pure logic over a clock the caller passes in (milliseconds); no threads of
+// its own. Thread-safe: Acquire blocks its caller; everything else is quick.
+#pragma once
+
+#include <condition_variable>
+#include <cstdint>
+#include <map>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "common/status.h"
+
+namespace mw::serving {
+
+struct SlotLimits {
+  int parallel = 1;   // >= 1
+  int max_queue = 64; // >= 0
+};
+
+class ServingGate;
+
+// A held slot: released (with its keep-alive) when destroyed. Move-only.
+class Slot {
+ public:
+  Slot() = default;
+  Slot(Slot&& other) noexcept;
+  Slot& operator=(Slot&& other) noexcept;
+  Slot(const Slot&) = delete;
+  Slot& operator=(const Slot&) = delete;
+  ~Slot();
+  // The keep-alive applied when this slot is released (ms; kForever; 0).
+  void set_keep_alive_ms(int64_t ms) { keep_alive_ms_ = ms; }
+  // Releases now (idempotent); `now_ms` starts the idle clock.
+  void Release(int64_t now_ms);
+  bool held() const { return gate_ != nullptr; }
+
+ private:
+  friend class ServingGate;
+  Slot(ServingGate* gate, std::string model, int64_t keep_alive_ms)
+      : gate_(gate), model_(std::move(model)), keep_alive_ms_(keep_alive_ms) {}
+  ServingGate* gate_ = nullptr;
+  std::string model_;
+  int64_t keep_alive_ms_ = 0;
+};
+
+class ServingGate {
+ public:
+  // `clock` returns the current time in ms (monotonic); used when a Slot is
+  // destroyed without an explicit Release(now).
+  explicit ServingGate(int64_t (*clock)());
+  ~ServingGate();
+  ServingGate(const ServingGate&) = delete;
+  ServingGate& operator=(const ServingGate&) = delete;
+
+  // Takes a slot of `model`, waiting for one if needed. Errors:
+  // kResourceExhausted (limits.max_queue requests already wait),
+  // kUnavailable (Close() was called). `keep_alive_ms` is the slot's
+  // keep-alive (may be changed on the Slot before release).
+  [[nodiscard]] Result<Slot> Acquire(const std::string& model, const SlotLimits& limits, int64_t keep_alive_ms);
+
+  // Models whose idle deadline is <= now_ms, with no slot held and nobody
+  // waiting: each is marked unloading and must be passed to EndUnload.
+  std::vector<std::string> DueForUnload(int64_t now_ms);
+  void EndUnload(const std::string& model);
+  // The earliest idle deadline, if any.
+  std::optional<int64_t> NextDeadline() const;
+  // Forgets the idle deadline (the model was unloaded or died by other means).
+  void ClearIdle(const std::string& model);
+
+  // For status and tests.
+  int InEngine(const std::string& model) const;
+  int Waiting(const std::string& model) const;
+
+  // Wakes every waiter with kUnavailable and refuses new requests.
+  void Close();
+
+ private:
+  friend class Slot;
+  struct Entry {
+    int in_engine = 0;
+    int waiting = 0;
+    uint64_t next_ticket = 0;   // FIFO: tickets handed out in arrival order
+    uint64_t serving = 0;       // the next ticket allowed in
+    bool unloading = false;
+    std::optional<int64_t> idle_deadline;
+  };
+  void Release(const std::string& model, int64_t keep_alive_ms, int64_t now_ms);
+
+  int64_t (*clock_)();
+  mutable std::mutex mu_;
+  std::condition_variable cv_;
+  std::map<std::string, Entry> entries_;
+  bool closed_ = false;
+};
+
+}  // namespace mw::serving

@@ -1,0 +1,290 @@
+#include "worker/engine.h"
+
+#include <dirent.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <nlohmann/json.hpp>
+
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <fstream>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <thread>
+#include <vector>
+
+#include "common/loopback_http.h"
+#include "common/time_util.h"
+#include "ggml.h"
+#include "loadconfig/loadconfig.h"
+#include "worker/backends.h"
+#include "worker/channel.h"
+#include "worker/gguf_inspect.h"
+#include "worker/llama_session.h"
+#include "worker/stop_watcher.h"
+
+// llama.cpp's server entry points (tools/server/server.cpp, exported by
+// libmw-llama-server.so). llama_server blocks until the server stops;
+// llama_server_terminate asks a running server to stop (once it is loaded).
+int llama_server(int argc, char** argv);
+void llama_server_terminate();
+
+namespace mw::worker {
+namespace {
+
+using namespace std::chrono_literals;
+
+constexpr auto kPollInterval = 10ms;
+constexpr auto kHttpTimeout = 10s;
+// The first decode of a huge model on a slow CPU can take long; the server's
+// stall timeout (llama.cpp logs while it works) is the real bound.
+constexpr auto kVerifyTimeout = 1h;
+// The first decode: the prompt through every layer, then two generated
+// tokens (greedy). The grammar keeps the generated text printable ASCII, so
+// the answer never depends on whether the sampled bytes form valid UTF-8:
+// llama.cpp's output parser answers 500 for such text (seen with random-weight
+// models), which is a text problem, not an engine failure. It constrains the
+// sampler only; the forward passes are the same.
+constexpr const char* kVerifyRequest =
+    R"({"prompt": "The quick brown fox jumps over the lazy dog.", "n_predict": 2, "temperature": 0,)"
+    R"( "grammar": "root ::= [ -~]*", "cache_prompt": false, "stream": false})";
+
+enum class Phase { kLoading, kLoaded, kEnded };
+
+// What the watcher thread and the thread running llama_server share.
+struct Shared {
+  std::mutex mu;
+  Phase phase = Phase::kLoading;
+  bool stop_requested = false;
+};
+
+// The port of the one listening TCP socket among this process's fds: the
+// engine's (the worker opens no other listener).
+std::optional<int> FindListeningPort() {
+  DIR* dir = ::opendir("/proc/self/fd");
+  if (dir == nullptr) return std::nullopt;
+  std::optional<int> port;
+  while (dirent* e = ::readdir(dir)) {
+    char* end = nullptr;
+    long fd = std::strtol(e->d_name, &end, 10);
+    if (end == e->d_name || *end != '\0' || fd == ::dirfd(dir)) continue;
+    int listening = 0;
+    socklen_t len = sizeof(listening);
+    if (::getsockopt(static_cast<int>(fd), SOL_SOCKET, SO_ACCEPTCONN, &listening, &len) != 0 || !listening) continue;
+    sockaddr_in addr{};
+    socklen_t alen = sizeof(addr);
+    if (::getsockname(static_cast<int>(fd), reinterpret_cast<sockaddr*>(&addr), &alen) == 0 &&
+        addr.sin_family == AF_INET) {
+      port = ntohs(addr.sin_port);
+      break;
+    }
+  }
+  ::closedir(dir);
+  return port;
+}
+
+uint64_t ResidentBytes() {
+  std::ifstream statm("/proc/self/statm");
+  uint64_t size = 0, resident = 0;
+  statm >> size >> resident;
+  return resident * static_cast<uint64_t>(::sysconf(_SC_PAGESIZE));
+}
+
+ggml_type GgmlCacheType(std::optional<loadconfig::CacheType> t) { return t ? ToGgml(*t) : GGML_TYPE_F16; }
+
+// Everything the watcher needs, fixed before the engine starts.
+struct Plan {
+  EngineOptions options;
+  loadconfig::LlamaConfig config;
+  ModelShape shape;
+  int64_t n_ctx = 0;
+  std::vector<size_t> free_before;
+  int64_t start_ms = 0;
+};
+
+// The error of the first decode, from the engine's answer.
+std::string DescribeFailedDecode(const HttpAnswer& answer) {
+  std::string message = answer.body.substr(0, 300);
+  const nlohmann::json body = nlohmann::json::parse(answer.body, nullptr, false);
+  if (body.is_object()) {
+    auto error = body.find("error");
+    if (error != body.end() && error->is_object()) {
+      auto text = error->find("message");
+      if (text != error->end() && text->is_string()) message = text->get<std::string>();
+    }
+  }
+  return "the first decode failed (HTTP " + std::to_string(answer.status) + "): " + message;
+}
+
+// The context the engine really has (llama.cpp may raise a small n_ctx):
+// its slots times each slot's context, from its own GET /props.
+std::optional<int64_t> EngineContextSize(int port) {
+  Result<HttpAnswer> props = HttpRequest(port, "GET", "/props", "", kHttpTimeout);
+  if (!props.ok() || props->status != 200) return std::nullopt;
+  const nlohmann::json body = nlohmann::json::parse(props->body, nullptr, false);
+  if (!body.is_object()) return std::nullopt;
+  auto settings = body.find("default_generation_settings");
+  auto slots = body.find("total_slots");
+  if (settings == body.end() || !settings->is_object() || slots == body.end() || !slots->is_number_integer()) {
+    return std::nullopt;
+  }
+  auto n_ctx = settings->find("n_ctx");
+  if (n_ctx == settings->end() || !n_ctx->is_number_integer()) return std::nullopt;
+  return n_ctx->get<int64_t>() * slots->get<int64_t>();
+}
+
+// Sends an error and ends the process at once (llama_server may still be
+// running on the main thread: its clean-up is not waited for).
+[[noreturn]] void FailNow(Shared& shared, const char* code, const std::string& message) {
+  {
+    std::lock_guard<std::mutex> lock(shared.mu);
+    shared.phase = Phase::kEnded;
+    ProtocolChannel::Get().SendError(code, message);
+  }
+  std::fflush(stderr);
+  ::_exit(1);
+}
+
+// The watcher: waits for the engine to answer, verifies, reports `loaded`,
+// then waits for the stop. Runs on its own thread while llama_server runs
+// on the main one.
+void Watch(const Plan& plan, const std::shared_ptr<Shared>& shared, StopWatcher& stop) {
+  ProtocolChannel& channel = ProtocolChannel::Get();
+  const uint64_t rss_before = ResidentBytes();
+  const double expected = std::max<double>(1.0, static_cast<double>(plan.shape.weight_bytes));
+  double reported = 0;
+  std::optional<int> port;
+  for (;;) {
+    if (stop.WaitFor(kPollInterval)) {
+      std::lock_guard<std::mutex> lock(shared->mu);
+      if (shared->phase != Phase::kLoading) return;
+      // Cancelled during the load: llama.cpp cannot be interrupted there.
+      shared->phase = Phase::kEnded;
+      channel.Send(protocol::StoppedMessage{});
+      std::fflush(stderr);
+      ::_exit(0);
+    }
+    {
+      std::lock_guard<std::mutex> lock(shared->mu);
+      if (shared->phase != Phase::kLoading) return;  // llama_server returned: the main thread reports
+    }
+    const uint64_t rss = ResidentBytes();
+    const double p = std::min(0.99, static_cast<double>(rss > rss_before ? rss - rss_before : 0) / expected);
+    if (p >= reported + 0.01) {
+      reported = p;
+      channel.Send(protocol::ProgressMessage{static_cast<double>(static_cast<int>(p * 100)) / 100.0});
+    }
+    if (!port) port = FindListeningPort();
+    if (port) {
+      Result<int> health = HttpGetStatus(*port, "/health", kHttpTimeout);
+      if (health.ok() && *health == 200) break;
+    }
+  }
+  if (plan.options.verify == Verify::kDecode) {
+    Result<HttpAnswer> answer = HttpRequest(*port, "POST", "/completion", kVerifyRequest, kVerifyTimeout);
+    if (!answer.ok()) {
+      // The engine broke the connection: usually it is dying (the exit is
+      // then what the server judges); if it lives on, this is the failure.
+      std::this_thread::sleep_for(1s);
+      FailNow(*shared, "decode_failed", "the first decode got no answer from the engine: " + answer.status().message());
+    }
+    if (answer->status != 200) FailNow(*shared, "decode_failed", DescribeFailedDecode(*answer));
+    std::fprintf(stderr, "modelwarden-worker: first decode ok: %s\n", answer->body.substr(0, 200).c_str());
+  }
+
+  protocol::LoadedMessage loaded;
+  loaded.port = *port;
+  loaded.n_ctx = EngineContextSize(*port).value_or(plan.n_ctx);
+  loaded.model_size = plan.shape.weight_bytes;
+  loaded.n_params = plan.shape.n_params;
+  const uint64_t kv_bytes = static_cast<uint64_t>(plan.n_ctx) * static_cast<uint64_t>(plan.shape.n_layer) *
+                            (ggml_row_size(GgmlCacheType(plan.config.cache_type_k), plan.shape.n_embd_k) +
+                             ggml_row_size(GgmlCacheType(plan.config.cache_type_v), plan.shape.n_embd_v));
+  loaded.devices = MemoryUsedSince(plan.free_before, plan.shape.weight_bytes + kv_bytes);
+  loaded.load_ms = MonotonicMillis() - plan.start_ms;
+  {
+    std::lock_guard<std::mutex> lock(shared->mu);
+    if (shared->phase != Phase::kLoading) return;
+    shared->phase = Phase::kLoaded;
+    channel.Send(protocol::ProgressMessage{1.0});
+    channel.Send(loaded);
+  }
+  std::fprintf(stderr, "modelwarden-worker: serving %s on 127.0.0.1:%d (n_ctx %lld, %lld ms); waiting for stop\n",
+               plan.options.model_path.c_str(), *port, static_cast<long long>(plan.n_ctx),
+               static_cast<long long>(loaded.load_ms));
+  stop.Wait();
+  {
+    std::lock_guard<std::mutex> lock(shared->mu);
+    if (shared->phase != Phase::kLoaded) return;
+    shared->stop_requested = true;
+  }
+  llama_server_terminate();
+}
+
+}  // namespace
+
+int RunEngine(const EngineOptions& options) {
+  ProtocolChannel& channel = ProtocolChannel::Get();
+  Plan plan;
+  plan.options = options;
+  plan.start_ms = MonotonicMillis();
+  Result<loadconfig::LoadConfig> config = loadconfig::ValidateLoadConfig(loadconfig::Engine::kLlamaCpp, options.config_json);
+  if (!config.ok()) {
+    channel.SendError(ProtocolErrorCode(config.status()), config.status().message());
+    return 1;
+  }
+  const loadconfig::LlamaConfig* llama = config->llama();
+  if (llama == nullptr) {
+    channel.SendError(protocol::kErrInvalidConfig, "not a llama.cpp load_config");
+    return 1;
+  }
+  plan.config = *llama;
+  Result<ModelShape> shape = ReadModelShape(options.model_path);  // file_not_found / invalid_model before the engine
+  if (!shape.ok()) {
+    channel.SendError(ProtocolErrorCode(shape.status()), shape.status().message());
+    return 1;
+  }
+  plan.shape = *shape;
+  plan.n_ctx = EffectiveNCtx(plan.config, plan.shape.n_ctx_train);
+
+  InitBackendsOnce();  // llama_server needs the backend plugins loaded from our lib dir
+  ClearEngineEnvironment();
+  plan.free_before = FreeMemoryPerDevice();
+  std::vector<std::string> args =
+      BuildEngineArgs({options.model_path, plan.config, plan.shape.n_ctx_train, options.verify});
+  std::string line;
+  for (const std::string& a : args) line += " " + a;
+  std::fprintf(stderr, "modelwarden-worker: starting llama.cpp's server:%s\n", line.c_str());
+  std::vector<char*> argv;
+  for (std::string& a : args) argv.push_back(a.data());
+  argv.push_back(nullptr);
+
+  auto shared = std::make_shared<Shared>();
+  auto stop = std::make_shared<StopWatcher>();
+  stop->Start();
+  channel.Send(protocol::ProgressMessage{0});
+  // Detached: on a failed load the main thread reports and exits while the
+  // watcher may still be polling.
+  std::thread([plan, shared, stop] { Watch(plan, shared, *stop); }).detach();
+
+  const int rc = llama_server(static_cast<int>(argv.size()) - 1, argv.data());
+
+  std::lock_guard<std::mutex> lock(shared->mu);
+  const Phase phase = shared->phase;
+  shared->phase = Phase::kEnded;
+  if (phase == Phase::kLoading) {
+    channel.SendError(protocol::kErrModelLoadFailed,
+                      "llama.cpp's server stopped during the load (status " + std::to_string(rc) +
+                          "): the model or its context was refused; see the log for the reason");
+    return 1;
+  }
+  // Loaded, then stopped: by a `stop`, or by SIGTERM (llama.cpp's handler).
+  channel.Send(protocol::StoppedMessage{});
+  return rc == 0 ? 0 : 1;
+}
+
+}  // namespace mw::worker

@@ -1,0 +1,40 @@
+// The command line of llama.cpp's own server for one load (SPEC §10): the
+// validated load_config, translated key by key into llama-server flags, so
+// the engine that is judged is the engine that serves, with the same settings.
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include "loadconfig/loadconfig.h"
+
+namespace mw::worker {
+
+// SPEC §10 server option `verify`: "decode" runs a short prompt through the
+// engine before the load counts as a success; "load" skips it (and llama.cpp's
+// own warm-up decode, so no forward pass happens at load time).
+enum class Verify { kDecode, kLoad };
+
+struct EngineArgsInput {
+  std::string model_path;
+  loadconfig::LlamaConfig config;
+  int64_t n_ctx_train = 0;  // the model's context length (GGUF header), 0 if unknown
+  Verify verify = Verify::kDecode;
+};
+
+// The context size the engine gets: load_config n_ctx when set (0 = the
+// training context), else min(4096, the training context).
+int64_t EffectiveNCtx(const loadconfig::LlamaConfig& config, int64_t n_ctx_train);
+
+// argv for llama_server(argc, argv), argv[0] included. The server listens on
+// 127.0.0.1 port 0 (a free port the kernel picks); it has no web UI and its
+// own defaults apply to every key load_config leaves unset, except n_ctx
+// (EffectiveNCtx) and n_parallel (1).
+std::vector<std::string> BuildEngineArgs(const EngineArgsInput& input);
+
+// Environment variables that would change llama.cpp's settings behind the
+// load_config's back (LLAMA_ARG_*, LLAMA_API_KEY, the AIP_* of its Vertex AI
+// mode): removed from the worker's environment before the engine starts.
+void ClearEngineEnvironment();
+
+}  // namespace mw::worker
