@@ -321,7 +321,16 @@
       load: li.querySelector('.load-btn'),
       unload: li.querySelector('.unload-btn'),
       cancel: li.querySelector('.cancel-btn'),
+      // SPEC §11: a stale verdict's mark and the Retest button.
+      stale: el('span', { className: 'chip stale-mark', text: 'stale verdict' }),
+      retest: el('button', { className: 'btn retest-btn', text: 'Retest' }),
     };
+    card.stale.hidden = true;
+    card.retest.type = 'button';
+    card.retest.hidden = true;
+    card.badge.after(card.stale);
+    card.cancel.after(card.retest);
+    card.retest.addEventListener('click', () => retestModel(name));
     li.dataset.model = name;
     card.name.addEventListener('click', () => openDetails(name, card.name));
     card.load.addEventListener('click', () => loadModel(name));
@@ -346,6 +355,12 @@
     card.name.setAttribute('aria-label', `${name}: details`);
     card.badge.textContent = status;
     card.badge.className = `badge badge-${status}`;
+    const stale = m.verdict_stale === true;
+    setHidden(card.stale, !stale);
+    card.stale.title = stale ? `This verdict was made in another environment: ${str(m.verdict_stale_reason)}` : '';
+    setHidden(card.retest, !stale || busy || Boolean(m.loaded));
+    card.retest.disabled = busy;
+    card.retest.setAttribute('aria-label', `Retest ${name}`);
     card.hf.textContent = str(m.hf_path) || 'no Hugging Face path';
     card.hf.classList.toggle('muted', !m.hf_path);
     card.engine.textContent = str(m.engine) || 'llama.cpp';
@@ -538,8 +553,20 @@
   }
 
   function renderBanner() {
-    const names = recentFailureStreak();
     const banner = $('system-banner');
+    const env = state.status && state.status.environment;
+    const heading = banner.querySelector('strong');
+    if (env && env.state === 'failing') {
+      // The server's own verdict (SPEC §11) outranks the page's guess below.
+      if (heading) heading.textContent = 'The machine, not the models.';
+      $('system-banner-text').textContent = ` The environment is failing${env.since ? ` since ${formatTime(env.since)}` : ''}: `
+        + `${str(env.reason)}. Device-level failures blame no model until a model loads or the state is reset `
+        + '(POST /api/environment/reset).';
+      banner.hidden = false;
+      return;
+    }
+    if (heading) heading.textContent = 'Every recent load failed.';
+    const names = recentFailureStreak();
     if (!names) { banner.hidden = true; return; }
     $('system-banner-text').textContent =
       ` The last ${names.length} load attempts, on different models (${names.join(', ')}), `
@@ -582,6 +609,7 @@
     try {
       state.status = await api('GET', '/api/status');
       renderStatus();
+      renderBanner();
       renderPresets();
     } catch (e) {
       $('devices').replaceChildren(el('li', { className: 'muted', text: `Status unavailable: ${e.message}` }));
@@ -623,6 +651,15 @@
       let m;
       try { m = JSON.parse(ev.data); } catch { return; }
       upsertModel(m);
+    });
+    // SPEC §11: the environment went failing or ok again.
+    source.addEventListener('environment', (ev) => {
+      let data;
+      try { data = JSON.parse(ev.data); } catch { return; }
+      if (!data || typeof data.environment !== 'object') return;
+      if (state.status) state.status.environment = data.environment;
+      renderBanner();
+      refreshStatus();
     });
     source.addEventListener('status', (ev) => {
       // Counts come from the model list itself so that header and cards
@@ -672,6 +709,24 @@
     } finally {
       state.pending.delete(name);
       if (!state.cancelsInFlight.has(name)) state.cancelling.delete(name);
+      await refreshModels();
+      refreshStatus();
+      schedulePoll();
+    }
+  }
+
+  // Retest (SPEC §11): the status becomes unknown with a note, then a load.
+  async function retestModel(name) {
+    state.pending.add(name);
+    const m = state.models.get(name);
+    if (m) renderCard(m);
+    try {
+      await api('POST', `/api/models/${encodeURIComponent(name)}/retest`);
+      toast(`Retested "${name}": it loaded.`, 'ok');
+    } catch (e) {
+      toast(`Retesting "${name}" failed: ${e.message}`, 'error');
+    } finally {
+      state.pending.delete(name);
       await refreshModels();
       refreshStatus();
       schedulePoll();

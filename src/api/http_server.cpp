@@ -179,6 +179,8 @@ struct HttpServer::Impl {
   void HandleList(httplib::Response& res);
   std::shared_ptr<const std::string> CachedList(uint64_t version);
   void HandleLoad(const httplib::Request& req, httplib::Response& res);
+  // A load's answer (load and retest): 200, 409 model_incompatible, 422 load_failed.
+  void SendLoadResult(httplib::Response& res, const Result<LoadResult>& result);
   void HandleEvents(const httplib::Request& req, httplib::Response& res);
   void HandleStatic(const httplib::Request& req, httplib::Response& res);
   void HandleMetrics(const httplib::Request& req, httplib::Response& res);
@@ -292,6 +294,14 @@ void HttpServer::Impl::InstallRoutes() {
   }));
   server.Post("/api/orchestrate/load",
               Wrap([this](const httplib::Request& req, httplib::Response& res) { HandleLoad(req, res); }));
+  server.Post(R"(/api/models/([^/]+)/retest)", Wrap([this](const httplib::Request& req, httplib::Response& res) {
+    SendLoadResult(res, api.Retest(req.matches[1].str()));
+  }));
+  server.Post("/api/environment/reset", Wrap([this](const httplib::Request&, httplib::Response& res) {
+    auto environment = api.ResetEnvironment();
+    if (!environment.ok()) return SendStatus(res, environment.status());
+    SendJson(res, 200, EnvironmentToJson(*environment));
+  }));
   server.Post("/api/orchestrate/unload", Wrap([this](const httplib::Request& req, httplib::Response& res) {
     auto request = ParseLoadRequest(req.body, /*allow_force=*/false);
     if (!request.ok()) return SendStatus(res, request.status());
@@ -359,7 +369,10 @@ void HttpServer::Impl::HandleList(httplib::Response& res) {
 void HttpServer::Impl::HandleLoad(const httplib::Request& req, httplib::Response& res) {
   auto request = ParseLoadRequest(req.body, /*allow_force=*/true);
   if (!request.ok()) return SendStatus(res, request.status());
-  auto result = api.Load(request->model_name, request->force);
+  SendLoadResult(res, api.Load(request->model_name, request->force));
+}
+
+void HttpServer::Impl::SendLoadResult(httplib::Response& res, const Result<LoadResult>& result) {
   if (!result.ok()) return SendStatus(res, result.status());
   switch (result->kind) {
     case LoadResult::Kind::kLoaded:
@@ -453,6 +466,8 @@ HttpServer::HttpServer(ModelApi& api, HttpServerOptions options)
   impl_->subscription = api.Subscribe([impl](const Event& event) {
     if (event.kind == Event::Kind::kModel) {
       impl->hub.Publish(SseFrame("model", ModelToJson(event.model, false)));
+    } else if (event.kind == Event::Kind::kEnvironment) {
+      impl->hub.Publish(SseFrame("environment", EnvironmentToJson(event.environment)));
     } else {
       impl->hub.Publish(SseFrame("status", CountsToJson(event.counts)));
     }

@@ -132,6 +132,9 @@ json ModelJson(const ModelView& m, bool with_attempts) {
   json memory = json::array();
   for (const auto& d : m.memory) memory.push_back({{"name", d.name}, {"kind", d.kind}, {"memory_used", d.memory_used}});
   j["memory"] = memory;
+  j["verdict_fingerprint"] = JsonOrNull(m.verdict_fingerprint);
+  j["verdict_stale"] = m.verdict_stale;
+  j["verdict_stale_reason"] = JsonOrNull(m.verdict_stale_reason);
   if (with_attempts) {
     json attempts = json::array();
     for (const auto& a : m.attempts) attempts.push_back(AttemptJson(a));
@@ -139,6 +142,12 @@ json ModelJson(const ModelView& m, bool with_attempts) {
   }
   if (m.fit) j["fit"] = FitJson(*m.fit);
   return j;
+}
+
+json EnvironmentJson(const EnvironmentView& e) {
+  return json{{"fingerprint", e.fingerprint}, {"components", json(e.components)},
+              {"state", e.failing ? "failing" : "ok"}, {"reason", JsonOrNull(e.reason)},
+              {"since", JsonOrNull(e.since)}, {"retest_stale", e.retest_stale}};
 }
 
 std::string Dump(const json& j) { return j.dump(-1, ' ', false, json::error_handler_t::replace); }
@@ -215,6 +224,10 @@ std::string ModelListToJson(const std::vector<ModelView>& models) {
   return Dump(body);
 }
 
+std::string EnvironmentToJson(const EnvironmentView& environment) {
+  return Dump(json{{"environment", EnvironmentJson(environment)}});
+}
+
 std::string CountsToJson(const std::map<std::string, int64_t>& counts) {
   return Dump(json{{"counts", json(counts)}});
 }
@@ -237,6 +250,7 @@ std::string StatusToJson(const ServerStatus& status) {
          {"loaded_models", loaded},   {"load_queue", queue},            {"counts", json(status.counts)}};
   j["devices_error"] = status.devices_error.empty() ? json(nullptr) : json(status.devices_error);
   j["engine_presets"] = status.engine_presets;
+  j["environment"] = EnvironmentJson(status.environment);
   return Dump(j);
 }
 

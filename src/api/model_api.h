@@ -91,6 +91,13 @@ struct ModelView {
   std::optional<double> load_progress;
   std::optional<std::string> last_error;
   std::vector<DeviceMemory> memory;  // per device, while loaded
+  // SPEC §11: the environment fingerprint its current status was decided
+  // under (unset: decided by hand, reverted, or before fingerprints), and
+  // whether that environment differs from today's in a component that
+  // matters to this model.
+  std::optional<std::string> verdict_fingerprint;
+  bool verdict_stale = false;
+  std::optional<std::string> verdict_stale_reason;
   std::vector<AttemptView> attempts;  // newest first; filled by GetModel only
   std::optional<FitView> fit;         // GetModel only; none for a command engine or an unreadable file
 };
@@ -147,6 +154,16 @@ struct DeviceInfo {
   int64_t memory_free = 0;
 };
 
+// SPEC §11: GET /api/status -> "environment".
+struct EnvironmentView {
+  std::string fingerprint;
+  std::map<std::string, std::string> components;
+  bool failing = false;                 // "state": "failing" | "ok"
+  std::optional<std::string> reason;    // set while failing
+  std::optional<std::string> since;     // ISO-8601 UTC, set while failing
+  std::string retest_stale = "ask";     // the server option
+};
+
 struct QueueEntry {
   std::string model_name;
   LoadState state = LoadState::kQueued;
@@ -162,15 +179,17 @@ struct ServerStatus {
   std::vector<QueueEntry> load_queue;
   std::map<std::string, int64_t> counts;  // by compatibility status, all five present
   std::vector<std::string> engine_presets;  // [engines.NAME] of the configuration, names only
+  EnvironmentView environment;
 };
 
 // Pushed to subscribers (the SSE endpoint) whenever a model's status,
 // load_state or progress changes, and whenever the counts change.
 struct Event {
-  enum class Kind { kModel, kStatus };
+  enum class Kind { kModel, kStatus, kEnvironment };
   Kind kind = Kind::kModel;
   ModelView model;                        // kModel
   std::map<std::string, int64_t> counts;  // kStatus
+  EnvironmentView environment;            // kEnvironment (SPEC §11: on every change of state)
 };
 using EventListener = std::function<void(const Event&)>;
 
@@ -235,6 +254,17 @@ class ModelApi {
   // Stops the model's worker; OK if it was not loaded. kNotFound.
   [[nodiscard]] virtual Result<ModelView> Unload(const std::string& name) = 0;
   [[nodiscard]] virtual Result<ServerStatus> GetStatus() = 0;
+  // SPEC §11: status -> unknown (a note says why), then a load with the same
+  // answers as Load(name, false). Errors as Load; kFailedPrecondition while
+  // an attempt of it runs.
+  [[nodiscard]] virtual Result<LoadResult> Retest(const std::string& name) {
+    (void)name;
+    return InternalError("retest is not supported by this server");
+  }
+  // SPEC §11: POST /api/environment/reset: the environment is ok again.
+  [[nodiscard]] virtual Result<EnvironmentView> ResetEnvironment() {
+    return InternalError("environment reset is not supported by this server");
+  }
   // Returns a subscription id; the listener runs on the notifying thread and must not block.
   virtual int64_t Subscribe(EventListener listener) = 0;
   virtual void Unsubscribe(int64_t id) = 0;

@@ -128,6 +128,14 @@ Result<api::LoadResult> ModelService::Load(const std::string& name, bool force) 
       result.model = ToView(model);
       return result;
     }
+    if (model.compatibility_status == CompatStatus::kIncompatible && !force && CurrentConfig()->retest_stale_auto) {
+      // retest_stale = "auto" (SPEC §11): a stale verdict gets one unforced attempt.
+      api::ModelView view;
+      FillVerdict(model, view);
+      if (view.verdict_stale && MarkForRetest(name, "verdict stale: " + view.verdict_stale_reason.value_or("")).ok()) {
+        ASSIGN_OR_RETURN(model, registry_.GetModel(name));
+      }
+    }
     if (model.compatibility_status == CompatStatus::kIncompatible && !force) return Refusal(model);
   }
   // Queued behind other models' attempts, or joined to this model's attempt.
@@ -217,7 +225,7 @@ Result<api::LoadResult> ModelService::RunAttempt(const ModelRecord& model, bool 
   if (!force) {
     if (auto refusal = RefuseIfItCannotFit(model, request)) return *refusal;
   }
-  ASSIGN_OR_RETURN(AttemptId attempt, state_machine_.BeginAttempt(name, force, Fingerprint()));
+  ASSIGN_OR_RETURN(AttemptId attempt, state_machine_.BeginAttempt(name, force, Fingerprint(model)));
   MW_LOG(kInfo, "load") << "model=" << name << " attempt=" << attempt << " started (forced=" << force << ")";
   SetRuntime(name, api::LoadState::kLoading, 0.0);
   PublishModel(name);
@@ -253,6 +261,7 @@ Result<api::LoadResult> ModelService::RunAttempt(const ModelRecord& model, bool 
       return after.status().WithContext("loaded '" + name + "' but could not record it, so it was unloaded");
     }
     MW_LOG(kInfo, "load") << "model=" << name << " attempt=" << attempt << " loaded in " << report->duration_ms << " ms";
+    NoteAttemptForEnvironment(attempt, name, nullptr);
     result.kind = api::LoadResult::Kind::kLoaded;
     if (model.compatibility_status == CompatStatus::kDegraded) {
       result.warning = "model '" + name + "' has degraded compatibility (it failed after loading successfully before: " +
@@ -296,9 +305,15 @@ Result<api::LoadResult> ModelService::RunAttempt(const ModelRecord& model, bool 
   }
   failure.matched_line = c.matched_line;
   failure.log_excerpt = Excerpt(report->log_tail);
+  // SPEC §11: device_unavailable, or a device-level failure while the
+  // environment is failing, is the environment's: the status is kept.
+  const bool blamed = EnvironmentBlames(failure.category);
+  if (!blamed) failure.outcome = AttemptOutcome::kEnvironmentFailure;
   metrics_.RecordLoadAttempt(ToString(failure.outcome), failure.category, seconds);
-  auto after = RecordFinish({Finish::Kind::kFailure, attempt, name, failure});
+  auto after = RecordFinish({blamed ? Finish::Kind::kFailure : Finish::Kind::kEnvironment, attempt, name, failure});
   if (!after.ok()) return after.status().WithContext("the load of '" + name + "' failed and could not be recorded");
+  NoteAttemptForEnvironment(attempt, name, &failure);
+  if (auto now = registry_.GetModel(name); now.ok()) after = std::move(now);  // a revert may have changed it
   MW_LOG(kWarn, "load") << "model=" << name << " attempt=" << attempt << " " << LoadOutcomeName(report->outcome)
                         << " category=" << failure.category << " pid=" << report->pid;
   result.kind = api::LoadResult::Kind::kFailed;
@@ -335,6 +350,7 @@ Result<ModelRecord> ModelService::WriteFinish(const Finish& finish) {
     case Finish::Kind::kSuccess: return state_machine_.FinishSuccess(finish.attempt);
     case Finish::Kind::kFailure: return state_machine_.FinishFailure(finish.attempt, finish.failure);
     case Finish::Kind::kCancelled: return state_machine_.FinishCancelled(finish.attempt);
+    case Finish::Kind::kEnvironment: return state_machine_.FinishEnvironmentFailure(finish.attempt, finish.failure);
   }
   return InternalError("unknown finish kind");
 }
@@ -370,7 +386,7 @@ Status ModelService::FlushUnrecorded(const std::string& model) {
       if (after.ok()) {
         MW_LOG(kInfo, "load") << "model=" << it->model_name << " attempt=" << it->attempt
                               << ": outcome recorded late, model is now " << ToString(after->compatibility_status);
-        if (it->kind == Finish::Kind::kFailure) {
+        if (it->kind == Finish::Kind::kFailure || it->kind == Finish::Kind::kEnvironment) {
           last_error = FailureMessage(it->model_name, it->failure.outcome, it->failure.summary,
                                       after->compatibility_status);
         }
@@ -466,6 +482,9 @@ void ModelService::OnWorkerDied(const UnexpectedExit& exit) {
   failure.summary = summary;
   failure.matched_line = c.matched_line;
   failure.log_excerpt = Excerpt(exit.log_tail);
+  // SPEC §11: a device that went away (or a device-level failure while the
+  // environment is failing) is the environment's: the status is kept.
+  if (!EnvironmentBlames(failure.category)) failure.outcome = AttemptOutcome::kEnvironmentFailure;
   auto recorded = state_machine_.RecordServingCrash(exit.model_name, failure);
   if (!recorded.ok() && recorded.status().code() != StatusCode::kNotFound) {  // kNotFound: deleted meanwhile
     MW_LOG(kError, "load") << "model=" << exit.model_name << " cannot record the crash while serving: "

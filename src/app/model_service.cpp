@@ -30,6 +30,7 @@ ModelService::ModelService(Registry& registry, StateMachine& state_machine, Supe
         return FailedPreconditionError("the load of '" + name + "' was cancelled before it started");
       },
       [this](const std::string& name, LoadQueueState state) { OnQueueChange(name, state); });
+  RefreshEnvironment();
 }
 
 ModelService::~ModelService() { Shutdown(); }
@@ -106,6 +107,7 @@ api::ModelView ModelService::ToView(const ModelRecord& r) {
   v.updated_at = r.updated_at;
   v.last_loaded_at = r.last_loaded_at;
   v.last_failed_at = r.last_failed_at;
+  FillVerdict(r, v);
   std::optional<LoadedModel> loaded = supervisor_.FindLoaded(r.model_name);
   std::lock_guard lock(mu_);
   auto it = runtime_.find(r.model_name);
@@ -318,6 +320,7 @@ Result<api::ServerStatus> ModelService::GetStatus() {
     auto record = registry_.GetModel(loaded.model_name);
     if (record.ok()) status.loaded_models.push_back(ToView(*record));
   }
+  status.environment = EnvironmentNow();
   for (const auto& preset : CurrentConfig()->engine_presets) status.engine_presets.push_back(preset.name);
   std::lock_guard lock(mu_);
   status.devices = devices_;
@@ -366,17 +369,21 @@ void ModelService::PublishCounts() {
   for (auto& [id, listener] : listeners_) listener(event);
 }
 
-void ModelService::SetDevices(std::vector<api::DeviceInfo> devices, std::string error) {
-  std::lock_guard lock(mu_);
-  devices_ = std::move(devices);
-  devices_error_ = std::move(error);
+void ModelService::PublishEnvironment() {
+  api::Event event;
+  event.kind = api::Event::Kind::kEnvironment;
+  event.environment = EnvironmentNow();
+  std::lock_guard lock(listeners_mu_);
+  for (auto& [id, listener] : listeners_) listener(event);
 }
 
-std::string ModelService::Fingerprint() {
-  std::lock_guard lock(mu_);
-  std::string out;
-  for (const auto& d : devices_) out += (out.empty() ? "" : "; ") + d.kind + ":" + d.name;
-  return out;
+void ModelService::SetDevices(std::vector<api::DeviceInfo> devices, std::string error) {
+  {
+    std::lock_guard lock(mu_);
+    devices_ = std::move(devices);
+    devices_error_ = std::move(error);
+  }
+  RefreshEnvironment();
 }
 
 }  // namespace mw::app

@@ -12,7 +12,11 @@
 //     and model file (an error here is a 4xx, never an attempt) ->
 //     StateMachine::BeginAttempt (durable `testing`) -> Supervisor::Load ->
 //     success: FinishSuccess (warning if it was degraded)
-//     failure: classify (log tail, exit code, signal, timeout) -> FinishFailure
+//     failure: classify (log tail, exit code, signal, timeout) -> FinishFailure,
+//       or FinishEnvironmentFailure (status kept) for device_unavailable and,
+//       while the environment is failing, any device-level category; then
+//       SystemFailureDetector: 3 models in a row failing at the device level
+//       -> environment failing, their verdicts reverted (SPEC §11)
 //     cancelled by an unload: FinishCancelled (status restored, not a failure)
 //
 //   An outcome that cannot be written (disk full, read-only database): the
@@ -56,8 +60,10 @@
 
 #include "api/model_api.h"
 #include "compat/crash_classifier.h"
+#include "compat/environment.h"
 #include "compat/load_queue.h"
 #include "compat/state_machine.h"
+#include "compat/system_failure.h"
 #include "config/config.h"
 #include "fit/fit_estimate.h"
 #include "metrics/metrics.h"
@@ -78,7 +84,12 @@ class ModelService : public api::ModelApi {
   // Bumped by PublishModel and PublishCounts (every change of registry data,
   // load state or progress is published through one of them) and when a
   // mutating call (register, patch, delete, unload) returns, errors included.
-  std::optional<uint64_t> ModelListVersion() override { return list_version_.load(); }
+  // Also bumped when a command engine's binary changed on disk since the
+  // last call (its verdicts may have become stale: SPEC §11).
+  std::optional<uint64_t> ModelListVersion() override {
+    CheckEngineBinaries();
+    return list_version_.load();
+  }
   Result<api::ModelView> GetModel(const std::string& name) override;
   Result<api::ModelView> RegisterModel(const api::RegisterRequest& request) override;
   Result<api::ModelView> UpdateConfig(const std::string& name, const api::ConfigPatch& patch) override;
@@ -86,6 +97,8 @@ class ModelService : public api::ModelApi {
   Result<api::LoadResult> Load(const std::string& name, bool force) override;
   Result<api::ModelView> Unload(const std::string& name) override;
   Result<api::ServerStatus> GetStatus() override;
+  Result<api::LoadResult> Retest(const std::string& name) override;
+  Result<api::EnvironmentView> ResetEnvironment() override;
   int64_t Subscribe(api::EventListener listener) override;
   void Unsubscribe(int64_t id) override;
   // /v1 (model_inference.cpp).
@@ -117,11 +130,11 @@ class ModelService : public api::ModelApi {
 
   // The outcome of an attempt, as handed to the state machine.
   struct Finish {
-    enum class Kind { kSuccess, kFailure, kCancelled };
+    enum class Kind { kSuccess, kFailure, kCancelled, kEnvironment };
     Kind kind = Kind::kFailure;
     AttemptId attempt = 0;
     std::string model_name;
-    FailureInfo failure;  // kFailure only
+    FailureInfo failure;  // kFailure and kEnvironment
   };
 
   // The queue's job for one model (runs on the queue's thread).
@@ -153,6 +166,8 @@ class ModelService : public api::ModelApi {
   api::ModelView ToView(const ModelRecord& record);
   void PublishModel(const std::string& name);
   void PublishCounts();
+  // SSE `environment` (SPEC §11): the environment state changed.
+  void PublishEnvironment();
   void MarkNotLoaded(const std::string& name, const std::string& reason);
   // Call after a change is visible to ListModels() (see ModelListVersion).
   void ListChanged() { list_version_.fetch_add(1); }
@@ -162,7 +177,21 @@ class ModelService : public api::ModelApi {
     ~ListChangedOnExit() { service->ListChanged(); }
   };
   void SetRuntime(const std::string& name, api::LoadState state, std::optional<double> progress);
-  std::string Fingerprint();
+  // SPEC §11 (model_environment.cpp). RefreshEnvironment re-reads the
+  // driver files and the probe's devices into base_components_.
+  void RefreshEnvironment();
+  EnvironmentComponents ModelComponents(const ModelRecord& model);
+  // The model's fingerprint now; its components are recorded in the registry.
+  std::string Fingerprint(const ModelRecord& model);
+  void FillVerdict(const ModelRecord& record, api::ModelView& view);
+  api::EnvironmentView EnvironmentNow();
+  bool EnvironmentBlames(const std::string& category);
+  // After an attempt is recorded: failure == nullptr for a success.
+  void NoteAttemptForEnvironment(AttemptId attempt, const std::string& name, const FailureInfo* failure);
+  // Re-stats the engine binaries seen so far; ListChanged() if one changed.
+  void CheckEngineBinaries();
+  // Status -> unknown with a note saying why (retest).
+  Status MarkForRetest(const std::string& name, const std::string& why);
   // /v1 (model_inference.cpp): the idle-unload thread and engine deaths.
   class Lease;
   void IdleLoop();
@@ -191,6 +220,12 @@ class ModelService : public api::ModelApi {
   std::map<std::string, Runtime> runtime_;
   std::vector<api::DeviceInfo> devices_;
   std::string devices_error_ = "device probe still running";
+  EnvironmentComponents base_components_;
+  SystemFailureDetector detector_;
+
+  std::mutex env_mu_;  // guards known_environments_
+  std::map<std::string, EnvironmentComponents> known_environments_;  // fingerprint -> components
+  std::map<std::string, std::string> engine_binaries_;  // program path -> its identity when last seen
 
   std::mutex shapes_mu_;  // guards shapes_ (path, size and mtime -> shape)
   struct CachedShape {

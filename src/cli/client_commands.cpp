@@ -166,8 +166,11 @@ void PrintModel(const json& m) {
   Table info({"FIELD", "VALUE"});
   for (const char* key : {"model_name", "compatibility_status", "engine", "hf_path", "cache_location", "file_path",
                           "load_state", "total_loads", "total_failures", "created_at", "last_loaded_at",
-                          "last_failed_at", "last_error"}) {
+                          "last_failed_at", "last_error", "verdict_fingerprint"}) {
     info.AddRow({key, Str(m, key)});
+  }
+  if (m.value("verdict_stale", false)) {
+    info.AddRow({"verdict_stale", "yes: " + Str(m, "verdict_stale_reason") + " (retest: POST /api/models/NAME/retest)"});
   }
   info.AddRow({"load_config", m.contains("load_config") ? m["load_config"].dump() : "{}"});
   if (m.contains("fit") && m["fit"].is_object()) {
@@ -243,7 +246,9 @@ int ModelsCommand(Args& args, Client& client) {
       }
       Table t({"NAME", "STATUS", "ENGINE", "LOADS", "FAILS", "STATE", "NOTES"});
       for (const auto& m : models) {
-        t.AddRow({Str(m, "model_name"), Str(m, "compatibility_status"), Str(m, "engine"), Str(m, "total_loads"),
+        std::string status = Str(m, "compatibility_status");
+        if (m.value("verdict_stale", false)) status += " (stale)";
+        t.AddRow({Str(m, "model_name"), status, Str(m, "engine"), Str(m, "total_loads"),
                   Str(m, "total_failures"), Str(m, "load_state"), OneLine(Str(m, "compatibility_notes"), 60)});
       }
       t.Print(std::cout, true);
@@ -335,7 +340,15 @@ int StatusCommand(Args& args, Client& client) {
   if (!r) return kExitError;
   return Finish(args, r->first, r->second, 200, [&] {
     const json& s = r->second;
+    const json env = s.value("environment", json::object());
+    if (env.value("state", "") == "failing") {
+      // SPEC §11: a system-wide failure first, before anything else.
+      std::cout << "!! ENVIRONMENT FAILING since " << Str(env, "since") << ": " << Str(env, "reason") << "\n"
+                << "   Device-level failures blame no model until it recovers (a successful load, or "
+                   "POST /api/environment/reset).\n";
+    }
     std::cout << "modelwarden " << Str(s, "version") << " at " << args.url << ", up " << Str(s, "uptime_s") << " s\n";
+    if (!Str(env, "fingerprint").empty()) std::cout << "environment: " << Str(env, "fingerprint") << " (" << Str(env, "state") << ")\n";
     std::cout << "models:";
     for (const auto& [k, v] : s["counts"].items()) std::cout << " " << k << "=" << v.dump();
     std::cout << "\n";

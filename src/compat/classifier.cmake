@@ -18,6 +18,7 @@ target_link_libraries(mw_classifier PUBLIC mw_common
 mw_add_test(crash_classifier_test SOURCES crash_classifier_test.cpp LIBS mw_classifier)
 mw_add_test(crash_corpus_test SOURCES crash_corpus_test.cpp LIBS mw_classifier nlohmann_json::nlohmann_json)
 if(TARGET crash_corpus_test)
-  # Fallback when MW_SHARED_DIR is not set (running the binary by hand).
-  target_compile_definitions(crash_corpus_test PRIVATE MW_DEFAULT_SHARED_DIR="${CMAKE_SOURCE_DIR}/../shared")
+  # The corpus is project data (tests/data/crashlogs); nothing outside the clone is read.
+  target_compile_definitions(crash_corpus_test PRIVATE
+    MW_CRASH_CORPUS="${CMAKE_SOURCE_DIR}/tests/data/crashlogs/public.jsonl")
 endif()

@@ -21,9 +21,10 @@ struct CategoryInfo {
   std::string_view name;
   int priority;
 };
-constexpr std::array<CategoryInfo, 8> kCategories = {{
+constexpr std::array<CategoryInfo, 9> kCategories = {{
     {CrashCategory::kFlashAttention, "flash_attention", 90},
     {CrashCategory::kGpuContext, "gpu_context", 60},
+    {CrashCategory::kDeviceUnavailable, "device_unavailable", 62},
     {CrashCategory::kOutOfMemory, "out_of_memory", 80},
     {CrashCategory::kAssertion, "assertion", 50},
     {CrashCategory::kAbortedSignal, "aborted_signal", 30},
@@ -97,7 +98,7 @@ Result<CatalogEntry> ParseEntry(const toml::table& table, std::string_view origi
   std::optional<CrashCategory> parsed = ParseCrashCategory(category);
   if (!parsed) {
     return InvalidArgumentError(where + ": unknown category '" + category +
-                                "' (known: flash_attention, gpu_context, out_of_memory, assertion, "
+                                "' (known: flash_attention, gpu_context, device_unavailable, out_of_memory, assertion, "
                                 "aborted_signal, unsupported_model, timeout, other)");
   }
   entry.category = *parsed;
@@ -150,6 +151,10 @@ int DefaultCrashPriority(CrashCategory category) {
     if (info.category == category) return info.priority;
   }
   return 20;
+}
+
+bool IsDeviceLevelCategory(std::string_view name) {
+  return name == "gpu_context" || name == "device_unavailable";
 }
 
 Result<std::vector<CatalogEntry>> ParseCrashCatalog(std::string_view toml_text, std::string_view origin) {

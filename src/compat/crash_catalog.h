@@ -30,7 +30,9 @@ namespace mw {
 // wire names of SPEC §2 (see CrashCategoryName).
 enum class CrashCategory {
   kFlashAttention,    // "flash_attention": a flash-attention kernel/extension failed
-  kGpuContext,        // "gpu_context": no/unusable GPU device, driver or runtime error
+  kGpuContext,        // "gpu_context": GPU context or runtime error (the model's load failed on it)
+  kDeviceUnavailable,  // "device_unavailable": no usable device, driver/runtime init failed, device
+                       // lost: the environment's failure, never the model's (SPEC §11)
   kOutOfMemory,       // "out_of_memory": device or host memory exhausted (incl. OOM killer)
   kAssertion,         // "assertion": GGML_ASSERT / assert() / CHECK failed
   kAbortedSignal,     // "aborted_signal": died by a signal or crash code, cause unknown
@@ -39,14 +41,18 @@ enum class CrashCategory {
   kOther,             // "other": anything else (missing library, cancelled, unknown)
 };
 
-// "flash_attention", "gpu_context", ... (the SPEC §2 names).
+// "flash_attention", "gpu_context", ... (the SPEC §2 and §11 names).
 std::string_view CrashCategoryName(CrashCategory category);
 // Inverse of CrashCategoryName; nullopt for an unknown name.
 std::optional<CrashCategory> ParseCrashCategory(std::string_view name);
 // Default priority of an entry of this category when the entry sets none:
-// flash_attention 90, out_of_memory 80, unsupported_model 70, gpu_context 60,
+// flash_attention 90, out_of_memory 80, unsupported_model 70,
+// device_unavailable 62, gpu_context 60,
 // assertion 50, timeout 40, aborted_signal 30, other 20.
 int DefaultCrashPriority(CrashCategory category);
+// gpu_context or device_unavailable: a failure at the device level, the
+// evidence of a system-wide failure (SPEC §11).
+bool IsDeviceLevelCategory(std::string_view name);
 
 // A load_config value as a native type (rendered as JSON by the API/CLI).
 using ConfigValue = std::variant<bool, int64_t, double, std::string>;

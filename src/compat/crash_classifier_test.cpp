@@ -74,8 +74,8 @@ TEST(CrashCatalogTest, BuiltinParsesAndCompiles) {
 }
 
 TEST(CrashCatalogTest, CategoryNamesRoundTrip) {
-  for (std::string_view name : {"flash_attention", "gpu_context", "out_of_memory", "assertion", "aborted_signal",
-                                "unsupported_model", "timeout", "other"}) {
+  for (std::string_view name : {"flash_attention", "gpu_context", "device_unavailable", "out_of_memory", "assertion",
+                                "aborted_signal", "unsupported_model", "timeout", "other"}) {
     std::optional<CrashCategory> c = ParseCrashCategory(name);
     ASSERT_TRUE(c.has_value()) << name;
     EXPECT_EQ(CrashCategoryName(*c), name);
@@ -324,6 +324,37 @@ TEST(CrashClassifierTest, EmptyInput) {
   EXPECT_FALSE(c.summary.empty());
 }
 
+// No usable device, a driver that does not initialise, a device lost: the
+// environment's failure (SPEC §11), across backends. No suggestion: the fix
+// is on the machine.
+TEST(CrashClassifierTest, DeviceUnavailableAcrossBackends) {
+  const char* lines[] = {
+      "CUDA error: no CUDA-capable device is detected",
+      "ggml_cuda_init: failed to initialize CUDA: no CUDA-capable device is detected",
+      "Failed to initialize NVML: Driver/library version mismatch",
+      "NVML: Driver/library version mismatch",
+      "CUDA error 35 at ggml-cuda.cu:1234: CUDA driver version is insufficient for CUDA runtime version",
+      "hipErrorNoDevice",
+      "HIP error: hipErrorNoDevice",
+      "vk::Queue::submit: ErrorDeviceLost",
+      "ggml_vulkan: device lost: VK_ERROR_DEVICE_LOST",
+      "NVRM: Xid 79, GPU has fallen off the bus.",
+      "ggml_metal_init: error: MTLCreateSystemDefaultDevice returned nil",
+      "libcuda.so.1: cannot open shared object file: No such file or directory (WSL: /usr/lib/wsl/lib)",
+  };
+  for (const char* line : lines) {
+    auto c = Check(std::string(line) + "\n", 1);
+    EXPECT_EQ(Name(c), "device_unavailable") << line << " -> " << c.pattern_id;
+    EXPECT_TRUE(c.suggested_load_config.empty()) << line;
+  }
+  // CreateContext stays gpu_context (SPEC §1's example verdict), which still
+  // counts as device-level for a system-wide streak.
+  EXPECT_EQ(Name(Check("rocm: CreateContext failed: hipErrorNoDevice\n", 1)), "gpu_context");
+  EXPECT_TRUE(IsDeviceLevelCategory("gpu_context"));
+  EXPECT_TRUE(IsDeviceLevelCategory("device_unavailable"));
+  EXPECT_FALSE(IsDeviceLevelCategory("out_of_memory"));
+}
+
 TEST(CrashClassifierTest, BinaryInputIsSafeAndOutputIsValidUtf8) {
   std::mt19937 rng(42);
   std::string garbage(200000, '\0');
@@ -363,8 +394,8 @@ TEST(CrashClassifierTest, BackendFamilies) {
       // CUDA
       {"CUDA error: out of memory", "out_of_memory"},
       {"CUDA error: unspecified launch failure", "gpu_context"},
-      {"CUDA error: CUDA driver version is insufficient for CUDA runtime version", "gpu_context"},
-      {"libcuda.so.1: cannot open shared object file: No such file or directory", "gpu_context"},
+      {"CUDA error: CUDA driver version is insufficient for CUDA runtime version", "device_unavailable"},
+      {"libcuda.so.1: cannot open shared object file: No such file or directory", "device_unavailable"},
       {"torch.OutOfMemoryError: CUDA out of memory. Tried to allocate 2.00 GiB", "out_of_memory"},
       // ROCm / HIP
       {"rocBLAS error: Cannot read /opt/rocm/lib/rocblas/library/TensileLibrary.dat: No such file or directory",
@@ -377,12 +408,12 @@ TEST(CrashClassifierTest, BackendFamilies) {
       // Vulkan
       {"ggml_vulkan: Device memory allocation of size 4294967296 failed.", "out_of_memory"},
       {"vk::Device::allocateMemory: ErrorOutOfDeviceMemory", "out_of_memory"},
-      {"vk::createInstance: ErrorIncompatibleDriver", "gpu_context"},
+      {"vk::createInstance: ErrorIncompatibleDriver", "device_unavailable"},
       // SYCL / Level Zero
-      {"UR_RESULT_ERROR_DEVICE_LOST", "gpu_context"},
+      {"UR_RESULT_ERROR_DEVICE_LOST", "device_unavailable"},
       {"terminate called after throwing an instance of 'sycl::_V1::runtime_error'\n  what():  No device of "
        "requested type available.",
-       "gpu_context"},
+       "device_unavailable"},
       // Metal
       {"ggml_metal_init: error: failed to create command queue", "gpu_context"},
       {"ggml_backend_metal_buffer_type_alloc_buffer: error: failed to allocate buffer, size = 8192.00 MiB",

@@ -1,10 +1,10 @@
 // Runs the classifier over every case of the real-world corpus
-// ($MW_SHARED_DIR/crashlogs/public.jsonl): each result must be in the case's
-// `accept` list. Prints every decision and the accuracy per category.
+// (tests/data/crashlogs/public.jsonl, kept in the project): each result must
+// be in the case's `accept` list. Prints every decision and the accuracy per
+// category.
 #include <gtest/gtest.h>
 
 #include <algorithm>
-#include <cstdlib>
 #include <fstream>
 #include <iomanip>
 #include <iostream>
@@ -18,12 +18,7 @@
 namespace mw {
 namespace {
 
-std::string CorpusPath() {
-  if (const char* shared = std::getenv("MW_SHARED_DIR"); shared != nullptr && *shared != '\0') {
-    return std::string(shared) + "/crashlogs/public.jsonl";
-  }
-  return std::string(MW_DEFAULT_SHARED_DIR) + "/crashlogs/public.jsonl";
-}
+std::string CorpusPath() { return MW_CRASH_CORPUS; }
 
 struct Case {
   std::string id;

@@ -174,6 +174,7 @@ Result<ModelRecord> StateMachine::FinishSuccess(AttemptId id) {
                 [](ModelRecord& m, AttemptRecord& a, const std::string& now) {
                   m.total_loads += 1;
                   m.last_loaded_at = now;
+                  m.verdict_fingerprint = a.hardware_fingerprint;
                   a.outcome = AttemptOutcome::kSuccess;
                   return Status::Ok();
                 });
@@ -191,6 +192,7 @@ Result<ModelRecord> StateMachine::FinishFailure(AttemptId id, const FailureInfo&
     m.compatibility_notes = FailureNotes(m.total_loads, summary, f.matched_line);
     m.total_failures += 1;
     m.last_failed_at = now;
+    m.verdict_fingerprint = a.hardware_fingerprint;
     a.outcome = f.outcome;
     RecordFailure(f, summary, a);
     return Status::Ok();
@@ -202,6 +204,51 @@ Result<ModelRecord> StateMachine::FinishCancelled(AttemptId id) {
     a.outcome = AttemptOutcome::kCancelled;
     return Status::Ok();
   });
+}
+
+Result<ModelRecord> StateMachine::FinishEnvironmentFailure(AttemptId id, const FailureInfo& f) {
+  return Finish(id, CompatEvent::kLoadCancelled, [&f](ModelRecord&, AttemptRecord& a, const std::string&) {
+    a.outcome = AttemptOutcome::kEnvironmentFailure;
+    RecordFailure(f, FallbackSummary(f), a);
+    return Status::Ok();
+  });
+}
+
+Result<std::vector<ModelRecord>> StateMachine::RevertVerdicts(const std::vector<AttemptId>& attempts,
+                                                              std::string_view note) {
+  ASSIGN_OR_RETURN(Transaction tx, registry_.BeginWrite());
+  std::vector<ModelRecord> reverted;
+  for (AttemptId id : attempts) {
+    auto attempt = tx.GetAttempt(id);
+    if (!attempt.ok()) {
+      if (attempt.status().code() == StatusCode::kNotFound) continue;  // model deleted since
+      return attempt.status();
+    }
+    AttemptRecord& a = *attempt;
+    if (a.open() || !a.status_after || a.outcome == AttemptOutcome::kEnvironmentFailure) continue;
+    ASSIGN_OR_RETURN(ModelRecord model, tx.GetModel(a.model_name));
+    // Only a verdict still in force is reverted: a later attempt or a
+    // manual change decided since, and that decision stands.
+    if (model.compatibility_status != *a.status_after || model.compatibility_status == CompatStatus::kTesting ||
+        model.verdict_fingerprint != a.hardware_fingerprint) {
+      continue;
+    }
+    model.compatibility_status = a.status_before == CompatStatus::kTesting ? CompatStatus::kUnknown : a.status_before;
+    std::string notes = model.compatibility_notes.value_or("");
+    model.compatibility_notes = (notes.empty() ? "" : notes + "\n") + OneLine(note);
+    model.verdict_fingerprint.reset();
+    if (model.total_failures > 0) model.total_failures -= 1;
+    RETURN_IF_ERROR(tx.WriteModelState(model));
+    RETURN_IF_ERROR(tx.ReclassifyAttempt(id, AttemptOutcome::kEnvironmentFailure, model.compatibility_status));
+    reverted.push_back(model);
+  }
+  // COMMIT POINT "revert": all reverted verdicts land together.
+  RETURN_IF_ERROR(tx.Commit());
+  for (const ModelRecord& m : reverted) {
+    MW_LOG(kWarn, "compat") << "verdict reverted (environment failure) model=" << m.model_name
+                            << " status=" << ToString(m.compatibility_status);
+  }
+  return reverted;
 }
 
 Result<ModelRecord> StateMachine::RecordServingCrash(std::string_view name, const FailureInfo& f) {
@@ -220,13 +267,18 @@ Result<ModelRecord> StateMachine::RecordServingCrash(std::string_view name, cons
   ASSIGN_OR_RETURN(attempt.id, tx.InsertAttempt(attempt));
   const std::string summary = FallbackSummary(f);
   const std::string now = NowIso8601();
-  model.compatibility_status = *next;
-  model.compatibility_notes = FailureNotes(model.total_loads, summary, f.matched_line);
-  model.total_failures += 1;
-  model.last_failed_at = now;
-  RETURN_IF_ERROR(tx.WriteModelState(model));
+  // SPEC §11: the environment's failure is not the model's (status,
+  // counters, notes and verdict kept).
+  const bool environment = f.outcome == AttemptOutcome::kEnvironmentFailure;
+  if (!environment) {
+    model.compatibility_status = *next;
+    model.compatibility_notes = FailureNotes(model.total_loads, summary, f.matched_line);
+    model.total_failures += 1;
+    model.last_failed_at = now;
+    RETURN_IF_ERROR(tx.WriteModelState(model));
+  }
   attempt.finished_at = now;
-  attempt.outcome = AttemptOutcome::kCrashedWhileServing;
+  attempt.outcome = environment ? AttemptOutcome::kEnvironmentFailure : AttemptOutcome::kCrashedWhileServing;
   attempt.status_after = model.compatibility_status;
   RecordFailure(f, summary, attempt);
   RETURN_IF_ERROR(tx.CloseAttempt(attempt));
@@ -258,6 +310,11 @@ Result<ModelRecord> StateMachine::ApplyManualChange(std::string_view name, std::
   }
   RETURN_IF_ERROR(tx.UpdateModel(name, fields));
   ASSIGN_OR_RETURN(ModelRecord written, tx.GetModel(name));
+  if (status && written.verdict_fingerprint) {
+    // A status set by hand was not decided by an attempt (SPEC §11).
+    written.verdict_fingerprint.reset();
+    RETURN_IF_ERROR(tx.WriteModelState(written));
+  }
   // COMMIT POINT "manual": the status and the other fields land together.
   RETURN_IF_ERROR(tx.Commit());
   if (status) {
@@ -277,7 +334,10 @@ Result<CleanupReport> StateMachine::StartupCleanup(std::ostream& out) {
   const std::string now = NowIso8601();
   const std::string summary = "the server stopped while this model was loading (crashed during test)";
   std::map<std::string, CompatStatus, std::less<>> status_after;
+  std::map<std::string, std::optional<std::string>, std::less<>> fingerprint;
+  for (const AttemptRecord& attempt : open) fingerprint[attempt.model_name] = attempt.hardware_fingerprint;
   for (ModelRecord& model : stuck) {
+    model.verdict_fingerprint = fingerprint[model.model_name];
     const TransitionInput input{.event = CompatEvent::kStartupCleanup, .total_loads = model.total_loads};
     ASSIGN_OR_RETURN(const CompatStatus next, NextStatus(model.compatibility_status, input));
     model.compatibility_notes = FailureNotes(model.total_loads, summary, "");

@@ -10,7 +10,9 @@
 //                                                       ├─ FinishFailure,  ┌ total_loads >= 3 ► degraded
 //                                                       │  StartupCleanup ─┤
 //                                                       │  (server died)   └ otherwise ──────► incompatible
-//                                                       └─ FinishCancelled (user stop) ─► status before
+//                                                       ├─ FinishCancelled (user stop) ─► status before
+//                                                       └─ FinishEnvironmentFailure ────► status before
+//   RevertVerdicts (system-wide failure, SPEC §11): a failed verdict -> status before
 //
 //   RecordServingCrash (a loaded model's engine died on its own, SPEC §10):
 //   any status but testing ─► degraded (total_loads >= 3) | incompatible
@@ -29,7 +31,9 @@
 //   class StateMachine(Registry&):
 //     BeginAttempt(name, forced, hardware_fingerprint) -> Result<AttemptId>
 //     FinishSuccess(id) / FinishFailure(id, FailureInfo) / FinishCancelled(id)
+//     FinishEnvironmentFailure(id, FailureInfo)
 //         -> Result<ModelRecord>   (the model after the attempt)
+//     RevertVerdicts(attempt ids, note) -> Result<std::vector<ModelRecord>>
 //     RecordServingCrash(name, FailureInfo) -> Result<ModelRecord>
 //     StartupCleanup(std::ostream&) -> Result<CleanupReport>
 //     SetStatusManually(name, status) -> Result<ModelRecord>
@@ -147,12 +151,31 @@ class StateMachine {
   // attempt is restored, nothing is counted, attempt outcome cancelled.
   [[nodiscard]] Result<ModelRecord> FinishCancelled(AttemptId id);
 
+  // The environment failed, not the model (SPEC §11: category
+  // device_unavailable, or any device-level failure while the environment is
+  // failing): the status before the attempt is restored, nothing is counted,
+  // the attempt records outcome environment_failure and every field of
+  // `failure` (its outcome is ignored).
+  [[nodiscard]] Result<ModelRecord> FinishEnvironmentFailure(AttemptId id, const FailureInfo& failure);
+
+  // A system-wide failure was found (SPEC §11): each attempt's verdict, if
+  // still in force (the model's status is the attempt's status_after and no
+  // later attempt or manual change decided since), is reverted to its
+  // status_before; the notes keep their line and gain `note`;
+  // verdict_fingerprint is cleared; the failure is not counted; the attempt
+  // becomes environment_failure. All in one transaction. Returns the
+  // reverted models. Attempts of deleted models are skipped.
+  [[nodiscard]] Result<std::vector<ModelRecord>> RevertVerdicts(const std::vector<AttemptId>& attempts,
+                                                                std::string_view note);
+
   // A loaded model's engine died on its own (SPEC §10): in one transaction,
   // a closed attempt with outcome crashed_while_serving (status_before, the
   // classification of `failure`, its log excerpt) and the model moved as
   // after a failed load (rule 3: degraded with 3+ successful loads, else
   // incompatible; total_failures += 1, last_failed_at, notes).
-  // failure.outcome is ignored. kNotFound if it was deleted;
+  // With failure.outcome environment_failure (SPEC §11: the device, not the
+  // model, failed) the attempt records that outcome and the model is left
+  // as it was; any other failure.outcome is ignored. kNotFound if it was deleted;
   // kFailedPrecondition, nothing written, if a new attempt of it already
   // began (it is testing: that attempt's verdict is the newer one).
   [[nodiscard]] Result<ModelRecord> RecordServingCrash(std::string_view name, const FailureInfo& failure);

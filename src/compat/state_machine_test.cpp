@@ -332,6 +332,31 @@ TEST_F(StateMachineTest, ServingCrashWhileANewAttemptRunsKeepsTheStatus) {
   ASSERT_TRUE(sm_->FinishSuccess(running).ok());
 }
 
+// SPEC §11 with §10: an engine that dies while serving because the device
+// went away is the environment's failure: recorded, status and counters kept.
+TEST_F(StateMachineTest, ServingCrashOfTheEnvironmentKeepsTheStatus) {
+  Add("m");
+  SucceedTimes("m", 1);
+  FailureInfo f;
+  f.outcome = AttemptOutcome::kEnvironmentFailure;
+  f.category = "device_unavailable";
+  f.summary = "Engine crashed while serving: no CUDA-capable device is detected";
+  auto m = sm_->RecordServingCrash("m", f);
+  ASSERT_TRUE(m.ok()) << m.status().ToString();
+  EXPECT_EQ(m->compatibility_status, S::kCompatible);
+  EXPECT_EQ(m->total_failures, 0);
+  EXPECT_FALSE(m->last_failed_at.has_value());
+  auto attempts = reg_->ListAttempts("m", 10);
+  ASSERT_TRUE(attempts.ok());
+  ASSERT_EQ(attempts->size(), 2u);
+  const AttemptRecord& a = attempts->front();
+  EXPECT_FALSE(a.open());
+  EXPECT_EQ(a.outcome, AttemptOutcome::kEnvironmentFailure);
+  EXPECT_EQ(a.status_before, S::kCompatible);
+  EXPECT_EQ(a.status_after, S::kCompatible);
+  EXPECT_EQ(a.category, "device_unavailable");
+}
+
 TEST_F(StateMachineTest, TwoSuccessesThenFailureIsIncompatible) {
   Add("m");
   SucceedTimes("m", 2);
@@ -381,6 +406,56 @@ TEST_F(StateMachineTest, CancelRestoresStatusAndCountsNothing) {
   EXPECT_EQ(m->total_failures, 0);
   EXPECT_EQ(Attempt(id).outcome, AttemptOutcome::kCancelled);
   EXPECT_EQ(Attempt(id).status_after, S::kCompatible);
+}
+
+// SPEC §11: the environment's failure keeps the status and counts nothing,
+// but the attempt keeps its evidence.
+TEST_F(StateMachineTest, EnvironmentFailureKeepsStatusAndRecordsEvidence) {
+  Add("m");
+  SucceedTimes("m", 1);
+  EXPECT_EQ(Get("m").verdict_fingerprint, "cpu:test");  // a success is a verdict
+  const AttemptId id = sm_->BeginAttempt("m", false, "gpu:other").value();
+  auto m = sm_->FinishEnvironmentFailure(
+      id, FailureInfo{.outcome = AttemptOutcome::kCrashed, .category = "device_unavailable",
+                      .summary = "no usable GPU device (no CUDA-capable device is detected)"});
+  ASSERT_TRUE(m.ok()) << m.status().ToString();
+  EXPECT_EQ(m->compatibility_status, S::kCompatible);
+  EXPECT_EQ(m->total_failures, 0);
+  EXPECT_EQ(m->verdict_fingerprint, "cpu:test");  // the verdict still stands
+  AttemptRecord a = Attempt(id);
+  EXPECT_EQ(a.outcome, AttemptOutcome::kEnvironmentFailure);
+  EXPECT_EQ(a.status_after, S::kCompatible);
+  EXPECT_EQ(a.category, "device_unavailable");
+  EXPECT_EQ(a.summary, "no usable GPU device (no CUDA-capable device is detected)");
+}
+
+TEST_F(StateMachineTest, RevertVerdictsRestoresStatusBeforeWhenStillInForce) {
+  Add("a");
+  Add("b");
+  Add("c");
+  SucceedTimes("b", 1);
+  const AttemptId fa = Begin("a");
+  ASSERT_TRUE(sm_->FinishFailure(fa, FailureInfo{.category = "gpu_context", .summary = "CUDA error"}).ok());
+  const AttemptId fb = Begin("b");
+  ASSERT_TRUE(sm_->FinishFailure(fb, FailureInfo{.category = "gpu_context", .summary = "CUDA error"}).ok());
+  const AttemptId fc = Begin("c");
+  ASSERT_TRUE(sm_->FinishFailure(fc, FailureInfo{.category = "gpu_context", .summary = "CUDA error"}).ok());
+  ASSERT_TRUE(sm_->SetStatusManually("c", S::kDegraded).ok());  // decided by hand since: stands
+  auto reverted = sm_->RevertVerdicts({fa, fb, fc}, "Reverted: the environment failed");
+  ASSERT_TRUE(reverted.ok()) << reverted.status().ToString();
+  ASSERT_EQ(reverted->size(), 2u);
+  EXPECT_EQ(Get("a").compatibility_status, S::kUnknown);
+  EXPECT_EQ(Get("b").compatibility_status, S::kCompatible);
+  EXPECT_EQ(Get("b").total_failures, 0);
+  EXPECT_FALSE(Get("b").verdict_fingerprint.has_value());
+  EXPECT_EQ(Get("b").compatibility_notes.value_or(""),
+            "Hardware incompatibility detected: CUDA error\nReverted: the environment failed");
+  EXPECT_EQ(Get("c").compatibility_status, S::kDegraded);
+  EXPECT_EQ(Attempt(fa).outcome, AttemptOutcome::kEnvironmentFailure);
+  EXPECT_EQ(Attempt(fb).status_after, S::kCompatible);
+  EXPECT_EQ(Attempt(fc).outcome, AttemptOutcome::kFailed);
+  // Twice is a no-op.
+  EXPECT_TRUE(sm_->RevertVerdicts({fa, fb, fc}, "again")->empty());
 }
 
 TEST_F(StateMachineTest, FailureOutcomeMustBeAFailure) {

@@ -19,6 +19,7 @@
 //   allow_api_commands = false          # true: API clients may set argv/env of command models (unsafe)
 //   allowed_hosts = ["mybox.lan"]       # extra names accepted in the Host header ("*": any)
 //   allowed_origins = ["http://localhost:3000"]  # browser apps allowed to call the API (CORS)
+//   retest_stale = "ask"                # "auto": a stale incompatible verdict gets one unforced attempt (SPEC §11)
 //   max_queue = 64                      # /v1: requests waiting per model beyond n_parallel
 //   keep_alive = "5m"                   # /v1: idle unload ("0" after each response, "-1" never)
 //   [engines.vllm]                      # a command-engine preset: the only programs the server runs
@@ -96,6 +97,7 @@ struct Config {
   // Fit before load (SPEC §12): memory kept free on every device; unset =
   // 1024 MiB per GPU, 512 MiB of RAM.
   std::optional<int64_t> memory_margin_mib;
+  bool retest_stale_auto = false;             // retest_stale = "auto" (default "ask": only shown)
 
   const EnginePreset* FindPreset(std::string_view name) const;
 

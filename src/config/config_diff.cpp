@@ -36,6 +36,10 @@ ConfigChanges DiffConfig(const Config& before, const Config& after) {
     c.applied.push_back(std::string("log_format ") + FormatName(before.log_format) + " -> " +
                         FormatName(after.log_format));
   }
+  if (before.retest_stale_auto != after.retest_stale_auto) {
+    c.applied.push_back(std::string("retest_stale ") + (before.retest_stale_auto ? "auto" : "ask") + " -> " +
+                        (after.retest_stale_auto ? "auto" : "ask"));
+  }
   for (const Location& old_loc : before.locations) {
     const Location* now = after.FindLocation(old_loc.name);
     if (now == nullptr) {

@@ -212,6 +212,21 @@ TEST_F(ConfigTest, NonLoopbackNeedsApiKey) {
   EXPECT_EQ(config->api_key, "k");
 }
 
+TEST_F(ConfigTest, RetestStale) {
+  auto defaults = LoadConfig({}, env_);
+  ASSERT_TRUE(defaults.ok());
+  EXPECT_FALSE(defaults->retest_stale_auto);  // "ask"
+  ServeFlags flags;
+  flags.config_file = Write("auto.toml", "retest_stale = \"auto\"\n");
+  auto config = LoadConfig(flags, env_);
+  ASSERT_TRUE(config.ok()) << config.status().ToString();
+  EXPECT_TRUE(config->retest_stale_auto);
+  flags.config_file = Write("bad.toml", "retest_stale = \"sometimes\"\n");
+  auto bad = LoadConfig(flags, env_);
+  ASSERT_FALSE(bad.ok());
+  EXPECT_NE(bad.status().message().find("retest_stale"), std::string::npos);
+}
+
 TEST_F(ConfigTest, BrowserDefencesAndEnginePresets) {
   auto defaults = LoadConfig({}, env_);
   ASSERT_TRUE(defaults.ok());

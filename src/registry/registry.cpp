@@ -127,6 +127,12 @@ Result<StatusCounts> Registry::CountByStatus() {
   return registry_internal::CountAllStatuses(*db_);
 }
 
+Result<std::optional<std::string>> Registry::GetEnvironment(std::string_view fingerprint) {
+  RETURN_IF_ERROR(CheckNotInTransaction());
+  std::lock_guard<std::mutex> lock(db_->mutex());
+  return registry_internal::SelectEnvironment(*db_, fingerprint);
+}
+
 Status Registry::CheckIntegrity() {
   RETURN_IF_ERROR(CheckNotInTransaction());
   std::lock_guard<std::mutex> lock(db_->mutex());

@@ -29,7 +29,8 @@
 //
 // Public API in brief (all in namespace mw):
 //   enum class CompatStatus {kUnknown,kCompatible,kIncompatible,kDegraded,kTesting}
-//   enum class AttemptOutcome {kSuccess,kFailed,kCrashed,kTimeout,kServerCrash,kCancelled,kCrashedWhileServing}
+//   enum class AttemptOutcome {kSuccess,kFailed,kCrashed,kTimeout,kServerCrash,kCancelled,kCrashedWhileServing,
+//                              kEnvironmentFailure}
 //   ToString(CompatStatus|AttemptOutcome), ParseCompatStatus, ParseAttemptOutcome
 //   IsValidModelName(name)
 //   struct ModelRecord, ModelUpdate, AttemptRecord; using AttemptId = int64_t
@@ -71,8 +72,13 @@ std::optional<CompatStatus> ParseCompatStatus(std::string_view text);
 // How a load attempt ended. Stored as its ToString() text.
 // kCrashedWhileServing (SPEC §10): a loaded model's engine died on its own;
 // recorded as a closed attempt of its own (schema version 3).
-enum class AttemptOutcome { kSuccess, kFailed, kCrashed, kTimeout, kServerCrash, kCancelled, kCrashedWhileServing };
-// "success", "failed", "crashed", "timeout", "server_crash", "cancelled", "crashed_while_serving".
+// kEnvironmentFailure (SPEC §11): the environment failed (no device, driver
+// down, a system-wide failure); the model's status was kept (schema version 4).
+enum class AttemptOutcome {
+  kSuccess, kFailed, kCrashed, kTimeout, kServerCrash, kCancelled, kCrashedWhileServing, kEnvironmentFailure
+};
+// "success", "failed", "crashed", "timeout", "server_crash", "cancelled", "crashed_while_serving",
+// "environment_failure".
 std::string_view ToString(AttemptOutcome outcome);
 std::optional<AttemptOutcome> ParseAttemptOutcome(std::string_view text);
 
@@ -101,6 +107,9 @@ struct ModelRecord {
   std::string updated_at{};  // ISO-8601 UTC, set by the registry on every write
   std::optional<std::string> last_loaded_at{};
   std::optional<std::string> last_failed_at{};
+  // The environment fingerprint (SPEC §11) under which an attempt decided
+  // the current status; unset after a manual change or a reverted verdict.
+  std::optional<std::string> verdict_fingerprint{};
 };
 
 // A partial update: only the fields that are set are written. For the
@@ -206,6 +215,12 @@ class Transaction {
   // matched_line, log_excerpt; duration_ms is computed from started_at.
   // kNotFound if no such attempt; kFailedPrecondition if already closed.
   [[nodiscard]] Status CloseAttempt(const AttemptRecord& attempt);
+  // Rewrites the outcome and status_after of a closed attempt (a verdict
+  // reverted as the environment's failure, SPEC §11). kNotFound if no such
+  // attempt; kFailedPrecondition if it is still open.
+  [[nodiscard]] Status ReclassifyAttempt(AttemptId id, AttemptOutcome outcome, CompatStatus status_after);
+  // Keeps the components behind an environment fingerprint (first write wins).
+  [[nodiscard]] Status RecordEnvironment(std::string_view fingerprint, std::string_view components);
 
   // COMMIT POINT: when this returns OK, every write of the transaction is on
   // disk (WAL fsynced, synchronous=FULL). On error the transaction is rolled
@@ -235,7 +250,7 @@ class Transaction {
 class Registry {
  public:
   // The schema version this build writes (PRAGMA user_version).
-  static constexpr int kSchemaVersion = 3;
+  static constexpr int kSchemaVersion = 4;
 
   // Opens (creating if absent, with its parent directories) the registry at
   // `path`, sets WAL + synchronous=FULL + foreign keys, and runs pending
@@ -284,6 +299,8 @@ class Registry {
   [[nodiscard]] Result<AttemptRecord> GetAttempt(AttemptId id);
   // Number of models per status (all five keys present).
   [[nodiscard]] Result<StatusCounts> CountByStatus();
+  // The components recorded for an environment fingerprint; nullopt if none.
+  [[nodiscard]] Result<std::optional<std::string>> GetEnvironment(std::string_view fingerprint);
 
   // PRAGMA integrity_check: OK if "ok", else kDataLoss with SQLite's report.
   [[nodiscard]] Status CheckIntegrity();

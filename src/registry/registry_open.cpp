@@ -120,6 +120,52 @@ CREATE INDEX load_attempts_by_model ON load_attempts (model_name, id);
 CREATE UNIQUE INDEX load_attempts_open ON load_attempts (model_name) WHERE finished_at IS NULL;
 CREATE INDEX load_attempts_open_by_id ON load_attempts (id) WHERE finished_at IS NULL;
 )sql",
+    // 3 -> 4 (SPEC §11): outcome 'environment_failure' (the table is rebuilt
+    // again the same way: every row, id and the AUTOINCREMENT high-water mark
+    // are kept); models.verdict_fingerprint (NULL for verdicts made before:
+    // their environment is unknown); the components behind each fingerprint,
+    // for stale-verdict reasons.
+    R"sql(
+CREATE TABLE load_attempts_v4 (
+  id INTEGER PRIMARY KEY AUTOINCREMENT,
+  model_name TEXT NOT NULL REFERENCES models (model_name) ON DELETE CASCADE ON UPDATE CASCADE,
+  started_at TEXT NOT NULL,
+  finished_at TEXT,
+  outcome TEXT CHECK (outcome IN ('success', 'failed', 'crashed', 'timeout', 'server_crash', 'cancelled',
+                                  'crashed_while_serving', 'environment_failure')),
+  forced INTEGER NOT NULL DEFAULT 0 CHECK (forced IN (0, 1)),
+  status_before TEXT NOT NULL
+    CHECK (status_before IN ('unknown', 'compatible', 'incompatible', 'degraded', 'testing')),
+  status_after TEXT
+    CHECK (status_after IN ('unknown', 'compatible', 'incompatible', 'degraded', 'testing')),
+  load_config TEXT NOT NULL DEFAULT '{}'
+    CHECK (json_valid(load_config) AND json_type(load_config) = 'object'),
+  exit_code INTEGER,
+  signal TEXT,
+  category TEXT,
+  pattern_id TEXT,
+  summary TEXT,
+  matched_line TEXT,
+  log_excerpt TEXT,
+  duration_ms INTEGER CHECK (duration_ms >= 0),
+  hardware_fingerprint TEXT,
+  CHECK ((finished_at IS NULL) = (outcome IS NULL) AND (finished_at IS NULL) = (status_after IS NULL))
+);
+INSERT INTO load_attempts_v4 SELECT * FROM load_attempts;
+DELETE FROM sqlite_sequence WHERE name = 'load_attempts_v4';
+INSERT INTO sqlite_sequence (name, seq) SELECT 'load_attempts_v4', seq FROM sqlite_sequence WHERE name = 'load_attempts';
+DROP TABLE load_attempts;
+ALTER TABLE load_attempts_v4 RENAME TO load_attempts;
+CREATE INDEX load_attempts_by_model ON load_attempts (model_name, id);
+CREATE UNIQUE INDEX load_attempts_open ON load_attempts (model_name) WHERE finished_at IS NULL;
+CREATE INDEX load_attempts_open_by_id ON load_attempts (id) WHERE finished_at IS NULL;
+ALTER TABLE models ADD COLUMN verdict_fingerprint TEXT;
+CREATE TABLE environments (
+  fingerprint TEXT PRIMARY KEY NOT NULL,
+  components TEXT NOT NULL,
+  first_seen_at TEXT NOT NULL
+);
+)sql",
 };
 static_assert(std::size(kMigrations) == Registry::kSchemaVersion, "one migration per schema version");
 

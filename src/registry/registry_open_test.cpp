@@ -227,16 +227,105 @@ TEST(RegistryOpen, EmptyPathIsInvalid) {
   EXPECT_EQ(Registry::Open("").status().code(), StatusCode::kInvalidArgument);
 }
 
+// A file written by schema version 2 (before SPEC §10 and §11), as that
+// build left it: a model with a closed and a deleted attempt. Migrations 3
+// and 4 each rebuild load_attempts (a CHECK cannot be altered in SQLite):
+// every row, every value and the AUTOINCREMENT high-water mark must survive,
+// and both new outcomes must be accepted afterwards.
+TEST(RegistryOpen, SchemaVersion2MigratesWithoutLosingAnything) {
+  TempDir dir;
+  const std::string path = dir.File("registry.db");
+  const char* v2 = R"sql(
+CREATE TABLE models (model_name TEXT PRIMARY KEY NOT NULL, hf_path TEXT,
+  cache_location TEXT NOT NULL DEFAULT 'primary', file_path TEXT, engine TEXT NOT NULL DEFAULT 'llama.cpp',
+  compatibility_status TEXT NOT NULL DEFAULT 'unknown', compatibility_notes TEXT,
+  load_config TEXT NOT NULL DEFAULT '{}', total_loads INTEGER NOT NULL DEFAULT 0,
+  total_failures INTEGER NOT NULL DEFAULT 0, created_at TEXT NOT NULL, updated_at TEXT NOT NULL,
+  last_loaded_at TEXT, last_failed_at TEXT);
+CREATE INDEX models_by_status ON models (compatibility_status);
+CREATE TABLE load_attempts (id INTEGER PRIMARY KEY AUTOINCREMENT,
+  model_name TEXT NOT NULL REFERENCES models (model_name) ON DELETE CASCADE ON UPDATE CASCADE,
+  started_at TEXT NOT NULL, finished_at TEXT,
+  outcome TEXT CHECK (outcome IN ('success', 'failed', 'crashed', 'timeout', 'server_crash', 'cancelled')),
+  forced INTEGER NOT NULL DEFAULT 0, status_before TEXT NOT NULL, status_after TEXT,
+  load_config TEXT NOT NULL DEFAULT '{}', exit_code INTEGER, signal TEXT, category TEXT, pattern_id TEXT,
+  summary TEXT, matched_line TEXT, log_excerpt TEXT, duration_ms INTEGER, hardware_fingerprint TEXT);
+CREATE INDEX load_attempts_by_model ON load_attempts (model_name, id);
+CREATE UNIQUE INDEX load_attempts_open ON load_attempts (model_name) WHERE finished_at IS NULL;
+CREATE INDEX load_attempts_open_by_id ON load_attempts (id) WHERE finished_at IS NULL;
+INSERT INTO models (model_name, compatibility_status, compatibility_notes, total_loads, total_failures,
+  created_at, updated_at) VALUES ('m', 'incompatible', 'Hardware incompatibility detected: x', 1, 1, 't0', 't1');
+INSERT INTO load_attempts (model_name, started_at, finished_at, outcome, status_before, status_after,
+  exit_code, signal, category, summary, duration_ms, hardware_fingerprint)
+  VALUES ('m', 's1', 'f1', 'success', 'unknown', 'compatible', NULL, NULL, NULL, NULL, 5, 'gpu:A'),
+         ('m', 's2', 'f2', 'crashed', 'compatible', 'incompatible', 134, 'SIGABRT', 'gpu_context', 'x', 7, 'gpu:A'),
+         ('m', 's3', 'f3', 'cancelled', 'incompatible', 'incompatible', NULL, NULL, NULL, NULL, 1, NULL);
+DELETE FROM load_attempts WHERE id = 3;
+PRAGMA application_id = 1297568327;
+PRAGMA user_version = 2;
+)sql";
+  ASSERT_EQ(RawExec(path, v2), "");
+  const std::string rows_before = testing_util::RawQuery(
+      path, "SELECT group_concat(id || '|' || outcome || '|' || status_after || '|' || coalesce(signal, '-') || '|' || "
+            "coalesce(hardware_fingerprint, '-'), ';') FROM load_attempts");
+  {
+    auto reg = Registry::Open(path);
+    ASSERT_TRUE(reg.ok()) << reg.status().ToString();
+    auto m = (*reg)->GetModel("m");
+    ASSERT_TRUE(m.ok()) << m.status().ToString();
+    EXPECT_EQ(m->compatibility_status, CompatStatus::kIncompatible);
+    EXPECT_EQ(m->compatibility_notes.value_or(""), "Hardware incompatibility detected: x");
+    EXPECT_FALSE(m->verdict_fingerprint.has_value());
+    auto tx = (*reg)->BeginWrite();
+    ASSERT_TRUE(tx.ok());
+    AttemptRecord a;
+    a.model_name = "m";
+    a.status_before = CompatStatus::kIncompatible;
+    auto id = tx->InsertAttempt(a);
+    ASSERT_TRUE(id.ok()) << id.status().ToString();
+    EXPECT_EQ(*id, 4) << "the AUTOINCREMENT high-water mark (3, deleted) is kept";
+    a.id = *id;
+    a.outcome = AttemptOutcome::kEnvironmentFailure;
+    a.status_after = CompatStatus::kIncompatible;
+    ASSERT_TRUE(tx->CloseAttempt(a).ok());
+    AttemptRecord b;
+    b.model_name = "m";
+    b.status_before = CompatStatus::kIncompatible;
+    auto id2 = tx->InsertAttempt(b);
+    ASSERT_TRUE(id2.ok()) << id2.status().ToString();
+    EXPECT_EQ(*id2, 5);
+    b.id = *id2;
+    b.outcome = AttemptOutcome::kCrashedWhileServing;
+    b.status_after = CompatStatus::kIncompatible;
+    ASSERT_TRUE(tx->CloseAttempt(b).ok());
+    ASSERT_TRUE(tx->RecordEnvironment("fp1", "llama.cpp=b1\n").ok());
+    ASSERT_TRUE(tx->Commit().ok());
+    auto env = (*reg)->GetEnvironment("fp1");
+    ASSERT_TRUE(env.ok());
+    EXPECT_EQ(env->value_or(""), "llama.cpp=b1\n");
+  }
+  EXPECT_EQ(testing_util::RawQuery(path, "PRAGMA user_version"), std::to_string(Registry::kSchemaVersion));
+  EXPECT_EQ(testing_util::RawQuery(
+                path, "SELECT group_concat(id || '|' || outcome || '|' || status_after || '|' || "
+                      "coalesce(signal, '-') || '|' || coalesce(hardware_fingerprint, '-'), ';') FROM load_attempts "
+                      "WHERE id < 4"),
+            rows_before);
+  EXPECT_EQ(rows_before, "1|success|compatible|-|gpu:A;2|crashed|incompatible|SIGABRT|gpu:A");
+  EXPECT_EQ(testing_util::RawQuery(path, "PRAGMA integrity_check"), "ok");
+  EXPECT_EQ(testing_util::RawQuery(path, "PRAGMA foreign_key_check"), "");
+}
+
 }  // namespace
 }  // namespace mw
 
 namespace mw {
 namespace {
 
-// Schema 2 -> 3 (outcome crashed_while_serving): a version-2 file, made by
-// putting back version 2's CHECK on outcome, keeps every attempt, its id and
-// the AUTOINCREMENT counter, and then accepts the new outcome.
-TEST(RegistryOpen, MigratesVersion2AttemptsToVersion3) {
+// Schema 2 -> 4 (outcomes crashed_while_serving and environment_failure):
+// a version-2 file, made by putting back version 2's CHECK on outcome and
+// removing what version 4 added, keeps every attempt, its id and the
+// AUTOINCREMENT counter, and then accepts both new outcomes.
+TEST(RegistryOpen, MigratesVersion2AttemptsToVersion4) {
   TempDir dir;
   const std::string path = dir.File("registry.db");
   MakeRegistry(path);
@@ -279,6 +368,8 @@ TEST(RegistryOpen, MigratesVersion2AttemptsToVersion3) {
     CREATE INDEX load_attempts_by_model ON load_attempts (model_name, id);
     CREATE UNIQUE INDEX load_attempts_open ON load_attempts (model_name) WHERE finished_at IS NULL;
     CREATE INDEX load_attempts_open_by_id ON load_attempts (id) WHERE finished_at IS NULL;
+    ALTER TABLE models DROP COLUMN verdict_fingerprint;
+    DROP TABLE environments;
     PRAGMA user_version = 2;
     COMMIT;)sql");
   ASSERT_EQ(v2, "");
@@ -300,11 +391,117 @@ TEST(RegistryOpen, MigratesVersion2AttemptsToVersion3) {
     a.outcome = AttemptOutcome::kCrashedWhileServing;
     a.status_after = CompatStatus::kIncompatible;
     ASSERT_TRUE(tx->CloseAttempt(a).ok());
+    AttemptRecord b;
+    b.model_name = "m";
+    b.status_before = CompatStatus::kIncompatible;
+    auto id2 = tx->InsertAttempt(b);
+    ASSERT_TRUE(id2.ok());
+    b.id = *id2;
+    b.outcome = AttemptOutcome::kEnvironmentFailure;
+    b.status_after = CompatStatus::kIncompatible;
+    ASSERT_TRUE(tx->CloseAttempt(b).ok());
     ASSERT_TRUE(tx->Commit().ok());
   }
   EXPECT_EQ(testing_util::RawQuery(path, "PRAGMA user_version"), std::to_string(Registry::kSchemaVersion));
   EXPECT_EQ(testing_util::RawQuery(path, "SELECT group_concat(id || ':' || outcome, ',') FROM load_attempts"),
-            "1:success,2:success,4:crashed_while_serving");
+            "1:success,2:success,4:crashed_while_serving,5:environment_failure");
+}
+
+// Schema 3 -> 4: a file written by main's version 3 (load_attempts rebuilt
+// for crashed_while_serving, no verdict_fingerprint, no environments table),
+// with a crash-while-serving attempt and a deleted newest attempt, keeps
+// every row, value and the AUTOINCREMENT counter; afterwards it takes
+// environment_failure, a verdict fingerprint and environment components.
+TEST(RegistryOpen, MigratesVersion3WithoutLosingAnything) {
+  TempDir dir;
+  const std::string path = dir.File("registry.db");
+  const char* v3 = R"sql(
+CREATE TABLE models (model_name TEXT PRIMARY KEY NOT NULL, hf_path TEXT,
+  cache_location TEXT NOT NULL DEFAULT 'primary', file_path TEXT, engine TEXT NOT NULL DEFAULT 'llama.cpp',
+  compatibility_status TEXT NOT NULL DEFAULT 'unknown', compatibility_notes TEXT,
+  load_config TEXT NOT NULL DEFAULT '{}', total_loads INTEGER NOT NULL DEFAULT 0,
+  total_failures INTEGER NOT NULL DEFAULT 0, created_at TEXT NOT NULL, updated_at TEXT NOT NULL,
+  last_loaded_at TEXT, last_failed_at TEXT);
+CREATE INDEX models_by_status ON models (compatibility_status);
+CREATE TABLE load_attempts (
+  id INTEGER PRIMARY KEY AUTOINCREMENT,
+  model_name TEXT NOT NULL REFERENCES models (model_name) ON DELETE CASCADE ON UPDATE CASCADE,
+  started_at TEXT NOT NULL,
+  finished_at TEXT,
+  outcome TEXT CHECK (outcome IN ('success', 'failed', 'crashed', 'timeout', 'server_crash', 'cancelled',
+                                  'crashed_while_serving')),
+  forced INTEGER NOT NULL DEFAULT 0 CHECK (forced IN (0, 1)),
+  status_before TEXT NOT NULL
+    CHECK (status_before IN ('unknown', 'compatible', 'incompatible', 'degraded', 'testing')),
+  status_after TEXT
+    CHECK (status_after IN ('unknown', 'compatible', 'incompatible', 'degraded', 'testing')),
+  load_config TEXT NOT NULL DEFAULT '{}'
+    CHECK (json_valid(load_config) AND json_type(load_config) = 'object'),
+  exit_code INTEGER, signal TEXT, category TEXT, pattern_id TEXT, summary TEXT, matched_line TEXT,
+  log_excerpt TEXT, duration_ms INTEGER CHECK (duration_ms >= 0), hardware_fingerprint TEXT,
+  CHECK ((finished_at IS NULL) = (outcome IS NULL) AND (finished_at IS NULL) = (status_after IS NULL))
+);
+CREATE INDEX load_attempts_by_model ON load_attempts (model_name, id);
+CREATE UNIQUE INDEX load_attempts_open ON load_attempts (model_name) WHERE finished_at IS NULL;
+CREATE INDEX load_attempts_open_by_id ON load_attempts (id) WHERE finished_at IS NULL;
+INSERT INTO models (model_name, compatibility_status, compatibility_notes, total_loads, total_failures,
+  created_at, updated_at, last_failed_at)
+  VALUES ('m', 'degraded', 'Engine crashed while serving: y', 3, 1, 't0', 't1', 't2');
+INSERT INTO load_attempts (model_name, started_at, finished_at, outcome, status_before, status_after,
+  exit_code, signal, category, summary, log_excerpt, duration_ms, hardware_fingerprint)
+  VALUES ('m', 's1', 'f1', 'success', 'unknown', 'compatible', NULL, NULL, NULL, NULL, NULL, 5, 'gpu:A'),
+         ('m', 's2', 'f2', 'crashed_while_serving', 'compatible', 'degraded', NULL, 'SIGSEGV', 'segfault', 'y',
+          'log', NULL, NULL),
+         ('m', 's3', 'f3', 'cancelled', 'degraded', 'degraded', NULL, NULL, NULL, NULL, NULL, 1, NULL);
+DELETE FROM load_attempts WHERE id = 3;
+PRAGMA application_id = 1297568327;
+PRAGMA user_version = 3;
+)sql";
+  ASSERT_EQ(RawExec(path, v3), "");
+  const char* all_rows =
+      "SELECT group_concat(id || '|' || model_name || '|' || started_at || '|' || finished_at || '|' || outcome || "
+      "'|' || status_before || '|' || status_after || '|' || coalesce(signal, '-') || '|' || coalesce(category, '-') "
+      "|| '|' || coalesce(summary, '-') || '|' || coalesce(log_excerpt, '-') || '|' || "
+      "coalesce(hardware_fingerprint, '-'), ';') FROM load_attempts WHERE id < 4";
+  const std::string rows_before = testing_util::RawQuery(path, all_rows);
+  EXPECT_EQ(rows_before,
+            "1|m|s1|f1|success|unknown|compatible|-|-|-|-|gpu:A;"
+            "2|m|s2|f2|crashed_while_serving|compatible|degraded|SIGSEGV|segfault|y|log|-");
+  {
+    auto reg = Registry::Open(path);
+    ASSERT_TRUE(reg.ok()) << reg.status().ToString();
+    EXPECT_TRUE((*reg)->CheckIntegrity().ok());
+    auto m = (*reg)->GetModel("m");
+    ASSERT_TRUE(m.ok()) << m.status().ToString();
+    EXPECT_EQ(m->compatibility_status, CompatStatus::kDegraded);
+    EXPECT_EQ(m->compatibility_notes.value_or(""), "Engine crashed while serving: y");
+    EXPECT_EQ(m->total_loads, 3);
+    EXPECT_EQ(m->total_failures, 1);
+    EXPECT_FALSE(m->verdict_fingerprint.has_value());
+    auto tx = (*reg)->BeginWrite();
+    ASSERT_TRUE(tx.ok());
+    AttemptRecord a;
+    a.model_name = "m";
+    a.status_before = CompatStatus::kDegraded;
+    auto id = tx->InsertAttempt(a);
+    ASSERT_TRUE(id.ok()) << id.status().ToString();
+    EXPECT_EQ(*id, 4) << "the AUTOINCREMENT high-water mark (3, deleted) is kept";
+    a.id = *id;
+    a.outcome = AttemptOutcome::kEnvironmentFailure;
+    a.status_after = CompatStatus::kDegraded;
+    ASSERT_TRUE(tx->CloseAttempt(a).ok());
+    ASSERT_TRUE(tx->RecordEnvironment("fp1", "llama.cpp=b1\n").ok());
+    ASSERT_TRUE(tx->Commit().ok());
+    auto env = (*reg)->GetEnvironment("fp1");
+    ASSERT_TRUE(env.ok());
+    EXPECT_EQ(env->value_or(""), "llama.cpp=b1\n");
+  }
+  EXPECT_EQ(testing_util::RawQuery(path, "PRAGMA user_version"), std::to_string(Registry::kSchemaVersion));
+  EXPECT_EQ(testing_util::RawQuery(path, all_rows), rows_before);
+  EXPECT_EQ(testing_util::RawQuery(path, "SELECT outcome FROM load_attempts WHERE id = 4"), "environment_failure");
+  EXPECT_EQ(testing_util::RawQuery(path, "SELECT count(*) FROM models WHERE verdict_fingerprint IS NULL"), "1");
+  EXPECT_EQ(testing_util::RawQuery(path, "PRAGMA integrity_check"), "ok");
+  EXPECT_EQ(testing_util::RawQuery(path, "PRAGMA foreign_key_check"), "");
 }
 
 }  // namespace

@@ -7,7 +7,7 @@ namespace {
 
 constexpr const char* kModelColumns =
     "model_name, hf_path, cache_location, file_path, engine, compatibility_status, compatibility_notes, "
-    "load_config, total_loads, total_failures, created_at, updated_at, last_loaded_at, last_failed_at";
+    "load_config, total_loads, total_failures, created_at, updated_at, last_loaded_at, last_failed_at, verdict_fingerprint";
 
 constexpr const char* kAttemptColumns =
     "id, model_name, started_at, finished_at, outcome, forced, status_before, status_after, load_config, "
@@ -42,6 +42,7 @@ Result<ModelRecord> ReadModel(const Stmt& s) {
   m.updated_at = s.Text(11);
   m.last_loaded_at = s.OptText(12);
   m.last_failed_at = s.OptText(13);
+  m.verdict_fingerprint = s.OptText(14);
   return m;
 }
 
@@ -245,7 +246,8 @@ Status WriteModelStateRow(Db& db, const ModelRecord& m) {
   ASSIGN_OR_RETURN(Stmt s,
                    db.Prepare("UPDATE models SET compatibility_status = ?2, compatibility_notes = ?3, "
                               "total_loads = ?4, total_failures = ?5, last_loaded_at = ?6, "
-                              "last_failed_at = ?7, updated_at = ?8 WHERE model_name = ?1"));
+                              "last_failed_at = ?7, updated_at = ?8, verdict_fingerprint = ?9 "
+                              "WHERE model_name = ?1"));
   s.Bind(1, m.model_name);
   s.Bind(2, ToString(m.compatibility_status));
   s.Bind(3, NullIfEmpty(m.compatibility_notes));
@@ -254,6 +256,7 @@ Status WriteModelStateRow(Db& db, const ModelRecord& m) {
   s.Bind(6, m.last_loaded_at);
   s.Bind(7, m.last_failed_at);
   s.Bind(8, NowIso8601());
+  s.Bind(9, NullIfEmpty(m.verdict_fingerprint));
   RETURN_IF_ERROR(s.Run());
   if (sqlite3_changes(db.conn()) == 0)
     return NotFoundError("model " + Quoted(m.model_name) + " is not registered");
@@ -349,6 +352,35 @@ Status CloseAttemptRow(Db& db, const AttemptRecord& a) {
   if (sqlite3_changes(db.conn()) == 1) return Status::Ok();
   RETURN_IF_ERROR(SelectAttempt(db, a.id).status());
   return FailedPreconditionError("load attempt " + std::to_string(a.id) + " is already finished");
+}
+
+Status ReclassifyAttemptRow(Db& db, AttemptId id, AttemptOutcome outcome, CompatStatus status_after) {
+  ASSIGN_OR_RETURN(const AttemptRecord current, SelectAttempt(db, id));
+  if (current.open()) {
+    return FailedPreconditionError("load attempt " + std::to_string(id) + " is still in progress");
+  }
+  ASSIGN_OR_RETURN(Stmt s, db.Prepare("UPDATE load_attempts SET outcome = ?2, status_after = ?3 WHERE id = ?1"));
+  s.Bind(1, int64_t{id});
+  s.Bind(2, ToString(outcome));
+  s.Bind(3, ToString(status_after));
+  return s.Run();
+}
+
+Status InsertEnvironmentRow(Db& db, std::string_view fingerprint, std::string_view components) {
+  ASSIGN_OR_RETURN(Stmt s, db.Prepare("INSERT OR IGNORE INTO environments (fingerprint, components, first_seen_at) "
+                                      "VALUES (?1, ?2, ?3)"));
+  s.Bind(1, fingerprint);
+  s.Bind(2, components);
+  s.Bind(3, NowIso8601());
+  return s.Run();
+}
+
+Result<std::optional<std::string>> SelectEnvironment(Db& db, std::string_view fingerprint) {
+  ASSIGN_OR_RETURN(Stmt s, db.Prepare("SELECT components FROM environments WHERE fingerprint = ?1"));
+  s.Bind(1, fingerprint);
+  ASSIGN_OR_RETURN(const bool row, s.Step());
+  if (!row) return std::optional<std::string>();
+  return std::optional<std::string>(s.Text(0));
 }
 
 }  // namespace mw::registry_internal

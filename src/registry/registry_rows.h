@@ -34,5 +34,9 @@ Result<std::vector<AttemptRecord>> SelectAttemptsOfModel(Db& db, std::string_vie
 Result<std::vector<AttemptRecord>> SelectOpenAttempts(Db& db, std::optional<std::string_view> name);
 Result<AttemptId> InsertAttemptRow(Db& db, const AttemptRecord& attempt);
 Status CloseAttemptRow(Db& db, const AttemptRecord& attempt);
+Status ReclassifyAttemptRow(Db& db, AttemptId id, AttemptOutcome outcome, CompatStatus status_after);
+// Environment fingerprints (SPEC §11): INSERT OR IGNORE, and the lookup.
+Status InsertEnvironmentRow(Db& db, std::string_view fingerprint, std::string_view components);
+Result<std::optional<std::string>> SelectEnvironment(Db& db, std::string_view fingerprint);
 
 }  // namespace mw::registry_internal

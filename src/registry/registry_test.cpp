@@ -51,10 +51,12 @@ TEST(RegistryTypes, StatusAndOutcomeNamesRoundTrip) {
   EXPECT_FALSE(ParseCompatStatus("Compatible").has_value());
   EXPECT_FALSE(ParseCompatStatus("").has_value());
   for (auto o : {AttemptOutcome::kSuccess, AttemptOutcome::kFailed, AttemptOutcome::kCrashed,
-                 AttemptOutcome::kTimeout, AttemptOutcome::kServerCrash, AttemptOutcome::kCancelled}) {
+                 AttemptOutcome::kTimeout, AttemptOutcome::kServerCrash, AttemptOutcome::kCancelled,
+                 AttemptOutcome::kEnvironmentFailure}) {
     EXPECT_EQ(ParseAttemptOutcome(ToString(o)), o);
   }
   EXPECT_EQ(ToString(AttemptOutcome::kServerCrash), "server_crash");
+  EXPECT_EQ(ToString(AttemptOutcome::kEnvironmentFailure), "environment_failure");
   EXPECT_FALSE(ParseAttemptOutcome("crash").has_value());
 }
 
@@ -74,7 +76,8 @@ TEST_F(RegistryTest, SchemaHasSpecColumnsAndVersion) {
   EXPECT_EQ(RawQuery(db, "PRAGMA journal_mode"), "wal");
   EXPECT_EQ(RawQuery(db, "SELECT group_concat(name, ',') FROM pragma_table_info('models')"),
             "model_name,hf_path,cache_location,file_path,engine,compatibility_status,compatibility_notes,"
-            "load_config,total_loads,total_failures,created_at,updated_at,last_loaded_at,last_failed_at");
+            "load_config,total_loads,total_failures,created_at,updated_at,last_loaded_at,last_failed_at,"
+            "verdict_fingerprint");
   EXPECT_EQ(RawQuery(db, "SELECT group_concat(name, ',') FROM pragma_table_info('load_attempts')"),
             "id,model_name,started_at,finished_at,outcome,forced,status_before,status_after,load_config,"
             "exit_code,signal,category,pattern_id,summary,matched_line,log_excerpt,duration_ms,"

@@ -42,6 +42,8 @@ std::string_view ToString(AttemptOutcome outcome) {
       return "cancelled";
     case AttemptOutcome::kCrashedWhileServing:
       return "crashed_while_serving";
+    case AttemptOutcome::kEnvironmentFailure:
+      return "environment_failure";
   }
   return "failed";
 }
@@ -49,7 +51,8 @@ std::string_view ToString(AttemptOutcome outcome) {
 std::optional<AttemptOutcome> ParseAttemptOutcome(std::string_view text) {
   for (AttemptOutcome o :
        {AttemptOutcome::kSuccess, AttemptOutcome::kFailed, AttemptOutcome::kCrashed, AttemptOutcome::kTimeout,
-        AttemptOutcome::kServerCrash, AttemptOutcome::kCancelled, AttemptOutcome::kCrashedWhileServing}) {
+        AttemptOutcome::kServerCrash, AttemptOutcome::kCancelled, AttemptOutcome::kCrashedWhileServing,
+        AttemptOutcome::kEnvironmentFailure}) {
     if (ToString(o) == text) return o;
   }
   return std::nullopt;

@@ -91,6 +91,16 @@ Status Transaction::UpdateModel(std::string_view name, const ModelUpdate& update
   return registry_internal::UpdateModelRow(*db_, name, update);
 }
 
+Status Transaction::ReclassifyAttempt(AttemptId id, AttemptOutcome outcome, CompatStatus status_after) {
+  RETURN_IF_ERROR(CheckActive());
+  return registry_internal::ReclassifyAttemptRow(*db_, id, outcome, status_after);
+}
+
+Status Transaction::RecordEnvironment(std::string_view fingerprint, std::string_view components) {
+  RETURN_IF_ERROR(CheckActive());
+  return registry_internal::InsertEnvironmentRow(*db_, fingerprint, components);
+}
+
 Result<AttemptId> Transaction::InsertAttempt(const AttemptRecord& attempt) {
   RETURN_IF_ERROR(CheckActive());
   return registry_internal::InsertAttemptRow(*db_, attempt);

@@ -3,6 +3,8 @@
 // Tests run in order and share one server; each uses its own models.
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import path from 'node:path';
 
 import { card, launchBrowser, openPage, requestsTo, screenshot } from './lib/browser.mjs';
 import { crashingConfig, hangingConfig, slowReadyConfig, startServer } from './lib/server.mjs';
@@ -520,6 +522,64 @@ describe('web page against the real server', () => {
       const [tr, tg, tb] = rgb.testing;
       assert.ok(tb > tr && tb > tg, `${scheme} testing is blue ${rgb.testing}`);
     }
+  });
+
+  // SPEC §11. A shell engine written here: its size is part of the verdict's
+  // environment, so rewriting it makes the verdict stale.
+  function writeEngine(file, body) {
+    fs.writeFileSync(file, `#!/bin/sh\n${body}\n`, { mode: 0o755 });
+  }
+
+  it('a stale verdict is marked on its card and Retest loads the model', TEST, async () => {
+    const engine = path.join(server.dataDir, 'stale-engine.sh');
+    writeEngine(engine, "echo 'GGML_ASSERT(ggml_nelements(a) == ne0) failed' >&2\nexit 1");
+    await server.ok('POST', '/api/models', {
+      model_name: 'stale-one', engine: 'command', load_config: { argv: [engine], ready_pattern: 'ready' },
+    });
+    const failed = await server.api('POST', '/api/orchestrate/load', { model_name: 'stale-one' });
+    assert.equal(failed.status, 422, failed.text);
+    const o = await open();
+    const { page } = o;
+    await waitStatus(page, 'stale-one', 'incompatible', 10000);
+    const c = card(page, 'stale-one');
+    assert.ok(await c.locator('.stale-mark').isHidden(), 'not stale in the environment it was judged in');
+    assert.ok(await c.locator('.retest-btn').isHidden());
+
+    writeEngine(engine, 'echo ready\nexec sleep 600');  // the engine was updated
+    await page.reload();
+    await c.locator('.stale-mark').waitFor({ timeout: 10000 });
+    assert.match(await c.locator('.stale-mark').getAttribute('title'), /engine_binary changed/);
+    await c.locator('.retest-btn').click();
+    await waitStatus(page, 'stale-one', 'compatible');
+    await page.locator('.card[data-model="stale-one"].is-loaded').waitFor({ timeout: 20000 });
+    assert.ok(await c.locator('.stale-mark').isHidden());
+    assertClean(o);
+    await server.ok('POST', '/api/orchestrate/unload', { model_name: 'stale-one' });
+  });
+
+  it("shows the server's banner while the environment is failing", TEST, async () => {
+    const engine = path.join(server.dataDir, 'gpu-engine.sh');
+    writeEngine(engine, "echo 'CUDA error: unspecified launch failure' >&2\nkill -ABRT $$");
+    const o = await open();
+    const { page } = o;
+    await page.locator('.card').first().waitFor();
+    for (const name of ['env-a', 'env-b', 'env-c']) {
+      await server.ok('POST', '/api/models', {
+        model_name: name, engine: 'command', load_config: { argv: [engine], ready_pattern: 'ready' },
+      });
+      const res = await server.api('POST', '/api/orchestrate/load', { model_name: name });
+      assert.equal(res.status, 422, `${name} fails to load: ${res.text}`);
+    }
+    const banner = page.locator('#system-banner');
+    await page.waitForFunction(() => /environment is failing/.test(document.querySelector('#system-banner').textContent),
+      null, { timeout: 20000 });
+    const text = await banner.textContent();
+    for (const name of ['env-a', 'env-b', 'env-c']) assert.ok(text.includes(name), text);
+    await waitStatus(page, 'env-a', 'unknown', 10000);  // the verdicts were reverted
+    await server.ok('POST', '/api/environment/reset');
+    await page.waitForFunction(() => !/environment is failing/.test(document.querySelector('#system-banner').textContent),
+      null, { timeout: 20000 });
+    assertClean(o);
   });
 });
 

@@ -184,7 +184,10 @@ TEST_F(WorkflowTest, DegradedAfterThreeSuccesses) {
   Server server(data(), AllowApiCommands(dir_.path()));
   ASSERT_TRUE(server.started());
   json good{{"argv", FakeArgv({"--then", "ready"})}, {"ready_pattern", "ready"}};
-  json bad{{"argv", FakeArgv({"--stderr", "hipErrorNoDevice", "--then", "segv"})}, {"ready_pattern", "ready"}};
+  // A model-level failure (a bare "hipErrorNoDevice" is device_unavailable
+  // since SPEC §11: the environment's, which keeps the status).
+  json bad{{"argv", FakeArgv({"--stderr", "rocm: CreateContext failed: hipErrorNoDevice", "--then", "segv"})},
+           {"ready_pattern", "ready"}};
   ASSERT_EQ(server.Call("POST", "/api/models", json{{"model_name", "d"}, {"engine", "command"}, {"load_config", good}}).status, 201);
   for (int i = 0; i < 3; ++i) {
     ASSERT_EQ(server.Call("POST", "/api/orchestrate/load", R"({"model_name":"d"})").status, 200);

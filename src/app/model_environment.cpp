@@ -1,0 +1,269 @@
+// ModelService and its environment (SPEC §11): the fingerprint each attempt
+// is made under, stale verdicts, retest, and the system-wide failure state.
+// The rules are pure and tested in compat/ (environment.h,
+// system_failure.h); this file reads the machine and wires them in.
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+
+#include "app/command_policy.h"
+#include "app/model_service.h"
+#include "common/log.h"
+#include "common/time_util.h"
+#include "loadconfig/loadconfig.h"
+
+#ifndef MW_LLAMA_BUILD
+#define MW_LLAMA_BUILD ""
+#endif
+#ifndef MW_LLAMA_LIB
+#define MW_LLAMA_LIB ""
+#endif
+
+namespace mw::app {
+namespace {
+
+// The whole (small) file, or nullopt when it cannot be read.
+std::optional<std::string> ReadSmallFile(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) return std::nullopt;
+  std::string text(4096, '\0');
+  in.read(text.data(), static_cast<std::streamsize>(text.size()));
+  text.resize(static_cast<size_t>(in.gcount()));
+  return text;
+}
+
+// "resolved-path size mtime" of a file, or "" when it cannot be found.
+std::string FileIdentity(const std::string& path) {
+  std::error_code ec;
+  std::filesystem::path resolved = std::filesystem::canonical(path, ec);
+  if (ec) return "";
+  struct stat st {};
+  if (::stat(resolved.c_str(), &st) != 0) return "";
+  return EngineBinaryComponent(resolved.string(), static_cast<int64_t>(st.st_size), static_cast<int64_t>(st.st_mtime));
+}
+
+// argv[0] as execvp would find it: a path with '/', or the first match on PATH.
+std::string FindProgram(const std::string& program) {
+  if (program.find('/') != std::string::npos) return program;
+  const char* path = std::getenv("PATH");
+  std::stringstream dirs(path != nullptr ? path : "/usr/bin:/bin");
+  std::string dir;
+  while (std::getline(dirs, dir, ':')) {
+    std::string candidate = (dir.empty() ? "." : dir) + "/" + program;
+    if (::access(candidate.c_str(), X_OK) == 0) return candidate;
+  }
+  return "";
+}
+
+}  // namespace
+
+void ModelService::RefreshEnvironment() {
+  EnvironmentInputs in;
+  {
+    std::lock_guard lock(mu_);
+    in.devices_known = devices_error_.empty() || !devices_.empty();
+    for (const auto& d : devices_) in.devices.push_back({d.name, d.kind, d.memory_total});
+  }
+  in.nvidia_version_file = ReadSmallFile("/proc/driver/nvidia/version");
+  in.amdgpu_version_file = ReadSmallFile("/sys/module/amdgpu/version");
+  in.proc_version = ReadSmallFile("/proc/version");
+  in.llama_build = MW_LLAMA_BUILD;
+  in.llama_lib = std::string(MW_LLAMA_LIB).empty() ? "" : FileIdentity(MW_LLAMA_LIB);
+  in.modelwarden_version = version_;
+  EnvironmentComponents components = BuildComponents(in);
+  std::lock_guard lock(mu_);
+  base_components_ = std::move(components);
+}
+
+EnvironmentComponents ModelService::ModelComponents(const ModelRecord& model) {
+  EnvironmentComponents components;
+  {
+    std::lock_guard lock(mu_);
+    components = base_components_;
+  }
+  if (model.engine != kEngineCommand) return components;
+  auto validated = loadconfig::ValidateLoadConfig(model.engine, model.load_config);
+  if (!validated.ok() || validated->command() == nullptr) return components;
+  LoadRequest request;
+  if (!ResolveCommand(model.model_name, *validated->command(), *CurrentConfig(), request).ok() || request.argv.empty()) {
+    return components;
+  }
+  const std::string program = FindProgram(request.argv[0]);
+  const std::string identity = program.empty() ? "" : FileIdentity(program);
+  if (!identity.empty()) components[std::string(kEngineBinaryKey)] = identity;
+  if (!program.empty()) {
+    bool changed = false;
+    {
+      std::lock_guard lock(env_mu_);
+      auto [it, inserted] = engine_binaries_.try_emplace(program, identity);
+      changed = !inserted && it->second != identity;
+      it->second = identity;
+    }
+    if (changed) ListChanged();  // a cached model list holds the old verdict_stale
+  }
+  return components;
+}
+
+void ModelService::CheckEngineBinaries() {
+  std::vector<std::string> programs;
+  {
+    std::lock_guard lock(env_mu_);
+    for (const auto& [program, identity] : engine_binaries_) programs.push_back(program);
+  }
+  bool changed = false;
+  for (const std::string& program : programs) {
+    const std::string now = FileIdentity(program);
+    std::lock_guard lock(env_mu_);
+    std::string& seen = engine_binaries_[program];
+    if (seen != now) {
+      seen = now;
+      changed = true;
+    }
+  }
+  if (changed) ListChanged();
+}
+
+std::string ModelService::Fingerprint(const ModelRecord& model) {
+  const EnvironmentComponents components = ModelComponents(model);
+  std::string fingerprint = mw::Fingerprint(components);
+  {
+    std::lock_guard lock(env_mu_);
+    if (known_environments_.count(fingerprint) != 0) return fingerprint;
+  }
+  // Kept before the attempt that names it, so a stale-verdict reason can
+  // always be given. A failure here costs only that reason.
+  Status st = [&] {
+    ASSIGN_OR_RETURN(Transaction tx, registry_.BeginWrite());
+    RETURN_IF_ERROR(tx.RecordEnvironment(fingerprint, SerializeComponents(components)));
+    return tx.Commit();
+  }();
+  if (!st.ok()) {
+    MW_LOG(kWarn, "environment") << "cannot record environment " << fingerprint << ": " << st.ToString();
+    return fingerprint;
+  }
+  std::lock_guard lock(env_mu_);
+  known_environments_[fingerprint] = components;
+  return fingerprint;
+}
+
+void ModelService::FillVerdict(const ModelRecord& record, api::ModelView& view) {
+  view.verdict_fingerprint = record.verdict_fingerprint;
+  if (!record.verdict_fingerprint) return;
+  std::optional<EnvironmentComponents> then;
+  {
+    std::lock_guard lock(env_mu_);
+    if (auto it = known_environments_.find(*record.verdict_fingerprint); it != known_environments_.end()) {
+      then = it->second;
+    }
+  }
+  if (!then) {
+    auto stored = registry_.GetEnvironment(*record.verdict_fingerprint);
+    if (!stored.ok() || !*stored) return;  // unknown environment: no evidence of a change
+    then = ParseComponents(**stored);
+    std::lock_guard lock(env_mu_);
+    known_environments_[*record.verdict_fingerprint] = *then;
+  }
+  VerdictStaleness staleness = CompareVerdict(*then, ModelComponents(record), record.engine);
+  view.verdict_stale = staleness.stale;
+  if (staleness.stale) view.verdict_stale_reason = staleness.reason;
+}
+
+api::EnvironmentView ModelService::EnvironmentNow() {
+  api::EnvironmentView v;
+  std::lock_guard lock(mu_);
+  v.fingerprint = mw::Fingerprint(base_components_);
+  for (const auto& [key, value] : base_components_) v.components[key] = value;
+  const EnvironmentState& state = detector_.state();
+  v.failing = state.failing;
+  if (state.failing) v.reason = state.reason;
+  v.since = state.since;
+  v.retest_stale = CurrentConfig()->retest_stale_auto ? "auto" : "ask";
+  return v;
+}
+
+bool ModelService::EnvironmentBlames(const std::string& category) {
+  std::lock_guard lock(mu_);
+  return detector_.BlamesModel(category);
+}
+
+void ModelService::NoteAttemptForEnvironment(AttemptId attempt, const std::string& name, const FailureInfo* failure) {
+  std::vector<int64_t> revert;
+  bool changed = false;
+  {
+    std::lock_guard lock(mu_);
+    if (failure == nullptr) {
+      changed = detector_.OnSuccess();
+    } else {
+      const bool was = detector_.state().failing;
+      revert = detector_.OnFailure(
+          {attempt, name, failure->category, failure->summary, SystemFailureDetector::Clock::now()}, NowIso8601());
+      changed = was != detector_.state().failing;
+    }
+  }
+  if (changed) {
+    MW_LOG(kWarn, "environment") << (failure == nullptr ? "environment ok again (a model loaded)"
+                                                        : "environment failing: " + EnvironmentNow().reason.value_or(""));
+    PublishEnvironment();
+  }
+  if (revert.empty()) return;
+  auto reverted = state_machine_.RevertVerdicts(
+      revert, "Reverted: the environment failed, not this model (" + std::to_string(revert.size()) +
+                  " different models failed at the device level in a row); it was not judged.");
+  if (!reverted.ok()) {
+    MW_LOG(kError, "environment") << "cannot revert the verdicts of the failing environment: "
+                                  << reverted.status().ToString();
+    return;
+  }
+  for (const ModelRecord& m : *reverted) PublishModel(m.model_name);
+  PublishCounts();
+}
+
+Result<api::EnvironmentView> ModelService::ResetEnvironment() {
+  bool was;
+  {
+    std::lock_guard lock(mu_);
+    was = detector_.Reset();
+  }
+  RefreshEnvironment();
+  if (was) {
+    MW_LOG(kInfo, "environment") << "environment reset to ok by request";
+    PublishEnvironment();
+  }
+  return EnvironmentNow();
+}
+
+Status ModelService::MarkForRetest(const std::string& name, const std::string& why) {
+  ASSIGN_OR_RETURN(ModelRecord model, registry_.GetModel(name));
+  ModelUpdate fields;
+  std::string notes = model.compatibility_notes.value_or("");
+  fields.compatibility_notes = (notes.empty() ? "" : notes + "\n") + "Retest (" + why + "): status was " +
+                               std::string(ToString(model.compatibility_status)) + ", now unknown until it loads.";
+  RETURN_IF_ERROR(state_machine_.ApplyManualChange(name, CompatStatus::kUnknown, fields).status());
+  MW_LOG(kInfo, "load") << "model=" << name << " retest: " << why;
+  PublishModel(name);
+  PublishCounts();
+  return Status::Ok();
+}
+
+Result<api::LoadResult> ModelService::Retest(const std::string& name) {
+  if (!IsValidModelName(name)) return InvalidArgumentError("invalid model name '" + name.substr(0, 140) + "'");
+  ASSIGN_OR_RETURN(ModelRecord model, registry_.GetModel(name));
+  if (shutting_down_) return UnavailableError("the server is shutting down");
+  if (model.compatibility_status == CompatStatus::kTesting || queue_->StateOf(name)) {
+    return FailedPreconditionError("a load of '" + name + "' is queued or running; retest it after it ends");
+  }
+  if (supervisor_.IsLoaded(name)) {
+    return FailedPreconditionError("'" + name + "' is loaded (so it works); unload it to retest it");
+  }
+  api::ModelView view;
+  FillVerdict(model, view);
+  RETURN_IF_ERROR(MarkForRetest(name, view.verdict_stale_reason ? "verdict stale: " + *view.verdict_stale_reason
+                                                                : "requested"));
+  return Load(name, false);
+}
+
+}  // namespace mw::app

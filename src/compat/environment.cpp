@@ -1,0 +1,145 @@
+#include "compat/environment.h"
+
+#include <cstdio>
+
+namespace mw {
+namespace {
+
+std::string Trim(std::string_view s) {
+  size_t b = 0, e = s.size();
+  while (b < e && (s[b] == ' ' || s[b] == '\t' || s[b] == '\n' || s[b] == '\r')) ++b;
+  while (e > b && (s[e - 1] == ' ' || s[e - 1] == '\t' || s[e - 1] == '\n' || s[e - 1] == '\r')) --e;
+  return std::string(s.substr(b, e - b));
+}
+
+// One line: control characters become spaces (values are kept as lines).
+std::string OneLine(std::string_view s) {
+  std::string out;
+  for (char c : s) out += (static_cast<unsigned char>(c) < 0x20) ? ' ' : c;
+  return Trim(out);
+}
+
+std::string MiB(int64_t bytes) { return std::to_string(bytes / (1024 * 1024)) + " MiB"; }
+
+bool Matters(std::string_view key, std::string_view engine) {
+  if (key == "modelwarden") return false;
+  if (key == "llama.cpp" || key == "llama.cpp_lib") return engine != "command";
+  if (key == kEngineBinaryKey) return engine == "command";
+  return true;
+}
+
+}  // namespace
+
+std::optional<std::string> ParseNvidiaDriverVersion(std::string_view text) {
+  // "NVRM version: NVIDIA UNIX x86_64 Kernel Module  550.54.14  Thu Feb 22 ..."
+  // (open kernel modules: "NVIDIA UNIX Open Kernel Module for x86_64  560.35.03  Release Build ...")
+  const size_t line_end = text.find('\n');
+  std::string_view line = text.substr(0, line_end);
+  size_t pos = line.find("Module");
+  if (pos == std::string_view::npos) return std::nullopt;
+  for (size_t i = pos; i < line.size(); ++i) {
+    if (line[i] >= '0' && line[i] <= '9') {
+      size_t j = i;
+      while (j < line.size() && ((line[j] >= '0' && line[j] <= '9') || line[j] == '.')) ++j;
+      if (line.substr(i, j - i).find('.') != std::string_view::npos) return std::string(line.substr(i, j - i));
+      i = j;
+    }
+  }
+  return std::nullopt;
+}
+
+std::optional<std::string> ParseWslKernel(std::string_view proc_version) {
+  // "Linux version 5.15.153.1-microsoft-standard-WSL2 (root@...) ..."
+  constexpr std::string_view kPrefix = "Linux version ";
+  if (proc_version.rfind(kPrefix, 0) != 0) return std::nullopt;
+  std::string_view rest = proc_version.substr(kPrefix.size());
+  std::string release(rest.substr(0, rest.find(' ')));
+  std::string lower;
+  for (char c : release) lower += static_cast<char>(c >= 'A' && c <= 'Z' ? c - 'A' + 'a' : c);
+  if (lower.find("microsoft") == std::string::npos && lower.find("wsl") == std::string::npos) return std::nullopt;
+  return release;
+}
+
+EnvironmentComponents BuildComponents(const EnvironmentInputs& in) {
+  EnvironmentComponents c;
+  if (in.devices_known) {
+    std::string devices;
+    for (const EnvironmentDevice& d : in.devices) {
+      if (!devices.empty()) devices += "; ";
+      devices += OneLine(d.kind) + " " + OneLine(d.name) + " " + MiB(d.memory_total);
+    }
+    c["devices"] = devices.empty() ? "(none)" : devices;
+  }
+  if (in.nvidia_version_file) {
+    if (auto v = ParseNvidiaDriverVersion(*in.nvidia_version_file)) c["nvidia_driver"] = *v;
+  }
+  if (in.amdgpu_version_file) {
+    std::string v = OneLine(*in.amdgpu_version_file);
+    if (!v.empty()) c["amdgpu_driver"] = v;
+  }
+  if (in.proc_version) {
+    if (auto v = ParseWslKernel(*in.proc_version)) c["wsl_kernel"] = *v;
+  }
+  if (!in.llama_build.empty()) c["llama.cpp"] = OneLine(in.llama_build);
+  if (!in.llama_lib.empty()) c["llama.cpp_lib"] = OneLine(in.llama_lib);
+  if (!in.modelwarden_version.empty()) c["modelwarden"] = OneLine(in.modelwarden_version);
+  return c;
+}
+
+std::string EngineBinaryComponent(std::string_view resolved_path, int64_t size, int64_t mtime_s) {
+  return OneLine(resolved_path) + " size=" + std::to_string(size) + " mtime=" + std::to_string(mtime_s);
+}
+
+std::string SerializeComponents(const EnvironmentComponents& components) {
+  std::string out;
+  for (const auto& [key, value] : components) out += OneLine(key) + "=" + OneLine(value) + "\n";
+  return out;
+}
+
+EnvironmentComponents ParseComponents(std::string_view text) {
+  EnvironmentComponents c;
+  while (!text.empty()) {
+    const size_t end = text.find('\n');
+    std::string_view line = text.substr(0, end);
+    text = end == std::string_view::npos ? std::string_view() : text.substr(end + 1);
+    const size_t eq = line.find('=');
+    if (eq == std::string_view::npos || eq == 0) continue;
+    c[std::string(line.substr(0, eq))] = std::string(line.substr(eq + 1));
+  }
+  return c;
+}
+
+std::string Fingerprint(const EnvironmentComponents& components) {
+  uint64_t h = 14695981039346656037ull;
+  for (unsigned char ch : SerializeComponents(components)) {
+    h ^= ch;
+    h *= 1099511628211ull;
+  }
+  char buf[17];
+  std::snprintf(buf, sizeof buf, "%016llx", static_cast<unsigned long long>(h));
+  return buf;
+}
+
+VerdictStaleness CompareVerdict(const EnvironmentComponents& then, const EnvironmentComponents& now,
+                                std::string_view engine) {
+  VerdictStaleness out;
+  EnvironmentComponents keys;
+  for (const auto& [k, v] : then) keys[k];
+  for (const auto& [k, v] : now) keys[k];
+  for (const auto& [key, unused] : keys) {
+    if (!Matters(key, engine)) continue;
+    auto a = then.find(key);
+    auto b = now.find(key);
+    const std::string* before = a == then.end() ? nullptr : &a->second;
+    const std::string* after = b == now.end() ? nullptr : &b->second;
+    // A component unread then or now (no driver file, the probe not done
+    // yet) is no evidence of a change.
+    if (before == nullptr || after == nullptr || *before == *after) continue;
+    out.stale = true;
+    if (!out.reason.empty()) out.reason += "; ";
+    out.reason += key + " changed " + *before + " \u2192 " + *after;
+  }
+  return out;
+}
+
+}  // namespace mw

@@ -1,0 +1,78 @@
+// compat/environment: the environment a verdict is made in (SPEC §11).
+//
+// Pure logic, no I/O: the caller reads the files and the probe and hands
+// their text in; everything here is a function of its inputs.
+//
+//   Components            ordered key -> value, e.g. "llama.cpp" -> "b7040"
+//   EnvironmentInputs     raw texts: probe devices, /proc/driver/nvidia/version,
+//                         /sys/module/amdgpu/version, /proc/version, builds
+//   BuildComponents(inputs) -> Components   (a part that cannot be read is
+//                         simply absent: never an error)
+//   EngineBinaryComponent(path, size, mtime) -> the "engine_binary" value
+//   Fingerprint(components) -> 16 hex digits (FNV-1a 64 over the canonical
+//                         text: stable across runs, builds and machines)
+//   SerializeComponents / ParseComponents: "key=value\n" lines (the registry's
+//                         `environments` table keeps them)
+//   CompareVerdict(then, now, engine) -> {stale, reason}: only components
+//                         that matter to a model of `engine` count:
+//                         devices and drivers always, "llama.cpp" and
+//                         "llama.cpp_lib" for llama.cpp models,
+//                         "engine_binary" for command models. The
+//                         modelwarden version is recorded, never compared
+//                         (an upgrade alone does not void every verdict).
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace mw {
+
+using EnvironmentComponents = std::map<std::string, std::string, std::less<>>;
+
+struct EnvironmentDevice {
+  std::string name;  // as the engine names it, e.g. "CUDA0 NVIDIA H200"
+  std::string kind;  // "cpu", "gpu", "accel", ...
+  int64_t memory_total = 0;
+};
+
+struct EnvironmentInputs {
+  std::vector<EnvironmentDevice> devices;
+  bool devices_known = false;        // the probe answered (else no "devices" component)
+  std::optional<std::string> nvidia_version_file;  // text of /proc/driver/nvidia/version
+  std::optional<std::string> amdgpu_version_file;  // text of /sys/module/amdgpu/version
+  std::optional<std::string> proc_version;         // text of /proc/version
+  std::string llama_build;                         // the llama.cpp release/build this server uses
+  std::string llama_lib;                           // "path size mtime" of the llama library, or ""
+  std::string modelwarden_version;
+};
+
+// Keys: "devices", "nvidia_driver", "amdgpu_driver", "wsl_kernel",
+// "llama.cpp", "llama.cpp_lib", "modelwarden". Absent when unknown.
+EnvironmentComponents BuildComponents(const EnvironmentInputs& inputs);
+
+// "NVRM version: NVIDIA UNIX x86_64 Kernel Module  550.54.14  Thu ..." -> "550.54.14".
+std::optional<std::string> ParseNvidiaDriverVersion(std::string_view text);
+// The kernel release of a WSL kernel ("5.15.153.1-microsoft-standard-WSL2"), else nullopt.
+std::optional<std::string> ParseWslKernel(std::string_view proc_version);
+
+// The value of the "engine_binary" component of a command model.
+std::string EngineBinaryComponent(std::string_view resolved_path, int64_t size, int64_t mtime_s);
+inline constexpr std::string_view kEngineBinaryKey = "engine_binary";
+
+std::string Fingerprint(const EnvironmentComponents& components);
+std::string SerializeComponents(const EnvironmentComponents& components);
+EnvironmentComponents ParseComponents(std::string_view text);
+
+struct VerdictStaleness {
+  bool stale = false;
+  std::string reason;  // "llama.cpp changed b7001 → b7040; ..." (empty when not stale)
+};
+// `engine`: "llama.cpp" or "command".
+VerdictStaleness CompareVerdict(const EnvironmentComponents& then, const EnvironmentComponents& now,
+                                std::string_view engine);
+
+}  // namespace mw

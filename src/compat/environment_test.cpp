@@ -1,0 +1,92 @@
+// The environment fingerprint (SPEC §11): parsing of the files it reads, the
+// stable hash, and which changes make a verdict stale for which engine.
+#include "compat/environment.h"
+
+#include <gtest/gtest.h>
+
+namespace mw {
+namespace {
+
+EnvironmentInputs Inputs() {
+  EnvironmentInputs in;
+  in.devices = {{"CUDA0 NVIDIA H200", "gpu", int64_t{143771} << 20}, {"CPU", "cpu", int64_t{64} << 30}};
+  in.devices_known = true;
+  in.nvidia_version_file =
+      "NVRM version: NVIDIA UNIX x86_64 Kernel Module  550.54.14  Thu Feb 22 01:44:30 UTC 2024\n"
+      "GCC version:  gcc version 12.2.0 (Debian 12.2.0-14)\n";
+  in.proc_version = "Linux version 6.1.0-18-amd64 (debian-kernel@lists.debian.org) (gcc-12 ...) #1 SMP\n";
+  in.llama_build = "b7001";
+  in.modelwarden_version = "0.3.0";
+  return in;
+}
+
+TEST(EnvironmentTest, ComponentsFromWhatIsReadable) {
+  EnvironmentComponents c = BuildComponents(Inputs());
+  EXPECT_EQ(c["devices"], "gpu CUDA0 NVIDIA H200 143771 MiB; cpu CPU 65536 MiB");
+  EXPECT_EQ(c["nvidia_driver"], "550.54.14");
+  EXPECT_EQ(c.count("wsl_kernel"), 0u);  // not WSL
+  EXPECT_EQ(c.count("amdgpu_driver"), 0u);
+  EXPECT_EQ(c["llama.cpp"], "b7001");
+  EXPECT_EQ(c["modelwarden"], "0.3.0");
+  // Nothing readable: fewer components, never an error.
+  EnvironmentInputs none;
+  EXPECT_TRUE(BuildComponents(none).empty());
+  EXPECT_EQ(Fingerprint(BuildComponents(none)).size(), 16u);
+}
+
+TEST(EnvironmentTest, DriverFilesParse) {
+  EXPECT_EQ(ParseNvidiaDriverVersion("NVRM version: NVIDIA UNIX Open Kernel Module for x86_64  560.35.03  Release "
+                                     "Build  (dvs-builder@U16-I3-B03-4-3)  Fri Aug 16 21:42:42 UTC 2024\n"),
+            "560.35.03");
+  EXPECT_FALSE(ParseNvidiaDriverVersion("garbage\n").has_value());
+  EXPECT_FALSE(ParseNvidiaDriverVersion("").has_value());
+  EXPECT_EQ(ParseWslKernel("Linux version 5.15.153.1-microsoft-standard-WSL2 (root@941d701f84f1) (gcc ...)"),
+            "5.15.153.1-microsoft-standard-WSL2");
+  EXPECT_FALSE(ParseWslKernel("Linux version 6.1.0-18-amd64 (x)").has_value());
+  EnvironmentInputs amd;
+  amd.amdgpu_version_file = "6.7.0\n";
+  EXPECT_EQ(BuildComponents(amd).at("amdgpu_driver"), "6.7.0");
+}
+
+TEST(EnvironmentTest, FingerprintIsStableAndSensitive) {
+  EnvironmentComponents a = BuildComponents(Inputs());
+  EXPECT_EQ(Fingerprint(a), Fingerprint(BuildComponents(Inputs())));
+  EXPECT_EQ(ParseComponents(SerializeComponents(a)), a);
+  EXPECT_EQ(Fingerprint(ParseComponents(SerializeComponents(a))), Fingerprint(a));
+  EnvironmentInputs other = Inputs();
+  other.devices[0].memory_total -= 1 << 20;
+  EXPECT_NE(Fingerprint(BuildComponents(other)), Fingerprint(a));
+}
+
+TEST(EnvironmentTest, StaleOnlyForComponentsThatMatterToTheEngine) {
+  EnvironmentComponents then = BuildComponents(Inputs());
+  EnvironmentInputs newer = Inputs();
+  newer.llama_build = "b7040";
+  newer.modelwarden_version = "0.4.0";
+  EnvironmentComponents now = BuildComponents(newer);
+  VerdictStaleness llama = CompareVerdict(then, now, "llama.cpp");
+  EXPECT_TRUE(llama.stale);
+  EXPECT_EQ(llama.reason, "llama.cpp changed b7001 \u2192 b7040");  // modelwarden's version does not count
+  EXPECT_FALSE(CompareVerdict(then, now, "command").stale);
+
+  EnvironmentComponents cmd_then = then, cmd_now = then;
+  cmd_then[std::string(kEngineBinaryKey)] = EngineBinaryComponent("/opt/e", 10, 100);
+  cmd_now[std::string(kEngineBinaryKey)] = EngineBinaryComponent("/opt/e", 12, 200);
+  VerdictStaleness cmd = CompareVerdict(cmd_then, cmd_now, "command");
+  EXPECT_TRUE(cmd.stale);
+  EXPECT_EQ(cmd.reason, "engine_binary changed /opt/e size=10 mtime=100 \u2192 /opt/e size=12 mtime=200");
+  EXPECT_FALSE(CompareVerdict(cmd_then, cmd_now, "llama.cpp").stale);
+
+  // A component unread then or now is no evidence of change.
+  EnvironmentComponents fewer = then;
+  fewer.erase("nvidia_driver");
+  EXPECT_FALSE(CompareVerdict(then, fewer, "llama.cpp").stale);
+  EXPECT_FALSE(CompareVerdict(fewer, then, "llama.cpp").stale);
+  EnvironmentComponents newer_driver = then;
+  newer_driver["nvidia_driver"] = "560.35.03";
+  EXPECT_EQ(CompareVerdict(then, newer_driver, "llama.cpp").reason, "nvidia_driver changed 550.54.14 \u2192 560.35.03");
+  EXPECT_FALSE(CompareVerdict(then, then, "llama.cpp").stale);
+}
+
+}  // namespace
+}  // namespace mw
