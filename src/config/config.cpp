@@ -388,9 +388,7 @@ Status ValidateConfig(const Config& config) {
                                    "(or MODELWARDEN_API_KEY), or listen on 127.0.0.1");
   }
   if (config.FindLocation(kPrimaryLocation) == nullptr) return InvalidArgumentError("no primary location");
-  if (config.allow_api_commands && !IsLoopbackHost(config.host) && config.api_key.empty()) {
-    return FailedPreconditionError("allow_api_commands with a non-loopback host needs an api_key");
-  }
+  // allow_api_commands off loopback needs a key too (SPEC §9.1): the rule above covers it.
   return Status::Ok();
 }
 
