@@ -10,7 +10,8 @@
 # cached outside the clone; scripts/bootstrap runs it):
 #
 #   MW_LLAMA_SERVERLIB_DIR  holds lib/libmw-llama-server.so
-#                           (default: <MW_LLAMA_DIR>-serverlib)
+#                           (default: <MW_LLAMA_DIR>-serverlib-r<recipe>, as
+#                           scripts/build-llama-serverlib --print-dir says)
 #   mw::llama_server        the imported target; only modelwarden-worker links it.
 #
 # Default: the prebuilt CPU build that scripts/bootstrap installs into the
@@ -40,8 +41,16 @@ target_link_libraries(mw_llama INTERFACE ${MW_LLAMA_LIB} ${MW_GGML_LIB} ${MW_GGM
 target_compile_definitions(mw_llama INTERFACE MW_GGML_BACKEND_DIR="${MW_LLAMA_LIB_DIR}")
 add_library(mw::llama ALIAS mw_llama)
 
-if(NOT MW_LLAMA_SERVERLIB_DIR)
-  set(MW_LLAMA_SERVERLIB_DIR "${MW_LLAMA_DIR}-serverlib" CACHE PATH "llama.cpp server code built by scripts/build-llama-serverlib")
+# The default directory is the script's (it names the recipe generation): a
+# build directory configured for an older default moves to the current one.
+execute_process(COMMAND ${CMAKE_COMMAND} -E env MW_LLAMA_PREFIX=${MW_LLAMA_DIR} --unset=MW_SERVERLIB_DIR
+                        ${CMAKE_SOURCE_DIR}/scripts/build-llama-serverlib --print-dir
+                OUTPUT_VARIABLE _mw_serverlib_default OUTPUT_STRIP_TRAILING_WHITESPACE)
+if(MW_LLAMA_SERVERLIB_DIR)
+  string(FIND "${MW_LLAMA_SERVERLIB_DIR}" "${MW_LLAMA_DIR}-serverlib" _mw_serverlib_pos)
+endif()
+if(NOT MW_LLAMA_SERVERLIB_DIR OR _mw_serverlib_pos EQUAL 0)
+  set(MW_LLAMA_SERVERLIB_DIR "${_mw_serverlib_default}" CACHE PATH "llama.cpp server code built by scripts/build-llama-serverlib" FORCE)
 endif()
 if(NOT EXISTS "${MW_LLAMA_SERVERLIB_DIR}/lib/libmw-llama-server.so")
   # A configure without scripts/bootstrap first (cmake -S . -B build): build it now.
@@ -51,8 +60,9 @@ if(NOT EXISTS "${MW_LLAMA_SERVERLIB_DIR}/lib/libmw-llama-server.so")
     message(FATAL_ERROR "building llama.cpp's server code failed (scripts/build-llama-serverlib)")
   endif()
 endif()
-find_library(MW_LLAMA_SERVER_LIB NAMES mw-llama-server PATHS ${MW_LLAMA_SERVERLIB_DIR}/lib NO_DEFAULT_PATH REQUIRED)
-get_filename_component(MW_LLAMA_SERVER_LIB_DIR ${MW_LLAMA_SERVER_LIB} DIRECTORY)
+# Not find_library: its cached answer would outlive a change of directory.
+set(MW_LLAMA_SERVER_LIB "${MW_LLAMA_SERVERLIB_DIR}/lib/libmw-llama-server.so")
+set(MW_LLAMA_SERVER_LIB_DIR "${MW_LLAMA_SERVERLIB_DIR}/lib")
 add_library(mw_llama_server INTERFACE)
 target_link_libraries(mw_llama_server INTERFACE ${MW_LLAMA_SERVER_LIB} mw::llama)
 add_library(mw::llama_server ALIAS mw_llama_server)

@@ -75,19 +75,6 @@ void ExpectOpenAiError(const HttpReply& r, int status, const std::string& code, 
   EXPECT_TRUE(e.contains("param") && e["param"].is_null()) << what;
 }
 
-// The data of each "data:" event of a raw SSE body.
-std::vector<std::string> Events(const std::string& body) {
-  std::vector<std::string> out;
-  size_t pos = 0;
-  while ((pos = body.find("data: ", pos)) != std::string::npos) {
-    size_t end = body.find("\n\n", pos);
-    if (end == std::string::npos) break;
-    out.push_back(body.substr(pos + 6, end - pos - 6));
-    pos = end + 2;
-  }
-  return out;
-}
-
 TEST_F(OpenAiTest, ModelsAndEveryError) {
   Server server(data(), ConfigArgs());
   ASSERT_TRUE(server.started()) << server.startup_output();
@@ -192,6 +179,17 @@ TEST_F(OpenAiTest, LoadsOnDemandAndAnswersEveryEndpoint) {
   HttpReply refused = server.Call("POST", "/v1/chat/completions", Chat("echo", "ENGINE_400"));
   ExpectOpenAiError(refused, 400, "invalid_request", "engine 400");
   EXPECT_EQ(refused.body["error"]["message"], "the fixture refuses this prompt");
+  // A genuine engine failure (its 5xx) is a 502 engine_error, streamed or not,
+  // and no crash: the model stays loaded and compatible.
+  HttpReply failed = server.Call("POST", "/v1/chat/completions", Chat("echo", "ENGINE_500"));
+  ExpectOpenAiError(failed, 502, "engine_error", "engine 500");
+  EXPECT_NE(failed.body["error"]["message"].get<std::string>().find("the fixture failed on purpose"), std::string::npos);
+  RawResponse failed_stream = RawRequest(server.port(), "POST", "/v1/completions",
+                                         R"({"model":"echo","prompt":"ENGINE_500","stream":true})");
+  HttpReply failed_stream_reply{failed_stream.status, json::parse(failed_stream.body, nullptr, false), failed_stream.body};
+  ExpectOpenAiError(failed_stream_reply, 502, "engine_error", "engine 500, streamed");
+  EXPECT_EQ(server.Call("GET", "/api/models/echo").body["loaded"], true);
+  EXPECT_EQ(server.Call("GET", "/api/models/echo").body["compatibility_status"], "compatible");
   // Still one attempt: a loaded model is used as it is.
   EXPECT_EQ(server.Call("GET", "/api/models/echo").body["attempts"].size(), 1u);
 }

@@ -107,4 +107,16 @@ RawResponse RawRequest(int port, const std::string& method, const std::string& p
   return c.ReadResponse();
 }
 
+std::vector<std::string> Events(const std::string& body) {
+  std::vector<std::string> out;
+  size_t pos = 0;
+  while ((pos = body.find("data: ", pos)) != std::string::npos) {
+    size_t end = body.find("\n\n", pos);
+    if (end == std::string::npos) break;
+    out.push_back(body.substr(pos + 6, end - pos - 6));
+    pos = end + 2;
+  }
+  return out;
+}
+
 }  // namespace mw::itest

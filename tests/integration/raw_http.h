@@ -6,6 +6,7 @@
 #include <chrono>
 #include <map>
 #include <string>
+#include <vector>
 
 namespace mw::itest {
 
@@ -44,5 +45,7 @@ RawResponse RawRequest(int port, const std::string& method, const std::string& p
                        const std::string& extra_headers = "");
 // Parses a complete raw response (status line, headers, chunked or plain body).
 RawResponse ParseRawResponse(const std::string& raw);
+// The data of each "data:" event of a server-sent-events body, in order.
+std::vector<std::string> Events(const std::string& body);
 
 }  // namespace mw::itest
