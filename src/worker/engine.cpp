@@ -180,8 +180,18 @@ void Watch(const Plan& plan, const std::shared_ptr<Shared>& shared, StopWatcher&
     }
     if (!port) port = FindListeningPort();
     if (port) {
+      // /health is 200 as soon as the model is loaded, a moment BEFORE
+      // llama.cpp's main thread installs the handler llama_server_terminate()
+      // calls and enters its task loop (whose start sets running = true):
+      // a stop sent in that moment is lost, and the engine runs on until the
+      // supervisor's SIGKILL. GET /slots is answered by the task loop itself,
+      // so once it answers, a stop stops. (With verify = "decode" the first
+      // decode waited for the loop too; with "load" nothing did.)
       Result<int> health = HttpGetStatus(*port, "/health", kHttpTimeout);
-      if (health.ok() && *health == 200) break;
+      if (health.ok() && *health == 200) {
+        Result<int> slots = HttpGetStatus(*port, "/slots", kHttpTimeout);
+        if (slots.ok() && *slots == 200) break;
+      }
     }
   }
   if (plan.options.verify == Verify::kDecode) {

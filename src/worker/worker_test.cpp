@@ -275,6 +275,29 @@ TEST_F(WorkerTest, NothingIsLoadedBeforeTheFirstDecodeEnds) {
   EXPECT_EQ(l.Wait(), 0);
 }
 
+// A stop sent the moment `loaded` arrives, with verify "load" (no first
+// decode to wait for): llama.cpp's /health answers 200 just before its main
+// thread can be stopped, so the worker reports `loaded` only once the task
+// loop answers; a stop then always stops (it was lost before, and the engine
+// ran on until the supervisor's SIGKILL). The gap is short: each round is a
+// chance to hit it, most on a busy machine.
+TEST_F(WorkerTest, StopAtOnceAfterALoadWithoutDecodeStops) {
+  for (int round = 0; round < 5; ++round) {
+    Worker w({"load", "--model", *model_, "--config", R"({"n_ctx":256,"n_threads":1})", "--verify", "load"});
+    auto loaded = w.NextNonProgress();
+    ASSERT_TRUE(loaded && std::holds_alternative<protocol::LoadedMessage>(*loaded)) << "round " << round;
+    w.Send("stop\n");
+    auto stopped = w.Next();
+    if (!stopped) {
+      w.Signal(SIGKILL);  // the stop was lost: the engine runs on
+      w.Wait();
+      FAIL() << "round " << round << ": no `stopped` 30 s after the stop";
+    }
+    EXPECT_TRUE(std::holds_alternative<protocol::StoppedMessage>(*stopped)) << "round " << round;
+    EXPECT_EQ(w.Wait(), 0) << "round " << round;
+  }
+}
+
 TEST_F(WorkerTest, BadConfigIsAValidationError) {
   auto [m, code] = RunOnce({"load", "--model", *model_, "--config", R"({"n_gpu_layer": 3})"});
   ASSERT_TRUE(m.has_value());
