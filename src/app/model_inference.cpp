@@ -16,8 +16,16 @@ namespace {
 
 constexpr size_t kKeptDeaths = 256;
 
-bool ArgvHasPort(const loadconfig::CommandConfig& command) {
-  for (const auto& arg : command.argv) {
+// Whether the program the model runs, its [engines.NAME] preset's argv or its
+// own, has {port}. An unknown preset counts as yes: the load reports it.
+bool ArgvHasPort(const loadconfig::CommandConfig& command, const config::Config& config) {
+  const std::vector<std::string>* argv = &command.argv;
+  if (command.preset) {
+    const config::EnginePreset* preset = config.FindPreset(*command.preset);
+    if (preset == nullptr) return true;
+    argv = &preset->argv;
+  }
+  for (const auto& arg : *argv) {
     if (arg.find("{port}") != std::string::npos) return true;
   }
   return false;
@@ -53,8 +61,10 @@ Result<api::InferenceAdmission> ModelService::BeginInference(const api::Inferenc
     return InvalidArgumentError("model '" + name + "' is not loaded for embeddings: set \"embeddings\": true in its "
                                 "load_config (PATCH /api/models/" + name + "/config); it is then loaded with it");
   }
+  const auto config = CurrentConfig();  // reloadable (SIGHUP)
   if (validated.ok()) {
-    if (const loadconfig::CommandConfig* command = validated->command(); command != nullptr && !ArgvHasPort(*command)) {
+    if (const loadconfig::CommandConfig* command = validated->command();
+        command != nullptr && !ArgvHasPort(*command, *config)) {
       return FailedPreconditionError("model '" + name + "' is a command model whose argv has no {port}: its engine "
                                      "cannot be reached over HTTP, so it cannot serve /v1. Put {port} in its argv");
     }
@@ -73,7 +83,6 @@ Result<api::InferenceAdmission> ModelService::BeginInference(const api::Inferenc
     std::lock_guard lock(idle_mu_);
     if (!idle_thread_.joinable() && !idle_stop_) idle_thread_ = std::thread([this] { IdleLoop(); });
   }
-  const auto config = CurrentConfig();  // reloadable (SIGHUP)
   const int64_t keep_alive = request.keep_alive_ms.value_or(config->keep_alive_ms);
   auto slot = gate_.Acquire(name, {parallel, config->max_queue}, keep_alive);
   if (!slot.ok()) {

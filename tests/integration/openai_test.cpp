@@ -194,6 +194,20 @@ TEST_F(OpenAiTest, LoadsOnDemandAndAnswersEveryEndpoint) {
   EXPECT_EQ(server.Call("GET", "/api/models/echo").body["attempts"].size(), 1u);
 }
 
+// The way to run an engine program by default (SPEC §9.1): an [engines.NAME]
+// preset with {port} in the configuration, no argv over the API.
+TEST_F(OpenAiTest, APresetCommandModelServes) {
+  Server server(data(), itest::ConfigArgs(dir_.path(), "[engines.fixture]\nargv = [\"" +
+                                                           (BinDir() / "mw-openai-engine").string() +
+                                                           "\", \"--port\", \"{port}\"]\nhealth_path = \"/health\"\n"));
+  ASSERT_TRUE(server.started()) << server.startup_output();
+  ASSERT_EQ(server.Call("POST", "/api/models", json{{"model_name", "p"}, {"engine", "command"},
+                                                    {"load_config", {{"preset", "fixture"}}}}).status, 201);
+  HttpReply chat = server.Call("POST", "/v1/chat/completions", Chat("p", "TOKENS=2"));
+  ASSERT_EQ(chat.status, 200) << chat.raw;
+  EXPECT_EQ(chat.body["choices"][0]["message"]["content"], "Hello w1");
+}
+
 TEST_F(OpenAiTest, StreamsEventsAndUsage) {
   Server server(data(), ConfigArgs());
   ASSERT_TRUE(server.started());
