@@ -19,10 +19,17 @@ namespace {
 
 constexpr std::chrono::seconds kProbeTimeout{30};
 
-std::string ArgvText(const std::vector<std::string>& argv) {
+std::string Join(const std::vector<std::string>& parts, const std::string& separator) {
   std::string out;
-  for (const auto& a : argv) out += (out.empty() ? "" : " ") + a;
+  for (const auto& p : parts) out += (out.empty() ? "" : separator) + p;
   return out;
+}
+std::string ArgvText(const std::vector<std::string>& argv) { return Join(argv, " "); }
+
+std::vector<std::string> KeysOf(const std::vector<api::DeviceInfo>& devices) {
+  std::vector<EnvironmentDevice> identities;
+  for (const auto& d : devices) identities.push_back({d.name, d.kind, d.memory_total});
+  return DeviceKeys(identities);
 }
 
 }  // namespace
@@ -71,12 +78,14 @@ void ModelService::ProbeOnce() {
                                             : supervisor_.RunWorkerCommand({"probe"}, kProbeTimeout);
   if (shutting_down_) return;
   std::string error;
-  const protocol::ProbeMessage* probe = nullptr;
+  protocol::ProbeMessage probe;
   if (!answer.ok()) {
     error = "device probe failed: " + answer.status().message();
   } else if (const auto* e = std::get_if<protocol::ErrorMessage>(&*answer)) {
     error = "device probe failed: " + e->message;
-  } else if ((probe = std::get_if<protocol::ProbeMessage>(&*answer)) == nullptr) {
+  } else if (const auto* p = std::get_if<protocol::ProbeMessage>(&*answer)) {
+    probe = *p;
+  } else {
     error = "device probe (" + what + ") answered with a message that is not a probe";
   }
   if (!error.empty()) {
@@ -90,28 +99,22 @@ void ModelService::ProbeOnce() {
       last_probe_error_ = error;
       keep = devices_;
     }
-    MW_LOG(news ? kWarn : kDebug, "probe") << error;
+    ::mw::LogLine(news ? LogLevel::kWarn : LogLevel::kDebug, "probe") << error;
     SetDevices(std::move(keep), error);
     return;
   }
   std::vector<api::DeviceInfo> devices;
-  std::vector<EnvironmentDevice> identities;
-  for (const auto& d : probe->devices) {
+  for (const auto& d : probe.devices) {
     devices.push_back({d.description.empty() ? d.name : d.name + " (" + d.description + ")",
                        std::string(protocol::DeviceKindName(d.kind)), static_cast<int64_t>(d.memory_total),
                        static_cast<int64_t>(d.memory_free)});
-    identities.push_back({devices.back().name, devices.back().kind, devices.back().memory_total});
   }
-  const std::vector<std::string> keys = DeviceKeys(identities);
+  const std::vector<std::string> keys = KeysOf(devices);
   {
     std::lock_guard lock(mu_);
-    if (!last_probe_error_.empty() || keys != DeviceKeys([&] {
-          std::vector<EnvironmentDevice> before;
-          for (const auto& d : devices_) before.push_back({d.name, d.kind, d.memory_total});
-          return before;
-        }())) {
+    if (!last_probe_error_.empty() || devices_error_ == kProbeStillRunning || keys != KeysOf(devices_)) {
       MW_LOG(kInfo, "probe") << "device probe: " << devices.size() << " device(s)"
-                             << (keys.empty() ? "" : ": " + JoinLines(keys).substr(0, 1000));
+                             << (keys.empty() ? "" : ": " + Join(keys, "; ").substr(0, 1000));
     }
     last_probe_error_.clear();
   }
@@ -177,7 +180,7 @@ void ModelService::EnvironmentChanged(const std::string& log_line, bool streak_r
     std::lock_guard lock(mu_);
     failing = detector_.state().failing;
   }
-  MW_LOG(failing ? kWarn : kInfo, "environment") << log_line;
+  ::mw::LogLine(failing ? LogLevel::kWarn : LogLevel::kInfo, "environment") << log_line;
   metrics_.SetEnvironmentFailing(failing);
   PersistEnvironment(streak_reset);
   PublishEnvironment();
@@ -217,8 +220,9 @@ void ModelService::RestoreEnvironment() {
       f.category = a.category.value_or("other");
       f.summary = a.summary.value_or("");
       f.at = ParseIso8601(a.finished_at.value_or("")).value_or(SystemFailureDetector::Clock::time_point{});
-      recent.insert(recent.begin(), std::move(f));
+      recent.push_back(std::move(f));
     }
+    std::reverse(recent.begin(), recent.end());  // oldest first
   }
   std::vector<int64_t> revert;
   {

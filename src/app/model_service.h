@@ -235,7 +235,8 @@ class ModelService : public api::ModelApi {
   std::mutex mu_;  // guards everything below
   std::map<std::string, Runtime> runtime_;
   std::vector<api::DeviceInfo> devices_;
-  std::string devices_error_ = "device probe still running";
+  static constexpr const char* kProbeStillRunning = "device probe still running";
+  std::string devices_error_ = kProbeStillRunning;
   EnvironmentComponents base_components_;
   SystemFailureDetector detector_;
   std::vector<std::string> good_devices_;  // the last good probe's DeviceKeys (empty: none yet)
