@@ -560,8 +560,8 @@
       // The server's own verdict (SPEC §11) outranks the page's guess below.
       if (heading) heading.textContent = 'The machine, not the models.';
       $('system-banner-text').textContent = ` The environment is failing${env.since ? ` since ${formatTime(env.since)}` : ''}: `
-        + `${str(env.reason)}. Device-level failures blame no model until a model loads or the state is reset `
-        + '(POST /api/environment/reset).';
+        + `${str(env.reason)}. Device-level failures blame no model until a model loads, the device probe sees `
+        + 'the missing devices again, or the state is reset (POST /api/environment/reset).';
       banner.hidden = false;
       return;
     }

@@ -1,5 +1,10 @@
 #include "app/command_policy.h"
 
+#include <unistd.h>
+
+#include <cstdlib>
+#include <sstream>
+
 #include <nlohmann/json.hpp>
 
 namespace mw::app {
@@ -46,6 +51,24 @@ Status ValidatePresets(const config::Config& config) {
     }
   }
   return Status::Ok();
+}
+
+Status ValidateProbeCommand(const config::Config& config) {
+  if (config.probe_command.empty()) return Status::Ok();
+  const std::string& program = config.probe_command.front();
+  if (program.find('/') != std::string::npos) {
+    if (::access(program.c_str(), X_OK) != 0) {
+      return InvalidArgumentError("probe_command: '" + program + "' is not an executable file");
+    }
+    return Status::Ok();
+  }
+  const char* path = std::getenv("PATH");
+  std::stringstream dirs(path != nullptr ? path : "/usr/bin:/bin");
+  std::string dir;
+  while (std::getline(dirs, dir, ':')) {
+    if (::access(((dir.empty() ? "." : dir) + "/" + program).c_str(), X_OK) == 0) return Status::Ok();
+  }
+  return InvalidArgumentError("probe_command: no executable '" + program + "' on PATH");
 }
 
 Status CheckApiLoadConfig(const loadconfig::LoadConfig& load_config, const config::Config& config) {

@@ -40,4 +40,10 @@ namespace mw::app {
 // ready_pattern compiles, health_path). kInvalidArgument naming the preset.
 [[nodiscard]] Status ValidatePresets(const config::Config& config);
 
+// At start-up and on SIGHUP: the configured probe_command (SPEC §11) names a
+// program that exists and is executable (a path, or a name found on PATH).
+// OK when none is configured (the worker probes). kInvalidArgument naming it.
+[[nodiscard]] Status ValidateProbeCommand(const config::Config& config);
+
+
 }  // namespace mw::app

@@ -42,6 +42,7 @@ Status ConfigReloader::Reload() {
   next.worker_path = current_.worker_path;
   if (Status st = config::ValidateConfig(next); !st.ok()) return fail(st);
   if (Status st = ValidatePresets(next); !st.ok()) return fail(st);
+  if (Status st = ValidateProbeCommand(next); !st.ok()) return fail(st);
   // The HTTP guard's lists are fixed at start (the server would have to be
   // rebuilt to change them).
   next.allowed_hosts = current_.allowed_hosts;

@@ -14,6 +14,7 @@
 #include "app/model_service.h"
 #include "common/log.h"
 #include "common/time_util.h"
+#include "compat/crash_catalog.h"
 #include "loadconfig/loadconfig.h"
 
 #ifndef MW_LLAMA_BUILD
@@ -204,12 +205,20 @@ void ModelService::NoteAttemptForEnvironment(AttemptId attempt, const std::strin
       changed = was != detector_.state().failing;
     }
   }
+  // Re-probe on each device-level failure: a lost device shows there first.
+  if (failure != nullptr && IsDeviceLevelCategory(failure->category)) RequestProbe();
+  // The verdicts first, then the state: a crash in between leaves the
+  // state `ok` with the streak in load_attempts, and the next start decides
+  // it again (RestoreEnvironment; reverting twice changes nothing).
+  if (!revert.empty()) RevertStreak(revert);
   if (changed) {
-    MW_LOG(kWarn, "environment") << (failure == nullptr ? "environment ok again (a model loaded)"
-                                                        : "environment failing: " + EnvironmentNow().reason.value_or(""));
-    PublishEnvironment();
+    EnvironmentChanged(failure == nullptr ? "environment ok again (a model loaded)"
+                                          : "environment failing: " + EnvironmentNow().reason.value_or(""),
+                       failure == nullptr);
   }
-  if (revert.empty()) return;
+}
+
+void ModelService::RevertStreak(const std::vector<int64_t>& revert) {
   auto reverted = state_machine_.RevertVerdicts(
       revert, "Reverted: the environment failed, not this model (" + std::to_string(revert.size()) +
                   " different models failed at the device level in a row); it was not judged.");
@@ -227,12 +236,17 @@ Result<api::EnvironmentView> ModelService::ResetEnvironment() {
   {
     std::lock_guard lock(mu_);
     was = detector_.Reset();
+    // The next probe's devices are the good ones (a device removed on
+    // purpose is no longer missed).
+    good_devices_.clear();
   }
   RefreshEnvironment();
   if (was) {
-    MW_LOG(kInfo, "environment") << "environment reset to ok by request";
-    PublishEnvironment();
+    EnvironmentChanged("environment reset to ok by request", true);
+  } else {
+    PersistEnvironment(true);  // the streak so far no longer counts
   }
+  RequestProbe();
   return EnvironmentNow();
 }
 

@@ -70,6 +70,7 @@ void ModelService::Shutdown() {
   gate_.Close();
   if (shut_down_.exchange(true)) return;  // the destructor calls it again
   StopIdleLoop();
+  StopProbing();
   if (queue_) queue_->Shutdown();
   StopRetryThread();
   {

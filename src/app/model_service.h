@@ -105,6 +105,12 @@ class ModelService : public api::ModelApi {
   Result<api::InferenceAdmission> BeginInference(const api::InferenceRequest& request) override;
   std::optional<std::string> AwaitEngineDeath(const std::string& model_name, int pid, int64_t timeout_ms) override;
 
+  // SPEC §11 device probe (model_probe.cpp): starts the probe thread (the
+  // first probe at once, then every probe_interval_s and after each
+  // device-level failure); Shutdown() stops it. RestoreEnvironment() reads
+  // the environment state the registry kept (call once, before any load).
+  void StartProbing();
+  void RestoreEnvironment();
   // The supervisor's on_unexpected_exit.
   void OnWorkerDied(const UnexpectedExit& exit);
   // Devices seen by the startup probe (or the reason there are none).
@@ -188,6 +194,16 @@ class ModelService : public api::ModelApi {
   bool EnvironmentBlames(const std::string& category);
   // After an attempt is recorded: failure == nullptr for a success.
   void NoteAttemptForEnvironment(AttemptId attempt, const std::string& name, const FailureInfo* failure);
+  void RevertStreak(const std::vector<int64_t>& attempts);
+  // Probe thread and environment persistence (model_probe.cpp).
+  void ProbeLoop();
+  void ProbeOnce();
+  void RequestProbe();
+  void StopProbing();
+  // Writes the state row (streak_now: the streak so far no longer counts).
+  void PersistEnvironment(bool streak_now);
+  // The state changed: log, metrics gauge, registry, SSE `environment`.
+  void EnvironmentChanged(const std::string& log_line, bool streak_reset);
   // Re-stats the engine binaries seen so far; ListChanged() if one changed.
   void CheckEngineBinaries();
   // Status -> unknown with a note saying why (retest).
@@ -219,9 +235,20 @@ class ModelService : public api::ModelApi {
   std::mutex mu_;  // guards everything below
   std::map<std::string, Runtime> runtime_;
   std::vector<api::DeviceInfo> devices_;
-  std::string devices_error_ = "device probe still running";
+  static constexpr const char* kProbeStillRunning = "device probe still running";
+  std::string devices_error_ = kProbeStillRunning;
   EnvironmentComponents base_components_;
   SystemFailureDetector detector_;
+  std::vector<std::string> good_devices_;  // the last good probe's DeviceKeys (empty: none yet)
+  AttemptId streak_after_ = 0;             // as in the registry's environment_state row
+  std::string last_probe_error_;           // the last probe's error ("" when it answered)
+
+  std::mutex env_write_mu_;  // one environment state write at a time (taken before mu_)
+  std::mutex probe_mu_;      // guards the three below
+  std::condition_variable probe_cv_;
+  bool probe_requested_ = false;
+  bool probe_stop_ = false;
+  std::thread probe_thread_;
 
   std::mutex env_mu_;  // guards known_environments_
   std::map<std::string, EnvironmentComponents> known_environments_;  // fingerprint -> components

@@ -53,29 +53,6 @@ sigset_t BlockStopSignals() {
   return set;
 }
 
-void ProbeDevices(Supervisor& supervisor, ModelService& service) {
-  auto answer = supervisor.RunWorkerCommand({"probe"}, std::chrono::seconds(30));
-  if (!answer.ok()) {
-    MW_LOG(kWarn, "serve") << "device probe failed: " << answer.status().ToString();
-    service.SetDevices({}, "device probe failed: " + answer.status().message());
-    return;
-  }
-  if (const auto* probe = std::get_if<protocol::ProbeMessage>(&*answer)) {
-    std::vector<api::DeviceInfo> devices;
-    for (const auto& d : probe->devices) {
-      devices.push_back({d.description.empty() ? d.name : d.name + " (" + d.description + ")",
-                         std::string(protocol::DeviceKindName(d.kind)), static_cast<int64_t>(d.memory_total),
-                         static_cast<int64_t>(d.memory_free)});
-    }
-    MW_LOG(kInfo, "serve") << "device probe: " << devices.size() << " device(s)";
-    service.SetDevices(std::move(devices), "");
-  } else if (const auto* error = std::get_if<protocol::ErrorMessage>(&*answer)) {
-    service.SetDevices({}, "device probe failed: " + error->message);
-  } else {
-    service.SetDevices({}, "device probe answered with an unexpected message");
-  }
-}
-
 // An existing data directory keeps the permissions its owner chose; say so
 // when other users can read the registry in it.
 void WarnIfOthersCanRead(const std::filesystem::path& dir) {
@@ -104,6 +81,7 @@ int RunServe(const std::vector<std::string>& args) {
   const config::Config config = std::move(loaded_config).value();
   SetLogFormat(config.log_format);
   if (Status presets = ValidatePresets(config); !presets.ok()) return Fail("configuration", presets);
+  if (Status probe = ValidateProbeCommand(config); !probe.ok()) return Fail("configuration", probe);
   if (config.allow_api_commands) {
     MW_LOG(kWarn, "serve") << "allow_api_commands = true: API clients may choose programs for command models; "
                               "anything that can reach this server (a local user, a web page allowed by "
@@ -148,6 +126,7 @@ int RunServe(const std::vector<std::string>& args) {
   Supervisor supervisor(supervisor_options);
   ModelService service(**registry, state_machine, supervisor, *classifier, config, MW_VERSION);
   service_ptr.store(&service);
+  service.RestoreEnvironment();
 
   api::HttpServerOptions http_options;
   http_options.host = config.host;
@@ -201,7 +180,7 @@ int RunServe(const std::vector<std::string>& args) {
       return;
     }
   });
-  std::thread probe_thread([&] { ProbeDevices(supervisor, service); });
+  service.StartProbing();  // stopped by service.Shutdown()
   // The cleanup commit skipped the WAL checkpoint so that listening was not
   // delayed by it; do it now, before the first load's commit would.
   std::thread checkpoint_thread([&] {
@@ -216,7 +195,6 @@ int RunServe(const std::vector<std::string>& args) {
   }
   signal_thread.join();
   stop_all();
-  probe_thread.join();
   checkpoint_thread.join();
   service_ptr.store(nullptr);
   std::cout << "modelwarden stopped" << std::endl;

@@ -12,9 +12,10 @@ namespace mw::app {
 // format set) -> data directory and its lock (<data_dir>/modelwarden.lock: a
 // second server on the directory exits 1 naming the first's pid) -> registry
 // (migrations) -> startup cleanup (SPEC §1.4 lines on stdout) -> crash
-// catalog (+ user patterns) -> supervisor -> listen (prints "modelwarden
-// listening on http://H:P", then READY=1 to systemd and the watchdog) ->
-// device probe in the background. SIGHUP reloads the configuration's
+// catalog (+ user patterns) -> supervisor -> the environment state kept in
+// the registry (SPEC §11) -> listen (prints "modelwarden listening on
+// http://H:P", then READY=1 to systemd and the watchdog) -> the device probe
+// thread (probe_command, every probe_interval_s). SIGHUP reloads the configuration's
 // reloadable parts (app/config_reload.h). Shutdown: STOPPING=1, stop
 // accepting, release queued loads, stop every worker, close the registry; exit 0.
 int RunServe(const std::vector<std::string>& args);

@@ -29,22 +29,6 @@ struct Options {
   std::string file;  // empty or "-": standard input
 };
 
-std::optional<int64_t> ParseExitCode(std::string_view text) {
-  bool negative = !text.empty() && text.front() == '-';
-  if (negative) text.remove_prefix(1);
-  int base = 10;
-  if (text.size() > 2 && text[0] == '0' && (text[1] == 'x' || text[1] == 'X')) {
-    text.remove_prefix(2);
-    base = 16;
-  }
-  uint64_t value = 0;
-  auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), value, base);
-  if (text.empty() || ec != std::errc() || end != text.data() + text.size() || value > (uint64_t{1} << 62)) {
-    return std::nullopt;
-  }
-  return negative ? -static_cast<int64_t>(value) : static_cast<int64_t>(value);
-}
-
 // Returns an error message for a usage error.
 std::optional<std::string> ParseArgs(const std::vector<std::string>& args, Options* options) {
   bool have_file = false;

@@ -52,6 +52,11 @@ TEST(ClassifyCommandTest, FileExitCodeAndSignal) {
   Outcome o = Classify({"--exit-code", "0xC0000409", path});
   ASSERT_EQ(o.code, 0) << o.err;
   EXPECT_EQ(nlohmann::json::parse(o.out)["pattern_id"], "aborted_signal.win_fail_fast");
+  for (const char* form : {"3221226505", "-1073740791", "18446744072635810825", "0xFFFFFFFFC0000409"}) {
+    o = Classify({"--exit-code", form, path});
+    ASSERT_EQ(o.code, 0) << form << " " << o.err;
+    EXPECT_EQ(nlohmann::json::parse(o.out)["pattern_id"], "aborted_signal.win_fail_fast") << form;
+  }
   o = Classify({"--signal=SIGKILL", path});
   ASSERT_EQ(o.code, 0) << o.err;
   EXPECT_EQ(nlohmann::json::parse(o.out)["category"], "out_of_memory");

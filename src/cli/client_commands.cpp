@@ -344,8 +344,8 @@ int StatusCommand(Args& args, Client& client) {
     if (env.value("state", "") == "failing") {
       // SPEC §11: a system-wide failure first, before anything else.
       std::cout << "!! ENVIRONMENT FAILING since " << Str(env, "since") << ": " << Str(env, "reason") << "\n"
-                << "   Device-level failures blame no model until it recovers (a successful load, or "
-                   "POST /api/environment/reset).\n";
+                << "   Device-level failures blame no model until it recovers (a successful load, a device probe "
+                   "that sees the missing devices again, or POST /api/environment/reset).\n";
     }
     std::cout << "modelwarden " << Str(s, "version") << " at " << args.url << ", up " << Str(s, "uptime_s") << " s\n";
     if (!Str(env, "fingerprint").empty()) std::cout << "environment: " << Str(env, "fingerprint") << " (" << Str(env, "state") << ")\n";

@@ -1,6 +1,8 @@
 #include "common/time_util.h"
 
 #include <chrono>
+#include <cctype>
+#include <cstdio>
 #include <ctime>
 
 namespace mw {
@@ -17,6 +19,30 @@ std::string NowIso8601() {
   char out[48];
   std::snprintf(out, sizeof(out), "%s.%03dZ", buf, static_cast<int>(ms));
   return out;
+}
+
+std::optional<std::chrono::system_clock::time_point> ParseIso8601(std::string_view text) {
+  std::tm tm{};
+  int ms = 0;
+  char rest[8] = {};
+  const std::string s(text.substr(0, 40));
+  const int n = std::sscanf(s.c_str(), "%4d-%2d-%2dT%2d:%2d:%2d%7s", &tm.tm_year, &tm.tm_mon, &tm.tm_mday, &tm.tm_hour,
+                            &tm.tm_min, &tm.tm_sec, rest);
+  if (n != 7) return std::nullopt;
+  const std::string_view r(rest);
+  if (r == "Z") {
+    ms = 0;
+  } else if (r.size() == 5 && r[0] == '.' && r[4] == 'Z' && std::isdigit(static_cast<unsigned char>(r[1])) &&
+             std::isdigit(static_cast<unsigned char>(r[2])) && std::isdigit(static_cast<unsigned char>(r[3]))) {
+    ms = (r[1] - '0') * 100 + (r[2] - '0') * 10 + (r[3] - '0');
+  } else {
+    return std::nullopt;
+  }
+  tm.tm_year -= 1900;
+  tm.tm_mon -= 1;
+  const std::time_t t = timegm(&tm);
+  if (t == static_cast<std::time_t>(-1)) return std::nullopt;
+  return std::chrono::system_clock::from_time_t(t) + std::chrono::milliseconds(ms);
 }
 
 int64_t MonotonicMillis() {

@@ -1,13 +1,18 @@
 // Wall-clock and monotonic time helpers.
 #pragma once
 
+#include <chrono>
 #include <cstdint>
+#include <optional>
 #include <string>
+#include <string_view>
 
 namespace mw {
 
 // Current UTC time as ISO-8601 with milliseconds: "2026-11-26T17:23:34.123Z".
 std::string NowIso8601();
+// The inverse of NowIso8601 ("YYYY-MM-DDTHH:MM:SS[.mmm]Z"); nullopt for any other text.
+std::optional<std::chrono::system_clock::time_point> ParseIso8601(std::string_view text);
 // Milliseconds on the monotonic clock (for durations and timeouts).
 int64_t MonotonicMillis();
 

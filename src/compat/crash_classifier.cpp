@@ -119,6 +119,26 @@ bool IsRefinable(CrashCategory category) {
 
 }  // namespace
 
+std::optional<int64_t> ParseExitCode(std::string_view text) {
+  while (!text.empty() && std::isspace(static_cast<unsigned char>(text.front()))) text.remove_prefix(1);
+  while (!text.empty() && std::isspace(static_cast<unsigned char>(text.back()))) text.remove_suffix(1);
+  const bool negative = !text.empty() && text.front() == '-';
+  if (negative || (!text.empty() && text.front() == '+')) text.remove_prefix(1);
+  int base = 10;
+  if (text.size() > 2 && text[0] == '0' && (text[1] == 'x' || text[1] == 'X')) {
+    text.remove_prefix(2);
+    base = 16;
+  }
+  uint64_t value = 0;
+  auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), value, base);
+  if (text.empty() || ec != std::errc() || end != text.data() + text.size()) return std::nullopt;
+  if (negative) {
+    if (value > (uint64_t{1} << 63)) return std::nullopt;
+    return static_cast<int64_t>(uint64_t{0} - value);
+  }
+  return static_cast<int64_t>(value);  // an unsigned 64-bit code wraps to its signed value
+}
+
 std::optional<SignalInfo> ParseSignal(std::string_view text) {
   auto trim = [](std::string_view s) {
     while (!s.empty() && std::isspace(static_cast<unsigned char>(s.front()))) s.remove_prefix(1);

@@ -64,6 +64,14 @@ struct SignalInfo {
 // Accepts "SIGSEGV", "segv", "11", "signal 11". nullopt for empty text.
 std::optional<SignalInfo> ParseSignal(std::string_view text);
 
+// An exit code in any form loaders report: decimal ("1", "-1073740791"),
+// unsigned 32-bit ("3221226505"), unsigned 64-bit, i.e. a sign-extended
+// 32-bit code ("18446744072635810825"), or hex ("0xC0000409",
+// "0xFFFFFFFFC0000409", "-0x1"). Values past 64 bits wrap as two's complement
+// (the classifier compares the low 32 bits for Windows codes). nullopt for
+// anything else.
+std::optional<int64_t> ParseExitCode(std::string_view text);
+
 // Immutable after creation; Classify is thread-safe. Cheap to copy (shared).
 class CrashClassifier {
  public:

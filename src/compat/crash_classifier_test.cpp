@@ -5,6 +5,7 @@
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
+#include <limits>
 #include <random>
 #include <string>
 
@@ -295,6 +296,35 @@ TEST(CrashClassifierTest, ExitCodesAreEvidence) {
   EXPECT_EQ(one.pattern_id, "unmatched");
   EXPECT_EQ(one.summary, "exited with status 1");
   EXPECT_EQ(one.matched_line, "starting");
+}
+
+// Exit codes in every form loaders report: negative, unsigned 32- and
+// 64-bit, hex; each form of one code classifies the same.
+TEST(CrashClassifierTest, ExitCodeInEveryForm) {
+  EXPECT_EQ(ParseExitCode("1"), 1);
+  EXPECT_EQ(ParseExitCode(" 139\n"), 139);
+  EXPECT_EQ(ParseExitCode("-1"), -1);
+  EXPECT_EQ(ParseExitCode("+2"), 2);
+  EXPECT_EQ(ParseExitCode("0x7f"), 127);
+  EXPECT_EQ(ParseExitCode("-0x1"), -1);
+  EXPECT_EQ(ParseExitCode("18446744073709551615"), -1);  // unsigned 64-bit -1
+  EXPECT_EQ(ParseExitCode("0xFFFFFFFFFFFFFFFF"), -1);
+  EXPECT_EQ(ParseExitCode("-9223372036854775808"), std::numeric_limits<int64_t>::min());
+  for (const char* bad : {"", "-", "0x", "abc", "1.5", "0xG1", "18446744073709551616", "-9223372036854775809", "1 2"}) {
+    EXPECT_FALSE(ParseExitCode(bad).has_value()) << bad;
+  }
+  // STATUS_STACK_BUFFER_OVERRUN (fail fast) as Windows, Go, Python and Node report it.
+  for (const char* form : {"3221226505", "-1073740791", "0xC0000409", "0xc0000409", "18446744072635810825",
+                           "0xFFFFFFFFC0000409"}) {
+    auto code = ParseExitCode(form);
+    ASSERT_TRUE(code.has_value()) << form;
+    EXPECT_EQ(Check("", *code).pattern_id, "aborted_signal.win_fail_fast") << form;
+  }
+  for (const char* form : {"3221225477", "-1073741819", "0xC0000005", "18446744072635809797"}) {
+    EXPECT_EQ(Check("", *ParseExitCode(form)).pattern_id, "aborted_signal.win_access_violation") << form;
+  }
+  // A shell's 128 + signal, in decimal or hex.
+  EXPECT_EQ(Check("", *ParseExitCode("0x8b")).pattern_id, "aborted_signal.sigsegv");
 }
 
 TEST(CrashClassifierTest, TimeoutFlagDecides) {

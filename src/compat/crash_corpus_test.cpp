@@ -40,7 +40,12 @@ std::vector<Case> ReadCorpus(const std::string& path) {
     c.category = j.at("category").get<std::string>();
     c.accept = j.at("accept").get<std::vector<std::string>>();
     c.log = j.at("log").get<std::string>();
+    // An exit code as the report gave it: a number, or a string in any form
+    // loaders print (hex, unsigned 64-bit: ParseExitCode).
     if (j.contains("exit_code") && j["exit_code"].is_number_integer()) c.evidence.exit_code = j["exit_code"].get<int64_t>();
+    if (j.contains("exit_code") && j["exit_code"].is_string()) {
+      c.evidence.exit_code = ParseExitCode(j["exit_code"].get<std::string>());
+    }
     if (j.contains("signal") && j["signal"].is_string()) c.evidence.signal = j["signal"].get<std::string>();
     cases.push_back(std::move(c));
   }

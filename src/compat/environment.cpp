@@ -1,5 +1,6 @@
 #include "compat/environment.h"
 
+#include <algorithm>
 #include <cstdio>
 
 namespace mw {
@@ -107,6 +108,39 @@ EnvironmentComponents ParseComponents(std::string_view text) {
     c[std::string(line.substr(0, eq))] = std::string(line.substr(eq + 1));
   }
   return c;
+}
+
+std::vector<std::string> DeviceKeys(const std::vector<EnvironmentDevice>& devices) {
+  std::vector<std::string> keys;
+  for (const EnvironmentDevice& d : devices) keys.push_back(OneLine(d.kind) + " " + OneLine(d.name));
+  std::sort(keys.begin(), keys.end());
+  keys.erase(std::unique(keys.begin(), keys.end()), keys.end());
+  return keys;
+}
+
+std::vector<std::string> MissingDevices(const std::vector<std::string>& good, const std::vector<std::string>& now) {
+  std::vector<std::string> missing;
+  for (const std::string& key : good) {
+    if (std::find(now.begin(), now.end(), key) == now.end()) missing.push_back(key);
+  }
+  return missing;
+}
+
+std::string JoinLines(const std::vector<std::string>& lines) {
+  std::string out;
+  for (const std::string& line : lines) out += OneLine(line) + "\n";
+  return out;
+}
+
+std::vector<std::string> SplitLines(std::string_view text) {
+  std::vector<std::string> lines;
+  while (!text.empty()) {
+    const size_t end = text.find('\n');
+    std::string_view line = text.substr(0, end);
+    if (!line.empty()) lines.emplace_back(line);
+    text = end == std::string_view::npos ? std::string_view() : text.substr(end + 1);
+  }
+  return lines;
 }
 
 std::string Fingerprint(const EnvironmentComponents& components) {

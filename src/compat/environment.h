@@ -67,6 +67,15 @@ std::string Fingerprint(const EnvironmentComponents& components);
 std::string SerializeComponents(const EnvironmentComponents& components);
 EnvironmentComponents ParseComponents(std::string_view text);
 
+// Device identities for the probe's "no longer sees a device" check: one
+// "kind name" per device (memory is not part of it), sorted, unique.
+std::vector<std::string> DeviceKeys(const std::vector<EnvironmentDevice>& devices);
+// The keys of `good` that `now` lacks (in `good`'s order).
+std::vector<std::string> MissingDevices(const std::vector<std::string>& good, const std::vector<std::string>& now);
+// One key per line, and back (the registry keeps the last good probe's).
+std::string JoinLines(const std::vector<std::string>& lines);
+std::vector<std::string> SplitLines(std::string_view text);
+
 struct VerdictStaleness {
   bool stale = false;
   std::string reason;  // "llama.cpp changed b7001 → b7040; ..." (empty when not stale)

@@ -88,5 +88,17 @@ TEST(EnvironmentTest, StaleOnlyForComponentsThatMatterToTheEngine) {
   EXPECT_FALSE(CompareVerdict(then, then, "llama.cpp").stale);
 }
 
+TEST(EnvironmentTest, MissingDevicesByKindAndName) {
+  std::vector<EnvironmentDevice> before{{"CUDA0 NVIDIA H200", "gpu", 100}, {"CPU", "cpu", 10}, {"CPU", "cpu", 10}};
+  std::vector<std::string> good = DeviceKeys(before);
+  EXPECT_EQ(good, (std::vector<std::string>{"cpu CPU", "gpu CUDA0 NVIDIA H200"}));
+  // Memory is no part of a device's identity.
+  EXPECT_TRUE(MissingDevices(good, DeviceKeys({{"CUDA0 NVIDIA H200", "gpu", 7}, {"CPU", "cpu", 3}})).empty());
+  EXPECT_EQ(MissingDevices(good, DeviceKeys({{"CPU", "cpu", 10}})), (std::vector<std::string>{"gpu CUDA0 NVIDIA H200"}));
+  EXPECT_TRUE(MissingDevices({}, {}).empty());
+  EXPECT_EQ(SplitLines(JoinLines(good)), good);
+  EXPECT_TRUE(SplitLines("").empty());
+}
+
 }  // namespace
 }  // namespace mw

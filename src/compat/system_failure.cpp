@@ -14,6 +14,17 @@ bool SystemFailureDetector::BlamesModel(const std::string& category) const {
 std::vector<int64_t> SystemFailureDetector::OnFailure(FailedAttempt failure, const std::string& now_iso) {
   last_.push_back(std::move(failure));
   while (last_.size() > static_cast<size_t>(kSystemFailureStreak)) last_.pop_front();
+  return Evaluate(now_iso);
+}
+
+void SystemFailureDetector::Restore(EnvironmentState state, std::vector<FailedAttempt> recent) {
+  state_ = std::move(state);
+  if (!state_.failing) state_ = EnvironmentState{};
+  last_.assign(recent.begin(), recent.end());
+  while (last_.size() > static_cast<size_t>(kSystemFailureStreak)) last_.pop_front();
+}
+
+std::vector<int64_t> SystemFailureDetector::Evaluate(const std::string& now_iso) {
   if (state_.failing || last_.size() < static_cast<size_t>(kSystemFailureStreak)) return {};
   std::set<std::string> models;
   for (const FailedAttempt& f : last_) {
@@ -45,11 +56,25 @@ bool SystemFailureDetector::Reset() {
   return was;
 }
 
-void SystemFailureDetector::SetFailing(const std::string& reason, const std::string& now_iso) {
-  if (state_.failing) return;
+bool SystemFailureDetector::OnProbe(const std::vector<std::string>& missing, const std::string& now_iso) {
+  if (missing.empty()) {
+    if (!state_.failing || !state_.devices_missing) return false;
+    Reset();
+    return true;
+  }
+  if (state_.failing) {
+    state_.devices_missing = true;  // their return ends this failing period
+    return false;
+  }
+  std::string names;
+  for (const std::string& m : missing) names += (names.empty() ? "'" : ", '") + m + "'";
   state_.failing = true;
-  state_.reason = reason;
+  state_.devices_missing = true;
+  state_.reason = "the device probe no longer sees " + names +
+                  ", seen while the environment was ok. Check that the device is present and its driver loaded "
+                  "(nvidia-smi, rocm-smi, dmesg); it is ok again when the probe sees it, a model loads, or on reset";
   state_.since = now_iso;
+  return true;
 }
 
 }  // namespace mw

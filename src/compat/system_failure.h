@@ -12,6 +12,13 @@
 // load or Reset(). Any other failure breaks a streak (it is one of the last
 // 3 failures and not device-level).
 //
+// Probes: OnProbe(missing) with the devices of the last good probe that the
+// probe no longer sees (compat/environment.h MissingDevices): any missing
+// sets `failing` (reason names them); none missing after some were sets
+// `ok` again. A restart: Restore() with the persisted state and the failed
+// attempts since the last success or reset (the registry's load_attempts),
+// then Evaluate() completes a decision a crash cut short.
+//
 // Not thread-safe: the caller holds a lock (ModelService's).
 #pragma once
 
@@ -31,6 +38,7 @@ struct EnvironmentState {
   bool failing = false;
   std::string reason;                // names the evidence; empty while ok
   std::optional<std::string> since;  // ISO-8601 UTC, set while failing
+  bool devices_missing = false;      // a probe saw devices missing (while failing)
 };
 
 class SystemFailureDetector {
@@ -59,8 +67,18 @@ class SystemFailureDetector {
   bool OnSuccess();
   // POST /api/environment/reset. True if it was failing.
   bool Reset();
-  // A probe found a device of the last good environment missing.
-  void SetFailing(const std::string& reason, const std::string& now_iso);
+  // A probe's answer: `missing` names the devices of the last good probe it
+  // no longer sees ("gpu CUDA0 ..."). Returns true when the state changed:
+  // failing because devices are missing, or ok because they all returned
+  // (the streak is forgotten then, as on a reset).
+  bool OnProbe(const std::vector<std::string>& missing, const std::string& now_iso);
+
+  // After a restart: the persisted state and the failed attempts that still
+  // count (oldest first; only the last kSystemFailureStreak are kept).
+  void Restore(EnvironmentState state, std::vector<FailedAttempt> recent);
+  // The decision OnFailure makes, on the attempts held now (after Restore:
+  // a streak completed just before a crash, whose state was not written).
+  std::vector<int64_t> Evaluate(const std::string& now_iso);
 
   const EnvironmentState& state() const { return state_; }
 

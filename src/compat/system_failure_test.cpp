@@ -77,12 +77,74 @@ TEST(SystemFailureTest, NotAStreak) {
 
 TEST(SystemFailureTest, ResetAndProbe) {
   SystemFailureDetector d;
-  d.SetFailing("the probe no longer sees gpu CUDA0", "T");
+  EXPECT_FALSE(d.OnProbe({}, "T0"));  // nothing missing, nothing to change
+  EXPECT_TRUE(d.OnProbe({"gpu CUDA0 NVIDIA H200"}, "T1"));
   EXPECT_TRUE(d.state().failing);
+  EXPECT_TRUE(d.state().devices_missing);
+  EXPECT_EQ(d.state().since, "T1");
+  EXPECT_NE(d.state().reason.find("'gpu CUDA0 NVIDIA H200'"), std::string::npos) << d.state().reason;
   EXPECT_FALSE(d.BlamesModel("gpu_context"));
+  EXPECT_FALSE(d.OnProbe({"gpu CUDA0 NVIDIA H200"}, "T2"));  // still missing: no change, same since
+  EXPECT_EQ(d.state().since, "T1");
+  EXPECT_TRUE(d.OnProbe({}, "T3"));  // it is back
+  EXPECT_FALSE(d.state().failing);
+  EXPECT_TRUE(d.BlamesModel("gpu_context"));
+
+  EXPECT_TRUE(d.OnProbe({"gpu CUDA0"}, "T4"));
   EXPECT_TRUE(d.Reset());
   EXPECT_FALSE(d.state().failing);
   EXPECT_FALSE(d.Reset());
+}
+
+// Failing by a streak: a probe that sees every device changes nothing (no
+// device was missing), one that then misses a device and sees it return does.
+TEST(SystemFailureTest, AProbeEndsOnlyAFailingPeriodInWhichDevicesWereMissing) {
+  SystemFailureDetector d;
+  d.OnFailure(F(1, "a", "gpu_context", t0), "T1");
+  d.OnFailure(F(2, "b", "gpu_context", t0), "T1");
+  ASSERT_FALSE(d.OnFailure(F(3, "c", "gpu_context", t0), "T1").empty());
+  EXPECT_FALSE(d.OnProbe({}, "T2"));
+  EXPECT_TRUE(d.state().failing);
+  EXPECT_FALSE(d.OnProbe({"gpu CUDA0"}, "T3"));  // already failing
+  EXPECT_EQ(d.state().since, "T1");
+  EXPECT_TRUE(d.OnProbe({}, "T4"));
+  EXPECT_FALSE(d.state().failing);
+  // The streak was forgotten with it.
+  EXPECT_TRUE(d.OnFailure(F(4, "d", "gpu_context", t0), "T5").empty());
+}
+
+// A restart: the persisted state and the attempts that still count.
+TEST(SystemFailureTest, RestoreKeepsTheStateAndTheStreak) {
+  SystemFailureDetector d;
+  d.Restore({}, {F(1, "a", "gpu_context", t0), F(2, "b", "device_unavailable", t0 + minutes(1))});
+  EXPECT_FALSE(d.state().failing);
+  EXPECT_TRUE(d.Evaluate("T").empty());  // two are no streak
+  EXPECT_EQ(d.OnFailure(F(3, "c", "gpu_context", t0 + minutes(2)), "T3"), (std::vector<int64_t>{1, 2, 3}));
+
+  // A streak completed just before a crash (its state not written): Evaluate decides it.
+  SystemFailureDetector cut;
+  cut.Restore({}, {F(1, "a", "gpu_context", t0), F(2, "b", "gpu_context", t0), F(3, "c", "gpu_context", t0)});
+  EXPECT_EQ(cut.Evaluate("T"), (std::vector<int64_t>{1, 2, 3}));
+  EXPECT_TRUE(cut.state().failing);
+
+  // Restarted while failing: still failing, no second revert.
+  SystemFailureDetector failing;
+  EnvironmentState state;
+  state.failing = true;
+  state.reason = "3 different models failed";
+  state.since = "T0";
+  failing.Restore(state, {F(1, "a", "gpu_context", t0), F(2, "b", "gpu_context", t0), F(3, "c", "gpu_context", t0)});
+  EXPECT_TRUE(failing.state().failing);
+  EXPECT_EQ(failing.state().since, "T0");
+  EXPECT_TRUE(failing.Evaluate("T").empty());
+  EXPECT_FALSE(failing.BlamesModel("gpu_context"));
+  EXPECT_TRUE(failing.OnSuccess());
+
+  // Only the last 3 count.
+  SystemFailureDetector many;
+  many.Restore({}, {F(1, "a", "out_of_memory", t0), F(2, "b", "gpu_context", t0), F(3, "c", "gpu_context", t0),
+                    F(4, "d", "gpu_context", t0)});
+  EXPECT_EQ(many.Evaluate("T"), (std::vector<int64_t>{2, 3, 4}));
 }
 
 }  // namespace

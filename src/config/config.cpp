@@ -129,6 +129,18 @@ Status ApplyServerKey(std::string_view key, const toml::node& node, const fs::pa
       return InvalidArgumentError("retest_stale must be \"ask\" or \"auto\", got '" + s + "' (" + Where(node) + ")");
     }
     config.retest_stale_auto = s == "auto";
+  } else if (key == "probe_command") {
+    ASSIGN_OR_RETURN(std::vector<std::string> argv, StringList("probe_command", node));
+    if (argv.empty() || argv[0].empty()) {
+      return InvalidArgumentError("probe_command must name a program first, e.g. [\"/usr/local/bin/my-probe\"] (" +
+                                  Where(node) + ")");
+    }
+    if (argv[0].find('/') != std::string::npos) argv[0] = ExpandPath(argv[0], base_dir, env).string();
+    config.probe_command = std::move(argv);
+  } else if (key == "probe_interval_s") {
+    ASSIGN_OR_RETURN(int64_t t, want_int("probe_interval_s"));
+    if (t < 1 || t > 24 * 3600) return InvalidArgumentError("probe_interval_s must be in [1, 86400] (" + Where(node) + ")");
+    config.probe_interval_s = static_cast<int>(t);
   } else if (key == "max_queue") {  // --- /v1 serving (SPEC §10) ---
     ASSIGN_OR_RETURN(int64_t n, want_int("max_queue"));
     if (n < 0 || n > 100000) return InvalidArgumentError("max_queue must be in [0, 100000] (" + Where(node) + ")");
@@ -157,7 +169,8 @@ Status ApplyServerKey(std::string_view key, const toml::node& node, const fs::pa
     return InvalidArgumentError("unknown configuration key '" + std::string(key) + "' (" + Where(node) +
                                 "); known keys: host, port, data_dir, api_key, load_timeout_s, "
                                 "crash_patterns, worker, log_format, verify, max_queue, keep_alive, memory_margin_mib, "
-                                "allow_api_commands, allowed_hosts, allowed_origins, retest_stale, [locations], [engines.NAME]");
+                                "allow_api_commands, allowed_hosts, allowed_origins, retest_stale, probe_command, probe_interval_s, "
+                                "[locations], [engines.NAME]");
   }
   return Status::Ok();
 }

@@ -20,6 +20,8 @@
 //   allowed_hosts = ["mybox.lan"]       # extra names accepted in the Host header ("*": any)
 //   allowed_origins = ["http://localhost:3000"]  # browser apps allowed to call the API (CORS)
 //   retest_stale = "ask"                # "auto": a stale incompatible verdict gets one unforced attempt (SPEC §11)
+//   probe_command = ["/opt/probe", "x"] # lists the devices (default: modelwarden-worker probe; format: docs/operations.md)
+//   probe_interval_s = 30               # re-probe the devices this often (and after each device-level failure)
 //   max_queue = 64                      # /v1: requests waiting per model beyond n_parallel
 //   keep_alive = "5m"                   # /v1: idle unload ("0" after each response, "-1" never)
 //   [engines.vllm]                      # a command-engine preset: the only programs the server runs
@@ -57,6 +59,7 @@ inline constexpr std::string_view kDefaultHost = "127.0.0.1";
 inline constexpr std::string_view kPrimaryLocation = "primary";
 inline constexpr int kDefaultMaxQueue = 64;
 inline constexpr int64_t kDefaultKeepAliveMs = 5 * 60 * 1000;  // "5m"
+inline constexpr int kDefaultProbeIntervalS = 30;
 
 // A named directory that may hold model files.
 struct Location {
@@ -98,6 +101,10 @@ struct Config {
   // 1024 MiB per GPU, 512 MiB of RAM.
   std::optional<int64_t> memory_margin_mib;
   bool retest_stale_auto = false;             // retest_stale = "auto" (default "ask": only shown)
+  // SPEC §11 device re-probe: the program that lists the devices (empty:
+  // `modelwarden-worker probe`) and how often it runs.
+  std::vector<std::string> probe_command;
+  int probe_interval_s = kDefaultProbeIntervalS;
 
   const EnginePreset* FindPreset(std::string_view name) const;
 

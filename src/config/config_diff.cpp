@@ -40,6 +40,19 @@ ConfigChanges DiffConfig(const Config& before, const Config& after) {
     c.applied.push_back(std::string("retest_stale ") + (before.retest_stale_auto ? "auto" : "ask") + " -> " +
                         (after.retest_stale_auto ? "auto" : "ask"));
   }
+  if (before.probe_command != after.probe_command) {
+    auto show = [](const std::vector<std::string>& argv) {
+      if (argv.empty()) return std::string("(modelwarden-worker probe)");
+      std::string out;
+      for (const auto& a : argv) out += (out.empty() ? "" : " ") + a;
+      return out;
+    };
+    c.applied.push_back("probe_command " + show(before.probe_command) + " -> " + show(after.probe_command));
+  }
+  if (before.probe_interval_s != after.probe_interval_s) {
+    c.applied.push_back("probe_interval_s " + std::to_string(before.probe_interval_s) + " -> " +
+                        std::to_string(after.probe_interval_s));
+  }
   for (const Location& old_loc : before.locations) {
     const Location* now = after.FindLocation(old_loc.name);
     if (now == nullptr) {

@@ -227,6 +227,32 @@ TEST_F(ConfigTest, RetestStale) {
   EXPECT_NE(bad.status().message().find("retest_stale"), std::string::npos);
 }
 
+TEST_F(ConfigTest, ProbeCommandAndInterval) {
+  auto defaults = LoadConfig({}, env_);
+  ASSERT_TRUE(defaults.ok());
+  EXPECT_TRUE(defaults->probe_command.empty());  // modelwarden-worker probe
+  EXPECT_EQ(defaults->probe_interval_s, 30);
+  ServeFlags flags;
+  flags.config_file = Write("p.toml", "probe_command = [\"bin/probe\", \"--all\"]\nprobe_interval_s = 2\n");
+  auto config = LoadConfig(flags, env_);
+  ASSERT_TRUE(config.ok()) << config.status().ToString();
+  // A relative path is relative to the file's directory; arguments are kept as they are.
+  EXPECT_EQ(config->probe_command,
+            (std::vector<std::string>{(flags.config_file->parent_path() / "bin/probe").string(), "--all"}));
+  EXPECT_EQ(config->probe_interval_s, 2);
+  flags.config_file = Write("name.toml", "probe_command = [\"my-probe\"]\n");
+  config = LoadConfig(flags, env_);
+  ASSERT_TRUE(config.ok()) << config.status().ToString();
+  EXPECT_EQ(config->probe_command, (std::vector<std::string>{"my-probe"}));  // found on PATH when run
+  for (const char* bad : {"probe_command = []\n", "probe_command = [\"\"]\n", "probe_command = \"probe\"\n",
+                          "probe_interval_s = 0\n", "probe_interval_s = 86401\n", "probe_interval_s = \"30\"\n"}) {
+    flags.config_file = Write("bad.toml", bad);
+    auto refused = LoadConfig(flags, env_);
+    EXPECT_FALSE(refused.ok()) << bad;
+    EXPECT_NE(refused.status().message().find("probe_"), std::string::npos) << refused.status().message();
+  }
+}
+
 TEST_F(ConfigTest, BrowserDefencesAndEnginePresets) {
   auto defaults = LoadConfig({}, env_);
   ASSERT_TRUE(defaults.ok());

@@ -133,6 +133,18 @@ Result<std::optional<std::string>> Registry::GetEnvironment(std::string_view fin
   return registry_internal::SelectEnvironment(*db_, fingerprint);
 }
 
+Result<std::optional<EnvironmentStateRecord>> Registry::GetEnvironmentState() {
+  RETURN_IF_ERROR(CheckNotInTransaction());
+  std::lock_guard<std::mutex> lock(db_->mutex());
+  return registry_internal::SelectEnvironmentState(*db_);
+}
+
+Result<std::vector<AttemptRecord>> Registry::ListRecentLoadOutcomes(AttemptId after, int limit) {
+  RETURN_IF_ERROR(CheckNotInTransaction());
+  std::lock_guard<std::mutex> lock(db_->mutex());
+  return registry_internal::SelectRecentLoadOutcomes(*db_, after, limit);
+}
+
 Status Registry::CheckIntegrity() {
   RETURN_IF_ERROR(CheckNotInTransaction());
   std::lock_guard<std::mutex> lock(db_->mutex());

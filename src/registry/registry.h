@@ -149,6 +149,21 @@ struct AttemptRecord {
   bool open() const { return !finished_at.has_value(); }
 };
 
+// The environment's state (SPEC §11), one row (schema version 5), so that a
+// restart keeps it. The failed attempts of a streak are not copied here:
+// they are the load attempts after `streak_after` (and after the last
+// success), read with Registry::ListRecentLoadOutcomes.
+struct EnvironmentStateRecord {
+  bool failing = false;
+  std::optional<std::string> reason{};
+  std::optional<std::string> since{};  // ISO-8601 UTC, set while failing
+  bool devices_missing = false;        // a probe saw devices of good_devices missing (while failing)
+  // Attempts with an id up to this one no longer count toward a streak (a
+  // reset, or returning devices, came after them).
+  AttemptId streak_after = 0;
+  std::string good_devices{};  // the last good probe's devices, one "kind name" per line; "" unknown
+};
+
 // Models per status; every status is present (0 when none).
 using StatusCounts = std::map<CompatStatus, int64_t>;
 
@@ -221,6 +236,9 @@ class Transaction {
   [[nodiscard]] Status ReclassifyAttempt(AttemptId id, AttemptOutcome outcome, CompatStatus status_after);
   // Keeps the components behind an environment fingerprint (first write wins).
   [[nodiscard]] Status RecordEnvironment(std::string_view fingerprint, std::string_view components);
+  // Replaces the environment state row. With `streak_now`, streak_after is
+  // set to the newest closed attempt's id instead of state.streak_after.
+  [[nodiscard]] Status WriteEnvironmentState(const EnvironmentStateRecord& state, bool streak_now = false);
 
   // COMMIT POINT: when this returns OK, every write of the transaction is on
   // disk (WAL fsynced, synchronous=FULL). On error the transaction is rolled
@@ -250,7 +268,7 @@ class Transaction {
 class Registry {
  public:
   // The schema version this build writes (PRAGMA user_version).
-  static constexpr int kSchemaVersion = 4;
+  static constexpr int kSchemaVersion = 5;
 
   // Opens (creating if absent, with its parent directories) the registry at
   // `path`, sets WAL + synchronous=FULL + foreign keys, and runs pending
@@ -301,6 +319,13 @@ class Registry {
   [[nodiscard]] Result<StatusCounts> CountByStatus();
   // The components recorded for an environment fingerprint; nullopt if none.
   [[nodiscard]] Result<std::optional<std::string>> GetEnvironment(std::string_view fingerprint);
+  // The environment state row; nullopt before the first write (ok).
+  [[nodiscard]] Result<std::optional<EnvironmentStateRecord>> GetEnvironmentState();
+  // Closed load attempts with an id above `after` whose outcome is a load's
+  // success or failure (success, failed, crashed, timeout,
+  // environment_failure: not cancelled, server_crash or
+  // crashed_while_serving), newest first, at most `limit`.
+  [[nodiscard]] Result<std::vector<AttemptRecord>> ListRecentLoadOutcomes(AttemptId after, int limit);
 
   // PRAGMA integrity_check: OK if "ok", else kDataLoss with SQLite's report.
   [[nodiscard]] Status CheckIntegrity();

@@ -156,7 +156,7 @@ TEST(RegistryMigration, VersionOneGetsTheOpenAttemptsIndex) {
   // and one open one.
   ASSERT_EQ(RawExec(path,
                     "DROP INDEX load_attempts_open_by_id; ALTER TABLE models DROP COLUMN verdict_fingerprint;"
-                    "DROP TABLE environments; PRAGMA user_version = 1;"
+                    "DROP TABLE environments; DROP TABLE environment_state; PRAGMA user_version = 1;"
                     "INSERT INTO models (model_name, created_at, updated_at, compatibility_status) "
                     "VALUES ('m', '2026-01-01T00:00:00Z', '2026-01-01T00:00:00Z', 'testing');"
                     "INSERT INTO load_attempts (model_name, started_at, finished_at, outcome, status_before, "

@@ -166,6 +166,21 @@ CREATE TABLE environments (
   first_seen_at TEXT NOT NULL
 );
 )sql",
+    // 4 -> 5 (SPEC §11): the environment state survives a restart. One row;
+    // the streak's failed attempts stay in load_attempts (those after
+    // streak_after_attempt and the last success count).
+    R"sql(
+CREATE TABLE environment_state (
+  id INTEGER PRIMARY KEY CHECK (id = 1),
+  state TEXT NOT NULL CHECK (state IN ('ok', 'failing')),
+  reason TEXT,
+  since TEXT,
+  devices_missing INTEGER NOT NULL DEFAULT 0 CHECK (devices_missing IN (0, 1)),
+  streak_after_attempt INTEGER NOT NULL DEFAULT 0,
+  good_devices TEXT NOT NULL DEFAULT '',
+  updated_at TEXT NOT NULL
+);
+)sql",
 };
 static_assert(std::size(kMigrations) == Registry::kSchemaVersion, "one migration per schema version");
 

@@ -370,6 +370,7 @@ TEST(RegistryOpen, MigratesVersion2AttemptsToVersion4) {
     CREATE INDEX load_attempts_open_by_id ON load_attempts (id) WHERE finished_at IS NULL;
     ALTER TABLE models DROP COLUMN verdict_fingerprint;
     DROP TABLE environments;
+    DROP TABLE environment_state;
     PRAGMA user_version = 2;
     COMMIT;)sql");
   ASSERT_EQ(v2, "");

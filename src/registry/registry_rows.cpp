@@ -383,4 +383,47 @@ Result<std::optional<std::string>> SelectEnvironment(Db& db, std::string_view fi
   return std::optional<std::string>(s.Text(0));
 }
 
+Status WriteEnvironmentStateRow(Db& db, const EnvironmentStateRecord& st, bool streak_now) {
+  ASSIGN_OR_RETURN(
+      Stmt s, db.Prepare("INSERT OR REPLACE INTO environment_state (id, state, reason, since, devices_missing, "
+                         "streak_after_attempt, good_devices, updated_at) VALUES (1, ?1, ?2, ?3, ?4, "
+                         "CASE WHEN ?5 THEN (SELECT COALESCE(MAX(id), 0) FROM load_attempts WHERE finished_at IS NOT NULL) "
+                         "ELSE ?6 END, ?7, ?8)"));
+  s.Bind(1, std::string_view(st.failing ? "failing" : "ok"));
+  s.Bind(2, st.reason);
+  s.Bind(3, st.since);
+  s.Bind(4, int64_t{st.devices_missing ? 1 : 0});
+  s.Bind(5, int64_t{streak_now ? 1 : 0});
+  s.Bind(6, int64_t{st.streak_after});
+  s.Bind(7, st.good_devices);
+  s.Bind(8, NowIso8601());
+  return s.Run();
+}
+
+Result<std::optional<EnvironmentStateRecord>> SelectEnvironmentState(Db& db) {
+  ASSIGN_OR_RETURN(Stmt s, db.Prepare("SELECT state, reason, since, devices_missing, streak_after_attempt, good_devices "
+                                      "FROM environment_state WHERE id = 1"));
+  ASSIGN_OR_RETURN(const bool row, s.Step());
+  if (!row) return std::optional<EnvironmentStateRecord>();
+  EnvironmentStateRecord st;
+  st.failing = s.Text(0) == "failing";
+  st.reason = s.OptText(1);
+  st.since = s.OptText(2);
+  st.devices_missing = s.Int(3) != 0;
+  st.streak_after = s.Int(4);
+  st.good_devices = s.Text(5);
+  return std::optional<EnvironmentStateRecord>(std::move(st));
+}
+
+Result<std::vector<AttemptRecord>> SelectRecentLoadOutcomes(Db& db, AttemptId after, int limit) {
+  static const std::string sql =
+      Sql("SELECT ", kAttemptColumns,
+          " FROM load_attempts WHERE id > ?1 AND finished_at IS NOT NULL AND outcome IN ('success', 'failed', "
+          "'crashed', 'timeout', 'environment_failure') ORDER BY id DESC LIMIT ?2");
+  ASSIGN_OR_RETURN(Stmt s, db.Prepare(sql.c_str()));
+  s.Bind(1, int64_t{after});
+  s.Bind(2, int64_t{limit > 0 ? limit : -1});
+  return ReadAll<AttemptRecord>(s, ReadAttempt);
+}
+
 }  // namespace mw::registry_internal

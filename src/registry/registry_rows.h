@@ -38,5 +38,9 @@ Status ReclassifyAttemptRow(Db& db, AttemptId id, AttemptOutcome outcome, Compat
 // Environment fingerprints (SPEC §11): INSERT OR IGNORE, and the lookup.
 Status InsertEnvironmentRow(Db& db, std::string_view fingerprint, std::string_view components);
 Result<std::optional<std::string>> SelectEnvironment(Db& db, std::string_view fingerprint);
+// The environment state row (schema version 5).
+Status WriteEnvironmentStateRow(Db& db, const EnvironmentStateRecord& state, bool streak_now);
+Result<std::optional<EnvironmentStateRecord>> SelectEnvironmentState(Db& db);
+Result<std::vector<AttemptRecord>> SelectRecentLoadOutcomes(Db& db, AttemptId after, int limit);
 
 }  // namespace mw::registry_internal

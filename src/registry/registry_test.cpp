@@ -279,6 +279,77 @@ TEST_F(RegistryTest, AttemptsOpenCloseListAndOneOpenPerModel) {
   EXPECT_EQ(reg_->ListAttempts("ghost", 1).status().code(), StatusCode::kNotFound);
 }
 
+// Schema version 5 (SPEC §11): the environment state row, and the load
+// outcomes a failure streak is read back from after a restart.
+TEST_F(RegistryTest, EnvironmentStateAndRecentLoadOutcomes) {
+  auto none = reg_->GetEnvironmentState();
+  ASSERT_TRUE(none.ok()) << none.status().ToString();
+  EXPECT_FALSE(none->has_value());
+  ASSERT_TRUE(reg_->AddModel(Model("m")).ok());
+  auto close = [&](AttemptOutcome outcome, const char* category) {
+    const AttemptId id = OpenAttempt(*reg_, "m");
+    auto tx = reg_->BeginWrite();
+    EXPECT_TRUE(tx.ok());
+    AttemptRecord a = *tx->GetAttempt(id);
+    a.outcome = outcome;
+    a.status_after = CompatStatus::kUnknown;
+    a.category = category;
+    EXPECT_TRUE(tx->CloseAttempt(a).ok());
+    EXPECT_TRUE(tx->Commit().ok());
+    return id;
+  };
+  const AttemptId ok1 = close(AttemptOutcome::kSuccess, "none");
+  const AttemptId f1 = close(AttemptOutcome::kCrashed, "gpu_context");
+  close(AttemptOutcome::kCancelled, "none");  // neither a success nor a failure of a load
+  const AttemptId f2 = close(AttemptOutcome::kEnvironmentFailure, "device_unavailable");
+  const AttemptId open = OpenAttempt(*reg_, "m");  // open: not an outcome yet
+  auto recent = reg_->ListRecentLoadOutcomes(0, 10);
+  ASSERT_TRUE(recent.ok()) << recent.status().ToString();
+  ASSERT_EQ(recent->size(), 3u);
+  EXPECT_EQ((*recent)[0].id, f2);  // newest first
+  EXPECT_EQ((*recent)[1].id, f1);
+  EXPECT_EQ((*recent)[2].id, ok1);
+  EXPECT_EQ(reg_->ListRecentLoadOutcomes(f1, 10)->size(), 1u);
+  EXPECT_EQ(reg_->ListRecentLoadOutcomes(0, 2)->size(), 2u);
+
+  EnvironmentStateRecord st;
+  st.failing = true;
+  st.reason = "gone";
+  st.since = "2026-12-03T11:00:00.000Z";
+  st.devices_missing = true;
+  st.streak_after = 7;
+  st.good_devices = "cpu CPU\ngpu CUDA0\n";
+  {
+    auto tx = reg_->BeginWrite();
+    ASSERT_TRUE(tx.ok());
+    ASSERT_TRUE(tx->WriteEnvironmentState(st).ok());
+    ASSERT_TRUE(tx->Commit().ok());
+  }
+  Reopen();
+  auto back = reg_->GetEnvironmentState();
+  ASSERT_TRUE(back.ok() && back->has_value());
+  EXPECT_TRUE((*back)->failing);
+  EXPECT_EQ((*back)->reason, "gone");
+  EXPECT_EQ((*back)->since, st.since);
+  EXPECT_TRUE((*back)->devices_missing);
+  EXPECT_EQ((*back)->streak_after, 7);
+  EXPECT_EQ((*back)->good_devices, st.good_devices);
+  // streak_now: the newest closed attempt (the open one is not closed).
+  st = EnvironmentStateRecord{};
+  {
+    auto tx = reg_->BeginWrite();
+    ASSERT_TRUE(tx.ok());
+    ASSERT_TRUE(tx->WriteEnvironmentState(st, /*streak_now=*/true).ok());
+    ASSERT_TRUE(tx->Commit().ok());
+  }
+  back = reg_->GetEnvironmentState();
+  ASSERT_TRUE(back.ok() && back->has_value());
+  EXPECT_FALSE((*back)->failing);
+  EXPECT_FALSE((*back)->reason.has_value());
+  EXPECT_EQ((*back)->streak_after, f2);
+  EXPECT_LT(f2, open);
+}
+
 TEST_F(RegistryTest, DeleteCascadesAttemptsAndRefusesWhileTesting) {
   ASSERT_TRUE(reg_->AddModel(Model("m")).ok());
   const AttemptId id = OpenAttempt(*reg_, "m");

@@ -101,6 +101,11 @@ Status Transaction::RecordEnvironment(std::string_view fingerprint, std::string_
   return registry_internal::InsertEnvironmentRow(*db_, fingerprint, components);
 }
 
+Status Transaction::WriteEnvironmentState(const EnvironmentStateRecord& state, bool streak_now) {
+  RETURN_IF_ERROR(CheckActive());
+  return registry_internal::WriteEnvironmentStateRow(*db_, state, streak_now);
+}
+
 Result<AttemptId> Transaction::InsertAttempt(const AttemptRecord& attempt) {
   RETURN_IF_ERROR(CheckActive());
   return registry_internal::InsertAttemptRow(*db_, attempt);

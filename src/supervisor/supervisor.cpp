@@ -309,8 +309,15 @@ void Supervisor::Shutdown() {
 
 Result<protocol::Message> Supervisor::RunWorkerCommand(const std::vector<std::string>& args,
                                                        std::chrono::milliseconds timeout) {
-  const SupervisorOptions& opt = impl_->options;
-  ASSIGN_OR_RETURN(std::string worker, WorkerPath(opt));
+  ASSIGN_OR_RETURN(std::string worker, WorkerPath(impl_->options));
+  std::vector<std::string> argv{worker};
+  argv.insert(argv.end(), args.begin(), args.end());
+  return RunOneShot(argv, timeout, "modelwarden-worker " + (args.empty() ? std::string() : args[0]));
+}
+
+Result<protocol::Message> Supervisor::RunOneShot(const std::vector<std::string>& argv,
+                                                 std::chrono::milliseconds timeout, const std::string& what) {
+  if (argv.empty() || argv[0].empty()) return InvalidArgumentError("no program to run");
   struct Answer {
     std::mutex mu;
     std::optional<protocol::Message> message;
@@ -318,10 +325,9 @@ Result<protocol::Message> Supervisor::RunWorkerCommand(const std::vector<std::st
   };
   auto answer = std::make_shared<Answer>();
   SpawnOptions spawn;
-  spawn.argv = {worker};
-  spawn.argv.insert(spawn.argv.end(), args.begin(), args.end());
+  spawn.argv = argv;
   spawn.protocol_pipe = true;
-  spawn.keeper_path = opt.keeper_path;
+  spawn.keeper_path = impl_->options.keeper_path;
   spawn.on_protocol_line = [answer](std::string_view line) {
     Result<protocol::Message> m = protocol::DecodeMessage(line);
     std::lock_guard<std::mutex> lock(answer->mu);
@@ -332,19 +338,52 @@ Result<protocol::Message> Supervisor::RunWorkerCommand(const std::vector<std::st
     }
   };
   ASSIGN_OR_RETURN(ChildProcess child, ChildProcess::Spawn(std::move(spawn)));
-  std::optional<ProcessExit> exit = child.WaitFor(timeout);
+  // Waited for in short steps, so that Shutdown() does not wait for a
+  // program that hangs.
+  const auto deadline = std::chrono::steady_clock::now() + timeout;
+  std::optional<ProcessExit> exit;
+  for (;;) {
+    const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
+    exit = child.WaitFor(std::clamp(left, std::chrono::milliseconds(0), std::chrono::milliseconds(100)));
+    if (exit || left.count() <= 0) break;
+    bool stopping;
+    {
+      std::lock_guard<std::mutex> lock(impl_->mu);
+      stopping = impl_->shutting_down;
+    }
+    if (stopping) {
+      child.Kill();
+      return UnavailableError(what + " stopped: the server is shutting down");
+    }
+  }
   if (!exit) {
     child.Kill();
-    return DeadlineExceededError("modelwarden-worker " + (args.empty() ? std::string() : args[0]) +
-                                 " did not answer within " + std::to_string(timeout.count()) + " ms");
+    return DeadlineExceededError(what + " did not answer within " + std::to_string(timeout.count()) + " ms");
   }
-  std::lock_guard<std::mutex> lock(answer->mu);
-  if (answer->message) return *answer->message;
-  std::string tail = child.LogTail(4096);
+  std::string tail = child.LogTail(16384);
+  {
+    std::lock_guard<std::mutex> lock(answer->mu);
+    if (answer->message) return *answer->message;
+  }
+  // No answer on the protocol pipe: a program may print its one line on
+  // standard output instead (the last such line counts).
+  size_t end = tail.size();
+  while (end > 0) {
+    size_t begin = tail.rfind('\n', end - 1);
+    begin = begin == std::string::npos ? 0 : begin + 1;
+    std::string_view line(tail.data() + begin, end - begin);
+    if (!line.empty() && line.front() == '{') {
+      Result<protocol::Message> m = protocol::DecodeMessage(line);
+      if (m.ok() && !std::holds_alternative<protocol::ProgressMessage>(*m)) return *m;
+    }
+    if (begin == 0) break;
+    end = begin - 1;
+  }
   while (!tail.empty() && tail.back() == '\n') tail.pop_back();
   std::string last_line = tail.substr(tail.rfind('\n') == std::string::npos ? 0 : tail.rfind('\n') + 1);
-  return UnavailableError("modelwarden-worker " + (args.empty() ? std::string() : args[0]) + " gave no answer (" +
-                          exit->Describe() + (answer->error.empty() ? "" : "; protocol error: " + answer->error) +
+  std::lock_guard<std::mutex> lock(answer->mu);
+  return UnavailableError(what + " gave no answer (" + exit->Describe() +
+                          (answer->error.empty() ? "" : "; protocol error: " + answer->error) +
                           (last_line.empty() ? "" : "; last output: " + last_line) + ")");
 }
 

@@ -215,6 +215,13 @@ class Supervisor {
   // the worker is missing.
   Result<protocol::Message> RunWorkerCommand(const std::vector<std::string>& args,
                                              std::chrono::milliseconds timeout);
+  // The same for any program (argv[0] a path or a name on PATH), e.g. the
+  // configured probe command: the answer is the first message it writes on
+  // the protocol pipe (fd MW_PROTOCOL_FD), else the last line of its output
+  // that is one. `what` names it in errors. Shutdown() kills it and answers
+  // kUnavailable at once.
+  Result<protocol::Message> RunOneShot(const std::vector<std::string>& argv, std::chrono::milliseconds timeout,
+                                       const std::string& what);
 
   struct Impl;
 

@@ -318,5 +318,40 @@ TEST(SupervisorTest, RunWorkerCommandReturnsTheAnswer) {
   EXPECT_NE(none.status().message().find("no backend"), std::string::npos);
 }
 
+// The configured probe command (SPEC §11): any program; its answer on the
+// protocol pipe, or as a line on stdout; a hang is killed after the timeout,
+// and at once by Shutdown().
+TEST(SupervisorTest, RunOneShotRunsAnyProgram) {
+  Supervisor sup(Options());
+  const std::string line =
+      R"({"type":"probe","devices":[{"name":"GPU0","kind":"gpu","memory_free":1,"memory_total":2}]})";
+  auto on_stdout = sup.RunOneShot({"/bin/sh", "-c", "echo starting; echo '" + line + "'; echo done >&2"},
+                                  milliseconds(20000), "probe");
+  ASSERT_TRUE(on_stdout.ok()) << on_stdout.status().ToString();
+  ASSERT_TRUE(std::holds_alternative<protocol::ProbeMessage>(*on_stdout));
+  EXPECT_EQ(std::get<protocol::ProbeMessage>(*on_stdout).devices.at(0).name, "GPU0");
+  auto on_fd3 = sup.RunOneShot({"sh", "-c", "echo '" + line + "' >&3"}, milliseconds(20000), "probe");
+  ASSERT_TRUE(on_fd3.ok()) << on_fd3.status().ToString();
+  EXPECT_TRUE(std::holds_alternative<protocol::ProbeMessage>(*on_fd3));
+
+  auto silent = sup.RunOneShot({"sh", "-c", "echo not json; exit 3"}, milliseconds(20000), "my probe");
+  EXPECT_EQ(silent.status().code(), StatusCode::kUnavailable);
+  EXPECT_NE(silent.status().message().find("my probe gave no answer"), std::string::npos) << silent.status().ToString();
+  EXPECT_NE(silent.status().message().find("not json"), std::string::npos);
+
+  auto hang = sup.RunOneShot({"sleep", "600"}, milliseconds(300), "my probe");
+  EXPECT_EQ(hang.status().code(), StatusCode::kDeadlineExceeded);
+  EXPECT_EQ(sup.RunOneShot({}, milliseconds(300), "x").status().code(), StatusCode::kInvalidArgument);
+
+  std::thread stopper([&] {
+    std::this_thread::sleep_for(milliseconds(300));
+    sup.Shutdown();
+  });
+  auto stopped = sup.RunOneShot({"sleep", "600"}, milliseconds(600000), "my probe");
+  stopper.join();
+  EXPECT_EQ(stopped.status().code(), StatusCode::kUnavailable);
+  EXPECT_NE(stopped.status().message().find("shutting down"), std::string::npos);
+}
+
 }  // namespace
 }  // namespace mw
