@@ -491,6 +491,12 @@ void ModelService::OnWorkerDied(const UnexpectedExit& exit) {
     MW_LOG(kError, "load") << "model=" << exit.model_name << " cannot record the crash while serving: "
                            << recorded.status().ToString();
   }
+  if (recorded.ok()) {
+    // A failed attempt like a failed load (SPEC §11 counts both toward a
+    // streak, and a restart reads both back from load_attempts).
+    auto last = registry_.ListAttempts(exit.model_name, 1);
+    if (last.ok() && !last->empty()) NoteAttemptForEnvironment(last->front().id, exit.model_name, &failure);
+  }
   PublishModel(exit.model_name);
   PublishCounts();
   gate_.ClearIdle(exit.model_name);

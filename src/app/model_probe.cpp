@@ -231,8 +231,12 @@ void ModelService::RestoreEnvironment() {
     good_devices_ = good;
     streak_after_ = after;
     // A streak completed just before the server stopped, whose state was
-    // not written yet: decide it now (reverting is idempotent).
-    revert = detector_.Evaluate(NowIso8601());
+    // not written yet: decide it now (reverting is idempotent). Only a
+    // recent one: an old streak (a registry from before schema version 5,
+    // whose state was kept in memory) is history, not today's environment.
+    if (!recent.empty() && SystemFailureDetector::Clock::now() - recent.back().at <= kSystemFailureWindow) {
+      revert = detector_.Evaluate(NowIso8601());
+    }
   }
   metrics_.SetEnvironmentFailing(state.failing || !revert.empty());
   if (state.failing) {

@@ -321,10 +321,10 @@ class Registry {
   [[nodiscard]] Result<std::optional<std::string>> GetEnvironment(std::string_view fingerprint);
   // The environment state row; nullopt before the first write (ok).
   [[nodiscard]] Result<std::optional<EnvironmentStateRecord>> GetEnvironmentState();
-  // Closed load attempts with an id above `after` whose outcome is a load's
-  // success or failure (success, failed, crashed, timeout,
-  // environment_failure: not cancelled, server_crash or
-  // crashed_while_serving), newest first, at most `limit`.
+  // Closed attempts with an id above `after` whose outcome is a success or
+  // a failure (success, failed, crashed, timeout, environment_failure,
+  // crashed_while_serving: not cancelled or server_crash), newest first, at
+  // most `limit`.
   [[nodiscard]] Result<std::vector<AttemptRecord>> ListRecentLoadOutcomes(AttemptId after, int limit);
 
   // PRAGMA integrity_check: OK if "ok", else kDataLoss with SQLite's report.

@@ -300,7 +300,8 @@ TEST_F(RegistryTest, EnvironmentStateAndRecentLoadOutcomes) {
   };
   const AttemptId ok1 = close(AttemptOutcome::kSuccess, "none");
   const AttemptId f1 = close(AttemptOutcome::kCrashed, "gpu_context");
-  close(AttemptOutcome::kCancelled, "none");  // neither a success nor a failure of a load
+  close(AttemptOutcome::kCancelled, "none");    // neither a success nor a failure
+  close(AttemptOutcome::kServerCrash, "none");  // the server's crash, not the model's
   const AttemptId f2 = close(AttemptOutcome::kEnvironmentFailure, "device_unavailable");
   const AttemptId open = OpenAttempt(*reg_, "m");  // open: not an outcome yet
   auto recent = reg_->ListRecentLoadOutcomes(0, 10);

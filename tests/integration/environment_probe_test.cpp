@@ -10,6 +10,7 @@
 
 #include <chrono>
 #include <fstream>
+#include <memory>
 #include <thread>
 
 #include "harness.h"
@@ -290,6 +291,43 @@ TEST_F(EnvironmentProbeTest, AServerRestartedWhileFailingIsStillFailing) {
   ASSERT_TRUE(server.started()) << server.startup_output();
   EXPECT_EQ(Environment(server)["state"], "ok");
   EXPECT_NE(Metrics(server).find("modelwarden_environment_failing 0"), std::string::npos);
+}
+
+// A device-level crash while serving is a failed attempt too: it counts
+// toward a streak, in memory and when read back after a restart.
+TEST_F(EnvironmentProbeTest, ADeviceLevelCrashWhileServingCountsTowardTheStreak) {
+  for (bool restart : {false, true}) {
+    SCOPED_TRACE(restart ? "restart after the crash" : "no restart");
+    TempDir dir;
+    auto server = std::make_unique<Server>(dir.path() / "data", AllowApiCommands(dir.path()));
+    ASSERT_TRUE(server->started()) << server->startup_output();
+    ASSERT_EQ(server->Call("POST", "/api/models",
+                           CommandModel("s1", {"--print", "ready", "--sleep-ms", "300", "--stderr",
+                                               "CUDA error: unspecified launch failure", "--then", "abort"}))
+                  .status,
+              201);
+    for (const char* name : {"m2", "m3"}) ASSERT_EQ(server->Call("POST", "/api/models", GpuFailure(name)).status, 201);
+    ASSERT_EQ(Load(*server, "s1").status, 200);
+    json m;
+    for (int i = 0; i < 200; ++i) {
+      m = Model(*server, "s1");
+      if (m["attempts"].size() == 2) break;
+      std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    }
+    ASSERT_EQ(m["attempts"].size(), 2u) << m.dump();
+    EXPECT_EQ(m["attempts"][0]["category"], "gpu_context");
+    if (restart) {
+      server.reset();
+      server = std::make_unique<Server>(dir.path() / "data", AllowApiCommands(dir.path()));
+      ASSERT_TRUE(server->started()) << server->startup_output();
+    }
+    ASSERT_EQ(Load(*server, "m2").status, 422);
+    EXPECT_EQ(Environment(*server)["state"], "ok");
+    ASSERT_EQ(Load(*server, "m3").status, 422);
+    json env = Environment(*server);
+    ASSERT_EQ(env["state"], "failing") << env.dump();
+    EXPECT_NE(env["reason"].get<std::string>().find("'s1'"), std::string::npos) << env.dump();
+  }
 }
 
 }  // namespace
