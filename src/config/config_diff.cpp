@@ -40,6 +40,8 @@ ConfigChanges DiffConfig(const Config& before, const Config& after) {
     c.applied.push_back(std::string("retest_stale ") + (before.retest_stale_auto ? "auto" : "ask") + " -> " +
                         (after.retest_stale_auto ? "auto" : "ask"));
   }
+  if (before.auto_fix != after.auto_fix) c.applied.push_back(std::string("auto_fix ") + (after.auto_fix ? "true" : "false"));
+  if (before.auto_fit != after.auto_fit) c.applied.push_back(std::string("auto_fit ") + (after.auto_fit ? "true" : "false"));
   for (const Location& old_loc : before.locations) {
     const Location* now = after.FindLocation(old_loc.name);
     if (now == nullptr) {
