@@ -196,6 +196,14 @@ TEST_F(HealTest, OutOfMemoryIsHealedWithAComputedContextThatARestartKeeps) {
     for (const auto& a : m["attempts"]) outcomes.insert(a["outcome"].get<std::string>());
     EXPECT_EQ(outcomes, (std::multiset<std::string>{"failed", "success"}));
     EXPECT_EQ(m["loaded"], true);
+
+    // The CLI says so too (the same heal, once more).
+    ASSERT_EQ(server.Call("POST", "/api/orchestrate/unload", R"({"model_name":"deep"})").status, 200);
+    ASSERT_EQ(server.Call("PATCH", "/api/models/deep/config", json{{"load_config", {{"n_ctx", 16777216}}}}).status, 200);
+    ProcessResult cli = server.Cli({"load", "deep", "--force"});
+    EXPECT_EQ(cli.exit_code, 0) << cli.err;
+    EXPECT_NE(cli.out.find("auto_fix: the first attempt failed ("), std::string::npos) << cli.out;
+    EXPECT_NE(cli.out.find("loaded after changing n_ctx 2048, now saved"), std::string::npos) << cli.out;
   }
   Server again(data());
   ASSERT_TRUE(again.started()) << again.startup_output();
@@ -279,6 +287,10 @@ TEST_F(HealTest, AutoFitLowersAnUnsetContextToWhatFits) {
   EXPECT_FALSE(r.body["adjusted"].contains("n_gpu_layers"));  // no GPU here
   json m = Model(server, "long");
   EXPECT_EQ(m["load_config"], json::object());  // nothing saved: unset stays unset
+  ASSERT_EQ(server.Call("POST", "/api/orchestrate/unload", R"({"model_name":"long"})").status, 200);
+  ProcessResult cli = server.Cli({"load", "long"});
+  EXPECT_EQ(cli.exit_code, 0) << cli.err;
+  EXPECT_NE(cli.out.find("auto_fit: loaded with n_ctx "), std::string::npos) << cli.out;
   ASSERT_EQ(server.Call("POST", "/api/orchestrate/unload", R"({"model_name":"long"})").status, 200);
 
   // Set by the user: never lowered, refused instead.
