@@ -697,7 +697,14 @@
       if (force) body.force_load = true;
       const res = await api('POST', '/api/orchestrate/load', body);
       const warning = res && typeof res.warning === 'string' ? ` ${res.warning}` : '';
-      toast(`Loaded "${name}".${warning}`, warning ? 'warn' : 'ok');
+      // auto_fix healed a failure / auto_fit lowered unset settings (SPEC §11, §12).
+      const settings = (o) => (o && typeof o === 'object'
+        ? Object.entries(o).map(([k, v]) => `${k} ${JSON.stringify(v)}`).join(', ') : '');
+      const fix = res && res.auto_fix ? settings(res.auto_fix.changed) : '';
+      const healed = fix ? ` It failed first (${str(res.auto_fix.first_failure && res.auto_fix.first_failure.summary)})`
+        + ` and loaded after changing ${fix}; that load_config is saved.` : '';
+      const fitted = res && res.adjusted ? ` Fitted to memory: ${settings(res.adjusted)}.` : '';
+      toast(`Loaded "${name}".${warning}${healed}${fitted}`, warning || healed ? 'warn' : 'ok');
     } catch (e) {
       if (state.cancelling.has(name) && e.httpStatus === 409) return; // cancelLoad says so
 

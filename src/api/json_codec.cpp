@@ -254,6 +254,37 @@ std::string StatusToJson(const ServerStatus& status) {
   return Dump(j);
 }
 
+namespace {
+
+json ClassificationJson(const Classification& c) {
+  json cls{{"category", c.category},        {"pattern_id", c.pattern_id}, {"summary", c.summary},
+           {"matched_line", c.matched_line}, {"outcome", c.outcome},       {"log_excerpt", c.log_excerpt}};
+  cls["exit_code"] = c.exit_code ? json(*c.exit_code) : json(nullptr);
+  cls["signal"] = JsonOrNull(c.signal);
+  cls["suggested_load_config"] =
+      c.suggested_load_config_json.empty() ? json(nullptr) : LoadConfigObject(c.suggested_load_config_json);
+  return cls;
+}
+
+}  // namespace
+
+std::string AutoFixJson(const AutoFix& fix, bool brief) {
+  json first = brief ? json{{"category", fix.first_failure.category}, {"summary", fix.first_failure.summary}}
+                     : ClassificationJson(fix.first_failure);
+  first["attempt_id"] = fix.first_attempt_id ? json(*fix.first_attempt_id) : json(nullptr);
+  return Dump(json{{"changed", LoadConfigObject(fix.changed_json)}, {"first_failure", first}});
+}
+
+namespace {
+
+// auto_fix and auto_fit, where a load answer has them.
+void AddFitAndFix(const LoadResult& result, json& j) {
+  if (result.auto_fix) j["auto_fix"] = json::parse(AutoFixJson(*result.auto_fix, false));
+  if (!result.adjusted_json.empty()) j["adjusted"] = LoadConfigObject(result.adjusted_json);
+}
+
+}  // namespace
+
 std::string LoadResultToJson(const LoadResult& result, std::string_view error_code) {
   json model = ModelJson(result.model, false);
   if (result.kind == LoadResult::Kind::kLoaded || result.kind == LoadResult::Kind::kAlreadyLoaded) {
@@ -263,6 +294,7 @@ std::string LoadResultToJson(const LoadResult& result, std::string_view error_co
            {"joined", result.joined}};
     j["attempt_id"] = result.attempt_id ? json(*result.attempt_id) : json(nullptr);
     if (!result.warning.empty()) j["warning"] = result.warning;
+    AddFitAndFix(result, j);
     return Dump(j);
   }
   json error{{"code", error_code}, {"message", result.message}};
@@ -271,16 +303,10 @@ std::string LoadResultToJson(const LoadResult& result, std::string_view error_co
   } else if (result.kind == LoadResult::Kind::kInsufficientMemory) {
     error["fit"] = result.model.fit ? FitJson(*result.model.fit) : json(nullptr);
   } else {
-    const Classification& c = result.classification;
-    json cls{{"category", c.category},        {"pattern_id", c.pattern_id}, {"summary", c.summary},
-             {"matched_line", c.matched_line}, {"outcome", c.outcome},       {"log_excerpt", c.log_excerpt}};
-    cls["exit_code"] = c.exit_code ? json(*c.exit_code) : json(nullptr);
-    cls["signal"] = JsonOrNull(c.signal);
-    cls["suggested_load_config"] =
-        c.suggested_load_config_json.empty() ? json(nullptr) : LoadConfigObject(c.suggested_load_config_json);
-    error["classification"] = cls;
+    error["classification"] = ClassificationJson(result.classification);
     error["attempt_id"] = result.attempt_id ? json(*result.attempt_id) : json(nullptr);
     error["joined"] = result.joined;
+    AddFitAndFix(result, error);
   }
   return Dump(json{{"error", error}, {"model", model}});
 }

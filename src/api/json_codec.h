@@ -34,6 +34,9 @@ std::string DeletedToJson(const std::string& name);  // {"deleted":true,"model_n
 std::string UnloadedToJson(const ModelView& model);  // {"unloaded":true,"model":{...}}
 // The 200/409/422 body of POST /api/orchestrate/load.
 std::string LoadResultToJson(const LoadResult& result, std::string_view error_code);
+// {"changed": {...}, "first_failure": {classification..., "attempt_id"}} (SPEC §11 auto_fix), compact;
+// `brief`: first_failure only {category, summary, attempt_id} (the /v1 header).
+std::string AutoFixJson(const AutoFix& fix, bool brief);
 // {"error": {"code", "message", ...extra fields merged in}}; `extra_json` is
 // a JSON object text or empty.
 std::string ErrorToJson(std::string_view code, std::string_view message, std::string_view extra_json = {});

@@ -129,6 +129,15 @@ struct Classification {
   std::string log_excerpt;
 };
 
+// auto_fix (SPEC §11): the load failed once and was retried at once with a
+// computed load_config.
+struct AutoFix {
+  std::string changed_json;  // JSON object: each changed key with its new value
+  std::string changed_text;  // "n_ctx 16777216 → 2048", for messages and notes
+  std::optional<int64_t> first_attempt_id;
+  Classification first_failure;  // the first attempt's failure
+};
+
 struct LoadResult {
   enum class Kind {
     kLoaded,         // 200: loaded by this or a joined attempt
@@ -145,6 +154,8 @@ struct LoadResult {
   std::optional<int64_t> attempt_id;
   bool joined = false;  // joined an attempt already in progress
   Classification classification;  // kFailed
+  std::optional<AutoFix> auto_fix;   // kLoaded (healed) or kFailed (the retry failed too)
+  std::string adjusted_json;         // auto_fit (SPEC §12): unset settings it chose, JSON object; empty: none
 };
 
 struct DeviceInfo {
@@ -212,6 +223,8 @@ class InferenceLease {
   int port = 0;         // the engine answers OpenAI paths on 127.0.0.1:port
   int engine_pid = 0;   // for AwaitEngineDeath
   std::string warning;  // non-empty when the model is degraded (X-Modelwarden-Warning)
+  std::string auto_fix_json;  // the load this request made was healed (X-Modelwarden-Auto-Fix), compact JSON
+  std::string adjusted_json;  // the load this request made was fitted (X-Modelwarden-Adjusted), compact JSON
 };
 
 struct InferenceAdmission {

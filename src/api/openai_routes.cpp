@@ -181,6 +181,8 @@ void Inference(OpenAiEndpoint endpoint, const std::shared_ptr<Context>& ctx, con
   }
   std::shared_ptr<InferenceLease> lease = std::move(admission->lease);
   if (!lease->warning.empty()) res.set_header("X-Modelwarden-Warning", HeaderSafe(lease->warning));
+  if (!lease->auto_fix_json.empty()) res.set_header("X-Modelwarden-Auto-Fix", HeaderSafe(lease->auto_fix_json));
+  if (!lease->adjusted_json.empty()) res.set_header("X-Modelwarden-Adjusted", HeaderSafe(lease->adjusted_json));
 
   UpstreamCall::Options options;
   options.port = lease->port;

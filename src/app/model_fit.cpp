@@ -2,11 +2,15 @@
 // by GET /api/models/{name} and the refusal of a load that cannot fit.
 #include <sys/stat.h>
 
+#include <nlohmann/json.hpp>
+
+#include <algorithm>
 #include <fstream>
 #include <sstream>
 
 #include "app/model_service.h"
 #include "common/log.h"
+#include "fit/fit_suggest.h"
 #include "loadconfig/loadconfig.h"
 
 namespace mw::app {
@@ -15,6 +19,9 @@ namespace {
 constexpr int64_t kMiB = 1024 * 1024;
 constexpr int64_t kGpuMarginMiB = 1024;
 constexpr int64_t kRamMarginMiB = 512;
+// auto_fit lowers an unset n_ctx no further than min(this, training context)
+// (llama.cpp's --fit stops at 4096 too: common.h fit_params_min_ctx).
+constexpr int64_t kAutoFitMinCtx = 4096;
 
 // MemAvailable of /proc/meminfo, read at the time of asking (RAM changes
 // while the server runs); nullopt if it cannot be read.
@@ -126,6 +133,7 @@ Result<std::optional<api::FitView>> ModelService::EstimateFit(const LoadRequest&
 void ModelService::AddFit(const ModelRecord& record, api::ModelView& view) {
   auto request = BuildLoadRequest(record);
   if (!request.ok()) return;
+  (void)ApplyAutoFit(*request);  // the estimate of the settings a load would use
   auto estimate = EstimateFit(*request);
   if (!estimate.ok()) {
     MW_LOG(kDebug, "fit") << "model=" << record.model_name << " no estimate: " << estimate.status().ToString();
@@ -162,6 +170,94 @@ std::optional<api::LoadResult> ModelService::RefuseIfItCannotFit(const ModelReco
   MW_LOG(kInfo, "load") << "model=" << model.model_name << " refused before any attempt: estimate "
                         << MiB(fit.estimate_bytes) << ", " << *fit.reason;
   return result;
+}
+
+}  // namespace mw::app
+
+namespace mw::app {
+namespace {
+
+// Which computed fix a classification calls for (SPEC §11).
+fit::FailureKind FailureKindOf(const Classification& c) {
+  if (c.pattern_id == "flash_attention.quantized_v_cache") return fit::FailureKind::kQuantizedVCache;
+  if (c.category == CrashCategory::kOutOfMemory) return fit::FailureKind::kOutOfMemory;
+  if (c.category == CrashCategory::kFlashAttention) return fit::FailureKind::kFlashAttention;
+  return fit::FailureKind::kOther;
+}
+
+void SetChange(const fit::Change& change, nlohmann::json& j) {
+  if (change.n_gpu_layers) j["n_gpu_layers"] = *change.n_gpu_layers;
+  if (change.n_ctx) j["n_ctx"] = *change.n_ctx;
+  if (change.flash_attn) j["flash_attn"] = std::string(loadconfig::FlashAttnName(*change.flash_attn));
+  if (change.cache_type_v) j["cache_type_v"] = std::string(loadconfig::CacheTypeName(*change.cache_type_v));
+}
+
+nlohmann::json ObjectOf(const std::string& text) {
+  nlohmann::json j = nlohmann::json::parse(text.empty() ? "{}" : text, nullptr, false);
+  return j.is_object() ? j : nlohmann::json();
+}
+
+}  // namespace
+
+std::string ModelService::ApplyAutoFit(LoadRequest& request) {
+  if (!CurrentConfig()->auto_fit || request.engine != EngineKind::kLlamaCpp || request.model_path.empty()) return "";
+  auto validated = loadconfig::ValidateLoadConfig(std::string(loadconfig::EngineName(loadconfig::Engine::kLlamaCpp)),
+                                                  request.load_config_json);
+  if (!validated.ok() || validated->llama() == nullptr) return "";
+  auto shape = ShapeOf(request.model_path);
+  if (!shape.ok()) return "";  // no estimate: the load itself will tell
+  const int64_t floor = shape->context_train > 0 ? std::min<int64_t>(kAutoFitMinCtx, shape->context_train)
+                                                 : kAutoFitMinCtx;
+  const fit::Change change = fit::FitUnset(*shape, *validated->llama(), FitDevices(), floor);
+  nlohmann::json j = ObjectOf(request.load_config_json);
+  if (change.empty() || !j.is_object()) return "";
+  SetChange(change, j);
+  request.load_config_json = j.dump();
+  // Reported: what was lowered below what unset means (all layers on the
+  // GPUs, the training context).
+  nlohmann::json adjusted = nlohmann::json::object();
+  if (change.n_gpu_layers) adjusted["n_gpu_layers"] = *change.n_gpu_layers;
+  if (change.n_ctx && static_cast<int64_t>(*change.n_ctx) < shape->context_train) adjusted["n_ctx"] = *change.n_ctx;
+  if (adjusted.empty()) return "";
+  return adjusted.dump();
+}
+
+std::string ModelService::SuggestLoadConfig(const ModelRecord& model, const LoadRequest& request,
+                                            const Classification& c) {
+  const nlohmann::json before = ObjectOf(request.load_config_json);
+  if (!before.is_object()) return "";
+  nlohmann::json j = before;
+  const std::vector<fit::Device> devices = FitDevices();
+  const bool has_gpu = std::any_of(devices.begin(), devices.end(), [](const fit::Device& d) { return d.gpu; });
+  const fit::FailureKind kind = FailureKindOf(c);
+  std::optional<fit::Change> computed;
+  if (kind != fit::FailureKind::kOther && request.engine == EngineKind::kLlamaCpp) {
+    auto validated = loadconfig::ValidateLoadConfig(
+        std::string(loadconfig::EngineName(loadconfig::Engine::kLlamaCpp)), request.load_config_json);
+    if (validated.ok() && validated->llama() != nullptr) {
+      auto shape = request.model_path.empty() ? Result<fit::ModelShape>(NotFoundError("no file"))
+                                              : ShapeOf(request.model_path);
+      // Without the file's shape an out-of-memory halves the context (the
+      // estimate of an empty shape always fits); the rest needs no shape.
+      computed = fit::SuggestFix(kind, shape.ok() ? *shape : fit::ModelShape{}, *validated->llama(), devices);
+    }
+  }
+  if (computed) {
+    if (computed->empty()) return "";  // nothing the estimate knows would help
+    SetChange(*computed, j);
+  } else {
+    // The catalog's fixed suggestion, less what cannot help on this machine.
+    for (const auto& s : c.suggested_load_config) {
+      if (s.key == "n_gpu_layers" && !has_gpu) continue;
+      std::visit([&](const auto& v) { j[s.key] = v; }, s.value);
+    }
+  }
+  if (j == before) return "";
+  std::string merged = j.dump();
+  // Offered or tried only when valid for the model's engine (a `command`
+  // engine has no llama.cpp keys; a key may conflict with one the user set).
+  if (!loadconfig::ValidateLoadConfig(model.engine, merged).ok()) return "";
+  return merged;
 }
 
 }  // namespace mw::app

@@ -5,6 +5,7 @@
 // requests is unloaded after keep_alive of idleness by the idle thread.
 #include <chrono>
 
+#include "api/json_codec.h"
 #include "app/model_service.h"
 #include "common/duration.h"
 #include "common/log.h"
@@ -125,6 +126,8 @@ Result<api::InferenceAdmission> ModelService::BeginInference(const api::Inferenc
   }
   lease->port = loaded->port;
   lease->engine_pid = loaded->pid;
+  if (load.auto_fix) lease->auto_fix_json = api::AutoFixJson(*load.auto_fix, true);
+  lease->adjusted_json = load.adjusted_json;
   if (!load.warning.empty()) {
     lease->warning = load.warning;
   } else if (model.compatibility_status == CompatStatus::kDegraded) {

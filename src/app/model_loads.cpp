@@ -14,22 +14,6 @@
 namespace mw::app {
 namespace {
 
-// The classifier's suggestion applied to the model's current load_config: a
-// whole config the user can set as is. Empty when there is none, or when the
-// result would not validate for the model's engine (a `command` engine has no
-// llama.cpp keys; a suggestion may conflict with a key the user set).
-std::string SuggestedLoadConfig(const ModelRecord& model, const std::vector<ConfigSetting>& settings) {
-  if (settings.empty()) return "";
-  nlohmann::json j = nlohmann::json::parse(model.load_config.empty() ? "{}" : model.load_config, nullptr, false);
-  if (!j.is_object()) return "";
-  for (const auto& s : settings) {
-    std::visit([&](const auto& v) { j[s.key] = v; }, s.value);
-  }
-  std::string merged = j.dump();
-  if (!loadconfig::ValidateLoadConfig(model.engine, merged).ok()) return "";
-  return merged;
-}
-
 AttemptOutcome ToAttemptOutcome(LoadOutcome outcome) {
   switch (outcome) {
     case LoadOutcome::kSuccess: return AttemptOutcome::kSuccess;
@@ -41,11 +25,23 @@ AttemptOutcome ToAttemptOutcome(LoadOutcome outcome) {
   return AttemptOutcome::kFailed;
 }
 
-// What a failed load answers (and the model's last_error says).
-std::string FailureMessage(const std::string& name, AttemptOutcome outcome, const std::string& summary,
-                           CompatStatus status_after) {
-  return "loading '" + name + "' failed (" + std::string(ToString(outcome)) + "): " + summary +
-         ". The model is now " + std::string(ToString(status_after)) + ".";
+// The keys of `after` whose values differ from `before` (JSON object text),
+// with their new values; `text` gets "n_ctx 16777216 → 2048, ...".
+std::string ChangedKeys(const std::string& before, const std::string& after, std::string* text) {
+  nlohmann::json b = nlohmann::json::parse(before.empty() ? "{}" : before, nullptr, false);
+  nlohmann::json a = nlohmann::json::parse(after.empty() ? "{}" : after, nullptr, false);
+  nlohmann::json changed = nlohmann::json::object();
+  if (!a.is_object()) return changed.dump();
+  if (!b.is_object()) b = nlohmann::json::object();
+  std::string shown;
+  for (const auto& [key, value] : a.items()) {
+    if (b.contains(key) && b[key] == value) continue;
+    changed[key] = value;
+    shown += (shown.empty() ? "" : ", ") + key + " " + (b.contains(key) ? b[key].dump() : std::string("unset")) +
+             " \u2192 " + value.dump();
+  }
+  if (text != nullptr) *text = shown;
+  return changed.dump();
 }
 
 // The attempt's log excerpt: the end of the captured output (the end decides).
@@ -53,6 +49,31 @@ std::string Excerpt(const std::string& log, size_t max_bytes = 16 * 1024) {
   if (log.size() <= max_bytes) return log;
   return log.substr(log.size() - max_bytes);
 }
+
+// A failed attempt as a load answer shows it.
+api::Classification ToApiClassification(const Classification& c, const FailureInfo& failure,
+                                        std::optional<int> exit_code, const std::optional<std::string>& signal,
+                                        const std::string& log_tail, const std::string& suggestion) {
+  api::Classification out;
+  out.category = failure.category;
+  out.pattern_id = c.pattern_id;
+  out.summary = failure.summary;
+  out.matched_line = c.matched_line;
+  out.suggested_load_config_json = suggestion;
+  out.outcome = std::string(ToString(failure.outcome));
+  out.exit_code = exit_code;
+  out.signal = signal;
+  out.log_excerpt = Excerpt(log_tail, 4096);
+  return out;
+}
+
+// What a failed load answers (and the model's last_error says).
+std::string FailureMessage(const std::string& name, AttemptOutcome outcome, const std::string& summary,
+                           CompatStatus status_after) {
+  return "loading '" + name + "' failed (" + std::string(ToString(outcome)) + "): " + summary +
+         ". The model is now " + std::string(ToString(status_after)) + ".";
+}
+
 
 }  // namespace
 
@@ -222,16 +243,94 @@ Result<api::LoadResult> ModelService::RunAttempt(const ModelRecord& model, bool 
   const std::string& name = model.model_name;
   // Validation errors happen before the attempt: no record, no status change.
   ASSIGN_OR_RETURN(LoadRequest request, BuildLoadRequest(model));
-  // Refusal before harm (SPEC §12): an estimate beyond free memory is no attempt.
+  std::string adjusted;
+  // Refusal before harm (SPEC §12): an estimate beyond free memory is no
+  // attempt; auto_fit first lowers what the user left unset.
   if (!force) {
+    adjusted = ApplyAutoFit(request);
+    if (!adjusted.empty()) MW_LOG(kInfo, "load") << "model=" << name << " auto_fit adjusted " << adjusted;
     if (auto refusal = RefuseIfItCannotFit(model, request)) return *refusal;
   }
   ASSIGN_OR_RETURN(AttemptId attempt, state_machine_.BeginAttempt(name, force, Fingerprint(model)));
   MW_LOG(kInfo, "load") << "model=" << name << " attempt=" << attempt << " started (forced=" << force << ")";
+  ASSIGN_OR_RETURN(AttemptRun run, RunLoad(name, attempt, request));
+  std::optional<api::AutoFix> auto_fix;
+  if (run.outcome != LoadOutcome::kSuccess && run.outcome != LoadOutcome::kCancelled) {
+    const std::string suggestion = SuggestLoadConfig(model, request, run.classification);
+    // Self-healing load (SPEC §11): one more attempt at once with the
+    // suggestion, when the failure is the model's and the suggestion differs.
+    Result<LoadRequest> second = NotFoundError("no suggestion");
+    if (!suggestion.empty()) {
+      ModelRecord healed = model;
+      healed.load_config = suggestion;
+      second = BuildLoadRequest(healed);
+    }
+    const bool heal = CurrentConfig()->auto_fix && second.ok() && EnvironmentBlames(run.failure.category) &&
+                      !shutting_down_;
+    if (!heal) return RecordFailedRun(model, attempt, run, suggestion, "");
+    auto retry = state_machine_.RetryAttempt(attempt, run.failure, second->load_config_json);
+    if (!retry.ok()) {
+      MW_LOG(kWarn, "load") << "model=" << name << " auto_fix not tried: " << retry.status().ToString();
+      return RecordFailedRun(model, attempt, run, suggestion, "");
+    }
+    metrics_.RecordLoadAttempt(ToString(run.failure.outcome), run.failure.category,
+                               static_cast<double>(run.duration_ms) / 1000.0);
+    api::AutoFix fix;
+    fix.changed_json = ChangedKeys(request.load_config_json, second->load_config_json, &fix.changed_text);
+    fix.first_attempt_id = attempt;
+    fix.first_failure =
+        ToApiClassification(run.classification, run.failure, run.exit_code, run.signal, run.log_tail, suggestion);
+    MW_LOG(kInfo, "load") << "model=" << name << " attempt=" << attempt << " failed (" << run.failure.category
+                          << "); auto_fix retries as attempt " << *retry << " with " << fix.changed_text;
+    auto_fix = std::move(fix);
+    attempt = *retry;
+    request = std::move(*second);
+    adjusted.clear();  // the retry runs with the suggestion as it is
+    ASSIGN_OR_RETURN(run, RunLoad(name, attempt, request));
+    if (run.outcome != LoadOutcome::kSuccess && run.outcome != LoadOutcome::kCancelled) {
+      const std::string note = "auto_fix: the load first failed (" + auto_fix->first_failure.summary +
+                               "); changing " + auto_fix->changed_text + " did not help";
+      auto failed = RecordFailedRun(model, attempt, run, SuggestLoadConfig(model, request, run.classification), note);
+      if (failed.ok()) failed->auto_fix = std::move(auto_fix);
+      return failed;
+    }
+  }
+  api::LoadResult result;
+  result.attempt_id = attempt;
+  result.adjusted_json = adjusted;
+  if (run.outcome == LoadOutcome::kCancelled) {
+    auto restored = RecordFinish({Finish::Kind::kCancelled, attempt, name, {}, std::nullopt, ""});
+    if (!restored.ok()) return restored.status();
+    return FailedPreconditionError("the load of '" + name + "' was cancelled (unloaded or server stopping)");
+  }
+  Finish finish{Finish::Kind::kSuccess, attempt, name, {}, std::nullopt, ""};
+  if (auto_fix) {
+    finish.healed = HealedConfig{request.load_config_json, model.load_config,
+                                 "loaded after changing " + auto_fix->changed_text + ": " +
+                                     auto_fix->first_failure.summary};
+  }
+  auto after = RecordFinish(finish);
+  if (!after.ok()) {
+    // Not durable: do not keep a model loaded that the registry does not know about.
+    (void)supervisor_.Unload(name);
+    return after.status().WithContext("loaded '" + name + "' but could not record it, so it was unloaded");
+  }
+  MW_LOG(kInfo, "load") << "model=" << name << " attempt=" << attempt << " loaded in " << run.duration_ms << " ms";
+  NoteAttemptForEnvironment(attempt, name, nullptr);
+  result.kind = api::LoadResult::Kind::kLoaded;
+  result.auto_fix = std::move(auto_fix);
+  if (model.compatibility_status == CompatStatus::kDegraded) {
+    result.warning = "model '" + name + "' has degraded compatibility (it failed after loading successfully before: " +
+                     model.compatibility_notes.value_or("") + "); it loaded this time";
+  }
+  return result;
+}
+
+Result<ModelService::AttemptRun> ModelService::RunLoad(const std::string& name, AttemptId attempt,
+                                                       const LoadRequest& request) {
   SetRuntime(name, api::LoadState::kLoading, 0.0);
   PublishModel(name);
   PublishCounts();
-
   int last_percent = -1;
   LoadObserver observer;
   observer.on_progress = [&](double progress) {
@@ -245,35 +344,20 @@ Result<api::LoadResult> ModelService::RunAttempt(const ModelRecord& model, bool 
   if (!report.ok()) {
     // No process ran (worker missing, shutting down...): not the model's fault.
     metrics_.RecordLoadAttempt(ToString(AttemptOutcome::kCancelled), "none", -1);
-    (void)RecordFinish({Finish::Kind::kCancelled, attempt, name, {}});
+    (void)RecordFinish({Finish::Kind::kCancelled, attempt, name, {}, std::nullopt, ""});
     return report.status().WithContext("could not start the load of '" + name + "'");
   }
-  api::LoadResult result;
-  result.attempt_id = attempt;
-  const double seconds = static_cast<double>(report->duration_ms) / 1000.0;
+  AttemptRun run;
+  run.outcome = report->outcome;
+  run.duration_ms = report->duration_ms;
+  run.pid = report->pid;
+  run.exit_code = report->exit_code();
+  run.signal = report->signal_name();
+  run.log_tail = report->log_tail;
   if (report->outcome == LoadOutcome::kSuccess || report->outcome == LoadOutcome::kCancelled) {
-    metrics_.RecordLoadAttempt(ToString(ToAttemptOutcome(report->outcome)), "none", seconds);
-  }
-  if (report->outcome == LoadOutcome::kSuccess) {
-    auto after = RecordFinish({Finish::Kind::kSuccess, attempt, name, {}});
-    if (!after.ok()) {
-      // Not durable: do not keep a model loaded that the registry does not know about.
-      (void)supervisor_.Unload(name);
-      return after.status().WithContext("loaded '" + name + "' but could not record it, so it was unloaded");
-    }
-    MW_LOG(kInfo, "load") << "model=" << name << " attempt=" << attempt << " loaded in " << report->duration_ms << " ms";
-    NoteAttemptForEnvironment(attempt, name, nullptr);
-    result.kind = api::LoadResult::Kind::kLoaded;
-    if (model.compatibility_status == CompatStatus::kDegraded) {
-      result.warning = "model '" + name + "' has degraded compatibility (it failed after loading successfully before: " +
-                       model.compatibility_notes.value_or("") + "); it loaded this time";
-    }
-    return result;
-  }
-  if (report->outcome == LoadOutcome::kCancelled) {
-    auto restored = RecordFinish({Finish::Kind::kCancelled, attempt, name, {}});
-    if (!restored.ok()) return restored.status();
-    return FailedPreconditionError("the load of '" + name + "' was cancelled (unloaded or server stopping)");
+    metrics_.RecordLoadAttempt(ToString(ToAttemptOutcome(report->outcome)), "none",
+                               static_cast<double>(report->duration_ms) / 1000.0);
+    return run;
   }
   // When the supervisor ended the process itself (stall timeout, protocol
   // violation), the signal it died of is ours: not evidence about the model
@@ -290,8 +374,9 @@ Result<api::LoadResult> ModelService::RunAttempt(const ModelRecord& model, bool 
   if (auto code = report->exit_code()) evidence.exit_code = *code;
   if (!ended_by_us) evidence.signal = report->signal_name();
   evidence.timed_out = report->outcome == LoadOutcome::kTimeout;
-  Classification c = CurrentClassifier().Classify(evidence);
-  FailureInfo failure;
+  const Classification c = CurrentClassifier().Classify(evidence);
+  run.classification = c;
+  FailureInfo& failure = run.failure;
   failure.outcome = ToAttemptOutcome(report->outcome);
   if (auto code = report->exit_code()) failure.exit_code = *code;
   failure.signal = report->signal_name().value_or("");
@@ -306,29 +391,35 @@ Result<api::LoadResult> ModelService::RunAttempt(const ModelRecord& model, bool 
   }
   failure.matched_line = c.matched_line;
   failure.log_excerpt = Excerpt(report->log_tail);
+  return run;
+}
+
+Result<api::LoadResult> ModelService::RecordFailedRun(const ModelRecord& model, AttemptId attempt,
+                                                      const AttemptRun& run, const std::string& suggestion,
+                                                      const std::string& extra_note) {
+  const std::string& name = model.model_name;
+  FailureInfo failure = run.failure;
   // SPEC §11: device_unavailable, or a device-level failure while the
   // environment is failing, is the environment's: the status is kept.
   const bool blamed = EnvironmentBlames(failure.category);
   if (!blamed) failure.outcome = AttemptOutcome::kEnvironmentFailure;
-  metrics_.RecordLoadAttempt(ToString(failure.outcome), failure.category, seconds);
-  auto after = RecordFinish({blamed ? Finish::Kind::kFailure : Finish::Kind::kEnvironment, attempt, name, failure});
+  metrics_.RecordLoadAttempt(ToString(failure.outcome), failure.category,
+                             static_cast<double>(run.duration_ms) / 1000.0);
+  Finish finish{blamed ? Finish::Kind::kFailure : Finish::Kind::kEnvironment, attempt, name, failure, std::nullopt,
+                blamed ? extra_note : std::string()};
+  auto after = RecordFinish(finish);
   if (!after.ok()) return after.status().WithContext("the load of '" + name + "' failed and could not be recorded");
   NoteAttemptForEnvironment(attempt, name, &failure);
   if (auto now = registry_.GetModel(name); now.ok()) after = std::move(now);  // a revert may have changed it
-  MW_LOG(kWarn, "load") << "model=" << name << " attempt=" << attempt << " " << LoadOutcomeName(report->outcome)
-                        << " category=" << failure.category << " pid=" << report->pid;
+  MW_LOG(kWarn, "load") << "model=" << name << " attempt=" << attempt << " " << LoadOutcomeName(run.outcome)
+                        << " category=" << failure.category << " pid=" << run.pid;
+  api::LoadResult result;
+  result.attempt_id = attempt;
   result.kind = api::LoadResult::Kind::kFailed;
   result.notes = after->compatibility_notes.value_or("");
   result.message = FailureMessage(name, failure.outcome, failure.summary, after->compatibility_status);
-  result.classification.category = failure.category;
-  result.classification.pattern_id = c.pattern_id;
-  result.classification.summary = failure.summary;
-  result.classification.matched_line = c.matched_line;
-  result.classification.suggested_load_config_json = SuggestedLoadConfig(model, c.suggested_load_config);
-  result.classification.outcome = std::string(ToString(failure.outcome));
-  result.classification.exit_code = report->exit_code();
-  result.classification.signal = report->signal_name();
-  result.classification.log_excerpt = Excerpt(report->log_tail, 4096);
+  result.classification =
+      ToApiClassification(run.classification, failure, run.exit_code, run.signal, run.log_tail, suggestion);
   return result;
 }
 
@@ -348,8 +439,10 @@ constexpr std::chrono::seconds kUnrecordedRetryInterval{2};
 
 Result<ModelRecord> ModelService::WriteFinish(const Finish& finish) {
   switch (finish.kind) {
-    case Finish::Kind::kSuccess: return state_machine_.FinishSuccess(finish.attempt);
-    case Finish::Kind::kFailure: return state_machine_.FinishFailure(finish.attempt, finish.failure);
+    case Finish::Kind::kSuccess:
+      return finish.healed ? state_machine_.FinishHealed(finish.attempt, *finish.healed)
+                           : state_machine_.FinishSuccess(finish.attempt);
+    case Finish::Kind::kFailure: return state_machine_.FinishFailure(finish.attempt, finish.failure, finish.extra_note);
     case Finish::Kind::kCancelled: return state_machine_.FinishCancelled(finish.attempt);
     case Finish::Kind::kEnvironment: return state_machine_.FinishEnvironmentFailure(finish.attempt, finish.failure);
   }

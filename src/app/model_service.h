@@ -141,11 +141,30 @@ class ModelService : public api::ModelApi {
     AttemptId attempt = 0;
     std::string model_name;
     FailureInfo failure;  // kFailure and kEnvironment
+    std::optional<HealedConfig> healed;  // kSuccess of an auto_fix retry: the load_config that worked
+    std::string extra_note;              // kFailure of an auto_fix retry: what it changed
+  };
+  // One attempt run by the supervisor and classified, not yet recorded.
+  struct AttemptRun {
+    LoadOutcome outcome = LoadOutcome::kFailed;
+    int64_t duration_ms = 0;
+    int pid = 0;
+    std::optional<int> exit_code;
+    std::optional<std::string> signal;
+    std::string log_tail;
+    Classification classification;
+    FailureInfo failure;  // when it failed
   };
 
   // The queue's job for one model (runs on the queue's thread).
   LoadJobResult RunJob(const std::string& name, bool force);
   LoadJobResult RunAttempt(const ModelRecord& model, bool force);
+  // Runs the worker for an attempt that has begun and classifies a failure;
+  // an error when no process ran (the attempt is then closed as cancelled).
+  Result<AttemptRun> RunLoad(const std::string& name, AttemptId attempt, const LoadRequest& request);
+  // Records a failed run (verdict or environment) and builds the 422 answer.
+  LoadJobResult RecordFailedRun(const ModelRecord& model, AttemptId attempt, const AttemptRun& run,
+                                const std::string& suggestion, const std::string& extra_note);
   Result<LoadRequest> BuildLoadRequest(const ModelRecord& model);
   api::LoadResult Refusal(const ModelRecord& model);
   void OnQueueChange(const std::string& name, LoadQueueState state);
@@ -168,6 +187,16 @@ class ModelService : public api::ModelApi {
   void AddFit(const ModelRecord& record, api::ModelView& view);  // GetModel
   // A 507 answer when the estimate exceeds free memory; nullopt to go on.
   std::optional<api::LoadResult> RefuseIfItCannotFit(const ModelRecord& model, const LoadRequest& request);
+  // auto_fit (SPEC §12): lowers the settings the user left unset in
+  // request.load_config_json so that the estimate fits; returns what it
+  // set and reports (a JSON object, empty when nothing), "" for no change.
+  std::string ApplyAutoFit(LoadRequest& request);
+  // The classifier's suggestion made concrete for this model and machine
+  // (SPEC §11, computed from the estimate for out-of-memory and flash
+  // attention failures), merged into the attempt's load_config and
+  // validated; "" when none helps or it equals `attempt_config`.
+  std::string SuggestLoadConfig(const ModelRecord& model, const LoadRequest& request,
+                                const Classification& classification);
 
   api::ModelView ToView(const ModelRecord& record);
   void PublishModel(const std::string& name);

@@ -8,6 +8,7 @@
 #include <optional>
 
 #include "compat/crash_classifier.h"
+#include "loadconfig/loadconfig.h"
 
 namespace mw {
 namespace {
@@ -125,6 +126,11 @@ int RunClassifyCommand(const std::vector<std::string>& args, std::istream& in, s
       classifier->Classify(CrashEvidence{log, options.exit_code, options.signal, options.timed_out});
   nlohmann::json suggested = nlohmann::json::object();
   for (const ConfigSetting& setting : result.suggested_load_config) suggested[setting.key] = ToJson(setting.value);
+  // Offered only when it is a valid llama.cpp load_config (a user catalog
+  // may suggest anything).
+  if (!loadconfig::ValidateLoadConfig(loadconfig::Engine::kLlamaCpp, suggested.dump()).ok()) {
+    suggested = nlohmann::json::object();
+  }
   nlohmann::json json = {
       {"category", std::string(CrashCategoryName(result.category))},
       {"pattern_id", result.pattern_id},

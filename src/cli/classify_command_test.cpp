@@ -84,6 +84,18 @@ TEST(ClassifyCommandTest, UserPatterns) {
   std::remove(patterns.c_str());
 }
 
+TEST(ClassifyCommandTest, AnInvalidSuggestionIsNotOffered) {
+  std::string patterns = WriteTemp("s.toml",
+                                   "[[pattern]]\nid = 'site.ctx'\ncategory = 'out_of_memory'\npriority = 100\n"
+                                   "regex = '''ctx too big'''\nsummary = 's'\nsuggest = { n_ctx = -5 }\n");
+  Outcome o = Classify({"--patterns", patterns}, "ctx too big\n");
+  ASSERT_EQ(o.code, 0) << o.err;
+  nlohmann::json j = nlohmann::json::parse(o.out);
+  EXPECT_EQ(j["pattern_id"], "site.ctx");
+  EXPECT_EQ(j["suggested_load_config"], nlohmann::json::object());
+  std::remove(patterns.c_str());
+}
+
 TEST(ClassifyCommandTest, BadPatternsFileIsAnError) {
   std::string patterns = WriteTemp("bad.toml",
                                    "[[pattern]]\nid = 'x'\ncategory = 'other'\nregex = '''a[z'''\nsummary = 's'\n");

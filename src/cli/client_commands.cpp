@@ -331,6 +331,20 @@ int LoadCommand(Args& args, Client& client, bool load) {
                 << ". Status: " << Str(b["model"], "compatibility_status") << "\n";
     }
     if (b.contains("warning")) std::cerr << "warning: " << Str(b, "warning") << "\n";
+    // SPEC §11 auto_fix, §12 auto_fit: what the server changed to make it load.
+    auto settings = [](const json& o) {
+      std::string text;
+      if (!o.is_object()) return text;
+      for (const auto& [key, value] : o.items()) text += (text.empty() ? "" : ", ") + key + " " + value.dump();
+      return text;
+    };
+    if (b.contains("auto_fix") && b["auto_fix"].is_object()) {
+      const json& fix = b["auto_fix"];
+      std::cout << "auto_fix: the first attempt failed (" << Str(fix.value("first_failure", json::object()), "summary")
+                << "); loaded after changing " << settings(fix.value("changed", json::object()))
+                << ", now saved in its load_config\n";
+    }
+    if (b.contains("adjusted")) std::cout << "auto_fit: loaded with " << settings(b["adjusted"]) << " to fit in memory\n";
   });
 }
 

@@ -241,6 +241,20 @@ TEST(CrashClassifierTest, FlashAttentionMentionsAloneAreHarmless) {
   EXPECT_EQ(c.summary, "unknown model architecture 'foo'");
 }
 
+// A device without flash attention turns `auto` off, and llama.cpp then
+// refuses the quantized V cache: the fix is an f16 V cache.
+TEST(CrashClassifierTest, QuantizedVCacheWithoutFlashAttentionSuggestsF16) {
+  auto c = Check("llama_context: flash_attn is not supported by this backend - forcing off\n"
+                 "llama_init_from_model: failed to initialize the context: quantized V cache was requested, "
+                 "but this requires Flash Attention\n"
+                 "common_init_from_params: failed to create context with model 'm.gguf'\n", 1);
+  EXPECT_EQ(Name(c), "flash_attention");
+  EXPECT_EQ(c.pattern_id, "flash_attention.quantized_v_cache");
+  ASSERT_EQ(c.suggested_load_config.size(), 1u);
+  EXPECT_EQ(c.suggested_load_config[0].key, "cache_type_v");
+  EXPECT_EQ(std::get<std::string>(c.suggested_load_config[0].value), "f16");
+}
+
 TEST(CrashClassifierTest, WarningBeforeFallbackIsDemoted) {
   auto c = Check("ggml_cuda_init: failed to initialize CUDA: no CUDA-capable device is detected\n"
                "load_tensors: offloading 0 layers to GPU\n"

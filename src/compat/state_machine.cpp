@@ -45,6 +45,16 @@ CompatStatus AfterFailure(int64_t total_loads) {
   return total_loads >= kDegradedAfterLoads ? CompatStatus::kDegraded : CompatStatus::kIncompatible;
 }
 
+// A failure ends an attempt as failed, crashed or timeout.
+Status CheckFailedOutcome(const FailureInfo& f) {
+  if (f.outcome != AttemptOutcome::kFailed && f.outcome != AttemptOutcome::kCrashed &&
+      f.outcome != AttemptOutcome::kTimeout) {
+    return InvalidArgumentError("a failed load attempt ends as failed, crashed or timeout, not " +
+                                std::string(ToString(f.outcome)));
+  }
+  return Status::Ok();
+}
+
 }  // namespace
 
 Result<CompatStatus> NextStatus(CompatStatus from, const TransitionInput& in) {
@@ -69,6 +79,9 @@ Result<CompatStatus> NextStatus(CompatStatus from, const TransitionInput& in) {
         return InvalidArgumentError("a cancelled attempt cannot restore status 'testing'");
       }
       return in.status_before;
+    case CompatEvent::kRetry:
+      if (!testing) return FailedPreconditionError("no load attempt is in progress");
+      return CompatStatus::kTesting;
     case CompatEvent::kServingCrashed:
       if (testing) return FailedPreconditionError("a load attempt is in progress");
       return AfterFailure(in.total_loads);
@@ -154,11 +167,17 @@ Result<ModelRecord> StateMachine::Finish(AttemptId id, CompatEvent event, Edit e
       .event = event, .total_loads = model.total_loads, .status_before = attempt.status_before};
   ASSIGN_OR_RETURN(const CompatStatus next, NextStatus(model.compatibility_status, input));
   const std::string now = NowIso8601();
+  const std::string load_config_before = model.load_config;
   model.compatibility_status = next;
   attempt.finished_at = now;
   attempt.status_after = next;
   RETURN_IF_ERROR(edit(model, attempt, now));
   RETURN_IF_ERROR(tx.WriteModelState(model));
+  if (model.load_config != load_config_before) {  // FinishHealed
+    ModelUpdate update;
+    update.load_config = model.load_config;
+    RETURN_IF_ERROR(tx.UpdateModel(model.model_name, update));
+  }
   RETURN_IF_ERROR(tx.CloseAttempt(attempt));
   ASSIGN_OR_RETURN(ModelRecord written, tx.GetModel(model.model_name));
   // COMMIT POINT "attempt outcome": the model's new status and the closed
@@ -180,16 +199,61 @@ Result<ModelRecord> StateMachine::FinishSuccess(AttemptId id) {
                 });
 }
 
-Result<ModelRecord> StateMachine::FinishFailure(AttemptId id, const FailureInfo& f) {
-  if (f.outcome != AttemptOutcome::kFailed && f.outcome != AttemptOutcome::kCrashed &&
-      f.outcome != AttemptOutcome::kTimeout) {
-    return InvalidArgumentError("a failed load attempt ends as failed, crashed or timeout, not " +
-                                std::string(ToString(f.outcome)));
+Result<ModelRecord> StateMachine::FinishHealed(AttemptId id, const HealedConfig& healed) {
+  return Finish(id, CompatEvent::kLoadSucceeded, [&healed](ModelRecord& m, AttemptRecord& a, const std::string& now) {
+    m.total_loads += 1;
+    m.last_loaded_at = now;
+    m.verdict_fingerprint = a.hardware_fingerprint;
+    a.outcome = AttemptOutcome::kSuccess;
+    std::string note = OneLine(healed.note);
+    if (m.load_config == healed.replaces) {
+      m.load_config = healed.load_config;
+    } else {
+      note += " (not saved: the load_config was changed meanwhile)";
+    }
+    const std::string notes = m.compatibility_notes.value_or("");
+    m.compatibility_notes = notes.empty() ? note : notes + "\n" + note;
+    return Status::Ok();
+  });
+}
+
+Result<AttemptId> StateMachine::RetryAttempt(AttemptId id, const FailureInfo& f, std::string_view load_config) {
+  RETURN_IF_ERROR(CheckFailedOutcome(f));
+  ASSIGN_OR_RETURN(Transaction tx, registry_.BeginWrite());
+  ASSIGN_OR_RETURN(AttemptRecord attempt, tx.GetAttempt(id));
+  if (!attempt.open()) {
+    return FailedPreconditionError("load attempt " + std::to_string(id) + " of model " +
+                                   Quoted(attempt.model_name) + " already ended; it cannot be retried");
   }
-  return Finish(id, CompatEvent::kLoadFailed, [&f](ModelRecord& m, AttemptRecord& a, const std::string& now) {
+  ASSIGN_OR_RETURN(ModelRecord model, tx.GetModel(attempt.model_name));
+  ASSIGN_OR_RETURN(const CompatStatus next, NextStatus(model.compatibility_status, {.event = CompatEvent::kRetry}));
+  attempt.finished_at = NowIso8601();
+  attempt.status_after = next;
+  attempt.outcome = f.outcome;
+  RecordFailure(f, FallbackSummary(f), attempt);
+  RETURN_IF_ERROR(tx.CloseAttempt(attempt));
+  AttemptRecord retry;
+  retry.model_name = attempt.model_name;
+  retry.forced = attempt.forced;
+  retry.status_before = attempt.status_before;
+  retry.load_config = std::string(load_config);
+  retry.hardware_fingerprint = attempt.hardware_fingerprint;
+  ASSIGN_OR_RETURN(const AttemptId retry_id, tx.InsertAttempt(retry));
+  // COMMIT POINT "retry": the failed attempt is closed and the next one is
+  // open, the model still testing: a crash from here is one failure.
+  RETURN_IF_ERROR(tx.Commit());
+  MW_LOG(kInfo, "compat") << "load attempt " << id << " failed, retried as attempt " << retry_id
+                          << " model=" << attempt.model_name << " load_config=" << OneLine(load_config);
+  return retry_id;
+}
+
+Result<ModelRecord> StateMachine::FinishFailure(AttemptId id, const FailureInfo& f, std::string_view extra_note) {
+  RETURN_IF_ERROR(CheckFailedOutcome(f));
+  return Finish(id, CompatEvent::kLoadFailed, [&f, extra_note](ModelRecord& m, AttemptRecord& a, const std::string& now) {
     const std::string summary = FallbackSummary(f);
     // total_loads before this failure decides the wording, as it decided the status.
     m.compatibility_notes = FailureNotes(m.total_loads, summary, f.matched_line);
+    if (!extra_note.empty()) *m.compatibility_notes += "\n" + OneLine(extra_note);
     m.total_failures += 1;
     m.last_failed_at = now;
     m.verdict_fingerprint = a.hardware_fingerprint;

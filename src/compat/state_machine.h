@@ -6,6 +6,7 @@
 //   compatible ───────┤
 //   degraded ─────────┼──────────────────────────►  testing
 //   incompatible ─────┘ (only with force_load)         │
+//                                                       ├─ RetryAttempt (auto_fix) ───► testing (a new attempt)
 //                                                       ├─ FinishSuccess ─────────────► compatible
 //                                                       ├─ FinishFailure,  ┌ total_loads >= 3 ► degraded
 //                                                       │  StartupCleanup ─┤
@@ -32,7 +33,9 @@
 //     BeginAttempt(name, forced, hardware_fingerprint) -> Result<AttemptId>
 //     FinishSuccess(id) / FinishFailure(id, FailureInfo) / FinishCancelled(id)
 //     FinishEnvironmentFailure(id, FailureInfo)
+//     FinishHealed(id, HealedConfig) / FinishFailure(id, FailureInfo, extra_note)
 //         -> Result<ModelRecord>   (the model after the attempt)
+//     RetryAttempt(id, FailureInfo, load_config) -> Result<AttemptId>
 //     RevertVerdicts(attempt ids, note) -> Result<std::vector<ModelRecord>>
 //     RecordServingCrash(name, FailureInfo) -> Result<ModelRecord>
 //     StartupCleanup(std::ostream&) -> Result<CleanupReport>
@@ -68,6 +71,7 @@ enum class CompatEvent {
   kStartupCleanup,  // the server died during the attempt (found at next start)
   kManualSet,       // PATCH / UI / CLI sets a status
   kServingCrashed,  // a loaded model's engine died on its own (SPEC §10)
+  kRetry,           // auto_fix (SPEC §11): a failed attempt is followed at once by another
 };
 
 struct TransitionInput {
@@ -109,6 +113,13 @@ struct FailureInfo {
 // timeout or the exit code ("Worker killed by SIGSEGV", "Load timed out", ...).
 std::string FallbackSummary(const FailureInfo& failure);
 
+// auto_fix (SPEC §11): the load_config that made a retried attempt work.
+struct HealedConfig {
+  std::string load_config;  // saved as the model's load_config ...
+  std::string replaces;     // ... if it still is this one (the user may have changed it meanwhile)
+  std::string note;         // a line added to the notes: what changed and why
+};
+
 struct CleanupReport {
   // Models that were stuck in testing, with the status they now have.
   std::vector<std::pair<std::string, CompatStatus>> marked;
@@ -145,7 +156,29 @@ class StateMachine {
   // (summary = failure.summary or FallbackSummary); the attempt records the
   // outcome and every field of `failure`. Errors as FinishSuccess, plus
   // kInvalidArgument if failure.outcome is not failed/crashed/timeout.
-  [[nodiscard]] Result<ModelRecord> FinishFailure(AttemptId id, const FailureInfo& failure);
+  // `extra_note`, when non-empty, is one more line of the notes (auto_fix:
+  // what the retry changed and that it failed too).
+  [[nodiscard]] Result<ModelRecord> FinishFailure(AttemptId id, const FailureInfo& failure,
+                                                  std::string_view extra_note = {});
+
+  // auto_fix (SPEC §11), in one transaction: attempt `id` is closed with
+  // `failure` (status_after testing, no verdict: nothing counted, the notes
+  // unchanged) and a new open attempt of the same model begins with
+  // `load_config` as its snapshot (forced, status_before and fingerprint
+  // copied), the model staying testing. COMMIT POINT "retry": a crash
+  // before the new attempt ends leaves the model testing with that open
+  // attempt, so StartupCleanup counts ONE failure for the pair; the new
+  // attempt ends with FinishHealed, FinishFailure (one verdict),
+  // FinishCancelled or FinishEnvironmentFailure.
+  //   Errors as FinishFailure.
+  [[nodiscard]] Result<AttemptId> RetryAttempt(AttemptId id, const FailureInfo& failure,
+                                               std::string_view load_config);
+
+  // FinishSuccess of a retried attempt whose load_config worked: also saves
+  // healed.load_config as the model's (unless the user changed the model's
+  // load_config since: then it is kept and the note says so) and adds
+  // healed.note to the notes.
+  [[nodiscard]] Result<ModelRecord> FinishHealed(AttemptId id, const HealedConfig& healed);
 
   // The user stopped the load before it finished: the status before the
   // attempt is restored, nothing is counted, attempt outcome cancelled.

@@ -52,6 +52,16 @@ TEST(NextStatus, FinishEventsOnlyFromTesting) {
   ExpectNext(S::kTesting, {.event = E::kLoadSucceeded}, S::kCompatible);
 }
 
+TEST(NextStatus, RetryOnlyWhileTestingAndStaysTesting) {
+  for (S from : kAllCompatStatuses) {
+    if (from == S::kTesting) {
+      ExpectNext(from, {.event = E::kRetry}, S::kTesting);
+    } else {
+      ExpectRefused(from, {.event = E::kRetry}, StatusCode::kFailedPrecondition);
+    }
+  }
+}
+
 TEST(NextStatus, FailureIsDegradedFromThreeSuccessfulLoads) {
   for (E ev : {E::kLoadFailed, E::kStartupCleanup}) {
     for (int64_t loads : {0, 1, 2})
@@ -565,6 +575,108 @@ TEST_F(StateMachineTest, StartupCleanupMarksStuckModelsAndPrintsSpecLines) {
   std::ostringstream again;
   ASSERT_TRUE(sm_->StartupCleanup(again).ok());
   EXPECT_EQ(again.str(), "\u2705 Compatibility status cleanup completed\n");
+}
+
+// ---------------------------------------------------------------- auto_fix (SPEC §11)
+
+FailureInfo OutOfMemory() {
+  FailureInfo f;
+  f.outcome = AttemptOutcome::kFailed;
+  f.exit_code = 1;
+  f.category = "out_of_memory";
+  f.pattern_id = "out_of_memory.context_buffers";
+  f.summary = "failed to allocate buffer for kv cache";
+  return f;
+}
+
+TEST_F(StateMachineTest, RetryClosesTheFailureWithoutAVerdictAndOpensTheNextAttempt) {
+  Add("m", R"({"n_ctx":16777216})");
+  const AttemptId first = Begin("m", true);
+  auto retry = sm_->RetryAttempt(first, OutOfMemory(), R"({"n_ctx":2048})");
+  ASSERT_TRUE(retry.ok()) << retry.status().ToString();
+  Open();  // the commit point was passed
+  ModelRecord m = Get("m");
+  EXPECT_EQ(m.compatibility_status, S::kTesting);
+  EXPECT_EQ(m.total_failures, 0);
+  EXPECT_FALSE(m.compatibility_notes.has_value());
+  const AttemptRecord a = Attempt(first);
+  EXPECT_EQ(a.outcome, AttemptOutcome::kFailed);
+  EXPECT_EQ(a.status_after, S::kTesting);
+  EXPECT_EQ(a.category, "out_of_memory");
+  const AttemptRecord b = Attempt(*retry);
+  EXPECT_TRUE(b.open());
+  EXPECT_TRUE(b.forced);
+  EXPECT_EQ(b.status_before, S::kUnknown);
+  EXPECT_EQ(b.load_config, R"({"n_ctx":2048})");
+  EXPECT_EQ(b.hardware_fingerprint, "cpu:test");
+  // Retrying a closed attempt, or one with a non-failure outcome, is refused.
+  EXPECT_EQ(sm_->RetryAttempt(first, OutOfMemory(), "{}").status().code(), StatusCode::kFailedPrecondition);
+  FailureInfo cancelled = OutOfMemory();
+  cancelled.outcome = AttemptOutcome::kCancelled;
+  EXPECT_EQ(sm_->RetryAttempt(*retry, cancelled, "{}").status().code(), StatusCode::kInvalidArgument);
+
+  auto healed = sm_->FinishHealed(*retry, {R"({"n_ctx":2048})", R"({"n_ctx":16777216})",
+                                           "loaded after changing n_ctx 16777216 → 2048: failed to allocate"});
+  ASSERT_TRUE(healed.ok()) << healed.status().ToString();
+  Open();
+  m = Get("m");
+  EXPECT_EQ(m.compatibility_status, S::kCompatible);
+  EXPECT_EQ(m.load_config, R"({"n_ctx":2048})");
+  EXPECT_EQ(m.total_loads, 1);
+  EXPECT_EQ(m.total_failures, 0);
+  EXPECT_EQ(m.compatibility_notes, "loaded after changing n_ctx 16777216 → 2048: failed to allocate");
+  EXPECT_EQ(Attempt(*retry).outcome, AttemptOutcome::kSuccess);
+}
+
+TEST_F(StateMachineTest, HealedConfigIsNotSavedOverAUsersChange) {
+  Add("m", R"({"n_ctx":16777216})");
+  auto retry = sm_->RetryAttempt(Begin("m"), OutOfMemory(), R"({"n_ctx":2048})");
+  ASSERT_TRUE(retry.ok());
+  ModelUpdate edit;
+  edit.load_config = R"({"n_ctx":1024})";
+  ASSERT_TRUE(sm_->ApplyManualChange("m", std::nullopt, edit).ok());
+  auto healed = sm_->FinishHealed(*retry, {R"({"n_ctx":2048})", R"({"n_ctx":16777216})", "loaded after changing"});
+  ASSERT_TRUE(healed.ok());
+  EXPECT_EQ(healed->load_config, R"({"n_ctx":1024})");
+  EXPECT_NE(healed->compatibility_notes->find("not saved"), std::string::npos);
+}
+
+TEST_F(StateMachineTest, ARetryThatFailsTooIsOneVerdict) {
+  Add("m", R"({"n_ctx":16777216})");
+  auto retry = sm_->RetryAttempt(Begin("m"), OutOfMemory(), R"({"n_ctx":2048})");
+  ASSERT_TRUE(retry.ok());
+  FailureInfo again = OutOfMemory();
+  again.summary = "still out of memory";
+  auto m = sm_->FinishFailure(*retry, again, "auto_fix: changing n_ctx 16777216 → 2048 did not help");
+  ASSERT_TRUE(m.ok()) << m.status().ToString();
+  EXPECT_EQ(m->compatibility_status, S::kIncompatible);
+  EXPECT_EQ(m->total_failures, 1);
+  EXPECT_EQ(m->load_config, R"({"n_ctx":16777216})");
+  EXPECT_EQ(m->compatibility_notes, "Hardware incompatibility detected: still out of memory\n"
+                                    "auto_fix: changing n_ctx 16777216 → 2048 did not help");
+  EXPECT_EQ(reg_->ListAttempts("m").value().size(), 2u);
+}
+
+// The server is killed between the two attempts: the next start's cleanup
+// finds the model testing with the retry open, and counts one failure.
+TEST_F(StateMachineTest, StartupCleanupAfterACrashDuringTheRetryCountsOneFailure) {
+  Add("m", R"({"n_ctx":16777216})");
+  const AttemptId first = Begin("m");
+  auto retry = sm_->RetryAttempt(first, OutOfMemory(), R"({"n_ctx":2048})");
+  ASSERT_TRUE(retry.ok());
+  Open();
+  std::ostringstream out;
+  auto report = sm_->StartupCleanup(out);
+  ASSERT_TRUE(report.ok()) << report.status().ToString();
+  EXPECT_EQ(report->marked.size(), 1u);
+  EXPECT_EQ(report->attempts_closed, 1);
+  const ModelRecord m = Get("m");
+  EXPECT_EQ(m.compatibility_status, S::kIncompatible);
+  EXPECT_EQ(m.total_failures, 1);
+  EXPECT_EQ(m.load_config, R"({"n_ctx":16777216})");
+  EXPECT_EQ(Attempt(first).outcome, AttemptOutcome::kFailed);
+  EXPECT_EQ(Attempt(*retry).outcome, AttemptOutcome::kServerCrash);
+  EXPECT_EQ(Attempt(*retry).status_after, S::kIncompatible);
 }
 
 TEST_F(StateMachineTest, ExactSpecExampleLine) {

@@ -141,6 +141,9 @@ Status ApplyServerKey(std::string_view key, const toml::node& node, const fs::pa
     ASSIGN_OR_RETURN(int64_t t, want_int("probe_interval_s"));
     if (t < 1 || t > 24 * 3600) return InvalidArgumentError("probe_interval_s must be in [1, 86400] (" + Where(node) + ")");
     config.probe_interval_s = static_cast<int>(t);
+  } else if (key == "auto_fix" || key == "auto_fit") {  // --- self-healing and fitting loads (issue 12) ---
+    if (!node.is_boolean()) return InvalidArgumentError(std::string(key) + " must be true or false (" + Where(node) + ")");
+    (key == "auto_fix" ? config.auto_fix : config.auto_fit) = *node.value<bool>();
   } else if (key == "max_queue") {  // --- /v1 serving (SPEC §10) ---
     ASSIGN_OR_RETURN(int64_t n, want_int("max_queue"));
     if (n < 0 || n > 100000) return InvalidArgumentError("max_queue must be in [0, 100000] (" + Where(node) + ")");
@@ -170,7 +173,7 @@ Status ApplyServerKey(std::string_view key, const toml::node& node, const fs::pa
                                 "); known keys: host, port, data_dir, api_key, load_timeout_s, "
                                 "crash_patterns, worker, log_format, verify, max_queue, keep_alive, memory_margin_mib, "
                                 "allow_api_commands, allowed_hosts, allowed_origins, retest_stale, probe_command, probe_interval_s, "
-                                "[locations], [engines.NAME]");
+                                "auto_fix, auto_fit, [locations], [engines.NAME]");
   }
   return Status::Ok();
 }

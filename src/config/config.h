@@ -29,6 +29,8 @@
 //   health_path = "/health"             # or ready_pattern = "..."
 //   env = { CUDA_VISIBLE_DEVICES = "0" }
 //   memory_margin_mib = 1024            # kept free on each device by the fit check (default 1024 per GPU, 512 for RAM)
+//   auto_fix = true                     # one retry with the computed suggestion after a failed load (SPEC §11)
+//   auto_fit = true                     # lower unset n_gpu_layers / n_ctx so a load fits (SPEC §12)
 //   [locations]
 //   primary = "/models"                 # default <data_dir>/models
 //   hf = "~/.cache/huggingface/hub"
@@ -105,6 +107,9 @@ struct Config {
   // `modelwarden-worker probe`) and how often it runs.
   std::vector<std::string> probe_command;
   int probe_interval_s = kDefaultProbeIntervalS;
+  // Self-healing and fitting loads (SPEC §11, §12; issue 12).
+  bool auto_fix = true;                       // retry a failed load once with the computed suggestion
+  bool auto_fit = true;                       // lower settings the user left unset so the estimate fits
 
   const EnginePreset* FindPreset(std::string_view name) const;
 

@@ -53,6 +53,8 @@ ConfigChanges DiffConfig(const Config& before, const Config& after) {
     c.applied.push_back("probe_interval_s " + std::to_string(before.probe_interval_s) + " -> " +
                         std::to_string(after.probe_interval_s));
   }
+  if (before.auto_fix != after.auto_fix) c.applied.push_back(std::string("auto_fix ") + (after.auto_fix ? "true" : "false"));
+  if (before.auto_fit != after.auto_fit) c.applied.push_back(std::string("auto_fit ") + (after.auto_fit ? "true" : "false"));
   for (const Location& old_loc : before.locations) {
     const Location* now = after.FindLocation(old_loc.name);
     if (now == nullptr) {

@@ -251,6 +251,21 @@ TEST_F(ConfigTest, ProbeCommandAndInterval) {
     EXPECT_FALSE(refused.ok()) << bad;
     EXPECT_NE(refused.status().message().find("probe_"), std::string::npos) << refused.status().message();
   }
+TEST_F(ConfigTest, AutoFixAndAutoFit) {
+  auto defaults = LoadConfig({}, env_);
+  ASSERT_TRUE(defaults.ok());
+  EXPECT_TRUE(defaults->auto_fix);
+  EXPECT_TRUE(defaults->auto_fit);
+  ServeFlags flags;
+  flags.config_file = Write("off.toml", "auto_fix = false\n[server]\nauto_fit = false\n");
+  auto config = LoadConfig(flags, env_);
+  ASSERT_TRUE(config.ok()) << config.status().ToString();
+  EXPECT_FALSE(config->auto_fix);
+  EXPECT_FALSE(config->auto_fit);
+  flags.config_file = Write("bad.toml", "auto_fix = \"yes\"\n");
+  auto bad = LoadConfig(flags, env_);
+  ASSERT_FALSE(bad.ok());
+  EXPECT_NE(bad.status().message().find("auto_fix must be true or false"), std::string::npos);
 }
 
 TEST_F(ConfigTest, BrowserDefencesAndEnginePresets) {

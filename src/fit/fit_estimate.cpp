@@ -91,8 +91,11 @@ Estimate EstimateMemory(const ModelShape& shape, const loadconfig::LlamaConfig& 
                 CacheRowBytes(c.cache_type_v.value_or(CacheType::kF16), n_embd_v));
   const int64_t n_batch = std::min<int64_t>(c.n_batch.value_or(2048), e.n_ctx);
   const int64_t n_ubatch = std::min<int64_t>(c.n_ubatch.value_or(512), n_batch);
-  e.compute = 4 * n_ubatch * (shape.vocab + 4 * shape.embedding);
-  if (c.flash_attn && *c.flash_attn == loadconfig::FlashAttn::kOff) e.compute += 4 * n_ubatch * e.n_ctx * shape.heads;
+  // ggml's allocator reuses the buffer: the peak is the larger of the logits
+  // and, without flash attention, the f32 scores of every head plus the mask.
+  const bool flash_off = c.flash_attn && *c.flash_attn == loadconfig::FlashAttn::kOff;
+  const int64_t widest = flash_off ? std::max(shape.vocab, (shape.heads + 1) * e.n_ctx) : shape.vocab;
+  e.compute = 4 * n_ubatch * (widest + 4 * shape.embedding);
   e.total = e.weights + e.kv_cache + e.compute;
 
   const std::vector<double> share = GpuShares(shape, c, devices);

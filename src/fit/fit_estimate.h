@@ -19,10 +19,12 @@
 //                  ggml's row size (f16 2 bytes, q8_0 34 per 32, q4_0 18 per
 //                  32, ...); on the devices holding the layers
 //                  (offload_kqv false: all on the CPU).
-//       compute  = 4 * n_ubatch * (vocab + 4 * embedding) (logits and
-//                  activations, f32), plus 4 * n_ubatch * n_ctx * heads for
-//                  the attention scores when flash_attn is "off"; on the
-//                  first GPU holding layers, else the CPU. n_ubatch =
+//       compute  = 4 * n_ubatch * (W + 4 * embedding) (f32, one micro-batch),
+//                  W = vocab (the logits), or with flash_attn "off" the
+//                  larger of vocab and (heads + 1) * n_ctx (the scores of
+//                  every head and the mask: ggml's allocator reuses memory,
+//                  so the peak is the larger, not the sum); on the first GPU
+//                  holding layers, else the CPU. n_ubatch =
 //                  min(n_ubatch (512), n_batch (2048), n_ctx).
 //     A device fits when bytes + margin_bytes <= free_bytes.
 //   LargestFittingCtx(shape, config, devices): the largest n_ctx (a multiple

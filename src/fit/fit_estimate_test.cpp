@@ -2,6 +2,8 @@
 
 #include <gtest/gtest.h>
 
+#include "fit/fit_test_shapes.h"
+
 namespace mw::fit {
 namespace {
 
@@ -11,20 +13,8 @@ using loadconfig::LlamaConfig;
 constexpr int64_t kGiB = int64_t{1} << 30;
 constexpr int64_t kMiB = int64_t{1} << 20;
 
-// 2 layers, embedding 64, 4 heads of 16 (KV heads 4), vocab 1000, trained on 2048.
-ModelShape Tiny() {
-  ModelShape s;
-  s.layers = 2;
-  s.embedding = 64;
-  s.heads = 4;
-  s.kv_heads = 4;
-  s.key_length = 16;
-  s.value_length = 16;
-  s.vocab = 1000;
-  s.context_train = 2048;
-  s.tensor_bytes = 1'000'000;
-  return s;
-}
+// 2 layers (512 bytes of f16 KV cache per token), trained on 2048.
+ModelShape Tiny() { return TestShape(2, 2048, 1'000'000); }
 
 std::vector<Device> Cpu(int64_t free, int64_t margin = 512 * kMiB) { return {{"CPU", false, free, margin}}; }
 
@@ -71,12 +61,16 @@ TEST(FitEstimateTest, QuantizedCacheTypesShrinkTheKvCache) {
   EXPECT_EQ(EstimateMemory(Tiny(), c, Cpu(kGiB)).kv_cache, 2048 * 2 * (68 + 36));
 }
 
-TEST(FitEstimateTest, FlashAttentionOffAddsTheScoreMatrix) {
+TEST(FitEstimateTest, FlashAttentionOffSizesTheScoresWhenWiderThanTheLogits) {
   LlamaConfig c;
   c.flash_attn = loadconfig::FlashAttn::kOff;
-  EXPECT_EQ(EstimateMemory(Tiny(), c, Cpu(kGiB)).compute, 2'572'288 + 4 * 512 * 2048 * 4);
+  // 4 heads + the mask at n_ctx 2048: 10240 columns, wider than 1000 logits.
+  EXPECT_EQ(EstimateMemory(Tiny(), c, Cpu(kGiB)).compute, 4 * 512 * (5 * 2048 + 256));
   c.n_ubatch = 128;
-  EXPECT_EQ(EstimateMemory(Tiny(), c, Cpu(kGiB)).compute, 4 * 128 * (1000 + 256) + 4 * 128 * 2048 * 4);
+  EXPECT_EQ(EstimateMemory(Tiny(), c, Cpu(kGiB)).compute, 4 * 128 * (5 * 2048 + 256));
+  ModelShape big_vocab = Tiny();
+  big_vocab.vocab = 32000;  // the logits are wider: the scores reuse their memory
+  EXPECT_EQ(EstimateMemory(big_vocab, c, Cpu(kGiB)).compute, 4 * 128 * (32000 + 256));
 }
 
 TEST(FitEstimateTest, LayersSplitBetweenGpusByFreeMemory) {

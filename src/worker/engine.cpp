@@ -103,6 +103,9 @@ struct Plan {
   ModelShape shape;
   int64_t n_ctx = 0;
   std::vector<size_t> free_before;
+  // llama.cpp's own sizes of the buffers this load allocates (weights, KV
+  // cache, compute), per device; empty when it could not say.
+  std::vector<protocol::DeviceUsage> projected;
   int64_t start_ms = 0;
 };
 
@@ -214,7 +217,8 @@ void Watch(const Plan& plan, const std::shared_ptr<Shared>& shared, StopWatcher&
   const uint64_t kv_bytes = static_cast<uint64_t>(plan.n_ctx) * static_cast<uint64_t>(plan.shape.n_layer) *
                             (ggml_row_size(GgmlCacheType(plan.config.cache_type_k), plan.shape.n_embd_k) +
                              ggml_row_size(GgmlCacheType(plan.config.cache_type_v), plan.shape.n_embd_v));
-  loaded.devices = MemoryUsedSince(plan.free_before, plan.shape.weight_bytes + kv_bytes);
+  loaded.devices = !plan.projected.empty() ? plan.projected
+                                           : MemoryUsedSince(plan.free_before, plan.shape.weight_bytes + kv_bytes);
   loaded.load_ms = MonotonicMillis() - plan.start_ms;
   {
     std::lock_guard<std::mutex> lock(shared->mu);
@@ -264,6 +268,17 @@ int RunEngine(const EngineOptions& options) {
   InitBackendsOnce();  // llama_server needs the backend plugins loaded from our lib dir
   ClearEngineEnvironment();
   plan.free_before = FreeMemoryPerDevice();
+  // memory_used as llama.cpp sizes it, compute buffers included (the formula
+  // above knows only weights and KV cache). Before llama_server: it replaces
+  // the log callback this needs to silence.
+  if (auto projected = ProjectedMemory(options.model_path, plan.config, static_cast<uint32_t>(plan.n_ctx),
+                                       static_cast<uint32_t>(plan.config.n_parallel.value_or(1)));
+      projected.ok()) {
+    plan.projected = std::move(*projected);
+  } else {
+    std::fprintf(stderr, "modelwarden-worker: no memory breakdown from llama.cpp (%s); memory_used is estimated\n",
+                 projected.status().message().c_str());
+  }
   std::vector<std::string> args =
       BuildEngineArgs({options.model_path, plan.config, plan.shape.n_ctx_train, options.verify});
   std::string line;

@@ -5,6 +5,7 @@
 #include <functional>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "common/status.h"
 #include "ggml.h"
@@ -47,6 +48,18 @@ class LlamaSession {
 
 // The ggml type of a KV cache type.
 ggml_type ToGgml(loadconfig::CacheType type);
+
+// What a load with `config` and a context of `n_ctx` for `n_seq_max`
+// sequences allocates per device, as llama.cpp itself sizes it: weights,
+// context (KV cache) and compute buffers. llama.cpp computes the sizes
+// without allocating anything (no_alloc: what its own --fit measures, and the
+// same code that sizes the real buffers); its log is silenced meanwhile.
+// CPU (host buffers) first. Requires InitBackendsOnce(). kUnavailable when
+// this llama.cpp has no memory breakdown; any error: the load itself will
+// say what is wrong.
+Result<std::vector<protocol::DeviceUsage>> ProjectedMemory(const std::string& path,
+                                                           const loadconfig::LlamaConfig& config, uint32_t n_ctx,
+                                                           uint32_t n_seq_max);
 
 // Maps a Status from LlamaSession::Load / InspectGguf to the protocol error code.
 const char* ProtocolErrorCode(const Status& status);
