@@ -27,6 +27,7 @@
 //   health_path = "/health"             # or ready_pattern = "..."
 //   env = { CUDA_VISIBLE_DEVICES = "0" }
 //   memory_margin_mib = 1024            # kept free on each device by the fit check (default 1024 per GPU, 512 for RAM)
+//   max_loaded_models = 0               # models loaded at once (0: as many as fit); LRU idle ones are unloaded to make room
 //   [locations]
 //   primary = "/models"                 # default <data_dir>/models
 //   hf = "~/.cache/huggingface/hub"
@@ -97,6 +98,9 @@ struct Config {
   // Fit before load (SPEC §12): memory kept free on every device; unset =
   // 1024 MiB per GPU, 512 MiB of RAM.
   std::optional<int64_t> memory_margin_mib;
+  // Residency (SPEC §12): at most this many models loaded at once; 0 = as
+  // many as fit. Idle models are unloaded least recently used first to make room.
+  int max_loaded_models = 0;
   bool retest_stale_auto = false;             // retest_stale = "auto" (default "ask": only shown)
 
   const EnginePreset* FindPreset(std::string_view name) const;

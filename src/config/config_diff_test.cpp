@@ -25,6 +25,7 @@ TEST(ConfigDiffTest, ReloadablePartsAndNoSecretInTheText) {
   after.load_timeout_s = 60;
   after.log_format = LogFormat::kJson;
   after.retest_stale_auto = true;
+  after.max_loaded_models = 2;
   after.crash_patterns_file = "/etc/mw/patterns.toml";
   after.locations = {{"primary", "/models"}, {"extra", "/extra"}};
   ConfigChanges c = DiffConfig(Base(), after);
@@ -35,6 +36,7 @@ TEST(ConfigDiffTest, ReloadablePartsAndNoSecretInTheText) {
   EXPECT_NE(all.find("load_timeout_s 300 -> 60"), std::string::npos) << all;
   EXPECT_NE(all.find("log_format text -> json"), std::string::npos) << all;
   EXPECT_NE(all.find("retest_stale ask -> auto"), std::string::npos) << all;
+  EXPECT_NE(all.find("max_loaded_models 0 -> 2"), std::string::npos) << all;
   EXPECT_NE(all.find("crash_patterns '' -> '/etc/mw/patterns.toml'"), std::string::npos) << all;
   EXPECT_NE(all.find("location 'primary' /var/lib/mw/models -> /models"), std::string::npos) << all;
   EXPECT_NE(all.find("location 'hf' removed"), std::string::npos) << all;
