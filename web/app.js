@@ -22,6 +22,7 @@
   const POLL_OFFLINE_MS = 3000; // poll while the event stream is down
   const POLL_BUSY_MS = 1000;    // poll while a load runs and events are down
   const STATUS_POLL_MS = 10000;
+  const STATUS_SOON_MS = 300;   // re-read the status this long after a model (un)loaded
   const EVENTS_RETRY_MS = 5000;
   // Where the API key is kept: this tab only, gone when it closes. The server
   // never writes the key into the page; the user types it once per tab.
@@ -36,6 +37,7 @@
     eventsLive: false,
     details: null,         // {name, opener, original:{status, notes, config}}
     pollTimer: 0,
+    statusTimer: 0,        // statusSoon()
     apiKey: readStoredKey(), // '' when the server needs none (or none given yet)
     keyWaiters: [],        // resolvers of requests waiting for a key to be entered
     source: null,          // the EventSource in use
@@ -465,6 +467,7 @@
     renderBanner();
     renderLoaded();
     if (state.details && state.details.name === m.model_name) onDetailsModelChanged(old, merged);
+    if (old && old.loaded !== merged.loaded) statusSoon();
   }
 
   // ------------------------------------------------------------- header --
@@ -515,6 +518,32 @@
       }));
     }
     renderLoaded();
+    renderMemory();
+  }
+
+  // SPEC §12: memory held by the loaded models (as their engines report it)
+  // against the memory free now, and the server's max_loaded_models.
+  function renderMemory() {
+    const node = $('memory-summary');
+    const mem = state.status && state.status.memory;
+    const inUse = mem ? Number(mem.in_use_bytes) : NaN;
+    const free = mem ? Number(mem.free_bytes) : NaN;
+    if (!Number.isFinite(inUse) || !Number.isFinite(free)) {
+      node.textContent = '—';
+      node.classList.add('muted');
+      return;
+    }
+    const cap = Number(state.status.max_loaded_models);
+    node.textContent = `${formatBytes(inUse)} in use · ${formatBytes(free)} free`
+      + (Number.isFinite(cap) && cap > 0 ? ` · at most ${cap} loaded` : '');
+    node.classList.remove('muted');
+  }
+
+  // A model loaded or unloaded (an eviction too): the header's memory
+  // comes from GET /api/status, read again shortly (once per burst).
+  function statusSoon() {
+    clearTimeout(state.statusTimer);
+    state.statusTimer = setTimeout(refreshStatus, STATUS_SOON_MS);
   }
 
   function renderLoaded() {

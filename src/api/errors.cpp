@@ -26,6 +26,7 @@ ErrorInfo DescribeError(ErrorKind kind) {
     case ErrorKind::kDataLoss: return {500, "data_loss"};
     case ErrorKind::kUnavailable: return {503, "unavailable"};
     case ErrorKind::kStorageReadOnly: return {503, "storage_read_only"};
+    case ErrorKind::kModelsBusy: return {503, "models_busy"};
     case ErrorKind::kTimeout: return {504, "timeout"};
     case ErrorKind::kInsufficientStorage: return {507, "insufficient_storage"};
     case ErrorKind::kInsufficientMemory: return {507, "insufficient_memory"};

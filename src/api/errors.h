@@ -37,6 +37,7 @@ enum class ErrorKind {
   kDataLoss,             // 500 corrupt database file
   kUnavailable,          // 503 shutting down, database locked, disk I/O error, too many event streams
   kStorageReadOnly,      // 503 the registry database cannot be written (read-only file or disk)
+  kModelsBusy,           // 503 max_loaded_models reached and every loaded model has requests in flight
   kTimeout,              // 504
   kInsufficientStorage,  // 507 disk full
   kInsufficientMemory,   // 507 a load refused before any attempt: the fit estimate exceeds free memory

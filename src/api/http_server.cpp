@@ -389,6 +389,10 @@ void HttpServer::Impl::SendLoadResult(httplib::Response& res, const Result<LoadR
       ErrorInfo info = DescribeError(ErrorKind::kInsufficientMemory);
       return SendJson(res, info.http_status, LoadResultToJson(*result, info.code));
     }
+    case LoadResult::Kind::kModelsBusy: {
+      ErrorInfo info = DescribeError(ErrorKind::kModelsBusy);
+      return SendJson(res, info.http_status, LoadResultToJson(*result, info.code));
+    }
   }
 }
 

@@ -141,6 +141,12 @@ json ModelJson(const ModelView& m, bool with_attempts) {
     j["attempts"] = attempts;
   }
   if (m.fit) j["fit"] = FitJson(*m.fit);
+  if (m.residency) {
+    j["memory_used"] = m.residency->memory_used;
+    j["last_used_at"] = JsonOrNull(m.residency->last_used_at);
+    j["keep_alive_until"] = JsonOrNull(m.residency->keep_alive_until);
+    j["requests_in_flight"] = m.residency->requests_in_flight;
+  }
   return j;
 }
 
@@ -251,6 +257,8 @@ std::string StatusToJson(const ServerStatus& status) {
   j["devices_error"] = status.devices_error.empty() ? json(nullptr) : json(status.devices_error);
   j["engine_presets"] = status.engine_presets;
   j["environment"] = EnvironmentJson(status.environment);
+  j["memory"] = {{"in_use_bytes", status.memory.in_use}, {"free_bytes", status.memory.free}};
+  j["max_loaded_models"] = status.max_loaded_models;
   return Dump(j);
 }
 
@@ -302,6 +310,8 @@ std::string LoadResultToJson(const LoadResult& result, std::string_view error_co
     error["notes"] = result.notes;
   } else if (result.kind == LoadResult::Kind::kInsufficientMemory) {
     error["fit"] = result.model.fit ? FitJson(*result.model.fit) : json(nullptr);
+  } else if (result.kind == LoadResult::Kind::kModelsBusy) {
+    error["busy_models"] = result.busy_models;
   } else {
     error["classification"] = ClassificationJson(result.classification);
     error["attempt_id"] = result.attempt_id ? json(*result.attempt_id) : json(nullptr);

@@ -115,6 +115,38 @@ TEST(JsonCodecTest, LoadResultBodies) {
   EXPECT_EQ(DescribeError(ErrorKind::kInsufficientMemory).code, "insufficient_memory");
 }
 
+// Residency (SPEC §12): the cap reached with every loaded model busy, and the
+// fields GET /api/status adds to each loaded model and to the server.
+TEST(JsonCodecTest, ModelsBusyAndResidency) {
+  LoadResult r;
+  r.kind = LoadResult::Kind::kModelsBusy;
+  r.message = "cannot load 'b' now";
+  r.busy_models = {"a"};
+  r.model.model_name = "b";
+  json j = json::parse(LoadResultToJson(r, "models_busy"));
+  EXPECT_EQ(j["error"]["code"], "models_busy");
+  EXPECT_EQ(j["error"]["busy_models"], json::array({"a"}));
+  EXPECT_FALSE(j["model"].contains("last_used_at"));  // residency only in the status
+  EXPECT_EQ(DescribeError(ErrorKind::kModelsBusy).http_status, 503);
+  EXPECT_EQ(DescribeError(ErrorKind::kModelsBusy).code, "models_busy");
+
+  ServerStatus status;
+  ModelView loaded;
+  loaded.model_name = "a";
+  loaded.residency = ResidencyView{1234, "2026-01-01T00:00:00.000Z", std::nullopt, 2};
+  status.loaded_models = {loaded};
+  status.memory = {1234, 99999};
+  status.max_loaded_models = 2;
+  j = json::parse(StatusToJson(status));
+  const json& m = j["loaded_models"][0];
+  EXPECT_EQ(m["memory_used"], 1234);
+  EXPECT_EQ(m["last_used_at"], "2026-01-01T00:00:00.000Z");
+  EXPECT_TRUE(m["keep_alive_until"].is_null());
+  EXPECT_EQ(m["requests_in_flight"], 2);
+  EXPECT_EQ(j["memory"], json::parse(R"({"in_use_bytes":1234,"free_bytes":99999})"));
+  EXPECT_EQ(j["max_loaded_models"], 2);
+}
+
 TEST(ErrorsTest, TableIsStable) {
   EXPECT_EQ(DescribeError(ErrorKind::kInvalidRequest).http_status, 400);
   EXPECT_EQ(DescribeError(ErrorKind::kPayloadTooLarge).code, "payload_too_large");

@@ -71,6 +71,14 @@ struct FitView {
   std::optional<int64_t> memory_used;        // while loaded: the engine's report, summed over devices
 };
 
+// A loaded model's residency (SPEC §12), GET /api/status `loaded_models` only.
+struct ResidencyView {
+  int64_t memory_used = 0;                     // the engine's report, summed over devices
+  std::optional<std::string> last_used_at;     // ISO-8601: the end of its last /v1 request, or its load
+  std::optional<std::string> keep_alive_until; // ISO-8601: when it is unloaded for idleness; null: never
+  int requests_in_flight = 0;                  // /v1 requests in its engine or waiting for a slot
+};
+
 struct ModelView {
   std::string model_name;
   std::string hf_path;
@@ -100,6 +108,7 @@ struct ModelView {
   std::optional<std::string> verdict_stale_reason;
   std::vector<AttemptView> attempts;  // newest first; filled by GetModel only
   std::optional<FitView> fit;         // GetModel only; none for a command engine or an unreadable file
+  std::optional<ResidencyView> residency;  // GetStatus's loaded_models only
 };
 
 struct RegisterRequest {
@@ -145,17 +154,19 @@ struct LoadResult {
     kIncompatible,   // 409 model_incompatible
     kFailed,         // 422 load_failed
     kInsufficientMemory,  // 507 insufficient_memory: refused before any attempt (body adds "fit")
+    kModelsBusy,     // 503 models_busy: max_loaded_models reached and every loaded model has requests in flight
   };
   Kind kind = Kind::kLoaded;
   ModelView model;
   std::string warning;  // non-empty for a degraded model that loaded
   std::string notes;    // the model's notes (kIncompatible)
-  std::string message;  // human text for kIncompatible / kFailed
+  std::string message;  // human text for kIncompatible / kFailed / kInsufficientMemory / kModelsBusy
   std::optional<int64_t> attempt_id;
   bool joined = false;  // joined an attempt already in progress
   Classification classification;  // kFailed
   std::optional<AutoFix> auto_fix;   // kLoaded (healed) or kFailed (the retry failed too)
   std::string adjusted_json;         // auto_fit (SPEC §12): unset settings it chose, JSON object; empty: none
+  std::vector<std::string> busy_models;  // kModelsBusy: the loaded models with requests in flight
 };
 
 struct DeviceInfo {
@@ -181,6 +192,12 @@ struct QueueEntry {
   std::optional<double> progress;
 };
 
+// GET /api/status "memory": the machine's memory now (SPEC §12).
+struct MemorySummary {
+  int64_t in_use = 0;  // held by loaded models, as their engines report it
+  int64_t free = 0;    // free now: RAM's MemAvailable plus each GPU's free memory
+};
+
 struct ServerStatus {
   std::string version;
   int64_t uptime_s = 0;
@@ -191,6 +208,8 @@ struct ServerStatus {
   std::map<std::string, int64_t> counts;  // by compatibility status, all five present
   std::vector<std::string> engine_presets;  // [engines.NAME] of the configuration, names only
   EnvironmentView environment;
+  MemorySummary memory;
+  int max_loaded_models = 0;  // the server option (0: as many as fit)
 };
 
 // Pushed to subscribers (the SSE endpoint) whenever a model's status,
@@ -234,6 +253,7 @@ struct InferenceAdmission {
     kLoadFailed,    // the on-demand load failed (load.classification)
     kQueueFull,     // 429 queue_full (message)
     kInsufficientMemory,  // 507 insufficient_memory: the on-demand load would not fit (load.message)
+    kModelsBusy,    // 503 models_busy: no room to load it, every loaded model is busy (message)
   };
   Kind kind = Kind::kReady;
   std::unique_ptr<InferenceLease> lease;

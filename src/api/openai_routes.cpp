@@ -178,6 +178,7 @@ void Inference(OpenAiEndpoint endpoint, const std::shared_ptr<Context>& ctx, con
     case InferenceAdmission::Kind::kQueueFull: return SendKind(res, ErrorKind::kQueueFull, admission->message);
     case InferenceAdmission::Kind::kInsufficientMemory:
       return SendKind(res, ErrorKind::kInsufficientMemory, admission->message);
+    case InferenceAdmission::Kind::kModelsBusy: return SendKind(res, ErrorKind::kModelsBusy, admission->message);
   }
   std::shared_ptr<InferenceLease> lease = std::move(admission->lease);
   if (!lease->warning.empty()) res.set_header("X-Modelwarden-Warning", HeaderSafe(lease->warning));

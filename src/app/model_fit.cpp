@@ -113,7 +113,9 @@ Result<std::optional<api::FitView>> ModelService::EstimateFit(const LoadRequest&
                                                   request.load_config_json);
   if (!validated.ok() || validated->llama() == nullptr) return std::optional<api::FitView>();
   ASSIGN_OR_RETURN(fit::ModelShape shape, ShapeOf(request.model_path));
-  const std::vector<fit::Device> devices = FitDevices();
+  std::vector<fit::Device> devices = FitDevices();
+  // Free after unloading what may be evicted (SPEC §12, model_residency.cpp).
+  AccountResidents(devices, request.model_name, /*reclaim_idle=*/true);
   const fit::Estimate e = fit::EstimateMemory(shape, *validated->llama(), devices);
   api::FitView view;
   view.estimate_bytes = e.total;
@@ -157,7 +159,7 @@ std::optional<api::LoadResult> ModelService::RefuseIfItCannotFit(const ModelReco
   api::LoadResult result;
   result.kind = api::LoadResult::Kind::kInsufficientMemory;
   std::ostringstream message;
-  message << "model '" << model.model_name << "' would not fit: it " << *fit.reason << ". Nothing was started. ";
+  message << "model '" << model.model_name << "' would not fit: it " << *fit.reason << ". Nothing was started. " << ResidencyNote(model.model_name);
   if (fit.largest_fitting_ctx) {
     message << "It would fit with load_config n_ctx " << *fit.largest_fitting_ctx << " (now " << fit.n_ctx << ")";
   } else {

@@ -108,6 +108,11 @@ Result<api::InferenceAdmission> ModelService::BeginInference(const api::Inferenc
       admission.message = load.message;
       admission.load = std::move(load);
       return admission;
+    case api::LoadResult::Kind::kModelsBusy:
+      admission.kind = api::InferenceAdmission::Kind::kModelsBusy;
+      admission.message = load.message;
+      admission.load = std::move(load);
+      return admission;
     case api::LoadResult::Kind::kLoaded:
     case api::LoadResult::Kind::kAlreadyLoaded: break;
   }

@@ -251,6 +251,8 @@ Result<api::LoadResult> ModelService::RunAttempt(const ModelRecord& model, bool 
     if (!adjusted.empty()) MW_LOG(kInfo, "load") << "model=" << name << " auto_fit adjusted " << adjusted;
     if (auto refusal = RefuseIfItCannotFit(model, request)) return *refusal;
   }
+  // Residency (SPEC §12, model_residency.cpp): unload idle models to make room.
+  if (auto no_room = MakeRoom(model, request, force)) return *no_room;
   ASSIGN_OR_RETURN(AttemptId attempt, state_machine_.BeginAttempt(name, force, Fingerprint(model)));
   MW_LOG(kInfo, "load") << "model=" << name << " attempt=" << attempt << " started (forced=" << force << ")";
   ASSIGN_OR_RETURN(AttemptRun run, RunLoad(name, attempt, request));

@@ -322,6 +322,7 @@ Result<api::ServerStatus> ModelService::GetStatus() {
   }
   status.environment = EnvironmentNow();
   for (const auto& preset : CurrentConfig()->engine_presets) status.engine_presets.push_back(preset.name);
+  FillResidency(status);  // model_residency.cpp: last use, keep-alive, memory
   std::lock_guard lock(mu_);
   status.devices = devices_;
   status.devices_error = devices_error_;

@@ -35,6 +35,15 @@
 //   stopped from outside (clean exit, SIGTERM/SIGINT/SIGHUP) is only shown
 //   not loaded, with that reason: no verdict.
 //
+//   Residency (model_residency.cpp, SPEC §12): before an attempt, MakeRoom
+//     unloads idle loaded models, least recently used first
+//     (serving::PlanEviction), while max_loaded_models is reached or the
+//     estimate does not fit the free memory now; a model with a /v1 request
+//     in flight or waiting is never unloaded (ServingGate::TryBeginUnload).
+//     The cap reached with every loaded model busy: kModelsBusy (503). The
+//     fit check counts the memory of idle models as free (they may be
+//     evicted), so its 507 is only for what cannot fit even then.
+//
 //   BeginInference (/v1, model_inference.cpp): a slot of serving::ServingGate
 //   (n_parallel in the engine, max_queue waiting, else kQueueFull), then
 //   Load(name, false) as above; the lease frees the slot and starts the
@@ -197,6 +206,22 @@ class ModelService : public api::ModelApi {
   // validated; "" when none helps or it equals `attempt_config`.
   std::string SuggestLoadConfig(const ModelRecord& model, const LoadRequest& request,
                                 const Classification& classification);
+
+  // app/model_residency.cpp (SPEC §12 "Residency"). MakeRoom runs on the
+  // queue's thread right before an attempt (after the fit check): it evicts
+  // what the cap and (unforced) the memory require, and answers kModelsBusy
+  // when the cap is reached and too few loaded models are idle; nullopt to go on.
+  std::optional<api::LoadResult> MakeRoom(const ModelRecord& model, const LoadRequest& request, bool force);
+  // Free memory as a load of `model` sees it: each GPU's probe figure less
+  // what the loaded models hold on it (RAM's MemAvailable already counts
+  // them); with reclaim_idle, plus what the idle loaded models other than
+  // `model` hold (they may be evicted to make room).
+  void AccountResidents(std::vector<fit::Device>& devices, const std::string& model, bool reclaim_idle);
+  // A sentence for the 507 message: which loaded models the free memory
+  // counts as evictable and which stay (requests in flight).
+  std::string ResidencyNote(const std::string& model);
+  bool IsBusy(const std::string& name);  // a /v1 request in flight or waiting, a load or an unload under way
+  void FillResidency(api::ServerStatus& status);  // GetStatus: last use, keep-alive, memory
 
   api::ModelView ToView(const ModelRecord& record);
   void PublishModel(const std::string& name);

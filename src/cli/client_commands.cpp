@@ -375,10 +375,26 @@ int StatusCommand(Args& args, Client& client) {
       }
       t.Print(std::cout, true);
     }
+    // Residency (SPEC §12): memory in use vs free, and each loaded model.
+    const json memory = s.value("memory", json::object());
+    std::cout << "memory: " << (memory.value("in_use_bytes", int64_t{0}) >> 20) << " MiB in use by loaded models, "
+              << (memory.value("free_bytes", int64_t{0}) >> 20) << " MiB free";
+    const int64_t cap = s.value("max_loaded_models", int64_t{0});
+    std::cout << "; max_loaded_models " << (cap > 0 ? std::to_string(cap) : std::string("0 (as many as fit)")) << "\n";
     std::cout << "loaded: ";
-    if (s["loaded_models"].empty()) std::cout << "none";
-    for (const auto& m : s["loaded_models"]) std::cout << Str(m, "model_name") << " ";
-    std::cout << "\nqueue: ";
+    if (s["loaded_models"].empty()) {
+      std::cout << "none\n";
+    } else {
+      std::cout << s["loaded_models"].size() << "\n";
+      Table t({"MODEL", "MEMORY (MiB)", "LAST USED", "KEEP-ALIVE UNTIL", "IN FLIGHT"});
+      for (const auto& m : s["loaded_models"]) {
+        const std::string until = Str(m, "keep_alive_until");
+        t.AddRow({Str(m, "model_name"), std::to_string(m.value("memory_used", int64_t{0}) >> 20), Str(m, "last_used_at"),
+                  until.empty() ? "-" : until, Str(m, "requests_in_flight")});
+      }
+      t.Print(std::cout, true);
+    }
+    std::cout << "queue: ";
     if (s["load_queue"].empty()) std::cout << "empty";
     for (const auto& q : s["load_queue"]) std::cout << Str(q, "model_name") << " (" << Str(q, "state") << ") ";
     std::cout << "\n";

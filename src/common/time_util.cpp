@@ -9,9 +9,17 @@ namespace mw {
 
 std::string NowIso8601() {
   using namespace std::chrono;
-  const auto now = system_clock::now();
-  const auto ms = duration_cast<milliseconds>(now.time_since_epoch()).count() % 1000;
-  const std::time_t t = system_clock::to_time_t(now);
+  return Iso8601FromUnixMillis(duration_cast<milliseconds>(system_clock::now().time_since_epoch()).count());
+}
+
+std::string Iso8601FromUnixMillis(int64_t unix_ms) {
+  int64_t ms = unix_ms % 1000;
+  int64_t seconds = unix_ms / 1000;
+  if (ms < 0) {
+    ms += 1000;
+    seconds -= 1;
+  }
+  const std::time_t t = static_cast<std::time_t>(seconds);
   std::tm tm{};
   gmtime_r(&t, &tm);
   char buf[40];
@@ -43,6 +51,12 @@ std::optional<std::chrono::system_clock::time_point> ParseIso8601(std::string_vi
   const std::time_t t = timegm(&tm);
   if (t == static_cast<std::time_t>(-1)) return std::nullopt;
   return std::chrono::system_clock::from_time_t(t) + std::chrono::milliseconds(ms);
+}
+
+int64_t MonotonicToUnixMillis(int64_t monotonic_ms) {
+  using namespace std::chrono;
+  const int64_t unix_now = duration_cast<milliseconds>(system_clock::now().time_since_epoch()).count();
+  return unix_now + (monotonic_ms - MonotonicMillis());
 }
 
 int64_t MonotonicMillis() {

@@ -13,6 +13,10 @@ namespace mw {
 std::string NowIso8601();
 // The inverse of NowIso8601 ("YYYY-MM-DDTHH:MM:SS[.mmm]Z"); nullopt for any other text.
 std::optional<std::chrono::system_clock::time_point> ParseIso8601(std::string_view text);
+// The same form for a time in milliseconds since the Unix epoch.
+std::string Iso8601FromUnixMillis(int64_t unix_ms);
+// The wall-clock time (ms since the Unix epoch) of a MonotonicMillis() reading.
+int64_t MonotonicToUnixMillis(int64_t monotonic_ms);
 // Milliseconds on the monotonic clock (for durations and timeouts).
 int64_t MonotonicMillis();
 

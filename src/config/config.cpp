@@ -106,6 +106,12 @@ Status ApplyServerKey(std::string_view key, const toml::node& node, const fs::pa
     ASSIGN_OR_RETURN(int64_t m, want_int("memory_margin_mib"));
     if (m < 0 || m > 1024 * 1024) return InvalidArgumentError("memory_margin_mib out of range (" + Where(node) + ")");
     config.memory_margin_mib = m;
+  } else if (key == "max_loaded_models") {
+    ASSIGN_OR_RETURN(int64_t n, want_int("max_loaded_models"));
+    if (n < 0 || n > 1000) {
+      return InvalidArgumentError("max_loaded_models must be in [0, 1000] (0: as many as fit) (" + Where(node) + ")");
+    }
+    config.max_loaded_models = static_cast<int>(n);
   } else if (key == "crash_patterns") {
     ASSIGN_OR_RETURN(std::string s, want_string("crash_patterns"));
     config.crash_patterns_file = ExpandPath(s, base_dir, env);
@@ -173,7 +179,7 @@ Status ApplyServerKey(std::string_view key, const toml::node& node, const fs::pa
                                 "); known keys: host, port, data_dir, api_key, load_timeout_s, "
                                 "crash_patterns, worker, log_format, verify, max_queue, keep_alive, memory_margin_mib, "
                                 "allow_api_commands, allowed_hosts, allowed_origins, retest_stale, probe_command, probe_interval_s, "
-                                "auto_fix, auto_fit, [locations], [engines.NAME]");
+                                "auto_fix, auto_fit, max_loaded_models, [locations], [engines.NAME]");
   }
   return Status::Ok();
 }

@@ -31,6 +31,7 @@
 //   memory_margin_mib = 1024            # kept free on each device by the fit check (default 1024 per GPU, 512 for RAM)
 //   auto_fix = true                     # one retry with the computed suggestion after a failed load (SPEC §11)
 //   auto_fit = true                     # lower unset n_gpu_layers / n_ctx so a load fits (SPEC §12)
+//   max_loaded_models = 0               # models loaded at once (0: as many as fit); LRU idle ones are unloaded to make room
 //   [locations]
 //   primary = "/models"                 # default <data_dir>/models
 //   hf = "~/.cache/huggingface/hub"
@@ -102,6 +103,9 @@ struct Config {
   // Fit before load (SPEC §12): memory kept free on every device; unset =
   // 1024 MiB per GPU, 512 MiB of RAM.
   std::optional<int64_t> memory_margin_mib;
+  // Residency (SPEC §12): at most this many models loaded at once; 0 = as
+  // many as fit. Idle models are unloaded least recently used first to make room.
+  int max_loaded_models = 0;
   bool retest_stale_auto = false;             // retest_stale = "auto" (default "ask": only shown)
   // SPEC §11 device re-probe: the program that lists the devices (empty:
   // `modelwarden-worker probe`) and how often it runs.

@@ -28,6 +28,10 @@ ConfigChanges DiffConfig(const Config& before, const Config& after) {
     auto shown = [](const std::optional<int64_t>& m) { return m ? std::to_string(*m) : std::string("default"); };
     c.applied.push_back("memory_margin_mib " + shown(before.memory_margin_mib) + " -> " + shown(after.memory_margin_mib));
   }
+  if (before.max_loaded_models != after.max_loaded_models) {
+    c.applied.push_back("max_loaded_models " + std::to_string(before.max_loaded_models) + " -> " +
+                        std::to_string(after.max_loaded_models));
+  }
   if (before.crash_patterns_file != after.crash_patterns_file) {
     c.applied.push_back("crash_patterns " + Quoted(before.crash_patterns_file.string()) + " -> " +
                         Quoted(after.crash_patterns_file.string()));

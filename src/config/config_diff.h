@@ -1,9 +1,10 @@
 // config/config_diff.h: what changed between two configurations, for the
 // SIGHUP reload (SPEC §13). Pure; thread-compatible.
 //
-// Reloadable while the server runs: api_key, load_timeout_s, [locations],
-// crash_patterns (the file is re-read on every reload even when its path is
-// the same), log_format. Needing a restart: host, port, data_dir, worker.
+// Reloadable while the server runs: api_key, load_timeout_s, memory_margin_mib,
+// max_loaded_models, [locations], crash_patterns (the file is re-read on
+// every reload even when its path is the same), log_format. Needing a
+// restart: host, port, data_dir, worker.
 #pragma once
 
 #include <string>

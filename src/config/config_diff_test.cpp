@@ -27,6 +27,7 @@ TEST(ConfigDiffTest, ReloadablePartsAndNoSecretInTheText) {
   after.retest_stale_auto = true;
   after.probe_command = {"/opt/probe", "--json"};
   after.probe_interval_s = 5;
+  after.max_loaded_models = 2;
   after.crash_patterns_file = "/etc/mw/patterns.toml";
   after.locations = {{"primary", "/models"}, {"extra", "/extra"}};
   ConfigChanges c = DiffConfig(Base(), after);
@@ -39,6 +40,7 @@ TEST(ConfigDiffTest, ReloadablePartsAndNoSecretInTheText) {
   EXPECT_NE(all.find("retest_stale ask -> auto"), std::string::npos) << all;
   EXPECT_NE(all.find("probe_command (modelwarden-worker probe) -> /opt/probe --json"), std::string::npos) << all;
   EXPECT_NE(all.find("probe_interval_s 30 -> 5"), std::string::npos) << all;
+  EXPECT_NE(all.find("max_loaded_models 0 -> 2"), std::string::npos) << all;
   EXPECT_NE(all.find("crash_patterns '' -> '/etc/mw/patterns.toml'"), std::string::npos) << all;
   EXPECT_NE(all.find("location 'primary' /var/lib/mw/models -> /models"), std::string::npos) << all;
   EXPECT_NE(all.find("location 'hf' removed"), std::string::npos) << all;

@@ -188,6 +188,21 @@ TEST_F(ConfigTest, MemoryMargin) {
   EXPECT_NE(bad.status().message().find("memory_margin_mib"), std::string::npos);
 }
 
+TEST_F(ConfigTest, MaxLoadedModels) {
+  auto unset = LoadConfig({}, env_);
+  ASSERT_TRUE(unset.ok());
+  EXPECT_EQ(unset->max_loaded_models, 0);  // as many as fit
+  Config config;
+  ASSERT_TRUE(ApplyToml("[server]\nmax_loaded_models = 2\n", dir_, env_, config).ok());
+  EXPECT_EQ(config.max_loaded_models, 2);
+  Status negative = ApplyToml("max_loaded_models = -1\n", dir_, env_, config);
+  ASSERT_FALSE(negative.ok());
+  EXPECT_NE(negative.message().find("max_loaded_models must be in [0, 1000]"), std::string::npos) << negative.message();
+  EXPECT_FALSE(ApplyToml("max_loaded_models = \"2\"\n", dir_, env_, config).ok());
+  EXPECT_FALSE(ApplyToml("max_loaded_models = 1001\n", dir_, env_, config).ok());
+  EXPECT_EQ(config.max_loaded_models, 2);
+}
+
 TEST_F(ConfigTest, BadFlags) {
   EXPECT_FALSE(ParseServeFlags({"--bogus"}).ok());
   EXPECT_FALSE(ParseServeFlags({"--port"}).ok());

@@ -118,6 +118,11 @@ void Metrics::RecordWorkerDeath(std::string_view category) {
   ++worker_deaths_[std::string(category.empty() ? "unknown" : category)];
 }
 
+void Metrics::RecordEviction(std::string_view reason) {
+  std::lock_guard lock(mu_);
+  ++evictions_[std::string(reason)];
+}
+
 void Metrics::SetEnvironmentFailing(bool failing) {
   std::lock_guard lock(mu_);
   environment_failing_ = failing;
@@ -179,6 +184,11 @@ std::string Metrics::Render(const Snapshot& snapshot) const {
          "Workers that died after their model had loaded, by crash category.");
   for (const auto& [category, n] : worker_deaths_) {
     Sample(out, "modelwarden_worker_deaths_total", {{"category", category}}, static_cast<double>(n));
+  }
+  Header(out, "modelwarden_evictions_total", "counter",
+         "Idle models unloaded to make room for another, by reason (max_loaded_models or memory).");
+  for (const auto& [reason, n] : evictions_) {
+    Sample(out, "modelwarden_evictions_total", {{"reason", reason}}, static_cast<double>(n));
   }
   Header(out, "modelwarden_environment_failing", "gauge",
          "1 while recent load failures are blamed on the environment rather than the models.");

@@ -15,6 +15,7 @@
 //   modelwarden_load_attempts_total{outcome,category}   counter: finished load attempts
 //   modelwarden_load_duration_seconds                   histogram: attempt duration (spawn -> outcome)
 //   modelwarden_worker_deaths_total{category}           counter: loaded workers that died
+//   modelwarden_evictions_total{reason}                 counter: idle models unloaded to make room (SPEC §12)
 //   modelwarden_environment_failing                     gauge: 1 while the environment is judged failing
 //   modelwarden_requests_total{model,code}              counter: inference requests by HTTP status
 //   modelwarden_time_to_first_token_seconds             histogram
@@ -88,6 +89,9 @@ class Metrics {
   void RecordLoadAttempt(std::string_view outcome, std::string_view category, double seconds);
   // A worker died after its model had loaded.
   void RecordWorkerDeath(std::string_view category);
+  // An idle model was unloaded to make room for another: reason
+  // "max_loaded_models" or "memory".
+  void RecordEviction(std::string_view reason);
   void SetEnvironmentFailing(bool failing);
 
   // Inference (/v1): see the header comment.
@@ -108,6 +112,7 @@ class Metrics {
   std::map<std::pair<std::string, std::string>, uint64_t> load_attempts_;  // (outcome, category)
   Histogram load_duration_;
   std::map<std::string, uint64_t> worker_deaths_;  // category
+  std::map<std::string, uint64_t> evictions_;      // reason
   bool environment_failing_ = false;
   std::map<std::pair<std::string, int>, uint64_t> requests_;  // (model, code)
   Histogram first_token_;

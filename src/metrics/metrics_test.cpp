@@ -18,7 +18,7 @@ TEST(MetricsTest, EmptyServerRendersEveryFamilyWithHelpAndType) {
   s.version = "1.2.3";
   std::string text = m.Render(s);
   for (const char* name : {"modelwarden_models", "modelwarden_load_attempts_total", "modelwarden_load_duration_seconds",
-                           "modelwarden_loaded_models", "modelwarden_environment_failing",
+                           "modelwarden_loaded_models", "modelwarden_environment_failing", "modelwarden_evictions_total",
                            "modelwarden_requests_total", "modelwarden_time_to_first_token_seconds",
                            "modelwarden_tokens_generated_total", "modelwarden_queue_depth"}) {
     EXPECT_NE(text.find(std::string("# HELP ") + name + " "), std::string::npos) << name;
@@ -61,7 +61,12 @@ TEST(MetricsTest, InferenceCallsAndEnvironmentSetter) {
   m.SetQueueDepth(4);
   m.AddQueueDepth(-1);
   m.SetEnvironmentFailing(true);
+  m.RecordEviction("max_loaded_models");
+  m.RecordEviction("max_loaded_models");
+  m.RecordEviction("memory");
   std::string text = m.Render({});
+  EXPECT_TRUE(Has(text, "modelwarden_evictions_total{reason=\"max_loaded_models\"} 2"));
+  EXPECT_TRUE(Has(text, "modelwarden_evictions_total{reason=\"memory\"} 1"));
   EXPECT_TRUE(Has(text, "modelwarden_requests_total{model=\"phi\",code=\"200\"} 2"));
   EXPECT_TRUE(Has(text, "modelwarden_requests_total{model=\"\",code=\"404\"} 1"));
   EXPECT_TRUE(Has(text, "modelwarden_tokens_generated_total{model=\"phi\"} 15"));

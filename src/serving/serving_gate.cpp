@@ -65,6 +65,7 @@ void ServingGate::Release(const std::string& model, int64_t keep_alive_ms, int64
   if (it == entries_.end()) return;
   Entry& e = it->second;
   if (e.in_engine > 0) --e.in_engine;
+  e.last_used = now_ms;
   if (e.in_engine == 0 && e.waiting == 0) {
     if (keep_alive_ms == kForever) {
       e.idle_deadline.reset();
@@ -106,6 +107,28 @@ std::optional<int64_t> ServingGate::NextDeadline() const {
 void ServingGate::ClearIdle(const std::string& model) {
   std::lock_guard lock(mu_);
   if (auto it = entries_.find(model); it != entries_.end()) it->second.idle_deadline.reset();
+}
+
+void ServingGate::MarkUsed(const std::string& model, int64_t now_ms) {
+  std::lock_guard lock(mu_);
+  entries_[model].last_used = now_ms;
+}
+
+bool ServingGate::TryBeginUnload(const std::string& model) {
+  std::lock_guard lock(mu_);
+  Entry& e = entries_[model];
+  if (e.in_engine > 0 || e.waiting > 0 || e.unloading) return false;
+  e.unloading = true;
+  e.idle_deadline.reset();
+  return true;
+}
+
+ServingGate::Usage ServingGate::UsageOf(const std::string& model) const {
+  std::lock_guard lock(mu_);
+  auto it = entries_.find(model);
+  if (it == entries_.end()) return {};
+  const Entry& e = it->second;
+  return {e.in_engine, e.waiting, e.unloading, e.idle_deadline, e.last_used};
 }
 
 int ServingGate::InEngine(const std::string& model) const {

@@ -11,6 +11,10 @@
 //   - the owner's reaper asks DueForUnload(now): each model returned is
 //     marked `unloading` (new requests wait for EndUnload, then load it
 //     again), so a request is never handed an engine that is being stopped.
+//   - residency (SPEC §12): a model's last use is the end of its last
+//     request (every release) or MarkUsed (its load); TryBeginUnload marks
+//     one model `unloading` only if no request holds or waits for a slot,
+//     so an eviction never takes an engine from a request in flight.
 //
 // Pure logic over a clock the caller passes in (milliseconds); no threads of
 // its own. Thread-safe: Acquire blocks its caller; everything else is quick.
@@ -83,6 +87,21 @@ class ServingGate {
   // Forgets the idle deadline (the model was unloaded or died by other means).
   void ClearIdle(const std::string& model);
 
+  // Residency (SPEC §12). MarkUsed: the model was used at now_ms (its load).
+  void MarkUsed(const std::string& model, int64_t now_ms);
+  // If no request holds or waits for a slot of `model` and it is not being
+  // unloaded: marks it unloading (pass it to EndUnload afterwards) and
+  // clears its idle deadline; true. Else false and nothing changes.
+  bool TryBeginUnload(const std::string& model);
+  struct Usage {
+    int in_engine = 0;
+    int waiting = 0;
+    bool unloading = false;
+    std::optional<int64_t> idle_deadline;  // ms on the gate's clock
+    std::optional<int64_t> last_used;      // ms on the gate's clock
+  };
+  Usage UsageOf(const std::string& model) const;
+
   // For status and tests.
   int InEngine(const std::string& model) const;
   int Waiting(const std::string& model) const;
@@ -99,6 +118,7 @@ class ServingGate {
     uint64_t serving = 0;       // the next ticket allowed in
     bool unloading = false;
     std::optional<int64_t> idle_deadline;
+    std::optional<int64_t> last_used;
   };
   void Release(const std::string& model, int64_t keep_alive_ms, int64_t now_ms);
 

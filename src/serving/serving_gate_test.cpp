@@ -103,6 +103,46 @@ TEST(ServingGate, ArrivalOrderAndClose) {
   EXPECT_EQ(gate.Acquire("m", limits, 0).status().code(), StatusCode::kUnavailable);
 }
 
+// Residency (SPEC §12): an eviction never takes a model with a request in
+// flight or waiting; last use is the end of the last request or MarkUsed.
+TEST(ServingGate, TryBeginUnloadOnlyWhenIdleAndLastUse) {
+  ServingGate gate(&FakeClock);
+  EXPECT_FALSE(gate.UsageOf("m").last_used);
+  gate.MarkUsed("m", 100);  // loaded at 100
+  EXPECT_EQ(gate.UsageOf("m").last_used, 100);
+  auto s = gate.Acquire("m", {1, 4}, 5000);
+  ASSERT_TRUE(s.ok());
+  EXPECT_EQ(gate.UsageOf("m").in_engine, 1);
+  EXPECT_FALSE(gate.TryBeginUnload("m"));  // in flight
+  EXPECT_EQ(gate.UsageOf("m").last_used, 100);  // a running request is not a use yet
+  s->Release(900);
+  ServingGate::Usage u = gate.UsageOf("m");
+  EXPECT_EQ(u.last_used, 900);
+  EXPECT_EQ(u.idle_deadline, 5900);
+  EXPECT_TRUE(gate.TryBeginUnload("m"));
+  u = gate.UsageOf("m");
+  EXPECT_TRUE(u.unloading);
+  EXPECT_FALSE(u.idle_deadline);
+  EXPECT_FALSE(gate.TryBeginUnload("m"));  // once
+  EXPECT_TRUE(gate.DueForUnload(99999).empty());
+  // A request arriving meanwhile waits, and then the model is busy again.
+  auto later = std::async(std::launch::async, [&] { return gate.Acquire("m", {1, 4}, 0); });
+  while (gate.Waiting("m") != 1) std::this_thread::yield();
+  gate.EndUnload("m");
+  auto again = later.get();
+  ASSERT_TRUE(again.ok());
+  EXPECT_FALSE(gate.TryBeginUnload("m"));
+  // Queued behind a running request: idle only when both are done.
+  auto waiter = std::async(std::launch::async, [&] { return gate.Acquire("m", {1, 4}, 0); });
+  while (gate.Waiting("m") != 1) std::this_thread::yield();
+  again->Release(1000);
+  auto third = waiter.get();
+  ASSERT_TRUE(third.ok());
+  EXPECT_FALSE(gate.TryBeginUnload("m"));
+  third->Release(1100);
+  EXPECT_TRUE(gate.TryBeginUnload("m"));
+}
+
 TEST(Duration, Parse) {
   EXPECT_EQ(*ParseDurationMs("5m"), 300000);
   EXPECT_EQ(*ParseDurationMs("30s"), 30000);

@@ -460,6 +460,36 @@ describe('web page against the real server', () => {
     assertClean(o);
   });
 
+  // SPEC §12: memory in use by the loaded models against the memory free,
+  // from GET /api/status, following loads and unloads (evictions too).
+  it('the header shows the memory in use by loaded models against the memory free', TEST, async () => {
+    await registerTiny('tiny-mem', { load_config: { n_ctx: 256 } });
+    const o = await open();
+    const { page } = o;
+    const summary = page.locator('#memory-summary');
+    const shape = /^(\d+(\.\d)? (B|KiB|MiB|GiB|TiB)) in use · \d+(\.\d)? (B|KiB|MiB|GiB|TiB) free$/;
+    await page.waitForFunction(() => document.getElementById('memory-summary').textContent.includes(' free'));
+    const inUse = async () => (await summary.textContent()).split(' in use')[0];
+    assert.match(await summary.textContent(), shape);
+    const before = await inUse();
+    const status = await server.ok('GET', '/api/status');
+    assert.equal(typeof status.memory.in_use_bytes, 'number');
+    assert.equal(typeof status.memory.free_bytes, 'number');
+
+    await server.ok('POST', '/api/orchestrate/load', { model_name: 'tiny-mem' });
+    const held = (await server.ok('GET', '/api/status')).loaded_models.find((m) => m.model_name === 'tiny-mem');
+    assert.ok(held && held.memory_used > 0, JSON.stringify(held));
+    await page.waitForFunction((b) => !document.getElementById('memory-summary').textContent.startsWith(`${b} in use`),
+      before, { timeout: 20000 });
+    assert.match(await summary.textContent(), shape);
+    await server.ok('POST', '/api/orchestrate/unload', { model_name: 'tiny-mem' });
+    await page.waitForFunction((b) => document.getElementById('memory-summary').textContent.startsWith(`${b} in use`),
+      before, { timeout: 20000 });
+    // Text only: the summary is a single text node.
+    assert.equal(await page.evaluate(() => document.getElementById('memory-summary').children.length), 0);
+    assertClean(o);
+  });
+
   it('shows a banner when the recent loads of several models all failed', TEST, async () => {
     const o = await open();
     const { page } = o;
