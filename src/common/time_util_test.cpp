@@ -19,14 +19,16 @@ TEST(TimeUtilTest, Iso8601RoundTrips) {
                           "2026-12-03T11:00:00+01:00"}) {
     EXPECT_FALSE(ParseIso8601(bad).has_value()) << bad;
   }
-TEST(TimeUtil, Iso8601FromUnixMillis) {
+}
+
+TEST(TimeUtilTest, Iso8601FromUnixMillis) {
   EXPECT_EQ(Iso8601FromUnixMillis(0), "1970-01-01T00:00:00.000Z");
   EXPECT_EQ(Iso8601FromUnixMillis(1764763200123), "2025-12-03T12:00:00.123Z");
   EXPECT_EQ(Iso8601FromUnixMillis(-1), "1969-12-31T23:59:59.999Z");
   EXPECT_EQ(NowIso8601().size(), 24u);
 }
 
-TEST(TimeUtil, MonotonicToUnixMillis) {
+TEST(TimeUtilTest, MonotonicToUnixMillis) {
   const int64_t mono = MonotonicMillis();
   const int64_t a = MonotonicToUnixMillis(mono);
   const int64_t b = MonotonicToUnixMillis(mono + 60000);

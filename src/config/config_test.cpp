@@ -266,6 +266,8 @@ TEST_F(ConfigTest, ProbeCommandAndInterval) {
     EXPECT_FALSE(refused.ok()) << bad;
     EXPECT_NE(refused.status().message().find("probe_"), std::string::npos) << refused.status().message();
   }
+}
+
 TEST_F(ConfigTest, AutoFixAndAutoFit) {
   auto defaults = LoadConfig({}, env_);
   ASSERT_TRUE(defaults.ok());
