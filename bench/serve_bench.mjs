@@ -352,7 +352,9 @@ function fsyncMs(dir) {
 async function benchCrash() {
   const label = 'crash -> outcome durable';
   try {
-    const server = await startServer('crash');
+    // The crashing loader is an argv sent through the API (SPEC §9.1: only
+    // with allow_api_commands).
+    const server = await startServer('crash', 'allow_api_commands = true\n');
     try {
       const stamp = path.join(tmpRoot, 'crash', 'stamp');
       await expectOk(server.port, 'POST', '/api/models', {
