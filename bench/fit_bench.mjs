@@ -50,8 +50,9 @@ let server = null;
 async function main() {
   const models = path.join(tmp, 'data', 'models');
   fs.mkdirSync(models, { recursive: true });
-  for (const s of shapes) execFileSync(bin('modelwarden'), ['make-test-model', path.join(models, `${s.name}.gguf`), ...s.args]);
-  execFileSync(bin('modelwarden'), ['make-test-model', path.join(models, 'deep128.gguf'), '--layers', '128']);
+  const make = (file, args) => execFileSync(bin('modelwarden'), ['make-test-model', path.join(models, file), ...args], { stdio: 'ignore' });
+  for (const s of shapes) make(`${s.name}.gguf`, s.args);
+  make('deep128.gguf', ['--layers', '128']);
   const port = await freePort();
   server = spawn(bin('modelwarden'), ['serve', '--port', String(port), '--data-dir', path.join(tmp, 'data')],
     { stdio: ['ignore', 'ignore', fs.openSync(path.join(tmp, 'server.log'), 'w')] });

@@ -159,7 +159,9 @@ class RealWorkerFaultTest : public FaultFixture, public ::testing::WithParamInte
 
 TEST_P(RealWorkerFaultTest, KilledDuringLoad) {
   const int sig = GetParam();
-  ASSERT_TRUE(StartServer());
+  // auto_fix off: a SIGKILL reads as the out-of-memory killer, which auto_fix
+  // would heal with a smaller n_ctx; this test is about the first verdict.
+  ASSERT_TRUE(StartServer({}, "auto_fix = false\n"));
   ASSERT_TRUE(AddTestModelFile("real.gguf"));
   ASSERT_EQ(RegisterModel(url(), {{"model_name", "real"}, {"file_path", "real.gguf"}}).status, 201);
   const std::string model_path = data_dir() + "/models/real.gguf";
