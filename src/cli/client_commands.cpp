@@ -382,10 +382,10 @@ int StatusCommand(Args& args, Client& client) {
     const int64_t cap = s.value("max_loaded_models", int64_t{0});
     std::cout << "; max_loaded_models " << (cap > 0 ? std::to_string(cap) : std::string("0 (as many as fit)")) << "\n";
     std::cout << "loaded: ";
-    if (s["loaded_models"].empty()) {
-      std::cout << "none\n";
-    } else {
-      std::cout << s["loaded_models"].size() << "\n";
+    if (s["loaded_models"].empty()) std::cout << "none";
+    for (const auto& m : s["loaded_models"]) std::cout << Str(m, "model_name") << " ";
+    std::cout << "\n";
+    if (!s["loaded_models"].empty()) {
       Table t({"MODEL", "MEMORY (MiB)", "LAST USED", "KEEP-ALIVE UNTIL", "IN FLIGHT"});
       for (const auto& m : s["loaded_models"]) {
         const std::string until = Str(m, "keep_alive_until");
