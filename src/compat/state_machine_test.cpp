@@ -7,6 +7,7 @@
 
 #include <sstream>
 
+#include "registry/pg_test_util.h"
 #include "registry/registry_test_util.h"
 
 namespace mw {
@@ -119,9 +120,17 @@ TEST(FallbackSummary, FromTimeoutSignalOrExitCode) {
 
 // ---------------------------------------------------------------- on a registry
 
-class StateMachineTest : public ::testing::Test {
+// On both registry backends (SQLite file, PostgreSQL schema).
+class StateMachineTest : public ::testing::TestWithParam<testing_util::BackendKind> {
  protected:
-  void SetUp() override { Open(); }
+  void SetUp() override {
+    std::string skip, error;
+    if (!target_.Prepare(&skip, &error)) {
+      if (!skip.empty()) GTEST_SKIP() << skip;
+      FAIL() << error;
+    }
+    Open();
+  }
   void TearDown() override {
     if (reg_) {
       EXPECT_TRUE(reg_->CheckIntegrity().ok());
@@ -130,7 +139,7 @@ class StateMachineTest : public ::testing::Test {
   void Open() {
     sm_.reset();
     reg_.reset();
-    auto reg = Registry::Open(dir_.File("registry.db"));
+    auto reg = Registry::Open(target_.location());
     ASSERT_TRUE(reg.ok()) << reg.status().ToString();
     reg_ = std::move(reg).value();
     sm_ = std::make_unique<StateMachine>(*reg_);
@@ -167,12 +176,14 @@ class StateMachineTest : public ::testing::Test {
     ASSERT_TRUE(tx->Commit().ok());
   }
 
-  testing_util::TempDir dir_;
+  testing_util::RegistryTarget target_{GetParam()};
   std::unique_ptr<Registry> reg_;
   std::unique_ptr<StateMachine> sm_;
 };
+INSTANTIATE_TEST_SUITE_P(Backends, StateMachineTest, ::testing::ValuesIn(testing_util::kAllBackends),
+                         testing_util::BackendNamer());
 
-TEST_F(StateMachineTest, BeginMarksTestingAndSnapshotsConfigDurably) {
+TEST_P(StateMachineTest, BeginMarksTestingAndSnapshotsConfigDurably) {
   Add("m", R"({"n_ctx": 256})");
   const AttemptId id = Begin("m");
   ASSERT_GT(id, 0);
@@ -186,7 +197,7 @@ TEST_F(StateMachineTest, BeginMarksTestingAndSnapshotsConfigDurably) {
   EXPECT_FALSE(a.forced);
 }
 
-TEST_F(StateMachineTest, BeginIsRefusedWhenNotAllowed) {
+TEST_P(StateMachineTest, BeginIsRefusedWhenNotAllowed) {
   Add("a");
   Add("b");
   EXPECT_EQ(sm_->BeginAttempt("ghost", false, "").status().code(), StatusCode::kNotFound);
@@ -201,7 +212,7 @@ TEST_F(StateMachineTest, BeginIsRefusedWhenNotAllowed) {
   EXPECT_EQ(Get("b").compatibility_status, S::kCompatible);
 }
 
-TEST_F(StateMachineTest, SuccessMakesCompatibleAndCountsTheLoad) {
+TEST_P(StateMachineTest, SuccessMakesCompatibleAndCountsTheLoad) {
   Add("m");
   const AttemptId id = Begin("m");
   auto m = sm_->FinishSuccess(id);
@@ -220,7 +231,7 @@ TEST_F(StateMachineTest, SuccessMakesCompatibleAndCountsTheLoad) {
   EXPECT_EQ(sm_->FinishSuccess(12345).status().code(), StatusCode::kNotFound);
 }
 
-TEST_F(StateMachineTest, FirstFailureIsIncompatibleWithClassifiedNotes) {
+TEST_P(StateMachineTest, FirstFailureIsIncompatibleWithClassifiedNotes) {
   Add("m");
   const AttemptId id = Begin("m");
   FailureInfo f;
@@ -253,7 +264,7 @@ TEST_F(StateMachineTest, FirstFailureIsIncompatibleWithClassifiedNotes) {
   EXPECT_EQ(a.log_excerpt, f.log_excerpt);
 }
 
-TEST_F(StateMachineTest, ThreeSuccessesThenFailureIsDegraded) {
+TEST_P(StateMachineTest, ThreeSuccessesThenFailureIsDegraded) {
   Add("m");
   SucceedTimes("m", 3);
   FailureInfo f;
@@ -274,7 +285,7 @@ TEST_F(StateMachineTest, ThreeSuccessesThenFailureIsDegraded) {
   EXPECT_EQ(again->total_loads, 4);
 }
 
-TEST_F(StateMachineTest, ServingCrashRecordsAClosedAttemptAndMovesTheStatus) {
+TEST_P(StateMachineTest, ServingCrashRecordsAClosedAttemptAndMovesTheStatus) {
   Add("m", R"({"n_ctx": 512})");
   SucceedTimes("m", 1);
   FailureInfo f;
@@ -317,7 +328,7 @@ TEST_F(StateMachineTest, ServingCrashRecordsAClosedAttemptAndMovesTheStatus) {
   EXPECT_EQ(sm_->RecordServingCrash("gone", f).status().code(), StatusCode::kNotFound);
 }
 
-TEST_F(StateMachineTest, ServingCrashWhileANewAttemptRunsKeepsTheStatus) {
+TEST_P(StateMachineTest, ServingCrashWhileANewAttemptRunsKeepsTheStatus) {
   Add("m");
   SucceedTimes("m", 1);
   const AttemptId running = Begin("m");
@@ -334,7 +345,7 @@ TEST_F(StateMachineTest, ServingCrashWhileANewAttemptRunsKeepsTheStatus) {
 
 // SPEC §11 with §10: an engine that dies while serving because the device
 // went away is the environment's failure: recorded, status and counters kept.
-TEST_F(StateMachineTest, ServingCrashOfTheEnvironmentKeepsTheStatus) {
+TEST_P(StateMachineTest, ServingCrashOfTheEnvironmentKeepsTheStatus) {
   Add("m");
   SucceedTimes("m", 1);
   FailureInfo f;
@@ -357,7 +368,7 @@ TEST_F(StateMachineTest, ServingCrashOfTheEnvironmentKeepsTheStatus) {
   EXPECT_EQ(a.category, "device_unavailable");
 }
 
-TEST_F(StateMachineTest, TwoSuccessesThenFailureIsIncompatible) {
+TEST_P(StateMachineTest, TwoSuccessesThenFailureIsIncompatible) {
   Add("m");
   SucceedTimes("m", 2);
   FailureInfo f;
@@ -368,7 +379,7 @@ TEST_F(StateMachineTest, TwoSuccessesThenFailureIsIncompatible) {
   EXPECT_EQ(m->compatibility_notes, "Hardware incompatibility detected: Load timed out");
 }
 
-TEST_F(StateMachineTest, IncompatibleNeedsForceAndForcedSuccessMakesCompatible) {
+TEST_P(StateMachineTest, IncompatibleNeedsForceAndForcedSuccessMakesCompatible) {
   Add("m");
   FailureInfo f;
   f.summary = "flash attention not supported";
@@ -384,7 +395,7 @@ TEST_F(StateMachineTest, IncompatibleNeedsForceAndForcedSuccessMakesCompatible) 
   EXPECT_EQ(m->compatibility_status, S::kCompatible);
 }
 
-TEST_F(StateMachineTest, ForcedFailureStaysIncompatibleAndCounts) {
+TEST_P(StateMachineTest, ForcedFailureStaysIncompatibleAndCounts) {
   Add("m");
   ASSERT_TRUE(sm_->FinishFailure(Begin("m"), FailureInfo{}).ok());
   auto m = sm_->FinishFailure(Begin("m", true),
@@ -395,7 +406,7 @@ TEST_F(StateMachineTest, ForcedFailureStaysIncompatibleAndCounts) {
   EXPECT_EQ(m->compatibility_notes, "Hardware incompatibility detected: Worker killed by SIGSEGV");
 }
 
-TEST_F(StateMachineTest, CancelRestoresStatusAndCountsNothing) {
+TEST_P(StateMachineTest, CancelRestoresStatusAndCountsNothing) {
   Add("m");
   SucceedTimes("m", 1);
   const AttemptId id = Begin("m");
@@ -410,7 +421,7 @@ TEST_F(StateMachineTest, CancelRestoresStatusAndCountsNothing) {
 
 // SPEC §11: the environment's failure keeps the status and counts nothing,
 // but the attempt keeps its evidence.
-TEST_F(StateMachineTest, EnvironmentFailureKeepsStatusAndRecordsEvidence) {
+TEST_P(StateMachineTest, EnvironmentFailureKeepsStatusAndRecordsEvidence) {
   Add("m");
   SucceedTimes("m", 1);
   EXPECT_EQ(Get("m").verdict_fingerprint, "cpu:test");  // a success is a verdict
@@ -429,7 +440,7 @@ TEST_F(StateMachineTest, EnvironmentFailureKeepsStatusAndRecordsEvidence) {
   EXPECT_EQ(a.summary, "no usable GPU device (no CUDA-capable device is detected)");
 }
 
-TEST_F(StateMachineTest, RevertVerdictsRestoresStatusBeforeWhenStillInForce) {
+TEST_P(StateMachineTest, RevertVerdictsRestoresStatusBeforeWhenStillInForce) {
   Add("a");
   Add("b");
   Add("c");
@@ -458,7 +469,7 @@ TEST_F(StateMachineTest, RevertVerdictsRestoresStatusBeforeWhenStillInForce) {
   EXPECT_TRUE(sm_->RevertVerdicts({fa, fb, fc}, "again")->empty());
 }
 
-TEST_F(StateMachineTest, FailureOutcomeMustBeAFailure) {
+TEST_P(StateMachineTest, FailureOutcomeMustBeAFailure) {
   Add("m");
   const AttemptId id = Begin("m");
   for (auto o : {AttemptOutcome::kSuccess, AttemptOutcome::kCancelled, AttemptOutcome::kServerCrash}) {
@@ -469,7 +480,7 @@ TEST_F(StateMachineTest, FailureOutcomeMustBeAFailure) {
   EXPECT_TRUE(sm_->FinishCancelled(id).ok());
 }
 
-TEST_F(StateMachineTest, ManualStatusNeverTestingNeverWhileTesting) {
+TEST_P(StateMachineTest, ManualStatusNeverTestingNeverWhileTesting) {
   Add("m");
   EXPECT_EQ(sm_->SetStatusManually("m", S::kTesting).status().code(), StatusCode::kInvalidArgument);
   EXPECT_EQ(sm_->SetStatusManually("ghost", S::kUnknown).status().code(), StatusCode::kNotFound);
@@ -488,7 +499,7 @@ TEST_F(StateMachineTest, ManualStatusNeverTestingNeverWhileTesting) {
   }
 }
 
-TEST_F(StateMachineTest, ManualChangeWritesStatusAndFieldsTogetherOrNothing) {
+TEST_P(StateMachineTest, ManualChangeWritesStatusAndFieldsTogetherOrNothing) {
   Add("m");
   ModelUpdate fields;
   fields.compatibility_notes = "works with flash attention off";
@@ -519,7 +530,7 @@ TEST_F(StateMachineTest, ManualChangeWritesStatusAndFieldsTogetherOrNothing) {
   EXPECT_EQ(n->compatibility_notes, "edited");
 }
 
-TEST_F(StateMachineTest, StartupCleanupWithNothingStuckPrintsOnlyCompletion) {
+TEST_P(StateMachineTest, StartupCleanupWithNothingStuckPrintsOnlyCompletion) {
   Add("m");
   std::ostringstream out;
   auto report = sm_->StartupCleanup(out);
@@ -529,7 +540,7 @@ TEST_F(StateMachineTest, StartupCleanupWithNothingStuckPrintsOnlyCompletion) {
   EXPECT_EQ(report->attempts_closed, 0);
 }
 
-TEST_F(StateMachineTest, StartupCleanupMarksStuckModelsAndPrintsSpecLines) {
+TEST_P(StateMachineTest, StartupCleanupMarksStuckModelsAndPrintsSpecLines) {
   Add("phi-mini");
   Add("llama-veteran");
   Add("bystander");
@@ -567,7 +578,7 @@ TEST_F(StateMachineTest, StartupCleanupMarksStuckModelsAndPrintsSpecLines) {
   EXPECT_EQ(again.str(), "\u2705 Compatibility status cleanup completed\n");
 }
 
-TEST_F(StateMachineTest, ExactSpecExampleLine) {
+TEST_P(StateMachineTest, ExactSpecExampleLine) {
   Add("Microsoft-phi-mini-4k");
   Begin("Microsoft-phi-mini-4k");
   std::ostringstream out;
