@@ -2,11 +2,16 @@
 // with an open attempt each (as after a crash of an older, unqueued server).
 // Each iteration re-creates the stuck state with the registry closed, then
 // times StartupCleanup alone, and separately Open + StartupCleanup.
+// BM_DurableAttemptCommits: the registry's share of one load (the durable
+// `testing` commit and the success record) on SQLite and on PostgreSQL 15
+// (a private cluster with fsync on, over its unix socket).
 #include <benchmark/benchmark.h>
 
+#include <cstdlib>
 #include <sstream>
 
 #include "compat/state_machine.h"
+#include "registry/pg_test_util.h"
 #include "registry/registry_test_util.h"
 
 namespace {
@@ -61,6 +66,44 @@ BENCHMARK(BM_StartupCleanup)
     ->Arg(1)
     ->Unit(benchmark::kMillisecond)
     ->Iterations(5);
+
+void BM_DurableAttemptCommits(benchmark::State& state) {
+  mw::testing_util::TempDir dir;
+  std::string location = dir.File("registry.db");
+  std::unique_ptr<mw::testing_util::PgPrivateCluster> cluster;
+  if (state.range(0) != 0) {
+    setenv("MW_PG_FSYNC", "on", 1);
+    cluster = std::make_unique<mw::testing_util::PgPrivateCluster>();
+    std::string skip, error;
+    if (!cluster->Start(&skip, &error)) {
+      state.SkipWithError((skip.empty() ? error : skip).c_str());
+      return;
+    }
+    location = cluster->url();
+  }
+  auto reg = mw::Registry::Open(location);
+  mw::ModelRecord m;
+  m.model_name = "m";
+  m.file_path = "m.gguf";
+  if (!reg.ok() || !(*reg)->AddModel(m).ok()) {
+    state.SkipWithError("cannot open the registry");
+    return;
+  }
+  mw::StateMachine sm(**reg);
+  for (auto _ : state) {
+    auto id = sm.BeginAttempt("m", false, "cpu:bench");
+    if (!id.ok() || !sm.FinishSuccess(*id).ok()) {
+      state.SkipWithError("attempt failed");
+      return;
+    }
+  }
+}
+BENCHMARK(BM_DurableAttemptCommits)
+    ->ArgName("postgresql")
+    ->Arg(0)
+    ->Arg(1)
+    ->Unit(benchmark::kMillisecond)
+    ->Iterations(200);
 
 }  // namespace
 

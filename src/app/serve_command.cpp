@@ -102,8 +102,8 @@ int RunServe(const std::vector<std::string>& args) {
   // One server per data directory (the startup cleanup relies on it); held until exit.
   auto data_dir_lock = PidLock::Acquire(config.data_dir / "modelwarden.lock");
   if (!data_dir_lock.ok()) return Fail("data directory " + config.data_dir.string(), data_dir_lock.status());
-  auto registry = Registry::Open(config.RegistryPath().string());
-  if (!registry.ok()) return Fail("registry " + config.RegistryPath().string(), registry.status());
+  auto registry = Registry::Open(config.RegistryLocation());
+  if (!registry.ok()) return Fail("registry", registry.status());
   StateMachine state_machine(**registry);
   const int64_t cleanup_start_ms = MonotonicMillis();
   auto cleanup = state_machine.StartupCleanup(std::cout);

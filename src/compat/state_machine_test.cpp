@@ -7,6 +7,7 @@
 
 #include <sstream>
 
+#include "registry/pg_test_util.h"
 #include "registry/registry_test_util.h"
 
 namespace mw {
@@ -129,9 +130,17 @@ TEST(FallbackSummary, FromTimeoutSignalOrExitCode) {
 
 // ---------------------------------------------------------------- on a registry
 
-class StateMachineTest : public ::testing::Test {
+// On both registry backends (SQLite file, PostgreSQL schema).
+class StateMachineTest : public ::testing::TestWithParam<testing_util::BackendKind> {
  protected:
-  void SetUp() override { Open(); }
+  void SetUp() override {
+    std::string skip, error;
+    if (!target_.Prepare(&skip, &error)) {
+      if (!skip.empty()) GTEST_SKIP() << skip;
+      FAIL() << error;
+    }
+    Open();
+  }
   void TearDown() override {
     if (reg_) {
       EXPECT_TRUE(reg_->CheckIntegrity().ok());
@@ -140,7 +149,7 @@ class StateMachineTest : public ::testing::Test {
   void Open() {
     sm_.reset();
     reg_.reset();
-    auto reg = Registry::Open(dir_.File("registry.db"));
+    auto reg = Registry::Open(target_.location());
     ASSERT_TRUE(reg.ok()) << reg.status().ToString();
     reg_ = std::move(reg).value();
     sm_ = std::make_unique<StateMachine>(*reg_);
@@ -177,12 +186,14 @@ class StateMachineTest : public ::testing::Test {
     ASSERT_TRUE(tx->Commit().ok());
   }
 
-  testing_util::TempDir dir_;
+  testing_util::RegistryTarget target_{GetParam()};
   std::unique_ptr<Registry> reg_;
   std::unique_ptr<StateMachine> sm_;
 };
+INSTANTIATE_TEST_SUITE_P(Backends, StateMachineTest, ::testing::ValuesIn(testing_util::kAllBackends),
+                         testing_util::BackendNamer());
 
-TEST_F(StateMachineTest, BeginMarksTestingAndSnapshotsConfigDurably) {
+TEST_P(StateMachineTest, BeginMarksTestingAndSnapshotsConfigDurably) {
   Add("m", R"({"n_ctx": 256})");
   const AttemptId id = Begin("m");
   ASSERT_GT(id, 0);
@@ -196,7 +207,7 @@ TEST_F(StateMachineTest, BeginMarksTestingAndSnapshotsConfigDurably) {
   EXPECT_FALSE(a.forced);
 }
 
-TEST_F(StateMachineTest, BeginIsRefusedWhenNotAllowed) {
+TEST_P(StateMachineTest, BeginIsRefusedWhenNotAllowed) {
   Add("a");
   Add("b");
   EXPECT_EQ(sm_->BeginAttempt("ghost", false, "").status().code(), StatusCode::kNotFound);
@@ -211,7 +222,7 @@ TEST_F(StateMachineTest, BeginIsRefusedWhenNotAllowed) {
   EXPECT_EQ(Get("b").compatibility_status, S::kCompatible);
 }
 
-TEST_F(StateMachineTest, SuccessMakesCompatibleAndCountsTheLoad) {
+TEST_P(StateMachineTest, SuccessMakesCompatibleAndCountsTheLoad) {
   Add("m");
   const AttemptId id = Begin("m");
   auto m = sm_->FinishSuccess(id);
@@ -230,7 +241,7 @@ TEST_F(StateMachineTest, SuccessMakesCompatibleAndCountsTheLoad) {
   EXPECT_EQ(sm_->FinishSuccess(12345).status().code(), StatusCode::kNotFound);
 }
 
-TEST_F(StateMachineTest, FirstFailureIsIncompatibleWithClassifiedNotes) {
+TEST_P(StateMachineTest, FirstFailureIsIncompatibleWithClassifiedNotes) {
   Add("m");
   const AttemptId id = Begin("m");
   FailureInfo f;
@@ -263,7 +274,7 @@ TEST_F(StateMachineTest, FirstFailureIsIncompatibleWithClassifiedNotes) {
   EXPECT_EQ(a.log_excerpt, f.log_excerpt);
 }
 
-TEST_F(StateMachineTest, ThreeSuccessesThenFailureIsDegraded) {
+TEST_P(StateMachineTest, ThreeSuccessesThenFailureIsDegraded) {
   Add("m");
   SucceedTimes("m", 3);
   FailureInfo f;
@@ -284,7 +295,7 @@ TEST_F(StateMachineTest, ThreeSuccessesThenFailureIsDegraded) {
   EXPECT_EQ(again->total_loads, 4);
 }
 
-TEST_F(StateMachineTest, ServingCrashRecordsAClosedAttemptAndMovesTheStatus) {
+TEST_P(StateMachineTest, ServingCrashRecordsAClosedAttemptAndMovesTheStatus) {
   Add("m", R"({"n_ctx": 512})");
   SucceedTimes("m", 1);
   FailureInfo f;
@@ -327,7 +338,7 @@ TEST_F(StateMachineTest, ServingCrashRecordsAClosedAttemptAndMovesTheStatus) {
   EXPECT_EQ(sm_->RecordServingCrash("gone", f).status().code(), StatusCode::kNotFound);
 }
 
-TEST_F(StateMachineTest, ServingCrashWhileANewAttemptRunsKeepsTheStatus) {
+TEST_P(StateMachineTest, ServingCrashWhileANewAttemptRunsKeepsTheStatus) {
   Add("m");
   SucceedTimes("m", 1);
   const AttemptId running = Begin("m");
@@ -344,7 +355,7 @@ TEST_F(StateMachineTest, ServingCrashWhileANewAttemptRunsKeepsTheStatus) {
 
 // SPEC §11 with §10: an engine that dies while serving because the device
 // went away is the environment's failure: recorded, status and counters kept.
-TEST_F(StateMachineTest, ServingCrashOfTheEnvironmentKeepsTheStatus) {
+TEST_P(StateMachineTest, ServingCrashOfTheEnvironmentKeepsTheStatus) {
   Add("m");
   SucceedTimes("m", 1);
   FailureInfo f;
@@ -367,7 +378,7 @@ TEST_F(StateMachineTest, ServingCrashOfTheEnvironmentKeepsTheStatus) {
   EXPECT_EQ(a.category, "device_unavailable");
 }
 
-TEST_F(StateMachineTest, TwoSuccessesThenFailureIsIncompatible) {
+TEST_P(StateMachineTest, TwoSuccessesThenFailureIsIncompatible) {
   Add("m");
   SucceedTimes("m", 2);
   FailureInfo f;
@@ -378,7 +389,7 @@ TEST_F(StateMachineTest, TwoSuccessesThenFailureIsIncompatible) {
   EXPECT_EQ(m->compatibility_notes, "Hardware incompatibility detected: Load timed out");
 }
 
-TEST_F(StateMachineTest, IncompatibleNeedsForceAndForcedSuccessMakesCompatible) {
+TEST_P(StateMachineTest, IncompatibleNeedsForceAndForcedSuccessMakesCompatible) {
   Add("m");
   FailureInfo f;
   f.summary = "flash attention not supported";
@@ -394,7 +405,7 @@ TEST_F(StateMachineTest, IncompatibleNeedsForceAndForcedSuccessMakesCompatible) 
   EXPECT_EQ(m->compatibility_status, S::kCompatible);
 }
 
-TEST_F(StateMachineTest, ForcedFailureStaysIncompatibleAndCounts) {
+TEST_P(StateMachineTest, ForcedFailureStaysIncompatibleAndCounts) {
   Add("m");
   ASSERT_TRUE(sm_->FinishFailure(Begin("m"), FailureInfo{}).ok());
   auto m = sm_->FinishFailure(Begin("m", true),
@@ -405,7 +416,7 @@ TEST_F(StateMachineTest, ForcedFailureStaysIncompatibleAndCounts) {
   EXPECT_EQ(m->compatibility_notes, "Hardware incompatibility detected: Worker killed by SIGSEGV");
 }
 
-TEST_F(StateMachineTest, CancelRestoresStatusAndCountsNothing) {
+TEST_P(StateMachineTest, CancelRestoresStatusAndCountsNothing) {
   Add("m");
   SucceedTimes("m", 1);
   const AttemptId id = Begin("m");
@@ -420,7 +431,7 @@ TEST_F(StateMachineTest, CancelRestoresStatusAndCountsNothing) {
 
 // SPEC §11: the environment's failure keeps the status and counts nothing,
 // but the attempt keeps its evidence.
-TEST_F(StateMachineTest, EnvironmentFailureKeepsStatusAndRecordsEvidence) {
+TEST_P(StateMachineTest, EnvironmentFailureKeepsStatusAndRecordsEvidence) {
   Add("m");
   SucceedTimes("m", 1);
   EXPECT_EQ(Get("m").verdict_fingerprint, "cpu:test");  // a success is a verdict
@@ -439,7 +450,7 @@ TEST_F(StateMachineTest, EnvironmentFailureKeepsStatusAndRecordsEvidence) {
   EXPECT_EQ(a.summary, "no usable GPU device (no CUDA-capable device is detected)");
 }
 
-TEST_F(StateMachineTest, RevertVerdictsRestoresStatusBeforeWhenStillInForce) {
+TEST_P(StateMachineTest, RevertVerdictsRestoresStatusBeforeWhenStillInForce) {
   Add("a");
   Add("b");
   Add("c");
@@ -468,7 +479,7 @@ TEST_F(StateMachineTest, RevertVerdictsRestoresStatusBeforeWhenStillInForce) {
   EXPECT_TRUE(sm_->RevertVerdicts({fa, fb, fc}, "again")->empty());
 }
 
-TEST_F(StateMachineTest, FailureOutcomeMustBeAFailure) {
+TEST_P(StateMachineTest, FailureOutcomeMustBeAFailure) {
   Add("m");
   const AttemptId id = Begin("m");
   for (auto o : {AttemptOutcome::kSuccess, AttemptOutcome::kCancelled, AttemptOutcome::kServerCrash}) {
@@ -479,7 +490,7 @@ TEST_F(StateMachineTest, FailureOutcomeMustBeAFailure) {
   EXPECT_TRUE(sm_->FinishCancelled(id).ok());
 }
 
-TEST_F(StateMachineTest, ManualStatusNeverTestingNeverWhileTesting) {
+TEST_P(StateMachineTest, ManualStatusNeverTestingNeverWhileTesting) {
   Add("m");
   EXPECT_EQ(sm_->SetStatusManually("m", S::kTesting).status().code(), StatusCode::kInvalidArgument);
   EXPECT_EQ(sm_->SetStatusManually("ghost", S::kUnknown).status().code(), StatusCode::kNotFound);
@@ -498,7 +509,7 @@ TEST_F(StateMachineTest, ManualStatusNeverTestingNeverWhileTesting) {
   }
 }
 
-TEST_F(StateMachineTest, ManualChangeWritesStatusAndFieldsTogetherOrNothing) {
+TEST_P(StateMachineTest, ManualChangeWritesStatusAndFieldsTogetherOrNothing) {
   Add("m");
   ModelUpdate fields;
   fields.compatibility_notes = "works with flash attention off";
@@ -529,7 +540,7 @@ TEST_F(StateMachineTest, ManualChangeWritesStatusAndFieldsTogetherOrNothing) {
   EXPECT_EQ(n->compatibility_notes, "edited");
 }
 
-TEST_F(StateMachineTest, StartupCleanupWithNothingStuckPrintsOnlyCompletion) {
+TEST_P(StateMachineTest, StartupCleanupWithNothingStuckPrintsOnlyCompletion) {
   Add("m");
   std::ostringstream out;
   auto report = sm_->StartupCleanup(out);
@@ -539,7 +550,7 @@ TEST_F(StateMachineTest, StartupCleanupWithNothingStuckPrintsOnlyCompletion) {
   EXPECT_EQ(report->attempts_closed, 0);
 }
 
-TEST_F(StateMachineTest, StartupCleanupMarksStuckModelsAndPrintsSpecLines) {
+TEST_P(StateMachineTest, StartupCleanupMarksStuckModelsAndPrintsSpecLines) {
   Add("phi-mini");
   Add("llama-veteran");
   Add("bystander");
@@ -589,7 +600,7 @@ FailureInfo OutOfMemory() {
   return f;
 }
 
-TEST_F(StateMachineTest, RetryClosesTheFailureWithoutAVerdictAndOpensTheNextAttempt) {
+TEST_P(StateMachineTest, RetryClosesTheFailureWithoutAVerdictAndOpensTheNextAttempt) {
   Add("m", R"({"n_ctx":16777216})");
   const AttemptId first = Begin("m", true);
   auto retry = sm_->RetryAttempt(first, OutOfMemory(), R"({"n_ctx":2048})");
@@ -628,7 +639,7 @@ TEST_F(StateMachineTest, RetryClosesTheFailureWithoutAVerdictAndOpensTheNextAtte
   EXPECT_EQ(Attempt(*retry).outcome, AttemptOutcome::kSuccess);
 }
 
-TEST_F(StateMachineTest, HealedConfigIsNotSavedOverAUsersChange) {
+TEST_P(StateMachineTest, HealedConfigIsNotSavedOverAUsersChange) {
   Add("m", R"({"n_ctx":16777216})");
   auto retry = sm_->RetryAttempt(Begin("m"), OutOfMemory(), R"({"n_ctx":2048})");
   ASSERT_TRUE(retry.ok());
@@ -641,7 +652,7 @@ TEST_F(StateMachineTest, HealedConfigIsNotSavedOverAUsersChange) {
   EXPECT_NE(healed->compatibility_notes->find("not saved"), std::string::npos);
 }
 
-TEST_F(StateMachineTest, ARetryThatFailsTooIsOneVerdict) {
+TEST_P(StateMachineTest, ARetryThatFailsTooIsOneVerdict) {
   Add("m", R"({"n_ctx":16777216})");
   auto retry = sm_->RetryAttempt(Begin("m"), OutOfMemory(), R"({"n_ctx":2048})");
   ASSERT_TRUE(retry.ok());
@@ -659,7 +670,7 @@ TEST_F(StateMachineTest, ARetryThatFailsTooIsOneVerdict) {
 
 // The server is killed between the two attempts: the next start's cleanup
 // finds the model testing with the retry open, and counts one failure.
-TEST_F(StateMachineTest, StartupCleanupAfterACrashDuringTheRetryCountsOneFailure) {
+TEST_P(StateMachineTest, StartupCleanupAfterACrashDuringTheRetryCountsOneFailure) {
   Add("m", R"({"n_ctx":16777216})");
   const AttemptId first = Begin("m");
   auto retry = sm_->RetryAttempt(first, OutOfMemory(), R"({"n_ctx":2048})");
@@ -679,7 +690,7 @@ TEST_F(StateMachineTest, StartupCleanupAfterACrashDuringTheRetryCountsOneFailure
   EXPECT_EQ(Attempt(*retry).status_after, S::kIncompatible);
 }
 
-TEST_F(StateMachineTest, ExactSpecExampleLine) {
+TEST_P(StateMachineTest, ExactSpecExampleLine) {
   Add("Microsoft-phi-mini-4k");
   Begin("Microsoft-phi-mini-4k");
   std::ostringstream out;

@@ -96,6 +96,12 @@ Status ApplyServerKey(std::string_view key, const toml::node& node, const fs::pa
   } else if (key == "data_dir") {
     ASSIGN_OR_RETURN(std::string s, want_string("data_dir"));
     config.data_dir = ExpandPath(s, base_dir, env);
+  } else if (key == "registry") {  // SPEC §14
+    ASSIGN_OR_RETURN(config.registry_url, want_string("registry"));
+    if (!config.registry_url.starts_with("postgresql://") && !config.registry_url.starts_with("postgres://")) {
+      return InvalidArgumentError("registry must be a PostgreSQL URL like \"postgresql://user@host/db\" (leave it "
+                                  "out for the SQLite file in data_dir) (" + Where(node) + ")");
+    }
   } else if (key == "api_key") {
     ASSIGN_OR_RETURN(config.api_key, want_string("api_key"));
   } else if (key == "load_timeout_s") {
@@ -176,7 +182,7 @@ Status ApplyServerKey(std::string_view key, const toml::node& node, const fs::pa
     }
   } else {
     return InvalidArgumentError("unknown configuration key '" + std::string(key) + "' (" + Where(node) +
-                                "); known keys: host, port, data_dir, api_key, load_timeout_s, "
+                                "); known keys: host, port, data_dir, registry, api_key, load_timeout_s, "
                                 "crash_patterns, worker, log_format, verify, max_queue, keep_alive, memory_margin_mib, "
                                 "allow_api_commands, allowed_hosts, allowed_origins, retest_stale, probe_command, probe_interval_s, "
                                 "auto_fix, auto_fit, max_loaded_models, [locations], [engines.NAME]");

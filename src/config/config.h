@@ -10,6 +10,8 @@
 //   host = "127.0.0.1"
 //   port = 8080
 //   data_dir = "/var/lib/modelwarden"   # holds registry.db
+//   registry = "postgresql://mw@db.lan/modelwarden"  # keep the registry in PostgreSQL (SPEC §14);
+//                                       # default: SQLite file <data_dir>/registry.db
 //   api_key = "..."                     # required when host is not loopback
 //   load_timeout_s = 300
 //   crash_patterns = "patterns.toml"    # extra classifier catalog entries (format: data/crash_patterns.toml)
@@ -85,6 +87,9 @@ struct Config {
   std::string host{kDefaultHost};
   int port = kDefaultPort;  // 0 = any free port (the server prints the one it got)
   std::filesystem::path data_dir;
+  // SPEC §14: a postgresql:// (or postgres://) URL; empty: the SQLite file
+  // RegistryPath(). Restart-only.
+  std::string registry_url;
   // "primary" is always present and always first.
   std::vector<Location> locations;
   int load_timeout_s = kDefaultLoadTimeoutS;
@@ -127,6 +132,8 @@ struct Config {
   // The path of a location by name, or nullptr.
   const Location* FindLocation(std::string_view name) const;
   std::filesystem::path RegistryPath() const { return data_dir / "registry.db"; }
+  // What Registry::Open takes: registry_url if set, else RegistryPath().
+  std::string RegistryLocation() const { return registry_url.empty() ? RegistryPath().string() : registry_url; }
 };
 
 // The parts of the process environment the defaults depend on (injectable for tests).

@@ -61,6 +61,15 @@ TEST(ConfigDiffTest, RestartOnlyParts) {
   EXPECT_EQ(c.need_restart[1], "port 8080 -> 9090");
 }
 
+TEST(ConfigDiffTest, RegistryChangeNeedsARestartAndIsNotPrinted) {
+  Config after = Base();
+  after.registry_url = "postgresql://mw:secret@db/mw";
+  ConfigChanges c = DiffConfig(Base(), after);
+  EXPECT_TRUE(c.applied.empty());
+  ASSERT_EQ(c.need_restart.size(), 1u);
+  EXPECT_EQ(c.need_restart[0], "registry");  // the URL may hold a password
+}
+
 TEST(ConfigDiffTest, ApiKeySetAndRemoved) {
   Config none = Base();
   none.api_key.clear();

@@ -203,6 +203,22 @@ TEST_F(ConfigTest, MaxLoadedModels) {
   EXPECT_EQ(config.max_loaded_models, 2);
 }
 
+TEST_F(ConfigTest, RegistryIsTheSqliteFileUnlessAPostgresUrlIsGiven) {
+  auto unset = LoadConfig({}, env_);
+  ASSERT_TRUE(unset.ok());
+  EXPECT_EQ(unset->RegistryLocation(), unset->RegistryPath().string());
+  ServeFlags flags;
+  flags.config_file = Write("r.toml", "[server]\nregistry = \"postgresql://mw@db.lan/mw\"\n");
+  auto set = LoadConfig(flags, env_);
+  ASSERT_TRUE(set.ok()) << set.status().ToString();
+  EXPECT_EQ(set->RegistryLocation(), "postgresql://mw@db.lan/mw");
+  flags.config_file = Write("bad.toml", "registry = \"/var/lib/mw/registry.db\"\n");
+  auto bad = LoadConfig(flags, env_);
+  ASSERT_FALSE(bad.ok());
+  EXPECT_NE(bad.status().message().find("registry must be a PostgreSQL URL"), std::string::npos)
+      << bad.status().ToString();
+}
+
 TEST_F(ConfigTest, BadFlags) {
   EXPECT_FALSE(ParseServeFlags({"--bogus"}).ok());
   EXPECT_FALSE(ParseServeFlags({"--port"}).ok());

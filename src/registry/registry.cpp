@@ -1,14 +1,32 @@
-// Registry: each public method takes the connection's mutex and, for writes,
-// runs in its own transaction (see registry_rows.cpp for the SQL).
+// Registry: each public method takes the backend's mutex and, for writes,
+// runs in its own transaction (the SQL is in the backend).
 #include "registry/registry.h"
 
-#include "registry/registry_rows.h"
+#include "registry/backend.h"
 
 namespace mw {
 
-using registry_internal::Db;
+using registry_internal::Backend;
 
-Registry::Registry(std::unique_ptr<Db> db) : db_(std::move(db)) {}
+namespace {
+
+bool IsPostgresUrl(std::string_view s) {
+  return s.starts_with("postgresql://") || s.starts_with("postgres://");
+}
+
+}  // namespace
+
+Result<std::unique_ptr<Registry>> Registry::Open(const std::string& path, const OpenOptions& options) {
+  std::unique_ptr<Backend> backend;
+  if (IsPostgresUrl(path)) {
+    ASSIGN_OR_RETURN(backend, registry_internal::OpenPostgres(path, options));
+  } else {
+    ASSIGN_OR_RETURN(backend, registry_internal::OpenSqlite(path, options));
+  }
+  return std::unique_ptr<Registry>(new Registry(std::move(backend)));
+}
+
+Registry::Registry(std::unique_ptr<Backend> db) : db_(std::move(db)) {}
 Registry::~Registry() = default;
 
 const std::string& Registry::path() const { return db_->path(); }
@@ -18,52 +36,18 @@ Status Registry::CheckNotInTransaction() const {
   return InternalError("registry called on a thread that holds an open Transaction (would deadlock)");
 }
 
-namespace {
-
-// 64 MiB (negative cache_size = KiB): room for every page a cleanup of
-// thousands of models dirties, so none is spilled to the WAL before COMMIT.
-constexpr int64_t kBulkCacheKiB = 64 * 1024;
-
-Result<int64_t> PragmaInt(Db& db, const char* sql) {
-  ASSIGN_OR_RETURN(auto stmt, db.Prepare(sql));
-  ASSIGN_OR_RETURN(const bool row, stmt.Step());
-  if (!row) return InternalError(std::string(sql) + ": no result");
-  return stmt.Int(0);
-}
-
-}  // namespace
-
 Result<Transaction> Registry::BeginWrite(WriteMode mode) {
   RETURN_IF_ERROR(CheckNotInTransaction());
   std::unique_lock<std::mutex> lock(db_->mutex());
-  std::optional<Transaction::Saved> saved;
-  if (mode == WriteMode::kBulk) {
-    Transaction::Saved s;
-    ASSIGN_OR_RETURN(s.cache_size, PragmaInt(*db_, "PRAGMA cache_size"));
-    ASSIGN_OR_RETURN(s.wal_autocheckpoint, PragmaInt(*db_, "PRAGMA wal_autocheckpoint"));
-    const std::string sql =
-        "PRAGMA cache_size = -" + std::to_string(kBulkCacheKiB) + "; PRAGMA wal_autocheckpoint = 0";
-    RETURN_IF_ERROR(db_->Exec(sql.c_str(), "preparing a bulk transaction"));
-    saved = s;
-  }
-  Status st = db_->Exec("BEGIN IMMEDIATE", "starting a registry transaction");
-  if (!st.ok()) {
-    if (saved) Transaction::Restore(*db_, *saved);
-    return st;
-  }
-  // From here the Transaction restores the settings, whether it commits or not.
-  return Transaction(db_.get(), std::move(lock), saved);
+  RETURN_IF_ERROR(db_->Begin(mode));
+  // From here the Transaction commits or rolls back.
+  return Transaction(db_.get(), std::move(lock));
 }
 
 Result<int64_t> Registry::Checkpoint() {
   RETURN_IF_ERROR(CheckNotInTransaction());
   std::lock_guard<std::mutex> lock(db_->mutex());
-  int wal_frames = 0;
-  int copied = 0;
-  const int rc =
-      sqlite3_wal_checkpoint_v2(db_->conn(), nullptr, SQLITE_CHECKPOINT_PASSIVE, &wal_frames, &copied);
-  if (rc != SQLITE_OK) return registry_internal::SqliteStatus(db_->conn(), rc, "checkpointing the WAL");
-  return int64_t{copied};
+  return db_->Checkpoint();
 }
 
 // Runs `body` inside a write transaction and commits it if body succeeded.
@@ -79,85 +63,76 @@ static auto InWrite(Registry& reg, Body body) -> decltype(body(std::declval<Tran
 
 Result<ModelRecord> Registry::AddModel(const ModelRecord& model) {
   return InWrite(*this, [&](Transaction&) -> Result<ModelRecord> {
-    RETURN_IF_ERROR(registry_internal::InsertModel(*db_, model));
-    return registry_internal::SelectModel(*db_, model.model_name);
+    RETURN_IF_ERROR(db_->InsertModel(model));
+    return db_->SelectModel(model.model_name);
   });
 }
 
 Result<ModelRecord> Registry::GetModel(std::string_view name) {
   RETURN_IF_ERROR(CheckNotInTransaction());
   std::lock_guard<std::mutex> lock(db_->mutex());
-  return registry_internal::SelectModel(*db_, name);
+  return db_->SelectModel(name);
 }
 
 Result<std::vector<ModelRecord>> Registry::ListModels() {
   RETURN_IF_ERROR(CheckNotInTransaction());
   std::lock_guard<std::mutex> lock(db_->mutex());
-  return registry_internal::SelectModels(*db_, std::nullopt);
+  return db_->SelectModels(std::nullopt);
 }
 
 Result<ModelRecord> Registry::UpdateModel(std::string_view name, const ModelUpdate& update) {
   return InWrite(*this, [&](Transaction&) -> Result<ModelRecord> {
-    RETURN_IF_ERROR(registry_internal::UpdateModelRow(*db_, name, update));
-    return registry_internal::SelectModel(*db_, name);
+    RETURN_IF_ERROR(db_->UpdateModelRow(name, update));
+    return db_->SelectModel(name);
   });
 }
 
 Status Registry::DeleteModel(std::string_view name) {
   ASSIGN_OR_RETURN(Transaction tx, BeginWrite());
-  RETURN_IF_ERROR(registry_internal::DeleteModelRow(*db_, name));
+  RETURN_IF_ERROR(db_->DeleteModelRow(name));
   return tx.Commit();
 }
 
 Result<std::vector<AttemptRecord>> Registry::ListAttempts(std::string_view name, int limit) {
   RETURN_IF_ERROR(CheckNotInTransaction());
   std::lock_guard<std::mutex> lock(db_->mutex());
-  return registry_internal::SelectAttemptsOfModel(*db_, name, limit);
+  return db_->SelectAttemptsOfModel(name, limit);
 }
 
 Result<AttemptRecord> Registry::GetAttempt(AttemptId id) {
   RETURN_IF_ERROR(CheckNotInTransaction());
   std::lock_guard<std::mutex> lock(db_->mutex());
-  return registry_internal::SelectAttempt(*db_, id);
+  return db_->SelectAttempt(id);
 }
 
 Result<StatusCounts> Registry::CountByStatus() {
   RETURN_IF_ERROR(CheckNotInTransaction());
   std::lock_guard<std::mutex> lock(db_->mutex());
-  return registry_internal::CountAllStatuses(*db_);
+  return db_->CountAllStatuses();
 }
 
 Result<std::optional<std::string>> Registry::GetEnvironment(std::string_view fingerprint) {
   RETURN_IF_ERROR(CheckNotInTransaction());
   std::lock_guard<std::mutex> lock(db_->mutex());
-  return registry_internal::SelectEnvironment(*db_, fingerprint);
+  return db_->SelectEnvironment(fingerprint);
 }
 
 Result<std::optional<EnvironmentStateRecord>> Registry::GetEnvironmentState() {
   RETURN_IF_ERROR(CheckNotInTransaction());
   std::lock_guard<std::mutex> lock(db_->mutex());
-  return registry_internal::SelectEnvironmentState(*db_);
+  return db_->SelectEnvironmentState();
 }
 
 Result<std::vector<AttemptRecord>> Registry::ListRecentLoadOutcomes(AttemptId after, int limit) {
   RETURN_IF_ERROR(CheckNotInTransaction());
   std::lock_guard<std::mutex> lock(db_->mutex());
-  return registry_internal::SelectRecentLoadOutcomes(*db_, after, limit);
+  return db_->SelectRecentLoadOutcomes(after, limit);
 }
 
 Status Registry::CheckIntegrity() {
   RETURN_IF_ERROR(CheckNotInTransaction());
   std::lock_guard<std::mutex> lock(db_->mutex());
-  ASSIGN_OR_RETURN(auto stmt, db_->Prepare("PRAGMA integrity_check"));
-  std::string report;
-  while (true) {
-    ASSIGN_OR_RETURN(const bool row, stmt.Step());
-    if (!row) break;
-    if (!report.empty()) report += "; ";
-    report += stmt.Text(0);
-  }
-  if (report == "ok") return Status::Ok();
-  return DataLossError("registry database '" + db_->path() + "' failed its integrity check: " + report);
+  return db_->CheckIntegrity();
 }
 
 }  // namespace mw

@@ -1,19 +1,28 @@
 // registry: the durable store of models and load attempts (SPEC §3).
 //
-// One SQLite file, opened in WAL mode with synchronous=FULL, so that a commit
-// that returned OK survives a crash of the process, the machine or the GPU
-// driver, and no crash at any point leaves the file corrupt. This folder is
-// the only code that includes sqlite3.h or runs SQL; everything here speaks
-// native types (load_config stays a JSON text, validated by SQLite's own JSON
-// functions, so no JSON library is needed here).
+// Two backends behind one API (SPEC §14; registry/backend.h):
+//  - SQLite (default): one file, opened in WAL mode with synchronous=FULL, so
+//    that a commit that returned OK survives a crash of the process, the
+//    machine or the GPU driver, and no crash at any point leaves the file
+//    corrupt.
+//  - PostgreSQL: Open() given a postgresql:// URL. A commit that returned OK
+//    is flushed by the database server (synchronous_commit=on). Write
+//    transactions of every server sharing the database run one after another
+//    (an advisory lock taken at BeginWrite), as BEGIN IMMEDIATE makes them on
+//    SQLite. A connection that broke is reopened by the next call; calls made
+//    while the database is unreachable return kUnavailable.
+// This folder is the only code that includes sqlite3.h or pqxx or runs SQL;
+// everything here speaks native types (load_config stays a JSON text,
+// validated by the database's own JSON functions).
 //
 // Schema: tables `models` and `load_attempts` exactly as SPEC §3 names them,
-// with allowed values enforced by CHECK constraints. The schema version is
-// PRAGMA user_version; Open() runs the pending migrations, in order, in one
-// transaction. PRAGMA application_id marks the file as ours.
+// with allowed values enforced by CHECK constraints, the same on both
+// backends. The schema version is PRAGMA user_version (SQLite) or table
+// modelwarden_schema (PostgreSQL); Open() runs the pending migrations, in
+// order, in one transaction. PRAGMA application_id marks an SQLite file as ours.
 //
 // Ownership: Open() returns the only handle; the caller owns it (and usually
-// hands references to compat/ and api/). One server owns the file: the
+// hands references to compat/ and api/). One server owns an SQLite file: the
 // startup cleanup of compat/ assumes no other live server is mid-load, and
 // the server enforces that with a lock of its own on the data directory
 // (common/pid_lock.h) before it opens the registry. The connection uses
@@ -54,7 +63,7 @@
 namespace mw {
 
 namespace registry_internal {
-class Db;
+class Backend;
 }
 
 // ---------------------------------------------------------------- values
@@ -247,20 +256,12 @@ class Transaction {
 
  private:
   friend class Registry;
-  // Previous settings a kBulk transaction restores when it ends.
-  struct Saved {
-    int64_t cache_size = 0;
-    int64_t wal_autocheckpoint = 0;
-  };
-  Transaction(registry_internal::Db* db, std::unique_lock<std::mutex> lock, std::optional<Saved> saved);
+  Transaction(registry_internal::Backend* db, std::unique_lock<std::mutex> lock);
   Status CheckActive() const;
-  static void Restore(registry_internal::Db& db, const Saved& saved);
-  void RestoreSettings();
 
-  registry_internal::Db* db_;
+  registry_internal::Backend* db_;
   std::unique_lock<std::mutex> lock_;
   bool active_ = true;
-  std::optional<Saved> saved_;  // set for WriteMode::kBulk
 };
 
 // ---------------------------------------------------------------- Registry
@@ -272,7 +273,11 @@ class Registry {
 
   // Opens (creating if absent, with its parent directories) the registry at
   // `path`, sets WAL + synchronous=FULL + foreign keys, and runs pending
-  // migrations in one transaction. A file it refuses is never modified:
+  // migrations in one transaction. `path` may instead be a postgresql:// (or
+  // postgres://) URL: the PostgreSQL backend, with the same codes
+  // (kUnavailable: unreachable; kPermissionDenied: read-only or a standby;
+  // kFailedPrecondition: newer schema; kDataLoss: a `models` table that is
+  // not ours). A file or database it refuses is never modified:
   //   kUnavailable        another process holds the file (a running server)
   //   kPermissionDenied   the file or its directory is not writable
   //   kFailedPrecondition the file's schema is newer than this build
@@ -285,6 +290,7 @@ class Registry {
   Registry(const Registry&) = delete;
   Registry& operator=(const Registry&) = delete;
 
+  // The SQLite file, or the PostgreSQL URL with its password as "***".
   const std::string& path() const;
 
   // Registers a model from `model`'s descriptive fields (name, hf_path,
@@ -328,24 +334,27 @@ class Registry {
   [[nodiscard]] Result<std::vector<AttemptRecord>> ListRecentLoadOutcomes(AttemptId after, int limit);
 
   // PRAGMA integrity_check: OK if "ok", else kDataLoss with SQLite's report.
+  // PostgreSQL: kDataLoss if the schema version is no longer this build's.
   [[nodiscard]] Status CheckIntegrity();
 
-  // Starts a write transaction (BEGIN IMMEDIATE). kUnavailable if another
-  // process holds the file past busy_timeout. See WriteMode for kBulk.
+  // Starts a write transaction (BEGIN IMMEDIATE; on PostgreSQL, BEGIN and
+  // the fleet's write lock). kUnavailable if another process holds the file
+  // past busy_timeout, or the database is unreachable. See WriteMode for kBulk.
   [[nodiscard]] Result<Transaction> BeginWrite(WriteMode mode = WriteMode::kNormal);
 
-  // Copies committed WAL content into the database file (a PASSIVE
+  // SQLite: copies committed WAL content into the database file (a PASSIVE
   // checkpoint, fsynced with synchronous=FULL), so that the next commit does
   // not pay for it. Holds the registry's mutex while it runs (a few hundred
   // ms after a large kBulk transaction); nothing is lost if it fails or the
-  // process dies during it. Returns how many WAL frames were copied.
+  // process dies during it. Returns how many WAL frames were copied
+  // (PostgreSQL: 0, it checkpoints by itself).
   [[nodiscard]] Result<int64_t> Checkpoint();
 
  private:
-  explicit Registry(std::unique_ptr<registry_internal::Db> db);
+  explicit Registry(std::unique_ptr<registry_internal::Backend> db);
   Status CheckNotInTransaction() const;
 
-  std::unique_ptr<registry_internal::Db> db_;
+  std::unique_ptr<registry_internal::Backend> db_;
 };
 
 }  // namespace mw

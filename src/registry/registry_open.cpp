@@ -9,6 +9,7 @@
 
 #include "common/log.h"
 #include "registry/registry.h"
+#include "registry/sqlite_backend.h"
 #include "registry/sqlite_util.h"
 
 namespace mw {
@@ -330,7 +331,9 @@ Status EnsureParentDirectory(const std::string& path) {
 
 }  // namespace
 
-Result<std::unique_ptr<Registry>> Registry::Open(const std::string& path, const OpenOptions& options) {
+namespace registry_internal {
+
+Result<std::unique_ptr<Backend>> OpenSqlite(const std::string& path, const OpenOptions& options) {
   if (path.empty()) return InvalidArgumentError("registry database path is empty");
   RETURN_IF_ERROR(EnsureParentDirectory(path));
   sqlite3* conn = nullptr;
@@ -341,7 +344,8 @@ Result<std::unique_ptr<Registry>> Registry::Open(const std::string& path, const 
   if (rc != SQLITE_OK) return Explain(SqliteStatus(conn, rc, "opening"), path);
   Status st = Setup(*db, options);
   if (!st.ok()) return Explain(st, path);
-  return std::unique_ptr<Registry>(new Registry(std::move(db)));
+  return std::unique_ptr<Backend>(new SqliteBackend(std::move(db)));
 }
 
+}  // namespace registry_internal
 }  // namespace mw

@@ -5,15 +5,6 @@
 namespace mw::registry_internal {
 namespace {
 
-constexpr const char* kModelColumns =
-    "model_name, hf_path, cache_location, file_path, engine, compatibility_status, compatibility_notes, "
-    "load_config, total_loads, total_failures, created_at, updated_at, last_loaded_at, last_failed_at, verdict_fingerprint";
-
-constexpr const char* kAttemptColumns =
-    "id, model_name, started_at, finished_at, outcome, forced, status_before, status_after, load_config, "
-    "exit_code, signal, category, pattern_id, summary, matched_line, log_excerpt, duration_ms, "
-    "hardware_fingerprint";
-
 std::string Sql(const char* head, const char* columns, const char* tail) {
   return std::string(head) + columns + tail;
 }
@@ -87,34 +78,7 @@ Result<std::vector<Record>> ReadAll(Stmt& s, Reader read) {
   }
 }
 
-// Empty text means "no value" for the nullable descriptive columns.
-std::optional<std::string> NullIfEmpty(const std::optional<std::string>& v) {
-  if (!v || v->empty()) return std::nullopt;
-  return v;
-}
-
-std::string Quoted(std::string_view name) {
-  // Names in messages are truncated so a huge bad input cannot flood a log.
-  constexpr size_t kMax = 140;
-  std::string out = "'";
-  out += name.substr(0, kMax);
-  if (name.size() > kMax) out += "...";
-  return out + "'";
-}
-
 }  // namespace
-
-Status ValidateModelName(std::string_view name) {
-  if (IsValidModelName(name)) return Status::Ok();
-  return InvalidArgumentError(
-      "invalid model name " + Quoted(name) +
-      ": use 1-128 characters from A-Z a-z 0-9 . _ -, starting with a letter or digit");
-}
-
-Status ValidateEngine(std::string_view engine) {
-  if (engine == kEngineLlamaCpp || engine == kEngineCommand) return Status::Ok();
-  return InvalidArgumentError("invalid engine " + Quoted(engine) + ": use \"llama.cpp\" or \"command\"");
-}
 
 Status ValidateLoadConfig(Db& db, std::string_view json_text) {
   ASSIGN_OR_RETURN(Stmt s,
@@ -167,13 +131,8 @@ Result<StatusCounts> CountAllStatuses(Db& db) {
 }
 
 Status InsertModel(Db& db, const ModelRecord& m) {
-  RETURN_IF_ERROR(ValidateModelName(m.model_name));
-  RETURN_IF_ERROR(ValidateEngine(m.engine));
+  RETURN_IF_ERROR(ValidateNewModel(m));
   RETURN_IF_ERROR(ValidateLoadConfig(db, m.load_config));
-  if (m.compatibility_status == CompatStatus::kTesting) {
-    return InvalidArgumentError("a model cannot be registered as 'testing': only a load attempt sets it");
-  }
-  if (m.cache_location.empty()) return InvalidArgumentError("cache_location must not be empty");
   const std::string now = NowIso8601();
   ASSIGN_OR_RETURN(Stmt s,
                    db.Prepare("INSERT INTO models (model_name, hf_path, cache_location, file_path, engine, "
@@ -196,19 +155,10 @@ Status InsertModel(Db& db, const ModelRecord& m) {
 }
 
 Status UpdateModelRow(Db& db, std::string_view name, const ModelUpdate& u) {
-  if (u.compatibility_status == CompatStatus::kTesting) {
-    return InvalidArgumentError("status 'testing' cannot be set by hand: only a load attempt sets it");
-  }
-  if (u.engine) RETURN_IF_ERROR(ValidateEngine(*u.engine));
+  RETURN_IF_ERROR(ValidateUpdate(u));
   if (u.load_config) RETURN_IF_ERROR(ValidateLoadConfig(db, *u.load_config));
-  if (u.cache_location && u.cache_location->empty())
-    return InvalidArgumentError("cache_location must not be empty");
   ASSIGN_OR_RETURN(const ModelRecord current, SelectModel(db, name));
-  if (u.compatibility_status && current.compatibility_status == CompatStatus::kTesting) {
-    return FailedPreconditionError(
-        "model " + Quoted(name) +
-        " is being tested (a load attempt is in progress); change its status after it ends");
-  }
+  if (u.compatibility_status) RETURN_IF_ERROR(CheckNotTesting(current, "change its status"));
   // One static statement: each column has a "was it given" flag.
   ASSIGN_OR_RETURN(Stmt s,
                    db.Prepare("UPDATE models SET "
@@ -265,11 +215,7 @@ Status WriteModelStateRow(Db& db, const ModelRecord& m) {
 
 Status DeleteModelRow(Db& db, std::string_view name) {
   ASSIGN_OR_RETURN(const ModelRecord current, SelectModel(db, name));
-  if (current.compatibility_status == CompatStatus::kTesting) {
-    return FailedPreconditionError(
-        "model " + Quoted(name) +
-        " is being tested (a load attempt is in progress); delete it after the attempt ends");
-  }
+  RETURN_IF_ERROR(CheckNotTesting(current, "delete it"));
   ASSIGN_OR_RETURN(Stmt s, db.Prepare("DELETE FROM models WHERE model_name = ?1"));
   s.Bind(1, name);
   return s.Run();
@@ -328,9 +274,7 @@ Result<AttemptId> InsertAttemptRow(Db& db, const AttemptRecord& a) {
 }
 
 Status CloseAttemptRow(Db& db, const AttemptRecord& a) {
-  if (!a.outcome || !a.status_after) {
-    return InvalidArgumentError("closing a load attempt needs an outcome and the status after it");
-  }
+  RETURN_IF_ERROR(CloseNeedsOutcome(a));
   ASSIGN_OR_RETURN(Stmt s,
                    db.Prepare("UPDATE load_attempts SET finished_at = ?2, outcome = ?3, status_after = ?4, "
                               "exit_code = ?5, signal = ?6, category = ?7, pattern_id = ?8, summary = ?9, "

@@ -1,22 +1,20 @@
-// Internal to registry/: the SQL of each row operation, shared by Registry
-// (which wraps each in its own lock/transaction) and Transaction.
-// Precondition of every function: the Db's mutex is held.
+// Internal to registry/: the SQLite SQL of each row operation, behind
+// SqliteBackend (sqlite_backend.cpp). Precondition of every function: the
+// backend's mutex is held.
 #pragma once
 
 #include <optional>
 #include <string_view>
 #include <vector>
 
+#include "registry/backend.h"
 #include "registry/registry.h"
 #include "registry/sqlite_util.h"
 
 namespace mw::registry_internal {
 
-// kInvalidArgument with a message naming the rule.
-Status ValidateModelName(std::string_view name);
 // Uses SQLite's json_valid/json_type: kInvalidArgument unless a JSON object.
 Status ValidateLoadConfig(Db& db, std::string_view json_text);
-Status ValidateEngine(std::string_view engine);
 
 Result<ModelRecord> SelectModel(Db& db, std::string_view name);
 Result<std::vector<ModelRecord>> SelectModels(Db& db, std::optional<CompatStatus> status);

@@ -1,5 +1,7 @@
-// Registry CRUD, validation, transactions and thread-safety, on real SQLite
-// files in fresh temp directories with the schema built by the migrations.
+// Registry CRUD, validation, transactions and thread-safety, on both
+// backends (TEST_P): a real SQLite file in a fresh temp directory, and a
+// fresh schema of a private PostgreSQL cluster; the schema is built by the
+// migrations.
 #include "registry/registry.h"
 
 #include <gtest/gtest.h>
@@ -7,6 +9,7 @@
 #include <thread>
 #include <vector>
 
+#include "registry/pg_test_util.h"
 #include "registry/registry_test_util.h"
 
 namespace mw {
@@ -14,12 +17,21 @@ namespace {
 
 using testing_util::RawExec;
 using testing_util::RawQuery;
-using testing_util::TempDir;
+using testing_util::BackendKind;
+using testing_util::RegistryTarget;
 
-class RegistryTest : public ::testing::Test {
+// The registry of one test, on the backend Kind() names.
+class RegistryTestBase : public ::testing::Test {
  protected:
+  virtual BackendKind Kind() const = 0;
   void SetUp() override {
-    auto reg = Registry::Open(dir_.File("registry.db"));
+    target_ = std::make_unique<RegistryTarget>(Kind());
+    std::string skip, error;
+    if (!target_->Prepare(&skip, &error)) {
+      if (!skip.empty()) GTEST_SKIP() << skip;
+      FAIL() << error;
+    }
+    auto reg = Registry::Open(target_->location());
     ASSERT_TRUE(reg.ok()) << reg.status().ToString();
     reg_ = std::move(reg).value();
   }
@@ -36,13 +48,25 @@ class RegistryTest : public ::testing::Test {
   }
   void Reopen() {
     reg_.reset();
-    auto reg = Registry::Open(dir_.File("registry.db"));
+    auto reg = Registry::Open(target_->location());
     ASSERT_TRUE(reg.ok()) << reg.status().ToString();
     reg_ = std::move(reg).value();
   }
 
-  TempDir dir_;
+  std::unique_ptr<RegistryTarget> target_;
   std::unique_ptr<Registry> reg_;
+};
+
+class RegistryTest : public RegistryTestBase, public ::testing::WithParamInterface<BackendKind> {
+ protected:
+  BackendKind Kind() const override { return GetParam(); }
+};
+INSTANTIATE_TEST_SUITE_P(Backends, RegistryTest, ::testing::ValuesIn(testing_util::kAllBackends),
+                         testing_util::BackendNamer());
+
+class SqliteRegistryTest : public RegistryTestBase {
+ protected:
+  BackendKind Kind() const override { return BackendKind::kSqlite; }
 };
 
 TEST(RegistryTypes, StatusAndOutcomeNamesRoundTrip) {
@@ -69,7 +93,7 @@ TEST(RegistryTypes, ModelNameRule) {
   EXPECT_FALSE(IsValidModelName(std::string(129, 'a')));
 }
 
-TEST_F(RegistryTest, SchemaHasSpecColumnsAndVersion) {
+TEST_F(SqliteRegistryTest, SchemaHasSpecColumnsAndVersion) {
   const std::string db = reg_->path();
   reg_.reset();
   EXPECT_EQ(RawQuery(db, "PRAGMA user_version"), std::to_string(Registry::kSchemaVersion));
@@ -86,7 +110,7 @@ TEST_F(RegistryTest, SchemaHasSpecColumnsAndVersion) {
   Reopen();
 }
 
-TEST_F(RegistryTest, SchemaChecksRejectBadValuesWrittenBehindOurBack) {
+TEST_F(SqliteRegistryTest, SchemaChecksRejectBadValuesWrittenBehindOurBack) {
   const std::string db = reg_->path();
   reg_.reset();
   const std::string cols = "INSERT INTO models (model_name, created_at, updated_at, ";
@@ -105,7 +129,7 @@ TEST_F(RegistryTest, SchemaChecksRejectBadValuesWrittenBehindOurBack) {
   Reopen();
 }
 
-TEST_F(RegistryTest, AddAndGetKeepAllFieldsAndDefaults) {
+TEST_P(RegistryTest, AddAndGetKeepAllFieldsAndDefaults) {
   ModelRecord m = Model("phi-mini");
   m.hf_path = "microsoft/phi-mini";
   m.load_config = R"({"n_gpu_layers": 10})";
@@ -133,7 +157,7 @@ TEST_F(RegistryTest, AddAndGetKeepAllFieldsAndDefaults) {
   EXPECT_EQ(got->created_at, added->created_at);
 }
 
-TEST_F(RegistryTest, AddRejectsBadInputAndDuplicates) {
+TEST_P(RegistryTest, AddRejectsBadInputAndDuplicates) {
   ASSERT_TRUE(reg_->AddModel(Model("m1")).ok());
   EXPECT_EQ(reg_->AddModel(Model("m1")).status().code(), StatusCode::kAlreadyExists);
 
@@ -164,7 +188,7 @@ TEST_F(RegistryTest, AddRejectsBadInputAndDuplicates) {
   EXPECT_TRUE(reg_->AddModel(command).ok());
 }
 
-TEST_F(RegistryTest, UpdateIsPartialAndValidated) {
+TEST_P(RegistryTest, UpdateIsPartialAndValidated) {
   ASSERT_TRUE(reg_->AddModel(Model("m")).ok());
   ModelUpdate u;
   u.compatibility_notes = "driver 550 needed";
@@ -223,7 +247,7 @@ AttemptId OpenAttempt(Registry& reg, const std::string& name) {
   return id.value_or(0);
 }
 
-TEST_F(RegistryTest, AttemptsOpenCloseListAndOneOpenPerModel) {
+TEST_P(RegistryTest, AttemptsOpenCloseListAndOneOpenPerModel) {
   ModelRecord m = Model("m");
   m.load_config = R"({"n_ctx": 512})";
   ASSERT_TRUE(reg_->AddModel(m).ok());
@@ -281,7 +305,7 @@ TEST_F(RegistryTest, AttemptsOpenCloseListAndOneOpenPerModel) {
 
 // Schema version 5 (SPEC §11): the environment state row, and the load
 // outcomes a failure streak is read back from after a restart.
-TEST_F(RegistryTest, EnvironmentStateAndRecentLoadOutcomes) {
+TEST_P(RegistryTest, EnvironmentStateAndRecentLoadOutcomes) {
   auto none = reg_->GetEnvironmentState();
   ASSERT_TRUE(none.ok()) << none.status().ToString();
   EXPECT_FALSE(none->has_value());
@@ -351,7 +375,8 @@ TEST_F(RegistryTest, EnvironmentStateAndRecentLoadOutcomes) {
   EXPECT_LT(f2, open);
 }
 
-TEST_F(RegistryTest, DeleteCascadesAttemptsAndRefusesWhileTesting) {
+TEST_P(RegistryTest, DeleteCascadesAttemptsAndRefusesWhileTesting) {
+TEST_P(RegistryTest, DeleteCascadesAttemptsAndRefusesWhileTesting) {
   ASSERT_TRUE(reg_->AddModel(Model("m")).ok());
   const AttemptId id = OpenAttempt(*reg_, "m");
   EXPECT_EQ(reg_->DeleteModel("m").code(), StatusCode::kFailedPrecondition);
@@ -371,7 +396,7 @@ TEST_F(RegistryTest, DeleteCascadesAttemptsAndRefusesWhileTesting) {
   EXPECT_EQ(reg_->DeleteModel("m").code(), StatusCode::kNotFound);
 }
 
-TEST_F(RegistryTest, ListAndCountByStatus) {
+TEST_P(RegistryTest, ListAndCountByStatus) {
   for (const char* n : {"c", "a", "b"}) ASSERT_TRUE(reg_->AddModel(Model(n)).ok());
   ModelUpdate u;
   u.compatibility_status = CompatStatus::kDegraded;
@@ -389,7 +414,7 @@ TEST_F(RegistryTest, ListAndCountByStatus) {
   EXPECT_EQ(counts->at(CompatStatus::kTesting), 0);
 }
 
-TEST_F(RegistryTest, TransactionRollsBackUnlessCommitted) {
+TEST_P(RegistryTest, TransactionRollsBackUnlessCommitted) {
   ASSERT_TRUE(reg_->AddModel(Model("m")).ok());
   {
     auto tx = reg_->BeginWrite();
@@ -414,7 +439,7 @@ TEST_F(RegistryTest, TransactionRollsBackUnlessCommitted) {
   EXPECT_TRUE(reg_->GetModel("m").ok());
 }
 
-TEST_F(RegistryTest, ConcurrentWritersAndReadersAreSerialised) {
+TEST_P(RegistryTest, ConcurrentWritersAndReadersAreSerialised) {
   constexpr int kThreads = 4;
   constexpr int kPerThread = 25;
   std::vector<std::thread> threads;

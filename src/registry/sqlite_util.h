@@ -57,8 +57,8 @@ class Stmt {
   int bind_rc_ = SQLITE_OK;
 };
 
-// One connection, its statement cache and the mutex that serialises all use
-// of it. The mutex is taken by Registry methods and held by a Transaction.
+// One connection and its statement cache. SqliteBackend owns it; the
+// backend's mutex serialises all use of it.
 class Db {
  public:
   Db(sqlite3* conn, std::string path) : conn_(conn), path_(std::move(path)) {}
@@ -68,22 +68,16 @@ class Db {
 
   sqlite3* conn() const { return conn_; }
   const std::string& path() const { return path_; }
-  std::mutex& mutex() { return mu_; }
 
   // Returns a cached statement for `sql` (prepared on first use).
-  // Precondition: mutex() held.
+  // Precondition: the backend's mutex is held.
   [[nodiscard]] Result<Stmt> Prepare(const char* sql);
   // Runs SQL text with no parameters and no result rows (BEGIN, COMMIT, DDL).
   [[nodiscard]] Status Exec(const char* sql, std::string_view what);
 
-  // The thread that holds an open Transaction, so that a Registry method
-  // called on that same thread fails instead of deadlocking on the mutex.
-  std::atomic<std::thread::id> tx_owner{};
-
  private:
   sqlite3* conn_;
   std::string path_;
-  std::mutex mu_;
   std::map<std::string, sqlite3_stmt*, std::less<>> cache_;
 };
 

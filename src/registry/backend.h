@@ -1,0 +1,111 @@
+// Internal to registry/: the storage backend behind Registry and Transaction.
+// Two implementations: SQLite (sqlite_backend.cpp, the default: one file in
+// the data directory) and PostgreSQL (pg_backend.cpp, a database that several
+// servers share). Registry and Transaction hold the backend's mutex for
+// every call, so no implementation needs a lock of its own.
+//
+// Precondition of every method except the constructor/destructor: mutex()
+// is held by the caller.
+#pragma once
+
+#include <atomic>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <thread>
+#include <vector>
+
+#include "registry/registry.h"
+
+namespace mw::registry_internal {
+
+class Backend {
+ public:
+  virtual ~Backend() = default;
+
+  // What messages and Registry::path() call the store: the SQLite file's
+  // path, or the PostgreSQL URL without its password.
+  virtual const std::string& path() const = 0;
+
+  std::mutex& mutex() { return mu_; }
+  // The thread that holds an open Transaction, so that a Registry method
+  // called on that same thread fails instead of deadlocking on the mutex.
+  std::atomic<std::thread::id> tx_owner{};
+
+  // Write transactions. Begin: every later row call runs inside it until
+  // Commit or Rollback. Commit: COMMIT POINT, durable when OK; on error the
+  // transaction is still open (the caller rolls back). Rollback never fails
+  // visibly (a failure is logged; the store discards the transaction itself).
+  [[nodiscard]] virtual Status Begin(WriteMode mode) = 0;
+  [[nodiscard]] virtual Status Commit() = 0;
+  virtual void Rollback() = 0;
+
+  // Rows (see the Registry/Transaction methods of the same meaning).
+  virtual Result<ModelRecord> SelectModel(std::string_view name) = 0;
+  virtual Result<std::vector<ModelRecord>> SelectModels(std::optional<CompatStatus> status) = 0;
+  virtual Result<int64_t> CountModels(CompatStatus status) = 0;
+  virtual Result<StatusCounts> CountAllStatuses() = 0;
+  virtual Status InsertModel(const ModelRecord& model) = 0;
+  virtual Status UpdateModelRow(std::string_view name, const ModelUpdate& update) = 0;
+  virtual Status WriteModelStateRow(const ModelRecord& model) = 0;
+  virtual Status DeleteModelRow(std::string_view name) = 0;
+
+  virtual Result<AttemptRecord> SelectAttempt(AttemptId id) = 0;
+  // Newest first; limit <= 0 means all.
+  virtual Result<std::vector<AttemptRecord>> SelectAttemptsOfModel(std::string_view name, int limit) = 0;
+  // Open attempts, oldest first; of one model when `name` is set.
+  virtual Result<std::vector<AttemptRecord>> SelectOpenAttempts(std::optional<std::string_view> name) = 0;
+  virtual Result<AttemptId> InsertAttemptRow(const AttemptRecord& attempt) = 0;
+  virtual Status CloseAttemptRow(const AttemptRecord& attempt) = 0;
+  virtual Status ReclassifyAttemptRow(AttemptId id, AttemptOutcome outcome, CompatStatus status_after) = 0;
+  virtual Status InsertEnvironmentRow(std::string_view fingerprint, std::string_view components) = 0;
+  virtual Result<std::optional<std::string>> SelectEnvironment(std::string_view fingerprint) = 0;
+  // The environment state row (schema version 5) and the load outcomes a
+  // failure streak is read back from (Registry::ListRecentLoadOutcomes).
+  virtual Status WriteEnvironmentStateRow(const EnvironmentStateRecord& state, bool streak_now) = 0;
+  virtual Result<std::optional<EnvironmentStateRecord>> SelectEnvironmentState() = 0;
+  virtual Result<std::vector<AttemptRecord>> SelectRecentLoadOutcomes(AttemptId after, int limit) = 0;
+
+  virtual Status CheckIntegrity() = 0;
+  virtual Result<int64_t> Checkpoint() = 0;
+
+ private:
+  std::mutex mu_;
+};
+
+// The columns every SELECT of a whole row names, in this order.
+inline constexpr const char* kModelColumns =
+    "model_name, hf_path, cache_location, file_path, engine, compatibility_status, compatibility_notes, "
+    "load_config, total_loads, total_failures, created_at, updated_at, last_loaded_at, last_failed_at, "
+    "verdict_fingerprint";
+inline constexpr const char* kAttemptColumns =
+    "id, model_name, started_at, finished_at, outcome, forced, status_before, status_after, load_config, "
+    "exit_code, signal, category, pattern_id, summary, matched_line, log_excerpt, duration_ms, "
+    "hardware_fingerprint";
+
+// Checks shared by both backends before they write (pure; no SQL).
+// kInvalidArgument with a message naming the rule.
+Status ValidateModelName(std::string_view name);
+Status ValidateEngine(std::string_view engine);
+// The checks of a new model other than its load_config: name, engine, status
+// (never testing), cache_location.
+Status ValidateNewModel(const ModelRecord& model);
+// The checks of an update other than its load_config.
+Status ValidateUpdate(const ModelUpdate& update);
+// kFailedPrecondition when `current` is testing and `change` (e.g. "change
+// its status", "delete it") must wait for the attempt to end.
+Status CheckNotTesting(const ModelRecord& current, std::string_view change);
+Status CloseNeedsOutcome(const AttemptRecord& attempt);
+// 'name', truncated for messages.
+std::string Quoted(std::string_view name);
+// Empty text means "no value" for the nullable descriptive columns.
+std::optional<std::string> NullIfEmpty(const std::optional<std::string>& v);
+
+// Opens the SQLite backend at a file path (registry_open.cpp) or the
+// PostgreSQL backend at a postgresql:// URL (pg_backend.cpp); each runs the
+// pending migrations. Errors as Registry::Open documents.
+Result<std::unique_ptr<Backend>> OpenSqlite(const std::string& path, const OpenOptions& options);
+Result<std::unique_ptr<Backend>> OpenPostgres(const std::string& url, const OpenOptions& options);
+
+}  // namespace mw::registry_internal

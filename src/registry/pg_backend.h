@@ -1,0 +1,143 @@
+// Internal to registry/: the PostgreSQL implementation of Backend (libpqxx).
+// One connection, reopened on the next call after it broke (PostgreSQL
+// restarted, network); a call that finds the database down fails with
+// kUnavailable and says so. Write transactions are READ COMMITTED and
+// start by taking one transaction-scoped advisory lock (kWriteLockKey), so
+// the writes of every server sharing the database run one after another,
+// as SQLite's BEGIN IMMEDIATE makes them on one machine: each write
+// transaction sees everything committed before it (stronger than
+// SERIALIZABLE, and no serialization failure can occur between them).
+// Reads outside a transaction run in autocommit. libpqxx exceptions never
+// leave this class.
+#pragma once
+
+#include <memory>
+#include <pqxx/pqxx>
+
+#include "registry/backend.h"
+
+namespace mw::registry_internal {
+
+class PgBackend final : public Backend {
+ public:
+  // Advisory lock key of write transactions and migrations ('MWRG').
+  static constexpr int64_t kWriteLockKey = 0x4D575247;
+
+  PgBackend(std::string url, const OpenOptions& options);
+  ~PgBackend() override;
+
+  // Connects, refuses a read-only server or a newer schema, and runs the
+  // pending migrations. Errors as Registry::Open documents.
+  Status Open();
+
+  const std::string& path() const override { return display_; }
+  Status Begin(WriteMode mode) override;
+  Status Commit() override;
+  void Rollback() override;
+
+  Result<ModelRecord> SelectModel(std::string_view name) override;
+  Result<std::vector<ModelRecord>> SelectModels(std::optional<CompatStatus> status) override;
+  Result<int64_t> CountModels(CompatStatus status) override;
+  Result<StatusCounts> CountAllStatuses() override;
+  Status InsertModel(const ModelRecord& model) override;
+  Status UpdateModelRow(std::string_view name, const ModelUpdate& update) override;
+  Status WriteModelStateRow(const ModelRecord& model) override;
+  Status DeleteModelRow(std::string_view name) override;
+  Result<AttemptRecord> SelectAttempt(AttemptId id) override;
+  Result<std::vector<AttemptRecord>> SelectAttemptsOfModel(std::string_view name, int limit) override;
+  Result<std::vector<AttemptRecord>> SelectOpenAttempts(std::optional<std::string_view> name) override;
+  Result<AttemptId> InsertAttemptRow(const AttemptRecord& attempt) override;
+  Status CloseAttemptRow(const AttemptRecord& attempt) override;
+  Status ReclassifyAttemptRow(AttemptId id, AttemptOutcome outcome, CompatStatus status_after) override;
+  Status InsertEnvironmentRow(std::string_view fingerprint, std::string_view components) override;
+  Result<std::optional<std::string>> SelectEnvironment(std::string_view fingerprint) override;
+  Status WriteEnvironmentStateRow(const EnvironmentStateRecord& state, bool streak_now) override;
+  Result<std::optional<EnvironmentStateRecord>> SelectEnvironmentState() override;
+  Result<std::vector<AttemptRecord>> SelectRecentLoadOutcomes(AttemptId after, int limit) override;
+  Status CheckIntegrity() override;
+  Result<int64_t> Checkpoint() override;
+
+ private:
+  // Runs `fn(pqxx::transaction_base&)` (returning Status or Result<T>)
+  // inside the open write transaction, or, with none open, in autocommit
+  // (retried once on a fresh connection if the old one had broken: reads
+  // are idempotent). Any exception becomes a Status naming `what`.
+  template <typename Fn>
+  auto Read(std::string_view what, Fn fn) -> decltype(fn(std::declval<pqxx::transaction_base&>()));
+  // Runs `fn` inside a savepoint of the open write transaction, so that a
+  // refused row (a constraint) leaves the transaction usable, as on SQLite.
+  template <typename Fn>
+  auto Write(std::string_view what, Fn fn) -> decltype(fn(std::declval<pqxx::transaction_base&>()));
+
+  Status Connect();
+  void Drop();
+  Status MapError(std::string_view what);  // the exception being handled
+  Status Migrate();
+  Status MigrateLocked();
+  Status ValidateLoadConfig(pqxx::transaction_base& tx, std::string_view json_text);
+  Result<ModelRecord> SelectModelIn(pqxx::transaction_base& tx, std::string_view name);
+  Result<AttemptRecord> SelectAttemptIn(pqxx::transaction_base& tx, AttemptId id);
+
+  std::string url_;      // as given, plus connect_timeout
+  std::string display_;  // without the password
+  OpenOptions options_;
+  std::unique_ptr<pqxx::connection> conn_;
+  std::unique_ptr<pqxx::work> tx_;
+};
+
+// The URL with its password replaced by "***" (for messages and logs).
+std::string RedactPostgresUrl(std::string_view url);
+
+template <typename Fn>
+auto PgBackend::Read(std::string_view what, Fn fn) -> decltype(fn(std::declval<pqxx::transaction_base&>())) {
+  if (tx_) {
+    try {
+      return fn(*tx_);
+    } catch (...) {
+      return MapError(what);
+    }
+  }
+  for (int attempt = 0;; ++attempt) {
+    const bool had_connection = conn_ != nullptr;
+    RETURN_IF_ERROR(Connect());
+    try {
+      pqxx::nontransaction n(*conn_);
+      return fn(n);
+    } catch (const pqxx::broken_connection&) {
+      Status st = MapError(what);
+      if (attempt > 0 || !had_connection) return st;
+    } catch (...) {
+      return MapError(what);
+    }
+  }
+}
+
+template <typename Fn>
+auto PgBackend::Write(std::string_view what, Fn fn) -> decltype(fn(std::declval<pqxx::transaction_base&>())) {
+  using R = decltype(fn(std::declval<pqxx::transaction_base&>()));
+  if (!tx_) return InternalError(std::string(what) + ": no write transaction is open");
+  // Savepoints by hand: libpqxx 6.4's subtransaction does not roll back to
+  // its savepoint after a failed exec_params (the transaction stays aborted).
+  try {
+    tx_->exec("SAVEPOINT mw_row");
+  } catch (...) {
+    return MapError(what);
+  }
+  R result = [&]() -> R {
+    try {
+      return fn(*tx_);
+    } catch (...) {
+      return MapError(what);
+    }
+  }();
+  if (!tx_) return result;  // the connection broke: the transaction is gone
+  try {
+    tx_->exec(result.ok() ? "RELEASE SAVEPOINT mw_row" : "ROLLBACK TO SAVEPOINT mw_row");
+  } catch (...) {
+    Status st = MapError(what);
+    if (result.ok()) return st;
+  }
+  return result;
+}
+
+}  // namespace mw::registry_internal

@@ -1,0 +1,361 @@
+// PgBackend's rows: the same operations as registry_rows.cpp (SQLite), in
+// PostgreSQL's dialect ($n parameters, RETURNING, ON CONFLICT). Names sort
+// in byte order (COLLATE "C"), as SQLite sorts them.
+#include "common/time_util.h"
+#include "registry/pg_backend.h"
+
+namespace mw::registry_internal {
+namespace {
+
+using Tx = pqxx::transaction_base;
+
+// A nullable parameter: libpqxx sends a null const char* as NULL.
+const char* Opt(const std::optional<std::string>& v) { return v ? v->c_str() : nullptr; }
+
+std::optional<std::string> OptText(const pqxx::field& f) {
+  if (f.is_null()) return std::nullopt;
+  return f.as<std::string>();
+}
+std::optional<int64_t> OptInt(const pqxx::field& f) {
+  if (f.is_null()) return std::nullopt;
+  return f.as<int64_t>();
+}
+
+Result<CompatStatus> StatusColumn(const pqxx::field& f) {
+  const std::string text = f.as<std::string>();
+  if (auto v = ParseCompatStatus(text)) return *v;
+  return DataLossError("registry holds an unknown compatibility status '" + text + "'");
+}
+
+Result<ModelRecord> ReadModel(const pqxx::row& r) {
+  ModelRecord m;
+  m.model_name = r[0].as<std::string>();
+  m.hf_path = OptText(r[1]);
+  m.cache_location = r[2].as<std::string>();
+  m.file_path = OptText(r[3]);
+  m.engine = r[4].as<std::string>();
+  ASSIGN_OR_RETURN(m.compatibility_status, StatusColumn(r[5]));
+  m.compatibility_notes = OptText(r[6]);
+  m.load_config = r[7].as<std::string>();
+  m.total_loads = r[8].as<int64_t>();
+  m.total_failures = r[9].as<int64_t>();
+  m.created_at = r[10].as<std::string>();
+  m.updated_at = r[11].as<std::string>();
+  m.last_loaded_at = OptText(r[12]);
+  m.last_failed_at = OptText(r[13]);
+  m.verdict_fingerprint = OptText(r[14]);
+  return m;
+}
+
+Result<AttemptRecord> ReadAttempt(const pqxx::row& r) {
+  AttemptRecord a;
+  a.id = r[0].as<int64_t>();
+  a.model_name = r[1].as<std::string>();
+  a.started_at = r[2].as<std::string>();
+  a.finished_at = OptText(r[3]);
+  if (!r[4].is_null()) {
+    const std::string text = r[4].as<std::string>();
+    auto outcome = ParseAttemptOutcome(text);
+    if (!outcome) return DataLossError("registry holds an unknown attempt outcome '" + text + "'");
+    a.outcome = *outcome;
+  }
+  a.forced = r[5].as<int64_t>() != 0;
+  ASSIGN_OR_RETURN(a.status_before, StatusColumn(r[6]));
+  if (!r[7].is_null()) {
+    ASSIGN_OR_RETURN(a.status_after, StatusColumn(r[7]));
+  }
+  a.load_config = r[8].as<std::string>();
+  a.exit_code = OptInt(r[9]);
+  a.signal = OptText(r[10]);
+  a.category = OptText(r[11]);
+  a.pattern_id = OptText(r[12]);
+  a.summary = OptText(r[13]);
+  a.matched_line = OptText(r[14]);
+  a.log_excerpt = OptText(r[15]);
+  a.duration_ms = OptInt(r[16]);
+  a.hardware_fingerprint = OptText(r[17]);
+  return a;
+}
+
+template <typename Record, typename Reader>
+Result<std::vector<Record>> ReadAll(const pqxx::result& rows, Reader read) {
+  std::vector<Record> out;
+  out.reserve(rows.size());
+  for (const auto& row : rows) {
+    ASSIGN_OR_RETURN(Record r, read(row));
+    out.push_back(std::move(r));
+  }
+  return out;
+}
+
+std::string S(std::string_view v) { return std::string(v); }
+std::string S(CompatStatus v) { return std::string(ToString(v)); }
+
+const std::string kSelectModel = std::string("SELECT ") + kModelColumns + " FROM models";
+const std::string kSelectAttempt = std::string("SELECT ") + kAttemptColumns + " FROM load_attempts";
+
+}  // namespace
+
+Status PgBackend::ValidateLoadConfig(Tx& tx, std::string_view json_text) {
+  const auto r = tx.exec_params("SELECT mw_json_type($1)", S(json_text));
+  if (r[0][0].is_null()) return InvalidArgumentError("load_config is not valid JSON: it must be a JSON object");
+  const std::string type = r[0][0].as<std::string>();
+  if (type != "object") return InvalidArgumentError("load_config must be a JSON object, not " + type);
+  return Status::Ok();
+}
+
+Result<ModelRecord> PgBackend::SelectModelIn(Tx& tx, std::string_view name) {
+  RETURN_IF_ERROR(ValidateModelName(name));
+  const auto r = tx.exec_params(kSelectModel + " WHERE model_name = $1", S(name));
+  if (r.empty()) return NotFoundError("model " + Quoted(name) + " is not registered");
+  return ReadModel(r[0]);
+}
+
+Result<AttemptRecord> PgBackend::SelectAttemptIn(Tx& tx, AttemptId id) {
+  const auto r = tx.exec_params(kSelectAttempt + " WHERE id = $1", int64_t{id});
+  if (r.empty()) return NotFoundError("no load attempt with id " + std::to_string(id));
+  return ReadAttempt(r[0]);
+}
+
+Result<ModelRecord> PgBackend::SelectModel(std::string_view name) {
+  return Read("reading a model", [&](Tx& tx) { return SelectModelIn(tx, name); });
+}
+
+Result<std::vector<ModelRecord>> PgBackend::SelectModels(std::optional<CompatStatus> status) {
+  return Read("listing models", [&](Tx& tx) -> Result<std::vector<ModelRecord>> {
+    const auto rows =
+        status ? tx.exec_params(kSelectModel + " WHERE compatibility_status = $1 ORDER BY model_name COLLATE \"C\"",
+                                S(*status))
+               : tx.exec(kSelectModel + " ORDER BY model_name COLLATE \"C\"");
+    return ReadAll<ModelRecord>(rows, ReadModel);
+  });
+}
+
+Result<int64_t> PgBackend::CountModels(CompatStatus status) {
+  return Read("counting models", [&](Tx& tx) -> Result<int64_t> {
+    return tx.exec_params("SELECT count(*) FROM models WHERE compatibility_status = $1", S(status))[0][0]
+        .as<int64_t>();
+  });
+}
+
+Result<StatusCounts> PgBackend::CountAllStatuses() {
+  return Read("counting models", [&](Tx& tx) -> Result<StatusCounts> {
+    StatusCounts counts;
+    for (CompatStatus st : kAllCompatStatuses) counts[st] = 0;
+    for (const auto& row : tx.exec("SELECT compatibility_status, count(*) FROM models GROUP BY 1")) {
+      ASSIGN_OR_RETURN(const CompatStatus st, StatusColumn(row[0]));
+      counts[st] = row[1].as<int64_t>();
+    }
+    return counts;
+  });
+}
+
+Status PgBackend::InsertModel(const ModelRecord& m) {
+  RETURN_IF_ERROR(ValidateNewModel(m));
+  Status st = Write("registering a model", [&](Tx& tx) -> Status {
+    RETURN_IF_ERROR(ValidateLoadConfig(tx, m.load_config));
+    tx.exec_params(
+        "INSERT INTO models (model_name, hf_path, cache_location, file_path, engine, compatibility_status, "
+        "compatibility_notes, load_config, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $9)",
+        m.model_name, Opt(NullIfEmpty(m.hf_path)), m.cache_location, Opt(NullIfEmpty(m.file_path)), m.engine,
+        S(m.compatibility_status), Opt(NullIfEmpty(m.compatibility_notes)), m.load_config, NowIso8601());
+    return Status::Ok();
+  });
+  if (st.code() == StatusCode::kAlreadyExists) {
+    return AlreadyExistsError("model " + Quoted(m.model_name) + " is already registered");
+  }
+  return st;
+}
+
+Status PgBackend::UpdateModelRow(std::string_view name, const ModelUpdate& u) {
+  RETURN_IF_ERROR(ValidateUpdate(u));
+  return Write("updating a model", [&](Tx& tx) -> Status {
+    if (u.load_config) RETURN_IF_ERROR(ValidateLoadConfig(tx, *u.load_config));
+    ASSIGN_OR_RETURN(const ModelRecord current, SelectModelIn(tx, name));
+    if (u.compatibility_status) RETURN_IF_ERROR(CheckNotTesting(current, "change its status"));
+    const std::optional<std::string> status =
+        u.compatibility_status ? std::optional<std::string>(S(*u.compatibility_status)) : std::nullopt;
+    // One static statement: each column has a "was it given" flag.
+    tx.exec_params(
+        "UPDATE models SET "
+        "compatibility_status = CASE WHEN $2 THEN $3 ELSE compatibility_status END, "
+        "compatibility_notes = CASE WHEN $4 THEN $5 ELSE compatibility_notes END, "
+        "load_config = CASE WHEN $6 THEN $7 ELSE load_config END, "
+        "hf_path = CASE WHEN $8 THEN $9 ELSE hf_path END, "
+        "file_path = CASE WHEN $10 THEN $11 ELSE file_path END, "
+        "cache_location = CASE WHEN $12 THEN $13 ELSE cache_location END, "
+        "engine = CASE WHEN $14 THEN $15 ELSE engine END, "
+        "updated_at = $16 WHERE model_name = $1",
+        S(name), status.has_value(), Opt(status), u.compatibility_notes.has_value(),
+        Opt(NullIfEmpty(u.compatibility_notes)), u.load_config.has_value(), Opt(u.load_config),
+        u.hf_path.has_value(), Opt(NullIfEmpty(u.hf_path)), u.file_path.has_value(),
+        Opt(NullIfEmpty(u.file_path)), u.cache_location.has_value(), Opt(u.cache_location), u.engine.has_value(),
+        Opt(u.engine), NowIso8601());
+    return Status::Ok();
+  });
+}
+
+Status PgBackend::WriteModelStateRow(const ModelRecord& m) {
+  return Write("writing a model's state", [&](Tx& tx) -> Status {
+    const auto r = tx.exec_params(
+        "UPDATE models SET compatibility_status = $2, compatibility_notes = $3, total_loads = $4, "
+        "total_failures = $5, last_loaded_at = $6, last_failed_at = $7, updated_at = $8, "
+        "verdict_fingerprint = $9 WHERE model_name = $1",
+        m.model_name, S(m.compatibility_status), Opt(NullIfEmpty(m.compatibility_notes)), m.total_loads,
+        m.total_failures, Opt(m.last_loaded_at), Opt(m.last_failed_at), NowIso8601(),
+        Opt(NullIfEmpty(m.verdict_fingerprint)));
+    if (r.affected_rows() == 0) return NotFoundError("model " + Quoted(m.model_name) + " is not registered");
+    return Status::Ok();
+  });
+}
+
+Status PgBackend::DeleteModelRow(std::string_view name) {
+  return Write("deleting a model", [&](Tx& tx) -> Status {
+    ASSIGN_OR_RETURN(const ModelRecord current, SelectModelIn(tx, name));
+    RETURN_IF_ERROR(CheckNotTesting(current, "delete it"));
+    tx.exec_params("DELETE FROM models WHERE model_name = $1", S(name));
+    return Status::Ok();
+  });
+}
+
+Result<AttemptRecord> PgBackend::SelectAttempt(AttemptId id) {
+  return Read("reading a load attempt", [&](Tx& tx) { return SelectAttemptIn(tx, id); });
+}
+
+Result<std::vector<AttemptRecord>> PgBackend::SelectAttemptsOfModel(std::string_view name, int limit) {
+  return Read("listing load attempts", [&](Tx& tx) -> Result<std::vector<AttemptRecord>> {
+    RETURN_IF_ERROR(SelectModelIn(tx, name).status());
+    const std::optional<std::string> lim =
+        limit > 0 ? std::optional<std::string>(std::to_string(limit)) : std::nullopt;  // NULL: all
+    return ReadAll<AttemptRecord>(
+        tx.exec_params(kSelectAttempt + " WHERE model_name = $1 ORDER BY id DESC LIMIT $2::bigint", S(name),
+                       Opt(lim)),
+        ReadAttempt);
+  });
+}
+
+Result<std::vector<AttemptRecord>> PgBackend::SelectOpenAttempts(std::optional<std::string_view> name) {
+  return Read("listing open load attempts", [&](Tx& tx) -> Result<std::vector<AttemptRecord>> {
+    const auto rows = name ? tx.exec_params(kSelectAttempt +
+                                                " WHERE finished_at IS NULL AND model_name = $1 ORDER BY id",
+                                            S(*name))
+                           : tx.exec(kSelectAttempt + " WHERE finished_at IS NULL ORDER BY id");
+    return ReadAll<AttemptRecord>(rows, ReadAttempt);
+  });
+}
+
+Result<AttemptId> PgBackend::InsertAttemptRow(const AttemptRecord& a) {
+  auto id = Write("recording a load attempt", [&](Tx& tx) -> Result<AttemptId> {
+    RETURN_IF_ERROR(ValidateLoadConfig(tx, a.load_config));
+    const auto r = tx.exec_params(
+        "INSERT INTO load_attempts (model_name, started_at, forced, status_before, load_config, "
+        "hardware_fingerprint) VALUES ($1, $2, $3, $4, $5, $6) RETURNING id",
+        a.model_name, a.started_at.empty() ? NowIso8601() : a.started_at, int64_t{a.forced ? 1 : 0},
+        S(a.status_before), a.load_config, Opt(NullIfEmpty(a.hardware_fingerprint)));
+    return r[0][0].as<int64_t>();
+  });
+  if (id.status().code() == StatusCode::kAlreadyExists) {
+    return AlreadyExistsError("model " + Quoted(a.model_name) + " already has an open load attempt");
+  }
+  if (id.status().code() == StatusCode::kInvalidArgument &&
+      id.status().message().find("FOREIGN KEY") != std::string::npos) {
+    return NotFoundError("model " + Quoted(a.model_name) + " is not registered");
+  }
+  return id;
+}
+
+Status PgBackend::CloseAttemptRow(const AttemptRecord& a) {
+  RETURN_IF_ERROR(CloseNeedsOutcome(a));
+  return Write("closing a load attempt", [&](Tx& tx) -> Status {
+    const std::optional<std::string> exit_code =
+        a.exit_code ? std::optional<std::string>(std::to_string(*a.exit_code)) : std::nullopt;
+    const auto r = tx.exec_params(
+        "UPDATE load_attempts SET finished_at = $2::text, outcome = $3, status_after = $4, exit_code = $5::bigint, "
+        "signal = $6, category = $7, pattern_id = $8, summary = $9, matched_line = $10, log_excerpt = $11, "
+        "duration_ms = GREATEST(0, round(extract(epoch FROM ($2::text::timestamptz - started_at::timestamptz)) * "
+        "1000))::bigint WHERE id = $1 AND finished_at IS NULL",
+        int64_t{a.id}, a.finished_at ? *a.finished_at : NowIso8601(), S(ToString(*a.outcome)),
+        S(*a.status_after), Opt(exit_code), Opt(NullIfEmpty(a.signal)), Opt(NullIfEmpty(a.category)),
+        Opt(NullIfEmpty(a.pattern_id)), Opt(NullIfEmpty(a.summary)), Opt(NullIfEmpty(a.matched_line)),
+        Opt(NullIfEmpty(a.log_excerpt)));
+    if (r.affected_rows() == 1) return Status::Ok();
+    RETURN_IF_ERROR(SelectAttemptIn(tx, a.id).status());
+    return FailedPreconditionError("load attempt " + std::to_string(a.id) + " is already finished");
+  });
+}
+
+Status PgBackend::ReclassifyAttemptRow(AttemptId id, AttemptOutcome outcome, CompatStatus status_after) {
+  return Write("reclassifying a load attempt", [&](Tx& tx) -> Status {
+    ASSIGN_OR_RETURN(const AttemptRecord current, SelectAttemptIn(tx, id));
+    if (current.open()) {
+      return FailedPreconditionError("load attempt " + std::to_string(id) + " is still in progress");
+    }
+    tx.exec_params("UPDATE load_attempts SET outcome = $2, status_after = $3 WHERE id = $1", int64_t{id},
+                   S(ToString(outcome)), S(status_after));
+    return Status::Ok();
+  });
+}
+
+Status PgBackend::InsertEnvironmentRow(std::string_view fingerprint, std::string_view components) {
+  return Write("recording an environment", [&](Tx& tx) -> Status {
+    tx.exec_params("INSERT INTO environments (fingerprint, components, first_seen_at) VALUES ($1, $2, $3) "
+                   "ON CONFLICT (fingerprint) DO NOTHING",
+                   S(fingerprint), S(components), NowIso8601());
+    return Status::Ok();
+  });
+}
+
+Result<std::optional<std::string>> PgBackend::SelectEnvironment(std::string_view fingerprint) {
+  return Read("reading an environment", [&](Tx& tx) -> Result<std::optional<std::string>> {
+    const auto r = tx.exec_params("SELECT components FROM environments WHERE fingerprint = $1", S(fingerprint));
+    if (r.empty()) return std::optional<std::string>();
+    return std::optional<std::string>(r[0][0].as<std::string>());
+  });
+}
+
+Status PgBackend::WriteEnvironmentStateRow(const EnvironmentStateRecord& st, bool streak_now) {
+  return Write("recording the environment state", [&](Tx& tx) -> Status {
+    tx.exec_params(
+        "INSERT INTO environment_state (id, state, reason, since, devices_missing, streak_after_attempt, "
+        "good_devices, updated_at) VALUES (1, $1, $2, $3, $4, CASE WHEN $5 THEN (SELECT COALESCE(MAX(id), 0) "
+        "FROM load_attempts WHERE finished_at IS NOT NULL) ELSE $6 END, $7, $8) "
+        "ON CONFLICT (id) DO UPDATE SET state = EXCLUDED.state, reason = EXCLUDED.reason, since = EXCLUDED.since, "
+        "devices_missing = EXCLUDED.devices_missing, streak_after_attempt = EXCLUDED.streak_after_attempt, "
+        "good_devices = EXCLUDED.good_devices, updated_at = EXCLUDED.updated_at",
+        std::string(st.failing ? "failing" : "ok"), Opt(st.reason), Opt(st.since), st.devices_missing, streak_now,
+        int64_t{st.streak_after}, st.good_devices, NowIso8601());
+    return Status::Ok();
+  });
+}
+
+Result<std::optional<EnvironmentStateRecord>> PgBackend::SelectEnvironmentState() {
+  return Read("reading the environment state", [&](Tx& tx) -> Result<std::optional<EnvironmentStateRecord>> {
+    const auto r = tx.exec("SELECT state, reason, since, devices_missing, streak_after_attempt, good_devices "
+                           "FROM environment_state WHERE id = 1");
+    if (r.empty()) return std::optional<EnvironmentStateRecord>();
+    EnvironmentStateRecord st;
+    st.failing = r[0][0].as<std::string>() == "failing";
+    if (!r[0][1].is_null()) st.reason = r[0][1].as<std::string>();
+    if (!r[0][2].is_null()) st.since = r[0][2].as<std::string>();
+    st.devices_missing = r[0][3].as<bool>();
+    st.streak_after = r[0][4].as<int64_t>();
+    st.good_devices = r[0][5].as<std::string>();
+    return std::optional<EnvironmentStateRecord>(std::move(st));
+  });
+}
+
+Result<std::vector<AttemptRecord>> PgBackend::SelectRecentLoadOutcomes(AttemptId after, int limit) {
+  return Read("listing recent load outcomes", [&](Tx& tx) -> Result<std::vector<AttemptRecord>> {
+    const std::optional<std::string> lim =
+        limit > 0 ? std::optional<std::string>(std::to_string(limit)) : std::nullopt;  // NULL: all
+    return ReadAll<AttemptRecord>(
+        tx.exec_params(kSelectAttempt +
+                           " WHERE id > $1 AND finished_at IS NOT NULL AND outcome IN ('success', 'failed', "
+                           "'crashed', 'timeout', 'environment_failure', 'crashed_while_serving') "
+                           "ORDER BY id DESC LIMIT $2::bigint",
+                       int64_t{after}, Opt(lim)),
+        ReadAttempt);
+  });
+}
+
+}  // namespace mw::registry_internal

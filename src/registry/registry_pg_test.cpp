@@ -1,0 +1,249 @@
+// The PostgreSQL backend's own behaviour (the CRUD and transaction tests of
+// registry_test.cpp run on it too): schema, refusals before any write,
+// several servers on one database, and PostgreSQL going away and coming back.
+#include <gtest/gtest.h>
+
+#include <thread>
+#include <vector>
+
+#include "registry/pg_test_util.h"
+#include "registry/registry.h"
+
+namespace mw {
+namespace {
+
+using testing_util::PgPrivateCluster;
+using testing_util::PgTestSchema;
+
+class PgRegistryTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    std::string skip, error;
+    pg_ = PgTestSchema::Create(&skip, &error);
+    if (!pg_) {
+      if (!skip.empty()) GTEST_SKIP() << skip;
+      FAIL() << error;
+    }
+  }
+  std::unique_ptr<Registry> Open() {
+    auto reg = Registry::Open(pg_->url());
+    EXPECT_TRUE(reg.ok()) << reg.status().ToString();
+    return reg.ok() ? std::move(reg).value() : nullptr;
+  }
+  static ModelRecord Model(const std::string& name) {
+    ModelRecord m;
+    m.model_name = name;
+    m.file_path = name + ".gguf";
+    return m;
+  }
+  std::unique_ptr<PgTestSchema> pg_;
+};
+
+TEST_F(PgRegistryTest, SchemaHasSpecColumnsAndVersion) {
+  auto reg = Open();
+  ASSERT_TRUE(reg);
+  EXPECT_EQ(reg->path().find("postgresql://"), 0u);
+  EXPECT_EQ(pg_->Query("SELECT version FROM modelwarden_schema"), std::to_string(Registry::kSchemaVersion));
+  const std::string cols =
+      "SELECT string_agg(column_name, ',' ORDER BY ordinal_position) FROM information_schema.columns "
+      "WHERE table_schema = current_schema() AND table_name = ";
+  EXPECT_EQ(pg_->Query(cols + "'models'"),
+            "model_name,hf_path,cache_location,file_path,engine,compatibility_status,compatibility_notes,"
+            "load_config,total_loads,total_failures,created_at,updated_at,last_loaded_at,last_failed_at,"
+            "verdict_fingerprint");
+  EXPECT_EQ(pg_->Query(cols + "'load_attempts'"),
+            "id,model_name,started_at,finished_at,outcome,forced,status_before,status_after,load_config,"
+            "exit_code,signal,category,pattern_id,summary,matched_line,log_excerpt,duration_ms,"
+            "hardware_fingerprint");
+  EXPECT_EQ(pg_->Query("SELECT count(*) FROM pg_indexes WHERE schemaname = current_schema() AND indexname IN "
+                       "('models_by_status', 'load_attempts_open', 'load_attempts_open_by_id')"),
+            "3");
+  EXPECT_TRUE(reg->CheckIntegrity().ok());
+}
+
+TEST_F(PgRegistryTest, SchemaChecksRejectBadValuesWrittenBehindOurBack) {
+  ASSERT_TRUE(Open());
+  const std::string cols = "INSERT INTO models (model_name, created_at, updated_at, ";
+  EXPECT_EQ(pg_->Exec("INSERT INTO models (model_name, created_at, updated_at) VALUES ('ok', 'x', 'x')"), "");
+  EXPECT_NE(pg_->Exec(cols + "compatibility_status) VALUES ('a', 'x', 'x', 'broken')"), "");
+  EXPECT_NE(pg_->Exec(cols + "engine) VALUES ('a', 'x', 'x', 'vllm')"), "");
+  EXPECT_NE(pg_->Exec(cols + "load_config) VALUES ('a', 'x', 'x', '[1]')"), "");
+  EXPECT_NE(pg_->Exec(cols + "load_config) VALUES ('a', 'x', 'x', '{bad')"), "");
+  EXPECT_NE(pg_->Exec("INSERT INTO models (model_name, created_at, updated_at) VALUES ('../x', 'x', 'x')"), "");
+  EXPECT_NE(pg_->Exec("INSERT INTO load_attempts (model_name, started_at, status_before, outcome) "
+                      "VALUES ('ok', 'x', 'unknown', 'exploded')"),
+            "");
+  EXPECT_EQ(pg_->Exec("INSERT INTO load_attempts (model_name, started_at, status_before) "
+                      "VALUES ('ok', 'x', 'unknown')"),
+            "");
+  // At most one open attempt per model.
+  EXPECT_NE(pg_->Exec("INSERT INTO load_attempts (model_name, started_at, status_before) "
+                      "VALUES ('ok', 'x', 'unknown')"),
+            "");
+}
+
+TEST_F(PgRegistryTest, NewerSchemaIsRefusedAndLeftUntouched) {
+  ASSERT_TRUE(Open());
+  const std::string newer = std::to_string(Registry::kSchemaVersion + 1);
+  ASSERT_EQ(pg_->Exec("UPDATE modelwarden_schema SET version = " + newer), "");
+  auto reg = Registry::Open(pg_->url());
+  ASSERT_FALSE(reg.ok());
+  EXPECT_EQ(reg.status().code(), StatusCode::kFailedPrecondition);
+  EXPECT_NE(reg.status().message().find("newer than this modelwarden supports"), std::string::npos)
+      << reg.status().ToString();
+  EXPECT_EQ(pg_->Query("SELECT version FROM modelwarden_schema"), newer);
+}
+
+TEST_F(PgRegistryTest, ForeignTablesAreRefusedAndLeftUntouched) {
+  ASSERT_EQ(pg_->Exec("CREATE TABLE models (id int); INSERT INTO models VALUES (7)"), "");
+  auto reg = Registry::Open(pg_->url());
+  ASSERT_FALSE(reg.ok());
+  EXPECT_EQ(reg.status().code(), StatusCode::kDataLoss) << reg.status().ToString();
+  EXPECT_EQ(pg_->Query("SELECT to_regclass('modelwarden_schema') IS NULL"), "t");
+  EXPECT_EQ(pg_->Query("SELECT id FROM models"), "7");
+}
+
+TEST_F(PgRegistryTest, ReadOnlyServerIsRefusedWithAClearError) {
+  // The URL's options end with the schema's search_path: add one more setting.
+  auto reg = Registry::Open(pg_->url() + "%20-cdefault_transaction_read_only%3Don");
+  ASSERT_FALSE(reg.ok());
+  EXPECT_EQ(reg.status().code(), StatusCode::kPermissionDenied) << reg.status().ToString();
+  EXPECT_NE(reg.status().message().find("read-only"), std::string::npos) << reg.status().ToString();
+  EXPECT_EQ(pg_->Query("SELECT to_regclass('modelwarden_schema') IS NULL"), "t");
+}
+
+TEST_F(PgRegistryTest, UnreachableDatabaseIsUnavailableAndNamesIt) {
+  auto reg = Registry::Open("postgresql://modelwarden:secret@/registry?host=/nonexistent-mw-socket-dir");
+  ASSERT_FALSE(reg.ok());
+  EXPECT_EQ(reg.status().code(), StatusCode::kUnavailable) << reg.status().ToString();
+  EXPECT_NE(reg.status().message().find("is PostgreSQL running"), std::string::npos) << reg.status().ToString();
+  // The password never reaches a message.
+  EXPECT_EQ(reg.status().message().find("secret"), std::string::npos) << reg.status().ToString();
+  EXPECT_NE(reg.status().message().find("modelwarden:***@"), std::string::npos) << reg.status().ToString();
+}
+
+TEST_F(PgRegistryTest, ServersSharingTheDatabaseSeeEachOthersWrites) {
+  auto a = Open();
+  auto b = Open();
+  ASSERT_TRUE(a && b);
+  ASSERT_TRUE(a->AddModel(Model("shared")).ok());
+  auto seen = b->GetModel("shared");
+  ASSERT_TRUE(seen.ok()) << seen.status().ToString();
+  EXPECT_EQ(b->AddModel(Model("shared")).status().code(), StatusCode::kAlreadyExists);
+  // One open attempt per model, whichever server opened it.
+  {
+    auto tx = a->BeginWrite();
+    ASSERT_TRUE(tx.ok());
+    AttemptRecord attempt;
+    attempt.model_name = "shared";
+    ASSERT_TRUE(tx->InsertAttempt(attempt).ok());
+    ASSERT_TRUE(tx->Commit().ok());
+  }
+  auto tx = b->BeginWrite();
+  ASSERT_TRUE(tx.ok());
+  AttemptRecord attempt;
+  attempt.model_name = "shared";
+  EXPECT_EQ(tx->InsertAttempt(attempt).status().code(), StatusCode::kAlreadyExists);
+  // A refused row leaves the transaction usable (as on SQLite).
+  auto open = tx->GetOpenAttempt("shared");
+  ASSERT_TRUE(open.ok()) << open.status().ToString();
+  EXPECT_TRUE(open->has_value());
+  EXPECT_TRUE(tx->Commit().ok());
+}
+
+TEST_F(PgRegistryTest, WriteTransactionsOfTwoServersRunOneAfterTheOther) {
+  // Each thread reads a counter, waits, and writes it back plus one: without
+  // the fleet's write lock, increments would be lost.
+  auto a = Open();
+  auto b = Open();
+  ASSERT_TRUE(a && b);
+  ASSERT_TRUE(a->AddModel(Model("counter")).ok());
+  constexpr int kRounds = 20;
+  auto bump = [](Registry& reg) {
+    for (int i = 0; i < kRounds; ++i) {
+      auto tx = reg.BeginWrite();
+      ASSERT_TRUE(tx.ok()) << tx.status().ToString();
+      auto m = tx->GetModel("counter");
+      ASSERT_TRUE(m.ok());
+      std::this_thread::sleep_for(std::chrono::milliseconds(2));
+      m->total_loads += 1;
+      ASSERT_TRUE(tx->WriteModelState(*m).ok());
+      ASSERT_TRUE(tx->Commit().ok());
+    }
+  };
+  std::thread ta([&] { bump(*a); });
+  std::thread tb([&] { bump(*b); });
+  ta.join();
+  tb.join();
+  EXPECT_EQ(a->GetModel("counter")->total_loads, 2 * kRounds);
+}
+
+TEST_F(PgRegistryTest, ServersStartingTogetherMigrateOnce) {
+  std::vector<std::thread> threads;
+  std::vector<Status> results(4);
+  for (size_t i = 0; i < results.size(); ++i) {
+    threads.emplace_back([&, i] { results[i] = Registry::Open(pg_->url()).status(); });
+  }
+  for (auto& t : threads) t.join();
+  for (const Status& st : results) EXPECT_TRUE(st.ok()) << st.ToString();
+  EXPECT_EQ(pg_->Query("SELECT count(*) FROM modelwarden_schema"), "1");
+}
+
+// PostgreSQL crashes and comes back: what was committed is there, and the
+// same Registry reconnects by itself; while it is down, calls fail with
+// kUnavailable and say why.
+TEST(PgRegistryOutage, CommittedWritesSurviveACrashAndTheRegistryReconnects) {
+  PgPrivateCluster cluster;
+  std::string skip, error;
+  if (!cluster.Start(&skip, &error)) {
+    if (!skip.empty()) GTEST_SKIP() << skip;
+    FAIL() << error;
+  }
+  auto reg_or = Registry::Open(cluster.url());
+  ASSERT_TRUE(reg_or.ok()) << reg_or.status().ToString();
+  auto reg = std::move(reg_or).value();
+  ModelRecord m;
+  m.model_name = "m";
+  m.file_path = "m.gguf";
+  ASSERT_TRUE(reg->AddModel(m).ok());
+  AttemptId id = 0;
+  {
+    // The durable `testing` commit: once Commit returned, a crash keeps it.
+    auto tx = reg->BeginWrite();
+    ASSERT_TRUE(tx.ok());
+    auto model = tx->GetModel("m");
+    AttemptRecord a;
+    a.model_name = "m";
+    auto inserted = tx->InsertAttempt(a);
+    ASSERT_TRUE(inserted.ok());
+    id = *inserted;
+    model->compatibility_status = CompatStatus::kTesting;
+    ASSERT_TRUE(tx->WriteModelState(*model).ok());
+    ASSERT_TRUE(tx->Commit().ok());
+  }
+  ASSERT_EQ(cluster.Restart(), "");
+  auto after = reg->GetModel("m");
+  ASSERT_TRUE(after.ok()) << after.status().ToString();
+  EXPECT_EQ(after->compatibility_status, CompatStatus::kTesting);
+  EXPECT_TRUE(reg->GetAttempt(id)->open());
+
+  ASSERT_EQ(cluster.Halt(), "");
+  auto down = reg->GetModel("m");
+  EXPECT_EQ(down.status().code(), StatusCode::kUnavailable) << down.status().ToString();
+  EXPECT_EQ(reg->BeginWrite().status().code(), StatusCode::kUnavailable);
+  ASSERT_TRUE(cluster.Start(&skip, &error)) << error;
+  auto tx = reg->BeginWrite();
+  ASSERT_TRUE(tx.ok()) << tx.status().ToString();
+  auto attempt = tx->GetAttempt(id);
+  ASSERT_TRUE(attempt.ok());
+  attempt->outcome = AttemptOutcome::kSuccess;
+  attempt->status_after = CompatStatus::kCompatible;
+  Status closed = tx->CloseAttempt(*attempt);
+  ASSERT_TRUE(closed.ok()) << closed.ToString();
+  ASSERT_TRUE(tx->Commit().ok());
+  EXPECT_FALSE(reg->GetAttempt(id)->open());
+  EXPECT_GE(*reg->GetAttempt(id)->duration_ms, 0);
+}
+
+}  // namespace
+}  // namespace mw
