@@ -376,7 +376,6 @@ TEST_P(RegistryTest, EnvironmentStateAndRecentLoadOutcomes) {
 }
 
 TEST_P(RegistryTest, DeleteCascadesAttemptsAndRefusesWhileTesting) {
-TEST_P(RegistryTest, DeleteCascadesAttemptsAndRefusesWhileTesting) {
   ASSERT_TRUE(reg_->AddModel(Model("m")).ok());
   const AttemptId id = OpenAttempt(*reg_, "m");
   EXPECT_EQ(reg_->DeleteModel("m").code(), StatusCode::kFailedPrecondition);
