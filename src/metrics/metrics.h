@@ -84,7 +84,7 @@ class Metrics {
   Metrics& operator=(const Metrics&) = delete;
 
   // A load attempt ended: outcome "success", "failed", "crashed", "timeout",
-  // "cancelled"; category the crash category ("none" for success/cancelled).
+  // "cancelled", "environment_failure"; category the crash category ("none" for success/cancelled).
   // `seconds` < 0: no process ran, the duration is not observed.
   void RecordLoadAttempt(std::string_view outcome, std::string_view category, double seconds);
   // A worker died after its model had loaded.

@@ -14,6 +14,7 @@
 #include <thread>
 
 #include "harness.h"
+#include "raw_http.h"
 
 namespace mw::itest {
 namespace {
@@ -97,20 +98,12 @@ TEST_F(EnvironmentProbeTest, ProbeThatLosesADeviceSetsFailingWithoutAnyLoadAndIt
     EXPECT_NE(Environment(server)["components"]["devices"].get<std::string>().find("FAKE0"), std::string::npos);
 
     // The event stream is open before the device goes.
-    int fd = ConnectLoopback(server.port());
-    ASSERT_GE(fd, 0);
-    const std::string req = "GET /api/events HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n";
-    ASSERT_GT(::send(fd, req.data(), req.size(), 0), 0);
-    std::string events;
+    RawConnection sse(server.port());
+    ASSERT_TRUE(sse.connected());
+    ASSERT_TRUE(sse.Send("GET", "/api/events", ""));
+    // What the stream has said so far, once it has said `needle` (or 20 s passed).
     auto read_until = [&](const std::string& needle) {
-      timeval tv{0, 200000};
-      setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
-      for (int i = 0; i < 100 && events.find(needle) == std::string::npos; ++i) {
-        char buf[8192];
-        ssize_t n = ::recv(fd, buf, sizeof(buf), 0);
-        if (n > 0) events.append(buf, static_cast<size_t>(n));
-      }
-      return events.find(needle) != std::string::npos;
+      return sse.ReadUntil(needle, std::chrono::seconds(20)).find(needle) != std::string::npos;
     };
     ASSERT_TRUE(read_until("event: status"));
 
@@ -121,7 +114,7 @@ TEST_F(EnvironmentProbeTest, ProbeThatLosesADeviceSetsFailingWithoutAnyLoadAndIt
     EXPECT_NE(env["reason"].get<std::string>().find("FAKE0"), std::string::npos) << env.dump();
     EXPECT_FALSE(env["since"].is_null());
     EXPECT_NE(Metrics(server).find("modelwarden_environment_failing 1"), std::string::npos);
-    EXPECT_TRUE(read_until(R"("state":"failing")")) << events;
+    EXPECT_TRUE(read_until(R"("state":"failing")")) << sse.ReadUntil("", std::chrono::seconds(0));
     ProcessResult status = server.Cli({"status"});
     EXPECT_NE(status.out.find("ENVIRONMENT FAILING"), std::string::npos) << status.out;
     EXPECT_NE(status.out.find("FAKE0"), std::string::npos) << status.out;
@@ -132,8 +125,7 @@ TEST_F(EnvironmentProbeTest, ProbeThatLosesADeviceSetsFailingWithoutAnyLoadAndIt
     ASSERT_TRUE(WaitForStatusBody(server, [](const json& s) { return s["environment"]["state"] == "ok"; }));
     EXPECT_TRUE(Environment(server)["reason"].is_null());
     EXPECT_NE(Metrics(server).find("modelwarden_environment_failing 0"), std::string::npos);
-    EXPECT_TRUE(read_until(R"("state":"ok")")) << events;
-    ::close(fd);
+    EXPECT_TRUE(read_until(R"("state":"ok")")) << sse.ReadUntil("", std::chrono::seconds(0));
   }
 }
 

@@ -7,9 +7,11 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <chrono>
 #include <fstream>
 
 #include "harness.h"
+#include "raw_http.h"
 
 namespace mw::itest {
 namespace {
@@ -73,20 +75,12 @@ TEST_F(EnvironmentTest, ThreeModelsFailingAtTheDeviceLevelIsTheEnvironment) {
   ASSERT_EQ(server.Call("POST", "/api/models", CommandModel("good", {"--then", "ready"})).status, 201);
 
   // The event stream says when the environment changes.
-  int fd = ConnectLoopback(server.port());
-  ASSERT_GE(fd, 0);
-  const std::string req = "GET /api/events HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n";
-  ASSERT_GT(::send(fd, req.data(), req.size(), 0), 0);
-  std::string events;
+  RawConnection sse(server.port());
+  ASSERT_TRUE(sse.connected());
+  ASSERT_TRUE(sse.Send("GET", "/api/events", ""));
+  // What the stream has said so far, once it has said `needle` (or 20 s passed).
   auto read_until = [&](const std::string& needle) {
-    timeval tv{0, 200000};
-    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
-    for (int i = 0; i < 75 && events.find(needle) == std::string::npos; ++i) {
-      char buf[8192];
-      ssize_t n = ::recv(fd, buf, sizeof(buf), 0);
-      if (n > 0) events.append(buf, static_cast<size_t>(n));
-    }
-    return events.find(needle) != std::string::npos;
+    return sse.ReadUntil(needle, std::chrono::seconds(20)).find(needle) != std::string::npos;
   };
   EXPECT_TRUE(read_until("event: status"));
 
@@ -106,8 +100,7 @@ TEST_F(EnvironmentTest, ThreeModelsFailingAtTheDeviceLevelIsTheEnvironment) {
   }
   EXPECT_FALSE(env["since"].is_null());
   EXPECT_TRUE(read_until("event: environment"));
-  EXPECT_TRUE(read_until(R"("state":"failing")")) << events;
-  ::close(fd);
+  EXPECT_TRUE(read_until(R"("state":"failing")")) << sse.ReadUntil("", std::chrono::seconds(0));
   for (const char* name : {"m1", "m2", "m3"}) {
     json m = Model(server, name);
     EXPECT_EQ(m["compatibility_status"], "unknown") << name << " " << m.dump();
