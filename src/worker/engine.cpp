@@ -11,6 +11,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <fstream>
+#include <future>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -103,9 +104,6 @@ struct Plan {
   ModelShape shape;
   int64_t n_ctx = 0;
   std::vector<size_t> free_before;
-  // llama.cpp's own sizes of the buffers this load allocates (weights, KV
-  // cache, compute), per device; empty when it could not say.
-  std::vector<protocol::DeviceUsage> projected;
   int64_t start_ms = 0;
 };
 
@@ -155,7 +153,11 @@ std::optional<int64_t> EngineContextSize(int port) {
 // The watcher: waits for the engine to answer, verifies, reports `loaded`,
 // then waits for the stop. Runs on its own thread while llama_server runs
 // on the main one.
-void Watch(const Plan& plan, const std::shared_ptr<Shared>& shared, StopWatcher& stop) {
+// llama.cpp's own sizes of the buffers this load allocates (weights, KV
+// cache, compute), per device, computed beside the load (ProjectedMemory).
+using Sizing = std::shared_future<Result<std::vector<protocol::DeviceUsage>>>;
+
+void Watch(const Plan& plan, const Sizing& sizing, const std::shared_ptr<Shared>& shared, StopWatcher& stop) {
   ProtocolChannel& channel = ProtocolChannel::Get();
   const uint64_t rss_before = ResidentBytes();
   const double expected = std::max<double>(1.0, static_cast<double>(plan.shape.weight_bytes));
@@ -217,8 +219,15 @@ void Watch(const Plan& plan, const std::shared_ptr<Shared>& shared, StopWatcher&
   const uint64_t kv_bytes = static_cast<uint64_t>(plan.n_ctx) * static_cast<uint64_t>(plan.shape.n_layer) *
                             (ggml_row_size(GgmlCacheType(plan.config.cache_type_k), plan.shape.n_embd_k) +
                              ggml_row_size(GgmlCacheType(plan.config.cache_type_v), plan.shape.n_embd_v));
-  loaded.devices = !plan.projected.empty() ? plan.projected
-                                           : MemoryUsedSince(plan.free_before, plan.shape.weight_bytes + kv_bytes);
+  std::vector<protocol::DeviceUsage> projected;
+  if (const auto& sized = sizing.get(); sized.ok()) {
+    projected = *sized;
+  } else {
+    std::fprintf(stderr, "modelwarden-worker: no memory breakdown from llama.cpp (%s); memory_used is estimated\n",
+                 sized.status().message().c_str());
+  }
+  loaded.devices = !projected.empty() ? projected
+                                      : MemoryUsedSince(plan.free_before, plan.shape.weight_bytes + kv_bytes);
   loaded.load_ms = MonotonicMillis() - plan.start_ms;
   {
     std::lock_guard<std::mutex> lock(shared->mu);
@@ -269,16 +278,17 @@ int RunEngine(const EngineOptions& options) {
   ClearEngineEnvironment();
   plan.free_before = FreeMemoryPerDevice();
   // memory_used as llama.cpp sizes it, compute buffers included (the formula
-  // above knows only weights and KV cache). Before llama_server: it replaces
-  // the log callback this needs to silence.
-  if (auto projected = ProjectedMemory(options.model_path, plan.config, static_cast<uint32_t>(plan.n_ctx),
-                                       static_cast<uint32_t>(plan.config.n_parallel.value_or(1)));
-      projected.ok()) {
-    plan.projected = std::move(*projected);
-  } else {
-    std::fprintf(stderr, "modelwarden-worker: no memory breakdown from llama.cpp (%s); memory_used is estimated\n",
-                 projected.status().message().c_str());
-  }
+  // above knows only weights and KV cache). It runs beside the engine's own
+  // load: run first, it was ~88 ms of a 1 GB model's ~500 ms load. It leaves
+  // the log callback alone (llama_server owns it by then), so the loader's
+  // lines appear in the log once more. Both the report of `loaded` and every
+  // return below wait for it: no llama.cpp call outlives the process.
+  Sizing sizing =
+      std::async(std::launch::async, [path = options.model_path, config = plan.config,
+                                      n_ctx = static_cast<uint32_t>(plan.n_ctx),
+                                      n_seq = static_cast<uint32_t>(plan.config.n_parallel.value_or(1))] {
+        return ProjectedMemory(path, config, n_ctx, n_seq, /*quiet=*/false);
+      }).share();
   std::vector<std::string> args =
       BuildEngineArgs({options.model_path, plan.config, plan.shape.n_ctx_train, options.verify});
   std::string line;
@@ -294,9 +304,10 @@ int RunEngine(const EngineOptions& options) {
   channel.Send(protocol::ProgressMessage{0});
   // Detached: on a failed load the main thread reports and exits while the
   // watcher may still be polling.
-  std::thread([plan, shared, stop] { Watch(plan, shared, *stop); }).detach();
+  std::thread([plan, sizing, shared, stop] { Watch(plan, sizing, shared, *stop); }).detach();
 
   const int rc = llama_server(static_cast<int>(argv.size()) - 1, argv.data());
+  sizing.wait();
 
   std::lock_guard<std::mutex> lock(shared->mu);
   const Phase phase = shared->phase;

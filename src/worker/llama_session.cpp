@@ -114,7 +114,7 @@ void QuietLog(ggml_log_level, const char*, void*) {}
 }  // namespace
 
 Result<std::vector<protocol::DeviceUsage>> ProjectedMemory(const std::string& path, const loadconfig::LlamaConfig& c,
-                                                           uint32_t n_ctx, uint32_t n_seq_max) {
+                                                           uint32_t n_ctx, uint32_t n_seq_max, bool quiet) {
   if (&llama_get_memory_breakdown == nullptr) return UnavailableError("this llama.cpp has no memory breakdown");
   std::vector<float> split;
   ASSIGN_OR_RETURN(llama_model_params mp, ModelParams(c, split));
@@ -122,10 +122,13 @@ Result<std::vector<protocol::DeviceUsage>> ProjectedMemory(const std::string& pa
   mp.load_mode = LLAMA_LOAD_MODE_NONE;
   llama_context_params cp = ContextParams(c, n_ctx);
   cp.n_seq_max = std::max<uint32_t>(1, n_seq_max);
-  llama_log_set(QuietLog, nullptr);
+  if (quiet) llama_log_set(QuietLog, nullptr);
   struct RestoreLog {
-    ~RestoreLog() { llama_log_set(nullptr, nullptr); }  // llama.cpp's default: stderr
-  } restore;
+    bool active;
+    ~RestoreLog() {
+      if (active) llama_log_set(nullptr, nullptr);  // llama.cpp's default: stderr
+    }
+  } restore{quiet};
   llama_model* model = llama_model_load_from_file(path.c_str(), mp);
   if (model == nullptr) return AbortedError("llama.cpp could not size the model");
   llama_context* ctx = llama_init_from_model(model, cp);

@@ -53,13 +53,16 @@ ggml_type ToGgml(loadconfig::CacheType type);
 // sequences allocates per device, as llama.cpp itself sizes it: weights,
 // context (KV cache) and compute buffers. llama.cpp computes the sizes
 // without allocating anything (no_alloc: what its own --fit measures, and the
-// same code that sizes the real buffers); its log is silenced meanwhile.
+// same code that sizes the real buffers). With `quiet` its log is silenced
+// meanwhile, which sets llama.cpp's global log callback: only before any
+// other llama.cpp user (llama_server) is running; without it the loader's
+// lines go wherever the current callback sends them.
 // CPU (host buffers) first. Requires InitBackendsOnce(). kUnavailable when
 // this llama.cpp has no memory breakdown; any error: the load itself will
 // say what is wrong.
 Result<std::vector<protocol::DeviceUsage>> ProjectedMemory(const std::string& path,
                                                            const loadconfig::LlamaConfig& config, uint32_t n_ctx,
-                                                           uint32_t n_seq_max);
+                                                           uint32_t n_seq_max, bool quiet = true);
 
 // Maps a Status from LlamaSession::Load / InspectGguf to the protocol error code.
 const char* ProtocolErrorCode(const Status& status);
