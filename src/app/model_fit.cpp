@@ -55,22 +55,25 @@ std::string MiB(int64_t bytes) { return std::to_string((bytes + kMiB - 1) / kMiB
 
 }  // namespace
 
-std::vector<fit::Device> ModelService::FitDevices() {
+std::vector<fit::Device> ModelService::FitDevices(const std::string& model, bool reclaim_idle) {
   const auto config = CurrentConfig();
   std::vector<fit::Device> out;
   fit::Device ram{"CPU", false, 0, config->memory_margin_mib.value_or(kRamMarginMiB) * kMiB};
-  std::lock_guard lock(mu_);
-  for (const auto& d : devices_) {
-    if (d.kind == "cpu") {
-      ram.name = d.name;
-      ram.free_bytes = d.memory_free;
-    } else if (d.kind == "gpu") {
-      // The free memory the startup probe saw.
-      out.push_back({d.name, true, d.memory_free, config->memory_margin_mib.value_or(kGpuMarginMiB) * kMiB});
+  {
+    std::lock_guard lock(mu_);
+    for (const auto& d : devices_) {
+      if (d.kind == "cpu") {
+        ram.name = d.name;
+        ram.free_bytes = d.memory_free;
+      } else if (d.kind == "gpu") {
+        // The free memory the startup probe saw.
+        out.push_back({d.name, true, d.memory_free, config->memory_margin_mib.value_or(kGpuMarginMiB) * kMiB});
+      }
     }
   }
   if (auto available = AvailableRam()) ram.free_bytes = *available;
   out.insert(out.begin(), ram);
+  AccountResidents(out, model, reclaim_idle);
   return out;
 }
 
@@ -113,9 +116,8 @@ Result<std::optional<api::FitView>> ModelService::EstimateFit(const LoadRequest&
                                                   request.load_config_json);
   if (!validated.ok() || validated->llama() == nullptr) return std::optional<api::FitView>();
   ASSIGN_OR_RETURN(fit::ModelShape shape, ShapeOf(request.model_path));
-  std::vector<fit::Device> devices = FitDevices();
   // Free after unloading what may be evicted (SPEC §12, model_residency.cpp).
-  AccountResidents(devices, request.model_name, /*reclaim_idle=*/true);
+  const std::vector<fit::Device> devices = FitDevices(request.model_name, /*reclaim_idle=*/true);
   const fit::Estimate e = fit::EstimateMemory(shape, *validated->llama(), devices);
   api::FitView view;
   view.estimate_bytes = e.total;
@@ -210,7 +212,8 @@ std::string ModelService::ApplyAutoFit(LoadRequest& request) {
   if (!shape.ok()) return "";  // no estimate: the load itself will tell
   const int64_t floor = shape->context_train > 0 ? std::min<int64_t>(kAutoFitMinCtx, shape->context_train)
                                                  : kAutoFitMinCtx;
-  const fit::Change change = fit::FitUnset(*shape, *validated->llama(), FitDevices(), floor);
+  const fit::Change change = fit::FitUnset(*shape, *validated->llama(),
+                                               FitDevices(request.model_name, /*reclaim_idle=*/true), floor);
   nlohmann::json j = ObjectOf(request.load_config_json);
   if (change.empty() || !j.is_object()) return "";
   SetChange(change, j);
@@ -229,7 +232,8 @@ std::string ModelService::SuggestLoadConfig(const ModelRecord& model, const Load
   const nlohmann::json before = ObjectOf(request.load_config_json);
   if (!before.is_object()) return "";
   nlohmann::json j = before;
-  const std::vector<fit::Device> devices = FitDevices();
+  // The retry runs at once, without making room: only what is free now.
+  const std::vector<fit::Device> devices = FitDevices(model.model_name, /*reclaim_idle=*/false);
   const bool has_gpu = std::any_of(devices.begin(), devices.end(), [](const fit::Device& d) { return d.gpu; });
   const fit::FailureKind kind = FailureKindOf(c);
   std::optional<fit::Change> computed;

@@ -125,8 +125,7 @@ std::optional<api::LoadResult> ModelService::MakeRoom(const ModelRecord& model, 
     const std::vector<serving::Resident> idle = serving::IdleByLeastRecentUse(residents);
     std::vector<fit::Device> now;
     if (shape) {
-      now = FitDevices();
-      AccountResidents(now, name, /*reclaim_idle=*/false);
+      now = FitDevices(name, /*reclaim_idle=*/false);
     }
     auto fits = [&](size_t n) {
       if (!shape) return true;
@@ -189,8 +188,7 @@ std::optional<api::LoadResult> ModelService::MakeRoom(const ModelRecord& model, 
 
 void ModelService::FillResidency(api::ServerStatus& status) {
   status.max_loaded_models = CurrentConfig()->max_loaded_models;
-  std::vector<fit::Device> devices = FitDevices();
-  AccountResidents(devices, "", /*reclaim_idle=*/false);
+  const std::vector<fit::Device> devices = FitDevices("", /*reclaim_idle=*/false);
   for (const auto& d : devices) status.memory.free += d.free_bytes;
   std::map<std::string, LoadedModel> loaded;
   for (LoadedModel& m : supervisor_.Loaded()) loaded.emplace(m.model_name, std::move(m));

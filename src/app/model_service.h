@@ -192,7 +192,9 @@ class ModelService : public api::ModelApi {
   // version by `modelwarden-worker inspect` and cached.
   Result<std::optional<api::FitView>> EstimateFit(const LoadRequest& request);
   Result<fit::ModelShape> ShapeOf(const std::string& path);
-  std::vector<fit::Device> FitDevices();  // RAM (MemAvailable now) first, then the probe's GPUs
+  // RAM (MemAvailable now) first, then the probe's GPUs, as a load of `model`
+  // sees them (AccountResidents): every fit decision uses this one view.
+  std::vector<fit::Device> FitDevices(const std::string& model, bool reclaim_idle);
   void AddFit(const ModelRecord& record, api::ModelView& view);  // GetModel
   // A 507 answer when the estimate exceeds free memory; nullopt to go on.
   std::optional<api::LoadResult> RefuseIfItCannotFit(const ModelRecord& model, const LoadRequest& request);
