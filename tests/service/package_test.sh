@@ -30,15 +30,21 @@ grep -Eq " ./usr/lib/modelwarden/lib/libllama[^ ]*\.so" "$tmp/contents" || fail 
 
 dpkg-deb -f "$deb" Package Version Architecture Depends >"$tmp/control"
 grep -q "^Depends: .*libsqlite3" "$tmp/control" || { cat "$tmp/control"; fail "Depends lacks libsqlite3"; }
-dpkg-deb --ctrl-tarfile "$deb" | tar -t | grep -q conffiles || fail "no conffiles"
-dpkg-deb -I "$deb" conffiles | grep -qx /etc/modelwarden/config.toml || fail "config.toml is not a conffile"
+# Listings go to files before grep reads them: `producer | grep -q` under
+# pipefail fails at random when grep exits at its first match and the producer
+# dies of SIGPIPE (it failed CI once exactly so).
+dpkg-deb --ctrl-tarfile "$deb" | tar -t >"$tmp/ctrl-files"
+grep -q conffiles "$tmp/ctrl-files" || { cat "$tmp/ctrl-files"; fail "no conffiles"; }
+dpkg-deb -I "$deb" conffiles >"$tmp/conffiles"
+grep -qx /etc/modelwarden/config.toml "$tmp/conffiles" || { cat "$tmp/conffiles"; fail "config.toml is not a conffile"; }
 
 # The packaged programs work from the package's own tree: the worker finds the
 # bundled libraries through its RUNPATH ($ORIGIN/../lib), make-test-model its tokenizer.
 root="$tmp/root"
 dpkg-deb -x "$deb" "$root"
-readelf -d "$root/usr/lib/modelwarden/bin/modelwarden-worker" | grep -q 'RUNPATH.*\[\$ORIGIN/../lib\]' \
-  || fail "the worker's RUNPATH is not \$ORIGIN/../lib: $(readelf -d "$root/usr/lib/modelwarden/bin/modelwarden-worker" | grep -i path)"
+readelf -d "$root/usr/lib/modelwarden/bin/modelwarden-worker" >"$tmp/dynamic"
+grep -q 'RUNPATH.*\[\$ORIGIN/../lib\]' "$tmp/dynamic" \
+  || fail "the worker's RUNPATH is not \$ORIGIN/../lib: $(grep -i path "$tmp/dynamic")"
 env -i PATH=/usr/bin:/bin "$root/usr/bin/modelwarden" make-test-model "$tmp/tiny.gguf" >"$tmp/mtm.log" 2>&1 \
   || { cat "$tmp/mtm.log"; fail "packaged make-test-model"; }
 # The worker answers on fd 3 (docs/worker-protocol.md); its log goes to stderr.
