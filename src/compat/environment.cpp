@@ -176,4 +176,25 @@ VerdictStaleness CompareVerdict(const EnvironmentComponents& then, const Environ
   return out;
 }
 
+EnvironmentComponents ClassComponents(const EnvironmentInputs& in) {
+  const EnvironmentComponents full = BuildComponents(in);
+  EnvironmentComponents c;
+  if (in.devices_known) {
+    std::vector<std::string> devices;
+    for (const EnvironmentDevice& d : in.devices) devices.push_back(OneLine(d.kind) + " " + OneLine(d.name));
+    std::sort(devices.begin(), devices.end());
+    std::string text;
+    for (const std::string& d : devices) text += (text.empty() ? "" : "; ") + d;
+    c["devices"] = text.empty() ? "(none)" : text;
+  }
+  auto major = [](const std::string& version) { return version.substr(0, version.find('.')); };
+  if (auto it = full.find("nvidia_driver"); it != full.end()) c["nvidia_driver"] = major(it->second);
+  if (auto it = full.find("amdgpu_driver"); it != full.end()) c["amdgpu_driver"] = major(it->second);
+  if (full.count("wsl_kernel") != 0) c["wsl"] = "yes";
+  if (auto it = full.find("llama.cpp"); it != full.end()) c["llama.cpp"] = it->second;
+  return c;
+}
+
+std::string EnvironmentClass(const EnvironmentInputs& inputs) { return Fingerprint(ClassComponents(inputs)); }
+
 }  // namespace mw

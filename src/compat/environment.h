@@ -64,6 +64,16 @@ std::string EngineBinaryComponent(std::string_view resolved_path, int64_t size, 
 inline constexpr std::string_view kEngineBinaryKey = "engine_binary";
 
 std::string Fingerprint(const EnvironmentComponents& components);
+
+// SPEC §14: the environment class, what the nodes of a fleet share a verdict
+// by: the fingerprint's components without the host-specific parts. Kept:
+// "devices" (kind and name of each, sorted: no memory sizes), the major of
+// "nvidia_driver" and "amdgpu_driver", "wsl" (yes when a WSL kernel runs,
+// not its release), "llama.cpp" (the build). Dropped: "llama.cpp_lib" (a
+// path and mtime), "modelwarden", engine binaries.
+EnvironmentComponents ClassComponents(const EnvironmentInputs& inputs);
+// Fingerprint(ClassComponents(inputs)): 16 hex digits.
+std::string EnvironmentClass(const EnvironmentInputs& inputs);
 std::string SerializeComponents(const EnvironmentComponents& components);
 EnvironmentComponents ParseComponents(std::string_view text);
 

@@ -1,6 +1,8 @@
 #include "compat/state_machine.h"
 
+#include <algorithm>
 #include <map>
+#include <set>
 
 #include "common/log.h"
 #include "common/time_util.h"
@@ -9,6 +11,13 @@ namespace mw {
 namespace {
 
 std::string Quoted(std::string_view name) { return "'" + std::string(name) + "'"; }
+
+// " (on node 'X')" when the open attempt of `name` is another node's.
+std::string TestedWhere(Transaction& tx, std::string_view name) {
+  auto open = tx.GetOpenAttempt(name);
+  if (!open.ok() || !*open || !(*open)->node_id || *(*open)->node_id == tx.NodeId()) return "";
+  return " (on node '" + *(*open)->node_id + "')";
+}
 
 // Folds a text into one line: control characters become spaces, runs of
 // spaces collapse, ends are trimmed, and very long text is cut.
@@ -123,17 +132,18 @@ Result<AttemptId> StateMachine::BeginAttempt(std::string_view name, bool forced,
   auto next = NextStatus(model.compatibility_status, {.event = CompatEvent::kBeginAttempt, .forced = forced});
   if (!next.ok()) {
     std::string msg = "cannot load model " + Quoted(name) + ": " + next.status().message();
+    if (model.compatibility_status == CompatStatus::kTesting) msg += TestedWhere(tx, name);
     if (model.compatibility_status == CompatStatus::kIncompatible && model.compatibility_notes) {
       msg += " (notes: " + OneLine(*model.compatibility_notes) + ")";
     }
     return Status(next.status().code(), msg);
   }
-  // One model in testing at a time (SPEC §1.6), so that a crash of the whole
-  // machine points at exactly one model.
-  ASSIGN_OR_RETURN(const auto testing, tx.ListModelsWithStatus(CompatStatus::kTesting));
-  if (!testing.empty()) {
+  // One model in testing at a time per node (SPEC §1.6, §14), so that a
+  // crash of the whole machine points at exactly one model.
+  ASSIGN_OR_RETURN(const auto own_open, tx.ListOwnOpenAttempts());
+  if (!own_open.empty()) {
     return FailedPreconditionError("cannot load model " + Quoted(name) + ": model " +
-                                   Quoted(testing.front().model_name) +
+                                   Quoted(own_open.front().model_name) +
                                    " is being tested; load attempts run one at a time");
   }
   AttemptRecord attempt;
@@ -162,7 +172,7 @@ Result<ModelRecord> StateMachine::Finish(AttemptId id, CompatEvent event, Edit e
                                    Quoted(attempt.model_name) + " already ended (" +
                                    std::string(ToString(*attempt.outcome)) + "); a late result is ignored");
   }
-  ASSIGN_OR_RETURN(ModelRecord model, tx.GetModel(attempt.model_name));
+  ASSIGN_OR_RETURN(ModelRecord model, tx.GetModelOfAttempt(attempt));
   const TransitionInput input{
       .event = event, .total_loads = model.total_loads, .status_before = attempt.status_before};
   ASSIGN_OR_RETURN(const CompatStatus next, NextStatus(model.compatibility_status, input));
@@ -179,7 +189,7 @@ Result<ModelRecord> StateMachine::Finish(AttemptId id, CompatEvent event, Edit e
     RETURN_IF_ERROR(tx.UpdateModel(model.model_name, update));
   }
   RETURN_IF_ERROR(tx.CloseAttempt(attempt));
-  ASSIGN_OR_RETURN(ModelRecord written, tx.GetModel(model.model_name));
+  ASSIGN_OR_RETURN(ModelRecord written, tx.GetModelOfAttempt(attempt));
   // COMMIT POINT "attempt outcome": the model's new status and the closed
   // attempt become durable together.
   RETURN_IF_ERROR(tx.Commit());
@@ -225,7 +235,7 @@ Result<AttemptId> StateMachine::RetryAttempt(AttemptId id, const FailureInfo& f,
     return FailedPreconditionError("load attempt " + std::to_string(id) + " of model " +
                                    Quoted(attempt.model_name) + " already ended; it cannot be retried");
   }
-  ASSIGN_OR_RETURN(ModelRecord model, tx.GetModel(attempt.model_name));
+  ASSIGN_OR_RETURN(ModelRecord model, tx.GetModelOfAttempt(attempt));
   ASSIGN_OR_RETURN(const CompatStatus next, NextStatus(model.compatibility_status, {.event = CompatEvent::kRetry}));
   attempt.finished_at = NowIso8601();
   attempt.status_after = next;
@@ -238,6 +248,8 @@ Result<AttemptId> StateMachine::RetryAttempt(AttemptId id, const FailureInfo& f,
   retry.status_before = attempt.status_before;
   retry.load_config = std::string(load_config);
   retry.hardware_fingerprint = attempt.hardware_fingerprint;
+  retry.node_id = attempt.node_id;
+  retry.environment_class = attempt.environment_class;
   ASSIGN_OR_RETURN(const AttemptId retry_id, tx.InsertAttempt(retry));
   // COMMIT POINT "retry": the failed attempt is closed and the next one is
   // open, the model still testing: a crash from here is one failure.
@@ -290,7 +302,7 @@ Result<std::vector<ModelRecord>> StateMachine::RevertVerdicts(const std::vector<
     }
     AttemptRecord& a = *attempt;
     if (a.open() || !a.status_after || a.outcome == AttemptOutcome::kEnvironmentFailure) continue;
-    ASSIGN_OR_RETURN(ModelRecord model, tx.GetModel(a.model_name));
+    ASSIGN_OR_RETURN(ModelRecord model, tx.GetModelOfAttempt(a));
     // Only a verdict still in force is reverted: a later attempt or a
     // manual change decided since, and that decision stands.
     if (model.compatibility_status != *a.status_after || model.compatibility_status == CompatStatus::kTesting ||
@@ -388,20 +400,43 @@ Result<ModelRecord> StateMachine::ApplyManualChange(std::string_view name, std::
   return written;
 }
 
-Result<CleanupReport> StateMachine::StartupCleanup(std::ostream& out) {
-  CleanupReport report;
-  // kBulk: thousands of stuck models must not spill the page cache or run
-  // the WAL checkpoint inside this commit (the server checkpoints later).
-  ASSIGN_OR_RETURN(Transaction tx, registry_.BeginWrite(WriteMode::kBulk));
-  ASSIGN_OR_RETURN(std::vector<ModelRecord> stuck, tx.ListModelsWithStatus(CompatStatus::kTesting));
-  ASSIGN_OR_RETURN(std::vector<AttemptRecord> open, tx.ListOpenAttempts());
+namespace {
+
+using ClassAndName = std::pair<std::string, std::string>;
+
+// Settles the attempts of a server that died (SPEC §1.4, §14): each model
+// still testing in its attempt's class is marked as after a failure, and
+// each attempt is closed as server_crash. `orphans`: models in testing in
+// this node's class that no open attempt explains (a file edited by hand),
+// marked too. The caller commits and then prints.
+Status SettleAbandoned(Transaction& tx, const std::vector<AttemptRecord>& abandoned,
+                       const std::vector<ModelRecord>& orphans, const std::vector<ModelRecord>& own_testing,
+                       CleanupReport& report) {
+  const std::string own = tx.EnvironmentClass();
   const std::string now = NowIso8601();
   const std::string summary = "the server stopped while this model was loading (crashed during test)";
-  std::map<std::string, CompatStatus, std::less<>> status_after;
-  std::map<std::string, std::optional<std::string>, std::less<>> fingerprint;
-  for (const AttemptRecord& attempt : open) fingerprint[attempt.model_name] = attempt.hardware_fingerprint;
-  for (ModelRecord& model : stuck) {
-    model.verdict_fingerprint = fingerprint[model.model_name];
+  auto class_of = [&](const AttemptRecord& a) { return tx.ClassOf(a); };
+  std::map<std::string, const ModelRecord*, std::less<>> own_by_name;
+  for (const ModelRecord& m : own_testing) own_by_name[m.model_name] = &m;
+
+  std::map<ClassAndName, ModelRecord> stuck;  // by class and name: the order of the printed lines
+  std::map<ClassAndName, std::optional<std::string>> fingerprint;
+  for (const AttemptRecord& a : abandoned) {
+    const ClassAndName key{class_of(a), a.model_name};
+    fingerprint[key] = a.hardware_fingerprint;
+    if (stuck.count(key) != 0) continue;
+    if (key.first == own) {
+      if (auto it = own_by_name.find(a.model_name); it != own_by_name.end()) stuck.emplace(key, *it->second);
+      continue;
+    }
+    ASSIGN_OR_RETURN(ModelRecord model, tx.GetModelOfAttempt(a));
+    if (model.compatibility_status == CompatStatus::kTesting) stuck.emplace(key, std::move(model));
+  }
+  for (const ModelRecord& m : orphans) stuck.emplace(ClassAndName{own, m.model_name}, m);
+
+  std::map<ClassAndName, CompatStatus> status_after;
+  for (auto& [key, model] : stuck) {
+    model.verdict_fingerprint = fingerprint[key];
     const TransitionInput input{.event = CompatEvent::kStartupCleanup, .total_loads = model.total_loads};
     ASSIGN_OR_RETURN(const CompatStatus next, NextStatus(model.compatibility_status, input));
     model.compatibility_notes = FailureNotes(model.total_loads, summary, "");
@@ -409,17 +444,18 @@ Result<CleanupReport> StateMachine::StartupCleanup(std::ostream& out) {
     model.total_failures += 1;
     model.last_failed_at = now;
     RETURN_IF_ERROR(tx.WriteModelState(model));
-    status_after[model.model_name] = next;
+    status_after[key] = next;
     report.marked.emplace_back(model.model_name, next);
   }
-  for (AttemptRecord& attempt : open) {
-    auto it = status_after.find(attempt.model_name);
-    if (it != status_after.end()) {
+  std::stable_sort(report.marked.begin(), report.marked.end(),
+                   [](const auto& x, const auto& y) { return x.first < y.first; });
+  for (AttemptRecord attempt : abandoned) {
+    if (auto it = status_after.find({class_of(attempt), attempt.model_name}); it != status_after.end()) {
       attempt.status_after = it->second;
     } else {
       // An open attempt of a model not in testing (a file edited by hand):
       // close it without touching the model.
-      ASSIGN_OR_RETURN(const ModelRecord model, tx.GetModel(attempt.model_name));
+      ASSIGN_OR_RETURN(const ModelRecord model, tx.GetModelOfAttempt(attempt));
       attempt.status_after = model.compatibility_status;
     }
     attempt.finished_at = now;
@@ -428,9 +464,11 @@ Result<CleanupReport> StateMachine::StartupCleanup(std::ostream& out) {
     RETURN_IF_ERROR(tx.CloseAttempt(attempt));
     ++report.attempts_closed;
   }
-  // COMMIT POINT "cleanup": every stuck model and open attempt is settled at once.
-  RETURN_IF_ERROR(tx.Commit());
+  return Status::Ok();
+}
 
+// The SPEC §1.4 lines.
+void PrintCleanup(const CleanupReport& report, std::ostream& out) {
   if (!report.marked.empty()) {
     out << "\u26a0\ufe0f  Found " << report.marked.size()
         << " model(s) stuck in 'testing' status from previous crash\n";
@@ -440,11 +478,70 @@ Result<CleanupReport> StateMachine::StartupCleanup(std::ostream& out) {
   }
   out << "\u2705 Compatibility status cleanup completed\n";
   out.flush();
+}
+
+}  // namespace
+
+Result<CleanupReport> StateMachine::StartupCleanup(std::ostream& out) {
+  CleanupReport report;
+  // kBulk: thousands of stuck models must not spill the page cache or run
+  // the WAL checkpoint inside this commit (the server checkpoints later).
+  ASSIGN_OR_RETURN(Transaction tx, registry_.BeginWrite(WriteMode::kBulk));
+  ASSIGN_OR_RETURN(const std::vector<ModelRecord> testing, tx.ListModelsWithStatus(CompatStatus::kTesting));
+  ASSIGN_OR_RETURN(const std::vector<AttemptRecord> open, tx.ListOpenAttempts());
+  // Only this node's attempts (and those of no node): another node's are
+  // its own to settle, or a live node's once its lease expires (SPEC §14).
+  const std::string me = tx.NodeId();
+  const std::string own_class = tx.EnvironmentClass();
+  std::vector<AttemptRecord> mine;
+  std::set<std::string, std::less<>> explained;  // models of this class with an open attempt of any node
+  for (const AttemptRecord& a : open) {
+    if (!a.node_id || *a.node_id == me) mine.push_back(a);
+    if (tx.ClassOf(a) == own_class) explained.insert(a.model_name);
+  }
+  std::vector<ModelRecord> orphans;
+  for (const ModelRecord& m : testing) {
+    if (explained.count(m.model_name) == 0) orphans.push_back(m);
+  }
+  RETURN_IF_ERROR(SettleAbandoned(tx, mine, orphans, testing, report));
+  // COMMIT POINT "cleanup": every stuck model and open attempt is settled at once.
+  RETURN_IF_ERROR(tx.Commit());
+
+  PrintCleanup(report, out);
   if (report.attempts_closed > 0 || !report.marked.empty()) {
     MW_LOG(kWarn, "compat") << "startup cleanup marked " << report.marked.size() << " model(s), closed "
                             << report.attempts_closed << " open attempt(s) as server_crash";
   }
   return report;
+}
+
+Result<std::vector<ExpiredNodeReport>> StateMachine::CloseAttemptsOfExpiredNodes(std::ostream& out) {
+  std::vector<ExpiredNodeReport> reports;
+  ASSIGN_OR_RETURN(Transaction tx, registry_.BeginWrite());
+  ASSIGN_OR_RETURN(const std::vector<NodeRecord> expired, tx.ListExpiredNodes());
+  if (expired.empty()) return reports;  // rolled back: nothing was written
+  ASSIGN_OR_RETURN(const std::vector<ModelRecord> testing, tx.ListModelsWithStatus(CompatStatus::kTesting));
+  for (const NodeRecord& node : expired) {
+    // Decisive and conditional: a node that renewed meanwhile keeps its lease.
+    ASSIGN_OR_RETURN(const bool taken, tx.MarkNodeExpired(node.node_id));
+    if (!taken) continue;
+    ExpiredNodeReport r;
+    r.node = node;
+    ASSIGN_OR_RETURN(const std::vector<AttemptRecord> open, tx.ListOpenAttemptsOfNode(node.node_id));
+    RETURN_IF_ERROR(SettleAbandoned(tx, open, {}, testing, r.cleanup));
+    reports.push_back(std::move(r));
+  }
+  // COMMIT POINT "takeover": the leases and the attempts they covered are
+  // settled at once, by exactly one live node.
+  RETURN_IF_ERROR(tx.Commit());
+  for (const ExpiredNodeReport& r : reports) {
+    out << "\u26a0\ufe0f  Node '" << r.node.node_id << "' (" << r.node.host << ") lost its lease: silent for "
+        << r.node.heartbeat_age_ms / 1000 << " s (lease " << r.node.lease_s << " s); closing its open load attempts\n";
+    PrintCleanup(r.cleanup, out);
+    MW_LOG(kWarn, "compat") << "node " << r.node.node_id << " lease expired: marked " << r.cleanup.marked.size()
+                            << " model(s), closed " << r.cleanup.attempts_closed << " open attempt(s) as server_crash";
+  }
+  return reports;
 }
 
 }  // namespace mw

@@ -128,6 +128,12 @@ struct CleanupReport {
   int64_t attempts_closed = 0;
 };
 
+// A node whose lease expired, and what closing its attempts did (SPEC §14).
+struct ExpiredNodeReport {
+  NodeRecord node;  // as it was before (lease_state held)
+  CleanupReport cleanup;
+};
+
 class StateMachine {
  public:
   explicit StateMachine(Registry& registry) : registry_(registry) {}
@@ -213,8 +219,10 @@ class StateMachine {
   // began (it is testing: that attempt's verdict is the newer one).
   [[nodiscard]] Result<ModelRecord> RecordServingCrash(std::string_view name, const FailureInfo& failure);
 
-  // Run once at server start, before listening. Every model still in testing
-  // is marked as after a failure (incompatible, or degraded with 3+ loads;
+  // Run once at server start, before listening. Only this node's open
+  // attempts count (and those of no node; SPEC §14): every model still in
+  // testing in that attempt's class, or in testing in this node's class with
+  // no open attempt of any node, is marked as after a failure (incompatible, or degraded with 3+ loads;
   // total_failures += 1, notes say the server died during the test) and its
   // open attempt is closed with outcome server_crash; open attempts of other
   // models are closed too. All in one transaction, then prints to `out`:
@@ -227,6 +235,17 @@ class StateMachine {
   // commit; call Registry::Checkpoint() afterwards (serve does it once it
   // is listening), or the next commit pays for it.
   [[nodiscard]] Result<CleanupReport> StartupCleanup(std::ostream& out);
+
+  // Run by every live node of a fleet at each heartbeat (SPEC §14): the
+  // nodes whose lease expired (held, silent for longer than their lease_s
+  // on the database's clock) lose it, and their open attempts are settled
+  // exactly as StartupCleanup settles a node's own, in one transaction (of
+  // two nodes that look at once, one does it). For each such node prints
+  //   ⚠️  Node 'ID' (HOST) lost its lease: silent for N s (lease L s); closing its open load attempts
+  // followed by StartupCleanup's lines. Nothing is written or printed when
+  // no lease expired. Only this node's class is read for models in testing
+  // that no attempt explains: those are left to their own class's nodes.
+  [[nodiscard]] Result<std::vector<ExpiredNodeReport>> CloseAttemptsOfExpiredNodes(std::ostream& out);
 
   // A manual status change. kInvalidArgument for testing; kFailedPrecondition
   // while the model is testing; kNotFound. Counters and notes are unchanged.

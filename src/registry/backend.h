@@ -33,6 +33,16 @@ class Backend {
   // called on that same thread fails instead of deadlocking on the mutex.
   std::atomic<std::thread::id> tx_owner{};
 
+  // The node this registry acts as (SPEC §14), set by Registry::JoinFleet
+  // and SetEnvironmentClass under mutex(). node_id empty: not joined (no
+  // lease check; attempts get no node).
+  struct NodeScope {
+    std::string node_id;
+    int64_t epoch = 0;
+    std::string environment_class;
+  };
+  NodeScope scope;
+
   // Write transactions. Begin: every later row call runs inside it until
   // Commit or Rollback. Commit: COMMIT POINT, durable when OK; on error the
   // transaction is still open (the caller rolls back). Rollback never fails
@@ -40,6 +50,9 @@ class Backend {
   [[nodiscard]] virtual Status Begin(WriteMode mode) = 0;
   [[nodiscard]] virtual Status Commit() = 0;
   virtual void Rollback() = 0;
+
+  // PostgreSQL keeps a verdict per environment class; SQLite one per model.
+  virtual bool verdicts_per_class() const = 0;
 
   // Rows (see the Registry/Transaction methods of the same meaning).
   virtual Result<ModelRecord> SelectModel(std::string_view name) = 0;
@@ -67,6 +80,27 @@ class Backend {
   virtual Result<std::optional<EnvironmentStateRecord>> SelectEnvironmentState() = 0;
   virtual Result<std::vector<AttemptRecord>> SelectRecentLoadOutcomes(AttemptId after, int limit) = 0;
 
+  // Open attempts made by `node_id`; with include_unowned also those with
+  // no node (made before schema 6 or without a joined node).
+  virtual Result<std::vector<AttemptRecord>> SelectOpenAttemptsOfNode(std::string_view node_id,
+                                                                      bool include_unowned) = 0;
+  // The model with environment class `environment_class`'s verdict (SQLite: the model).
+  virtual Result<ModelRecord> SelectModelInClass(std::string_view name, std::string_view environment_class) = 0;
+  virtual Result<std::vector<ClassVerdictRecord>> SelectVerdicts(std::string_view name) = 0;
+
+  // The fleet (Registry::JoinFleet and the rest). Each runs in its own
+  // transaction unless one is open (MarkNodeExpiredRow, SelectExpiredNodes).
+  virtual Result<NodeRecord> JoinNodeRow(const NodeRecord& self) = 0;
+  // Rows changed: 0 when scope's epoch no longer holds the lease.
+  virtual Result<int64_t> HeartbeatNodeRow(const std::string& loaded_models) = 0;
+  virtual Status LeaveNodeRow() = 0;
+  virtual Result<std::vector<NodeRecord>> SelectNodes(bool only_expired) = 0;
+  // true when it took the lease away (it was still held and expired).
+  virtual Result<bool> MarkNodeExpiredRow(std::string_view node_id) = 0;
+  // Inside Begin's transaction: OK when scope is not joined or its epoch
+  // still holds the lease; else kFailedPrecondition "lost its lease".
+  virtual Status CheckLease() = 0;
+
   virtual Status CheckIntegrity() = 0;
   virtual Result<int64_t> Checkpoint() = 0;
 
@@ -82,7 +116,25 @@ inline constexpr const char* kModelColumns =
 inline constexpr const char* kAttemptColumns =
     "id, model_name, started_at, finished_at, outcome, forced, status_before, status_after, load_config, "
     "exit_code, signal, category, pattern_id, summary, matched_line, log_excerpt, duration_ms, "
-    "hardware_fingerprint";
+    "hardware_fingerprint, node_id, environment_class";
+
+inline constexpr const char* kNodeColumns =
+    "node_id, host, environment_class, lease_s, epoch, lease_state, started_at, heartbeat_at, loaded_models, "
+    "expired_by";
+
+// Who an inserted attempt belongs to: its own fields, else the joined node
+// (none when not joined).
+struct AttemptOwner {
+  std::optional<std::string> node_id;
+  std::optional<std::string> environment_class;
+};
+AttemptOwner OwnerOf(const AttemptRecord& attempt, const Backend::NodeScope& scope);
+
+// The message of a write refused because this node lost its lease.
+std::string LeaseLostMessage(const Backend::NodeScope& scope);
+// Newline-separated names, and back.
+std::string JoinNames(const std::vector<std::string>& names);
+std::vector<std::string> SplitNames(std::string_view text);
 
 // Checks shared by both backends before they write (pure; no SQL).
 // kInvalidArgument with a message naming the rule.

@@ -31,6 +31,7 @@ class PgBackend final : public Backend {
   Status Open();
 
   const std::string& path() const override { return display_; }
+  bool verdicts_per_class() const override { return true; }
   Status Begin(WriteMode mode) override;
   Status Commit() override;
   void Rollback() override;
@@ -54,6 +55,16 @@ class PgBackend final : public Backend {
   Status WriteEnvironmentStateRow(const EnvironmentStateRecord& state, bool streak_now) override;
   Result<std::optional<EnvironmentStateRecord>> SelectEnvironmentState() override;
   Result<std::vector<AttemptRecord>> SelectRecentLoadOutcomes(AttemptId after, int limit) override;
+  Result<std::vector<AttemptRecord>> SelectOpenAttemptsOfNode(std::string_view node_id,
+                                                              bool include_unowned) override;
+  Result<ModelRecord> SelectModelInClass(std::string_view name, std::string_view environment_class) override;
+  Result<std::vector<ClassVerdictRecord>> SelectVerdicts(std::string_view name) override;
+  Result<NodeRecord> JoinNodeRow(const NodeRecord& self) override;
+  Result<int64_t> HeartbeatNodeRow(const std::string& loaded_models) override;
+  Status LeaveNodeRow() override;
+  Result<std::vector<NodeRecord>> SelectNodes(bool only_expired) override;
+  Result<bool> MarkNodeExpiredRow(std::string_view node_id) override;
+  Status CheckLease() override;
   Status CheckIntegrity() override;
   Result<int64_t> Checkpoint() override;
 
@@ -75,7 +86,12 @@ class PgBackend final : public Backend {
   Status Migrate();
   Status MigrateLocked();
   Status ValidateLoadConfig(pqxx::transaction_base& tx, std::string_view json_text);
+  // In this node's environment class, or in `environment_class`.
   Result<ModelRecord> SelectModelIn(pqxx::transaction_base& tx, std::string_view name);
+  Result<ModelRecord> SelectModelIn(pqxx::transaction_base& tx, std::string_view name,
+                                    std::string_view environment_class);
+  Status UpsertVerdict(pqxx::transaction_base& tx, const ModelRecord& model, const std::string& now);
+  Status CheckNotTestingAnywhere(pqxx::transaction_base& tx, std::string_view name);
   Result<AttemptRecord> SelectAttemptIn(pqxx::transaction_base& tx, AttemptId id);
 
   std::string url_;      // as given, plus connect_timeout
@@ -84,6 +100,9 @@ class PgBackend final : public Backend {
   std::unique_ptr<pqxx::connection> conn_;
   std::unique_ptr<pqxx::work> tx_;
 };
+
+// One row of kAttemptColumns (pg_rows.cpp).
+Result<AttemptRecord> PgReadAttempt(const pqxx::row& row);
 
 // The URL with its password replaced by "***" (for messages and logs).
 std::string RedactPostgresUrl(std::string_view url);

@@ -47,7 +47,9 @@ Result<ModelRecord> ReadModel(const pqxx::row& r) {
   return m;
 }
 
-Result<AttemptRecord> ReadAttempt(const pqxx::row& r) {
+}  // namespace
+
+Result<AttemptRecord> PgReadAttempt(const pqxx::row& r) {
   AttemptRecord a;
   a.id = r[0].as<int64_t>();
   a.model_name = r[1].as<std::string>();
@@ -74,8 +76,12 @@ Result<AttemptRecord> ReadAttempt(const pqxx::row& r) {
   a.log_excerpt = OptText(r[15]);
   a.duration_ms = OptInt(r[16]);
   a.hardware_fingerprint = OptText(r[17]);
+  a.node_id = OptText(r[18]);
+  a.environment_class = OptText(r[19]);
   return a;
 }
+
+namespace {
 
 template <typename Record, typename Reader>
 Result<std::vector<Record>> ReadAll(const pqxx::result& rows, Reader read) {
@@ -91,7 +97,15 @@ Result<std::vector<Record>> ReadAll(const pqxx::result& rows, Reader read) {
 std::string S(std::string_view v) { return std::string(v); }
 std::string S(CompatStatus v) { return std::string(ToString(v)); }
 
-const std::string kSelectModel = std::string("SELECT ") + kModelColumns + " FROM models";
+// A model with one environment class's verdict ($1) in its state columns
+// (SPEC §14): no row in model_verdicts reads as unknown, never loaded.
+const std::string kSelectModel =
+    "SELECT m.model_name, m.hf_path, m.cache_location, m.file_path, m.engine, "
+    "COALESCE(v.compatibility_status, 'unknown'), v.compatibility_notes, m.load_config, "
+    "COALESCE(v.total_loads, 0), COALESCE(v.total_failures, 0), m.created_at, "
+    "GREATEST(m.updated_at, v.updated_at), v.last_loaded_at, v.last_failed_at, v.verdict_fingerprint "
+    "FROM models m LEFT JOIN model_verdicts v ON v.model_name = m.model_name AND v.environment_class = $1";
+const std::string kVerdictStatus = "COALESCE(v.compatibility_status, 'unknown')";
 const std::string kSelectAttempt = std::string("SELECT ") + kAttemptColumns + " FROM load_attempts";
 
 }  // namespace
@@ -104,17 +118,51 @@ Status PgBackend::ValidateLoadConfig(Tx& tx, std::string_view json_text) {
   return Status::Ok();
 }
 
-Result<ModelRecord> PgBackend::SelectModelIn(Tx& tx, std::string_view name) {
+Result<ModelRecord> PgBackend::SelectModelIn(Tx& tx, std::string_view name, std::string_view environment_class) {
   RETURN_IF_ERROR(ValidateModelName(name));
-  const auto r = tx.exec_params(kSelectModel + " WHERE model_name = $1", S(name));
+  const auto r = tx.exec_params(kSelectModel + " WHERE m.model_name = $2", S(environment_class), S(name));
   if (r.empty()) return NotFoundError("model " + Quoted(name) + " is not registered");
-  return ReadModel(r[0]);
+  ASSIGN_OR_RETURN(ModelRecord m, ReadModel(r[0]));
+  m.environment_class = std::string(environment_class);
+  return m;
+}
+
+Result<ModelRecord> PgBackend::SelectModelIn(Tx& tx, std::string_view name) {
+  return SelectModelIn(tx, name, scope.environment_class);
+}
+
+// The verdict columns of `m` into model_verdicts under m.environment_class.
+Status PgBackend::UpsertVerdict(Tx& tx, const ModelRecord& m, const std::string& now) {
+  tx.exec_params(
+      "INSERT INTO model_verdicts (model_name, environment_class, compatibility_status, compatibility_notes, "
+      "total_loads, total_failures, last_loaded_at, last_failed_at, verdict_fingerprint, updated_at) "
+      "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) ON CONFLICT (model_name, environment_class) DO UPDATE SET "
+      "compatibility_status = EXCLUDED.compatibility_status, compatibility_notes = EXCLUDED.compatibility_notes, "
+      "total_loads = EXCLUDED.total_loads, total_failures = EXCLUDED.total_failures, "
+      "last_loaded_at = EXCLUDED.last_loaded_at, last_failed_at = EXCLUDED.last_failed_at, "
+      "verdict_fingerprint = EXCLUDED.verdict_fingerprint, updated_at = EXCLUDED.updated_at",
+      m.model_name, m.environment_class, S(m.compatibility_status), Opt(NullIfEmpty(m.compatibility_notes)),
+      m.total_loads, m.total_failures, Opt(m.last_loaded_at), Opt(m.last_failed_at),
+      Opt(NullIfEmpty(m.verdict_fingerprint)), now);
+  return Status::Ok();
+}
+
+// A model in testing in any class may not be deleted: a node is loading it.
+Status PgBackend::CheckNotTestingAnywhere(Tx& tx, std::string_view name) {
+  const auto r = tx.exec_params("SELECT environment_class FROM model_verdicts WHERE model_name = $1 AND "
+                                "compatibility_status = 'testing' LIMIT 1",
+                                S(name));
+  if (r.empty()) return Status::Ok();
+  ModelRecord testing;
+  testing.model_name = std::string(name);
+  testing.compatibility_status = CompatStatus::kTesting;
+  return CheckNotTesting(testing, "delete it");
 }
 
 Result<AttemptRecord> PgBackend::SelectAttemptIn(Tx& tx, AttemptId id) {
   const auto r = tx.exec_params(kSelectAttempt + " WHERE id = $1", int64_t{id});
   if (r.empty()) return NotFoundError("no load attempt with id " + std::to_string(id));
-  return ReadAttempt(r[0]);
+  return PgReadAttempt(r[0]);
 }
 
 Result<ModelRecord> PgBackend::SelectModel(std::string_view name) {
@@ -123,17 +171,23 @@ Result<ModelRecord> PgBackend::SelectModel(std::string_view name) {
 
 Result<std::vector<ModelRecord>> PgBackend::SelectModels(std::optional<CompatStatus> status) {
   return Read("listing models", [&](Tx& tx) -> Result<std::vector<ModelRecord>> {
+    const std::string& cls = scope.environment_class;
     const auto rows =
-        status ? tx.exec_params(kSelectModel + " WHERE compatibility_status = $1 ORDER BY model_name COLLATE \"C\"",
-                                S(*status))
-               : tx.exec(kSelectModel + " ORDER BY model_name COLLATE \"C\"");
-    return ReadAll<ModelRecord>(rows, ReadModel);
+        status ? tx.exec_params(kSelectModel + " WHERE " + kVerdictStatus +
+                                    " = $2 ORDER BY m.model_name COLLATE \"C\"",
+                                cls, S(*status))
+               : tx.exec_params(kSelectModel + " ORDER BY m.model_name COLLATE \"C\"", cls);
+    ASSIGN_OR_RETURN(std::vector<ModelRecord> models, ReadAll<ModelRecord>(rows, ReadModel));
+    for (ModelRecord& m : models) m.environment_class = cls;
+    return models;
   });
 }
 
 Result<int64_t> PgBackend::CountModels(CompatStatus status) {
   return Read("counting models", [&](Tx& tx) -> Result<int64_t> {
-    return tx.exec_params("SELECT count(*) FROM models WHERE compatibility_status = $1", S(status))[0][0]
+    return tx.exec_params("SELECT count(*) FROM models m LEFT JOIN model_verdicts v ON v.model_name = m.model_name "
+                          "AND v.environment_class = $1 WHERE " + kVerdictStatus + " = $2",
+                          scope.environment_class, S(status))[0][0]
         .as<int64_t>();
   });
 }
@@ -142,7 +196,10 @@ Result<StatusCounts> PgBackend::CountAllStatuses() {
   return Read("counting models", [&](Tx& tx) -> Result<StatusCounts> {
     StatusCounts counts;
     for (CompatStatus st : kAllCompatStatuses) counts[st] = 0;
-    for (const auto& row : tx.exec("SELECT compatibility_status, count(*) FROM models GROUP BY 1")) {
+    for (const auto& row : tx.exec_params("SELECT " + kVerdictStatus + ", count(*) FROM models m LEFT JOIN "
+                                          "model_verdicts v ON v.model_name = m.model_name AND "
+                                          "v.environment_class = $1 GROUP BY 1",
+                                          scope.environment_class)) {
       ASSIGN_OR_RETURN(const CompatStatus st, StatusColumn(row[0]));
       counts[st] = row[1].as<int64_t>();
     }
@@ -154,12 +211,20 @@ Status PgBackend::InsertModel(const ModelRecord& m) {
   RETURN_IF_ERROR(ValidateNewModel(m));
   Status st = Write("registering a model", [&](Tx& tx) -> Status {
     RETURN_IF_ERROR(ValidateLoadConfig(tx, m.load_config));
+    const std::string now = NowIso8601();
     tx.exec_params(
-        "INSERT INTO models (model_name, hf_path, cache_location, file_path, engine, compatibility_status, "
-        "compatibility_notes, load_config, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $9)",
+        "INSERT INTO models (model_name, hf_path, cache_location, file_path, engine, load_config, created_at, "
+        "updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $7)",
         m.model_name, Opt(NullIfEmpty(m.hf_path)), m.cache_location, Opt(NullIfEmpty(m.file_path)), m.engine,
-        S(m.compatibility_status), Opt(NullIfEmpty(m.compatibility_notes)), m.load_config, NowIso8601());
-    return Status::Ok();
+        m.load_config, now);
+    // A status or notes given at registration are this node's class's verdict.
+    if (m.compatibility_status == CompatStatus::kUnknown && !NullIfEmpty(m.compatibility_notes)) return Status::Ok();
+    ModelRecord verdict;
+    verdict.model_name = m.model_name;
+    verdict.environment_class = scope.environment_class;
+    verdict.compatibility_status = m.compatibility_status;
+    verdict.compatibility_notes = m.compatibility_notes;
+    return UpsertVerdict(tx, verdict, now);
   });
   if (st.code() == StatusCode::kAlreadyExists) {
     return AlreadyExistsError("model " + Quoted(m.model_name) + " is already registered");
@@ -171,48 +236,40 @@ Status PgBackend::UpdateModelRow(std::string_view name, const ModelUpdate& u) {
   RETURN_IF_ERROR(ValidateUpdate(u));
   return Write("updating a model", [&](Tx& tx) -> Status {
     if (u.load_config) RETURN_IF_ERROR(ValidateLoadConfig(tx, *u.load_config));
-    ASSIGN_OR_RETURN(const ModelRecord current, SelectModelIn(tx, name));
+    ASSIGN_OR_RETURN(ModelRecord current, SelectModelIn(tx, name));
     if (u.compatibility_status) RETURN_IF_ERROR(CheckNotTesting(current, "change its status"));
-    const std::optional<std::string> status =
-        u.compatibility_status ? std::optional<std::string>(S(*u.compatibility_status)) : std::nullopt;
     // One static statement: each column has a "was it given" flag.
     tx.exec_params(
         "UPDATE models SET "
-        "compatibility_status = CASE WHEN $2 THEN $3 ELSE compatibility_status END, "
-        "compatibility_notes = CASE WHEN $4 THEN $5 ELSE compatibility_notes END, "
-        "load_config = CASE WHEN $6 THEN $7 ELSE load_config END, "
-        "hf_path = CASE WHEN $8 THEN $9 ELSE hf_path END, "
-        "file_path = CASE WHEN $10 THEN $11 ELSE file_path END, "
-        "cache_location = CASE WHEN $12 THEN $13 ELSE cache_location END, "
-        "engine = CASE WHEN $14 THEN $15 ELSE engine END, "
-        "updated_at = $16 WHERE model_name = $1",
-        S(name), status.has_value(), Opt(status), u.compatibility_notes.has_value(),
-        Opt(NullIfEmpty(u.compatibility_notes)), u.load_config.has_value(), Opt(u.load_config),
-        u.hf_path.has_value(), Opt(NullIfEmpty(u.hf_path)), u.file_path.has_value(),
-        Opt(NullIfEmpty(u.file_path)), u.cache_location.has_value(), Opt(u.cache_location), u.engine.has_value(),
-        Opt(u.engine), NowIso8601());
-    return Status::Ok();
+        "load_config = CASE WHEN $2 THEN $3 ELSE load_config END, "
+        "hf_path = CASE WHEN $4 THEN $5 ELSE hf_path END, "
+        "file_path = CASE WHEN $6 THEN $7 ELSE file_path END, "
+        "cache_location = CASE WHEN $8 THEN $9 ELSE cache_location END, "
+        "engine = CASE WHEN $10 THEN $11 ELSE engine END, "
+        "updated_at = $12 WHERE model_name = $1",
+        S(name), u.load_config.has_value(), Opt(u.load_config), u.hf_path.has_value(), Opt(NullIfEmpty(u.hf_path)),
+        u.file_path.has_value(), Opt(NullIfEmpty(u.file_path)), u.cache_location.has_value(), Opt(u.cache_location),
+        u.engine.has_value(), Opt(u.engine), NowIso8601());
+    // Status and notes are this node's class's verdict.
+    if (!u.compatibility_status && !u.compatibility_notes) return Status::Ok();
+    if (u.compatibility_status) current.compatibility_status = *u.compatibility_status;
+    if (u.compatibility_notes) current.compatibility_notes = NullIfEmpty(u.compatibility_notes);
+    return UpsertVerdict(tx, current, NowIso8601());
   });
 }
 
 Status PgBackend::WriteModelStateRow(const ModelRecord& m) {
   return Write("writing a model's state", [&](Tx& tx) -> Status {
-    const auto r = tx.exec_params(
-        "UPDATE models SET compatibility_status = $2, compatibility_notes = $3, total_loads = $4, "
-        "total_failures = $5, last_loaded_at = $6, last_failed_at = $7, updated_at = $8, "
-        "verdict_fingerprint = $9 WHERE model_name = $1",
-        m.model_name, S(m.compatibility_status), Opt(NullIfEmpty(m.compatibility_notes)), m.total_loads,
-        m.total_failures, Opt(m.last_loaded_at), Opt(m.last_failed_at), NowIso8601(),
-        Opt(NullIfEmpty(m.verdict_fingerprint)));
-    if (r.affected_rows() == 0) return NotFoundError("model " + Quoted(m.model_name) + " is not registered");
-    return Status::Ok();
+    const auto r = tx.exec_params("SELECT 1 FROM models WHERE model_name = $1", m.model_name);
+    if (r.empty()) return NotFoundError("model " + Quoted(m.model_name) + " is not registered");
+    return UpsertVerdict(tx, m, NowIso8601());
   });
 }
 
 Status PgBackend::DeleteModelRow(std::string_view name) {
   return Write("deleting a model", [&](Tx& tx) -> Status {
-    ASSIGN_OR_RETURN(const ModelRecord current, SelectModelIn(tx, name));
-    RETURN_IF_ERROR(CheckNotTesting(current, "delete it"));
+    RETURN_IF_ERROR(SelectModelIn(tx, name).status());
+    RETURN_IF_ERROR(CheckNotTestingAnywhere(tx, name));
     tx.exec_params("DELETE FROM models WHERE model_name = $1", S(name));
     return Status::Ok();
   });
@@ -230,7 +287,7 @@ Result<std::vector<AttemptRecord>> PgBackend::SelectAttemptsOfModel(std::string_
     return ReadAll<AttemptRecord>(
         tx.exec_params(kSelectAttempt + " WHERE model_name = $1 ORDER BY id DESC LIMIT $2::bigint", S(name),
                        Opt(lim)),
-        ReadAttempt);
+        PgReadAttempt);
   });
 }
 
@@ -240,18 +297,20 @@ Result<std::vector<AttemptRecord>> PgBackend::SelectOpenAttempts(std::optional<s
                                                 " WHERE finished_at IS NULL AND model_name = $1 ORDER BY id",
                                             S(*name))
                            : tx.exec(kSelectAttempt + " WHERE finished_at IS NULL ORDER BY id");
-    return ReadAll<AttemptRecord>(rows, ReadAttempt);
+    return ReadAll<AttemptRecord>(rows, PgReadAttempt);
   });
 }
 
 Result<AttemptId> PgBackend::InsertAttemptRow(const AttemptRecord& a) {
   auto id = Write("recording a load attempt", [&](Tx& tx) -> Result<AttemptId> {
     RETURN_IF_ERROR(ValidateLoadConfig(tx, a.load_config));
+    const AttemptOwner owner = OwnerOf(a, scope);
     const auto r = tx.exec_params(
         "INSERT INTO load_attempts (model_name, started_at, forced, status_before, load_config, "
-        "hardware_fingerprint) VALUES ($1, $2, $3, $4, $5, $6) RETURNING id",
+        "hardware_fingerprint, node_id, environment_class) VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING id",
         a.model_name, a.started_at.empty() ? NowIso8601() : a.started_at, int64_t{a.forced ? 1 : 0},
-        S(a.status_before), a.load_config, Opt(NullIfEmpty(a.hardware_fingerprint)));
+        S(a.status_before), a.load_config, Opt(NullIfEmpty(a.hardware_fingerprint)), Opt(owner.node_id),
+        Opt(owner.environment_class));
     return r[0][0].as<int64_t>();
   });
   if (id.status().code() == StatusCode::kAlreadyExists) {
@@ -313,17 +372,19 @@ Result<std::optional<std::string>> PgBackend::SelectEnvironment(std::string_view
   });
 }
 
+// The environment state is each node's own (SPEC §14: a dead GPU is one machine's).
 Status PgBackend::WriteEnvironmentStateRow(const EnvironmentStateRecord& st, bool streak_now) {
   return Write("recording the environment state", [&](Tx& tx) -> Status {
     tx.exec_params(
         "INSERT INTO environment_state (id, state, reason, since, devices_missing, streak_after_attempt, "
-        "good_devices, updated_at) VALUES (1, $1, $2, $3, $4, CASE WHEN $5 THEN (SELECT COALESCE(MAX(id), 0) "
-        "FROM load_attempts WHERE finished_at IS NOT NULL) ELSE $6 END, $7, $8) "
-        "ON CONFLICT (id) DO UPDATE SET state = EXCLUDED.state, reason = EXCLUDED.reason, since = EXCLUDED.since, "
+        "good_devices, updated_at, node_id) VALUES (1, $1, $2, $3, $4, CASE WHEN $5 THEN (SELECT COALESCE(MAX(id), 0) "
+        "FROM load_attempts WHERE finished_at IS NOT NULL) ELSE $6 END, $7, $8, $9) "
+        "ON CONFLICT (node_id) DO UPDATE SET state = EXCLUDED.state, reason = EXCLUDED.reason, "
+        "since = EXCLUDED.since, "
         "devices_missing = EXCLUDED.devices_missing, streak_after_attempt = EXCLUDED.streak_after_attempt, "
         "good_devices = EXCLUDED.good_devices, updated_at = EXCLUDED.updated_at",
         std::string(st.failing ? "failing" : "ok"), Opt(st.reason), Opt(st.since), st.devices_missing, streak_now,
-        int64_t{st.streak_after}, st.good_devices, NowIso8601());
+        int64_t{st.streak_after}, st.good_devices, NowIso8601(), scope.node_id);
     return Status::Ok();
   });
 }
@@ -331,7 +392,7 @@ Status PgBackend::WriteEnvironmentStateRow(const EnvironmentStateRecord& st, boo
 Result<std::optional<EnvironmentStateRecord>> PgBackend::SelectEnvironmentState() {
   return Read("reading the environment state", [&](Tx& tx) -> Result<std::optional<EnvironmentStateRecord>> {
     const auto r = tx.exec("SELECT state, reason, since, devices_missing, streak_after_attempt, good_devices "
-                           "FROM environment_state WHERE id = 1");
+                           "FROM environment_state WHERE node_id = " + tx.quote(scope.node_id));
     if (r.empty()) return std::optional<EnvironmentStateRecord>();
     EnvironmentStateRecord st;
     st.failing = r[0][0].as<std::string>() == "failing";
@@ -352,9 +413,9 @@ Result<std::vector<AttemptRecord>> PgBackend::SelectRecentLoadOutcomes(AttemptId
         tx.exec_params(kSelectAttempt +
                            " WHERE id > $1 AND finished_at IS NOT NULL AND outcome IN ('success', 'failed', "
                            "'crashed', 'timeout', 'environment_failure', 'crashed_while_serving') "
-                           "ORDER BY id DESC LIMIT $2::bigint",
-                       int64_t{after}, Opt(lim)),
-        ReadAttempt);
+                           "AND ($3 = '' OR node_id = $3) ORDER BY id DESC LIMIT $2::bigint",
+                       int64_t{after}, Opt(lim), scope.node_id),
+        PgReadAttempt);
   });
 }
 

@@ -110,6 +110,58 @@ CREATE TABLE environment_state (
   updated_at TEXT NOT NULL
 );
 )sql",
+    // 5 -> 6 (SPEC §14): a fleet. Attempts record their node and environment
+    // class; nodes hold leases (heartbeat_ms on the database's clock); the
+    // verdict of each environment class on a model is a row of
+    // model_verdicts (the state columns of `models` are no longer read: the
+    // verdicts made before move to class 'pre-fleet', with their open
+    // attempts); one open attempt per model and class; the environment
+    // state is per node.
+    R"sql(
+ALTER TABLE load_attempts ADD COLUMN node_id TEXT;
+ALTER TABLE load_attempts ADD COLUMN environment_class TEXT;
+UPDATE load_attempts SET environment_class = 'pre-fleet';
+DROP INDEX load_attempts_open;
+CREATE UNIQUE INDEX load_attempts_open ON load_attempts (model_name, COALESCE(environment_class, ''))
+  WHERE finished_at IS NULL;
+CREATE INDEX load_attempts_open_by_node ON load_attempts (node_id, id) WHERE finished_at IS NULL;
+CREATE TABLE nodes (
+  node_id TEXT PRIMARY KEY NOT NULL,
+  host TEXT NOT NULL,
+  environment_class TEXT NOT NULL DEFAULT '',
+  lease_s BIGINT NOT NULL CHECK (lease_s > 0),
+  epoch BIGINT NOT NULL CHECK (epoch > 0),
+  lease_state TEXT NOT NULL CHECK (lease_state IN ('held', 'expired', 'stopped')),
+  started_at TEXT NOT NULL,
+  heartbeat_at TEXT NOT NULL,
+  heartbeat_ms BIGINT NOT NULL,
+  loaded_models TEXT NOT NULL DEFAULT '',
+  expired_by TEXT
+);
+CREATE TABLE model_verdicts (
+  model_name TEXT NOT NULL REFERENCES models (model_name) ON DELETE CASCADE ON UPDATE CASCADE,
+  environment_class TEXT NOT NULL,
+  compatibility_status TEXT NOT NULL DEFAULT 'unknown'
+    CHECK (compatibility_status IN ('unknown', 'compatible', 'incompatible', 'degraded', 'testing')),
+  compatibility_notes TEXT,
+  total_loads BIGINT NOT NULL DEFAULT 0 CHECK (total_loads >= 0),
+  total_failures BIGINT NOT NULL DEFAULT 0 CHECK (total_failures >= 0),
+  last_loaded_at TEXT,
+  last_failed_at TEXT,
+  verdict_fingerprint TEXT,
+  updated_at TEXT NOT NULL,
+  PRIMARY KEY (model_name, environment_class)
+);
+INSERT INTO model_verdicts (model_name, environment_class, compatibility_status, compatibility_notes, total_loads,
+                            total_failures, last_loaded_at, last_failed_at, verdict_fingerprint, updated_at)
+  SELECT model_name, 'pre-fleet', compatibility_status, compatibility_notes, total_loads, total_failures,
+         last_loaded_at, last_failed_at, verdict_fingerprint, updated_at FROM models
+  WHERE compatibility_status <> 'unknown' OR compatibility_notes IS NOT NULL OR total_loads > 0 OR total_failures > 0;
+ALTER TABLE environment_state DROP CONSTRAINT environment_state_pkey;
+ALTER TABLE environment_state DROP CONSTRAINT environment_state_id_check;
+ALTER TABLE environment_state ADD COLUMN node_id TEXT NOT NULL DEFAULT '';
+ALTER TABLE environment_state ADD PRIMARY KEY (node_id);
+)sql",
 };
 static_assert(std::size(kPgMigrations) == Registry::kSchemaVersion, "one PostgreSQL migration per schema version");
 

@@ -40,8 +40,11 @@ Result<Transaction> Registry::BeginWrite(WriteMode mode) {
   RETURN_IF_ERROR(CheckNotInTransaction());
   std::unique_lock<std::mutex> lock(db_->mutex());
   RETURN_IF_ERROR(db_->Begin(mode));
-  // From here the Transaction commits or rolls back.
-  return Transaction(db_.get(), std::move(lock));
+  // From here the Transaction commits or rolls back. A node that lost its
+  // lease writes nothing (SPEC §14): another node settled its attempts.
+  Transaction tx(db_.get(), std::move(lock));
+  RETURN_IF_ERROR(db_->CheckLease());
+  return tx;
 }
 
 Result<int64_t> Registry::Checkpoint() {

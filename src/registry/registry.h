@@ -119,6 +119,10 @@ struct ModelRecord {
   // The environment fingerprint (SPEC §11) under which an attempt decided
   // the current status; unset after a manual change or a reverted verdict.
   std::optional<std::string> verdict_fingerprint{};
+  // Whose verdict the state fields above are (SPEC §14): the environment
+  // class they were read in on PostgreSQL, where WriteModelState writes them
+  // back; always "" on SQLite (one verdict per model).
+  std::string environment_class{};
 };
 
 // A partial update: only the fields that are set are written. For the
@@ -154,8 +158,47 @@ struct AttemptRecord {
   std::optional<std::string> log_excerpt{};
   std::optional<int64_t> duration_ms{};  // finished_at - started_at, set on close
   std::optional<std::string> hardware_fingerprint{};
+  // The server that made the attempt and its environment class (SPEC §14,
+  // schema version 6). Unset on attempts made before, or by a registry with
+  // no node joined (unit tests); InsertAttempt fills both from the joined
+  // node when they are unset.
+  std::optional<std::string> node_id{};
+  std::optional<std::string> environment_class{};
 
   bool open() const { return !finished_at.has_value(); }
+};
+
+// A server of the fleet (SPEC §14): the row of table `nodes` (schema version 6).
+// The lease is measured on the database's clock, so the nodes' clocks need
+// not agree: a node holds it while lease_state is "held" and its last
+// heartbeat is at most lease_s old.
+struct NodeRecord {
+  std::string node_id{};
+  std::string host{};
+  std::string environment_class{};  // "" until the node's first probe answered
+  int64_t lease_s = 30;
+  int64_t epoch = 0;  // +1 at every join: a write of an older epoch is refused
+  std::string lease_state{};  // "held", "expired" (another node closed its attempts) or "stopped" (left)
+  std::string started_at{};   // ISO-8601 UTC, this epoch's join
+  std::string heartbeat_at{};  // ISO-8601 UTC, the database's clock
+  int64_t heartbeat_age_ms = 0;  // how long ago, on the database's clock (at the read)
+  std::vector<std::string> loaded_models{};  // as of the last heartbeat
+  std::optional<std::string> expired_by{};   // the node that closed its attempts
+
+  // Held and heard from within lease_s.
+  bool live() const { return lease_state == "held" && heartbeat_age_ms <= lease_s * 1000; }
+};
+
+// The verdict of one environment class on a model (SPEC §14). On SQLite
+// there is one class, the server's own; on PostgreSQL one row per class
+// that has tried the model (table model_verdicts).
+struct ClassVerdictRecord {
+  std::string environment_class{};
+  CompatStatus status = CompatStatus::kUnknown;
+  std::optional<std::string> notes{};
+  int64_t total_loads = 0;
+  int64_t total_failures = 0;
+  std::vector<std::string> nodes{};  // nodes that made attempts of the model in this class, sorted
 };
 
 // The environment's state (SPEC §11), one row (schema version 5), so that a
@@ -245,6 +288,31 @@ class Transaction {
   [[nodiscard]] Status ReclassifyAttempt(AttemptId id, AttemptOutcome outcome, CompatStatus status_after);
   // Keeps the components behind an environment fingerprint (first write wins).
   [[nodiscard]] Status RecordEnvironment(std::string_view fingerprint, std::string_view components);
+  // The joined node's id and environment class ("" when not joined).
+  std::string NodeId() const;
+  std::string EnvironmentClass() const;
+  // The class whose verdict `attempt` decides: its own (PostgreSQL, when
+  // recorded), else this node's. SQLite keeps one verdict per model: always
+  // this node's.
+  std::string ClassOf(const AttemptRecord& attempt) const;
+  // This node's open attempts (and those recorded without a node), oldest first.
+  [[nodiscard]] Result<std::vector<AttemptRecord>> ListOwnOpenAttempts();
+  // The open attempts that `node_id` made, oldest first.
+  [[nodiscard]] Result<std::vector<AttemptRecord>> ListOpenAttemptsOfNode(std::string_view node_id);
+  // The model of `attempt` with the verdict of the attempt's environment
+  // class in its state fields (this node's class when the attempt has none;
+  // SQLite: the one verdict). WriteModelState of the record writes that
+  // class's verdict. kNotFound if no such model.
+  [[nodiscard]] Result<ModelRecord> GetModelOfAttempt(const AttemptRecord& attempt);
+  // Nodes whose lease is held but whose last heartbeat is older than their
+  // lease_s (the database's clock), other than this node.
+  [[nodiscard]] Result<std::vector<NodeRecord>> ListExpiredNodes();
+  // lease_state = expired, expired_by = this node, if the node's lease is
+  // still held and expired (true); false when it renewed or was taken
+  // meanwhile. The node finds out at its next heartbeat or write
+  // (kFailedPrecondition "lost its lease").
+  [[nodiscard]] Result<bool> MarkNodeExpired(std::string_view node_id);
+
   // Replaces the environment state row. With `streak_now`, streak_after is
   // set to the newest closed attempt's id instead of state.streak_after.
   [[nodiscard]] Status WriteEnvironmentState(const EnvironmentStateRecord& state, bool streak_now = false);
@@ -269,7 +337,7 @@ class Transaction {
 class Registry {
  public:
   // The schema version this build writes (PRAGMA user_version).
-  static constexpr int kSchemaVersion = 5;
+  static constexpr int kSchemaVersion = 6;
 
   // Opens (creating if absent, with its parent directories) the registry at
   // `path`, sets WAL + synchronous=FULL + foreign keys, and runs pending
@@ -332,6 +400,32 @@ class Registry {
   // crashed_while_serving: not cancelled or server_crash), newest first, at
   // most `limit`.
   [[nodiscard]] Result<std::vector<AttemptRecord>> ListRecentLoadOutcomes(AttemptId after, int limit);
+
+  // ---- the fleet (SPEC §14): this server as a node with a lease.
+  // Joins as `self` (node_id, host, lease_s, environment_class): the node's
+  // row gets a new epoch, lease_state held and a heartbeat now. From then on
+  // every write transaction first checks that this epoch still holds the
+  // lease, and attempts record node_id and the environment class.
+  // Returns the row as written.
+  [[nodiscard]] Result<NodeRecord> JoinFleet(const NodeRecord& self);
+  // The environment class this node reads and writes verdicts in (PostgreSQL;
+  // SQLite keeps one verdict per model whatever the class). Set again when
+  // the environment changes; written to the node's row at the next heartbeat.
+  void SetEnvironmentClass(std::string_view environment_class);
+  std::string EnvironmentClass();
+  // Renews the lease and records `loaded_models`. kFailedPrecondition with
+  // "lost its lease" when another node closed this node's attempts after
+  // the lease expired (or it never joined); JoinFleet again to go on.
+  [[nodiscard]] Status Heartbeat(const std::vector<std::string>& loaded_models);
+  // lease_state = stopped (a clean shutdown): nobody needs to wait for it.
+  [[nodiscard]] Status LeaveFleet();
+  // Every node, by node_id.
+  [[nodiscard]] Result<std::vector<NodeRecord>> ListNodes();
+  // This node's id ("" before JoinFleet).
+  std::string NodeId();
+  // The verdicts of every class on `name`, this node's class first (present
+  // even when it has none: unknown). kNotFound if no such model.
+  [[nodiscard]] Result<std::vector<ClassVerdictRecord>> ListVerdicts(std::string_view name);
 
   // PRAGMA integrity_check: OK if "ok", else kDataLoss with SQLite's report.
   // PostgreSQL: kDataLoss if the schema version is no longer this build's.

@@ -156,6 +156,8 @@ TEST(RegistryMigration, VersionOneGetsTheOpenAttemptsIndex) {
   // and one open one.
   ASSERT_EQ(RawExec(path,
                     "DROP INDEX load_attempts_open_by_id; ALTER TABLE models DROP COLUMN verdict_fingerprint;"
+                    "DROP INDEX load_attempts_open_by_node; ALTER TABLE load_attempts DROP COLUMN node_id;"
+                    "ALTER TABLE load_attempts DROP COLUMN environment_class; DROP TABLE nodes;"
                     "DROP TABLE environments; DROP TABLE environment_state; PRAGMA user_version = 1;"
                     "INSERT INTO models (model_name, created_at, updated_at, compatibility_status) "
                     "VALUES ('m', '2026-01-01T00:00:00Z', '2026-01-01T00:00:00Z', 'testing');"

@@ -182,6 +182,29 @@ CREATE TABLE environment_state (
   updated_at TEXT NOT NULL
 );
 )sql",
+    // 5 -> 6 (SPEC §14): the server as a node. Each attempt records the node
+    // that made it and its environment class (NULL before: a startup
+    // cleanup closes those); the node's lease, measured in heartbeat_ms on
+    // the database's clock. SQLite keeps one verdict per model (one server
+    // per file); PostgreSQL adds one per environment class (pg_schema.cpp).
+    R"sql(
+ALTER TABLE load_attempts ADD COLUMN node_id TEXT;
+ALTER TABLE load_attempts ADD COLUMN environment_class TEXT;
+CREATE INDEX load_attempts_open_by_node ON load_attempts (node_id, id) WHERE finished_at IS NULL;
+CREATE TABLE nodes (
+  node_id TEXT PRIMARY KEY NOT NULL,
+  host TEXT NOT NULL,
+  environment_class TEXT NOT NULL DEFAULT '',
+  lease_s INTEGER NOT NULL CHECK (lease_s > 0),
+  epoch INTEGER NOT NULL CHECK (epoch > 0),
+  lease_state TEXT NOT NULL CHECK (lease_state IN ('held', 'expired', 'stopped')),
+  started_at TEXT NOT NULL,
+  heartbeat_at TEXT NOT NULL,
+  heartbeat_ms INTEGER NOT NULL,
+  loaded_models TEXT NOT NULL DEFAULT '',
+  expired_by TEXT
+);
+)sql",
 };
 static_assert(std::size(kMigrations) == Registry::kSchemaVersion, "one migration per schema version");
 

@@ -351,6 +351,10 @@ TEST(RegistryOpen, MigratesVersion2AttemptsToVersion4) {
   const std::string v2 = RawExec(path, R"sql(
     PRAGMA foreign_keys = OFF;
     BEGIN;
+    DROP INDEX load_attempts_open_by_node;
+    ALTER TABLE load_attempts DROP COLUMN node_id;
+    ALTER TABLE load_attempts DROP COLUMN environment_class;
+    DROP TABLE nodes;
     CREATE TABLE old AS SELECT * FROM load_attempts;
     DELETE FROM old WHERE id = 3;
     DROP TABLE load_attempts;

@@ -54,10 +54,17 @@ TEST_F(PgRegistryTest, SchemaHasSpecColumnsAndVersion) {
   EXPECT_EQ(pg_->Query(cols + "'load_attempts'"),
             "id,model_name,started_at,finished_at,outcome,forced,status_before,status_after,load_config,"
             "exit_code,signal,category,pattern_id,summary,matched_line,log_excerpt,duration_ms,"
-            "hardware_fingerprint");
+            "hardware_fingerprint,node_id,environment_class");
   EXPECT_EQ(pg_->Query("SELECT count(*) FROM pg_indexes WHERE schemaname = current_schema() AND indexname IN "
                        "('models_by_status', 'load_attempts_open', 'load_attempts_open_by_id')"),
             "3");
+  // SPEC §14: the verdict of each environment class, and the nodes' leases.
+  EXPECT_EQ(pg_->Query(cols + "'model_verdicts'"),
+            "model_name,environment_class,compatibility_status,compatibility_notes,total_loads,total_failures,"
+            "last_loaded_at,last_failed_at,verdict_fingerprint,updated_at");
+  EXPECT_EQ(pg_->Query(cols + "'nodes'"),
+            "node_id,host,environment_class,lease_s,epoch,lease_state,started_at,heartbeat_at,heartbeat_ms,"
+            "loaded_models,expired_by");
   EXPECT_TRUE(reg->CheckIntegrity().ok());
 }
 

@@ -64,6 +64,8 @@ Result<AttemptRecord> ReadAttempt(const Stmt& s) {
   a.log_excerpt = s.OptText(15);
   a.duration_ms = s.OptInt(16);
   a.hardware_fingerprint = s.OptText(17);
+  a.node_id = s.OptText(18);
+  a.environment_class = s.OptText(19);
   return a;
 }
 
@@ -79,6 +81,8 @@ Result<std::vector<Record>> ReadAll(Stmt& s, Reader read) {
 }
 
 }  // namespace
+
+Result<AttemptRecord> ReadAttemptRow(const Stmt& s) { return ReadAttempt(s); }
 
 Status ValidateLoadConfig(Db& db, std::string_view json_text) {
   ASSIGN_OR_RETURN(Stmt s,
@@ -251,11 +255,14 @@ Result<std::vector<AttemptRecord>> SelectOpenAttempts(Db& db, std::optional<std:
   return ReadAll<AttemptRecord>(s, ReadAttempt);
 }
 
-Result<AttemptId> InsertAttemptRow(Db& db, const AttemptRecord& a) {
+Result<AttemptId> InsertAttemptRow(Db& db, const AttemptRecord& a, const AttemptOwner& owner) {
   RETURN_IF_ERROR(ValidateLoadConfig(db, a.load_config));
   ASSIGN_OR_RETURN(Stmt s,
                    db.Prepare("INSERT INTO load_attempts (model_name, started_at, forced, status_before, "
-                              "load_config, hardware_fingerprint) VALUES (?1, ?2, ?3, ?4, ?5, ?6)"));
+                              "load_config, hardware_fingerprint, node_id, environment_class) "
+                              "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)"));
+  s.Bind(7, owner.node_id);
+  s.Bind(8, owner.environment_class);
   s.Bind(1, a.model_name);
   s.Bind(2, a.started_at.empty() ? NowIso8601() : a.started_at);
   s.Bind(3, int64_t{a.forced ? 1 : 0});

@@ -30,7 +30,7 @@ Result<AttemptRecord> SelectAttempt(Db& db, AttemptId id);
 Result<std::vector<AttemptRecord>> SelectAttemptsOfModel(Db& db, std::string_view name, int limit);
 // Open attempts, oldest first; of one model when `name` is set.
 Result<std::vector<AttemptRecord>> SelectOpenAttempts(Db& db, std::optional<std::string_view> name);
-Result<AttemptId> InsertAttemptRow(Db& db, const AttemptRecord& attempt);
+Result<AttemptId> InsertAttemptRow(Db& db, const AttemptRecord& attempt, const AttemptOwner& owner);
 Status CloseAttemptRow(Db& db, const AttemptRecord& attempt);
 Status ReclassifyAttemptRow(Db& db, AttemptId id, AttemptOutcome outcome, CompatStatus status_after);
 // Environment fingerprints (SPEC §11): INSERT OR IGNORE, and the lookup.
@@ -40,5 +40,19 @@ Result<std::optional<std::string>> SelectEnvironment(Db& db, std::string_view fi
 Status WriteEnvironmentStateRow(Db& db, const EnvironmentStateRecord& state, bool streak_now);
 Result<std::optional<EnvironmentStateRecord>> SelectEnvironmentState(Db& db);
 Result<std::vector<AttemptRecord>> SelectRecentLoadOutcomes(Db& db, AttemptId after, int limit);
+// One row of kAttemptColumns.
+Result<AttemptRecord> ReadAttemptRow(const Stmt& s);
+
+// The fleet (sqlite_nodes.cpp): one node per file, the same rows as on
+// PostgreSQL, on this machine's clock.
+Result<std::vector<AttemptRecord>> SelectOpenAttemptsOfNode(Db& db, std::string_view node_id, bool include_unowned);
+Result<std::vector<ClassVerdictRecord>> SelectVerdicts(Db& db, std::string_view name,
+                                                       const Backend::NodeScope& scope);
+Result<NodeRecord> JoinNodeRow(Db& db, const NodeRecord& self);
+Result<int64_t> HeartbeatNodeRow(Db& db, const Backend::NodeScope& scope, const std::string& loaded_models);
+Status LeaveNodeRow(Db& db, const Backend::NodeScope& scope);
+Result<std::vector<NodeRecord>> SelectNodes(Db& db, const Backend::NodeScope& scope, bool only_expired);
+Result<bool> MarkNodeExpiredRow(Db& db, const Backend::NodeScope& scope, std::string_view node_id);
+Status CheckLease(Db& db, const Backend::NodeScope& scope);
 
 }  // namespace mw::registry_internal

@@ -105,7 +105,7 @@ TEST_F(SqliteRegistryTest, SchemaHasSpecColumnsAndVersion) {
   EXPECT_EQ(RawQuery(db, "SELECT group_concat(name, ',') FROM pragma_table_info('load_attempts')"),
             "id,model_name,started_at,finished_at,outcome,forced,status_before,status_after,load_config,"
             "exit_code,signal,category,pattern_id,summary,matched_line,log_excerpt,duration_ms,"
-            "hardware_fingerprint");
+            "hardware_fingerprint,node_id,environment_class");
   EXPECT_EQ(RawQuery(db, "SELECT count(*) FROM sqlite_schema WHERE name = 'models_by_status'"), "1");
   Reopen();
 }

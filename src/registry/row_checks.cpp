@@ -62,4 +62,40 @@ Status CloseNeedsOutcome(const AttemptRecord& a) {
   return InvalidArgumentError("closing a load attempt needs an outcome and the status after it");
 }
 
+AttemptOwner OwnerOf(const AttemptRecord& a, const Backend::NodeScope& scope) {
+  AttemptOwner owner;
+  owner.node_id = NullIfEmpty(a.node_id);
+  if (!owner.node_id && !scope.node_id.empty()) owner.node_id = scope.node_id;
+  owner.environment_class = a.environment_class;
+  if (!owner.environment_class && !scope.node_id.empty()) owner.environment_class = scope.environment_class;
+  return owner;
+}
+
+std::string LeaseLostMessage(const Backend::NodeScope& scope) {
+  return "node '" + scope.node_id + "' lost its lease in the registry (it was silent for longer than its lease, "
+         "and another node closed its open load attempts): nothing was written; it joins again at its next "
+         "heartbeat";
+}
+
+std::string JoinNames(const std::vector<std::string>& names) {
+  std::string out;
+  for (const std::string& n : names) {
+    if (!out.empty()) out += '\n';
+    out += n;
+  }
+  return out;
+}
+
+std::vector<std::string> SplitNames(std::string_view text) {
+  std::vector<std::string> out;
+  while (!text.empty()) {
+    const size_t nl = text.find('\n');
+    std::string_view line = text.substr(0, nl);
+    if (!line.empty()) out.emplace_back(line);
+    if (nl == std::string_view::npos) break;
+    text.remove_prefix(nl + 1);
+  }
+  return out;
+}
+
 }  // namespace mw::registry_internal

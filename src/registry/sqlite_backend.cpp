@@ -96,7 +96,7 @@ Result<std::vector<AttemptRecord>> SqliteBackend::SelectOpenAttempts(std::option
   return registry_internal::SelectOpenAttempts(*db_, name);
 }
 Result<AttemptId> SqliteBackend::InsertAttemptRow(const AttemptRecord& attempt) {
-  return registry_internal::InsertAttemptRow(*db_, attempt);
+  return registry_internal::InsertAttemptRow(*db_, attempt, OwnerOf(attempt, scope));
 }
 Status SqliteBackend::CloseAttemptRow(const AttemptRecord& attempt) {
   return registry_internal::CloseAttemptRow(*db_, attempt);
@@ -119,6 +119,32 @@ Result<std::optional<EnvironmentStateRecord>> SqliteBackend::SelectEnvironmentSt
 Result<std::vector<AttemptRecord>> SqliteBackend::SelectRecentLoadOutcomes(AttemptId after, int limit) {
   return registry_internal::SelectRecentLoadOutcomes(*db_, after, limit);
 }
+
+Result<std::vector<AttemptRecord>> SqliteBackend::SelectOpenAttemptsOfNode(std::string_view node_id,
+                                                                           bool include_unowned) {
+  return registry_internal::SelectOpenAttemptsOfNode(*db_, node_id, include_unowned);
+}
+// One verdict per model on SQLite, whatever the class.
+Result<ModelRecord> SqliteBackend::SelectModelInClass(std::string_view name, std::string_view) {
+  return registry_internal::SelectModel(*db_, name);
+}
+Result<std::vector<ClassVerdictRecord>> SqliteBackend::SelectVerdicts(std::string_view name) {
+  return registry_internal::SelectVerdicts(*db_, name, scope);
+}
+Result<NodeRecord> SqliteBackend::JoinNodeRow(const NodeRecord& self) {
+  return registry_internal::JoinNodeRow(*db_, self);
+}
+Result<int64_t> SqliteBackend::HeartbeatNodeRow(const std::string& loaded_models) {
+  return registry_internal::HeartbeatNodeRow(*db_, scope, loaded_models);
+}
+Status SqliteBackend::LeaveNodeRow() { return registry_internal::LeaveNodeRow(*db_, scope); }
+Result<std::vector<NodeRecord>> SqliteBackend::SelectNodes(bool only_expired) {
+  return registry_internal::SelectNodes(*db_, scope, only_expired);
+}
+Result<bool> SqliteBackend::MarkNodeExpiredRow(std::string_view node_id) {
+  return registry_internal::MarkNodeExpiredRow(*db_, scope, node_id);
+}
+Status SqliteBackend::CheckLease() { return registry_internal::CheckLease(*db_, scope); }
 
 Status SqliteBackend::CheckIntegrity() {
   ASSIGN_OR_RETURN(auto stmt, db_->Prepare("PRAGMA integrity_check"));

@@ -14,6 +14,7 @@ class SqliteBackend final : public Backend {
   ~SqliteBackend() override;
 
   const std::string& path() const override;
+  bool verdicts_per_class() const override { return false; }
   Status Begin(WriteMode mode) override;
   Status Commit() override;
   void Rollback() override;
@@ -37,6 +38,16 @@ class SqliteBackend final : public Backend {
   Status WriteEnvironmentStateRow(const EnvironmentStateRecord& state, bool streak_now) override;
   Result<std::optional<EnvironmentStateRecord>> SelectEnvironmentState() override;
   Result<std::vector<AttemptRecord>> SelectRecentLoadOutcomes(AttemptId after, int limit) override;
+  Result<std::vector<AttemptRecord>> SelectOpenAttemptsOfNode(std::string_view node_id,
+                                                              bool include_unowned) override;
+  Result<ModelRecord> SelectModelInClass(std::string_view name, std::string_view environment_class) override;
+  Result<std::vector<ClassVerdictRecord>> SelectVerdicts(std::string_view name) override;
+  Result<NodeRecord> JoinNodeRow(const NodeRecord& self) override;
+  Result<int64_t> HeartbeatNodeRow(const std::string& loaded_models) override;
+  Status LeaveNodeRow() override;
+  Result<std::vector<NodeRecord>> SelectNodes(bool only_expired) override;
+  Result<bool> MarkNodeExpiredRow(std::string_view node_id) override;
+  Status CheckLease() override;
   Status CheckIntegrity() override;
   Result<int64_t> Checkpoint() override;
 

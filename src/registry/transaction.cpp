@@ -56,6 +56,38 @@ Result<std::vector<AttemptRecord>> Transaction::ListOpenAttempts() {
   return db_->SelectOpenAttempts(std::nullopt);
 }
 
+std::string Transaction::NodeId() const { return db_->scope.node_id; }
+std::string Transaction::EnvironmentClass() const { return db_->scope.environment_class; }
+std::string Transaction::ClassOf(const AttemptRecord& attempt) const {
+  if (!db_->verdicts_per_class()) return db_->scope.environment_class;
+  return attempt.environment_class.value_or(db_->scope.environment_class);
+}
+
+Result<std::vector<AttemptRecord>> Transaction::ListOwnOpenAttempts() {
+  RETURN_IF_ERROR(CheckActive());
+  return db_->SelectOpenAttemptsOfNode(db_->scope.node_id, /*include_unowned=*/true);
+}
+
+Result<std::vector<AttemptRecord>> Transaction::ListOpenAttemptsOfNode(std::string_view node_id) {
+  RETURN_IF_ERROR(CheckActive());
+  return db_->SelectOpenAttemptsOfNode(node_id, /*include_unowned=*/false);
+}
+
+Result<ModelRecord> Transaction::GetModelOfAttempt(const AttemptRecord& attempt) {
+  RETURN_IF_ERROR(CheckActive());
+  return db_->SelectModelInClass(attempt.model_name, ClassOf(attempt));
+}
+
+Result<std::vector<NodeRecord>> Transaction::ListExpiredNodes() {
+  RETURN_IF_ERROR(CheckActive());
+  return db_->SelectNodes(/*only_expired=*/true);
+}
+
+Result<bool> Transaction::MarkNodeExpired(std::string_view node_id) {
+  RETURN_IF_ERROR(CheckActive());
+  return db_->MarkNodeExpiredRow(node_id);
+}
+
 Status Transaction::WriteModelState(const ModelRecord& model) {
   RETURN_IF_ERROR(CheckActive());
   return db_->WriteModelStateRow(model);

@@ -1,0 +1,83 @@
+// Registry: the fleet (SPEC §14): this server as a node with a lease, its
+// environment class, and the verdicts of every class.
+#include "registry/backend.h"
+#include "registry/registry.h"
+
+namespace mw {
+
+Result<NodeRecord> Registry::JoinFleet(const NodeRecord& self) {
+  if (self.node_id.empty()) return InvalidArgumentError("a node needs a node_id");
+  if (self.lease_s <= 0) return InvalidArgumentError("lease_s must be at least 1 second");
+  RETURN_IF_ERROR(CheckNotInTransaction());
+  std::lock_guard<std::mutex> lock(db_->mutex());
+  // The join is a write of its own, without the lease check (it takes the lease).
+  RETURN_IF_ERROR(db_->Begin(WriteMode::kNormal));
+  auto row = db_->JoinNodeRow(self);
+  if (!row.ok()) {
+    db_->Rollback();
+    return row.status();
+  }
+  if (Status st = db_->Commit(); !st.ok()) {
+    db_->Rollback();
+    return st;
+  }
+  db_->scope = {row->node_id, row->epoch, row->environment_class};
+  return row;
+}
+
+void Registry::SetEnvironmentClass(std::string_view environment_class) {
+  std::lock_guard<std::mutex> lock(db_->mutex());
+  db_->scope.environment_class = std::string(environment_class);
+}
+
+std::string Registry::EnvironmentClass() {
+  std::lock_guard<std::mutex> lock(db_->mutex());
+  return db_->scope.environment_class;
+}
+
+std::string Registry::NodeId() {
+  std::lock_guard<std::mutex> lock(db_->mutex());
+  return db_->scope.node_id;
+}
+
+Status Registry::Heartbeat(const std::vector<std::string>& loaded_models) {
+  RETURN_IF_ERROR(CheckNotInTransaction());
+  std::lock_guard<std::mutex> lock(db_->mutex());
+  if (db_->scope.node_id.empty()) return FailedPreconditionError("this server has not joined the fleet");
+  ASSIGN_OR_RETURN(const int64_t renewed, db_->HeartbeatNodeRow(registry_internal::JoinNames(loaded_models)));
+  if (renewed == 0) return FailedPreconditionError(registry_internal::LeaseLostMessage(db_->scope));
+  return Status::Ok();
+}
+
+Status Registry::LeaveFleet() {
+  RETURN_IF_ERROR(CheckNotInTransaction());
+  std::lock_guard<std::mutex> lock(db_->mutex());
+  if (db_->scope.node_id.empty()) return Status::Ok();
+  return db_->LeaveNodeRow();
+}
+
+Result<std::vector<NodeRecord>> Registry::ListNodes() {
+  RETURN_IF_ERROR(CheckNotInTransaction());
+  std::lock_guard<std::mutex> lock(db_->mutex());
+  return db_->SelectNodes(/*only_expired=*/false);
+}
+
+Result<std::vector<ClassVerdictRecord>> Registry::ListVerdicts(std::string_view name) {
+  RETURN_IF_ERROR(CheckNotInTransaction());
+  std::lock_guard<std::mutex> lock(db_->mutex());
+  ASSIGN_OR_RETURN(std::vector<ClassVerdictRecord> verdicts, db_->SelectVerdicts(name));
+  // This node's class first, present even before it has tried the model.
+  const std::string& own = db_->scope.environment_class;
+  std::vector<ClassVerdictRecord> ordered(1);
+  ordered.front().environment_class = own;
+  for (ClassVerdictRecord& v : verdicts) {
+    if (v.environment_class == own) {
+      ordered.front() = std::move(v);
+    } else {
+      ordered.push_back(std::move(v));
+    }
+  }
+  return ordered;
+}
+
+}  // namespace mw
