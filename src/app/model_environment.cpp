@@ -60,6 +60,13 @@ std::string FindProgram(const std::string& program) {
   return "";
 }
 
+// "devices=...; llama.cpp=..." for the log.
+std::string ClassText(const EnvironmentComponents& components) {
+  std::string text;
+  for (const auto& [key, value] : components) text += (text.empty() ? "" : "; ") + key + "=" + value;
+  return text.empty() ? "(nothing known yet)" : text;
+}
+
 }  // namespace
 
 void ModelService::RefreshEnvironment() {
@@ -76,8 +83,22 @@ void ModelService::RefreshEnvironment() {
   in.llama_lib = std::string(MW_LLAMA_LIB).empty() ? "" : FileIdentity(MW_LLAMA_LIB);
   in.modelwarden_version = version_;
   EnvironmentComponents components = BuildComponents(in);
-  std::lock_guard lock(mu_);
-  base_components_ = std::move(components);
+  std::string environment_class = EnvironmentClass(in);
+  bool keep_class = false;
+  {
+    std::lock_guard lock(mu_);
+    base_components_ = std::move(components);
+    // A device that went missing is the environment failing (SPEC §11), not
+    // another class of machine: its verdicts stay where they are.
+    keep_class = detector_.state().failing && !environment_class_.empty();
+    if (keep_class || environment_class == environment_class_) return;
+    environment_class_ = environment_class;
+  }
+  // SPEC §14: the verdicts this node reads and writes from now on.
+  registry_.SetEnvironmentClass(environment_class);
+  MW_LOG(kInfo, "environment") << "environment class " << environment_class << ": "
+                               << ClassText(ClassComponents(in));
+  ListChanged();
 }
 
 EnvironmentComponents ModelService::ModelComponents(const ModelRecord& model) {

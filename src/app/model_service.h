@@ -124,6 +124,9 @@ class ModelService : public api::ModelApi {
   void OnWorkerDied(const UnexpectedExit& exit);
   // Devices seen by the startup probe (or the reason there are none).
   void SetDevices(std::vector<api::DeviceInfo> devices, std::string error);
+  // Runs one device probe now, on the caller's thread (a fleet node knows
+  // its environment class before it listens: SPEC §14).
+  void ProbeDevicesNow() { ProbeOnce(); }
   // Shutdown, in this order: BeginShutdown() (no new loads), then
   // Supervisor::Shutdown() (cancels the running load, stops workers), then
   // Shutdown() (cancels queued loads, waits for the running job): so that no
@@ -294,6 +297,7 @@ class ModelService : public api::ModelApi {
   static constexpr const char* kProbeStillRunning = "device probe still running";
   std::string devices_error_ = kProbeStillRunning;
   EnvironmentComponents base_components_;
+  std::string environment_class_;  // SPEC §14: as handed to Registry::SetEnvironmentClass
   SystemFailureDetector detector_;
   std::vector<std::string> good_devices_;  // the last good probe's DeviceKeys (empty: none yet)
   AttemptId streak_after_ = 0;             // as in the registry's environment_state row

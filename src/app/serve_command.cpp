@@ -16,6 +16,7 @@
 #include "app/command_policy.h"
 #include "app/metrics_source.h"
 #include "app/config_reload.h"
+#include "app/fleet_node.h"
 #include "app/model_service.h"
 #include "app/systemd_notify.h"
 #include "common/log.h"
@@ -105,6 +106,22 @@ int RunServe(const std::vector<std::string>& args) {
   auto registry = Registry::Open(config.RegistryLocation());
   if (!registry.ok()) return Fail("registry", registry.status());
   StateMachine state_machine(**registry);
+  // SPEC §14: this server is a node with a lease before it settles what its
+  // previous run left open (only its own attempts).
+  auto node_id = LoadOrCreateNodeId(config.data_dir);
+  if (!node_id.ok()) return Fail("node id", node_id.status());
+  std::atomic<Supervisor*> supervisor_ptr{nullptr};  // set once it exists; read by the heartbeat
+  FleetNode fleet(**registry, state_machine,
+                  {.node_id = *node_id, .host = HostName(), .lease_s = config.lease_s,
+                   .shared = !config.registry_url.empty()},
+                  std::cout, [&supervisor_ptr] {
+                    std::vector<std::string> names;
+                    if (Supervisor* s = supervisor_ptr.load()) {
+                      for (const LoadedModel& m : s->Loaded()) names.push_back(m.model_name);
+                    }
+                    return names;
+                  });
+  if (Status joined = fleet.Join(); !joined.ok()) return Fail("registry", joined);
   const int64_t cleanup_start_ms = MonotonicMillis();
   auto cleanup = state_machine.StartupCleanup(std::cout);
   std::cout.flush();
@@ -124,9 +141,13 @@ int RunServe(const std::vector<std::string>& args) {
     if (ModelService* s = service_ptr.load()) s->OnWorkerDied(exit);
   };
   Supervisor supervisor(supervisor_options);
+  supervisor_ptr.store(&supervisor);
   ModelService service(**registry, state_machine, supervisor, *classifier, config, MW_VERSION);
   service_ptr.store(&service);
   service.RestoreEnvironment();
+  // A node of a shared registry reads and writes its environment class's
+  // verdicts: it knows its devices before it answers anyone (SPEC §14).
+  if (!config.registry_url.empty()) service.ProbeDevicesNow();
 
   api::HttpServerOptions http_options;
   http_options.host = config.host;
@@ -148,6 +169,7 @@ int RunServe(const std::vector<std::string>& args) {
     MW_LOG(kWarn, "systemd") << st.message();
   }
   systemd.StartWatchdog([&service] { return service.GetStatus().ok(); });
+  fleet.Start();  // stopped by stop_all, before the supervisor goes
 
   // Shutdown order matters: loads are cancelled and workers stopped before
   // the HTTP server stops, so no request thread stays blocked in a load.
@@ -161,6 +183,7 @@ int RunServe(const std::vector<std::string>& args) {
       supervisor.Shutdown();
       service.Shutdown();
       http.Stop();
+      fleet.Stop();  // leaves the fleet: nobody waits for this lease to run out
     });
   };
   ConfigReloader reloader(*flags, config, service, http);

@@ -149,6 +149,10 @@ Status ApplyServerKey(std::string_view key, const toml::node& node, const fs::pa
     }
     if (argv[0].find('/') != std::string::npos) argv[0] = ExpandPath(argv[0], base_dir, env).string();
     config.probe_command = std::move(argv);
+  } else if (key == "lease_s") {  // SPEC §14
+    ASSIGN_OR_RETURN(int64_t t, want_int("lease_s"));
+    if (t < 1 || t > 3600) return InvalidArgumentError("lease_s must be in [1, 3600] (" + Where(node) + ")");
+    config.lease_s = static_cast<int>(t);
   } else if (key == "probe_interval_s") {
     ASSIGN_OR_RETURN(int64_t t, want_int("probe_interval_s"));
     if (t < 1 || t > 24 * 3600) return InvalidArgumentError("probe_interval_s must be in [1, 86400] (" + Where(node) + ")");
@@ -185,7 +189,7 @@ Status ApplyServerKey(std::string_view key, const toml::node& node, const fs::pa
                                 "); known keys: host, port, data_dir, registry, api_key, load_timeout_s, "
                                 "crash_patterns, worker, log_format, verify, max_queue, keep_alive, memory_margin_mib, "
                                 "allow_api_commands, allowed_hosts, allowed_origins, retest_stale, probe_command, probe_interval_s, "
-                                "auto_fix, auto_fit, max_loaded_models, [locations], [engines.NAME]");
+                                "lease_s, auto_fix, auto_fit, max_loaded_models, [locations], [engines.NAME]");
   }
   return Status::Ok();
 }

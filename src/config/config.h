@@ -24,6 +24,7 @@
 //   retest_stale = "ask"                # "auto": a stale incompatible verdict gets one unforced attempt (SPEC §11)
 //   probe_command = ["/opt/probe", "x"] # lists the devices (default: modelwarden-worker probe; format: docs/operations.md)
 //   probe_interval_s = 30               # re-probe the devices this often (and after each device-level failure)
+//   lease_s = 30                        # a fleet node silent this long loses its lease (SPEC §14)
 //   max_queue = 64                      # /v1: requests waiting per model beyond n_parallel
 //   keep_alive = "5m"                   # /v1: idle unload ("0" after each response, "-1" never)
 //   [engines.vllm]                      # a command-engine preset: the only programs the server runs
@@ -65,6 +66,7 @@ inline constexpr std::string_view kPrimaryLocation = "primary";
 inline constexpr int kDefaultMaxQueue = 64;
 inline constexpr int64_t kDefaultKeepAliveMs = 5 * 60 * 1000;  // "5m"
 inline constexpr int kDefaultProbeIntervalS = 30;
+inline constexpr int kDefaultLeaseS = 30;
 
 // A named directory that may hold model files.
 struct Location {
@@ -116,6 +118,10 @@ struct Config {
   // `modelwarden-worker probe`) and how often it runs.
   std::vector<std::string> probe_command;
   int probe_interval_s = kDefaultProbeIntervalS;
+  // SPEC §14: how long this node keeps its lease in the registry without a
+  // heartbeat (heartbeats come every lease_s / 3); after that another node
+  // closes its open attempts.
+  int lease_s = kDefaultLeaseS;
   // Self-healing and fitting loads (SPEC §11, §12; issue 12).
   bool auto_fix = true;                       // retry a failed load once with the computed suggestion
   bool auto_fit = true;                       // lower settings the user left unset so the estimate fits

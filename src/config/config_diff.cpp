@@ -78,6 +78,9 @@ ConfigChanges DiffConfig(const Config& before, const Config& after) {
     c.need_restart.push_back("port " + std::to_string(before.port) + " -> " + std::to_string(after.port));
   }
   if (before.registry_url != after.registry_url) c.need_restart.push_back("registry");  // may hold a password
+  if (before.lease_s != after.lease_s) {
+    c.need_restart.push_back("lease_s " + std::to_string(before.lease_s) + " -> " + std::to_string(after.lease_s));
+  }
   if (before.data_dir != after.data_dir) {
     c.need_restart.push_back("data_dir " + before.data_dir.string() + " -> " + after.data_dir.string());
   }

@@ -284,6 +284,23 @@ TEST_F(ConfigTest, ProbeCommandAndInterval) {
   }
 }
 
+TEST_F(ConfigTest, LeaseSeconds) {
+  auto defaults = LoadConfig({}, env_);
+  ASSERT_TRUE(defaults.ok());
+  EXPECT_EQ(defaults->lease_s, 30);
+  ServeFlags flags;
+  flags.config_file = Write("lease.toml", "lease_s = 2\n");
+  auto config = LoadConfig(flags, env_);
+  ASSERT_TRUE(config.ok()) << config.status().ToString();
+  EXPECT_EQ(config->lease_s, 2);
+  for (const char* bad : {"lease_s = 0\n", "lease_s = 3601\n", "lease_s = \"30\"\n"}) {
+    flags.config_file = Write("bad.toml", bad);
+    auto refused = LoadConfig(flags, env_);
+    EXPECT_FALSE(refused.ok()) << bad;
+    EXPECT_NE(refused.status().message().find("lease_s"), std::string::npos) << refused.status().message();
+  }
+}
+
 TEST_F(ConfigTest, AutoFixAndAutoFit) {
   auto defaults = LoadConfig({}, env_);
   ASSERT_TRUE(defaults.ok());

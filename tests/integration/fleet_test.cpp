@@ -10,29 +10,19 @@
 #include <thread>
 
 #include "harness.h"
+#include "pg_schema_fixture.h"
 #include "registry/pg_test_util.h"
 
 namespace mw::itest {
 namespace {
 
-class FleetTest : public ::testing::Test {
+class FleetTest : public PgSchemaTest {
  protected:
-  void SetUp() override {
-    std::string skip, error;
-    pg_ = testing_util::PgTestSchema::Create(&skip, &error);
-    if (!pg_) {
-      if (!skip.empty()) GTEST_SKIP() << skip;
-      FAIL() << error;
-    }
-  }
   // The configuration of one server: this test's schema, API commands on.
   std::vector<std::string> Config(const std::string& node) {
     return ConfigArgs(dir_.path() / node, "allow_api_commands = true\nregistry = \"" + pg_->url() + "\"\n");
   }
   std::filesystem::path Data(const std::string& node) { return dir_.path() / node / "data"; }
-
-  TempDir dir_;
-  std::unique_ptr<testing_util::PgTestSchema> pg_;
 };
 
 TEST_F(FleetTest, VerdictsOutliveTheServerAndNoSqliteFileIsWritten) {
@@ -55,7 +45,7 @@ TEST_F(FleetTest, VerdictsOutliveTheServerAndNoSqliteFileIsWritten) {
   EXPECT_EQ(m["attempts"][0]["category"], "gpu_context");
   EXPECT_FALSE(std::filesystem::exists(Data("a") / "registry.db"));
   EXPECT_FALSE(std::filesystem::exists(Data("b") / "registry.db"));
-  EXPECT_EQ(pg_->Query("SELECT compatibility_status FROM models WHERE model_name = 'rocm'"), "incompatible");
+  EXPECT_EQ(pg_->Query("SELECT compatibility_status FROM model_verdicts WHERE model_name = 'rocm'"), "incompatible");
 }
 
 TEST_F(FleetTest, StartupCleanupRunsOnPostgreSQLWithTheSpecLines) {

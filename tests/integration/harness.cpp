@@ -154,6 +154,27 @@ std::string Server::Stderr() const {
   return stderr_->text;
 }
 
+std::string Server::Stdout() {
+  for (;;) {
+    if (out_fd_ < 0) break;
+    pollfd p{out_fd_, POLLIN, 0};
+    if (::poll(&p, 1, 0) <= 0) break;
+    char buf[4096];
+    ssize_t n = ::read(out_fd_, buf, sizeof(buf));
+    if (n <= 0) break;
+    stdout_rest_.append(buf, static_cast<size_t>(n));
+  }
+  return stdout_rest_;
+}
+
+bool Server::WaitForStdout(const std::string& text, int seconds) {
+  for (int i = 0; i < seconds * 20; ++i) {
+    if (Stdout().find(text) != std::string::npos) return true;
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  return false;
+}
+
 bool Server::WaitForStderr(const std::string& text) const {
   for (int i = 0; i < 300; ++i) {
     if (Stderr().find(text) != std::string::npos) return true;

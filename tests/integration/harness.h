@@ -67,6 +67,11 @@ class Server {
   std::string Stderr() const;
   // Polls Stderr() until it contains `text`; false after ~15 s.
   bool WaitForStderr(const std::string& text) const;
+  // What the server printed on stdout after its "listening" line, so far
+  // (read from the pipe on each call).
+  std::string Stdout();
+  // Polls Stdout() until it contains `text`; false after `seconds`.
+  bool WaitForStdout(const std::string& text, int seconds = 15);
 
   HttpReply Call(const std::string& method, const std::string& path, const std::string& body = "",
                  const std::string& api_key = "");
