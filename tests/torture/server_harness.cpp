@@ -5,6 +5,8 @@
 #include <signal.h>
 #include <spawn.h>
 #include <sqlite3.h>
+
+#include <pqxx/pqxx>
 #include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -419,6 +421,29 @@ RegistrySnapshot ReadRegistryCopy(const std::string& data_dir, const std::string
                                            Column(s, 5)});
       });
   sqlite3_close(db);
+  return snap;
+}
+
+RegistrySnapshot ReadRegistryPostgres(const std::string& url) {
+  RegistrySnapshot snap;
+  try {
+    pqxx::connection conn(url);
+    pqxx::nontransaction tx(conn);
+    for (const auto& r : tx.exec("SELECT m.model_name, COALESCE(v.compatibility_status, 'unknown'), "
+                                 "COALESCE(v.total_loads, 0), COALESCE(v.total_failures, 0) FROM models m "
+                                 "LEFT JOIN model_verdicts v ON v.model_name = m.model_name")) {
+      snap.models[r[0].as<std::string>()] = ModelRow{r[1].as<std::string>(), r[2].as<int64_t>(), r[3].as<int64_t>()};
+    }
+    for (const auto& r : tx.exec("SELECT id, model_name, finished_at IS NULL, coalesce(outcome, ''), "
+                                 "coalesce(status_before, ''), coalesce(status_after, '') FROM load_attempts "
+                                 "ORDER BY id")) {
+      snap.attempts.push_back(AttemptRow{r[0].as<int64_t>(), r[1].as<std::string>(), r[2].as<bool>(),
+                                         r[3].as<std::string>(), r[4].as<std::string>(), r[5].as<std::string>()});
+    }
+    snap.integrity = "ok";
+  } catch (const std::exception& e) {
+    snap.error = std::string("reading the PostgreSQL registry: ") + e.what();
+  }
   return snap;
 }
 

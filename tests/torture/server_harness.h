@@ -154,6 +154,10 @@ struct RegistrySnapshot {
   int CountOutcome(const std::string& model, const std::string& outcome) const;
 };
 RegistrySnapshot ReadRegistryCopy(const std::string& data_dir, const std::string& scratch_dir);
+// The same from a PostgreSQL registry (SPEC §14): each model with the
+// verdict of its one class (one node runs), integrity "ok" (PostgreSQL
+// checks its own pages), error when it cannot be read.
+RegistrySnapshot ReadRegistryPostgres(const std::string& url);
 
 void SleepMs(int64_t ms);
 

@@ -32,6 +32,7 @@
 #include <thread>
 
 #include "gdb_stop.h"
+#include "registry/pg_test_util.h"
 #include "server_harness.h"
 
 namespace mw::testing_harness {
@@ -100,7 +101,9 @@ struct LoadCall {
 
 class TortureRun {
  public:
-  TortureRun() : scratch_("mw-torture"), rng_(Seed()) {
+  // `registry_url`: a postgresql:// URL to run on PostgreSQL (SPEC §14), "" for SQLite.
+  explicit TortureRun(std::string registry_url = "")
+      : scratch_("mw-torture"), rng_(Seed()), registry_url_(std::move(registry_url)) {
     data_dir_ = scratch_.path() + "/data";
     fs::create_directories(data_dir_ + "/models");
   }
@@ -247,7 +250,7 @@ class TortureRun {
            "final: graceful stop exit status " + std::to_string(status));
     std::string survivors = WaitNoProcessesMarked(scratch_.path());
     Expect(survivors.empty(), "final: processes left after a graceful stop:\n" + survivors);
-    RegistrySnapshot snap = ReadRegistryCopy(data_dir_, scratch_.path());
+    RegistrySnapshot snap = Snapshot();
     Expect(snap.ok(), "final: registry " + snap.error + " integrity=" + snap.integrity);
     Expect(snap.CountStatus("testing") == 0 && snap.CountOpenAttempts() == 0,
            "final: testing/open attempts left");
@@ -269,6 +272,12 @@ class TortureRun {
     return seed_;
   }
 
+  // The registry as the last kill left it: a copy of the SQLite file, or
+  // the PostgreSQL rows (committed transactions only, by definition).
+  RegistrySnapshot Snapshot() {
+    return registry_url_.empty() ? ReadRegistryCopy(data_dir_, scratch_.path()) : ReadRegistryPostgres(registry_url_);
+  }
+
   void Expect(bool ok, const std::string& message) {
     if (ok) return;
     ++findings_;
@@ -284,7 +293,9 @@ class TortureRun {
     // The models are mw-fake-engine scripts registered with an argv through
     // the API, which the server runs only when told to (SPEC §9.1).
     const std::string config_path = scratch_.path() + "/config.toml";
-    std::ofstream(config_path) << "allow_api_commands = true\n";
+    std::ofstream config(config_path);
+    config << "allow_api_commands = true\n";
+    if (!registry_url_.empty()) config << "registry = \"" << registry_url_ << "\"\n";
     options.extra_args = {"--config", config_path};
     return options;
   }
@@ -317,7 +328,7 @@ class TortureRun {
              what + ": startup did not report the stuck model(s):\n" + log);
     }
     // The file after cleanup (the server is idle: nothing writes now).
-    RegistrySnapshot after = ReadRegistryCopy(data_dir_, scratch_.path());
+    RegistrySnapshot after = Snapshot();
     Expect(after.ok(), what + ": registry after restart: " + after.error + " integrity=" + after.integrity);
     Expect(after.CountStatus("testing") == 0, what + ": a model is still testing after startup cleanup");
     Expect(after.CountOpenAttempts() == 0, what + ": an attempt is still open after startup cleanup");
@@ -354,7 +365,7 @@ class TortureRun {
     std::string survivors = WaitNoProcessesMarked(scratch_.path());
     Expect(survivors.empty(), what + ": processes outlived the server (SIGKILL):\n" + survivors);
     for (pid_t pid : ProcessesMarked(scratch_.path())) ::kill(pid, SIGKILL);  // keep the next rounds clean
-    RegistrySnapshot snap = ReadRegistryCopy(data_dir_, scratch_.path());
+    RegistrySnapshot snap = Snapshot();
     if (!snap.error.empty() && snap.error.rfind("no registry.db", 0) == 0) return;
     Expect(snap.ok(), what + ": registry after SIGKILL: " + snap.error + " integrity=" + snap.integrity);
     Expect(snap.CountStatus("testing") <= 1, what + ": more than one model in testing");
@@ -480,6 +491,7 @@ class TortureRun {
   ScratchDir scratch_;
   unsigned seed_ = 0;
   std::mt19937 rng_;
+  std::string registry_url_;
   std::string data_dir_;
   std::vector<std::string> pool_;
   std::unique_ptr<ServerProcess> server_;
@@ -497,9 +509,9 @@ class TortureRun {
   bool verbose_ = EnvInt("MW_TORTURE_VERBOSE", 0) != 0;
 };
 
-TEST(TortureTest, ServerKilledAtRandomMomentsAndCommitPoints) {
+void RunTorture(const std::string& registry_url) {
   const int rounds = EnvInt("MW_TORTURE_ROUNDS", 9);
-  TortureRun run;
+  TortureRun run(registry_url);
   std::cout << "[torture] seed " << run.seed() << " (MW_TORTURE_SEED to replay), rounds " << rounds
             << std::endl;
   run.Setup();
@@ -513,6 +525,22 @@ TEST(TortureTest, ServerKilledAtRandomMomentsAndCommitPoints) {
             << " (modes:";
   for (const auto& [mode, n] : run.mode_counts()) std::cout << " " << mode << "=" << n;
   std::cout << "), exact commit-point kills: " << run.gdb_kills() << std::endl;
+}
+
+TEST(TortureTest, ServerKilledAtRandomMomentsAndCommitPoints) { RunTorture(""); }
+
+// The same rounds with the registry in PostgreSQL (SPEC §14): the durable
+// `testing` commit, the worker start and the success record are committed
+// PostgreSQL transactions, and the restart's cleanup settles this node's
+// attempts.
+TEST(TortureTest, ServerKilledAtRandomMomentsAndCommitPointsOnPostgreSQL) {
+  std::string skip, error;
+  auto pg = testing_util::PgTestSchema::Create(&skip, &error);
+  if (!pg) {
+    if (!skip.empty()) GTEST_SKIP() << skip;
+    FAIL() << error;
+  }
+  RunTorture(pg->url());
 }
 
 }  // namespace
