@@ -27,6 +27,8 @@ struct LoadRequest {
 std::string ModelToJson(const ModelView& model, bool with_attempts);
 std::string ModelListToJson(const std::vector<ModelView>& models);
 std::string StatusToJson(const ServerStatus& status);
+// GET /api/nodes: {"this_node", "nodes": [{..., "lease": {...}}], "live"} (SPEC §14).
+std::string NodesToJson(const NodeList& list);
 // {"environment": {...}} (the answer of POST /api/environment/reset).
 std::string EnvironmentToJson(const EnvironmentView& environment);
 std::string CountsToJson(const std::map<std::string, int64_t>& counts);
