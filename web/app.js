@@ -489,6 +489,7 @@
     const s = state.status;
     if (!s) return;
     $('server-version').textContent = s.version ? `v${str(s.version)}` : '';
+    renderNodeCount(s.node);
     const devices = Array.isArray(s.devices) ? s.devices : [];
     const list = $('devices');
     if (!devices.length) {
@@ -519,6 +520,20 @@
     }
     renderLoaded();
     renderMemory();
+  }
+
+  // SPEC §14: how many servers share the registry (live leases), once this
+  // server has joined the fleet.
+  function renderNodeCount(node) {
+    const chip = $('node-count');
+    const live = node ? Number(node.nodes_live) : NaN;
+    const joined = node && str(node.node_id) !== '';
+    setHidden(chip, !(joined && Number.isFinite(live)));
+    if (chip.hidden) return;
+    chip.textContent = `${live} ${live === 1 ? 'node' : 'nodes'}`;
+    const cls = str(node.environment_class);
+    chip.title = `Servers sharing this registry with a live lease. This node: ${str(node.node_id)}`
+      + (cls ? ` (class ${cls})` : '');
   }
 
   // SPEC §12: memory held by the loaded models (as their engines report it)
@@ -915,11 +930,36 @@
     }));
   }
 
+  // SPEC §14: the verdicts of the fleet's other environment classes (the
+  // first entry is this node's class, shown by the badge already).
+  function renderVerdicts(verdicts) {
+    const items = Array.isArray(verdicts) ? verdicts : [];
+    const others = items.filter((v) => v && !v.this_node_class);
+    setHidden($('verdicts-section'), items.length < 2 || others.length === 0);
+    $('verdicts').replaceChildren(...others.map((v) => {
+      const status = validStatus(v.status);
+      const nodes = Array.isArray(v.nodes) ? v.nodes.map(str).filter(Boolean) : [];
+      const li = el('li', { className: 'verdict' }, [
+        el('div', { className: 'verdict-head' }, [
+          el('span', { className: `badge badge-${status}`, text: status }),
+          el('code', { className: 'verdict-class', text: str(v.environment_class) || '?' }),
+        ]),
+        el('p', { className: 'attempt-line',
+          text: `Loads / failures: ${v.total_loads ?? 0} / ${v.total_failures ?? 0}`
+            + (nodes.length ? ` · nodes: ${nodes.join(', ')}` : '') }),
+      ]);
+      if (v.notes) li.append(el('p', { className: 'attempt-summary', text: str(v.notes) }));
+      li.dataset.status = status;
+      return li;
+    }));
+  }
+
   async function loadDetails(name) {
     try {
       const m = await api('GET', modelUrl(name));
       if (!state.details || state.details.name !== name) return;
       fillDetailsFacts(m);
+      renderVerdicts(m.verdicts);
       renderAttempts(m.attempts);
       return m;
     } catch (e) {
@@ -937,6 +977,7 @@
     fillDetailsFacts(m);
     fillDetailsForm(m);
     renderAttempts([]);
+    renderVerdicts([]);
     if (window.modelwardenChat) window.modelwardenChat.open(name);  // chat.js: a new conversation
     $('attempts-empty').textContent = 'Loading attempts…';
     $('details').showModal();

@@ -314,6 +314,11 @@ void HttpServer::Impl::InstallRoutes() {
     if (!status.ok()) return SendStatus(res, status.status());
     SendJson(res, 200, StatusToJson(*status));
   }));
+  server.Get("/api/nodes", Wrap([this](const httplib::Request&, httplib::Response& res) {
+    auto nodes = api.ListNodes();
+    if (!nodes.ok()) return SendStatus(res, nodes.status());
+    SendJson(res, 200, NodesToJson(*nodes));
+  }));
   server.Get("/api/events",
              Wrap([this](const httplib::Request& req, httplib::Response& res) { HandleEvents(req, res); }));
   // Before the page's catch-all route, which would take /metrics.

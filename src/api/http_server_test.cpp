@@ -52,6 +52,21 @@ class FakeApi : public ModelApi {
     if (name != "a") return NotFoundError("model '" + name + "' is not registered");
     ModelView m;
     m.model_name = name;
+    m.compatibility_status = "compatible";
+    ClassVerdictView own;
+    own.environment_class = "cuda sm90";
+    own.status = "compatible";
+    own.nodes = {"n1"};
+    own.total_loads = 2;
+    own.this_node_class = true;
+    ClassVerdictView other;
+    other.environment_class = "rocm gfx1100";
+    other.status = "incompatible";
+    other.notes = "Hardware incompatibility detected: gpu_context";
+    other.nodes = {"n2", "n3"};
+    other.total_loads = 1;
+    other.total_failures = 1;
+    m.verdicts = {own, other};
     return m;
   }
   Result<ModelView> RegisterModel(const RegisterRequest& r) override {
@@ -81,6 +96,32 @@ class FakeApi : public ModelApi {
     s.version = "test";
     s.counts["unknown"] = 1;
     return s;
+  }
+  Result<NodeList> ListNodes() override {
+    NodeList list;
+    list.this_node = "n1";
+    NodeView n1;
+    n1.node_id = "n1";
+    n1.host = "gpu-a";
+    n1.environment_class = "cuda sm90";
+    n1.lease_state = "held";
+    n1.live = true;
+    n1.lease_s = 30;
+    n1.heartbeat_at = "2026-12-03T14:00:00Z";
+    n1.heartbeat_age_ms = 1500;
+    n1.started_at = "2026-12-03T13:00:00Z";
+    n1.loaded_models = {"phi"};
+    NodeView n2 = n1;
+    n2.node_id = "n2";
+    n2.host = "gpu-b";
+    n2.lease_state = "expired";
+    n2.live = false;
+    n2.heartbeat_age_ms = 95000;
+    n2.loaded_models = {};
+    n2.expired_by = "n1";
+    list.nodes = {n1, n2};
+    list.live = 1;
+    return list;
   }
   int64_t Subscribe(EventListener listener) override {
     std::lock_guard lock(mu_);
@@ -179,6 +220,66 @@ TEST_F(HttpServerTest, RoutesAndErrorShapes) {
   auto [s13, j13] = Call("GET", "/api/status");
   EXPECT_EQ(s13, 200);
   EXPECT_EQ(j13["version"], "test");
+}
+
+// SPEC §14: GET /api/nodes and the verdicts of GET /api/models/{name}.
+TEST_F(HttpServerTest, NodesAndVerdictsHaveTheirShape) {
+  Start();
+  auto [status, body] = Call("GET", "/api/nodes");
+  ASSERT_EQ(status, 200) << body.dump();
+  EXPECT_EQ(body["this_node"], "n1");
+  EXPECT_EQ(body["live"], 1);
+  ASSERT_EQ(body["nodes"].size(), 2u) << body.dump();
+  const json& n1 = body["nodes"][0];
+  EXPECT_EQ(n1["node_id"], "n1");
+  EXPECT_EQ(n1["host"], "gpu-a");
+  EXPECT_EQ(n1["environment_class"], "cuda sm90");
+  EXPECT_EQ(n1["started_at"], "2026-12-03T13:00:00Z");
+  EXPECT_EQ(n1["loaded_models"], json::array({"phi"}));
+  EXPECT_TRUE(n1["expired_by"].is_null());
+  EXPECT_EQ(n1["lease"]["state"], "held");
+  EXPECT_EQ(n1["lease"]["live"], true);
+  EXPECT_EQ(n1["lease"]["lease_s"], 30);
+  EXPECT_EQ(n1["lease"]["heartbeat_at"], "2026-12-03T14:00:00Z");
+  EXPECT_DOUBLE_EQ(n1["lease"]["heartbeat_age_s"].get<double>(), 1.5);
+  const json& n2 = body["nodes"][1];
+  EXPECT_EQ(n2["lease"]["state"], "expired");
+  EXPECT_EQ(n2["lease"]["live"], false);
+  EXPECT_EQ(n2["expired_by"], "n1");
+  EXPECT_EQ(n2["loaded_models"], json::array());
+
+  auto [ms, model] = Call("GET", "/api/models/a");
+  ASSERT_EQ(ms, 200);
+  ASSERT_EQ(model["verdicts"].size(), 2u) << model.dump();
+  const json& own = model["verdicts"][0];
+  EXPECT_EQ(own["environment_class"], "cuda sm90");
+  EXPECT_EQ(own["status"], "compatible");
+  EXPECT_TRUE(own["notes"].is_null());
+  EXPECT_EQ(own["nodes"], json::array({"n1"}));
+  EXPECT_EQ(own["total_loads"], 2);
+  EXPECT_EQ(own["total_failures"], 0);
+  EXPECT_EQ(own["this_node_class"], true);
+  const json& other = model["verdicts"][1];
+  EXPECT_EQ(other["environment_class"], "rocm gfx1100");
+  EXPECT_EQ(other["status"], "incompatible");
+  EXPECT_EQ(other["notes"], "Hardware incompatibility detected: gpu_context");
+  EXPECT_EQ(other["nodes"], json::array({"n2", "n3"}));
+  EXPECT_EQ(other["this_node_class"], false);
+  // The list stays cheap: no verdicts there.
+  auto [ls, list] = Call("GET", "/api/models");
+  ASSERT_EQ(ls, 200);
+  EXPECT_FALSE(list["models"][0].contains("verdicts")) << list.dump();
+}
+
+TEST_F(HttpServerTest, NodesNeedTheApiKey) {
+  Start("sekrit");
+  auto [ok_status, unused] = Call("GET", "/api/nodes");
+  EXPECT_EQ(ok_status, 200);
+  auto anonymous = HttpClient::Create("http://127.0.0.1:" + std::to_string(port_), "", std::chrono::seconds(5));
+  ASSERT_TRUE(anonymous.ok());
+  auto r = (*anonymous)->Send("GET", "/api/nodes");
+  ASSERT_TRUE(r.ok());
+  EXPECT_EQ(r->status, 401);
 }
 
 TEST_F(HttpServerTest, ModelListWithoutVersionIsBuiltEveryTime) {

@@ -1,5 +1,6 @@
 #include "api/json_codec.h"
 
+#include <algorithm>
 #include <nlohmann/json.hpp>
 
 #include "api/json_limits.h"
@@ -109,6 +110,18 @@ json FitJson(const FitView& f) {
   return j;
 }
 
+// SPEC §14: the verdict of each environment class, this node's first.
+json VerdictsJson(const std::vector<ClassVerdictView>& verdicts) {
+  json list = json::array();
+  for (const auto& v : verdicts) {
+    json j{{"environment_class", v.environment_class}, {"status", v.status}, {"notes", JsonOrNull(v.notes)},
+           {"nodes", v.nodes}, {"total_loads", v.total_loads}, {"total_failures", v.total_failures},
+           {"this_node_class", v.this_node_class}};
+    list.push_back(std::move(j));
+  }
+  return list;
+}
+
 json ModelJson(const ModelView& m, bool with_attempts) {
   json j;
   j["model_name"] = m.model_name;
@@ -140,6 +153,7 @@ json ModelJson(const ModelView& m, bool with_attempts) {
     for (const auto& a : m.attempts) attempts.push_back(AttemptJson(a));
     j["attempts"] = attempts;
   }
+  if (with_attempts) j["verdicts"] = VerdictsJson(m.verdicts);
   if (m.fit) j["fit"] = FitJson(*m.fit);
   if (m.residency) {
     j["memory_used"] = m.residency->memory_used;
@@ -259,7 +273,31 @@ std::string StatusToJson(const ServerStatus& status) {
   j["environment"] = EnvironmentJson(status.environment);
   j["memory"] = {{"in_use_bytes", status.memory.in_use}, {"free_bytes", status.memory.free}};
   j["max_loaded_models"] = status.max_loaded_models;
+  j["node"] = {{"node_id", status.node.node_id},
+               {"environment_class", status.node.environment_class},
+               {"nodes_live", status.node.nodes_live}};
   return Dump(j);
+}
+
+std::string NodesToJson(const NodeList& list) {
+  json nodes = json::array();
+  for (const auto& n : list.nodes) {
+    json lease{{"state", n.lease_state},
+               {"live", n.live},
+               {"lease_s", n.lease_s},
+               {"heartbeat_at", n.heartbeat_at},
+               {"heartbeat_age_s", static_cast<double>(std::max<int64_t>(n.heartbeat_age_ms, 0)) / 1000.0}};
+    json j{{"node_id", n.node_id},         {"host", n.host},
+           {"environment_class", n.environment_class}, {"lease", std::move(lease)},
+           {"started_at", n.started_at},   {"loaded_models", n.loaded_models}};
+    j["expired_by"] = JsonOrNull(n.expired_by);
+    nodes.push_back(std::move(j));
+  }
+  json body = json::object();
+  body["this_node"] = list.this_node;
+  body["nodes"] = std::move(nodes);
+  body["live"] = list.live;
+  return Dump(body);
 }
 
 namespace {

@@ -24,9 +24,13 @@ struct LoadRequest {
 // {"model_name", "force_load"?} (unload ignores force_load's absence).
 [[nodiscard]] Result<LoadRequest> ParseLoadRequest(std::string_view body, bool allow_force);
 
+// with_attempts: the single-model answer (GET /api/models/{name}): "attempts"
+// and "verdicts" too; the list and every other answer have neither.
 std::string ModelToJson(const ModelView& model, bool with_attempts);
 std::string ModelListToJson(const std::vector<ModelView>& models);
 std::string StatusToJson(const ServerStatus& status);
+// GET /api/nodes: {"this_node", "nodes": [{..., "lease": {...}}], "live"} (SPEC §14).
+std::string NodesToJson(const NodeList& list);
 // {"environment": {...}} (the answer of POST /api/environment/reset).
 std::string EnvironmentToJson(const EnvironmentView& environment);
 std::string CountsToJson(const std::map<std::string, int64_t>& counts);

@@ -75,6 +75,38 @@ TEST(JsonCodecTest, ModelJsonHasContractFields) {
   EXPECT_FALSE(json::parse(ModelToJson(m, false)).contains("attempts"));
 }
 
+// SPEC §14: the single-model answer has "verdicts" (even empty); the list does not.
+TEST(JsonCodecTest, VerdictsOnlyWithTheSingleModel) {
+  ModelView m;
+  m.model_name = "m";
+  json empty = json::parse(ModelToJson(m, true));
+  ASSERT_TRUE(empty.contains("verdicts"));
+  EXPECT_EQ(empty["verdicts"], json::array());
+  ClassVerdictView v;
+  v.environment_class = "cpu";
+  v.status = "unknown";
+  v.this_node_class = true;
+  m.verdicts.push_back(v);
+  json j = json::parse(ModelToJson(m, true));
+  ASSERT_EQ(j["verdicts"].size(), 1u);
+  for (const char* key : {"environment_class", "status", "notes", "nodes", "total_loads", "total_failures",
+                          "this_node_class"}) {
+    EXPECT_TRUE(j["verdicts"][0].contains(key)) << key;
+  }
+  EXPECT_EQ(j["verdicts"][0]["nodes"], json::array());
+  EXPECT_FALSE(json::parse(ModelToJson(m, false)).contains("verdicts"));
+  EXPECT_FALSE(json::parse(ModelListToJson({m}))["models"][0].contains("verdicts"));
+}
+
+TEST(JsonCodecTest, StatusHasTheNode) {
+  ServerStatus s;
+  s.node.node_id = "n1";
+  s.node.environment_class = "cpu";
+  s.node.nodes_live = 3;
+  json j = json::parse(StatusToJson(s));
+  EXPECT_EQ(j["node"], json({{"node_id", "n1"}, {"environment_class", "cpu"}, {"nodes_live", 3}}));
+}
+
 TEST(JsonCodecTest, LoadResultBodies) {
   LoadResult r;
   r.kind = LoadResult::Kind::kIncompatible;

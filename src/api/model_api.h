@@ -79,6 +79,18 @@ struct ResidencyView {
   int requests_in_flight = 0;                  // /v1 requests in its engine or waiting for a slot
 };
 
+// SPEC §14: one environment class's verdict on a model (GET /api/models/{name}
+// "verdicts"). On SQLite there is one, this node's.
+struct ClassVerdictView {
+  std::string environment_class;  // "" before this node's first probe answered
+  std::string status;              // compatibility status in that class
+  std::optional<std::string> notes;
+  std::vector<std::string> nodes;  // nodes that made attempts of the model in that class, sorted
+  int64_t total_loads = 0;
+  int64_t total_failures = 0;
+  bool this_node_class = false;    // the class this server reads and writes verdicts in
+};
+
 struct ModelView {
   std::string model_name;
   std::string hf_path;
@@ -107,6 +119,7 @@ struct ModelView {
   bool verdict_stale = false;
   std::optional<std::string> verdict_stale_reason;
   std::vector<AttemptView> attempts;  // newest first; filled by GetModel only
+  std::vector<ClassVerdictView> verdicts;  // GetModel only: this node's class first
   std::optional<FitView> fit;         // GetModel only; none for a command engine or an unreadable file
   std::optional<ResidencyView> residency;  // GetStatus's loaded_models only
 };
@@ -198,6 +211,34 @@ struct MemorySummary {
   int64_t free = 0;    // free now: RAM's MemAvailable plus each GPU's free memory
 };
 
+// SPEC §14: one server of the fleet sharing the registry (GET /api/nodes).
+struct NodeView {
+  std::string node_id;
+  std::string host;
+  std::string environment_class;  // "" until the node's first probe answered
+  std::string lease_state;        // "held", "expired" (another node closed its attempts), "stopped" (left)
+  bool live = false;              // held and heard from within lease_s
+  int64_t lease_s = 0;
+  std::string heartbeat_at;       // ISO-8601 UTC, the database's clock
+  int64_t heartbeat_age_ms = 0;   // how long ago, on the database's clock
+  std::string started_at;         // ISO-8601 UTC, when it last joined
+  std::vector<std::string> loaded_models;  // as of its last heartbeat
+  std::optional<std::string> expired_by;   // the node that closed its attempts after its lease expired
+};
+
+struct NodeList {
+  std::string this_node;  // this server's node_id ("" when it has not joined the fleet)
+  std::vector<NodeView> nodes;  // by node_id
+  int64_t live = 0;             // how many are live
+};
+
+// GET /api/status "node": this server in the fleet (SPEC §14).
+struct NodeSummary {
+  std::string node_id;            // "" when it has not joined
+  std::string environment_class;  // "" until the first probe answered
+  int64_t nodes_live = 0;
+};
+
 struct ServerStatus {
   std::string version;
   int64_t uptime_s = 0;
@@ -210,6 +251,7 @@ struct ServerStatus {
   EnvironmentView environment;
   MemorySummary memory;
   int max_loaded_models = 0;  // the server option (0: as many as fit)
+  NodeSummary node;
 };
 
 // Pushed to subscribers (the SSE endpoint) whenever a model's status,
@@ -287,6 +329,9 @@ class ModelApi {
   // Stops the model's worker; OK if it was not loaded. kNotFound.
   [[nodiscard]] virtual Result<ModelView> Unload(const std::string& name) = 0;
   [[nodiscard]] virtual Result<ServerStatus> GetStatus() = 0;
+  // SPEC §14: every node of the fleet sharing the registry, by node_id.
+  // Errors: the registry's (kUnavailable when it cannot be read).
+  [[nodiscard]] virtual Result<NodeList> ListNodes() = 0;
   // SPEC §11: status -> unknown (a note says why), then a load with the same
   // answers as Load(name, false). Errors as Load; kFailedPrecondition while
   // an attempt of it runs.

@@ -31,6 +31,7 @@ constexpr const char* kHelp =
     "  modelwarden load NAME [--force]\n"
     "  modelwarden unload NAME\n"
     "  modelwarden status\n"
+    "  modelwarden nodes               the servers sharing the registry, with their leases\n"
     "  modelwarden run NAME [PROMPT]   chat with a model (loads it on demand)\n"
     "Local tools:\n"
     "  modelwarden classify [--exit-code N] [--signal NAME] [FILE]\n"

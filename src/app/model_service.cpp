@@ -8,6 +8,7 @@
 #include <thread>
 #include <utility>
 
+#include "app/model_nodes.h"
 #include "app/model_paths.h"
 #include "common/log.h"
 #include "common/time_util.h"
@@ -147,6 +148,7 @@ Result<api::ModelView> ModelService::GetModel(const std::string& name) {
   ASSIGN_OR_RETURN(std::vector<AttemptRecord> attempts, registry_.ListAttempts(name, 20));
   for (const auto& a : attempts) view.attempts.push_back(ToAttemptView(a));
   AddFit(record, view);
+  ASSIGN_OR_RETURN(view.verdicts, ReadVerdicts(registry_, name));  // model_nodes.cpp (SPEC §14)
   return view;
 }
 
@@ -323,6 +325,7 @@ Result<api::ServerStatus> ModelService::GetStatus() {
   status.environment = EnvironmentNow();
   for (const auto& preset : CurrentConfig()->engine_presets) status.engine_presets.push_back(preset.name);
   FillResidency(status);  // model_residency.cpp: last use, keep-alive, memory
+  ASSIGN_OR_RETURN(status.node, ReadNodeSummary(registry_));  // model_nodes.cpp (SPEC §14)
   std::lock_guard lock(mu_);
   status.devices = devices_;
   status.devices_error = devices_error_;

@@ -106,6 +106,8 @@ class ModelService : public api::ModelApi {
   Result<api::LoadResult> Load(const std::string& name, bool force) override;
   Result<api::ModelView> Unload(const std::string& name) override;
   Result<api::ServerStatus> GetStatus() override;
+  // SPEC §14 (model_nodes.cpp): the fleet's nodes from the registry.
+  Result<api::NodeList> ListNodes() override;
   Result<api::LoadResult> Retest(const std::string& name) override;
   Result<api::EnvironmentView> ResetEnvironment() override;
   int64_t Subscribe(api::EventListener listener) override;

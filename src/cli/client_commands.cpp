@@ -32,6 +32,7 @@ constexpr const char* kUsage =
     "  load NAME [--force]\n"
     "  unload NAME\n"
     "  status\n"
+    "  nodes                  the servers sharing the registry, with their leases\n"
     "  run NAME [PROMPT...]   chat (streams; interactive without a prompt; Ctrl-C stops an answer)\n"
     "Server: --url, else $MODELWARDEN_URL, else http://127.0.0.1:8080. API key: $MODELWARDEN_API_KEY.\n";
 
@@ -162,6 +163,13 @@ int ReportError(int status, const json& body) {
   return kExitError;
 }
 
+// "a, b, c" from a JSON array of strings.
+std::string JoinList(const json& list) {
+  std::string text;
+  for (const auto& item : list) text += (text.empty() ? "" : ", ") + (item.is_string() ? item.get<std::string>() : item.dump());
+  return text;
+}
+
 void PrintModel(const json& m) {
   Table info({"FIELD", "VALUE"});
   for (const char* key : {"model_name", "compatibility_status", "engine", "hf_path", "cache_location", "file_path",
@@ -186,6 +194,19 @@ void PrintModel(const json& m) {
   info.Print(std::cout, /*header=*/false);
   std::string notes = Str(m, "compatibility_notes");
   if (!notes.empty()) std::cout << "notes:\n  " << notes << "\n";
+  // SPEC §14: what the other environment classes of the fleet found.
+  if (m.contains("verdicts") && m["verdicts"].is_array() && m["verdicts"].size() > 1) {
+    std::cout << "\nverdicts per environment class:\n";
+    Table t({"CLASS", "STATUS", "LOADS", "FAILS", "NODES", "NOTES"});
+    for (const auto& v : m["verdicts"]) {
+      const std::string nodes = JoinList(v.value("nodes", json::array()));
+      const std::string cls = Str(v, "environment_class");
+      t.AddRow({(cls.empty() ? "-" : OneLine(cls, 50)) + (v.value("this_node_class", false) ? " (this node)" : ""),
+                Str(v, "status"), Str(v, "total_loads"), Str(v, "total_failures"), nodes.empty() ? "-" : nodes,
+                OneLine(Str(v, "notes"), 60)});
+    }
+    t.Print(std::cout, true);
+  }
   if (m.contains("attempts") && !m["attempts"].empty()) {
     std::cout << "\nrecent attempts:\n";
     Table t({"ID", "STARTED", "OUTCOME", "FORCED", "BEFORE", "AFTER", "CATEGORY", "SUMMARY"});
@@ -362,6 +383,13 @@ int StatusCommand(Args& args, Client& client) {
                    "that sees the missing devices again, or POST /api/environment/reset).\n";
     }
     std::cout << "modelwarden " << Str(s, "version") << " at " << args.url << ", up " << Str(s, "uptime_s") << " s\n";
+    if (s.contains("node") && s["node"].is_object() && !Str(s["node"], "node_id").empty()) {
+      const json& node = s["node"];
+      const std::string cls = Str(node, "environment_class");
+      const int64_t live = node.value("nodes_live", int64_t{0});
+      std::cout << "node: " << Str(node, "node_id") << " (class " << (cls.empty() ? "not known yet" : cls) << "), "
+                << live << (live == 1 ? " node" : " nodes") << " live\n";
+    }
     if (!Str(env, "fingerprint").empty()) std::cout << "environment: " << Str(env, "fingerprint") << " (" << Str(env, "state") << ")\n";
     std::cout << "models:";
     for (const auto& [k, v] : s["counts"].items()) std::cout << " " << k << "=" << v.dump();
@@ -401,10 +429,48 @@ int StatusCommand(Args& args, Client& client) {
   });
 }
 
+// "held, 2s ago": a lease's state and the age of the node's last heartbeat.
+std::string LeaseText(const json& lease) {
+  std::string text = Str(lease, "state");
+  if (lease.contains("heartbeat_age_s") && lease["heartbeat_age_s"].is_number()) {
+    const auto age = static_cast<int64_t>(lease["heartbeat_age_s"].get<double>());
+    text += ", " + std::to_string(age) + "s ago";
+  }
+  if (Str(lease, "state") == "held" && !lease.value("live", true)) text += " (silent past lease_s)";
+  return text;
+}
+
+// SPEC §14: the nodes of the fleet that shares the registry.
+int NodesCommand(Args& args, Client& client) {
+  if (args.positional.size() != 1) return Usage("nodes takes no arguments");
+  auto r = client.Call("GET", "/api/nodes");
+  if (!r) return kExitError;
+  return Finish(args, r->first, r->second, 200, [&] {
+    const json& b = r->second;
+    const std::string self = Str(b, "this_node");
+    if (b["nodes"].empty()) {
+      std::cout << "No nodes: this server has not joined the fleet yet.\n";
+      return;
+    }
+    Table t({"NODE", "HOST", "CLASS", "LEASE", "LOADED"});
+    for (const auto& n : b["nodes"]) {
+      std::string id = Str(n, "node_id");
+      if (!self.empty() && id == self) id += " (this)";
+      const std::string loaded = JoinList(n.value("loaded_models", json::array()));
+      std::string lease = LeaseText(n.value("lease", json::object()));
+      if (!Str(n, "expired_by").empty()) lease += " (closed by " + Str(n, "expired_by") + ")";
+      const std::string cls = Str(n, "environment_class");
+      t.AddRow({id, Str(n, "host"), cls.empty() ? "-" : OneLine(cls, 60), lease, loaded.empty() ? "-" : loaded});
+    }
+    t.Print(std::cout, true);
+    std::cout << Str(b, "live") << " of " << b["nodes"].size() << " node(s) live\n";
+  });
+}
+
 }  // namespace
 
 bool IsClientCommand(const char* command) {
-  for (const char* c : {"models", "load", "unload", "status", "run"}) {
+  for (const char* c : {"models", "load", "unload", "status", "nodes", "run"}) {
     if (std::strcmp(command, c) == 0) return true;
   }
   return false;
@@ -424,6 +490,7 @@ int RunClientCommand(int argc, char** argv) {
     if (command == "load") return LoadCommand(args, client, true);
     if (command == "unload") return LoadCommand(args, client, false);
     if (command == "status") return StatusCommand(args, client);
+    if (command == "nodes") return NodesCommand(args, client);
     if (command == "run") {
       return RunChatCommand(args.url, args.api_key, {args.positional.begin() + 1, args.positional.end()});
     }

@@ -10,6 +10,7 @@
 //   modelwarden load NAME [--force]
 //   modelwarden unload NAME
 //   modelwarden status
+//   modelwarden nodes                    (SPEC §14: the servers sharing the registry)
 //   modelwarden run NAME [PROMPT...]     (cli/run_command.h)
 // The server is --url, else $MODELWARDEN_URL, else http://127.0.0.1:8080;
 // the API key is $MODELWARDEN_API_KEY (or --api-key). Output is a readable
@@ -26,7 +27,7 @@ inline constexpr int kExitIncompatible = 3;  // load refused: the model is incom
 // True if `command` (argv[0] of a subcommand) is one of the client commands.
 bool IsClientCommand(const char* command);
 
-// argv[0] is the subcommand ("models", "load", "unload", "status"); global
+// argv[0] is the subcommand ("models", "load", "unload", "status", "nodes"); global
 // options (--url, --json, --api-key) may appear anywhere. Returns an exit
 // code above. Blocks until the server answers (a load waits for its attempt).
 int RunClientCommand(int argc, char** argv);

@@ -560,6 +560,52 @@ describe('web page against the real server', () => {
     fs.writeFileSync(file, `#!/bin/sh\n${body}\n`, { mode: 0o755 });
   }
 
+  // SPEC §14. One server on its SQLite registry is one node of its own fleet.
+  it('the header shows the node count; details show the verdicts of other classes', TEST, async () => {
+    await registerTiny('tiny-fleet', { load_config: { n_ctx: 256 } });
+    const o = await open();
+    const { page } = o;
+    const chip = page.locator('#node-count');
+    await chip.waitFor();
+    assert.equal(await chip.textContent(), '1 node');
+    const status = await server.ok('GET', '/api/status');
+    assert.ok((await chip.getAttribute('title')).includes(status.node.node_id));
+
+    // One class (SQLite): nothing more to show.
+    await card(page, 'tiny-fleet').locator('.model-name').click();
+    await page.locator('#attempts-empty').filter({ hasText: 'No load attempts yet.' }).waitFor();
+    assert.ok(await page.locator('#verdicts-section').isHidden());
+    await page.keyboard.press('Escape');
+
+    // A second class exists only with several servers on PostgreSQL: the
+    // real answer gets one more class's verdict on its way to the page.
+    await page.route('**/api/models/tiny-fleet', async (route) => {
+      const response = await route.fetch();
+      const body = await response.json();
+      body.verdicts.push({
+        environment_class: 'rocm gfx1100 | driver 6 | llama b1', status: 'incompatible',
+        notes: `Hardware incompatibility detected: ${XSS}`, nodes: ['gpu-b', 'gpu-c'],
+        total_loads: 0, total_failures: 1, this_node_class: false,
+      });
+      await route.fulfill({ response, json: body });
+    });
+    await card(page, 'tiny-fleet').locator('.model-name').click();
+    const other = page.locator('#verdicts .verdict');
+    await other.first().waitFor();
+    assert.equal(await other.count(), 1, 'this node\'s own class is the badge, not a second entry');
+    assert.equal(await other.getAttribute('data-status'), 'incompatible');
+    assert.equal(await other.locator('.badge').textContent(), 'incompatible');
+    assert.equal(await other.locator('.verdict-class').textContent(), 'rocm gfx1100 | driver 6 | llama b1');
+    assert.match(await other.textContent(), /nodes: gpu-b, gpu-c/);
+    assert.ok((await other.locator('.attempt-summary').textContent()).includes(XSS), 'notes are text');
+    assert.equal(await page.evaluate(() => window.__xss), undefined);
+    await other.scrollIntoViewIfNeeded();
+    await screenshot(page, 'details-verdicts.png', false);
+    await page.keyboard.press('Escape');
+    await page.unroute('**/api/models/tiny-fleet');
+    assertClean(o);
+  });
+
   it('a stale verdict is marked on its card and Retest loads the model', TEST, async () => {
     const engine = path.join(server.dataDir, 'stale-engine.sh');
     writeEngine(engine, "echo 'GGML_ASSERT(ggml_nelements(a) == ne0) failed' >&2\nexit 1");

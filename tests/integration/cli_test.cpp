@@ -151,5 +151,58 @@ TEST(CliTest, UnexpectedJsonFromServerIsAnErrorNotACrash) {
   EXPECT_EQ(status.exit_code, 1) << status.err;
 }
 
+// SPEC §14: `modelwarden nodes` prints the fleet of the server's answer (a
+// canned one: several nodes, and an expired lease, need several servers on
+// PostgreSQL), and `models show` prints the verdicts of other classes.
+TEST(CliTest, NodesTableAndOtherClassesVerdicts) {
+  const std::string cli = (BinDir() / "modelwarden").string();
+  const json nodes = {
+      {"this_node", "node-a"},
+      {"live", 1},
+      {"nodes",
+       {{{"node_id", "node-a"}, {"host", "gpu-a"}, {"environment_class", "cuda sm90"},
+         {"lease", {{"state", "held"}, {"live", true}, {"lease_s", 30}, {"heartbeat_at", "t"}, {"heartbeat_age_s", 2.7}}},
+         {"started_at", "t0"}, {"loaded_models", {"phi", "qwen"}}, {"expired_by", nullptr}},
+        {{"node_id", "node-b"}, {"host", "gpu-b"}, {"environment_class", ""},
+         {"lease", {{"state", "expired"}, {"live", false}, {"lease_s", 30}, {"heartbeat_at", "t"}, {"heartbeat_age_s", 912.0}}},
+         {"started_at", "t0"}, {"loaded_models", json::array()}, {"expired_by", "node-a"}}}}};
+  CannedHttpServer fleet(Http200(nodes.dump()));
+  ProcessResult table = RunProcess({cli, "--url", fleet.url(), "nodes"});
+  ASSERT_EQ(table.exit_code, 0) << table.err;
+  for (const char* text : {"NODE", "HOST", "CLASS", "LEASE", "LOADED", "node-a (this)", "gpu-a", "cuda sm90",
+                           "held, 2s ago", "phi, qwen", "node-b", "expired, 912s ago (closed by node-a)",
+                           "1 of 2 node(s) live"}) {
+    EXPECT_NE(table.out.find(text), std::string::npos) << text << "\n" << table.out;
+  }
+  ProcessResult as_json = RunProcess({cli, "--url", fleet.url(), "nodes", "--json"});
+  ASSERT_EQ(as_json.exit_code, 0) << as_json.err;
+  EXPECT_EQ(json::parse(as_json.out), nodes);
+
+  json model = {{"model_name", "phi"}, {"compatibility_status", "compatible"}, {"attempts", json::array()},
+                {"verdicts",
+                 {{{"environment_class", "cuda sm90"}, {"status", "compatible"}, {"notes", nullptr},
+                   {"nodes", {"node-a"}}, {"total_loads", 3}, {"total_failures", 0}, {"this_node_class", true}},
+                  {{"environment_class", "rocm gfx1100"}, {"status", "incompatible"},
+                   {"notes", "Hardware incompatibility detected: gpu_context"}, {"nodes", {"node-b", "node-c"}},
+                   {"total_loads", 0}, {"total_failures", 1}, {"this_node_class", false}}}}};
+  CannedHttpServer one_model(Http200(model.dump()));
+  ProcessResult show = RunProcess({cli, "--url", one_model.url(), "models", "show", "phi"});
+  ASSERT_EQ(show.exit_code, 0) << show.err;
+  for (const char* text : {"verdicts per environment class", "cuda sm90 (this node)", "rocm gfx1100",
+                           "incompatible", "node-b, node-c", "Hardware incompatibility detected"}) {
+    EXPECT_NE(show.out.find(text), std::string::npos) << text << "\n" << show.out;
+  }
+  model["verdicts"].erase(1);  // one class (SQLite): nothing more to print
+  CannedHttpServer one_class(Http200(model.dump()));
+  ProcessResult single = RunProcess({cli, "--url", one_class.url(), "models", "show", "phi"});
+  ASSERT_EQ(single.exit_code, 0) << single.err;
+  EXPECT_EQ(single.out.find("verdicts per environment class"), std::string::npos) << single.out;
+
+  CannedHttpServer not_ours(Http200("[]"));
+  ProcessResult wrong = RunProcess({cli, "--url", not_ours.url(), "nodes"});
+  EXPECT_EQ(wrong.exit_code, 1) << wrong.err;
+  EXPECT_EQ(RunProcess({cli, "--url", not_ours.url(), "nodes", "extra"}).exit_code, 2);
+}
+
 }  // namespace
 }  // namespace mw::itest
