@@ -34,6 +34,33 @@ TEST(EnvironmentTest, ComponentsFromWhatIsReadable) {
   EXPECT_EQ(Fingerprint(BuildComponents(none)).size(), 16u);
 }
 
+// SPEC §14: machines of the same hardware, driver major and llama.cpp
+// build share a class; host-specific parts do not split it.
+TEST(EnvironmentTest, ClassKeepsHardwareDriverMajorAndBuildOnly) {
+  EnvironmentInputs in = Inputs();
+  in.llama_lib = "/home/a/lib/libllama.so 123 456";
+  EXPECT_EQ(SerializeComponents(ClassComponents(in)),
+            "devices=cpu CPU; gpu CUDA0 NVIDIA H200\nllama.cpp=b7001\nnvidia_driver=550\n");
+  const std::string cls = EnvironmentClass(in);
+  EXPECT_EQ(cls.size(), 16u);
+  EnvironmentInputs other_host = in;
+  other_host.llama_lib = "/opt/mw/lib/libllama.so 999 1";
+  other_host.modelwarden_version = "0.4.0";
+  other_host.nvidia_version_file = "NVRM version: NVIDIA UNIX x86_64 Kernel Module  550.90.07  Mon\n";
+  other_host.devices = {{"CPU", "cpu", int64_t{128} << 30}, {"CUDA0 NVIDIA H200", "gpu", int64_t{143000} << 20}};
+  EXPECT_EQ(EnvironmentClass(other_host), cls);
+  for (auto change : {+[](EnvironmentInputs& e) { e.devices[0].name = "CUDA0 NVIDIA A100"; },
+                      +[](EnvironmentInputs& e) { e.nvidia_version_file = "Kernel Module  535.1.2  x\n"; },
+                      +[](EnvironmentInputs& e) { e.llama_build = "b7040"; },
+                      +[](EnvironmentInputs& e) {
+                        e.proc_version = "Linux version 5.15.153.1-microsoft-standard-WSL2 (x)";
+                      }}) {
+    EnvironmentInputs changed = in;
+    change(changed);
+    EXPECT_NE(EnvironmentClass(changed), cls) << SerializeComponents(ClassComponents(changed));
+  }
+}
+
 TEST(EnvironmentTest, DriverFilesParse) {
   EXPECT_EQ(ParseNvidiaDriverVersion("NVRM version: NVIDIA UNIX Open Kernel Module for x86_64  560.35.03  Release "
                                      "Build  (dvs-builder@U16-I3-B03-4-3)  Fri Aug 16 21:42:42 UTC 2024\n"),

@@ -456,3 +456,98 @@ TEST_P(RegistryTest, ConcurrentWritersAndReadersAreSerialised) {
 
 }  // namespace
 }  // namespace mw
+
+namespace mw {
+namespace {
+
+NodeRecord Node(const std::string& id, int64_t lease_s) {
+  NodeRecord n;
+  n.node_id = id;
+  n.host = "host-" + id;
+  n.lease_s = lease_s;
+  return n;
+}
+
+// SPEC §14 on both backends: a node whose lease ran out and was taken by
+// another writes nothing more (every write transaction checks the lease),
+// its heartbeat says so, and a new join (a new epoch) lets it write again.
+// The taking is conditional: a lease taken once is not taken twice.
+TEST_P(RegistryTest, ALeaseTakenAfterItExpiredRefusesTheOldNodesWritesUntilItJoinsAgain) {
+  auto other = Registry::Open(target_->location());
+  ASSERT_TRUE(other.ok()) << other.status().ToString();
+  auto a = reg_->JoinFleet(Node("a", 1));
+  ASSERT_TRUE(a.ok()) << a.status().ToString();
+  EXPECT_EQ(a->epoch, 1);
+  EXPECT_EQ(a->lease_state, "held");
+  ASSERT_TRUE((*other)->JoinFleet(Node("b", 30)).ok());
+  ASSERT_TRUE(reg_->AddModel(Model("m")).ok());
+
+  std::this_thread::sleep_for(std::chrono::milliseconds(1300));  // a's lease (1 s) runs out
+  {
+    auto tx = (*other)->BeginWrite();
+    ASSERT_TRUE(tx.ok()) << tx.status().ToString();
+    auto expired = tx->ListExpiredNodes();
+    ASSERT_TRUE(expired.ok());
+    ASSERT_EQ(expired->size(), 1u);
+    EXPECT_EQ(expired->front().node_id, "a");
+    EXPECT_FALSE(expired->front().live());
+    EXPECT_EQ(tx->MarkNodeExpired("a").value_or(false), true);
+    EXPECT_EQ(tx->MarkNodeExpired("a").value_or(true), false);  // once
+    ASSERT_TRUE(tx->Commit().ok());
+  }
+  auto write = reg_->BeginWrite();
+  ASSERT_FALSE(write.ok());
+  EXPECT_EQ(write.status().code(), StatusCode::kFailedPrecondition);
+  EXPECT_NE(write.status().message().find("lost its lease"), std::string::npos) << write.status().message();
+  EXPECT_EQ(reg_->AddModel(Model("n")).status().code(), StatusCode::kFailedPrecondition);
+  EXPECT_EQ(reg_->Heartbeat({}).code(), StatusCode::kFailedPrecondition);
+
+  auto again = reg_->JoinFleet(Node("a", 1));
+  ASSERT_TRUE(again.ok());
+  EXPECT_EQ(again->epoch, 2);
+  EXPECT_TRUE(reg_->Heartbeat({"m"}).ok());
+  EXPECT_TRUE(reg_->AddModel(Model("n")).ok());
+  auto nodes = (*other)->ListNodes();
+  ASSERT_TRUE(nodes.ok());
+  ASSERT_EQ(nodes->size(), 2u);
+  EXPECT_EQ((*nodes)[0].node_id, "a");
+  EXPECT_EQ((*nodes)[0].lease_state, "held");
+  EXPECT_EQ((*nodes)[0].loaded_models, std::vector<std::string>{"m"});
+  EXPECT_TRUE((*nodes)[1].live());
+  ASSERT_TRUE(reg_->LeaveFleet().ok());
+  nodes = (*other)->ListNodes();
+  ASSERT_TRUE(nodes.ok());
+  EXPECT_EQ((*nodes)[0].lease_state, "stopped");
+}
+
+// Attempts record the node and its class; this node's open attempts are
+// its own (and those of no node), not another node's.
+TEST_P(RegistryTest, AttemptsRecordTheirNodeAndClass) {
+  auto other = Registry::Open(target_->location());
+  ASSERT_TRUE(other.ok());
+  ASSERT_TRUE(reg_->JoinFleet(Node("a", 30)).ok());
+  reg_->SetEnvironmentClass("class-1");
+  ASSERT_TRUE((*other)->JoinFleet(Node("b", 30)).ok());
+  (*other)->SetEnvironmentClass("class-1");
+  ASSERT_TRUE(reg_->AddModel(Model("m")).ok());
+  ASSERT_TRUE(reg_->AddModel(Model("n")).ok());
+  const AttemptId id = OpenAttempt(*reg_, "m");
+  OpenAttempt(**other, "n");
+  auto got = reg_->GetAttempt(id);
+  ASSERT_TRUE(got.ok());
+  EXPECT_EQ(got->node_id, "a");
+  EXPECT_EQ(got->environment_class, "class-1");
+  auto tx = reg_->BeginWrite();
+  ASSERT_TRUE(tx.ok());
+  auto own = tx->ListOwnOpenAttempts();
+  ASSERT_TRUE(own.ok());
+  ASSERT_EQ(own->size(), 1u);
+  EXPECT_EQ(own->front().model_name, "m");
+  auto of_b = tx->ListOpenAttemptsOfNode("b");
+  ASSERT_TRUE(of_b.ok());
+  ASSERT_EQ(of_b->size(), 1u);
+  EXPECT_EQ(of_b->front().model_name, "n");
+}
+
+}  // namespace
+}  // namespace mw
