@@ -496,7 +496,9 @@ Result<CleanupReport> StateMachine::StartupCleanup(std::ostream& out) {
   std::vector<AttemptRecord> mine;
   std::set<std::string, std::less<>> explained;  // models of this class with an open attempt of any node
   for (const AttemptRecord& a : open) {
-    if (!a.node_id || *a.node_id == me) mine.push_back(a);
+    // An SQLite file has one server: its open attempts are all this one's
+    // (also after node_id was deleted and made anew).
+    if (!tx.Shared() || !a.node_id || *a.node_id == me) mine.push_back(a);
     if (tx.ClassOf(a) == own_class) explained.insert(a.model_name);
   }
   std::vector<ModelRecord> orphans;

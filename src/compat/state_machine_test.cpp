@@ -6,6 +6,7 @@
 #include <gtest/gtest.h>
 
 #include <sstream>
+#include <thread>
 
 #include "registry/pg_test_util.h"
 #include "registry/registry_test_util.h"
@@ -699,6 +700,95 @@ TEST_P(StateMachineTest, ExactSpecExampleLine) {
             "⚠️  Found 1 model(s) stuck in 'testing' status from previous crash\n"
             "   - Marked 'Microsoft-phi-mini-4k' as incompatible (crashed during test)\n"
             "✅ Compatibility status cleanup completed\n");
+}
+
+}  // namespace
+}  // namespace mw
+
+namespace mw {
+namespace {
+
+NodeRecord FleetNode(const std::string& id, int64_t lease_s) {
+  NodeRecord n;
+  n.node_id = id;
+  n.host = id + ".lan";
+  n.lease_s = lease_s;
+  n.environment_class = "class-x";
+  return n;
+}
+
+// SPEC §14: a node's startup cleanup settles only its own attempts on a
+// shared registry (PostgreSQL): another node's open attempt, same class,
+// stays open and its model testing. On SQLite (one server per file) every
+// open attempt is the restarting server's, whatever node_id recorded it.
+TEST_P(StateMachineTest, StartupCleanupSettlesOnlyThisNodesAttemptsOnASharedRegistry) {
+  auto other = Registry::Open(target_.location());
+  ASSERT_TRUE(other.ok());
+  StateMachine other_sm(**other);
+  ASSERT_TRUE(reg_->JoinFleet(FleetNode("a", 30)).ok());
+  ASSERT_TRUE((*other)->JoinFleet(FleetNode("b", 30)).ok());
+  Add("mine");
+  Add("theirs");
+  Begin("mine");
+  const bool shared = GetParam() == testing_util::BackendKind::kPostgres;
+  ASSERT_TRUE(other_sm.BeginAttempt("theirs", false, "cpu:test").ok());
+
+  std::ostringstream out;
+  auto report = sm_->StartupCleanup(out);
+  ASSERT_TRUE(report.ok()) << report.status().ToString();
+  EXPECT_EQ(report->attempts_closed, shared ? 1 : 2);
+  EXPECT_EQ(out.str(), shared ? "\u26a0\ufe0f  Found 1 model(s) stuck in 'testing' status from previous crash\n"
+                                "   - Marked 'mine' as incompatible (crashed during test)\n"
+                                "\u2705 Compatibility status cleanup completed\n"
+                              : "\u26a0\ufe0f  Found 2 model(s) stuck in 'testing' status from previous crash\n"
+                                "   - Marked 'mine' as incompatible (crashed during test)\n"
+                                "   - Marked 'theirs' as incompatible (crashed during test)\n"
+                                "\u2705 Compatibility status cleanup completed\n");
+  if (shared) {
+    EXPECT_EQ(Get("theirs").compatibility_status, S::kTesting);
+    auto open = reg_->ListAttempts("theirs");
+    ASSERT_TRUE(open.ok());
+    EXPECT_TRUE(open->front().open());
+  }
+}
+
+// SPEC §14: the attempts of a node whose lease expired are settled by one
+// live node with the startup cleanup's rule and lines, once.
+TEST_P(StateMachineTest, AnExpiredNodesAttemptsAreSettledOnceWithTheCleanupLines) {
+  auto other = Registry::Open(target_.location());
+  ASSERT_TRUE(other.ok());
+  StateMachine other_sm(**other);
+  ASSERT_TRUE((*other)->JoinFleet(FleetNode("silent", 1)).ok());
+  ASSERT_TRUE(reg_->JoinFleet(FleetNode("live", 30)).ok());
+  Add("phi-mini");
+  const AttemptId id = other_sm.BeginAttempt("phi-mini", false, "cpu:test").value_or(0);
+  ASSERT_NE(id, 0);
+  std::ostringstream early;
+  auto none = sm_->CloseAttemptsOfExpiredNodes(early);
+  ASSERT_TRUE(none.ok());
+  EXPECT_TRUE(none->empty());
+  EXPECT_EQ(early.str(), "");  // a lease still running is nobody else's business
+
+  std::this_thread::sleep_for(std::chrono::milliseconds(1300));
+  std::ostringstream out;
+  auto settled = sm_->CloseAttemptsOfExpiredNodes(out);
+  ASSERT_TRUE(settled.ok()) << settled.status().ToString();
+  ASSERT_EQ(settled->size(), 1u);
+  EXPECT_EQ(settled->front().cleanup.attempts_closed, 1);
+  EXPECT_EQ(out.str().rfind("\u26a0\ufe0f  Node 'silent' (silent.lan) lost its lease: silent for ", 0), 0u) << out.str();
+  EXPECT_NE(out.str().find("s (lease 1 s); closing its open load attempts\n"
+                           "\u26a0\ufe0f  Found 1 model(s) stuck in 'testing' status from previous crash\n"
+                           "   - Marked 'phi-mini' as incompatible (crashed during test)\n"
+                           "\u2705 Compatibility status cleanup completed\n"),
+            std::string::npos)
+      << out.str();
+  EXPECT_EQ(Get("phi-mini").compatibility_status, S::kIncompatible);
+  EXPECT_EQ(Attempt(id).outcome, AttemptOutcome::kServerCrash);
+  // Once: nothing left for anyone, and the silent node's late finish is refused.
+  std::ostringstream again;
+  ASSERT_TRUE(sm_->CloseAttemptsOfExpiredNodes(again).ok());
+  EXPECT_EQ(again.str(), "");
+  EXPECT_EQ(other_sm.FinishSuccess(id).status().code(), StatusCode::kFailedPrecondition);
 }
 
 }  // namespace

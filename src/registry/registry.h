@@ -288,6 +288,9 @@ class Transaction {
   [[nodiscard]] Status ReclassifyAttempt(AttemptId id, AttemptOutcome outcome, CompatStatus status_after);
   // Keeps the components behind an environment fingerprint (first write wins).
   [[nodiscard]] Status RecordEnvironment(std::string_view fingerprint, std::string_view components);
+  // Whether several servers may share this registry (PostgreSQL). An SQLite
+  // file has one server: every open attempt in it is that server's.
+  bool Shared() const;
   // The joined node's id and environment class ("" when not joined).
   std::string NodeId() const;
   std::string EnvironmentClass() const;

@@ -56,6 +56,7 @@ Result<std::vector<AttemptRecord>> Transaction::ListOpenAttempts() {
   return db_->SelectOpenAttempts(std::nullopt);
 }
 
+bool Transaction::Shared() const { return db_->verdicts_per_class(); }
 std::string Transaction::NodeId() const { return db_->scope.node_id; }
 std::string Transaction::EnvironmentClass() const { return db_->scope.environment_class; }
 std::string Transaction::ClassOf(const AttemptRecord& attempt) const {
