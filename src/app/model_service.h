@@ -95,7 +95,11 @@ class ModelService : public api::ModelApi {
   // mutating call (register, patch, delete, unload) returns, errors included.
   // Also bumped when a command engine's binary changed on disk since the
   // last call (its verdicts may have become stale: SPEC §11).
+  // None on a shared registry (PostgreSQL, SPEC §14): other nodes change
+  // the models and verdicts without this node hearing of it, so every
+  // GET /api/models reads the registry.
   std::optional<uint64_t> ModelListVersion() override {
+    if (!CurrentConfig()->registry_url.empty()) return std::nullopt;
     CheckEngineBinaries();
     return list_version_.load();
   }

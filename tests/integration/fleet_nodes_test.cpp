@@ -67,8 +67,14 @@ TEST_F(FleetNodesTest, WhatOneRegistersAllSeeAndACrashVerdictHoldsWithinItsClass
   auto b = Start("b", "FAKE-GPU-A");
   auto c = Start("c", "FAKE-GPU-B");
   ASSERT_TRUE(a->started() && b->started() && c->started());
+  // Each server has answered a list before: no cached list may hide what another registers.
+  for (Server* s : {a.get(), b.get(), c.get()}) EXPECT_EQ(s->Call("GET", "/api/models").status, 200);
   ASSERT_EQ(a->Call("POST", "/api/models", CrashingModel("rocm")).status, 201);
   for (Server* s : {b.get(), c.get()}) {
+    json list = s->Call("GET", "/api/models").body;
+    const json& models = list.is_array() ? list : list["models"];
+    ASSERT_EQ(models.size(), 1u) << list.dump();
+    EXPECT_EQ(models[0]["model_name"], "rocm");
     HttpReply r = s->Call("GET", "/api/models/rocm");
     EXPECT_EQ(r.status, 200) << r.raw;
     EXPECT_EQ(r.body["compatibility_status"], "unknown");
@@ -79,6 +85,8 @@ TEST_F(FleetNodesTest, WhatOneRegistersAllSeeAndACrashVerdictHoldsWithinItsClass
   EXPECT_EQ(Status(*a, "rocm"), "incompatible");
   // Same class: known bad before anyone loads it there.
   EXPECT_EQ(Status(*b, "rocm"), "incompatible");
+  json listed = b->Call("GET", "/api/models").body;
+  EXPECT_EQ((listed.is_array() ? listed : listed["models"])[0]["compatibility_status"], "incompatible") << listed.dump();
   HttpReply refused = b->Call("POST", "/api/orchestrate/load", R"({"model_name":"rocm"})");
   EXPECT_EQ(refused.status, 409) << refused.raw;
   EXPECT_NE(refused.raw.find("hipErrorNoDevice"), std::string::npos) << refused.raw;
