@@ -189,19 +189,30 @@ TEST_F(PgRegistryTest, ServersStartingTogetherMigrateOnce) {
   EXPECT_EQ(pg_->Query("SELECT count(*) FROM modelwarden_schema"), "1");
 }
 
+// A registry on a cluster of its own, for tests that stop PostgreSQL.
+class PgRegistryOutage : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    std::string skip, error;
+    if (!cluster_.Start(&skip, &error)) {
+      if (!skip.empty()) GTEST_SKIP() << skip;
+      FAIL() << error;
+    }
+    auto reg = Registry::Open(cluster_.url());
+    ASSERT_TRUE(reg.ok()) << reg.status().ToString();
+    reg_ = std::move(reg).value();
+  }
+  PgPrivateCluster cluster_;
+  std::unique_ptr<Registry> reg_;
+};
+
 // PostgreSQL crashes and comes back: what was committed is there, and the
 // same Registry reconnects by itself; while it is down, calls fail with
 // kUnavailable and say why.
-TEST(PgRegistryOutage, CommittedWritesSurviveACrashAndTheRegistryReconnects) {
-  PgPrivateCluster cluster;
+TEST_F(PgRegistryOutage, CommittedWritesSurviveACrashAndTheRegistryReconnects) {
+  PgPrivateCluster& cluster = cluster_;
+  Registry* reg = reg_.get();
   std::string skip, error;
-  if (!cluster.Start(&skip, &error)) {
-    if (!skip.empty()) GTEST_SKIP() << skip;
-    FAIL() << error;
-  }
-  auto reg_or = Registry::Open(cluster.url());
-  ASSERT_TRUE(reg_or.ok()) << reg_or.status().ToString();
-  auto reg = std::move(reg_or).value();
   ModelRecord m;
   m.model_name = "m";
   m.file_path = "m.gguf";
@@ -243,6 +254,67 @@ TEST(PgRegistryOutage, CommittedWritesSurviveACrashAndTheRegistryReconnects) {
   ASSERT_TRUE(tx->Commit().ok());
   EXPECT_FALSE(reg->GetAttempt(id)->open());
   EXPECT_GE(*reg->GetAttempt(id)->duration_ms, 0);
+}
+
+// Polls `sql` on the cluster until it answers `want`; false after ~60 s.
+bool WaitForAnswer(const PgPrivateCluster& cluster, const std::string& sql, const std::string& want) {
+  for (int i = 0; i < 3000; ++i) {
+    if (cluster.Query(sql) == want) return true;
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  return false;
+}
+
+// PostgreSQL crashes while a COMMIT waits for its answer. The registry asks
+// the restarted server what became of that transaction instead of failing a
+// write that was recorded (a client retrying it would be refused as a
+// duplicate forever: the hang once seen in FleetOutage), and says plainly
+// when it was not recorded.
+TEST_F(PgRegistryOutage, ACommitWhoseAnswerWasLostIsResolvedOnceTheDatabaseIsBack) {
+  PgPrivateCluster& cluster = cluster_;
+  Registry* reg = reg_.get();
+  auto model = [](const std::string& name) {
+    ModelRecord m;
+    m.model_name = name;
+    m.file_path = name + ".gguf";
+    return m;
+  };
+  const std::string waits = "SELECT count(*) FROM pg_stat_activity WHERE wait_event = ";
+
+  // Recorded: a synchronous standby that never answers holds COMMIT after
+  // its commit record is written, so the crash comes between the two.
+  ASSERT_EQ(cluster.Exec({"ALTER SYSTEM SET synchronous_standby_names = 'mw_nobody'", "SELECT pg_reload_conf()"}), "");
+  ASSERT_TRUE(WaitForAnswer(cluster, "SHOW synchronous_standby_names", "mw_nobody"));
+  ASSERT_EQ(reg->GetModel("none").status().code(), StatusCode::kNotFound);  // its session reloads the setting
+  Result<ModelRecord> kept = InternalError("not run");
+  std::thread adder([&] { kept = reg->AddModel(model("kept")); });
+  const bool waiting = WaitForAnswer(cluster, waits + "'SyncRep'", "1");
+  EXPECT_EQ(cluster.Exec({"ALTER SYSTEM RESET synchronous_standby_names"}), "");  // for the restarted server
+  EXPECT_EQ(cluster.Restart(), "");
+  adder.join();
+  ASSERT_TRUE(waiting) << "COMMIT never waited for the standby";
+  ASSERT_TRUE(kept.ok()) << kept.status().ToString();
+  EXPECT_EQ(kept->model_name, "kept");
+  EXPECT_TRUE(reg->GetModel("kept").ok());
+  EXPECT_EQ(reg->AddModel(model("kept")).status().code(), StatusCode::kAlreadyExists);
+
+  // Not recorded: a deferred trigger stalls COMMIT before its commit record.
+  ASSERT_EQ(cluster.Exec({"CREATE FUNCTION mw_stall() RETURNS trigger LANGUAGE plpgsql AS "
+                          "$$ BEGIN PERFORM pg_sleep(600); RETURN NULL; END $$",
+                          "CREATE CONSTRAINT TRIGGER mw_stall AFTER INSERT ON models DEFERRABLE INITIALLY DEFERRED "
+                          "FOR EACH ROW EXECUTE FUNCTION mw_stall()"}),
+            "");
+  Result<ModelRecord> lost = InternalError("not run");
+  adder = std::thread([&] { lost = reg->AddModel(model("lost")); });
+  const bool stalled = WaitForAnswer(cluster, waits + "'PgSleep'", "1");
+  EXPECT_EQ(cluster.Restart(), "");
+  adder.join();
+  ASSERT_TRUE(stalled) << "COMMIT never ran the trigger";
+  EXPECT_EQ(lost.status().code(), StatusCode::kUnavailable) << lost.status().ToString();
+  EXPECT_NE(lost.status().message().find("was not recorded"), std::string::npos) << lost.status().ToString();
+  EXPECT_EQ(reg->GetModel("lost").status().code(), StatusCode::kNotFound);
+  ASSERT_EQ(cluster.Exec({"DROP TRIGGER mw_stall ON models"}), "");
+  EXPECT_TRUE(reg->AddModel(model("lost")).ok());
 }
 
 }  // namespace
