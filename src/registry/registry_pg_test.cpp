@@ -3,6 +3,7 @@
 // several servers on one database, and PostgreSQL going away and coming back.
 #include <gtest/gtest.h>
 
+#include <atomic>
 #include <thread>
 #include <vector>
 
@@ -265,11 +266,11 @@ bool WaitForAnswer(const PgPrivateCluster& cluster, const std::string& sql, cons
   return false;
 }
 
-// PostgreSQL crashes while a COMMIT waits for its answer. The registry asks
-// the restarted server what became of that transaction instead of failing a
-// write that was recorded (a client retrying it would be refused as a
-// duplicate forever: the hang once seen in FleetOutage), and says plainly
-// when it was not recorded.
+// PostgreSQL crashes (or the session ends) while a COMMIT waits for its
+// answer. The registry asks the server, once back, what became of that
+// transaction instead of failing a write that was recorded (a client
+// retrying it would be refused as a duplicate forever: the hang once seen in
+// FleetOutage), and says plainly when it was not recorded.
 TEST_F(PgRegistryOutage, ACommitWhoseAnswerWasLostIsResolvedOnceTheDatabaseIsBack) {
   PgPrivateCluster& cluster = cluster_;
   Registry* reg = reg_.get();
@@ -280,15 +281,40 @@ TEST_F(PgRegistryOutage, ACommitWhoseAnswerWasLostIsResolvedOnceTheDatabaseIsBac
     return m;
   };
   const std::string waits = "SELECT count(*) FROM pg_stat_activity WHERE wait_event = ";
+  const std::string commit_held = waits + "'SyncRep' AND query = 'COMMIT'";  // the registry's
+  const std::string terminate_held =
+      "SELECT bool_and(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE wait_event = 'SyncRep'";
 
-  // Recorded: a synchronous standby that never answers holds COMMIT after
-  // its commit record is written, so the crash comes between the two.
-  ASSERT_EQ(cluster.Exec({"ALTER SYSTEM SET synchronous_standby_names = 'mw_nobody'", "SELECT pg_reload_conf()"}), "");
-  ASSERT_TRUE(WaitForAnswer(cluster, "SHOW synchronous_standby_names", "mw_nobody"));
-  ASSERT_EQ(reg->GetModel("none").status().code(), StatusCode::kNotFound);  // its session reloads the setting
+  // A synchronous standby that never answers holds COMMIT after its commit
+  // record is written.
+  auto hold_commits = [&] {
+    ASSERT_EQ(cluster.Exec({"ALTER SYSTEM SET synchronous_standby_names = 'mw_nobody'", "SELECT pg_reload_conf()"}),
+              "");
+    // Every process takes the setting in its own time: a probe commit that
+    // wrote something shows when commits wait; it is then ended.
+    bool held = false;
+    for (int i = 0; i < 100 && !held; ++i) {
+      std::atomic<bool> done{false};
+      std::thread probe([&] {
+        (void)cluster.Exec({"CREATE TEMP TABLE mw_probe () ON COMMIT DROP"});
+        done = true;
+      });
+      for (int j = 0; j < 100 && !done && !held; ++j) {
+        const std::string n = cluster.Query(waits + "'SyncRep'");
+        held = !n.empty() && n != "0";
+        if (!held) std::this_thread::sleep_for(std::chrono::milliseconds(20));
+      }
+      if (held) (void)cluster.Query(terminate_held);
+      probe.join();
+    }
+    ASSERT_TRUE(held) << "commits never waited for the standby";
+  };
+
+  // Recorded, and the crash comes between the commit record and the answer.
+  ASSERT_NO_FATAL_FAILURE(hold_commits());
   Result<ModelRecord> kept = InternalError("not run");
   std::thread adder([&] { kept = reg->AddModel(model("kept")); });
-  const bool waiting = WaitForAnswer(cluster, waits + "'SyncRep'", "1");
+  const bool waiting = WaitForAnswer(cluster, commit_held, "1");
   EXPECT_EQ(cluster.Exec({"ALTER SYSTEM RESET synchronous_standby_names"}), "");  // for the restarted server
   EXPECT_EQ(cluster.Restart(), "");
   adder.join();
@@ -297,6 +323,19 @@ TEST_F(PgRegistryOutage, ACommitWhoseAnswerWasLostIsResolvedOnceTheDatabaseIsBac
   EXPECT_EQ(kept->model_name, "kept");
   EXPECT_TRUE(reg->GetModel("kept").ok());
   EXPECT_EQ(reg->AddModel(model("kept")).status().code(), StatusCode::kAlreadyExists);
+
+  // Recorded, and the session is ended there without a restart (a broken
+  // network): the old session may still be "in progress" for a moment.
+  ASSERT_NO_FATAL_FAILURE(hold_commits());
+  Result<ModelRecord> ended = InternalError("not run");
+  adder = std::thread([&] { ended = reg->AddModel(model("ended")); });
+  const bool held = WaitForAnswer(cluster, commit_held, "1");
+  EXPECT_EQ(cluster.Query(terminate_held), "t");
+  adder.join();
+  EXPECT_EQ(cluster.Exec({"ALTER SYSTEM RESET synchronous_standby_names", "SELECT pg_reload_conf()"}), "");
+  ASSERT_TRUE(held) << "COMMIT never waited for the standby";
+  ASSERT_TRUE(ended.ok()) << ended.status().ToString();
+  EXPECT_TRUE(reg->GetModel("ended").ok());
 
   // Not recorded: a deferred trigger stalls COMMIT before its commit record.
   ASSERT_EQ(cluster.Exec({"CREATE FUNCTION mw_stall() RETURNS trigger LANGUAGE plpgsql AS "
