@@ -3,6 +3,8 @@
 #include "registry/pg_backend.h"
 
 #include <algorithm>
+#include <chrono>
+#include <thread>
 
 #include "common/log.h"
 
@@ -12,6 +14,8 @@ namespace {
 // How long a write waits for the fleet's write lock (another server's write
 // transaction) before kUnavailable; at least the SQLite busy timeout.
 constexpr int kMinLockTimeoutMs = 30000;
+// How often a lost COMMIT's outcome is asked for while the database is away.
+constexpr auto kLostCommitRetry = std::chrono::milliseconds(100);
 
 std::string WithConnectTimeout(const std::string& url) {
   if (url.find("connect_timeout=") != std::string::npos) return url;
@@ -63,8 +67,9 @@ Status PgBackend::Connect() {
     pqxx::nontransaction n(*conn_);
     // on: COMMIT returns after the WAL is flushed (the default, made sure:
     // the state machine's commit points rely on it).
-    n.exec("SET synchronous_commit = on; SET client_min_messages = warning; SET lock_timeout = " +
-           std::to_string(std::max(options_.busy_timeout_ms, kMinLockTimeoutMs)));
+    const auto r = n.exec("SET synchronous_commit = on; SET client_min_messages = warning; SET lock_timeout = " +
+                          std::to_string(WriteWaitMs()) + "; SELECT pg_postmaster_start_time()::text");
+    server_started_ = r[0][0].as<std::string>();
     return Status::Ok();
   } catch (...) {
     return MapError("connecting");
@@ -125,7 +130,10 @@ Status PgBackend::Begin(WriteMode /*mode: PostgreSQL needs no bulk settings*/) {
     RETURN_IF_ERROR(Connect());
     try {
       tx_ = std::make_unique<pqxx::work>(*conn_);
-      tx_->exec("SELECT pg_advisory_xact_lock(" + std::to_string(kWriteLockKey) + ")");
+      // The transaction's id, for asking after a COMMIT whose answer is lost.
+      const auto r =
+          tx_->exec("SELECT pg_advisory_xact_lock(" + std::to_string(kWriteLockKey) + "), txid_current()");
+      tx_xid_ = r[0][1].as<int64_t>();
       return Status::Ok();
     } catch (const pqxx::broken_connection&) {
       // Nothing was written yet: one retry on a fresh connection.
@@ -147,11 +155,69 @@ Status PgBackend::Commit() {
     tx_->commit();
     tx_.reset();
     return Status::Ok();
+  } catch (const pqxx::in_doubt_error&) {
+    const std::string lost = MapError("committing a registry transaction").message();  // drops the connection
+    return ResolveLostCommit(tx_xid_, lost);
   } catch (...) {
     Status st = MapError("committing a registry transaction");
     tx_.reset();  // a failed COMMIT has rolled back
     return st;
   }
+}
+
+int PgBackend::WriteWaitMs() const { return std::max(options_.busy_timeout_ms, kMinLockTimeoutMs); }
+
+Status PgBackend::ResolveLostCommit(int64_t xid, const std::string& lost) {
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(WriteWaitMs());
+  const std::string started_before = server_started_;  // Connect() overwrites it
+  const std::string x = std::to_string(xid);
+  const std::string not_recorded =
+      "registry database " + display_ + " went away during COMMIT and the write was not recorded; retry";
+  Status last = Status::Ok();
+  for (;;) {
+    last = Connect();
+    if (last.ok()) {
+      try {
+        pqxx::nontransaction n(*conn_);
+        // After a restart, a transaction id whose WAL was lost can be handed
+        // out again, so txid_status alone could answer for another one. The
+        // latest checkpoint (the one ending recovery or the shutdown) tells:
+        // its next id is past every id that was made durable.
+        if (server_started_ != started_before) {
+          const auto r = n.exec("SELECT next_xid FROM pg_control_checkpoint()");
+          const std::string next = r[0][0].as<std::string>();  // "epoch:xid"
+          const size_t colon = next.find(':');
+          const int64_t next_xid = colon == std::string::npos
+                                       ? std::stoll(next)
+                                       : (std::stoll(next.substr(0, colon)) << 32) + std::stoll(next.substr(colon + 1));
+          if (next_xid <= xid) return UnavailableError(not_recorded);
+        }
+        const auto r = n.exec("SELECT txid_status(" + x + ")");
+        const std::string state = r[0][0].is_null() ? "" : r[0][0].as<std::string>();
+        if (state == "committed") {
+          MW_LOG(kWarn, "registry") << "the answer to a COMMIT on " << display_
+                                    << " was lost; the database, back, says it was recorded";
+          return Status::Ok();
+        }
+        if (state == "aborted") return UnavailableError(not_recorded);
+        // "in progress": its old session has not ended yet (a broken network): ask again.
+        // NULL: too old to tell (cannot be, it just ran).
+        last = UnavailableError("transaction " + x + " is " + (state.empty() ? "unknown" : state));
+        if (state != "in progress") break;
+      } catch (const pqxx::sql_error& e) {
+        // 22023 "transaction ID ... is in the future": it never became durable.
+        if (e.sqlstate() == "22023") return UnavailableError(not_recorded);
+        last = MapError("asking whether transaction " + x + " was recorded");
+      } catch (...) {
+        last = MapError("asking whether transaction " + x + " was recorded");
+      }
+    }
+    if (last.code() != StatusCode::kUnavailable) break;  // no use waiting (a refused login, ...)
+    if (std::chrono::steady_clock::now() + kLostCommitRetry >= deadline) break;
+    std::this_thread::sleep_for(kLostCommitRetry);
+  }
+  return UnavailableError(lost + "; still unknown after asking for " + std::to_string(WriteWaitMs() / 1000) +
+                          " s (" + last.message() + ")");
 }
 
 void PgBackend::Rollback() {

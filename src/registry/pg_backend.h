@@ -7,8 +7,12 @@
 // as SQLite's BEGIN IMMEDIATE makes them on one machine: each write
 // transaction sees everything committed before it (stronger than
 // SERIALIZABLE, and no serialization failure can occur between them).
-// Reads outside a transaction run in autocommit. libpqxx exceptions never
-// leave this class.
+// When the connection breaks during COMMIT (PostgreSQL crashed or restarted
+// after the commit record may have been written), Commit asks the server,
+// once it is back, whether that transaction committed (txid_status) rather
+// than leave the outcome unknown: a recorded write is reported as done, so a
+// client never retries one into "already exists". Reads outside a
+// transaction run in autocommit. libpqxx exceptions never leave this class.
 #pragma once
 
 #include <memory>
@@ -82,6 +86,13 @@ class PgBackend final : public Backend {
 
   Status Connect();
   void Drop();
+  // After COMMIT lost its answer: whether transaction `xid` committed (OK),
+  // rolled back (kUnavailable, "was not recorded"), or cannot be told while
+  // the database stays away (kUnavailable naming `lost`). Reconnects and
+  // asks until the write wait (max(busy_timeout, 30 s)) has passed.
+  Status ResolveLostCommit(int64_t xid, const std::string& lost);
+  // How long a write waits for the database: the write lock, a lost COMMIT.
+  int WriteWaitMs() const;
   Status MapError(std::string_view what);  // the exception being handled
   Status Migrate();
   Status MigrateLocked();
@@ -99,6 +110,8 @@ class PgBackend final : public Backend {
   OpenOptions options_;
   std::unique_ptr<pqxx::connection> conn_;
   std::unique_ptr<pqxx::work> tx_;
+  int64_t tx_xid_ = 0;          // txid_current() of tx_
+  std::string server_started_;  // pg_postmaster_start_time() seen by Connect
 };
 
 // One row of kAttemptColumns (pg_rows.cpp).

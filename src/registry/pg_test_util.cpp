@@ -76,6 +76,31 @@ std::string WithSearchPath(const std::string& base, const std::string& schema) {
   return base + "&options=-csearch_path%3D" + schema;
 }
 
+// Runs each of `sqls` on a connection of its own: "" or the error.
+std::string ExecOn(const std::string& url, std::initializer_list<std::string> sqls) {
+  try {
+    pqxx::connection c(url);
+    pqxx::nontransaction n(c);
+    for (const std::string& sql : sqls) n.exec(sql);
+    return "";
+  } catch (const std::exception& e) {
+    return e.what();
+  }
+}
+
+// First column of the first row, as text ("" if none or on error).
+std::string QueryOn(const std::string& url, const std::string& sql) {
+  try {
+    pqxx::connection c(url);
+    pqxx::nontransaction n(c);
+    const auto r = n.exec(sql);
+    if (r.empty() || r[0][0].is_null()) return "";
+    return r[0][0].as<std::string>();
+  } catch (const std::exception&) {
+    return "";
+  }
+}
+
 }  // namespace
 
 std::string PgTestClusterDir() { return MW_TEST_PG_DIR; }
@@ -114,6 +139,10 @@ std::string PgPrivateCluster::Halt() {
   return RunScriptOn(dir_, "halt", &line) == 0 ? "" : line;
 }
 
+std::string PgPrivateCluster::Exec(std::initializer_list<std::string> sqls) const { return ExecOn(url_, sqls); }
+
+std::string PgPrivateCluster::Query(const std::string& sql) const { return QueryOn(url_, sql); }
+
 std::unique_ptr<PgTestSchema> PgTestSchema::Create(std::string* skip_reason, std::string* error) {
   const std::string base = BaseUrl(skip_reason, error);
   if (base.empty()) return nullptr;
@@ -134,28 +163,10 @@ PgTestSchema::PgTestSchema(std::string base_url, std::string name)
 PgTestSchema::~PgTestSchema() { (void)Exec("DROP SCHEMA IF EXISTS " + name_ + " CASCADE"); }
 
 std::string PgTestSchema::Exec(const std::string& sql) const {
-  try {
-    pqxx::connection c(url_);
-    pqxx::nontransaction n(c);
-    n.exec("SET client_min_messages = warning");
-    n.exec(sql);
-    return "";
-  } catch (const std::exception& e) {
-    return e.what();
-  }
+  return ExecOn(url_, {"SET client_min_messages = warning", sql});
 }
 
-std::string PgTestSchema::Query(const std::string& sql) const {
-  try {
-    pqxx::connection c(url_);
-    pqxx::nontransaction n(c);
-    const auto r = n.exec(sql);
-    if (r.empty() || r[0][0].is_null()) return "";
-    return r[0][0].as<std::string>();
-  } catch (const std::exception&) {
-    return "";
-  }
-}
+std::string PgTestSchema::Query(const std::string& sql) const { return QueryOn(url_, sql); }
 
 std::string BackendName(BackendKind kind) { return kind == BackendKind::kSqlite ? "SQLite" : "PostgreSQL"; }
 

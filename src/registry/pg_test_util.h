@@ -4,6 +4,7 @@
 // own), and a fresh schema per test, so tests never see each other's rows.
 #pragma once
 
+#include <initializer_list>
 #include <memory>
 #include <string>
 
@@ -92,6 +93,11 @@ class PgPrivateCluster {
   // Restart, starts it again. "" on success, else the script's output.
   std::string Restart();
   std::string Halt();
+  // Raw SQL on its base URL, each statement of `sqls` on its own (ALTER
+  // SYSTEM refuses a transaction block): "" on success, else the error.
+  std::string Exec(std::initializer_list<std::string> sqls) const;
+  // First column of the first row, as text ("" if none or on error).
+  std::string Query(const std::string& sql) const;
 
  private:
   std::string dir_;

@@ -3,6 +3,7 @@
 // several servers on one database, and PostgreSQL going away and coming back.
 #include <gtest/gtest.h>
 
+#include <atomic>
 #include <thread>
 #include <vector>
 
@@ -196,19 +197,30 @@ TEST_F(PgRegistryTest, ServersStartingTogetherMigrateOnce) {
   EXPECT_EQ(pg_->Query("SELECT count(*) FROM modelwarden_schema"), "1");
 }
 
+// A registry on a cluster of its own, for tests that stop PostgreSQL.
+class PgRegistryOutage : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    std::string skip, error;
+    if (!cluster_.Start(&skip, &error)) {
+      if (!skip.empty()) GTEST_SKIP() << skip;
+      FAIL() << error;
+    }
+    auto reg = Registry::Open(cluster_.url());
+    ASSERT_TRUE(reg.ok()) << reg.status().ToString();
+    reg_ = std::move(reg).value();
+  }
+  PgPrivateCluster cluster_;
+  std::unique_ptr<Registry> reg_;
+};
+
 // PostgreSQL crashes and comes back: what was committed is there, and the
 // same Registry reconnects by itself; while it is down, calls fail with
 // kUnavailable and say why.
-TEST(PgRegistryOutage, CommittedWritesSurviveACrashAndTheRegistryReconnects) {
-  PgPrivateCluster cluster;
+TEST_F(PgRegistryOutage, CommittedWritesSurviveACrashAndTheRegistryReconnects) {
+  PgPrivateCluster& cluster = cluster_;
+  Registry* reg = reg_.get();
   std::string skip, error;
-  if (!cluster.Start(&skip, &error)) {
-    if (!skip.empty()) GTEST_SKIP() << skip;
-    FAIL() << error;
-  }
-  auto reg_or = Registry::Open(cluster.url());
-  ASSERT_TRUE(reg_or.ok()) << reg_or.status().ToString();
-  auto reg = std::move(reg_or).value();
   ModelRecord m;
   m.model_name = "m";
   m.file_path = "m.gguf";
@@ -250,6 +262,105 @@ TEST(PgRegistryOutage, CommittedWritesSurviveACrashAndTheRegistryReconnects) {
   ASSERT_TRUE(tx->Commit().ok());
   EXPECT_FALSE(reg->GetAttempt(id)->open());
   EXPECT_GE(*reg->GetAttempt(id)->duration_ms, 0);
+}
+
+// Polls `sql` on the cluster until it answers `want`; false after ~60 s.
+bool WaitForAnswer(const PgPrivateCluster& cluster, const std::string& sql, const std::string& want) {
+  for (int i = 0; i < 3000; ++i) {
+    if (cluster.Query(sql) == want) return true;
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  return false;
+}
+
+// PostgreSQL crashes (or the session ends) while a COMMIT waits for its
+// answer. The registry asks the server, once back, what became of that
+// transaction instead of failing a write that was recorded (a client
+// retrying it would be refused as a duplicate forever: the hang once seen in
+// FleetOutage), and says plainly when it was not recorded.
+TEST_F(PgRegistryOutage, ACommitWhoseAnswerWasLostIsResolvedOnceTheDatabaseIsBack) {
+  PgPrivateCluster& cluster = cluster_;
+  Registry* reg = reg_.get();
+  auto model = [](const std::string& name) {
+    ModelRecord m;
+    m.model_name = name;
+    m.file_path = name + ".gguf";
+    return m;
+  };
+  const std::string waits = "SELECT count(*) FROM pg_stat_activity WHERE wait_event = ";
+  const std::string commit_held = waits + "'SyncRep' AND query = 'COMMIT'";  // the registry's
+  const std::string terminate_held =
+      "SELECT bool_and(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE wait_event = 'SyncRep'";
+
+  // A synchronous standby that never answers holds COMMIT after its commit
+  // record is written.
+  auto hold_commits = [&] {
+    ASSERT_EQ(cluster.Exec({"ALTER SYSTEM SET synchronous_standby_names = 'mw_nobody'", "SELECT pg_reload_conf()"}),
+              "");
+    // Every process takes the setting in its own time: a probe commit that
+    // wrote something shows when commits wait; it is then ended.
+    bool held = false;
+    for (int i = 0; i < 100 && !held; ++i) {
+      std::atomic<bool> done{false};
+      std::thread probe([&] {
+        (void)cluster.Exec({"CREATE TEMP TABLE mw_probe () ON COMMIT DROP"});
+        done = true;
+      });
+      for (int j = 0; j < 100 && !done && !held; ++j) {
+        const std::string n = cluster.Query(waits + "'SyncRep'");
+        held = !n.empty() && n != "0";
+        if (!held) std::this_thread::sleep_for(std::chrono::milliseconds(20));
+      }
+      if (held) (void)cluster.Query(terminate_held);
+      probe.join();
+    }
+    ASSERT_TRUE(held) << "commits never waited for the standby";
+  };
+
+  // Recorded, and the crash comes between the commit record and the answer.
+  ASSERT_NO_FATAL_FAILURE(hold_commits());
+  Result<ModelRecord> kept = InternalError("not run");
+  std::thread adder([&] { kept = reg->AddModel(model("kept")); });
+  const bool waiting = WaitForAnswer(cluster, commit_held, "1");
+  EXPECT_EQ(cluster.Exec({"ALTER SYSTEM RESET synchronous_standby_names"}), "");  // for the restarted server
+  EXPECT_EQ(cluster.Restart(), "");
+  adder.join();
+  ASSERT_TRUE(waiting) << "COMMIT never waited for the standby";
+  ASSERT_TRUE(kept.ok()) << kept.status().ToString();
+  EXPECT_EQ(kept->model_name, "kept");
+  EXPECT_TRUE(reg->GetModel("kept").ok());
+  EXPECT_EQ(reg->AddModel(model("kept")).status().code(), StatusCode::kAlreadyExists);
+
+  // Recorded, and the session is ended there without a restart (a broken
+  // network): the old session may still be "in progress" for a moment.
+  ASSERT_NO_FATAL_FAILURE(hold_commits());
+  Result<ModelRecord> ended = InternalError("not run");
+  adder = std::thread([&] { ended = reg->AddModel(model("ended")); });
+  const bool held = WaitForAnswer(cluster, commit_held, "1");
+  EXPECT_EQ(cluster.Query(terminate_held), "t");
+  adder.join();
+  EXPECT_EQ(cluster.Exec({"ALTER SYSTEM RESET synchronous_standby_names", "SELECT pg_reload_conf()"}), "");
+  ASSERT_TRUE(held) << "COMMIT never waited for the standby";
+  ASSERT_TRUE(ended.ok()) << ended.status().ToString();
+  EXPECT_TRUE(reg->GetModel("ended").ok());
+
+  // Not recorded: a deferred trigger stalls COMMIT before its commit record.
+  ASSERT_EQ(cluster.Exec({"CREATE FUNCTION mw_stall() RETURNS trigger LANGUAGE plpgsql AS "
+                          "$$ BEGIN PERFORM pg_sleep(600); RETURN NULL; END $$",
+                          "CREATE CONSTRAINT TRIGGER mw_stall AFTER INSERT ON models DEFERRABLE INITIALLY DEFERRED "
+                          "FOR EACH ROW EXECUTE FUNCTION mw_stall()"}),
+            "");
+  Result<ModelRecord> lost = InternalError("not run");
+  adder = std::thread([&] { lost = reg->AddModel(model("lost")); });
+  const bool stalled = WaitForAnswer(cluster, waits + "'PgSleep'", "1");
+  EXPECT_EQ(cluster.Restart(), "");
+  adder.join();
+  ASSERT_TRUE(stalled) << "COMMIT never ran the trigger";
+  EXPECT_EQ(lost.status().code(), StatusCode::kUnavailable) << lost.status().ToString();
+  EXPECT_NE(lost.status().message().find("was not recorded"), std::string::npos) << lost.status().ToString();
+  EXPECT_EQ(reg->GetModel("lost").status().code(), StatusCode::kNotFound);
+  ASSERT_EQ(cluster.Exec({"DROP TRIGGER mw_stall ON models"}), "");
+  EXPECT_TRUE(reg->AddModel(model("lost")).ok());
 }
 
 }  // namespace
