@@ -5,6 +5,11 @@
 // BM_DurableAttemptCommits: the registry's share of one load (the durable
 // `testing` commit and the success record) on SQLite and on PostgreSQL 15
 // (a private cluster with fsync on, over its unix socket).
+// BM_ReadModels: the registry's share of GET /api/models when the server
+// builds the list (ListModels, 1 000 models) and of GET /api/models/{name}
+// (GetModel + ListAttempts), on SQLite and on PostgreSQL (same cluster
+// kind). One connection per server on PostgreSQL: these round trips are
+// what a request waits for.
 #include <benchmark/benchmark.h>
 
 #include <cstdlib>
@@ -67,35 +72,45 @@ BENCHMARK(BM_StartupCleanup)
     ->Unit(benchmark::kMillisecond)
     ->Iterations(5);
 
-void BM_DurableAttemptCommits(benchmark::State& state) {
+// SQLite file, or a private PostgreSQL cluster with fsync on (arg != 0).
+struct BenchRegistry {
   mw::testing_util::TempDir dir;
-  std::string location = dir.File("registry.db");
   std::unique_ptr<mw::testing_util::PgPrivateCluster> cluster;
-  if (state.range(0) != 0) {
-    setenv("MW_PG_FSYNC", "on", 1);
-    cluster = std::make_unique<mw::testing_util::PgPrivateCluster>();
-    std::string skip, error;
-    if (!cluster->Start(&skip, &error)) {
-      state.SkipWithError((skip.empty() ? error : skip).c_str());
+  std::unique_ptr<mw::Registry> reg;
+  std::string error;
+
+  explicit BenchRegistry(bool postgresql) {
+    std::string location = dir.File("registry.db");
+    if (postgresql) {
+      setenv("MW_PG_FSYNC", "on", 1);
+      cluster = std::make_unique<mw::testing_util::PgPrivateCluster>();
+      std::string skip;
+      if (!cluster->Start(&skip, &error)) {
+        if (error.empty()) error = skip;
+        return;
+      }
+      location = cluster->url();
+    }
+    auto opened = mw::Registry::Open(location);
+    if (!opened.ok()) {
+      error = "cannot open the registry";
       return;
     }
-    location = cluster->url();
+    reg = std::move(opened).value();
   }
-  auto reg = mw::Registry::Open(location);
+};
+
+void BM_DurableAttemptCommits(benchmark::State& state) {
+  BenchRegistry b(state.range(0) != 0);
+  if (!b.reg) return state.SkipWithError(b.error.c_str());
   mw::ModelRecord m;
   m.model_name = "m";
   m.file_path = "m.gguf";
-  if (!reg.ok() || !(*reg)->AddModel(m).ok()) {
-    state.SkipWithError("cannot open the registry");
-    return;
-  }
-  mw::StateMachine sm(**reg);
+  if (!b.reg->AddModel(m).ok()) return state.SkipWithError("cannot add a model");
+  mw::StateMachine sm(*b.reg);
   for (auto _ : state) {
     auto id = sm.BeginAttempt("m", false, "cpu:bench");
-    if (!id.ok() || !sm.FinishSuccess(*id).ok()) {
-      state.SkipWithError("attempt failed");
-      return;
-    }
+    if (!id.ok() || !sm.FinishSuccess(*id).ok()) return state.SkipWithError("attempt failed");
   }
 }
 BENCHMARK(BM_DurableAttemptCommits)
@@ -104,6 +119,45 @@ BENCHMARK(BM_DurableAttemptCommits)
     ->Arg(1)
     ->Unit(benchmark::kMillisecond)
     ->Iterations(200);
+
+void BM_ReadModels(benchmark::State& state) {
+  BenchRegistry b(state.range(0) != 0);
+  if (!b.reg) return state.SkipWithError(b.error.c_str());
+  constexpr int kListed = 1000;
+  for (int i = 0; i < kListed; ++i) {
+    mw::ModelRecord m;
+    m.model_name = "bench-model-" + std::to_string(i);
+    m.file_path = m.model_name + ".gguf";
+    m.load_config = R"({"n_ctx":4096,"flash_attn":"auto","n_gpu_layers":-1})";
+    if (!b.reg->AddModel(m).ok()) return state.SkipWithError("cannot add the models");
+  }
+  const bool list = state.range(1) == 0;
+  int n = 0;
+  for (auto _ : state) {
+    if (list) {
+      auto all = b.reg->ListModels();
+      if (!all.ok() || all->size() != static_cast<size_t>(kListed)) return state.SkipWithError("list failed");
+    } else {
+      const std::string name = "bench-model-" + std::to_string(n++ % kListed);
+      if (!b.reg->GetModel(name).ok() || !b.reg->ListAttempts(name, 20).ok()) {
+        return state.SkipWithError("read failed");
+      }
+    }
+  }
+}
+// Fixed iterations: a run of the function pays an initdb and 1 000 commits.
+BENCHMARK(BM_ReadModels)
+    ->ArgNames({"postgresql", "detail"})
+    ->Args({0, 0})
+    ->Args({1, 0})
+    ->Unit(benchmark::kMillisecond)
+    ->Iterations(100);
+BENCHMARK(BM_ReadModels)
+    ->ArgNames({"postgresql", "detail"})
+    ->Args({0, 1})
+    ->Args({1, 1})
+    ->Unit(benchmark::kMillisecond)
+    ->Iterations(2000);
 
 }  // namespace
 

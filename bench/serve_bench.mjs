@@ -4,7 +4,9 @@
 // why, and the exit code is always 0.
 //
 //   node bench/serve_bench.mjs --build-dir DIR [--runs N] [--quick]
-//        [--only load,crash,startup,http] [--llama-server PATH] [--json FILE]
+//        [--only load,crash,startup,http,classifier,fleet] [--llama-server PATH] [--json FILE]
+// `startup` adds its PostgreSQL row and `fleet` compares the two registry
+// backends (bench/fleet_bench.mjs, on a private PostgreSQL cluster).
 //
 // Node (already needed by the browser tests) drives the processes; timings
 // use process.hrtime (CLOCK_MONOTONIC), the same clock mw-bench-crash stamps.
@@ -17,6 +19,8 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 
+import { benchFleet, benchStartupPg, stopPgCluster } from './fleet_bench.mjs';
+
 const here = path.dirname(fileURLToPath(import.meta.url));
 const opts = parseArgs(process.argv.slice(2));
 const buildDir = path.resolve(opts['build-dir'] ?? 'build');
@@ -24,7 +28,7 @@ const bin = (name) => path.join(buildDir, 'bin', name);
 const quick = opts.quick === true;
 const runs = Number(opts.runs ?? (quick ? 2 : 5));
 const wrkSeconds = quick ? 3 : 10;
-const only = new Set(String(opts.only ?? 'load,crash,startup,http,classifier').split(','));
+const only = new Set(String(opts.only ?? 'load,crash,startup,http,classifier,fleet').split(','));
 const cacheDir = path.join(buildDir, 'bench-cache', 'models');
 const tmpRoot = fs.mkdtempSync(path.join(os.tmpdir(), 'mw-bench-'));
 const children = new Set();
@@ -579,15 +583,19 @@ async function main() {
   }
   if (only.has('load')) await benchLoad();
   if (only.has('crash')) await benchCrash();
-  if (only.has('startup')) await benchStartup();
+  const kit = { startServer, stopProcess, expectOk, row, bin, tmpRoot, runs, quick, wrkSeconds, makeRegistry,
+    loggedCleanup, results };
+  if (only.has('startup')) { await benchStartup(); await benchStartupPg(kit); }
   if (only.has('http')) await benchHttp();
   if (only.has('classifier')) benchClassifier();
+  if (only.has('fleet')) await benchFleet(kit);
 }
 
 const cleanup = () => {
   for (const c of children) { try { c.kill('SIGKILL'); } catch { /* gone */ } }
+  stopPgCluster();
 };
-process.on('SIGINT', () => { cleanup(); process.exit(130); });
+for (const sig of ['SIGINT', 'SIGTERM']) process.on(sig, () => { cleanup(); process.exit(130); });
 try {
   await main();
 } catch (e) {
