@@ -416,8 +416,17 @@ Status SettleAbandoned(Transaction& tx, const std::vector<AttemptRecord>& abando
   const std::string now = NowIso8601();
   const std::string summary = "the server stopped while this model was loading (crashed during test)";
   auto class_of = [&](const AttemptRecord& a) { return tx.ClassOf(a); };
-  std::map<std::string, const ModelRecord*, std::less<>> own_by_name;
-  for (const ModelRecord& m : own_testing) own_by_name[m.model_name] = &m;
+  // The models in testing of each class the attempts name, one read per
+  // class (this node's class is read already): not one per attempt.
+  std::map<ClassAndName, ModelRecord> testing;
+  for (const ModelRecord& m : own_testing) testing.emplace(ClassAndName{own, m.model_name}, m);
+  std::set<std::string, std::less<>> classes_read{own};
+  for (const AttemptRecord& a : abandoned) {
+    const std::string cls = class_of(a);
+    if (!classes_read.insert(cls).second) continue;
+    ASSIGN_OR_RETURN(std::vector<ModelRecord> models, tx.ListModelsWithStatusInClass(CompatStatus::kTesting, cls));
+    for (ModelRecord& m : models) testing.emplace(ClassAndName{cls, m.model_name}, std::move(m));
+  }
 
   std::map<ClassAndName, ModelRecord> stuck;  // by class and name: the order of the printed lines
   std::map<ClassAndName, std::optional<std::string>> fingerprint;
@@ -425,12 +434,7 @@ Status SettleAbandoned(Transaction& tx, const std::vector<AttemptRecord>& abando
     const ClassAndName key{class_of(a), a.model_name};
     fingerprint[key] = a.hardware_fingerprint;
     if (stuck.count(key) != 0) continue;
-    if (key.first == own) {
-      if (auto it = own_by_name.find(a.model_name); it != own_by_name.end()) stuck.emplace(key, *it->second);
-      continue;
-    }
-    ASSIGN_OR_RETURN(ModelRecord model, tx.GetModelOfAttempt(a));
-    if (model.compatibility_status == CompatStatus::kTesting) stuck.emplace(key, std::move(model));
+    if (auto it = testing.find(key); it != testing.end()) stuck.emplace(key, it->second);
   }
   for (const ModelRecord& m : orphans) stuck.emplace(ClassAndName{own, m.model_name}, m);
 

@@ -86,6 +86,9 @@ class Backend {
                                                                       bool include_unowned) = 0;
   // The model with environment class `environment_class`'s verdict (SQLite: the model).
   virtual Result<ModelRecord> SelectModelInClass(std::string_view name, std::string_view environment_class) = 0;
+  // Models in `status` in `environment_class`, by name (SQLite: SelectModels).
+  virtual Result<std::vector<ModelRecord>> SelectModelsInClass(CompatStatus status,
+                                                               std::string_view environment_class) = 0;
   virtual Result<std::vector<ClassVerdictRecord>> SelectVerdicts(std::string_view name) = 0;
 
   // The fleet (Registry::JoinFleet and the rest). Each runs in its own

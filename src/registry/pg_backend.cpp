@@ -123,8 +123,11 @@ Status PgBackend::MapError(std::string_view what) {
   }
 }
 
-Status PgBackend::Begin(WriteMode /*mode: PostgreSQL needs no bulk settings*/) {
+Status PgBackend::Begin(WriteMode mode) {
   if (tx_) return InternalError("a registry write transaction is already open");
+  // A bulk transaction (the startup cleanup) is all or nothing: its rows
+  // need no savepoint each (two round trips per row saved).
+  bulk_ = mode == WriteMode::kBulk;
   for (int attempt = 0;; ++attempt) {
     const bool had_connection = conn_ != nullptr;
     RETURN_IF_ERROR(Connect());

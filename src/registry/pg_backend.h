@@ -62,6 +62,8 @@ class PgBackend final : public Backend {
   Result<std::vector<AttemptRecord>> SelectOpenAttemptsOfNode(std::string_view node_id,
                                                               bool include_unowned) override;
   Result<ModelRecord> SelectModelInClass(std::string_view name, std::string_view environment_class) override;
+  Result<std::vector<ModelRecord>> SelectModelsInClass(CompatStatus status,
+                                                       std::string_view environment_class) override;
   Result<std::vector<ClassVerdictRecord>> SelectVerdicts(std::string_view name) override;
   Result<NodeRecord> JoinNodeRow(const NodeRecord& self) override;
   Result<int64_t> HeartbeatNodeRow(const std::string& loaded_models) override;
@@ -102,6 +104,8 @@ class PgBackend final : public Backend {
   Result<ModelRecord> SelectModelIn(pqxx::transaction_base& tx, std::string_view name,
                                     std::string_view environment_class);
   Status UpsertVerdict(pqxx::transaction_base& tx, const ModelRecord& model, const std::string& now);
+  Result<std::vector<ModelRecord>> SelectModelsOfClass(std::optional<CompatStatus> status,
+                                                       std::string_view environment_class);
   Status CheckNotTestingAnywhere(pqxx::transaction_base& tx, std::string_view name);
   Result<AttemptRecord> SelectAttemptIn(pqxx::transaction_base& tx, AttemptId id);
 
@@ -110,6 +114,7 @@ class PgBackend final : public Backend {
   OpenOptions options_;
   std::unique_ptr<pqxx::connection> conn_;
   std::unique_ptr<pqxx::work> tx_;
+  bool bulk_ = false;  // the open transaction is WriteMode::kBulk: rows without savepoints
   int64_t tx_xid_ = 0;          // txid_current() of tx_
   std::string server_started_;  // pg_postmaster_start_time() seen by Connect
 };
@@ -148,6 +153,13 @@ template <typename Fn>
 auto PgBackend::Write(std::string_view what, Fn fn) -> decltype(fn(std::declval<pqxx::transaction_base&>())) {
   using R = decltype(fn(std::declval<pqxx::transaction_base&>()));
   if (!tx_) return InternalError(std::string(what) + ": no write transaction is open");
+  if (bulk_) {  // all or nothing: the caller rolls back on any error
+    try {
+      return fn(*tx_);
+    } catch (...) {
+      return MapError(what);
+    }
+  }
   // Savepoints by hand: libpqxx 6.4's subtransaction does not roll back to
   // its savepoint after a failed exec_params (the transaction stays aborted).
   try {

@@ -170,8 +170,18 @@ Result<ModelRecord> PgBackend::SelectModel(std::string_view name) {
 }
 
 Result<std::vector<ModelRecord>> PgBackend::SelectModels(std::optional<CompatStatus> status) {
+  return SelectModelsOfClass(status, scope.environment_class);
+}
+
+Result<std::vector<ModelRecord>> PgBackend::SelectModelsInClass(CompatStatus status,
+                                                                std::string_view environment_class) {
+  return SelectModelsOfClass(status, environment_class);
+}
+
+Result<std::vector<ModelRecord>> PgBackend::SelectModelsOfClass(std::optional<CompatStatus> status,
+                                                                std::string_view environment_class) {
   return Read("listing models", [&](Tx& tx) -> Result<std::vector<ModelRecord>> {
-    const std::string& cls = scope.environment_class;
+    const std::string cls(environment_class);
     const auto rows =
         status ? tx.exec_params(kSelectModel + " WHERE " + kVerdictStatus +
                                     " = $2 ORDER BY m.model_name COLLATE \"C\"",
@@ -259,11 +269,14 @@ Status PgBackend::UpdateModelRow(std::string_view name, const ModelUpdate& u) {
 }
 
 Status PgBackend::WriteModelStateRow(const ModelRecord& m) {
-  return Write("writing a model's state", [&](Tx& tx) -> Status {
-    const auto r = tx.exec_params("SELECT 1 FROM models WHERE model_name = $1", m.model_name);
-    if (r.empty()) return NotFoundError("model " + Quoted(m.model_name) + " is not registered");
+  // The verdict row's foreign key refuses a model that is not registered.
+  Status st = Write("writing a model's state", [&](Tx& tx) -> Status {
     return UpsertVerdict(tx, m, NowIso8601());
   });
+  if (st.code() == StatusCode::kInvalidArgument && st.message().find("FOREIGN KEY") != std::string::npos) {
+    return NotFoundError("model " + Quoted(m.model_name) + " is not registered");
+  }
+  return st;
 }
 
 Status PgBackend::DeleteModelRow(std::string_view name) {

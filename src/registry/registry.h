@@ -257,6 +257,9 @@ class Transaction {
   [[nodiscard]] Result<ModelRecord> GetModel(std::string_view name);
   // Models whose status is `status`, by name.
   [[nodiscard]] Result<std::vector<ModelRecord>> ListModelsWithStatus(CompatStatus status);
+  // The same in environment class `environment_class` (SQLite: the one verdict).
+  [[nodiscard]] Result<std::vector<ModelRecord>> ListModelsWithStatusInClass(CompatStatus status,
+                                                                             std::string_view environment_class);
   // Number of models in `status`.
   [[nodiscard]] Result<int64_t> CountModelsWithStatus(CompatStatus status);
   // kNotFound if no such attempt.

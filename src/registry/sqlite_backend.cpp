@@ -128,6 +128,9 @@ Result<std::vector<AttemptRecord>> SqliteBackend::SelectOpenAttemptsOfNode(std::
 Result<ModelRecord> SqliteBackend::SelectModelInClass(std::string_view name, std::string_view) {
   return registry_internal::SelectModel(*db_, name);
 }
+Result<std::vector<ModelRecord>> SqliteBackend::SelectModelsInClass(CompatStatus status, std::string_view) {
+  return registry_internal::SelectModels(*db_, status);
+}
 Result<std::vector<ClassVerdictRecord>> SqliteBackend::SelectVerdicts(std::string_view name) {
   return registry_internal::SelectVerdicts(*db_, name, scope);
 }

@@ -41,6 +41,8 @@ class SqliteBackend final : public Backend {
   Result<std::vector<AttemptRecord>> SelectOpenAttemptsOfNode(std::string_view node_id,
                                                               bool include_unowned) override;
   Result<ModelRecord> SelectModelInClass(std::string_view name, std::string_view environment_class) override;
+  Result<std::vector<ModelRecord>> SelectModelsInClass(CompatStatus status,
+                                                       std::string_view environment_class) override;
   Result<std::vector<ClassVerdictRecord>> SelectVerdicts(std::string_view name) override;
   Result<NodeRecord> JoinNodeRow(const NodeRecord& self) override;
   Result<int64_t> HeartbeatNodeRow(const std::string& loaded_models) override;

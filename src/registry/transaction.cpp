@@ -34,6 +34,12 @@ Result<std::vector<ModelRecord>> Transaction::ListModelsWithStatus(CompatStatus 
   return db_->SelectModels(status);
 }
 
+Result<std::vector<ModelRecord>> Transaction::ListModelsWithStatusInClass(CompatStatus status,
+                                                                         std::string_view environment_class) {
+  RETURN_IF_ERROR(CheckActive());
+  return db_->SelectModelsInClass(status, environment_class);
+}
+
 Result<int64_t> Transaction::CountModelsWithStatus(CompatStatus status) {
   RETURN_IF_ERROR(CheckActive());
   return db_->CountModels(status);

@@ -130,7 +130,7 @@ class TortureRun {
       ASSERT_EQ(r.status, 201) << r.raw;
     }
     auto add_command = [&](const std::string& name, const std::vector<std::string>& script) {
-      std::vector<std::string> full = {"--print", "engine-of-" + name};
+      std::vector<std::string> full = {"--print", EngineMark(name)};
       full.insert(full.end(), script.begin(), script.end());
       auto r = RegisterModel(
           server_->url(),
@@ -277,6 +277,11 @@ class TortureRun {
   RegistrySnapshot Snapshot() {
     return registry_url_.empty() ? ReadRegistryCopy(data_dir_, scratch_.path()) : ReadRegistryPostgres(registry_url_);
   }
+
+  // What the engine of `model` prints, so that it can be found in /proc:
+  // with this run's scratch directory in it, because another run (the other
+  // backend's, under ctest -j) registers engines of the same names.
+  std::string EngineMark(const std::string& model) const { return "engine-of-" + model + "@" + scratch_.path(); }
 
   void Expect(bool ok, const std::string& message) {
     if (ok) return;
@@ -464,7 +469,7 @@ class TortureRun {
     });
     const bool hit = gdb.WaitHit(milliseconds(30000));
     Expect(hit, what + ": the server never reached " + function);
-    const bool engine_running = !ProcessesMarked("engine-of-" + model).empty();
+    const bool engine_running = !ProcessesMarked(EngineMark(model)).empty();
     if (mode == KillMode::kAtFinishSuccess) {
       Expect(engine_running, what + ": at FinishSuccess the engine of " + model + " should be running");
     } else {
