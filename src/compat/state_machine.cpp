@@ -439,6 +439,8 @@ Status SettleAbandoned(Transaction& tx, const std::vector<AttemptRecord>& abando
   for (const ModelRecord& m : orphans) stuck.emplace(ClassAndName{own, m.model_name}, m);
 
   std::map<ClassAndName, CompatStatus> status_after;
+  std::vector<ModelRecord> marked;
+  std::vector<AttemptRecord> closed;
   for (auto& [key, model] : stuck) {
     model.verdict_fingerprint = fingerprint[key];
     const TransitionInput input{.event = CompatEvent::kStartupCleanup, .total_loads = model.total_loads};
@@ -447,7 +449,7 @@ Status SettleAbandoned(Transaction& tx, const std::vector<AttemptRecord>& abando
     model.compatibility_status = next;
     model.total_failures += 1;
     model.last_failed_at = now;
-    RETURN_IF_ERROR(tx.WriteModelState(model));
+    marked.push_back(model);
     status_after[key] = next;
     report.marked.emplace_back(model.model_name, next);
   }
@@ -465,10 +467,11 @@ Status SettleAbandoned(Transaction& tx, const std::vector<AttemptRecord>& abando
     attempt.finished_at = now;
     attempt.outcome = AttemptOutcome::kServerCrash;
     attempt.summary = summary;
-    RETURN_IF_ERROR(tx.CloseAttempt(attempt));
+    closed.push_back(std::move(attempt));
     ++report.attempts_closed;
   }
-  return Status::Ok();
+  // Thousands of stuck models in a few statements (PostgreSQL: two).
+  return tx.WriteStatesAndCloseAttempts(marked, closed);
 }
 
 // The SPEC §1.4 lines.

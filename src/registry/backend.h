@@ -71,6 +71,13 @@ class Backend {
   virtual Result<std::vector<AttemptRecord>> SelectOpenAttempts(std::optional<std::string_view> name) = 0;
   virtual Result<AttemptId> InsertAttemptRow(const AttemptRecord& attempt) = 0;
   virtual Status CloseAttemptRow(const AttemptRecord& attempt) = 0;
+  // Row by row unless a backend does better (PostgreSQL).
+  virtual Status WriteStatesAndCloseAttemptRows(const std::vector<ModelRecord>& models,
+                                                const std::vector<AttemptRecord>& attempts) {
+    for (const ModelRecord& m : models) RETURN_IF_ERROR(WriteModelStateRow(m));
+    for (const AttemptRecord& a : attempts) RETURN_IF_ERROR(CloseAttemptRow(a));
+    return Status::Ok();
+  }
   virtual Status ReclassifyAttemptRow(AttemptId id, AttemptOutcome outcome, CompatStatus status_after) = 0;
   virtual Status InsertEnvironmentRow(std::string_view fingerprint, std::string_view components) = 0;
   virtual Result<std::optional<std::string>> SelectEnvironment(std::string_view fingerprint) = 0;

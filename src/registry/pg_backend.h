@@ -53,6 +53,8 @@ class PgBackend final : public Backend {
   Result<std::vector<AttemptRecord>> SelectOpenAttempts(std::optional<std::string_view> name) override;
   Result<AttemptId> InsertAttemptRow(const AttemptRecord& attempt) override;
   Status CloseAttemptRow(const AttemptRecord& attempt) override;
+  Status WriteStatesAndCloseAttemptRows(const std::vector<ModelRecord>& models,
+                                        const std::vector<AttemptRecord>& attempts) override;
   Status ReclassifyAttemptRow(AttemptId id, AttemptOutcome outcome, CompatStatus status_after) override;
   Status InsertEnvironmentRow(std::string_view fingerprint, std::string_view components) override;
   Result<std::optional<std::string>> SelectEnvironment(std::string_view fingerprint) override;

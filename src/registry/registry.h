@@ -285,6 +285,11 @@ class Transaction {
   // matched_line, log_excerpt; duration_ms is computed from started_at.
   // kNotFound if no such attempt; kFailedPrecondition if already closed.
   [[nodiscard]] Status CloseAttempt(const AttemptRecord& attempt);
+  // WriteModelState of each model, then CloseAttempt of each attempt, as
+  // few statements as the backend allows (PostgreSQL: two, whatever the
+  // count: the startup cleanup of thousands of models). Fails as a whole.
+  [[nodiscard]] Status WriteStatesAndCloseAttempts(const std::vector<ModelRecord>& models,
+                                                   const std::vector<AttemptRecord>& attempts);
   // Rewrites the outcome and status_after of a closed attempt (a verdict
   // reverted as the environment's failure, SPEC §11). kNotFound if no such
   // attempt; kFailedPrecondition if it is still open.

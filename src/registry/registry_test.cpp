@@ -549,5 +549,47 @@ TEST_P(RegistryTest, AttemptsRecordTheirNodeAndClass) {
   EXPECT_EQ(of_b->front().model_name, "n");
 }
 
+// The batch write of the startup cleanup keeps every text as it is (on
+// PostgreSQL it travels in array literals: quotes, backslashes, braces,
+// commas and NULL must survive) and refuses an attempt already closed.
+TEST_P(RegistryTest, BatchedStatesAndClosesKeepEveryTextAndRefuseAClosedAttempt) {
+  const std::string awkward = "say \"hi\", {x} \\ NULL, é\nline two";
+  std::vector<ModelRecord> models;
+  std::vector<AttemptRecord> attempts;
+  for (const char* name : {"a", "b"}) {
+    ASSERT_TRUE(reg_->AddModel(Model(name)).ok());
+    const AttemptId id = OpenAttempt(*reg_, name);
+    ModelRecord m = reg_->GetModel(name).value();
+    m.compatibility_status = CompatStatus::kIncompatible;
+    m.compatibility_notes = awkward;
+    m.total_failures = 1;
+    m.last_failed_at = "2026-12-03T00:00:00.000Z";
+    models.push_back(m);
+    AttemptRecord a = reg_->GetAttempt(id).value();
+    a.outcome = AttemptOutcome::kServerCrash;
+    a.status_after = CompatStatus::kIncompatible;
+    a.summary = awkward;
+    attempts.push_back(a);
+  }
+  models[1].compatibility_notes.reset();
+  {
+    auto tx = reg_->BeginWrite(WriteMode::kBulk);
+    ASSERT_TRUE(tx.ok());
+    ASSERT_TRUE(tx->WriteStatesAndCloseAttempts(models, attempts).ok());
+    ASSERT_TRUE(tx->Commit().ok());
+  }
+  EXPECT_EQ(reg_->GetModel("a")->compatibility_notes, awkward);
+  EXPECT_EQ(reg_->GetModel("b")->compatibility_notes, std::nullopt);
+  EXPECT_EQ(reg_->GetModel("b")->compatibility_status, CompatStatus::kIncompatible);
+  const AttemptRecord closed = reg_->GetAttempt(attempts[0].id).value();
+  EXPECT_EQ(closed.summary, awkward);
+  EXPECT_EQ(closed.outcome, AttemptOutcome::kServerCrash);
+  EXPECT_FALSE(closed.open());
+  EXPECT_GE(closed.duration_ms.value_or(-1), 0);
+  auto tx = reg_->BeginWrite();
+  ASSERT_TRUE(tx.ok());
+  EXPECT_EQ(tx->WriteStatesAndCloseAttempts({}, attempts).code(), StatusCode::kFailedPrecondition);
+}
+
 }  // namespace
 }  // namespace mw

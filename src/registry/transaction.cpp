@@ -62,6 +62,12 @@ Result<std::vector<AttemptRecord>> Transaction::ListOpenAttempts() {
   return db_->SelectOpenAttempts(std::nullopt);
 }
 
+Status Transaction::WriteStatesAndCloseAttempts(const std::vector<ModelRecord>& models,
+                                                const std::vector<AttemptRecord>& attempts) {
+  RETURN_IF_ERROR(CheckActive());
+  return db_->WriteStatesAndCloseAttemptRows(models, attempts);
+}
+
 bool Transaction::Shared() const { return db_->verdicts_per_class(); }
 std::string Transaction::NodeId() const { return db_->scope.node_id; }
 std::string Transaction::EnvironmentClass() const { return db_->scope.environment_class; }
