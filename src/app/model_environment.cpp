@@ -130,6 +130,20 @@ EnvironmentComponents ModelService::ModelComponents(const ModelRecord& model) {
   return components;
 }
 
+std::optional<uint64_t> ModelService::ModelListVersion() {
+  auto count = registry_.ModelChangeCount();
+  if (!count.ok()) return std::nullopt;  // cannot tell: build the list afresh
+  if (*count) {
+    std::lock_guard lock(change_count_mu_);
+    if (seen_change_count_ != *count) {
+      seen_change_count_ = *count;
+      ListChanged();
+    }
+  }
+  CheckEngineBinaries();
+  return list_version_.load();
+}
+
 void ModelService::CheckEngineBinaries() {
   std::vector<std::string> programs;
   {

@@ -95,14 +95,10 @@ class ModelService : public api::ModelApi {
   // mutating call (register, patch, delete, unload) returns, errors included.
   // Also bumped when a command engine's binary changed on disk since the
   // last call (its verdicts may have become stale: SPEC §11).
-  // None on a shared registry (PostgreSQL, SPEC §14): other nodes change
-  // the models and verdicts without this node hearing of it, so every
-  // GET /api/models reads the registry.
-  std::optional<uint64_t> ModelListVersion() override {
-    if (!CurrentConfig()->registry_url.empty()) return std::nullopt;
-    CheckEngineBinaries();
-    return list_version_.load();
-  }
+  // On a shared registry (PostgreSQL, SPEC §14) other nodes change models
+  // and verdicts too: the registry's change count is read first (one small
+  // query), and a new count bumps the version (model_environment.cpp).
+  std::optional<uint64_t> ModelListVersion() override;
   Result<api::ModelView> GetModel(const std::string& name) override;
   Result<api::ModelView> RegisterModel(const api::RegisterRequest& request) override;
   Result<api::ModelView> UpdateConfig(const std::string& name, const api::ConfigPatch& patch) override;
@@ -297,6 +293,8 @@ class ModelService : public api::ModelApi {
   std::atomic<bool> shutting_down_{false};
   std::atomic<bool> shut_down_{false};  // Shutdown() ran
   std::atomic<uint64_t> list_version_{1};
+  std::mutex change_count_mu_;
+  std::optional<int64_t> seen_change_count_;  // the registry's, at the last ModelListVersion
   std::mutex mu_;  // guards everything below
   std::map<std::string, Runtime> runtime_;
   std::vector<api::DeviceInfo> devices_;

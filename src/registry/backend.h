@@ -111,6 +111,10 @@ class Backend {
   // still holds the lease; else kFailedPrecondition "lost its lease".
   virtual Status CheckLease() = 0;
 
+  // How many statements have changed models or verdicts (PostgreSQL: a
+  // counter kept by triggers); nullopt where only this server writes (SQLite).
+  virtual Result<std::optional<int64_t>> SelectModelChangeCount() { return std::optional<int64_t>(); }
+
   virtual Status CheckIntegrity() = 0;
   virtual Result<int64_t> Checkpoint() = 0;
 

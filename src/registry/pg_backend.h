@@ -73,6 +73,7 @@ class PgBackend final : public Backend {
   Result<std::vector<NodeRecord>> SelectNodes(bool only_expired) override;
   Result<bool> MarkNodeExpiredRow(std::string_view node_id) override;
   Status CheckLease() override;
+  Result<std::optional<int64_t>> SelectModelChangeCount() override;
   Status CheckIntegrity() override;
   Result<int64_t> Checkpoint() override;
 

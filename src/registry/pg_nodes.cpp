@@ -150,6 +150,14 @@ Result<bool> PgBackend::MarkNodeExpiredRow(std::string_view node_id) {
   });
 }
 
+Result<std::optional<int64_t>> PgBackend::SelectModelChangeCount() {
+  return Read("reading the change count", [&](Tx& tx) -> Result<std::optional<int64_t>> {
+    const auto r = tx.exec("SELECT n FROM model_changes WHERE id = 1");
+    if (r.empty()) return std::optional<int64_t>();
+    return std::optional<int64_t>(r[0][0].as<int64_t>());
+  });
+}
+
 Status PgBackend::CheckLease() {
   if (scope.node_id.empty()) return Status::Ok();
   return Read("checking the node's lease", [&](Tx& tx) -> Status {

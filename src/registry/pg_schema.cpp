@@ -116,7 +116,8 @@ CREATE TABLE environment_state (
     // model_verdicts (the state columns of `models` are no longer read: the
     // verdicts made before move to class 'pre-fleet', with their open
     // attempts); one open attempt per model and class; the environment
-    // state is per node.
+    // state is per node; model_changes counts every statement that changed
+    // models or verdicts (a node's cached model list knows when to rebuild).
     R"sql(
 ALTER TABLE load_attempts ADD COLUMN node_id TEXT;
 ALTER TABLE load_attempts ADD COLUMN environment_class TEXT;
@@ -161,6 +162,17 @@ ALTER TABLE environment_state DROP CONSTRAINT environment_state_pkey;
 ALTER TABLE environment_state DROP CONSTRAINT environment_state_id_check;
 ALTER TABLE environment_state ADD COLUMN node_id TEXT NOT NULL DEFAULT '';
 ALTER TABLE environment_state ADD PRIMARY KEY (node_id);
+CREATE TABLE model_changes (id INTEGER PRIMARY KEY CHECK (id = 1), n BIGINT NOT NULL);
+INSERT INTO model_changes (id, n) VALUES (1, 0);
+CREATE FUNCTION mw_count_model_change() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+  UPDATE model_changes SET n = n + 1 WHERE id = 1;
+  RETURN NULL;
+END $$;
+CREATE TRIGGER models_changed AFTER INSERT OR UPDATE OR DELETE ON models
+  FOR EACH STATEMENT EXECUTE FUNCTION mw_count_model_change();
+CREATE TRIGGER model_verdicts_changed AFTER INSERT OR UPDATE OR DELETE ON model_verdicts
+  FOR EACH STATEMENT EXECUTE FUNCTION mw_count_model_change();
 )sql",
 };
 static_assert(std::size(kPgMigrations) == Registry::kSchemaVersion, "one PostgreSQL migration per schema version");

@@ -430,6 +430,9 @@ class Registry {
   [[nodiscard]] Status Heartbeat(const std::vector<std::string>& loaded_models);
   // lease_state = stopped (a clean shutdown): nobody needs to wait for it.
   [[nodiscard]] Status LeaveFleet();
+  // A number that changes whenever any server changed models or verdicts
+  // (PostgreSQL); nullopt on SQLite, where only this server writes.
+  [[nodiscard]] Result<std::optional<int64_t>> ModelChangeCount();
   // Every node, by node_id.
   [[nodiscard]] Result<std::vector<NodeRecord>> ListNodes();
   // This node's id ("" before JoinFleet).

@@ -56,6 +56,12 @@ Status Registry::LeaveFleet() {
   return db_->LeaveNodeRow();
 }
 
+Result<std::optional<int64_t>> Registry::ModelChangeCount() {
+  RETURN_IF_ERROR(CheckNotInTransaction());
+  std::lock_guard<std::mutex> lock(db_->mutex());
+  return db_->SelectModelChangeCount();
+}
+
 Result<std::vector<NodeRecord>> Registry::ListNodes() {
   RETURN_IF_ERROR(CheckNotInTransaction());
   std::lock_guard<std::mutex> lock(db_->mutex());
