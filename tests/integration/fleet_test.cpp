@@ -100,15 +100,15 @@ TEST_F(FleetTest, ARegistryThatIsNotAPostgresUrlIsAConfigurationError) {
   EXPECT_NE(r.err.find("registry must be a PostgreSQL URL"), std::string::npos) << r.err;
 }
 
-// PostgreSQL goes away while the server works (a restart, then a longer
-// outage across the end of a load): the server keeps answering, reconnects
-// by itself, loses nothing it had recorded, and records the outcome of the
+// PostgreSQL goes away while two servers (nodes) work (a restart, then a
+// longer outage across the end of a load): they keep answering, reconnect
+// by themselves, loses nothing it had recorded, and records the outcome of the
 // load that ended during the outage once the database is back (the retry
 // of unrecorded outcomes), so no model stays in `testing`.
 // A COMMIT cut off by the restart may have been recorded: the server asks
 // PostgreSQL, once back, and answers it as done (else the next POST of that
 // name would be refused as a duplicate forever).
-TEST(FleetOutage, ServerReconnectsAfterPostgresRestartsAndLosesNothing) {
+TEST(FleetOutage, ServersReconnectAfterPostgresRestartsAndLoseNothing) {
   testing_util::PgPrivateCluster cluster;
   std::string skip, error;
   if (!cluster.Start(&skip, &error)) {
@@ -119,6 +119,10 @@ TEST(FleetOutage, ServerReconnectsAfterPostgresRestartsAndLosesNothing) {
   Server server(dir.path() / "data",
                 ConfigArgs(dir.path(), "allow_api_commands = true\nregistry = \"" + cluster.url() + "\"\n"));
   ASSERT_TRUE(server.started()) << server.startup_output();
+  // A second node on the same database: both must come through.
+  Server other(dir.path() / "data-b",
+               ConfigArgs(dir.path(), "allow_api_commands = true\nregistry = \"" + cluster.url() + "\"\n", "b.toml"));
+  ASSERT_TRUE(other.started()) << other.startup_output();
   for (int i = 0; i < 5; ++i) {
     ASSERT_EQ(server.Call("POST", "/api/models", CommandModel("m" + std::to_string(i), {"--then", "ready"})).status,
               201);
@@ -152,6 +156,13 @@ TEST(FleetOutage, ServerReconnectsAfterPostgresRestartsAndLosesNothing) {
   load_thread.join();
   ASSERT_GE(registered.load(), before + 3) << "no registration succeeded after the restart; the latest refused: "
                                            << refused << "\n" << server.Stderr();
+  // The other node reconnects by itself too (its connection broke unused).
+  int from_b = 0;
+  for (int i = 0; i < 50 && from_b != 201; ++i) {
+    from_b = other.Call("POST", "/api/models", CommandModel("from-b", {"--then", "ready"})).status;
+    if (from_b != 201) std::this_thread::sleep_for(std::chrono::milliseconds(200));
+  }
+  ASSERT_EQ(from_b, 201) << other.Stderr();
 
   // A load whose end falls in an outage.
   ASSERT_EQ(server.Call("POST", "/api/models", CommandModel("slow", {"--sleep-ms", "3000", "--then", "ready"})).status,
@@ -164,11 +175,16 @@ TEST(FleetOutage, ServerReconnectsAfterPostgresRestartsAndLosesNothing) {
   ASSERT_TRUE(cluster.Start(&skip, &error)) << error;
   EXPECT_TRUE(WaitForStatus(server, "slow", "compatible")) << server.Stderr();
 
-  json list = server.Call("GET", "/api/models").body;
-  ASSERT_TRUE(list.is_array() || list.contains("models")) << list.dump();
-  const json& models = list.is_array() ? list : list["models"];
-  EXPECT_EQ(static_cast<int>(models.size()), registered.load() + 1) << list.dump();  // + slow
-  for (const json& m : models) EXPECT_NE(m["compatibility_status"], "testing") << m.dump();
+  for (Server* node : {&server, &other}) {
+    json list = node->Call("GET", "/api/models").body;
+    ASSERT_TRUE(list.is_array() || list.contains("models")) << list.dump();
+    const json& models = list.is_array() ? list : list["models"];
+    EXPECT_EQ(static_cast<int>(models.size()), registered.load() + 2) << list.dump();  // + slow, from-b
+    for (const json& m : models) EXPECT_NE(m["compatibility_status"], "testing") << m.dump();
+  }
+  // Nobody's lease was taken: the outages were shorter than lease_s.
+  EXPECT_EQ(cluster.Query("SELECT count(*) FROM nodes WHERE lease_state = 'held'"), "2");
+  EXPECT_EQ(other.Stop(), 0);
   EXPECT_EQ(server.Stop(), 0);
 }
 
