@@ -132,17 +132,6 @@ std::string JoinLines(const std::vector<std::string>& lines) {
   return out;
 }
 
-std::vector<std::string> SplitLines(std::string_view text) {
-  std::vector<std::string> lines;
-  while (!text.empty()) {
-    const size_t end = text.find('\n');
-    std::string_view line = text.substr(0, end);
-    if (!line.empty()) lines.emplace_back(line);
-    text = end == std::string_view::npos ? std::string_view() : text.substr(end + 1);
-  }
-  return lines;
-}
-
 std::string Fingerprint(const EnvironmentComponents& components) {
   uint64_t h = 14695981039346656037ull;
   for (unsigned char ch : SerializeComponents(components)) {

@@ -29,6 +29,8 @@
 #include <string_view>
 #include <vector>
 
+#include "common/text_lines.h"
+
 namespace mw {
 
 using EnvironmentComponents = std::map<std::string, std::string, std::less<>>;
@@ -82,9 +84,9 @@ EnvironmentComponents ParseComponents(std::string_view text);
 std::vector<std::string> DeviceKeys(const std::vector<EnvironmentDevice>& devices);
 // The keys of `good` that `now` lacks (in `good`'s order).
 std::vector<std::string> MissingDevices(const std::vector<std::string>& good, const std::vector<std::string>& now);
-// One key per line, and back (the registry keeps the last good probe's).
+// One key per line (the registry keeps the last good probe's); SplitLines
+// (common/text_lines.h) reads them back.
 std::string JoinLines(const std::vector<std::string>& lines);
-std::vector<std::string> SplitLines(std::string_view text);
 
 struct VerdictStaleness {
   bool stale = false;

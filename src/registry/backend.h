@@ -16,6 +16,7 @@
 #include <thread>
 #include <vector>
 
+#include "common/text_lines.h"
 #include "registry/registry.h"
 
 namespace mw::registry_internal {
@@ -146,9 +147,8 @@ AttemptOwner OwnerOf(const AttemptRecord& attempt, const Backend::NodeScope& sco
 
 // The message of a write refused because this node lost its lease.
 std::string LeaseLostMessage(const Backend::NodeScope& scope);
-// Newline-separated names, and back.
+// Newline-separated names (read back with SplitLines, common/text_lines.h).
 std::string JoinNames(const std::vector<std::string>& names);
-std::vector<std::string> SplitNames(std::string_view text);
 
 // Checks shared by both backends before they write (pure; no SQL).
 // kInvalidArgument with a message naming the rule.

@@ -122,8 +122,9 @@ class PgBackend final : public Backend {
   std::string server_started_;  // pg_postmaster_start_time() seen by Connect
 };
 
-// One row of kAttemptColumns (pg_rows.cpp).
+// One row of kAttemptColumns, and rows of them (pg_rows.cpp).
 Result<AttemptRecord> PgReadAttempt(const pqxx::row& row);
+Result<std::vector<AttemptRecord>> PgReadAttempts(const pqxx::result& rows);
 
 // The URL with its password replaced by "***" (for messages and logs).
 std::string RedactPostgresUrl(std::string_view url);

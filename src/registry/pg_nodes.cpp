@@ -31,7 +31,7 @@ NodeRecord ReadNode(const pqxx::row& r) {
   n.lease_state = r[5].as<std::string>();
   n.started_at = r[6].as<std::string>();
   n.heartbeat_at = r[7].as<std::string>();
-  n.loaded_models = SplitNames(r[8].as<std::string>());
+  n.loaded_models = SplitLines(r[8].as<std::string>());
   n.expired_by = OptText(r[9]);
   n.heartbeat_age_ms = r[10].as<int64_t>();
   return n;
@@ -49,13 +49,7 @@ Result<std::vector<AttemptRecord>> PgBackend::SelectOpenAttemptsOfNode(std::stri
                                          " FROM load_attempts WHERE finished_at IS NULL AND "
                                          "(node_id = $1 OR ($2 AND node_id IS NULL)) ORDER BY id",
                                      std::string(node_id), include_unowned);
-    std::vector<AttemptRecord> out;
-    out.reserve(rows.size());
-    for (const auto& row : rows) {
-      ASSIGN_OR_RETURN(AttemptRecord a, PgReadAttempt(row));
-      out.push_back(std::move(a));
-    }
-    return out;
+    return PgReadAttempts(rows);
   });
 }
 
@@ -83,7 +77,7 @@ Result<std::vector<ClassVerdictRecord>> PgBackend::SelectVerdicts(std::string_vi
       v.notes = OptText(r[2]);
       v.total_loads = r[3].as<int64_t>();
       v.total_failures = r[4].as<int64_t>();
-      if (!r[5].is_null()) v.nodes = SplitNames(r[5].as<std::string>());
+      if (!r[5].is_null()) v.nodes = SplitLines(r[5].as<std::string>());
       out.push_back(std::move(v));
     }
     return out;

@@ -110,6 +110,10 @@ const std::string kSelectAttempt = std::string("SELECT ") + kAttemptColumns + " 
 
 }  // namespace
 
+Result<std::vector<AttemptRecord>> PgReadAttempts(const pqxx::result& rows) {
+  return ReadAll<AttemptRecord>(rows, PgReadAttempt);
+}
+
 Status PgBackend::ValidateLoadConfig(Tx& tx, std::string_view json_text) {
   const auto r = tx.exec_params("SELECT mw_json_type($1)", S(json_text));
   if (r[0][0].is_null()) return InvalidArgumentError("load_config is not valid JSON: it must be a JSON object");

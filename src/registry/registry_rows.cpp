@@ -82,7 +82,7 @@ Result<std::vector<Record>> ReadAll(Stmt& s, Reader read) {
 
 }  // namespace
 
-Result<AttemptRecord> ReadAttemptRow(const Stmt& s) { return ReadAttempt(s); }
+Result<std::vector<AttemptRecord>> ReadAttempts(Stmt& s) { return ReadAll<AttemptRecord>(s, ReadAttempt); }
 
 Status ValidateLoadConfig(Db& db, std::string_view json_text) {
   ASSIGN_OR_RETURN(Stmt s,

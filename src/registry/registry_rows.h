@@ -40,8 +40,8 @@ Result<std::optional<std::string>> SelectEnvironment(Db& db, std::string_view fi
 Status WriteEnvironmentStateRow(Db& db, const EnvironmentStateRecord& state, bool streak_now);
 Result<std::optional<EnvironmentStateRecord>> SelectEnvironmentState(Db& db);
 Result<std::vector<AttemptRecord>> SelectRecentLoadOutcomes(Db& db, AttemptId after, int limit);
-// One row of kAttemptColumns.
-Result<AttemptRecord> ReadAttemptRow(const Stmt& s);
+// Every row of a statement selecting kAttemptColumns.
+Result<std::vector<AttemptRecord>> ReadAttempts(Stmt& s);
 
 // The fleet (sqlite_nodes.cpp): one node per file, the same rows as on
 // PostgreSQL, on this machine's clock.

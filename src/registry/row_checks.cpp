@@ -86,16 +86,5 @@ std::string JoinNames(const std::vector<std::string>& names) {
   return out;
 }
 
-std::vector<std::string> SplitNames(std::string_view text) {
-  std::vector<std::string> out;
-  while (!text.empty()) {
-    const size_t nl = text.find('\n');
-    std::string_view line = text.substr(0, nl);
-    if (!line.empty()) out.emplace_back(line);
-    if (nl == std::string_view::npos) break;
-    text.remove_prefix(nl + 1);
-  }
-  return out;
-}
 
 }  // namespace mw::registry_internal

@@ -25,7 +25,7 @@ NodeRecord ReadNode(const Stmt& s, int64_t now_ms) {
   n.lease_state = s.Text(5);
   n.started_at = s.Text(6);
   n.heartbeat_at = s.Text(7);
-  n.loaded_models = SplitNames(s.Text(8));
+  n.loaded_models = SplitLines(s.Text(8));
   n.expired_by = s.OptText(9);
   n.heartbeat_age_ms = now_ms - s.Int(10);
   return n;
@@ -42,14 +42,7 @@ Result<std::vector<AttemptRecord>> SelectOpenAttemptsOfNode(Db& db, std::string_
   ASSIGN_OR_RETURN(Stmt s, db.Prepare(sql.c_str()));
   s.Bind(1, node_id);
   s.Bind(2, int64_t{include_unowned ? 1 : 0});
-  std::vector<AttemptRecord> out;
-  for (;;) {
-    ASSIGN_OR_RETURN(const bool row, s.Step());
-    if (!row) break;
-    ASSIGN_OR_RETURN(AttemptRecord a, ReadAttemptRow(s));
-    out.push_back(std::move(a));
-  }
-  return out;
+  return ReadAttempts(s);
 }
 
 Result<std::vector<ClassVerdictRecord>> SelectVerdicts(Db& db, std::string_view name,
