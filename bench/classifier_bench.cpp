@@ -7,7 +7,7 @@
 #include <random>
 #include <string>
 
-#include "compat/crash_classifier.h"
+#include "classifier/crash_classifier.h"
 
 namespace {
 

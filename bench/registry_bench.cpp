@@ -16,8 +16,8 @@
 #include <sstream>
 
 #include "compat/state_machine.h"
-#include "registry/pg_test_util.h"
-#include "registry/registry_test_util.h"
+#include "support/pg_test_util.h"
+#include "support/registry_test_util.h"
 
 namespace {
 

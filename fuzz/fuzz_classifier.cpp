@@ -1,4 +1,4 @@
-// libFuzzer target: the crash classifier (compat/crash_classifier.h) over
+// libFuzzer target: the crash classifier (classifier/crash_classifier.h) over
 // the built-in catalog, with arbitrary output bytes and an exit status,
 // signal and timeout flag taken from the input.
 //
@@ -15,8 +15,8 @@
 #include <string>
 #include <string_view>
 
-#include "compat/crash_classifier.h"
-#include "compat/crash_classifier_text.h"
+#include "classifier/crash_classifier.h"
+#include "classifier/crash_classifier_text.h"
 #include "fuzz_support.h"
 
 namespace {

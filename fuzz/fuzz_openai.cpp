@@ -1,4 +1,4 @@
-// libFuzzer target: the /v1 wire format (api/openai_codec.h): what a client
+// libFuzzer target: the /v1 wire format (api/v1/openai_codec.h): what a client
 // sends, and what an engine streams back.
 //
 // Input: byte 0 picks: '0' chat, '1' completions, '2' embeddings request body
@@ -13,7 +13,7 @@
 #include <cstdint>
 #include <string>
 
-#include "api/openai_codec.h"
+#include "api/v1/openai_codec.h"
 #include "fuzz_support.h"
 
 namespace {

@@ -59,4 +59,14 @@ ErrorKind ErrorKindForStatus(StatusCode code) {
   return ErrorKind::kInternal;
 }
 
+HttpFallback FallbackForHttpStatus(int http_status, std::string_view method, std::string_view path) {
+  switch (http_status) {
+    case 404: return {ErrorKind::kNotFound, "no such path: " + std::string(method) + " " + std::string(path)};
+    case 413: return {ErrorKind::kPayloadTooLarge, "request body is too large"};
+    case 400: return {ErrorKind::kInvalidRequest, "malformed HTTP request"};
+    default:
+      return {http_status >= 500 ? ErrorKind::kInternal : ErrorKind::kInvalidRequest, "request failed", true};
+  }
+}
+
 }  // namespace mw::api

@@ -52,4 +52,15 @@ ErrorInfo DescribeError(ErrorKind kind);
 // The kind for a Status returned by the core (never called with OK).
 ErrorKind ErrorKindForStatus(StatusCode code);
 
+// The answer to an error httplib produced itself (no route, body too large,
+// bad request line: an HTTP status and an empty body). The one fallback of
+// both edges: /api answers it in its shape, /v1 in OpenAI's. keep_status: the
+// answer keeps the original HTTP status (a status outside the table's kinds).
+struct HttpFallback {
+  ErrorKind kind;
+  std::string message;
+  bool keep_status = false;
+};
+HttpFallback FallbackForHttpStatus(int http_status, std::string_view method, std::string_view path);
+
 }  // namespace mw::api

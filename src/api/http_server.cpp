@@ -19,8 +19,8 @@
 #include "api/errors.h"
 #include "api/event_hub.h"
 #include "api/json_codec.h"
-#include "api/openai_routes.h"
 #include "api/socket_util.h"
+#include "api/v1/openai_routes.h"
 #include "common/log.h"
 #ifdef MW_HAVE_WEB
 #include "web/web_assets.h"
@@ -249,16 +249,10 @@ void HttpServer::Impl::InstallRoutes() {
                                                                     httplib::Response& res) {
     if (FillOpenAiHttpError(req, res)) return httplib::Server::HandlerResponse::Handled;  // /v1: OpenAI's shape
     if (!res.body.empty()) return httplib::Server::HandlerResponse::Unhandled;
-    switch (res.status) {
-      case 404: SendError(res, ErrorKind::kNotFound, "no such path: " + req.method + " " + req.path); break;
-      case 413: SendError(res, ErrorKind::kPayloadTooLarge, "request body is too large"); break;
-      case 400: SendError(res, ErrorKind::kInvalidRequest, "malformed HTTP request"); break;
-      default: {
-        int status = res.status;
-        SendError(res, status >= 500 ? ErrorKind::kInternal : ErrorKind::kInvalidRequest, "request failed");
-        res.status = status;
-      }
-    }
+    const int status = res.status;
+    const HttpFallback fallback = FallbackForHttpStatus(status, req.method, req.path);
+    SendError(res, fallback.kind, fallback.message);
+    if (fallback.keep_status) res.status = status;
     return httplib::Server::HandlerResponse::Handled;
   }));
   server.set_exception_handler([](const httplib::Request&, httplib::Response& res, std::exception_ptr) {

@@ -5,8 +5,8 @@
 #include <filesystem>
 #include <utility>
 
+#include "classifier/crash_classifier.h"
 #include "common/log.h"
-#include "compat/crash_classifier.h"
 #include "config/config_diff.h"
 
 namespace mw::app {

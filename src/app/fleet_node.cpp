@@ -143,7 +143,7 @@ void FleetNode::Beat() {
   // Others are judged only after this node has renewed for a whole lease:
   // after an outage of the database every node's heartbeat is old, and each
   // must get its chance to renew before anyone's lease counts as expired.
-  if (!options_.shared || now - renewing_since_ms_ < int64_t{options_.lease_s} * 1000) return;
+  if (!registry_.Shared() || now - renewing_since_ms_ < int64_t{options_.lease_s} * 1000) return;
   auto expired = state_machine_.CloseAttemptsOfExpiredNodes(out_);
   if (!expired.ok()) MW_LOG(kWarn, "fleet") << "closing expired nodes' attempts: " << expired.status().ToString();
 }

@@ -47,7 +47,6 @@ class FleetNode {
     std::string node_id;
     std::string host;
     int lease_s = 30;
-    bool shared = false;  // the registry is PostgreSQL: other nodes may expire
   };
   // `loaded_models`: the names the heartbeat records (GET /api/nodes).
   FleetNode(Registry& registry, StateMachine& state_machine, Options options, std::ostream& out,

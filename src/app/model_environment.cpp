@@ -12,9 +12,9 @@
 
 #include "app/command_policy.h"
 #include "app/model_service.h"
+#include "classifier/crash_catalog.h"
 #include "common/log.h"
 #include "common/time_util.h"
-#include "compat/crash_catalog.h"
 #include "loadconfig/loadconfig.h"
 
 #ifndef MW_LLAMA_BUILD

@@ -8,7 +8,7 @@
 #include <memory>
 
 #include "compat/state_machine.h"
-#include "registry/pg_test_util.h"
+#include "support/pg_test_util.h"
 
 namespace mw::app {
 namespace {

@@ -10,9 +10,9 @@
 #include <chrono>
 
 #include "app/model_service.h"
+#include "classifier/crash_catalog.h"
 #include "common/log.h"
 #include "common/time_util.h"
-#include "compat/crash_catalog.h"
 
 namespace mw::app {
 namespace {

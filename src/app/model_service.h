@@ -68,7 +68,7 @@
 #include <vector>
 
 #include "api/model_api.h"
-#include "compat/crash_classifier.h"
+#include "classifier/crash_classifier.h"
 #include "compat/environment.h"
 #include "compat/load_queue.h"
 #include "compat/state_machine.h"

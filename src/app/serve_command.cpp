@@ -19,10 +19,10 @@
 #include "app/fleet_node.h"
 #include "app/model_service.h"
 #include "app/systemd_notify.h"
+#include "classifier/crash_classifier.h"
 #include "common/log.h"
 #include "common/pid_lock.h"
 #include "common/time_util.h"
-#include "compat/crash_classifier.h"
 #include "compat/state_machine.h"
 #include "config/config.h"
 #include "registry/registry.h"
@@ -112,8 +112,7 @@ int RunServe(const std::vector<std::string>& args) {
   if (!node_id.ok()) return Fail("node id", node_id.status());
   std::atomic<Supervisor*> supervisor_ptr{nullptr};  // set once it exists; read by the heartbeat
   FleetNode fleet(**registry, state_machine,
-                  {.node_id = *node_id, .host = HostName(), .lease_s = config.lease_s,
-                   .shared = !config.registry_url.empty()},
+                  {.node_id = *node_id, .host = HostName(), .lease_s = config.lease_s},
                   std::cout, [&supervisor_ptr] {
                     std::vector<std::string> names;
                     if (Supervisor* s = supervisor_ptr.load()) {
@@ -147,7 +146,7 @@ int RunServe(const std::vector<std::string>& args) {
   service.RestoreEnvironment();
   // A node of a shared registry reads and writes its environment class's
   // verdicts: it knows its devices before it answers anyone (SPEC §14).
-  if (!config.registry_url.empty()) service.ProbeDevicesNow();
+  if ((*registry)->Shared()) service.ProbeDevicesNow();
 
   api::HttpServerOptions http_options;
   http_options.host = config.host;

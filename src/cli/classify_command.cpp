@@ -7,7 +7,7 @@
 #include <nlohmann/json.hpp>
 #include <optional>
 
-#include "compat/crash_classifier.h"
+#include "classifier/crash_classifier.h"
 #include "loadconfig/loadconfig.h"
 
 namespace mw {

@@ -1,4 +1,4 @@
-// `modelwarden classify`: runs the crash classifier (compat/crash_classifier.h)
+// `modelwarden classify`: runs the crash classifier (classifier/crash_classifier.h)
 // on a saved log and prints one JSON object (SPEC §2):
 //   modelwarden classify [--exit-code N] [--signal NAME] [--timed-out]
 //                        [--patterns FILE] [FILE]

@@ -8,8 +8,8 @@
 #include <sstream>
 #include <thread>
 
-#include "registry/pg_test_util.h"
-#include "registry/registry_test_util.h"
+#include "support/pg_test_util.h"
+#include "support/registry_test_util.h"
 
 namespace mw {
 namespace {

@@ -2,7 +2,7 @@
 
 #include <set>
 
-#include "compat/crash_catalog.h"
+#include "classifier/crash_catalog.h"
 
 namespace mw {
 

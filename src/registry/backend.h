@@ -168,7 +168,7 @@ std::string Quoted(std::string_view name);
 // Empty text means "no value" for the nullable descriptive columns.
 std::optional<std::string> NullIfEmpty(const std::optional<std::string>& v);
 
-// Opens the SQLite backend at a file path (registry_open.cpp) or the
+// Opens the SQLite backend at a file path (sqlite/sqlite_open.cpp) or the
 // PostgreSQL backend at a postgresql:// URL (pg_backend.cpp); each runs the
 // pending migrations. Errors as Registry::Open documents.
 Result<std::unique_ptr<Backend>> OpenSqlite(const std::string& path, const OpenOptions& options);

@@ -30,6 +30,7 @@ Registry::Registry(std::unique_ptr<Backend> db) : db_(std::move(db)) {}
 Registry::~Registry() = default;
 
 const std::string& Registry::path() const { return db_->path(); }
+bool Registry::Shared() const { return db_->verdicts_per_class(); }
 
 Status Registry::CheckNotInTransaction() const {
   if (db_->tx_owner.load() != std::this_thread::get_id()) return Status::Ok();

@@ -371,6 +371,10 @@ class Registry {
 
   // The SQLite file, or the PostgreSQL URL with its password as "***".
   const std::string& path() const;
+  // Whether several servers may share this registry (PostgreSQL): other
+  // nodes may expire, and verdicts are kept per environment class. An SQLite
+  // file has one server.
+  bool Shared() const;
 
   // Registers a model from `model`'s descriptive fields (name, hf_path,
   // cache_location, file_path, engine, compatibility_status,

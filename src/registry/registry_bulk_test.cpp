@@ -12,7 +12,7 @@
 #include <string>
 
 #include "registry/registry.h"
-#include "registry/registry_test_util.h"
+#include "support/registry_test_util.h"
 
 namespace mw {
 namespace {

@@ -9,8 +9,8 @@
 #include <thread>
 #include <vector>
 
-#include "registry/pg_test_util.h"
-#include "registry/registry_test_util.h"
+#include "support/pg_test_util.h"
+#include "support/registry_test_util.h"
 
 namespace mw {
 namespace {

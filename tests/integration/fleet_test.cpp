@@ -12,7 +12,7 @@
 
 #include "harness.h"
 #include "pg_schema_fixture.h"
-#include "registry/pg_test_util.h"
+#include "support/pg_test_util.h"
 
 namespace mw::itest {
 namespace {

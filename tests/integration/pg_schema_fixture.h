@@ -9,7 +9,7 @@
 #include <string>
 
 #include "harness.h"
-#include "registry/pg_test_util.h"
+#include "support/pg_test_util.h"
 
 namespace mw::itest {
 

@@ -13,7 +13,7 @@
 #include <vector>
 
 #include "compat/state_machine.h"
-#include "registry/registry_test_util.h"
+#include "support/registry_test_util.h"
 
 namespace mw {
 namespace {

@@ -32,8 +32,8 @@
 #include <thread>
 
 #include "gdb_stop.h"
-#include "registry/pg_test_util.h"
 #include "server_harness.h"
+#include "support/pg_test_util.h"
 
 namespace mw::testing_harness {
 namespace {

@@ -11,7 +11,7 @@
 #include <cstdio>
 
 #include "registry/registry.h"
-#include "registry/registry_test_util.h"
+#include "support/registry_test_util.h"
 
 namespace mw {
 namespace {

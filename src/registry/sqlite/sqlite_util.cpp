@@ -1,4 +1,4 @@
-#include "registry/sqlite_util.h"
+#include "registry/sqlite/sqlite_util.h"
 
 #include <sys/statvfs.h>
 #include <unistd.h>

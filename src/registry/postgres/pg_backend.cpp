@@ -1,6 +1,6 @@
 // PgBackend: connection, errors, write transactions and Open (the schema
 // migrations are in pg_schema.cpp, the rows in pg_rows.cpp).
-#include "registry/pg_backend.h"
+#include "registry/postgres/pg_backend.h"
 
 #include <algorithm>
 #include <chrono>

@@ -1,12 +1,12 @@
 // PgBackend::Open: the PostgreSQL schema and its migrations. The same
-// versions as the SQLite file (registry_open.cpp), each written in
+// versions as the SQLite file (sqlite/sqlite_open.cpp), each written in
 // PostgreSQL's dialect with the same columns, defaults and constraints; the
 // version lives in table modelwarden_schema (one row). Every refusal (down,
 // read-only, newer schema, foreign tables) happens before the first write.
 // Several servers may start at once: the migration runs under the fleet's
 // write lock and re-reads the version after taking it.
 #include "common/log.h"
-#include "registry/pg_backend.h"
+#include "registry/postgres/pg_backend.h"
 
 namespace mw::registry_internal {
 namespace {

@@ -1,4 +1,4 @@
-// api/openai_routes.h: the OpenAI-compatible /v1 routes (SPEC §10), installed
+// api/v1/openai_routes.h: the OpenAI-compatible /v1 routes (SPEC §10), installed
 // on the server's httplib::Server by HttpServer (internal to api/).
 //
 //   GET  /v1/models                 every registered model (+ compatibility_status, loaded)

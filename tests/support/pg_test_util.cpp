@@ -1,4 +1,4 @@
-#include "registry/pg_test_util.h"
+#include "support/pg_test_util.h"
 
 #include <stdlib.h>
 #include <unistd.h>

@@ -1,8 +1,8 @@
-// PgBackend's rows: the same operations as registry_rows.cpp (SQLite), in
+// PgBackend's rows: the same operations as sqlite/sqlite_rows.cpp (SQLite), in
 // PostgreSQL's dialect ($n parameters, RETURNING, ON CONFLICT). Names sort
 // in byte order (COLLATE "C"), as SQLite sorts them.
 #include "common/time_util.h"
-#include "registry/pg_backend.h"
+#include "registry/postgres/pg_backend.h"
 
 namespace mw::registry_internal {
 namespace {

@@ -7,8 +7,8 @@
 #include <thread>
 #include <vector>
 
-#include "registry/pg_test_util.h"
 #include "registry/registry.h"
+#include "support/pg_test_util.h"
 
 namespace mw {
 namespace {

@@ -1,4 +1,4 @@
-#include "api/openai_routes.h"
+#include "api/v1/openai_routes.h"
 
 #include <chrono>
 #include <exception>
@@ -7,8 +7,8 @@
 #include <utility>
 
 #include "api/errors.h"
-#include "api/openai_codec.h"
 #include "api/openai_proxy.h"
+#include "api/v1/openai_codec.h"
 #include "common/log.h"
 
 namespace mw::api {
@@ -334,16 +334,10 @@ bool FillOpenAiHttpError(const httplib::Request& req, httplib::Response& res) {
     res.set_content(converted->body, kJson);
     return true;
   }
-  switch (res.status) {
-    case 404: SendKind(res, ErrorKind::kNotFound, "no such path: " + req.method + " " + req.path); break;
-    case 413: SendKind(res, ErrorKind::kPayloadTooLarge, "request body is too large"); break;
-    case 400: SendKind(res, ErrorKind::kInvalidRequest, "malformed HTTP request"); break;
-    default: {
-      int status = res.status;
-      SendKind(res, status >= 500 ? ErrorKind::kInternal : ErrorKind::kInvalidRequest, "request failed");
-      res.status = status;
-    }
-  }
+  const int status = res.status;
+  const HttpFallback fallback = FallbackForHttpStatus(status, req.method, req.path);
+  SendKind(res, fallback.kind, fallback.message);
+  if (fallback.keep_status) res.status = status;
   return true;
 }
 

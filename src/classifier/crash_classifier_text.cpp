@@ -1,4 +1,4 @@
-#include "compat/crash_classifier_text.h"
+#include "classifier/crash_classifier_text.h"
 
 #include <algorithm>
 

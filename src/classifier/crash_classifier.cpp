@@ -1,4 +1,4 @@
-#include "compat/crash_classifier.h"
+#include "classifier/crash_classifier.h"
 
 #include <re2/re2.h>
 #include <re2/set.h>
@@ -11,7 +11,7 @@
 #include <cstdio>
 #include <utility>
 
-#include "compat/crash_classifier_text.h"
+#include "classifier/crash_classifier_text.h"
 
 namespace mw {
 namespace {

@@ -1,4 +1,4 @@
-#include "registry/registry_test_util.h"
+#include "support/registry_test_util.h"
 
 #include <sqlite3.h>
 #include <stdlib.h>

@@ -1,4 +1,4 @@
-#include "registry/registry_rows.h"
+#include "registry/sqlite/sqlite_rows.h"
 
 #include "common/time_util.h"
 

@@ -1,11 +1,11 @@
 // SqliteBackend: the registry in one SQLite file (WAL, synchronous=FULL).
-// Rows are the SQL of registry_rows.cpp; this adds the transaction and the
+// Rows are the SQL of sqlite/sqlite_rows.cpp; this adds the transaction and the
 // WriteMode::kBulk cache settings around them. Opened by OpenSqlite
-// (registry_open.cpp).
-#include "registry/sqlite_backend.h"
+// (sqlite/sqlite_open.cpp).
+#include "registry/sqlite/sqlite_backend.h"
 
 #include "common/log.h"
-#include "registry/registry_rows.h"
+#include "registry/sqlite/sqlite_rows.h"
 
 namespace mw::registry_internal {
 namespace {

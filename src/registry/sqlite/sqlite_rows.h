@@ -9,7 +9,7 @@
 
 #include "registry/backend.h"
 #include "registry/registry.h"
-#include "registry/sqlite_util.h"
+#include "registry/sqlite/sqlite_util.h"
 
 namespace mw::registry_internal {
 

@@ -9,8 +9,8 @@
 
 #include "common/log.h"
 #include "registry/registry.h"
-#include "registry/sqlite_backend.h"
-#include "registry/sqlite_util.h"
+#include "registry/sqlite/sqlite_backend.h"
+#include "registry/sqlite/sqlite_util.h"
 
 namespace mw {
 namespace {

@@ -13,7 +13,7 @@
 #include <string>
 #include <vector>
 
-#include "compat/crash_classifier.h"
+#include "classifier/crash_classifier.h"
 
 namespace mw {
 namespace {

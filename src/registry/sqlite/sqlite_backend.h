@@ -4,7 +4,7 @@
 #include <memory>
 
 #include "registry/backend.h"
-#include "registry/sqlite_util.h"
+#include "registry/sqlite/sqlite_util.h"
 
 namespace mw::registry_internal {
 

@@ -5,7 +5,7 @@
 #include <chrono>
 
 #include "common/time_util.h"
-#include "registry/registry_rows.h"
+#include "registry/sqlite/sqlite_rows.h"
 
 namespace mw::registry_internal {
 namespace {

@@ -1,4 +1,4 @@
-// api/openai_codec.h: the OpenAI-compatible /v1 wire format, at the edge
+// api/v1/openai_codec.h: the OpenAI-compatible /v1 wire format, at the edge
 // (SPEC §10). Pure functions and small stateful parsers; no I/O, no httplib.
 //
 //   ParseOpenAiRequest   reads only what the gate needs (model, stream,

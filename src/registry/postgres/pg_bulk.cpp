@@ -4,7 +4,7 @@
 // two per model. libpqxx 6.4 has no array parameters: the arrays are sent
 // as PostgreSQL array literals (text), every element quoted.
 #include "common/time_util.h"
-#include "registry/pg_backend.h"
+#include "registry/postgres/pg_backend.h"
 
 namespace mw::registry_internal {
 namespace {

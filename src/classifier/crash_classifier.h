@@ -35,8 +35,8 @@
 #include <string_view>
 #include <vector>
 
+#include "classifier/crash_catalog.h"
 #include "common/status.h"
-#include "compat/crash_catalog.h"
 
 namespace mw {
 

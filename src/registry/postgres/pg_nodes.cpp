@@ -6,7 +6,7 @@
 // the lease gone (row locks serialise the two UPDATEs; READ COMMITTED
 // re-checks the WHERE after the wait).
 #include "common/time_util.h"
-#include "registry/pg_backend.h"
+#include "registry/postgres/pg_backend.h"
 
 namespace mw::registry_internal {
 namespace {

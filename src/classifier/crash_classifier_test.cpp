@@ -1,4 +1,4 @@
-#include "compat/crash_classifier.h"
+#include "classifier/crash_classifier.h"
 
 #include <gtest/gtest.h>
 
@@ -9,7 +9,7 @@
 #include <random>
 #include <string>
 
-#include "compat/crash_classifier_text.h"
+#include "classifier/crash_classifier_text.h"
 
 namespace mw {
 namespace {

@@ -1,4 +1,4 @@
-#include "api/openai_codec.h"
+#include "api/v1/openai_codec.h"
 
 #include <nlohmann/json.hpp>
 

@@ -1,4 +1,4 @@
-#include "compat/crash_catalog.h"
+#include "classifier/crash_catalog.h"
 
 #include <array>
 #include <cerrno>
