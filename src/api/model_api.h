@@ -180,6 +180,11 @@ struct LoadResult {
   std::optional<AutoFix> auto_fix;   // kLoaded (healed) or kFailed (the retry failed too)
   std::string adjusted_json;         // auto_fit (SPEC §12): unset settings it chose, JSON object; empty: none
   std::vector<std::string> busy_models;  // kModelsBusy: the loaded models with requests in flight
+  // kLoaded / kAlreadyLoaded: the engine that was loaded (the /v1 edge
+  // proxies to it without asking again): its pid, and its port on
+  // 127.0.0.1 (0: it does not answer HTTP).
+  int engine_pid = 0;
+  int engine_port = 0;
 };
 
 struct DeviceInfo {

@@ -53,6 +53,7 @@ Result<api::InferenceAdmission> ModelService::BeginInference(const api::Inferenc
   const std::string& name = request.model_name;
   // To an OpenAI client a name that cannot exist is simply not found.
   if (!IsValidModelName(name)) return NotFoundError("no model named '" + name.substr(0, 140) + "' is registered");
+  // The model's row is read once here and passed down (LoadRow).
   ASSIGN_OR_RETURN(ModelRecord model, registry_.GetModel(name));
   if (shutting_down_) return UnavailableError("the server is shutting down");
   // A stored config that no longer validates is reported by the load itself.
@@ -93,7 +94,7 @@ Result<api::InferenceAdmission> ModelService::BeginInference(const api::Inferenc
     return admission;
   }
   auto lease = std::make_unique<Lease>(this, std::move(slot).value());
-  ASSIGN_OR_RETURN(api::LoadResult load, Load(name, /*force=*/false));
+  ASSIGN_OR_RETURN(api::LoadResult load, LoadRow(model, /*force=*/false));
   switch (load.kind) {
     case api::LoadResult::Kind::kIncompatible:
       admission.kind = api::InferenceAdmission::Kind::kIncompatible;
@@ -116,21 +117,18 @@ Result<api::InferenceAdmission> ModelService::BeginInference(const api::Inferenc
     case api::LoadResult::Kind::kLoaded:
     case api::LoadResult::Kind::kAlreadyLoaded: break;
   }
-  std::optional<LoadedModel> loaded = supervisor_.FindLoaded(name);
-  if (!loaded) {
-    std::string why;
-    {
-      std::lock_guard lock(mu_);
-      if (auto it = runtime_.find(name); it != runtime_.end() && it->second.last_error) why = ": " + *it->second.last_error;
-    }
-    return UnavailableError("model '" + name + "' stopped right after loading" + why);
+  // The load's result names the engine. One that died since is found by
+  // the proxy (a broken connection) and answered with its death's summary.
+  if (load.engine_pid <= 0) {
+    const std::optional<std::string> why = models_.Get(name).last_error;
+    return UnavailableError("model '" + name + "' stopped right after loading" + (why ? ": " + *why : std::string()));
   }
-  if (loaded->port <= 0) {
+  if (load.engine_port <= 0) {
     return FailedPreconditionError("model '" + name + "' is loaded, but its engine does not answer HTTP on a port, "
                                    "so it cannot serve /v1");
   }
-  lease->port = loaded->port;
-  lease->engine_pid = loaded->pid;
+  lease->port = load.engine_port;
+  lease->engine_pid = load.engine_pid;
   if (load.auto_fix) lease->auto_fix_json = api::AutoFixJson(*load.auto_fix, true);
   lease->adjusted_json = load.adjusted_json;
   if (!load.warning.empty()) {

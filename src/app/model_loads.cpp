@@ -94,13 +94,7 @@ void ModelService::Shutdown() {
   StopProbing();
   if (queue_) queue_->Shutdown();
   StopRetryThread();
-  {
-    // Supervisor::Shutdown() stopped the workers without a death callback.
-    std::lock_guard lock(mu_);
-    for (auto& [name, rt] : runtime_) {
-      if (rt.state == api::LoadState::kLoaded) rt.state = api::LoadState::kIdle;
-    }
-  }
+  models_.MarkAllNotLoaded();  // Supervisor::Shutdown() stopped the workers without a death callback
   // Last chance for an outcome that could not be written; if this fails
   // too, the next start's cleanup closes the attempt.
   if (Status st = FlushUnrecorded(); !st.ok()) MW_LOG(kError, "load") << st.ToString();
@@ -109,21 +103,9 @@ void ModelService::Shutdown() {
   ListChanged();
 }
 
-void ModelService::SetRuntime(const std::string& name, api::LoadState state, std::optional<double> progress) {
-  std::lock_guard lock(mu_);
-  auto& rt = runtime_[name];
-  rt.state = state;
-  rt.progress = progress;
-}
-
 void ModelService::OnQueueChange(const std::string& name, LoadQueueState state) {
-  if (state == LoadQueueState::kQueued) SetRuntime(name, api::LoadState::kQueued, std::nullopt);
-  if (state == LoadQueueState::kDone) {
-    // A job cancelled before it ran leaves the model as it was.
-    std::lock_guard lock(mu_);
-    auto& rt = runtime_[name];
-    if (rt.state == api::LoadState::kQueued) rt.state = api::LoadState::kIdle;
-  }
+  if (state == LoadQueueState::kQueued) models_.SetLoadState(name, api::LoadState::kQueued, std::nullopt);
+  if (state == LoadQueueState::kDone) models_.QueuedJobDropped(name);  // a job cancelled before it ran: as it was
   PublishModel(name);
 }
 
@@ -141,12 +123,19 @@ api::LoadResult ModelService::Refusal(const ModelRecord& model) {
 Result<api::LoadResult> ModelService::Load(const std::string& name, bool force) {
   if (!IsValidModelName(name)) return InvalidArgumentError("invalid model name '" + name.substr(0, 140) + "'");
   ASSIGN_OR_RETURN(ModelRecord model, registry_.GetModel(name));
+  return LoadRow(std::move(model), force);
+}
+
+Result<api::LoadResult> ModelService::LoadRow(ModelRecord model, bool force) {
+  const std::string name = model.model_name;
   if (shutting_down_) return UnavailableError("the server is shutting down");
   if (!queue_->StateOf(name)) {
     // Nothing in flight for it: answer at once when there is nothing to do.
-    if (supervisor_.IsLoaded(name)) {
+    if (std::optional<LoadedModel> loaded = supervisor_.FindLoaded(name)) {
       api::LoadResult result;
       result.kind = api::LoadResult::Kind::kAlreadyLoaded;
+      result.engine_pid = loaded->pid;
+      result.engine_port = loaded->port;
       result.model = ToView(model);
       return result;
     }
@@ -176,32 +165,44 @@ Result<api::LoadResult> ModelService::Load(const std::string& name, bool force) 
 }
 
 Result<api::LoadResult> ModelService::RunJob(const std::string& name, bool force) {
-  if (shutting_down_) return UnavailableError("the server is shutting down");
+  // From here until EndJob an unload waits for this job (it cancels it).
+  models_.BeginJob(name);
+  // Before an attempt: the model's runtime is left as it was.
+  auto not_started = [&](Status status) -> Result<api::LoadResult> {
+    models_.EndJobWithoutAttempt(name);
+    return status;
+  };
+  if (shutting_down_) return not_started(UnavailableError("the server is shutting down"));
   // An earlier outcome not yet on disk leaves its model `testing` there:
   // no attempt may start before it is written (one model testing at a time).
-  if (Status st = FlushUnrecorded(); !st.ok()) return st;
+  if (Status st = FlushUnrecorded(); !st.ok()) return not_started(st);
   // Re-read: the model may have changed (or gone) while it waited.
-  ASSIGN_OR_RETURN(ModelRecord model, registry_.GetModel(name));
-  Result<api::LoadResult> result = [&]() -> Result<api::LoadResult> {
-    if (model.compatibility_status == CompatStatus::kIncompatible && !force) return Refusal(model);
-    return RunAttempt(model, force);
-  }();
-  {
-    std::lock_guard lock(mu_);
-    Runtime& rt = runtime_[name];
-    bool loaded = result.ok() && result->kind == api::LoadResult::Kind::kLoaded && supervisor_.IsLoaded(name);
-    rt.state = loaded ? api::LoadState::kLoaded : api::LoadState::kIdle;
-    rt.progress = loaded ? std::optional<double>(1.0) : std::nullopt;
-    if (loaded) {
-      rt.last_error.reset();
-    } else if (result.ok() && result->kind == api::LoadResult::Kind::kLoaded) {
-      // Died right after loading; OnWorkerDied says why (or already did).
-      if (!rt.last_error) rt.last_error = "the worker exited right after loading '" + name + "'";
-    } else if (!result.ok()) {
-      rt.last_error = result.status().message();
-    } else if (result->kind == api::LoadResult::Kind::kFailed) {
-      rt.last_error = result->message;
-    }
+  Result<ModelRecord> model = registry_.GetModel(name);
+  if (!model.ok()) return not_started(model.status());
+  Result<api::LoadResult> result = model->compatibility_status == CompatStatus::kIncompatible && !force
+                                       ? Result<api::LoadResult>(Refusal(*model))
+                                       : RunAttempt(*model, force);
+  // One change of the model's runtime: loaded with its engine's endpoint, or not, with why.
+  const bool says_loaded = result.ok() && result->kind == api::LoadResult::Kind::kLoaded;
+  std::optional<std::string> error;
+  if (!result.ok()) {
+    error = result.status().message();
+  } else if (says_loaded) {
+    error = "the worker exited right after loading '" + name + "'";  // unless OnWorkerDied said why
+  } else if (result->kind == api::LoadResult::Kind::kFailed) {
+    error = result->message;
+  }
+  ModelRuntimeTable::EngineFinder find_engine;
+  if (says_loaded) {
+    find_engine = [&]() -> std::optional<EngineEndpoint> {
+      std::optional<LoadedModel> loaded = supervisor_.FindLoaded(name);
+      if (!loaded) return std::nullopt;
+      return EngineEndpoint{loaded->pid, loaded->port};
+    };
+  }
+  if (std::optional<EngineEndpoint> engine = models_.EndJob(name, find_engine, error, /*keep_error=*/says_loaded)) {
+    result->engine_pid = engine->pid;
+    result->engine_port = engine->port;
   }
   PublishModel(name);
   PublishCounts();
@@ -330,7 +331,7 @@ Result<api::LoadResult> ModelService::RunAttempt(const ModelRecord& model, bool 
 
 Result<ModelService::AttemptRun> ModelService::RunLoad(const std::string& name, AttemptId attempt,
                                                        const LoadRequest& request) {
-  SetRuntime(name, api::LoadState::kLoading, 0.0);
+  models_.SetLoadState(name, api::LoadState::kLoading, 0.0);
   PublishModel(name);
   PublishCounts();
   int last_percent = -1;
@@ -339,10 +340,20 @@ Result<ModelService::AttemptRun> ModelService::RunLoad(const std::string& name, 
     int percent = static_cast<int>(progress * 100);
     if (percent == last_percent) return;  // one event per percent is plenty for a progress bar
     last_percent = percent;
-    SetRuntime(name, api::LoadState::kLoading, progress);
+    models_.SetLoadState(name, api::LoadState::kLoading, progress);
     PublishModel(name);
   };
+  observer.on_started = [&](int) { models_.ProcessStarted(name); };
+  // An unload that came while the attempt was starting: no process at all.
+  if (!models_.ProcessStarting(name)) {
+    MW_LOG(kInfo, "load") << "model=" << name << " attempt=" << attempt << " cancelled by an unload before it started";
+    metrics_.RecordLoadAttempt(ToString(AttemptOutcome::kCancelled), "none", 0.0);
+    AttemptRun cancelled;
+    cancelled.outcome = LoadOutcome::kCancelled;
+    return cancelled;
+  }
   Result<LoadReport> report = supervisor_.Load(request, observer);
+  models_.ProcessEnded(name);  // the job goes on (recording, an auto_fix retry) without a process
   if (!report.ok()) {
     // No process ran (worker missing, shutting down...): not the model's fault.
     metrics_.RecordLoadAttempt(ToString(AttemptOutcome::kCancelled), "none", -1);
@@ -495,10 +506,7 @@ Status ModelService::FlushUnrecorded(const std::string& model) {
     }
   }
   for (const auto& [name, last_error] : recorded) {
-    {
-      std::lock_guard lock(mu_);
-      runtime_[name].last_error = last_error;
-    }
+    models_.SetLastError(name, last_error);
     PublishModel(name);
   }
   if (!recorded.empty()) PublishCounts();
@@ -525,17 +533,6 @@ void ModelService::StopRetryThread() {
   if (retry_thread_.joinable()) retry_thread_.join();
 }
 
-// The in-memory side of a loaded engine's death: not loaded, with the reason.
-void ModelService::MarkNotLoaded(const std::string& name, const std::string& reason) {
-  std::lock_guard lock(mu_);
-  Runtime& rt = runtime_[name];
-  if (rt.state == api::LoadState::kLoaded) {
-    rt.state = api::LoadState::kIdle;
-    rt.progress.reset();
-  }
-  rt.last_error = reason;
-}
-
 // A loaded model's engine died on its own (SPEC §10, crash while serving):
 // not loaded any more, last_error = the classified summary (what the /v1
 // edge answers with), and, durably, a closed attempt crashed_while_serving
@@ -549,7 +546,7 @@ void ModelService::OnWorkerDied(const UnexpectedExit& exit) {
   if (stopped) {
     const std::string reason = "engine stopped from outside modelwarden (" + exit.exit.Describe() + ")";
     MW_LOG(kWarn, "load") << "model=" << exit.model_name << " pid=" << exit.pid << " " << reason;
-    MarkNotLoaded(exit.model_name, reason);
+    models_.MarkNotLoaded(exit.model_name, reason, exit.pid);
     PublishModel(exit.model_name);
     gate_.ClearIdle(exit.model_name);
     NoteEngineDeath(exit.pid, reason);  // /v1 requests it cut off answer at once
@@ -565,7 +562,7 @@ void ModelService::OnWorkerDied(const UnexpectedExit& exit) {
   if (!c.summary.empty()) summary += ": " + c.summary;
   MW_LOG(kWarn, "load") << "model=" << exit.model_name << " pid=" << exit.pid << " " << summary;
   metrics_.RecordWorkerDeath(CrashCategoryName(c.category));
-  MarkNotLoaded(exit.model_name, summary);
+  models_.MarkNotLoaded(exit.model_name, summary, exit.pid);
   FailureInfo failure;
   failure.outcome = AttemptOutcome::kCrashedWhileServing;
   if (!exit.exit.signaled() && !exit.exit.status_unknown) failure.exit_code = exit.exit.exit_code;

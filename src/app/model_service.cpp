@@ -110,13 +110,10 @@ api::ModelView ModelService::ToView(const ModelRecord& r) {
   v.last_failed_at = r.last_failed_at;
   FillVerdict(r, v);
   std::optional<LoadedModel> loaded = supervisor_.FindLoaded(r.model_name);
-  std::lock_guard lock(mu_);
-  auto it = runtime_.find(r.model_name);
-  if (it != runtime_.end()) {
-    v.load_state = it->second.state;
-    v.load_progress = it->second.progress;
-    v.last_error = it->second.last_error;
-  }
+  const ModelRuntime rt = models_.Get(r.model_name);
+  v.load_state = rt.state;
+  v.load_progress = rt.progress;
+  v.last_error = rt.last_error;
   if (loaded) {
     v.loaded = true;
     v.load_state = api::LoadState::kLoaded;
@@ -255,10 +252,7 @@ Status ModelService::DeleteModel(const std::string& name) {
     if (!stopped.ok() && stopped.status().code() != StatusCode::kNotFound) return stopped.status();
   }
   RETURN_IF_ERROR(registry_.DeleteModel(name));
-  {
-    std::lock_guard lock(mu_);
-    runtime_.erase(name);
-  }
+  models_.Erase(name);
   MW_LOG(kInfo, "api") << "deleted model=" << name;
   PublishCounts();
   return Status::Ok();
@@ -273,38 +267,22 @@ Result<api::ModelView> ModelService::Unload(const std::string& name) {
   if (std::optional<LoadedModel> loaded = supervisor_.FindLoaded(name)) NoteEngineStopped(loaded->pid);
   if (!queue_->CancelQueued(name)) {  // a load still queued is simply dropped
     auto stopped = supervisor_.Unload(name);  // also cancels a load in progress
-    // A load that has left the queue but not yet reached the supervisor (its
-    // durable `testing` commit is being written) is not known there yet:
-    // wait until it is, then cancel it, rather than answer "unloaded" while
-    // the load goes on.
-    const int64_t deadline = MonotonicMillis() + 30000;
-    bool said_waiting = false;
-    while (!stopped.ok() && stopped.status().code() == StatusCode::kNotFound) {
-      if (queue_->StateOf(name) != LoadQueueState::kRunning) {
-        // No load starting: one more look, in case it reached the supervisor
-        // and finished since the last one.
-        stopped = supervisor_.Unload(name);
-        break;
-      }
-      if (MonotonicMillis() > deadline) {
-        return UnavailableError("the load of '" + name + "' is starting; retry the unload in a moment");
-      }
-      if (!said_waiting) {
+    if (!stopped.ok() && stopped.status().code() == StatusCode::kNotFound) {
+      // A load that has left the queue but has no process (its durable
+      // `testing` commit is being written, or it is recording): it is told
+      // not to start one, and the unload waits on the model's runtime until
+      // its process exists (then cancels it) or the job ended, rather than
+      // answer "unloaded" while the load goes on.
+      const bool settled = models_.CancelStartingJob(name, MonotonicMillis() + 30000, [&] {
         MW_LOG(kInfo, "api") << "unload of model=" << name << " waits for its starting load, to cancel it";
-        said_waiting = true;
-      }
-      std::this_thread::sleep_for(std::chrono::milliseconds(2));
-      stopped = supervisor_.Unload(name);
+      });
+      if (!settled) return UnavailableError("the load of '" + name + "' is starting; retry the unload in a moment");
+      stopped = supervisor_.Unload(name);  // the process it started, if any
     }
     if (!stopped.ok() && stopped.status().code() != StatusCode::kNotFound) return stopped.status();
     if (stopped.ok()) {
       MW_LOG(kInfo, "api") << "unloaded model=" << name << " (" << stopped->Describe() << ")";
-      std::lock_guard lock(mu_);
-      auto& rt = runtime_[name];
-      if (rt.state == api::LoadState::kLoaded) {
-        rt.state = api::LoadState::kIdle;
-        rt.progress.reset();
-      }
+      models_.MarkNotLoaded(name);
     }
   }
   PublishModel(name);
@@ -333,7 +311,7 @@ Result<api::ServerStatus> ModelService::GetStatus() {
     api::QueueEntry e;
     e.model_name = q.model_name;
     e.state = q.state == LoadQueueState::kRunning ? api::LoadState::kLoading : api::LoadState::kQueued;
-    if (auto it = runtime_.find(q.model_name); it != runtime_.end()) e.progress = it->second.progress;
+    e.progress = models_.Get(q.model_name).progress;
     status.load_queue.push_back(e);
   }
   return status;

@@ -51,8 +51,11 @@
 //   request whose engine connection broke answer with the death's summary;
 //   an engine stopped by an unload or the shutdown is not waited for.
 //
-// Per-model load_state (idle/queued/loading/loaded), progress and last_error
-// live in memory only; the registry holds everything durable.
+// Per-model load_state (idle/queued/loading/loaded), progress, last_error,
+// the load job's phase and the loaded engine's endpoint live in memory only,
+// in one owner (ModelRuntimeTable, app/model_runtime.h); the registry holds
+// everything durable. An unload of a starting load waits on that table's
+// condition (CancelStartingJob), not in a poll.
 // Thread-safe; Load blocks its caller. Events go to subscribers on the thread
 // that caused them.
 #pragma once
@@ -68,6 +71,7 @@
 #include <vector>
 
 #include "api/model_api.h"
+#include "app/model_runtime.h"
 #include "classifier/crash_classifier.h"
 #include "compat/environment.h"
 #include "compat/load_queue.h"
@@ -142,11 +146,6 @@ class ModelService : public api::ModelApi {
 
  private:
   using LoadJobResult = Result<api::LoadResult>;
-  struct Runtime {
-    api::LoadState state = api::LoadState::kIdle;
-    std::optional<double> progress;
-    std::optional<std::string> last_error;
-  };
 
   // The outcome of an attempt, as handed to the state machine.
   struct Finish {
@@ -170,6 +169,8 @@ class ModelService : public api::ModelApi {
     FailureInfo failure;  // when it failed
   };
 
+  // Load() for a model row the caller has read (a /v1 request reads it once).
+  Result<api::LoadResult> LoadRow(ModelRecord model, bool force);
   // The queue's job for one model (runs on the queue's thread).
   LoadJobResult RunJob(const std::string& name, bool force);
   LoadJobResult RunAttempt(const ModelRecord& model, bool force);
@@ -235,7 +236,6 @@ class ModelService : public api::ModelApi {
   void PublishCounts();
   // SSE `environment` (SPEC §11): the environment state changed.
   void PublishEnvironment();
-  void MarkNotLoaded(const std::string& name, const std::string& reason);
   // Call after a change is visible to ListModels() (see ModelListVersion).
   void ListChanged() { list_version_.fetch_add(1); }
   // Calls ListChanged() when it goes out of scope: on every return path.
@@ -243,7 +243,6 @@ class ModelService : public api::ModelApi {
     ModelService* service;
     ~ListChangedOnExit() { service->ListChanged(); }
   };
-  void SetRuntime(const std::string& name, api::LoadState state, std::optional<double> progress);
   // SPEC §11 (model_environment.cpp). RefreshEnvironment re-reads the
   // driver files and the probe's devices into base_components_.
   void RefreshEnvironment();
@@ -295,8 +294,10 @@ class ModelService : public api::ModelApi {
   std::atomic<uint64_t> list_version_{1};
   std::mutex change_count_mu_;
   std::optional<int64_t> seen_change_count_;  // the registry's, at the last ModelListVersion
+  // Each model's live state (load state, progress, last error, load job
+  // phase, engine endpoint): one owner, one lock (model_runtime.h).
+  ModelRuntimeTable models_;
   std::mutex mu_;  // guards everything below
-  std::map<std::string, Runtime> runtime_;
   std::vector<api::DeviceInfo> devices_;
   static constexpr const char* kProbeStillRunning = "device probe still running";
   std::string devices_error_ = kProbeStillRunning;

@@ -1,0 +1,115 @@
+// app/model_runtime.h: the one owner of each model's in-memory live state.
+//
+// Shape: llama.cpp's router (tools/server/server-models.h): ONE map of
+// per-model runtimes under ONE mutex and ONE condition variable. Every state
+// change is one method here, made under that lock, and notifies; a waiter
+// (an unload waiting for a starting load) waits on the condition, never polls.
+// A reader gets a copy taken under the lock, so no reader sees a model
+// half-changed (loaded with no endpoint, or an endpoint with no load).
+//
+// What it holds per model: the load state shown to users (idle, queued,
+// loading, loaded) with progress, the last error, the load job's phase (the
+// part of an attempt the supervisor does not know about yet), a pending
+// cancel, and the engine's endpoint while loaded (pid + where it answers
+// HTTP: the one place the server keeps an engine's address).
+//
+// Still owned elsewhere (next steps, docs/architecture.md): the process
+// (supervisor/), the /v1 slots, wait queue and idle deadline
+// (serving/ServingGate) and the FIFO of loads (compat/LoadQueue).
+//
+// Thread-safe. No method calls out while holding the lock, except EndJob's
+// finder (the supervisor, which never calls back into this table under its locks).
+#pragma once
+
+#include <condition_variable>
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "api/model_api.h"
+
+namespace mw::app {
+
+// Where a loaded model's engine answers (the serving contract of
+// supervisor/supervisor.h). The only struct in app/ that holds the address.
+struct EngineEndpoint {
+  int pid = 0;
+  int port = 0;  // 127.0.0.1:port; 0: the engine does not answer HTTP
+};
+
+// The load job of one model, as far as an unload must know it.
+enum class LoadPhase {
+  kNone,      // no job running (queued jobs are the LoadQueue's)
+  kStarting,  // the job runs without a process (before it: fit, residency, durable `testing`; after it: recording)
+  kRunning,   // its process exists: Supervisor::Unload cancels it
+};
+
+struct ModelRuntime {
+  api::LoadState state = api::LoadState::kIdle;
+  std::optional<double> progress;
+  std::optional<std::string> last_error;
+  LoadPhase phase = LoadPhase::kNone;
+  bool cancel_requested = false;          // an unload came while kStarting: the job must not start a process
+  std::optional<EngineEndpoint> engine;   // set while loaded
+  // The last engine known to have ended (Triton's version check): a job
+  // that ends "loaded" with this pid is a late event and counts as not loaded.
+  int ended_pid = 0;
+};
+
+class ModelRuntimeTable {
+ public:
+  // A copy of the model's runtime (a default one when none is kept).
+  ModelRuntime Get(const std::string& name) const;
+  // Sets state and progress (queued, loading with progress, idle).
+  void SetLoadState(const std::string& name, api::LoadState state, std::optional<double> progress);
+  // A job queued behind others and dropped before it ran: back to idle.
+  void QueuedJobDropped(const std::string& name);
+  void SetLastError(const std::string& name, std::optional<std::string> error);
+
+  // The load job: Begin when it starts running; ProcessStarting right before
+  // it asks the supervisor for a process (false: an unload cancelled it, so
+  // no process may start); ProcessStarted once the process exists; End with
+  // its result (loaded with the engine's endpoint, or not, with the error).
+  void BeginJob(const std::string& name);
+  [[nodiscard]] bool ProcessStarting(const std::string& name);
+  void ProcessStarted(const std::string& name);
+  // `find_engine` (null: the job did not load) is asked under the lock for
+  // the engine the supervisor holds loaded now, so that an unload or a death
+  // handled meanwhile is either before (not loaded) or after (it then marks
+  // the model not loaded). Returns that engine. When not loaded, `error`
+  // replaces last_error (kept when nullopt); with keep_error an existing
+  // last_error wins (a death reported first says more).
+  using EngineFinder = std::function<std::optional<EngineEndpoint>()>;
+  std::optional<EngineEndpoint> EndJob(const std::string& name, const EngineFinder& find_engine,
+                                       std::optional<std::string> error, bool keep_error = false);
+  // The job ended before any attempt (shutting down, storage error, model
+  // gone): only its phase ends. ProcessEnded: its process ended, the job
+  // goes on (recording it, or an auto_fix retry): kStarting again.
+  void EndJobWithoutAttempt(const std::string& name);
+  void ProcessEnded(const std::string& name);
+
+  // An unload. If the model's job has not started its process yet, asks it
+  // not to and waits (on the condition) until its process exists or the job
+  // ended, at most until deadline_ms (MonotonicMillis). `on_wait` runs once,
+  // without the lock, when it has to wait. Returns false on the deadline.
+  [[nodiscard]] bool CancelStartingJob(const std::string& name, int64_t deadline_ms,
+                                       const std::function<void()>& on_wait);
+  // Not loaded any more (unloaded, stopped, shut down): idle, no endpoint.
+  // With `reason`, last_error says why (an engine death); `pid`: the engine
+  // that ended (0: unknown).
+  void MarkNotLoaded(const std::string& name, std::optional<std::string> reason = std::nullopt, int pid = 0);
+  // Every loaded model becomes idle (Supervisor::Shutdown stopped them).
+  void MarkAllNotLoaded();
+  void Erase(const std::string& name);
+
+ private:
+  mutable std::mutex mu_;
+  std::condition_variable changed_;
+  std::map<std::string, ModelRuntime> models_;
+};
+
+}  // namespace mw::app
