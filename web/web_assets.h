@@ -1,4 +1,4 @@
-// The web page (web/index.html, app.js, style.css), embedded into the
+// The web page (web/index.html, its ES modules app.js, core.js, cards.js, ...; style.css), embedded into the
 // program at build time so that the server works offline and from any
 // working directory.
 //

@@ -28,7 +28,8 @@ TEST(WebAssets, RootIsThePage) {
 }
 
 TEST(WebAssets, BodiesAreTheSourceBytes) {
-  for (const char* name : {"index.html", "app.js", "chat.js", "style.css"}) {
+  for (const char* name : {"index.html", "app.js", "core.js", "cards.js", "events.js", "loads.js", "details.js",
+                           "register.js", "chat.js", "style.css"}) {
     const WebAsset* asset = FindWebAsset(std::string("/") + name);
     ASSERT_NE(asset, nullptr) << name;
     const std::string source = ReadSource(name);
@@ -52,7 +53,7 @@ TEST(WebAssets, UnknownPathsAreNotFound) {
 TEST(WebAssets, AllListsEveryAsset) {
   std::size_t count = 0;
   const WebAsset* all = AllWebAssets(&count);
-  ASSERT_EQ(count, 4u);
+  ASSERT_EQ(count, 10u);
   for (std::size_t i = 0; i < count; ++i) {
     EXPECT_EQ(FindWebAsset(all[i].path), &all[i]);
   }
