@@ -15,8 +15,6 @@
 namespace mw::app {
 namespace {
 
-constexpr size_t kKeptDeaths = 256;
-
 // Whether the program the model runs, its [engines.NAME] preset's argv or its
 // own, has {port}. An unknown preset counts as yes: the load reports it.
 bool ArgvHasPort(const loadconfig::CommandConfig& command, const config::Config& config) {
@@ -142,35 +140,10 @@ Result<api::InferenceAdmission> ModelService::BeginInference(const api::Inferenc
 }
 
 std::optional<std::string> ModelService::AwaitEngineDeath(const std::string& model_name, int pid, int64_t timeout_ms) {
-  std::unique_lock lock(deaths_mu_);
-  bool died = deaths_cv_.wait_for(lock, std::chrono::milliseconds(timeout_ms),
-                                  [&] { return engine_deaths_.count(pid) > 0 || engine_stops_.count(pid) > 0 || shutting_down_; });
-  // Stopped on purpose (an unload, the shutdown): not a death to report.
-  if (engine_deaths_.count(pid) == 0 && (engine_stops_.count(pid) > 0 || shutting_down_)) return std::nullopt;
-  if (!died) {
+  return engine_deaths_.Await(pid, timeout_ms, [&] {
     MW_LOG(kWarn, "serve") << "model=" << model_name << " pid=" << pid
                            << " broke a request's connection but did not die within " << timeout_ms << " ms";
-    return std::nullopt;
-  }
-  return engine_deaths_[pid];
-}
-
-void ModelService::NoteEngineDeath(int pid, const std::string& summary) {
-  {
-    std::lock_guard lock(deaths_mu_);
-    if (engine_deaths_.size() >= kKeptDeaths) engine_deaths_.erase(engine_deaths_.begin());
-    engine_deaths_[pid] = summary;
-  }
-  deaths_cv_.notify_all();
-}
-
-void ModelService::NoteEngineStopped(int pid) {
-  {
-    std::lock_guard lock(deaths_mu_);
-    if (engine_stops_.size() >= kKeptDeaths) engine_stops_.erase(engine_stops_.begin());
-    engine_stops_.insert(pid);
-  }
-  deaths_cv_.notify_all();
+  });
 }
 
 void ModelService::WakeIdleLoop() {

@@ -80,15 +80,13 @@ std::string FailureMessage(const std::string& name, AttemptOutcome outcome, cons
 void ModelService::BeginShutdown() {
   shutting_down_ = true;
   gate_.Close();  // /v1 requests waiting for a slot answer 503
-  {
-    std::lock_guard lock(deaths_mu_);  // so that no waiter misses the wake-up
-  }
-  deaths_cv_.notify_all();  // engines are about to be stopped: no death to wait for
+  engine_deaths_.Close();  // engines are about to be stopped: no death to wait for
 }
 
 void ModelService::Shutdown() {
   shutting_down_ = true;
   gate_.Close();
+  engine_deaths_.Close();
   if (shut_down_.exchange(true)) return;  // the destructor calls it again
   StopIdleLoop();
   StopProbing();
@@ -549,7 +547,7 @@ void ModelService::OnWorkerDied(const UnexpectedExit& exit) {
     models_.MarkNotLoaded(exit.model_name, reason, exit.pid);
     PublishModel(exit.model_name);
     gate_.ClearIdle(exit.model_name);
-    NoteEngineDeath(exit.pid, reason);  // /v1 requests it cut off answer at once
+    engine_deaths_.NoteDeath(exit.pid, reason);  // /v1 requests it cut off answer at once
     return;
   }
   CrashEvidence evidence;
@@ -592,7 +590,7 @@ void ModelService::OnWorkerDied(const UnexpectedExit& exit) {
   PublishModel(exit.model_name);
   PublishCounts();
   gate_.ClearIdle(exit.model_name);
-  NoteEngineDeath(exit.pid, summary);  // after the record: /v1 requests it broke answer with this summary
+  engine_deaths_.NoteDeath(exit.pid, summary);  // after the record: /v1 requests it broke answer with this summary
 }
 
 }  // namespace mw::app

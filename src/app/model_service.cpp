@@ -264,7 +264,7 @@ Result<api::ModelView> ModelService::Unload(const std::string& name) {
   ASSIGN_OR_RETURN(ModelRecord record, registry_.GetModel(name));
   gate_.ClearIdle(name);  // unloaded by hand (or by the idle thread): no idle deadline left
   // /v1 requests this unload cuts off answer at once, not as a crash.
-  if (std::optional<LoadedModel> loaded = supervisor_.FindLoaded(name)) NoteEngineStopped(loaded->pid);
+  if (std::optional<LoadedModel> loaded = supervisor_.FindLoaded(name)) engine_deaths_.NoteStopped(loaded->pid);
   if (!queue_->CancelQueued(name)) {  // a load still queued is simply dropped
     auto stopped = supervisor_.Unload(name);  // also cancels a load in progress
     if (!stopped.ok() && stopped.status().code() == StatusCode::kNotFound) {

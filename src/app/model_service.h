@@ -71,6 +71,7 @@
 #include <vector>
 
 #include "api/model_api.h"
+#include "app/engine_deaths.h"
 #include "app/model_runtime.h"
 #include "classifier/crash_classifier.h"
 #include "compat/environment.h"
@@ -273,8 +274,6 @@ class ModelService : public api::ModelApi {
   void IdleLoop();
   void WakeIdleLoop();
   void StopIdleLoop();
-  void NoteEngineDeath(int pid, const std::string& summary);
-  void NoteEngineStopped(int pid);  // stopped on purpose (unload): AwaitEngineDeath returns at once
 
   Registry& registry_;
   StateMachine& state_machine_;
@@ -340,10 +339,7 @@ class ModelService : public api::ModelApi {
   bool idle_stop_ = false;
   bool idle_wake_ = false;
   std::thread idle_thread_;  // started by the first BeginInference
-  std::mutex deaths_mu_;     // guards the three below
-  std::condition_variable deaths_cv_;
-  std::map<int, std::string> engine_deaths_;  // pid -> summary, the last few (AwaitEngineDeath)
-  std::set<int> engine_stops_;                // pids stopped by an unload, the last few
+  EngineDeaths engine_deaths_;  // how each engine ended (AwaitEngineDeath), its own lock
 
   std::mutex listeners_mu_;
   int64_t next_listener_ = 1;
