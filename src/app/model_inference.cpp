@@ -39,7 +39,7 @@ class ModelService::Lease : public api::InferenceLease {
   Lease(ModelService* service, serving::Slot slot) : service_(service), slot_(std::move(slot)) {}
   ~Lease() override {
     slot_.Release(MonotonicMillis());
-    service_->WakeIdleLoop();
+    service_->idle_unloader_.Wake();
   }
 
  private:
@@ -79,10 +79,7 @@ Result<api::InferenceAdmission> ModelService::BeginInference(const api::Inferenc
                              "POST /api/orchestrate/load and force_load=true, or set its status";
     return admission;
   }
-  {
-    std::lock_guard lock(idle_mu_);
-    if (!idle_thread_.joinable() && !idle_stop_) idle_thread_ = std::thread([this] { IdleLoop(); });
-  }
+  idle_unloader_.Start();
   const int64_t keep_alive = request.keep_alive_ms.value_or(config->keep_alive_ms);
   auto slot = gate_.Acquire(name, {parallel, config->max_queue}, keep_alive);
   if (!slot.ok()) {
@@ -146,47 +143,11 @@ std::optional<std::string> ModelService::AwaitEngineDeath(const std::string& mod
   });
 }
 
-void ModelService::WakeIdleLoop() {
-  {
-    std::lock_guard lock(idle_mu_);
-    idle_wake_ = true;
-  }
-  idle_cv_.notify_all();
-}
-
-void ModelService::IdleLoop() {
-  std::unique_lock lock(idle_mu_);
-  while (!idle_stop_) {
-    const int64_t now = MonotonicMillis();
-    std::optional<int64_t> next = gate_.NextDeadline();
-    // At least once a minute: a deadline is only ever moved later by a new request.
-    int64_t wait_ms = next ? std::max<int64_t>(0, *next - now) : 60000;
-    idle_cv_.wait_for(lock, std::chrono::milliseconds(std::min<int64_t>(wait_ms, 60000)),
-                      [this] { return idle_stop_ || idle_wake_; });
-    idle_wake_ = false;
-    if (idle_stop_) break;
-    std::vector<std::string> due = gate_.DueForUnload(MonotonicMillis());
-    if (due.empty()) continue;
-    lock.unlock();
-    for (const auto& name : due) {
-      if (supervisor_.IsLoaded(name)) {
-        MW_LOG(kInfo, "serve") << "model=" << name << " idle past its keep_alive: unloading";
-        auto unloaded = Unload(name);
-        if (!unloaded.ok()) MW_LOG(kWarn, "serve") << "model=" << name << " idle unload: " << unloaded.status().ToString();
-      }
-      gate_.EndUnload(name);
-    }
-    lock.lock();
-  }
-}
-
-void ModelService::StopIdleLoop() {
-  {
-    std::lock_guard lock(idle_mu_);
-    idle_stop_ = true;
-  }
-  idle_cv_.notify_all();
-  if (idle_thread_.joinable()) idle_thread_.join();
+void ModelService::UnloadIdle(const std::string& name) {
+  if (!supervisor_.IsLoaded(name)) return;
+  MW_LOG(kInfo, "serve") << "model=" << name << " idle past its keep_alive: unloading";
+  auto unloaded = Unload(name);
+  if (!unloaded.ok()) MW_LOG(kWarn, "serve") << "model=" << name << " idle unload: " << unloaded.status().ToString();
 }
 
 }  // namespace mw::app

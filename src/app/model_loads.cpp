@@ -88,7 +88,7 @@ void ModelService::Shutdown() {
   gate_.Close();
   engine_deaths_.Close();
   if (shut_down_.exchange(true)) return;  // the destructor calls it again
-  StopIdleLoop();
+  idle_unloader_.Stop();
   StopProbing();
   if (queue_) queue_->Shutdown();
   StopRetryThread();

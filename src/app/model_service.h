@@ -72,6 +72,7 @@
 
 #include "api/model_api.h"
 #include "app/engine_deaths.h"
+#include "app/idle_unloader.h"
 #include "app/model_runtime.h"
 #include "classifier/crash_classifier.h"
 #include "compat/environment.h"
@@ -271,9 +272,7 @@ class ModelService : public api::ModelApi {
   Status MarkForRetest(const std::string& name, const std::string& why);
   // /v1 (model_inference.cpp): the idle-unload thread and engine deaths.
   class Lease;
-  void IdleLoop();
-  void WakeIdleLoop();
-  void StopIdleLoop();
+  void UnloadIdle(const std::string& name);  // the idle unloader's callback: Unload if loaded
 
   Registry& registry_;
   StateMachine& state_machine_;
@@ -334,11 +333,8 @@ class ModelService : public api::ModelApi {
   // /v1 serving: slots, waiting queue and idle deadlines per model; the idle
   // thread unloads models whose keep_alive has passed.
   serving::ServingGate gate_;
-  std::mutex idle_mu_;  // guards the three below
-  std::condition_variable idle_cv_;
-  bool idle_stop_ = false;
-  bool idle_wake_ = false;
-  std::thread idle_thread_;  // started by the first BeginInference
+  // Unloads models idle past keep_alive; started by the first BeginInference.
+  IdleUnloader idle_unloader_{gate_, [this](const std::string& name) { UnloadIdle(name); }};
   EngineDeaths engine_deaths_;  // how each engine ended (AwaitEngineDeath), its own lock
 
   std::mutex listeners_mu_;
