@@ -63,16 +63,6 @@ bool SecretEquals(std::string_view given, std::string_view key) {
   return diff == 0;
 }
 
-std::optional<std::string> Header(const httplib::Request& req, const char* name) {
-  if (!req.has_header(name)) return std::nullopt;
-  return req.get_header_value(name);
-}
-
-std::optional<std::string_view> View(const std::optional<std::string>& s) {
-  if (!s) return std::nullopt;
-  return std::string_view(*s);
-}
-
 // This machine's addresses, for the Host check of a server bound to a wildcard.
 std::vector<std::string> LocalAddresses() {
   std::vector<std::string> out;

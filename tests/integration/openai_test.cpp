@@ -250,7 +250,7 @@ TEST_F(OpenAiTest, FieldsAreListedAnswersBoundedAndNamedByTheRequest) {
                     "response_too_large", "assembled text answer");
   RawResponse big_stream = RawRequest(server.port(), "POST", chat, Chat("echo", big, {{"stream", true}}).dump());
   EXPECT_EQ(big_stream.status, 200);
-  EXPECT_GT(big_stream.body.size(), size_t{10'000'000});
+  EXPECT_GT(big_stream.body.size(), size_t{9'000'000});  // over the 8 MiB cap
   EXPECT_NE(big_stream.body.find("data: [DONE]"), std::string::npos);
   EXPECT_TRUE(server.Alive());
 }

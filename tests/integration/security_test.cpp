@@ -440,7 +440,9 @@ TEST_F(SecurityTest, HugeHeadersAreRefusedWithoutGrowingTheServer) {
   Flood line = SendFlood(server.port(), head + "X-Big: ", "a", 64u << 20);
   EXPECT_TRUE(line.closed) << "the server read all 64 MiB";
   EXPECT_LT(line.sent, size_t{64} << 20);
-  if (!line.received.empty()) EXPECT_TRUE(FloodStatus(line) == 400 || FloodStatus(line) == 431) << line.received;
+  if (!line.received.empty()) {
+    EXPECT_TRUE(FloodStatus(line) == 400 || FloodStatus(line) == 431) << line.received.substr(0, 300);
+  }
   Flood many = SendFlood(server.port(), head, "X-N: 1\r\n", 200000 * 8);
   EXPECT_TRUE(many.closed || FloodStatus(many) == 400 || FloodStatus(many) == 431) << many.received.substr(0, 300);
   EXPECT_NE(FloodStatus(many), 200);
@@ -454,7 +456,7 @@ TEST_F(SecurityTest, HugeHeadersAreRefusedWithoutGrowingTheServer) {
   ASSERT_EQ(too_wide.size(), 1u);
   EXPECT_EQ(too_wide[0].status, 431) << too_wide[0].text.substr(0, 300);
   EXPECT_EQ(Code(too_wide[0]), "headers_too_large");
-  EXPECT_TRUE(server.Alive());
+  EXPECT_TRUE(ProcessAlive(server.pid()));
   EXPECT_EQ(server.Call("GET", "/api/models", "", "k3y").status, 200);
 }
 
