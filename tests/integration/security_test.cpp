@@ -536,6 +536,11 @@ TEST_F(SecurityTest, ErrorsEchoAtMost200BytesOfTheRequest) {
   auto field = server.Call("POST", "/api/models", json{{std::string(5000, 'f'), 1}});
   EXPECT_EQ(field.status, 400) << field.raw.substr(0, 300);
   EXPECT_EQ(field.raw.find(std::string(201, 'f')), std::string::npos);
+  for (const char* key : {"file_path", "hf_path"}) {
+    auto path = server.Call("POST", "/api/models", json{{"model_name", "m"}, {key, "/" + std::string(4000, 'q')}});
+    EXPECT_EQ(path.status / 100, 4) << path.raw.substr(0, 300);
+    EXPECT_EQ(path.raw.find(std::string(201, 'q')), std::string::npos) << key;
+  }
 }
 
 }  // namespace
