@@ -17,12 +17,14 @@ ErrorInfo DescribeError(ErrorKind kind) {
     case ErrorKind::kModelIncompatible: return {409, "model_incompatible"};
     case ErrorKind::kLengthRequired: return {411, "length_required"};
     case ErrorKind::kPayloadTooLarge: return {413, "payload_too_large"};
+    case ErrorKind::kHeadersTooLarge: return {431, "headers_too_large"};
     case ErrorKind::kUnsupportedMediaType: return {415, "unsupported_media_type"};
     case ErrorKind::kLoadFailed: return {422, "load_failed"};
     case ErrorKind::kQueueFull: return {429, "queue_full"};
     case ErrorKind::kInternal: return {500, "internal"};
     case ErrorKind::kEngineCrashed: return {502, "engine_crashed"};
     case ErrorKind::kEngineError: return {502, "engine_error"};
+    case ErrorKind::kResponseTooLarge: return {502, "response_too_large"};
     case ErrorKind::kDataLoss: return {500, "data_loss"};
     case ErrorKind::kUnavailable: return {503, "unavailable"};
     case ErrorKind::kStorageReadOnly: return {503, "storage_read_only"};
@@ -32,6 +34,14 @@ ErrorInfo DescribeError(ErrorKind kind) {
     case ErrorKind::kInsufficientMemory: return {507, "insufficient_memory"};
   }
   return {500, "internal"};
+}
+
+std::string Echo(std::string_view text) {
+  if (text.size() <= kMaxEchoBytes) return std::string(text);
+  size_t cut = kMaxEchoBytes;
+  // Back off continuation bytes (10xxxxxx) so no character is split.
+  while (cut > 0 && (static_cast<unsigned char>(text[cut]) & 0xC0) == 0x80) --cut;
+  return std::string(text.substr(0, cut)) + "...";
 }
 
 ErrorKind ErrorKindForStatus(StatusCode code) {
@@ -61,9 +71,10 @@ ErrorKind ErrorKindForStatus(StatusCode code) {
 
 HttpFallback FallbackForHttpStatus(int http_status, std::string_view method, std::string_view path) {
   switch (http_status) {
-    case 404: return {ErrorKind::kNotFound, "no such path: " + std::string(method) + " " + std::string(path)};
+    case 404: return {ErrorKind::kNotFound, "no such path: " + std::string(method) + " " + Echo(path)};
     case 413: return {ErrorKind::kPayloadTooLarge, "request body is too large"};
-    case 400: return {ErrorKind::kInvalidRequest, "malformed HTTP request"};
+    case 400: return {ErrorKind::kInvalidRequest, kMalformedRequest};
+    case 414: return {ErrorKind::kInvalidRequest, "the request target is longer than 8192 bytes", true};
     default:
       return {http_status >= 500 ? ErrorKind::kInternal : ErrorKind::kInvalidRequest, "request failed", true};
   }

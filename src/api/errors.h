@@ -26,14 +26,16 @@ enum class ErrorKind {
   kModelExists,          // 409 duplicate name
   kConflict,             // 409 the model's state forbids it (e.g. delete while testing)
   kModelIncompatible,    // 409 incompatible and not forced (body adds "notes")
-  kLengthRequired,       // 411 a body without Content-Length (chunked)
+  kLengthRequired,       // 411 a body without Content-Length (chunked, or no length at all)
   kPayloadTooLarge,      // 413 request body over the limit
+  kHeadersTooLarge,      // 431 the request's header lines together exceed the cap
   kUnsupportedMediaType, // 415 a body that is not Content-Type: application/json
   kLoadFailed,           // 422 the load attempt failed (body adds "classification")
   kQueueFull,            // 429 /v1: the model's request queue is full (max_queue)
   kInternal,             // 500 a bug or unexpected library error
   kEngineCrashed,        // 502 /v1: the model's engine died while serving (message: classified summary)
   kEngineError,          // 502 /v1: the engine failed otherwise (5xx, broken connection, bad stream)
+  kResponseTooLarge,     // 502 /v1: a non-streamed engine answer over kMaxAnswerBytes
   kDataLoss,             // 500 corrupt database file
   kUnavailable,          // 503 shutting down, database locked, disk I/O error, too many event streams
   kStorageReadOnly,      // 503 the registry database cannot be written (read-only file or disk)
@@ -49,6 +51,16 @@ struct ErrorInfo {
 };
 
 ErrorInfo DescribeError(ErrorKind kind);
+
+// At most this many bytes of what a client sent (a path, a field name, a
+// header) are repeated in an error message (SPEC §20).
+inline constexpr size_t kMaxEchoBytes = 200;
+// httplib's own 400: a request it could not parse, or over its caps.
+inline constexpr const char* kMalformedRequest =
+    "malformed HTTP request, or over a limit: a request line over 16 KiB, a header line over 8 KiB, "
+    "more than 64 header lines (docs/security.md)";
+// `text` cut to kMaxEchoBytes at a UTF-8 character boundary, "..." added when cut.
+std::string Echo(std::string_view text);
 // The kind for a Status returned by the core (never called with OK).
 ErrorKind ErrorKindForStatus(StatusCode code);
 

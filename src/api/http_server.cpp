@@ -19,7 +19,7 @@
 #include "api/errors.h"
 #include "api/event_hub.h"
 #include "api/json_codec.h"
-#include "api/socket_util.h"
+#include "api/request_head.h"
 #include "api/v1/openai_routes.h"
 #include "common/log.h"
 #ifdef MW_HAVE_WEB
@@ -30,6 +30,10 @@ namespace mw::api {
 namespace {
 
 constexpr const char* kJson = "application/json; charset=utf-8";
+// The caps httplib has no setting for (the others: cmake/dependencies.cmake;
+// all of them in docs/security.md).
+constexpr size_t kMaxQueuedConnections = 1024;   // accepted, waiting for a pool thread
+constexpr time_t kReadTimeoutSeconds = 30;       // per read
 
 void SendError(httplib::Response& res, ErrorKind kind, std::string_view message, std::string_view extra = {}) {
   ErrorInfo info = DescribeError(kind);
@@ -57,16 +61,6 @@ bool SecretEquals(std::string_view given, std::string_view key) {
     diff |= static_cast<unsigned char>(g ^ static_cast<unsigned char>(key[i]));
   }
   return diff == 0;
-}
-
-std::optional<std::string> Header(const httplib::Request& req, const char* name) {
-  if (!req.has_header(name)) return std::nullopt;
-  return req.get_header_value(name);
-}
-
-std::optional<std::string_view> View(const std::optional<std::string>& s) {
-  if (!s) return std::nullopt;
-  return std::string_view(*s);
 }
 
 // This machine's addresses, for the Host check of a server bound to a wildcard.
@@ -187,10 +181,14 @@ struct HttpServer::Impl {
 };
 
 void HttpServer::Impl::InstallRoutes() {
-  server.new_task_queue = [n = options.threads] { return new httplib::ThreadPool(n); };
+  // A bounded pool: `threads` threads at most, and at most kMaxQueuedConnections
+  // accepted connections waiting for one (closed beyond that).
+  server.new_task_queue = [n = options.threads] { return new httplib::ThreadPool(n, n, kMaxQueuedConnections); };
   server.set_payload_max_length(options.max_body_bytes);
   server.set_keep_alive_timeout(5);
-  server.set_read_timeout(30);
+  server.set_keep_alive_max_count(100);
+  // Per read: a client that sends nothing for this long loses its connection.
+  server.set_read_timeout(kReadTimeoutSeconds);
   // httplib sends headers and body in separate writes; with Nagle on, the
   // body waits for the client's delayed ACK (~40 ms per response on Linux).
   server.set_tcp_nodelay(true);
@@ -198,29 +196,18 @@ void HttpServer::Impl::InstallRoutes() {
   server.set_pre_routing_handler([this](const httplib::Request& req, httplib::Response& res) {
     // Every answer, including the refusals below.
     res.set_header("X-Content-Type-Options", "nosniff");
-    // httplib 0.11 enforces the body limit only for a declared Content-Length
-    // and would read a chunked body of any size into memory: refuse those
-    // before the body is read. Our clients (CLI, page, curl -d, the OpenAI
-    // libraries) always send a length. (httplib keeps the connection open
-    // unless the client asked to close it; the unread chunks are then parsed
-    // as requests, which pass every check below on their own.)
-    if (req.has_header("Transfer-Encoding")) {
-      SendError(res, ErrorKind::kLengthRequired,
-                "request bodies must be sent with a Content-Length header (chunked bodies are not accepted)");
+    // httplib caps each line and the number of headers (cmake/dependencies.cmake);
+    // the rest of the head is checked here, before any route or body.
+    if (std::optional<Refusal> framing = CheckFraming(req)) {
+      SendError(res, framing->kind, framing->message);
       return httplib::Server::HandlerResponse::Handled;
     }
-    const std::optional<std::string> origin = Header(req, "Origin");
-    if (origin) res.set_header("Vary", "Origin");
-    const std::optional<std::string> host = Header(req, "Host");
-    const std::optional<std::string> fetch_site = Header(req, "Sec-Fetch-Site");
-    const std::optional<std::string> content_type = Header(req, "Content-Type");
-    const std::string length = req.get_header_value("Content-Length");
-    RequestFacts facts{req.method,       req.path,         View(host),
-                       View(origin),     View(fetch_site), View(content_type),
-                       !length.empty() && length.find_first_not_of('0') != std::string::npos};
+    // Every value as sent: httplib 0.54 never percent-decodes header values.
+    const RequestFacts facts = FactsOf(req);
+    if (facts.origin) res.set_header("Vary", "Origin");
     std::optional<Refusal> refusal = CheckRequest(options.guard, facts);
-    const bool cors = !refusal && origin && IsCorsOrigin(options.guard, *origin);
-    if (cors) SetCorsHeaders(res, *origin);
+    const bool cors = !refusal && facts.origin && IsCorsOrigin(options.guard, *facts.origin);
+    if (cors) SetCorsHeaders(res, std::string(*facts.origin));
     if (!refusal && req.method == "OPTIONS") {
       // A CORS preflight: answered only for allowed_origins.
       if (!cors) {
@@ -236,10 +223,11 @@ void HttpServer::Impl::InstallRoutes() {
       refusal = Refusal{ErrorKind::kUnauthorized, "missing or wrong API key: send 'Authorization: Bearer <key>'"};
     }
     if (!refusal) return httplib::Server::HandlerResponse::Unhandled;
-    // Answered before the body is read. httplib still consumes a declared
-    // body, so a request hidden inside a refused one (our Host, no Origin)
-    // is never parsed as the connection's next: SecurityTest.
-    // RequestSmuggledInARefusedBodyIsNotServed keeps that true.
+    // Answered before the body is read. httplib 0.54 closes the connection
+    // after any error answer without reading a declared body, so a request
+    // hidden inside a refused one (our Host, no Origin) is never parsed as
+    // the connection's next: SecurityTest.RequestSmuggledInARefusedBodyIsNotServed
+    // keeps that true.
     SendError(res, refusal->kind, refusal->message);
     return httplib::Server::HandlerResponse::Handled;
   });
@@ -446,7 +434,7 @@ void HttpServer::Impl::HandleStatic(const httplib::Request& req, httplib::Respon
     return;
   }
 #endif
-  SendError(res, ErrorKind::kNotFound, "no such path: GET " + req.path);
+  SendError(res, ErrorKind::kNotFound, "no such path: GET " + Echo(req.path));
 }
 
 // Prometheus text format (SPEC §13); the API key protects it like /api/.
@@ -492,9 +480,6 @@ Result<int> HttpServer::Bind() {
                             " (address in use, or not an address of this machine)");
   }
   impl_->bound = true;
-  // httplib 0.11 listens with a backlog of 5: a burst of clients (100 /v1
-  // requests at once) would overflow it and connections would be dropped.
-  if (!RaiseListenBacklog(port)) MW_LOG(kWarn, "api") << "could not raise the listen backlog of port " << port;
   return port;
 }
 

@@ -13,15 +13,21 @@
 //   GET    /api/events                   Server-Sent Events (event: model / event: status, ": ping")
 //   GET    /metrics                      Prometheus text format (options.metrics_text; API key as /api/)
 //   GET    /, /app.js, ...               the embedded web page
-// Before any route, every request passes api/request_guard.h (Host, Origin,
-// Content-Type: 403 host_not_allowed / origin_not_allowed, 415); browser apps
-// in guard.allowed_origins get CORS headers and their preflights answered.
+// httplib (0.54.1, built with the caps of cmake/dependencies.cmake) bounds
+// every line and the header count; then, before any route and before the body
+// is read, every request passes api/request_head.h (431 over 64 KiB of
+// headers, 400 duplicate Host/Origin/..., 411 no Content-Length on
+// POST/PUT/PATCH or a chunked body) and api/request_guard.h on the header
+// values as sent (Host, Origin, Content-Type: 403 host_not_allowed /
+// origin_not_allowed, 415); browser apps in guard.allowed_origins get CORS
+// headers and their preflights answered. docs/security.md lists every cap.
 // Every route is wrapped once: no exception escapes, unknown paths get a JSON
 // 404, bodies over max_body_bytes get 413 payload_too_large. When api_key is
 // set every /api/ request needs "Authorization: Bearer <key>" (the event
 // stream also accepts ?access_token=<key>, since EventSource cannot set headers).
 //
-// Threading: a fixed pool of `threads` connection threads. Event streams hold
+// Threading: a fixed pool of `threads` connection threads (at most 1 024
+// accepted connections wait for one; more are closed). Event streams hold
 // one each, so at most `max_event_streams` (< threads) are accepted at once
 // (503 beyond), leaving the rest for requests. Start()/Stop() are thread-safe.
 #pragma once

@@ -457,6 +457,49 @@ TEST_F(HttpServerTest, ChunkedBodyIsRefusedUnread) {
   EXPECT_EQ(status, 200);
 }
 
+// SPEC §20: a POST without any length has no end but the connection's; it
+// is refused before a byte of its body is read.
+TEST_F(HttpServerTest, PostWithoutALengthIsRefused) {
+  Start();
+  int fd = ConnectLoopback(port_);
+  ASSERT_GE(fd, 0);
+  const std::string request =
+      "POST /api/models HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nConnection: close\r\n\r\n"
+      R"({"model_name":"b"})";
+  (void)::send(fd, request.data(), request.size(), MSG_NOSIGNAL);
+  ::shutdown(fd, SHUT_WR);
+  std::string answer;
+  ReadUntil(fd, "length_required", answer);
+  ::close(fd);
+  EXPECT_EQ(answer.rfind("HTTP/1.1 411", 0), 0u) << answer;
+  EXPECT_EQ(api_.created_count(), 0);
+}
+
+// The caps of cmake/dependencies.cmake and http_server.cpp: a header line
+// over 8 KiB, more than 64 header lines -> 400; more than 64 KiB of headers
+// in all -> 431; the server goes on serving.
+TEST_F(HttpServerTest, HeaderCaps) {
+  Start();
+  auto raw = [&](const std::string& headers) {
+    int fd = ConnectLoopback(port_);
+    EXPECT_GE(fd, 0);
+    const std::string request = "GET /api/models HTTP/1.1\r\nHost: 127.0.0.1\r\n" + headers + "Connection: close\r\n\r\n";
+    (void)::send(fd, request.data(), request.size(), MSG_NOSIGNAL);
+    std::string answer;
+    ReadUntil(fd, "\r\n\r\n", answer);
+    ::close(fd);
+    return answer.size() > 12 ? std::atoi(answer.substr(9, 3).c_str()) : 0;
+  };
+  EXPECT_EQ(raw("X-Long: " + std::string(9000, 'a') + "\r\n"), 400);
+  std::string many;
+  for (int i = 0; i < 70; ++i) many += "X-N" + std::to_string(i) + ": 1\r\n";
+  EXPECT_EQ(raw(many), 400);
+  std::string wide;
+  for (int i = 0; i < 40; ++i) wide += "X-W" + std::to_string(i) + ": " + std::string(2000, 'w') + "\r\n";
+  EXPECT_EQ(raw(wide), 431);
+  EXPECT_EQ(raw("X-Fine: 1\r\n"), 200);
+}
+
 TEST_F(HttpServerTest, ApiKeyRequired) {
   Start("sekrit");
   auto [s1, j1] = Call("GET", "/api/models");

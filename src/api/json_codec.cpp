@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <nlohmann/json.hpp>
 
+#include "api/errors.h"
 #include "api/json_limits.h"
 
 namespace mw::api {
@@ -34,7 +35,7 @@ Status CheckKnownFields(const json& object, std::initializer_list<std::string_vi
     if (!ok) {
       std::string list;
       for (auto k : known) list += (list.empty() ? "" : ", ") + std::string(k);
-      return InvalidArgumentError("unknown field '" + key + "' (known fields: " + list + ")");
+      return InvalidArgumentError("unknown field '" + Echo(key) + "' (known fields: " + list + ")");
     }
   }
   return Status::Ok();

@@ -1,10 +1,8 @@
 #include "api/openai_proxy.h"
 
-#include <poll.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
-#include "api/socket_util.h"
 
 namespace mw::api {
 
@@ -127,20 +125,9 @@ void UpstreamCall::Cancel() {
 }
 
 ClientConnection::ClientConnection(const httplib::Request& req)
-    // The request's socket stays open (and ours) while it is being served.
-    : fd_(FindConnectedSocket(req.local_port, req.remote_port)) {}
+    // httplib's own check of the request's socket (open and ours while it is served).
+    : is_closed_(req.is_connection_closed) {}
 
-bool ClientConnection::Gone() const {
-  if (fd_ < 0) return false;
-  pollfd p{fd_, POLLIN | POLLRDHUP, 0};
-  if (::poll(&p, 1, 0) <= 0) return false;
-  if (p.revents & (POLLRDHUP | POLLHUP | POLLERR | POLLNVAL)) return true;
-  if (p.revents & POLLIN) {
-    char byte;
-    ssize_t n = ::recv(fd_, &byte, 1, MSG_PEEK | MSG_DONTWAIT);
-    return n == 0;  // EOF; data means a pipelined request, still there
-  }
-  return false;
-}
+bool ClientConnection::Gone() const { return is_closed_ && is_closed_(); }
 
 }  // namespace mw::api

@@ -9,7 +9,7 @@
 //                client went away and stops the generation.
 // ClientConnection  the socket of the request being served, to notice a
 //                client that hung up while nothing is being written to it
-//                (httplib 0.11 offers no such check).
+//                (httplib's Request::is_connection_closed: a non-blocking peek).
 #pragma once
 
 #include <httplib.h>
@@ -17,6 +17,7 @@
 #include <chrono>
 #include <condition_variable>
 #include <deque>
+#include <functional>
 #include <mutex>
 #include <string>
 #include <thread>
@@ -77,14 +78,13 @@ class UpstreamCall {
 
 class ClientConnection {
  public:
-  // Finds the socket of `req` (matched by its local and remote ports).
   explicit ClientConnection(const httplib::Request& req);
-  // True once the client closed its end (or the socket failed); false when
-  // it is open or could not be found.
+  // True once the client closed its end (or the socket failed); false while
+  // it is open (data waiting, e.g. a pipelined request, counts as open).
   bool Gone() const;
 
  private:
-  int fd_ = -1;
+  std::function<bool()> is_closed_;
 };
 
 }  // namespace mw::api

@@ -57,23 +57,41 @@ bool ChangesState(std::string_view method) {
 }  // namespace
 
 std::string HostName(std::string_view host_header) {
+  // Checked as sent (header values are never percent-decoded, SPEC §20): a
+  // host is [A-Za-z0-9._-] or a bracketed IPv6 literal, and only ":digits"
+  // may follow it. Anything else ("127.0.0.1%00.evil", "[::1].evil.example",
+  // a NUL, a space) is no name at all.
   std::string_view h = Trim(host_header);
+  std::string_view port;
+  bool literal = false;
   if (!h.empty() && h.front() == '[') {
     size_t close = h.find(']');
     if (close == std::string_view::npos) return "";
+    port = h.substr(close + 1);
+    if (!port.empty() && port.front() != ':') return "";
     h = h.substr(1, close - 1);
-    // Brackets hold an IPv6 literal; a trailing dot makes no sense there.
-    if (!h.empty() && h.back() == '.') return "";
+    literal = true;
   } else if (std::count(h.begin(), h.end(), ':') == 1) {
     // One colon: name:port. More than one without brackets: a bare IPv6 literal.
+    port = h.substr(h.find(':'));
     h = h.substr(0, h.find(':'));
+  } else if (std::count(h.begin(), h.end(), ':') > 1) {
+    literal = true;
+  }
+  if (!port.empty()) {
+    port.remove_prefix(1);  // the ':'
+    if (port.size() > 5 || std::any_of(port.begin(), port.end(), [](char c) { return c < '0' || c > '9'; })) return "";
+  }
+  for (char c : h) {
+    const bool alnum = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9');
+    const bool ok = literal ? alnum || c == ':' || c == '.' : alnum || c == '.' || c == '-' || c == '_';
+    if (!ok) return "";
   }
   std::string name = Lower(h);
-  if (!name.empty() && name.back() == '.') name.pop_back();
-  // A host name has no control characters, spaces or NULs: with a NUL,
-  // inet_pton would read "127.0.0.1\0.evil.example" as a loopback address.
-  for (char c : name) {
-    if (static_cast<unsigned char>(c) <= ' ' || c == 0x7f) return "";
+  // Brackets hold an IPv6 literal; a trailing dot makes no sense there.
+  if (!name.empty() && name.back() == '.') {
+    if (literal) return "";
+    name.pop_back();
   }
   return name;
 }
@@ -85,7 +103,7 @@ bool IsCorsOrigin(const GuardOptions& options, std::string_view origin) {
 std::optional<Refusal> CheckRequest(const GuardOptions& options, const RequestFacts& request) {
   if (request.host && !HostAllowed(options, *request.host)) {
     return Refusal{ErrorKind::kHostNotAllowed,
-                   "Host '" + std::string(request.host->substr(0, 200)) +
+                   "Host '" + Echo(*request.host) +
                        "' is not a name of this server (a DNS-rebinding page would use such a name); to serve it "
                        "under this name, add it to allowed_hosts in the configuration"};
   }
@@ -95,7 +113,7 @@ std::optional<Refusal> CheckRequest(const GuardOptions& options, const RequestFa
     const bool own = request.host && Lower(origin) == "http://" + Lower(Trim(*request.host));
     if (!own && !IsCorsOrigin(options, origin)) {
       return Refusal{ErrorKind::kOriginNotAllowed,
-                     "requests from the web page at '" + origin.substr(0, 200) +
+                     "requests from the web page at '" + Echo(origin) +
                          "' may not change anything here or read the event stream; to allow a browser app, add its "
                          "origin to allowed_origins in the configuration"};
     }
@@ -112,7 +130,7 @@ std::optional<Refusal> CheckRequest(const GuardOptions& options, const RequestFa
     if (Lower(type) != "application/json") {
       return Refusal{ErrorKind::kUnsupportedMediaType,
                      "request bodies must be JSON sent with 'Content-Type: application/json' (got " +
-                         (request.content_type ? "'" + std::string(request.content_type->substr(0, 100)) + "'"
+                         (request.content_type ? "'" + Echo(*request.content_type) + "'"
                                                : std::string("no Content-Type")) +
                          ")"};
     }

@@ -10,6 +10,11 @@
 //     attacker's page same-origin with us: the Host check refuses every
 //     request whose Host is not one of our own names.
 //
+// Every value is checked as it was sent: httplib 0.54 never percent-decodes
+// header values, and a Host is a plain name ([A-Za-z0-9._-]) or a bracketed
+// IPv6 literal followed by nothing but ":digits" (SPEC §20). Messages echo at
+// most kMaxEchoBytes of a value.
+//
 // CheckRequest, in this order (first failure wins):
 //   1. Host (any method, any path): the name before the port must be
 //      `localhost`, a loopback address, the bound address, one of

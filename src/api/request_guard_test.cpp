@@ -137,5 +137,40 @@ TEST(RequestGuardTest, HostName) {
   EXPECT_EQ(Kind(o, Post("127.0.0.1\0.evil.example:80"sv)), ErrorKind::kHostNotAllowed);
 }
 
+// SPEC §20: header values are checked as sent. Percent-encoded and
+// decorated forms that an older httplib decoded (or that passed the old
+// parser) are no names, origins or types of ours.
+TEST(RequestGuardTest, ValuesAreCheckedAsSent) {
+  GuardOptions o = Loopback();
+  for (std::string_view host : {"127.0.0.1%00.evil", "[::1].evil.example", "[::1]x:80", "127.0.0.1:80x",
+                                "localhost%2eevil.example", "[fe80::1%25eth0]", "127.0.0.1:123456"}) {
+    EXPECT_EQ(HostName(host), "") << host;
+    EXPECT_EQ(Kind(o, Post(host)), ErrorKind::kHostNotAllowed) << host;
+  }
+  RequestFacts encoded_origin = Post("127.0.0.1:19131");
+  encoded_origin.origin = "http://127.0.0.1%3a19131";
+  EXPECT_EQ(Kind(o, encoded_origin), ErrorKind::kOriginNotAllowed);
+  encoded_origin.origin = "http://127.0.0.1:19131";
+  EXPECT_EQ(Kind(o, encoded_origin), std::nullopt) << "the same origin, sent plainly";
+  RequestFacts encoded_type = Post("127.0.0.1:19131");
+  encoded_type.content_type = "application%2fjson";
+  EXPECT_EQ(Kind(o, encoded_type), ErrorKind::kUnsupportedMediaType);
+}
+
+TEST(RequestGuardTest, RefusalsEchoAtMost200BytesOfTheRequest) {
+  GuardOptions o = Loopback();
+  const std::string long_host(5000, 'h');
+  auto refusal = CheckRequest(o, Post(long_host));
+  ASSERT_TRUE(refusal);
+  EXPECT_EQ(refusal->message.find(std::string(kMaxEchoBytes + 1, 'h')), std::string::npos);
+  EXPECT_NE(refusal->message.find(std::string(kMaxEchoBytes, 'h')), std::string::npos);
+  EXPECT_EQ(Echo(std::string(300, 'x')).size(), kMaxEchoBytes + 3);
+  // Never a split character: 100 two-byte characters and one more byte.
+  std::string accented;
+  for (int i = 0; i < 101; ++i) accented += "\xC3\xA9";
+  EXPECT_EQ(Echo(accented), accented.substr(0, 200) + "...");
+  EXPECT_EQ(Echo("x" + accented).size(), 199u + 3);
+}
+
 }  // namespace
 }  // namespace mw::api

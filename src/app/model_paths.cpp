@@ -1,5 +1,7 @@
 #include "app/model_paths.h"
 
+#include "api/errors.h"  // api::Echo: at most 200 bytes of client input in a message
+
 #include <algorithm>
 #include <system_error>
 #include <vector>
@@ -58,14 +60,14 @@ Result<ResolvedModelFile> ResolveModelFile(const fs::path& location_root, std::s
   fs::path candidate = given.is_absolute() ? given : root / given;
   std::error_code ec;
   fs::path canonical = fs::weakly_canonical(candidate, ec);
-  if (ec) return InvalidArgumentError("cannot resolve file_path '" + std::string(file_path) + "': " + ec.message());
+  if (ec) return InvalidArgumentError("cannot resolve file_path '" + api::Echo(file_path) + "': " + ec.message());
   if (!IsInside(root, canonical) || canonical == root) {
-    return InvalidArgumentError("file_path '" + std::string(file_path) + "' is outside the model location " +
+    return InvalidArgumentError("file_path '" + api::Echo(file_path) + "' is outside the model location " +
                                 root.string() + " (symlinks are resolved; model files must lie inside a "
                                 "configured location)");
   }
   if (must_exist && !fs::is_regular_file(canonical, ec)) {
-    return NotFoundError("model file " + canonical.string() + " does not exist (or is not a regular file)");
+    return NotFoundError("model file " + api::Echo(canonical.string()) + " does not exist (or is not a regular file)");
   }
   // Stored as the user's path relative to the location (readable: a Hugging
   // Face snapshot name, not the blob it links to); checked again at load time.
@@ -76,7 +78,7 @@ Result<ResolvedModelFile> ResolveModelFile(const fs::path& location_root, std::s
 
 Result<ResolvedModelFile> ResolveHfCacheFile(const fs::path& location_root, std::string_view hf_path) {
   if (!IsValidHfPath(hf_path)) {
-    return InvalidArgumentError("hf_path must look like 'org/name' (got '" + std::string(hf_path) + "')");
+    return InvalidArgumentError("hf_path must look like 'org/name' (got '" + api::Echo(hf_path) + "')");
   }
   size_t slash = hf_path.find('/');
   std::string dir_name =
@@ -96,14 +98,14 @@ Result<ResolvedModelFile> ResolveHfCacheFile(const fs::path& location_root, std:
     }
   }
   if (found.empty()) {
-    return NotFoundError("no .gguf file for hf_path '" + std::string(hf_path) + "' in a Hugging Face cache under " +
+    return NotFoundError("no .gguf file for hf_path '" + api::Echo(hf_path) + "' in a Hugging Face cache under " +
                          root.string() + " (looked for " + dir_name + "/snapshots/*/*.gguf); give file_path");
   }
   if (found.size() > 1) {
     std::sort(found.begin(), found.end());
     std::string list;
     for (const auto& f : found) list += (list.empty() ? "" : ", ") + f.lexically_relative(root).string();
-    return InvalidArgumentError("several .gguf files for hf_path '" + std::string(hf_path) +
+    return InvalidArgumentError("several .gguf files for hf_path '" + api::Echo(hf_path) +
                                 "': give file_path, one of: " + list);
   }
   // Snapshot files are symlinks into blobs/ of the same cache: resolve and confine them like any path.

@@ -65,6 +65,8 @@ TEST(OpenAiLlamaTest, EveryGenerationOfARandomWeightModelIsAnAnswerInValidUtf8) 
           ASSERT_TRUE(r.body.is_object() && r.body.contains("choices")) << what << ": " << r.raw;
           text = ChoiceText(r.body["choices"][0]);
           usage = r.body["usage"];
+          // The engine reports its file path; the client gets the name it asked for (SPEC §20).
+          EXPECT_EQ(r.body["model"], "tiny") << what;
           EXPECT_TRUE(r.body["choices"][0]["finish_reason"].is_string()) << what << ": " << r.raw;
         } else {
           body["stream"] = true;
@@ -78,6 +80,7 @@ TEST(OpenAiLlamaTest, EveryGenerationOfARandomWeightModelIsAnAnswerInValidUtf8) 
             json chunk = json::parse(events[i], nullptr, false);  // refuses ill-formed UTF-8 too
             ASSERT_FALSE(chunk.is_discarded()) << what << ": " << events[i];
             ASSERT_FALSE(chunk.contains("error")) << what << ": " << events[i];
+            EXPECT_EQ(chunk.value("model", ""), "tiny") << what << ": " << events[i];
             if (chunk.contains("choices") && !chunk["choices"].empty()) text += ChoiceText(chunk["choices"][0]);
             if (chunk.contains("usage") && chunk["usage"].is_object()) usage = chunk["usage"];
           }

@@ -194,6 +194,67 @@ TEST_F(OpenAiTest, LoadsOnDemandAndAnswersEveryEndpoint) {
   EXPECT_EQ(server.Call("GET", "/api/models/echo").body["attempts"].size(), 1u);
 }
 
+// SPEC §20: only listed fields reach the engine, each checked; a non-streamed
+// answer is bounded (the fixture's TOKEN_BYTES makes a big one) while the same
+// answer streamed passes; answers name the requested model, never the path
+// the engine reports (the fixture reports "/models/<name>.gguf", like llama.cpp).
+TEST_F(OpenAiTest, FieldsAreListedAnswersBoundedAndNamedByTheRequest) {
+  Server server(data(), ConfigArgs());
+  ASSERT_TRUE(server.started()) << server.startup_output();
+  AddEngine(server, "echo", {{"embeddings", true}});
+  const std::string chat = "/v1/chat/completions";
+  ExpectOpenAiError(server.Call("POST", chat, Chat("echo", "hi", {{"max_tokens", 10}, {"n_probs", 100000}})), 400,
+                    "invalid_request", "n_probs 100000");
+  ExpectOpenAiError(server.Call("POST", chat, Chat("echo", "hi", {{"n_predict", 1LL << 40}})), 400, "invalid_request",
+                    "n_predict huge");
+  ExpectOpenAiError(server.Call("POST", "/v1/completions", R"({"model":"echo","prompt":"x","n_predict":0})"), 400,
+                    "invalid_request", "n_predict 0");
+  ExpectOpenAiError(server.Call("POST", chat, Chat("echo", "hi", {{"top_logprobs", 21}})), 400, "invalid_request",
+                    "top_logprobs 21");
+  ExpectOpenAiError(server.Call("POST", chat, Chat("echo", "hi", {{"temperature", "hot"}})), 400, "invalid_request",
+                    "temperature not a number");
+  const std::string unknown(5000, 'z');
+  HttpReply refused = server.Call("POST", chat, Chat("echo", "hi", {{unknown, 1}}));
+  ExpectOpenAiError(refused, 400, "invalid_request", "unknown field");
+  const std::string message = refused.body["error"]["message"];
+  EXPECT_NE(message.find("unknown field 'zzz"), std::string::npos) << message;
+  EXPECT_EQ(message.find(std::string(201, 'z')), std::string::npos) << "at most 200 bytes echoed";
+  ExpectOpenAiError(server.Call("POST", "/v1/embeddings", R"({"model":"echo","input":"x","temperature":1})"), 400,
+                    "invalid_request", "a generation field on embeddings");
+  EXPECT_TRUE(server.Call("GET", "/api/status").body["loaded_models"].empty()) << "refused before any load";
+
+  // Listed fields pass; every answer names the model as requested.
+  HttpReply ok = server.Call("POST", chat, Chat("echo", "hi TOKENS=3", {{"n_probs", 20}, {"n_predict", 3},
+                                                                       {"temperature", 0.5}, {"stop", {"\n"}}}));
+  ASSERT_EQ(ok.status, 200) << ok.raw;
+  EXPECT_EQ(ok.body["model"], "echo") << ok.raw;
+  HttpReply text = server.Call("POST", "/v1/completions", R"({"model":"echo","prompt":"TOKENS=2","logprobs":5})");
+  ASSERT_EQ(text.status, 200) << text.raw;
+  EXPECT_EQ(text.body["model"], "echo") << text.raw;
+  HttpReply emb = server.Call("POST", "/v1/embeddings", R"({"model":"echo","input":"a"})");
+  ASSERT_EQ(emb.status, 200) << emb.raw;
+  EXPECT_EQ(emb.body["model"], "echo") << emb.raw;
+  RawResponse streamed = RawRequest(server.port(), "POST", chat, Chat("echo", "TOKENS=3", {{"stream", true}}).dump());
+  ASSERT_EQ(streamed.status, 200) << streamed.body;
+  EXPECT_EQ(streamed.body.find("/models/"), std::string::npos) << streamed.body;
+  for (const std::string& data : Events(streamed.body)) {
+    if (data == "[DONE]") continue;
+    EXPECT_EQ(json::parse(data, nullptr, false).value("model", ""), "echo") << data;
+  }
+  EXPECT_EQ(server.Call("GET", "/v1/models").raw.find("/models/"), std::string::npos);
+
+  // ~10 MiB of answer: refused when it would be held, passed when streamed.
+  const std::string big = "TOKENS=100 TOKEN_BYTES=100000";
+  ExpectOpenAiError(server.Call("POST", chat, Chat("echo", big)), 502, "response_too_large", "assembled answer");
+  ExpectOpenAiError(server.Call("POST", "/v1/completions", json{{"model", "echo"}, {"prompt", big}}), 502,
+                    "response_too_large", "assembled text answer");
+  RawResponse big_stream = RawRequest(server.port(), "POST", chat, Chat("echo", big, {{"stream", true}}).dump());
+  EXPECT_EQ(big_stream.status, 200);
+  EXPECT_GT(big_stream.body.size(), size_t{9'000'000});  // over the 8 MiB cap
+  EXPECT_NE(big_stream.body.find("data: [DONE]"), std::string::npos);
+  EXPECT_TRUE(server.Alive());
+}
+
 // The way to run an engine program by default (SPEC §9.1): an [engines.NAME]
 // preset with {port} in the configuration, no argv over the API.
 TEST_F(OpenAiTest, APresetCommandModelServes) {

@@ -10,6 +10,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <cerrno>
 #include <chrono>
 #include <fstream>
 
@@ -359,6 +360,187 @@ TEST_F(SecurityTest, PageHeadersAndPrivateDataDirectory) {
   EXPECT_EQ(st.st_mode & 077, 0u) << "a new data directory is the server's user's only";
   ASSERT_EQ(::stat((data() / "registry.db").c_str(), &st), 0);
   EXPECT_EQ(st.st_mode & 077, 0u) << "registry.db holds notes and load_configs";
+}
+
+// --- SPEC §20: bounded reads before authentication, values checked as sent ---
+
+// The server's resident memory (VmRSS), in bytes; 0 if unreadable.
+size_t ResidentBytes(pid_t pid) {
+  std::ifstream in("/proc/" + std::to_string(pid) + "/status");
+  std::string line;
+  while (std::getline(in, line)) {
+    if (line.rfind("VmRSS:", 0) == 0) return std::stoul(line.substr(6)) * 1024;
+  }
+  return 0;
+}
+
+struct Flood {
+  size_t sent = 0;        // bytes the server took before it closed
+  bool closed = false;    // the server closed (or reset) the connection
+  std::string received;   // what it answered
+};
+
+// Sends `head` and then `filler` bytes made by repeating `unit` (a request that
+// never ends, as far as the server can tell), reading whatever comes back, until
+// the server closes the connection or everything is sent.
+Flood SendFlood(int port, const std::string& head, const std::string& unit, size_t filler) {
+  Flood f;
+  int fd = ConnectLoopback(port);
+  if (fd < 0) return f;
+  std::string block;
+  while (block.size() < (256u << 10)) block += unit;
+  std::string pending = head;
+  size_t total = head.size() + filler;
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
+  while (!f.closed && std::chrono::steady_clock::now() < deadline) {
+    if (pending.empty() && f.sent < total) pending = block.substr(0, std::min(block.size(), total - f.sent));
+    pollfd p{fd, static_cast<short>(POLLIN | (pending.empty() ? 0 : POLLOUT)), 0};
+    if (::poll(&p, 1, 200) <= 0) {
+      if (pending.empty()) break;  // all sent, nothing more to read
+      continue;
+    }
+    if (p.revents & (POLLIN | POLLHUP | POLLERR)) {
+      char buf[8192];
+      ssize_t n = ::recv(fd, buf, sizeof(buf), MSG_DONTWAIT);
+      if (n > 0) {
+        f.received.append(buf, static_cast<size_t>(n));
+      } else if (n == 0 || (errno != EAGAIN && errno != EINTR)) {
+        f.closed = true;
+      }
+      continue;
+    }
+    if (p.revents & POLLOUT) {
+      ssize_t n = ::send(fd, pending.data(), pending.size(), MSG_NOSIGNAL | MSG_DONTWAIT);
+      if (n > 0) {
+        f.sent += static_cast<size_t>(n);
+        pending.erase(0, static_cast<size_t>(n));
+      } else if (n < 0 && errno != EAGAIN && errno != EINTR) {
+        f.closed = true;
+      }
+    }
+  }
+  ::close(fd);
+  return f;
+}
+
+int FloodStatus(const Flood& f) {
+  return f.received.rfind("HTTP/1.1 ", 0) == 0 ? std::atoi(f.received.substr(9, 3).c_str()) : 0;
+}
+
+// Issue 19, finding 2: a 64 MiB header line without a newline, sent without
+// the key, is refused after a few KiB and leaves the server's memory as it was;
+// 200 000 headers are refused the same way.
+TEST_F(SecurityTest, HugeHeadersAreRefusedWithoutGrowingTheServer) {
+  Server server(data(), ConfigArgs(dir_.path(), "api_key = \"k3y\"\n"));
+  ASSERT_TRUE(server.started()) << server.startup_output();
+  ASSERT_EQ(server.Call("GET", "/api/models", "", "k3y").status, 200);
+  const size_t before = ResidentBytes(server.pid());
+  ASSERT_GT(before, 0u);
+  const std::string head = "GET /api/models HTTP/1.1\r\nHost: " + own_host(server) + "\r\n";
+  Flood line = SendFlood(server.port(), head + "X-Big: ", "a", 64u << 20);
+  EXPECT_TRUE(line.closed) << "the server read all 64 MiB";
+  EXPECT_LT(line.sent, size_t{64} << 20);
+  if (!line.received.empty()) {
+    EXPECT_TRUE(FloodStatus(line) == 400 || FloodStatus(line) == 431) << line.received.substr(0, 300);
+  }
+  Flood many = SendFlood(server.port(), head, "X-N: 1\r\n", 200000 * 8);
+  EXPECT_TRUE(many.closed || FloodStatus(many) == 400 || FloodStatus(many) == 431) << many.received.substr(0, 300);
+  EXPECT_NE(FloodStatus(many), 200);
+  EXPECT_NE(FloodStatus(many), 401) << "refused before it came to the key";
+  const size_t after = ResidentBytes(server.pid());
+  EXPECT_LT(after, before + (20u << 20)) << "RSS " << before << " -> " << after;
+  // Many headers that are each within the limits, but too much together: 431.
+  std::vector<std::string> wide;
+  for (int i = 0; i < 40; ++i) wide.push_back("X-W" + std::to_string(i) + ": " + std::string(2000, 'w'));
+  auto too_wide = SendRaw(server.port(), Request("GET", "/api/models", own_host(server), wide, ""));
+  ASSERT_EQ(too_wide.size(), 1u);
+  EXPECT_EQ(too_wide[0].status, 431) << too_wide[0].text.substr(0, 300);
+  EXPECT_EQ(Code(too_wide[0]), "headers_too_large");
+  EXPECT_TRUE(ProcessAlive(server.pid()));
+  EXPECT_EQ(server.Call("GET", "/api/models", "", "k3y").status, 200);
+}
+
+// Finding 3: a POST with neither Content-Length nor Transfer-Encoding was read
+// until the client closed, past the size limit and the JSON-only rule.
+TEST_F(SecurityTest, ABodyWithoutALengthIs411AndRegistersNothing) {
+  Server server(data(), AllowApiCommands(dir_.path()));
+  ASSERT_TRUE(server.started()) << server.startup_output();
+  for (const char* type : {"text/plain", "application/json"}) {
+    int fd = ConnectLoopback(server.port());
+    ASSERT_GE(fd, 0);
+    const std::string request = "POST /api/models HTTP/1.1\r\nHost: " + own_host(server) + "\r\nContent-Type: " +
+                                type + "\r\nConnection: close\r\n\r\n" + AttackRegistration();
+    ASSERT_EQ(::write(fd, request.data(), request.size()), static_cast<ssize_t>(request.size()));
+    ::shutdown(fd, SHUT_WR);  // the end of the body, for a server that reads until then
+    std::string all;
+    char buf[4096];
+    for (;;) {
+      pollfd p{fd, POLLIN, 0};
+      if (::poll(&p, 1, 10000) <= 0) break;
+      ssize_t n = ::read(fd, buf, sizeof(buf));
+      if (n <= 0) break;
+      all.append(buf, static_cast<size_t>(n));
+    }
+    ::close(fd);
+    EXPECT_EQ(all.rfind("HTTP/1.1 411", 0), 0u) << type << "\n" << all;
+    EXPECT_NE(all.find("length_required"), std::string::npos) << all;
+  }
+  auto list = server.Call("GET", "/api/models");
+  EXPECT_TRUE(list.body["models"].empty()) << list.raw;
+  EXPECT_FALSE(fs::exists(pwned()));
+}
+
+// Finding 5: header values were percent-decoded before the checks.
+TEST_F(SecurityTest, HeaderValuesAreCheckedAsSent) {
+  Server server(data(), ConfigArgs(dir_.path(), "api_key = \"k3y\"\n"));
+  ASSERT_TRUE(server.started()) << server.startup_output();
+  const std::string host = own_host(server);
+  const std::string key = "Authorization: Bearer k3y";
+  for (const std::string& bad_host : {std::string("127.0.0.1%00.evil"), std::string("[::1].evil.example"),
+                                      "[::1].evil.example:" + std::to_string(server.port())}) {
+    auto r = SendRaw(server.port(), Request("GET", "/api/models", bad_host, {key}, ""));
+    ASSERT_EQ(r.size(), 1u) << bad_host;
+    EXPECT_EQ(Code(r[0]), "host_not_allowed") << bad_host << "\n" << r[0].text;
+  }
+  auto origin = SendRaw(server.port(), Request("POST", "/api/environment/reset", host,
+                                               {key, "Origin: http://127.0.0.1%3a" + std::to_string(server.port())}, ""));
+  ASSERT_EQ(origin.size(), 1u);
+  EXPECT_EQ(Code(origin[0]), "origin_not_allowed") << origin[0].text;
+  auto encoded_key = SendRaw(server.port(), Request("GET", "/api/models", host, {"Authorization: Bearer %6b%33%79"}, ""));
+  ASSERT_EQ(encoded_key.size(), 1u);
+  EXPECT_EQ(encoded_key[0].status, 401) << encoded_key[0].text;
+  auto type = SendRaw(server.port(), Request("POST", "/api/models", host, {key, "Content-Type: application%2fjson"},
+                                             R"({"model_name":"m","engine":"llama.cpp","file_path":"/x.gguf"})"));
+  ASSERT_EQ(type.size(), 1u);
+  EXPECT_EQ(Code(type[0]), "unsupported_media_type") << type[0].text;
+  // The plain forms still pass.
+  auto plain = SendRaw(server.port(), Request("POST", "/api/environment/reset", host,
+                                              {key, "Origin: http://" + host}, ""));
+  ASSERT_EQ(plain.size(), 1u);
+  EXPECT_EQ(plain[0].status, 200) << plain[0].text;
+  EXPECT_TRUE(server.Call("GET", "/api/models", "", "k3y").body["models"].empty());
+}
+
+// Finding 8: error messages echo at most 200 bytes of what the client sent.
+TEST_F(SecurityTest, ErrorsEchoAtMost200BytesOfTheRequest) {
+  Server server(data());
+  ASSERT_TRUE(server.started()) << server.startup_output();
+  const std::string long_name(8000, 'p');
+  for (const std::string& path : {"/" + long_name, "/api/" + long_name, "/v1/" + long_name}) {
+    auto r = SendRaw(server.port(), Request("GET", path, own_host(server), {}, ""));
+    ASSERT_EQ(r.size(), 1u);
+    EXPECT_EQ(r[0].status, 404) << r[0].text.substr(0, 300);
+    EXPECT_EQ(r[0].text.find(std::string(201, 'p')), std::string::npos) << path.substr(0, 10);
+    EXPECT_NE(r[0].text.find(std::string(100, 'p')), std::string::npos) << "the start is echoed";
+  }
+  auto field = server.Call("POST", "/api/models", json{{std::string(5000, 'f'), 1}});
+  EXPECT_EQ(field.status, 400) << field.raw.substr(0, 300);
+  EXPECT_EQ(field.raw.find(std::string(201, 'f')), std::string::npos);
+  for (const char* key : {"file_path", "hf_path"}) {
+    auto path = server.Call("POST", "/api/models", json{{"model_name", "m"}, {key, "/" + std::string(4000, 'q')}});
+    EXPECT_EQ(path.status / 100, 4) << path.raw.substr(0, 300);
+    EXPECT_EQ(path.raw.find(std::string(201, 'q')), std::string::npos) << key;
+  }
 }
 
 }  // namespace

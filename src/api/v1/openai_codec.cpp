@@ -3,9 +3,12 @@
 #include <nlohmann/json.hpp>
 
 #include <algorithm>
+#include <climits>
+#include <cstdint>
 #include <ctime>
 #include <map>
 
+#include "api/errors.h"
 #include "api/json_codec.h"
 #include "api/json_limits.h"
 #include "common/duration.h"
@@ -124,6 +127,158 @@ Status CheckN(const json& o) {
   return Status::Ok();
 }
 
+// --- the fields the engine may receive (docs/api.md, SPEC §20) ---
+
+enum class FieldType { kChecked, kBool, kNumber, kInteger, kString, kStop, kObject, kArray, kObjectOrArray };
+
+struct FieldRule {
+  std::string_view name;
+  FieldType type;
+  int64_t min = 0;  // kInteger only
+  int64_t max = 0;
+};
+
+constexpr int64_t kAnyInt = INT64_MAX;  // as `max`: no range (min is ignored)
+
+// Fields of every endpoint; kChecked: read and checked by ParseOpenAiRequest itself.
+constexpr FieldRule kCommonFields[] = {
+    {"model", FieldType::kChecked}, {"keep_alive", FieldType::kChecked}, {"user", FieldType::kString},
+};
+// Chat and text completions (OpenAI's fields, then llama.cpp's sampling ones).
+constexpr FieldRule kGenerationFields[] = {
+    {"stream", FieldType::kChecked},
+    {"stream_options", FieldType::kChecked},
+    {"max_tokens", FieldType::kChecked},
+    {"max_completion_tokens", FieldType::kChecked},
+    {"n", FieldType::kChecked},
+    {"n_predict", FieldType::kChecked},
+    {"n_probs", FieldType::kInteger, 0, kMaxProbs},
+    {"temperature", FieldType::kNumber},
+    {"top_p", FieldType::kNumber},
+    {"top_k", FieldType::kInteger, 0, 1 << 20},
+    {"min_p", FieldType::kNumber},
+    {"typical_p", FieldType::kNumber},
+    {"top_n_sigma", FieldType::kNumber},
+    {"min_keep", FieldType::kInteger, 0, 1 << 20},
+    {"stop", FieldType::kStop},
+    {"seed", FieldType::kInteger, 0, kAnyInt},
+    {"presence_penalty", FieldType::kNumber},
+    {"frequency_penalty", FieldType::kNumber},
+    {"repeat_penalty", FieldType::kNumber},
+    {"repeat_last_n", FieldType::kInteger, -1, 1 << 20},
+    {"logit_bias", FieldType::kObjectOrArray},
+    {"mirostat", FieldType::kInteger, 0, 2},
+    {"mirostat_tau", FieldType::kNumber},
+    {"mirostat_eta", FieldType::kNumber},
+    {"dynatemp_range", FieldType::kNumber},
+    {"dynatemp_exponent", FieldType::kNumber},
+    {"xtc_probability", FieldType::kNumber},
+    {"xtc_threshold", FieldType::kNumber},
+    {"dry_multiplier", FieldType::kNumber},
+    {"dry_base", FieldType::kNumber},
+    {"dry_allowed_length", FieldType::kInteger, 0, 1 << 20},
+    {"dry_penalty_last_n", FieldType::kInteger, -1, 1 << 20},
+    {"dry_sequence_breakers", FieldType::kArray},
+    {"samplers", FieldType::kArray},
+    {"ignore_eos", FieldType::kBool},
+    {"grammar", FieldType::kString},
+    {"json_schema", FieldType::kObject},
+    {"response_format", FieldType::kObject},
+    {"cache_prompt", FieldType::kBool},
+    {"n_keep", FieldType::kInteger, -1, kMaxTokensLimit},
+    {"t_max_predict_ms", FieldType::kInteger, 0, 24LL * 3600 * 1000},
+    {"timings_per_token", FieldType::kBool},
+    {"post_sampling_probs", FieldType::kBool},
+    {"return_tokens", FieldType::kBool},
+};
+constexpr FieldRule kChatFields[] = {
+    {"messages", FieldType::kChecked},
+    {"logprobs", FieldType::kBool},
+    {"top_logprobs", FieldType::kInteger, 0, kMaxProbs},
+    {"tools", FieldType::kArray},
+    {"tool_choice", FieldType::kObjectOrArray},  // or a string: see CheckField
+    {"parallel_tool_calls", FieldType::kBool},
+    {"chat_template_kwargs", FieldType::kObject},
+    {"reasoning_format", FieldType::kString},
+};
+constexpr FieldRule kCompletionFields[] = {
+    {"prompt", FieldType::kChecked},
+    {"logprobs", FieldType::kInteger, 0, kMaxProbs},  // the number of alternatives, in text completions
+    {"suffix", FieldType::kString},
+    {"n_indent", FieldType::kInteger, 0, 1 << 20},
+};
+constexpr FieldRule kEmbeddingFields[] = {
+    {"input", FieldType::kChecked},
+    {"encoding_format", FieldType::kString},
+    {"dimensions", FieldType::kInteger, 1, 1 << 20},
+};
+
+template <size_t N>
+const FieldRule* FindRule(const FieldRule (&rules)[N], std::string_view name) {
+  for (const FieldRule& r : rules) {
+    if (r.name == name) return &r;
+  }
+  return nullptr;
+}
+
+const FieldRule* RuleFor(OpenAiEndpoint endpoint, std::string_view name) {
+  if (const FieldRule* r = FindRule(kCommonFields, name)) return r;
+  switch (endpoint) {
+    case OpenAiEndpoint::kChatCompletions:
+      if (const FieldRule* r = FindRule(kChatFields, name)) return r;
+      return FindRule(kGenerationFields, name);
+    case OpenAiEndpoint::kCompletions:
+      if (const FieldRule* r = FindRule(kCompletionFields, name)) return r;
+      return FindRule(kGenerationFields, name);
+    case OpenAiEndpoint::kEmbeddings: return FindRule(kEmbeddingFields, name);
+  }
+  return nullptr;
+}
+
+Status CheckInteger(const std::string& name, const json& v, int64_t min, int64_t max) {
+  if (max == kAnyInt) {
+    if (v.is_number_integer()) return Status::Ok();
+    return Bad("'" + name + "' must be an integer, got " + TypeName(v));
+  }
+  const std::string range = "an integer in [" + std::to_string(min) + ", " + std::to_string(max) + "]";
+  if (!v.is_number_integer()) return Bad("'" + name + "' must be " + range + ", got " + TypeName(v));
+  const bool in_range = v.is_number_unsigned() ? v.get<uint64_t>() <= static_cast<uint64_t>(max) && max >= 0 &&
+                                                     (min <= 0 || v.get<uint64_t>() >= static_cast<uint64_t>(min))
+                                               : v.get<int64_t>() >= min && v.get<int64_t>() <= max;
+  if (!in_range) return Bad("'" + name + "' must be " + range + ", got " + Dump(v));
+  return Status::Ok();
+}
+
+Status CheckField(OpenAiEndpoint endpoint, const std::string& name, const json& v) {
+  const FieldRule* rule = RuleFor(endpoint, name);
+  if (rule == nullptr) {
+    return Bad("unknown field '" + Echo(name) + "' for " + std::string(OpenAiPath(endpoint)) +
+               " (docs/api.md lists the fields passed to the engine)");
+  }
+  if (v.is_null() || rule->type == FieldType::kChecked) return Status::Ok();
+  bool ok = true;
+  const char* want = "";
+  switch (rule->type) {
+    case FieldType::kChecked: break;
+    case FieldType::kBool: ok = v.is_boolean(); want = "a boolean"; break;
+    case FieldType::kNumber: ok = v.is_number(); want = "a number"; break;
+    case FieldType::kInteger: return CheckInteger(name, v, rule->min, rule->max);
+    case FieldType::kString: ok = v.is_string(); want = "a string"; break;
+    case FieldType::kStop:
+      ok = v.is_string() || (v.is_array() && std::all_of(v.begin(), v.end(), [](const json& e) { return e.is_string(); }));
+      want = "a string or an array of strings";
+      break;
+    case FieldType::kObject: ok = v.is_object(); want = "an object"; break;
+    case FieldType::kArray: ok = v.is_array(); want = "an array"; break;
+    case FieldType::kObjectOrArray:
+      ok = v.is_object() || v.is_array() || (name == "tool_choice" && v.is_string());
+      want = name == "tool_choice" ? "a string or an object" : "an object or an array";
+      break;
+  }
+  if (!ok) return Bad("'" + name + "' must be " + want + ", got " + TypeName(v));
+  return Status::Ok();
+}
+
 }  // namespace
 
 std::string_view OpenAiPath(OpenAiEndpoint endpoint) {
@@ -167,6 +322,7 @@ Result<OpenAiRequest> ParseOpenAiRequest(OpenAiEndpoint endpoint, std::string_vi
       if (!ms.ok()) return Bad("'keep_alive': " + ms.status().message());
       r.keep_alive_ms = *ms;
     }
+    for (const auto& [key, value] : o.items()) RETURN_IF_ERROR(CheckField(endpoint, key, value));
     o.erase("keep_alive");  // ours, not the engine's
     switch (endpoint) {
       case OpenAiEndpoint::kChatCompletions: RETURN_IF_ERROR(CheckMessages(o)); break;
@@ -179,6 +335,7 @@ Result<OpenAiRequest> ParseOpenAiRequest(OpenAiEndpoint endpoint, std::string_vi
     if (endpoint != OpenAiEndpoint::kEmbeddings) {
       RETURN_IF_ERROR(CheckMaxTokens(o, "max_tokens"));
       RETURN_IF_ERROR(CheckMaxTokens(o, "max_completion_tokens"));
+      RETURN_IF_ERROR(CheckMaxTokens(o, "n_predict"));  // llama.cpp's name for max_tokens
       RETURN_IF_ERROR(CheckN(o));
       if (!r.stream) {
         // Asked of the engine as a stream and assembled here.
@@ -192,6 +349,14 @@ Result<OpenAiRequest> ParseOpenAiRequest(OpenAiEndpoint endpoint, std::string_vi
   } catch (const std::exception& e) {  // nlohmann type errors: never past this edge
     return Bad(std::string("invalid request: ") + e.what());
   }
+}
+
+std::string WithModelName(std::string_view json_text, std::string_view model) {
+  if (json_text.find("\"model\"") == std::string_view::npos) return std::string(json_text);
+  json value = ParseLimited(json_text);
+  if (!value.is_object() || !value.contains("model")) return std::string(json_text);
+  value["model"] = std::string(model);
+  return Dump(value);
 }
 
 std::string_view OpenAiErrorType(int http_status) {
@@ -457,10 +622,11 @@ Status StreamAssembler::Add(std::string_view data_json) {
   return Status::Ok();
 }
 
-std::string StreamAssembler::Finish() const {
+std::string StreamAssembler::Finish(std::string_view model) const {
   State empty;
   const State& s = state_ != nullptr ? *state_ : empty;
   json out = s.top;
+  if (!model.empty()) out["model"] = std::string(model);
   const bool chat = endpoint_ == OpenAiEndpoint::kChatCompletions;
   out["object"] = chat ? "chat.completion" : "text_completion";
   json choices = json::array();

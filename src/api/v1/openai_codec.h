@@ -1,10 +1,13 @@
 // api/v1/openai_codec.h: the OpenAI-compatible /v1 wire format, at the edge
 // (SPEC §10). Pure functions and small stateful parsers; no I/O, no httplib.
 //
-//   ParseOpenAiRequest   reads only what the gate needs (model, stream,
-//                        stream_options.include_usage, keep_alive) and
-//                        rejects obvious bad input (400); builds the body the
-//                        engine gets.
+//   ParseOpenAiRequest   reads what the gate needs (model, stream,
+//                        stream_options.include_usage, keep_alive), checks
+//                        every field against the endpoint's list (docs/api.md:
+//                        unknown fields, wrong types, out-of-range integers
+//                        -> 400); builds the body the engine gets.
+//   WithModelName        an answer's "model" set to the requested name (the
+//                        engine reports its file path)
 //   OpenAiErrorJson      {"error": {"message","type","code","param": null}}
 //   SanitizeUtf8         invalid UTF-8 -> U+FFFD (engines may emit raw bytes)
 //   SseParser            bytes -> complete server-sent events
@@ -31,8 +34,14 @@ enum class OpenAiEndpoint { kChatCompletions, kCompletions, kEmbeddings };
 // "/v1/chat/completions", ...
 std::string_view OpenAiPath(OpenAiEndpoint endpoint);
 
-// Limits for max_tokens / max_completion_tokens.
+// Limits for max_tokens / max_completion_tokens / n_predict.
 inline constexpr int64_t kMaxTokensLimit = 16 * 1024 * 1024;
+// n_probs, top_logprobs and a text completion's logprobs: alternatives per
+// token (OpenAI's own limit for top_logprobs; each costs ~100 bytes per token).
+inline constexpr int64_t kMaxProbs = 20;
+// A non-streamed answer (the engine's bytes, assembled or not) is refused
+// beyond this: 502 response_too_large. Streamed answers are not held.
+inline constexpr size_t kMaxAnswerBytes = 8u << 20;
 
 struct OpenAiRequest {
   std::string model;
@@ -47,6 +56,10 @@ struct OpenAiRequest {
 
 // kInvalidArgument with a message naming the field.
 [[nodiscard]] Result<OpenAiRequest> ParseOpenAiRequest(OpenAiEndpoint endpoint, std::string_view body);
+
+// A JSON object text with its "model" member (when it has one) set to
+// `model`; any other text unchanged.
+std::string WithModelName(std::string_view json_text, std::string_view model);
 
 // The OpenAI error type for an HTTP status ("invalid_request_error", ...).
 std::string_view OpenAiErrorType(int http_status);
@@ -97,8 +110,8 @@ class StreamAssembler {
   StreamAssembler& operator=(const StreamAssembler&) = delete;
   // One event's data (a JSON object). kInvalidArgument if it is not one.
   [[nodiscard]] Status Add(std::string_view data_json);
-  // The chat.completion / text_completion object.
-  std::string Finish() const;
+  // The chat.completion / text_completion object; "model" is `model` when not empty.
+  std::string Finish(std::string_view model = {}) const;
   size_t chunks() const { return chunks_; }
 
  private:

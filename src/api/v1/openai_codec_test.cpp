@@ -81,6 +81,49 @@ TEST(OpenAiCodec, BadInputNamesTheField) {
       {"role":"tool","tool_call_id":"1","content":"42"}]})").ok());
 }
 
+// SPEC §20: only the fields of docs/api.md's list reach the engine, each checked.
+TEST(OpenAiCodec, OnlyListedFieldsPassEachChecked) {
+  const std::string chat = R"({"model":"m","messages":[{"role":"user","content":"hi"}],)";
+  auto with = [&](const std::string& field) { return chat + field + "}"; };
+  EXPECT_NE(BadRequest(OpenAiEndpoint::kChatCompletions, with(R"("n_probs":100000)")).find("'n_probs'"), std::string::npos);
+  EXPECT_NE(BadRequest(OpenAiEndpoint::kChatCompletions, with(R"("n_predict":5000000000)")).find("'n_predict'"),
+            std::string::npos);
+  BadRequest(OpenAiEndpoint::kChatCompletions, with(R"("n_predict":-1)"));
+  BadRequest(OpenAiEndpoint::kChatCompletions, with(R"("top_logprobs":21)"));
+  BadRequest(OpenAiEndpoint::kChatCompletions, with(R"("logprobs":5)"));  // a boolean in chat
+  BadRequest(OpenAiEndpoint::kChatCompletions, with(R"("temperature":"hot")"));
+  BadRequest(OpenAiEndpoint::kChatCompletions, with(R"("stop":[1])"));
+  BadRequest(OpenAiEndpoint::kChatCompletions, with(R"("lora":[{"id":0,"scale":1}])"));
+  BadRequest(OpenAiEndpoint::kChatCompletions, with(R"("id_slot":0)"));
+  BadRequest(OpenAiEndpoint::kChatCompletions, with(R"("prompt":"x")"));  // a completions field
+  BadRequest(OpenAiEndpoint::kEmbeddings, R"({"model":"m","input":"x","n_probs":1})");
+  const std::string unknown = BadRequest(OpenAiEndpoint::kChatCompletions, with("\"" + std::string(5000, 'u') + "\":1"));
+  EXPECT_NE(unknown.find("unknown field 'uuu"), std::string::npos) << unknown.substr(0, 300);
+  EXPECT_EQ(unknown.find(std::string(201, 'u')), std::string::npos);
+
+  auto ok = ParseOpenAiRequest(OpenAiEndpoint::kChatCompletions,
+                               with(R"("n_probs":20,"n_predict":16,"seed":-1,"stop":["a"],"logprobs":true,"top_logprobs":20,)"
+                                    R"("tools":[],"tool_choice":"auto","response_format":{"type":"json_object"},"user":"u")"));
+  ASSERT_TRUE(ok.ok()) << ok.status().ToString();
+  json up = json::parse(ok->upstream_body);
+  EXPECT_EQ(up["n_probs"], 20);
+  EXPECT_EQ(up["n_predict"], 16);
+  auto text = ParseOpenAiRequest(OpenAiEndpoint::kCompletions, R"({"model":"m","prompt":"x","logprobs":5,"suffix":"s"})");
+  EXPECT_TRUE(text.ok()) << text.status().ToString();
+  auto emb = ParseOpenAiRequest(OpenAiEndpoint::kEmbeddings, R"({"model":"m","input":"x","encoding_format":"float"})");
+  EXPECT_TRUE(emb.ok()) << emb.status().ToString();
+}
+
+TEST(OpenAiCodec, AnswersNameTheRequestedModel) {
+  EXPECT_EQ(json::parse(WithModelName(R"({"model":"/m/tiny.gguf","x":1})", "tiny")),
+            json::parse(R"({"model":"tiny","x":1})"));
+  EXPECT_EQ(WithModelName(R"({"x":1})", "tiny"), R"({"x":1})");
+  EXPECT_EQ(WithModelName("not json \"model\"", "tiny"), "not json \"model\"");
+  StreamAssembler a(OpenAiEndpoint::kChatCompletions);
+  ASSERT_TRUE(a.Add(R"({"model":"/m/tiny.gguf","choices":[{"index":0,"delta":{"content":"hi"}}]})").ok());
+  EXPECT_EQ(json::parse(a.Finish("tiny"))["model"], "tiny");
+}
+
 TEST(OpenAiCodec, DeepNestingIsRefusedNotACrash) {
   // dump() recurses per level: a 1 MiB body of '[' must be a 400, not a stack overflow.
   std::string deep = R"({"model":"m","messages":[{"role":"user","content":"x"}],"x":)" + std::string(500000, '[') +

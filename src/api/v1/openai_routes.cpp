@@ -16,7 +16,6 @@ namespace {
 
 constexpr const char* kJson = "application/json; charset=utf-8";
 constexpr auto kPoll = std::chrono::milliseconds(250);
-constexpr size_t kMaxEngineBody = 256u << 20;  // a non-streamed engine answer (embeddings) held in memory
 
 void SendKind(httplib::Response& res, ErrorKind kind, std::string_view message, std::string_view extra = {}) {
   ErrorInfo info = DescribeError(kind);
@@ -67,20 +66,30 @@ std::pair<ErrorKind, std::string> BrokenEngine(Context& ctx, const std::string& 
                                        " (the engine closed it, the model was unloaded, or the server is stopping)"};
 }
 
-// Reads what is left of the engine's answer (bounded). False if the client left.
+// Reads what is left of the engine's answer, up to kMaxAnswerBytes (then the
+// call is cancelled: body->size() > kMaxAnswerBytes). False if the client left.
 bool ReadAll(UpstreamCall& call, const ClientConnection& client, std::string* body) {
   for (;;) {
     UpstreamCall::Read r = call.Next(body, kPoll);
-    if (r == UpstreamCall::Read::kEnd) return true;
-    if (body->size() > kMaxEngineBody) {
+    if (body->size() > kMaxAnswerBytes) {
       call.Cancel();
       return true;
     }
+    if (r == UpstreamCall::Read::kEnd) return true;
     if (r == UpstreamCall::Read::kTimeout && client.Gone()) {
       call.Cancel();
       return false;
     }
   }
+}
+
+// A non-streamed answer over kMaxAnswerBytes: the engine is stopped, nothing
+// more is read (SPEC §20).
+void RefuseTooLarge(UpstreamCall& call, httplib::Response& res) {
+  call.Cancel();
+  SendKind(res, ErrorKind::kResponseTooLarge,
+           "the answer is larger than " + std::to_string(kMaxAnswerBytes >> 20) +
+               " MiB; ask for less (max_tokens, n_probs) or set \"stream\": true, which is not held in memory");
 }
 
 // State of one streamed answer, shared with httplib's content provider.
@@ -126,7 +135,12 @@ void StreamToClient(const std::shared_ptr<Stream>& st, httplib::Response& res) {
             std::optional<std::string> payload = SseData(*event);
             if (payload && *payload == "[DONE]") st->saw_done = true;
             if (payload && ErrorInEventData(*payload)) st->saw_error = true;
-            out += SanitizeUtf8(*event);
+            if (payload && payload->find("\"model\"") != std::string::npos) {
+              // The engine names its file; the client gets the name it asked for.
+              out += "data: " + WithModelName(SanitizeUtf8(*payload), st->model);
+            } else {
+              out += SanitizeUtf8(*event);
+            }
             out += "\n\n";
           }
         }
@@ -219,10 +233,13 @@ void Inference(OpenAiEndpoint endpoint, const std::shared_ptr<Context>& ctx, con
     StreamAssembler assembler(endpoint);
     SseParser parser;
     bool saw_done = false;
+    size_t received = 0;
     auto last_check = std::chrono::steady_clock::now();
     for (;;) {
       std::string data;
       UpstreamCall::Read r = call->Next(&data, kPoll);
+      received += data.size();
+      if (received > kMaxAnswerBytes) return RefuseTooLarge(*call, res);
       // Nothing is written to the client until the end: look at its socket
       // now and then, whether or not the engine is sending.
       if (r != UpstreamCall::Read::kEnd && std::chrono::steady_clock::now() - last_check >= kPoll) {
@@ -260,7 +277,7 @@ void Inference(OpenAiEndpoint endpoint, const std::shared_ptr<Context>& ctx, con
       return SendKind(res, kind, message);
     }
     res.status = 200;
-    return res.set_content(assembler.Finish(), kJson);
+    return res.set_content(assembler.Finish(parsed->model), kJson);
   }
   // A plain answer (embeddings, an engine that ignored stream, or an error).
   std::string body;
@@ -272,14 +289,15 @@ void Inference(OpenAiEndpoint endpoint, const std::shared_ptr<Context>& ctx, con
     auto [kind, message] = BrokenEngine(*ctx, parsed->model, *lease, *call);
     return SendKind(res, kind, message);
   }
-  if (body.size() > kMaxEngineBody) return SendKind(res, ErrorKind::kEngineError, "the engine's answer is too large");
+  if (body.size() > kMaxAnswerBytes) return RefuseTooLarge(*call, res);
   if (engine_status != 200) {
     OpenAiError error = EngineErrorToOpenAi(engine_status, body);
     res.status = error.http_status;
     return res.set_content(error.body, kJson);
   }
   res.status = 200;
-  res.set_content(SanitizeUtf8(body), sse ? "text/event-stream" : kJson);
+  if (sse) return res.set_content(SanitizeUtf8(body), "text/event-stream");
+  res.set_content(WithModelName(SanitizeUtf8(body), parsed->model), kJson);
 }
 
 }  // namespace
@@ -295,7 +313,7 @@ void InstallOpenAiRoutes(httplib::Server& server, ModelApi& api, OpenAiRouteOpti
   server.Get(R"(/v1/models/([^/]+))", Route(ctx, [](Context& c, const httplib::Request& req, httplib::Response& res) {
     auto model = c.api.GetModel(req.matches[1].str());
     if (!model.ok()) {
-      return SendKind(res, ErrorKind::kModelNotFound, "no model named '" + req.matches[1].str().substr(0, 140) + "' is registered");
+      return SendKind(res, ErrorKind::kModelNotFound, "no model named '" + Echo(req.matches[1].str()) + "' is registered");
     }
     res.status = 200;
     res.set_content(OpenAiModelJson(*model), kJson);
@@ -309,7 +327,7 @@ void InstallOpenAiRoutes(httplib::Server& server, ModelApi& api, OpenAiRouteOpti
     server.Post(path, Route(ctx, [ctx, endpoint = endpoint](Context&, const httplib::Request& req,
                                                            httplib::Response& res) { Inference(endpoint, ctx, req, res); }));
     auto wrong_method = Route(ctx, [](Context&, const httplib::Request& req, httplib::Response& res) {
-      SendKind(res, ErrorKind::kMethodNotAllowed, req.method + " is not allowed on " + req.path + "; use POST");
+      SendKind(res, ErrorKind::kMethodNotAllowed, req.method + " is not allowed on " + Echo(req.path) + "; use POST");
     });
     server.Get(path, wrong_method);
     server.Put(path, wrong_method);
@@ -317,7 +335,7 @@ void InstallOpenAiRoutes(httplib::Server& server, ModelApi& api, OpenAiRouteOpti
     server.Delete(path, wrong_method);
   }
   auto unknown = Route(ctx, [](Context&, const httplib::Request& req, httplib::Response& res) {
-    SendKind(res, ErrorKind::kNotFound, "no such path: " + req.method + " " + req.path);
+    SendKind(res, ErrorKind::kNotFound, "no such path: " + req.method + " " + Echo(req.path));
   });
   server.Get(R"(/v1(/.*)?)", unknown);
   server.Post(R"(/v1(/.*)?)", unknown);
