@@ -225,9 +225,16 @@ TEST_F(WorkflowTest, ConcurrentRequestsJoinOneAttempt) {
   }
   // Another model queues behind: at most one model in testing at a time.
   auto other = std::async(std::launch::async, [&] { return server.Call("POST", "/api/orchestrate/load", R"({"model_name":"other"})"); });
-  std::this_thread::sleep_for(std::chrono::milliseconds(300));
+  // Once `other` waits in the queue (while `slow` is still in its attempt):
+  // one model in testing, not two.
+  bool queued = false;
+  for (int i = 0; i < 300 && !queued; ++i) {
+    queued = Model(server, "other").value("load_state", "") == "queued";
+    if (!queued) std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  ASSERT_TRUE(queued) << Model(server, "other").dump();
   json status = server.Call("GET", "/api/status").body;
-  EXPECT_LE(status["counts"]["testing"].get<int>(), 1);
+  EXPECT_LE(status["counts"]["testing"].get<int>(), 1) << status.dump();
   int joined = 0;
   for (auto& c : calls) {
     HttpReply r = c.get();
