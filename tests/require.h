@@ -31,11 +31,11 @@ inline bool RequireAll() {
 // MW_REQUIRE(condition, what): carries on when `condition` holds; otherwise
 // fails (RequireAll) or skips with "missing: <what>". `what` may be a << chain.
 // Only in a TEST body (it returns from the function).
-#define MW_REQUIRE(condition, what)                    \
-  if (condition) {                                     \
-  } else if (::mw::testing_require::RequireAll())      \
-    GTEST_FAIL() << "missing: " << what;               \
-  else                                                 \
+#define MW_REQUIRE(condition, what)               \
+  if (condition) {                                \
+  } else if (::mw::testing_require::RequireAll()) \
+    GTEST_FAIL() << "missing: " << what;          \
+  else                                            \
     GTEST_SKIP() << "missing: " << what
 
 // A skip that no setup can avoid: this machine cannot do it.

@@ -54,8 +54,9 @@ TEST_F(ProcessFaultTest, ALoadedModelIsNeverShownNotLoadedWithoutTheReason) {
             201);
   GdbStop gdb;
   std::string error;
-  ASSERT_TRUE(gdb.Attach(server().pid(), "mw::app::ModelService::OnWorkerDied", scratch() + "/gdb.log", &error,
-                  GdbStop::Mode::kHitThreadOnly)) << "gdb could not hold the server: " << error;
+  ASSERT_TRUE(gdb.Attach(server().pid(), "mw::app::ModelService::OnWorkerDied", scratch() + "/gdb.log",
+                         &error, GdbStop::Mode::kHitThreadOnly))
+      << "gdb could not hold the server: " << error;
   HttpResult loaded = Http(url(), "POST", "/api/orchestrate/load", {{"model_name", "dies"}});
   ASSERT_EQ(loaded.status, 200) << loaded.raw;
   ASSERT_TRUE(gdb.WaitHit(milliseconds(15000))) << "the engine's death never reached OnWorkerDied";
@@ -97,7 +98,8 @@ TEST_F(ProcessFaultTest, UnloadWhileTheLoadIsStartingCancelsIt) {
   GdbStop gdb;
   std::string error;
   ASSERT_TRUE(gdb.Attach(server().pid(), "mw::StateMachine::BeginAttempt", scratch() + "/gdb.log", &error,
-                  GdbStop::Mode::kHitThreadOnly)) << "gdb could not hold the server: " << error;
+                         GdbStop::Mode::kHitThreadOnly))
+      << "gdb could not hold the server: " << error;
   HttpResult load;
   std::thread loader([&] { load = Http(url(), "POST", "/api/orchestrate/load", {{"model_name", "starting"}}); });
   ASSERT_TRUE(gdb.WaitHit(milliseconds(15000))) << "the load never reached BeginAttempt";
@@ -179,7 +181,8 @@ TEST_F(ProcessFaultTest, ServerKilledDuringAnEditLeavesAllOfItOrNone) {
             201);
   GdbStop gdb;
   std::string error;
-  ASSERT_TRUE(gdb.Attach(server().pid(), "mw::Registry::UpdateModel", scratch() + "/gdb.log", &error)) << "gdb could not hold the server: " << error;
+  ASSERT_TRUE(gdb.Attach(server().pid(), "mw::Registry::UpdateModel", scratch() + "/gdb.log", &error))
+      << "gdb could not hold the server: " << error;
   const Json new_config = FakeEngineConfig({"--print", "edited by hand", "--then", "hang"});
   std::atomic<bool> answered{false};
   HttpResult patch;

@@ -186,7 +186,8 @@ class StorageFaultTest : public FaultFixture {
 TEST_F(StorageFaultTest, DiskFullDuringAnAttempt) {
   MW_REQUIRE(::geteuid() == 0, kRoot);
   std::string why;
-  if (!MountSmallDisk("16m", &why)) MW_MACHINE_CANNOT("mount a tmpfs as root (" << why << "): disk-full test");
+  if (!MountSmallDisk("16m", &why))
+    MW_MACHINE_CANNOT("mount a tmpfs as root (" << why << "): disk-full test");
   ASSERT_TRUE(StartServer());
   RegisterAndLoadGood();
   if (HasFatalFailure()) return;
@@ -217,7 +218,8 @@ TEST_F(StorageFaultTest, DiskFullDuringAnAttempt) {
 TEST_F(StorageFaultTest, DatabaseReadOnlyDuringAnAttempt) {
   {
     MW_REQUIRE(::geteuid() == 0, kRoot);
-    MW_REQUIRE(::access("/usr/bin/chattr", X_OK) == 0, "chattr (Debian package 'e2fsprogs'; scripts/bootstrap installs it)");
+    MW_REQUIRE(::access("/usr/bin/chattr", X_OK) == 0,
+               "chattr (Debian package 'e2fsprogs'; scripts/bootstrap installs it)");
     std::string probe = scratch() + "/chattr-probe", out;
     std::ofstream(probe) << "x";
     if (RunProgram({"chattr", "+i", probe}, &out) != 0) {

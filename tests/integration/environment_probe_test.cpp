@@ -3,7 +3,6 @@
 // bad one refused at start and on SIGHUP), and the environment state across
 // restarts (a streak cut by a restart, a reset before one, failing kept).
 #include <gtest/gtest.h>
-
 #include <signal.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -75,13 +74,14 @@ fs::path ProbeRunsFile(const fs::path& dir) { return dir / "probe.runs"; }
 
 int ProbeRuns(const fs::path& dir) {
   std::ifstream in(ProbeRunsFile(dir));
-  return static_cast<int>(std::count(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>(), '\n'));
+  return static_cast<int>(
+      std::count(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>(), '\n'));
 }
 
 fs::path WriteProbe(const fs::path& dir, const fs::path& answer, bool on_fd3) {
   fs::path probe = dir / (on_fd3 ? "probe3.sh" : "probe.sh");
-  std::ofstream(probe) << "#!/bin/sh\necho run >> '" << ProbeRunsFile(dir).string() << "'\ncat '" << answer.string()
-                       << "'" << (on_fd3 ? " >&3" : "") << "\n";
+  std::ofstream(probe) << "#!/bin/sh\necho run >> '" << ProbeRunsFile(dir).string() << "'\ncat '"
+                       << answer.string() << "'" << (on_fd3 ? " >&3" : "") << "\n";
   fs::permissions(probe, fs::perms::owner_all);
   return probe;
 }

@@ -114,7 +114,8 @@ pid_t RealWorkerUnder(const std::filesystem::path& dir) {
     std::ifstream in(entry.path() / "cmdline", std::ios::binary);
     const std::string cmdline((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
     const std::string argv0 = cmdline.substr(0, cmdline.find('\0'));
-    if (argv0.size() >= kWorker.size() && argv0.compare(argv0.size() - kWorker.size(), kWorker.size(), kWorker) == 0 &&
+    if (argv0.size() >= kWorker.size() &&
+        argv0.compare(argv0.size() - kWorker.size(), kWorker.size(), kWorker) == 0 &&
         cmdline.find(dir.string()) != std::string::npos) {
       return static_cast<pid_t>(std::stol(pid));
     }
@@ -136,9 +137,13 @@ TEST(OpenAiLlamaTest, ARealEngineThatCrashesMidStreamEndsItWithEngineCrashed) {
   ASSERT_TRUE(MakeTestModel(data / "models" / "tiny.gguf"));
   Server server(data, ConfigArgs(dir.path(), "keep_alive = \"-1\"\n"));
   ASSERT_TRUE(server.started()) << server.startup_output();
-  ASSERT_EQ(server.Call("POST", "/api/models",
-                        json{{"model_name", "tiny"}, {"file_path", "tiny.gguf"},
-                             {"load_config", {{"n_threads", 1}, {"n_ctx", 2048}}}}).status, 201);
+  ASSERT_EQ(server
+                .Call("POST", "/api/models",
+                      json{{"model_name", "tiny"},
+                           {"file_path", "tiny.gguf"},
+                           {"load_config", {{"n_threads", 1}, {"n_ctx", 2048}}}})
+                .status,
+            201);
   HttpReply loaded = server.Call("POST", "/api/orchestrate/load", R"({"model_name":"tiny"})");
   ASSERT_EQ(loaded.status, 200) << loaded.raw;
   const pid_t worker = RealWorkerUnder(dir.path());
@@ -146,7 +151,10 @@ TEST(OpenAiLlamaTest, ARealEngineThatCrashesMidStreamEndsItWithEngineCrashed) {
 
   RawConnection stream(server.port());
   ASSERT_TRUE(stream.connected());
-  const json body = {{"model", "tiny"}, {"max_tokens", 1500}, {"seed", 1}, {"stream", true},
+  const json body = {{"model", "tiny"},
+                     {"max_tokens", 1500},
+                     {"seed", 1},
+                     {"stream", true},
                      {"messages", {{{"role", "user"}, {"content", "Hello"}}}}};
   ASSERT_TRUE(stream.Send("POST", "/v1/chat/completions", body.dump()));
   const std::string first = stream.ReadUntil("\"content\"", std::chrono::seconds(60));
@@ -165,7 +173,8 @@ TEST(OpenAiLlamaTest, ARealEngineThatCrashesMidStreamEndsItWithEngineCrashed) {
   ASSERT_TRUE(error.is_object() && error.contains("error")) << r.body;
   EXPECT_EQ(error["error"]["code"], "engine_crashed") << r.body;
   EXPECT_NE(error["error"]["message"].get<std::string>().find("SIGSEGV"), std::string::npos) << r.body;
-  EXPECT_TRUE(json::parse(events.front(), nullptr, false).contains("choices")) << r.body;  // tokens came first
+  EXPECT_TRUE(json::parse(events.front(), nullptr, false).contains("choices"))
+      << r.body;  // tokens came first
 
   json model = server.Call("GET", "/api/models/tiny").body;
   EXPECT_EQ(model["loaded"], false) << model.dump();
@@ -178,8 +187,9 @@ TEST(OpenAiLlamaTest, ARealEngineThatCrashesMidStreamEndsItWithEngineCrashed) {
   EXPECT_EQ(death["status_before"], "compatible") << model.dump();
   EXPECT_EQ(death["status_after"], "incompatible") << model.dump();
   EXPECT_FALSE(ProcessAlive(worker));
-  HttpReply refused = server.Call("POST", "/v1/chat/completions",
-                                  json{{"model", "tiny"}, {"messages", {{{"role", "user"}, {"content", "Hi"}}}}});
+  HttpReply refused =
+      server.Call("POST", "/v1/chat/completions",
+                  json{{"model", "tiny"}, {"messages", {{{"role", "user"}, {"content", "Hi"}}}}});
   EXPECT_EQ(refused.status, 409) << refused.raw;
   EXPECT_TRUE(server.Alive());
 }

@@ -295,7 +295,8 @@ TEST_F(OpenAiTest, EngineKilledMidStreamEndsWithAnErrorEvent) {
   ExpectOpenAiError(crashed, 502, "engine_crashed", "crash, not streamed");
   model = server.Call("GET", "/api/models/echo").body;
   EXPECT_EQ(crashed.body["error"]["message"], model["last_error"]);
-  EXPECT_EQ(model["compatibility_status"], "incompatible") << model.dump();  // two successful loads: still < 3
+  // Two successful loads before: still fewer than 3, incompatible.
+  EXPECT_EQ(model["compatibility_status"], "incompatible") << model.dump();
   ASSERT_FALSE(model["attempts"].empty()) << model.dump();
   EXPECT_EQ(model["attempts"][0]["outcome"], "crashed_while_serving") << model.dump();
   EXPECT_TRUE(server.Alive());

@@ -563,8 +563,8 @@ void RunTorture(const std::string& registry_url) {
   if (::testing::Test::HasFatalFailure()) return;
   int gdb_modes = 0;
   for (KillMode mode : scheduled) {
-    EXPECT_GE(run.reached()[mode], 1) << "the kill path " << ModeName(mode) << " was never taken in "
-                                      << run.rounds_run() << " rounds";
+    EXPECT_GE(run.reached()[mode], 1)
+        << "the kill path " << ModeName(mode) << " was never taken in " << run.rounds_run() << " rounds";
     if (GdbFunction(mode) != nullptr) ++gdb_modes;
   }
   EXPECT_GE(run.gdb_kills(), gdb_modes) << "each gdb breakpoint must have held the server once";
@@ -576,7 +576,8 @@ void RunTorture(const std::string& registry_url) {
 }
 
 // The commit-point rounds hold the server with gdb.
-constexpr char kGdbPackage[] = "gdb (Debian package 'gdb'; scripts/bootstrap installs it) for the commit-point rounds";
+constexpr char kGdbPackage[] =
+    "gdb (Debian package 'gdb'; scripts/bootstrap installs it) for the commit-point rounds";
 
 TEST(TortureTest, ServerKilledAtRandomMomentsAndCommitPoints) {
   MW_REQUIRE(GdbStop::Available(), kGdbPackage);
