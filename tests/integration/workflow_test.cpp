@@ -314,12 +314,25 @@ TEST_F(WorkflowTest, ShutdownDuringALoadIsPromptAndClean) {
   auto first = std::async(std::launch::async, [&] { return server->Call("POST", "/api/orchestrate/load", R"({"model_name":"hang"})"); });
   ASSERT_TRUE(WaitForStatus(*server, "hang", "testing"));
   auto second = std::async(std::launch::async, [&] { return server->Call("POST", "/api/orchestrate/load", R"({"model_name":"next"})"); });
-  std::this_thread::sleep_for(std::chrono::milliseconds(200));
+  bool queued = false;  // `next` waits behind `hang` when the stop comes
+  for (int i = 0; i < 300 && !queued; ++i) {
+    queued = Model(*server, "next").value("load_state", "") == "queued";
+    if (!queued) std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  ASSERT_TRUE(queued) << Model(*server, "next").dump();
   auto t0 = std::chrono::steady_clock::now();
   EXPECT_EQ(server->Stop(), 0);
   EXPECT_LT(std::chrono::steady_clock::now() - t0, std::chrono::seconds(20));
-  EXPECT_NE(first.get().status, 200);
-  EXPECT_NE(second.get().status, 200);
+  // Both are answered before the server goes (no connection cut: status 0):
+  // the running load is cancelled (409 conflict), the queued one refused
+  // because the server is stopping (503 unavailable).
+  HttpReply running = first.get();
+  EXPECT_EQ(running.status, 409) << running.raw;
+  EXPECT_EQ(running.body["error"]["code"], "conflict") << running.raw;
+  EXPECT_NE(running.raw.find("cancelled"), std::string::npos) << running.raw;
+  HttpReply waiting = second.get();
+  EXPECT_EQ(waiting.status, 503) << waiting.raw;
+  EXPECT_EQ(waiting.body["error"]["code"], "unavailable") << waiting.raw;
   server = std::make_unique<Server>(data(), AllowApiCommands(dir_.path()));
   ASSERT_TRUE(server->started());
   EXPECT_EQ(server->startup_output().find("stuck in 'testing'"), std::string::npos) << server->startup_output();
