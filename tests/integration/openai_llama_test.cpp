@@ -151,8 +151,11 @@ TEST(OpenAiLlamaTest, ARealEngineThatCrashesMidStreamEndsItWithEngineCrashed) {
 
   RawConnection stream(server.port());
   ASSERT_TRUE(stream.connected());
+  // ignore_eos (llama.cpp's, passed through): a random-weight model may
+  // sample its end of text at once; this generation runs 1500 tokens.
   const json body = {{"model", "tiny"},
                      {"max_tokens", 1500},
+                     {"ignore_eos", true},
                      {"seed", 1},
                      {"stream", true},
                      {"messages", {{{"role", "user"}, {"content", "Hello"}}}}};
