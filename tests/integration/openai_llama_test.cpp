@@ -12,7 +12,7 @@
 #include <algorithm>
 #include <filesystem>
 #include <fstream>
-#include <iterator>
+#include <sstream>
 #include <string>
 #include <vector>
 
@@ -112,8 +112,11 @@ pid_t RealWorkerUnder(const std::filesystem::path& dir) {
     const std::string pid = entry.path().filename().string();
     if (pid.find_first_not_of("0123456789") != std::string::npos) continue;
     std::ifstream in(entry.path() / "cmdline", std::ios::binary);
-    const std::string cmdline((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-    const std::string argv0 = cmdline.substr(0, cmdline.find('\0'));
+    std::string argv0;
+    std::getline(in, argv0, '\0');
+    std::ostringstream rest;
+    rest << in.rdbuf();
+    const std::string cmdline = argv0 + '\0' + rest.str();
     if (argv0.size() >= kWorker.size() &&
         argv0.compare(argv0.size() - kWorker.size(), kWorker.size(), kWorker) == 0 &&
         cmdline.find(dir.string()) != std::string::npos) {
