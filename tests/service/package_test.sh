@@ -7,7 +7,7 @@
 # skips (exit 77, CTest's SKIP_RETURN_CODE) or skips that check.
 # Usage: package_test.sh BUILD_DIR SOURCE_DIR
 set -euo pipefail
-# shellcheck source=../require.sh
+# shellcheck source=tests/require.sh
 source "$(dirname "$0")/../require.sh"
 command -v dpkg-deb >/dev/null 2>&1 || { mw_missing "dpkg-deb (Debian package 'dpkg')"; exit 77; }
 build=$(cd "$1" && pwd)
