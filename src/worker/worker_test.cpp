@@ -203,8 +203,8 @@ class WorkerTest : public ::testing::Test {
     EXPECT_FALSE(loaded->devices.empty());
     EXPECT_GT(loaded->model_size, 0u);
     EXPECT_GT(loaded->port, 0);  // llama.cpp's server answers there (SPEC §10)
-    // Still holding the model: nothing more until told to stop.
-    EXPECT_FALSE(w.Next(200).has_value());
+    // Still holding the model: nothing more until told to stop (the next
+    // message must be the `stopped` that answers the stop, no fixed wait).
     if (stop_by_eof) {
       w.CloseStdin();
     } else {

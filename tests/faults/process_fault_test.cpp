@@ -15,6 +15,7 @@
 
 #include "fault_fixture.h"
 #include "gdb_stop.h"
+#include "require.h"
 
 namespace mw::testing_harness {
 namespace {
@@ -33,13 +34,16 @@ bool Alive(pid_t pid) {
 
 using ProcessFaultTest = FaultFixture;
 
+// What a gdb test needs; an attach or a breakpoint that fails is a failure.
+constexpr char kGdbPackage[] = "gdb (Debian package 'gdb'; scripts/bootstrap installs it)";
+
 // Regression (docs/reliability.md finding 5): the supervisor forgets a dead
 // engine before the service's death callback records why, and the API used
 // to derive "not loaded" from the supervisor alone. The callback is held at
 // its first line with gdb (only that thread stops; the server keeps
 // answering), which is exactly that moment.
 TEST_F(ProcessFaultTest, ALoadedModelIsNeverShownNotLoadedWithoutTheReason) {
-  if (!GdbStop::Available()) GTEST_SKIP() << "gdb is not installed";
+  MW_REQUIRE(GdbStop::Available(), kGdbPackage);
   ASSERT_TRUE(StartServer());
   // Ready at once, then dies of SIGSEGV 1.5 s later: after it had loaded.
   ASSERT_EQ(RegisterModel(url(), {{"model_name", "dies"},
@@ -50,10 +54,9 @@ TEST_F(ProcessFaultTest, ALoadedModelIsNeverShownNotLoadedWithoutTheReason) {
             201);
   GdbStop gdb;
   std::string error;
-  if (!gdb.Attach(server().pid(), "mw::app::ModelService::OnWorkerDied", scratch() + "/gdb.log", &error,
-                  GdbStop::Mode::kHitThreadOnly)) {
-    GTEST_SKIP() << "cannot hold the server with gdb here: " << error;
-  }
+  ASSERT_TRUE(gdb.Attach(server().pid(), "mw::app::ModelService::OnWorkerDied", scratch() + "/gdb.log",
+                         &error, GdbStop::Mode::kHitThreadOnly))
+      << "gdb could not hold the server: " << error;
   HttpResult loaded = Http(url(), "POST", "/api/orchestrate/load", {{"model_name", "dies"}});
   ASSERT_EQ(loaded.status, 200) << loaded.raw;
   ASSERT_TRUE(gdb.WaitHit(milliseconds(15000))) << "the engine's death never reached OnWorkerDied";
@@ -85,7 +88,7 @@ TEST_F(ProcessFaultTest, ALoadedModelIsNeverShownNotLoadedWithoutTheReason) {
 // the supervisor (the thread is held at the durable BeginAttempt) must cancel
 // that load; it used to answer "unloaded" while the load went on to succeed.
 TEST_F(ProcessFaultTest, UnloadWhileTheLoadIsStartingCancelsIt) {
-  if (!GdbStop::Available()) GTEST_SKIP() << "gdb is not installed";
+  MW_REQUIRE(GdbStop::Available(), kGdbPackage);
   ASSERT_TRUE(StartServer());
   ASSERT_EQ(RegisterModel(url(), {{"model_name", "starting"},
                                   {"engine", "command"},
@@ -94,10 +97,9 @@ TEST_F(ProcessFaultTest, UnloadWhileTheLoadIsStartingCancelsIt) {
             201);
   GdbStop gdb;
   std::string error;
-  if (!gdb.Attach(server().pid(), "mw::StateMachine::BeginAttempt", scratch() + "/gdb.log", &error,
-                  GdbStop::Mode::kHitThreadOnly)) {
-    GTEST_SKIP() << "cannot hold the server with gdb here: " << error;
-  }
+  ASSERT_TRUE(gdb.Attach(server().pid(), "mw::StateMachine::BeginAttempt", scratch() + "/gdb.log", &error,
+                         GdbStop::Mode::kHitThreadOnly))
+      << "gdb could not hold the server: " << error;
   HttpResult load;
   std::thread loader([&] { load = Http(url(), "POST", "/api/orchestrate/load", {{"model_name", "starting"}}); });
   ASSERT_TRUE(gdb.WaitHit(milliseconds(15000))) << "the load never reached BeginAttempt";
@@ -170,7 +172,7 @@ TEST_F(ProcessFaultTest, ServerKilledWhileLoadingLeavesNeitherTheEngineNorItsChi
 // kill in between (the thread is held where the second write began) left a
 // status the user set without the notes and config that went with it.
 TEST_F(ProcessFaultTest, ServerKilledDuringAnEditLeavesAllOfItOrNone) {
-  if (!GdbStop::Available()) GTEST_SKIP() << "gdb is not installed";
+  MW_REQUIRE(GdbStop::Available(), kGdbPackage);
   ASSERT_TRUE(StartServer());
   ASSERT_EQ(RegisterModel(url(), {{"model_name", "edited"},
                                   {"engine", "command"},
@@ -179,9 +181,8 @@ TEST_F(ProcessFaultTest, ServerKilledDuringAnEditLeavesAllOfItOrNone) {
             201);
   GdbStop gdb;
   std::string error;
-  if (!gdb.Attach(server().pid(), "mw::Registry::UpdateModel", scratch() + "/gdb.log", &error)) {
-    GTEST_SKIP() << "cannot hold the server with gdb here: " << error;
-  }
+  ASSERT_TRUE(gdb.Attach(server().pid(), "mw::Registry::UpdateModel", scratch() + "/gdb.log", &error))
+      << "gdb could not hold the server: " << error;
   const Json new_config = FakeEngineConfig({"--print", "edited by hand", "--then", "hang"});
   std::atomic<bool> answered{false};
   HttpResult patch;

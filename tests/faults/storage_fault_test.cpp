@@ -24,6 +24,7 @@
 #include <thread>
 
 #include "fault_fixture.h"
+#include "require.h"
 
 namespace mw::testing_harness {
 namespace {
@@ -48,6 +49,9 @@ int64_t FillDisk(const std::string& path) {
   return total;
 }
 
+// These faults need root (mount(), chattr +i); CI and `make test` run as root.
+constexpr char kRoot[] = "root (mount() and chattr +i need it; CI runs make test as root)";
+
 class StorageFaultTest : public FaultFixture {
  protected:
   void TearDown() override {
@@ -60,7 +64,8 @@ class StorageFaultTest : public FaultFixture {
   }
 
   // A tmpfs of `size` on the data directory; false (with the reason) if
-  // this machine does not allow it.
+  // the kernel refuses mount() to this root (a container without
+  // CAP_SYS_ADMIN): the machine cannot, a skip.
   bool MountSmallDisk(const std::string& size, std::string* why) {
     if (::mount("tmpfs", data_dir().c_str(), "tmpfs", 0, ("size=" + size).c_str()) != 0) {
       *why = std::strerror(errno);
@@ -179,9 +184,10 @@ class StorageFaultTest : public FaultFixture {
 };
 
 TEST_F(StorageFaultTest, DiskFullDuringAnAttempt) {
+  MW_REQUIRE(::geteuid() == 0, kRoot);
   std::string why;
   if (!MountSmallDisk("16m", &why))
-    GTEST_SKIP() << "cannot mount a tmpfs here (" << why << "): disk-full test skipped";
+    MW_MACHINE_CANNOT("mount a tmpfs as root (" << why << "): disk-full test");
   ASSERT_TRUE(StartServer());
   RegisterAndLoadGood();
   if (HasFatalFailure()) return;
@@ -211,10 +217,13 @@ TEST_F(StorageFaultTest, DiskFullDuringAnAttempt) {
 
 TEST_F(StorageFaultTest, DatabaseReadOnlyDuringAnAttempt) {
   {
+    MW_REQUIRE(::geteuid() == 0, kRoot);
+    MW_REQUIRE(::access("/usr/bin/chattr", X_OK) == 0,
+               "chattr (Debian package 'e2fsprogs'; scripts/bootstrap installs it)");
     std::string probe = scratch() + "/chattr-probe", out;
     std::ofstream(probe) << "x";
     if (RunProgram({"chattr", "+i", probe}, &out) != 0) {
-      GTEST_SKIP() << "chattr +i is refused on this filesystem (" << out << "): read-only test skipped";
+      MW_MACHINE_CANNOT("chattr +i as root on this filesystem (" << out << "): read-only test");
     }
     RunProgram({"chattr", "-i", probe}, &out);
   }

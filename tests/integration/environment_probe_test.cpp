@@ -3,13 +3,14 @@
 // bad one refused at start and on SIGHUP), and the environment state across
 // restarts (a streak cut by a restart, a reset before one, failing kept).
 #include <gtest/gtest.h>
-
 #include <signal.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <fstream>
+#include <iterator>
 #include <memory>
 #include <thread>
 
@@ -67,9 +68,20 @@ std::string ProbeLine(bool with_gpu) {
 
 // A probe program that prints the line in `answer` (on stdout, or on the
 // protocol pipe fd 3 like modelwarden-worker probe).
+// The probe script: answers the content of `answer`; each run first adds a
+// line to ProbeRunsFile(dir), so a test can wait for probes to have run.
+fs::path ProbeRunsFile(const fs::path& dir) { return dir / "probe.runs"; }
+
+int ProbeRuns(const fs::path& dir) {
+  std::ifstream in(ProbeRunsFile(dir));
+  return static_cast<int>(
+      std::count(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>(), '\n'));
+}
+
 fs::path WriteProbe(const fs::path& dir, const fs::path& answer, bool on_fd3) {
   fs::path probe = dir / (on_fd3 ? "probe3.sh" : "probe.sh");
-  std::ofstream(probe) << "#!/bin/sh\ncat '" << answer.string() << "'" << (on_fd3 ? " >&3" : "") << "\n";
+  std::ofstream(probe) << "#!/bin/sh\necho run >> '" << ProbeRunsFile(dir).string() << "'\ncat '"
+                       << answer.string() << "'" << (on_fd3 ? " >&3" : "") << "\n";
   fs::permissions(probe, fs::perms::owner_all);
   return probe;
 }
@@ -143,7 +155,14 @@ TEST_F(EnvironmentProbeTest, ResetAcceptsTheDevicesThereAreNow) {
   // Several probes later it is still ok (the CPU alone is now the good set).
   ASSERT_TRUE(WaitForStatusBody(server, [](const json& s) { return !HasDevice(s, "FAKE0"); }));
   ASSERT_TRUE(server.WaitForStderr("device probe: 1 device(s)"));
-  std::this_thread::sleep_for(std::chrono::milliseconds(2500));  // room for two more probes to disagree
+  // Two more whole probes (the third has started: the two before it ended)
+  // had their chance to disagree.
+  const int runs = ProbeRuns(dir_.path());
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
+  while (ProbeRuns(dir_.path()) < runs + 3 && std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  ASSERT_GE(ProbeRuns(dir_.path()), runs + 3) << "the probe did not run twice more within 30 s";
   EXPECT_EQ(Environment(server)["state"], "ok") << Environment(server).dump();
 }
 

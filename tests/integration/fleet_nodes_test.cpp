@@ -189,7 +189,11 @@ TEST_F(FleetNodesTest, ANodeWhoseHeartbeatStopsLosesItsLeaseAndDoesNotWriteAsIfI
   ASSERT_TRUE(settled) << b->Stderr();
 
   HttpReply r = load.get();
-  EXPECT_NE(r.status, 200) << r.raw;  // its success could not be recorded
+  // Its success could not be recorded: a real answer (not a cut connection),
+  // 409 conflict saying why.
+  EXPECT_EQ(r.status, 409) << r.raw;
+  EXPECT_EQ(r.body["error"]["code"], "conflict") << r.raw;
+  EXPECT_NE(r.raw.find("lost its lease"), std::string::npos) << r.raw;
   EXPECT_TRUE(a->WaitForStdout("lost its lease")) << a->Stdout() << a->Stderr();
   EXPECT_EQ(pg_->Query("SELECT count(*) FROM load_attempts WHERE outcome = 'success'"), "0");
   EXPECT_EQ(pg_->Query("SELECT count(*) FROM load_attempts"), "1");

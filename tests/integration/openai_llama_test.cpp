@@ -4,9 +4,15 @@
 // llama.cpp's output parser threw on them, so such a generation ended as a
 // 502 (or a stream ending in an error event) with its text lost. The text
 // guard in the engine (src/worker/text_guard.h) repairs the bytes first:
-// every generation that ran is an answer.
+// every generation that ran is an answer. And a real engine that crashes in
+// the middle of a stream (SIGSEGV sent to the real worker).
 #include <gtest/gtest.h>
+#include <signal.h>
 
+#include <algorithm>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
 #include <string>
 #include <vector>
 
@@ -98,6 +104,102 @@ TEST(OpenAiLlamaTest, EveryGenerationOfARandomWeightModelIsAnAnswerInValidUtf8) 
   json model = server.Call("GET", "/api/models/tiny").body;
   EXPECT_EQ(model["compatibility_status"], "compatible") << model.dump();
   EXPECT_EQ(model["attempts"].size(), 1u) << model.dump();  // one load served them all
+  EXPECT_TRUE(server.Alive());
+}
+
+// The real worker (argv[0] modelwarden-worker) that serves a model file
+// under `dir`, found in the process table; 0 if none.
+pid_t RealWorkerUnder(const std::filesystem::path& dir) {
+  static constexpr std::string_view kWorker = "modelwarden-worker";
+  for (const auto& entry : std::filesystem::directory_iterator("/proc")) {
+    const std::string pid = entry.path().filename().string();
+    if (pid.find_first_not_of("0123456789") != std::string::npos) continue;
+    std::ifstream in(entry.path() / "cmdline", std::ios::binary);
+    std::string argv0;
+    std::getline(in, argv0, '\0');
+    std::ostringstream rest;
+    rest << in.rdbuf();
+    const std::string cmdline = argv0 + '\0' + rest.str();
+    if (argv0.size() >= kWorker.size() &&
+        argv0.compare(argv0.size() - kWorker.size(), kWorker.size(), kWorker) == 0 &&
+        cmdline.find(dir.string()) != std::string::npos) {
+      return static_cast<pid_t>(std::stol(pid));
+    }
+  }
+  return 0;
+}
+
+// SPEC §10, a worker that dies while serving, with the real engine: the
+// stream has begun (a first token arrived) when the real worker gets SIGSEGV.
+// It is frozen (SIGSTOP) the moment the first chunk is read, so the crash
+// lands mid-generation however fast the machine is; the SIGSEGV is delivered
+// when it runs again. The stream ends with an `engine_crashed` error event
+// (no [DONE]), and the verdict is recorded: a closed attempt
+// crashed_while_serving with the signal, and, after one successful load,
+// `incompatible` (rule 3), so the next request is refused with 409.
+TEST(OpenAiLlamaTest, ARealEngineThatCrashesMidStreamEndsItWithEngineCrashed) {
+  TempDir dir;
+  const auto data = dir.path() / "data";
+  ASSERT_TRUE(MakeTestModel(data / "models" / "tiny.gguf"));
+  Server server(data, ConfigArgs(dir.path(), "keep_alive = \"-1\"\n"));
+  ASSERT_TRUE(server.started()) << server.startup_output();
+  ASSERT_EQ(server
+                .Call("POST", "/api/models",
+                      json{{"model_name", "tiny"},
+                           {"file_path", "tiny.gguf"},
+                           {"load_config", {{"n_threads", 1}, {"n_ctx", 2048}}}})
+                .status,
+            201);
+  HttpReply loaded = server.Call("POST", "/api/orchestrate/load", R"({"model_name":"tiny"})");
+  ASSERT_EQ(loaded.status, 200) << loaded.raw;
+  const pid_t worker = RealWorkerUnder(dir.path());
+  ASSERT_GT(worker, 0) << "no modelwarden-worker process serves " << (data / "models" / "tiny.gguf");
+
+  RawConnection stream(server.port());
+  ASSERT_TRUE(stream.connected());
+  // ignore_eos (llama.cpp's, passed through): a random-weight model may
+  // sample its end of text at once; this generation runs 1500 tokens.
+  const json body = {{"model", "tiny"},
+                     {"max_tokens", 1500},
+                     {"ignore_eos", true},
+                     {"seed", 1},
+                     {"stream", true},
+                     {"messages", {{{"role", "user"}, {"content", "Hello"}}}}};
+  ASSERT_TRUE(stream.Send("POST", "/v1/chat/completions", body.dump()));
+  const std::string first = stream.ReadUntil("\"content\"", std::chrono::seconds(60));
+  ASSERT_EQ(::kill(worker, SIGSTOP), 0);
+  ASSERT_NE(first.find("\"content\""), std::string::npos) << "no token streamed: " << first;
+  ASSERT_EQ(first.find("[DONE]"), std::string::npos) << "the generation ended before the crash: " << first;
+  ASSERT_EQ(::kill(worker, SIGSEGV), 0);
+  ASSERT_EQ(::kill(worker, SIGCONT), 0);
+
+  RawResponse r = stream.ReadResponse(std::chrono::seconds(60));
+  ASSERT_EQ(r.status, 200) << r.body;  // the stream had begun
+  std::vector<std::string> events = Events(r.body);
+  ASSERT_GE(events.size(), 2u) << r.body;
+  EXPECT_EQ(std::count(events.begin(), events.end(), "[DONE]"), 0) << r.body;
+  json error = json::parse(events.back(), nullptr, false);
+  ASSERT_TRUE(error.is_object() && error.contains("error")) << r.body;
+  EXPECT_EQ(error["error"]["code"], "engine_crashed") << r.body;
+  EXPECT_NE(error["error"]["message"].get<std::string>().find("SIGSEGV"), std::string::npos) << r.body;
+  EXPECT_TRUE(json::parse(events.front(), nullptr, false).contains("choices"))
+      << r.body;  // tokens came first
+
+  json model = server.Call("GET", "/api/models/tiny").body;
+  EXPECT_EQ(model["loaded"], false) << model.dump();
+  EXPECT_EQ(model["last_error"], error["error"]["message"]) << model.dump();
+  EXPECT_EQ(model["compatibility_status"], "incompatible") << model.dump();
+  ASSERT_EQ(model["attempts"].size(), 2u) << model.dump();
+  const json& death = model["attempts"][0];
+  EXPECT_EQ(death["outcome"], "crashed_while_serving") << model.dump();
+  EXPECT_EQ(death["signal"], "SIGSEGV") << model.dump();
+  EXPECT_EQ(death["status_before"], "compatible") << model.dump();
+  EXPECT_EQ(death["status_after"], "incompatible") << model.dump();
+  EXPECT_FALSE(ProcessAlive(worker));
+  HttpReply refused =
+      server.Call("POST", "/v1/chat/completions",
+                  json{{"model", "tiny"}, {"messages", {{{"role", "user"}, {"content", "Hi"}}}}});
+  EXPECT_EQ(refused.status, 409) << refused.raw;
   EXPECT_TRUE(server.Alive());
 }
 

@@ -343,7 +343,10 @@ TEST_F(OpenAiTest, EngineKilledMidStreamEndsWithAnErrorEvent) {
   EXPECT_EQ(json::parse(events[1])["choices"][0]["delta"]["content"], "Hello");  // what came before the crash
   json model = server.Call("GET", "/api/models/echo").body;
   EXPECT_EQ(error["error"]["message"], model["last_error"]) << model.dump();
-  EXPECT_NE(model["compatibility_status"], "testing");
+  // SPEC §10 + rule 3: one successful load before the crash, so incompatible.
+  EXPECT_EQ(model["compatibility_status"], "incompatible") << model.dump();
+  ASSERT_FALSE(model["attempts"].empty()) << model.dump();
+  EXPECT_EQ(model["attempts"][0]["outcome"], "crashed_while_serving") << model.dump();
   EXPECT_EQ(model["loaded"], false);
   EXPECT_TRUE(server.Alive());
 
@@ -351,8 +354,12 @@ TEST_F(OpenAiTest, EngineKilledMidStreamEndsWithAnErrorEvent) {
   server.Call("PATCH", "/api/models/echo/config", R"({"compatibility_status":"compatible"})");
   HttpReply crashed = server.Call("POST", "/v1/chat/completions", Chat("echo", "TOKENS=50 CRASH_AFTER=2"));
   ExpectOpenAiError(crashed, 502, "engine_crashed", "crash, not streamed");
-  EXPECT_EQ(crashed.body["error"]["message"], server.Call("GET", "/api/models/echo").body["last_error"]);
-  EXPECT_NE(server.Call("GET", "/api/models/echo").body["compatibility_status"], "testing");
+  model = server.Call("GET", "/api/models/echo").body;
+  EXPECT_EQ(crashed.body["error"]["message"], model["last_error"]);
+  // Two successful loads before: still fewer than 3, incompatible.
+  EXPECT_EQ(model["compatibility_status"], "incompatible") << model.dump();
+  ASSERT_FALSE(model["attempts"].empty()) << model.dump();
+  EXPECT_EQ(model["attempts"][0]["outcome"], "crashed_while_serving") << model.dump();
   EXPECT_TRUE(server.Alive());
 }
 

@@ -225,9 +225,16 @@ TEST_F(WorkflowTest, ConcurrentRequestsJoinOneAttempt) {
   }
   // Another model queues behind: at most one model in testing at a time.
   auto other = std::async(std::launch::async, [&] { return server.Call("POST", "/api/orchestrate/load", R"({"model_name":"other"})"); });
-  std::this_thread::sleep_for(std::chrono::milliseconds(300));
+  // Once `other` waits in the queue (while `slow` is still in its attempt):
+  // one model in testing, not two.
+  bool queued = false;
+  for (int i = 0; i < 300 && !queued; ++i) {
+    queued = Model(server, "other").value("load_state", "") == "queued";
+    if (!queued) std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  ASSERT_TRUE(queued) << Model(server, "other").dump();
   json status = server.Call("GET", "/api/status").body;
-  EXPECT_LE(status["counts"]["testing"].get<int>(), 1);
+  EXPECT_LE(status["counts"]["testing"].get<int>(), 1) << status.dump();
   int joined = 0;
   for (auto& c : calls) {
     HttpReply r = c.get();
@@ -307,12 +314,23 @@ TEST_F(WorkflowTest, ShutdownDuringALoadIsPromptAndClean) {
   auto first = std::async(std::launch::async, [&] { return server->Call("POST", "/api/orchestrate/load", R"({"model_name":"hang"})"); });
   ASSERT_TRUE(WaitForStatus(*server, "hang", "testing"));
   auto second = std::async(std::launch::async, [&] { return server->Call("POST", "/api/orchestrate/load", R"({"model_name":"next"})"); });
-  std::this_thread::sleep_for(std::chrono::milliseconds(200));
+  bool queued = false;  // `next` waits behind `hang` when the stop comes
+  for (int i = 0; i < 300 && !queued; ++i) {
+    queued = Model(*server, "next").value("load_state", "") == "queued";
+    if (!queued) std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  ASSERT_TRUE(queued) << Model(*server, "next").dump();
   auto t0 = std::chrono::steady_clock::now();
   EXPECT_EQ(server->Stop(), 0);
   EXPECT_LT(std::chrono::steady_clock::now() - t0, std::chrono::seconds(20));
-  EXPECT_NE(first.get().status, 200);
-  EXPECT_NE(second.get().status, 200);
+  // Both are answered before the server goes (no cut connection, status 0):
+  // the running load and the queued one are cancelled, 409 conflict.
+  for (auto* call : {&first, &second}) {
+    HttpReply r = call->get();
+    EXPECT_EQ(r.status, 409) << r.raw;
+    EXPECT_EQ(r.body["error"]["code"], "conflict") << r.raw;
+    EXPECT_NE(r.raw.find("was cancelled"), std::string::npos) << r.raw;
+  }
   server = std::make_unique<Server>(data(), AllowApiCommands(dir_.path()));
   ASSERT_TRUE(server->started());
   EXPECT_EQ(server->startup_output().find("stuck in 'testing'"), std::string::npos) << server->startup_output();

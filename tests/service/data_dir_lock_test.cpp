@@ -7,6 +7,7 @@
 #include <thread>
 
 #include "harness.h"
+#include "require.h"
 
 namespace mw::itest {
 namespace {
@@ -45,7 +46,7 @@ TEST(DataDirLockTest, SecondServerOnTheSameDataDirectoryNamesTheFirstOnesPid) {
 }
 
 TEST(DataDirLockTest, RegistryIsReadableByAnotherProgramDuringALoad) {
-  if (!fs::exists(kSqlite3)) GTEST_SKIP() << "sqlite3 (Debian package 'sqlite3') is not installed";
+  MW_REQUIRE(fs::exists(kSqlite3), "sqlite3 (Debian package 'sqlite3'; scripts/bootstrap installs it)");
   TempDir dir;
   const fs::path data = dir.path() / "data";
   const std::string db = (data / "registry.db").string();

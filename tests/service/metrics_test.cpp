@@ -6,6 +6,7 @@
 #include <regex>
 
 #include "harness.h"
+#include "require.h"
 
 namespace mw::itest {
 namespace {
@@ -87,10 +88,9 @@ TEST_F(MetricsEndpointTest, PromtoolAcceptsTheTextAndLoadCountsMove) {
   EXPECT_EQ(SampleValue(after.raw, "modelwarden_models{status=\"unknown\"}"), 0);
 
   const std::string promtool = Promtool();
-  if (promtool.empty()) {
-    GTEST_SKIP() << "promtool not installed (Debian package 'prometheus'; scripts/bootstrap installs it): "
-                    "the text was not checked by promtool";
-  }
+  MW_REQUIRE(!promtool.empty(),
+             "promtool (Debian package 'prometheus'; scripts/bootstrap installs it): "
+             "the text was not checked by promtool");
   bool ok = false;
   std::string out = PromtoolCheck(promtool, dir_.path(), before.raw, &ok);
   EXPECT_TRUE(ok) << out << "\n--- text:\n" << before.raw;

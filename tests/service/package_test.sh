@@ -2,9 +2,14 @@
 # The Debian package (what `make package` builds with CPack) holds the
 # binaries, the bundled llama.cpp libraries, the unit, the default config and
 # the crash catalog; the packaged programs run from the extracted tree (no
-# build paths); the unit passes `systemd-analyze verify` (when available).
+# build paths); the unit passes `systemd-analyze verify`. A missing dpkg-deb
+# or systemd-analyze fails under `make test` and CI (tests/require.sh), else
+# skips (exit 77, CTest's SKIP_RETURN_CODE) or skips that check.
 # Usage: package_test.sh BUILD_DIR SOURCE_DIR
 set -euo pipefail
+# shellcheck source=tests/require.sh
+source "$(dirname "$0")/../require.sh"
+command -v dpkg-deb >/dev/null 2>&1 || { mw_missing "dpkg-deb (Debian package 'dpkg')"; exit 77; }
 build=$(cd "$1" && pwd)
 src=$(cd "$2" && pwd)
 tmp=$(mktemp -d)
@@ -63,6 +68,6 @@ if command -v systemd-analyze >/dev/null 2>&1; then
   fi
   echo "systemd-analyze verify: clean"
 else
-  echo "SKIPPED systemd-analyze verify: systemd-analyze is not installed"
+  mw_missing "systemd-analyze (Debian package 'systemd'; scripts/bootstrap installs it): the unit was not verified"
 fi
 echo "PASS"

@@ -10,6 +10,7 @@
 #include <nlohmann/json.hpp>
 
 #include "common/loopback_http.h"
+#include "require.h"
 #include "supervisor/supervisor.h"
 #include "supervisor/test_support.h"
 
@@ -34,7 +35,8 @@ class RealWorkerTest : public ::testing::Test {
   }
 
   void SetUp() override {
-    if (::access(worker_.c_str(), X_OK) != 0) GTEST_SKIP() << "modelwarden-worker is not built";
+    MW_REQUIRE(::access(worker_.c_str(), X_OK) == 0,
+               "modelwarden-worker (built with llama.cpp, which scripts/bootstrap installs)");
   }
 
   LoadRequest Request(const std::string& path, const std::string& config, const std::string& verify = "decode") {

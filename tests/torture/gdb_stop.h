@@ -41,7 +41,7 @@ class GdbStop {
   void Detach();
   ~GdbStop() { Detach(); }
 
-  // True when gdb can be run here.
+  // True when gdb can be run here (/usr/bin/gdb, or the one $MW_GDB names).
   static bool Available();
 
  private:

@@ -13,7 +13,11 @@
 //     and every load the server answered 200 is a durable `success` attempt;
 //     every 422 answer is a durable closed failure;
 //   - no process the server started (keeper, worker, engine, their children)
-//     outlives it.
+//     outlives it;
+//   - every kill path was really taken at least once (a model seen in
+//     `testing`, a load answered 200, each gdb breakpoint hit; a path whose
+//     moment never came gets a few extra rounds, then the test fails). gdb
+//     is required (tests/require.h).
 // Rounds: MW_TORTURE_ROUNDS (default 9: every kill mode once, ~30 s);
 // `make test-torture` runs 200. MW_TORTURE_SEED fixes the random choices.
 #include <gtest/gtest.h>
@@ -32,6 +36,7 @@
 #include <thread>
 
 #include "gdb_stop.h"
+#include "require.h"
 #include "server_harness.h"
 #include "support/pg_test_util.h"
 
@@ -112,6 +117,7 @@ class TortureRun {
   int findings() const { return findings_; }
   int rounds_run() const { return rounds_run_; }
   int gdb_kills() const { return gdb_kills_; }
+  int stuck_at_kill() const { return stuck_at_kill_; }
   std::map<std::string, int> mode_counts() const { return mode_counts_; }
 
   // Starts the first server, registers the model pool.
@@ -144,15 +150,13 @@ class TortureRun {
     KillAndCheck("setup");
   }
 
-  void Round(int round) {
-    KillMode mode = kModeCycle[round % std::size(kModeCycle)];
-    if (GdbFunction(mode) != nullptr && !GdbStop::Available()) {
-      if (round < static_cast<int>(std::size(kModeCycle))) {
-        std::cout << "[torture] gdb is not installed: commit-point rounds run as when-testing rounds"
-                  << std::endl;
-      }
-      mode = KillMode::kWhenTesting;
-    }
+  // How often each kill path was really taken: the kill came at the moment
+  // the mode names (a model seen in `testing`, a load answered 200, the
+  // server held at the breakpoint), not after a wait that ran out.
+  std::map<KillMode, int> reached() const { return reached_; }
+
+  // One round of `mode` (gdb modes need gdb: the test requires it).
+  void Round(int round, KillMode mode) {
     const std::string what = "round " + std::to_string(round) + " (" + ModeName(mode) + ")";
     if (verbose_) std::cout << "[torture] " << what << std::endl;
     SCOPED_TRACE(what);
@@ -163,6 +167,7 @@ class TortureRun {
       server_ = ServerProcess::Spawn(Options(), &error);
       ASSERT_TRUE(server_) << error;
       SleepMs(std::uniform_int_distribution<int>(0, 40)(rng_));
+      ++reached_[mode];
       KillAndCheck(what);
       return;
     }
@@ -204,15 +209,16 @@ class TortureRun {
         c->done = true;
       });
     }
+    bool reached = false;
     switch (mode) {
       case KillMode::kRandomDelay:
         SleepMs(std::uniform_int_distribution<int>(0, 2500)(rng_));
+        reached = true;
         break;
       case KillMode::kWhenTesting:
-        PollUntil(
+        reached = PollUntil(
             [&] {
               auto r = Http(url, "GET", "/api/models");
-              if (!r.json_ok) return true;
               for (const auto& m : r.body["models"]) {
                 if (m.value("compatibility_status", "") == "testing") return true;
               }
@@ -221,10 +227,11 @@ class TortureRun {
             milliseconds(5000));
         SleepMs(std::uniform_int_distribution<int>(0, 3)(rng_));
         break;
-      case KillMode::kWhenLoaded:
+      case KillMode::kWhenLoaded: {
+        bool any_loaded = false;
         PollUntil(
             [&] {
-              bool any_loaded = false, all_done = true;
+              bool all_done = true;
               for (auto& c : calls) {
                 all_done = all_done && c->done;
                 any_loaded = any_loaded || (c->done && c->result.status == 200);
@@ -232,10 +239,13 @@ class TortureRun {
               return any_loaded || all_done;
             },
             milliseconds(6000));
+        reached = any_loaded;
         break;
+      }
       default:
         break;
     }
+    if (reached) ++reached_[mode];
     KillAndCheck(what);
     for (auto& t : threads) t.join();
     for (auto& call : calls) RecordAnswer(what, *call);
@@ -478,6 +488,7 @@ class TortureRun {
     KillAndCheck(what, &gdb);
     thread.join();
     if (!hit || !last_snapshot_) return;
+    ++reached_[mode];
     const RegistrySnapshot& snap = *last_snapshot_;
     const ModelRow& row = snap.models.at(model);
     if (mode == KillMode::kAtBeginAttempt) {
@@ -505,6 +516,7 @@ class TortureRun {
   std::map<int64_t, std::string> acked_success_;  // attempt id -> model
   std::map<int64_t, std::string> acked_failure_;  // attempt id -> outcome
   std::map<std::string, int> mode_counts_;
+  std::map<KillMode, int> reached_;
   int starts_ = 0;
   int findings_ = 0;
   int rounds_run_ = 0;
@@ -514,6 +526,11 @@ class TortureRun {
   bool verbose_ = EnvInt("MW_TORTURE_VERBOSE", 0) != 0;
 };
 
+// Each kill path must have been taken at least once: a mode whose moment
+// never came (no model seen in `testing` within the wait, no load answered
+// 200) gets extra rounds, at most kExtraRoundsPerMode each, then fails.
+constexpr int kExtraRoundsPerMode = 4;
+
 void RunTorture(const std::string& registry_url) {
   const int rounds = EnvInt("MW_TORTURE_ROUNDS", 9);
   TortureRun run(registry_url);
@@ -521,24 +538,58 @@ void RunTorture(const std::string& registry_url) {
             << std::endl;
   run.Setup();
   if (::testing::Test::HasFatalFailure()) return;
-  for (int round = 0; round < rounds; ++round) {
-    run.Round(round);
+  std::set<KillMode> scheduled;
+  int round = 0;
+  for (; round < rounds; ++round) {
+    const KillMode mode = kModeCycle[round % std::size(kModeCycle)];
+    scheduled.insert(mode);
+    run.Round(round, mode);
     if (::testing::Test::HasFatalFailure()) break;
+  }
+  for (KillMode mode : scheduled) {
+    for (int extra = 0; extra < kExtraRoundsPerMode && run.reached()[mode] == 0; ++extra, ++round) {
+      if (::testing::Test::HasFatalFailure()) break;
+      std::cout << "[torture] " << ModeName(mode) << " not reached yet: one more round" << std::endl;
+      run.Round(round, mode);
+    }
   }
   run.Finish();
   std::cout << "[torture] rounds run: " << run.rounds_run() << ", failures found: " << run.findings()
             << " (modes:";
   for (const auto& [mode, n] : run.mode_counts()) std::cout << " " << mode << "=" << n;
+  std::cout << "; reached:";
+  for (const auto& [mode, n] : run.reached()) std::cout << " " << ModeName(mode) << "=" << n;
   std::cout << "), exact commit-point kills: " << run.gdb_kills() << std::endl;
+  if (::testing::Test::HasFatalFailure()) return;
+  int gdb_modes = 0;
+  for (KillMode mode : scheduled) {
+    EXPECT_GE(run.reached()[mode], 1)
+        << "the kill path " << ModeName(mode) << " was never taken in " << run.rounds_run() << " rounds";
+    if (GdbFunction(mode) != nullptr) ++gdb_modes;
+  }
+  EXPECT_GE(run.gdb_kills(), gdb_modes) << "each gdb breakpoint must have held the server once";
+  // A kill at Supervisor::Load (after the durable `testing` commit) leaves
+  // the model stuck in `testing`: the startup cleanup must have had work.
+  if (scheduled.count(KillMode::kAtWorkerStart) != 0) {
+    EXPECT_GE(run.stuck_at_kill(), 1) << "no kill left a model in testing";
+  }
 }
 
-TEST(TortureTest, ServerKilledAtRandomMomentsAndCommitPoints) { RunTorture(""); }
+// The commit-point rounds hold the server with gdb.
+constexpr char kGdbPackage[] =
+    "gdb (Debian package 'gdb'; scripts/bootstrap installs it) for the commit-point rounds";
+
+TEST(TortureTest, ServerKilledAtRandomMomentsAndCommitPoints) {
+  MW_REQUIRE(GdbStop::Available(), kGdbPackage);
+  RunTorture("");
+}
 
 // The same rounds with the registry in PostgreSQL (SPEC §14): the durable
 // `testing` commit, the worker start and the success record are committed
 // PostgreSQL transactions, and the restart's cleanup settles this node's
 // attempts.
 TEST(TortureTest, ServerKilledAtRandomMomentsAndCommitPointsOnPostgreSQL) {
+  MW_REQUIRE(GdbStop::Available(), kGdbPackage);
   std::string skip, error;
   auto pg = testing_util::PgTestSchema::Create(&skip, &error);
   if (!pg) {
