@@ -4,7 +4,8 @@
 # layout, so the programs find each other and the tokenizer as they do in build/):
 #   /usr/bin/modelwarden                     -> ../lib/modelwarden/bin/modelwarden
 #   /usr/lib/modelwarden/bin/                modelwarden, modelwarden-worker, mw-keeper
-#   /usr/lib/modelwarden/lib/                the llama.cpp/ggml libraries of MW_LLAMA_DIR (bundled:
+#   /usr/lib/modelwarden/lib/                the llama.cpp/ggml libraries of MW_LLAMA_DIR and the GPU
+#                                            backend plugins of MW_GGML_GPU_DIR (bundled:
 #                                            the worker's RPATH is $ORIGIN/../lib, and it loads the
 #                                            ggml backend plugins from there)
 #   /usr/lib/modelwarden/share/modelwarden/  make-test-model's tokenizer
@@ -19,6 +20,11 @@ install(TARGETS modelwarden modelwarden-worker mw-keeper RUNTIME DESTINATION ${_
 set_target_properties(modelwarden-worker PROPERTIES INSTALL_RPATH "$ORIGIN/../lib")
 install(DIRECTORY ${MW_LLAMA_LIB_DIR}/ DESTINATION ${_mw_pkg_root}/lib
         FILES_MATCHING PATTERN "*.so" PATTERN "*.so.*")
+# The GPU backend plugins (SPEC §15): Vulkan, and CUDA where the build
+# machine had a CUDA runtime. The worker loads them from lib/ like the CPU ones.
+if(EXISTS "${MW_GGML_GPU_DIR}")
+  install(DIRECTORY ${MW_GGML_GPU_DIR}/ DESTINATION ${_mw_pkg_root}/lib FILES_MATCHING PATTERN "libggml-*.so")
+endif()
 # llama.cpp's own server code (scripts/build-llama-serverlib), which the
 # worker links to serve a loaded model (SPEC §10).
 if(MW_LLAMA_SERVER_LIB_DIR)

@@ -228,6 +228,8 @@ void Watch(const Plan& plan, const Sizing& sizing, const std::shared_ptr<Shared>
   }
   loaded.devices = !projected.empty() ? projected
                                       : MemoryUsedSince(plan.free_before, plan.shape.weight_bytes + kv_bytes);
+  loaded.offloaded_layers = OffloadedLayers(plan.config.n_gpu_layers, plan.shape.n_layer, loaded.devices,
+                                            &loaded.n_layers);  // SPEC §15
   loaded.load_ms = MonotonicMillis() - plan.start_ms;
   {
     std::lock_guard<std::mutex> lock(shared->mu);
