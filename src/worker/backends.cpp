@@ -4,6 +4,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <optional>
@@ -106,11 +107,21 @@ void LoadGpuLibrary(const std::string& dir, const GpuLibrary& lib) {
   ggml_backend_load(path.c_str());  // kept open by `handle` too: loaded once
 }
 
+// ggml's log while the backends load: as ggml prints it, but for the
+// Vulkan backend's "No devices found." on every machine without a Vulkan
+// GPU, which a crash classifier would read as "no usable device" in the
+// log of any later failure (SPEC §15: a machine without a GPU behaves as before).
+void BackendLoadLog(ggml_log_level, const char* text, void*) {
+  if (text == nullptr || std::strstr(text, "ggml_vulkan: No devices found") != nullptr) return;
+  std::fputs(text, stderr);
+}
+
 void InitBackendsOnce() {
   static bool done = false;
   if (done) return;
   done = true;
   llama_backend_init();
+  ggml_log_set(BackendLoadLog, nullptr);
   const char* env = std::getenv("MODELWARDEN_GGML_BACKEND_DIR");
   std::string dir = env != nullptr ? env : "";
   if (dir.empty()) dir = BundledBackendDir();
@@ -130,6 +141,7 @@ void InitBackendsOnce() {
     }
     Backends().push_back(Diagnose(where, lib));
   }
+  ggml_log_set(nullptr, nullptr);  // ggml's default again (llama.cpp's server sets its own)
 }
 
 std::vector<protocol::BackendInfo> ProbeBackends() { return Backends(); }
