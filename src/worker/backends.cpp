@@ -161,6 +161,13 @@ std::optional<protocol::DeviceKind> KindOf(ggml_backend_dev_t dev) {
 
 }  // namespace
 
+bool HasGpuDevice() {
+  for (size_t i = 0; i < ggml_backend_dev_count(); ++i) {
+    if (KindOf(ggml_backend_dev_get(i)).value_or(protocol::DeviceKind::kCpu) != protocol::DeviceKind::kCpu) return true;
+  }
+  return false;
+}
+
 std::vector<size_t> FreeMemoryPerDevice() {
   std::vector<size_t> out(ggml_backend_dev_count(), 0);
   for (size_t i = 0; i < out.size(); ++i) {

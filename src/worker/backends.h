@@ -29,6 +29,9 @@ std::vector<protocol::BackendInfo> ProbeBackends();
 // free/total memory the backend reports now.
 std::vector<protocol::DeviceInfo> ProbeDevices();
 
+// True when a loaded backend exposes a device that is not the CPU.
+bool HasGpuDevice();
+
 // Free memory per ggml device (0 for CPU devices), indexed like ggml_backend_dev_get.
 std::vector<size_t> FreeMemoryPerDevice();
 
