@@ -38,7 +38,14 @@ get_filename_component(MW_LLAMA_LIB_DIR ${MW_LLAMA_LIB} DIRECTORY)
 add_library(mw_llama INTERFACE)
 target_include_directories(mw_llama SYSTEM INTERFACE ${MW_LLAMA_INCLUDE_DIR})
 target_link_libraries(mw_llama INTERFACE ${MW_LLAMA_LIB} ${MW_GGML_LIB} ${MW_GGML_BASE_LIB})
-target_compile_definitions(mw_llama INTERFACE MW_GGML_BACKEND_DIR="${MW_LLAMA_LIB_DIR}")
+# GPU backend plugins of the same release (SPEC §15; scripts/bootstrap puts
+# them in <MW_LLAMA_DIR>-gpu/lib): loaded beside MW_LLAMA_DIR/lib's, bundled
+# by `make package`. Absent (your own llama.cpp build): nothing more is loaded.
+if(NOT MW_GGML_GPU_DIR)
+  set(MW_GGML_GPU_DIR "${MW_LLAMA_DIR}-gpu/lib" CACHE PATH "ggml GPU backend plugins (scripts/bootstrap --print-gpu-dir)")
+endif()
+target_compile_definitions(mw_llama INTERFACE MW_GGML_BACKEND_DIR="${MW_LLAMA_LIB_DIR}"
+                                              MW_GGML_GPU_BACKEND_DIR="${MW_GGML_GPU_DIR}")
 add_library(mw::llama ALIAS mw_llama)
 
 # The default directory is the script's (it names the recipe generation): a

@@ -4,7 +4,8 @@
 # layout, so the programs find each other and the tokenizer as they do in build/):
 #   /usr/bin/modelwarden                     -> ../lib/modelwarden/bin/modelwarden
 #   /usr/lib/modelwarden/bin/                modelwarden, modelwarden-worker, mw-keeper
-#   /usr/lib/modelwarden/lib/                the llama.cpp/ggml libraries of MW_LLAMA_DIR (bundled:
+#   /usr/lib/modelwarden/lib/                the llama.cpp/ggml libraries of MW_LLAMA_DIR and the GPU
+#                                            backend plugins of MW_GGML_GPU_DIR (bundled:
 #                                            the worker's RPATH is $ORIGIN/../lib, and it loads the
 #                                            ggml backend plugins from there)
 #   /usr/lib/modelwarden/share/modelwarden/  make-test-model's tokenizer
@@ -19,6 +20,19 @@ install(TARGETS modelwarden modelwarden-worker mw-keeper RUNTIME DESTINATION ${_
 set_target_properties(modelwarden-worker PROPERTIES INSTALL_RPATH "$ORIGIN/../lib")
 install(DIRECTORY ${MW_LLAMA_LIB_DIR}/ DESTINATION ${_mw_pkg_root}/lib
         FILES_MATCHING PATTERN "*.so" PATTERN "*.so.*")
+# The GPU backend plugins (SPEC §15): Vulkan (the package then depends on
+# libvulkan1), and CUDA where the build machine has the NVIDIA driver
+# (dpkg-shlibdeps must resolve the plugin's libcuda.so.1: without the driver
+# the package carries Vulkan only). The worker loads them from lib/ like the CPU ones.
+if(EXISTS "${MW_GGML_GPU_DIR}")
+  find_library(MW_LIBCUDA_DRIVER NAMES libcuda.so.1 cuda)
+  set(_mw_gpu_exclude)
+  if(NOT MW_LIBCUDA_DRIVER)
+    set(_mw_gpu_exclude PATTERN "libggml-cuda.so" EXCLUDE)
+  endif()
+  install(DIRECTORY ${MW_GGML_GPU_DIR}/ DESTINATION ${_mw_pkg_root}/lib
+          FILES_MATCHING PATTERN "libggml-*.so" ${_mw_gpu_exclude})
+endif()
 # llama.cpp's own server code (scripts/build-llama-serverlib), which the
 # worker links to serve a loaded model (SPEC §10).
 if(MW_LLAMA_SERVER_LIB_DIR)

@@ -77,7 +77,12 @@ export function renderCard(m) {
   card.failures.textContent = String(m.total_failures ?? 0);
   card.loadState.textContent = pending && loadState === 'idle' ? 'requested' : loadState;
   const memory = memoryUsed(m);
-  card.memory.textContent = memory === null ? '' : formatBytes(memory);
+  // SPEC §15: per device, and how many layers went to a GPU.
+  const perDevice = Array.isArray(m.memory) && m.memory.length > 1
+    ? ` (${m.memory.map((d) => `${str(d.name)} ${formatBytes(Number(d.memory_used) || 0)}`).join(', ')})` : '';
+  const layers = Number.isFinite(Number(m.n_layers)) && m.n_layers !== null
+    ? ` · ${m.offloaded_layers}/${m.n_layers} layers on GPU` : '';
+  card.memory.textContent = memory === null ? '' : formatBytes(memory) + perDevice + layers;
   setHidden(card.memoryItem, !m.loaded || memory === null);
 
   setHidden(card.progressWrap, !busy);
@@ -210,6 +215,8 @@ export function renderStatus() {
         el('span', { className: 'device-name', text: str(d.name) || 'device' }),
         el('span', { className: 'chip', text: str(d.kind) || '?' }),
       ];
+      if (str(d.backend)) children.push(el('span', { className: 'chip', text: str(d.backend) }));
+      if (str(d.driver)) children.push(el('span', { className: 'muted', text: `driver ${str(d.driver)}` }));
       if (Number.isFinite(total) && total > 0) {
         const used = Number.isFinite(free) ? Math.max(0, total - free) : NaN;
         const meter = el('meter');

@@ -146,6 +146,8 @@ json ModelJson(const ModelView& m, bool with_attempts) {
   json memory = json::array();
   for (const auto& d : m.memory) memory.push_back({{"name", d.name}, {"kind", d.kind}, {"memory_used", d.memory_used}});
   j["memory"] = memory;
+  j["offloaded_layers"] = JsonOrNull(m.offloaded_layers);
+  j["n_layers"] = JsonOrNull(m.n_layers);
   j["verdict_fingerprint"] = JsonOrNull(m.verdict_fingerprint);
   j["verdict_stale"] = m.verdict_stale;
   j["verdict_stale_reason"] = JsonOrNull(m.verdict_stale_reason);
@@ -256,8 +258,18 @@ std::string CountsToJson(const std::map<std::string, int64_t>& counts) {
 std::string StatusToJson(const ServerStatus& status) {
   json devices = json::array();
   for (const auto& d : status.devices) {
-    devices.push_back({{"name", d.name}, {"kind", d.kind}, {"memory_total", d.memory_total},
-                       {"memory_free", d.memory_free}});
+    devices.push_back({{"name", d.name},
+                       {"kind", d.kind},
+                       {"memory_total", d.memory_total},
+                       {"memory_free", d.memory_free},
+                       {"id", d.id},
+                       {"backend", d.backend},
+                       {"description", d.description}});
+    if (d.driver) devices.back()["driver"] = *d.driver;
+  }
+  json backends = json::array();
+  for (const auto& b : status.backends) {
+    backends.push_back({{"name", b.name}, {"state", b.state}, {"reason", b.reason}, {"devices", b.devices}});
   }
   json loaded = json::array();
   for (const auto& m : status.loaded_models) loaded.push_back(ModelJson(m, false));
@@ -270,6 +282,7 @@ std::string StatusToJson(const ServerStatus& status) {
   json j{{"version", status.version}, {"uptime_s", status.uptime_s}, {"devices", devices},
          {"loaded_models", loaded},   {"load_queue", queue},            {"counts", json(status.counts)}};
   j["devices_error"] = status.devices_error.empty() ? json(nullptr) : json(status.devices_error);
+  j["backends"] = std::move(backends);
   j["engine_presets"] = status.engine_presets;
   j["environment"] = EnvironmentJson(status.environment);
   j["memory"] = {{"in_use_bytes", status.memory.in_use}, {"free_bytes", status.memory.free}};

@@ -111,6 +111,7 @@ struct ModelView {
   std::optional<double> load_progress;
   std::optional<std::string> last_error;
   std::vector<DeviceMemory> memory;  // per device, while loaded
+  std::optional<int64_t> n_layers, offloaded_layers;  // while loaded, when the engine says (SPEC §15)
   // SPEC §11: the environment fingerprint its current status was decided
   // under (unset: decided by hand, reverted, or before fingerprints), and
   // whether that environment differs from today's in a component that
@@ -188,10 +189,23 @@ struct LoadResult {
 };
 
 struct DeviceInfo {
-  std::string name;
+  std::string name;  // "id (description)": what the environment fingerprint names
   std::string kind;  // "cpu", "gpu", ...
   int64_t memory_total = 0;
   int64_t memory_free = 0;
+  // SPEC §15.
+  std::string id;           // the engine's device name: "CPU", "CUDA0", "Vulkan0"
+  std::string backend;      // "CPU", "CUDA", "Vulkan", "ROCm", "Metal"...
+  std::string description;  // e.g. "NVIDIA H200", "llvmpipe (LLVM 15.0.6, 256 bits)"
+  std::optional<std::string> driver;  // driver version when known
+};
+
+// A GPU backend library the probe found and what became of it (SPEC §15).
+struct BackendView {
+  std::string name;    // "CUDA", "Vulkan", ...
+  std::string state;   // "loaded" | "skipped" | "failed"
+  std::string reason;  // "" when loaded
+  int64_t devices = 0;
 };
 
 // SPEC §11: GET /api/status -> "environment".
@@ -248,7 +262,8 @@ struct ServerStatus {
   std::string version;
   int64_t uptime_s = 0;
   std::vector<DeviceInfo> devices;
-  std::string devices_error;  // non-empty when the probe failed
+  std::string devices_error;  // non-empty when the probe failed or a backend failed to initialise
+  std::vector<BackendView> backends;
   std::vector<ModelView> loaded_models;
   std::vector<QueueEntry> load_queue;
   std::map<std::string, int64_t> counts;  // by compatibility status, all five present

@@ -74,7 +74,7 @@ void ModelService::RefreshEnvironment() {
   {
     std::lock_guard lock(mu_);
     in.devices_known = devices_error_.empty() || !devices_.empty();
-    for (const auto& d : devices_) in.devices.push_back({d.name, d.kind, d.memory_total});
+    for (const auto& d : devices_) in.devices.push_back({d.name, d.kind, d.memory_total, d.backend});
   }
   in.nvidia_version_file = ReadSmallFile("/proc/driver/nvidia/version");
   in.amdgpu_version_file = ReadSmallFile("/sys/module/amdgpu/version");
@@ -87,6 +87,7 @@ void ModelService::RefreshEnvironment() {
   bool keep_class = false;
   {
     std::lock_guard lock(mu_);
+    for (auto& d : devices_) d.driver = DeviceDriver(d.backend, d.description, components);
     base_components_ = std::move(components);
     // A device that went missing is the environment failing (SPEC §11), not
     // another class of machine: its verdicts stay where they are.

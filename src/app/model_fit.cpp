@@ -67,7 +67,9 @@ std::vector<fit::Device> ModelService::FitDevices(const std::string& model, bool
         ram.free_bytes = d.memory_free;
       } else if (d.kind == "gpu") {
         // The free memory the startup probe saw.
-        out.push_back({d.name, true, d.memory_free, config->memory_margin_mib.value_or(kGpuMarginMiB) * kMiB});
+        // By the engine's device id ("Vulkan0"): what `devices` and the loaded report name.
+        out.push_back({d.id.empty() ? d.name : d.id, true, d.memory_free,
+                       config->memory_margin_mib.value_or(kGpuMarginMiB) * kMiB});
       }
     }
   }

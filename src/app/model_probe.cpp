@@ -28,8 +28,27 @@ std::string ArgvText(const std::vector<std::string>& argv) { return Join(argv, "
 
 std::vector<std::string> KeysOf(const std::vector<api::DeviceInfo>& devices) {
   std::vector<EnvironmentDevice> identities;
-  for (const auto& d : devices) identities.push_back({d.name, d.kind, d.memory_total});
+  for (const auto& d : devices) identities.push_back({d.name, d.kind, d.memory_total, d.backend});
   return DeviceKeys(identities);
+}
+
+// "Vulkan: 1 device; CUDA skipped: no CUDA driver on this machine (...)".
+std::string BackendsText(const std::vector<api::BackendView>& backends) {
+  std::vector<std::string> parts;
+  for (const auto& b : backends) {
+    parts.push_back(b.state == "loaded" ? b.name + ": " + std::to_string(b.devices) + " device(s)"
+                                        : b.name + " " + b.state + ": " + b.reason);
+  }
+  return parts.empty() ? "none (CPU only)" : Join(parts, "; ");
+}
+
+// SPEC §15: the backends that failed to initialise, one "name: reason" each.
+std::string FailedBackends(const std::vector<api::BackendView>& backends) {
+  std::vector<std::string> parts;
+  for (const auto& b : backends) {
+    if (b.state == "failed") parts.push_back(b.name + ": " + b.reason);
+  }
+  return Join(parts, "; ");
 }
 
 }  // namespace
@@ -105,20 +124,33 @@ void ModelService::ProbeOnce() {
   }
   std::vector<api::DeviceInfo> devices;
   for (const auto& d : probe.devices) {
-    devices.push_back({d.description.empty() ? d.name : d.name + " (" + d.description + ")",
-                       std::string(protocol::DeviceKindName(d.kind)), static_cast<int64_t>(d.memory_total),
-                       static_cast<int64_t>(d.memory_free)});
+    api::DeviceInfo info;
+    info.name = d.description.empty() ? d.name : d.name + " (" + d.description + ")";
+    info.kind = std::string(protocol::DeviceKindName(d.kind));
+    info.memory_total = static_cast<int64_t>(d.memory_total);
+    info.memory_free = static_cast<int64_t>(d.memory_free);
+    info.id = d.name;
+    info.backend = d.backend;
+    info.description = d.description;
+    devices.push_back(std::move(info));
   }
+  std::vector<api::BackendView> backends;
+  for (const auto& b : probe.backends) backends.push_back({b.name, b.state, b.reason, b.devices});
   const std::vector<std::string> keys = KeysOf(devices);
   {
     std::lock_guard lock(mu_);
-    if (!last_probe_error_.empty() || devices_error_ == kProbeStillRunning || keys != KeysOf(devices_)) {
+    const bool first = devices_error_ == kProbeStillRunning;
+    if (!last_probe_error_.empty() || first || keys != KeysOf(devices_)) {
       MW_LOG(kInfo, "probe") << "device probe: " << devices.size() << " device(s)"
                              << (keys.empty() ? "" : ": " + Join(keys, "; ").substr(0, 1000));
     }
+    if (first || BackendsText(backends) != BackendsText(backends_)) {
+      MW_LOG(kInfo, "probe") << "GPU backends: " << BackendsText(backends).substr(0, 2000);
+    }
     last_probe_error_.clear();
+    backends_ = backends;
   }
-  SetDevices(std::move(devices), "");
+  SetDevices(std::move(devices), FailedBackends(backends));
 
   bool changed = false;
   bool good_changed = false;
@@ -139,6 +171,18 @@ void ModelService::ProbeOnce() {
   } else if (good_changed) {
     PersistEnvironment(false);
   }
+}
+
+Status ModelService::CheckPlacementHere(const loadconfig::LoadConfig& load_config) {
+  const loadconfig::LlamaConfig* llama = load_config.llama();
+  if (llama == nullptr) return Status::Ok();
+  std::vector<loadconfig::PresentDevice> present;
+  {
+    std::lock_guard lock(mu_);
+    if (devices_error_ == kProbeStillRunning || devices_.empty()) return Status::Ok();
+    for (const auto& d : devices_) present.push_back({d.id.empty() ? d.name : d.id, d.kind != "cpu"});
+  }
+  return loadconfig::CheckPlacement(*llama, present);
 }
 
 void ModelService::PersistEnvironment(bool streak_now) {

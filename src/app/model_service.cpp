@@ -121,6 +121,10 @@ api::ModelView ModelService::ToView(const ModelRecord& r) {
     for (const auto& d : loaded->devices) {
       v.memory.push_back({d.name, std::string(protocol::DeviceKindName(d.kind)), static_cast<int64_t>(d.memory_used)});
     }
+    if (loaded->n_layers > 0) {
+      v.n_layers = loaded->n_layers;
+      v.offloaded_layers = loaded->offloaded_layers;
+    }
   } else if (v.load_state == api::LoadState::kLoaded) {
     // The supervisor already forgot the dead worker, but OnWorkerDied, which
     // marks it not loaded and sets last_error in one step, has not run yet:
@@ -191,6 +195,7 @@ Result<api::ModelView> ModelService::RegisterModel(const api::RegisterRequest& r
   auto validated = loadconfig::ValidateLoadConfig(*engine, config_text);
   if (!validated.ok()) return InvalidArgumentError("invalid load_config: " + validated.status().message());
   RETURN_IF_ERROR(CheckApiLoadConfig(*validated, *config));
+  RETURN_IF_ERROR(CheckPlacementHere(*validated));
   record.load_config = config_text;
   ASSIGN_OR_RETURN(ModelRecord stored, registry_.AddModel(record));
   MW_LOG(kInfo, "api") << "registered model=" << stored.model_name << " engine=" << stored.engine;
@@ -222,6 +227,7 @@ Result<api::ModelView> ModelService::UpdateConfig(const std::string& name, const
     auto validated = loadconfig::ValidateLoadConfig(current.engine, *patch.load_config_json);
     if (!validated.ok()) return InvalidArgumentError("invalid load_config: " + validated.status().message());
     RETURN_IF_ERROR(CheckApiLoadConfig(*validated, *CurrentConfig()));
+    RETURN_IF_ERROR(CheckPlacementHere(*validated));
     update.load_config = *patch.load_config_json;
   }
   if (patch.compatibility_notes) {
@@ -307,6 +313,7 @@ Result<api::ServerStatus> ModelService::GetStatus() {
   std::lock_guard lock(mu_);
   status.devices = devices_;
   status.devices_error = devices_error_;
+  status.backends = backends_;
   for (const LoadQueueEntry& q : queue_->Snapshot()) {
     api::QueueEntry e;
     e.model_name = q.model_name;

@@ -260,6 +260,9 @@ class ModelService : public api::ModelApi {
   // Probe thread and environment persistence (model_probe.cpp).
   void ProbeLoop();
   void ProbeOnce();
+  // SPEC §15: a llama.cpp load_config's placement keys against the devices
+  // the last probe saw (400 naming them); Ok while no probe has answered.
+  Status CheckPlacementHere(const loadconfig::LoadConfig& load_config);
   void RequestProbe();
   void StopProbing();
   // Writes the state row (streak_now: the streak so far no longer counts).
@@ -299,6 +302,7 @@ class ModelService : public api::ModelApi {
   std::vector<api::DeviceInfo> devices_;
   static constexpr const char* kProbeStillRunning = "device probe still running";
   std::string devices_error_ = kProbeStillRunning;
+  std::vector<api::BackendView> backends_;  // the last answered probe's GPU backends (SPEC §15)
   EnvironmentComponents base_components_;
   std::string environment_class_;  // SPEC §14: as handed to Registry::SetEnvironmentClass
   SystemFailureDetector detector_;

@@ -191,6 +191,18 @@ void PrintModel(const json& m) {
                             (f.value("fits", true) ? ", fits" : ", does not fit: " + Str(f, "reason")) +
                             (f.contains("memory_used") && f["memory_used"].is_number() ? "; in use " + mib("memory_used") : "")});
   }
+  // SPEC §15: what a loaded model holds on each device, and its layers on GPUs.
+  if (m.contains("memory") && m["memory"].is_array() && !m["memory"].empty()) {
+    std::string per_device;
+    for (const json& d : m["memory"]) {
+      per_device += (per_device.empty() ? "" : ", ") + Str(d, "name") + " " +
+                    std::to_string(d.value("memory_used", int64_t{0}) >> 20) + " MiB";
+    }
+    info.AddRow({"memory", per_device});
+  }
+  if (m.contains("n_layers") && m["n_layers"].is_number()) {
+    info.AddRow({"offloaded_layers", m["offloaded_layers"].dump() + "/" + m["n_layers"].dump() + " on GPU"});
+  }
   info.Print(std::cout, /*header=*/false);
   std::string notes = Str(m, "compatibility_notes");
   if (!notes.empty()) std::cout << "notes:\n  " << notes << "\n";
@@ -396,12 +408,19 @@ int StatusCommand(Args& args, Client& client) {
     std::cout << "\n";
     if (!Str(s, "devices_error").empty()) std::cout << "devices: " << Str(s, "devices_error") << "\n";
     if (!s["devices"].empty()) {
-      Table t({"DEVICE", "KIND", "MEMORY TOTAL (MiB)", "FREE (MiB)"});
+      Table t({"DEVICE", "BACKEND", "KIND", "DESCRIPTION", "MEMORY TOTAL (MiB)", "FREE (MiB)", "DRIVER"});
       for (const auto& d : s["devices"]) {
-        t.AddRow({Str(d, "name"), Str(d, "kind"), std::to_string(d.value("memory_total", int64_t{0}) >> 20),
-                  std::to_string(d.value("memory_free", int64_t{0}) >> 20)});
+        const bool has_id = !Str(d, "id").empty();
+        t.AddRow({has_id ? Str(d, "id") : Str(d, "name"), Str(d, "backend"), Str(d, "kind"),
+                  has_id ? Str(d, "description") : "", std::to_string(d.value("memory_total", int64_t{0}) >> 20),
+                  std::to_string(d.value("memory_free", int64_t{0}) >> 20), Str(d, "driver")});
       }
       t.Print(std::cout, true);
+    }
+    // SPEC §15: the GPU backends found, and why any was not used.
+    for (const auto& b : s.value("backends", json::array())) {
+      std::cout << "backend " << Str(b, "name") << ": " << Str(b, "state")
+                << (Str(b, "reason").empty() ? "" : " (" + Str(b, "reason") + ")") << "\n";
     }
     // Residency (SPEC §12): memory in use vs free, and each loaded model.
     const json memory = s.value("memory", json::object());

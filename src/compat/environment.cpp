@@ -20,6 +20,14 @@ std::string OneLine(std::string_view s) {
   return Trim(out);
 }
 
+// "kind [backend ]name" (see EnvironmentDevice::backend).
+std::string Identity(const EnvironmentDevice& d) {
+  const std::string name = OneLine(d.name);
+  const std::string backend = OneLine(d.backend);
+  const bool named = backend.empty() || name.rfind(backend, 0) == 0;
+  return OneLine(d.kind) + " " + (named ? "" : backend + " ") + name;
+}
+
 std::string MiB(int64_t bytes) { return std::to_string(bytes / (1024 * 1024)) + " MiB"; }
 
 bool Matters(std::string_view key, std::string_view engine) {
@@ -67,7 +75,7 @@ EnvironmentComponents BuildComponents(const EnvironmentInputs& in) {
     std::string devices;
     for (const EnvironmentDevice& d : in.devices) {
       if (!devices.empty()) devices += "; ";
-      devices += OneLine(d.kind) + " " + OneLine(d.name) + " " + MiB(d.memory_total);
+      devices += Identity(d) + " " + MiB(d.memory_total);
     }
     c["devices"] = devices.empty() ? "(none)" : devices;
   }
@@ -112,7 +120,7 @@ EnvironmentComponents ParseComponents(std::string_view text) {
 
 std::vector<std::string> DeviceKeys(const std::vector<EnvironmentDevice>& devices) {
   std::vector<std::string> keys;
-  for (const EnvironmentDevice& d : devices) keys.push_back(OneLine(d.kind) + " " + OneLine(d.name));
+  for (const EnvironmentDevice& d : devices) keys.push_back(Identity(d));
   std::sort(keys.begin(), keys.end());
   keys.erase(std::unique(keys.begin(), keys.end()), keys.end());
   return keys;
@@ -170,7 +178,7 @@ EnvironmentComponents ClassComponents(const EnvironmentInputs& in) {
   EnvironmentComponents c;
   if (in.devices_known) {
     std::vector<std::string> devices;
-    for (const EnvironmentDevice& d : in.devices) devices.push_back(OneLine(d.kind) + " " + OneLine(d.name));
+    for (const EnvironmentDevice& d : in.devices) devices.push_back(Identity(d));
     std::sort(devices.begin(), devices.end());
     std::string text;
     for (const std::string& d : devices) text += (text.empty() ? "" : "; ") + d;
@@ -182,6 +190,18 @@ EnvironmentComponents ClassComponents(const EnvironmentInputs& in) {
   if (full.count("wsl_kernel") != 0) c["wsl"] = "yes";
   if (auto it = full.find("llama.cpp"); it != full.end()) c["llama.cpp"] = it->second;
   return c;
+}
+
+std::optional<std::string> DeviceDriver(std::string_view backend, std::string_view description,
+                                        const EnvironmentComponents& components) {
+  auto has = [&](std::string_view word) { return description.find(word) != std::string_view::npos; };
+  const char* key = nullptr;
+  if (backend == "CUDA" || (backend == "Vulkan" && has("NVIDIA"))) key = "nvidia_driver";
+  if (backend == "ROCm" || (backend == "Vulkan" && (has("AMD") || has("Radeon")))) key = "amdgpu_driver";
+  if (key == nullptr) return std::nullopt;
+  auto it = components.find(key);
+  if (it == components.end()) return std::nullopt;
+  return it->second;
 }
 
 std::string EnvironmentClass(const EnvironmentInputs& inputs) { return Fingerprint(ClassComponents(inputs)); }

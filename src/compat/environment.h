@@ -36,9 +36,15 @@ namespace mw {
 using EnvironmentComponents = std::map<std::string, std::string, std::less<>>;
 
 struct EnvironmentDevice {
-  std::string name;  // as the engine names it, e.g. "CUDA0 NVIDIA H200"
+  std::string name;  // as the engine names it, e.g. "CUDA0 (NVIDIA H200)"
   std::string kind;  // "cpu", "gpu", "accel", ...
   int64_t memory_total = 0;
+  // The ggml backend ("CUDA", "Vulkan", "CPU"; "" when unknown). Part of the
+  // device's identity (SPEC §15) but written only where the name does not
+  // already start with it, as ggml's names do ("CUDA0", "Vulkan0", "CPU"):
+  // so the fingerprint of a machine whose devices did not change stays the
+  // same when backends are added or the probe starts reporting them.
+  std::string backend;
 };
 
 struct EnvironmentInputs {
@@ -78,6 +84,12 @@ EnvironmentComponents ClassComponents(const EnvironmentInputs& inputs);
 std::string EnvironmentClass(const EnvironmentInputs& inputs);
 std::string SerializeComponents(const EnvironmentComponents& components);
 EnvironmentComponents ParseComponents(std::string_view text);
+
+// The driver version of a device when the components know it (SPEC §15):
+// "nvidia_driver" for CUDA devices and Vulkan devices described as NVIDIA,
+// "amdgpu_driver" for ROCm devices and Vulkan devices described as AMD/Radeon.
+std::optional<std::string> DeviceDriver(std::string_view backend, std::string_view description,
+                                        const EnvironmentComponents& components);
 
 // Device identities for the probe's "no longer sees a device" check: one
 // "kind name" per device (memory is not part of it), sorted, unique.

@@ -9,7 +9,7 @@ namespace {
 
 EnvironmentInputs Inputs() {
   EnvironmentInputs in;
-  in.devices = {{"CUDA0 NVIDIA H200", "gpu", int64_t{143771} << 20}, {"CPU", "cpu", int64_t{64} << 30}};
+  in.devices = {{"CUDA0 NVIDIA H200", "gpu", int64_t{143771} << 20, ""}, {"CPU", "cpu", int64_t{64} << 30, ""}};
   in.devices_known = true;
   in.nvidia_version_file =
       "NVRM version: NVIDIA UNIX x86_64 Kernel Module  550.54.14  Thu Feb 22 01:44:30 UTC 2024\n"
@@ -47,7 +47,7 @@ TEST(EnvironmentTest, ClassKeepsHardwareDriverMajorAndBuildOnly) {
   other_host.llama_lib = "/opt/mw/lib/libllama.so 999 1";
   other_host.modelwarden_version = "0.4.0";
   other_host.nvidia_version_file = "NVRM version: NVIDIA UNIX x86_64 Kernel Module  550.90.07  Mon\n";
-  other_host.devices = {{"CPU", "cpu", int64_t{128} << 30}, {"CUDA0 NVIDIA H200", "gpu", int64_t{143000} << 20}};
+  other_host.devices = {{"CPU", "cpu", int64_t{128} << 30, ""}, {"CUDA0 NVIDIA H200", "gpu", int64_t{143000} << 20, ""}};
   EXPECT_EQ(EnvironmentClass(other_host), cls);
   for (auto change : {+[](EnvironmentInputs& e) { e.devices[0].name = "CUDA0 NVIDIA A100"; },
                       +[](EnvironmentInputs& e) { e.nvidia_version_file = "Kernel Module  535.1.2  x\n"; },
@@ -116,15 +116,46 @@ TEST(EnvironmentTest, StaleOnlyForComponentsThatMatterToTheEngine) {
 }
 
 TEST(EnvironmentTest, MissingDevicesByKindAndName) {
-  std::vector<EnvironmentDevice> before{{"CUDA0 NVIDIA H200", "gpu", 100}, {"CPU", "cpu", 10}, {"CPU", "cpu", 10}};
+  std::vector<EnvironmentDevice> before{{"CUDA0 NVIDIA H200", "gpu", 100, ""}, {"CPU", "cpu", 10, ""}, {"CPU", "cpu", 10, ""}};
   std::vector<std::string> good = DeviceKeys(before);
   EXPECT_EQ(good, (std::vector<std::string>{"cpu CPU", "gpu CUDA0 NVIDIA H200"}));
   // Memory is no part of a device's identity.
-  EXPECT_TRUE(MissingDevices(good, DeviceKeys({{"CUDA0 NVIDIA H200", "gpu", 7}, {"CPU", "cpu", 3}})).empty());
-  EXPECT_EQ(MissingDevices(good, DeviceKeys({{"CPU", "cpu", 10}})), (std::vector<std::string>{"gpu CUDA0 NVIDIA H200"}));
+  EXPECT_TRUE(MissingDevices(good, DeviceKeys({{"CUDA0 NVIDIA H200", "gpu", 7, ""}, {"CPU", "cpu", 3, ""}})).empty());
+  EXPECT_EQ(MissingDevices(good, DeviceKeys({{"CPU", "cpu", 10, ""}})), (std::vector<std::string>{"gpu CUDA0 NVIDIA H200"}));
   EXPECT_TRUE(MissingDevices({}, {}).empty());
   EXPECT_EQ(SplitLines(JoinLines(good)), good);
   EXPECT_TRUE(SplitLines("").empty());
+}
+
+// SPEC §15: the backend is part of a device's identity, but a machine whose
+// devices did not change keeps its fingerprint and class when the probe
+// starts naming backends (ggml's device names already start with them).
+TEST(EnvironmentTest, BackendsNamedWithoutChangingKnownDevices) {
+  EnvironmentInputs before = Inputs();
+  EnvironmentInputs after = Inputs();
+  after.devices = {{"CUDA0 NVIDIA H200", "gpu", int64_t{143771} << 20, "CUDA"}, {"CPU", "cpu", int64_t{64} << 30, "CPU"}};
+  EXPECT_EQ(Fingerprint(BuildComponents(before)), Fingerprint(BuildComponents(after)));
+  EXPECT_EQ(EnvironmentClass(before), EnvironmentClass(after));
+  EXPECT_EQ(DeviceKeys(before.devices), DeviceKeys(after.devices));
+  // A device whose name does not say its backend gets it written out.
+  after.devices[0].backend = "RPC";
+  EXPECT_EQ(BuildComponents(after)["devices"], "gpu RPC CUDA0 NVIDIA H200 143771 MiB; cpu CPU 65536 MiB");
+  EXPECT_NE(EnvironmentClass(before), EnvironmentClass(after));
+  // A new device (Vulkan0 on lavapipe) changes both.
+  after = Inputs();
+  after.devices.push_back({"Vulkan0 (llvmpipe)", "gpu", int64_t{2048} << 20, "Vulkan"});
+  EXPECT_NE(EnvironmentClass(before), EnvironmentClass(after));
+  EXPECT_EQ(MissingDevices(DeviceKeys(after.devices), DeviceKeys(before.devices)),
+            (std::vector<std::string>{"gpu Vulkan0 (llvmpipe)"}));
+}
+
+TEST(EnvironmentTest, DeviceDriverFromTheComponents) {
+  const EnvironmentComponents c = BuildComponents(Inputs());
+  EXPECT_EQ(DeviceDriver("CUDA", "NVIDIA H200", c), "550.54.14");
+  EXPECT_EQ(DeviceDriver("Vulkan", "NVIDIA GeForce RTX 4090", c), "550.54.14");
+  EXPECT_EQ(DeviceDriver("Vulkan", "llvmpipe (LLVM 15.0.6, 256 bits)", c), std::nullopt);
+  EXPECT_EQ(DeviceDriver("ROCm", "AMD Radeon RX 7900", c), std::nullopt);  // no amdgpu file
+  EXPECT_EQ(DeviceDriver("CPU", "AMD EPYC", c), std::nullopt);
 }
 
 }  // namespace

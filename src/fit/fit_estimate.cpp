@@ -22,7 +22,10 @@ std::vector<double> GpuShares(const ModelShape& shape, const loadconfig::LlamaCo
   std::vector<double> share(devices.size(), 0.0);
   std::vector<size_t> gpus;
   for (size_t i = 0; i < devices.size(); ++i) {
-    if (devices[i].gpu) gpus.push_back(i);
+    // `devices` (llama.cpp's --device, SPEC §15) narrows the GPUs to those it names.
+    const bool named = c.devices.empty() ||
+                       std::find(c.devices.begin(), c.devices.end(), devices[i].name) != c.devices.end();
+    if (devices[i].gpu && named) gpus.push_back(i);
   }
   if (gpus.empty() || shape.layers <= 0) return share;
   const int64_t ngl = c.n_gpu_layers && *c.n_gpu_layers >= 0 ? std::min<int64_t>(*c.n_gpu_layers, shape.layers)

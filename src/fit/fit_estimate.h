@@ -13,7 +13,8 @@
 //                  min(n_gpu_layers, layers) / layers (n_gpu_layers unset or
 //                  < 0 = all; no GPU device = none), split between GPUs by
 //                  tensor_split, else main_gpu alone for split_mode none,
-//                  else in proportion to their free memory.
+//                  else in proportion to their free memory; only the GPUs
+//                  `devices` names when it is set (Device::name is the id).
 //       kv_cache = n_ctx * layers * (row(cache_type_k, key_length * kv_heads)
 //                  + row(cache_type_v, value_length * kv_heads)), row() being
 //                  ggml's row size (f16 2 bytes, q8_0 34 per 32, q4_0 18 per

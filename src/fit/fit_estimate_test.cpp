@@ -122,5 +122,17 @@ TEST(FitEstimateTest, LargestFittingCtxByHand) {
   EXPECT_EQ(LargestFittingCtx(Tiny(), LlamaConfig{}, Cpu(100 * kGiB, 0)), int64_t{1} << 24);
 }
 
+// SPEC §15: `devices` puts the layers on the GPUs it names only.
+TEST(FitEstimateTest, DevicesNarrowTheGpus) {
+  const std::vector<Device> devices = {{"CPU", false, 8 * kGiB, 0}, {"CUDA0", true, 8 * kGiB, 0}, {"Vulkan0", true, 2 * kGiB, 0}};
+  LlamaConfig c;
+  c.devices = {"Vulkan0"};
+  const Estimate e = EstimateMemory(Tiny(), c, devices);
+  EXPECT_EQ(e.per_device[1].bytes, 0);
+  EXPECT_GT(e.per_device[2].bytes, 1'000'000);
+  c.devices = {"CPU"};  // no GPU named: all on the host
+  EXPECT_EQ(EstimateMemory(Tiny(), c, devices).per_device[0].bytes, e.total);
+}
+
 }  // namespace
 }  // namespace mw::fit

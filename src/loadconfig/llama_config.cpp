@@ -1,5 +1,6 @@
 // The llama.cpp engine's load_config keys, and the Hugging Face style keys of
 // the original design mapped onto them (SPEC §5).
+#include <algorithm>
 #include <cmath>
 #include <limits>
 
@@ -10,7 +11,7 @@ namespace mw::loadconfig::internal {
 using nlohmann::json;
 
 const std::vector<std::string> kLlamaKeys = {
-    "attn_implementation", "cache_type_k", "cache_type_v", "device_map", "embeddings", "flash_attn",
+    "attn_implementation", "cache_type_k", "cache_type_v", "device_map", "devices", "embeddings", "flash_attn",
     "main_gpu", "n_batch", "n_ctx", "n_gpu_layers", "n_parallel", "n_threads", "n_threads_batch",
     "n_ubatch", "offload_kqv", "pooling", "seed", "split_mode", "tensor_split", "torch_dtype",
     "use_mlock", "use_mmap",
@@ -64,6 +65,24 @@ Result<std::vector<float>> ReadTensorSplit(const json& v) {
     out.push_back(static_cast<float>(x.get<double>()));
   }
   if (sum <= 0) return KeyError("tensor_split", "a list with at least one positive share", v);
+  return out;
+}
+
+// "devices": a list of device ids as the engine names them (SPEC §15).
+Result<std::vector<std::string>> ReadDevices(const json& v) {
+  constexpr const char* kWhat = "a non-empty list of device ids such as \"Vulkan0\" or \"CUDA0\"";
+  if (!v.is_array() || v.empty() || v.size() > static_cast<size_t>(kMaxGpus)) return KeyError("devices", kWhat, v);
+  std::vector<std::string> out;
+  for (const json& x : v) {
+    if (!x.is_string()) return KeyError("devices", kWhat, v);
+    const std::string& id = x.get_ref<const std::string&>();
+    const bool ok = !id.empty() && id.size() <= 64 && std::all_of(id.begin(), id.end(), [](char ch) {
+      return (ch >= 'A' && ch <= 'Z') || (ch >= 'a' && ch <= 'z') || (ch >= '0' && ch <= '9') || ch == '_' ||
+             ch == '-' || ch == '.';
+    });
+    if (!ok) return KeyError("devices", kWhat, v);
+    out.push_back(id);
+  }
   return out;
 }
 
@@ -162,6 +181,8 @@ Result<LlamaConfig> ParseLlamaConfig(const json& o) {
   for (const auto& [key, v] : o.items()) {
     if (key == "n_gpu_layers") {
       ASSIGN_OR_RETURN(c.n_gpu_layers, ReadGpuLayers(v));
+    } else if (key == "devices") {
+      ASSIGN_OR_RETURN(c.devices, ReadDevices(v));
     } else if (key == "main_gpu") {
       ASSIGN_OR_RETURN(int64_t n, ReadInt(key, v, 0, kMaxGpus - 1));
       c.main_gpu = static_cast<int32_t>(n);

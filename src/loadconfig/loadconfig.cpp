@@ -258,6 +258,44 @@ Result<LoadConfig> ValidateLoadConfig(Engine engine, std::string_view json_text)
   }
 }
 
+Status CheckPlacement(const LlamaConfig& c, const std::vector<PresentDevice>& present) {
+  std::string here;
+  size_t gpus = 0;
+  for (const PresentDevice& d : present) {
+    here += (here.empty() ? "" : ", ") + d.id;
+    if (d.gpu) ++gpus;
+  }
+  const std::string devices_here = " (devices here: " + (here.empty() ? std::string("none") : here) + ")";
+  for (const std::string& id : c.devices) {
+    bool found = false;
+    for (const PresentDevice& d : present) found = found || d.id == id;
+    if (!found) {
+      return InvalidArgumentError("load_config key 'devices' names " + id + ", which this machine does not have" +
+                                  devices_here);
+    }
+  }
+  // main_gpu and tensor_split index the GPU devices in use: those of
+  // `devices` when it is set.
+  size_t usable = gpus;
+  if (!c.devices.empty()) {
+    usable = 0;
+    for (const std::string& id : c.devices) {
+      for (const PresentDevice& d : present) usable += (d.id == id && d.gpu) ? 1 : 0;
+    }
+  }
+  if (c.main_gpu && *c.main_gpu > 0 && static_cast<size_t>(*c.main_gpu) >= usable) {
+    return InvalidArgumentError("load_config key 'main_gpu' is " + std::to_string(*c.main_gpu) + ", but there are " +
+                                std::to_string(usable) + " GPU device(s) to choose from" + devices_here);
+  }
+  for (size_t i = usable; i < c.tensor_split.size(); ++i) {
+    if (c.tensor_split[i] > 0) {
+      return InvalidArgumentError("load_config key 'tensor_split' gives a share to GPU " + std::to_string(i) +
+                                  ", but there are " + std::to_string(usable) + " GPU device(s)" + devices_here);
+    }
+  }
+  return Status::Ok();
+}
+
 Result<LoadConfig> ValidateLoadConfig(std::string_view engine, std::string_view json_text) {
   ASSIGN_OR_RETURN(Engine e, ParseEngine(engine));
   return ValidateLoadConfig(e, json_text);

@@ -62,6 +62,7 @@ bool IsQuantized(CacheType v);
 // Settings for the llama.cpp engine; nullopt = not set by the user.
 struct LlamaConfig {
   std::optional<int32_t> n_gpu_layers;  // -1 = all layers
+  std::vector<std::string> devices;     // llama.cpp's --device: device ids ("CUDA0", "Vulkan0"); empty = not set
   std::optional<int32_t> main_gpu;
   std::optional<SplitMode> split_mode;
   std::vector<float> tensor_split;      // empty = not set
@@ -113,6 +114,16 @@ struct LoadConfig {
 // See the contract above. An empty or all-whitespace json_text is treated as {}.
 Result<LoadConfig> ValidateLoadConfig(Engine engine, std::string_view json_text);
 Result<LoadConfig> ValidateLoadConfig(std::string_view engine, std::string_view json_text);
+
+// A device present on this machine, as the probe reports it (SPEC §15).
+struct PresentDevice {
+  std::string id;    // "CPU", "CUDA0", "Vulkan0"
+  bool gpu = false;  // not a CPU device
+};
+// The placement keys against the devices present: every id of `devices`
+// must be one of them, `main_gpu` and the shares of `tensor_split` must
+// index a GPU device. An InvalidArgument naming the devices there otherwise.
+Status CheckPlacement(const LlamaConfig& config, const std::vector<PresentDevice>& present);
 
 // The keys accepted for an engine, sorted (for messages and UIs).
 const std::vector<std::string>& KnownKeys(Engine engine);

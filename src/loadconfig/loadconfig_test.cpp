@@ -256,5 +256,26 @@ TEST(LoadConfigTest, ServingKeysForEveryEngine) {
   }
 }
 
+// SPEC §15: `devices` and the placement keys against the devices present.
+TEST(LoadConfigTest, DevicesAndPlacement) {
+  LlamaConfig c = Llama(R"({"devices": ["Vulkan0"], "n_gpu_layers": 99})");
+  EXPECT_EQ(c.devices, (std::vector<std::string>{"Vulkan0"}));
+  EXPECT_NE(Error(Engine::kLlamaCpp, R"({"devices": []})").find("devices"), std::string::npos);
+  EXPECT_NE(Error(Engine::kLlamaCpp, R"({"devices": ["Vulkan0; rm"]})").find("devices"), std::string::npos);
+  EXPECT_NE(Error(Engine::kLlamaCpp, R"({"devices": "Vulkan0"})").find("devices"), std::string::npos);
+
+  const std::vector<PresentDevice> here = {{"Vulkan0", true}, {"CPU", false}};
+  EXPECT_TRUE(CheckPlacement(c, here).ok());
+  Status missing = CheckPlacement(Llama(R"({"devices": ["CUDA0"]})"), here);
+  EXPECT_EQ(missing.code(), StatusCode::kInvalidArgument);
+  EXPECT_NE(missing.message().find("CUDA0"), std::string::npos) << missing.message();
+  EXPECT_NE(missing.message().find("devices here: Vulkan0, CPU"), std::string::npos) << missing.message();
+  EXPECT_FALSE(CheckPlacement(Llama(R"({"main_gpu": 1})"), here).ok());
+  EXPECT_TRUE(CheckPlacement(Llama(R"({"main_gpu": 0})"), here).ok());
+  EXPECT_FALSE(CheckPlacement(Llama(R"({"tensor_split": [1, 1]})"), here).ok());
+  EXPECT_TRUE(CheckPlacement(Llama(R"({"tensor_split": [1, 0]})"), here).ok());
+  EXPECT_FALSE(CheckPlacement(Llama(R"({"devices": ["CPU"], "main_gpu": 1})"), here).ok());
+}
+
 }  // namespace
 }  // namespace mw::loadconfig

@@ -52,6 +52,10 @@ struct Encoder {
     json out = {{"type", "loaded"}, {"devices", devices},       {"n_ctx", m.n_ctx},
                 {"load_ms", m.load_ms}, {"model_size", m.model_size}, {"n_params", m.n_params}};
     if (m.port != 0) out["port"] = m.port;
+    if (m.n_layers != 0) {
+      out["n_layers"] = m.n_layers;
+      out["offloaded_layers"] = m.offloaded_layers;
+    }
     return out;
   }
   json operator()(const ErrorMessage& m) const {
@@ -65,8 +69,13 @@ struct Encoder {
                          {"kind", DeviceKindJson(d.kind)},
                          {"memory_free", d.memory_free},
                          {"memory_total", d.memory_total}});
+      if (!d.backend.empty()) devices.back()["backend"] = d.backend;
     }
-    return {{"type", "probe"}, {"devices", devices}};
+    json backends = json::array();
+    for (const auto& b : m.backends) {
+      backends.push_back({{"name", b.name}, {"state", b.state}, {"reason", b.reason}, {"devices", b.devices}});
+    }
+    return {{"type", "probe"}, {"devices", devices}, {"backends", backends}};
   }
   json operator()(const MetadataMessage& m) const {
     return {{"type", "metadata"},
@@ -185,6 +194,8 @@ Result<Message> DecodeObject(const json& j) {
     RETURN_IF_ERROR(f.Signed("load_ms", &m.load_ms));
     RETURN_IF_ERROR(f.Unsigned("model_size", &m.model_size, /*required=*/false));
     RETURN_IF_ERROR(f.Unsigned("n_params", &m.n_params, /*required=*/false));
+    RETURN_IF_ERROR(f.Signed("n_layers", &m.n_layers, /*required=*/false));
+    RETURN_IF_ERROR(f.Signed("offloaded_layers", &m.offloaded_layers, /*required=*/false));
     uint64_t port = 0;
     RETURN_IF_ERROR(f.Unsigned("port", &port, /*required=*/false));
     if (port > 65535) return InvalidArgumentError("loaded message: 'port' must be within [0, 65535]");
@@ -209,7 +220,21 @@ Result<Message> DecodeObject(const json& j) {
       RETURN_IF_ERROR(df.Kind("kind", &info.kind));
       RETURN_IF_ERROR(df.Unsigned("memory_free", &info.memory_free));
       RETURN_IF_ERROR(df.Unsigned("memory_total", &info.memory_total));
+      RETURN_IF_ERROR(df.String("backend", &info.backend, /*required=*/false));
       m.devices.push_back(std::move(info));
+    }
+    if (j.contains("backends")) {
+      ASSIGN_OR_RETURN(const json* backends, f.Array("backends"));
+      for (const json& b : *backends) {
+        if (!b.is_object()) return InvalidArgumentError("probe message: each backend must be an object");
+        Fields bf(b, "probe backend");
+        BackendInfo info;
+        RETURN_IF_ERROR(bf.String("name", &info.name));
+        RETURN_IF_ERROR(bf.String("state", &info.state));
+        RETURN_IF_ERROR(bf.String("reason", &info.reason, /*required=*/false));
+        RETURN_IF_ERROR(bf.Signed("devices", &info.devices, /*required=*/false));
+        m.backends.push_back(std::move(info));
+      }
     }
     return Message(std::move(m));
   }

@@ -66,12 +66,25 @@ struct DeviceUsage {
 
 // One device the ggml backends see.
 struct DeviceInfo {
-  std::string name;
+  std::string name;         // the engine's device id, e.g. "CPU", "CUDA0", "Vulkan0"
   std::string description;
   DeviceKind kind = DeviceKind::kCpu;
   uint64_t memory_free = 0;
   uint64_t memory_total = 0;
+  std::string backend;      // the ggml backend: "CPU", "CUDA", "Vulkan", "ROCm", "Metal"... ("" from an old worker)
   bool operator==(const DeviceInfo&) const = default;
+};
+
+// A GPU backend library the worker found (SPEC §15), and what became of it.
+// state: "loaded" (devices > 0), "skipped" (its driver or runtime is not on
+// this machine, or it sees no device), "failed" (it is there and failed to
+// initialise). reason: why not loaded, "" when loaded.
+struct BackendInfo {
+  std::string name;   // "CUDA", "Vulkan", ...
+  std::string state;
+  std::string reason;
+  int64_t devices = 0;
+  bool operator==(const BackendInfo&) const = default;
 };
 
 // {"type":"progress","progress":0.42}; progress in [0, 1].
@@ -90,6 +103,8 @@ struct LoadedMessage {
   uint64_t model_size = 0;   // bytes of weights (llama_model_size)
   uint64_t n_params = 0;
   int port = 0;              // 127.0.0.1 port where the engine answers llama.cpp's HTTP API; 0: none
+  int64_t n_layers = 0;          // the model's repeating layers (0: not reported)
+  int64_t offloaded_layers = 0;  // of those, how many went to a GPU device (SPEC §15)
   bool operator==(const LoadedMessage&) const = default;
 };
 
@@ -100,9 +115,10 @@ struct ErrorMessage {
   bool operator==(const ErrorMessage&) const = default;
 };
 
-// {"type":"probe","devices":[...]}
+// {"type":"probe","devices":[...],"backends":[...]}
 struct ProbeMessage {
   std::vector<DeviceInfo> devices;
+  std::vector<BackendInfo> backends;  // GPU backend libraries only (absent from an old worker)
   bool operator==(const ProbeMessage&) const = default;
 };
 

@@ -165,13 +165,15 @@ LoadReport RunLoad(Session& s, const LoadRequest& req, const SupervisorOptions& 
       report.model_size = s.loaded->model_size;
       report.n_params = s.loaded->n_params;
       report.port = s.loaded->port;  // llama.cpp's server inside the worker
+      report.n_layers = s.loaded->n_layers;
+      report.offloaded_layers = s.loaded->offloaded_layers;
     } else {
       report.load_ms = report.duration_ms;
     }
     s.phase = Phase::kLoaded;
     s.loaded_at_ms = MonotonicMillis();
     s.info = LoadedModel{s.name, s.engine, report.pid, report.port, report.devices, report.n_ctx, report.load_ms,
-                         NowIso8601()};
+                         NowIso8601(), report.n_layers, report.offloaded_layers};
     lock.unlock();
     report.log_tail = child.LogTail(opt.log_capacity);
     return report;

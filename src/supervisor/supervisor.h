@@ -116,6 +116,7 @@ struct LoadReport {
   uint64_t model_size = 0;
   uint64_t n_params = 0;
   int port = 0;            // where the engine answers HTTP on 127.0.0.1 (see the serving contract)
+  int64_t n_layers = 0, offloaded_layers = 0;  // SPEC §15 (0/0: not reported)
   // Not kSuccess:
   std::optional<ProcessExit> exit;  // how the process ended (absent: never started)
   std::string error_code;           // worker code, or a kLoadErr* value
@@ -153,6 +154,7 @@ struct LoadedModel {
   int64_t n_ctx = 0;
   int64_t load_ms = 0;
   std::string loaded_at;  // ISO-8601
+  int64_t n_layers = 0, offloaded_layers = 0;  // SPEC §15 (0/0: not reported)
 };
 
 struct SupervisorOptions {

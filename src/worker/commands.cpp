@@ -94,7 +94,7 @@ int RunLoad(const std::vector<std::string>& argv) {
 int RunProbe(const std::vector<std::string>& argv) {
   if (!argv.empty()) return Usage("probe takes no arguments");
   InitBackendsOnce();
-  ProtocolChannel::Get().Send(protocol::ProbeMessage{ProbeDevices()});
+  ProtocolChannel::Get().Send(protocol::ProbeMessage{ProbeDevices(), ProbeBackends()});
   return kExitOk;
 }
 

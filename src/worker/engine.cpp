@@ -228,6 +228,8 @@ void Watch(const Plan& plan, const Sizing& sizing, const std::shared_ptr<Shared>
   }
   loaded.devices = !projected.empty() ? projected
                                       : MemoryUsedSince(plan.free_before, plan.shape.weight_bytes + kv_bytes);
+  loaded.offloaded_layers = OffloadedLayers(plan.config.n_gpu_layers, plan.shape.n_layer, loaded.devices,
+                                            &loaded.n_layers);  // SPEC §15
   loaded.load_ms = MonotonicMillis() - plan.start_ms;
   {
     std::lock_guard<std::mutex> lock(shared->mu);
@@ -289,6 +291,10 @@ int RunEngine(const EngineOptions& options) {
                                       n_seq = static_cast<uint32_t>(plan.config.n_parallel.value_or(1))] {
         return ProjectedMemory(path, config, n_ctx, n_seq, /*quiet=*/false);
       }).share();
+  // With a GPU device the sizing runs first: two threads initialising the
+  // same ggml GPU device at once (its context, its pipelines) crashed the
+  // Vulkan backend (SIGSEGV on lavapipe, SPEC §15).
+  if (HasGpuDevice()) sizing.wait();
   std::vector<std::string> args =
       BuildEngineArgs({options.model_path, plan.config, plan.shape.n_ctx_train, options.verify});
   std::string line;

@@ -37,6 +37,11 @@ std::vector<std::string> BuildEngineArgs(const EngineArgsInput& in) {
   add("--ctx-size", std::to_string(EffectiveNCtx(c, in.n_ctx_train)));
   add("--parallel", std::to_string(c.n_parallel.value_or(1)));
   if (c.n_gpu_layers) add("--n-gpu-layers", *c.n_gpu_layers < 0 ? "all" : std::to_string(*c.n_gpu_layers));
+  if (!c.devices.empty()) {
+    std::string joined;
+    for (const std::string& d : c.devices) joined += (joined.empty() ? "" : ",") + d;
+    add("--device", joined);
+  }
   if (c.main_gpu) add("--main-gpu", std::to_string(*c.main_gpu));
   if (c.split_mode) add("--split-mode", std::string(loadconfig::SplitModeName(*c.split_mode)));
   if (!c.tensor_split.empty()) {

@@ -40,12 +40,13 @@ TEST(EngineArgsTest, DefaultsListenOnLoopbackWithOneSlotAndTheSmallerContext) {
 }
 
 TEST(EngineArgsTest, EveryKeyReachesTheEngine) {
-  auto a = BuildEngineArgs({"m", Config(R"({"n_gpu_layers": -1, "main_gpu": 1, "split_mode": "row",
+  auto a = BuildEngineArgs({"m", Config(R"({"n_gpu_layers": -1, "devices": ["CUDA0", "Vulkan0"], "main_gpu": 1, "split_mode": "row",
       "tensor_split": [3, 1.5], "flash_attn": "on", "n_ctx": 512, "n_batch": 256, "n_ubatch": 128, "n_threads": 3,
       "n_threads_batch": 2, "cache_type_k": "q8_0", "cache_type_v": "q4_0", "use_mmap": false, "use_mlock": true,
       "offload_kqv": false, "seed": 7, "n_parallel": 4, "embeddings": true, "pooling": "mean"})"),
                             2048, Verify::kLoad});
   EXPECT_EQ(After(a, "--n-gpu-layers"), "all");
+  EXPECT_EQ(After(a, "--device"), "CUDA0,Vulkan0");
   EXPECT_EQ(After(a, "--main-gpu"), "1");
   EXPECT_EQ(After(a, "--split-mode"), "row");
   EXPECT_EQ(After(a, "--tensor-split"), "3,1.5");

@@ -62,10 +62,26 @@ llama_load_mode LoadMode(const loadconfig::LlamaConfig& c) {
   return mlock ? LLAMA_LOAD_MODE_MLOCK : LLAMA_LOAD_MODE_NONE;
 }
 
-// llama.cpp's model parameters for `c`; `split` holds the tensor split the
-// result points into.
-Result<llama_model_params> ModelParams(const loadconfig::LlamaConfig& c, std::vector<float>& split) {
+// What a llama_model_params points into (it must outlive the load).
+struct ParamStorage {
+  std::vector<float> split;
+  std::vector<ggml_backend_dev_t> devices;  // null-terminated
+};
+
+// llama.cpp's model parameters for `c`; `storage` holds the tensor split and
+// the device list the result points into.
+Result<llama_model_params> ModelParams(const loadconfig::LlamaConfig& c, ParamStorage& storage) {
   llama_model_params mp = llama_model_default_params();
+  std::vector<float>& split = storage.split;
+  if (!c.devices.empty()) {
+    for (const std::string& id : c.devices) {
+      ggml_backend_dev_t dev = ggml_backend_dev_by_name(id.c_str());
+      if (dev == nullptr) return FailedPreconditionError("invalid device: " + id + " (no such device here)");
+      storage.devices.push_back(dev);
+    }
+    storage.devices.push_back(nullptr);
+    mp.devices = storage.devices.data();
+  }
   if (c.n_gpu_layers) mp.n_gpu_layers = *c.n_gpu_layers;
   if (c.main_gpu) mp.main_gpu = *c.main_gpu;
   if (c.split_mode) {
@@ -116,7 +132,7 @@ void QuietLog(ggml_log_level, const char*, void*) {}
 Result<std::vector<protocol::DeviceUsage>> ProjectedMemory(const std::string& path, const loadconfig::LlamaConfig& c,
                                                            uint32_t n_ctx, uint32_t n_seq_max, bool quiet) {
   if (&llama_get_memory_breakdown == nullptr) return UnavailableError("this llama.cpp has no memory breakdown");
-  std::vector<float> split;
+  ParamStorage split;
   ASSIGN_OR_RETURN(llama_model_params mp, ModelParams(c, split));
   mp.no_alloc = true;
   mp.load_mode = LLAMA_LOAD_MODE_NONE;
@@ -216,7 +232,7 @@ Result<std::unique_ptr<LlamaSession>> LlamaSession::Load(const std::string& path
   if (::stat(path.c_str(), &st) != 0) return NotFoundError("cannot read model file '" + path + "': " + std::strerror(errno));
   if (!S_ISREG(st.st_mode)) return NotFoundError("model path '" + path + "' is not a regular file");
 
-  std::vector<float> split;
+  ParamStorage split;
   ASSIGN_OR_RETURN(llama_model_params mp, ModelParams(c, split));
   ProgressState ps{&progress, cancel};
   mp.progress_callback = OnProgress;

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The Debian package (what `make package` builds with CPack) holds the
 # binaries, the bundled llama.cpp libraries, the unit, the default config and
-# the crash catalog; the packaged programs run from the extracted tree (no
+# the crash catalog, the GPU backend plugins; the packaged programs run from the extracted tree (no
 # build paths); the unit passes `systemd-analyze verify`. A missing dpkg-deb
 # or systemd-analyze fails under `make test` and CI (tests/require.sh), else
 # skips (exit 77, CTest's SKIP_RETURN_CODE) or skips that check.
@@ -26,6 +26,7 @@ for f in ./usr/lib/modelwarden/bin/modelwarden ./usr/lib/modelwarden/bin/modelwa
          ./usr/lib/modelwarden/bin/mw-keeper ./usr/bin/modelwarden ./lib/systemd/system/modelwarden.service \
          ./etc/modelwarden/config.toml ./usr/share/modelwarden/crash_patterns.toml \
          ./usr/lib/modelwarden/lib/libggml-base.so ./usr/lib/modelwarden/share/modelwarden/ggml-vocab-llama-spm.gguf \
+         ./usr/lib/modelwarden/lib/libggml-vulkan.so \
          ./usr/share/doc/modelwarden/README.md ./usr/share/doc/modelwarden/operations.md; do
   grep -q " $f\( \|$\)" "$tmp/contents" || { cat "$tmp/contents"; fail "$f is not in the package"; }
 done
@@ -58,6 +59,14 @@ env -i PATH=/usr/bin:/bin "$root/usr/lib/modelwarden/bin/modelwarden-worker" pro
 grep -q '"cpu"' "$tmp/probe.out" || { cat "$tmp/probe.out" "$tmp/probe.log"; fail "the packaged worker saw no CPU device"; }
 grep -q "loaded CPU backend from $root/usr/lib/modelwarden/" "$tmp/probe.log" \
   || { cat "$tmp/probe.log"; fail "the packaged worker did not load its backends from the package"; }
+# SPEC §15: its Vulkan backend, from the package, sees Mesa's lavapipe as Vulkan0
+# (scripts/bootstrap installs mesa-vulkan-drivers) when GGML_VK_VISIBLE_DEVICES names it.
+env -i PATH=/usr/bin:/bin GGML_VK_VISIBLE_DEVICES=0 "$root/usr/lib/modelwarden/bin/modelwarden-worker" probe \
+  3>"$tmp/probe-vk.out" >"$tmp/probe-vk.log" 2>&1 || { cat "$tmp/probe-vk.log"; fail "packaged worker probe (Vulkan)"; }
+grep -q '"name":"Vulkan0"' "$tmp/probe-vk.out" && grep -q '"backend":"Vulkan"' "$tmp/probe-vk.out" \
+  || { cat "$tmp/probe-vk.out" "$tmp/probe-vk.log"; fail "the packaged worker did not probe Vulkan0"; }
+grep -q "loaded Vulkan backend from $root/usr/lib/modelwarden/" "$tmp/probe-vk.log" \
+  || { cat "$tmp/probe-vk.log"; fail "the packaged worker did not load libggml-vulkan.so from the package"; }
 
 if command -v systemd-analyze >/dev/null 2>&1; then
   # verify needs ExecStart to exist: point it at the extracted binary.
