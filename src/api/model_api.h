@@ -20,6 +20,7 @@
 #include <string>
 #include <vector>
 
+#include "common/loopback_http.h"
 #include "common/status.h"
 
 namespace mw::api {
@@ -281,7 +282,7 @@ struct InferenceRequest {
 class InferenceLease {
  public:
   virtual ~InferenceLease() = default;
-  int port = 0;         // the engine answers OpenAI paths on 127.0.0.1:port
+  EngineEndpoint engine;  // where the engine answers OpenAI paths (a Unix socket, or a port and its key)
   int engine_pid = 0;   // for AwaitEngineDeath
   std::string warning;  // non-empty when the model is degraded (X-Modelwarden-Warning)
   std::string auto_fix_json;  // the load this request made was healed (X-Modelwarden-Auto-Fix), compact JSON

@@ -125,11 +125,11 @@ Result<api::InferenceAdmission> ModelService::BeginInference(const api::Inferenc
     }
     return UnavailableError("model '" + name + "' stopped right after loading" + why);
   }
-  if (loaded->port <= 0) {
-    return FailedPreconditionError("model '" + name + "' is loaded, but its engine does not answer HTTP on a port, "
+  if (loaded->endpoint.empty()) {
+    return FailedPreconditionError("model '" + name + "' is loaded, but its engine does not answer HTTP, "
                                    "so it cannot serve /v1");
   }
-  lease->port = loaded->port;
+  lease->engine = loaded->endpoint;
   lease->engine_pid = loaded->pid;
   if (load.auto_fix) lease->auto_fix_json = api::AutoFixJson(*load.auto_fix, true);
   lease->adjusted_json = load.adjusted_json;

@@ -51,7 +51,7 @@ struct Encoder {
     }
     json out = {{"type", "loaded"}, {"devices", devices},       {"n_ctx", m.n_ctx},
                 {"load_ms", m.load_ms}, {"model_size", m.model_size}, {"n_params", m.n_params}};
-    if (m.port != 0) out["port"] = m.port;
+    if (!m.socket.empty()) out["socket"] = m.socket;
     return out;
   }
   json operator()(const ErrorMessage& m) const {
@@ -185,10 +185,7 @@ Result<Message> DecodeObject(const json& j) {
     RETURN_IF_ERROR(f.Signed("load_ms", &m.load_ms));
     RETURN_IF_ERROR(f.Unsigned("model_size", &m.model_size, /*required=*/false));
     RETURN_IF_ERROR(f.Unsigned("n_params", &m.n_params, /*required=*/false));
-    uint64_t port = 0;
-    RETURN_IF_ERROR(f.Unsigned("port", &port, /*required=*/false));
-    if (port > 65535) return InvalidArgumentError("loaded message: 'port' must be within [0, 65535]");
-    m.port = static_cast<int>(port);
+    RETURN_IF_ERROR(f.String("socket", &m.socket, /*required=*/false));
     return Message(std::move(m));
   }
   if (type == "error") {

@@ -80,7 +80,7 @@ struct ProgressMessage {
   bool operator==(const ProgressMessage&) const = default;
 };
 
-// {"type":"loaded","devices":[...],"n_ctx":N,"load_ms":N,"port":N}
+// {"type":"loaded","devices":[...],"n_ctx":N,"load_ms":N,"socket":"PATH"}
 // Sent once model and context exist (and, with verify "decode", the first
 // decode ran); the worker then holds them, serving, until stopped.
 struct LoadedMessage {
@@ -89,7 +89,7 @@ struct LoadedMessage {
   int64_t load_ms = 0;
   uint64_t model_size = 0;   // bytes of weights (llama_model_size)
   uint64_t n_params = 0;
-  int port = 0;              // 127.0.0.1 port where the engine answers llama.cpp's HTTP API; 0: none
+  std::string socket = {};   // the Unix socket where the engine answers llama.cpp's HTTP API; empty: none
   bool operator==(const LoadedMessage&) const = default;
 };
 
