@@ -110,6 +110,7 @@ TEST(SupervisorTest, CommandGetsAPerLoadKeyAndNoServerSecrets) {
                            "--env", "MODELWARDEN_API_KEY", "--env", "HF_TOKEN", "--env", "PGPASSWORD", "--env",
                            "MINE", "--then", "ready"});
   r.env = {{"MINE", "given"}};
+  r.ready_pattern = "ready";
   auto report = sup.Load(r);
   ::unsetenv("MODELWARDEN_API_KEY");
   ::unsetenv("HF_TOKEN");

@@ -222,6 +222,14 @@ TEST(EngineDoorTest, TheLlamaEngineListensOnlyOnAPrivateUnixSocketAndInheritsNoS
 
   const pid_t worker = WorkerOf(server);
   ASSERT_GT(worker, 0);
+  // No secret of the server's in the worker's (or its keeper's) environment.
+  for (pid_t pid : {worker, ParentOf(worker)}) {
+    const std::vector<std::string> env = EnvironOf(pid);
+    ASSERT_FALSE(env.empty()) << pid;
+    EXPECT_FALSE(HasVariable(env, "MODELWARDEN_API_KEY")) << Program(pid);
+    EXPECT_FALSE(HasVariable(env, "HF_TOKEN")) << Program(pid);
+    EXPECT_FALSE(HasVariable(env, "PGPASSWORD")) << Program(pid);
+  }
   // No TCP listener in the worker; in the whole process tree, only the server's port.
   EXPECT_TRUE(ListeningPortsOf({worker}).empty());
   EXPECT_EQ(ListeningPortsOf(ProcessTree(server.pid())), std::set<int>{server.port()});
@@ -237,14 +245,6 @@ TEST(EngineDoorTest, TheLlamaEngineListensOnlyOnAPrivateUnixSocketAndInheritsNoS
   if (::geteuid() == 0) {
     // Another local user (nobody) cannot reach the engine.
     EXPECT_EQ(ConnectAsNobody(sockets[0]), EACCES);
-  }
-  // No secret of the server's in the worker's (or its keeper's) environment.
-  for (pid_t pid : {worker, ParentOf(worker)}) {
-    const std::vector<std::string> env = EnvironOf(pid);
-    ASSERT_FALSE(env.empty()) << pid;
-    EXPECT_FALSE(HasVariable(env, "MODELWARDEN_API_KEY")) << Program(pid);
-    EXPECT_FALSE(HasVariable(env, "HF_TOKEN")) << Program(pid);
-    EXPECT_FALSE(HasVariable(env, "PGPASSWORD")) << Program(pid);
   }
   // The socket goes with the engine.
   ASSERT_EQ(server.Call("POST", "/api/orchestrate/unload", json{{"model_name", "tiny"}}.dump(), kServerKey).status, 200);
