@@ -138,7 +138,8 @@ int RunServe(const std::vector<std::string>& args) {
   supervisor_options.worker_path = config.worker_path.string();
   supervisor_options.default_load_timeout_s = config.load_timeout_s;
   // The engines' sockets (SPEC §20): private to this user, beside the data.
-  supervisor_options.runtime_dir = (config.data_dir / "run").string();
+  // Absolute: the worker takes only an absolute socket path.
+  supervisor_options.runtime_dir = std::filesystem::absolute(config.data_dir / "run", ec).string();
   supervisor_options.on_unexpected_exit = [&service_ptr](const UnexpectedExit& exit) {
     if (ModelService* s = service_ptr.load()) s->OnWorkerDied(exit);
   };

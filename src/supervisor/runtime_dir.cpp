@@ -22,14 +22,14 @@ bool EndsWith(const std::string& s, const char* suffix) {
   return s.size() >= n && s.compare(s.size() - n, n, suffix) == 0;
 }
 
-// Removes *.sock and *.key in `dir`.
+// Removes *.sock in `dir`.
 void RemoveEngineFiles(const std::string& dir) {
   DIR* d = ::opendir(dir.c_str());
   if (d == nullptr) return;
   std::vector<std::string> names;
   while (dirent* e = ::readdir(d)) {
     std::string name = e->d_name;
-    if (EndsWith(name, ".sock") || EndsWith(name, ".key")) names.push_back(std::move(name));
+    if (EndsWith(name, ".sock")) names.push_back(std::move(name));
   }
   ::closedir(d);
   for (const std::string& n : names) ::unlink((dir + "/" + n).c_str());

@@ -21,8 +21,8 @@ struct RuntimeDir {
 
 // Prepares `preferred` (e.g. <data_dir>/run): creates it (mode 0700) or, if
 // it exists, checks that it is a real directory (not a link) owned by this
-// user and sets its mode to 0700, then removes what earlier runs left in it
-// (*.sock, *.key: the data directory's lock says no other server uses it).
+// user and sets its mode to 0700, then removes the sockets earlier runs left
+// in it (*.sock: the data directory's lock says no other server uses them).
 // When `preferred` is empty, or too long for a socket path (sun_path holds
 // 107 bytes), a fresh directory is made with mkdtemp under $XDG_RUNTIME_DIR
 // or /tmp ("mw-XXXXXX", 0700) instead. kFailedPrecondition if `preferred`
@@ -30,8 +30,8 @@ struct RuntimeDir {
 // created.
 Result<RuntimeDir> PrepareRuntimeDir(const std::string& preferred);
 
-// Removes the files Supervisor put in `dir` and, if it is temporary, the
-// directory. Never fails (best effort).
+// Removes the sockets in `dir` and, if it is temporary, the directory.
+// Never fails (best effort).
 void RemoveRuntimeDir(const RuntimeDir& dir);
 
 }  // namespace mw
