@@ -1,9 +1,11 @@
 // api/openai_proxy.h: the reverse-proxy plumbing of /v1 (internal to api/).
 //
 // UpstreamCall   one HTTP request to a model's engine at its EngineEndpoint
-//                (a Unix socket, or a 127.0.0.1 port with the per-load key;
-//                common/loopback_http.h's HttpStream), run on its own thread so that the request thread can watch its
-//                client while the engine works; the response head and body
+//                (a Unix socket, or a 127.0.0.1 port with the per-load key),
+//                over common/loopback_http.h's HttpStream (Debian's httplib
+//                0.11 has no Unix-socket client), run on its own thread so
+//                that the request thread can watch its client while the
+//                engine works; the response head and body
 //                pieces are handed over as they arrive (bounded buffer).
 //                Cancel() closes the connection to the engine, which is how
 //                an engine (llama.cpp's server included) learns that the
