@@ -20,6 +20,7 @@
 #include <string>
 #include <vector>
 
+#include "common/loopback_http.h"
 #include "common/status.h"
 
 namespace mw::api {
@@ -182,10 +183,10 @@ struct LoadResult {
   std::string adjusted_json;         // auto_fit (SPEC §12): unset settings it chose, JSON object; empty: none
   std::vector<std::string> busy_models;  // kModelsBusy: the loaded models with requests in flight
   // kLoaded / kAlreadyLoaded: the engine that was loaded (the /v1 edge
-  // proxies to it without asking again): its pid, and its port on
-  // 127.0.0.1 (0: it does not answer HTTP).
+  // proxies to it without asking again): its pid, and where it answers
+  // HTTP (empty: it does not).
   int engine_pid = 0;
-  int engine_port = 0;
+  EngineEndpoint engine;
 };
 
 struct DeviceInfo {
@@ -301,7 +302,7 @@ struct InferenceRequest {
 class InferenceLease {
  public:
   virtual ~InferenceLease() = default;
-  int port = 0;         // the engine answers OpenAI paths on 127.0.0.1:port
+  EngineEndpoint engine;  // where the engine answers OpenAI paths (a Unix socket, or a port and its key)
   int engine_pid = 0;   // for AwaitEngineDeath
   std::string warning;  // non-empty when the model is degraded (X-Modelwarden-Warning)
   std::string auto_fix_json;  // the load this request made was healed (X-Modelwarden-Auto-Fix), compact JSON

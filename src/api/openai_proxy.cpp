@@ -6,12 +6,7 @@
 
 namespace mw::api {
 
-UpstreamCall::UpstreamCall(Options options) : options_(std::move(options)), client_("127.0.0.1", options_.port) {
-  client_.set_connection_timeout(options_.connect_timeout_s, 0);
-  client_.set_read_timeout(options_.read_timeout_s, 0);
-  client_.set_write_timeout(60, 0);
-  client_.set_keep_alive(false);
-  client_.set_tcp_nodelay(true);
+UpstreamCall::UpstreamCall(Options options) : options_(std::move(options)) {
   thread_ = std::thread([this] { Run(); });
 }
 
@@ -21,48 +16,44 @@ UpstreamCall::~UpstreamCall() {
 }
 
 void UpstreamCall::Run() {
-  httplib::Request req;
-  req.method = "POST";
-  req.path = options_.path;
-  req.headers = {{"Content-Type", "application/json"}, {"Accept-Encoding", "identity"}};
-  req.body = options_.body;
-  req.response_handler = [this](const httplib::Response& res) {
+  using std::chrono::seconds;
+  auto finish = [this](const Status& st) {
     std::lock_guard lock(mu_);
-    head_ = true;
-    status_ = res.status;
-    content_type_ = res.get_header_value("Content-Type");
+    done_ = true;
+    if (!st.ok() && !cancelled_) error_ = st.message().empty() ? "engine call failed" : st.message();
     cv_.notify_all();
-    return !cancelled_;
   };
-  req.content_receiver = [this](const char* data, size_t length, uint64_t, uint64_t) {
-    std::unique_lock lock(mu_);
-    cv_.wait(lock, [&] { return cancelled_ || buffered_ < options_.max_buffered; });
-    if (cancelled_) return false;
-    pieces_.emplace_back(data, length);
-    buffered_ += length;
-    cv_.notify_all();
-    return true;
-  };
-  httplib::Response res;
-  httplib::Error error = httplib::Error::Success;
+  Result<std::unique_ptr<HttpStream>> connected =
+      HttpStream::Connect(options_.engine, seconds(options_.connect_timeout_s));
+  if (!connected.ok()) return finish(connected.status());
+  std::shared_ptr<HttpStream> stream = std::move(connected).value();
   {
     std::lock_guard lock(mu_);
-    if (cancelled_) {
-      done_ = true;
-      error_ = httplib::Error::Canceled;
-      cv_.notify_all();
-      return;
-    }
+    if (cancelled_) return finish(Status::Ok());
+    stream_ = stream;  // Cancel() shuts it down from now on
   }
-  try {
-    client_.send(req, res, error);
-  } catch (...) {
-    error = httplib::Error::Unknown;
+  if (Status st = stream->Send("POST", options_.path, options_.body, seconds(60)); !st.ok()) return finish(st);
+  if (Status st = stream->ReadHead(seconds(options_.read_timeout_s)); !st.ok()) return finish(st);
+  {
+    std::lock_guard lock(mu_);
+    head_ = true;
+    status_ = stream->status();
+    content_type_ = stream->content_type();
+    cv_.notify_all();
   }
-  std::lock_guard lock(mu_);
-  done_ = true;
-  error_ = error;
-  cv_.notify_all();
+  for (bool end = false; !end;) {
+    std::string piece;
+    if (Status st = stream->Read(&piece, &end, seconds(options_.read_timeout_s)); !st.ok()) return finish(st);
+    if (piece.empty()) continue;
+    std::unique_lock lock(mu_);
+    // Beyond max_buffered the engine is not read: it waits (TCP/socket back-pressure).
+    cv_.wait(lock, [&] { return cancelled_ || buffered_ < options_.max_buffered; });
+    if (cancelled_) break;
+    buffered_ += piece.size();
+    pieces_.push_back(std::move(piece));
+    cv_.notify_all();
+  }
+  finish(Status::Ok());
 }
 
 bool UpstreamCall::WaitHead(std::chrono::milliseconds wait) {
@@ -102,26 +93,24 @@ UpstreamCall::Read UpstreamCall::Next(std::string* out, std::chrono::millisecond
 
 bool UpstreamCall::failed() const {
   std::lock_guard lock(mu_);
-  return done_ && !cancelled_ && error_ != httplib::Error::Success;
+  return done_ && !cancelled_ && !error_.empty();
 }
 
 std::string UpstreamCall::error_text() const {
   std::lock_guard lock(mu_);
-  return httplib::to_string(error_);
+  return error_;
 }
 
 void UpstreamCall::Cancel() {
+  std::shared_ptr<HttpStream> stream;
   {
     std::lock_guard lock(mu_);
-    if (cancelled_ || done_) {
-      cancelled_ = true;
-      cv_.notify_all();
-      return;
-    }
     cancelled_ = true;
     cv_.notify_all();
+    if (done_) return;
+    stream = stream_;
   }
-  client_.stop();  // shuts the socket down: a blocked read returns at once
+  if (stream) stream->Shutdown();  // a blocked read or send returns at once
 }
 
 ClientConnection::ClientConnection(const httplib::Request& req)

@@ -1,8 +1,11 @@
 // api/openai_proxy.h: the reverse-proxy plumbing of /v1 (internal to api/).
 //
-// UpstreamCall   one HTTP request to a model's engine on 127.0.0.1:port, run
-//                on its own thread so that the request thread can watch its
-//                client while the engine works; the response head and body
+// UpstreamCall   one HTTP request to a model's engine at its EngineEndpoint
+//                (a Unix socket, or a 127.0.0.1 port with the per-load key),
+//                over common/loopback_http.h's HttpStream (Debian's httplib
+//                0.11 has no Unix-socket client), run on its own thread so
+//                that the request thread can watch its client while the
+//                engine works; the response head and body
 //                pieces are handed over as they arrive (bounded buffer).
 //                Cancel() closes the connection to the engine, which is how
 //                an engine (llama.cpp's server included) learns that the
@@ -18,16 +21,19 @@
 #include <condition_variable>
 #include <deque>
 #include <functional>
+#include <memory>
 #include <mutex>
 #include <string>
 #include <thread>
+
+#include "common/loopback_http.h"
 
 namespace mw::api {
 
 class UpstreamCall {
  public:
   struct Options {
-    int port = 0;
+    EngineEndpoint engine;
     std::string path;
     std::string body;  // POSTed as application/json
     int connect_timeout_s = 10;
@@ -62,7 +68,6 @@ class UpstreamCall {
   void Run();
 
   Options options_;
-  httplib::Client client_;
   mutable std::mutex mu_;
   std::condition_variable cv_;
   bool head_ = false;
@@ -72,7 +77,8 @@ class UpstreamCall {
   size_t buffered_ = 0;
   bool done_ = false;
   bool cancelled_ = false;
-  httplib::Error error_ = httplib::Error::Success;
+  std::string error_;                    // empty: no failure
+  std::shared_ptr<HttpStream> stream_;   // set once connected
   std::thread thread_;  // last: started after everything above exists
 };
 

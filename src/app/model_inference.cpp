@@ -118,11 +118,11 @@ Result<api::InferenceAdmission> ModelService::BeginInference(const api::Inferenc
     const std::optional<std::string> why = models_.Get(name).last_error;
     return UnavailableError("model '" + name + "' stopped right after loading" + (why ? ": " + *why : std::string()));
   }
-  if (load.engine_port <= 0) {
-    return FailedPreconditionError("model '" + name + "' is loaded, but its engine does not answer HTTP on a port, "
+  if (load.engine.empty()) {
+    return FailedPreconditionError("model '" + name + "' is loaded, but its engine does not answer HTTP, "
                                    "so it cannot serve /v1");
   }
-  lease->port = load.engine_port;
+  lease->engine = load.engine;
   lease->engine_pid = load.engine_pid;
   if (load.auto_fix) lease->auto_fix_json = api::AutoFixJson(*load.auto_fix, true);
   lease->adjusted_json = load.adjusted_json;

@@ -133,7 +133,7 @@ Result<api::LoadResult> ModelService::LoadRow(ModelRecord model, bool force) {
       api::LoadResult result;
       result.kind = api::LoadResult::Kind::kAlreadyLoaded;
       result.engine_pid = loaded->pid;
-      result.engine_port = loaded->port;
+      result.engine = loaded->endpoint;
       result.model = ToView(model);
       return result;
     }
@@ -192,15 +192,15 @@ Result<api::LoadResult> ModelService::RunJob(const std::string& name, bool force
   }
   ModelRuntimeTable::EngineFinder find_engine;
   if (says_loaded) {
-    find_engine = [&]() -> std::optional<EngineEndpoint> {
+    find_engine = [&]() -> std::optional<RunningEngine> {
       std::optional<LoadedModel> loaded = supervisor_.FindLoaded(name);
       if (!loaded) return std::nullopt;
-      return EngineEndpoint{loaded->pid, loaded->port};
+      return RunningEngine{loaded->pid, loaded->endpoint};
     };
   }
-  if (std::optional<EngineEndpoint> engine = models_.EndJob(name, find_engine, error, /*keep_error=*/says_loaded)) {
+  if (std::optional<RunningEngine> engine = models_.EndJob(name, find_engine, error, /*keep_error=*/says_loaded)) {
     result->engine_pid = engine->pid;
-    result->engine_port = engine->port;
+    result->engine = engine->endpoint;
   }
   PublishModel(name);
   PublishCounts();

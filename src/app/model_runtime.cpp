@@ -59,9 +59,9 @@ void ModelRuntimeTable::ProcessStarted(const std::string& name) {
   changed_.notify_all();
 }
 
-std::optional<EngineEndpoint> ModelRuntimeTable::EndJob(const std::string& name, const EngineFinder& find_engine,
+std::optional<RunningEngine> ModelRuntimeTable::EndJob(const std::string& name, const EngineFinder& find_engine,
                                                         std::optional<std::string> error, bool keep_error) {
-  std::optional<EngineEndpoint> loaded;
+  std::optional<RunningEngine> loaded;
   {
     std::lock_guard lock(mu_);
     ModelRuntime& rt = models_[name];

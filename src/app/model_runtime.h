@@ -34,11 +34,11 @@
 
 namespace mw::app {
 
-// Where a loaded model's engine answers (the serving contract of
-// supervisor/supervisor.h). The only struct in app/ that holds the address.
-struct EngineEndpoint {
+// A loaded model's engine: its process and where it answers (the serving
+// contract of supervisor/supervisor.h). The only struct in app/ that holds the address.
+struct RunningEngine {
   int pid = 0;
-  int port = 0;  // 127.0.0.1:port; 0: the engine does not answer HTTP
+  EngineEndpoint endpoint;  // empty: the engine does not answer HTTP
 };
 
 // The load job of one model, as far as an unload must know it.
@@ -54,7 +54,7 @@ struct ModelRuntime {
   std::optional<std::string> last_error;
   LoadPhase phase = LoadPhase::kNone;
   bool cancel_requested = false;          // an unload came while kStarting: the job must not start a process
-  std::optional<EngineEndpoint> engine;   // set while loaded
+  std::optional<RunningEngine> engine;   // set while loaded
   // The last engine known to have ended (Triton's version check): a job
   // that ends "loaded" with this pid is a late event and counts as not loaded.
   int ended_pid = 0;
@@ -83,8 +83,8 @@ class ModelRuntimeTable {
   // the model not loaded). Returns that engine. When not loaded, `error`
   // replaces last_error (kept when nullopt); with keep_error an existing
   // last_error wins (a death reported first says more).
-  using EngineFinder = std::function<std::optional<EngineEndpoint>()>;
-  std::optional<EngineEndpoint> EndJob(const std::string& name, const EngineFinder& find_engine,
+  using EngineFinder = std::function<std::optional<RunningEngine>()>;
+  std::optional<RunningEngine> EndJob(const std::string& name, const EngineFinder& find_engine,
                                        std::optional<std::string> error, bool keep_error = false);
   // The job ended before any attempt (shutting down, storage error, model
   // gone): only its phase ends. ProcessEnded: its process ended, the job

@@ -23,12 +23,12 @@ TEST(ModelRuntimeTableTest, AJobThatLoadedKeepsItsEndpointUntilNotLoaded) {
   table.BeginJob("m");
   ASSERT_TRUE(table.ProcessStarting("m"));
   table.ProcessStarted("m");
-  table.EndJob("m", [] { return std::optional(EngineEndpoint{42, 8080}); }, std::nullopt);
+  table.EndJob("m", [] { return std::optional(RunningEngine{42, EngineEndpoint{"/run/m.sock"}}); }, std::nullopt);
   ModelRuntime rt = table.Get("m");
   EXPECT_EQ(rt.state, api::LoadState::kLoaded);
   ASSERT_TRUE(rt.engine);
   EXPECT_EQ(rt.engine->pid, 42);
-  EXPECT_EQ(rt.engine->port, 8080);
+  EXPECT_EQ(rt.engine->endpoint.socket_path, "/run/m.sock");
   table.MarkNotLoaded("m", "engine died");
   rt = table.Get("m");
   EXPECT_EQ(rt.state, api::LoadState::kIdle);
@@ -50,7 +50,7 @@ TEST(ModelRuntimeTableTest, ALateLoadedOfADeadEngineCountsAsNotLoaded) {
   ModelRuntimeTable table;
   table.BeginJob("m");
   table.MarkNotLoaded("m", "crashed while serving", 42);
-  auto engine = table.EndJob("m", [] { return std::optional(EngineEndpoint{42, 8080}); }, "exited", true);
+  auto engine = table.EndJob("m", [] { return std::optional(RunningEngine{42, EngineEndpoint{"/run/m.sock"}}); }, "exited", true);
   EXPECT_FALSE(engine);
   EXPECT_EQ(table.Get("m").state, api::LoadState::kIdle);
   EXPECT_EQ(table.Get("m").last_error.value_or(""), "crashed while serving");

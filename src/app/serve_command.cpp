@@ -136,10 +136,14 @@ int RunServe(const std::vector<std::string>& args) {
   SupervisorOptions supervisor_options;
   supervisor_options.worker_path = config.worker_path.string();
   supervisor_options.default_load_timeout_s = config.load_timeout_s;
+  // The engines' sockets (SPEC §20): private to this user, beside the data.
+  // Absolute: the worker takes only an absolute socket path.
+  supervisor_options.runtime_dir = std::filesystem::absolute(config.data_dir / "run", ec).string();
   supervisor_options.on_unexpected_exit = [&service_ptr](const UnexpectedExit& exit) {
     if (ModelService* s = service_ptr.load()) s->OnWorkerDied(exit);
   };
   Supervisor supervisor(supervisor_options);
+  if (Status st = supervisor.PrepareRuntime(); !st.ok()) return Fail("runtime directory", st);
   supervisor_ptr.store(&supervisor);
   ModelService service(**registry, state_machine, supervisor, *classifier, config, MW_VERSION);
   service_ptr.store(&service);

@@ -2,14 +2,17 @@
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <poll.h>
 #include <sys/socket.h>
+#include <sys/un.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 #include <string>
-#include <optional>
+#include <thread>
 #include <utility>
 
 #include "common/time_util.h"
@@ -17,20 +20,8 @@
 namespace mw {
 namespace {
 
-class Socket {
- public:
-  explicit Socket(int fd) : fd_(fd) {}
-  Socket(const Socket&) = delete;
-  Socket& operator=(const Socket&) = delete;
-  ~Socket() {
-    if (fd_ >= 0) ::close(fd_);
-  }
-  int get() const { return fd_; }
-  bool valid() const { return fd_ >= 0; }
-
- private:
-  int fd_;
-};
+constexpr size_t kMaxHead = 64 << 10;
+constexpr size_t kMaxChunkLine = 1024;
 
 sockaddr_in Loopback(int port) {
   sockaddr_in addr{};
@@ -39,6 +30,8 @@ sockaddr_in Loopback(int port) {
   addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
   return addr;
 }
+
+std::string Errno(const char* what) { return std::string(what) + ": " + std::strerror(errno); }
 
 // Waits for `events` on fd until the deadline; false on timeout.
 bool WaitFd(int fd, short events, int64_t deadline) {
@@ -52,53 +45,22 @@ bool WaitFd(int fd, short events, int64_t deadline) {
   }
 }
 
-Status Connect(const Socket& s, int port, int64_t deadline) {
-  if (!s.valid()) return UnavailableError(std::string("socket: ") + std::strerror(errno));
-  sockaddr_in addr = Loopback(port);
-  if (::connect(s.get(), reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) == 0) return Status::Ok();
-  if (errno != EINPROGRESS) return UnavailableError(std::string("connect: ") + std::strerror(errno));
-  if (!WaitFd(s.get(), POLLOUT, deadline)) return DeadlineExceededError("connect timed out");
-  int err = 0;
-  socklen_t len = sizeof(err);
-  ::getsockopt(s.get(), SOL_SOCKET, SO_ERROR, &err, &len);
-  if (err != 0) return UnavailableError(std::string("connect: ") + std::strerror(err));
-  return Status::Ok();
+std::string Lower(std::string_view s) {
+  std::string out(s);
+  for (char& c : out) c = static_cast<char>(c >= 'A' && c <= 'Z' ? c - 'A' + 'a' : c);
+  return out;
 }
 
-Status SendAll(const Socket& s, std::string_view out, int64_t deadline) {
-  while (!out.empty()) {
-    ssize_t n = ::send(s.get(), out.data(), out.size(), MSG_NOSIGNAL);
-    if (n > 0) {
-      out.remove_prefix(static_cast<size_t>(n));
-    } else if (n < 0 && (errno == EAGAIN || errno == EINTR)) {
-      if (!WaitFd(s.get(), POLLOUT, deadline)) return DeadlineExceededError("send timed out");
-    } else {
-      return UnavailableError(std::string("send: ") + std::strerror(errno));
-    }
-  }
-  return Status::Ok();
-}
-
-// Reads into `in` until `done(in)` or EOF (*eof set).
-template <typename Done>
-Status ReadUntil(const Socket& s, std::string& in, int64_t deadline, size_t max_bytes, bool* eof, Done done) {
-  *eof = false;
-  while (!done(in)) {
-    if (in.size() > max_bytes) return ResourceExhaustedError("answer larger than " + std::to_string(max_bytes) + " bytes");
-    char buf[16384];
-    ssize_t n = ::recv(s.get(), buf, sizeof(buf), 0);
-    if (n > 0) {
-      in.append(buf, static_cast<size_t>(n));
-    } else if (n == 0) {
-      *eof = true;
-      return Status::Ok();
-    } else if (errno == EAGAIN || errno == EINTR) {
-      if (!WaitFd(s.get(), POLLIN, deadline)) return DeadlineExceededError("no answer in time");
-    } else {
-      return UnavailableError(std::string("recv: ") + std::strerror(errno));
-    }
-  }
-  return Status::Ok();
+// The value of header `name` (lower case) in a lower-cased head, trimmed.
+std::optional<std::string> HeaderValue(const std::string& head, const std::string& name) {
+  const size_t p = head.find("\r\n" + name + ":");
+  if (p == std::string::npos) return std::nullopt;
+  size_t start = p + 3 + name.size();
+  size_t end = head.find("\r\n", start);
+  if (end == std::string::npos) end = head.size();
+  while (start < end && (head[start] == ' ' || head[start] == '\t')) ++start;
+  while (end > start && (head[end - 1] == ' ' || head[end - 1] == '\t')) --end;
+  return head.substr(start, end - start);
 }
 
 Result<int> ParseStatusLine(std::string_view head) {
@@ -113,113 +75,256 @@ Result<int> ParseStatusLine(std::string_view head) {
   return code;
 }
 
-std::string Lower(std::string_view s) {
-  std::string out(s);
-  for (char& c : out) c = static_cast<char>(c >= 'A' && c <= 'Z' ? c - 'A' + 'a' : c);
-  return out;
-}
-
-// Joins a chunked body; kUnavailable if it is cut short or malformed.
-Result<std::string> Dechunk(std::string_view in) {
-  std::string out;
-  for (;;) {
-    size_t eol = in.find("\r\n");
-    if (eol == std::string_view::npos) return UnavailableError("chunked body cut short");
-    size_t size = 0;
-    size_t i = 0;
-    for (; i < eol; ++i) {
-      char c = in[i];
-      int d = c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10 : c >= 'A' && c <= 'F' ? c - 'A' + 10 : -1;
-      if (d < 0) break;
-      if (size > (size_t{1} << 40)) return UnavailableError("bad chunk size");
-      size = size * 16 + static_cast<size_t>(d);
-    }
-    if (i == 0) return UnavailableError("bad chunk size");
-    if (size == 0) return out;
-    in.remove_prefix(eol + 2);
-    if (in.size() < size + 2) return UnavailableError("chunked body cut short");
-    out.append(in.substr(0, size));
-    in.remove_prefix(size + 2);
-  }
-}
-
 }  // namespace
 
+std::string EngineEndpoint::Describe() const {
+  return socket_path.empty() ? "127.0.0.1:" + std::to_string(port) : "unix:" + socket_path;
+}
+
 Result<int> PickFreeLoopbackPort() {
-  Socket s(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
-  if (!s.valid()) return UnavailableError(std::string("socket: ") + std::strerror(errno));
+  int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) return UnavailableError(Errno("socket"));
   sockaddr_in addr = Loopback(0);
-  if (::bind(s.get(), reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0) {
-    return UnavailableError(std::string("bind 127.0.0.1:0: ") + std::strerror(errno));
-  }
   socklen_t len = sizeof(addr);
-  if (::getsockname(s.get(), reinterpret_cast<sockaddr*>(&addr), &len) != 0) {
-    return UnavailableError(std::string("getsockname: ") + std::strerror(errno));
-  }
-  return static_cast<int>(ntohs(addr.sin_port));
-}
-
-Result<int> HttpGetStatus(int port, std::string_view path, std::chrono::milliseconds timeout) {
-  const int64_t deadline = MonotonicMillis() + timeout.count();
-  Socket s(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0));
-  RETURN_IF_ERROR(Connect(s, port, deadline));
-  RETURN_IF_ERROR(SendAll(s,
-                          "GET " + std::string(path.empty() ? "/" : path) + " HTTP/1.0\r\nHost: 127.0.0.1:" +
-                              std::to_string(port) + "\r\nConnection: close\r\n\r\n",
-                          deadline));
-  // Only the status line matters: "HTTP/1.1 200 OK".
-  std::string head;
-  bool eof = false;
-  RETURN_IF_ERROR(ReadUntil(s, head, deadline, 1024, &eof,
-                            [](const std::string& in) { return in.find('\n') != std::string::npos || in.size() >= 1024; }));
-  return ParseStatusLine(head);
-}
-
-Result<HttpAnswer> HttpRequest(int port, std::string_view method, std::string_view path, std::string_view body,
-                               std::chrono::milliseconds timeout, size_t max_bytes) {
-  const int64_t deadline = MonotonicMillis() + timeout.count();
-  Socket s(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0));
-  RETURN_IF_ERROR(Connect(s, port, deadline));
-  std::string request = std::string(method) + " " + std::string(path.empty() ? "/" : path) +
-                        " HTTP/1.0\r\nHost: 127.0.0.1:" + std::to_string(port) + "\r\nConnection: close\r\n";
-  if (!body.empty()) {
-    request += "Content-Type: application/json\r\nContent-Length: " + std::to_string(body.size()) + "\r\n";
-  }
-  request += "\r\n";
-  request.append(body);
-  RETURN_IF_ERROR(SendAll(s, request, deadline));
-
-  std::string in;
-  bool eof = false;
-  RETURN_IF_ERROR(ReadUntil(s, in, deadline, max_bytes, &eof,
-                            [](const std::string& x) { return x.find("\r\n\r\n") != std::string::npos; }));
-  const size_t head_end = in.find("\r\n\r\n");
-  if (head_end == std::string::npos) return UnavailableError("connection closed before the answer's headers");
-  HttpAnswer answer;
-  ASSIGN_OR_RETURN(answer.status, ParseStatusLine(in));
-  const std::string head = Lower(std::string_view(in).substr(0, head_end + 2));
-  std::optional<size_t> length;
-  if (size_t p = head.find("\r\ncontent-length:"); p != std::string::npos) {
-    length = static_cast<size_t>(std::strtoull(head.c_str() + p + 17, nullptr, 10));
-    if (*length > max_bytes) return ResourceExhaustedError("answer larger than " + std::to_string(max_bytes) + " bytes");
-  }
-  const bool chunked = head.find("transfer-encoding: chunked") != std::string::npos;
-  const size_t body_start = head_end + 4;
-  if (!eof) {
-    RETURN_IF_ERROR(ReadUntil(s, in, deadline, max_bytes + body_start, &eof, [&](const std::string& x) {
-      if (length) return x.size() >= body_start + *length;
-      if (chunked) return x.find("\r\n0\r\n\r\n", body_start > 2 ? body_start - 2 : 0) != std::string::npos;
-      return false;  // until EOF
-    }));
-  }
-  std::string_view raw = std::string_view(in).substr(body_start);
-  if (length) {
-    if (raw.size() < *length) return UnavailableError("connection closed in the middle of the answer");
-    answer.body = std::string(raw.substr(0, *length));
-  } else if (chunked) {
-    ASSIGN_OR_RETURN(answer.body, Dechunk(raw));
+  Result<int> port = UnavailableError("no port");
+  if (::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0) {
+    port = UnavailableError(Errno("bind 127.0.0.1:0"));
+  } else if (::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len) != 0) {
+    port = UnavailableError(Errno("getsockname"));
   } else {
-    answer.body = std::string(raw);
+    port = static_cast<int>(ntohs(addr.sin_port));
+  }
+  ::close(fd);
+  return port;
+}
+
+Result<std::unique_ptr<HttpStream>> HttpStream::Connect(const EngineEndpoint& at, std::chrono::milliseconds timeout) {
+  const int64_t deadline = MonotonicMillis() + timeout.count();
+  const bool unix_socket = !at.socket_path.empty();
+  if (!unix_socket && at.port <= 0) return UnavailableError("the engine has no endpoint");
+  sockaddr_un un{};
+  sockaddr_in in = Loopback(at.port);
+  if (unix_socket) {
+    if (at.socket_path.size() >= sizeof(un.sun_path)) return UnavailableError("socket path too long: " + at.socket_path);
+    un.sun_family = AF_UNIX;
+    std::memcpy(un.sun_path, at.socket_path.data(), at.socket_path.size());
+  }
+  int fd = ::socket(unix_socket ? AF_UNIX : AF_INET, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+  if (fd < 0) return UnavailableError(Errno("socket"));
+  std::unique_ptr<HttpStream> stream(new HttpStream(fd, at));
+  const sockaddr* addr = unix_socket ? reinterpret_cast<const sockaddr*>(&un) : reinterpret_cast<const sockaddr*>(&in);
+  const socklen_t addr_len = unix_socket ? sizeof(un) : sizeof(in);
+  for (;;) {
+    if (::connect(fd, addr, addr_len) == 0) break;
+    if (errno == EINTR) continue;
+    if (errno == EAGAIN && unix_socket) {  // the listener's backlog is full: try again shortly
+      if (MonotonicMillis() >= deadline) return DeadlineExceededError("connect timed out");
+      std::this_thread::sleep_for(std::chrono::milliseconds(1));
+      continue;
+    }
+    if (errno != EINPROGRESS) return UnavailableError("connect " + at.Describe() + ": " + std::strerror(errno));
+    if (!WaitFd(fd, POLLOUT, deadline)) return DeadlineExceededError("connect timed out");
+    int err = 0;
+    socklen_t len = sizeof(err);
+    ::getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len);
+    if (err != 0) return UnavailableError("connect " + at.Describe() + ": " + std::strerror(err));
+    break;
+  }
+  if (!unix_socket) {
+    int one = 1;
+    ::setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+  }
+  return stream;
+}
+
+HttpStream::~HttpStream() { ::close(fd_); }
+
+void HttpStream::Shutdown() {
+  if (!shut_.exchange(true)) ::shutdown(fd_, SHUT_RDWR);
+}
+
+Status HttpStream::Send(std::string_view method, std::string_view path, std::string_view body,
+                        std::chrono::milliseconds timeout) {
+  const int64_t deadline = MonotonicMillis() + timeout.count();
+  std::string out = std::string(method) + " " + std::string(path.empty() ? "/" : path) + " HTTP/1.1\r\nHost: " +
+                    (at_.socket_path.empty() ? at_.Describe() : std::string("localhost")) +
+                    "\r\nConnection: close\r\nAccept-Encoding: identity\r\n";
+  if (!at_.api_key.empty()) out += "Authorization: Bearer " + at_.api_key + "\r\n";
+  if (!body.empty() || method == "POST") {
+    out += "Content-Type: application/json\r\nContent-Length: " + std::to_string(body.size()) + "\r\n";
+  }
+  out += "\r\n";
+  out.append(body);
+  std::string_view left = out;
+  while (!left.empty()) {
+    if (shut_) return AbortedError("connection shut down");
+    ssize_t n = ::send(fd_, left.data(), left.size(), MSG_NOSIGNAL);
+    if (n > 0) {
+      left.remove_prefix(static_cast<size_t>(n));
+    } else if (n < 0 && (errno == EAGAIN || errno == EINTR)) {
+      if (!WaitFd(fd_, POLLOUT, deadline)) return DeadlineExceededError("send timed out");
+    } else {
+      return UnavailableError(Errno("send"));
+    }
+  }
+  return Status::Ok();
+}
+
+Status HttpStream::Fill(int64_t deadline, bool* eof) {
+  *eof = false;
+  for (;;) {
+    if (shut_) return AbortedError("connection shut down");
+    char buf[16384];
+    ssize_t n = ::recv(fd_, buf, sizeof(buf), 0);
+    if (n > 0) {
+      in_.append(buf, static_cast<size_t>(n));
+      return Status::Ok();
+    }
+    if (n == 0) {
+      if (shut_) return AbortedError("connection shut down");
+      *eof = true;
+      return Status::Ok();
+    }
+    if (errno == EAGAIN || errno == EINTR) {
+      if (!WaitFd(fd_, POLLIN, deadline)) return DeadlineExceededError("no answer in time");
+      continue;
+    }
+    return UnavailableError(Errno("recv"));
+  }
+}
+
+Status HttpStream::ReadHead(std::chrono::milliseconds timeout) {
+  const int64_t deadline = MonotonicMillis() + timeout.count();
+  size_t head_end;
+  while ((head_end = in_.find("\r\n\r\n")) == std::string::npos) {
+    if (in_.size() > kMaxHead) return UnavailableError("the answer's headers exceed 64 KiB");
+    bool eof = false;
+    RETURN_IF_ERROR(Fill(deadline, &eof));
+    if (eof) return UnavailableError("connection closed before the answer's headers");
+  }
+  ASSIGN_OR_RETURN(status_, ParseStatusLine(in_));
+  const std::string head = Lower(std::string_view(in_).substr(0, head_end + 2));
+  in_.erase(0, head_end + 4);
+  content_type_.clear();
+  if (auto type = HeaderValue(head, "content-type")) content_type_ = *type;  // lower case
+  if (auto te = HeaderValue(head, "transfer-encoding"); te && te->find("chunked") != std::string::npos) {
+    framing_ = Framing::kChunked;
+  } else if (auto length = HeaderValue(head, "content-length")) {
+    framing_ = Framing::kLength;
+    char* end = nullptr;
+    left_ = std::strtoull(length->c_str(), &end, 10);
+    if (end == length->c_str()) return UnavailableError("bad Content-Length in the answer");
+  } else if (status_ == 204 || status_ == 304 || (status_ >= 100 && status_ < 200)) {
+    framing_ = Framing::kLength;
+    left_ = 0;
+  } else {
+    framing_ = Framing::kUntilClose;
+  }
+  return Status::Ok();
+}
+
+Status HttpStream::Decode(std::string* out, bool* end) {
+  switch (framing_) {
+    case Framing::kUntilClose:
+      out->append(in_);
+      in_.clear();
+      break;
+    case Framing::kLength: {
+      const size_t take = static_cast<size_t>(std::min<uint64_t>(left_, in_.size()));
+      out->append(in_, 0, take);
+      in_.clear();  // anything past the body is not ours (Connection: close)
+      left_ -= take;
+      if (left_ == 0) finished_ = true;
+      break;
+    }
+    case Framing::kChunked: {
+      size_t pos = 0;
+      while (chunk_ != ChunkState::kDone) {
+        if (chunk_ == ChunkState::kSize) {
+          const size_t eol = in_.find("\r\n", pos);
+          if (eol == std::string::npos) {
+            if (in_.size() - pos > kMaxChunkLine) return UnavailableError("bad chunk size line in the answer");
+            break;
+          }
+          uint64_t size = 0;
+          size_t i = pos;
+          for (; i < eol; ++i) {
+            const char c = in_[i];
+            const int d = c >= '0' && c <= '9'   ? c - '0'
+                          : c >= 'a' && c <= 'f' ? c - 'a' + 10
+                          : c >= 'A' && c <= 'F' ? c - 'A' + 10
+                                                 : -1;
+            if (d < 0) break;
+            if (size > (uint64_t{1} << 40)) return UnavailableError("bad chunk size in the answer");
+            size = size * 16 + static_cast<uint64_t>(d);
+          }
+          if (i == pos) return UnavailableError("bad chunk size in the answer");
+          pos = eol + 2;
+          left_ = size;
+          chunk_ = size == 0 ? ChunkState::kDone : ChunkState::kData;  // trailers are not read
+        } else if (chunk_ == ChunkState::kData) {
+          const size_t take = static_cast<size_t>(std::min<uint64_t>(left_, in_.size() - pos));
+          if (take == 0) break;
+          out->append(in_, pos, take);
+          pos += take;
+          left_ -= take;
+          if (left_ == 0) chunk_ = ChunkState::kDataEnd;
+        } else {  // kDataEnd: the CRLF after a chunk's data
+          if (in_.size() - pos < 2) break;
+          if (in_.compare(pos, 2, "\r\n") != 0) return UnavailableError("bad chunk in the answer");
+          pos += 2;
+          chunk_ = ChunkState::kSize;
+        }
+      }
+      in_.erase(0, pos);
+      if (chunk_ == ChunkState::kDone) finished_ = true;
+      break;
+    }
+  }
+  *end = finished_;
+  return Status::Ok();
+}
+
+Status HttpStream::Read(std::string* out, bool* end, std::chrono::milliseconds timeout) {
+  const int64_t deadline = MonotonicMillis() + timeout.count();
+  const size_t before = out->size();
+  for (;;) {
+    RETURN_IF_ERROR(Decode(out, end));
+    if (*end || out->size() > before) return Status::Ok();
+    bool eof = false;
+    RETURN_IF_ERROR(Fill(deadline, &eof));
+    if (eof) {
+      if (framing_ != Framing::kUntilClose) return UnavailableError("connection closed in the middle of the answer");
+      finished_ = true;
+      *end = true;
+      return Status::Ok();
+    }
+  }
+}
+
+Result<int> HttpGetStatus(const EngineEndpoint& at, std::string_view path, std::chrono::milliseconds timeout) {
+  const int64_t deadline = MonotonicMillis() + timeout.count();
+  auto left = [&] { return std::chrono::milliseconds(std::max<int64_t>(deadline - MonotonicMillis(), 1)); };
+  ASSIGN_OR_RETURN(std::unique_ptr<HttpStream> stream, HttpStream::Connect(at, timeout));
+  RETURN_IF_ERROR(stream->Send("GET", path, "", left()));
+  RETURN_IF_ERROR(stream->ReadHead(left()));
+  return stream->status();
+}
+
+Result<HttpAnswer> HttpRequest(const EngineEndpoint& at, std::string_view method, std::string_view path,
+                               std::string_view body, std::chrono::milliseconds timeout, size_t max_bytes) {
+  const int64_t deadline = MonotonicMillis() + timeout.count();
+  auto left = [&] { return std::chrono::milliseconds(std::max<int64_t>(deadline - MonotonicMillis(), 1)); };
+  ASSIGN_OR_RETURN(std::unique_ptr<HttpStream> stream, HttpStream::Connect(at, timeout));
+  RETURN_IF_ERROR(stream->Send(method, path, body, left()));
+  RETURN_IF_ERROR(stream->ReadHead(left()));
+  HttpAnswer answer;
+  answer.status = stream->status();
+  for (bool end = false; !end;) {
+    RETURN_IF_ERROR(stream->Read(&answer.body, &end, left()));
+    if (answer.body.size() > max_bytes) {
+      return ResourceExhaustedError("answer larger than " + std::to_string(max_bytes) + " bytes");
+    }
   }
   return answer;
 }

@@ -51,7 +51,7 @@ struct Encoder {
     }
     json out = {{"type", "loaded"}, {"devices", devices},       {"n_ctx", m.n_ctx},
                 {"load_ms", m.load_ms}, {"model_size", m.model_size}, {"n_params", m.n_params}};
-    if (m.port != 0) out["port"] = m.port;
+    if (!m.socket.empty()) out["socket"] = m.socket;
     if (m.n_layers != 0) {
       out["n_layers"] = m.n_layers;
       out["offloaded_layers"] = m.offloaded_layers;
@@ -194,12 +194,9 @@ Result<Message> DecodeObject(const json& j) {
     RETURN_IF_ERROR(f.Signed("load_ms", &m.load_ms));
     RETURN_IF_ERROR(f.Unsigned("model_size", &m.model_size, /*required=*/false));
     RETURN_IF_ERROR(f.Unsigned("n_params", &m.n_params, /*required=*/false));
+    RETURN_IF_ERROR(f.String("socket", &m.socket, /*required=*/false));
     RETURN_IF_ERROR(f.Signed("n_layers", &m.n_layers, /*required=*/false));
     RETURN_IF_ERROR(f.Signed("offloaded_layers", &m.offloaded_layers, /*required=*/false));
-    uint64_t port = 0;
-    RETURN_IF_ERROR(f.Unsigned("port", &port, /*required=*/false));
-    if (port > 65535) return InvalidArgumentError("loaded message: 'port' must be within [0, 65535]");
-    m.port = static_cast<int>(port);
     return Message(std::move(m));
   }
   if (type == "error") {

@@ -93,7 +93,7 @@ struct ProgressMessage {
   bool operator==(const ProgressMessage&) const = default;
 };
 
-// {"type":"loaded","devices":[...],"n_ctx":N,"load_ms":N,"port":N}
+// {"type":"loaded","devices":[...],"n_ctx":N,"load_ms":N,"socket":"PATH"}
 // Sent once model and context exist (and, with verify "decode", the first
 // decode ran); the worker then holds them, serving, until stopped.
 struct LoadedMessage {
@@ -102,7 +102,7 @@ struct LoadedMessage {
   int64_t load_ms = 0;
   uint64_t model_size = 0;   // bytes of weights (llama_model_size)
   uint64_t n_params = 0;
-  int port = 0;              // 127.0.0.1 port where the engine answers llama.cpp's HTTP API; 0: none
+  std::string socket = {};   // the Unix socket where the engine answers llama.cpp's HTTP API; empty: none
   int64_t n_layers = 0;          // the model's repeating layers (0: not reported)
   int64_t offloaded_layers = 0;  // of those, how many went to a GPU device (SPEC §15)
   bool operator==(const LoadedMessage&) const = default;

@@ -20,7 +20,7 @@ TEST(ProtocolTest, RoundTripsEveryMessage) {
   std::vector<Message> all = {
       ProgressMessage{0.42},
       LoadedMessage{{{"CPU", DeviceKind::kCpu, 123456}, {"CUDA0", DeviceKind::kGpu, 1ull << 40}}, 4096, 231, 99, 7},
-      LoadedMessage{{{"CPU", DeviceKind::kCpu, 1}}, 512, 3, 4, 5, 41234},
+      LoadedMessage{{{"CPU", DeviceKind::kCpu, 1}}, 512, 3, 4, 5, "/run/mw/1.sock"},
       ErrorMessage{kErrModelLoadFailed, "failed to load model: \"quoted\"\nnext line"},
       ProbeMessage{{{"CPU", "AMD Ryzen", DeviceKind::kCpu, 1, 2, "CPU"}, {"Vulkan0", "iGPU", DeviceKind::kIgpu, 3, 4, "Vulkan"}},
                    {{"Vulkan", "loaded", "", 1}, {"CUDA", "skipped", "no CUDA driver on this machine (libcuda.so.1 not found)", 0}}},
@@ -41,12 +41,11 @@ TEST(ProtocolTest, WireFormatMatchesTheDocument) {
   const auto& loaded = std::get<LoadedMessage>(*m);
   EXPECT_EQ(loaded.n_ctx, 512);
   EXPECT_EQ(loaded.devices.at(0).memory_used, 5u);
-  EXPECT_EQ(loaded.port, 0);  // optional: a worker without an engine port
-  auto with_port = DecodeMessage(R"({"type":"loaded","devices":[],"n_ctx":1,"load_ms":1,"port":8081})");
-  ASSERT_TRUE(with_port.ok()) << with_port.status().ToString();
-  EXPECT_EQ(std::get<LoadedMessage>(*with_port).port, 8081);
-  EXPECT_FALSE(DecodeMessage(R"({"type":"loaded","devices":[],"n_ctx":1,"load_ms":1,"port":70000})").ok());
-  EXPECT_FALSE(DecodeMessage(R"({"type":"loaded","devices":[],"n_ctx":1,"load_ms":1,"port":"8081"})").ok());
+  EXPECT_TRUE(loaded.socket.empty());  // optional: a worker without an engine socket
+  auto with_socket = DecodeMessage(R"({"type":"loaded","devices":[],"n_ctx":1,"load_ms":1,"socket":"/run/mw/e1.sock"})");
+  ASSERT_TRUE(with_socket.ok()) << with_socket.status().ToString();
+  EXPECT_EQ(std::get<LoadedMessage>(*with_socket).socket, "/run/mw/e1.sock");
+  EXPECT_FALSE(DecodeMessage(R"({"type":"loaded","devices":[],"n_ctx":1,"load_ms":1,"socket":8081})").ok());
 }
 
 TEST(ProtocolTest, AcceptsCrLfAndIgnoresUnknownFields) {

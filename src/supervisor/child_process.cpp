@@ -25,6 +25,11 @@ extern char** environ;
 
 namespace mw {
 
+bool IsServerSecret(std::string_view name) {
+  return name == "MODELWARDEN_API_KEY" || name == "HF_TOKEN" || name == "HUGGING_FACE_HUB_TOKEN" ||
+         name.rfind("PG", 0) == 0;
+}
+
 using supervisor_internal::Fd;
 namespace si = supervisor_internal;
 
@@ -305,9 +310,14 @@ Result<ChildProcess> ChildProcess::Spawn(SpawnOptions options) {
     std::string_view entry(*e);
     std::string_view key = entry.substr(0, entry.find('='));
     bool overridden = std::any_of(overrides.begin(), overrides.end(), [&](const auto& kv) { return kv.first == key; });
-    if (!overridden) env_strings.emplace_back(entry);
+    if (!overridden && !IsServerSecret(key)) env_strings.emplace_back(entry);
   }
-  for (const auto& [k, v] : overrides) env_strings.push_back(k + "=" + v);
+  for (size_t i = 0; i < overrides.size(); ++i) {
+    const std::string& key = overrides[i].first;
+    bool later = std::any_of(overrides.begin() + static_cast<std::ptrdiff_t>(i) + 1, overrides.end(),
+                             [&](const auto& kv) { return kv.first == key; });
+    if (!later) env_strings.push_back(key + "=" + overrides[i].second);
+  }
 
   std::vector<std::string> args = {keeper, "--parent-pid", std::to_string(::getpid())};
   if (options.protocol_pipe) args.emplace_back("--protocol");

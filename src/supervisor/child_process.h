@@ -68,9 +68,17 @@ struct ProcessExit {
   std::string Describe() const;
 };
 
+// Environment variables that hold the server's secrets and that no program
+// it starts inherits: MODELWARDEN_API_KEY, HF_TOKEN and
+// HUGGING_FACE_HUB_TOKEN (registry tokens), and libpq's PG* variables
+// (PGPASSWORD, PGPASSFILE, ...: the PostgreSQL registry's credentials).
+bool IsServerSecret(std::string_view name);
+
 struct SpawnOptions {
   std::vector<std::string> argv;  // argv[0]: a path, or a name searched in PATH
-  // Set (or override) in the program's environment; the rest is inherited.
+  // Set (or override; the last of a name wins) in the program's
+  // environment. The rest is inherited, less the server's secrets (SPEC §20,
+  // IsServerSecret): a secret reaches a program only when set here.
   std::vector<std::pair<std::string, std::string>> env;
   std::string working_dir;        // empty: the server's
   bool protocol_pipe = false;     // fd 3 + MW_PROTOCOL_FD=3

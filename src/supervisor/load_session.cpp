@@ -18,12 +18,6 @@ constexpr std::chrono::milliseconds kHealthRequestTimeout{1000};
 
 enum class End { kReady, kExited, kWorkerError, kProtocolError, kProtocolClosed, kTimeout, kCancelled };
 
-void ReplaceAll(std::string& s, std::string_view from, const std::string& to) {
-  for (size_t pos = s.find(from); pos != std::string::npos; pos = s.find(from, pos + to.size())) {
-    s.replace(pos, from.size(), to);
-  }
-}
-
 // Outcome of a process that ended by itself.
 LoadOutcome OutcomeOf(const ProcessExit& exit) {
   return exit.signaled() ? LoadOutcome::kCrashed : LoadOutcome::kFailed;
@@ -31,13 +25,30 @@ LoadOutcome OutcomeOf(const ProcessExit& exit) {
 
 }  // namespace
 
-std::vector<std::string> SubstituteArgv(const std::vector<std::string>& argv, const std::string& model_path,
-                                        const std::string& model_name, int port) {
-  std::vector<std::string> out = argv;
-  for (std::string& a : out) {
-    ReplaceAll(a, "{model_path}", model_path);
-    ReplaceAll(a, "{model_name}", model_name);
-    ReplaceAll(a, "{port}", std::to_string(port));
+std::vector<std::string> SubstituteArgv(const std::vector<std::string>& argv, const Placeholders& values) {
+  const std::pair<std::string_view, std::string> table[] = {{"{model_path}", values.model_path},
+                                                            {"{model_name}", values.model_name},
+                                                            {"{port}", std::to_string(values.port)},
+                                                            {"{api_key}", values.api_key}};
+  std::vector<std::string> out;
+  out.reserve(argv.size());
+  for (const std::string& arg : argv) {
+    std::string result;
+    for (size_t i = 0; i < arg.size();) {
+      bool replaced = false;
+      if (arg[i] == '{') {
+        for (const auto& [name, value] : table) {
+          if (arg.compare(i, name.size(), name) == 0) {
+            result += value;  // appended, never scanned again
+            i += name.size();
+            replaced = true;
+            break;
+          }
+        }
+      }
+      if (!replaced) result += arg[i++];
+    }
+    out.push_back(std::move(result));
   }
   return out;
 }
@@ -99,7 +110,7 @@ void AttachSessionCallbacks(SpawnOptions& spawn, const std::weak_ptr<Session>& w
   };
 }
 
-LoadReport RunLoad(Session& s, const LoadRequest& req, const SupervisorOptions& opt, int port,
+LoadReport RunLoad(Session& s, const LoadRequest& req, const SupervisorOptions& opt, const EngineEndpoint& endpoint,
                    const LoadObserver& observer, int64_t start_ms) {
   ChildProcess& child = *s.child;
   const int timeout_s = req.load_timeout_s.value_or(opt.default_load_timeout_s);
@@ -112,7 +123,7 @@ LoadReport RunLoad(Session& s, const LoadRequest& req, const SupervisorOptions& 
 
   LoadReport report;
   report.pid = child.pid();
-  report.port = port;
+  report.endpoint = endpoint;
   if (observer.on_started) observer.on_started(child.pid());
 
   End end = End::kTimeout;
@@ -132,6 +143,10 @@ LoadReport RunLoad(Session& s, const LoadRequest& req, const SupervisorOptions& 
     if (s.exit) { end = End::kExited; break; }
     if (!s.protocol_error.empty()) { end = End::kProtocolError; break; }
     if (s.error) { end = End::kWorkerError; break; }
+    if (s.loaded && !s.loaded->socket.empty() && s.loaded->socket != endpoint.socket_path) {
+      s.protocol_error = "'loaded' names another socket than the one the worker was given";
+      continue;
+    }
     if (s.loaded || s.ready_matched) { end = End::kReady; break; }
     const int64_t now = MonotonicMillis();
     if (s.protocol_closed_at_ms && now - *s.protocol_closed_at_ms >= kProtocolClosedGraceMs) {
@@ -142,7 +157,7 @@ LoadReport RunLoad(Session& s, const LoadRequest& req, const SupervisorOptions& 
     if (use_settle && now >= settle_at) { end = End::kReady; break; }
     if (use_health && now >= next_health_ms) {
       lock.unlock();
-      Result<int> code = HttpGetStatus(port, req.health_path, kHealthRequestTimeout);
+      Result<int> code = HttpGetStatus(endpoint, req.health_path, kHealthRequestTimeout);
       lock.lock();
       next_health_ms = MonotonicMillis() + opt.health_interval.count();
       if (code.ok() && *code == 200 && !s.exit && !s.cancel) { end = End::kReady; break; }
@@ -164,7 +179,6 @@ LoadReport RunLoad(Session& s, const LoadRequest& req, const SupervisorOptions& 
       report.load_ms = s.loaded->load_ms;
       report.model_size = s.loaded->model_size;
       report.n_params = s.loaded->n_params;
-      report.port = s.loaded->port;  // llama.cpp's server inside the worker
       report.n_layers = s.loaded->n_layers;
       report.offloaded_layers = s.loaded->offloaded_layers;
     } else {
@@ -172,7 +186,7 @@ LoadReport RunLoad(Session& s, const LoadRequest& req, const SupervisorOptions& 
     }
     s.phase = Phase::kLoaded;
     s.loaded_at_ms = MonotonicMillis();
-    s.info = LoadedModel{s.name, s.engine, report.pid, report.port, report.devices, report.n_ctx, report.load_ms,
+    s.info = LoadedModel{s.name, s.engine, report.pid, report.endpoint, report.devices, report.n_ctx, report.load_ms,
                          NowIso8601(), report.n_layers, report.offloaded_layers};
     lock.unlock();
     report.log_tail = child.LogTail(opt.log_capacity);

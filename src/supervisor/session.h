@@ -1,6 +1,8 @@
 // One model's session inside the Supervisor (private to src/supervisor/).
 #pragma once
 
+#include <unistd.h>
+
 #include <condition_variable>
 #include <cstdint>
 #include <memory>
@@ -27,6 +29,7 @@ struct Session {
   EngineKind engine = EngineKind::kLlamaCpp;
   StopOptions stop;
   std::unique_ptr<RE2> ready_re;  // command engines with ready_pattern
+  std::string socket_path;        // llama.cpp engines: removed with the session
 
   std::mutex mu;
   std::condition_variable cv;
@@ -46,6 +49,15 @@ struct Session {
   int64_t loaded_at_ms = 0;
 
   std::optional<ChildProcess> child;
+
+  Session() = default;
+  Session(const Session&) = delete;
+  Session& operator=(const Session&) = delete;
+  // The engine is gone by now (a session outlives its process): its socket
+  // file goes too. unlink() cannot throw.
+  ~Session() {
+    if (!socket_path.empty()) ::unlink(socket_path.c_str());
+  }
 };
 
 }  // namespace mw::supervisor_internal

@@ -1,9 +1,12 @@
 #include "supervisor/supervisor.h"
 
+#include <sys/random.h>
 #include <unistd.h>
 
 #include <algorithm>
+#include <cerrno>
 #include <condition_variable>
+#include <cstring>
 #include <map>
 #include <mutex>
 #include <thread>
@@ -12,6 +15,7 @@
 #include "common/time_util.h"
 #include "common/loopback_http.h"
 #include "supervisor/load_session.h"
+#include "supervisor/runtime_dir.h"
 #include "supervisor/session.h"
 
 namespace mw {
@@ -62,10 +66,34 @@ Result<std::string> WorkerPath(const SupervisorOptions& opt) {
   return worker;
 }
 
+// A command engine's per-load secret: 32 random bytes, in hex.
+Result<std::string> NewEngineKey() {
+  unsigned char bytes[32];
+  size_t got = 0;
+  while (got < sizeof(bytes)) {
+    ssize_t n = ::getrandom(bytes + got, sizeof(bytes) - got, 0);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      return InternalError(std::string("getrandom: ") + std::strerror(errno));
+    }
+    got += static_cast<size_t>(n);
+  }
+  static const char kHex[] = "0123456789abcdef";
+  std::string key;
+  for (unsigned char b : bytes) {
+    key += kHex[b >> 4];
+    key += kHex[b & 15];
+  }
+  return key;
+}
+
 }  // namespace
 
 struct Supervisor::Impl : std::enable_shared_from_this<Supervisor::Impl> {
   explicit Impl(SupervisorOptions o) : options(std::move(o)) {}
+  ~Impl() {
+    if (runtime) RemoveRuntimeDir(*runtime);
+  }
 
   SupervisorOptions options;
   mutable std::mutex mu;
@@ -76,6 +104,26 @@ struct Supervisor::Impl : std::enable_shared_from_this<Supervisor::Impl> {
   int callbacks_running = 0;        // guarded by mu
   bool callbacks_closed = false;    // guarded by mu: set when Shutdown() returns
   std::condition_variable callbacks_done;
+  std::optional<RuntimeDir> runtime;  // guarded by mu: prepared at the first llama.cpp load
+  uint32_t next_socket = 0;           // guarded by mu
+
+  Status PrepareRuntimeLocked() {
+    if (runtime) return Status::Ok();
+    Result<RuntimeDir> dir = PrepareRuntimeDir(options.runtime_dir);
+    if (!dir.ok()) return FailedPreconditionError(dir.status().message());
+    runtime = *dir;
+    MW_LOG(kInfo, "supervisor") << "engine sockets in " << runtime->path;
+    return Status::Ok();
+  }
+
+  // A fresh socket path in the runtime directory (prepared on first use).
+  Result<std::string> NewSocketPath() {
+    std::lock_guard<std::mutex> lock(mu);
+    RETURN_IF_ERROR(PrepareRuntimeLocked());
+    std::string path = runtime->path + "/" + std::to_string(++next_socket) + ".sock";
+    ::unlink(path.c_str());  // nothing of ours can be there: a leftover
+    return path;
+  }
 
   std::shared_ptr<Session> Find(std::string_view name) const {
     std::lock_guard<std::mutex> lock(mu);
@@ -170,7 +218,7 @@ Result<LoadReport> Supervisor::Load(const LoadRequest& req, const LoadObserver& 
   session->stop = req.engine == EngineKind::kCommand ? opt.command_stop : opt.worker_stop;
 
   SpawnOptions spawn;
-  int port = 0;
+  EngineEndpoint endpoint;
   if (req.engine == EngineKind::kCommand) {
     if (req.argv.empty() || req.argv[0].empty()) return InvalidArgumentError("command engine needs a non-empty argv");
     if (!req.ready_pattern.empty()) {
@@ -181,16 +229,23 @@ Result<LoadReport> Supervisor::Load(const LoadRequest& req, const LoadObserver& 
         return InvalidArgumentError("invalid ready_pattern: " + session->ready_re->error());
       }
     }
-    ASSIGN_OR_RETURN(port, PickFreeLoopbackPort());
-    spawn.argv = supervisor_internal::SubstituteArgv(req.argv, req.model_path, req.model_name, port);
+    ASSIGN_OR_RETURN(endpoint.port, PickFreeLoopbackPort());
+    ASSIGN_OR_RETURN(endpoint.api_key, NewEngineKey());
+    spawn.argv = supervisor_internal::SubstituteArgv(
+        req.argv, {req.model_path, req.model_name, endpoint.port, endpoint.api_key});
     spawn.env = req.env;
     spawn.env.emplace_back("MODELWARDEN_LOAD_CONFIG", req.load_config_json);
+    spawn.env.emplace_back("MODELWARDEN_ENGINE_API_KEY", endpoint.api_key);
+    spawn.env.emplace_back("LLAMA_API_KEY", endpoint.api_key);
   } else {
     ASSIGN_OR_RETURN(std::string worker, WorkerPath(opt));
     if (req.verify != "decode" && req.verify != "load") {
       return InvalidArgumentError("verify must be \"decode\" or \"load\", got \"" + req.verify + "\"");
     }
-    spawn.argv = {worker, "load", "--model", req.model_path, "--config", req.load_config_json, "--verify", req.verify};
+    ASSIGN_OR_RETURN(endpoint.socket_path, impl_->NewSocketPath());
+    session->socket_path = endpoint.socket_path;
+    spawn.argv = {worker,           "load",     "--model",  req.model_path,         "--config",
+                  req.load_config_json, "--verify", req.verify, "--socket", endpoint.socket_path};
     spawn.protocol_pipe = true;
   }
   spawn.keeper_path = opt.keeper_path;
@@ -225,7 +280,7 @@ Result<LoadReport> Supervisor::Load(const LoadRequest& req, const LoadObserver& 
     report.error_code = kLoadErrExecFailed;
     report.error_message = child.status().message();
     report.duration_ms = MonotonicMillis() - start_ms;
-    report.port = port;
+    report.endpoint = endpoint;
     return report;
   }
   {
@@ -234,7 +289,7 @@ Result<LoadReport> Supervisor::Load(const LoadRequest& req, const LoadObserver& 
   }
   MW_LOG(kInfo, "supervisor") << "loading model=" << req.model_name << " engine=" << EngineKindName(req.engine)
                               << " pid=" << session->child->pid();
-  LoadReport report = supervisor_internal::RunLoad(*session, req, opt, port, observer, start_ms);
+  LoadReport report = supervisor_internal::RunLoad(*session, req, opt, endpoint, observer, start_ms);
   if (!report.ok()) {
     impl_->Remove(session);
     std::lock_guard<std::mutex> lock(session->mu);
@@ -249,6 +304,11 @@ Result<ProcessExit> Supervisor::Unload(std::string_view model_name) {
   std::shared_ptr<Session> s = impl_->Find(model_name);
   if (!s) return NotFoundError("model '" + std::string(model_name) + "' is not loaded");
   return impl_->StopSession(s);
+}
+
+Status Supervisor::PrepareRuntime() {
+  std::lock_guard<std::mutex> lock(impl_->mu);
+  return impl_->PrepareRuntimeLocked();
 }
 
 bool Supervisor::IsLoaded(std::string_view model_name) const { return FindLoaded(model_name).has_value(); }

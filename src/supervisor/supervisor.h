@@ -7,28 +7,37 @@
 //                        └──fails / times out / Unload()──> (gone, Load() returns the report)
 //
 // Engines (SPEC §5, §6):
-//   kLlamaCpp  `modelwarden-worker load --model PATH --config JSON --verify V`,
-//              with the protocol pipe on fd 3 (docs/worker-protocol.md). The
+//   kLlamaCpp  `modelwarden-worker load --model PATH --config JSON --verify V
+//              --socket SOCK`, with the protocol pipe on fd 3
+//              (docs/worker-protocol.md); SOCK is a fresh name in the runtime
+//              directory (runtime_dir.h: mode 0700). The
 //              worker runs llama.cpp's own server code on the model (the engine
 //              that serves is the engine that was judged). Ready when the
 //              worker sends `loaded` (after the first decode with verify
 //              "decode"); a worker `error` ends the load (failed).
-//   kCommand   argv from load_config with {model_path}, {model_name} and
-//              {port} (a free loopback port) filled in anywhere inside each
-//              argument; env MODELWARDEN_LOAD_CONFIG = the whole load_config.
-//              Ready when `ready_pattern` (RE2, partial match) matches an
-//              output line, or when GET `health_path` on 127.0.0.1:{port}
-//              answers 200 (checked every health_interval). With neither, the
+//   kCommand   argv from load_config with {model_path}, {model_name}, {port}
+//              (a free loopback port) and {api_key} (a per-load random
+//              secret, 64 hex digits) filled in anywhere inside each argument,
+//              in one pass (a value is never expanded again: a file named
+//              "x{port}.gguf" reaches the program verbatim); env
+//              MODELWARDEN_LOAD_CONFIG = the whole load_config, and the
+//              secret as MODELWARDEN_ENGINE_API_KEY and LLAMA_API_KEY (which
+//              llama.cpp's llama-server checks). Ready when `ready_pattern`
+//              (RE2, partial match) matches an output line, or when GET
+//              `health_path` on 127.0.0.1:{port} answers 200 (checked every
+//              health_interval; the request carries the secret). With neither, the
 //              process is taken as ready once it has run `command_settle`
 //              (default 2 s) without exiting: a server that gives no sign can
 //              only be judged by staying up.
 //
 // THE SERVING CONTRACT (what the /v1 edge relies on): a loaded model's engine
 // answers OpenAI paths (/v1/chat/completions, /v1/completions,
-// /v1/embeddings, /v1/models) and GET /health on
-// 127.0.0.1:LoadedModel.port, for both engines: the port llama.cpp's server
-// bound inside the worker (reported in `loaded`), or the {port} a command
-// engine was given (meaningful only when its argv uses {port}).
+// /v1/embeddings, /v1/models) and GET /health at LoadedModel.endpoint: the
+// Unix socket llama.cpp's server listens on inside the worker (confirmed in
+// `loaded`), or 127.0.0.1:{port} of a command engine (meaningful only when
+// its argv uses {port}) with its secret, which every request carries as
+// "Authorization: Bearer <secret>" (an engine that checks it is reachable
+// by nobody else; one that ignores it is reachable by every local user).
 //
 // Load timeout (stall-based): the process is killed, outcome kTimeout, when
 // it shows no sign of life for load_timeout_s (request's, else the
@@ -63,6 +72,7 @@
 #include <utility>
 #include <vector>
 
+#include "common/loopback_http.h"
 #include "common/status.h"
 #include "protocol/protocol.h"
 #include "supervisor/child_process.h"
@@ -115,7 +125,7 @@ struct LoadReport {
   int64_t load_ms = 0;     // the worker's own figure; command: duration_ms
   uint64_t model_size = 0;
   uint64_t n_params = 0;
-  int port = 0;            // where the engine answers HTTP on 127.0.0.1 (see the serving contract)
+  EngineEndpoint endpoint;  // where the engine answers HTTP (see the serving contract)
   int64_t n_layers = 0, offloaded_layers = 0;  // SPEC §15 (0/0: not reported)
   // Not kSuccess:
   std::optional<ProcessExit> exit;  // how the process ended (absent: never started)
@@ -149,7 +159,7 @@ struct LoadedModel {
   std::string model_name;
   EngineKind engine = EngineKind::kLlamaCpp;
   int pid = 0;
-  int port = 0;  // the engine answers OpenAI paths on 127.0.0.1:port (the serving contract above)
+  EngineEndpoint endpoint;  // where the engine answers OpenAI paths (the serving contract above)
   std::vector<protocol::DeviceUsage> devices;
   int64_t n_ctx = 0;
   int64_t load_ms = 0;
@@ -160,6 +170,10 @@ struct LoadedModel {
 struct SupervisorOptions {
   std::string worker_path;  // empty: DefaultHelperPath("modelwarden-worker")
   std::string keeper_path;  // empty: DefaultHelperPath("mw-keeper")
+  // Where llama.cpp engines' sockets go (PrepareRuntimeDir, at the first
+  // load): e.g. <data_dir>/run; empty: a private directory under
+  // $XDG_RUNTIME_DIR or /tmp, removed by the destructor.
+  std::string runtime_dir;
   int default_load_timeout_s = 300;
   std::chrono::milliseconds command_settle{2000};
   std::chrono::milliseconds health_interval{100};
@@ -187,8 +201,9 @@ class Supervisor {
   // Unload(), Shutdown() or its own death. A Status error means no attempt
   // was made: kAlreadyExists (this name is loading or loaded),
   // kInvalidArgument (empty name/argv, bad ready_pattern, timeout <= 0),
-  // kFailedPrecondition (modelwarden-worker or mw-keeper missing: an
-  // installation problem, not the model's), kUnavailable (shutting down).
+  // kFailedPrecondition (modelwarden-worker or mw-keeper missing, or the
+  // runtime directory unusable: an installation problem, not the model's),
+  // kUnavailable (shutting down).
   Result<LoadReport> Load(const LoadRequest& request, const LoadObserver& observer = {});
 
   // Stops the model's process gracefully (worker_stop / command_stop) and
@@ -196,6 +211,11 @@ class Supervisor {
   // cancelled (its Load() returns kCancelled). Returns how it ended.
   // kNotFound if the name has no session. Never reported as a failure.
   Result<ProcessExit> Unload(std::string_view model_name);
+
+  // Prepares the runtime directory (SupervisorOptions::runtime_dir) now,
+  // rather than at the first load: its errors (kFailedPrecondition) show at
+  // start-up. Idempotent; thread-safe.
+  Status PrepareRuntime();
 
   bool IsLoaded(std::string_view model_name) const;
   // Loaded sessions (not those still loading), sorted by name.

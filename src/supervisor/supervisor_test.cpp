@@ -6,11 +6,17 @@
 #include <signal.h>
 #include <stdlib.h>
 
+#include <sys/stat.h>
+#include <unistd.h>
+
 #include <atomic>
+#include <fstream>
 #include <condition_variable>
 #include <mutex>
 #include <thread>
 
+#include "supervisor/load_session.h"
+#include "supervisor/runtime_dir.h"
 #include "supervisor/test_support.h"
 
 namespace mw {
@@ -66,8 +72,8 @@ TEST(SupervisorTest, CommandReadyViaPatternWithSubstitutionAndConfigEnv) {
   ASSERT_TRUE(report.ok()) << report.status().ToString();
   ASSERT_EQ(report->outcome, LoadOutcome::kSuccess) << report->error_message << "\n" << report->log_tail;
   EXPECT_EQ(report->pid, started_pid);
-  EXPECT_GT(report->port, 0);
-  EXPECT_NE(report->log_tail.find("model=m1 path=/models/m1.gguf port=" + std::to_string(report->port)),
+  EXPECT_GT(report->endpoint.port, 0);
+  EXPECT_NE(report->log_tail.find("model=m1 path=/models/m1.gguf port=" + std::to_string(report->endpoint.port)),
             std::string::npos);
   EXPECT_NE(report->log_tail.find(R"(MODELWARDEN_LOAD_CONFIG={"argv":["x"],"ready_pattern":"listening"})"),
             std::string::npos);
@@ -81,6 +87,95 @@ TEST(SupervisorTest, CommandReadyViaPatternWithSubstitutionAndConfigEnv) {
   EXPECT_FALSE(sup.IsLoaded("m1"));
   EXPECT_TRUE(testing_support::ProcessGone(report->pid));
   EXPECT_EQ(sup.Unload("m1").status().code(), StatusCode::kNotFound);
+}
+
+// SPEC §20: placeholders are substituted once; a value is never expanded again.
+TEST(SupervisorTest, PlaceholdersAreSubstitutedInOnePass) {
+  const supervisor_internal::Placeholders values{"/m/x{port}{model_name}.gguf", "c11{api_key}", 38033, "k{port}"};
+  EXPECT_EQ(supervisor_internal::SubstituteArgv(
+                {"{model_path}", "--name={model_name}", "-p{port}:{port}", "--key", "{api_key}", "{other}", "{", "{port"},
+                values),
+            (std::vector<std::string>{"/m/x{port}{model_name}.gguf", "--name=c11{api_key}", "-p38033:38033", "--key",
+                                      "k{port}", "{other}", "{", "{port"}));
+}
+
+// SPEC §20: a command engine gets a per-load secret ({api_key} and the
+// environment) and none of the server's own secrets.
+TEST(SupervisorTest, CommandGetsAPerLoadKeyAndNoServerSecrets) {
+  ::setenv("MODELWARDEN_API_KEY", "server-secret", 1);
+  ::setenv("HF_TOKEN", "hf-secret", 1);
+  ::setenv("PGPASSWORD", "pg-secret", 1);
+  Supervisor sup(Options());
+  LoadRequest r = Command({"--print", "key={api_key}", "--env", "MODELWARDEN_ENGINE_API_KEY", "--env", "LLAMA_API_KEY",
+                           "--env", "MODELWARDEN_API_KEY", "--env", "HF_TOKEN", "--env", "PGPASSWORD", "--env",
+                           "MINE", "--then", "ready"});
+  r.env = {{"MINE", "given"}};
+  r.ready_pattern = "ready";
+  auto report = sup.Load(r);
+  ::unsetenv("MODELWARDEN_API_KEY");
+  ::unsetenv("HF_TOKEN");
+  ::unsetenv("PGPASSWORD");
+  ASSERT_TRUE(report.ok()) << report.status().ToString();
+  ASSERT_EQ(report->outcome, LoadOutcome::kSuccess) << report->error_message << "\n" << report->log_tail;
+  const std::string key = report->endpoint.api_key;
+  ASSERT_EQ(key.size(), 64u);
+  EXPECT_EQ(key.find_first_not_of("0123456789abcdef"), std::string::npos) << key;
+  const std::string& log = report->log_tail;
+  EXPECT_NE(log.find("key=" + key), std::string::npos) << log;
+  EXPECT_NE(log.find("MODELWARDEN_ENGINE_API_KEY=" + key), std::string::npos) << log;
+  EXPECT_NE(log.find("LLAMA_API_KEY=" + key), std::string::npos) << log;
+  EXPECT_NE(log.find("MODELWARDEN_API_KEY=<unset>"), std::string::npos) << log;
+  EXPECT_NE(log.find("HF_TOKEN=<unset>"), std::string::npos) << log;
+  EXPECT_NE(log.find("PGPASSWORD=<unset>"), std::string::npos) << log;
+  EXPECT_NE(log.find("MINE=given"), std::string::npos) << log;
+  EXPECT_EQ(log.find("secret"), std::string::npos) << log;
+  ASSERT_TRUE(sup.Unload("m1").ok());
+  // Another load, another key.
+  auto again = sup.Load(r);
+  ASSERT_TRUE(again.ok() && again->ok());
+  EXPECT_NE(again->endpoint.api_key, key);
+}
+
+// SPEC §20: a worker is given a socket in a directory only this user can
+// enter, and the socket file goes with the session.
+TEST(SupervisorTest, WorkerGetsASocketInAPrivateRuntimeDirectory) {
+  const std::string dir = testing_support::TempDir() + "/run";
+  ::mkdir(dir.c_str(), 0755);
+  std::ofstream(dir + "/7.sock") << "stale";
+  SupervisorOptions o = Options();
+  o.runtime_dir = dir;
+  Supervisor sup(o);
+  ASSERT_TRUE(sup.PrepareRuntime().ok());
+  struct stat st {};
+  ASSERT_EQ(::stat(dir.c_str(), &st), 0);
+  EXPECT_EQ(st.st_mode & 07777, 0700u);
+  EXPECT_NE(::access((dir + "/7.sock").c_str(), F_OK), 0);  // stale: removed at start
+  auto report = sup.Load(FakeWorker({"--protocol", R"({"type":"loaded","devices":[],"n_ctx":1,"load_ms":1})", "--then",
+                                     "wait-stdin"}));
+  ASSERT_TRUE(report.ok() && report->ok()) << (report.ok() ? report->error_message : report.status().ToString());
+  EXPECT_EQ(report->endpoint.port, 0);
+  EXPECT_EQ(report->endpoint.socket_path.rfind(dir + "/", 0), 0u) << report->endpoint.socket_path;
+  std::ofstream(report->endpoint.socket_path) << "";  // stands in for the engine's socket
+  ASSERT_TRUE(sup.Unload("w1").ok());
+  EXPECT_NE(::access(report->endpoint.socket_path.c_str(), F_OK), 0);
+  // A worker whose `loaded` names another socket is not believed.
+  auto other = sup.Load(FakeWorker({"--protocol", R"({"type":"loaded","devices":[],"n_ctx":1,"load_ms":1,"socket":"/tmp/x.sock"})",
+                                    "--then", "wait-stdin"}));
+  ASSERT_TRUE(other.ok());
+  EXPECT_EQ(other->outcome, LoadOutcome::kFailed);
+  EXPECT_EQ(other->error_code, kLoadErrProtocol);
+}
+
+TEST(SupervisorTest, RuntimeDirectoryTooLongForASocketFallsBackToAPrivateTemporaryOne) {
+  auto dir = PrepareRuntimeDir(testing_support::TempDir() + "/" + std::string(100, 'd'));
+  ASSERT_TRUE(dir.ok()) << dir.status().ToString();
+  EXPECT_TRUE(dir->temporary);
+  EXPECT_LT(dir->path.size() + 1 + kRuntimeNameRoom, 108u);
+  struct stat st {};
+  ASSERT_EQ(::stat(dir->path.c_str(), &st), 0);
+  EXPECT_EQ(st.st_mode & 07777, 0700u);
+  RemoveRuntimeDir(*dir);
+  EXPECT_NE(::access(dir->path.c_str(), F_OK), 0);
 }
 
 TEST(SupervisorTest, CommandReadyViaHealthPath) {

@@ -25,7 +25,7 @@ constexpr int kExitFailure = 1;
 constexpr int kExitUsage = 2;
 
 constexpr const char* kUsage =
-    "usage: modelwarden-worker load --model PATH [--config JSON] [--verify decode|load]\n"
+    "usage: modelwarden-worker load --model PATH --socket DIR/NAME.sock [--config JSON] [--verify decode|load]\n"
     "       modelwarden-worker probe\n"
     "       modelwarden-worker inspect PATH\n"
     "       modelwarden-worker generate --model PATH [--config JSON] [--prompt TEXT] [--n N]\n"
@@ -48,6 +48,7 @@ struct LoadArgs {
   std::string model;
   std::string config = "{}";
   Verify verify = Verify::kDecode;
+  std::string socket;
   std::string prompt = "Once upon a time";
   int n = 8;
 };
@@ -65,6 +66,8 @@ Result<LoadArgs> ParseLoadArgs(const std::vector<std::string>& args, bool allow_
     } else if (!allow_generate_flags && a == "--verify") {
       if (v != "decode" && v != "load") return InvalidArgumentError("--verify must be 'decode' or 'load'");
       out.verify = v == "load" ? Verify::kLoad : Verify::kDecode;
+    } else if (!allow_generate_flags && a == "--socket") {
+      out.socket = v;
     } else if (allow_generate_flags && a == "--prompt") {
       out.prompt = v;
     } else if (allow_generate_flags && a == "--n") {
@@ -75,6 +78,7 @@ Result<LoadArgs> ParseLoadArgs(const std::vector<std::string>& args, bool allow_
     }
   }
   if (out.model.empty()) return InvalidArgumentError("--model PATH is required");
+  if (!allow_generate_flags) RETURN_IF_ERROR(CheckEngineSocketPath(out.socket));
   return out;
 }
 
@@ -88,7 +92,7 @@ Result<std::unique_ptr<LlamaSession>> LoadFromArgs(const LoadArgs& args) {
 int RunLoad(const std::vector<std::string>& argv) {
   Result<LoadArgs> args = ParseLoadArgs(argv, false);
   if (!args.ok()) return Usage(args.status().message());
-  return RunEngine({args->model, args->config, args->verify});
+  return RunEngine({args->model, args->config, args->verify, args->socket});
 }
 
 int RunProbe(const std::vector<std::string>& argv) {

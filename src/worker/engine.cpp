@@ -1,8 +1,5 @@
 #include "worker/engine.h"
 
-#include <dirent.h>
-#include <netinet/in.h>
-#include <sys/socket.h>
 #include <unistd.h>
 
 #include <nlohmann/json.hpp>
@@ -63,31 +60,6 @@ struct Shared {
   bool stop_requested = false;
 };
 
-// The port of the one listening TCP socket among this process's fds: the
-// engine's (the worker opens no other listener).
-std::optional<int> FindListeningPort() {
-  DIR* dir = ::opendir("/proc/self/fd");
-  if (dir == nullptr) return std::nullopt;
-  std::optional<int> port;
-  while (dirent* e = ::readdir(dir)) {
-    char* end = nullptr;
-    long fd = std::strtol(e->d_name, &end, 10);
-    if (end == e->d_name || *end != '\0' || fd == ::dirfd(dir)) continue;
-    int listening = 0;
-    socklen_t len = sizeof(listening);
-    if (::getsockopt(static_cast<int>(fd), SOL_SOCKET, SO_ACCEPTCONN, &listening, &len) != 0 || !listening) continue;
-    sockaddr_in addr{};
-    socklen_t alen = sizeof(addr);
-    if (::getsockname(static_cast<int>(fd), reinterpret_cast<sockaddr*>(&addr), &alen) == 0 &&
-        addr.sin_family == AF_INET) {
-      port = ntohs(addr.sin_port);
-      break;
-    }
-  }
-  ::closedir(dir);
-  return port;
-}
-
 uint64_t ResidentBytes() {
   std::ifstream statm("/proc/self/statm");
   uint64_t size = 0, resident = 0;
@@ -123,8 +95,8 @@ std::string DescribeFailedDecode(const HttpAnswer& answer) {
 
 // The context the engine really has (llama.cpp may raise a small n_ctx):
 // its slots times each slot's context, from its own GET /props.
-std::optional<int64_t> EngineContextSize(int port) {
-  Result<HttpAnswer> props = HttpRequest(port, "GET", "/props", "", kHttpTimeout);
+std::optional<int64_t> EngineContextSize(const EngineEndpoint& engine) {
+  Result<HttpAnswer> props = HttpRequest(engine, "GET", "/props", "", kHttpTimeout);
   if (!props.ok() || props->status != 200) return std::nullopt;
   const nlohmann::json body = nlohmann::json::parse(props->body, nullptr, false);
   if (!body.is_object()) return std::nullopt;
@@ -162,7 +134,8 @@ void Watch(const Plan& plan, const Sizing& sizing, const std::shared_ptr<Shared>
   const uint64_t rss_before = ResidentBytes();
   const double expected = std::max<double>(1.0, static_cast<double>(plan.shape.weight_bytes));
   double reported = 0;
-  std::optional<int> port;
+  EngineEndpoint engine;
+  engine.socket_path = plan.options.socket_path;
   for (;;) {
     if (stop.WaitFor(kPollInterval)) {
       std::lock_guard<std::mutex> lock(shared->mu);
@@ -183,8 +156,8 @@ void Watch(const Plan& plan, const Sizing& sizing, const std::shared_ptr<Shared>
       reported = p;
       channel.Send(protocol::ProgressMessage{static_cast<double>(static_cast<int>(p * 100)) / 100.0});
     }
-    if (!port) port = FindListeningPort();
-    if (port) {
+    {
+      // Nothing answers (ENOENT, ECONNREFUSED) until llama.cpp has bound its socket.
       // /health is 200 as soon as the model is loaded, a moment BEFORE
       // llama.cpp's main thread installs the handler llama_server_terminate()
       // calls and enters its task loop (whose start sets running = true):
@@ -192,15 +165,15 @@ void Watch(const Plan& plan, const Sizing& sizing, const std::shared_ptr<Shared>
       // supervisor's SIGKILL. GET /slots is answered by the task loop itself,
       // so once it answers, a stop stops. (With verify = "decode" the first
       // decode waited for the loop too; with "load" nothing did.)
-      Result<int> health = HttpGetStatus(*port, "/health", kHttpTimeout);
+      Result<int> health = HttpGetStatus(engine, "/health", kHttpTimeout);
       if (health.ok() && *health == 200) {
-        Result<int> slots = HttpGetStatus(*port, "/slots", kHttpTimeout);
+        Result<int> slots = HttpGetStatus(engine, "/slots", kHttpTimeout);
         if (slots.ok() && *slots == 200) break;
       }
     }
   }
   if (plan.options.verify == Verify::kDecode) {
-    Result<HttpAnswer> answer = HttpRequest(*port, "POST", "/completion", kVerifyRequest, kVerifyTimeout);
+    Result<HttpAnswer> answer = HttpRequest(engine, "POST", "/completion", kVerifyRequest, kVerifyTimeout);
     if (!answer.ok()) {
       // The engine broke the connection: usually it is dying (the exit is
       // then what the server judges); if it lives on, this is the failure.
@@ -212,8 +185,8 @@ void Watch(const Plan& plan, const Sizing& sizing, const std::shared_ptr<Shared>
   }
 
   protocol::LoadedMessage loaded;
-  loaded.port = *port;
-  loaded.n_ctx = EngineContextSize(*port).value_or(plan.n_ctx);
+  loaded.socket = engine.socket_path;
+  loaded.n_ctx = EngineContextSize(engine).value_or(plan.n_ctx);
   loaded.model_size = plan.shape.weight_bytes;
   loaded.n_params = plan.shape.n_params;
   const uint64_t kv_bytes = static_cast<uint64_t>(plan.n_ctx) * static_cast<uint64_t>(plan.shape.n_layer) *
@@ -238,8 +211,8 @@ void Watch(const Plan& plan, const Sizing& sizing, const std::shared_ptr<Shared>
     channel.Send(protocol::ProgressMessage{1.0});
     channel.Send(loaded);
   }
-  std::fprintf(stderr, "modelwarden-worker: serving %s on 127.0.0.1:%d (n_ctx %lld, %lld ms); waiting for stop\n",
-               plan.options.model_path.c_str(), *port, static_cast<long long>(plan.n_ctx),
+  std::fprintf(stderr, "modelwarden-worker: serving %s on unix:%s (n_ctx %lld, %lld ms); waiting for stop\n",
+               plan.options.model_path.c_str(), engine.socket_path.c_str(), static_cast<long long>(plan.n_ctx),
                static_cast<long long>(loaded.load_ms));
   stop.Wait();
   {
@@ -296,7 +269,7 @@ int RunEngine(const EngineOptions& options) {
   // Vulkan backend (SIGSEGV on lavapipe, SPEC §15).
   if (HasGpuDevice()) sizing.wait();
   std::vector<std::string> args =
-      BuildEngineArgs({options.model_path, plan.config, plan.shape.n_ctx_train, options.verify});
+      BuildEngineArgs({options.model_path, plan.config, plan.shape.n_ctx_train, options.verify, options.socket_path});
   std::string line;
   for (const std::string& a : args) line += " " + a;
   std::fprintf(stderr, "modelwarden-worker: starting llama.cpp's server:%s\n", line.c_str());

@@ -4,12 +4,13 @@
 //
 // The load that is judged is the load that serves: the worker runs
 // llama_server() with the argv BuildEngineArgs makes from the validated
-// load_config, on 127.0.0.1 and a port the kernel picks, and reports
+// load_config, on the Unix socket it was given (--socket, in the server's
+// private runtime directory: no TCP port at all, SPEC §20), and reports
 //   progress   while llama.cpp reads the model (estimated from the growth of
 //              the resident memory: a sign of life, not an exact share)
 //   loaded     once /health answers 200 and, with verify "decode", a short
 //              prompt has run through the engine (POST /completion, greedy,
-//              two tokens); carries `port`, where the engine answers
+//              two tokens); carries `socket`, where the engine answers
 //              llama.cpp's HTTP API (/v1/chat/completions, /v1/completions,
 //              /v1/embeddings, /v1/models, /health, /props, /slots)
 //   error      file_not_found / invalid_model (checked before the engine
@@ -32,6 +33,7 @@ struct EngineOptions {
   std::string model_path;
   std::string config_json = "{}";
   Verify verify = Verify::kDecode;
+  std::string socket_path = {};  // where the engine listens (CheckEngineSocketPath)
 };
 
 // Runs the engine until it is stopped; returns the worker's exit code

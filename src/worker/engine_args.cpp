@@ -1,5 +1,7 @@
 #include "worker/engine_args.h"
 
+#include <sys/un.h>
+
 #include <algorithm>
 #include <cstdlib>
 #include <cstring>
@@ -26,10 +28,22 @@ int64_t EffectiveNCtx(const loadconfig::LlamaConfig& c, int64_t n_ctx_train) {
   return n_ctx_train > 0 ? std::min(kDefaultMaxCtx, n_ctx_train) : kDefaultMaxCtx;
 }
 
+Status CheckEngineSocketPath(const std::string& path) {
+  constexpr std::string_view kSuffix = ".sock";
+  if (path.empty() || path.front() != '/' || path.size() <= kSuffix.size() ||
+      path.compare(path.size() - kSuffix.size(), kSuffix.size(), kSuffix) != 0) {
+    return InvalidArgumentError("--socket must be an absolute path ending in .sock");
+  }
+  if (path.size() >= sizeof(sockaddr_un{}.sun_path)) {
+    return InvalidArgumentError("--socket is longer than a Unix socket path may be (107 bytes)");
+  }
+  return Status::Ok();
+}
+
 std::vector<std::string> BuildEngineArgs(const EngineArgsInput& in) {
   const loadconfig::LlamaConfig& c = in.config;
-  std::vector<std::string> a = {"modelwarden-worker", "--model", in.model_path, "--host", "127.0.0.1",
-                                "--port", "0", "--no-webui"};
+  std::vector<std::string> a = {"modelwarden-worker", "--model", in.model_path, "--host", in.socket_path,
+                                "--no-webui"};
   auto add = [&a](std::string flag, std::string value) {
     a.push_back(std::move(flag));
     a.push_back(std::move(value));

@@ -6,6 +6,7 @@
 #include <string>
 #include <vector>
 
+#include "common/status.h"
 #include "loadconfig/loadconfig.h"
 
 namespace mw::worker {
@@ -20,14 +21,20 @@ struct EngineArgsInput {
   loadconfig::LlamaConfig config;
   int64_t n_ctx_train = 0;  // the model's context length (GGUF header), 0 if unknown
   Verify verify = Verify::kDecode;
+  std::string socket_path = {};  // CheckEngineSocketPath
 };
+
+// The engine's socket: an absolute path ending in ".sock" (llama.cpp's
+// server listens on a Unix socket, not TCP, only for such a host) that fits
+// sun_path. kInvalidArgument otherwise.
+Status CheckEngineSocketPath(const std::string& path);
 
 // The context size the engine gets: load_config n_ctx when set (0 = the
 // training context), else min(4096, the training context).
 int64_t EffectiveNCtx(const loadconfig::LlamaConfig& config, int64_t n_ctx_train);
 
 // argv for llama_server(argc, argv), argv[0] included. The server listens on
-// 127.0.0.1 port 0 (a free port the kernel picks); it has no web UI and its
+// the Unix socket input.socket_path (--host PATH.sock); it has no web UI and its
 // own defaults apply to every key load_config leaves unset, except n_ctx
 // (EffectiveNCtx) and n_parallel (1).
 std::vector<std::string> BuildEngineArgs(const EngineArgsInput& input);

@@ -24,11 +24,11 @@ std::string After(const std::vector<std::string>& a, const std::string& flag) {
 
 bool Has(const std::vector<std::string>& a, const std::string& flag) { return std::find(a.begin(), a.end(), flag) != a.end(); }
 
-TEST(EngineArgsTest, DefaultsListenOnLoopbackWithOneSlotAndTheSmallerContext) {
-  auto a = BuildEngineArgs({"/m/x.gguf", Config("{}"), 2048, Verify::kDecode});
+TEST(EngineArgsTest, DefaultsListenOnTheUnixSocketWithOneSlotAndTheSmallerContext) {
+  auto a = BuildEngineArgs({"/m/x.gguf", Config("{}"), 2048, Verify::kDecode, "/run/mw/1.sock"});
   EXPECT_EQ(After(a, "--model"), "/m/x.gguf");
-  EXPECT_EQ(After(a, "--host"), "127.0.0.1");
-  EXPECT_EQ(After(a, "--port"), "0");
+  EXPECT_EQ(After(a, "--host"), "/run/mw/1.sock");  // ".sock": llama.cpp binds AF_UNIX, no TCP port
+  EXPECT_FALSE(Has(a, "--port"));
   EXPECT_EQ(After(a, "--ctx-size"), "2048");
   EXPECT_EQ(After(a, "--parallel"), "1");
   EXPECT_TRUE(Has(a, "--no-webui"));
@@ -81,6 +81,15 @@ TEST(EngineArgsTest, ClearsEnvironmentThatWouldOverrideTheConfig) {
   EXPECT_EQ(std::getenv("LLAMA_API_KEY"), nullptr);
   EXPECT_EQ(std::getenv("AIP_MODE"), nullptr);
   EXPECT_NE(std::getenv("MW_KEEP_ME"), nullptr);
+}
+
+TEST(EngineArgsTest, TheSocketIsAnAbsoluteShortPathEndingInSock) {
+  EXPECT_TRUE(CheckEngineSocketPath("/run/mw/1.sock").ok());
+  EXPECT_FALSE(CheckEngineSocketPath("").ok());
+  EXPECT_FALSE(CheckEngineSocketPath("127.0.0.1").ok());  // a host: llama.cpp would listen on TCP
+  EXPECT_FALSE(CheckEngineSocketPath("run/1.sock").ok());
+  EXPECT_FALSE(CheckEngineSocketPath("/run/mw/1.sockx").ok());
+  EXPECT_FALSE(CheckEngineSocketPath("/" + std::string(110, 'a') + ".sock").ok());
 }
 
 }  // namespace

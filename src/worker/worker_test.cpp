@@ -8,6 +8,7 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstdlib>
 #include <filesystem>
@@ -32,7 +33,16 @@ std::string WorkerPath() {
 class Worker {
  public:
   // log_on_stdout: stderr (llama.cpp's log) goes to the stdout pipe too.
-  explicit Worker(const std::vector<std::string>& args, bool with_protocol_fd = true, bool log_on_stdout = false) {
+  // A `load` with more than its --model gets a --socket of its own (a
+  // bare `load` stays a usage error).
+  explicit Worker(std::vector<std::string> args, bool with_protocol_fd = true, bool log_on_stdout = false) {
+    static int sockets = 0;
+    if (args.size() > 1 && args[0] == "load" && std::find(args.begin(), args.end(), "--socket") == args.end()) {
+      args.push_back("--socket");
+      // In the suite's directory (WorkerTest::dir_), removed at its end.
+      args.push_back((fs::temp_directory_path() / ("mw-worker-test-" + std::to_string(::getpid())) /
+                      (std::to_string(++sockets) + ".sock")).string());
+    }
     int proto[2], in[2], out[2];
     EXPECT_EQ(::pipe2(proto, O_CLOEXEC), 0);
     EXPECT_EQ(::pipe2(in, O_CLOEXEC), 0);
@@ -202,7 +212,7 @@ class WorkerTest : public ::testing::Test {
     }
     EXPECT_FALSE(loaded->devices.empty());
     EXPECT_GT(loaded->model_size, 0u);
-    EXPECT_GT(loaded->port, 0);  // llama.cpp's server answers there (SPEC §10)
+    EXPECT_NE(loaded->socket.find(".sock"), std::string::npos);  // llama.cpp's server answers there (SPEC §20)
     // Still holding the model: nothing more until told to stop (the next
     // message must be the `stopped` that answers the stop, no fixed wait).
     if (stop_by_eof) {

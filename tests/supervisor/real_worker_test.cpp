@@ -104,25 +104,27 @@ TEST_F(RealWorkerTest, CorruptAndTruncatedFilesFailWithTheirLog) {
 }
 
 // SPEC §10: the loaded model is served by llama.cpp's own server code, on
-// the loopback port the load reports (the serving contract in supervisor.h).
-TEST_F(RealWorkerTest, ServesOpenAiPathsOnTheReportedPort) {
+// the Unix socket the load reports (the serving contract in supervisor.h;
+// SPEC §20: no TCP port).
+TEST_F(RealWorkerTest, ServesOpenAiPathsOnTheReportedSocket) {
   Supervisor sup(Options());
   auto report = sup.Load(Request(model_, R"({"n_ctx":256})"));
   ASSERT_TRUE(report.ok()) << report.status().ToString();
   ASSERT_EQ(report->outcome, LoadOutcome::kSuccess) << report->error_message << "\n" << report->log_tail;
-  ASSERT_GT(report->port, 0);
+  ASSERT_FALSE(report->endpoint.socket_path.empty());
+  EXPECT_EQ(report->endpoint.port, 0);
   auto loaded = sup.FindLoaded("tiny");
   ASSERT_TRUE(loaded.has_value());
-  EXPECT_EQ(loaded->port, report->port);
+  EXPECT_EQ(loaded->endpoint, report->endpoint);
   EXPECT_NE(report->log_tail.find("first decode ok"), std::string::npos) << report->log_tail;
 
-  auto health = HttpRequest(report->port, "GET", "/health", "", milliseconds(10000));
+  auto health = HttpRequest(report->endpoint, "GET", "/health", "", milliseconds(10000));
   ASSERT_TRUE(health.ok()) << health.status().ToString();
   EXPECT_EQ(health->status, 200);
-  auto models = HttpRequest(report->port, "GET", "/v1/models", "", milliseconds(10000));
+  auto models = HttpRequest(report->endpoint, "GET", "/v1/models", "", milliseconds(10000));
   ASSERT_TRUE(models.ok()) << models.status().ToString();
   EXPECT_EQ(models->status, 200) << models->body;
-  auto chat = HttpRequest(report->port, "POST", "/v1/chat/completions",
+  auto chat = HttpRequest(report->endpoint, "POST", "/v1/chat/completions",
                           R"({"messages":[{"role":"user","content":"Hello"}],"max_tokens":4,"temperature":0})",
                           milliseconds(60000));
   ASSERT_TRUE(chat.ok()) << chat.status().ToString();
@@ -135,7 +137,8 @@ TEST_F(RealWorkerTest, ServesOpenAiPathsOnTheReportedPort) {
   EXPECT_GT(body["usage"]["completion_tokens"].get<int>(), 0) << chat->body;
 
   ASSERT_TRUE(sup.Unload("tiny").ok());
-  EXPECT_FALSE(HttpGetStatus(report->port, "/health", milliseconds(2000)).ok());  // the engine went with it
+  EXPECT_FALSE(HttpGetStatus(report->endpoint, "/health", milliseconds(2000)).ok());  // the engine went with it
+  EXPECT_NE(::access(report->endpoint.socket_path.c_str(), F_OK), 0);                  // and its socket file
 }
 
 // n_parallel and embeddings reach llama.cpp's server: its own /props and
@@ -145,14 +148,14 @@ TEST_F(RealWorkerTest, ParallelSlotsAndEmbeddingsReachTheEngine) {
   auto report = sup.Load(Request(model_, R"({"n_ctx":768,"n_parallel":3,"embeddings":true,"pooling":"last"})"));
   ASSERT_TRUE(report.ok()) << report.status().ToString();
   ASSERT_EQ(report->outcome, LoadOutcome::kSuccess) << report->error_message << "\n" << report->log_tail;
-  auto props = HttpRequest(report->port, "GET", "/props", "", milliseconds(10000));
+  auto props = HttpRequest(report->endpoint, "GET", "/props", "", milliseconds(10000));
   ASSERT_TRUE(props.ok()) << props.status().ToString();
   auto body = nlohmann::json::parse(props->body, nullptr, false);
   ASSERT_TRUE(body.is_object()) << props->body;
   EXPECT_EQ(body.value("total_slots", 0), 3) << props->body;
   EXPECT_EQ(body["default_generation_settings"].value("n_ctx", 0), 256) << props->body;  // 768 / 3 slots
   EXPECT_EQ(report->n_ctx, 768);
-  auto emb = HttpRequest(report->port, "POST", "/v1/embeddings", R"({"input":"hello world"})", milliseconds(60000));
+  auto emb = HttpRequest(report->endpoint, "POST", "/v1/embeddings", R"({"input":"hello world"})", milliseconds(60000));
   ASSERT_TRUE(emb.ok()) << emb.status().ToString();
   EXPECT_EQ(emb->status, 200) << emb->body;
   EXPECT_NE(emb->body.find("\"embedding\""), std::string::npos) << emb->body.substr(0, 300);

@@ -200,7 +200,7 @@ void Inference(OpenAiEndpoint endpoint, const std::shared_ptr<Context>& ctx, con
   if (!lease->adjusted_json.empty()) res.set_header("X-Modelwarden-Adjusted", HeaderSafe(lease->adjusted_json));
 
   UpstreamCall::Options options;
-  options.port = lease->port;
+  options.engine = lease->engine;
   options.path = std::string(OpenAiPath(endpoint));
   options.body = std::move(parsed->upstream_body);
   auto call = std::make_unique<UpstreamCall>(std::move(options));
