@@ -16,6 +16,8 @@
 #include <thread>
 
 #include "fault_fixture.h"
+#include "gdb_stop.h"
+#include "require.h"
 
 namespace mw::testing_harness {
 namespace {
@@ -264,42 +266,33 @@ TEST_F(RealWorkerAfterLoadTest, KilledAfterLoadIsNoticedAndKept) {
 // Regression: a loaded worker that died a few ms before SIGTERM made the
 // server crash (SIGSEGV, heap corruption) on its way out: the death callback
 // still ran on a supervisor thread while main destroyed the service. The
-// racy path is a round where the supervisor saw the death before the
-// SIGTERM's "shutting down" and the callback recorded its verdict after it:
-// rounds go on, at least 5 and at most 20, until it was taken, and it must
-// have been.
+// race is made certain, not hoped for: gdb holds the death callback at its
+// first line (only that thread stops), the SIGTERM comes while it is held,
+// and the callback runs on only once the shutdown has begun.
 TEST_F(RealWorkerAfterLoadTest, ServerStoppedJustAfterAWorkerDiedExitsCleanly) {
+  MW_REQUIRE(GdbStop::Available(), "gdb (Debian package 'gdb'; scripts/bootstrap installs it)");
   ASSERT_TRUE(AddTestModelFile("real.gguf"));
-  int round = 0, racy = 0;
-  for (; round < 20 && (round < 5 || racy == 0); ++round) {
-    const int delay_ms = round % 5;
-    SCOPED_TRACE("round " + std::to_string(round) + ": SIGTERM " + std::to_string(delay_ms) +
-                 " ms after the worker died");
-    ASSERT_TRUE(StartServer());
-    // Forced: whether the previous round's crash was recorded before its
-    // SIGTERM (then the model is incompatible) depends on timing, and this
-    // test is about the shutdown, not the verdict.
-    LoadAndKillWorker(round == 0, SIGSEGV, /*force=*/true);
-    if (HasFatalFailure()) return;
-    SleepMs(delay_ms);
-    const int status = server().Stop();
-    const std::string log = server().Log();
-    EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << "status " << status << "\n" << log;
-    // Racy: the supervisor saw the death before the SIGTERM, and the death
-    // callback was still at work after it (its verdict logged later).
-    const size_t died = log.find("loaded model died");
-    const size_t stopping = log.find(": shutting down");
-    const size_t recorded = log.find("[compat] engine crashed while serving");
-    EXPECT_NE(stopping, std::string::npos) << log;
-    if (died < stopping && stopping != std::string::npos && recorded != std::string::npos &&
-        recorded > stopping) {
-      ++racy;
-    }
-  }
-  std::cout << "[race] the death callback was still at work when the SIGTERM came in " << racy << " of "
-            << round << " rounds" << std::endl;
-  EXPECT_GT(racy, 0) << "in " << round << " rounds no death callback was at work when the SIGTERM came: "
-                     << "the race this test is about was never reached";
+  ASSERT_TRUE(StartServer());
+  GdbStop gdb;
+  std::string error;
+  ASSERT_TRUE(gdb.Attach(server().pid(), "mw::app::ModelService::OnWorkerDied", scratch() + "/gdb.log", &error,
+                         GdbStop::Mode::kHitThreadOnly))
+      << "gdb could not hold the server: " << error;
+  LoadAndKillWorker(true, SIGSEGV);
+  if (HasFatalFailure()) return;
+  ASSERT_TRUE(gdb.WaitHit(milliseconds(15000))) << "the worker's death never reached OnWorkerDied";
+  // The death is seen, its callback held: now the stop.
+  ASSERT_EQ(::kill(server().pid(), SIGTERM), 0);
+  ASSERT_TRUE(PollUntil([&] { return server().Log().find(": shutting down") != std::string::npos; },
+                        milliseconds(10000)))
+      << server().Log();
+  gdb.Detach();  // the callback runs on, during the shutdown
+  const int status = server().Stop();
+  const std::string log = server().Log();
+  EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << "status " << status << "\n" << log;
+  const size_t died = log.find("loaded model died");
+  const size_t stopping = log.find(": shutting down");
+  EXPECT_LT(died, stopping) << log;
   ASSERT_TRUE(StartServer());  // TearDown checks the file and the processes
 }
 
