@@ -101,6 +101,13 @@ class StorageFaultTest : public FaultFixture {
 
   // Loads `victim` and runs `fault` once it is testing; returns the answer.
   HttpResult LoadVictimWith(const std::function<void()>& fault) {
+    // The first device probe writes the environment class to the registry;
+    // it must be done before the files are made read-only, or that write
+    // (not the attempt under test) meets the fault: SQLite's -shm is mapped,
+    // and a write to a mapped page of an immutable file is a SIGBUS.
+    EXPECT_TRUE(PollUntil([&] { return server().Log().find("devices=") != std::string::npos; },
+                          milliseconds(30000)))
+        << server().Log();
     HttpResult answer;
     std::thread load([&] {
       answer = Http(url(), "POST", "/api/orchestrate/load", {{"model_name", "victim"}});
