@@ -26,18 +26,33 @@ constexpr const char* kHelp =
     "\n"
     "Server:\n"
     "  modelwarden serve [--host H] [--port P] [--data-dir DIR] [--config FILE]\n"
-    "Client (talks to a running server; --url URL or $MODELWARDEN_URL, --json for scripts):\n"
-    "  modelwarden models list | add NAME ... | show NAME | set NAME ... | rm NAME\n"
+    "Client (talks to a running server; --url URL or $MODELWARDEN_URL, --api-key KEY, --json for scripts):\n"
+    "  modelwarden models list\n"
+    "  modelwarden models add NAME [--hf-path ORG/NAME] [--file PATH] [--engine llama.cpp|command]\n"
+    "                              [--preset ENGINE_PRESET] [--location LOC] [--load-config JSON]\n"
+    "  modelwarden models show NAME\n"
+    "  modelwarden models set NAME [--status S] [--notes TEXT] [--load-config JSON]\n"
+    "  modelwarden models rm NAME\n"
     "  modelwarden load NAME [--force]\n"
     "  modelwarden unload NAME\n"
     "  modelwarden status\n"
     "  modelwarden nodes               the servers sharing the registry, with their leases\n"
     "  modelwarden run NAME [PROMPT]   chat with a model (loads it on demand)\n"
+    "  modelwarden list | ps | show NAME | rm NAME | stop NAME\n"
+    "                                  models list | the loaded models | models show | models rm | unload\n"
     "Local tools:\n"
-    "  modelwarden classify [--exit-code N] [--signal NAME] [FILE]\n"
-    "  modelwarden make-test-model OUT.gguf [options]\n"
+    "  modelwarden classify [--exit-code N] [--signal NAME] [--timed-out] [--patterns FILE] [FILE]\n"
+    "  modelwarden make-test-model OUT.gguf [--layers N] [--embd N] [--ff N] [--ctx N] [--size-mb N]\n"
+    "                              [--type f16|f32] [--seed N] [--vocab PATH]\n"
+    "\n"
+    "`modelwarden COMMAND --help` shows one command.\n"
     "\n"
     "Exit codes: 0 ok, 1 error, 2 usage, 3 load refused because the model is incompatible.\n";
+
+constexpr const char* kServeHelp =
+    "usage: modelwarden serve [--host H] [--port P] [--data-dir DIR] [--config FILE]\n"
+    "Runs the server. --host/--port: where it listens; --data-dir: its registry, logs and models;\n"
+    "--config: its configuration file (TOML; flags take precedence over it).\n";
 
 }  // namespace
 
@@ -56,6 +71,12 @@ int main(int argc, char** argv) {
     return 0;
   }
   if (std::strcmp(command, "serve") == 0) {
+    for (int i = 2; i < argc; ++i) {
+      if (std::strcmp(argv[i], "--help") == 0 || std::strcmp(argv[i], "-h") == 0) {
+        std::cout << kServeHelp;
+        return 0;
+      }
+    }
     return mw::app::RunServe(std::vector<std::string>(argv + 2, argv + argc));
   }
 #ifdef MW_HAVE_CLASSIFY_COMMAND

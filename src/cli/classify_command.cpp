@@ -19,6 +19,8 @@ constexpr int kExitUsage = 2;
 
 constexpr const char* kUsage =
     "usage: modelwarden classify [--exit-code N] [--signal NAME] [--timed-out] [--patterns FILE] [FILE]\n"
+    "--exit-code: the loader's exit code; --signal: the signal that killed it (SIGSEGV, segv, 11);\n"
+    "--timed-out: it was stopped for taking too long; --patterns: a crash-pattern catalog instead of the built-in one.\n"
     "Classifies a saved loader log (FILE, or standard input) and prints one JSON object:\n"
     "{\"category\", \"pattern_id\", \"summary\", \"matched_line\", \"suggested_load_config\"}.\n";
 
@@ -53,6 +55,11 @@ std::optional<std::string> ParseArgs(const std::vector<std::string>& args, Optio
     } else if (arg == "--signal") {
       std::optional<std::string> v = value();
       if (!v || v->empty()) return "--signal needs a value";
+      // A name the classifier does not know would be matched as text, never as the signal.
+      if (ParseSignal(*v)->number == 0) {
+        return "--signal: unknown signal '" + *v +
+               "'; give a signal name or number, e.g. SIGSEGV, SIGABRT, SIGBUS, SIGILL, SIGFPE, SIGKILL, SIGTERM, 11";
+      }
       options->signal = *v;
     } else if (arg == "--patterns") {
       std::optional<std::string> v = value();

@@ -121,6 +121,17 @@ TEST(ClassifyCommandTest, UsageAndIoErrors) {
   EXPECT_NE(help.out.find("usage: modelwarden classify"), std::string::npos);
 }
 
+// SPEC §18: a signal the classifier does not know is a usage error naming valid ones.
+TEST(ClassifyCommandTest, UnknownSignalIsAUsageError) {
+  Outcome o = Classify({"--signal", "SIGFOO"}, "log\n");
+  EXPECT_EQ(o.code, 2);
+  EXPECT_EQ(o.out, "");
+  EXPECT_NE(o.err.find("SIGFOO"), std::string::npos) << o.err;
+  EXPECT_NE(o.err.find("SIGSEGV"), std::string::npos) << o.err;
+  EXPECT_EQ(Classify({"--signal", "segv"}, "log\n").code, 0);
+  EXPECT_EQ(Classify({"--signal=11"}, "log\n").code, 0);
+}
+
 TEST(ClassifyCommandTest, BinaryInputGivesValidJson) {
   std::string garbage;
   for (int i = 0; i < 5000; ++i) garbage += static_cast<char>((i * 131) & 0xFF);

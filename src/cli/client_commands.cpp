@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "api/http_client.h"
+#include "cli/advice.h"
 #include "cli/run_command.h"
 #include "cli/table.h"
 
@@ -21,7 +22,7 @@ namespace {
 using nlohmann::json;
 
 constexpr const char* kUsage =
-    "usage: modelwarden [--url URL] [--json] <command>\n"
+    "usage: modelwarden [--url URL] [--api-key KEY] [--json] <command>\n"
     "  models list\n"
     "  models add NAME [--hf-path ORG/NAME] [--file PATH] [--engine llama.cpp|command]\n"
     "                  [--preset ENGINE_PRESET] [--location LOC] [--load-config JSON]\n"
@@ -34,13 +35,73 @@ constexpr const char* kUsage =
     "  status\n"
     "  nodes                  the servers sharing the registry, with their leases\n"
     "  run NAME [PROMPT...]   chat (streams; interactive without a prompt; Ctrl-C stops an answer)\n"
-    "Server: --url, else $MODELWARDEN_URL, else http://127.0.0.1:8080. API key: $MODELWARDEN_API_KEY.\n";
+    "  list | ps | show NAME | rm NAME | stop NAME\n"
+    "                         models list | the loaded models | models show | models rm | unload\n"
+    "Server: --url, else $MODELWARDEN_URL, else http://127.0.0.1:8080. API key: $MODELWARDEN_API_KEY.\n"
+    "`modelwarden COMMAND --help` shows one command.\n";
+
+constexpr const char* kGlobalOptions =
+    "Options: --url URL (else $MODELWARDEN_URL, else http://127.0.0.1:8080), --api-key KEY (else\n"
+    "$MODELWARDEN_API_KEY), --json (the server's JSON answer).\n";
+
+// `modelwarden COMMAND --help`: one command's usage (SPEC §18). Keys are the
+// command, or "models SUB".
+struct CommandHelp {
+  const char* command;
+  const char* usage;
+};
+constexpr CommandHelp kCommandHelp[] = {
+    {"models",
+     "usage: modelwarden models list | add NAME ... | show NAME | set NAME ... | rm NAME\n"
+     "The registered models. `modelwarden models SUB --help` shows one subcommand.\n"},
+    {"models list", "usage: modelwarden models list\nThe registered models, their status, loads and failures.\n"},
+    {"models add",
+     "usage: modelwarden models add NAME [--hf-path ORG/NAME] [--file PATH] [--engine llama.cpp|command]\n"
+     "                              [--preset ENGINE_PRESET] [--location LOC] [--load-config JSON]\n"
+     "Registers a model. --file: its GGUF file; --hf-path: a Hugging Face repository in the cache;\n"
+     "--location: the cache location; --load-config: a JSON object of load settings, e.g. '{\"n_ctx\": 2048}';\n"
+     "--preset: a command model run by [engines.NAME] of the server's configuration.\n"},
+    {"models show", "usage: modelwarden models show NAME\nOne model: status, notes, load_config, fit, recent attempts.\n"},
+    {"models set",
+     "usage: modelwarden models set NAME [--status S] [--notes TEXT] [--load-config JSON]\n"
+     "--status: unknown, compatible or incompatible; --notes: free text; --load-config: a JSON object\n"
+     "that replaces the model's load_config.\n"},
+    {"models rm", "usage: modelwarden models rm NAME\nRemoves a model from the registry.\n"},
+    {"load",
+     "usage: modelwarden load NAME [--force]\n"
+     "Loads a model (waits for the attempt). --force: load a model marked incompatible, or one that\n"
+     "would not fit, anyway. Exit 3 when refused as incompatible.\n"},
+    {"unload", "usage: modelwarden unload NAME\nUnloads a loaded model.\n"},
+    {"stop", "usage: modelwarden stop NAME\nUnloads a loaded model (= modelwarden unload NAME).\n"},
+    {"status", "usage: modelwarden status\nThe server: devices, memory, loaded models, the load queue.\n"},
+    {"nodes", "usage: modelwarden nodes\nThe servers sharing the registry, with their leases.\n"},
+    {"run",
+     "usage: modelwarden run NAME [PROMPT...]\n"
+     "Chats with a model, loading it on demand. With a PROMPT: one answer, streamed; without:\n"
+     "interactive (/bye or Ctrl-D leaves). Ctrl-C stops an answer.\n"},
+    {"list", "usage: modelwarden list\nThe registered models (= modelwarden models list).\n"},
+    {"ps", "usage: modelwarden ps\nThe loaded models, with their memory and last use.\n"},
+    {"show", "usage: modelwarden show NAME\nOne model (= modelwarden models show NAME).\n"},
+    {"rm", "usage: modelwarden rm NAME\nRemoves a model from the registry (= modelwarden models rm NAME).\n"},
+};
+
+// The usage of the command in `positional` ("models add" for models' subcommands).
+std::string HelpFor(const std::vector<std::string>& positional) {
+  if (positional.empty()) return kUsage;
+  std::string key = positional[0];
+  if (key == "models" && positional.size() > 1) key += " " + positional[1];
+  for (const CommandHelp& help : kCommandHelp) {
+    if (key == help.command) return std::string(help.usage) + kGlobalOptions;
+  }
+  return kUsage;
+}
 
 struct Args {
   std::vector<std::string> positional;
   std::map<std::string, std::string> options;  // --name value
   bool json = false;
   bool force = false;
+  bool help = false;  // --help or -h
   std::string url;
   std::string api_key;
 };
@@ -60,6 +121,8 @@ std::optional<std::string> ParseArgs(int argc, char** argv, Args& args) {
       args.json = true;
     } else if (a == "--force") {
       args.force = true;
+    } else if (a == "--help" || a == "-h") {
+      args.help = true;
     } else if (a.rfind("--", 0) == 0) {
       std::string name = a;
       std::optional<std::string> value;
@@ -139,15 +202,13 @@ class Client {
   std::unique_ptr<api::HttpClient> client_;
 };
 
-// Prints a server error and returns the exit code for it.
-int ReportError(int status, const json& body) {
+// Prints a server error, its advice in CLI words, and returns the exit code for it.
+int ReportError(int status, const json& body, const std::string& model) {
   const json& error = body.contains("error") ? body["error"] : body;
   std::string code = Str(error, "code");
-  std::cerr << "error: " << Str(error, "message") << (code.empty() ? "" : " [" + code + "]") << "\n";
-  if (code == "model_incompatible") {
-    std::cerr << "Use --force to load it anyway.\n";
-    return kExitIncompatible;
-  }
+  std::cerr << "error: " << InCliWords(Str(error, "message"), model.empty() ? "NAME" : model)
+            << (code.empty() ? "" : " [" + code + "]") << "\n";
+  if (code == "model_incompatible") return kExitIncompatible;
   if (code == "load_failed" && error.contains("classification")) {
     const json& c = error["classification"];
     std::cerr << "  category: " << Str(c, "category") << "  pattern: " << Str(c, "pattern_id") << "\n";
@@ -250,10 +311,17 @@ std::optional<json> ParseLoadConfig(const std::string& text) {
   return j;
 }
 
+// The model a command is about, for the advice printed with an error.
+std::string ModelArgument(const Args& args) {
+  const auto& p = args.positional;
+  if (!p.empty() && p[0] == "models") return p.size() > 2 ? p[2] : "";
+  return p.size() > 1 ? p[1] : "";
+}
+
 int Finish(const Args& args, int status, const json& body, int success_status, const std::function<void()>& print) {
   if (status != success_status) {
     if (args.json) std::cout << body.dump(2) << "\n";
-    return ReportError(status, body);
+    return ReportError(status, body, ModelArgument(args));
   }
   if (args.json) {
     std::cout << body.dump(2) << "\n";
@@ -349,6 +417,15 @@ int LoadCommand(Args& args, Client& client, bool load) {
   json body{{"model_name", name}};
   if (load && args.force) body["force_load"] = true;
   if (!load && args.force) return Usage("unload does not take --force");
+  if (!load) {
+    // The server answers an unload of a model that is not loaded as done: say what it was.
+    auto before = client.Call("GET", "/api/models/" + EncodePath(name));
+    if (!before) return kExitError;
+    if (before->first == 200 && Str(before->second, "load_state") == "idle") {
+      return Finish(args, 200, json{{"unloaded", false}, {"model", before->second}}, 200,
+                    [&] { std::cout << "'" << name << "' is not loaded: nothing to unload.\n"; });
+    }
+  }
   auto r = client.Call("POST", load ? "/api/orchestrate/load" : "/api/orchestrate/unload", body.dump());
   if (!r) return kExitError;
   return Finish(args, r->first, r->second, 200, [&] {
@@ -379,6 +456,17 @@ int LoadCommand(Args& args, Client& client, bool load) {
     }
     if (b.contains("adjusted")) std::cout << "auto_fit: loaded with " << settings(b["adjusted"]) << " to fit in memory\n";
   });
+}
+
+// The loaded models of /api/status (residency, SPEC §12): `status` and `ps`.
+void PrintLoadedModels(const json& loaded) {
+  Table t({"MODEL", "MEMORY (MiB)", "LAST USED", "KEEP-ALIVE UNTIL", "IN FLIGHT"});
+  for (const auto& m : loaded) {
+    const std::string until = Str(m, "keep_alive_until");
+    t.AddRow({Str(m, "model_name"), std::to_string(m.value("memory_used", int64_t{0}) >> 20), Str(m, "last_used_at"),
+              until.empty() ? "-" : until, Str(m, "requests_in_flight")});
+  }
+  t.Print(std::cout, true);
 }
 
 int StatusCommand(Args& args, Client& client) {
@@ -432,19 +520,26 @@ int StatusCommand(Args& args, Client& client) {
     if (s["loaded_models"].empty()) std::cout << "none";
     for (const auto& m : s["loaded_models"]) std::cout << Str(m, "model_name") << " ";
     std::cout << "\n";
-    if (!s["loaded_models"].empty()) {
-      Table t({"MODEL", "MEMORY (MiB)", "LAST USED", "KEEP-ALIVE UNTIL", "IN FLIGHT"});
-      for (const auto& m : s["loaded_models"]) {
-        const std::string until = Str(m, "keep_alive_until");
-        t.AddRow({Str(m, "model_name"), std::to_string(m.value("memory_used", int64_t{0}) >> 20), Str(m, "last_used_at"),
-                  until.empty() ? "-" : until, Str(m, "requests_in_flight")});
-      }
-      t.Print(std::cout, true);
-    }
+    if (!s["loaded_models"].empty()) PrintLoadedModels(s["loaded_models"]);
     std::cout << "queue: ";
     if (s["load_queue"].empty()) std::cout << "empty";
     for (const auto& q : s["load_queue"]) std::cout << Str(q, "model_name") << " (" << Str(q, "state") << ") ";
     std::cout << "\n";
+  });
+}
+
+// `ps`: the loaded models (Ollama's verb), from /api/status.
+int PsCommand(Args& args, Client& client) {
+  if (args.positional.size() != 1) return Usage("ps takes no arguments");
+  auto r = client.Call("GET", "/api/status");
+  if (!r) return kExitError;
+  return Finish(args, r->first, r->second, 200, [&] {
+    const json& loaded = r->second["loaded_models"];
+    if (loaded.empty()) {
+      std::cout << "No model is loaded. Load one with: modelwarden load NAME\n";
+      return;
+    }
+    PrintLoadedModels(loaded);
   });
 }
 
@@ -489,7 +584,7 @@ int NodesCommand(Args& args, Client& client) {
 }  // namespace
 
 bool IsClientCommand(const char* command) {
-  for (const char* c : {"models", "load", "unload", "status", "nodes", "run"}) {
+  for (const char* c : {"models", "load", "unload", "status", "nodes", "run", "list", "ps", "show", "rm", "stop"}) {
     if (std::strcmp(command, c) == 0) return true;
   }
   return false;
@@ -498,7 +593,17 @@ bool IsClientCommand(const char* command) {
 int RunClientCommand(int argc, char** argv) {
   Args args;
   if (auto problem = ParseArgs(argc, argv, args)) return Usage(*problem);
+  if (args.help) {
+    std::cout << HelpFor(args.positional);
+    return kExitOk;
+  }
   if (args.positional.empty()) return Usage("no command");
+  // Ollama's verbs (SPEC §18): list, show NAME, rm NAME are `models ...`; stop NAME is unload.
+  {
+    auto& p = args.positional;
+    if (p[0] == "list" || p[0] == "show" || p[0] == "rm") p.insert(p.begin(), "models");
+    if (p[0] == "stop") p[0] = "unload";
+  }
   Client client(args);
   const std::string& command = args.positional[0];
   // The printers read the answer's fields with nlohmann, which throws on a
@@ -510,6 +615,7 @@ int RunClientCommand(int argc, char** argv) {
     if (command == "unload") return LoadCommand(args, client, false);
     if (command == "status") return StatusCommand(args, client);
     if (command == "nodes") return NodesCommand(args, client);
+    if (command == "ps") return PsCommand(args, client);
     if (command == "run") {
       return RunChatCommand(args.url, args.api_key, {args.positional.begin() + 1, args.positional.end()});
     }

@@ -17,6 +17,11 @@ extern char** environ;
 namespace mw::cli {
 namespace {
 
+constexpr const char* kMakeTestModelUsage =
+    "usage: modelwarden make-test-model OUT.gguf [--layers N] [--embd N] [--ff N] [--ctx N]\n"
+    "                                   [--size-mb N] [--type f16|f32] [--seed N] [--vocab PATH]\n"
+    "Writes a small llama-architecture GGUF with random weights, for tests (run by modelwarden-worker).\n";
+
 std::string WorkerPath() {
   if (const char* env = std::getenv("MODELWARDEN_WORKER"); env != nullptr && *env != '\0') return env;
   char buf[4096];
@@ -31,6 +36,13 @@ std::string WorkerPath() {
 
 int RunMakeTestModelCommand(int argc, char** argv) {
   int first = (argc > 0 && std::strcmp(argv[0], "make-test-model") == 0) ? 1 : 0;
+  // Our usage, not the worker's (which would take --help for an option missing its value).
+  for (int i = first; i < argc; ++i) {
+    if (std::strcmp(argv[i], "--help") == 0 || std::strcmp(argv[i], "-h") == 0) {
+      std::fputs(kMakeTestModelUsage, stdout);
+      return 0;
+    }
+  }
   const std::string worker = WorkerPath();
   std::vector<char*> args;
   std::string sub = "make-test-model";

@@ -51,6 +51,9 @@ TEST_F(MakeTestModelCommandTest, UsageErrorIsTwoAndMissingWorkerIsOne) {
   EXPECT_EQ(RunCommand({"make-test-model", (dir_ / "x.gguf").string(), "--bogus", "1"}), 2);
   ::setenv("MODELWARDEN_WORKER", (dir_ / "no-such-worker").c_str(), 1);
   EXPECT_EQ(RunCommand({"make-test-model", (dir_ / "x.gguf").string()}), 1);
+  // --help is ours (SPEC §18): the usage without starting the worker, exit 0.
+  EXPECT_EQ(RunCommand({"make-test-model", "--help"}), 0);
+  EXPECT_EQ(RunCommand({"make-test-model", (dir_ / "x.gguf").string(), "-h"}), 0);
 }
 
 }  // namespace

@@ -10,6 +10,7 @@
 #include <thread>
 
 #include "api/http_client.h"
+#include "cli/advice.h"
 #include "cli/client_commands.h"
 
 namespace mw::cli {
@@ -36,7 +37,7 @@ struct Turn {
   bool interrupted = false;
 };
 
-int ErrorExit(int status, const std::string& body) {
+int ErrorExit(int status, const std::string& body, const std::string& model) {
   json j = json::parse(body, nullptr, false);
   std::string message = "HTTP " + std::to_string(status);
   std::string code;
@@ -44,7 +45,7 @@ int ErrorExit(int status, const std::string& body) {
     message = j["error"].value("message", message);
     code = j["error"].value("code", "");
   }
-  std::cerr << "modelwarden: " << message << (code.empty() ? "" : " (" + code + ")") << "\n";
+  std::cerr << "modelwarden: " << InCliWords(message, model) << (code.empty() ? "" : " (" + code + ")") << "\n";
   return code == "model_incompatible" ? kExitIncompatible : kExitError;
 }
 
@@ -68,7 +69,7 @@ Turn Ask(api::HttpClient& client, const std::string& model, const json& messages
       if (!chunk.is_object()) continue;
       if (chunk.contains("error")) {
         std::cout << std::endl;
-        turn.exit_code = ErrorExit(502, payload);
+        turn.exit_code = ErrorExit(502, payload, model);
         failed_in_stream = true;
         return false;
       }
@@ -109,7 +110,7 @@ Turn Ask(api::HttpClient& client, const std::string& model, const json& messages
     return turn;
   }
   if (response->status != 200) {
-    turn.exit_code = ErrorExit(response->status, response->body);
+    turn.exit_code = ErrorExit(response->status, response->body, model);
     return turn;
   }
   std::cout << std::endl;

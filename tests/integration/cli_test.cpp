@@ -70,6 +70,106 @@ TEST(CliTest, CommandsAndExitCodes) {
   EXPECT_EQ(env_url.exit_code, 0) << env_url.err;
 }
 
+// SPEC §18: every command and subcommand answers --help (and -h) with its
+// usage on standard output, exit 0, without a server.
+TEST(CliTest, HelpOnEveryCommand) {
+  const std::string bin = (BinDir() / "modelwarden").string();
+  // Each command, and a flag its usage must name.
+  const std::vector<std::pair<std::vector<std::string>, std::string>> commands = {
+      {{"serve"}, "--data-dir"},          {{"models"}, "add"},           {{"models", "list"}, "models list"},
+      {{"models", "add"}, "--hf-path"},   {{"models", "show"}, "NAME"},  {{"models", "set"}, "--load-config"},
+      {{"models", "rm"}, "NAME"},         {{"load"}, "--force"},         {{"unload"}, "NAME"},
+      {{"status"}, "status"},             {{"nodes"}, "nodes"},          {{"run"}, "PROMPT"},
+      {{"list"}, "list"},                 {{"ps"}, "ps"},                {{"show"}, "NAME"},
+      {{"rm"}, "NAME"},                   {{"stop"}, "NAME"},            {{"classify"}, "--timed-out"},
+      {{"make-test-model"}, "--layers"},
+  };
+  for (const auto& [command, flag] : commands) {
+    for (const char* help : {"--help", "-h"}) {
+      std::vector<std::string> argv{bin};
+      argv.insert(argv.end(), command.begin(), command.end());
+      argv.push_back(help);
+      ProcessResult r = RunProcess(argv);
+      const std::string what = command[0] + (command.size() > 1 ? " " + command[1] : "") + " " + help;
+      EXPECT_EQ(r.exit_code, 0) << what << ": " << r.err;
+      EXPECT_NE(r.out.find("usage: modelwarden " + command[0]), std::string::npos) << what << ": " << r.out;
+      EXPECT_NE(r.out.find(flag), std::string::npos) << what << ": " << r.out;
+      EXPECT_EQ(r.err, "") << what;
+    }
+  }
+  ProcessResult all = RunProcess({bin, "--help"});
+  EXPECT_EQ(all.exit_code, 0);
+  for (const char* flag : {"--hf-path", "--file", "--engine", "--preset", "--location", "--load-config", "--status",
+                           "--notes", "--force", "--timed-out", "--patterns", "--signal", "--exit-code", "ps", "stop"}) {
+    EXPECT_NE(all.out.find(flag), std::string::npos) << flag;
+  }
+}
+
+// No message the CLI prints names an API field or path (SPEC §18).
+void ExpectCliWords(const ProcessResult& r) {
+  for (const char* api : {"force_load=", "POST /api", "PATCH /api", "file_path"}) {
+    EXPECT_EQ(r.out.find(api), std::string::npos) << api << " in: " << r.out;
+    EXPECT_EQ(r.err.find(api), std::string::npos) << api << " in: " << r.err;
+  }
+}
+
+// SPEC §18: Ollama's verbs, the unload of a model that is not loaded, and the
+// server's advice in CLI words.
+TEST(CliTest, AliasesAndAdviceInCliWords) {
+  TempDir dir;
+  ASSERT_TRUE(MakeTestModel(dir.path() / "data" / "models" / "tiny.gguf"));
+  Server server(dir.path() / "data");
+  ASSERT_TRUE(server.started());
+  ASSERT_EQ(server.Cli({"models", "add", "tiny", "--file", "tiny.gguf", "--load-config", R"({"n_ctx":256})"}).exit_code, 0);
+
+  ProcessResult list = server.Cli({"list"});
+  EXPECT_EQ(list.exit_code, 0) << list.err;
+  EXPECT_NE(list.out.find("tiny"), std::string::npos) << list.out;
+  ProcessResult show = server.Cli({"show", "tiny"});
+  EXPECT_EQ(show.exit_code, 0) << show.err;
+  EXPECT_NE(show.out.find("load_config"), std::string::npos) << show.out;
+  ProcessResult none = server.Cli({"ps"});
+  EXPECT_EQ(none.exit_code, 0) << none.err;
+  EXPECT_NE(none.out.find("No model is loaded"), std::string::npos) << none.out;
+
+  // unload (and stop) of a model that is not loaded says so.
+  for (const char* verb : {"unload", "stop"}) {
+    ProcessResult idle = server.Cli({verb, "tiny"});
+    EXPECT_EQ(idle.exit_code, 0) << idle.err;
+    EXPECT_NE(idle.out.find("'tiny' is not loaded"), std::string::npos) << verb << ": " << idle.out;
+    EXPECT_EQ(idle.out.find("Unloaded"), std::string::npos) << idle.out;
+  }
+  ASSERT_EQ(server.Cli({"load", "tiny"}).exit_code, 0);
+  ProcessResult ps = server.Cli({"ps"});
+  EXPECT_EQ(ps.exit_code, 0) << ps.err;
+  EXPECT_NE(ps.out.find("tiny"), std::string::npos) << ps.out;
+  ProcessResult stop = server.Cli({"stop", "tiny"});
+  EXPECT_EQ(stop.exit_code, 0) << stop.err;
+  EXPECT_NE(stop.out.find("Unloaded 'tiny'"), std::string::npos) << stop.out;
+
+  // The refusal's advice: the command, not force_load=true.
+  ASSERT_EQ(server.Cli({"models", "set", "tiny", "--status", "incompatible"}).exit_code, 0);
+  ProcessResult refused = server.Cli({"load", "tiny"});
+  EXPECT_EQ(refused.exit_code, 3);
+  EXPECT_NE(refused.err.find("modelwarden load tiny --force"), std::string::npos) << refused.err;
+  ExpectCliWords(refused);
+  ProcessResult chat = server.Cli({"run", "tiny", "hello"});
+  EXPECT_EQ(chat.exit_code, 3);
+  EXPECT_NE(chat.err.find("modelwarden load tiny --force"), std::string::npos) << chat.err;
+  ExpectCliWords(chat);
+  // A Hugging Face path with no file in the cache: the flag is --file.
+  ProcessResult hf = server.Cli({"models", "add", "ghost", "--hf-path", "org/none"});
+  if (hf.exit_code == 0) hf = server.Cli({"load", "ghost"});
+  EXPECT_NE(hf.exit_code, 0);
+  EXPECT_NE(hf.err.find("--file PATH"), std::string::npos) << hf.err;
+  ExpectCliWords(hf);
+
+  ProcessResult rm = server.Cli({"rm", "tiny"});
+  EXPECT_EQ(rm.exit_code, 0) << rm.err;
+  EXPECT_NE(rm.out.find("Removed 'tiny'"), std::string::npos) << rm.out;
+  EXPECT_EQ(server.Cli({"show", "tiny"}).exit_code, 1);
+}
+
 // Answers every request on a loopback port with `response` (raw HTTP): a
 // server that is not modelwarden, or a broken one.
 class CannedHttpServer {
