@@ -239,7 +239,9 @@ void PrintModel(const json& m) {
     info.AddRow({key, Str(m, key)});
   }
   if (m.value("verdict_stale", false)) {
-    info.AddRow({"verdict_stale", "yes: " + Str(m, "verdict_stale_reason") + " (retest: POST /api/models/NAME/retest)"});
+    const std::string name = Str(m, "model_name");
+    info.AddRow({"verdict_stale", "yes: " + Str(m, "verdict_stale_reason") + " (retest: modelwarden models set " + name +
+                                      " --status unknown, then modelwarden load " + name + ")"});
   }
   info.AddRow({"load_config", m.contains("load_config") ? m["load_config"].dump() : "{}"});
   if (m.contains("fit") && m["fit"].is_object()) {
