@@ -8,9 +8,9 @@
 #include <cctype>
 #include <cstring>
 #include <fstream>
-#include <random>
 
 #include "common/log.h"
+#include "common/random_hex.h"
 #include "common/time_util.h"
 
 namespace mw::app {
@@ -23,14 +23,6 @@ std::string SafeHostName(std::string host) {
   }
   if (host.empty()) host = "node";
   return host.substr(0, 64);
-}
-
-std::string RandomHex(int digits) {
-  std::random_device rd;
-  static const char* kHex = "0123456789abcdef";
-  std::string out;
-  for (int i = 0; i < digits; ++i) out += kHex[rd() % 16];
-  return out;
 }
 
 bool IsValidNodeId(const std::string& id) {
@@ -58,7 +50,8 @@ Result<std::string> LoadOrCreateNodeId(const std::filesystem::path& data_dir) {
     }
     return id;
   }
-  const std::string id = SafeHostName(HostName()) + "-" + RandomHex(8);
+  ASSIGN_OR_RETURN(const std::string suffix, RandomHex(4));
+  const std::string id = SafeHostName(HostName()) + "-" + suffix;
   const std::filesystem::path tmp = path.string() + ".tmp";
   const int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
   if (fd < 0) return PermissionDeniedError("cannot create " + tmp.string() + ": " + std::strerror(errno));

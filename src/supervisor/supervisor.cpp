@@ -1,6 +1,5 @@
 #include "supervisor/supervisor.h"
 
-#include <sys/random.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -14,6 +13,7 @@
 #include "common/log.h"
 #include "common/time_util.h"
 #include "common/loopback_http.h"
+#include "common/random_hex.h"
 #include "supervisor/load_session.h"
 #include "supervisor/runtime_dir.h"
 #include "supervisor/session.h"
@@ -66,26 +66,6 @@ Result<std::string> WorkerPath(const SupervisorOptions& opt) {
   return worker;
 }
 
-// A command engine's per-load secret: 32 random bytes, in hex.
-Result<std::string> NewEngineKey() {
-  unsigned char bytes[32];
-  size_t got = 0;
-  while (got < sizeof(bytes)) {
-    ssize_t n = ::getrandom(bytes + got, sizeof(bytes) - got, 0);
-    if (n < 0) {
-      if (errno == EINTR) continue;
-      return InternalError(std::string("getrandom: ") + std::strerror(errno));
-    }
-    got += static_cast<size_t>(n);
-  }
-  static const char kHex[] = "0123456789abcdef";
-  std::string key;
-  for (unsigned char b : bytes) {
-    key += kHex[b >> 4];
-    key += kHex[b & 15];
-  }
-  return key;
-}
 
 }  // namespace
 
@@ -230,7 +210,7 @@ Result<LoadReport> Supervisor::Load(const LoadRequest& req, const LoadObserver& 
       }
     }
     ASSIGN_OR_RETURN(endpoint.port, PickFreeLoopbackPort());
-    ASSIGN_OR_RETURN(endpoint.api_key, NewEngineKey());
+    ASSIGN_OR_RETURN(endpoint.api_key, RandomHex(32));  // a command engine's per-load secret
     spawn.argv = supervisor_internal::SubstituteArgv(
         req.argv, {req.model_path, req.model_name, endpoint.port, endpoint.api_key});
     spawn.env = req.env;
