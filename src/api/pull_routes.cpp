@@ -37,8 +37,11 @@ json PullJson(const hub::PullView& p) {
 }
 
 void SendPullError(httplib::Response& res, const Status& status) {
-  // A repository or file the hub does not have is not a model of ours.
-  ErrorKind kind = status.code() == StatusCode::kNotFound ? ErrorKind::kNotFound : ErrorKindForStatus(status.code());
+  // A repository or file the hub does not have is not a model of ours, and
+  // the hub's refusal is not this server's API key.
+  ErrorKind kind = status.code() == StatusCode::kNotFound          ? ErrorKind::kNotFound
+                   : status.code() == StatusCode::kUnauthenticated ? ErrorKind::kRepositoryGated
+                                                                   : ErrorKindForStatus(status.code());
   ErrorInfo info = DescribeError(kind);
   res.status = info.http_status;
   res.set_content(ErrorToJson(info.code, status.message()), kJson);

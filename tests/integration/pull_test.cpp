@@ -213,6 +213,7 @@ TEST_F(PullTest, QuantAmbiguityUnknownFilesAndGatedRepositoriesAreClearErrors) {
   EXPECT_EQ(r.status, 404) << r.raw;
   r = server_->Call("POST", "/api/models/pull", json{{"hf_path", "org/gated"}});
   EXPECT_EQ(r.status, 401) << r.raw;
+  EXPECT_EQ(r.body["error"]["code"], "repository_gated") << r.raw;
   const std::string gated = r.body["error"]["message"];
   EXPECT_NE(gated.find("HF_TOKEN"), std::string::npos) << gated;
   EXPECT_NE(gated.find(hub_->url() + "/org/gated"), std::string::npos) << gated;
