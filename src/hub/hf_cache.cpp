@@ -5,6 +5,9 @@
 #include <fstream>
 #include <set>
 #include <system_error>
+#include <thread>
+
+#include <unistd.h>
 
 namespace mw::hub {
 namespace fs = std::filesystem;
@@ -108,16 +111,27 @@ Status LinkSnapshot(const fs::path& root, std::string_view hf_path, std::string_
   std::error_code ec;
   fs::create_directories(link.parent_path(), ec);
   if (ec) return InternalError("cannot create " + link.parent_path().string() + ": " + ec.message());
-  // From snapshots/COMMIT/a/b/FILE back to the repository directory.
+  // From snapshots/COMMIT/a/b/FILE back to the repository directory. Made
+  // under a private name and renamed into place: two pulls of one file may
+  // link it at the same moment.
   const fs::path target = blob.lexically_relative(link.parent_path());
-  fs::remove(link, ec);
-  fs::create_symlink(target, link, ec);
+  const std::string unique = "." + std::to_string(getpid()) + "-" +
+                             std::to_string(std::hash<std::thread::id>{}(std::this_thread::get_id())) + ".tmp";
+  const fs::path temp_link = link.string() + unique;
+  fs::remove(temp_link, ec);
+  fs::create_symlink(target, temp_link, ec);
+  if (!ec) fs::rename(temp_link, link, ec);
   if (ec) return InternalError("cannot link " + link.string() + " -> " + target.string() + ": " + ec.message());
   const fs::path refs = root / RepoDirName(hf_path) / "refs";
   fs::create_directories(refs, ec);
-  std::ofstream out(refs / "main", std::ios::trunc);
-  out << commit;
-  if (!out) return InternalError("cannot write " + (refs / "main").string());
+  const fs::path temp_ref = (refs / "main").string() + unique;
+  {
+    std::ofstream out(temp_ref, std::ios::trunc);
+    out << commit;
+    if (!out) return InternalError("cannot write " + temp_ref.string());
+  }
+  fs::rename(temp_ref, refs / "main", ec);
+  if (ec) return InternalError("cannot write " + (refs / "main").string() + ": " + ec.message());
   return Status::Ok();
 }
 
