@@ -81,7 +81,7 @@ constexpr CommandHelp kCommandHelp[] = {
      "cache and registers it. QUANT: a quant tag such as Q4_K_M (any case); FILE: a .gguf file of the\n"
      "repository. --name: the model's name (default: the file's); --location: the cache location\n"
      "(default primary); --test: load it once with its first decode and unload it. Gated repositories\n"
-     "need HF_TOKEN (or hf_token) on the server. Shows progress: bytes, rate, ETA.\n"},
+     "need HF_TOKEN (or hf_token) on the server. Shows progress: bytes, rate, ETA; Ctrl-C cancels.\n"},
     {"load",
      "usage: modelwarden load NAME [--force]\n"
      "Loads a model (waits for the attempt). --force: load a model marked incompatible, or one that\n"

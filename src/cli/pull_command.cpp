@@ -1,6 +1,9 @@
 #include "cli/pull_command.h"
 
+#include <signal.h>
 #include <unistd.h>
+
+#include <atomic>
 
 #include <chrono>
 #include <cstdio>
@@ -15,6 +18,10 @@ namespace mw::cli {
 namespace {
 
 using nlohmann::json;
+
+// Ctrl-C while following a pull cancels it on the server (DELETE /api/pulls/{id}).
+std::atomic<bool> g_interrupted{false};
+void OnInterrupt(int) { g_interrupted = true; }
 
 std::string Size(double bytes) {
   char buf[32];
@@ -100,6 +107,11 @@ int RunPullCommand(const PullArgs& args) {
     for (const auto& f : pull["files"]) files += (files.empty() ? "" : ", ") + f.get<std::string>();
     std::cout << "pulling " << pull.value("hf_path", "") << ": " << files << " (" << id << ")" << std::endl;
   }
+  struct sigaction action {};
+  action.sa_handler = OnInterrupt;
+  action.sa_flags = SA_RESTART;
+  sigaction(SIGINT, &action, nullptr);
+  bool cancel_sent = false;
   auto last_line = std::chrono::steady_clock::now() - std::chrono::hours(1);
   std::string last_state;
   for (;;) {
@@ -135,6 +147,11 @@ int RunPullCommand(const PullArgs& args) {
       last_state = state;
     }
     if (finished) break;
+    if (g_interrupted && !cancel_sent) {
+      cancel_sent = true;
+      (void)client->Send("DELETE", "/api/pulls/" + id);  // the next round sees it cancelled
+      continue;
+    }
     std::this_thread::sleep_for(std::chrono::milliseconds(250));
   }
   if (tty) std::cout << "\n";

@@ -4,7 +4,8 @@
 // starts a pull on the server (POST /api/models/pull) and follows it
 // (GET /api/pulls) with a progress bar (bytes, rate, ETA) on a terminal, and
 // a plain line every few seconds when stdout is not one. Exit 0 when the
-// model is registered (and tested), 1 when the pull failed or was cancelled.
+// model is registered (and tested), 1 when the pull failed or was cancelled
+// (Ctrl-C cancels it on the server).
 //   modelwarden models scan
 // registers the GGUF files of the server's locations not registered yet and
 // prints what it added.
