@@ -339,10 +339,13 @@ TEST_F(PullTest, ScanRegistersWhatIsOnDiskAndOfflineUsesTheCache) {
   ASSERT_EQ(WaitForPull(*server_, Pull({{"hf_path", "org/tiny-GGUF"}, {"quant", "Q4_K_M"}, {"model_name", "pulled"}}))["state"], "done");
   ASSERT_EQ(server_->Call("DELETE", "/api/models/pulled").status, 200);
   fs::copy_file(files_ / "tiny.gguf", data_ / "models" / "plain.gguf");
+  fs::create_directories(data_ / "models" / "sub");
+  fs::copy_file(files_ / "tiny.gguf", data_ / "models" / "sub" / "tiny-GGUF.gguf");  // the repository's name
   ProcessResult r = server_->Cli({"models", "scan"});
   EXPECT_EQ(r.exit_code, 0) << r.err;
-  EXPECT_NE(r.out.find("added plain"), std::string::npos) << r.out;
-  EXPECT_NE(r.out.find("added tiny-GGUF"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("added plain  (primary: plain.gguf)"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("added tiny-GGUF  (primary: models--org--tiny-GGUF/snapshots/"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("added tiny-GGUF-2  (primary: sub/tiny-GGUF.gguf)"), std::string::npos) << "a taken name is suffixed: " << r.out;
   EXPECT_EQ(server_->Call("GET", "/api/models/tiny-GGUF").body["hf_path"], "org/tiny-GGUF");
   r = server_->Cli({"models", "scan"});
   EXPECT_NE(r.out.find("No new GGUF files"), std::string::npos) << r.out;
