@@ -97,9 +97,26 @@ PullManager::~PullManager() {
     for (auto& [key, t] : transfers_) t->cancel = true;
   }
   cv_.notify_all();
-  for (std::thread& t : threads_) {
-    if (t.joinable()) t.join();
+  // No thread starts once closing_ is set (Start and Run check it, or the
+  // pull's cancelled flag, under mu_).
+  for (Worker& w : workers_) w.thread.join();
+}
+
+void PullManager::SpawnLocked(std::function<void()> body) {
+  for (auto it = workers_.begin(); it != workers_.end();) {
+    if (it->ended->load()) {
+      it->thread.join();  // past its last use of mu_: no wait on this lock
+      it = workers_.erase(it);
+    } else {
+      ++it;
+    }
   }
+  auto ended = std::make_shared<std::atomic<bool>>(false);
+  workers_.push_back({std::thread([body = std::move(body), ended] {
+                        body();
+                        *ended = true;
+                      }),
+                      ended});
 }
 
 PullView PullManager::Snapshot(const Pull& pull) { return pull.view; }
@@ -167,7 +184,7 @@ Result<PullView> PullManager::Start(const PullSpec& spec) {
     v.id = "pull-" + std::to_string(next_id_++);
     pulls_.push_back(pull);
     out = v;
-    threads_.emplace_back([this, pull] { Run(pull); });
+    SpawnLocked([this, pull] { Run(pull); });
   }
   return out;
 }
@@ -245,7 +262,7 @@ void PullManager::RunTransfer(const std::shared_ptr<Transfer>& t) {
     t->finished = true;
     t->status = status;
     if (r.ok()) t->result = *r;
-    transfers_.erase(t->key);
+    if (auto it = transfers_.find(t->key); it != transfers_.end() && it->second == t) transfers_.erase(it);
   }
   cv_.notify_all();
 }
@@ -265,10 +282,16 @@ void PullManager::Run(const std::shared_ptr<Pull>& pull) {
     }
     std::shared_ptr<Transfer> t;
     {
-      std::lock_guard lock(mu_);
-      if (pull->cancelled) break;
+      std::unique_lock lock(mu_);
+      // A transfer of this blob being cancelled still writes its
+      // .incomplete file: wait for it to end, then resume from what it left.
       auto it = transfers_.find(blob.string());
-      if (it != transfers_.end() && !it->second->cancel) {
+      while (!pull->cancelled && it != transfers_.end() && it->second->cancel) {
+        cv_.wait(lock);
+        it = transfers_.find(blob.string());
+      }
+      if (pull->cancelled) break;
+      if (it != transfers_.end()) {
         t = it->second;
         pull->view.shared = true;
       } else {
@@ -280,7 +303,7 @@ void PullManager::Run(const std::shared_ptr<Pull>& pull) {
         t->blob = blob;
         t->done = FileSize(t->incomplete);
         transfers_[t->key] = t;
-        threads_.emplace_back([this, t] { RunTransfer(t); });
+        SpawnLocked([this, t] { RunTransfer(t); });
       }
       ++t->waiters;
       pull->current = t;

@@ -19,6 +19,7 @@
 #include <cstdint>
 #include <filesystem>
 #include <functional>
+#include <list>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -74,6 +75,8 @@ class PullManager {
   void RunTransfer(const std::shared_ptr<Transfer>& transfer);
   PullView Snapshot(const Pull& pull);
   void Finish(const std::shared_ptr<Pull>& pull, const std::string& state, const Status& status);
+  // Starts a thread (mu_ held); joins the ones that have ended first.
+  void SpawnLocked(std::function<void()> body);
 
   HfClient client_;
   Hooks hooks_;
@@ -83,7 +86,11 @@ class PullManager {
   int64_t next_id_ = 1;
   std::vector<std::shared_ptr<Pull>> pulls_;
   std::map<std::string, std::shared_ptr<Transfer>> transfers_;  // by blob path
-  std::vector<std::thread> threads_;
+  struct Worker {
+    std::thread thread;
+    std::shared_ptr<std::atomic<bool>> ended;
+  };
+  std::list<Worker> workers_;
 };
 
 }  // namespace mw::hub

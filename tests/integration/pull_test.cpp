@@ -266,7 +266,7 @@ TEST_F(PullTest, PersistentServerErrorsAndWrongBytesRegisterNothing) {
 }
 
 // Two pulls of one file share one download; a cancelled pull registers
-// nothing and keeps its .incomplete file for the next pull to resume.
+// nothing and keeps its .incomplete file, which the next pull resumes.
 TEST_F(PullTest, TwoPullsShareOneDownloadAndCancelKeepsOnlyTheIncompleteFile) {
   StartAll();
   hub_->SetFaults({{"tiny.Q4_K_M.gguf", {{"slow_ms", 20}, {"chunk", 32768}}},
@@ -293,6 +293,11 @@ TEST_F(PullTest, TwoPullsShareOneDownloadAndCancelKeepsOnlyTheIncompleteFile) {
   EXPECT_TRUE(fs::exists(Repo() / "blobs" / (sha + ".incomplete")));
   EXPECT_FALSE(fs::exists(Repo() / "blobs" / sha));
   EXPECT_EQ(server_->Call("DELETE", "/api/pulls/nope").status, 404);
+  // The next pull resumes from the .incomplete file (at full speed now).
+  hub_->SetFaults(json::object());
+  json d = WaitForPull(*server_, Pull({{"hf_path", "org/tiny-GGUF"}, {"file", "tiny.Q8_0.gguf"}, {"model_name", "d"}}));
+  EXPECT_EQ(d["state"], "done") << d.dump();
+  EXPECT_EQ(Sha256(Repo() / "blobs" / sha), sha);
 }
 
 TEST_F(PullTest, SplitGgufDownloadsEveryPartAndTheCliShowsProgress) {
