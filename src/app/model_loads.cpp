@@ -546,7 +546,6 @@ void ModelService::OnWorkerDied(const UnexpectedExit& exit) {
     MW_LOG(kWarn, "load") << "model=" << exit.model_name << " pid=" << exit.pid << " " << reason;
     models_.MarkNotLoaded(exit.model_name, reason, exit.pid);
     PublishModel(exit.model_name);
-    gate_.ClearIdle(exit.model_name);
     engine_deaths_.NoteDeath(exit.pid, reason);  // /v1 requests it cut off answer at once
     return;
   }
@@ -589,7 +588,6 @@ void ModelService::OnWorkerDied(const UnexpectedExit& exit) {
   }
   PublishModel(exit.model_name);
   PublishCounts();
-  gate_.ClearIdle(exit.model_name);
   engine_deaths_.NoteDeath(exit.pid, summary);  // after the record: /v1 requests it broke answer with this summary
 }
 

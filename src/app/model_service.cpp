@@ -25,7 +25,7 @@ ModelService::ModelService(Registry& registry, StateMachine& state_machine, Supe
       classifier_(classifier),
       version_(std::move(version)),
       started_ms_(MonotonicMillis()),
-      gate_(&MonotonicMillis) {
+      gate_(models_, &MonotonicMillis) {
   queue_ = std::make_unique<LoadQueue<LoadJobResult>>(
       [](const std::string& name) -> LoadJobResult {
         return FailedPreconditionError("the load of '" + name + "' was cancelled before it started");

@@ -296,7 +296,8 @@ class ModelService : public api::ModelApi {
   std::mutex change_count_mu_;
   std::optional<int64_t> seen_change_count_;  // the registry's, at the last ModelListVersion
   // Each model's live state (load state, progress, last error, load job
-  // phase, engine endpoint): one owner, one lock (model_runtime.h).
+  // phase, engine endpoint, /v1 slots and idle deadline): one owner, one
+  // lock (model_runtime.h).
   ModelRuntimeTable models_;
   std::mutex mu_;  // guards everything below
   std::vector<api::DeviceInfo> devices_;
