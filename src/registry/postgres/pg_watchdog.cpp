@@ -20,8 +20,11 @@ int64_t SocketWatchdog::Arm(int fd, std::chrono::milliseconds timeout) {
   std::lock_guard lock(mu_);
   if (!thread_.joinable()) thread_ = std::thread([this] { Loop(); });
   const int64_t id = next_id_++;
-  watches_[id] = Watch{fd, std::chrono::steady_clock::now() + timeout};
-  cv_.notify_all();
+  const auto deadline = std::chrono::steady_clock::now() + timeout;
+  watches_[id] = Watch{fd, deadline};
+  // The thread sleeps until the earliest deadline it knows: woken only for
+  // an earlier one (a call that ends in time costs no thread switch).
+  if (deadline < wake_at_) cv_.notify_all();
   return id;
 }
 
@@ -49,6 +52,7 @@ void SocketWatchdog::Loop() {
         next = std::min(next, w.deadline);
       }
     }
+    wake_at_ = next;
     if (next == std::chrono::steady_clock::time_point::max()) {
       cv_.wait(lock);
     } else {

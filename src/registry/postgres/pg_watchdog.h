@@ -45,6 +45,8 @@ class SocketWatchdog {
   std::condition_variable cv_;
   std::map<int64_t, Watch> watches_;
   int64_t next_id_ = 1;
+  // When the thread wakes next by itself (max: not before it is notified).
+  std::chrono::steady_clock::time_point wake_at_ = std::chrono::steady_clock::time_point::min();
   bool stop_ = false;
   std::thread thread_;  // started by the first Arm
 };
