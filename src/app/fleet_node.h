@@ -19,8 +19,9 @@
 //     cannot be reached is logged once per outage and tried again at the
 //     next beat. Others' leases are judged only once this node has renewed
 //     its own for a whole lease_s (after an outage of the database every
-//     heartbeat is old: each node first gets its chance to renew). Stop() ends the thread and leaves the fleet (lease_state
-//     stopped), so nobody waits for the lease to run out.
+//     heartbeat is old: each node first gets its chance to renew). Stop() ends
+//     the threads and leaves the fleet (lease_state stopped), so nobody
+//     waits for the lease to run out.
 // Thread-safe: Start/Stop from one thread; the callbacks run on the
 // heartbeat thread.
 #pragma once

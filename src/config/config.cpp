@@ -196,7 +196,9 @@ Status ApplyServerKey(std::string_view key, const toml::node& node, const fs::pa
                                 "); known keys: host, port, data_dir, registry, api_key, load_timeout_s, "
                                 "crash_patterns, worker, log_format, verify, max_queue, keep_alive, memory_margin_mib, "
                                 "allow_api_commands, allowed_hosts, allowed_origins, retest_stale, probe_command, probe_interval_s, "
-                                "lease_s, registry_connect_timeout_s, registry_statement_timeout_s, registry_keepalive_s, auto_fix, auto_fit, max_loaded_models, [locations], [engines.NAME]");
+                                "lease_s, registry_connect_timeout_s, registry_statement_timeout_s, "
+                                "registry_keepalive_s, auto_fix, auto_fit, max_loaded_models, [locations], "
+                                "[engines.NAME]");
   }
   return Status::Ok();
 }

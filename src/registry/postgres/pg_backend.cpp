@@ -316,7 +316,8 @@ Status PgBackend::ResolveLostCommit(int64_t xid, const std::string& lost, const 
                                        : (std::stoll(next.substr(0, colon)) << 32) + std::stoll(next.substr(colon + 1));
           if (next_xid <= xid) return UnavailableError(not_recorded);
         }
-        const auto r = Guarded(*conn, CallTimeout(), nullptr, [&] { return n.exec("SELECT txid_status(" + x + ")"); });
+        const auto r =
+            Guarded(*conn, CallTimeout(), nullptr, [&] { return n.exec("SELECT txid_status(" + x + ")"); });
         const std::string state = r[0][0].is_null() ? "" : r[0][0].as<std::string>();
         if (state == "committed") {
           MW_LOG(kWarn, "registry") << "the answer to a COMMIT on " << display_

@@ -41,10 +41,12 @@ class PgChangeWatch final : public Registry::ChangeWatch {
 
  private:
   void Deliver(const std::string& payload) {
-    std::vector<std::string> lines = SplitLines(payload);
-    if (lines.empty()) return;
-    if (lines.front() == backend_.ScopeSnapshot().node_id) return;  // this node's own write
-    lines.erase(lines.begin());
+    // The first line is the writer's node id ("" for a server that has not
+    // joined the fleet, such as a CLI command).
+    const size_t end = payload.find('\n');
+    if (payload.substr(0, end) == backend_.ScopeSnapshot().node_id) return;  // this node's own write
+    std::vector<std::string> lines =
+        end == std::string::npos ? std::vector<std::string>() : SplitLines(payload.substr(end + 1));
     if (std::find(lines.begin(), lines.end(), "*") != lines.end()) lines.clear();
     if (lines.empty()) {
       on_change_({});

@@ -118,7 +118,8 @@ int64_t RenewLease(Tx& tx, const Backend::NodeScope& node, const std::string& lo
 }  // namespace
 
 Result<int64_t> PgBackend::HeartbeatNodeRow(const std::string& loaded_models) {
-  return Read("renewing the node's lease", [&](Tx& tx) -> Result<int64_t> { return RenewLease(tx, scope, loaded_models); });
+  return Read("renewing the node's lease",
+              [&](Tx& tx) -> Result<int64_t> { return RenewLease(tx, scope, loaded_models); });
 }
 
 std::optional<Result<int64_t>> PgBackend::HeartbeatApart(const NodeScope& node, const std::string& loaded_models) {
@@ -141,7 +142,8 @@ std::optional<Result<int64_t>> PgBackend::HeartbeatApart(const NodeScope& node, 
       }
     } catch (const std::exception& e) {
       side_conn_.reset();
-      return Result<int64_t>(UnavailableError("renewing the lease on registry database " + path() + ": " + e.what()));
+      return Result<int64_t>(
+          UnavailableError("renewing the lease on registry database " + path() + ": " + e.what()));
     }
   }
   return Result<int64_t>(UnavailableError("renewing the lease: unreachable"));

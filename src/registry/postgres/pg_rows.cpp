@@ -322,7 +322,8 @@ Result<ModelDetail> PgBackend::SelectModelDetail(std::string_view name, int atte
       return sql;
     };
     pqxx::pipeline p(tx);
-    const auto model_q = p.insert(with(kSelectModel, tx.quote(scope.environment_class)) + " WHERE m.model_name = " + quoted);
+    const auto model_q =
+        p.insert(with(kSelectModel, tx.quote(scope.environment_class)) + " WHERE m.model_name = " + quoted);
     const auto attempts_q = p.insert(kSelectAttempt + " WHERE model_name = " + quoted + " ORDER BY id DESC" +
                                      (attempt_limit > 0 ? " LIMIT " + std::to_string(attempt_limit) : ""));
     const auto verdicts_q = p.insert(with(kSelectVerdicts, quoted));
