@@ -409,10 +409,20 @@ TEST_F(PgRegistryOutage, ACommitWhoseAnswerWasLostIsResolvedOnceTheDatabaseIsBac
   // Recorded, and the crash comes between the commit record and the answer.
   ASSERT_NO_FATAL_FAILURE(hold_commits());
   Result<ModelRecord> kept = InternalError("not run");
-  std::thread adder([&] { kept = reg->AddModel(model("kept")); });
+  std::atomic<bool> kept_answered{false};
+  std::thread adder([&] {
+    kept = reg->AddModel(model("kept"));
+    kept_answered = true;
+  });
   const bool waiting = WaitForAnswer(cluster, commit_held, "1");
   EXPECT_EQ(cluster.Exec({"ALTER SYSTEM RESET synchronous_standby_names"}), "");  // for the restarted server
-  EXPECT_EQ(cluster.Restart(), "");
+  EXPECT_EQ(cluster.Halt(), "");
+  // Issue 26: while the adder waits for the database to ask after its
+  // COMMIT, the registry is not held: another call answers (unreachable).
+  EXPECT_EQ(reg->GetModel("kept").status().code(), StatusCode::kUnavailable);
+  EXPECT_FALSE(kept_answered.load());
+  std::string skip, error;
+  ASSERT_TRUE(cluster.Start(&skip, &error)) << error;
   adder.join();
   ASSERT_TRUE(waiting) << "COMMIT never waited for the standby";
   ASSERT_TRUE(kept.ok()) << kept.status().ToString();
