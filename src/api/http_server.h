@@ -58,6 +58,9 @@ struct HttpServerOptions {
   GuardOptions guard;
   // The body of GET /metrics (called on a request thread); unset: 404.
   std::function<Result<std::string>()> metrics_text;
+  // Sent as X-Modelwarden-Node on every answer (issue 26: behind one
+  // address, a client sees which node answered); empty: not sent.
+  std::string node_id;
 };
 
 class HttpServer {

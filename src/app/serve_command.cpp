@@ -163,6 +163,7 @@ int RunServe(const std::vector<std::string>& args) {
   http_options.host = config.host;
   http_options.port = config.port;
   http_options.api_key = config.api_key;
+  http_options.node_id = *node_id;
   http_options.guard.allowed_hosts = config.allowed_hosts;
   http_options.guard.allowed_origins = config.allowed_origins;
   http_options.metrics_text = [&service] { return RenderMetrics(service, metrics::Global()); };

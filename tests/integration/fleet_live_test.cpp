@@ -58,6 +58,21 @@ TEST_F(FleetLiveTest, AVerdictRecordedThroughOneNodeReachesAnotherNodesEventStre
   EXPECT_NE(seen.find(R"("compatibility_status":"incompatible")"), std::string::npos) << seen;
 }
 
+TEST_F(FleetLiveTest, EveryAnswerSaysWhichNodeGaveIt) {
+  auto a = StartNode(dir_.path(), "a", pg_->url());
+  auto b = StartNode(dir_.path(), "b", pg_->url());
+  ASSERT_TRUE(a->started() && b->started());
+  std::string ids[2];
+  for (int i = 0; i < 2; ++i) {
+    std::ifstream in(dir_.path() / (i == 0 ? "a" : "b") / "data" / "node_id");
+    std::getline(in, ids[i]);
+  }
+  ASSERT_NE(ids[0], ids[1]);
+  EXPECT_EQ(RawRequest(a->port(), "GET", "/api/status", "").headers["x-modelwarden-node"], ids[0]);
+  EXPECT_EQ(RawRequest(b->port(), "GET", "/v1/models", "").headers["x-modelwarden-node"], ids[1]);
+  EXPECT_EQ(RawRequest(b->port(), "GET", "/api/models/none", "").headers["x-modelwarden-node"], ids[1]);  // a 404
+}
+
 // Every process of the cluster (the postmaster and each backend).
 std::vector<pid_t> ClusterPids(const testing_util::PgPrivateCluster& cluster) {
   std::vector<pid_t> pids;
