@@ -7,7 +7,7 @@
 // (a private cluster with fsync on, over its unix socket).
 // BM_ReadModels: the registry's share of GET /api/models when the server
 // builds the list (ListModels, 1 000 models) and of GET /api/models/{name}
-// (GetModel + ListAttempts), on SQLite and on PostgreSQL (same cluster
+// (GetModelDetail: the model, 20 attempts, the verdicts), on SQLite and on PostgreSQL (same cluster
 // kind). One connection per server on PostgreSQL: these round trips are
 // what a request waits for.
 #include <benchmark/benchmark.h>
@@ -139,7 +139,7 @@ void BM_ReadModels(benchmark::State& state) {
       if (!all.ok() || all->size() != static_cast<size_t>(kListed)) return state.SkipWithError("list failed");
     } else {
       const std::string name = "bench-model-" + std::to_string(n++ % kListed);
-      if (!b.reg->GetModel(name).ok() || !b.reg->ListAttempts(name, 20).ok()) {
+      if (!b.reg->GetModelDetail(name, 20).ok()) {
         return state.SkipWithError("read failed");
       }
     }

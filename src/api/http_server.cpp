@@ -197,6 +197,7 @@ void HttpServer::Impl::InstallRoutes() {
   server.set_pre_routing_handler([this](const httplib::Request& req, httplib::Response& res) {
     // Every answer, including the refusals below.
     res.set_header("X-Content-Type-Options", "nosniff");
+    if (!options.node_id.empty()) res.set_header("X-Modelwarden-Node", options.node_id);
     // httplib caps each line and the number of headers (cmake/dependencies.cmake);
     // the rest of the head is checked here, before any route or body.
     if (std::optional<Refusal> framing = CheckFraming(req)) {

@@ -63,6 +63,9 @@ struct HttpServerOptions {
   // SPEC §17: pulls and scans (api/pull_api.h: its routes, `event: pull`
   // frames); nullptr: none. Must outlive the server.
   PullApi* pulls = nullptr;
+  // Sent as X-Modelwarden-Node on every answer (issue 26: behind one
+  // address, a client sees which node answered); empty: not sent.
+  std::string node_id;
 };
 
 class HttpServer {

@@ -91,27 +91,47 @@ void FleetNode::Start() {
   std::lock_guard lock(mu_);
   if (thread_.joinable() || stop_) return;
   thread_ = std::thread([this] { Loop(); });
+  if (registry_.Shared()) takeover_thread_ = std::thread([this] { TakeoverLoop(); });
 }
 
 void FleetNode::Stop() {
   std::thread t;
+  std::thread takeover;
   {
     std::lock_guard lock(mu_);
     if (stop_) return;
     stop_ = true;
     t = std::move(thread_);
+    takeover = std::move(takeover_thread_);
   }
   cv_.notify_all();
   if (t.joinable()) t.join();
+  if (takeover.joinable()) takeover.join();
   if (Status st = registry_.LeaveFleet(); !st.ok()) MW_LOG(kWarn, "fleet") << "leaving the fleet: " << st.ToString();
+}
+
+bool FleetNode::Sleep(std::chrono::milliseconds interval) {
+  std::unique_lock lock(mu_);
+  return !cv_.wait_for(lock, interval, [this] { return stop_; });
 }
 
 void FleetNode::Loop() {
   const auto interval = std::chrono::milliseconds(std::max(100, options_.lease_s * 1000 / 3));
-  for (;;) {
+  do {
     Beat();
-    std::unique_lock lock(mu_);
-    if (cv_.wait_for(lock, interval, [this] { return stop_; })) return;
+  } while (Sleep(interval));
+}
+
+void FleetNode::TakeoverLoop() {
+  const auto interval = std::chrono::milliseconds(std::max(100, options_.lease_s * 1000 / 3));
+  while (Sleep(interval)) {
+    // Others are judged only after this node has renewed for a whole lease:
+    // after an outage of the database every node's heartbeat is old, and each
+    // must get its chance to renew before anyone's lease counts as expired.
+    const int64_t since = renewing_since_ms_.load();
+    if (since < 0 || MonotonicMillis() - since < int64_t{options_.lease_s} * 1000) continue;
+    auto expired = state_machine_.CloseAttemptsOfExpiredNodes(out_);
+    if (!expired.ok()) MW_LOG(kWarn, "fleet") << "closing expired nodes' attempts: " << expired.status().ToString();
   }
 }
 
@@ -127,18 +147,12 @@ void FleetNode::Beat() {
   if (!st.ok()) {
     if (!unreachable_) MW_LOG(kWarn, "fleet") << "lease not renewed: " << st.ToString();
     unreachable_ = true;
+    renewing_since_ms_ = -1;
     return;
   }
   if (unreachable_) MW_LOG(kInfo, "fleet") << "lease renewed again";
-  const int64_t now = MonotonicMillis();
-  if (unreachable_ || renewing_since_ms_ < 0) renewing_since_ms_ = now;
+  if (renewing_since_ms_.load() < 0) renewing_since_ms_ = MonotonicMillis();
   unreachable_ = false;
-  // Others are judged only after this node has renewed for a whole lease:
-  // after an outage of the database every node's heartbeat is old, and each
-  // must get its chance to renew before anyone's lease counts as expired.
-  if (!registry_.Shared() || now - renewing_since_ms_ < int64_t{options_.lease_s} * 1000) return;
-  auto expired = state_machine_.CloseAttemptsOfExpiredNodes(out_);
-  if (!expired.ok()) MW_LOG(kWarn, "fleet") << "closing expired nodes' attempts: " << expired.status().ToString();
 }
 
 }  // namespace mw::app

@@ -4,10 +4,13 @@
 //     <data_dir>/node_id (created once: "<host>-<8 hex digits>", written to a
 //     temporary file, fsynced and renamed, so a crash never leaves half an id).
 //   FleetNode: joins the registry's fleet (Registry::JoinFleet) before the
-//     startup cleanup, then a thread renews the lease every lease_s / 3 and,
-//     when the registry is shared (PostgreSQL), closes the attempts of nodes
+//     startup cleanup, then a thread renews the lease every lease_s / 3
+//     (Registry::Heartbeat: on PostgreSQL on a connection of its own, never
+//     behind the registry's mutex) and, when the registry is shared
+//     (PostgreSQL), a second thread as often closes the attempts of nodes
 //     whose lease expired (StateMachine::CloseAttemptsOfExpiredNodes, which
-//     prints the SPEC §1.4 lines on stdout). A heartbeat that finds the lease
+//     prints the SPEC §1.4 lines on stdout): a takeover that waits for the
+//     database never delays this node's own heartbeat (issue 26). A heartbeat that finds the lease
 //     lost (another node closed this node's attempts while it was silent)
 //     logs it and joins again with a new epoch: every write in between was
 //     refused by the registry, so nothing was written as if it held the
@@ -16,12 +19,14 @@
 //     cannot be reached is logged once per outage and tried again at the
 //     next beat. Others' leases are judged only once this node has renewed
 //     its own for a whole lease_s (after an outage of the database every
-//     heartbeat is old: each node first gets its chance to renew). Stop() ends the thread and leaves the fleet (lease_state
-//     stopped), so nobody waits for the lease to run out.
+//     heartbeat is old: each node first gets its chance to renew). Stop() ends
+//     the threads and leaves the fleet (lease_state stopped), so nobody
+//     waits for the lease to run out.
 // Thread-safe: Start/Stop from one thread; the callbacks run on the
 // heartbeat thread.
 #pragma once
 
+#include <atomic>
 #include <condition_variable>
 #include <filesystem>
 #include <functional>
@@ -65,6 +70,9 @@ class FleetNode {
  private:
   void Loop();
   void Beat();
+  void TakeoverLoop();
+  // Waits `interval` or until Stop; false when stopping.
+  bool Sleep(std::chrono::milliseconds interval);
 
   Registry& registry_;
   StateMachine& state_machine_;
@@ -74,9 +82,10 @@ class FleetNode {
   std::mutex mu_;
   std::condition_variable cv_;
   bool stop_ = false;
-  bool unreachable_ = false;  // the last beat could not reach the registry (logged once)
-  int64_t renewing_since_ms_ = -1;  // monotonic: renewed at every beat since then
+  bool unreachable_ = false;  // the last beat could not reach the registry (logged once); heartbeat thread
+  std::atomic<int64_t> renewing_since_ms_{-1};  // monotonic: renewed at every beat since then; -1 not now
   std::thread thread_;
+  std::thread takeover_thread_;
 };
 
 }  // namespace mw::app

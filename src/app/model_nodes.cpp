@@ -50,6 +50,10 @@ Result<api::NodeSummary> ReadNodeSummary(Registry& registry) {
 
 Result<std::vector<api::ClassVerdictView>> ReadVerdicts(Registry& registry, std::string_view name) {
   ASSIGN_OR_RETURN(std::vector<ClassVerdictRecord> verdicts, registry.ListVerdicts(name));
+  return VerdictViews(std::move(verdicts));
+}
+
+std::vector<api::ClassVerdictView> VerdictViews(std::vector<ClassVerdictRecord> verdicts) {
   std::vector<api::ClassVerdictView> out;
   out.reserve(verdicts.size());
   for (ClassVerdictRecord& v : verdicts) {
@@ -67,5 +71,10 @@ Result<std::vector<api::ClassVerdictView>> ReadVerdicts(Registry& registry, std:
 }
 
 Result<api::NodeList> ModelService::ListNodes() { return ReadNodes(registry_); }
+
+void ModelService::OnRegistryChange(const std::vector<std::string>& names) {
+  for (const std::string& name : names) PublishModel(name);
+  PublishCounts();  // and the list cache is stale (ListChanged)
+}
 
 }  // namespace mw::app

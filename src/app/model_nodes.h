@@ -24,5 +24,7 @@ namespace mw::app {
 // this node's class first (marked this_node_class; present even when it has
 // not tried the model). kNotFound if no such model.
 [[nodiscard]] Result<std::vector<api::ClassVerdictView>> ReadVerdicts(Registry& registry, std::string_view name);
+// The same from records already read in that order (Registry::GetModelDetail).
+std::vector<api::ClassVerdictView> VerdictViews(std::vector<ClassVerdictRecord> verdicts);
 
 }  // namespace mw::app

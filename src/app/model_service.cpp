@@ -144,12 +144,12 @@ Result<std::vector<api::ModelView>> ModelService::ListModels() {
 
 Result<api::ModelView> ModelService::GetModel(const std::string& name) {
   RETURN_IF_ERROR(CheckName(name));
-  ASSIGN_OR_RETURN(ModelRecord record, registry_.GetModel(name));
-  api::ModelView view = ToView(record);
-  ASSIGN_OR_RETURN(std::vector<AttemptRecord> attempts, registry_.ListAttempts(name, 20));
-  for (const auto& a : attempts) view.attempts.push_back(ToAttemptView(a));
-  AddFit(record, view);
-  ASSIGN_OR_RETURN(view.verdicts, ReadVerdicts(registry_, name));  // model_nodes.cpp (SPEC §14)
+  // One registry read (one round trip on PostgreSQL: issue 26).
+  ASSIGN_OR_RETURN(ModelDetail detail, registry_.GetModelDetail(name, 20));
+  api::ModelView view = ToView(detail.model);
+  for (const auto& a : detail.attempts) view.attempts.push_back(ToAttemptView(a));
+  AddFit(detail.model, view);
+  view.verdicts = VerdictViews(std::move(detail.verdicts));  // model_nodes.cpp (SPEC §14)
   return view;
 }
 

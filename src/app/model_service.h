@@ -108,6 +108,9 @@ class ModelService : public api::ModelApi {
   ~ModelService() override;
 
   Result<std::vector<api::ModelView>> ListModels() override;
+  // Another node changed these models (empty: anything may have changed):
+  // publishes them and the counts (Registry::WatchChanges; model_nodes.cpp).
+  void OnRegistryChange(const std::vector<std::string>& names);
   // Bumped by PublishModel and PublishCounts (every change of registry data,
   // load state or progress is published through one of them) and when a
   // mutating call (register, patch, delete, unload) returns, errors included.

@@ -116,7 +116,10 @@ int RunServe(const std::vector<std::string>& args) {
   // One server per data directory (the startup cleanup relies on it); held until exit.
   auto data_dir_lock = PidLock::Acquire(config.data_dir / "modelwarden.lock");
   if (!data_dir_lock.ok()) return Fail("data directory " + config.data_dir.string(), data_dir_lock.status());
-  auto registry = Registry::Open(config.RegistryLocation());
+  auto registry = Registry::Open(config.RegistryLocation(),
+                                 {.connect_timeout_s = config.registry_connect_timeout_s,
+                                  .statement_timeout_ms = config.registry_statement_timeout_s * 1000,
+                                  .keepalive_s = config.registry_keepalive_s});
   if (!registry.ok()) return Fail("registry", registry.status());
   StateMachine state_machine(**registry);
   // SPEC §14: this server is a node with a lease before it settles what its
@@ -164,11 +167,16 @@ int RunServe(const std::vector<std::string>& args) {
   // A node of a shared registry reads and writes its environment class's
   // verdicts: it knows its devices before it answers anyone (SPEC §14).
   if ((*registry)->Shared()) service.ProbeDevicesNow();
+  // Issue 26: other nodes' changes reach this node's event stream and list
+  // cache as they commit (PostgreSQL LISTEN/NOTIFY; nullptr on SQLite).
+  std::unique_ptr<Registry::ChangeWatch> watch = (*registry)->WatchChanges(
+      [&service](const std::vector<std::string>& names) { service.OnRegistryChange(names); });
 
   api::HttpServerOptions http_options;
   http_options.host = config.host;
   http_options.port = config.port;
   http_options.api_key = config.api_key;
+  http_options.node_id = *node_id;
   http_options.guard.allowed_hosts = config.allowed_hosts;
   http_options.guard.allowed_origins = config.allowed_origins;
   http_options.metrics_text = [&service] { return RenderMetrics(service, metrics::Global()); };
@@ -198,6 +206,7 @@ int RunServe(const std::vector<std::string>& args) {
     std::call_once(stopped, [&] {
       (void)systemd.Notify("STOPPING=1\nSTATUS=stopping");
       systemd.StopWatchdog();
+      watch.reset();
       service.BeginShutdown();
       supervisor.Shutdown();
       service.Shutdown();

@@ -153,6 +153,13 @@ Status ApplyServerKey(std::string_view key, const toml::node& node, const fs::pa
     ASSIGN_OR_RETURN(int64_t t, want_int("lease_s"));
     if (t < 1 || t > 3600) return InvalidArgumentError("lease_s must be in [1, 3600] (" + Where(node) + ")");
     config.lease_s = static_cast<int>(t);
+  } else if (key == "registry_connect_timeout_s" || key == "registry_statement_timeout_s" ||
+             key == "registry_keepalive_s") {  // issue 26
+    ASSIGN_OR_RETURN(int64_t t, want_int(key));
+    if (t < 1 || t > 3600) return InvalidArgumentError(std::string(key) + " must be in [1, 3600] (" + Where(node) + ")");
+    (key == "registry_connect_timeout_s"     ? config.registry_connect_timeout_s
+     : key == "registry_statement_timeout_s" ? config.registry_statement_timeout_s
+                                             : config.registry_keepalive_s) = static_cast<int>(t);
   } else if (key == "probe_interval_s") {
     ASSIGN_OR_RETURN(int64_t t, want_int("probe_interval_s"));
     if (t < 1 || t > 24 * 3600) return InvalidArgumentError("probe_interval_s must be in [1, 86400] (" + Where(node) + ")");
@@ -198,7 +205,9 @@ Status ApplyServerKey(std::string_view key, const toml::node& node, const fs::pa
                                 "); known keys: host, port, data_dir, registry, api_key, load_timeout_s, "
                                 "crash_patterns, worker, log_format, verify, max_queue, keep_alive, memory_margin_mib, "
                                 "allow_api_commands, allowed_hosts, allowed_origins, retest_stale, probe_command, probe_interval_s, "
-                                "lease_s, auto_fix, auto_fit, max_loaded_models, hf_endpoint, hf_token, scan_on_start, [locations], [engines.NAME]");
+                                "lease_s, registry_connect_timeout_s, registry_statement_timeout_s, "
+                                "registry_keepalive_s, auto_fix, auto_fit, max_loaded_models, hf_endpoint, hf_token, "
+                                "scan_on_start, [locations], [engines.NAME]");
   }
   return Status::Ok();
 }

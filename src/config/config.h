@@ -25,6 +25,9 @@
 //   probe_command = ["/opt/probe", "x"] # lists the devices (default: modelwarden-worker probe; format: docs/operations.md)
 //   probe_interval_s = 30               # re-probe the devices this often (and after each device-level failure)
 //   lease_s = 30                        # a fleet node silent this long loses its lease (SPEC §14)
+//   registry_connect_timeout_s = 5      # PostgreSQL: give up connecting after this long (issue 26)
+//   registry_statement_timeout_s = 10   # PostgreSQL: a statement (and its answer) may take this long
+//   registry_keepalive_s = 10           # PostgreSQL: TCP keepalive idle time; a dead peer is noticed in ~2x
 //   max_queue = 64                      # /v1: requests waiting per model beyond n_parallel
 //   keep_alive = "5m"                   # /v1: idle unload ("0" after each response, "-1" never)
 //   [engines.vllm]                      # a command-engine preset: the only programs the server runs
@@ -70,6 +73,12 @@ inline constexpr int kDefaultMaxQueue = 64;
 inline constexpr int64_t kDefaultKeepAliveMs = 5 * 60 * 1000;  // "5m"
 inline constexpr int kDefaultProbeIntervalS = 30;
 inline constexpr int kDefaultLeaseS = 30;
+// PostgreSQL connections (issue 26; the reasons for these defaults are in
+// docs/operations.md): all well under lease_s, so a stuck database shows as
+// a clear 503 long before any node's lease runs out.
+inline constexpr int kDefaultRegistryConnectTimeoutS = 5;
+inline constexpr int kDefaultRegistryStatementTimeoutS = 10;
+inline constexpr int kDefaultRegistryKeepaliveS = 10;
 
 // A named directory that may hold model files.
 struct Location {
@@ -125,6 +134,10 @@ struct Config {
   // heartbeat (heartbeats come every lease_s / 3); after that another node
   // closes its open attempts.
   int lease_s = kDefaultLeaseS;
+  // The PostgreSQL registry's connections (issue 26). Restart-only.
+  int registry_connect_timeout_s = kDefaultRegistryConnectTimeoutS;
+  int registry_statement_timeout_s = kDefaultRegistryStatementTimeoutS;
+  int registry_keepalive_s = kDefaultRegistryKeepaliveS;
   // Self-healing and fitting loads (SPEC §11, §12; issue 12).
   bool auto_fix = true;                       // retry a failed load once with the computed suggestion
   bool auto_fit = true;                       // lower settings the user left unset so the estimate fits

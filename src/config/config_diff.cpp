@@ -81,6 +81,11 @@ ConfigChanges DiffConfig(const Config& before, const Config& after) {
   if (before.lease_s != after.lease_s) {
     c.need_restart.push_back("lease_s " + std::to_string(before.lease_s) + " -> " + std::to_string(after.lease_s));
   }
+  if (before.registry_connect_timeout_s != after.registry_connect_timeout_s ||
+      before.registry_statement_timeout_s != after.registry_statement_timeout_s ||
+      before.registry_keepalive_s != after.registry_keepalive_s) {
+    c.need_restart.push_back("registry timeouts");
+  }
   if (before.data_dir != after.data_dir) {
     c.need_restart.push_back("data_dir " + before.data_dir.string() + " -> " + after.data_dir.string());
   }

@@ -301,6 +301,28 @@ TEST_F(ConfigTest, LeaseSeconds) {
   }
 }
 
+TEST_F(ConfigTest, RegistryConnectionLimits) {  // issue 26
+  auto defaults = LoadConfig({}, env_);
+  ASSERT_TRUE(defaults.ok());
+  EXPECT_EQ(defaults->registry_connect_timeout_s, 5);
+  EXPECT_EQ(defaults->registry_statement_timeout_s, 10);
+  EXPECT_EQ(defaults->registry_keepalive_s, 10);
+  ServeFlags flags;
+  flags.config_file = Write("pg.toml",
+                            "registry_connect_timeout_s = 2\nregistry_statement_timeout_s = 3\nregistry_keepalive_s = 4\n");
+  auto config = LoadConfig(flags, env_);
+  ASSERT_TRUE(config.ok()) << config.status().ToString();
+  EXPECT_EQ(config->registry_connect_timeout_s, 2);
+  EXPECT_EQ(config->registry_statement_timeout_s, 3);
+  EXPECT_EQ(config->registry_keepalive_s, 4);
+  for (const char* bad : {"registry_statement_timeout_s = 0\n", "registry_keepalive_s = 3601\n"}) {
+    flags.config_file = Write("bad.toml", bad);
+    auto refused = LoadConfig(flags, env_);
+    EXPECT_FALSE(refused.ok()) << bad;
+    EXPECT_NE(refused.status().message().find("registry_"), std::string::npos) << refused.status().message();
+  }
+}
+
 TEST_F(ConfigTest, AutoFixAndAutoFit) {
   auto defaults = LoadConfig({}, env_);
   ASSERT_TRUE(defaults.ok());

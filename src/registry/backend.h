@@ -9,6 +9,7 @@
 #pragma once
 
 #include <atomic>
+#include <functional>
 #include <mutex>
 #include <optional>
 #include <string>
@@ -43,6 +44,16 @@ class Backend {
     std::string environment_class;
   };
   NodeScope scope;
+  // A copy of `scope` that may be read without mutex() (the heartbeat's):
+  // set it wherever `scope` is set.
+  NodeScope ScopeSnapshot() {
+    std::lock_guard lock(scope_mu_);
+    return scope_snapshot_;
+  }
+  void SetScopeSnapshot(NodeScope s) {
+    std::lock_guard lock(scope_mu_);
+    scope_snapshot_ = std::move(s);
+  }
 
   // Write transactions. Begin: every later row call runs inside it until
   // Commit or Rollback. Commit: COMMIT POINT, durable when OK; on error the
@@ -51,6 +62,12 @@ class Backend {
   [[nodiscard]] virtual Status Begin(WriteMode mode) = 0;
   [[nodiscard]] virtual Status Commit() = 0;
   virtual void Rollback() = 0;
+  // After a Commit that failed because its answer was lost (the connection
+  // broke during COMMIT): how to find out whether it was recorded, to run
+  // WITHOUT mutex() (PostgreSQL waits up to its write wait for the database
+  // to come back, and other calls go on meanwhile). Empty otherwise. Taking
+  // it clears it.
+  virtual std::function<Status()> TakeLostCommit() { return {}; }
 
   // PostgreSQL keeps a verdict per environment class; SQLite one per model.
   virtual bool verdicts_per_class() const = 0;
@@ -98,12 +115,30 @@ class Backend {
   virtual Result<std::vector<ModelRecord>> SelectModelsInClass(CompatStatus status,
                                                                std::string_view environment_class) = 0;
   virtual Result<std::vector<ClassVerdictRecord>> SelectVerdicts(std::string_view name) = 0;
+  // SelectModel + SelectAttemptsOfModel + SelectVerdicts (verdicts in the
+  // backend's order) unless a backend does better (PostgreSQL: one round trip).
+  virtual Result<ModelDetail> SelectModelDetail(std::string_view name, int attempt_limit) {
+    ModelDetail d;
+    ASSIGN_OR_RETURN(d.model, SelectModel(name));
+    ASSIGN_OR_RETURN(d.attempts, SelectAttemptsOfModel(name, attempt_limit));
+    ASSIGN_OR_RETURN(d.verdicts, SelectVerdicts(name));
+    return d;
+  }
 
   // The fleet (Registry::JoinFleet and the rest). Each runs in its own
   // transaction unless one is open (MarkNodeExpiredRow, SelectExpiredNodes).
   virtual Result<NodeRecord> JoinNodeRow(const NodeRecord& self) = 0;
   // Rows changed: 0 when scope's epoch no longer holds the lease.
   virtual Result<int64_t> HeartbeatNodeRow(const std::string& loaded_models) = 0;
+  // The same for `node` on a connection of the heartbeat's own, called
+  // WITHOUT mutex(), so a lease is renewed while a slow write holds the
+  // registry (PostgreSQL). nullopt: not supported here (SQLite, one server):
+  // call HeartbeatNodeRow under mutex().
+  virtual std::optional<Result<int64_t>> HeartbeatApart(const NodeScope& node, const std::string& loaded_models) {
+    (void)node;
+    (void)loaded_models;
+    return std::nullopt;
+  }
   virtual Status LeaveNodeRow() = 0;
   virtual Result<std::vector<NodeRecord>> SelectNodes(bool only_expired) = 0;
   // true when it took the lease away (it was still held and expired).
@@ -116,11 +151,20 @@ class Backend {
   // counter kept by triggers); nullopt where only this server writes (SQLite).
   virtual Result<std::optional<int64_t>> SelectModelChangeCount() { return std::optional<int64_t>(); }
 
+  // Registry::WatchChanges (PostgreSQL); nullptr where only this server writes.
+  virtual std::unique_ptr<Registry::ChangeWatch> WatchChanges(
+      std::function<void(const std::vector<std::string>&)> on_change) {
+    (void)on_change;
+    return nullptr;
+  }
+
   virtual Status CheckIntegrity() = 0;
   virtual Result<int64_t> Checkpoint() = 0;
 
  private:
   std::mutex mu_;
+  std::mutex scope_mu_;
+  NodeScope scope_snapshot_;
 };
 
 // The columns every SELECT of a whole row names, in this order.

@@ -52,6 +52,7 @@
 #include <cstdint>
 #include <map>
 #include <memory>
+#include <functional>
 #include <mutex>
 #include <optional>
 #include <string>
@@ -201,6 +202,15 @@ struct ClassVerdictRecord {
   std::vector<std::string> nodes{};  // nodes that made attempts of the model in this class, sorted
 };
 
+// GET /api/models/{name}'s registry data (issue 26: one round trip on
+// PostgreSQL): the model, its newest attempts, its verdicts as
+// Registry::ListVerdicts orders them.
+struct ModelDetail {
+  ModelRecord model{};
+  std::vector<AttemptRecord> attempts{};  // newest first
+  std::vector<ClassVerdictRecord> verdicts{};
+};
+
 // The environment's state (SPEC §11), one row (schema version 5), so that a
 // restart keeps it. The failed attempts of a streak are not copied here:
 // they are the load attempts after `streak_after` (and after the last
@@ -222,6 +232,15 @@ using StatusCounts = std::map<CompatStatus, int64_t>;
 struct OpenOptions {
   // How long a write waits for another process's lock before kUnavailable.
   int busy_timeout_ms = 1000;
+  // PostgreSQL (issue 26), on every connection: how long connecting may
+  // take; how long one statement may run, and how long this server waits for
+  // its answer (a stalled server, or a network that drops packets silently,
+  // is given up after this plus a second: the call fails with kUnavailable
+  // and the next call reconnects); the TCP keepalive idle time (probes every
+  // keepalive_s / 3 s, 3 unanswered: the connection is dead).
+  int connect_timeout_s = 5;
+  int statement_timeout_ms = 10000;
+  int keepalive_s = 10;
 };
 
 // How a write transaction treats SQLite's cache and the WAL.
@@ -444,6 +463,22 @@ class Registry {
   // The verdicts of every class on `name`, this node's class first (present
   // even when it has none: unknown). kNotFound if no such model.
   [[nodiscard]] Result<std::vector<ClassVerdictRecord>> ListVerdicts(std::string_view name);
+  // Issue 26: another server's changes to models and verdicts, as they
+  // commit (PostgreSQL LISTEN/NOTIFY on a connection of its own).
+  // `on_change` runs on the watch's own thread with the names of the models
+  // changed; an empty list means anything may have changed (the watch had
+  // to reconnect, or one write changed very many). This server's own writes
+  // are not reported. nullptr where only this server writes (SQLite).
+  // Destroy the watch before the Registry.
+  class ChangeWatch {
+   public:
+    virtual ~ChangeWatch() = default;
+  };
+  [[nodiscard]] std::unique_ptr<ChangeWatch> WatchChanges(
+      std::function<void(const std::vector<std::string>&)> on_change);
+  // GetModel, ListAttempts(name, attempt_limit) and ListVerdicts at once (on
+  // PostgreSQL in one round trip, from one snapshot). kNotFound.
+  [[nodiscard]] Result<ModelDetail> GetModelDetail(std::string_view name, int attempt_limit);
 
   // PRAGMA integrity_check: OK if "ok", else kDataLoss with SQLite's report.
   // PostgreSQL: kDataLoss if the schema version is no longer this build's.

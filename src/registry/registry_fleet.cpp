@@ -9,7 +9,7 @@ Result<NodeRecord> Registry::JoinFleet(const NodeRecord& self) {
   if (self.node_id.empty()) return InvalidArgumentError("a node needs a node_id");
   if (self.lease_s <= 0) return InvalidArgumentError("lease_s must be at least 1 second");
   RETURN_IF_ERROR(CheckNotInTransaction());
-  std::lock_guard<std::mutex> lock(db_->mutex());
+  std::unique_lock<std::mutex> lock(db_->mutex());
   // The join is a write of its own, without the lease check (it takes the lease).
   RETURN_IF_ERROR(db_->Begin(WriteMode::kNormal));
   auto row = db_->JoinNodeRow(self);
@@ -19,15 +19,21 @@ Result<NodeRecord> Registry::JoinFleet(const NodeRecord& self) {
   }
   if (Status st = db_->Commit(); !st.ok()) {
     db_->Rollback();
-    return st;
+    std::function<Status()> resolve = db_->TakeLostCommit();
+    if (!resolve) return st;
+    lock.unlock();  // as Transaction::Commit: the answer is waited for without the registry
+    RETURN_IF_ERROR(resolve());
+    lock.lock();
   }
   db_->scope = {row->node_id, row->epoch, row->environment_class};
+  db_->SetScopeSnapshot(db_->scope);
   return row;
 }
 
 void Registry::SetEnvironmentClass(std::string_view environment_class) {
   std::lock_guard<std::mutex> lock(db_->mutex());
   db_->scope.environment_class = std::string(environment_class);
+  db_->SetScopeSnapshot(db_->scope);
 }
 
 std::string Registry::EnvironmentClass() {
@@ -42,10 +48,18 @@ std::string Registry::NodeId() {
 
 Status Registry::Heartbeat(const std::vector<std::string>& loaded_models) {
   RETURN_IF_ERROR(CheckNotInTransaction());
-  std::lock_guard<std::mutex> lock(db_->mutex());
-  if (db_->scope.node_id.empty()) return FailedPreconditionError("this server has not joined the fleet");
-  ASSIGN_OR_RETURN(const int64_t renewed, db_->HeartbeatNodeRow(registry_internal::JoinNames(loaded_models)));
-  if (renewed == 0) return FailedPreconditionError(registry_internal::LeaseLostMessage(db_->scope));
+  const std::string names = registry_internal::JoinNames(loaded_models);
+  // Issue 26: on its own connection, never behind the registry's mutex
+  // (a slow write, a lost COMMIT being resolved), where the backend can.
+  const registry_internal::Backend::NodeScope node = db_->ScopeSnapshot();
+  if (node.node_id.empty()) return FailedPreconditionError("this server has not joined the fleet");
+  std::optional<Result<int64_t>> apart = db_->HeartbeatApart(node, names);
+  if (!apart) {
+    std::lock_guard<std::mutex> lock(db_->mutex());
+    apart = db_->HeartbeatNodeRow(names);
+  }
+  ASSIGN_OR_RETURN(const int64_t renewed, std::move(*apart));
+  if (renewed == 0) return FailedPreconditionError(registry_internal::LeaseLostMessage(node));
   return Status::Ok();
 }
 
@@ -68,12 +82,10 @@ Result<std::vector<NodeRecord>> Registry::ListNodes() {
   return db_->SelectNodes(/*only_expired=*/false);
 }
 
-Result<std::vector<ClassVerdictRecord>> Registry::ListVerdicts(std::string_view name) {
-  RETURN_IF_ERROR(CheckNotInTransaction());
-  std::lock_guard<std::mutex> lock(db_->mutex());
-  ASSIGN_OR_RETURN(std::vector<ClassVerdictRecord> verdicts, db_->SelectVerdicts(name));
-  // This node's class first, present even before it has tried the model.
-  const std::string& own = db_->scope.environment_class;
+namespace {
+
+// This node's class (`own`) first, present even before it has tried the model.
+std::vector<ClassVerdictRecord> OwnClassFirst(std::vector<ClassVerdictRecord> verdicts, const std::string& own) {
   std::vector<ClassVerdictRecord> ordered(1);
   ordered.front().environment_class = own;
   for (ClassVerdictRecord& v : verdicts) {
@@ -84,6 +96,28 @@ Result<std::vector<ClassVerdictRecord>> Registry::ListVerdicts(std::string_view 
     }
   }
   return ordered;
+}
+
+}  // namespace
+
+Result<std::vector<ClassVerdictRecord>> Registry::ListVerdicts(std::string_view name) {
+  RETURN_IF_ERROR(CheckNotInTransaction());
+  std::lock_guard<std::mutex> lock(db_->mutex());
+  ASSIGN_OR_RETURN(std::vector<ClassVerdictRecord> verdicts, db_->SelectVerdicts(name));
+  return OwnClassFirst(std::move(verdicts), db_->scope.environment_class);
+}
+
+std::unique_ptr<Registry::ChangeWatch> Registry::WatchChanges(
+    std::function<void(const std::vector<std::string>&)> on_change) {
+  return db_->WatchChanges(std::move(on_change));  // its own connection: no mutex
+}
+
+Result<ModelDetail> Registry::GetModelDetail(std::string_view name, int attempt_limit) {
+  RETURN_IF_ERROR(CheckNotInTransaction());
+  std::lock_guard<std::mutex> lock(db_->mutex());
+  ASSIGN_OR_RETURN(ModelDetail detail, db_->SelectModelDetail(name, attempt_limit));
+  detail.verdicts = OwnClassFirst(std::move(detail.verdicts), db_->scope.environment_class);
+  return detail;
 }
 
 }  // namespace mw

@@ -139,7 +139,16 @@ Status Transaction::CloseAttempt(const AttemptRecord& attempt) {
 Status Transaction::Commit() {
   RETURN_IF_ERROR(CheckActive());
   // COMMIT POINT: durable when it returns OK (see Backend::Commit).
-  RETURN_IF_ERROR(db_->Commit());  // on error still active: the destructor rolls back
+  if (Status st = db_->Commit(); !st.ok()) {
+    std::function<Status()> resolve = db_->TakeLostCommit();
+    if (!resolve) return st;  // still active: the destructor rolls back
+    // The answer to COMMIT was lost: find out without holding the registry
+    // (the transaction is gone either way; other calls go on meanwhile).
+    active_ = false;
+    db_->tx_owner.store(std::thread::id());
+    lock_.unlock();
+    return resolve();
+  }
   active_ = false;
   db_->tx_owner.store(std::thread::id());
   lock_.unlock();

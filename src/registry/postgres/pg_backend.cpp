@@ -3,6 +3,7 @@
 #include "registry/postgres/pg_backend.h"
 
 #include <algorithm>
+#include <utility>
 #include <chrono>
 #include <thread>
 
@@ -16,10 +17,30 @@ namespace {
 constexpr int kMinLockTimeoutMs = 30000;
 // How often a lost COMMIT's outcome is asked for while the database is away.
 constexpr auto kLostCommitRetry = std::chrono::milliseconds(100);
+// After a connection could not be made, or was cut at its deadline, calls
+// fail at once for this long before the next one tries again.
+constexpr auto kRetryPause = std::chrono::milliseconds(1000);
+// What the client waits beyond statement_timeout before it cuts the
+// connection itself (the server's own timeout answers first when it can).
+constexpr int kDeadlineSlackMs = 1000;
 
-std::string WithConnectTimeout(const std::string& url) {
-  if (url.find("connect_timeout=") != std::string::npos) return url;
-  return url + (url.find('?') == std::string::npos ? "?" : "&") + "connect_timeout=10";
+// The URL plus the connection parameters of OpenOptions (issue 26), each
+// unless the URL already sets it.
+std::string WithConnectOptions(const std::string& url, const OpenOptions& o) {
+  std::string out = url;
+  auto add = [&](const std::string& key, int value) {
+    if (url.find(key + "=") != std::string::npos) return;
+    out += (out.find('?') == std::string::npos ? "?" : "&") + key + "=" + std::to_string(value);
+  };
+  add("connect_timeout", std::max(1, o.connect_timeout_s));
+  add("keepalives", 1);
+  add("keepalives_idle", std::max(1, o.keepalive_s));
+  add("keepalives_interval", std::max(1, o.keepalive_s / 3));
+  add("keepalives_count", 3);
+  // Data sent and not acknowledged for this long: the connection is dead
+  // (a network that drops packets; keepalives only probe an idle one).
+  add("tcp_user_timeout", o.statement_timeout_ms + kDeadlineSlackMs);
+  return out;
 }
 
 }  // namespace
@@ -47,7 +68,7 @@ std::string RedactPostgresUrl(std::string_view url) {
 }
 
 PgBackend::PgBackend(std::string url, const OpenOptions& options)
-    : url_(WithConnectTimeout(url)), display_(RedactPostgresUrl(url)), options_(options) {}
+    : url_(WithConnectOptions(url, options)), display_(RedactPostgresUrl(url)), options_(options) {}
 
 PgBackend::~PgBackend() { Drop(); }
 
@@ -59,25 +80,56 @@ void PgBackend::Drop() {
   conn_.reset();
 }
 
+std::chrono::milliseconds PgBackend::CallTimeout() const {
+  return std::chrono::milliseconds(options_.statement_timeout_ms + kDeadlineSlackMs);
+}
+
+std::unique_ptr<pqxx::connection> PgBackend::OpenConnection(std::string* started) {
+  auto conn = std::make_unique<pqxx::connection>(url_);  // connect_timeout bounds it
+  // on: COMMIT returns after the WAL is flushed (the default, made sure:
+  // the state machine's commit points rely on it).
+  const std::string settings = "SET synchronous_commit = on; SET client_min_messages = warning; SET lock_timeout = " +
+                               std::to_string(WriteWaitMs()) + "; SET statement_timeout = " +
+                               std::to_string(options_.statement_timeout_ms) +
+                               "; SELECT pg_postmaster_start_time()::text";
+  const auto r = Guarded(*conn, CallTimeout(), nullptr, [&] {
+    pqxx::nontransaction n(*conn);
+    return n.exec(settings);
+  });
+  if (started != nullptr) *started = r[0][0].as<std::string>();
+  return conn;
+}
+
 Status PgBackend::Connect() {
   if (conn_ && conn_->is_open()) return Status::Ok();
   Drop();
+  if (std::chrono::steady_clock::now() < retry_at_) return UnavailableError(down_reason_);
+  const auto start = std::chrono::steady_clock::now();
   try {
-    conn_ = std::make_unique<pqxx::connection>(url_);
-    pqxx::nontransaction n(*conn_);
-    // on: COMMIT returns after the WAL is flushed (the default, made sure:
-    // the state machine's commit points rely on it).
-    const auto r = n.exec("SET synchronous_commit = on; SET client_min_messages = warning; SET lock_timeout = " +
-                          std::to_string(WriteWaitMs()) + "; SELECT pg_postmaster_start_time()::text");
-    server_started_ = r[0][0].as<std::string>();
+    conn_ = OpenConnection(&server_started_);
     return Status::Ok();
   } catch (...) {
-    return MapError("connecting");
+    Status st = MapError("connecting");
+    // A refusal came at once (PostgreSQL down: the next call may find it
+    // back); a connection that timed out makes the next callers answer at once.
+    if (std::chrono::steady_clock::now() - start >= kRetryPause) {
+      retry_at_ = std::chrono::steady_clock::now() + kRetryPause;
+      down_reason_ = st.message() + " (not tried again for a second)";
+    }
+    return st;
   }
 }
 
 Status PgBackend::MapError(std::string_view what) {
   const std::string db = "registry database " + display_;
+  if (std::exchange(cut_, false)) {
+    Drop();
+    retry_at_ = std::chrono::steady_clock::now() + kRetryPause;
+    down_reason_ = db + " did not answer within " + std::to_string(CallTimeout().count() / 1000) +
+                   " s (registry_statement_timeout_s, plus a second): is it stalled or overloaded? "
+                   "The server reconnects on a later registry call";
+    return UnavailableError(down_reason_ + " (" + std::string(what) + ")");
+  }
   try {
     throw;
   } catch (const pqxx::in_doubt_error& e) {
@@ -104,6 +156,11 @@ Status PgBackend::MapError(std::string_view what) {
       return PermissionDeniedError("the role of " + db + " may not do this; grant it CREATE and read/write "
                                    "on its schema [" + msg + "]");
     }
+    if (code == "57014") {  // statement_timeout
+      return UnavailableError(db + " did not finish " + std::string(what) + " within registry_statement_timeout_s (" +
+                              std::to_string(options_.statement_timeout_ms / 1000) + " s): is it overloaded? [" +
+                              msg + "]");
+    }
     if (code == "55P03" || code == "40001" || code == "40P01") {
       return UnavailableError(db + " is busy (another server holds its write lock); retry [" + msg + "]");
     }
@@ -128,20 +185,35 @@ Status PgBackend::Begin(WriteMode mode) {
   // A bulk transaction (the startup cleanup) is all or nothing: its rows
   // need no savepoint each (two round trips per row saved).
   bulk_ = mode == WriteMode::kBulk;
+  changed_.clear();
+  changed_all_ = false;
   for (int attempt = 0;; ++attempt) {
     const bool had_connection = conn_ != nullptr;
     RETURN_IF_ERROR(Connect());
     try {
-      tx_ = std::make_unique<pqxx::work>(*conn_);
+      Guarded(*conn_, CallTimeout(), &cut_, [&] {
+        tx_ = std::make_unique<pqxx::work>(*conn_);
+        return 0;
+      });
       // The transaction's id, for asking after a COMMIT whose answer is lost.
-      const auto r =
-          tx_->exec("SELECT pg_advisory_xact_lock(" + std::to_string(kWriteLockKey) + "), txid_current()");
+      // The write lock may be waited for up to lock_timeout: its statement
+      // alone gets that long (statement_timeout counts per statement of a
+      // multi-statement query since PostgreSQL 13; set_config runs after
+      // the lock is taken and applies from the next statement on).
+      const int lock_wait_ms = WriteWaitMs() + kDeadlineSlackMs;
+      const auto r = Guarded(*conn_, std::chrono::milliseconds(lock_wait_ms) + CallTimeout(), &cut_, [&] {
+        return tx_->exec("SET LOCAL statement_timeout = " + std::to_string(lock_wait_ms) +
+                         "; SELECT pg_advisory_xact_lock(" + std::to_string(kWriteLockKey) +
+                         "), txid_current(), set_config('statement_timeout', '" +
+                         std::to_string(options_.statement_timeout_ms) + "', true)");
+      });
       tx_xid_ = r[0][1].as<int64_t>();
       return Status::Ok();
     } catch (const pqxx::broken_connection&) {
       // Nothing was written yet: one retry on a fresh connection.
+      const bool cut = cut_;
       Status st = MapError("starting a registry transaction");
-      if (attempt > 0 || !had_connection) return st;
+      if (attempt > 0 || !had_connection || cut) return st;
     } catch (...) {
       Status st = MapError("starting a registry transaction");
       tx_.reset();
@@ -150,17 +222,54 @@ Status PgBackend::Begin(WriteMode mode) {
   }
 }
 
+void PgBackend::NoteChanged(std::string_view name) {
+  constexpr size_t kMaxNames = 100;  // more: "*" (a NOTIFY payload is at most 8 000 bytes)
+  if (changed_all_ || std::find(changed_.begin(), changed_.end(), name) != changed_.end()) return;
+  if (changed_.size() >= kMaxNames) {
+    changed_all_ = true;
+    changed_.clear();
+    return;
+  }
+  changed_.emplace_back(name);
+}
+
 Status PgBackend::Commit() {
   if (!tx_) return InternalError("no registry write transaction is open");
+  if (changed_all_ || !changed_.empty()) {
+    // Issue 26: every node's event stream and list cache hear of it (LISTEN).
+    std::string payload = ScopeSnapshot().node_id;
+    if (changed_all_) payload += "\n*";
+    for (const std::string& name : changed_) payload += "\n" + name;
+    changed_.clear();
+    changed_all_ = false;
+    try {
+      Guarded(*conn_, CallTimeout(), &cut_, [&] {
+        return tx_->exec("SELECT pg_notify(" + tx_->quote(std::string(kChangeChannel)) + ", " + tx_->quote(payload) +
+                         ")");
+      });
+    } catch (...) {
+      Status st = MapError("committing a registry transaction");
+      tx_.reset();
+      return st;
+    }
+  }
   try {
     // COMMIT POINT: with synchronous_commit=on, COMMIT returns after the
     // server flushed its WAL to disk.
-    tx_->commit();
+    Guarded(*conn_, CallTimeout(), &cut_, [&] {
+      tx_->commit();
+      return 0;
+    });
     tx_.reset();
     return Status::Ok();
   } catch (const pqxx::in_doubt_error&) {
+    cut_ = false;  // the message says the answer was lost, which says it all
     const std::string lost = MapError("committing a registry transaction").message();  // drops the connection
-    return ResolveLostCommit(tx_xid_, lost);
+    // Asked after the registry's mutex is released (Transaction::Commit).
+    lost_commit_ = [this, xid = tx_xid_, lost, started = server_started_] {
+      return ResolveLostCommit(xid, lost, started);
+    };
+    return UnavailableError(lost);
   } catch (...) {
     Status st = MapError("committing a registry transaction");
     tx_.reset();  // a failed COMMIT has rolled back
@@ -170,24 +279,36 @@ Status PgBackend::Commit() {
 
 int PgBackend::WriteWaitMs() const { return std::max(options_.busy_timeout_ms, kMinLockTimeoutMs); }
 
-Status PgBackend::ResolveLostCommit(int64_t xid, const std::string& lost) {
+std::function<Status()> PgBackend::TakeLostCommit() { return std::exchange(lost_commit_, {}); }
+
+Status PgBackend::ResolveLostCommit(int64_t xid, const std::string& lost, const std::string& started_before) {
   const auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(WriteWaitMs());
-  const std::string started_before = server_started_;  // Connect() overwrites it
   const std::string x = std::to_string(xid);
   const std::string not_recorded =
       "registry database " + display_ + " went away during COMMIT and the write was not recorded; retry";
+  // Its own connections: conn_ belongs to whoever holds the registry now.
+  std::unique_ptr<pqxx::connection> conn;
+  std::string server_started;
   Status last = Status::Ok();
   for (;;) {
-    last = Connect();
-    if (last.ok()) {
+    if (!conn) {
       try {
-        pqxx::nontransaction n(*conn_);
+        conn = OpenConnection(&server_started);
+        last = Status::Ok();
+      } catch (const std::exception& e) {
+        last = UnavailableError(std::string("cannot reach the database: ") + e.what());
+      }
+    }
+    if (conn) {
+      try {
+        pqxx::nontransaction n(*conn);
         // After a restart, a transaction id whose WAL was lost can be handed
         // out again, so txid_status alone could answer for another one. The
         // latest checkpoint (the one ending recovery or the shutdown) tells:
         // its next id is past every id that was made durable.
-        if (server_started_ != started_before) {
-          const auto r = n.exec("SELECT next_xid FROM pg_control_checkpoint()");
+        if (server_started != started_before) {
+          const auto r = Guarded(*conn, CallTimeout(), nullptr,
+                                 [&] { return n.exec("SELECT next_xid FROM pg_control_checkpoint()"); });
           const std::string next = r[0][0].as<std::string>();  // "epoch:xid"
           const size_t colon = next.find(':');
           const int64_t next_xid = colon == std::string::npos
@@ -195,7 +316,8 @@ Status PgBackend::ResolveLostCommit(int64_t xid, const std::string& lost) {
                                        : (std::stoll(next.substr(0, colon)) << 32) + std::stoll(next.substr(colon + 1));
           if (next_xid <= xid) return UnavailableError(not_recorded);
         }
-        const auto r = n.exec("SELECT txid_status(" + x + ")");
+        const auto r =
+            Guarded(*conn, CallTimeout(), nullptr, [&] { return n.exec("SELECT txid_status(" + x + ")"); });
         const std::string state = r[0][0].is_null() ? "" : r[0][0].as<std::string>();
         if (state == "committed") {
           MW_LOG(kWarn, "registry") << "the answer to a COMMIT on " << display_
@@ -210,9 +332,13 @@ Status PgBackend::ResolveLostCommit(int64_t xid, const std::string& lost) {
       } catch (const pqxx::sql_error& e) {
         // 22023 "transaction ID ... is in the future": it never became durable.
         if (e.sqlstate() == "22023") return UnavailableError(not_recorded);
-        last = MapError("asking whether transaction " + x + " was recorded");
-      } catch (...) {
-        last = MapError("asking whether transaction " + x + " was recorded");
+        last = e.sqlstate().starts_with("08") || e.sqlstate().starts_with("57P")
+                   ? UnavailableError("asking whether transaction " + x + " was recorded: " + e.what())
+                   : InternalError("asking whether transaction " + x + " was recorded: " + e.what());
+        conn.reset();
+      } catch (const std::exception& e) {
+        last = UnavailableError("asking whether transaction " + x + " was recorded: " + e.what());
+        conn.reset();
       }
     }
     if (last.code() != StatusCode::kUnavailable) break;  // no use waiting (a refused login, ...)
@@ -226,11 +352,15 @@ Status PgBackend::ResolveLostCommit(int64_t xid, const std::string& lost) {
 void PgBackend::Rollback() {
   if (!tx_) return;
   try {
-    tx_->abort();
+    Guarded(*conn_, CallTimeout(), &cut_, [&] {
+      tx_->abort();
+      return 0;
+    });
   } catch (const std::exception& e) {
     MW_LOG(kWarn, "registry") << "rollback on " << display_ << " failed: " << e.what();
   }
   tx_.reset();
+  if (cut_) (void)MapError("rolling back");  // drops the connection cut at its deadline
 }
 
 Status PgBackend::CheckIntegrity() {

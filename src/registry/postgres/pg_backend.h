@@ -11,14 +11,26 @@
 // after the commit record may have been written), Commit asks the server,
 // once it is back, whether that transaction committed (txid_status) rather
 // than leave the outcome unknown: a recorded write is reported as done, so a
-// client never retries one into "already exists". Reads outside a
-// transaction run in autocommit. libpqxx exceptions never leave this class.
+// client never retries one into "already exists"; that wait runs on a
+// connection of its own after the registry's mutex is released
+// (TakeLostCommit). Reads outside a transaction run in autocommit.
+// Issue 26: every connection has TCP keepalives, a connect timeout and a
+// statement_timeout (OpenOptions), and each call on it a client-side
+// deadline (SocketWatchdog: a stalled server never enforces its own
+// statement_timeout); after a connection could not be made or was cut at its
+// deadline, calls fail at once with kUnavailable for kRetryPauseMs before the
+// next one tries again, so requests queued behind a stuck database answer
+// 503 instead of waiting their turn for one timeout each. The heartbeat has
+// a connection of its own (HeartbeatApart). libpqxx exceptions never leave
+// this class.
 #pragma once
 
+#include <chrono>
 #include <memory>
 #include <pqxx/pqxx>
 
 #include "registry/backend.h"
+#include "registry/postgres/pg_watchdog.h"
 
 namespace mw::registry_internal {
 
@@ -39,6 +51,7 @@ class PgBackend final : public Backend {
   Status Begin(WriteMode mode) override;
   Status Commit() override;
   void Rollback() override;
+  std::function<Status()> TakeLostCommit() override;
 
   Result<ModelRecord> SelectModel(std::string_view name) override;
   Result<std::vector<ModelRecord>> SelectModels(std::optional<CompatStatus> status) override;
@@ -67,14 +80,25 @@ class PgBackend final : public Backend {
   Result<std::vector<ModelRecord>> SelectModelsInClass(CompatStatus status,
                                                        std::string_view environment_class) override;
   Result<std::vector<ClassVerdictRecord>> SelectVerdicts(std::string_view name) override;
+  Result<ModelDetail> SelectModelDetail(std::string_view name, int attempt_limit) override;
   Result<NodeRecord> JoinNodeRow(const NodeRecord& self) override;
   Result<int64_t> HeartbeatNodeRow(const std::string& loaded_models) override;
+  std::optional<Result<int64_t>> HeartbeatApart(const NodeScope& node, const std::string& loaded_models) override;
   Status LeaveNodeRow() override;
   Result<std::vector<NodeRecord>> SelectNodes(bool only_expired) override;
   Result<bool> MarkNodeExpiredRow(std::string_view node_id) override;
   Status CheckLease() override;
   Result<std::optional<int64_t>> SelectModelChangeCount() override;
+  std::unique_ptr<Registry::ChangeWatch> WatchChanges(
+      std::function<void(const std::vector<std::string>&)> on_change) override;
   Status CheckIntegrity() override;
+
+  // The NOTIFY channel of model and verdict changes; its payload is the
+  // writing node's id, then the names of the models changed, one per line
+  // ("*" for all). Sent inside the write transaction (delivered on COMMIT).
+  static constexpr const char* kChangeChannel = "modelwarden_models";
+  // For the watch (pg_listen.cpp): a connection of its own. Thread-safe.
+  std::unique_ptr<pqxx::connection> OpenWatchConnection() { return OpenConnection(nullptr); }
   Result<int64_t> Checkpoint() override;
 
  private:
@@ -91,11 +115,22 @@ class PgBackend final : public Backend {
 
   Status Connect();
   void Drop();
+  // A new connection with this server's session settings; *started (when
+  // given) gets pg_postmaster_start_time(). Throws what libpqxx throws.
+  std::unique_ptr<pqxx::connection> OpenConnection(std::string* started);
+  // Runs fn() with the watchdog on `conn`'s socket: past `timeout` the
+  // socket is shut down (fn throws broken_connection) and *cut is set.
+  // Exceptions pass through, after the watchdog has let go of the socket.
+  template <typename Fn>
+  auto Guarded(pqxx::connection& conn, std::chrono::milliseconds timeout, bool* cut, Fn fn) -> decltype(fn());
+  // The client-side deadline of one ordinary statement.
+  std::chrono::milliseconds CallTimeout() const;
   // After COMMIT lost its answer: whether transaction `xid` committed (OK),
   // rolled back (kUnavailable, "was not recorded"), or cannot be told while
-  // the database stays away (kUnavailable naming `lost`). Reconnects and
-  // asks until the write wait (max(busy_timeout, 30 s)) has passed.
-  Status ResolveLostCommit(int64_t xid, const std::string& lost);
+  // the database stays away (kUnavailable naming `lost`). Asks on fresh
+  // connections of its own until the write wait (max(busy_timeout, 30 s))
+  // has passed. Thread-safe: run without the registry's mutex.
+  Status ResolveLostCommit(int64_t xid, const std::string& lost, const std::string& started_before);
   // How long a write waits for the database: the write lock, a lost COMMIT.
   int WriteWaitMs() const;
   Status MapError(std::string_view what);  // the exception being handled
@@ -112,9 +147,22 @@ class PgBackend final : public Backend {
   Status CheckNotTestingAnywhere(pqxx::transaction_base& tx, std::string_view name);
   Result<AttemptRecord> SelectAttemptIn(pqxx::transaction_base& tx, AttemptId id);
 
-  std::string url_;      // as given, plus connect_timeout
+  std::string url_;      // as given, plus connect_timeout and keepalives
   std::string display_;  // without the password
   OpenOptions options_;
+  SocketWatchdog watchdog_;
+  bool cut_ = false;  // the watchdog cut the call on conn_ that just failed (MapError reads and clears it)
+  // No connection is tried before this (see the class comment); why.
+  std::chrono::steady_clock::time_point retry_at_{};
+  std::string down_reason_;
+  std::function<Status()> lost_commit_;  // set by a Commit whose answer was lost
+  // Models whose rows or verdicts the open transaction wrote (NOTIFY at Commit).
+  void NoteChanged(std::string_view name);
+  std::vector<std::string> changed_;
+  bool changed_all_ = false;
+  // The heartbeat's connection (HeartbeatApart), under side_mu_ only.
+  std::mutex side_mu_;
+  std::unique_ptr<pqxx::connection> side_conn_;
   std::unique_ptr<pqxx::connection> conn_;
   std::unique_ptr<pqxx::work> tx_;
   bool bulk_ = false;  // the open transaction is WriteMode::kBulk: rows without savepoints
@@ -126,6 +174,10 @@ class PgBackend final : public Backend {
 Result<AttemptRecord> PgReadAttempt(const pqxx::row& row);
 Result<std::vector<AttemptRecord>> PgReadAttempts(const pqxx::result& rows);
 
+// The verdict rows of one model (pg_nodes.cpp): kSelectVerdicts, $1 the name.
+extern const char* const kSelectVerdicts;
+Result<std::vector<ClassVerdictRecord>> PgReadVerdicts(const pqxx::result& rows);
+
 // The URL with its password replaced by "***" (for messages and logs).
 std::string RedactPostgresUrl(std::string_view url);
 
@@ -133,7 +185,7 @@ template <typename Fn>
 auto PgBackend::Read(std::string_view what, Fn fn) -> decltype(fn(std::declval<pqxx::transaction_base&>())) {
   if (tx_) {
     try {
-      return fn(*tx_);
+      return Guarded(*conn_, CallTimeout(), &cut_, [&] { return fn(*tx_); });
     } catch (...) {
       return MapError(what);
     }
@@ -143,13 +195,28 @@ auto PgBackend::Read(std::string_view what, Fn fn) -> decltype(fn(std::declval<p
     RETURN_IF_ERROR(Connect());
     try {
       pqxx::nontransaction n(*conn_);
-      return fn(n);
+      return Guarded(*conn_, CallTimeout(), &cut_, [&] { return fn(n); });
     } catch (const pqxx::broken_connection&) {
+      const bool cut = cut_;  // a stalled database: asking again would wait as long again
       Status st = MapError(what);
-      if (attempt > 0 || !had_connection) return st;
+      if (attempt > 0 || !had_connection || cut) return st;
     } catch (...) {
       return MapError(what);
     }
+  }
+}
+
+template <typename Fn>
+auto PgBackend::Guarded(pqxx::connection& conn, std::chrono::milliseconds timeout, bool* cut, Fn fn)
+    -> decltype(fn()) {
+  const int64_t id = watchdog_.Arm(conn.sock(), timeout);
+  try {
+    auto result = fn();
+    watchdog_.Disarm(id);
+    return result;
+  } catch (...) {
+    if (watchdog_.Disarm(id) && cut != nullptr) *cut = true;
+    throw;
   }
 }
 
@@ -159,7 +226,7 @@ auto PgBackend::Write(std::string_view what, Fn fn) -> decltype(fn(std::declval<
   if (!tx_) return InternalError(std::string(what) + ": no write transaction is open");
   if (bulk_) {  // all or nothing: the caller rolls back on any error
     try {
-      return fn(*tx_);
+      return Guarded(*conn_, CallTimeout(), &cut_, [&] { return fn(*tx_); });
     } catch (...) {
       return MapError(what);
     }
@@ -167,20 +234,21 @@ auto PgBackend::Write(std::string_view what, Fn fn) -> decltype(fn(std::declval<
   // Savepoints by hand: libpqxx 6.4's subtransaction does not roll back to
   // its savepoint after a failed exec_params (the transaction stays aborted).
   try {
-    tx_->exec("SAVEPOINT mw_row");
+    Guarded(*conn_, CallTimeout(), &cut_, [&] { return tx_->exec("SAVEPOINT mw_row"); });
   } catch (...) {
     return MapError(what);
   }
   R result = [&]() -> R {
     try {
-      return fn(*tx_);
+      return Guarded(*conn_, CallTimeout(), &cut_, [&] { return fn(*tx_); });
     } catch (...) {
       return MapError(what);
     }
   }();
   if (!tx_) return result;  // the connection broke: the transaction is gone
   try {
-    tx_->exec(result.ok() ? "RELEASE SAVEPOINT mw_row" : "ROLLBACK TO SAVEPOINT mw_row");
+    Guarded(*conn_, CallTimeout(), &cut_,
+            [&] { return tx_->exec(result.ok() ? "RELEASE SAVEPOINT mw_row" : "ROLLBACK TO SAVEPOINT mw_row"); });
   } catch (...) {
     Status st = MapError(what);
     if (result.ok()) return st;

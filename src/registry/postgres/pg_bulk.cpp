@@ -45,6 +45,7 @@ Status PgBackend::WriteStatesAndCloseAttemptRows(const std::vector<ModelRecord>&
   if (!models.empty()) {
     Column name, cls, status, notes, loads, failures, loaded_at, failed_at, fingerprint;
     for (const ModelRecord& m : models) {
+      NoteChanged(m.model_name);
       name.push_back(m.model_name);
       cls.push_back(m.environment_class);
       status.push_back(std::string(ToString(m.compatibility_status)));

@@ -57,15 +57,21 @@ Result<ModelRecord> PgBackend::SelectModelInClass(std::string_view name, std::st
   return Read("reading a model", [&](Tx& tx) { return SelectModelIn(tx, name, environment_class); });
 }
 
+const char* const kSelectVerdicts =
+    "SELECT v.environment_class, v.compatibility_status, v.compatibility_notes, v.total_loads, "
+    "v.total_failures, (SELECT string_agg(DISTINCT a.node_id, E'\\n' ORDER BY a.node_id) FROM load_attempts a "
+    "WHERE a.model_name = v.model_name AND a.environment_class = v.environment_class) "
+    "FROM model_verdicts v WHERE v.model_name = $1 ORDER BY v.environment_class COLLATE \"C\"";
+
 Result<std::vector<ClassVerdictRecord>> PgBackend::SelectVerdicts(std::string_view name) {
   return Read("reading a model's verdicts", [&](Tx& tx) -> Result<std::vector<ClassVerdictRecord>> {
     RETURN_IF_ERROR(SelectModelIn(tx, name).status());
-    const auto rows = tx.exec_params(
-        "SELECT v.environment_class, v.compatibility_status, v.compatibility_notes, v.total_loads, "
-        "v.total_failures, (SELECT string_agg(DISTINCT a.node_id, E'\\n' ORDER BY a.node_id) FROM load_attempts a "
-        "WHERE a.model_name = v.model_name AND a.environment_class = v.environment_class) "
-        "FROM model_verdicts v WHERE v.model_name = $1 ORDER BY v.environment_class COLLATE \"C\"",
-        std::string(name));
+    return PgReadVerdicts(tx.exec_params(kSelectVerdicts, std::string(name)));
+  });
+}
+
+Result<std::vector<ClassVerdictRecord>> PgReadVerdicts(const pqxx::result& rows) {
+  {
     std::vector<ClassVerdictRecord> out;
     for (const auto& r : rows) {
       ClassVerdictRecord v;
@@ -81,7 +87,7 @@ Result<std::vector<ClassVerdictRecord>> PgBackend::SelectVerdicts(std::string_vi
       out.push_back(std::move(v));
     }
     return out;
-  });
+  }
 }
 
 Result<NodeRecord> PgBackend::JoinNodeRow(const NodeRecord& self) {
@@ -101,14 +107,46 @@ Result<NodeRecord> PgBackend::JoinNodeRow(const NodeRecord& self) {
   });
 }
 
+namespace {
+int64_t RenewLease(Tx& tx, const Backend::NodeScope& node, const std::string& loaded_models) {
+  const auto r = tx.exec_params(std::string("UPDATE nodes SET heartbeat_ms = ") + kNowMs +
+                                    ", heartbeat_at = $3, loaded_models = $4, environment_class = $5 "
+                                    "WHERE node_id = $1 AND epoch = $2 AND lease_state = 'held'",
+                                node.node_id, node.epoch, NowIso8601(), loaded_models, node.environment_class);
+  return static_cast<int64_t>(r.affected_rows());
+}
+}  // namespace
+
 Result<int64_t> PgBackend::HeartbeatNodeRow(const std::string& loaded_models) {
-  return Read("renewing the node's lease", [&](Tx& tx) -> Result<int64_t> {
-    const auto r = tx.exec_params(std::string("UPDATE nodes SET heartbeat_ms = ") + kNowMs +
-                                      ", heartbeat_at = $3, loaded_models = $4, environment_class = $5 "
-                                      "WHERE node_id = $1 AND epoch = $2 AND lease_state = 'held'",
-                                  scope.node_id, scope.epoch, NowIso8601(), loaded_models, scope.environment_class);
-    return static_cast<int64_t>(r.affected_rows());
-  });
+  return Read("renewing the node's lease",
+              [&](Tx& tx) -> Result<int64_t> { return RenewLease(tx, scope, loaded_models); });
+}
+
+std::optional<Result<int64_t>> PgBackend::HeartbeatApart(const NodeScope& node, const std::string& loaded_models) {
+  std::lock_guard lock(side_mu_);
+  // One try on the connection kept, and one on a fresh one if that had broken.
+  for (int attempt = 0; attempt < 2; ++attempt) {
+    const bool had_connection = side_conn_ != nullptr;
+    bool cut = false;  // stalled: a second try would wait as long again
+    try {
+      if (!side_conn_ || !side_conn_->is_open()) side_conn_ = OpenConnection(nullptr);
+      return Result<int64_t>(Guarded(*side_conn_, CallTimeout(), &cut, [&] {
+        pqxx::nontransaction n(*side_conn_);
+        return RenewLease(n, node, loaded_models);
+      }));
+    } catch (const pqxx::broken_connection& e) {
+      side_conn_.reset();
+      if (!had_connection || attempt > 0 || cut) {
+        return Result<int64_t>(UnavailableError("cannot reach registry database " + path() +
+                                                " to renew the lease: " + e.what()));
+      }
+    } catch (const std::exception& e) {
+      side_conn_.reset();
+      return Result<int64_t>(
+          UnavailableError("renewing the lease on registry database " + path() + ": " + e.what()));
+    }
+  }
+  return Result<int64_t>(UnavailableError("renewing the lease: unreachable"));
 }
 
 Status PgBackend::LeaveNodeRow() {

@@ -137,6 +137,7 @@ Result<ModelRecord> PgBackend::SelectModelIn(Tx& tx, std::string_view name) {
 
 // The verdict columns of `m` into model_verdicts under m.environment_class.
 Status PgBackend::UpsertVerdict(Tx& tx, const ModelRecord& m, const std::string& now) {
+  NoteChanged(m.model_name);
   tx.exec_params(
       "INSERT INTO model_verdicts (model_name, environment_class, compatibility_status, compatibility_notes, "
       "total_loads, total_failures, last_loaded_at, last_failed_at, verdict_fingerprint, updated_at) "
@@ -226,6 +227,7 @@ Status PgBackend::InsertModel(const ModelRecord& m) {
   Status st = Write("registering a model", [&](Tx& tx) -> Status {
     RETURN_IF_ERROR(ValidateLoadConfig(tx, m.load_config));
     const std::string now = NowIso8601();
+    NoteChanged(m.model_name);
     tx.exec_params(
         "INSERT INTO models (model_name, hf_path, cache_location, file_path, engine, load_config, created_at, "
         "updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $7)",
@@ -287,6 +289,7 @@ Status PgBackend::DeleteModelRow(std::string_view name) {
   return Write("deleting a model", [&](Tx& tx) -> Status {
     RETURN_IF_ERROR(SelectModelIn(tx, name).status());
     RETURN_IF_ERROR(CheckNotTestingAnywhere(tx, name));
+    NoteChanged(name);
     tx.exec_params("DELETE FROM models WHERE model_name = $1", S(name));
     return Status::Ok();
   });
@@ -305,6 +308,36 @@ Result<std::vector<AttemptRecord>> PgBackend::SelectAttemptsOfModel(std::string_
         tx.exec_params(kSelectAttempt + " WHERE model_name = $1 ORDER BY id DESC LIMIT $2::bigint", S(name),
                        Opt(lim)),
         PgReadAttempt);
+  });
+}
+
+Result<ModelDetail> PgBackend::SelectModelDetail(std::string_view name, int attempt_limit) {
+  RETURN_IF_ERROR(ValidateModelName(name));
+  return Read("reading a model", [&](Tx& tx) -> Result<ModelDetail> {
+    // Three queries sent at once (libpqxx's pipeline: one multi-statement
+    // query, so one round trip; parameters as quoted literals).
+    const std::string quoted = tx.quote(S(name));
+    auto with = [&](std::string sql, const std::string& value) {
+      sql.replace(sql.find("$1"), 2, value);
+      return sql;
+    };
+    pqxx::pipeline p(tx);
+    const auto model_q =
+        p.insert(with(kSelectModel, tx.quote(scope.environment_class)) + " WHERE m.model_name = " + quoted);
+    const auto attempts_q = p.insert(kSelectAttempt + " WHERE model_name = " + quoted + " ORDER BY id DESC" +
+                                     (attempt_limit > 0 ? " LIMIT " + std::to_string(attempt_limit) : ""));
+    const auto verdicts_q = p.insert(with(kSelectVerdicts, quoted));
+    p.complete();
+    const pqxx::result model_rows = p.retrieve(model_q);
+    const pqxx::result attempt_rows = p.retrieve(attempts_q);
+    const pqxx::result verdict_rows = p.retrieve(verdicts_q);
+    if (model_rows.empty()) return NotFoundError("model " + Quoted(name) + " is not registered");
+    ModelDetail d;
+    ASSIGN_OR_RETURN(d.model, ReadModel(model_rows[0]));
+    d.model.environment_class = scope.environment_class;
+    ASSIGN_OR_RETURN(d.attempts, PgReadAttempts(attempt_rows));
+    ASSIGN_OR_RETURN(d.verdicts, PgReadVerdicts(verdict_rows));
+    return d;
   });
 }
 

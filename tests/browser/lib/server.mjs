@@ -92,6 +92,7 @@ export class Server {
     this.proc = null;
     this.apiKey = options.apiKey || '';
     this.extraConfig = options.extraConfig || '';  // more [server] keys (TOML lines)
+    this.registry = options.registry || '';  // a postgresql:// URL (SPEC §14); default the SQLite file
   }
 
   authHeaders() {
@@ -113,6 +114,7 @@ export class Server {
     let config = '[server]\nallow_api_commands = true\n';
     if (this.apiKey) config += `api_key = ${JSON.stringify(this.apiKey)}\n`;
     config += this.extraConfig;
+    if (this.registry) config += `registry = ${JSON.stringify(this.registry)}\n`;
     const fake = fakeEngine();
     const presetArgv = fake ? [fake, '--then', 'ready'] : [path.join(fixturesDir, 'slow-ready.sh'), '0'];
     config += `[engines.fake-ready]\nargv = ${JSON.stringify(presetArgv)}\nready_pattern = "ready"\n`;

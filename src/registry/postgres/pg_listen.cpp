@@ -1,0 +1,106 @@
+// PgBackend::WatchChanges (issue 26): LISTEN on a connection of its own; a
+// thread waits for notifications and hands other nodes' changes to the
+// callback. A broken connection is reopened (after a pause) and reported as
+// "anything may have changed", since notifications sent meanwhile are lost.
+#include <sys/socket.h>
+
+#include <algorithm>
+#include <atomic>
+#include <thread>
+
+#include "common/log.h"
+#include "common/text_lines.h"
+#include "registry/postgres/pg_backend.h"
+
+namespace mw::registry_internal {
+namespace {
+
+class Receiver final : public pqxx::notification_receiver {
+ public:
+  Receiver(pqxx::connection_base& conn, std::function<void(const std::string&)> fn)
+      : pqxx::notification_receiver(conn, PgBackend::kChangeChannel), fn_(std::move(fn)) {}
+  void operator()(const std::string& payload, int /*backend_pid*/) override { fn_(payload); }
+
+ private:
+  std::function<void(const std::string&)> fn_;
+};
+
+class PgChangeWatch final : public Registry::ChangeWatch {
+ public:
+  PgChangeWatch(PgBackend& backend, std::function<void(const std::vector<std::string>&)> on_change)
+      : backend_(backend), on_change_(std::move(on_change)), thread_([this] { Loop(); }) {}
+
+  ~PgChangeWatch() override {
+    stop_ = true;
+    {
+      std::lock_guard lock(mu_);
+      if (fd_ >= 0) ::shutdown(fd_, SHUT_RDWR);  // wakes await_notification
+    }
+    thread_.join();
+  }
+
+ private:
+  void Deliver(const std::string& payload) {
+    // The first line is the writer's node id ("" for a server that has not
+    // joined the fleet, such as a CLI command).
+    const size_t end = payload.find('\n');
+    if (payload.substr(0, end) == backend_.ScopeSnapshot().node_id) return;  // this node's own write
+    std::vector<std::string> lines =
+        end == std::string::npos ? std::vector<std::string>() : SplitLines(payload.substr(end + 1));
+    if (std::find(lines.begin(), lines.end(), "*") != lines.end()) lines.clear();
+    if (lines.empty()) {
+      on_change_({});
+    } else {
+      on_change_(lines);
+    }
+  }
+
+  void Loop() {
+    bool reconnected = false;
+    bool logged = false;
+    while (!stop_) {
+      std::unique_ptr<pqxx::connection> conn;  // outlives the receiver; closed after fd_ is cleared
+      try {
+        conn = backend_.OpenWatchConnection();
+        Receiver receiver(*conn, [this](const std::string& payload) { Deliver(payload); });
+        {
+          std::lock_guard lock(mu_);
+          if (stop_) return;
+          fd_ = conn->sock();
+        }
+        if (reconnected) on_change_({});  // what was sent while away is lost
+        if (logged) MW_LOG(kInfo, "registry") << "listening for other nodes' changes again";
+        logged = false;
+        while (!stop_) conn->await_notification(1, 0);
+      } catch (const std::exception& e) {
+        if (!stop_ && !logged) {
+          MW_LOG(kWarn, "registry") << "not hearing other nodes' changes (tried again every second): " << e.what();
+          logged = true;
+        }
+      }
+      {
+        std::lock_guard lock(mu_);
+        fd_ = -1;
+      }
+      conn.reset();
+      reconnected = true;
+      for (int i = 0; i < 10 && !stop_; ++i) std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    }
+  }
+
+  PgBackend& backend_;
+  std::function<void(const std::vector<std::string>&)> on_change_;
+  std::atomic<bool> stop_{false};
+  std::mutex mu_;
+  int fd_ = -1;  // the connection's socket while it is open (under mu_)
+  std::thread thread_;  // last: starts once the rest is set
+};
+
+}  // namespace
+
+std::unique_ptr<Registry::ChangeWatch> PgBackend::WatchChanges(
+    std::function<void(const std::vector<std::string>&)> on_change) {
+  return std::make_unique<PgChangeWatch>(*this, std::move(on_change));
+}
+
+}  // namespace mw::registry_internal
