@@ -70,8 +70,9 @@ export function renderCard(m) {
   setHidden(card.retest, !stale || busy || Boolean(m.loaded));
   card.retest.disabled = busy;
   card.retest.setAttribute('aria-label', `Retest ${name}`);
-  card.hf.textContent = str(m.hf_path) || 'no Hugging Face path';
-  card.hf.classList.toggle('muted', !m.hf_path);
+  // SPEC §18: where the model comes from: its Hugging Face path, else its file.
+  card.hf.textContent = str(m.hf_path) || str(m.file_path) || 'no file';
+  card.hf.classList.toggle('muted', !m.hf_path && !m.file_path);
   card.engine.textContent = str(m.engine) || 'llama.cpp';
   card.loads.textContent = String(m.total_loads ?? 0);
   card.failures.textContent = String(m.total_failures ?? 0);

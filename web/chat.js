@@ -128,15 +128,19 @@
   }
 
   // A new conversation for `name` (the details of another model were opened).
-  function open(name) {
+  // `refused`: the model is incompatible and not loaded: no chat is offered
+  // (the Load button's warning is the way to try it anyway).
+  function open(name, refused = false) {
     stop();
-    chat.name = name;
+    chat.name = refused ? null : name;
     chat.messages = [];
     chat.controller = null;
     $('chat-log').replaceChildren();
     $('chat-input').value = '';
     showError('');
     busy(false);
+    document.querySelector('.chat-input').hidden = refused;
+    $('chat-refused').hidden = !refused;
   }
 
   function close() {

@@ -73,6 +73,7 @@
 #include "api/model_api.h"
 #include "app/engine_deaths.h"
 #include "app/idle_unloader.h"
+#include "app/model_file_identity.h"
 #include "app/model_runtime.h"
 #include "classifier/crash_classifier.h"
 #include "compat/environment.h"
@@ -249,6 +250,8 @@ class ModelService : public api::ModelApi {
   // driver files and the probe's devices into base_components_.
   void RefreshEnvironment();
   EnvironmentComponents ModelComponents(const ModelRecord& model);
+  // The model file's identity (SPEC §18), "" when it names no readable file.
+  std::string ModelFileIdentity(const ModelRecord& model);
   // The model's fingerprint now; its components are recorded in the registry.
   std::string Fingerprint(const ModelRecord& model);
   void FillVerdict(const ModelRecord& record, api::ModelView& view);
@@ -320,6 +323,7 @@ class ModelService : public api::ModelApi {
   std::mutex env_mu_;  // guards known_environments_
   std::map<std::string, EnvironmentComponents> known_environments_;  // fingerprint -> components
   std::map<std::string, std::string> engine_binaries_;  // program path -> its identity when last seen
+  ModelFileIdentities model_files_;  // SPEC §18: the "model_file" component of each model's fingerprint
 
   std::mutex shapes_mu_;  // guards shapes_ (path, size and mtime -> shape)
   struct CachedShape {

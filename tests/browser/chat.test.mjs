@@ -91,14 +91,16 @@ describe('chat panel against the real server', () => {
     assert.deepEqual(record.errors, []);
   });
 
-  it('shows the refusal of an incompatible model', TEST, async () => {
-    const { page } = await openChat('refused');
-    await page.fill('#chat-input', 'hi');
-    await page.click('#chat-send');
-    const error = page.locator('#chat-error');
-    await error.waitFor({ state: 'visible' });
-    assert.match(await error.textContent(), /incompatible.*Hardware incompatibility detected: test/);
-    assert.equal(await answers(page).count(), 0, 'no empty answer left behind');
+  // SPEC §18: no chat is offered for an incompatible model (the Load
+  // button's warning is the way to try it).
+  it('offers no chat for an incompatible model', TEST, async () => {
+    const o = await openPage(browser, `${server.url}/`);
+    opened.push(o);
+    await card(o.page, 'refused').locator('.model-name').click();
+    await o.page.locator('#details').waitFor();
+    await o.page.locator('#chat-refused').waitFor({ state: 'visible' });
+    assert.match(await o.page.locator('#chat-refused').textContent(), /marked incompatible/);
+    assert.ok(await o.page.locator('#chat-input').isHidden(), 'no message box');
     assert.equal((await server.model('refused')).attempts.length, 0, 'never forced');
   });
 });
