@@ -41,6 +41,7 @@ export const state = {
   eventsRetry: 0,
   cancelling: new Set(), // names whose load this page asked to cancel
   cancelsInFlight: new Set(), // names with an unload-to-cancel request in flight
+  fits: new Map(),       // model_name -> {key, fit}: the memory estimate of GET /api/models/{name} (SPEC §18)
 };
 
 export const $ = (id) => document.getElementById(id);

@@ -27,6 +27,7 @@ std::string InCliWords(std::string message, const std::string& model) {
       {"POST /api/orchestrate/load", "`modelwarden load " + model + "`"},
       {"POST /api/orchestrate/unload", "`modelwarden unload NAME`"},
       {"force_load=true", "--force"},
+      {"file_path '", "--file '"},
   };
   for (const auto& [from, to] : phrases) ReplaceAll(message, from, to);
   // "(PATCH /api/models/NAME/config)": the load_config is set with `models set`.

@@ -28,6 +28,8 @@ TEST(CliAdviceTest, ServerAdviceBecomesCommands) {
             "model 'half' was refused: The model file is bad: x. Its verdict is stale (model file changed): retest it "
             "with `modelwarden retest half`. Load it anyway with `modelwarden load half --force`.");
   EXPECT_EQ(InCliWords("or POST /api/environment/reset.", "m"), "or `modelwarden environment reset`.");
+  EXPECT_EQ(InCliWords("file_path '/tmp/x.gguf' is outside the model location /m (symlinks", "m"),
+            "--file '/tmp/x.gguf' is outside the model location /m (symlinks");
   EXPECT_EQ(InCliWords("Retry later, unload a model (POST /api/orchestrate/unload), or", "m"),
             "Retry later, unload a model (`modelwarden unload NAME`), or");
 }

@@ -166,9 +166,19 @@ TEST(CliTest, AliasesAndAdviceInCliWords) {
   EXPECT_NE(hf.err.find("--file PATH"), std::string::npos) << hf.err;
   ExpectCliWords(hf);
 
+  // The environment's reset has a command (the status banner names it, SPEC §11).
+  ProcessResult reset = server.Cli({"environment", "reset"});
+  EXPECT_EQ(reset.exit_code, 0) << reset.err;
+  EXPECT_NE(reset.out.find("Environment: ok"), std::string::npos) << reset.out;
+  EXPECT_EQ(server.Cli({"environment", "frob"}).exit_code, 2);
+
   ProcessResult rm = server.Cli({"rm", "tiny"});
   EXPECT_EQ(rm.exit_code, 0) << rm.err;
   EXPECT_NE(rm.out.find("Removed 'tiny'"), std::string::npos) << rm.out;
+  EXPECT_NE(rm.out.find("model file, if any, was left in place"), std::string::npos) << rm.out;
+  ProcessResult nosuch = server.Cli({"run", "nosuch", "hi"});
+  EXPECT_EQ(nosuch.exit_code, 1);
+  EXPECT_NE(nosuch.err.find("modelwarden models list"), std::string::npos) << nosuch.err;  // as load nosuch
   EXPECT_EQ(server.Cli({"show", "tiny"}).exit_code, 1);
 }
 
@@ -207,8 +217,9 @@ TEST(CliTest, AFileFaultIsTheFilesAndAReplacedFileMakesTheVerdictStale) {
   for (const ProcessResult& r : {failed, refused, server.Cli({"show", "half"})}) {
     EXPECT_EQ(r.out.find("Hardware incompatibility"), std::string::npos) << r.out;
     EXPECT_EQ(r.err.find("Hardware incompatibility"), std::string::npos) << r.err;
-    ExpectCliWords(r);
   }
+  ExpectCliWords(failed);
+  ExpectCliWords(refused);
 
   // The good file replaces the truncated one: the verdict is stale, retest.
   std::filesystem::copy_file(models / "tiny.gguf", models / "half.gguf",
@@ -232,6 +243,35 @@ TEST(CliTest, AFileFaultIsTheFilesAndAReplacedFileMakesTheVerdictStale) {
   ASSERT_FALSE(fixed["attempts"].empty());
   EXPECT_EQ(fixed["attempts"][0]["summary"].get<std::string>().rfind("notes before this success: The model file is bad", 0),
             0u) << fixed.dump();
+}
+
+// SPEC §18, issue 23 point 9: a file outside the model location gets a way
+// forward: --copy, --link, or the [locations] lines.
+TEST(CliTest, AFileOutsideTheLocationIsCopiedOrLinkedIn) {
+  TempDir dir;
+  const std::filesystem::path nu = dir.path() / "nu";
+  ASSERT_TRUE(MakeTestModel(nu / "tiny.gguf"));
+  std::filesystem::copy_file(nu / "tiny.gguf", nu / "other.gguf");
+  Server server(dir.path() / "data");
+  ASSERT_TRUE(server.started());
+  const std::string outside = (nu / "tiny.gguf").string();
+  ProcessResult refused = server.Cli({"models", "add", "tiny", "--file", outside});
+  EXPECT_EQ(refused.exit_code, 1);
+  EXPECT_NE(refused.err.find("modelwarden models add tiny --file " + outside + " --copy"), std::string::npos)
+      << refused.err;
+  EXPECT_NE(refused.err.find("[locations]\n  mine = \"" + nu.string() + "\""), std::string::npos) << refused.err;
+  ExpectCliWords(refused);
+
+  ProcessResult copied = server.Cli({"models", "add", "tiny", "--file", outside, "--copy"});
+  EXPECT_EQ(copied.exit_code, 0) << copied.err;
+  EXPECT_NE(copied.out.find("Copied " + outside), std::string::npos) << copied.out;
+  EXPECT_TRUE(std::filesystem::is_regular_file(dir.path() / "data" / "models" / "tiny.gguf"));
+  EXPECT_EQ(server.Call("GET", "/api/models/tiny").body["file_path"], "tiny.gguf");
+
+  ProcessResult linked = server.Cli({"models", "add", "other", "--file", (nu / "other.gguf").string(), "--link"});
+  EXPECT_EQ(linked.exit_code, 0) << linked.err;
+  EXPECT_EQ(std::filesystem::hard_link_count(nu / "other.gguf"), 2u);
+  EXPECT_EQ(server.Cli({"models", "add", "again", "--file", outside, "--copy"}).exit_code, 1);  // the name is taken there
 }
 
 // Answers every request on a loopback port with `response` (raw HTTP): a
