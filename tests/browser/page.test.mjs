@@ -511,6 +511,16 @@ describe('web page against the real server', () => {
     assert.match(await facts.textContent(), /Memory estimate.*at n_ctx 16777216 — will not fit/);
     assert.doesNotMatch(await facts.textContent(), /\(loaded\)/);
     await page.keyboard.press('Escape');
+    // Load anyway: the refusal offers a button, never an API field.
+    await c.locator('.load-btn').click();
+    const message = page.locator('#confirm-message');
+    await message.waitFor();
+    assert.match(await message.textContent(), /would not fit in free memory/);
+    assert.doesNotMatch(await message.textContent(), /force_load/);
+    assert.equal(await page.locator('#confirm-ok').textContent(), 'Load anyway (force)');
+    await page.click('#confirm-cancel');
+    await page.locator('#confirm').waitFor({ state: 'hidden' });
+    assert.equal(requestsTo(o.record, '/api/orchestrate/load').length, 1, 'only the refused load');
     const status = await server.ok('GET', '/api/status');
     const cpu = status.devices.find((d) => d.kind === 'cpu');
     if (cpu) assert.ok(cpu.memory_free < cpu.memory_total, JSON.stringify(cpu));  // MemAvailable, not the total
