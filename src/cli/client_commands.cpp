@@ -655,11 +655,20 @@ int NodesCommand(Args& args, Client& client) {
       std::cout << "No nodes: this server has not joined the fleet yet.\n";
       return;
     }
+    // This node's loaded models as of now, not of its last heartbeat (SPEC §18).
+    std::optional<std::string> loaded_here;
+    if (auto st = client.Call("GET", "/api/status"); st && st->first == 200 && st->second.contains("loaded_models")) {
+      std::string names;
+      for (const auto& m : st->second["loaded_models"]) names += (names.empty() ? "" : ", ") + Str(m, "model_name");
+      loaded_here = names;
+    }
     Table t({"NODE", "HOST", "CLASS", "LEASE", "LOADED"});
     for (const auto& n : b["nodes"]) {
       std::string id = Str(n, "node_id");
-      if (!self.empty() && id == self) id += " (this)";
-      const std::string loaded = JoinList(n.value("loaded_models", json::array()));
+      const bool here = !self.empty() && id == self;
+      if (here) id += " (this)";
+      const std::string loaded =
+          here && loaded_here ? *loaded_here : JoinList(n.value("loaded_models", json::array()));
       std::string lease = LeaseText(n.value("lease", json::object()));
       if (!Str(n, "expired_by").empty()) lease += " (closed by " + Str(n, "expired_by") + ")";
       const std::string cls = Str(n, "environment_class");
