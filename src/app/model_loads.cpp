@@ -431,7 +431,7 @@ Result<api::LoadResult> ModelService::RecordFailedRun(const ModelRecord& model, 
   NoteAttemptForEnvironment(attempt, name, &failure);
   if (auto now = registry_.GetModel(name); now.ok()) after = std::move(now);  // a revert may have changed it
   MW_LOG(kWarn, "load") << "model=" << name << " attempt=" << attempt << " " << LoadOutcomeName(run.outcome)
-                        << " category=" << failure.category << " pid=" << run.pid;
+                        << " category=" << failure.category << " pid=" << run.pid << " summary=" << failure.summary;
   api::LoadResult result;
   result.attempt_id = attempt;
   result.kind = api::LoadResult::Kind::kFailed;
