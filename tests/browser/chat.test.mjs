@@ -21,6 +21,10 @@ describe('chat panel against the real server', () => {
     await server.ok('POST', '/api/models', { model_name: 'refused', engine: 'command', load_config: openAiEngineConfig() });
     await server.ok('PATCH', '/api/models/refused/config',
       { compatibility_status: 'incompatible', compatibility_notes: 'Hardware incompatibility detected: test' });
+    // flash_attn off at n_ctx 2^24: far beyond any machine's memory (refused before any attempt).
+    await server.ok('POST', '/api/models', {
+      model_name: 'too-big', file_path: server.makeTestModel('tiny.gguf'), load_config: { n_ctx: 16777216, flash_attn: 'off' },
+    });
     browser = await launchBrowser();
   });
 
@@ -89,6 +93,18 @@ describe('chat panel against the real server', () => {
       return a.length === 2 && a[1].textContent === 'Hello w1';
     }, null, { timeout: 60000 });
     assert.deepEqual(record.errors, []);
+  });
+
+  // SPEC §18: the server's advice in the page's words, not API fields.
+  it('a refusal reads in the words of the page', TEST, async () => {
+    const { page } = await openChat('too-big');
+    await page.fill('#chat-input', 'hi');
+    await page.click('#chat-send');
+    const error = page.locator('#chat-error');
+    await error.waitFor({ state: 'visible' });
+    const text = await error.textContent();
+    assert.match(text, /would not fit.*use Load on its card to try anyway/);
+    assert.doesNotMatch(text, /force_load|POST \/api|PATCH \/api/);
   });
 
   // SPEC §18: no chat is offered for an incompatible model (the Load
