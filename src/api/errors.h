@@ -18,6 +18,7 @@ enum class ErrorKind {
   kInvalidRequest,       // 400 malformed JSON, wrong types, bad names/values
   kInvalidModel,         // 400 a model file that is not a GGUF, at registration (SPEC §18)
   kUnauthorized,         // 401 missing or wrong API key
+  kRepositoryGated,      // 401 pull: the Hugging Face repository is gated or private (HF_TOKEN)
   kCommandArgvDisabled,  // 403 a program (argv/env of a command model) named over HTTP (SPEC §9.1)
   kHostNotAllowed,       // 403 Host header is not one of the server's names (DNS rebinding)
   kOriginNotAllowed,     // 403 a foreign Origin on a state-changing request or the event stream

@@ -91,6 +91,7 @@ export class Server {
     this.output = '';
     this.proc = null;
     this.apiKey = options.apiKey || '';
+    this.extraConfig = options.extraConfig || '';  // more [server] keys (TOML lines)
   }
 
   authHeaders() {
@@ -111,6 +112,7 @@ export class Server {
     const configFile = path.join(this.dataDir, 'config.toml');
     let config = '[server]\nallow_api_commands = true\n';
     if (this.apiKey) config += `api_key = ${JSON.stringify(this.apiKey)}\n`;
+    config += this.extraConfig;
     const fake = fakeEngine();
     const presetArgv = fake ? [fake, '--then', 'ready'] : [path.join(fixturesDir, 'slow-ready.sh'), '0'];
     config += `[engines.fake-ready]\nargv = ${JSON.stringify(presetArgv)}\nready_pattern = "ready"\n`;
