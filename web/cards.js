@@ -32,12 +32,16 @@ export function cardFor(name) {
     cancel: li.querySelector('.cancel-btn'),
     // SPEC §11: a stale verdict's mark and the Retest button.
     stale: el('span', { className: 'chip stale-mark', text: 'stale verdict' }),
+    // SPEC §18: a model that will not fit says so before anyone clicks Load.
+    noFit: el('span', { className: 'chip no-fit-mark', text: "won't fit" }),
     retest: el('button', { className: 'btn retest-btn', text: 'Retest' }),
   };
   card.stale.hidden = true;
+  card.noFit.hidden = true;
   card.retest.type = 'button';
   card.retest.hidden = true;
   card.badge.after(card.stale);
+  card.stale.after(card.noFit);
   card.cancel.after(card.retest);
   card.retest.addEventListener('click', () => retestModel(name));
   li.dataset.model = name;
@@ -70,8 +74,10 @@ export function renderCard(m) {
   setHidden(card.retest, !stale || busy || Boolean(m.loaded));
   card.retest.disabled = busy;
   card.retest.setAttribute('aria-label', `Retest ${name}`);
-  card.hf.textContent = str(m.hf_path) || 'no Hugging Face path';
-  card.hf.classList.toggle('muted', !m.hf_path);
+  renderFit(card, m);
+  // SPEC §18: where the model comes from: its Hugging Face path, else its file.
+  card.hf.textContent = str(m.hf_path) || str(m.file_path) || 'no file';
+  card.hf.classList.toggle('muted', !m.hf_path && !m.file_path);
   card.engine.textContent = str(m.engine) || 'llama.cpp';
   card.loads.textContent = String(m.total_loads ?? 0);
   card.failures.textContent = String(m.total_failures ?? 0);
@@ -131,6 +137,33 @@ export function renderCard(m) {
   card.cancel.textContent = cancelling ? 'Cancelling…' : 'Cancel';
   card.cancel.setAttribute('aria-label', `Cancel loading ${name}`);
   if (!serverBusy && document.activeElement === card.cancel) card.load.focus();
+}
+
+// The "won't fit" mark: the list has no estimate, the single-model answer
+// has; it is asked once per version of the model (not while it is loaded).
+function renderFit(card, m) {
+  const name = m.model_name;
+  const key = `${str(m.updated_at)}|${JSON.stringify(m.load_config ?? null)}`;
+  const known = state.fits.get(name);
+  const wanted = str(m.engine || 'llama.cpp') === 'llama.cpp' && !m.loaded;
+  if (wanted && (!known || known.key !== key)) {
+    state.fits.set(name, { key, fit: null });
+    api('GET', `/api/models/${encodeURIComponent(name)}`).then((full) => {
+      const entry = state.fits.get(name);
+      if (!entry || entry.key !== key || !full) return;
+      entry.fit = full.fit && typeof full.fit === 'object' ? full.fit : null;
+      const now = state.models.get(name);
+      if (now) renderFit(card, now);
+    }).catch(() => {});
+  }
+  const entry = state.fits.get(name);
+  const fit = wanted && entry && entry.key === key ? entry.fit : null;
+  const noFit = Boolean(fit && fit.fits === false);
+  setHidden(card.noFit, !noFit);
+  card.noFit.title = noFit
+    ? `Needs ${formatBytes(Number(fit.estimate_bytes) || 0)}: it ${str(fit.reason)}`
+      + (fit.largest_fitting_n_ctx ? `; it would fit with n_ctx ${fit.largest_fitting_n_ctx}` : '')
+    : '';
 }
 
 // Keeps cards in name order, moving only what is out of place so that a

@@ -41,10 +41,23 @@
     $('chat-stop').hidden = !on;
   }
 
+  // The server's advice in the page's words (SPEC §18): its buttons, not API
+  // fields and paths (the same sentences cli/advice.cpp rewrites for the CLI).
+  function inPageWords(text) {
+    return text
+      .replace(/load it with POST \/api\/orchestrate\/load and force_load=true, or set its status/g,
+        'load it anyway with Load on its card, or set its status in these details')
+      .replace(/Load it with force_load=true to try anyway\./g, 'Use Load on its card to try anyway.')
+      .replace(/load it with force_load=true to try anyway/g, 'use Load on its card to try anyway')
+      .replace(/POST \/api\/models\/[^/\s]+\/retest/g, 'its Retest button')
+      .replace(/\(PATCH \/api\/models\/[^/\s]+\/config\)/g, '(its load_config, in these details)')
+      .replace(/\(POST \/api\/orchestrate\/unload\)/g, '(its Unload button)');
+  }
+
   // The error inside a JSON body or an event, as text.
   function errorText(data, fallback) {
     const e = data && typeof data.error === 'object' && data.error ? data.error : null;
-    return e && typeof e.message === 'string' && e.message ? e.message : fallback;
+    return e && typeof e.message === 'string' && e.message ? inPageWords(e.message) : fallback;
   }
 
   async function send() {
@@ -128,15 +141,19 @@
   }
 
   // A new conversation for `name` (the details of another model were opened).
-  function open(name) {
+  // `refused`: the model is incompatible and not loaded: no chat is offered
+  // (the Load button's warning is the way to try it anyway).
+  function open(name, refused = false) {
     stop();
-    chat.name = name;
+    chat.name = refused ? null : name;
     chat.messages = [];
     chat.controller = null;
     $('chat-log').replaceChildren();
     $('chat-input').value = '';
     showError('');
     busy(false);
+    document.querySelector('.chat-input').hidden = refused;
+    $('chat-refused').hidden = !refused;
   }
 
   function close() {

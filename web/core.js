@@ -41,6 +41,7 @@ export const state = {
   eventsRetry: 0,
   cancelling: new Set(), // names whose load this page asked to cancel
   cancelsInFlight: new Set(), // names with an unload-to-cancel request in flight
+  fits: new Map(),       // model_name -> {key, fit}: the memory estimate of GET /api/models/{name} (SPEC §18)
 };
 
 export const $ = (id) => document.getElementById(id);
@@ -207,7 +208,16 @@ export function canonical(value) {
 
 export const notesText = (m) => str(m.compatibility_notes) || 'None';
 
+// compat/state_machine.h kBadFileNotes: the notes of a file's fault (SPEC §18).
+export const blamesFile = (m) => str(m.compatibility_notes).startsWith('The model file is bad: ');
+
 export function incompatibleWarning(m) {
+  if (blamesFile(m)) {
+    return `⚠️ WARNING: "${m.model_name}" is marked as INCOMPATIBLE: its model file is bad!\n\n`
+      + 'Loading this file failed before; replacing the file makes its verdict stale (then Retest).\n\n'
+      + `Notes: ${notesText(m)}\n\n`
+      + 'Do you want to retry loading anyway?';
+  }
   return `⚠️ WARNING: "${m.model_name}" is marked as INCOMPATIBLE with this hardware!\n\n`
     + 'This model has failed to load previously and may crash the server.\n\n'
     + `Notes: ${notesText(m)}\n\n`

@@ -1,7 +1,7 @@
 // modelwarden web page: the details modal: facts, settings form, attempts, verdicts, save, delete.
 // An ES module of the page (see app.js); the safety rule of app.js holds here too.
 
-import { $, MANUAL_STATUSES, api, canonical, confirmDialog, el, formatDuration, formatTime, modelUrl, parseConfig, setHidden, showError, state, str, toast, validStatus } from './core.js';
+import { $, MANUAL_STATUSES, api, canonical, confirmDialog, el, formatBytes, formatDuration, formatTime, modelUrl, parseConfig, setHidden, showError, state, str, toast, validStatus } from './core.js';
 import { upsertModel } from './cards.js';
 import { refreshModels } from './events.js';
 
@@ -41,9 +41,18 @@ export function fillDetailsFacts(m) {
     ['Loads / failures', `${m.total_loads ?? 0} / ${m.total_failures ?? 0}`],
     ['Last loaded', formatTime(m.last_loaded_at) || 'never'],
     ['Last failed', formatTime(m.last_failed_at) || 'never'],
-    ['State', `${str(m.load_state) || 'idle'}${m.loaded ? ' (loaded)' : ''}`],
+    ['State', `${str(m.load_state) || 'idle'}${m.loaded && str(m.load_state) !== 'loaded' ? ' (loaded)' : ''}`],
   ];
   if (m.last_error) rows.push(['Last error', str(m.last_error)]);
+  // SPEC §18: the memory estimate (the single-model answer carries it), and
+  // whether it fits, before anyone clicks Load.
+  const fit = m.fit && typeof m.fit === 'object' ? m.fit : null;
+  if (fit && Number.isFinite(Number(fit.estimate_bytes))) {
+    const suggest = Number.isFinite(Number(fit.largest_fitting_n_ctx)) && fit.largest_fitting_n_ctx !== null
+      ? `; it would fit with n_ctx ${fit.largest_fitting_n_ctx}` : '';
+    rows.push(['Memory estimate', `${formatBytes(Number(fit.estimate_bytes))} at n_ctx ${str(fit.n_ctx)}`
+      + (fit.fits === false ? ` — will not fit: it ${str(fit.reason)}${suggest}` : ' — fits')]);
+  }
   facts.replaceChildren(...rows.map(([k, v]) => el('div', {}, [el('dt', { text: k }), el('dd', { text: v })])));
   const status = validStatus(m.compatibility_status);
   const badge = $('details-badge');
@@ -161,7 +170,10 @@ export async function openDetails(name, opener) {
   fillDetailsForm(m);
   renderAttempts([]);
   renderVerdicts([]);
-  if (window.modelwardenChat) window.modelwardenChat.open(name);  // chat.js: a new conversation
+  // chat.js: a new conversation; none for an incompatible model that is not loaded (SPEC §18).
+  if (window.modelwardenChat) {
+    window.modelwardenChat.open(name, validStatus(m.compatibility_status) === 'incompatible' && !m.loaded);
+  }
   $('attempts-empty').textContent = 'Loading attempts…';
   $('details').showModal();
   $('details-status').focus();

@@ -7,12 +7,16 @@ import { refreshModels, refreshStatus, schedulePoll } from './events.js';
 
 // ------------------------------------------------------ load / unload --
 
-export async function loadModel(name) {
+// `forced`: the user already chose "Load anyway" (after the out-of-memory refusal).
+export async function loadModel(name, forced = false) {
   const m = state.models.get(name);
   if (!m) return;
-  let force = false;
+  let force = forced;
+  let retryForced = false;
   const status = validStatus(m.compatibility_status);
-  if (status === 'incompatible') {
+  if (forced) {
+    // asked already
+  } else if (status === 'incompatible') {
     if (!await confirmDialog(incompatibleWarning(m), 'Load anyway (force)')) return;
     force = true;
   } else if (status === 'degraded') {
@@ -38,10 +42,17 @@ export async function loadModel(name) {
     if (state.cancelling.has(name) && e.httpStatus === 409) return; // cancelLoad says so
 
     const err = (e.body && e.body.error) || {};
-    const classification = err.classification || (e.body && e.body.classification);
-    const summary = classification && typeof classification.summary === 'string'
-      ? ` (${classification.summary})` : '';
-    toast(`Loading "${name}" failed: ${e.message}${summary}`, 'error');
+    if (e.httpStatus === 507 && err.code === 'insufficient_memory' && !force) {
+      // SPEC §18: the page offers a button, not an API field.
+      const text = str(err.message).replace(/;\s*load it with force_load=true to try anyway\.?$/, '.');
+      retryForced = await confirmDialog(`⚠️ "${name}" would not fit in free memory.\n\n${text}\n\n`
+        + 'Lower n_ctx in its load_config (details), or try to load it anyway?', 'Load anyway (force)');
+    } else {
+      const classification = err.classification || (e.body && e.body.classification);
+      const summary = classification && typeof classification.summary === 'string'
+        ? ` (${classification.summary})` : '';
+      toast(`Loading "${name}" failed: ${e.message}${summary}`, 'error');
+    }
   } finally {
     state.pending.delete(name);
     if (!state.cancelsInFlight.has(name)) state.cancelling.delete(name);
@@ -49,6 +60,7 @@ export async function loadModel(name) {
     refreshStatus();
     schedulePoll();
   }
+  if (retryForced) await loadModel(name, true);
 }
 
 // Retest (SPEC §11): the status becomes unknown with a note, then a load.

@@ -5,6 +5,7 @@ namespace mw::api {
 ErrorInfo DescribeError(ErrorKind kind) {
   switch (kind) {
     case ErrorKind::kInvalidRequest: return {400, "invalid_request"};
+    case ErrorKind::kInvalidModel: return {400, "invalid_model"};
     case ErrorKind::kUnauthorized: return {401, "unauthorized"};
     case ErrorKind::kRepositoryGated: return {401, "repository_gated"};
     case ErrorKind::kCommandArgvDisabled: return {403, "command_argv_disabled"};

@@ -16,6 +16,7 @@ namespace mw::api {
 
 enum class ErrorKind {
   kInvalidRequest,       // 400 malformed JSON, wrong types, bad names/values
+  kInvalidModel,         // 400 a model file that is not a GGUF, at registration (SPEC §18)
   kUnauthorized,         // 401 missing or wrong API key
   kRepositoryGated,      // 401 pull: the Hugging Face repository is gated or private (HF_TOKEN)
   kCommandArgvDisabled,  // 403 a program (argv/env of a command model) named over HTTP (SPEC §9.1)

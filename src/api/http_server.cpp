@@ -256,6 +256,9 @@ void HttpServer::Impl::InstallRoutes() {
     auto request = ParseRegisterRequest(req.body);
     if (!request.ok()) return SendStatus(res, request.status());
     auto model = api.RegisterModel(*request);
+    if (!model.ok() && model.status().code() == StatusCode::kDataLoss) {
+      return SendError(res, ErrorKind::kInvalidModel, model.status().message());  // the file, not the registry
+    }
     if (!model.ok()) return SendStatus(res, model.status());
     SendJson(res, 201, ModelToJson(*model, false));
   }));
@@ -269,7 +272,11 @@ void HttpServer::Impl::InstallRoutes() {
     if (!patch.ok()) return SendStatus(res, patch.status());
     auto model = api.UpdateConfig(req.matches[1].str(), *patch);
     if (!model.ok()) return SendStatus(res, model.status());
-    SendJson(res, 200, ModelToJson(*model, false));
+    // SPEC §18: a running engine keeps the settings it was started with.
+    const bool pending = patch->load_config_json && model->loaded;
+    SendJson(res, 200, PatchedModelToJson(*model, pending ? "the model is loaded: its new load_config applies at its "
+                                                            "next load (unload it and load it again)"
+                                                          : ""));
   }));
   server.Delete(R"(/api/models/([^/]+))", Wrap([this](const httplib::Request& req, httplib::Response& res) {
     std::string name = req.matches[1].str();

@@ -239,6 +239,12 @@ Result<LoadRequest> ParseLoadRequest(std::string_view body, bool allow_force) {
 
 std::string ModelToJson(const ModelView& model, bool with_attempts) { return Dump(ModelJson(model, with_attempts)); }
 
+std::string PatchedModelToJson(const ModelView& model, const std::string& warning) {
+  json j = ModelJson(model, false);
+  if (!warning.empty()) j["warning"] = warning;
+  return Dump(j);
+}
+
 std::string ModelListToJson(const std::vector<ModelView>& models) {
   json list = json::array();
   for (const auto& m : models) list.push_back(ModelJson(m, false));

@@ -27,6 +27,9 @@ struct LoadRequest {
 // with_attempts: the single-model answer (GET /api/models/{name}): "attempts"
 // and "verdicts" too; the list and every other answer have neither.
 std::string ModelToJson(const ModelView& model, bool with_attempts);
+// PATCH /api/models/{name}/config's answer: the model, and "warning" when
+// `warning` is not empty (SPEC §18: a load_config change on a loaded model).
+std::string PatchedModelToJson(const ModelView& model, const std::string& warning);
 std::string ModelListToJson(const std::vector<ModelView>& models);
 std::string StatusToJson(const ServerStatus& status);
 // GET /api/nodes: {"this_node", "nodes": [{..., "lease": {...}}], "live"} (SPEC §14).

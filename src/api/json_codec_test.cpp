@@ -181,6 +181,8 @@ TEST(JsonCodecTest, ModelsBusyAndResidency) {
 
 TEST(ErrorsTest, TableIsStable) {
   EXPECT_EQ(DescribeError(ErrorKind::kInvalidRequest).http_status, 400);
+  EXPECT_EQ(DescribeError(ErrorKind::kInvalidModel).http_status, 400);
+  EXPECT_EQ(DescribeError(ErrorKind::kInvalidModel).code, "invalid_model");
   EXPECT_EQ(DescribeError(ErrorKind::kPayloadTooLarge).code, "payload_too_large");
   EXPECT_EQ(DescribeError(ErrorKind::kModelIncompatible).http_status, 409);
   EXPECT_EQ(DescribeError(ErrorKind::kLoadFailed).http_status, 422);

@@ -338,7 +338,8 @@ class ModelApi {
   [[nodiscard]] virtual std::optional<uint64_t> ModelListVersion() { return std::nullopt; }
   // One model with its recent attempts. kNotFound; kInvalidArgument for a bad name.
   [[nodiscard]] virtual Result<ModelView> GetModel(const std::string& name) = 0;
-  // kInvalidArgument (name, engine, location, file, load_config), kAlreadyExists.
+  // kInvalidArgument (name, engine, location, file, load_config), kAlreadyExists;
+  // kDataLoss: a llama.cpp model file that is not a GGUF (HTTP 400 invalid_model, SPEC §18).
   [[nodiscard]] virtual Result<ModelView> RegisterModel(const RegisterRequest& request) = 0;
   // kNotFound; kInvalidArgument (status "testing" or unknown, bad load_config).
   [[nodiscard]] virtual Result<ModelView> UpdateConfig(const std::string& name, const ConfigPatch& patch) = 0;

@@ -11,6 +11,7 @@
 #include <sstream>
 
 #include "app/command_policy.h"
+#include "app/model_paths.h"
 #include "app/model_service.h"
 #include "classifier/crash_catalog.h"
 #include "common/log.h"
@@ -108,6 +109,7 @@ EnvironmentComponents ModelService::ModelComponents(const ModelRecord& model) {
     std::lock_guard lock(mu_);
     components = base_components_;
   }
+  if (std::string file = ModelFileIdentity(model); !file.empty()) components[std::string(kModelFileKey)] = file;
   if (model.engine != kEngineCommand) return components;
   auto validated = loadconfig::ValidateLoadConfig(model.engine, model.load_config);
   if (!validated.ok() || validated->command() == nullptr) return components;
@@ -131,6 +133,14 @@ EnvironmentComponents ModelService::ModelComponents(const ModelRecord& model) {
   return components;
 }
 
+std::string ModelService::ModelFileIdentity(const ModelRecord& model) {
+  if (!model.file_path || model.file_path->empty()) return "";
+  const config::Location* location = CurrentConfig()->FindLocation(model.cache_location);
+  if (location == nullptr) return "";
+  auto file = ResolveModelFile(location->path, *model.file_path, /*must_exist=*/true);
+  return file.ok() ? model_files_.Of(file->absolute.string()) : "";
+}
+
 std::optional<uint64_t> ModelService::ModelListVersion() {
   auto count = registry_.ModelChangeCount();
   if (!count.ok()) return std::nullopt;  // cannot tell: build the list afresh
@@ -142,6 +152,7 @@ std::optional<uint64_t> ModelService::ModelListVersion() {
     }
   }
   CheckEngineBinaries();
+  if (model_files_.AnyChanged()) ListChanged();  // a cached list holds the old verdict_stale
   return list_version_.load();
 }
 

@@ -7,6 +7,7 @@
 #include <fstream>
 #include <sstream>
 
+#include "app/host_memory.h"
 #include "app/model_service.h"
 #include "common/log.h"
 #include "fit/fit_suggest.h"
@@ -21,20 +22,6 @@ constexpr int64_t kRamMarginMiB = 512;
 // auto_fit lowers an unset n_ctx no further than min(this, training context)
 // (llama.cpp's --fit stops at 4096 too: common.h fit_params_min_ctx).
 constexpr int64_t kAutoFitMinCtx = 4096;
-
-// MemAvailable of /proc/meminfo, read at the time of asking (RAM changes
-// while the server runs); nullopt if it cannot be read.
-std::optional<int64_t> AvailableRam() {
-  std::ifstream in("/proc/meminfo");
-  std::string key;
-  int64_t kib = 0;
-  std::string unit;
-  while (in >> key >> kib) {
-    std::getline(in, unit);
-    if (key == "MemAvailable:") return kib * 1024;
-  }
-  return std::nullopt;
-}
 
 fit::ModelShape ToShape(const protocol::MetadataMessage& m) {
   fit::ModelShape s;
@@ -113,7 +100,7 @@ Result<std::optional<api::FitView>> ModelService::EstimateFit(const LoadRequest&
   view.fits = e.fits;
   if (!e.fits) {
     view.reason = e.reason;
-    view.largest_fitting_ctx = fit::LargestFittingCtx(shape, *validated->llama(), devices);
+    view.largest_fitting_ctx = fit::SuggestedCtx(shape, *validated->llama(), devices);
   }
   return std::optional<api::FitView>(std::move(view));
 }

@@ -111,10 +111,18 @@ api::LoadResult ModelService::Refusal(const ModelRecord& model) {
   api::LoadResult result;
   result.kind = api::LoadResult::Kind::kIncompatible;
   result.notes = model.compatibility_notes.value_or("");
-  result.message = "model '" + model.model_name + "' is incompatible with this machine" +
-                   (result.notes.empty() ? std::string() : ": " + result.notes) +
-                   ". Load it with force_load=true to try anyway.";
   result.model = ToView(model);
+  // SPEC §18: a file's fault is not the machine's; a stale verdict says so.
+  const bool file = NotesBlameFile(result.notes);
+  result.message = "model '" + model.model_name + (file ? "' was refused" : "' is incompatible with this machine") +
+                   (result.notes.empty() ? std::string() : ": " + result.notes) + ". ";
+  if (result.model.verdict_stale) {
+    result.message += "Its verdict is stale (" + result.model.verdict_stale_reason.value_or("") +
+                      "): retest it with POST /api/models/" + model.model_name + "/retest. ";
+  } else if (file) {
+    result.message += "Replace the file (its verdict then goes stale). ";
+  }
+  result.message += "Load it with force_load=true to try anyway.";
   return result;
 }
 
@@ -423,7 +431,7 @@ Result<api::LoadResult> ModelService::RecordFailedRun(const ModelRecord& model, 
   NoteAttemptForEnvironment(attempt, name, &failure);
   if (auto now = registry_.GetModel(name); now.ok()) after = std::move(now);  // a revert may have changed it
   MW_LOG(kWarn, "load") << "model=" << name << " attempt=" << attempt << " " << LoadOutcomeName(run.outcome)
-                        << " category=" << failure.category << " pid=" << run.pid;
+                        << " category=" << failure.category << " pid=" << run.pid << " summary=" << failure.summary;
   api::LoadResult result;
   result.attempt_id = attempt;
   result.kind = api::LoadResult::Kind::kFailed;

@@ -3,13 +3,16 @@
 #include "app/model_service.h"
 
 #include "app/command_policy.h"
+#include "app/host_memory.h"
 
+#include <algorithm>
 #include <chrono>
 #include <thread>
 #include <utility>
 
 #include "app/model_nodes.h"
 #include "app/model_paths.h"
+#include "common/gguf_header.h"
 #include "common/log.h"
 #include "common/time_util.h"
 #include "loadconfig/loadconfig.h"
@@ -54,6 +57,17 @@ CrashClassifier ModelService::CurrentClassifier() const {
 }
 
 namespace {
+
+// SPEC §18: a llama.cpp model's file must be a GGUF, checked at registration.
+// kDataLoss naming the reason ("... is not a GGUF file: it does not start
+// with the GGUF magic").
+Status CheckGgufFile(const std::string& path) {
+  Result<GgufHeader> header = ReadGgufHeader(path);
+  if (header.ok()) return Status::Ok();
+  if (header.status().code() != StatusCode::kDataLoss) return InvalidArgumentError(header.status().message());
+  MW_LOG(kWarn, "api") << "registration refused: " << header.status().message();
+  return header.status();
+}
 
 Status CheckName(const std::string& name) {
   if (!IsValidModelName(name)) {
@@ -181,6 +195,7 @@ Result<api::ModelView> ModelService::RegisterModel(const api::RegisterRequest& r
   if (request.file_path && !request.file_path->empty()) {
     auto file = ResolveModelFile(location->path, *request.file_path, /*must_exist=*/llama);
     if (!file.ok()) return InvalidArgumentError(file.status().message());
+    if (llama) RETURN_IF_ERROR(CheckGgufFile(file->absolute.string()));
     record.file_path = file->relative;
   } else if (llama) {
     if (!record.hf_path) {
@@ -189,6 +204,7 @@ Result<api::ModelView> ModelService::RegisterModel(const api::RegisterRequest& r
     }
     auto file = ResolveHfCacheFile(location->path, *record.hf_path);
     if (!file.ok()) return InvalidArgumentError(file.status().message());
+    RETURN_IF_ERROR(CheckGgufFile(file->absolute.string()));
     record.file_path = file->relative;
   }
   std::string config_text = request.load_config_json.value_or("{}");
@@ -197,7 +213,11 @@ Result<api::ModelView> ModelService::RegisterModel(const api::RegisterRequest& r
   RETURN_IF_ERROR(CheckApiLoadConfig(*validated, *config));
   RETURN_IF_ERROR(CheckPlacementHere(*validated));
   record.load_config = config_text;
-  ASSIGN_OR_RETURN(ModelRecord stored, registry_.AddModel(record));
+  Result<ModelRecord> added = registry_.AddModel(record);
+  // kDataLoss from RegisterModel means the model file (the API's 400
+  // invalid_model): the registry's own corruption is internal here.
+  if (!added.ok() && added.status().code() == StatusCode::kDataLoss) return InternalError(added.status().message());
+  ASSIGN_OR_RETURN(ModelRecord stored, std::move(added));
   MW_LOG(kInfo, "api") << "registered model=" << stored.model_name << " engine=" << stored.engine;
   PublishModel(stored.model_name);
   PublishCounts();
@@ -312,6 +332,12 @@ Result<api::ServerStatus> ModelService::GetStatus() {
   ASSIGN_OR_RETURN(status.node, ReadNodeSummary(registry_));  // model_nodes.cpp (SPEC §14)
   std::lock_guard lock(mu_);
   status.devices = devices_;
+  // SPEC §18: one CPU free-memory figure everywhere (the engine's CPU device reports its total).
+  if (std::optional<int64_t> ram = AvailableRam()) {
+    for (api::DeviceInfo& d : status.devices) {
+      if (d.kind == "cpu") d.memory_free = std::min(*ram, d.memory_total > 0 ? d.memory_total : *ram);
+    }
+  }
   status.devices_error = devices_error_;
   status.backends = backends_;
   for (const LoadQueueEntry& q : queue_->Snapshot()) {

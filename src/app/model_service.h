@@ -84,6 +84,7 @@
 #include "app/event_subscribers.h"
 #include "app/finish_ledger.h"
 #include "app/idle_unloader.h"
+#include "app/model_file_identity.h"
 #include "app/model_runtime.h"
 #include "app/shape_cache.h"
 #include "classifier/crash_classifier.h"
@@ -251,6 +252,8 @@ class ModelService : public api::ModelApi {
   // driver files and the probe's devices into base_components_.
   void RefreshEnvironment();
   EnvironmentComponents ModelComponents(const ModelRecord& model);
+  // The model file's identity (SPEC §18), "" when it names no readable file.
+  std::string ModelFileIdentity(const ModelRecord& model);
   // The model's fingerprint now; its components are recorded in the registry.
   std::string Fingerprint(const ModelRecord& model);
   void FillVerdict(const ModelRecord& record, api::ModelView& view);
@@ -323,6 +326,7 @@ class ModelService : public api::ModelApi {
   std::mutex env_mu_;  // guards known_environments_
   std::map<std::string, EnvironmentComponents> known_environments_;  // fingerprint -> components
   std::map<std::string, std::string> engine_binaries_;  // program path -> its identity when last seen
+  ModelFileIdentities model_files_;  // SPEC §18: the "model_file" component of each model's fingerprint
 
   // Each model file's shape for the fit estimate, read once per file version; its own lock.
   ShapeCache shapes_{[this](const std::string& path) { return InspectShape(path); }};

@@ -27,11 +27,15 @@ std::string InCliWords(std::string message, const std::string& model) {
       {"POST /api/orchestrate/load", "`modelwarden load " + model + "`"},
       {"POST /api/orchestrate/unload", "`modelwarden unload NAME`"},
       {"force_load=true", "--force"},
+      {"file_path '", "--file '"},
   };
   for (const auto& [from, to] : phrases) ReplaceAll(message, from, to);
   // "(PATCH /api/models/NAME/config)": the load_config is set with `models set`.
   static const std::regex kPatchConfig(R"(PATCH /api/models/([A-Za-z0-9._%-]+)/config)");
   message = std::regex_replace(message, kPatchConfig, "`modelwarden models set $1 --load-config '{...}'`");
+  static const std::regex kRetest(R"(POST /api/models/([A-Za-z0-9._%-]+)/retest)");
+  message = std::regex_replace(message, kRetest, "`modelwarden retest $1`");
+  ReplaceAll(message, "POST /api/environment/reset", "`modelwarden environment reset`");
   return message;
 }
 

@@ -21,13 +21,23 @@ TEST(CliAdviceTest, ServerAdviceBecomesCommands) {
             "set \"embeddings\": true in its load_config (`modelwarden models set tiny --load-config '{...}'`); it is");
   EXPECT_EQ(InCliWords("looked for x/snapshots/*/*.gguf); give file_path", "x"),
             "looked for x/snapshots/*/*.gguf); give --file PATH");
+  const std::string stale =
+      "model 'half' was refused: The model file is bad: x. Its verdict is stale (model file changed): retest it with "
+      "POST /api/models/half/retest. Load it with force_load=true to try anyway.";
+  EXPECT_EQ(InCliWords(stale, "half"),
+            "model 'half' was refused: The model file is bad: x. Its verdict is stale (model file changed): retest it "
+            "with `modelwarden retest half`. Load it anyway with `modelwarden load half --force`.");
+  EXPECT_EQ(InCliWords("or POST /api/environment/reset.", "m"), "or `modelwarden environment reset`.");
+  EXPECT_EQ(InCliWords("file_path '/tmp/x.gguf' is outside the model location /m (symlinks", "m"),
+            "--file '/tmp/x.gguf' is outside the model location /m (symlinks");
   EXPECT_EQ(InCliWords("Retry later, unload a model (POST /api/orchestrate/unload), or", "m"),
             "Retry later, unload a model (`modelwarden unload NAME`), or");
 }
 
 TEST(CliAdviceTest, NoApiWordsAreLeft) {
   for (const char* message : {"force_load=true", "POST /api/orchestrate/load then force_load=true",
-                              "(PATCH /api/models/a.b-c/config)", "POST /api/orchestrate/unload"}) {
+                              "(PATCH /api/models/a.b-c/config)", "POST /api/orchestrate/unload",
+                              "POST /api/models/m/retest", "POST /api/environment/reset"}) {
     const std::string cli = InCliWords(message, "m");
     EXPECT_EQ(cli.find("force_load="), std::string::npos) << cli;
     EXPECT_EQ(cli.find("POST /api"), std::string::npos) << cli;

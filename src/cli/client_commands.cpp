@@ -13,6 +13,7 @@
 
 #include "api/http_client.h"
 #include "cli/advice.h"
+#include "cli/model_file_offer.h"
 #include "cli/pull_command.h"
 #include "cli/run_command.h"
 #include "cli/table.h"
@@ -25,7 +26,7 @@ using nlohmann::json;
 constexpr const char* kUsage =
     "usage: modelwarden [--url URL] [--api-key KEY] [--json] <command>\n"
     "  models list\n"
-    "  models add NAME [--hf-path ORG/NAME] [--file PATH] [--engine llama.cpp|command]\n"
+    "  models add NAME [--hf-path ORG/NAME] [--file PATH [--copy|--link]] [--engine llama.cpp|command]\n"
     "                  [--preset ENGINE_PRESET] [--location LOC] [--load-config JSON]\n"
     "                  (--preset: a command model run by [engines.NAME] of the server's configuration)\n"
     "  models show NAME\n"
@@ -36,9 +37,13 @@ constexpr const char* kUsage =
     "                         downloads a GGUF from Hugging Face and registers it\n"
     "  load NAME [--force]\n"
     "  unload NAME\n"
+    "  retest NAME            a stale verdict: status unknown, then one load\n"
     "  status\n"
+    "  environment reset      a failing environment back to ok\n"
     "  nodes                  the servers sharing the registry, with their leases\n"
-    "  run NAME [PROMPT...]   chat (streams; interactive without a prompt; Ctrl-C stops an answer)\n"
+    "  run NAME [PROMPT...] [--max-tokens N] [--system TEXT] [--temperature X]\n"
+    "                         chat (streams; interactive without a prompt: /help lists its commands;\n"
+    "                         Ctrl-C stops an answer; --json prints the JSON answer)\n"
     "  list | ps | show NAME | rm NAME | stop NAME\n"
     "                         models list | the loaded models | models show | models rm | unload\n"
     "Server: --url, else $MODELWARDEN_URL, else http://127.0.0.1:8080. API key: $MODELWARDEN_API_KEY.\n"
@@ -60,16 +65,20 @@ constexpr CommandHelp kCommandHelp[] = {
      "The registered models. `modelwarden models SUB --help` shows one subcommand.\n"},
     {"models list", "usage: modelwarden models list\nThe registered models, their status, loads and failures.\n"},
     {"models add",
-     "usage: modelwarden models add NAME [--hf-path ORG/NAME] [--file PATH] [--engine llama.cpp|command]\n"
-     "                              [--preset ENGINE_PRESET] [--location LOC] [--load-config JSON]\n"
-     "Registers a model. --file: its GGUF file; --hf-path: a Hugging Face repository in the cache;\n"
+     "usage: modelwarden models add NAME [--hf-path ORG/NAME] [--file PATH [--copy|--link]]\n"
+     "                              [--engine llama.cpp|command] [--preset ENGINE_PRESET] [--location LOC]\n"
+     "                              [--load-config JSON]\n"
+     "Registers a model. --file: its GGUF file (relative to the current directory, else to the model\n"
+     "location); a file outside the server's model locations is copied (--copy) or hard-linked (--link)\n"
+     "into the location first; --hf-path: a Hugging Face repository in the cache;\n"
      "--location: the cache location; --load-config: a JSON object of load settings, e.g. '{\"n_ctx\": 2048}';\n"
      "--preset: a command model run by [engines.NAME] of the server's configuration.\n"},
     {"models show", "usage: modelwarden models show NAME\nOne model: status, notes, load_config, fit, recent attempts.\n"},
     {"models set",
      "usage: modelwarden models set NAME [--status S] [--notes TEXT] [--load-config JSON]\n"
      "--status: unknown, compatible or incompatible; --notes: free text; --load-config: a JSON object\n"
-     "that replaces the model's load_config.\n"},
+     "that replaces the model's whole load_config (the keys it drops are listed); a loaded model uses\n"
+     "it from its next load.\n"},
     {"models rm", "usage: modelwarden models rm NAME\nRemoves a model from the registry.\n"},
     {"models scan",
      "usage: modelwarden models scan\n"
@@ -87,13 +96,23 @@ constexpr CommandHelp kCommandHelp[] = {
      "Loads a model (waits for the attempt). --force: load a model marked incompatible, or one that\n"
      "would not fit, anyway. Exit 3 when refused as incompatible.\n"},
     {"unload", "usage: modelwarden unload NAME\nUnloads a loaded model.\n"},
+    {"retest",
+     "usage: modelwarden retest NAME\n"
+     "Sets the model's status to unknown and loads it once (for a stale verdict: the model file, driver\n"
+     "or llama.cpp changed since it was judged). Answers as load does.\n"},
+    {"environment", "usage: modelwarden environment reset\nSee `modelwarden environment reset --help`.\n"},
+    {"environment reset",
+     "usage: modelwarden environment reset\n"
+     "Sets a failing environment back to ok: device-level failures blame models again.\n"},
     {"stop", "usage: modelwarden stop NAME\nUnloads a loaded model (= modelwarden unload NAME).\n"},
     {"status", "usage: modelwarden status\nThe server: devices, memory, loaded models, the load queue.\n"},
     {"nodes", "usage: modelwarden nodes\nThe servers sharing the registry, with their leases.\n"},
     {"run",
-     "usage: modelwarden run NAME [PROMPT...]\n"
+     "usage: modelwarden run NAME [PROMPT...] [--max-tokens N] [--system TEXT] [--temperature X]\n"
      "Chats with a model, loading it on demand. With a PROMPT: one answer, streamed; without:\n"
-     "interactive (/bye or Ctrl-D leaves). Ctrl-C stops an answer.\n"},
+     "interactive. Ctrl-C stops an answer. --max-tokens: the longest answer; --system: a system\n"
+     "prompt; --temperature: sampling temperature; --json: no streaming, the JSON answer printed.\n"
+     "Inside: /help, /set system TEXT | temperature X | max-tokens N, /clear, /bye (or Ctrl-D).\n"},
     {"list", "usage: modelwarden list\nThe registered models (= modelwarden models list).\n"},
     {"ps", "usage: modelwarden ps\nThe loaded models, with their memory and last use.\n"},
     {"show", "usage: modelwarden show NAME\nOne model (= modelwarden models show NAME).\n"},
@@ -104,7 +123,7 @@ constexpr CommandHelp kCommandHelp[] = {
 std::string HelpFor(const std::vector<std::string>& positional) {
   if (positional.empty()) return kUsage;
   std::string key = positional[0];
-  if (key == "models" && positional.size() > 1) key += " " + positional[1];
+  if ((key == "models" || key == "environment") && positional.size() > 1) key += " " + positional[1];
   for (const CommandHelp& help : kCommandHelp) {
     if (key == help.command) return std::string(help.usage) + kGlobalOptions;
   }
@@ -116,6 +135,8 @@ struct Args {
   std::map<std::string, std::string> options;  // --name value
   bool json = false;
   bool force = false;
+  bool copy = false;  // models add --copy
+  bool link = false;  // models add --link
   bool test = false;  // pull --test
   bool help = false;  // --help or -h
   std::string url;
@@ -123,7 +144,8 @@ struct Args {
 };
 
 const char* const kValueOptions[] = {"--url",      "--api-key",     "--hf-path", "--file",  "--engine", "--preset",
-                                     "--location", "--load-config", "--status",  "--notes", "--name"};
+                                     "--location", "--load-config", "--status",  "--notes", "--name",
+                                     "--max-tokens", "--system", "--temperature"};
 
 int Usage(const std::string& problem) {
   std::cerr << "modelwarden: " << problem << "\n" << kUsage;
@@ -137,6 +159,10 @@ std::optional<std::string> ParseArgs(int argc, char** argv, Args& args) {
       args.json = true;
     } else if (a == "--force") {
       args.force = true;
+    } else if (a == "--copy") {
+      args.copy = true;
+    } else if (a == "--link") {
+      args.link = true;
     } else if (a == "--test") {
       args.test = true;
     } else if (a == "--help" || a == "-h") {
@@ -236,7 +262,21 @@ int ReportError(int status, const json& body, const std::string& model) {
                 << " --load-config '" << c["suggested_load_config"].dump() << "'\n";
     }
   }
-  if (code == "insufficient_memory") std::cerr << "Lower n_ctx (or n_gpu_layers), or use --force to try anyway.\n";
+  if (code == "insufficient_memory") {
+    // SPEC §18: the suggested n_ctx as the command that applies it (the rest of the load_config kept).
+    const json fit = error.value("fit", json::object());
+    const json model_json = body.value("model", json::object());
+    if (fit.is_object() && fit.contains("largest_fitting_n_ctx") && fit["largest_fitting_n_ctx"].is_number() &&
+        model_json.is_object()) {
+      json lc = model_json.value("load_config", json::object());
+      if (!lc.is_object()) lc = json::object();
+      lc["n_ctx"] = fit["largest_fitting_n_ctx"];
+      std::cerr << "Apply it with: modelwarden models set " << Str(model_json, "model_name") << " --load-config '"
+                << lc.dump() << "'\n";
+    } else {
+      std::cerr << "Lower n_ctx (or n_gpu_layers), or use --force to try anyway.\n";
+    }
+  }
   if (code == "model_not_found") std::cerr << "See `modelwarden models list` for the registered models.\n";
   (void)status;
   return kExitError;
@@ -258,8 +298,7 @@ void PrintModel(const json& m) {
   }
   if (m.value("verdict_stale", false)) {
     const std::string name = Str(m, "model_name");
-    info.AddRow({"verdict_stale", "yes: " + Str(m, "verdict_stale_reason") + " (retest: modelwarden models set " + name +
-                                      " --status unknown, then modelwarden load " + name + ")"});
+    info.AddRow({"verdict_stale", "yes: " + Str(m, "verdict_stale_reason") + " (retest: modelwarden retest " + name + ")"});
   }
   info.AddRow({"load_config", m.contains("load_config") ? m["load_config"].dump() : "{}"});
   if (m.contains("fit") && m["fit"].is_object()) {
@@ -384,7 +423,11 @@ int ModelsCommand(Args& args, Client& client) {
   if (sub == "add") {
     json body{{"model_name", name}};
     if (args.options.count("--hf-path")) body["hf_path"] = args.options["--hf-path"];
-    if (args.options.count("--file")) body["file_path"] = args.options["--file"];
+    // SPEC §18: relative to the current directory when the file is there.
+    const std::string file = args.options.count("--file") ? FileArgument(args.options["--file"]) : "";
+    if (!file.empty()) body["file_path"] = file;
+    if ((args.copy || args.link) && file.empty()) return Usage("--copy and --link go with --file");
+    if (args.copy && args.link) return Usage("give --copy or --link, not both");
     if (args.options.count("--engine")) body["engine"] = args.options["--engine"];
     if (args.options.count("--location")) body["cache_location"] = args.options["--location"];
     if (args.options.count("--load-config")) {
@@ -400,6 +443,26 @@ int ModelsCommand(Args& args, Client& client) {
     }
     auto r = client.Call("POST", "/api/models", body.dump());
     if (!r) return kExitError;
+    // A file outside the model locations: copy or link it in, or say how.
+    if (r->first == 400 && !file.empty()) {
+      const json& error = r->second.value("error", json::object());
+      if (std::optional<std::string> root = LocationOfOutsideRefusal(Str(error, "message"))) {
+        if (!args.copy && !args.link) {
+          const int code = Finish(args, r->first, r->second, 201, [] {});
+          if (!args.json) std::cerr << OutsideAdvice(name, file, *root);
+          return code;
+        }
+        Result<std::string> placed = PlaceInLocation(file, *root, args.link);
+        if (!placed.ok()) {
+          std::cerr << "modelwarden: " << placed.status().message() << "\n";
+          return kExitError;
+        }
+        std::cout << (args.link ? "Linked " : "Copied ") << file << " into " << *root << ".\n";
+        body["file_path"] = *placed;
+        r = client.Call("POST", "/api/models", body.dump());
+        if (!r) return kExitError;
+      }
+    }
     return Finish(args, r->first, r->second, 201, [&] {
       std::cout << "Registered '" << name << "' (" << Str(r->second, "engine") << ", " << Str(r->second, "file_path")
                 << "). Load it with: modelwarden load " << name << "\n";
@@ -420,27 +483,50 @@ int ModelsCommand(Args& args, Client& client) {
       body["load_config"] = *lc;
     }
     if (body.empty()) return Usage("models set needs --status, --notes or --load-config");
+    // SPEC §18: --load-config replaces the whole load_config: say which keys went.
+    std::vector<std::string> removed;
+    if (body.contains("load_config")) {
+      auto before = client.Call("GET", "/api/models/" + EncodePath(name));
+      if (before && before->first == 200 && before->second.contains("load_config") &&
+          before->second["load_config"].is_object()) {
+        for (const auto& [key, value] : before->second["load_config"].items()) {
+          if (!body["load_config"].contains(key)) removed.push_back(key);
+        }
+      }
+    }
     auto r = client.Call("PATCH", "/api/models/" + EncodePath(name) + "/config", body.dump());
     if (!r) return kExitError;
     return Finish(args, r->first, r->second, 200, [&] {
       std::cout << "Updated '" << name << "': status " << Str(r->second, "compatibility_status") << "\n";
+      if (!removed.empty()) {
+        std::string keys;
+        for (const std::string& k : removed) keys += (keys.empty() ? "" : ", ") + k;
+        std::cout << "--load-config replaced the whole load_config; removed: " << keys << "\n";
+      }
+      if (!Str(r->second, "warning").empty()) {
+        std::cerr << "warning: '" << name << "' is loaded: its new load_config applies at its next load "
+                  << "(modelwarden unload " << name << ", then modelwarden load " << name << ")\n";
+      }
     });
   }
   if (sub == "rm") {
     auto r = client.Call("DELETE", "/api/models/" + EncodePath(name));
     if (!r) return kExitError;
-    return Finish(args, r->first, r->second, 200, [&] { std::cout << "Removed '" << name << "'.\n"; });
+    return Finish(args, r->first, r->second, 200, [&] {
+      std::cout << "Removed '" << name << "' from the registry (its model file, if any, was left in place).\n";
+    });
   }
   return Usage("unknown models subcommand '" + sub + "'");
 }
 
 int LoadCommand(Args& args, Client& client, bool load) {
   const auto& p = args.positional;
-  if (p.size() != 2) return Usage(std::string(load ? "load" : "unload") + " needs exactly one model NAME");
+  const bool retest = p[0] == "retest";
+  if (p.size() != 2) return Usage(p[0] + " needs exactly one model NAME");
   const std::string& name = p[1];
   json body{{"model_name", name}};
   if (load && args.force) body["force_load"] = true;
-  if (!load && args.force) return Usage("unload does not take --force");
+  if ((!load || retest) && args.force) return Usage(p[0] + " does not take --force");
   if (!load) {
     // The server answers an unload of a model that is not loaded as done: say what it was.
     auto before = client.Call("GET", "/api/models/" + EncodePath(name));
@@ -450,7 +536,8 @@ int LoadCommand(Args& args, Client& client, bool load) {
                     [&] { std::cout << "'" << name << "' is not loaded: nothing to unload.\n"; });
     }
   }
-  auto r = client.Call("POST", load ? "/api/orchestrate/load" : "/api/orchestrate/unload", body.dump());
+  auto r = retest ? client.Call("POST", "/api/models/" + EncodePath(name) + "/retest")
+                  : client.Call("POST", load ? "/api/orchestrate/load" : "/api/orchestrate/unload", body.dump());
   if (!r) return kExitError;
   return Finish(args, r->first, r->second, 200, [&] {
     if (!load) {
@@ -504,7 +591,7 @@ int StatusCommand(Args& args, Client& client) {
       // SPEC §11: a system-wide failure first, before anything else.
       std::cout << "!! ENVIRONMENT FAILING since " << Str(env, "since") << ": " << Str(env, "reason") << "\n"
                 << "   Device-level failures blame no model until it recovers (a successful load, a device probe "
-                   "that sees the missing devices again, or POST /api/environment/reset).\n";
+                   "that sees the missing devices again, or `modelwarden environment reset`).\n";
     }
     std::cout << "modelwarden " << Str(s, "version") << " at " << args.url << ", up " << Str(s, "uptime_s") << " s\n";
     if (s.contains("node") && s["node"].is_object() && !Str(s["node"], "node_id").empty()) {
@@ -590,11 +677,20 @@ int NodesCommand(Args& args, Client& client) {
       std::cout << "No nodes: this server has not joined the fleet yet.\n";
       return;
     }
+    // This node's loaded models as of now, not of its last heartbeat (SPEC §18).
+    std::optional<std::string> loaded_here;
+    if (auto st = client.Call("GET", "/api/status"); st && st->first == 200 && st->second.contains("loaded_models")) {
+      std::string names;
+      for (const auto& m : st->second["loaded_models"]) names += (names.empty() ? "" : ", ") + Str(m, "model_name");
+      loaded_here = names;
+    }
     Table t({"NODE", "HOST", "CLASS", "LEASE", "LOADED"});
     for (const auto& n : b["nodes"]) {
       std::string id = Str(n, "node_id");
-      if (!self.empty() && id == self) id += " (this)";
-      const std::string loaded = JoinList(n.value("loaded_models", json::array()));
+      const bool here = !self.empty() && id == self;
+      if (here) id += " (this)";
+      const std::string loaded =
+          here && loaded_here ? *loaded_here : JoinList(n.value("loaded_models", json::array()));
       std::string lease = LeaseText(n.value("lease", json::object()));
       if (!Str(n, "expired_by").empty()) lease += " (closed by " + Str(n, "expired_by") + ")";
       const std::string cls = Str(n, "environment_class");
@@ -605,10 +701,22 @@ int NodesCommand(Args& args, Client& client) {
   });
 }
 
+// SPEC §11: `environment reset` sets a failing environment back to ok.
+int EnvironmentCommand(Args& args, Client& client) {
+  const auto& p = args.positional;
+  if (p.size() != 2 || p[1] != "reset") return Usage("environment takes one subcommand: reset");
+  auto r = client.Call("POST", "/api/environment/reset");
+  if (!r) return kExitError;
+  return Finish(args, r->first, r->second, 200, [&] {
+    std::cout << "Environment: " << Str(r->second.value("environment", r->second), "state") << "\n";
+  });
+}
+
 }  // namespace
 
 bool IsClientCommand(const char* command) {
-  for (const char* c : {"models", "load", "unload", "status", "nodes", "run", "list", "ps", "show", "rm", "stop", "pull"}) {
+  for (const char* c : {"models", "load", "unload", "retest", "status", "environment", "nodes", "run", "list", "ps",
+                        "show", "rm", "stop", "pull"}) {
     if (std::strcmp(command, c) == 0) return true;
   }
   return false;
@@ -635,7 +743,8 @@ int RunClientCommand(int argc, char** argv) {
   // that is an error answer, exit 1, not an abort.
   try {
     if (command == "models") return ModelsCommand(args, client);
-    if (command == "load") return LoadCommand(args, client, true);
+    if (command == "load" || command == "retest") return LoadCommand(args, client, true);
+    if (command == "environment") return EnvironmentCommand(args, client);
     if (command == "unload") return LoadCommand(args, client, false);
     if (command == "status") return StatusCommand(args, client);
     if (command == "nodes") return NodesCommand(args, client);
@@ -646,7 +755,14 @@ int RunClientCommand(int argc, char** argv) {
                              args.options["--location"], args.test});
     }
     if (command == "run") {
-      return RunChatCommand(args.url, args.api_key, {args.positional.begin() + 1, args.positional.end()});
+      RunOptions options;
+      options.json = args.json;
+      for (const char* name : {"--max-tokens", "--temperature"}) {
+        if (!args.options.count(name)) continue;
+        if (auto problem = ParseRunOption(name, args.options[name], options)) return Usage(*problem);
+      }
+      if (args.options.count("--system")) options.system = args.options["--system"];
+      return RunChatCommand(args.url, args.api_key, {args.positional.begin() + 1, args.positional.end()}, options);
     }
   } catch (const json::exception& e) {
     std::cout.flush();

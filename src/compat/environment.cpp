@@ -99,6 +99,10 @@ std::string EngineBinaryComponent(std::string_view resolved_path, int64_t size, 
   return OneLine(resolved_path) + " size=" + std::to_string(size) + " mtime=" + std::to_string(mtime_s);
 }
 
+std::string ModelFileComponent(uint64_t size, int64_t mtime_s, std::string_view index_hash) {
+  return "size=" + std::to_string(size) + " mtime=" + std::to_string(mtime_s) + " gguf=" + OneLine(index_hash);
+}
+
 std::string SerializeComponents(const EnvironmentComponents& components) {
   std::string out;
   for (const auto& [key, value] : components) out += OneLine(key) + "=" + OneLine(value) + "\n";
@@ -168,7 +172,8 @@ VerdictStaleness CompareVerdict(const EnvironmentComponents& then, const Environ
     if (before == nullptr || after == nullptr || *before == *after) continue;
     out.stale = true;
     if (!out.reason.empty()) out.reason += "; ";
-    out.reason += key + " changed " + *before + " \u2192 " + *after;
+    out.reason += key == kModelFileKey ? std::string("model file changed")
+                                       : key + " changed " + *before + " \u2192 " + *after;
   }
   return out;
 }

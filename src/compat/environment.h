@@ -17,7 +17,9 @@
 //                         that matter to a model of `engine` count:
 //                         devices and drivers always, "llama.cpp" and
 //                         "llama.cpp_lib" for llama.cpp models,
-//                         "engine_binary" for command models. The
+//                         "engine_binary" for command models,
+//                         "model_file" for all (its change reads "model
+//                         file changed", SPEC §18). The
 //                         modelwarden version is recorded, never compared
 //                         (an upgrade alone does not void every verdict).
 #pragma once
@@ -70,6 +72,11 @@ std::optional<std::string> ParseWslKernel(std::string_view proc_version);
 // The value of the "engine_binary" component of a command model.
 std::string EngineBinaryComponent(std::string_view resolved_path, int64_t size, int64_t mtime_s);
 inline constexpr std::string_view kEngineBinaryKey = "engine_binary";
+// The model file's identity (SPEC §18): "size=N mtime=S gguf=HASH" (the hash
+// of its GGUF header and tensor index), for every engine when the model
+// names a file. A change reads "model file changed".
+std::string ModelFileComponent(uint64_t size, int64_t mtime_s, std::string_view index_hash);
+inline constexpr std::string_view kModelFileKey = "model_file";
 
 std::string Fingerprint(const EnvironmentComponents& components);
 

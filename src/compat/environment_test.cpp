@@ -115,6 +115,18 @@ TEST(EnvironmentTest, StaleOnlyForComponentsThatMatterToTheEngine) {
   EXPECT_FALSE(CompareVerdict(then, then, "llama.cpp").stale);
 }
 
+TEST(EnvironmentTest, AReplacedModelFileMakesTheVerdictStaleForEveryEngine) {
+  EnvironmentComponents then = BuildComponents(Inputs()), now = then;
+  then[std::string(kModelFileKey)] = ModelFileComponent(4821120, 100, "00aa");
+  now[std::string(kModelFileKey)] = ModelFileComponent(9000000, 200, "00bb");
+  EXPECT_EQ(CompareVerdict(then, now, "llama.cpp").reason, "model file changed");
+  EXPECT_TRUE(CompareVerdict(then, now, "command").stale);
+  EXPECT_FALSE(CompareVerdict(then, then, "llama.cpp").stale);
+  // A verdict made before files were part of it: no evidence of a change.
+  EnvironmentComponents before_files = BuildComponents(Inputs());
+  EXPECT_FALSE(CompareVerdict(before_files, now, "llama.cpp").stale);
+}
+
 TEST(EnvironmentTest, MissingDevicesByKindAndName) {
   std::vector<EnvironmentDevice> before{{"CUDA0 NVIDIA H200", "gpu", 100, ""}, {"CPU", "cpu", 10, ""}, {"CPU", "cpu", 10, ""}};
   std::vector<std::string> good = DeviceKeys(before);

@@ -106,9 +106,11 @@ Result<CompatStatus> NextStatus(CompatStatus from, const TransitionInput& in) {
   return InternalError("unknown compatibility event");
 }
 
-std::string FailureNotes(int64_t total_loads, std::string_view summary, std::string_view matched_line) {
+std::string FailureNotes(int64_t total_loads, std::string_view summary, std::string_view matched_line,
+                         std::string_view category) {
   const std::string line = OneLine(summary);
-  std::string notes = total_loads >= kDegradedAfterLoads
+  std::string notes = category == "unsupported_model"           ? std::string(kBadFileNotes) + line
+                      : total_loads >= kDegradedAfterLoads
                           ? "Intermittent issue detected (loaded successfully " +
                                 std::to_string(total_loads) + " times before): " + line
                           : "Hardware incompatibility detected: " + line;
@@ -198,6 +200,22 @@ Result<ModelRecord> StateMachine::Finish(AttemptId id, CompatEvent event, Edit e
   return written;
 }
 
+namespace {
+
+// SPEC §18: a success after a forced load or a retest (an attempt from
+// incompatible or unknown) starts the notes afresh; the notes it replaces
+// stay in the attempt history, as the successful attempt's summary.
+void StartNotesAfresh(ModelRecord& m, AttemptRecord& a) {
+  const bool afresh = a.forced || a.status_before == CompatStatus::kIncompatible ||
+                      a.status_before == CompatStatus::kUnknown;
+  const std::string notes = m.compatibility_notes.value_or("");
+  if (!afresh || notes.empty()) return;
+  a.summary = "notes before this success: " + OneLine(notes);
+  m.compatibility_notes.reset();
+}
+
+}  // namespace
+
 Result<ModelRecord> StateMachine::FinishSuccess(AttemptId id) {
   return Finish(id, CompatEvent::kLoadSucceeded,
                 [](ModelRecord& m, AttemptRecord& a, const std::string& now) {
@@ -205,6 +223,7 @@ Result<ModelRecord> StateMachine::FinishSuccess(AttemptId id) {
                   m.last_loaded_at = now;
                   m.verdict_fingerprint = a.hardware_fingerprint;
                   a.outcome = AttemptOutcome::kSuccess;
+                  StartNotesAfresh(m, a);
                   return Status::Ok();
                 });
 }
@@ -215,6 +234,7 @@ Result<ModelRecord> StateMachine::FinishHealed(AttemptId id, const HealedConfig&
     m.last_loaded_at = now;
     m.verdict_fingerprint = a.hardware_fingerprint;
     a.outcome = AttemptOutcome::kSuccess;
+    StartNotesAfresh(m, a);
     std::string note = OneLine(healed.note);
     if (m.load_config == healed.replaces) {
       m.load_config = healed.load_config;
@@ -264,7 +284,7 @@ Result<ModelRecord> StateMachine::FinishFailure(AttemptId id, const FailureInfo&
   return Finish(id, CompatEvent::kLoadFailed, [&f, extra_note](ModelRecord& m, AttemptRecord& a, const std::string& now) {
     const std::string summary = FallbackSummary(f);
     // total_loads before this failure decides the wording, as it decided the status.
-    m.compatibility_notes = FailureNotes(m.total_loads, summary, f.matched_line);
+    m.compatibility_notes = FailureNotes(m.total_loads, summary, f.matched_line, f.category);
     if (!extra_note.empty()) *m.compatibility_notes += "\n" + OneLine(extra_note);
     m.total_failures += 1;
     m.last_failed_at = now;
@@ -348,7 +368,7 @@ Result<ModelRecord> StateMachine::RecordServingCrash(std::string_view name, cons
   const bool environment = f.outcome == AttemptOutcome::kEnvironmentFailure;
   if (!environment) {
     model.compatibility_status = *next;
-    model.compatibility_notes = FailureNotes(model.total_loads, summary, f.matched_line);
+    model.compatibility_notes = FailureNotes(model.total_loads, summary, f.matched_line, f.category);
     model.total_failures += 1;
     model.last_failed_at = now;
     RETURN_IF_ERROR(tx.WriteModelState(model));

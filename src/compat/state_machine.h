@@ -26,7 +26,7 @@
 //
 // Public API in brief (namespace mw):
 //   NextStatus(from, TransitionInput) -> Result<CompatStatus>
-//   FailureNotes(total_loads, summary, matched_line) -> std::string
+//   FailureNotes(total_loads, summary, matched_line, category) -> std::string
 //   struct FailureInfo {outcome, exit_code, signal, category, pattern_id,
 //                       summary, matched_line, log_excerpt}
 //   class StateMachine(Registry&):
@@ -90,12 +90,17 @@ struct TransitionInput {
 Result<CompatStatus> NextStatus(CompatStatus from, const TransitionInput& input);
 
 // compatibility_notes after a failure: one line
+//   "The model file is bad: <summary>"          (category unsupported_model: the file's fault, SPEC §18)
 //   "Hardware incompatibility detected: <summary>"                    (total_loads < 3)
 //   "Intermittent issue detected (loaded successfully N times before): <summary>"
 // followed, when `matched_line` is non-empty and differs from the summary,
 // by a newline and the matched log line. Newlines inside either are folded
 // into spaces so the notes stay exactly those (at most) two lines.
-std::string FailureNotes(int64_t total_loads, std::string_view summary, std::string_view matched_line);
+std::string FailureNotes(int64_t total_loads, std::string_view summary, std::string_view matched_line,
+                         std::string_view category = {});
+inline constexpr std::string_view kBadFileNotes = "The model file is bad: ";
+// Notes that blame the model file, not the machine (see FailureNotes).
+inline bool NotesBlameFile(std::string_view notes) { return notes.substr(0, kBadFileNotes.size()) == kBadFileNotes; }
 
 // What the supervisor and the classifier know about a failed attempt.
 struct FailureInfo {
@@ -151,7 +156,10 @@ class StateMachine {
                                                std::string_view hardware_fingerprint);
 
   // The load succeeded: compatible, total_loads += 1, last_loaded_at = now,
-  // attempt outcome success. Notes are kept (they record past failures).
+  // attempt outcome success. Notes are kept (they record past failures),
+  // except after a forced attempt or one from incompatible or unknown (a
+  // retest): the notes start afresh and the old ones become the attempt's
+  // summary ("notes before this success: ...", SPEC §18).
   // COMMIT POINT "attempt outcome" (the same for the two Finish calls below).
   //   kNotFound: no such attempt; kFailedPrecondition: the attempt is
   //   already finished (a late result: ignore it).

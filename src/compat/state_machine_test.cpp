@@ -114,6 +114,11 @@ TEST(FailureNotes, ExactWording) {
             "Hardware incompatibility detected: CreateContext failed\nggml_cuda_init: CreateContext failed");
   // The matched line is not repeated when it is the summary; inner newlines fold.
   EXPECT_EQ(FailureNotes(0, "a\nb", "a b"), "Hardware incompatibility detected: a b");
+  // SPEC §18: the file's fault is the file's, whatever came before.
+  const std::string bad_file = FailureNotes(5, "corrupt or unsupported model file: not a valid GGUF file", "", "unsupported_model");
+  EXPECT_EQ(bad_file, "The model file is bad: corrupt or unsupported model file: not a valid GGUF file");
+  EXPECT_TRUE(NotesBlameFile(bad_file));
+  EXPECT_FALSE(NotesBlameFile(FailureNotes(0, "x", "", "gpu_context")));
 }
 
 TEST(FallbackSummary, FromTimeoutSignalOrExitCode) {
@@ -294,6 +299,28 @@ TEST_P(StateMachineTest, ThreeSuccessesThenFailureIsDegraded) {
   ASSERT_TRUE(again.ok());
   EXPECT_EQ(again->compatibility_status, S::kCompatible);
   EXPECT_EQ(again->total_loads, 4);
+}
+
+TEST_P(StateMachineTest, ASuccessAfterAForcedLoadOrRetestStartsTheNotesAfresh) {
+  Add("m");
+  FailureInfo f;
+  f.outcome = AttemptOutcome::kFailed;
+  f.category = "unsupported_model";
+  f.summary = "corrupt model file: truncated";
+  ASSERT_TRUE(sm_->FinishFailure(Begin("m"), f).ok());
+  const AttemptId forced = Begin("m", /*forced=*/true);
+  auto m = sm_->FinishSuccess(forced);
+  ASSERT_TRUE(m.ok()) << m.status().ToString();
+  EXPECT_EQ(m->compatibility_status, S::kCompatible);
+  EXPECT_FALSE(m->compatibility_notes.has_value());
+  EXPECT_EQ(Attempt(forced).summary, "notes before this success: The model file is bad: corrupt model file: truncated");
+  // A plain success of a compatible model keeps what the notes say.
+  ModelUpdate notes;
+  notes.compatibility_notes = "works with flash attention off";
+  ASSERT_TRUE(sm_->ApplyManualChange("m", std::nullopt, notes).ok());
+  auto again = sm_->FinishSuccess(Begin("m"));
+  ASSERT_TRUE(again.ok());
+  EXPECT_EQ(again->compatibility_notes, "works with flash attention off");
 }
 
 TEST_P(StateMachineTest, ServingCrashRecordsAClosedAttemptAndMovesTheStatus) {

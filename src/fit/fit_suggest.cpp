@@ -140,4 +140,15 @@ Change FitUnset(const ModelShape& shape, const LlamaConfig& config, const std::v
   return change;
 }
 
+std::optional<int64_t> SuggestedCtx(const ModelShape& shape, const loadconfig::LlamaConfig& config,
+                                    const std::vector<Device>& devices) {
+  std::optional<int64_t> largest = LargestFittingCtx(shape, config, devices);
+  if (!largest) return std::nullopt;
+  const int64_t train = std::max(kCtxPad, TrainCtx(shape) / kCtxPad * kCtxPad);
+  if (*largest >= train) return train;
+  int64_t step = kCtxPad;  // the largest 256 x 2^k not above it
+  while (step * 2 <= *largest) step *= 2;
+  return step / 2 * 3 <= *largest && step >= 2 * kCtxPad ? step / 2 * 3 : step;
+}
+
 }  // namespace mw::fit

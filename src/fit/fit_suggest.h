@@ -24,6 +24,12 @@
 //     that fits. `fits` tells whether the result fits; `changed` lists what
 //     was set (empty when the config fits as it is or nothing unset helps).
 //   ApplyChange(config, change): the config with the change applied.
+//   SuggestedCtx(shape, config, devices): the n_ctx a refusal offers (SPEC
+//     §18): the largest that fits, never above the training context, and
+//     stable while free memory moves a little: rounded down to 256 x 2^k or
+//     256 x 3 x 2^k (256, 512, 768, 1024, 1536, 2048, 3072, ...), or the
+//     training context itself (a multiple of 256) when that fits. nullopt
+//     when not even 256 fits.
 #pragma once
 
 #include <cstdint>
@@ -51,5 +57,7 @@ Change SuggestFix(FailureKind kind, const ModelShape& shape, const loadconfig::L
 Change FitUnset(const ModelShape& shape, const loadconfig::LlamaConfig& config, const std::vector<Device>& devices,
                 int64_t floor_ctx);
 loadconfig::LlamaConfig ApplyChange(loadconfig::LlamaConfig config, const Change& change);
+std::optional<int64_t> SuggestedCtx(const ModelShape& shape, const loadconfig::LlamaConfig& config,
+                                    const std::vector<Device>& devices);
 
 }  // namespace mw::fit

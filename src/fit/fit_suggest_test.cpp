@@ -127,5 +127,21 @@ TEST(FitSuggestTest, FitUnsetMovesGpuLayersBeforeTheContext) {
   EXPECT_FALSE(c.n_gpu_layers);
 }
 
+// SPEC §18: the refusal's n_ctx never exceeds the training context and does
+// not move with every MiB of free memory.
+TEST(FitSuggestTest, SuggestedCtxIsCappedAndStable) {
+  const std::vector<Device> plenty = Cpu(100 * kGiB);
+  EXPECT_EQ(SuggestedCtx(Deep(2048), Ctx(1 << 20), plenty), 2048);  // LargestFittingCtx alone: far beyond
+  EXPECT_EQ(SuggestedCtx(Deep(1000), Ctx(1 << 20), plenty), 768);   // a multiple of 256, not above 1000
+  // Free memory for 2304 or 2816 tokens: LargestFittingCtx moves, the suggestion does not.
+  auto free_for = [](uint32_t n) { return EstimateMemory(Deep(1 << 20), Ctx(n), Cpu(100 * kGiB)).total + 512 * kMiB; };
+  const std::vector<Device> less = Cpu(free_for(2304)), more = Cpu(free_for(2816));
+  EXPECT_NE(LargestFittingCtx(Deep(1 << 20), Ctx(1 << 20), less), LargestFittingCtx(Deep(1 << 20), Ctx(1 << 20), more));
+  EXPECT_EQ(SuggestedCtx(Deep(1 << 20), Ctx(1 << 20), less), 2048);
+  EXPECT_EQ(SuggestedCtx(Deep(1 << 20), Ctx(1 << 20), more), 2048);
+  EXPECT_EQ(SuggestedCtx(Deep(1 << 20), Ctx(1 << 20), Cpu(free_for(3100))), 3072);
+  EXPECT_EQ(SuggestedCtx(Deep(), Ctx(4096), Cpu(kMiB)), std::nullopt);
+}
+
 }  // namespace
 }  // namespace mw::fit

@@ -269,7 +269,8 @@ int RunEngine(const EngineOptions& options) {
   // Vulkan backend (SIGSEGV on lavapipe, SPEC §15).
   if (HasGpuDevice()) sizing.wait();
   std::vector<std::string> args =
-      BuildEngineArgs({options.model_path, plan.config, plan.shape.n_ctx_train, options.verify, options.socket_path});
+      BuildEngineArgs({options.model_path, plan.config, plan.shape.n_ctx_train, options.verify, options.socket_path,
+                       /*model_pools=*/plan.shape.pooling_type > 0});
   std::string line;
   for (const std::string& a : args) line += " " + a;
   std::fprintf(stderr, "modelwarden-worker: starting llama.cpp's server:%s\n", line.c_str());

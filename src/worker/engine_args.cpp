@@ -75,7 +75,13 @@ std::vector<std::string> BuildEngineArgs(const EngineArgsInput& in) {
   if (c.offload_kqv) a.push_back(*c.offload_kqv ? "--kv-offload" : "--no-kv-offload");
   if (c.seed) add("--seed", std::to_string(*c.seed));
   if (c.embeddings && *c.embeddings) a.push_back("--embeddings");
-  if (c.pooling) add("--pooling", std::string(loadconfig::PoolingName(*c.pooling)));
+  if (c.pooling) {
+    add("--pooling", std::string(loadconfig::PoolingName(*c.pooling)));
+  } else if (c.embeddings && *c.embeddings && !in.model_pools) {
+    // SPEC §18: "embeddings": true alone serves /v1/embeddings; a generative
+    // model has no pooling of its own, which /v1/embeddings refuses.
+    add("--pooling", "mean");
+  }
   if (in.verify == Verify::kLoad) a.push_back("--no-warmup");
   return a;
 }

@@ -22,6 +22,7 @@ struct EngineArgsInput {
   int64_t n_ctx_train = 0;  // the model's context length (GGUF header), 0 if unknown
   Verify verify = Verify::kDecode;
   std::string socket_path = {};  // CheckEngineSocketPath
+  bool model_pools = false;  // the GGUF names a pooling type: embeddings without `pooling` use it
 };
 
 // The engine's socket: an absolute path ending in ".sock" (llama.cpp's

@@ -39,6 +39,19 @@ TEST(EngineArgsTest, DefaultsListenOnTheUnixSocketWithOneSlotAndTheSmallerContex
   EXPECT_EQ(After(BuildEngineArgs({"m", Config(R"({"n_ctx": 0})"), 131072, Verify::kDecode}), "--ctx-size"), "131072");
 }
 
+// SPEC §18: "embeddings": true alone: mean pooling unless the model has its own.
+TEST(EngineArgsTest, EmbeddingsAloneGetMeanPoolingWhenTheModelHasNone) {
+  EngineArgsInput in{"m", Config(R"({"embeddings": true})"), 2048, Verify::kDecode, "/run/mw/1.sock"};
+  EXPECT_EQ(After(BuildEngineArgs(in), "--pooling"), "mean");
+  in.model_pools = true;
+  EXPECT_FALSE(Has(BuildEngineArgs(in), "--pooling"));  // the model's own pooling
+  in.config = Config(R"({"embeddings": true, "pooling": "last"})");
+  in.model_pools = false;
+  EXPECT_EQ(After(BuildEngineArgs(in), "--pooling"), "last");
+  in.config = Config("{}");
+  EXPECT_FALSE(Has(BuildEngineArgs(in), "--pooling"));
+}
+
 TEST(EngineArgsTest, EveryKeyReachesTheEngine) {
   auto a = BuildEngineArgs({"m", Config(R"({"n_gpu_layers": -1, "devices": ["CUDA0", "Vulkan0"], "main_gpu": 1, "split_mode": "row",
       "tensor_split": [3, 1.5], "flash_attn": "on", "n_ctx": 512, "n_batch": 256, "n_ubatch": 128, "n_threads": 3,

@@ -1,5 +1,7 @@
 #include "worker/gguf_inspect.h"
 
+#include "common/gguf_header.h"
+
 #include <sys/stat.h>
 
 #include <cctype>
@@ -87,6 +89,8 @@ Result<protocol::MetadataMessage> InspectGguf(const std::string& path) {
   gguf_init_params params{/*no_alloc=*/true, /*ctx=*/nullptr};
   std::unique_ptr<gguf_context, GgufFree> ctx(gguf_init_from_file(path.c_str(), params));
   if (!ctx) {
+    // Our own reader names the reason (gguf's went to the worker's stderr only).
+    if (Result<GgufHeader> header = ReadGgufHeader(path); !header.ok()) return DataLossError(header.status().message());
     return DataLossError("'" + path + "' is not a valid GGUF file (bad magic, unsupported version, or a "
                          "truncated/corrupt header; see the log for gguf's reason)");
   }
@@ -148,6 +152,7 @@ Result<ModelShape> ReadModelShape(const std::string& path) {
   const int64_t head_dim = n_head > 0 ? n_embd / n_head : 0;
   s.n_embd_k = IntValue(g, a + ".attention.key_length", head_dim) * n_head_kv;
   s.n_embd_v = IntValue(g, a + ".attention.value_length", head_dim) * n_head_kv;
+  s.pooling_type = IntValue(g, a + ".pooling_type", 0);
   return s;
 }
 

@@ -27,6 +27,7 @@ struct ModelShape {
   int64_t n_layer = 0;
   int64_t n_embd_k = 0;        // K width per token and layer, all KV heads together
   int64_t n_embd_v = 0;
+  int64_t pooling_type = 0;    // <arch>.pooling_type (llama.cpp's enum): 0 none (or absent)
 };
 // Same errors as InspectGguf.
 Result<ModelShape> ReadModelShape(const std::string& path);

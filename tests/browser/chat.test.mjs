@@ -21,6 +21,10 @@ describe('chat panel against the real server', () => {
     await server.ok('POST', '/api/models', { model_name: 'refused', engine: 'command', load_config: openAiEngineConfig() });
     await server.ok('PATCH', '/api/models/refused/config',
       { compatibility_status: 'incompatible', compatibility_notes: 'Hardware incompatibility detected: test' });
+    // flash_attn off at n_ctx 2^24: far beyond any machine's memory (refused before any attempt).
+    await server.ok('POST', '/api/models', {
+      model_name: 'too-big', file_path: server.makeTestModel('tiny.gguf'), load_config: { n_ctx: 16777216, flash_attn: 'off' },
+    });
     browser = await launchBrowser();
   });
 
@@ -91,14 +95,28 @@ describe('chat panel against the real server', () => {
     assert.deepEqual(record.errors, []);
   });
 
-  it('shows the refusal of an incompatible model', TEST, async () => {
-    const { page } = await openChat('refused');
+  // SPEC §18: the server's advice in the page's words, not API fields.
+  it('a refusal reads in the words of the page', TEST, async () => {
+    const { page } = await openChat('too-big');
     await page.fill('#chat-input', 'hi');
     await page.click('#chat-send');
     const error = page.locator('#chat-error');
     await error.waitFor({ state: 'visible' });
-    assert.match(await error.textContent(), /incompatible.*Hardware incompatibility detected: test/);
-    assert.equal(await answers(page).count(), 0, 'no empty answer left behind');
+    const text = await error.textContent();
+    assert.match(text, /would not fit.*use Load on its card to try anyway/);
+    assert.doesNotMatch(text, /force_load|POST \/api|PATCH \/api/);
+  });
+
+  // SPEC §18: no chat is offered for an incompatible model (the Load
+  // button's warning is the way to try it).
+  it('offers no chat for an incompatible model', TEST, async () => {
+    const o = await openPage(browser, `${server.url}/`);
+    opened.push(o);
+    await card(o.page, 'refused').locator('.model-name').click();
+    await o.page.locator('#details').waitFor();
+    await o.page.locator('#chat-refused').waitFor({ state: 'visible' });
+    assert.match(await o.page.locator('#chat-refused').textContent(), /marked incompatible/);
+    assert.ok(await o.page.locator('#chat-input').isHidden(), 'no message box');
     assert.equal((await server.model('refused')).attempts.length, 0, 'never forced');
   });
 });

@@ -490,6 +490,43 @@ describe('web page against the real server', () => {
     assertClean(o);
   });
 
+  // SPEC §18 (issue 23 points 8, 10, 11): a model that will not fit says so on
+  // its card before anyone clicks, the details show the estimate; the card
+  // names the file; the CPU's bar and the memory line give one free figure.
+  it("a model that will not fit says so on its card; details show the estimate", TEST, async () => {
+    // flash_attn off at n_ctx 2^24: a compute buffer of hundreds of GiB.
+    await server.ok('POST', '/api/models', {
+      model_name: 'too-big', file_path: tinyFile, load_config: { n_ctx: 16777216, flash_attn: 'off' },
+    });
+    const o = await open();
+    const { page } = o;
+    const c = card(page, 'too-big');
+    await c.locator('.no-fit-mark').waitFor({ state: 'visible', timeout: 30000 });
+    assert.match(await c.locator('.no-fit-mark').getAttribute('title'), /would fit with n_ctx 2048/);
+    assert.equal(await c.locator('.hf-path').textContent(), tinyFile);
+    await c.locator('.model-name').click();
+    const facts = page.locator('#details-facts');
+    await page.waitForFunction(() => document.getElementById('details-facts').textContent.includes('will not fit'),
+      null, { timeout: 20000 });
+    assert.match(await facts.textContent(), /Memory estimate.*at n_ctx 16777216 — will not fit/);
+    assert.doesNotMatch(await facts.textContent(), /\(loaded\)/);
+    await page.keyboard.press('Escape');
+    // Load anyway: the refusal offers a button, never an API field.
+    await c.locator('.load-btn').click();
+    const message = page.locator('#confirm-message');
+    await message.waitFor();
+    assert.match(await message.textContent(), /would not fit in free memory/);
+    assert.doesNotMatch(await message.textContent(), /force_load/);
+    assert.equal(await page.locator('#confirm-ok').textContent(), 'Load anyway (force)');
+    await page.click('#confirm-cancel');
+    await page.locator('#confirm').waitFor({ state: 'hidden' });
+    assert.equal(requestsTo(o.record, '/api/orchestrate/load').length, 1, 'only the refused load');
+    const status = await server.ok('GET', '/api/status');
+    const cpu = status.devices.find((d) => d.kind === 'cpu');
+    if (cpu) assert.ok(cpu.memory_free < cpu.memory_total, JSON.stringify(cpu));  // MemAvailable, not the total
+    assertClean(o);
+  });
+
   it('shows a banner when the recent loads of several models all failed', TEST, async () => {
     const o = await open();
     const { page } = o;

@@ -4,6 +4,8 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <filesystem>
+#include <fstream>
 #include <thread>
 
 #include "harness.h"
@@ -83,6 +85,7 @@ TEST(CliTest, HelpOnEveryCommand) {
       {{"list"}, "list"},                 {{"ps"}, "ps"},                {{"show"}, "NAME"},
       {{"rm"}, "NAME"},                   {{"stop"}, "NAME"},            {{"classify"}, "--timed-out"},
       {{"make-test-model"}, "--layers"},  {{"pull"}, "--test"},             {{"models", "scan"}, "models scan"},
+      {{"retest"}, "NAME"},               {{"environment", "reset"}, "reset"},
   };
   for (const auto& [command, flag] : commands) {
     for (const char* help : {"--help", "-h"}) {
@@ -165,10 +168,115 @@ TEST(CliTest, AliasesAndAdviceInCliWords) {
   EXPECT_NE(hf.err.find("--file PATH"), std::string::npos) << hf.err;
   ExpectCliWords(hf);
 
+  // The environment's reset has a command (the status banner names it, SPEC §11).
+  ProcessResult reset = server.Cli({"environment", "reset"});
+  EXPECT_EQ(reset.exit_code, 0) << reset.err;
+  EXPECT_NE(reset.out.find("Environment: ok"), std::string::npos) << reset.out;
+  EXPECT_EQ(server.Cli({"environment", "frob"}).exit_code, 2);
+
   ProcessResult rm = server.Cli({"rm", "tiny"});
   EXPECT_EQ(rm.exit_code, 0) << rm.err;
   EXPECT_NE(rm.out.find("Removed 'tiny'"), std::string::npos) << rm.out;
+  EXPECT_NE(rm.out.find("model file, if any, was left in place"), std::string::npos) << rm.out;
+  ProcessResult nosuch = server.Cli({"run", "nosuch", "hi"});
+  EXPECT_EQ(nosuch.exit_code, 1);
+  EXPECT_NE(nosuch.err.find("modelwarden models list"), std::string::npos) << nosuch.err;  // as load nosuch
   EXPECT_EQ(server.Cli({"show", "tiny"}).exit_code, 1);
+}
+
+// SPEC §18, issue 23 points 1 and 2: a file's fault is the file's (refused
+// at registration when it is no GGUF; a truncated one is a corrupt file, not
+// the machine), and a replaced file makes its verdict stale: retest, and
+// the notes start afresh.
+TEST(CliTest, AFileFaultIsTheFilesAndAReplacedFileMakesTheVerdictStale) {
+  TempDir dir;
+  const std::filesystem::path models = dir.path() / "data" / "models";
+  ASSERT_TRUE(MakeTestModel(models / "tiny.gguf"));
+  std::filesystem::copy_file(models / "tiny.gguf", models / "half.gguf");
+  std::filesystem::resize_file(models / "half.gguf", std::filesystem::file_size(models / "tiny.gguf") / 2);
+  std::ofstream(models / "fake.gguf") << "hello, I am a text file\n";
+  Server server(dir.path() / "data");
+  ASSERT_TRUE(server.started());
+
+  ProcessResult fake = server.Cli({"models", "add", "fake", "--file", "fake.gguf"});
+  EXPECT_EQ(fake.exit_code, 1);
+  EXPECT_NE(fake.err.find("is not a GGUF file: it does not start with the GGUF magic"), std::string::npos) << fake.err;
+  EXPECT_NE(fake.err.find("[invalid_model]"), std::string::npos) << fake.err;
+  HttpReply fake_api = server.Call("POST", "/api/models", R"({"model_name":"fake","file_path":"fake.gguf"})");
+  EXPECT_EQ(fake_api.status, 400) << fake_api.raw;
+  EXPECT_EQ(fake_api.body["error"]["code"], "invalid_model");
+  EXPECT_NE(server.Stderr().find("not a GGUF file: it does not start with the GGUF magic"), std::string::npos);
+
+  ASSERT_EQ(server.Cli({"models", "add", "half", "--file", "half.gguf", "--load-config", R"({"n_ctx":256})"}).exit_code, 0);
+  ProcessResult failed = server.Cli({"load", "half"});
+  EXPECT_EQ(failed.exit_code, 1);
+  EXPECT_NE(failed.err.find("category: unsupported_model"), std::string::npos) << failed.err;
+  EXPECT_NE(server.Stderr().find("category=unsupported_model pid="), std::string::npos);
+  EXPECT_NE(server.Stderr().find("summary=corrupt model file: truncated (tensor '"), std::string::npos)
+      << server.Stderr();  // the reason, in the server's log too
+  ProcessResult refused = server.Cli({"load", "half"});
+  EXPECT_EQ(refused.exit_code, 3);
+  EXPECT_NE(refused.err.find("'half' was refused: The model file is bad: corrupt model file: truncated"),
+            std::string::npos) << refused.err;
+  EXPECT_NE(refused.err.find("Replace the file"), std::string::npos) << refused.err;
+  for (const ProcessResult& r : {failed, refused, server.Cli({"show", "half"})}) {
+    EXPECT_EQ(r.out.find("Hardware incompatibility"), std::string::npos) << r.out;
+    EXPECT_EQ(r.err.find("Hardware incompatibility"), std::string::npos) << r.err;
+  }
+  ExpectCliWords(failed);
+  ExpectCliWords(refused);
+
+  // The good file replaces the truncated one: the verdict is stale, retest.
+  std::filesystem::copy_file(models / "tiny.gguf", models / "half.gguf",
+                             std::filesystem::copy_options::overwrite_existing);
+  json stale = server.Call("GET", "/api/models/half").body;
+  EXPECT_EQ(stale["verdict_stale"], true) << stale.dump();
+  EXPECT_EQ(stale["verdict_stale_reason"], "model file changed") << stale.dump();
+  ProcessResult show = server.Cli({"show", "half"});
+  EXPECT_NE(show.out.find("model file changed (retest: modelwarden retest half)"), std::string::npos) << show.out;
+  ProcessResult still = server.Cli({"load", "half"});
+  EXPECT_EQ(still.exit_code, 3);
+  EXPECT_NE(still.err.find("Its verdict is stale (model file changed): retest it with `modelwarden retest half`"),
+            std::string::npos) << still.err;
+  ExpectCliWords(still);
+  ProcessResult retest = server.Cli({"retest", "half"});
+  EXPECT_EQ(retest.exit_code, 0) << retest.err;
+  json fixed = server.Call("GET", "/api/models/half").body;
+  EXPECT_EQ(fixed["compatibility_status"], "compatible") << fixed.dump();
+  EXPECT_EQ(fixed["compatibility_notes"], "") << fixed.dump();
+  EXPECT_EQ(fixed["verdict_stale"], false) << fixed.dump();
+  ASSERT_FALSE(fixed["attempts"].empty());
+  EXPECT_EQ(fixed["attempts"][0]["summary"].get<std::string>().rfind("notes before this success: The model file is bad", 0),
+            0u) << fixed.dump();
+}
+
+// SPEC §18, issue 23 point 9: a file outside the model location gets a way
+// forward: --copy, --link, or the [locations] lines.
+TEST(CliTest, AFileOutsideTheLocationIsCopiedOrLinkedIn) {
+  TempDir dir;
+  const std::filesystem::path nu = dir.path() / "nu";
+  ASSERT_TRUE(MakeTestModel(nu / "tiny.gguf"));
+  std::filesystem::copy_file(nu / "tiny.gguf", nu / "other.gguf");
+  Server server(dir.path() / "data");
+  ASSERT_TRUE(server.started());
+  const std::string outside = (nu / "tiny.gguf").string();
+  ProcessResult refused = server.Cli({"models", "add", "tiny", "--file", outside});
+  EXPECT_EQ(refused.exit_code, 1);
+  EXPECT_NE(refused.err.find("modelwarden models add tiny --file " + outside + " --copy"), std::string::npos)
+      << refused.err;
+  EXPECT_NE(refused.err.find("[locations]\n  mine = \"" + nu.string() + "\""), std::string::npos) << refused.err;
+  ExpectCliWords(refused);
+
+  ProcessResult copied = server.Cli({"models", "add", "tiny", "--file", outside, "--copy"});
+  EXPECT_EQ(copied.exit_code, 0) << copied.err;
+  EXPECT_NE(copied.out.find("Copied " + outside), std::string::npos) << copied.out;
+  EXPECT_TRUE(std::filesystem::is_regular_file(dir.path() / "data" / "models" / "tiny.gguf"));
+  EXPECT_EQ(server.Call("GET", "/api/models/tiny").body["file_path"], "tiny.gguf");
+
+  ProcessResult linked = server.Cli({"models", "add", "other", "--file", (nu / "other.gguf").string(), "--link"});
+  EXPECT_EQ(linked.exit_code, 0) << linked.err;
+  EXPECT_EQ(std::filesystem::hard_link_count(nu / "other.gguf"), 2u);
+  EXPECT_EQ(server.Cli({"models", "add", "again", "--file", outside, "--copy"}).exit_code, 1);  // the name is taken there
 }
 
 // Answers every request on a loopback port with `response` (raw HTTP): a

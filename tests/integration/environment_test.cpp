@@ -111,6 +111,9 @@ TEST_F(EnvironmentTest, ThreeModelsFailingAtTheDeviceLevelIsTheEnvironment) {
   // The CLI prints the banner.
   ProcessResult status = server.Cli({"status"});
   EXPECT_NE(status.out.find("ENVIRONMENT FAILING"), std::string::npos) << status.out;
+  // ... in the CLI's words (SPEC §18): the command, not the API path.
+  EXPECT_NE(status.out.find("`modelwarden environment reset`"), std::string::npos) << status.out;
+  EXPECT_EQ(status.out.find("POST /api"), std::string::npos) << status.out;
 
   // While failing, a device-level failure blames no model.
   HttpReply fourth = Load(server, "m4");
@@ -129,9 +132,9 @@ TEST_F(EnvironmentTest, ThreeModelsFailingAtTheDeviceLevelIsTheEnvironment) {
   ASSERT_EQ(Load(server, "m2").status, 422);
   ASSERT_EQ(Environment(server)["state"], "failing");
   EXPECT_EQ(Model(server, "m5")["compatibility_status"], "unknown");
-  HttpReply reset = server.Call("POST", "/api/environment/reset");
-  ASSERT_EQ(reset.status, 200) << reset.raw;
-  EXPECT_EQ(reset.body["environment"]["state"], "ok");
+  ProcessResult reset = server.Cli({"environment", "reset"});
+  ASSERT_EQ(reset.exit_code, 0) << reset.err;
+  EXPECT_EQ(reset.out, "Environment: ok\n");
   EXPECT_EQ(Environment(server)["state"], "ok");
 }
 
@@ -171,7 +174,10 @@ TEST_F(EnvironmentTest, ChangedEngineBinaryMakesTheVerdictStaleAndRetestLoadsIt)
   m = Model(server, "eng");
   EXPECT_EQ(m["compatibility_status"], "compatible");
   EXPECT_EQ(m["verdict_stale"], false);
-  EXPECT_NE(m["compatibility_notes"].get<std::string>().find("Retest (verdict stale: engine_binary changed"),
+  // SPEC §18: a success after a retest starts the notes afresh; the old
+  // ones (with the retest's line) stay in the attempt history.
+  EXPECT_EQ(m["compatibility_notes"], "") << m.dump();
+  EXPECT_NE(m["attempts"][0]["summary"].get<std::string>().find("Retest (verdict stale: engine_binary changed"),
             std::string::npos)
       << m.dump();
   EXPECT_EQ(server.Call("POST", "/api/models/ghost/retest").status, 404);

@@ -118,8 +118,10 @@ TEST_F(FitTest, ALoadBeyondFreeMemoryIsRefusedBeforeAnyAttempt) {
   EXPECT_EQ(fit["fits"], false);
   EXPECT_EQ(fit["breakdown"]["kv_cache"], int64_t{128} * 256 * 16777216);
   ASSERT_TRUE(fit["largest_fitting_n_ctx"].is_number()) << fit.dump();
-  EXPECT_LT(fit["largest_fitting_n_ctx"].get<int64_t>(), 16777216);
-  EXPECT_EQ(fit["largest_fitting_n_ctx"].get<int64_t>() % 256, 0);
+  // SPEC §18: never above the training context (2048), the same on every call.
+  EXPECT_EQ(fit["largest_fitting_n_ctx"], 2048) << fit.dump();
+  HttpReply again = server.Call("POST", "/api/orchestrate/load", R"({"model_name":"deep"})");
+  EXPECT_EQ(again.body["error"]["fit"]["largest_fitting_n_ctx"], 2048) << again.raw;
 
   json m = Model(server, "deep");
   EXPECT_TRUE(m["attempts"].empty()) << m.dump();
@@ -133,6 +135,8 @@ TEST_F(FitTest, ALoadBeyondFreeMemoryIsRefusedBeforeAnyAttempt) {
   ProcessResult cli = server.Cli({"load", "deep"});
   EXPECT_EQ(cli.exit_code, 1);
   EXPECT_NE(cli.err.find("[insufficient_memory]"), std::string::npos) << cli.err;
+  EXPECT_NE(cli.err.find(R"(Apply it with: modelwarden models set deep --load-config '{"n_ctx":2048}')"), std::string::npos)
+      << cli.err;
   EXPECT_TRUE(Model(server, "deep")["attempts"].empty());
 }
 

@@ -58,6 +58,8 @@ TEST(NodesTest, OneServerIsOneLiveNodeWithOneVerdictPerModel) {
     EXPECT_NE(table.out.find(column), std::string::npos) << column << "\n" << table.out;
   }
   EXPECT_NE(table.out.find(self + " (this)"), std::string::npos) << table.out;
+  // Loaded just now: this node's row says so before its next heartbeat (SPEC §18).
+  EXPECT_NE(table.out.find("good"), std::string::npos) << table.out;
   EXPECT_NE(table.out.find("held, "), std::string::npos) << table.out;
   EXPECT_NE(table.out.find("1 of 1 node(s) live"), std::string::npos) << table.out;
   ProcessResult as_json = server.Cli({"nodes", "--json"});

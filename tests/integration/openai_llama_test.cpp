@@ -137,6 +137,36 @@ pid_t RealWorkerUnder(const std::filesystem::path& dir) {
 // (no [DONE]), and the verdict is recorded: a closed attempt
 // crashed_while_serving with the signal, and, after one successful load,
 // `incompatible` (rule 3), so the next request is refused with 409.
+// SPEC §18, issue 23 point 4: "embeddings": true alone serves /v1/embeddings
+// (mean pooling for a model with none); set while loaded, the answer says it
+// applies at the next load; `models set --load-config` names what it removed.
+TEST(OpenAiLlamaTest, EmbeddingsWithOneKey) {
+  TempDir dir;
+  const auto data = dir.path() / "data";
+  ASSERT_TRUE(MakeTestModel(data / "models" / "tiny.gguf"));
+  Server server(data);
+  ASSERT_TRUE(server.started()) << server.startup_output();
+  ASSERT_EQ(server.Cli({"models", "add", "tiny", "--file", "tiny.gguf", "--load-config", R"({"n_threads":1,"n_ctx":256})"})
+                .exit_code,
+            0);
+  const std::string input = R"({"model":"tiny","input":"hello"})";
+  HttpReply not_yet = server.Call("POST", "/v1/embeddings", input);
+  EXPECT_EQ(not_yet.status, 400) << not_yet.raw;
+  ASSERT_EQ(server.Cli({"load", "tiny"}).exit_code, 0);
+  ProcessResult set = server.Cli({"models", "set", "tiny", "--load-config", R"({"n_ctx":256,"embeddings":true})"});
+  EXPECT_EQ(set.exit_code, 0) << set.err;
+  EXPECT_NE(set.out.find("removed: n_threads"), std::string::npos) << set.out;
+  EXPECT_NE(set.err.find("applies at its next load (modelwarden unload tiny, then modelwarden load tiny)"),
+            std::string::npos) << set.err;
+  HttpReply patched = server.Call("PATCH", "/api/models/tiny/config", R"({"load_config":{"n_ctx":256,"embeddings":true}})");
+  EXPECT_NE(patched.body.value("warning", "").find("applies at its next load"), std::string::npos) << patched.raw;
+  ASSERT_EQ(server.Cli({"unload", "tiny"}).exit_code, 0);
+  HttpReply embedded = server.Call("POST", "/v1/embeddings", input);
+  ASSERT_EQ(embedded.status, 200) << embedded.raw;
+  EXPECT_EQ(embedded.body["model"], "tiny");
+  EXPECT_FALSE(embedded.body["data"][0]["embedding"].empty()) << embedded.raw;
+}
+
 TEST(OpenAiLlamaTest, ARealEngineThatCrashesMidStreamEndsItWithEngineCrashed) {
   TempDir dir;
   const auto data = dir.path() / "data";

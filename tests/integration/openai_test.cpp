@@ -581,6 +581,38 @@ TEST_F(OpenAiTest, CliRunStreamsAnAnswer) {
   EXPECT_EQ(chat.output, "Hello w1\nHello\n");
 }
 
+// SPEC §18, issue 23 point 7: run's options and its slash commands.
+TEST_F(OpenAiTest, CliRunOptionsAndSlashCommands) {
+  Server server(data(), ConfigArgs());
+  ASSERT_TRUE(server.started());
+  AddEngine(server, "echo");
+  ProcessResult capped = server.Cli({"run", "echo", "--max-tokens", "2", "TOKENS=50"});
+  EXPECT_EQ(capped.exit_code, 0) << capped.err;
+  EXPECT_EQ(capped.out, "Hello w1\n");
+  ProcessResult as_json = server.Cli({"--json", "run", "echo", "--system", "be brief", "--temperature", "0.2", "ROLES"});
+  EXPECT_EQ(as_json.exit_code, 0) << as_json.err;
+  json answer = json::parse(as_json.out, nullptr, false);
+  ASSERT_TRUE(answer.is_object()) << as_json.out;
+  EXPECT_EQ(answer["choices"][0]["message"]["content"], "system,user") << as_json.out;
+  EXPECT_EQ(answer["model"], "echo");
+  EXPECT_EQ(server.Cli({"run", "echo", "--max-tokens", "0", "hi"}).exit_code, 2);
+  EXPECT_EQ(server.Cli({"run", "echo", "--temperature", "warm", "hi"}).exit_code, 2);
+
+  // Inside: /help, /set, /clear are the CLI's, never sent to the model.
+  RunProcessPipes chat = StartRun(server, {"echo"});
+  ASSERT_GT(chat.pid, 0);
+  const std::string lines = "/help\n/set max-tokens 1\nTOKENS=5\n/clear\n/set system hi\n/set colour red\n/nope\n/bye\n";
+  ASSERT_EQ(::write(chat.in, lines.data(), lines.size()), static_cast<ssize_t>(lines.size()));
+  ::close(chat.in);
+  EXPECT_EQ(chat.Wait(), 0);
+  for (const char* expected : {"/set system TEXT", "max-tokens set to 1.", "Hello\n", "Conversation cleared.",
+                               "System prompt set.", "unknown setting 'colour'", "unknown command '/nope'"}) {
+    EXPECT_NE(chat.output.find(expected), std::string::npos) << expected << " in: " << chat.output;
+  }
+  EXPECT_EQ(chat.output.find("Hello w1"), std::string::npos) << chat.output;  // max-tokens 1 held
+  EXPECT_EQ(EngineStats("echo")["completed"], 3) << EngineStats("echo");  // capped, as_json, one chat line
+}
+
 TEST_F(OpenAiTest, CliRunCtrlCStopsTheGenerationNotTheModel) {
   Server server(data(), ConfigArgs());
   ASSERT_TRUE(server.started());

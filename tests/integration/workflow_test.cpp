@@ -13,6 +13,8 @@
 namespace mw::itest {
 namespace {
 
+namespace fs = std::filesystem;
+
 class WorkflowTest : public ::testing::Test {
  protected:
   std::filesystem::path data() const { return dir_.path() / "data"; }
@@ -98,16 +100,19 @@ TEST_F(WorkflowTest, RealLlamaCppModelLoadsAndUnloads) {
   EXPECT_EQ(Model(server, "tiny")["loaded"], false);
   EXPECT_EQ(Model(server, "tiny")["compatibility_status"], "compatible");  // a user stop is no failure
 
-  // A corrupt GGUF: a failed attempt with its log, the server keeps serving.
-  {
-    std::ofstream(data() / "models" / "corrupt.gguf") << "GGUF this is not a model";
-  }
+  // A corrupt GGUF (a truncated copy: its header is whole, its tensor data
+  // is not): a failed attempt classified as the file's fault (SPEC §18),
+  // the server keeps serving.
+  fs::copy_file(data() / "models" / "tiny.gguf", data() / "models" / "corrupt.gguf");
+  fs::resize_file(data() / "models" / "corrupt.gguf", fs::file_size(data() / "models" / "tiny.gguf") / 2);
   ASSERT_EQ(server.Call("POST", "/api/models", json{{"model_name", "corrupt"}, {"file_path", "corrupt.gguf"}}).status, 201);
   HttpReply bad = server.Call("POST", "/api/orchestrate/load", R"({"model_name":"corrupt"})");
   EXPECT_EQ(bad.status, 422) << bad.raw;
   EXPECT_EQ(bad.body["error"]["code"], "load_failed");
-  EXPECT_TRUE(bad.body["error"]["classification"].contains("category"));
+  EXPECT_EQ(bad.body["error"]["classification"]["category"], "unsupported_model") << bad.raw;
+  EXPECT_EQ(bad.body["error"]["classification"]["pattern_id"], "unsupported_model.truncated_file") << bad.raw;
   EXPECT_EQ(Model(server, "corrupt")["compatibility_status"], "incompatible");
+  EXPECT_EQ(Model(server, "corrupt")["compatibility_notes"].get<std::string>().rfind("The model file is bad: ", 0), 0u);
   EXPECT_TRUE(server.Alive());
 
   // A bad load_config is refused at registration: no model, no attempt.

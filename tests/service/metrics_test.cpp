@@ -48,7 +48,10 @@ class MetricsEndpointTest : public ::testing::Test {
 
 TEST_F(MetricsEndpointTest, PromtoolAcceptsTheTextAndLoadCountsMove) {
   ASSERT_TRUE(MakeTestModel(data() / "models" / "tiny.gguf"));
-  std::ofstream(data() / "models" / "broken.gguf") << "GGUF but not really a model file";
+  // A truncated copy: a GGUF header (registration checks it), no whole tensor data.
+  fs::copy_file(data() / "models" / "tiny.gguf", data() / "models" / "broken.gguf");
+  fs::resize_file(data() / "models" / "broken.gguf",
+                  fs::file_size(data() / "models" / "tiny.gguf") / 2);
   Server server(data());
   ASSERT_TRUE(server.started()) << server.startup_output();
   ASSERT_EQ(server.Call("POST", "/api/models", json{{"model_name", "tiny"}, {"file_path", "tiny.gguf"}}).status, 201);
