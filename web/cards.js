@@ -33,11 +33,15 @@ export function cardFor(name) {
     // SPEC §11: a stale verdict's mark and the Retest button.
     stale: el('span', { className: 'chip stale-mark', text: 'stale verdict' }),
     retest: el('button', { className: 'btn retest-btn', text: 'Retest' }),
+    // SPEC §19: when the health watch last stopped its engine for hanging.
+    hung: el('span', { className: 'chip hung-mark' }),
   };
   card.stale.hidden = true;
+  card.hung.hidden = true;
   card.retest.type = 'button';
   card.retest.hidden = true;
   card.badge.after(card.stale);
+  card.stale.after(card.hung);
   card.cancel.after(card.retest);
   card.retest.addEventListener('click', () => retestModel(name));
   li.dataset.model = name;
@@ -68,6 +72,10 @@ export function renderCard(m) {
   setHidden(card.stale, !stale);
   card.stale.title = stale ? `This verdict was made in another environment: ${str(m.verdict_stale_reason)}` : '';
   setHidden(card.retest, !stale || busy || Boolean(m.loaded));
+  const hungAt = str(m.last_hung_at);
+  card.hung.textContent = hungAt ? `stopped for hanging ${formatTime(hungAt)}` : '';
+  card.hung.title = hungAt ? 'The health watch stopped its engine: it answered nothing, or made no progress, for hang_timeout_s' : '';
+  setHidden(card.hung, !hungAt);
   card.retest.disabled = busy;
   card.retest.setAttribute('aria-label', `Retest ${name}`);
   card.hf.textContent = str(m.hf_path) || 'no Hugging Face path';
