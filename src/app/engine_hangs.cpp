@@ -12,7 +12,7 @@ using namespace std::chrono_literals;
 
 // SIGTERM at once (a hung engine will not read a stop line), SIGKILL to the
 // whole group after a short grace: a SIGSTOPped process never acts on SIGTERM.
-constexpr StopOptions kHungStop{"", 0ms, 3000ms, 5000ms};
+const StopOptions kHungStop{"", 0ms, 3000ms, 5000ms};
 
 EngineHealthHooks ModelService::HealthHooks() {
   EngineHealthHooks hooks;

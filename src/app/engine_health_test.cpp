@@ -7,11 +7,20 @@ namespace {
 
 constexpr int64_t kHang = 60000;
 
-EngineProbe Idle() { return EngineProbe{.answered = true}; }
+EngineProbe Idle() {
+  EngineProbe probe;
+  probe.answered = true;
+  return probe;
+}
 
-EngineProbe Busy(std::optional<int> status, std::string body, bool answered = true) {
-  return EngineProbe{.answered = answered, .in_flight = 1, .slots_asked = true, .slots_status = status,
-                     .slots_body = std::move(body)};
+EngineProbe Busy(std::optional<int> status, std::string body) {
+  EngineProbe probe;
+  probe.answered = true;
+  probe.in_flight = 1;
+  probe.slots_asked = true;
+  probe.slots_status = status;
+  probe.slots_body = std::move(body);
+  return probe;
 }
 
 std::string Slots(int n_decoded, int n_prompt_processed = 10) {
