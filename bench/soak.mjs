@@ -147,19 +147,34 @@ async function modelView(port, name) {
 async function chaos(port, stopAt, rnd, chaosLog) {
   while (nowMs() + chaosEveryS * 1000 < stopAt) {
     await sleep(chaosEveryS * 1000);
-    const loaded = [...workers().entries()];
+    // Engines of loaded models only: a load has its own (stall) timeout.
+    let list = [];
+    try { list = JSON.parse((await request(port, 'GET', '/api/models', undefined, { timeoutMs: 30000 })).text).models; } catch { /* none */ }
+    const running = workers();
+    const loaded = list.filter((m) => m.loaded && running.has(m.model_name)).map((m) => [m.model_name, running.get(m.model_name)]);
     if (!loaded.length) { chaosLog.push({ kind: 'none loaded' }); continue; }
     const [model, pid] = loaded[rnd() * loaded.length | 0];
     const before = (await modelView(port, model))?.attempts?.[0]?.id ?? 0;
     const kind = rnd() < 0.5 ? 'SIGKILL' : 'SIGSTOP';
     const t0 = nowMs();
     try { process.kill(pid, kind); } catch { chaosLog.push({ kind, model, skipped: 'gone' }); continue; }
-    // The verdict: a new attempt crashed_while_serving / hung_while_serving.
+    // The verdict: a new attempt crashed_while_serving / hung_while_serving
+    // (environment_failure), or the engine unloaded first (an eviction or
+    // the idle unload stops it: no verdict, not a failure).
     let judged = null;
     while (nowMs() - t0 < (hangTimeoutS + 60) * 1000) {
       const v = await modelView(port, model);
-      const a = v?.attempts?.[0];
-      if (a && a.id > before && a.finished_at) { judged = a.outcome; break; }
+      const ended = (v?.attempts ?? []).find((a) => a.id > before && a.finished_at &&
+        ['crashed_while_serving', 'hung_while_serving', 'environment_failure'].includes(a.outcome));
+      if (ended) { judged = ended.outcome; break; }
+      if (!fs.existsSync(`/proc/${pid}`)) {
+        judged = 'unloaded (eviction or idle) before judged';
+        await sleep(1000);  // a verdict recorded a moment after the exit is still counted
+        const again = (await modelView(port, model))?.attempts?.find((a) => a.id > before && a.finished_at &&
+          ['crashed_while_serving', 'hung_while_serving', 'environment_failure'].includes(a.outcome));
+        if (again) judged = again.outcome;
+        break;
+      }
       await sleep(250);
     }
     const event = { kind, model, pid, judged, after_s: +((nowMs() - t0) / 1000).toFixed(1) };
@@ -176,6 +191,7 @@ function seeded(seed) {
 }
 
 async function main() {
+  fs.mkdirSync(path.join(dataDir, 'models'), { recursive: true });
   for (const m of MODELS) {
     const out = path.join(dataDir, 'models', `${m}.gguf`);
     const made = spawnSync(bin('modelwarden'), ['make-test-model', out], { encoding: 'utf8' });
@@ -195,7 +211,7 @@ async function main() {
     await sleep(100);
   }
   for (const m of MODELS) {
-    const load_config = { n_threads: 1, n_ctx: 1024, ...(m === 'e' ? { embeddings: true } : {}) };
+    const load_config = { n_threads: 1, n_ctx: 1024, ...(m === 'e' ? { embeddings: true, pooling: 'mean' } : {}) };
     const r = await request(port, 'POST', '/api/models', { model_name: m, file_path: `${m}.gguf`, load_config });
     if (r.status !== 201) throw new Error(`register ${m}: ${r.status} ${r.text}`);
   }

@@ -11,8 +11,9 @@ namespace mw::app {
 using namespace std::chrono_literals;
 
 // SIGTERM at once (a hung engine will not read a stop line), SIGKILL to the
-// whole group after a short grace: a SIGSTOPped process never acts on SIGTERM.
-const StopOptions kHungStop{"", 0ms, 3000ms, 5000ms};
+// whole group after 1 s: a SIGSTOPped process never acts on SIGTERM, and a
+// deadlocked engine's handler only sets a flag its stuck loop never reads.
+const StopOptions kHungStop{"", 0ms, 1000ms, 5000ms};
 
 EngineHealthHooks ModelService::HealthHooks() {
   EngineHealthHooks hooks;

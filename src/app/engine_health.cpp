@@ -75,12 +75,16 @@ EngineProbe EngineHealth::ProbeOne(const WatchedEngine& engine, std::chrono::mil
 }
 
 void EngineHealth::Loop() {
+  int64_t round_start = MonotonicMillis();
   for (;;) {
     const auto [interval_ms, hang_timeout_ms] = hooks_.timing();
     {
+      // One round every interval: the time the last round's probes took counts.
+      const int64_t wait_ms = std::max<int64_t>(0, round_start + interval_ms - MonotonicMillis());
       std::unique_lock lock(mu_);
-      if (cv_.wait_for(lock, std::chrono::milliseconds(interval_ms), [&] { return stop_; })) return;
+      if (cv_.wait_for(lock, std::chrono::milliseconds(wait_ms), [&] { return stop_; })) return;
     }
+    round_start = MonotonicMillis();
     judge_.set_hang_timeout_ms(hang_timeout_ms);
     // A probe waits at most this long: one hung engine delays the round, never stalls it.
     const auto timeout = std::chrono::milliseconds(std::clamp<int64_t>(std::min(interval_ms, hang_timeout_ms), 200, 5000));
