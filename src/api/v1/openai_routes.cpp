@@ -145,16 +145,8 @@ void StreamToClient(const std::shared_ptr<Stream>& st, httplib::Response& res) {
         }
         std::string data;
         UpstreamCall::Read r = st->call->Next(&data, kPoll);
-        if (r != UpstreamCall::Read::kEnd && Clock::now() >= st->deadline) {
-          // Past the timeout: the stream ends with an error event (SPEC §19).
-          ErrorInfo info = DescribeError(ErrorKind::kRequestTimeout);
-          std::string out = OpenAiErrorEvent(info.http_status, info.code, CancelTimedOut(*st->call, *st->lease, st->model));
-          st->finished = true;
-          if (!sink.write(out.data(), out.size())) return false;
-          sink.done();
-          return true;
-        }
-        if (r == UpstreamCall::Read::kTimeout) {
+        const bool timed_out = r != UpstreamCall::Read::kEnd && Clock::now() >= st->deadline;
+        if (r == UpstreamCall::Read::kTimeout && !timed_out) {
           if (st->client->Gone()) {
             MW_LOG(kInfo, "v1") << "model=" << st->model << " client disconnected: generation cancelled";
             st->call->Cancel();
@@ -180,7 +172,12 @@ void StreamToClient(const std::shared_ptr<Stream>& st, httplib::Response& res) {
             out += "\n\n";
           }
         }
-        if (r == UpstreamCall::Read::kEnd) {
+        if (timed_out && !st->saw_done && !st->saw_error) {
+          // Past the timeout (SPEC §19): the whole events read so far, then an error event.
+          ErrorInfo info = DescribeError(ErrorKind::kRequestTimeout);
+          out += OpenAiErrorEvent(info.http_status, info.code, CancelTimedOut(*st->call, *st->lease, st->model));
+          st->finished = true;
+        } else if (r == UpstreamCall::Read::kEnd) {
           if (!st->saw_done && !st->saw_error) {
             auto [kind, message] = BrokenEngine(*st->ctx, st->model, *st->lease, *st->call);
             ErrorInfo info = DescribeError(kind);
