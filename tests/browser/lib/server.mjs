@@ -71,6 +71,14 @@ export function slowReadyConfig(seconds) {
   };
 }
 
+// A `command` engine load_config that is ready at once and answers no HTTP on
+// its {port}: once loaded, the health watch (SPEC §19) judges it hung.
+export function silentConfig() {
+  const fake = fakeEngine();
+  if (fake) return { argv: [fake, '--print', 'port {port}', '--then', 'ready'], ready_pattern: 'ready' };
+  return { argv: [path.join(fixturesDir, 'slow-ready.sh'), '0', '{port}'], ready_pattern: 'server is ready' };
+}
+
 // A `command` engine load_config whose process starts and then never becomes
 // ready (so the load runs until it is cancelled or load_timeout_s passes).
 export function hangingConfig(loadTimeoutS = 600) {
@@ -91,6 +99,7 @@ export class Server {
     this.output = '';
     this.proc = null;
     this.apiKey = options.apiKey || '';
+    this.extraConfig = options.extraConfig || '';  // more [server] lines, e.g. "hang_timeout_s = 2\n"
   }
 
   authHeaders() {
@@ -111,6 +120,7 @@ export class Server {
     const configFile = path.join(this.dataDir, 'config.toml');
     let config = '[server]\nallow_api_commands = true\n';
     if (this.apiKey) config += `api_key = ${JSON.stringify(this.apiKey)}\n`;
+    config += this.extraConfig;
     const fake = fakeEngine();
     const presetArgv = fake ? [fake, '--then', 'ready'] : [path.join(fixturesDir, 'slow-ready.sh'), '0'];
     config += `[engines.fake-ready]\nargv = ${JSON.stringify(presetArgv)}\nready_pattern = "ready"\n`;
