@@ -49,24 +49,8 @@ void ModelService::OnEngineHung(const WatchedEngine& engine, const std::string& 
   RecordServingEnd(engine.model, engine.pid, evidence,
                    "Engine hung while serving (" + reason + "; stopped: " + stopped->Describe() + ")",
                    std::move(failure));
-  {
-    std::lock_guard lock(hangs_mu_);
-    hangs_read_ = false;  // the next view reads the new attempt's time
-  }
+  last_hangs_.Invalidate();  // the next view reads the new attempt's time
   PublishModel(engine.model);
-}
-
-std::optional<std::string> ModelService::LastHungAt(const std::string& name) {
-  std::lock_guard lock(hangs_mu_);
-  if (!hangs_read_) {
-    auto read = registry_.LastAttemptEnds(AttemptOutcome::kHungWhileServing);
-    if (!read.ok()) return std::nullopt;  // the view goes without it; read again next time
-    last_hung_ = std::move(*read);
-    hangs_read_ = true;
-  }
-  auto it = last_hung_.find(name);
-  if (it == last_hung_.end()) return std::nullopt;
-  return it->second;
 }
 
 }  // namespace mw::app

@@ -39,6 +39,24 @@ void HangJudge::Keep(const std::vector<int>& alive) {
   std::erase_if(tracks_, [&](const auto& entry) { return keep.count(entry.first) == 0; });
 }
 
+std::optional<std::string> LastHangs::Get(const std::string& model) {
+  std::lock_guard lock(mu_);
+  if (!read_) {
+    Result<std::map<std::string, std::string>> read = reader_();
+    if (!read.ok()) return std::nullopt;  // the view goes without it
+    at_ = std::move(*read);
+    read_ = true;
+  }
+  auto it = at_.find(model);
+  if (it == at_.end()) return std::nullopt;
+  return it->second;
+}
+
+void LastHangs::Invalidate() {
+  std::lock_guard lock(mu_);
+  read_ = false;
+}
+
 EngineHealth::EngineHealth(EngineHealthHooks hooks) : hooks_(std::move(hooks)) {}
 
 EngineHealth::~EngineHealth() { Stop(); }

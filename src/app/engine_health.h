@@ -19,7 +19,8 @@
 // attempt hung_while_serving. The watch never stops anything itself.
 //
 // HangJudge is the pure decision (no clock, no I/O: unit-tested);
-// EngineHealth runs it on its thread with the probes. Thread-safe.
+// EngineHealth runs it on its thread with the probes. LastHangs keeps when
+// each model was last stopped for hanging, for the model view. Thread-safe.
 #pragma once
 
 #include <condition_variable>
@@ -33,6 +34,7 @@
 #include <vector>
 
 #include "common/loopback_http.h"
+#include "common/status.h"
 
 namespace mw::app {
 
@@ -77,6 +79,24 @@ struct EngineHealthHooks {
   std::function<int(const std::string& model)> in_flight;       // /v1 requests in its engine
   std::function<std::pair<int64_t, int64_t>()> timing;          // {interval_ms, hang_timeout_ms}, read each round
   std::function<void(const WatchedEngine&, const std::string& reason)> on_hung;
+};
+
+// When each model's engine was last stopped for hanging
+// (ModelView::last_hung_at): read with `reader` (Registry::LastAttemptEnds of
+// hung_while_serving) at the first Get and after each Invalidate (a new hang
+// was recorded); a failed read is tried again at the next Get. Own lock.
+class LastHangs {
+ public:
+  using Reader = std::function<Result<std::map<std::string, std::string>>()>;
+  explicit LastHangs(Reader reader) : reader_(std::move(reader)) {}
+  std::optional<std::string> Get(const std::string& model);
+  void Invalidate();
+
+ private:
+  Reader reader_;
+  std::mutex mu_;
+  bool read_ = false;
+  std::map<std::string, std::string> at_;  // model -> finished_at of its last hung_while_serving
 };
 
 class EngineHealth {

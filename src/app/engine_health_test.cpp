@@ -88,5 +88,23 @@ TEST(HangJudgeTest, EnginesThatEndedAreForgotten) {
   EXPECT_FALSE(judge.Observe(7, 60000, EngineProbe{}));
 }
 
+TEST(LastHangsTest, ReadsOnceAndAgainAfterANewHangOrAFailedRead) {
+  int reads = 0;
+  bool fail = true;
+  LastHangs hangs([&]() -> Result<std::map<std::string, std::string>> {
+    ++reads;
+    if (fail) return UnavailableError("database locked");
+    return std::map<std::string, std::string>{{"m", "2026-12-07T13:00:00Z"}};
+  });
+  EXPECT_FALSE(hangs.Get("m"));  // the read failed: no time, read again next time
+  fail = false;
+  EXPECT_EQ(hangs.Get("m").value_or(""), "2026-12-07T13:00:00Z");
+  EXPECT_FALSE(hangs.Get("other"));
+  EXPECT_EQ(reads, 2);
+  hangs.Invalidate();
+  EXPECT_TRUE(hangs.Get("m"));
+  EXPECT_EQ(reads, 3);
+}
+
 }  // namespace
 }  // namespace mw::app

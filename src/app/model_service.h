@@ -291,8 +291,6 @@ class ModelService : public api::ModelApi {
   // SPEC §19 (engine_hangs.cpp): the health watch's hooks, and its verdict.
   EngineHealthHooks HealthHooks();
   void OnEngineHung(const WatchedEngine& engine, const std::string& reason);
-  // When the model's engine was last stopped for hanging (ModelView::last_hung_at).
-  std::optional<std::string> LastHungAt(const std::string& name);
   // /v1 (model_inference.cpp): the idle-unload thread and engine deaths.
   class Lease;
   void UnloadIdle(const std::string& name);  // the idle unloader's callback: Unload if loaded
@@ -354,9 +352,8 @@ class ModelService : public api::ModelApi {
   EngineDeaths engine_deaths_;  // how each engine ended (AwaitEngineDeath), its own lock
   // SPEC §19: probes every loaded engine; started by StartProbing, stopped by BeginShutdown.
   EngineHealth engine_health_{HealthHooks()};
-  std::mutex hangs_mu_;  // guards the two below
-  bool hangs_read_ = false;  // false: read last_hung_ from the registry at the next LastHungAt
-  std::map<std::string, std::string> last_hung_;  // model -> finished_at of its last hung_while_serving
+  // When each model was last stopped for hanging (the model view); its own lock.
+  LastHangs last_hangs_{[this] { return registry_.LastAttemptEnds(AttemptOutcome::kHungWhileServing); }};
 
   EventSubscribers subscribers_;  // SSE listeners, their own lock
 
