@@ -49,8 +49,6 @@ void ModelService::OnEngineHung(const WatchedEngine& engine, const std::string& 
   RecordServingEnd(engine.model, engine.pid, evidence,
                    "Engine hung while serving (" + reason + "; stopped: " + stopped->Describe() + ")",
                    std::move(failure));
-  last_hangs_.Invalidate();  // the next view reads the new attempt's time
-  PublishModel(engine.model);
 }
 
 }  // namespace mw::app

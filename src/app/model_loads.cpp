@@ -529,6 +529,8 @@ void ModelService::RecordServingEnd(const std::string& name, int pid, const Cras
                            << " while serving: " << recorded.status().ToString();
   }
   if (recorded.ok()) {
+    // Before anyone is told (the event, the /v1 answers): the next view reads the hang's time.
+    if (hung) last_hangs_.Invalidate();
     // A failed attempt like a failed load (SPEC §11 counts both toward a
     // streak, and a restart reads both back from load_attempts).
     auto last = registry_.ListAttempts(name, 1);
