@@ -1,6 +1,6 @@
 // modelwarden web page: model cards, details modal, load warnings. The entry
 // module: it wires the parts of the page (ES modules, one per part: core,
-// cards, events, loads, details, register; chat.js is the chat panel).
+// cards, events, loads, details, register, pull; chat.js is the chat panel).
 //
 // Plain browser JavaScript, no framework, no network beyond this server.
 // Safety rule: every string that comes from the server (names, notes, log
@@ -13,11 +13,12 @@ import { recentFailureStreak, renderCounts, setConnection } from './cards.js';
 import { connectEvents, refreshModels, refreshStatus, schedulePoll } from './events.js';
 import { deleteModel, saveDetails, trapFocus } from './details.js';
 import { openRegister, submitRegister, syncPresetField } from './register.js';
+import { openPull, refreshPulls, submitPull } from './pull.js';
 
 // --------------------------------------------------------------- start --
 
 function start() {
-  for (const id of ['details', 'register', 'confirm']) trapFocus($(id));
+  for (const id of ['details', 'register', 'pull', 'confirm']) trapFocus($(id));
   $('details').addEventListener('close', () => {
     const d = state.details;
     state.details = null;
@@ -38,6 +39,9 @@ function start() {
   $('register-form').addEventListener('submit', submitRegister);
   $('register').addEventListener('close', () => $('register-open').focus());
   $('auth-form').addEventListener('submit', submitKey);
+  $('pull-open').addEventListener('click', openPull);
+  $('pull-form').addEventListener('submit', submitPull);
+  $('pull').addEventListener('close', () => $('pull-open').focus());
 
   renderCounts();
   setConnection(false);
@@ -45,6 +49,7 @@ function start() {
   refreshStatus();
   setInterval(() => { if (!document.hidden) refreshStatus(); }, STATUS_POLL_MS);
   connectEvents();
+  refreshPulls();
 }
 
 // Exposed for tests and the console; changes nothing by itself.

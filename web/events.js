@@ -5,6 +5,7 @@
 import { $, EVENTS_RETRY_MS, POLL_BUSY_MS, POLL_LIVE_MS, POLL_OFFLINE_MS, api, el, showError, state } from './core.js';
 import { renderAll, renderBanner, renderStatus, setConnection, upsertModel } from './cards.js';
 import { renderPresets } from './register.js';
+import { onPullEvent } from './pull.js';
 
 // ------------------------------------------------------------ refresh --
 
@@ -70,6 +71,7 @@ export function connectEvents() {
       state.eventsRetry = setTimeout(() => { if ($('auth').hidden) connectEvents(); }, EVENTS_RETRY_MS);
     }
   });
+  source.addEventListener('pull', onPullEvent);  // SPEC §17: a pull's progress and end
   source.addEventListener('model', (ev) => {
     let m;
     try { m = JSON.parse(ev.data); } catch { return; }

@@ -53,7 +53,7 @@ TEST(WebAssets, UnknownPathsAreNotFound) {
 TEST(WebAssets, AllListsEveryAsset) {
   std::size_t count = 0;
   const WebAsset* all = AllWebAssets(&count);
-  ASSERT_EQ(count, 10u);
+  ASSERT_EQ(count, 11u);
   for (std::size_t i = 0; i < count; ++i) {
     EXPECT_EQ(FindWebAsset(all[i].path), &all[i]);
   }

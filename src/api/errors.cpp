@@ -6,6 +6,7 @@ ErrorInfo DescribeError(ErrorKind kind) {
   switch (kind) {
     case ErrorKind::kInvalidRequest: return {400, "invalid_request"};
     case ErrorKind::kUnauthorized: return {401, "unauthorized"};
+    case ErrorKind::kRepositoryGated: return {401, "repository_gated"};
     case ErrorKind::kCommandArgvDisabled: return {403, "command_argv_disabled"};
     case ErrorKind::kHostNotAllowed: return {403, "host_not_allowed"};
     case ErrorKind::kOriginNotAllowed: return {403, "origin_not_allowed"};

@@ -17,6 +17,7 @@ namespace mw::api {
 enum class ErrorKind {
   kInvalidRequest,       // 400 malformed JSON, wrong types, bad names/values
   kUnauthorized,         // 401 missing or wrong API key
+  kRepositoryGated,      // 401 pull: the Hugging Face repository is gated or private (HF_TOKEN)
   kCommandArgvDisabled,  // 403 a program (argv/env of a command model) named over HTTP (SPEC §9.1)
   kHostNotAllowed,       // 403 Host header is not one of the server's names (DNS rebinding)
   kOriginNotAllowed,     // 403 a foreign Origin on a state-changing request or the event stream

@@ -19,6 +19,7 @@
 #include "api/errors.h"
 #include "api/event_hub.h"
 #include "api/json_codec.h"
+#include "api/pull_routes.h"
 #include "api/request_head.h"
 #include "api/v1/openai_routes.h"
 #include "common/log.h"
@@ -247,6 +248,7 @@ void HttpServer::Impl::InstallRoutes() {
     SendError(res, ErrorKind::kInternal, "internal error while handling the request");
   });
 
+  if (options.pulls) InstallPullRoutes(server, *options.pulls);
   server.Get("/api/models",
              Wrap([this](const httplib::Request&, httplib::Response& res) { HandleList(res); }));
   server.Post("/api/models", Wrap([this](const httplib::Request& req, httplib::Response& res) {
@@ -463,11 +465,16 @@ HttpServer::HttpServer(ModelApi& api, HttpServerOptions options)
       impl->hub.Publish(SseFrame("status", CountsToJson(event.counts)));
     }
   });
+  if (impl_->options.pulls) {
+    impl_->options.pulls->SetListener(
+        [impl](const hub::PullView& pull) { impl->hub.Publish(SseFrame("pull", PullToJson(pull))); });
+  }
 }
 
 HttpServer::~HttpServer() {
   Stop();
   impl_->api.Unsubscribe(impl_->subscription);
+  if (impl_->options.pulls) impl_->options.pulls->SetListener(nullptr);
 }
 
 Result<int> HttpServer::Bind() {

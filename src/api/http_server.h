@@ -10,7 +10,8 @@
 //   POST   /api/orchestrate/load         {"model_name","force_load"?} (blocks until the attempt ends)
 //   POST   /api/orchestrate/unload       {"model_name"}
 //   GET    /api/status                   version, uptime, devices, loaded, queue, counts
-//   GET    /api/events                   Server-Sent Events (event: model / event: status, ": ping")
+//   GET    /api/events                   Server-Sent Events (event: model / event: status / event: pull, ": ping")
+//   POST   /api/models/pull, /api/models/scan, GET /api/pulls, DELETE /api/pulls/{id}   (api/pull_api.h)
 //   GET    /metrics                      Prometheus text format (options.metrics_text; API key as /api/)
 //   GET    /, /app.js, ...               the embedded web page
 // httplib (0.54.1, built with the caps of cmake/dependencies.cmake) bounds
@@ -39,6 +40,7 @@
 #include <string>
 
 #include "api/model_api.h"
+#include "api/pull_api.h"
 #include "api/request_guard.h"
 #include "common/status.h"
 
@@ -58,6 +60,9 @@ struct HttpServerOptions {
   GuardOptions guard;
   // The body of GET /metrics (called on a request thread); unset: 404.
   std::function<Result<std::string>()> metrics_text;
+  // SPEC §17: pulls and scans (api/pull_api.h: its routes, `event: pull`
+  // frames); nullptr: none. Must outlive the server.
+  PullApi* pulls = nullptr;
 };
 
 class HttpServer {

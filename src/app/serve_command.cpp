@@ -18,6 +18,7 @@
 #include "app/config_reload.h"
 #include "app/fleet_node.h"
 #include "app/model_service.h"
+#include "app/pull_service.h"
 #include "app/systemd_notify.h"
 #include "classifier/crash_classifier.h"
 #include "common/log.h"
@@ -64,6 +65,18 @@ void WarnIfOthersCanRead(const std::filesystem::path& dir) {
                            << std::oct << (st.st_mode & 0777) << std::dec
                            << "): its registry holds notes and load_configs; chmod 700 it unless that is intended";
   }
+}
+
+// scan_on_start (SPEC §17): what it registered, on stdout before "listening".
+void ScanOnStart(PullService& pulls) {
+  auto added = pulls.Scan();
+  if (!added.ok()) {
+    MW_LOG(kWarn, "scan") << added.status().message();
+    return;
+  }
+  std::cout << "scan: registered " << added->size() << " model(s)";
+  for (const api::ScannedModel& m : *added) std::cout << (&m == &added->front() ? ": " : ", ") << m.model_name;
+  std::cout << std::endl;
 }
 
 }  // namespace
@@ -162,6 +175,9 @@ int RunServe(const std::vector<std::string>& args) {
   // /v1 requests waiting for a model's slot hold a connection thread each:
   // room for one model's full queue on top of the usual pool.
   http_options.threads = 64 + static_cast<size_t>(std::min(config.max_queue, 960));
+  PullService pulls(service, config);  // SPEC §17; destroyed after http, before service
+  http_options.pulls = &pulls;
+  if (config.scan_on_start) ScanOnStart(pulls);
   api::HttpServer http(service, http_options);
   auto port = http.Bind();
   if (!port.ok()) return Fail("listen", port.status());

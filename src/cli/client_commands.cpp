@@ -13,6 +13,7 @@
 
 #include "api/http_client.h"
 #include "cli/advice.h"
+#include "cli/pull_command.h"
 #include "cli/run_command.h"
 #include "cli/table.h"
 
@@ -30,6 +31,9 @@ constexpr const char* kUsage =
     "  models show NAME\n"
     "  models set NAME [--status S] [--notes TEXT] [--load-config JSON]\n"
     "  models rm NAME\n"
+    "  models scan            registers the GGUF files in the locations not registered yet\n"
+    "  pull REPO[:QUANT|:FILE] [--name NAME] [--location LOC] [--test]\n"
+    "                         downloads a GGUF from Hugging Face and registers it\n"
     "  load NAME [--force]\n"
     "  unload NAME\n"
     "  status\n"
@@ -52,7 +56,7 @@ struct CommandHelp {
 };
 constexpr CommandHelp kCommandHelp[] = {
     {"models",
-     "usage: modelwarden models list | add NAME ... | show NAME | set NAME ... | rm NAME\n"
+     "usage: modelwarden models list | add NAME ... | show NAME | set NAME ... | rm NAME | scan\n"
      "The registered models. `modelwarden models SUB --help` shows one subcommand.\n"},
     {"models list", "usage: modelwarden models list\nThe registered models, their status, loads and failures.\n"},
     {"models add",
@@ -67,6 +71,17 @@ constexpr CommandHelp kCommandHelp[] = {
      "--status: unknown, compatible or incompatible; --notes: free text; --load-config: a JSON object\n"
      "that replaces the model's load_config.\n"},
     {"models rm", "usage: modelwarden models rm NAME\nRemoves a model from the registry.\n"},
+    {"models scan",
+     "usage: modelwarden models scan\n"
+     "Registers every GGUF file in the server's locations and their Hugging Face caches that no model\n"
+     "uses yet, named after the file or repository, and prints what it added.\n"},
+    {"pull",
+     "usage: modelwarden pull REPO[:QUANT|:FILE] [--name NAME] [--location LOC] [--test]\n"
+     "Downloads a GGUF from Hugging Face (the server's hf_endpoint) into the location's Hugging Face\n"
+     "cache and registers it. QUANT: a quant tag such as Q4_K_M (any case); FILE: a .gguf file of the\n"
+     "repository. --name: the model's name (default: the file's); --location: the cache location\n"
+     "(default primary); --test: load it once with its first decode and unload it. Gated repositories\n"
+     "need HF_TOKEN (or hf_token) on the server. Shows progress: bytes, rate, ETA; Ctrl-C cancels.\n"},
     {"load",
      "usage: modelwarden load NAME [--force]\n"
      "Loads a model (waits for the attempt). --force: load a model marked incompatible, or one that\n"
@@ -101,13 +116,14 @@ struct Args {
   std::map<std::string, std::string> options;  // --name value
   bool json = false;
   bool force = false;
+  bool test = false;  // pull --test
   bool help = false;  // --help or -h
   std::string url;
   std::string api_key;
 };
 
 const char* const kValueOptions[] = {"--url",      "--api-key",     "--hf-path", "--file",  "--engine", "--preset",
-                                     "--location", "--load-config", "--status",  "--notes"};
+                                     "--location", "--load-config", "--status",  "--notes", "--name"};
 
 int Usage(const std::string& problem) {
   std::cerr << "modelwarden: " << problem << "\n" << kUsage;
@@ -121,6 +137,8 @@ std::optional<std::string> ParseArgs(int argc, char** argv, Args& args) {
       args.json = true;
     } else if (a == "--force") {
       args.force = true;
+    } else if (a == "--test") {
+      args.test = true;
     } else if (a == "--help" || a == "-h") {
       args.help = true;
     } else if (a.rfind("--", 0) == 0) {
@@ -335,8 +353,12 @@ int Finish(const Args& args, int status, const json& body, int success_status, c
 
 int ModelsCommand(Args& args, Client& client) {
   const auto& p = args.positional;
-  if (p.size() < 2) return Usage("models needs a subcommand: list, add, show, set, rm");
+  if (p.size() < 2) return Usage("models needs a subcommand: list, add, show, set, rm, scan");
   const std::string& sub = p[1];
+  if (sub == "scan") {
+    if (p.size() != 2) return Usage("models scan takes no arguments");
+    return RunScanCommand(args.url, args.api_key, args.json);
+  }
   if (sub == "list") {
     if (p.size() != 2) return Usage("models list takes no arguments");
     auto r = client.Call("GET", "/api/models");
@@ -586,7 +608,7 @@ int NodesCommand(Args& args, Client& client) {
 }  // namespace
 
 bool IsClientCommand(const char* command) {
-  for (const char* c : {"models", "load", "unload", "status", "nodes", "run", "list", "ps", "show", "rm", "stop"}) {
+  for (const char* c : {"models", "load", "unload", "status", "nodes", "run", "list", "ps", "show", "rm", "stop", "pull"}) {
     if (std::strcmp(command, c) == 0) return true;
   }
   return false;
@@ -618,6 +640,11 @@ int RunClientCommand(int argc, char** argv) {
     if (command == "status") return StatusCommand(args, client);
     if (command == "nodes") return NodesCommand(args, client);
     if (command == "ps") return PsCommand(args, client);
+    if (command == "pull") {
+      if (args.positional.size() != 2) return Usage("pull needs one REPO[:QUANT|:FILE]");
+      return RunPullCommand({args.url, args.api_key, args.json, args.positional[1], args.options["--name"],
+                             args.options["--location"], args.test});
+    }
     if (command == "run") {
       return RunChatCommand(args.url, args.api_key, {args.positional.begin() + 1, args.positional.end()});
     }

@@ -7,6 +7,7 @@
 //   modelwarden models show NAME
 //   modelwarden models set NAME [--status S] [--notes TEXT] [--load-config JSON]
 //   modelwarden models rm NAME
+//   modelwarden models scan | pull REPO[:QUANT|:FILE] ...   (cli/pull_command.h)
 //   modelwarden load NAME [--force]
 //   modelwarden unload NAME
 //   modelwarden status

@@ -169,6 +169,15 @@ Status ApplyServerKey(std::string_view key, const toml::node& node, const fs::pa
   } else if (key == "auto_fix" || key == "auto_fit") {  // --- self-healing and fitting loads (issue 12) ---
     if (!node.is_boolean()) return InvalidArgumentError(std::string(key) + " must be true or false (" + Where(node) + ")");
     (key == "auto_fix" ? config.auto_fix : config.auto_fit) = *node.value<bool>();
+  } else if (key == "hf_endpoint" || key == "hf_token") {  // --- getting models (SPEC §17) ---
+    ASSIGN_OR_RETURN(std::string s, want_string(key));
+    if (key == "hf_endpoint" && s.rfind("http://", 0) != 0 && s.rfind("https://", 0) != 0) {
+      return InvalidArgumentError("hf_endpoint must be an http:// or https:// URL (" + Where(node) + ")");
+    }
+    (key == "hf_endpoint" ? config.hf_endpoint : config.hf_token) = s;
+  } else if (key == "scan_on_start") {
+    if (!node.is_boolean()) return InvalidArgumentError("scan_on_start must be true or false (" + Where(node) + ")");
+    config.scan_on_start = *node.value<bool>();
   } else if (key == "max_queue") {  // --- /v1 serving (SPEC §10) ---
     ASSIGN_OR_RETURN(int64_t n, want_int("max_queue"));
     if (n < 0 || n > 100000) return InvalidArgumentError("max_queue must be in [0, 100000] (" + Where(node) + ")");
@@ -198,8 +207,8 @@ Status ApplyServerKey(std::string_view key, const toml::node& node, const fs::pa
                                 "); known keys: host, port, data_dir, registry, api_key, load_timeout_s, "
                                 "crash_patterns, worker, log_format, verify, max_queue, keep_alive, memory_margin_mib, "
                                 "allow_api_commands, allowed_hosts, allowed_origins, retest_stale, probe_command, probe_interval_s, "
-                                "lease_s, auto_fix, auto_fit, max_loaded_models, health_interval_s, hang_timeout_s, "
-                                "request_timeout_s, [locations], [engines.NAME]");
+                                "lease_s, auto_fix, auto_fit, max_loaded_models, hf_endpoint, hf_token, scan_on_start, "
+                                "health_interval_s, hang_timeout_s, request_timeout_s, [locations], [engines.NAME]");
   }
   return Status::Ok();
 }

@@ -38,6 +38,9 @@
 //   auto_fix = true                     # one retry with the computed suggestion after a failed load (SPEC §11)
 //   auto_fit = true                     # lower unset n_gpu_layers / n_ctx so a load fits (SPEC §12)
 //   max_loaded_models = 0               # models loaded at once (0: as many as fit); LRU idle ones are unloaded to make room
+//   hf_endpoint = "https://huggingface.co"  # where `pull` downloads from (SPEC §17)
+//   hf_token = "hf_..."                 # for gated repositories (else $HF_TOKEN)
+//   scan_on_start = false               # register the GGUF files of the locations at start-up
 //   [locations]
 //   primary = "/models"                 # default <data_dir>/models
 //   hf = "~/.cache/huggingface/hub"
@@ -131,6 +134,10 @@ struct Config {
   // Self-healing and fitting loads (SPEC §11, §12; issue 12).
   bool auto_fix = true;                       // retry a failed load once with the computed suggestion
   bool auto_fit = true;                       // lower settings the user left unset so the estimate fits
+  // Getting models (SPEC §17).
+  std::string hf_endpoint;                    // empty: $HF_ENDPOINT, else https://huggingface.co
+  std::string hf_token;                       // empty: $HF_TOKEN
+  bool scan_on_start = false;                 // `models scan` at start-up
 
   const EnginePreset* FindPreset(std::string_view name) const;
 

@@ -82,7 +82,7 @@ TEST(CliTest, HelpOnEveryCommand) {
       {{"status"}, "status"},             {{"nodes"}, "nodes"},          {{"run"}, "PROMPT"},
       {{"list"}, "list"},                 {{"ps"}, "ps"},                {{"show"}, "NAME"},
       {{"rm"}, "NAME"},                   {{"stop"}, "NAME"},            {{"classify"}, "--timed-out"},
-      {{"make-test-model"}, "--layers"},
+      {{"make-test-model"}, "--layers"},  {{"pull"}, "--test"},             {{"models", "scan"}, "models scan"},
   };
   for (const auto& [command, flag] : commands) {
     for (const char* help : {"--help", "-h"}) {
@@ -100,7 +100,8 @@ TEST(CliTest, HelpOnEveryCommand) {
   ProcessResult all = RunProcess({bin, "--help"});
   EXPECT_EQ(all.exit_code, 0);
   for (const char* flag : {"--hf-path", "--file", "--engine", "--preset", "--location", "--load-config", "--status",
-                           "--notes", "--force", "--timed-out", "--patterns", "--signal", "--exit-code", "ps", "stop"}) {
+                           "--notes", "--force", "--timed-out", "--patterns", "--signal", "--exit-code", "ps", "stop",
+                           "pull", "models scan", "--name"}) {
     EXPECT_NE(all.out.find(flag), std::string::npos) << flag;
   }
 }

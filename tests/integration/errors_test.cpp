@@ -124,7 +124,8 @@ TEST_F(ErrorsTest, BadInputToEveryEndpoint) {
       {"POST", "/api/models"},
       {"PATCH", "/api/models/keep/config"},
       {"POST", "/api/orchestrate/load"},
-      {"POST", "/api/orchestrate/unload"}};
+      {"POST", "/api/orchestrate/unload"},
+      {"POST", "/api/models/pull"}};  // SPEC §17: every body here is refused before the hub is asked
   int checked = 0;
   for (const auto& [method, path] : endpoints) {
     for (const auto& body : bodies) {

@@ -99,7 +99,7 @@ export class Server {
     this.output = '';
     this.proc = null;
     this.apiKey = options.apiKey || '';
-    this.extraConfig = options.extraConfig || '';  // more [server] lines, e.g. "hang_timeout_s = 2\n"
+    this.extraConfig = options.extraConfig || '';  // more [server] keys (TOML lines)
   }
 
   authHeaders() {
