@@ -10,7 +10,7 @@ CMAKE_FLAGS += -DMW_LLAMA_DIR=$(LLAMA_DIR)
 endif
 JOBS ?= $(shell nproc)
 
-.PHONY: all bootstrap configure build run test test-unit test-browser test-torture bench fuzz package clean
+.PHONY: all bootstrap configure build run test test-unit test-browser test-torture bench soak fuzz package clean
 
 all: build
 
@@ -38,6 +38,13 @@ package: build
 
 bench: build
 	@scripts/run-bench $(BUILD_DIR)
+
+# SPEC §19 soak (not in CI): mixed /v1 traffic with engines SIGKILLed and
+# SIGSTOPped at random for MINUTES; reports requests by outcome, hangs judged,
+# orphans, RSS and fd growth (docs/reliability.md).
+MINUTES ?= 10
+soak: build
+	@node bench/soak.mjs --build-dir $(BUILD_DIR) --minutes $(MINUTES) $(SOAK_ARGS)
 
 fuzz: bootstrap
 	@scripts/run-fuzz long

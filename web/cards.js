@@ -35,13 +35,17 @@ export function cardFor(name) {
     // SPEC §18: a model that will not fit says so before anyone clicks Load.
     noFit: el('span', { className: 'chip no-fit-mark', text: "won't fit" }),
     retest: el('button', { className: 'btn retest-btn', text: 'Retest' }),
+    // SPEC §19: when the health watch last stopped its engine for hanging.
+    hung: el('span', { className: 'chip hung-mark' }),
   };
   card.stale.hidden = true;
   card.noFit.hidden = true;
+  card.hung.hidden = true;
   card.retest.type = 'button';
   card.retest.hidden = true;
   card.badge.after(card.stale);
   card.stale.after(card.noFit);
+  card.noFit.after(card.hung);
   card.cancel.after(card.retest);
   card.retest.addEventListener('click', () => retestModel(name));
   li.dataset.model = name;
@@ -72,6 +76,10 @@ export function renderCard(m) {
   setHidden(card.stale, !stale);
   card.stale.title = stale ? `This verdict was made in another environment: ${str(m.verdict_stale_reason)}` : '';
   setHidden(card.retest, !stale || busy || Boolean(m.loaded));
+  const hungAt = str(m.last_hung_at);
+  card.hung.textContent = hungAt ? `stopped for hanging ${formatTime(hungAt)}` : '';
+  card.hung.title = hungAt ? 'The health watch stopped its engine: it answered nothing, or made no progress, for hang_timeout_s' : '';
+  setHidden(card.hung, !hungAt);
   card.retest.disabled = busy;
   card.retest.setAttribute('aria-label', `Retest ${name}`);
   renderFit(card, m);

@@ -41,6 +41,7 @@ export function fillDetailsFacts(m) {
     ['Loads / failures', `${m.total_loads ?? 0} / ${m.total_failures ?? 0}`],
     ['Last loaded', formatTime(m.last_loaded_at) || 'never'],
     ['Last failed', formatTime(m.last_failed_at) || 'never'],
+    ['Last stopped for hanging', formatTime(m.last_hung_at) || 'never'],
     ['State', `${str(m.load_state) || 'idle'}${m.loaded && str(m.load_state) !== 'loaded' ? ' (loaded)' : ''}`],
   ];
   if (m.last_error) rows.push(['Last error', str(m.last_error)]);

@@ -25,6 +25,7 @@ ErrorInfo DescribeError(ErrorKind kind) {
     case ErrorKind::kQueueFull: return {429, "queue_full"};
     case ErrorKind::kInternal: return {500, "internal"};
     case ErrorKind::kEngineCrashed: return {502, "engine_crashed"};
+    case ErrorKind::kEngineHung: return {502, "engine_hung"};
     case ErrorKind::kEngineError: return {502, "engine_error"};
     case ErrorKind::kResponseTooLarge: return {502, "response_too_large"};
     case ErrorKind::kDataLoss: return {500, "data_loss"};
@@ -32,6 +33,7 @@ ErrorInfo DescribeError(ErrorKind kind) {
     case ErrorKind::kStorageReadOnly: return {503, "storage_read_only"};
     case ErrorKind::kModelsBusy: return {503, "models_busy"};
     case ErrorKind::kTimeout: return {504, "timeout"};
+    case ErrorKind::kRequestTimeout: return {504, "request_timeout"};
     case ErrorKind::kInsufficientStorage: return {507, "insufficient_storage"};
     case ErrorKind::kInsufficientMemory: return {507, "insufficient_memory"};
   }

@@ -36,6 +36,7 @@ enum class ErrorKind {
   kQueueFull,            // 429 /v1: the model's request queue is full (max_queue)
   kInternal,             // 500 a bug or unexpected library error
   kEngineCrashed,        // 502 /v1: the model's engine died while serving (message: classified summary)
+  kEngineHung,           // 502 /v1: the health watch stopped the model's engine as hung (SPEC §19)
   kEngineError,          // 502 /v1: the engine failed otherwise (5xx, broken connection, bad stream)
   kResponseTooLarge,     // 502 /v1: a non-streamed engine answer over kMaxAnswerBytes
   kDataLoss,             // 500 corrupt database file
@@ -43,6 +44,7 @@ enum class ErrorKind {
   kStorageReadOnly,      // 503 the registry database cannot be written (read-only file or disk)
   kModelsBusy,           // 503 max_loaded_models reached and every loaded model has requests in flight
   kTimeout,              // 504
+  kRequestTimeout,       // 504 /v1: the generation ran past the request's timeout (SPEC §19); it was cancelled
   kInsufficientStorage,  // 507 disk full
   kInsufficientMemory,   // 507 a load refused before any attempt: the fit estimate exceeds free memory
 };

@@ -139,6 +139,7 @@ json ModelJson(const ModelView& m, bool with_attempts) {
   j["updated_at"] = m.updated_at;
   j["last_loaded_at"] = JsonOrNull(m.last_loaded_at);
   j["last_failed_at"] = JsonOrNull(m.last_failed_at);
+  j["last_hung_at"] = JsonOrNull(m.last_hung_at);  // SPEC §19
   j["loaded"] = m.loaded;
   j["load_state"] = std::string(LoadStateName(m.load_state));
   j["load_progress"] = m.load_progress ? json(*m.load_progress) : json(nullptr);

@@ -161,6 +161,10 @@ TEST(JsonCodecTest, ModelsBusyAndResidency) {
   EXPECT_FALSE(j["model"].contains("last_used_at"));  // residency only in the status
   EXPECT_EQ(DescribeError(ErrorKind::kModelsBusy).http_status, 503);
   EXPECT_EQ(DescribeError(ErrorKind::kModelsBusy).code, "models_busy");
+  EXPECT_EQ(DescribeError(ErrorKind::kEngineHung).http_status, 502);  // SPEC §19
+  EXPECT_EQ(DescribeError(ErrorKind::kEngineHung).code, "engine_hung");
+  EXPECT_EQ(DescribeError(ErrorKind::kRequestTimeout).http_status, 504);
+  EXPECT_EQ(DescribeError(ErrorKind::kRequestTimeout).code, "request_timeout");
 
   ServerStatus status;
   ModelView loaded;

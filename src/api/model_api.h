@@ -111,6 +111,8 @@ struct ModelView {
   LoadState load_state = LoadState::kIdle;
   std::optional<double> load_progress;
   std::optional<std::string> last_error;
+  // SPEC §19: when the health watch last stopped its engine for hanging (ISO-8601), or nullopt.
+  std::optional<std::string> last_hung_at;
   std::vector<DeviceMemory> memory;  // per device, while loaded
   std::optional<int64_t> n_layers, offloaded_layers;  // while loaded, when the engine says (SPEC §15)
   // SPEC §11: the environment fingerprint its current status was decided
@@ -294,6 +296,7 @@ struct InferenceRequest {
   std::string model_name;
   std::optional<int64_t> keep_alive_ms;  // the request's keep_alive (-1 never, 0 at once); nullopt: the server's
   bool embeddings = false;               // POST /v1/embeddings
+  std::optional<int64_t> timeout_ms;     // the request's "timeout" (SPEC §19); nullopt: request_timeout_s
 };
 
 // A request's place in a loaded model's engine. While it exists the request
@@ -307,6 +310,18 @@ class InferenceLease {
   std::string warning;  // non-empty when the model is degraded (X-Modelwarden-Warning)
   std::string auto_fix_json;  // the load this request made was healed (X-Modelwarden-Auto-Fix), compact JSON
   std::string adjusted_json;  // the load this request made was fitted (X-Modelwarden-Adjusted), compact JSON
+  // SPEC §19: the generation may take this long from when the engine is
+  // asked (the request's "timeout", at most request_timeout_s); past it the
+  // edge cancels it (closes the engine connection) and answers 504.
+  int64_t timeout_ms = 600000;
+  // The edge cancelled the generation past timeout_ms (counted in metrics).
+  virtual void TimedOut() {}
+};
+
+// How an engine that broke a request's connection ended (AwaitEngineDeath).
+struct EngineEnd {
+  bool hung = false;    // stopped by the health watch (SPEC §19): 502 engine_hung; else it crashed
+  std::string summary;  // the classified summary (the model's last_error)
 };
 
 struct InferenceAdmission {
@@ -382,10 +397,10 @@ class ModelApi {
   }
   // After the engine broke a request's connection: waits up to `timeout` for
   // the death of the engine process `pid` of `model_name` to be recorded, and
-  // returns its classified summary (the model's last_error); nullopt if it
-  // did not die in that time.
-  [[nodiscard]] virtual std::optional<std::string> AwaitEngineDeath(const std::string& model_name, int pid,
-                                                                    int64_t timeout_ms) {
+  // returns its classified summary (the model's last_error) and whether the
+  // health watch stopped it as hung; nullopt if it did not die in that time.
+  [[nodiscard]] virtual std::optional<EngineEnd> AwaitEngineDeath(const std::string& model_name, int pid,
+                                                                  int64_t timeout_ms) {
     (void)model_name;
     (void)pid;
     (void)timeout_ms;

@@ -4,11 +4,11 @@
 
 namespace mw::app {
 
-void EngineDeaths::NoteDeath(int pid, const std::string& summary) {
+void EngineDeaths::NoteDeath(int pid, const std::string& summary, bool hung) {
   {
     std::lock_guard lock(mu_);
     if (deaths_.size() >= kKept) deaths_.erase(deaths_.begin());
-    deaths_[pid] = summary;
+    deaths_[pid] = api::EngineEnd{hung, summary};
   }
   changed_.notify_all();
 }
@@ -30,7 +30,7 @@ void EngineDeaths::Close() {
   changed_.notify_all();
 }
 
-std::optional<std::string> EngineDeaths::Await(int pid, int64_t timeout_ms, const std::function<void()>& on_timeout) {
+std::optional<api::EngineEnd> EngineDeaths::Await(int pid, int64_t timeout_ms, const std::function<void()>& on_timeout) {
   std::unique_lock lock(mu_);
   const bool ended = changed_.wait_for(lock, std::chrono::milliseconds(timeout_ms),
                                        [&] { return deaths_.count(pid) > 0 || stops_.count(pid) > 0 || closed_; });

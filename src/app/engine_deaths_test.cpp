@@ -10,8 +10,20 @@ namespace {
 TEST(EngineDeathsTest, ADeathAnswersWithItsSummary) {
   EngineDeaths deaths;
   std::thread died([&] { deaths.NoteDeath(7, "killed by SIGKILL"); });
-  EXPECT_EQ(deaths.Await(7, 60000, nullptr).value_or(""), "killed by SIGKILL");
+  std::optional<api::EngineEnd> end = deaths.Await(7, 60000, nullptr);
+  ASSERT_TRUE(end);
+  EXPECT_EQ(end->summary, "killed by SIGKILL");
+  EXPECT_FALSE(end->hung);
   died.join();
+}
+
+TEST(EngineDeathsTest, AHangSaysSo) {  // SPEC §19: its requests answer engine_hung
+  EngineDeaths deaths;
+  deaths.NoteDeath(7, "Engine hung while serving", /*hung=*/true);
+  std::optional<api::EngineEnd> end = deaths.Await(7, 60000, nullptr);
+  ASSERT_TRUE(end);
+  EXPECT_TRUE(end->hung);
+  EXPECT_EQ(end->summary, "Engine hung while serving");
 }
 
 TEST(EngineDeathsTest, AStopOrTheShutdownIsNoDeathToReport) {

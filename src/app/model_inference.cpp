@@ -3,7 +3,9 @@
 // the model is loaded on demand through the same Load() as
 // POST /api/orchestrate/load (never forced), and a model that served /v1
 // requests is unloaded after keep_alive of idleness by the idle thread.
+#include <algorithm>
 #include <chrono>
+#include <cstdint>
 
 #include "api/json_codec.h"
 #include "app/model_service.h"
@@ -36,15 +38,18 @@ bool ArgvHasPort(const loadconfig::CommandConfig& command, const config::Config&
 // model's idle deadline may now be set).
 class ModelService::Lease : public api::InferenceLease {
  public:
-  Lease(ModelService* service, serving::Slot slot) : service_(service), slot_(std::move(slot)) {}
+  Lease(ModelService* service, serving::Slot slot, std::string model)
+      : service_(service), slot_(std::move(slot)), model_(std::move(model)) {}
   ~Lease() override {
     slot_.Release(MonotonicMillis());
     service_->idle_unloader_.Wake();
   }
+  void TimedOut() override { service_->metrics_.RecordRequestTimeout(model_); }
 
  private:
   ModelService* service_;
   serving::Slot slot_;
+  std::string model_;
 };
 
 Result<api::InferenceAdmission> ModelService::BeginInference(const api::InferenceRequest& request) {
@@ -88,7 +93,9 @@ Result<api::InferenceAdmission> ModelService::BeginInference(const api::Inferenc
     admission.message = slot.status().message();
     return admission;
   }
-  auto lease = std::make_unique<Lease>(this, std::move(slot).value());
+  auto lease = std::make_unique<Lease>(this, std::move(slot).value(), name);
+  // SPEC §19: the request's own timeout, at most the server's.
+  lease->timeout_ms = std::min<int64_t>(request.timeout_ms.value_or(INT64_MAX), config->request_timeout_s * 1000LL);
   ASSIGN_OR_RETURN(api::LoadResult load, LoadRow(model, /*force=*/false));
   switch (load.kind) {
     case api::LoadResult::Kind::kIncompatible:
@@ -136,7 +143,7 @@ Result<api::InferenceAdmission> ModelService::BeginInference(const api::Inferenc
   return admission;
 }
 
-std::optional<std::string> ModelService::AwaitEngineDeath(const std::string& model_name, int pid, int64_t timeout_ms) {
+std::optional<api::EngineEnd> ModelService::AwaitEngineDeath(const std::string& model_name, int pid, int64_t timeout_ms) {
   return engine_deaths_.Await(pid, timeout_ms, [&] {
     MW_LOG(kWarn, "serve") << "model=" << model_name << " pid=" << pid
                            << " broke a request's connection but did not die within " << timeout_ms << " ms";

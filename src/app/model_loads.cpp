@@ -79,6 +79,7 @@ std::string FailureMessage(const std::string& name, AttemptOutcome outcome, cons
 
 void ModelService::BeginShutdown() {
   shutting_down_ = true;
+  engine_health_.Stop();  // no engine is judged while they are being stopped
   gate_.Close();  // /v1 requests waiting for a slot answer 503
   engine_deaths_.Close();  // engines are about to be stopped: no death to wait for
 }
@@ -88,6 +89,7 @@ void ModelService::Shutdown() {
   gate_.Close();
   engine_deaths_.Close();
   if (shut_down_.exchange(true)) return;  // the destructor calls it again
+  engine_health_.Stop();
   idle_unloader_.Stop();
   StopProbing();
   if (queue_) queue_->Shutdown();
@@ -490,13 +492,6 @@ void ModelService::OnWorkerDied(const UnexpectedExit& exit) {
   evidence.output = exit.log_tail;
   if (!exit.exit.signaled()) evidence.exit_code = exit.exit.exit_code;
   if (exit.exit.signaled()) evidence.signal = std::to_string(exit.exit.signal);
-  Classification c = CurrentClassifier().Classify(evidence);
-  std::string summary = "Engine crashed while serving (" + exit.exit.Describe() + ", up " +
-                        std::to_string(exit.uptime_ms / 1000) + " s)";
-  if (!c.summary.empty()) summary += ": " + c.summary;
-  MW_LOG(kWarn, "load") << "model=" << exit.model_name << " pid=" << exit.pid << " " << summary;
-  metrics_.RecordWorkerDeath(CrashCategoryName(c.category));
-  models_.MarkNotLoaded(exit.model_name, summary, exit.pid);
   FailureInfo failure;
   failure.outcome = AttemptOutcome::kCrashedWhileServing;
   if (!exit.exit.signaled() && !exit.exit.status_unknown) failure.exit_code = exit.exit.exit_code;
@@ -504,28 +499,54 @@ void ModelService::OnWorkerDied(const UnexpectedExit& exit) {
     auto signal = ParseSignal(std::to_string(exit.exit.signal));
     failure.signal = signal ? signal->name : std::to_string(exit.exit.signal);
   }
+  RecordServingEnd(exit.model_name, exit.pid, evidence,
+                   "Engine crashed while serving (" + exit.exit.Describe() + ", up " +
+                       std::to_string(exit.uptime_ms / 1000) + " s)",
+                   std::move(failure));
+}
+
+void ModelService::RecordServingEnd(const std::string& name, int pid, const CrashEvidence& evidence,
+                                    std::string summary, FailureInfo failure) {
+  const bool hung = failure.outcome == AttemptOutcome::kHungWhileServing;
+  Classification c = CurrentClassifier().Classify(evidence);
+  if (hung && c.pattern_id == "unmatched") {
+    // Nothing in the log says why: the hang itself is the cause (SPEC §19).
+    c.category = CrashCategory::kTimeout;
+    c.pattern_id = "hang.serving";
+    c.summary.clear();
+  }
+  if (!c.summary.empty()) summary += ": " + c.summary;
+  MW_LOG(kWarn, "load") << "model=" << name << " pid=" << pid << " " << summary;
+  if (hung) {
+    metrics_.RecordEngineHang(name);
+  } else {
+    metrics_.RecordWorkerDeath(CrashCategoryName(c.category));
+  }
+  models_.MarkNotLoaded(name, summary, pid);
   failure.category = std::string(CrashCategoryName(c.category));
   failure.pattern_id = c.pattern_id;
   failure.summary = summary;
   failure.matched_line = c.matched_line;
-  failure.log_excerpt = Excerpt(exit.log_tail);
+  failure.log_excerpt = Excerpt(std::string(evidence.output));
   // SPEC §11: a device that went away (or a device-level failure while the
   // environment is failing) is the environment's: the status is kept.
   if (!EnvironmentBlames(failure.category)) failure.outcome = AttemptOutcome::kEnvironmentFailure;
-  auto recorded = state_machine_.RecordServingCrash(exit.model_name, failure);
+  auto recorded = state_machine_.RecordServingCrash(name, failure);
   if (!recorded.ok() && recorded.status().code() != StatusCode::kNotFound) {  // kNotFound: deleted meanwhile
-    MW_LOG(kError, "load") << "model=" << exit.model_name << " cannot record the crash while serving: "
-                           << recorded.status().ToString();
+    MW_LOG(kError, "load") << "model=" << name << " cannot record the " << (hung ? "hang" : "crash")
+                           << " while serving: " << recorded.status().ToString();
   }
   if (recorded.ok()) {
+    // Before anyone is told (the event, the /v1 answers): the next view reads the hang's time.
+    if (hung) last_hangs_.Invalidate();
     // A failed attempt like a failed load (SPEC §11 counts both toward a
     // streak, and a restart reads both back from load_attempts).
-    auto last = registry_.ListAttempts(exit.model_name, 1);
-    if (last.ok() && !last->empty()) NoteAttemptForEnvironment(last->front().id, exit.model_name, &failure);
+    auto last = registry_.ListAttempts(name, 1);
+    if (last.ok() && !last->empty()) NoteAttemptForEnvironment(last->front().id, name, &failure);
   }
-  PublishModel(exit.model_name);
+  PublishModel(name);
   PublishCounts();
-  engine_deaths_.NoteDeath(exit.pid, summary);  // after the record: /v1 requests it broke answer with this summary
+  engine_deaths_.NoteDeath(pid, summary, hung);  // after the record: /v1 requests it broke answer with this summary
 }
 
 }  // namespace mw::app

@@ -54,6 +54,7 @@ std::string FailedBackends(const std::vector<api::BackendView>& backends) {
 }  // namespace
 
 void ModelService::StartProbing() {
+  engine_health_.Start();  // SPEC §19: the health watch of loaded engines
   std::lock_guard lock(probe_mu_);
   if (probe_thread_.joinable() || probe_stop_) return;
   probe_thread_ = std::thread([this] { ProbeLoop(); });

@@ -122,6 +122,7 @@ api::ModelView ModelService::ToView(const ModelRecord& r) {
   v.updated_at = r.updated_at;
   v.last_loaded_at = r.last_loaded_at;
   v.last_failed_at = r.last_failed_at;
+  v.last_hung_at = last_hangs_.Get(r.model_name);
   FillVerdict(r, v);
   std::optional<LoadedModel> loaded = supervisor_.FindLoaded(r.model_name);
   const ModelRuntime rt = models_.Get(r.model_name);

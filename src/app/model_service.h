@@ -35,6 +35,13 @@
 //   stopped from outside (clean exit, SIGTERM/SIGINT/SIGHUP) is only shown
 //   not loaded, with that reason: no verdict.
 //
+//   Engines that stop answering (engine_hangs.cpp, SPEC §19): the health
+//   watch (EngineHealth, app/engine_health.h; started with the probe
+//   thread) judges a loaded engine hung; OnEngineHung stops it (SIGTERM,
+//   then SIGKILL) and records it the way a crash while serving is recorded
+//   (RecordServingEnd), with outcome hung_while_serving; its /v1 requests
+//   answer 502 engine_hung.
+//
 //   Residency (model_residency.cpp, SPEC §12): before an attempt, MakeRoom
 //     unloads idle loaded models, least recently used first
 //     (serving::PlanEviction), while max_loaded_models is reached or the
@@ -81,6 +88,7 @@
 
 #include "api/model_api.h"
 #include "app/engine_deaths.h"
+#include "app/engine_health.h"
 #include "app/event_subscribers.h"
 #include "app/finish_ledger.h"
 #include "app/idle_unloader.h"
@@ -136,7 +144,7 @@ class ModelService : public api::ModelApi {
   void Unsubscribe(int64_t id) override;
   // /v1 (model_inference.cpp).
   Result<api::InferenceAdmission> BeginInference(const api::InferenceRequest& request) override;
-  std::optional<std::string> AwaitEngineDeath(const std::string& model_name, int pid, int64_t timeout_ms) override;
+  std::optional<api::EngineEnd> AwaitEngineDeath(const std::string& model_name, int pid, int64_t timeout_ms) override;
 
   // SPEC §11 device probe (model_probe.cpp): starts the probe thread (the
   // first probe at once, then every probe_interval_s and after each
@@ -278,6 +286,17 @@ class ModelService : public api::ModelApi {
   void CheckEngineBinaries();
   // Status -> unknown with a note saying why (retest).
   Status MarkForRetest(const std::string& name, const std::string& why);
+  // The end of a loaded engine nobody asked to stop (model_loads.cpp): a
+  // crash (OnWorkerDied) or a hang (OnEngineHung), per failure.outcome:
+  // classified from evidence, recorded as a closed attempt (or the
+  // environment's, SPEC §11), the model not loaded with `summary` (+ the
+  // classification) as last_error, metrics, and the /v1 requests it broke
+  // answered (EngineDeaths).
+  void RecordServingEnd(const std::string& name, int pid, const CrashEvidence& evidence, std::string summary,
+                        FailureInfo failure);
+  // SPEC §19 (engine_hangs.cpp): the health watch's hooks, and its verdict.
+  EngineHealthHooks HealthHooks();
+  void OnEngineHung(const WatchedEngine& engine, const std::string& reason);
   // /v1 (model_inference.cpp): the idle-unload thread and engine deaths.
   class Lease;
   void UnloadIdle(const std::string& name);  // the idle unloader's callback: Unload if loaded
@@ -338,6 +357,10 @@ class ModelService : public api::ModelApi {
   // Unloads models idle past keep_alive; started by the first BeginInference.
   IdleUnloader idle_unloader_{gate_, [this](const std::string& name) { UnloadIdle(name); }};
   EngineDeaths engine_deaths_;  // how each engine ended (AwaitEngineDeath), its own lock
+  // SPEC §19: probes every loaded engine; started by StartProbing, stopped by BeginShutdown.
+  EngineHealth engine_health_{HealthHooks()};
+  // When each model was last stopped for hanging (the model view); its own lock.
+  LastHangs last_hangs_{[this] { return registry_.LastAttemptEnds(AttemptOutcome::kHungWhileServing); }};
 
   EventSubscribers subscribers_;  // SSE listeners, their own lock
 

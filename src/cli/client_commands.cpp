@@ -293,7 +293,7 @@ void PrintModel(const json& m) {
   Table info({"FIELD", "VALUE"});
   for (const char* key : {"model_name", "compatibility_status", "engine", "hf_path", "cache_location", "file_path",
                           "load_state", "total_loads", "total_failures", "created_at", "last_loaded_at",
-                          "last_failed_at", "last_error", "verdict_fingerprint"}) {
+                          "last_failed_at", "last_hung_at", "last_error", "verdict_fingerprint"}) {
     info.AddRow({key, Str(m, key)});
   }
   if (m.value("verdict_stale", false)) {

@@ -374,14 +374,17 @@ Result<ModelRecord> StateMachine::RecordServingCrash(std::string_view name, cons
     RETURN_IF_ERROR(tx.WriteModelState(model));
   }
   attempt.finished_at = now;
-  attempt.outcome = environment ? AttemptOutcome::kEnvironmentFailure : AttemptOutcome::kCrashedWhileServing;
+  attempt.outcome = environment                                     ? AttemptOutcome::kEnvironmentFailure
+                    : f.outcome == AttemptOutcome::kHungWhileServing ? AttemptOutcome::kHungWhileServing
+                                                                     : AttemptOutcome::kCrashedWhileServing;
   attempt.status_after = model.compatibility_status;
   RecordFailure(f, summary, attempt);
   RETURN_IF_ERROR(tx.CloseAttempt(attempt));
   ASSIGN_OR_RETURN(ModelRecord written, tx.GetModel(model.model_name));
   // COMMIT POINT "serving crash": the closed attempt and the new status together.
   RETURN_IF_ERROR(tx.Commit());
-  MW_LOG(kWarn, "compat") << "engine crashed while serving model=" << model.model_name << " attempt=" << attempt.id
+  MW_LOG(kWarn, "compat") << "engine " << (f.outcome == AttemptOutcome::kHungWhileServing ? "hung" : "crashed")
+                          << " while serving model=" << model.model_name << " attempt=" << attempt.id
                           << " status=" << ToString(written.compatibility_status);
   return written;
 }

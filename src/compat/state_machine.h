@@ -222,7 +222,9 @@ class StateMachine {
   // incompatible; total_failures += 1, last_failed_at, notes).
   // With failure.outcome environment_failure (SPEC §11: the device, not the
   // model, failed) the attempt records that outcome and the model is left
-  // as it was; any other failure.outcome is ignored. kNotFound if it was deleted;
+  // as it was; with hung_while_serving (SPEC §19: stopped by the health
+  // watch) the attempt records that outcome, the model moved as above; any
+  // other failure.outcome is ignored. kNotFound if it was deleted;
   // kFailedPrecondition, nothing written, if a new attempt of it already
   // began (it is testing: that attempt's verdict is the newer one).
   [[nodiscard]] Result<ModelRecord> RecordServingCrash(std::string_view name, const FailureInfo& failure);

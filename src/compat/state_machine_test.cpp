@@ -366,6 +366,30 @@ TEST_P(StateMachineTest, ServingCrashRecordsAClosedAttemptAndMovesTheStatus) {
   EXPECT_EQ(sm_->RecordServingCrash("gone", f).status().code(), StatusCode::kNotFound);
 }
 
+// SPEC §19: an engine stopped by the health watch is recorded the same way,
+// with its own outcome, and the registry says when each model last hung.
+TEST_P(StateMachineTest, HangWhileServingRecordsItsOutcomeAndWhen) {
+  Add("m");
+  SucceedTimes("m", 1);
+  Add("other");
+  FailureInfo f;
+  f.outcome = AttemptOutcome::kHungWhileServing;
+  f.category = "timeout";
+  f.summary = "Engine hung while serving (alive but did not answer /health for 60 s)";
+  auto m = sm_->RecordServingCrash("m", f);
+  ASSERT_TRUE(m.ok()) << m.status().ToString();
+  EXPECT_EQ(m->compatibility_status, S::kIncompatible);
+  auto attempts = reg_->ListAttempts("m", 1);
+  ASSERT_TRUE(attempts.ok());
+  ASSERT_EQ(attempts->size(), 1u);
+  EXPECT_EQ(attempts->front().outcome, AttemptOutcome::kHungWhileServing);
+  EXPECT_EQ(attempts->front().status_after, S::kIncompatible);
+  auto hangs = reg_->LastAttemptEnds(AttemptOutcome::kHungWhileServing);
+  ASSERT_TRUE(hangs.ok()) << hangs.status().ToString();
+  ASSERT_EQ(hangs->size(), 1u);
+  EXPECT_EQ(hangs->at("m"), attempts->front().finished_at.value_or(""));
+}
+
 TEST_P(StateMachineTest, ServingCrashWhileANewAttemptRunsKeepsTheStatus) {
   Add("m");
   SucceedTimes("m", 1);

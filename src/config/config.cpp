@@ -164,6 +164,15 @@ Status ApplyServerKey(std::string_view key, const toml::node& node, const fs::pa
     ASSIGN_OR_RETURN(int64_t t, want_int("probe_interval_s"));
     if (t < 1 || t > 24 * 3600) return InvalidArgumentError("probe_interval_s must be in [1, 86400] (" + Where(node) + ")");
     config.probe_interval_s = static_cast<int>(t);
+  } else if (key == "health_interval_s" || key == "hang_timeout_s" || key == "request_timeout_s") {  // SPEC §19
+    ASSIGN_OR_RETURN(int64_t t, want_int(key));
+    const int64_t max = key == "health_interval_s" ? 3600 : 7 * 24 * 3600;
+    if (t < 1 || t > max) {
+      return InvalidArgumentError(std::string(key) + " must be in [1, " + std::to_string(max) + "] (" + Where(node) + ")");
+    }
+    (key == "health_interval_s" ? config.health_interval_s
+     : key == "hang_timeout_s"  ? config.hang_timeout_s
+                                : config.request_timeout_s) = static_cast<int>(t);
   } else if (key == "auto_fix" || key == "auto_fit") {  // --- self-healing and fitting loads (issue 12) ---
     if (!node.is_boolean()) return InvalidArgumentError(std::string(key) + " must be true or false (" + Where(node) + ")");
     (key == "auto_fix" ? config.auto_fix : config.auto_fit) = *node.value<bool>();
@@ -207,7 +216,8 @@ Status ApplyServerKey(std::string_view key, const toml::node& node, const fs::pa
                                 "allow_api_commands, allowed_hosts, allowed_origins, retest_stale, probe_command, probe_interval_s, "
                                 "lease_s, registry_connect_timeout_s, registry_statement_timeout_s, "
                                 "registry_keepalive_s, auto_fix, auto_fit, max_loaded_models, hf_endpoint, hf_token, "
-                                "scan_on_start, [locations], [engines.NAME]");
+                                "scan_on_start, health_interval_s, hang_timeout_s, request_timeout_s, [locations], "
+                                "[engines.NAME]");
   }
   return Status::Ok();
 }

@@ -30,6 +30,9 @@
 //   registry_keepalive_s = 10           # PostgreSQL: TCP keepalive idle time; a dead peer is noticed in ~2x
 //   max_queue = 64                      # /v1: requests waiting per model beyond n_parallel
 //   keep_alive = "5m"                   # /v1: idle unload ("0" after each response, "-1" never)
+//   health_interval_s = 10              # probe every loaded engine's /health this often (SPEC §19)
+//   hang_timeout_s = 60                 # silent, or a request with no progress, this long: stopped as hung
+//   request_timeout_s = 600             # /v1: 504 request_timeout past this (a request's "timeout" may lower it)
 //   [engines.vllm]                      # a command-engine preset: the only programs the server runs
 //   argv = ["/opt/vllm/bin/serve", "{model_path}", "--port", "{port}"]
 //   health_path = "/health"             # or ready_pattern = "..."
@@ -72,6 +75,9 @@ inline constexpr std::string_view kPrimaryLocation = "primary";
 inline constexpr int kDefaultMaxQueue = 64;
 inline constexpr int64_t kDefaultKeepAliveMs = 5 * 60 * 1000;  // "5m"
 inline constexpr int kDefaultProbeIntervalS = 30;
+inline constexpr int kDefaultHealthIntervalS = 10;   // SPEC §19
+inline constexpr int kDefaultHangTimeoutS = 60;
+inline constexpr int kDefaultRequestTimeoutS = 600;
 inline constexpr int kDefaultLeaseS = 30;
 // PostgreSQL connections (issue 26; the reasons for these defaults are in
 // docs/operations.md): all well under lease_s, so a stuck database shows as
@@ -154,6 +160,10 @@ struct Config {
   // --- /v1 serving (SPEC §10) ---
   int max_queue = kDefaultMaxQueue;           // requests waiting per model beyond n_parallel (429 past it)
   int64_t keep_alive_ms = kDefaultKeepAliveMs;  // idle unload after a /v1 request; -1 never, 0 at once
+  // --- engines that stop answering (SPEC §19) ---
+  int health_interval_s = kDefaultHealthIntervalS;  // every loaded engine's /health is probed this often
+  int hang_timeout_s = kDefaultHangTimeoutS;        // silent or without progress this long: stopped as hung
+  int request_timeout_s = kDefaultRequestTimeoutS;  // a /v1 request's generation past this: 504
 
   // The path of a location by name, or nullptr.
   const Location* FindLocation(std::string_view name) const;

@@ -1,5 +1,7 @@
 #include "config/config_diff.h"
 
+#include <tuple>
+
 namespace mw::config {
 namespace {
 
@@ -56,6 +58,11 @@ ConfigChanges DiffConfig(const Config& before, const Config& after) {
   if (before.probe_interval_s != after.probe_interval_s) {
     c.applied.push_back("probe_interval_s " + std::to_string(before.probe_interval_s) + " -> " +
                         std::to_string(after.probe_interval_s));
+  }
+  for (auto [key, b, a] : {std::tuple{"health_interval_s", before.health_interval_s, after.health_interval_s},
+                           std::tuple{"hang_timeout_s", before.hang_timeout_s, after.hang_timeout_s},
+                           std::tuple{"request_timeout_s", before.request_timeout_s, after.request_timeout_s}}) {
+    if (b != a) c.applied.push_back(std::string(key) + " " + std::to_string(b) + " -> " + std::to_string(a));
   }
   if (before.auto_fix != after.auto_fix) c.applied.push_back(std::string("auto_fix ") + (after.auto_fix ? "true" : "false"));
   if (before.auto_fit != after.auto_fit) c.applied.push_back(std::string("auto_fit ") + (after.auto_fit ? "true" : "false"));

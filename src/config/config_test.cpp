@@ -284,6 +284,28 @@ TEST_F(ConfigTest, ProbeCommandAndInterval) {
   }
 }
 
+TEST_F(ConfigTest, HealthWatchAndRequestTimeout) {  // SPEC §19
+  auto defaults = LoadConfig({}, env_);
+  ASSERT_TRUE(defaults.ok());
+  EXPECT_EQ(defaults->health_interval_s, 10);
+  EXPECT_EQ(defaults->hang_timeout_s, 60);
+  EXPECT_EQ(defaults->request_timeout_s, 600);
+  ServeFlags flags;
+  flags.config_file = Write("h.toml", "health_interval_s = 1\nhang_timeout_s = 3\nrequest_timeout_s = 5\n");
+  auto config = LoadConfig(flags, env_);
+  ASSERT_TRUE(config.ok()) << config.status().ToString();
+  EXPECT_EQ(config->health_interval_s, 1);
+  EXPECT_EQ(config->hang_timeout_s, 3);
+  EXPECT_EQ(config->request_timeout_s, 5);
+  for (const char* bad : {"health_interval_s = 0\n", "health_interval_s = 3601\n", "hang_timeout_s = 0\n",
+                          "request_timeout_s = -1\n", "request_timeout_s = \"5m\"\n"}) {
+    flags.config_file = Write("bad.toml", bad);
+    auto refused = LoadConfig(flags, env_);
+    EXPECT_FALSE(refused.ok()) << bad;
+    EXPECT_NE(refused.status().message().find("_s"), std::string::npos) << refused.status().message();
+  }
+}
+
 TEST_F(ConfigTest, LeaseSeconds) {
   auto defaults = LoadConfig({}, env_);
   ASSERT_TRUE(defaults.ok());

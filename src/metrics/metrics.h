@@ -21,6 +21,8 @@
 //   modelwarden_time_to_first_token_seconds             histogram
 //   modelwarden_tokens_generated_total{model}           counter
 //   modelwarden_queue_depth                             gauge: inference requests waiting for a slot
+//   modelwarden_engine_hangs_total{model}               counter: engines stopped as hung by the health watch (SPEC §19)
+//   modelwarden_request_timeouts_total{model}           counter: /v1 generations cancelled past their timeout (504)
 //   modelwarden_uptime_seconds                          gauge
 //   modelwarden_build_info{version}                     gauge, always 1
 //
@@ -98,6 +100,9 @@ class Metrics {
   void RecordRequest(std::string_view model, int http_code);
   void RecordFirstToken(double seconds);
   void AddTokens(std::string_view model, int64_t n);
+  // SPEC §19: an engine stopped as hung; a request cancelled past its timeout.
+  void RecordEngineHang(std::string_view model);
+  void RecordRequestTimeout(std::string_view model);
   void SetQueueDepth(int64_t n);
   void AddQueueDepth(int64_t delta);
 
@@ -117,6 +122,8 @@ class Metrics {
   std::map<std::pair<std::string, int>, uint64_t> requests_;  // (model, code)
   Histogram first_token_;
   std::map<std::string, uint64_t> tokens_;  // model
+  std::map<std::string, uint64_t> engine_hangs_;      // model
+  std::map<std::string, uint64_t> request_timeouts_;  // model
   int64_t queue_depth_ = 0;
   std::set<std::string> model_labels_;  // names seen (at most kMaxModelLabels)
 };

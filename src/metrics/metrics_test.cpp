@@ -20,7 +20,8 @@ TEST(MetricsTest, EmptyServerRendersEveryFamilyWithHelpAndType) {
   for (const char* name : {"modelwarden_models", "modelwarden_load_attempts_total", "modelwarden_load_duration_seconds",
                            "modelwarden_loaded_models", "modelwarden_environment_failing", "modelwarden_evictions_total",
                            "modelwarden_requests_total", "modelwarden_time_to_first_token_seconds",
-                           "modelwarden_tokens_generated_total", "modelwarden_queue_depth"}) {
+                           "modelwarden_tokens_generated_total", "modelwarden_queue_depth",
+                           "modelwarden_engine_hangs_total", "modelwarden_request_timeouts_total"}) {
     EXPECT_NE(text.find(std::string("# HELP ") + name + " "), std::string::npos) << name;
     EXPECT_NE(text.find(std::string("# TYPE ") + name + " "), std::string::npos) << name;
   }
@@ -60,6 +61,9 @@ TEST(MetricsTest, InferenceCallsAndEnvironmentSetter) {
   m.AddTokens("phi", -3);  // ignored
   m.SetQueueDepth(4);
   m.AddQueueDepth(-1);
+  m.RecordEngineHang("phi");  // SPEC §19
+  m.RecordRequestTimeout("phi");
+  m.RecordRequestTimeout("phi");
   m.SetEnvironmentFailing(true);
   m.RecordEviction("max_loaded_models");
   m.RecordEviction("max_loaded_models");
@@ -73,6 +77,8 @@ TEST(MetricsTest, InferenceCallsAndEnvironmentSetter) {
   EXPECT_TRUE(Has(text, "modelwarden_time_to_first_token_seconds_bucket{le=\"0.06\"} 1"));
   EXPECT_TRUE(Has(text, "modelwarden_time_to_first_token_seconds_bucket{le=\"0.04\"} 0"));
   EXPECT_TRUE(Has(text, "modelwarden_queue_depth 3"));
+  EXPECT_TRUE(Has(text, "modelwarden_engine_hangs_total{model=\"phi\"} 1"));
+  EXPECT_TRUE(Has(text, "modelwarden_request_timeouts_total{model=\"phi\"} 2"));
   EXPECT_TRUE(Has(text, "modelwarden_environment_failing 1"));
   m.AddQueueDepth(-10);
   EXPECT_TRUE(Has(m.Render({}), "modelwarden_queue_depth 0"));

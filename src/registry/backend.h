@@ -10,6 +10,7 @@
 
 #include <atomic>
 #include <functional>
+#include <map>
 #include <mutex>
 #include <optional>
 #include <string>
@@ -104,6 +105,8 @@ class Backend {
   virtual Status WriteEnvironmentStateRow(const EnvironmentStateRecord& state, bool streak_now) = 0;
   virtual Result<std::optional<EnvironmentStateRecord>> SelectEnvironmentState() = 0;
   virtual Result<std::vector<AttemptRecord>> SelectRecentLoadOutcomes(AttemptId after, int limit) = 0;
+  // Model name -> finished_at of its latest attempt with `outcome` (Registry::LastAttemptEnds).
+  virtual Result<std::map<std::string, std::string>> SelectLastFinishedByOutcome(AttemptOutcome outcome) = 0;
 
   // Open attempts made by `node_id`; with include_unowned also those with
   // no node (made before schema 6 or without a joined node).

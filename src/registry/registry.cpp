@@ -133,6 +133,12 @@ Result<std::vector<AttemptRecord>> Registry::ListRecentLoadOutcomes(AttemptId af
   return db_->SelectRecentLoadOutcomes(after, limit);
 }
 
+Result<std::map<std::string, std::string>> Registry::LastAttemptEnds(AttemptOutcome outcome) {
+  RETURN_IF_ERROR(CheckNotInTransaction());
+  std::lock_guard<std::mutex> lock(db_->mutex());
+  return db_->SelectLastFinishedByOutcome(outcome);
+}
+
 Status Registry::CheckIntegrity() {
   RETURN_IF_ERROR(CheckNotInTransaction());
   std::lock_guard<std::mutex> lock(db_->mutex());

@@ -84,11 +84,14 @@ std::optional<CompatStatus> ParseCompatStatus(std::string_view text);
 // recorded as a closed attempt of its own (schema version 3).
 // kEnvironmentFailure (SPEC §11): the environment failed (no device, driver
 // down, a system-wide failure); the model's status was kept (schema version 4).
+// kHungWhileServing (SPEC §19): the health watch stopped a loaded engine that
+// answered nothing, or made no progress on a request, for hang_timeout_s (schema version 7).
 enum class AttemptOutcome {
-  kSuccess, kFailed, kCrashed, kTimeout, kServerCrash, kCancelled, kCrashedWhileServing, kEnvironmentFailure
+  kSuccess, kFailed, kCrashed, kTimeout, kServerCrash, kCancelled, kCrashedWhileServing, kEnvironmentFailure,
+  kHungWhileServing
 };
 // "success", "failed", "crashed", "timeout", "server_crash", "cancelled", "crashed_while_serving",
-// "environment_failure".
+// "environment_failure", "hung_while_serving".
 std::string_view ToString(AttemptOutcome outcome);
 std::optional<AttemptOutcome> ParseAttemptOutcome(std::string_view text);
 
@@ -367,7 +370,7 @@ class Transaction {
 class Registry {
  public:
   // The schema version this build writes (PRAGMA user_version).
-  static constexpr int kSchemaVersion = 6;
+  static constexpr int kSchemaVersion = 7;
 
   // Opens (creating if absent, with its parent directories) the registry at
   // `path`, sets WAL + synchronous=FULL + foreign keys, and runs pending
@@ -431,9 +434,13 @@ class Registry {
   [[nodiscard]] Result<std::optional<EnvironmentStateRecord>> GetEnvironmentState();
   // Closed attempts with an id above `after` whose outcome is a success or
   // a failure (success, failed, crashed, timeout, environment_failure,
-  // crashed_while_serving: not cancelled or server_crash), newest first, at
+  // crashed_while_serving, hung_while_serving: not cancelled or server_crash), newest first, at
   // most `limit`.
   [[nodiscard]] Result<std::vector<AttemptRecord>> ListRecentLoadOutcomes(AttemptId after, int limit);
+  // Model name -> finished_at (ISO-8601) of its latest attempt with
+  // `outcome`, for every model that has one (SPEC §19: when each model was
+  // last stopped for hanging).
+  [[nodiscard]] Result<std::map<std::string, std::string>> LastAttemptEnds(AttemptOutcome outcome);
 
   // ---- the fleet (SPEC §14): this server as a node with a lease.
   // Joins as `self` (node_id, host, lease_s, environment_class): the node's

@@ -44,6 +44,8 @@ std::string_view ToString(AttemptOutcome outcome) {
       return "crashed_while_serving";
     case AttemptOutcome::kEnvironmentFailure:
       return "environment_failure";
+    case AttemptOutcome::kHungWhileServing:
+      return "hung_while_serving";
   }
   return "failed";
 }
@@ -52,7 +54,7 @@ std::optional<AttemptOutcome> ParseAttemptOutcome(std::string_view text) {
   for (AttemptOutcome o :
        {AttemptOutcome::kSuccess, AttemptOutcome::kFailed, AttemptOutcome::kCrashed, AttemptOutcome::kTimeout,
         AttemptOutcome::kServerCrash, AttemptOutcome::kCancelled, AttemptOutcome::kCrashedWhileServing,
-        AttemptOutcome::kEnvironmentFailure}) {
+        AttemptOutcome::kEnvironmentFailure, AttemptOutcome::kHungWhileServing}) {
     if (ToString(o) == text) return o;
   }
   return std::nullopt;

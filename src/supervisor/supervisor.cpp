@@ -160,7 +160,7 @@ struct Supervisor::Impl : std::enable_shared_from_this<Supervisor::Impl> {
   static thread_local bool in_unexpected_exit_callback;
 
   // Stops one session (any phase) and waits until it has ended.
-  ProcessExit StopSession(const std::shared_ptr<Session>& s) {
+  ProcessExit StopSession(const std::shared_ptr<Session>& s, const StopOptions* how = nullptr) {
     std::unique_lock<std::mutex> lock(s->mu);
     if (s->phase == Phase::kLoading) {
       s->cancel = true;  // RunLoad stops the process and ends the session
@@ -169,7 +169,7 @@ struct Supervisor::Impl : std::enable_shared_from_this<Supervisor::Impl> {
       s->phase = Phase::kStopping;
       lock.unlock();
       MW_LOG(kInfo, "supervisor") << "unloading model=" << s->name << " pid=" << s->child->pid();
-      ProcessExit exit = s->child->Stop(s->stop);
+      ProcessExit exit = s->child->Stop(how != nullptr ? *how : s->stop);
       Remove(s);
       lock.lock();
       s->final_exit = exit;
@@ -284,6 +284,14 @@ Result<ProcessExit> Supervisor::Unload(std::string_view model_name) {
   std::shared_ptr<Session> s = impl_->Find(model_name);
   if (!s) return NotFoundError("model '" + std::string(model_name) + "' is not loaded");
   return impl_->StopSession(s);
+}
+
+Result<ProcessExit> Supervisor::StopHung(std::string_view model_name, int pid, const StopOptions& how) {
+  std::shared_ptr<Session> s = impl_->Find(model_name);
+  if (!s || !IsLoaded(model_name) || !s->child || s->child->pid() != pid) {
+    return NotFoundError("model '" + std::string(model_name) + "' is not loaded with pid " + std::to_string(pid));
+  }
+  return impl_->StopSession(s, &how);
 }
 
 Status Supervisor::PrepareRuntime() {

@@ -216,6 +216,10 @@ class Supervisor {
   // cancelled (its Load() returns kCancelled). Returns how it ended.
   // kNotFound if the name has no session. Never reported as a failure.
   Result<ProcessExit> Unload(std::string_view model_name);
+  // The same for a loaded engine that stopped answering (SPEC §19), stopped
+  // with `how` (e.g. SIGTERM at once, then SIGKILL), if the model's process
+  // is still `pid`; kNotFound if not (unloaded, died, reloaded meanwhile).
+  Result<ProcessExit> StopHung(std::string_view model_name, int pid, const StopOptions& how);
 
   // Prepares the runtime directory (SupervisorOptions::runtime_dir) now,
   // rather than at the first load: its errors (kFailedPrecondition) show at

@@ -15,6 +15,8 @@
 #include <cstdlib>
 #include <fstream>
 #include <random>
+#include <sstream>
+#include <string_view>
 #include <thread>
 
 namespace mw::itest {
@@ -275,6 +277,26 @@ int ConnectLoopback(int port) {
     return -1;
   }
   return fd;
+}
+
+pid_t RealWorkerUnder(const std::filesystem::path& path) {
+  static constexpr std::string_view kWorker = "modelwarden-worker";
+  for (const auto& entry : std::filesystem::directory_iterator("/proc")) {
+    const std::string pid = entry.path().filename().string();
+    if (pid.find_first_not_of("0123456789") != std::string::npos) continue;
+    std::ifstream in(entry.path() / "cmdline", std::ios::binary);
+    std::string argv0;
+    std::getline(in, argv0, '\0');
+    std::ostringstream rest;
+    rest << in.rdbuf();
+    const std::string cmdline = argv0 + '\0' + rest.str();
+    if (argv0.size() >= kWorker.size() &&
+        argv0.compare(argv0.size() - kWorker.size(), kWorker.size(), kWorker) == 0 &&
+        cmdline.find(path.string()) != std::string::npos) {
+      return static_cast<pid_t>(std::stol(pid));
+    }
+  }
+  return 0;
 }
 
 bool ProcessAlive(pid_t pid) {

@@ -130,6 +130,11 @@ int ConnectLoopback(int port);
 // True if a process with this pid exists (and is not a zombie).
 bool ProcessAlive(pid_t pid);
 
+// The real worker (argv[0] modelwarden-worker) whose command line names
+// `path` (a model file, or a directory above it), found in the process
+// table; 0 if none.
+pid_t RealWorkerUnder(const std::filesystem::path& path);
+
 // Polls GET /api/models/{name} until its compatibility_status is `status`;
 // false after ~15 s. Tests wait on this, never on a fixed pause: the CI
 // machine may be slow.

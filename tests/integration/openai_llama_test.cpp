@@ -107,28 +107,6 @@ TEST(OpenAiLlamaTest, EveryGenerationOfARandomWeightModelIsAnAnswerInValidUtf8) 
   EXPECT_TRUE(server.Alive());
 }
 
-// The real worker (argv[0] modelwarden-worker) that serves a model file
-// under `dir`, found in the process table; 0 if none.
-pid_t RealWorkerUnder(const std::filesystem::path& dir) {
-  static constexpr std::string_view kWorker = "modelwarden-worker";
-  for (const auto& entry : std::filesystem::directory_iterator("/proc")) {
-    const std::string pid = entry.path().filename().string();
-    if (pid.find_first_not_of("0123456789") != std::string::npos) continue;
-    std::ifstream in(entry.path() / "cmdline", std::ios::binary);
-    std::string argv0;
-    std::getline(in, argv0, '\0');
-    std::ostringstream rest;
-    rest << in.rdbuf();
-    const std::string cmdline = argv0 + '\0' + rest.str();
-    if (argv0.size() >= kWorker.size() &&
-        argv0.compare(argv0.size() - kWorker.size(), kWorker.size(), kWorker) == 0 &&
-        cmdline.find(dir.string()) != std::string::npos) {
-      return static_cast<pid_t>(std::stol(pid));
-    }
-  }
-  return 0;
-}
-
 // SPEC §10, a worker that dies while serving, with the real engine: the
 // stream has begun (a first token arrived) when the real worker gets SIGSEGV.
 // It is frozen (SIGSTOP) the moment the first chunk is read, so the crash

@@ -142,7 +142,8 @@ constexpr int64_t kAnyInt = INT64_MAX;  // as `max`: no range (min is ignored)
 
 // Fields of every endpoint; kChecked: read and checked by ParseOpenAiRequest itself.
 constexpr FieldRule kCommonFields[] = {
-    {"model", FieldType::kChecked}, {"keep_alive", FieldType::kChecked}, {"user", FieldType::kString},
+    {"model", FieldType::kChecked}, {"keep_alive", FieldType::kChecked}, {"timeout", FieldType::kChecked},
+    {"user", FieldType::kString},
 };
 // Chat and text completions (OpenAI's fields, then llama.cpp's sampling ones).
 constexpr FieldRule kGenerationFields[] = {
@@ -322,8 +323,18 @@ Result<OpenAiRequest> ParseOpenAiRequest(OpenAiEndpoint endpoint, std::string_vi
       if (!ms.ok()) return Bad("'keep_alive': " + ms.status().message());
       r.keep_alive_ms = *ms;
     }
+    if (Present(o, "timeout")) {  // SPEC §19: ours, like keep_alive
+      const json& t = o.at("timeout");
+      Result<int64_t> ms = t.is_string()   ? ParseDurationMs(t.get_ref<const std::string&>())
+                           : t.is_number() ? DurationFromSeconds(t.get<double>())
+                                           : Result<int64_t>(Bad("a string like \"30s\" or a number of seconds"));
+      if (!ms.ok()) return Bad("'timeout': " + ms.status().message());
+      if (*ms <= 0) return Bad("'timeout' must be more than 0 seconds");
+      r.timeout_ms = *ms;
+    }
     for (const auto& [key, value] : o.items()) RETURN_IF_ERROR(CheckField(endpoint, key, value));
     o.erase("keep_alive");  // ours, not the engine's
+    o.erase("timeout");
     switch (endpoint) {
       case OpenAiEndpoint::kChatCompletions: RETURN_IF_ERROR(CheckMessages(o)); break;
       case OpenAiEndpoint::kCompletions: RETURN_IF_ERROR(CheckTextOrTokens(o, "prompt")); break;

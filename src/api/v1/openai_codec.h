@@ -48,10 +48,11 @@ struct OpenAiRequest {
   bool stream = false;         // the client asked for server-sent events
   bool include_usage = false;  // stream_options.include_usage
   std::optional<int64_t> keep_alive_ms;
+  std::optional<int64_t> timeout_ms;  // the request's "timeout" (SPEC §19): 504 past it
   // true: the engine is asked for the streaming form and the answer is
   // assembled here (chat and text completions without stream).
   bool assemble = false;
-  std::string upstream_body;  // what the engine gets (keep_alive removed)
+  std::string upstream_body;  // what the engine gets (keep_alive and timeout removed)
 };
 
 // kInvalidArgument with a message naming the field.

@@ -31,6 +31,21 @@ TEST(OpenAiCodec, ChatRequestIsAskedAsAStreamWhenTheClientIsNot) {
   EXPECT_EQ(up["temperature"], 0.7);
 }
 
+TEST(OpenAiCodec, TimeoutIsOursAndNeverReachesTheEngine) {  // SPEC §19
+  auto r = ParseOpenAiRequest(OpenAiEndpoint::kCompletions, R"({"model":"m","prompt":"x","timeout":"90s"})");
+  ASSERT_TRUE(r.ok()) << r.status().ToString();
+  EXPECT_EQ(r->timeout_ms, 90000);
+  EXPECT_FALSE(json::parse(r->upstream_body).contains("timeout"));
+  r = ParseOpenAiRequest(OpenAiEndpoint::kEmbeddings, R"({"model":"m","input":"x","timeout":2})");
+  ASSERT_TRUE(r.ok()) << r.status().ToString();
+  EXPECT_EQ(r->timeout_ms, 2000);
+  EXPECT_FALSE(ParseOpenAiRequest(OpenAiEndpoint::kCompletions, R"({"model":"m","prompt":"x"})")->timeout_ms);
+  for (const char* bad : {R"({"model":"m","prompt":"x","timeout":0})", R"({"model":"m","prompt":"x","timeout":-1})",
+                          R"({"model":"m","prompt":"x","timeout":true})", R"({"model":"m","prompt":"x","timeout":"soon"})"}) {
+    EXPECT_NE(BadRequest(OpenAiEndpoint::kCompletions, bad).find("'timeout'"), std::string::npos) << bad;
+  }
+}
+
 TEST(OpenAiCodec, StreamingRequestGoesAsGiven) {
   auto r = ParseOpenAiRequest(OpenAiEndpoint::kCompletions,
                               R"({"model":"m","prompt":"x","stream":true,"stream_options":{"include_usage":true},"keep_alive":30})");

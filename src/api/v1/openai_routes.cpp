@@ -58,27 +58,53 @@ httplib::Server::Handler Route(std::shared_ptr<Context> ctx, F f) {
 // the engine process died (its classified summary), else a plain engine error.
 std::pair<ErrorKind, std::string> BrokenEngine(Context& ctx, const std::string& model, const InferenceLease& lease,
                                                const UpstreamCall& call) {
-  std::optional<std::string> summary = ctx.api.AwaitEngineDeath(model, lease.engine_pid, ctx.options.death_wait_ms);
-  if (summary) return {ErrorKind::kEngineCrashed, *summary};
+  std::optional<EngineEnd> end = ctx.api.AwaitEngineDeath(model, lease.engine_pid, ctx.options.death_wait_ms);
+  if (end) return {end->hung ? ErrorKind::kEngineHung : ErrorKind::kEngineCrashed, end->summary};
   std::string detail = call.failed() ? " (" + call.error_text() + ")" : std::string();
   return {ErrorKind::kEngineError, "the connection to the engine of '" + model +
                                        "' broke before its answer was complete" + detail +
                                        " (the engine closed it, the model was unloaded, or the server is stopping)"};
 }
 
+// SPEC §19: when a request's generation must end (InferenceLease::timeout_ms
+// from when the engine is asked).
+using Clock = std::chrono::steady_clock;
+Clock::time_point DeadlineOf(const InferenceLease& lease) {
+  return Clock::now() + std::chrono::milliseconds(lease.timeout_ms);
+}
+
+// Past the deadline: the generation is cancelled (the engine connection is
+// closed, which stops it; the engine serves others) and counted.
+std::string CancelTimedOut(UpstreamCall& call, InferenceLease& lease, const std::string& model) {
+  call.Cancel();
+  lease.TimedOut();
+  const std::string message = "the request ran past its timeout of " + std::to_string(lease.timeout_ms) +
+                              " ms (\"timeout\" in the request, at most the server's request_timeout_s): "
+                              "its generation on '" + model + "' was cancelled";
+  MW_LOG(kInfo, "v1") << "model=" << model << " " << message;
+  return message;
+}
+
+void RefuseTimedOut(UpstreamCall& call, InferenceLease& lease, const std::string& model, httplib::Response& res) {
+  SendKind(res, ErrorKind::kRequestTimeout, CancelTimedOut(call, lease, model));
+}
+
+enum class ReadEnd { kDone, kClientGone, kTimedOut };
+
 // Reads what is left of the engine's answer, up to kMaxAnswerBytes (then the
-// call is cancelled: body->size() > kMaxAnswerBytes). False if the client left.
-bool ReadAll(UpstreamCall& call, const ClientConnection& client, std::string* body) {
+// call is cancelled: body->size() > kMaxAnswerBytes), until the deadline.
+ReadEnd ReadAll(UpstreamCall& call, const ClientConnection& client, Clock::time_point deadline, std::string* body) {
   for (;;) {
     UpstreamCall::Read r = call.Next(body, kPoll);
     if (body->size() > kMaxAnswerBytes) {
       call.Cancel();
-      return true;
+      return ReadEnd::kDone;
     }
-    if (r == UpstreamCall::Read::kEnd) return true;
+    if (r == UpstreamCall::Read::kEnd) return ReadEnd::kDone;
+    if (Clock::now() >= deadline) return ReadEnd::kTimedOut;
     if (r == UpstreamCall::Read::kTimeout && client.Gone()) {
       call.Cancel();
-      return false;
+      return ReadEnd::kClientGone;
     }
   }
 }
@@ -100,6 +126,7 @@ struct Stream {
   std::unique_ptr<UpstreamCall> call;
   std::unique_ptr<ClientConnection> client;
   SseParser parser;
+  Clock::time_point deadline;
   bool saw_done = false;
   bool saw_error = false;
   bool finished = false;
@@ -118,7 +145,8 @@ void StreamToClient(const std::shared_ptr<Stream>& st, httplib::Response& res) {
         }
         std::string data;
         UpstreamCall::Read r = st->call->Next(&data, kPoll);
-        if (r == UpstreamCall::Read::kTimeout) {
+        const bool timed_out = r != UpstreamCall::Read::kEnd && Clock::now() >= st->deadline;
+        if (r == UpstreamCall::Read::kTimeout && !timed_out) {
           if (st->client->Gone()) {
             MW_LOG(kInfo, "v1") << "model=" << st->model << " client disconnected: generation cancelled";
             st->call->Cancel();
@@ -144,7 +172,12 @@ void StreamToClient(const std::shared_ptr<Stream>& st, httplib::Response& res) {
             out += "\n\n";
           }
         }
-        if (r == UpstreamCall::Read::kEnd) {
+        if (timed_out && !st->saw_done && !st->saw_error) {
+          // Past the timeout (SPEC §19): the whole events read so far, then an error event.
+          ErrorInfo info = DescribeError(ErrorKind::kRequestTimeout);
+          out += OpenAiErrorEvent(info.http_status, info.code, CancelTimedOut(*st->call, *st->lease, st->model));
+          st->finished = true;
+        } else if (r == UpstreamCall::Read::kEnd) {
           if (!st->saw_done && !st->saw_error) {
             auto [kind, message] = BrokenEngine(*st->ctx, st->model, *st->lease, *st->call);
             ErrorInfo info = DescribeError(kind);
@@ -175,6 +208,7 @@ void Inference(OpenAiEndpoint endpoint, const std::shared_ptr<Context>& ctx, con
   request.model_name = parsed->model;
   request.keep_alive_ms = parsed->keep_alive_ms;
   request.embeddings = endpoint == OpenAiEndpoint::kEmbeddings;
+  request.timeout_ms = parsed->timeout_ms;
   auto admission = ctx->api.BeginInference(request);
   if (!admission.ok()) return SendStatus(res, admission.status());
   switch (admission->kind) {
@@ -205,7 +239,9 @@ void Inference(OpenAiEndpoint endpoint, const std::shared_ptr<Context>& ctx, con
   options.body = std::move(parsed->upstream_body);
   auto call = std::make_unique<UpstreamCall>(std::move(options));
   auto client = std::make_unique<ClientConnection>(req);
+  const Clock::time_point deadline = DeadlineOf(*lease);
   while (!call->WaitHead(kPoll)) {
+    if (Clock::now() >= deadline) return RefuseTimedOut(*call, *lease, parsed->model, res);
     if (client->Gone()) {
       MW_LOG(kInfo, "v1") << "model=" << parsed->model << " client disconnected before the engine answered";
       call->Cancel();
@@ -226,6 +262,7 @@ void Inference(OpenAiEndpoint endpoint, const std::shared_ptr<Context>& ctx, con
     st->lease = std::move(lease);
     st->call = std::move(call);
     st->client = std::move(client);
+    st->deadline = deadline;
     return StreamToClient(st, res);
   }
   if (engine_status == 200 && sse) {
@@ -240,6 +277,9 @@ void Inference(OpenAiEndpoint endpoint, const std::shared_ptr<Context>& ctx, con
       UpstreamCall::Read r = call->Next(&data, kPoll);
       received += data.size();
       if (received > kMaxAnswerBytes) return RefuseTooLarge(*call, res);
+      if (r != UpstreamCall::Read::kEnd && Clock::now() >= deadline) {
+        return RefuseTimedOut(*call, *lease, parsed->model, res);
+      }
       // Nothing is written to the client until the end: look at its socket
       // now and then, whether or not the engine is sending.
       if (r != UpstreamCall::Read::kEnd && std::chrono::steady_clock::now() - last_check >= kPoll) {
@@ -281,9 +321,10 @@ void Inference(OpenAiEndpoint endpoint, const std::shared_ptr<Context>& ctx, con
   }
   // A plain answer (embeddings, an engine that ignored stream, or an error).
   std::string body;
-  if (!ReadAll(*call, *client, &body)) {
-    res.status = 499;
-    return;
+  switch (ReadAll(*call, *client, deadline, &body)) {
+    case ReadEnd::kDone: break;
+    case ReadEnd::kClientGone: res.status = 499; return;
+    case ReadEnd::kTimedOut: return RefuseTimedOut(*call, *lease, parsed->model, res);
   }
   if (call->failed()) {
     auto [kind, message] = BrokenEngine(*ctx, parsed->model, *lease, *call);

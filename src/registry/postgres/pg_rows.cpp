@@ -455,6 +455,17 @@ Result<std::optional<EnvironmentStateRecord>> PgBackend::SelectEnvironmentState(
   });
 }
 
+Result<std::map<std::string, std::string>> PgBackend::SelectLastFinishedByOutcome(AttemptOutcome outcome) {
+  return Read("listing the last attempts by outcome", [&](Tx& tx) -> Result<std::map<std::string, std::string>> {
+    const auto r = tx.exec_params("SELECT model_name, MAX(finished_at) FROM load_attempts WHERE outcome = $1 "
+                                  "GROUP BY model_name",
+                                  S(ToString(outcome)));
+    std::map<std::string, std::string> out;
+    for (const auto& row : r) out[row[0].as<std::string>()] = row[1].as<std::string>();
+    return out;
+  });
+}
+
 Result<std::vector<AttemptRecord>> PgBackend::SelectRecentLoadOutcomes(AttemptId after, int limit) {
   return Read("listing recent load outcomes", [&](Tx& tx) -> Result<std::vector<AttemptRecord>> {
     const std::optional<std::string> lim =
@@ -462,7 +473,8 @@ Result<std::vector<AttemptRecord>> PgBackend::SelectRecentLoadOutcomes(AttemptId
     return ReadAll<AttemptRecord>(
         tx.exec_params(kSelectAttempt +
                            " WHERE id > $1 AND finished_at IS NOT NULL AND outcome IN ('success', 'failed', "
-                           "'crashed', 'timeout', 'environment_failure', 'crashed_while_serving') "
+                           "'crashed', 'timeout', 'environment_failure', 'crashed_while_serving', "
+                           "'hung_while_serving') "
                            "AND ($3 = '' OR node_id = $3) ORDER BY id DESC LIMIT $2::bigint",
                        int64_t{after}, Opt(lim), scope.node_id),
         PgReadAttempt);

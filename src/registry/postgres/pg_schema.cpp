@@ -174,6 +174,13 @@ CREATE TRIGGER models_changed AFTER INSERT OR UPDATE OR DELETE ON models
 CREATE TRIGGER model_verdicts_changed AFTER INSERT OR UPDATE OR DELETE ON model_verdicts
   FOR EACH STATEMENT EXECUTE FUNCTION mw_count_model_change();
 )sql",
+    // 6 -> 7 (SPEC §19): outcome 'hung_while_serving'.
+    R"sql(
+ALTER TABLE load_attempts DROP CONSTRAINT load_attempts_outcome_check;
+ALTER TABLE load_attempts ADD CONSTRAINT load_attempts_outcome_check
+  CHECK (outcome IN ('success', 'failed', 'crashed', 'timeout', 'server_crash', 'cancelled',
+                     'crashed_while_serving', 'environment_failure', 'hung_while_serving'));
+)sql",
 };
 static_assert(std::size(kPgMigrations) == Registry::kSchemaVersion, "one PostgreSQL migration per schema version");
 

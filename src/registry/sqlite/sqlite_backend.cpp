@@ -120,6 +120,18 @@ Result<std::vector<AttemptRecord>> SqliteBackend::SelectRecentLoadOutcomes(Attem
   return registry_internal::SelectRecentLoadOutcomes(*db_, after, limit);
 }
 
+Result<std::map<std::string, std::string>> SqliteBackend::SelectLastFinishedByOutcome(AttemptOutcome outcome) {
+  ASSIGN_OR_RETURN(Stmt s, db_->Prepare("SELECT model_name, MAX(finished_at) FROM load_attempts WHERE outcome = ?1 "
+                                        "GROUP BY model_name"));
+  s.Bind(1, ToString(outcome));
+  std::map<std::string, std::string> out;
+  for (;;) {
+    ASSIGN_OR_RETURN(const bool row, s.Step());
+    if (!row) return out;
+    out[s.Text(0)] = s.Text(1);
+  }
+}
+
 Result<std::vector<AttemptRecord>> SqliteBackend::SelectOpenAttemptsOfNode(std::string_view node_id,
                                                                            bool include_unowned) {
   return registry_internal::SelectOpenAttemptsOfNode(*db_, node_id, include_unowned);

@@ -38,6 +38,7 @@ class SqliteBackend final : public Backend {
   Status WriteEnvironmentStateRow(const EnvironmentStateRecord& state, bool streak_now) override;
   Result<std::optional<EnvironmentStateRecord>> SelectEnvironmentState() override;
   Result<std::vector<AttemptRecord>> SelectRecentLoadOutcomes(AttemptId after, int limit) override;
+  Result<std::map<std::string, std::string>> SelectLastFinishedByOutcome(AttemptOutcome outcome) override;
   Result<std::vector<AttemptRecord>> SelectOpenAttemptsOfNode(std::string_view node_id,
                                                               bool include_unowned) override;
   Result<ModelRecord> SelectModelInClass(std::string_view name, std::string_view environment_class) override;

@@ -205,6 +205,48 @@ CREATE TABLE nodes (
   expired_by TEXT
 );
 )sql",
+    // 6 -> 7 (SPEC §19): outcome 'hung_while_serving' (the health watch
+    // stopped a loaded engine that answered nothing). The table is rebuilt
+    // as in 2 -> 3 (every row, id and the AUTOINCREMENT high-water mark
+    // kept), now with 5 -> 6's node_id and environment_class.
+    R"sql(
+CREATE TABLE load_attempts_v7 (
+  id INTEGER PRIMARY KEY AUTOINCREMENT,
+  model_name TEXT NOT NULL REFERENCES models (model_name) ON DELETE CASCADE ON UPDATE CASCADE,
+  started_at TEXT NOT NULL,
+  finished_at TEXT,
+  outcome TEXT CHECK (outcome IN ('success', 'failed', 'crashed', 'timeout', 'server_crash', 'cancelled',
+                                  'crashed_while_serving', 'environment_failure', 'hung_while_serving')),
+  forced INTEGER NOT NULL DEFAULT 0 CHECK (forced IN (0, 1)),
+  status_before TEXT NOT NULL
+    CHECK (status_before IN ('unknown', 'compatible', 'incompatible', 'degraded', 'testing')),
+  status_after TEXT
+    CHECK (status_after IN ('unknown', 'compatible', 'incompatible', 'degraded', 'testing')),
+  load_config TEXT NOT NULL DEFAULT '{}'
+    CHECK (json_valid(load_config) AND json_type(load_config) = 'object'),
+  exit_code INTEGER,
+  signal TEXT,
+  category TEXT,
+  pattern_id TEXT,
+  summary TEXT,
+  matched_line TEXT,
+  log_excerpt TEXT,
+  duration_ms INTEGER CHECK (duration_ms >= 0),
+  hardware_fingerprint TEXT,
+  node_id TEXT,
+  environment_class TEXT,
+  CHECK ((finished_at IS NULL) = (outcome IS NULL) AND (finished_at IS NULL) = (status_after IS NULL))
+);
+INSERT INTO load_attempts_v7 SELECT * FROM load_attempts;
+DELETE FROM sqlite_sequence WHERE name = 'load_attempts_v7';
+INSERT INTO sqlite_sequence (name, seq) SELECT 'load_attempts_v7', seq FROM sqlite_sequence WHERE name = 'load_attempts';
+DROP TABLE load_attempts;
+ALTER TABLE load_attempts_v7 RENAME TO load_attempts;
+CREATE INDEX load_attempts_by_model ON load_attempts (model_name, id);
+CREATE UNIQUE INDEX load_attempts_open ON load_attempts (model_name) WHERE finished_at IS NULL;
+CREATE INDEX load_attempts_open_by_id ON load_attempts (id) WHERE finished_at IS NULL;
+CREATE INDEX load_attempts_open_by_node ON load_attempts (node_id, id) WHERE finished_at IS NULL;
+)sql",
 };
 static_assert(std::size(kMigrations) == Registry::kSchemaVersion, "one migration per schema version");
 

@@ -370,7 +370,8 @@ Result<std::vector<AttemptRecord>> SelectRecentLoadOutcomes(Db& db, AttemptId af
   static const std::string sql =
       Sql("SELECT ", kAttemptColumns,
           " FROM load_attempts WHERE id > ?1 AND finished_at IS NOT NULL AND outcome IN ('success', 'failed', "
-          "'crashed', 'timeout', 'environment_failure', 'crashed_while_serving') ORDER BY id DESC LIMIT ?2");
+          "'crashed', 'timeout', 'environment_failure', 'crashed_while_serving', "
+          "'hung_while_serving') ORDER BY id DESC LIMIT ?2");
   ASSIGN_OR_RETURN(Stmt s, db.Prepare(sql.c_str()));
   s.Bind(1, int64_t{after});
   s.Bind(2, int64_t{limit > 0 ? limit : -1});

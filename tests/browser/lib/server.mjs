@@ -71,6 +71,14 @@ export function slowReadyConfig(seconds) {
   };
 }
 
+// A `command` engine load_config that is ready at once and answers no HTTP on
+// its {port}: once loaded, the health watch (SPEC §19) judges it hung.
+export function silentConfig() {
+  const fake = fakeEngine();
+  if (fake) return { argv: [fake, '--print', 'port {port}', '--then', 'ready'], ready_pattern: 'ready' };
+  return { argv: [path.join(fixturesDir, 'slow-ready.sh'), '0', '{port}'], ready_pattern: 'server is ready' };
+}
+
 // A `command` engine load_config whose process starts and then never becomes
 // ready (so the load runs until it is cancelled or load_timeout_s passes).
 export function hangingConfig(loadTimeoutS = 600) {
