@@ -76,7 +76,10 @@ std::vector<std::string> BuildEngineArgs(const EngineArgsInput& in) {
   if (c.seed) add("--seed", std::to_string(*c.seed));
   if (c.embeddings && *c.embeddings) a.push_back("--embeddings");
   if (c.pooling) add("--pooling", std::string(loadconfig::PoolingName(*c.pooling)));
-  if (in.verify == Verify::kLoad) a.push_back("--no-warmup");
+  // Never llama.cpp's warm-up decode: with verify "decode" the first decode
+  // (the worker's own) warms up the same paths, and two would double the
+  // cold start (SPEC §16); with "load" no forward pass runs at load time.
+  a.push_back("--no-warmup");
   return a;
 }
 
