@@ -589,7 +589,7 @@ async function main() {
       if (cold) await Promise.all([stop(cold.mw.proc), stop(cold.router.proc)]);
     }
   }
-  const size = modelPath ? ` ${path.basename(modelPath)} (${(fs.statSync(modelPath).size / 1048576).toFixed(0)} MiB)` : '';
+  const size = modelPath && wanted.length ? ` ${path.basename(modelPath)} (${(fs.statSync(modelPath).size / 1048576).toFixed(0)} MiB)` : '';
   const engine = fixture ? 'mw-openai-engine (fixture: gate + proxy cost only)'
     : `llama.cpp (libmw-llama-server.so): modelwarden-worker vs mw-llama-server,${size}`;
   console.log(`\n/v1 side by side: ${engine}`);
@@ -602,7 +602,7 @@ async function main() {
   if (breakdowns.length) {
     console.log('\nmodelwarden cold request by phase (medians, ms; server log + worker phases, 1 ms resolution):');
     const bh = ['phase', ...breakdowns.map(([label]) => label)];
-    const b = [bh, ...PHASES.map(([name], k) => [name, ...breakdowns.map(([, per]) => (Number.isFinite(per[k]) ? String(per[k]) : '-'))])];
+    const b = [bh, ...PHASES.map(([name], k) => [name, ...breakdowns.map(([, per]) => (Number.isFinite(per[k]) ? per[k].toFixed(0) : '-'))])];
     const bw = bh.map((_, i) => Math.max(...b.map((r) => String(r[i]).length)));
     for (const r of b) console.log(r.map((c, i) => String(c).padEnd(bw[i])).join('  '));
   }
