@@ -594,7 +594,7 @@ async function main() {
     : `llama.cpp (libmw-llama-server.so): modelwarden-worker vs mw-llama-server,${size}`;
   console.log(`\n/v1 side by side: ${engine}`);
   console.log(`settings: n_ctx ${N_CTX_PER_SLOT} per slot, threads ${threads}, batch ${batch}, flash_attn ${flashAttn}, ` +
-    `${N_TOKENS} tokens a request; ${runs} interleaved runs; ${os.cpus().length} CPU(s), load avg ${os.loadavg()[0].toFixed(2)}`);
+    `${N_TOKENS} tokens a request (cold rows: ${COLD_TOKENS}); ${runs} interleaved runs; ${os.cpus().length} CPU(s), load avg ${os.loadavg()[0].toFixed(2)}`);
   const head = ['benchmark', 'direct (cold rows: router)', 'modelwarden /v1', 'ratio', 'goal'];
   const all = [head, ...rows];
   const w = head.map((_, i) => Math.max(...all.map((r) => String(r[i]).length)));

@@ -253,9 +253,10 @@ Result<api::LoadResult> ModelService::RunAttempt(const ModelRecord& model, bool 
   }
   // Residency (SPEC §12, model_residency.cpp): unload idle models to make room.
   if (auto no_room = MakeRoom(model, request, force)) return *no_room;
-  // The GGUF starts coming into memory while `testing` is committed and the worker starts (SPEC §16).
-  if (request.engine == EngineKind::kLlamaCpp) StartReadAhead(request.model_path);
   ASSIGN_OR_RETURN(AttemptId attempt, state_machine_.BeginAttempt(name, force, Fingerprint(model)));
+  // The GGUF starts coming into memory while the worker starts (SPEC §16); after
+  // the `testing` commit, whose fsync would otherwise wait behind these reads.
+  if (request.engine == EngineKind::kLlamaCpp) StartReadAhead(request.model_path);
   MW_LOG(kInfo, "load") << "model=" << name << " attempt=" << attempt << " started (forced=" << force << ")";
   ASSIGN_OR_RETURN(AttemptRun run, RunLoad(name, attempt, request));
   std::optional<api::AutoFix> auto_fix;
