@@ -9,7 +9,6 @@
 #include "app/model_paths.h"
 #include "app/model_service.h"
 #include "common/log.h"
-#include "common/read_ahead.h"
 #include "loadconfig/loadconfig.h"
 
 namespace mw::app {
@@ -254,9 +253,6 @@ Result<api::LoadResult> ModelService::RunAttempt(const ModelRecord& model, bool 
   // Residency (SPEC §12, model_residency.cpp): unload idle models to make room.
   if (auto no_room = MakeRoom(model, request, force)) return *no_room;
   ASSIGN_OR_RETURN(AttemptId attempt, state_machine_.BeginAttempt(name, force, Fingerprint(model)));
-  // The GGUF starts coming into memory while the worker starts (SPEC §16); after
-  // the `testing` commit, whose fsync would otherwise wait behind these reads.
-  if (request.engine == EngineKind::kLlamaCpp) StartReadAhead(request.model_path);
   MW_LOG(kInfo, "load") << "model=" << name << " attempt=" << attempt << " started (forced=" << force << ")";
   ASSIGN_OR_RETURN(AttemptRun run, RunLoad(name, attempt, request));
   std::optional<api::AutoFix> auto_fix;
