@@ -1,6 +1,5 @@
 // ModelService: the memory estimate before a load (SPEC §12): the fit shown
 // by GET /api/models/{name} and the refusal of a load that cannot fit.
-#include <sys/stat.h>
 
 #include <nlohmann/json.hpp>
 
@@ -79,22 +78,9 @@ std::vector<fit::Device> ModelService::FitDevices(const std::string& model, bool
   return out;
 }
 
-Result<fit::ModelShape> ModelService::ShapeOf(const std::string& path) {
-  struct stat st {};
-  if (::stat(path.c_str(), &st) != 0) return NotFoundError("cannot read model file '" + path + "'");
-  const std::string key = path + "\n" + std::to_string(st.st_size) + "\n" + std::to_string(st.st_mtim.tv_sec) + "." +
-                          std::to_string(st.st_mtim.tv_nsec);
-  {
-    std::lock_guard lock(shapes_mu_);
-    if (auto it = shapes_.find(key); it != shapes_.end()) {
-      if (!it->second.shape) return DataLossError(it->second.error);
-      return *it->second.shape;
-    }
-  }
+Result<ShapeCache::Answer> ModelService::InspectShape(const std::string& path) {
   // The worker reads the header (gguf.h lives there); no tensor data is read.
-  // A file it cannot read is remembered too: it is asked once per file
-  // version (a worker that did not answer is asked again next time).
-  CachedShape cached;
+  ShapeCache::Answer cached;
   ASSIGN_OR_RETURN(protocol::Message answer_value,
                    supervisor_.RunWorkerCommand({"inspect", path}, std::chrono::seconds(10)));
   const protocol::Message* answer = &answer_value;
@@ -105,11 +91,7 @@ Result<fit::ModelShape> ModelService::ShapeOf(const std::string& path) {
   } else {
     cached.error = "the worker's inspect answered with an unexpected message";
   }
-  std::lock_guard lock(shapes_mu_);
-  if (shapes_.size() >= 256) shapes_.clear();  // bounded; refilled on demand
-  shapes_[key] = cached;
-  if (!cached.shape) return DataLossError(cached.error);
-  return *cached.shape;
+  return cached;
 }
 
 Result<std::optional<api::FitView>> ModelService::EstimateFit(const LoadRequest& request) {

@@ -91,7 +91,7 @@ void ModelService::Shutdown() {
   idle_unloader_.Stop();
   StopProbing();
   if (queue_) queue_->Shutdown();
-  StopRetryThread();
+  finishes_.Stop();
   models_.MarkAllNotLoaded();  // Supervisor::Shutdown() stopped the workers without a death callback
   // Last chance for an outcome that could not be written; if this fails
   // too, the next start's cleanup closes the attempt.
@@ -434,20 +434,6 @@ Result<api::LoadResult> ModelService::RecordFailedRun(const ModelRecord& model, 
   return result;
 }
 
-namespace {
-
-// Errors of the storage (disk full, read-only, I/O, locked): writing again
-// later may work. Anything else (the attempt is gone or already closed)
-// will never be written.
-bool MayWriteLater(StatusCode code) {
-  return code == StatusCode::kResourceExhausted || code == StatusCode::kPermissionDenied ||
-         code == StatusCode::kUnavailable || code == StatusCode::kInternal || code == StatusCode::kDataLoss;
-}
-
-constexpr std::chrono::seconds kUnrecordedRetryInterval{2};
-
-}  // namespace
-
 Result<ModelRecord> ModelService::WriteFinish(const Finish& finish) {
   switch (finish.kind) {
     case Finish::Kind::kSuccess:
@@ -460,75 +446,18 @@ Result<ModelRecord> ModelService::WriteFinish(const Finish& finish) {
   return InternalError("unknown finish kind");
 }
 
-Result<ModelRecord> ModelService::RecordFinish(const Finish& finish) {
-  Result<ModelRecord> after = WriteFinish(finish);
-  if (after.ok() || !MayWriteLater(after.status().code())) return after;
-  MW_LOG(kError, "load") << "model=" << finish.model_name << " attempt=" << finish.attempt
-                         << ": outcome not recorded, kept to retry: " << after.status().ToString();
-  std::lock_guard lock(unrecorded_mu_);
-  unrecorded_.push_back(finish);
-  if (!retry_thread_.joinable() && !retry_stop_) retry_thread_ = std::thread([this] { RetryUnrecordedLoop(); });
-  return after.status().WithContext("kept in memory and written as soon as the registry can be written again");
-}
-
-Status ModelService::FlushUnrecorded(const std::string& model) {
-  Status first_error;
-  std::vector<std::pair<std::string, std::optional<std::string>>> recorded;  // model, its last_error
-  {
-    std::lock_guard lock(unrecorded_mu_);
-    for (auto it = unrecorded_.begin(); it != unrecorded_.end();) {
-      Result<ModelRecord> after = WriteFinish(*it);
-      if (!after.ok() && MayWriteLater(after.status().code())) {
-        if (first_error.ok() && (model.empty() || model == it->model_name)) {
-          first_error = after.status().WithContext(
-              "the outcome of the last load attempt of '" + it->model_name +
-              "' is not recorded yet (no new attempt starts before it is)");
-        }
-        ++it;
-        continue;
-      }
-      std::optional<std::string> last_error;  // the storage error is over
-      if (after.ok()) {
-        MW_LOG(kInfo, "load") << "model=" << it->model_name << " attempt=" << it->attempt
-                              << ": outcome recorded late, model is now " << ToString(after->compatibility_status);
-        if (it->kind == Finish::Kind::kFailure || it->kind == Finish::Kind::kEnvironment) {
-          last_error = FailureMessage(it->model_name, it->failure.outcome, it->failure.summary,
-                                      after->compatibility_status);
-        }
-      } else {
-        MW_LOG(kWarn, "load") << "model=" << it->model_name << " attempt=" << it->attempt
-                              << ": outcome dropped: " << after.status().ToString();
-      }
-      recorded.emplace_back(it->model_name, std::move(last_error));
-      it = unrecorded_.erase(it);
+void ModelService::OnFinishesSettled(const std::vector<FinishLedger::Settled>& settled) {
+  for (const FinishLedger::Settled& one : settled) {
+    const Finish& finish = one.finish;
+    std::optional<std::string> last_error;  // the storage error is over
+    if (one.after && (finish.kind == Finish::Kind::kFailure || finish.kind == Finish::Kind::kEnvironment)) {
+      last_error = FailureMessage(finish.model_name, finish.failure.outcome, finish.failure.summary,
+                                  one.after->compatibility_status);
     }
+    models_.SetLastError(finish.model_name, last_error);
+    PublishModel(finish.model_name);
   }
-  for (const auto& [name, last_error] : recorded) {
-    models_.SetLastError(name, last_error);
-    PublishModel(name);
-  }
-  if (!recorded.empty()) PublishCounts();
-  return first_error;
-}
-
-void ModelService::RetryUnrecordedLoop() {
-  std::unique_lock lock(unrecorded_mu_);
-  while (!retry_stop_) {
-    retry_cv_.wait_for(lock, kUnrecordedRetryInterval, [this] { return retry_stop_; });
-    if (retry_stop_ || unrecorded_.empty()) continue;
-    lock.unlock();
-    (void)FlushUnrecorded();
-    lock.lock();
-  }
-}
-
-void ModelService::StopRetryThread() {
-  {
-    std::lock_guard lock(unrecorded_mu_);
-    retry_stop_ = true;
-  }
-  retry_cv_.notify_all();
-  if (retry_thread_.joinable()) retry_thread_.join();
+  PublishCounts();
 }
 
 // A loaded model's engine died on its own (SPEC §10, crash while serving):
@@ -546,7 +475,6 @@ void ModelService::OnWorkerDied(const UnexpectedExit& exit) {
     MW_LOG(kWarn, "load") << "model=" << exit.model_name << " pid=" << exit.pid << " " << reason;
     models_.MarkNotLoaded(exit.model_name, reason, exit.pid);
     PublishModel(exit.model_name);
-    gate_.ClearIdle(exit.model_name);
     engine_deaths_.NoteDeath(exit.pid, reason);  // /v1 requests it cut off answer at once
     return;
   }
@@ -589,7 +517,6 @@ void ModelService::OnWorkerDied(const UnexpectedExit& exit) {
   }
   PublishModel(exit.model_name);
   PublishCounts();
-  gate_.ClearIdle(exit.model_name);
   engine_deaths_.NoteDeath(exit.pid, summary);  // after the record: /v1 requests it broke answer with this summary
 }
 

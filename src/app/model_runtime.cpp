@@ -126,6 +126,7 @@ void ModelRuntimeTable::MarkNotLoaded(const std::string& name, std::optional<std
       rt.progress.reset();
     }
     rt.engine.reset();
+    rt.slots.idle_deadline.reset();
     if (reason) rt.last_error = std::move(reason);
   }
   changed_.notify_all();
@@ -137,6 +138,7 @@ void ModelRuntimeTable::MarkAllNotLoaded() {
     for (auto& [name, rt] : models_) {
       if (rt.state == api::LoadState::kLoaded) rt.state = api::LoadState::kIdle;
       rt.engine.reset();
+      rt.slots.idle_deadline.reset();
     }
   }
   changed_.notify_all();
@@ -144,7 +146,24 @@ void ModelRuntimeTable::MarkAllNotLoaded() {
 
 void ModelRuntimeTable::Erase(const std::string& name) {
   std::lock_guard lock(mu_);
-  models_.erase(name);
+  auto it = models_.find(name);
+  if (it == models_.end()) return;
+  const serving::ModelSlots slots = it->second.slots;
+  if (slots.in_engine == 0 && slots.waiting == 0) {
+    models_.erase(it);
+  } else {
+    it->second = ModelRuntime{};
+    it->second.slots = slots;
+  }
+}
+
+serving::ModelSlots* ModelRuntimeTable::FindSlots(const std::string& name) {
+  auto it = models_.find(name);
+  return it == models_.end() ? nullptr : &it->second.slots;
+}
+
+void ModelRuntimeTable::ForEachSlots(const std::function<void(const std::string&, serving::ModelSlots&)>& fn) {
+  for (auto& [name, rt] : models_) fn(name, rt.slots);
 }
 
 }  // namespace mw::app

@@ -10,12 +10,22 @@
 // What it holds per model: the load state shown to users (idle, queued,
 // loading, loaded) with progress, the last error, the load job's phase (the
 // part of an attempt the supervisor does not know about yet), a pending
-// cancel, and the engine's endpoint while loaded (pid + where it answers
-// HTTP: the one place the server keeps an engine's address).
+// cancel, the engine's endpoint while loaded (pid + where it answers HTTP:
+// the one place the server keeps an engine's address), and the /v1 slots:
+// requests in the engine and waiting, the idle deadline, the last use.
+// The slots' rules are serving::ServingGate's, run over this table (it is
+// the gate's SlotStore: the gate takes this table's lock and waits on its
+// condition), so "not loaded" and "no idle deadline" are one change
+// (MarkNotLoaded) and one snapshot (Get) shows both.
 //
-// Still owned elsewhere (next steps, docs/architecture.md): the process
-// (supervisor/), the /v1 slots, wait queue and idle deadline
-// (serving/ServingGate) and the FIFO of loads (compat/LoadQueue).
+// Driven from here, kept below for their own work (docs/architecture.md):
+//   - the supervisor's sessions (supervisor/): the processes, their pids and
+//     pipes. A model is loaded for the server when this table says so: the
+//     job's end asks the supervisor under this lock (EndJob's finder), and a
+//     death or an unload marks it here (MarkNotLoaded) before it is told.
+//   - compat::LoadQueue: the FIFO of load jobs and their shared results. Its
+//     queued/running announcements are mirrored here (SetLoadState), so the
+//     state users see is this table's.
 //
 // Thread-safe. No method calls out while holding the lock, except EndJob's
 // finder (the supervisor, which never calls back into this table under its locks).
@@ -31,6 +41,7 @@
 #include <vector>
 
 #include "api/model_api.h"
+#include "serving/serving_gate.h"
 
 namespace mw::app {
 
@@ -58,9 +69,10 @@ struct ModelRuntime {
   // The last engine known to have ended (Triton's version check): a job
   // that ends "loaded" with this pid is a late event and counts as not loaded.
   int ended_pid = 0;
+  serving::ModelSlots slots;  // /v1 (ServingGate's rules): in the engine, waiting, idle deadline, last use
 };
 
-class ModelRuntimeTable {
+class ModelRuntimeTable : public serving::SlotStore {
  public:
   // A copy of the model's runtime (a default one when none is kept).
   ModelRuntime Get(const std::string& name) const;
@@ -98,17 +110,26 @@ class ModelRuntimeTable {
   // without the lock, when it has to wait. Returns false on the deadline.
   [[nodiscard]] bool CancelStartingJob(const std::string& name, int64_t deadline_ms,
                                        const std::function<void()>& on_wait);
-  // Not loaded any more (unloaded, stopped, shut down): idle, no endpoint.
-  // With `reason`, last_error says why (an engine death); `pid`: the engine
-  // that ended (0: unknown).
+  // Not loaded any more (unloaded, stopped, shut down): idle, no endpoint,
+  // no idle deadline. With `reason`, last_error says why (an engine death);
+  // `pid`: the engine that ended (0: unknown).
   void MarkNotLoaded(const std::string& name, std::optional<std::string> reason = std::nullopt, int pid = 0);
   // Every loaded model becomes idle (Supervisor::Shutdown stopped them).
   void MarkAllNotLoaded();
+  // Forgets the model (deleted); its slots stay while a request holds or
+  // waits for one (the gate keeps references to them).
   void Erase(const std::string& name);
+
+  // serving::SlotStore: the gate's view of each model's slots.
+  std::mutex& Mutex() const override { return mu_; }
+  std::condition_variable& Changed() const override { return changed_; }
+  serving::ModelSlots& SlotsOf(const std::string& name) override { return models_[name].slots; }
+  serving::ModelSlots* FindSlots(const std::string& name) override;
+  void ForEachSlots(const std::function<void(const std::string&, serving::ModelSlots&)>& fn) override;
 
  private:
   mutable std::mutex mu_;
-  std::condition_variable changed_;
+  mutable std::condition_variable changed_;
   std::map<std::string, ModelRuntime> models_;
 };
 

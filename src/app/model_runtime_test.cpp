@@ -6,6 +6,7 @@
 #include <thread>
 
 #include "common/time_util.h"
+#include "serving/serving_gate.h"
 
 namespace mw::app {
 namespace {
@@ -54,6 +55,50 @@ TEST(ModelRuntimeTableTest, ALateLoadedOfADeadEngineCountsAsNotLoaded) {
   EXPECT_FALSE(engine);
   EXPECT_EQ(table.Get("m").state, api::LoadState::kIdle);
   EXPECT_EQ(table.Get("m").last_error.value_or(""), "crashed while serving");
+}
+
+// The /v1 slots are part of the model's runtime: the gate runs over the
+// table, one snapshot shows them with the load state, and "not loaded" also
+// ends the idle deadline (one change, not two maps).
+TEST(ModelRuntimeTableTest, TheGateRunsOverTheTableAndNotLoadedEndsTheIdleDeadline) {
+  ModelRuntimeTable table;
+  serving::ServingGate gate(table, [] { return int64_t{1000}; });
+  table.BeginJob("m");
+  table.EndJob("m", [] { return std::optional(RunningEngine{7, EngineEndpoint{"/run/m.sock"}}); }, std::nullopt);
+  {
+    auto slot = gate.Acquire("m", {}, 5000);
+    ASSERT_TRUE(slot.ok());
+    EXPECT_EQ(table.Get("m").slots.in_engine, 1);
+    EXPECT_EQ(table.Get("m").state, api::LoadState::kLoaded);
+    slot->Release(2000);
+  }
+  ModelRuntime rt = table.Get("m");
+  EXPECT_EQ(rt.slots.in_engine, 0);
+  EXPECT_EQ(rt.slots.idle_deadline, 7000);
+  EXPECT_EQ(gate.NextDeadline(), 7000);
+  table.MarkNotLoaded("m", "engine died", 7);
+  rt = table.Get("m");
+  EXPECT_EQ(rt.state, api::LoadState::kIdle);
+  EXPECT_FALSE(rt.slots.idle_deadline);
+  EXPECT_FALSE(gate.NextDeadline());
+  EXPECT_EQ(rt.slots.last_used, 2000);
+}
+
+// A deleted model's slots stay while a request holds one (the gate keeps a
+// reference to them); the rest of its runtime is forgotten.
+TEST(ModelRuntimeTableTest, EraseKeepsSlotsInUse) {
+  ModelRuntimeTable table;
+  serving::ServingGate gate(table, [] { return int64_t{1000}; });
+  table.SetLastError("m", "old");
+  auto slot = gate.Acquire("m", {}, 0);
+  ASSERT_TRUE(slot.ok());
+  table.Erase("m");
+  EXPECT_FALSE(table.Get("m").last_error);
+  EXPECT_EQ(gate.InEngine("m"), 1);
+  slot->Release(1000);
+  EXPECT_EQ(gate.InEngine("m"), 0);
+  table.Erase("m");
+  EXPECT_FALSE(table.Get("m").slots.last_used);
 }
 
 TEST(ModelRuntimeTableTest, NoJobStartingMeansNoWait) {

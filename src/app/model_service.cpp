@@ -25,7 +25,7 @@ ModelService::ModelService(Registry& registry, StateMachine& state_machine, Supe
       classifier_(classifier),
       version_(std::move(version)),
       started_ms_(MonotonicMillis()),
-      gate_(&MonotonicMillis) {
+      gate_(models_, &MonotonicMillis) {
   queue_ = std::make_unique<LoadQueue<LoadJobResult>>(
       [](const std::string& name) -> LoadJobResult {
         return FailedPreconditionError("the load of '" + name + "' was cancelled before it started");
@@ -324,17 +324,9 @@ Result<api::ServerStatus> ModelService::GetStatus() {
   return status;
 }
 
-int64_t ModelService::Subscribe(api::EventListener listener) {
-  std::lock_guard lock(listeners_mu_);
-  int64_t id = next_listener_++;
-  listeners_[id] = std::move(listener);
-  return id;
-}
+int64_t ModelService::Subscribe(api::EventListener listener) { return subscribers_.Subscribe(std::move(listener)); }
 
-void ModelService::Unsubscribe(int64_t id) {
-  std::lock_guard lock(listeners_mu_);
-  listeners_.erase(id);
-}
+void ModelService::Unsubscribe(int64_t id) { subscribers_.Unsubscribe(id); }
 
 void ModelService::PublishModel(const std::string& name) {
   ListChanged();  // first: even if the model is gone now
@@ -343,8 +335,7 @@ void ModelService::PublishModel(const std::string& name) {
   api::Event event;
   event.kind = api::Event::Kind::kModel;
   event.model = ToView(*record);
-  std::lock_guard lock(listeners_mu_);
-  for (auto& [id, listener] : listeners_) listener(event);
+  subscribers_.Publish(event);
 }
 
 void ModelService::PublishCounts() {
@@ -354,16 +345,14 @@ void ModelService::PublishCounts() {
   api::Event event;
   event.kind = api::Event::Kind::kStatus;
   event.counts = CountsToNames(*counts);
-  std::lock_guard lock(listeners_mu_);
-  for (auto& [id, listener] : listeners_) listener(event);
+  subscribers_.Publish(event);
 }
 
 void ModelService::PublishEnvironment() {
   api::Event event;
   event.kind = api::Event::Kind::kEnvironment;
   event.environment = EnvironmentNow();
-  std::lock_guard lock(listeners_mu_);
-  for (auto& [id, listener] : listeners_) listener(event);
+  subscribers_.Publish(event);
 }
 
 void ModelService::SetDevices(std::vector<api::DeviceInfo> devices, std::string error) {

@@ -55,7 +55,16 @@
 // the load job's phase and the loaded engine's endpoint live in memory only,
 // in one owner (ModelRuntimeTable, app/model_runtime.h); the registry holds
 // everything durable. An unload of a starting load waits on that table's
-// condition (CancelStartingJob), not in a poll.
+// condition (CancelStartingJob), not in a poll. The /v1 slots and idle
+// deadlines are part of that runtime (ServingGate's rules run over it).
+//
+// Collaborators, each with its own header, contract and lock (or thread):
+// ModelRuntimeTable (live state), serving::ServingGate (slot rules),
+// IdleUnloader (keep_alive thread), EngineDeaths (how engines ended),
+// FinishLedger (outcomes not written yet, retry thread), ShapeCache (model
+// shapes for the fit), EventSubscribers (SSE listeners). Still here, over
+// model_*.cpp: the load job and its verdict, the environment (probe,
+// streak, reset), fit and residency, the fleet's nodes.
 // Thread-safe; Load blocks its caller. Events go to subscribers on the thread
 // that caused them.
 #pragma once
@@ -72,8 +81,11 @@
 
 #include "api/model_api.h"
 #include "app/engine_deaths.h"
+#include "app/event_subscribers.h"
+#include "app/finish_ledger.h"
 #include "app/idle_unloader.h"
 #include "app/model_runtime.h"
+#include "app/shape_cache.h"
 #include "classifier/crash_classifier.h"
 #include "compat/environment.h"
 #include "compat/load_queue.h"
@@ -149,16 +161,6 @@ class ModelService : public api::ModelApi {
  private:
   using LoadJobResult = Result<api::LoadResult>;
 
-  // The outcome of an attempt, as handed to the state machine.
-  struct Finish {
-    enum class Kind { kSuccess, kFailure, kCancelled, kEnvironment };
-    Kind kind = Kind::kFailure;
-    AttemptId attempt = 0;
-    std::string model_name;
-    FailureInfo failure;  // kFailure and kEnvironment
-    std::optional<HealedConfig> healed;  // kSuccess of an auto_fix retry: the load_config that worked
-    std::string extra_note;              // kFailure of an auto_fix retry: what it changed
-  };
   // One attempt run by the supervisor and classified, not yet recorded.
   struct AttemptRun {
     LoadOutcome outcome = LoadOutcome::kFailed;
@@ -185,21 +187,18 @@ class ModelService : public api::ModelApi {
   Result<LoadRequest> BuildLoadRequest(const ModelRecord& model);
   api::LoadResult Refusal(const ModelRecord& model);
   void OnQueueChange(const std::string& name, LoadQueueState state);
-  // Writes `finish`; on a storage error keeps it for FlushUnrecorded (and
-  // the retry thread) and returns the error.
-  Result<ModelRecord> RecordFinish(const Finish& finish);
-  Result<ModelRecord> WriteFinish(const Finish& finish);
-  // Writes the kept finishes. Returns the error of one that still cannot be
-  // written: of `model`'s, or of any when `model` is empty.
-  Status FlushUnrecorded(const std::string& model = "");
-  void RetryUnrecordedLoop();
-  void StopRetryThread();
+  // The outcomes of attempts, written or kept until they can be (finish_ledger.h).
+  Result<ModelRecord> RecordFinish(const Finish& finish) { return finishes_.Record(finish); }
+  Status FlushUnrecorded(const std::string& model = "") { return finishes_.Flush(model); }
+  Result<ModelRecord> WriteFinish(const Finish& finish);  // finishes_' writer: the state machine
+  void OnFinishesSettled(const std::vector<FinishLedger::Settled>& settled);  // written late or dropped
 
   // app/model_fit.cpp (SPEC §12): the memory estimate of a llama.cpp load
   // (none for a command engine); the model's shape is read once per file
   // version by `modelwarden-worker inspect` and cached.
   Result<std::optional<api::FitView>> EstimateFit(const LoadRequest& request);
-  Result<fit::ModelShape> ShapeOf(const std::string& path);
+  Result<fit::ModelShape> ShapeOf(const std::string& path) { return shapes_.ShapeOf(path); }
+  Result<ShapeCache::Answer> InspectShape(const std::string& path);  // the worker's `inspect`: shapes_' reader
   // RAM (MemAvailable now) first, then the probe's GPUs, as a load of `model`
   // sees them (AccountResidents): every fit decision uses this one view.
   std::vector<fit::Device> FitDevices(const std::string& model, bool reclaim_idle);
@@ -296,7 +295,8 @@ class ModelService : public api::ModelApi {
   std::mutex change_count_mu_;
   std::optional<int64_t> seen_change_count_;  // the registry's, at the last ModelListVersion
   // Each model's live state (load state, progress, last error, load job
-  // phase, engine endpoint): one owner, one lock (model_runtime.h).
+  // phase, engine endpoint, /v1 slots and idle deadline): one owner, one
+  // lock (model_runtime.h).
   ModelRuntimeTable models_;
   std::mutex mu_;  // guards everything below
   std::vector<api::DeviceInfo> devices_;
@@ -321,29 +321,22 @@ class ModelService : public api::ModelApi {
   std::map<std::string, EnvironmentComponents> known_environments_;  // fingerprint -> components
   std::map<std::string, std::string> engine_binaries_;  // program path -> its identity when last seen
 
-  std::mutex shapes_mu_;  // guards shapes_ (path, size and mtime -> shape)
-  struct CachedShape {
-    std::optional<fit::ModelShape> shape;  // nullopt: the worker could not read it (error says why)
-    std::string error;
-  };
-  std::map<std::string, CachedShape> shapes_;
+  // Each model file's shape for the fit estimate, read once per file version; its own lock.
+  ShapeCache shapes_{[this](const std::string& path) { return InspectShape(path); }};
 
-  std::mutex unrecorded_mu_;  // guards the four below; held while writing them
-  std::vector<Finish> unrecorded_;
-  bool retry_stop_ = false;
-  std::condition_variable retry_cv_;
-  std::thread retry_thread_;  // started with the first kept finish
-
-  // /v1 serving: slots, waiting queue and idle deadlines per model; the idle
-  // thread unloads models whose keep_alive has passed.
+  // /v1 serving: the rules for slots, the waiting queue and idle deadlines,
+  // run over models_ (which holds them, under its lock); the idle thread
+  // unloads models whose keep_alive has passed.
   serving::ServingGate gate_;
   // Unloads models idle past keep_alive; started by the first BeginInference.
   IdleUnloader idle_unloader_{gate_, [this](const std::string& name) { UnloadIdle(name); }};
   EngineDeaths engine_deaths_;  // how each engine ended (AwaitEngineDeath), its own lock
 
-  std::mutex listeners_mu_;
-  int64_t next_listener_ = 1;
-  std::map<int64_t, api::EventListener> listeners_;
+  EventSubscribers subscribers_;  // SSE listeners, their own lock
+
+  // Outcomes not written yet (storage errors) and their retry thread; its own lock.
+  FinishLedger finishes_{[this](const Finish& finish) { return WriteFinish(finish); },
+                         [this](const std::vector<FinishLedger::Settled>& settled) { OnFinishesSettled(settled); }};
 
   // Last member: destroyed first, so its thread never sees a half-destroyed service.
   std::unique_ptr<LoadQueue<LoadJobResult>> queue_;

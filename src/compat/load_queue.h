@@ -12,6 +12,11 @@
 // that model queues a new job. Only loads go through the queue; inference on
 // models already loaded never waits for it.
 //
+// Its per-model map is the FIFO's own bookkeeping (which job to join, whose
+// shared result); the server's owner of each model's live state is
+// app/ModelRuntimeTable, into which on_change mirrors queued/running (the
+// state users see is the runtime's).
+//
 // Generic over the result: LoadQueue<R> with jobs std::function<R()>; the
 // server plugs in a job that runs StateMachine::BeginAttempt, starts the
 // worker and finishes the attempt (R is typically Result<Something>).

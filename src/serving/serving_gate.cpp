@@ -29,14 +29,14 @@ void Slot::Release(int64_t now_ms) {
   gate->Release(model_, keep_alive_ms_, now_ms);
 }
 
-ServingGate::ServingGate(int64_t (*clock)()) : clock_(clock) {}
+ServingGate::ServingGate(SlotStore& store, int64_t (*clock)()) : store_(store), clock_(clock) {}
 ServingGate::~ServingGate() { Close(); }
 
 Result<Slot> ServingGate::Acquire(const std::string& model, const SlotLimits& limits, int64_t keep_alive_ms) {
   const int parallel = limits.parallel < 1 ? 1 : limits.parallel;
-  std::unique_lock lock(mu_);
+  std::unique_lock lock(store_.Mutex());
   if (closed_) return UnavailableError("the server is shutting down");
-  Entry& e = entries_[model];
+  ModelSlots& e = store_.SlotsOf(model);
   const bool must_wait = e.unloading || e.in_engine >= parallel || e.waiting > 0;
   if (must_wait && e.waiting >= limits.max_queue) {
     return ResourceExhaustedError("model '" + model + "' is busy: " + std::to_string(e.in_engine) +
@@ -46,24 +46,24 @@ Result<Slot> ServingGate::Acquire(const std::string& model, const SlotLimits& li
   const uint64_t ticket = e.next_ticket++;
   ++e.waiting;
   e.idle_deadline.reset();
-  cv_.wait(lock, [&] { return closed_ || (!e.unloading && e.in_engine < parallel && e.serving == ticket); });
+  store_.Changed().wait(lock, [&] { return closed_ || (!e.unloading && e.in_engine < parallel && e.serving == ticket); });
   --e.waiting;
   ++e.serving;
   if (closed_) {
-    cv_.notify_all();
+    store_.Changed().notify_all();
     return UnavailableError("the server is shutting down");
   }
   ++e.in_engine;
   e.idle_deadline.reset();
-  cv_.notify_all();  // the next ticket may fit too
+  store_.Changed().notify_all();  // the next ticket may fit too
   return Slot(this, model, keep_alive_ms);
 }
 
 void ServingGate::Release(const std::string& model, int64_t keep_alive_ms, int64_t now_ms) {
-  std::lock_guard lock(mu_);
-  auto it = entries_.find(model);
-  if (it == entries_.end()) return;
-  Entry& e = it->second;
+  std::lock_guard lock(store_.Mutex());
+  ModelSlots* found = store_.FindSlots(model);
+  if (found == nullptr) return;
+  ModelSlots& e = *found;
   if (e.in_engine > 0) --e.in_engine;
   e.last_used = now_ms;
   if (e.in_engine == 0 && e.waiting == 0) {
@@ -73,50 +73,50 @@ void ServingGate::Release(const std::string& model, int64_t keep_alive_ms, int64
       e.idle_deadline = now_ms + keep_alive_ms;
     }
   }
-  cv_.notify_all();
+  store_.Changed().notify_all();
 }
 
 std::vector<std::string> ServingGate::DueForUnload(int64_t now_ms) {
-  std::lock_guard lock(mu_);
+  std::lock_guard lock(store_.Mutex());
   std::vector<std::string> due;
-  for (auto& [name, e] : entries_) {
+  store_.ForEachSlots([&](const std::string& name, ModelSlots& e) {
     if (e.idle_deadline && *e.idle_deadline <= now_ms && e.in_engine == 0 && e.waiting == 0 && !e.unloading) {
       e.unloading = true;
       e.idle_deadline.reset();
       due.push_back(name);
     }
-  }
+  });
   return due;
 }
 
 void ServingGate::EndUnload(const std::string& model) {
-  std::lock_guard lock(mu_);
-  if (auto it = entries_.find(model); it != entries_.end()) it->second.unloading = false;
-  cv_.notify_all();
+  std::lock_guard lock(store_.Mutex());
+  if (auto* e = store_.FindSlots(model)) e->unloading = false;
+  store_.Changed().notify_all();
 }
 
 std::optional<int64_t> ServingGate::NextDeadline() const {
-  std::lock_guard lock(mu_);
+  std::lock_guard lock(store_.Mutex());
   std::optional<int64_t> next;
-  for (const auto& [name, e] : entries_) {
+  store_.ForEachSlots([&](const std::string&, ModelSlots& e) {
     if (e.idle_deadline && (!next || *e.idle_deadline < *next)) next = e.idle_deadline;
-  }
+  });
   return next;
 }
 
 void ServingGate::ClearIdle(const std::string& model) {
-  std::lock_guard lock(mu_);
-  if (auto it = entries_.find(model); it != entries_.end()) it->second.idle_deadline.reset();
+  std::lock_guard lock(store_.Mutex());
+  if (auto* e = store_.FindSlots(model)) e->idle_deadline.reset();
 }
 
 void ServingGate::MarkUsed(const std::string& model, int64_t now_ms) {
-  std::lock_guard lock(mu_);
-  entries_[model].last_used = now_ms;
+  std::lock_guard lock(store_.Mutex());
+  store_.SlotsOf(model).last_used = now_ms;
 }
 
 bool ServingGate::TryBeginUnload(const std::string& model) {
-  std::lock_guard lock(mu_);
-  Entry& e = entries_[model];
+  std::lock_guard lock(store_.Mutex());
+  ModelSlots& e = store_.SlotsOf(model);
   if (e.in_engine > 0 || e.waiting > 0 || e.unloading) return false;
   e.unloading = true;
   e.idle_deadline.reset();
@@ -124,29 +124,28 @@ bool ServingGate::TryBeginUnload(const std::string& model) {
 }
 
 ServingGate::Usage ServingGate::UsageOf(const std::string& model) const {
-  std::lock_guard lock(mu_);
-  auto it = entries_.find(model);
-  if (it == entries_.end()) return {};
-  const Entry& e = it->second;
-  return {e.in_engine, e.waiting, e.unloading, e.idle_deadline, e.last_used};
+  std::lock_guard lock(store_.Mutex());
+  const ModelSlots* e = store_.FindSlots(model);
+  if (e == nullptr) return {};
+  return {e->in_engine, e->waiting, e->unloading, e->idle_deadline, e->last_used};
 }
 
 int ServingGate::InEngine(const std::string& model) const {
-  std::lock_guard lock(mu_);
-  auto it = entries_.find(model);
-  return it == entries_.end() ? 0 : it->second.in_engine;
+  std::lock_guard lock(store_.Mutex());
+  const ModelSlots* e = store_.FindSlots(model);
+  return e == nullptr ? 0 : e->in_engine;
 }
 
 int ServingGate::Waiting(const std::string& model) const {
-  std::lock_guard lock(mu_);
-  auto it = entries_.find(model);
-  return it == entries_.end() ? 0 : it->second.waiting;
+  std::lock_guard lock(store_.Mutex());
+  const ModelSlots* e = store_.FindSlots(model);
+  return e == nullptr ? 0 : e->waiting;
 }
 
 void ServingGate::Close() {
-  std::lock_guard lock(mu_);
+  std::lock_guard lock(store_.Mutex());
   closed_ = true;
-  cv_.notify_all();
+  store_.Changed().notify_all();
 }
 
 }  // namespace mw::serving

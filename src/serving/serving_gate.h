@@ -16,13 +16,19 @@
 //     one model `unloading` only if no request holds or waits for a slot,
 //     so an eviction never takes an engine from a request in flight.
 //
-// Pure logic over a clock the caller passes in (milliseconds); no threads of
-// its own. Thread-safe: Acquire blocks its caller; everything else is quick.
+// Where the state lives: NOT here. Each model's slots (ModelSlots) are part
+// of that model's live state, held by its one owner (app/ModelRuntimeTable,
+// which implements SlotStore): the gate is the rules, run under the owner's
+// one lock and waiting on the owner's one condition, so a model's slots,
+// idle deadline, load state and engine change together and are read together.
+//
+// Logic over a clock the caller passes in (milliseconds); no threads of its
+// own. Thread-safe: Acquire blocks its caller; everything else is quick.
 #pragma once
 
 #include <condition_variable>
 #include <cstdint>
-#include <map>
+#include <functional>
 #include <mutex>
 #include <optional>
 #include <string>
@@ -38,6 +44,33 @@ struct SlotLimits {
 };
 
 class ServingGate;
+
+// One model's slots (its part of the model's live state).
+struct ModelSlots {
+  int in_engine = 0;
+  int waiting = 0;
+  uint64_t next_ticket = 0;   // FIFO: tickets handed out in arrival order
+  uint64_t serving = 0;       // the next ticket allowed in
+  bool unloading = false;
+  std::optional<int64_t> idle_deadline;
+  std::optional<int64_t> last_used;
+};
+
+// The owner of every model's ModelSlots. The gate calls these with Mutex()
+// held (the owner's one lock) and waits on Changed() (notified by the owner
+// on every change of a model, and by the gate).
+class SlotStore {
+ public:
+  virtual ~SlotStore() = default;
+  virtual std::mutex& Mutex() const = 0;
+  virtual std::condition_variable& Changed() const = 0;
+  // The model's slots, created when missing. Lock held; the reference stays
+  // valid while the model is kept (the owner never erases a model whose
+  // slots are in use).
+  virtual ModelSlots& SlotsOf(const std::string& model) = 0;
+  virtual ModelSlots* FindSlots(const std::string& model) = 0;  // nullptr when none kept
+  virtual void ForEachSlots(const std::function<void(const std::string& model, ModelSlots& slots)>& fn) = 0;
+};
 
 // A held slot: released (with its keep-alive) when destroyed. Move-only.
 class Slot {
@@ -65,9 +98,10 @@ class Slot {
 
 class ServingGate {
  public:
-  // `clock` returns the current time in ms (monotonic); used when a Slot is
-  // destroyed without an explicit Release(now).
-  explicit ServingGate(int64_t (*clock)());
+  // `store` holds the slots (it must outlive the gate). `clock` returns the
+  // current time in ms (monotonic); used when a Slot is destroyed without an
+  // explicit Release(now).
+  ServingGate(SlotStore& store, int64_t (*clock)());
   ~ServingGate();
   ServingGate(const ServingGate&) = delete;
   ServingGate& operator=(const ServingGate&) = delete;
@@ -111,22 +145,11 @@ class ServingGate {
 
  private:
   friend class Slot;
-  struct Entry {
-    int in_engine = 0;
-    int waiting = 0;
-    uint64_t next_ticket = 0;   // FIFO: tickets handed out in arrival order
-    uint64_t serving = 0;       // the next ticket allowed in
-    bool unloading = false;
-    std::optional<int64_t> idle_deadline;
-    std::optional<int64_t> last_used;
-  };
   void Release(const std::string& model, int64_t keep_alive_ms, int64_t now_ms);
 
+  SlotStore& store_;
   int64_t (*clock_)();
-  mutable std::mutex mu_;
-  std::condition_variable cv_;
-  std::map<std::string, Entry> entries_;
-  bool closed_ = false;
+  bool closed_ = false;  // guarded by store_.Mutex()
 };
 
 }  // namespace mw::serving

@@ -5,6 +5,7 @@
 #include <atomic>
 #include <chrono>
 #include <future>
+#include <map>
 #include <thread>
 #include <vector>
 
@@ -14,10 +15,31 @@ namespace mw::serving {
 namespace {
 
 std::atomic<int64_t> g_now{1000};
+
+// The slots' owner for these tests (the server's is app/ModelRuntimeTable).
+class MapSlotStore : public SlotStore {
+ public:
+  std::mutex& Mutex() const override { return mu_; }
+  std::condition_variable& Changed() const override { return changed_; }
+  ModelSlots& SlotsOf(const std::string& model) override { return slots_[model]; }
+  ModelSlots* FindSlots(const std::string& model) override {
+    auto it = slots_.find(model);
+    return it == slots_.end() ? nullptr : &it->second;
+  }
+  void ForEachSlots(const std::function<void(const std::string&, ModelSlots&)>& fn) override {
+    for (auto& [name, slots] : slots_) fn(name, slots);
+  }
+
+ private:
+  mutable std::mutex mu_;
+  mutable std::condition_variable changed_;
+  std::map<std::string, ModelSlots> slots_;
+};
 int64_t FakeClock() { return g_now.load(); }
 
 TEST(ServingGate, ParallelSlotsThenQueueThenFull) {
-  ServingGate gate(&FakeClock);
+  MapSlotStore store;
+  ServingGate gate(store, &FakeClock);
   SlotLimits limits{2, 1};
   auto a = gate.Acquire("m", limits, 0);
   auto b = gate.Acquire("m", limits, 0);
@@ -36,7 +58,8 @@ TEST(ServingGate, ParallelSlotsThenQueueThenFull) {
 }
 
 TEST(ServingGate, IdleDeadlineFromTheLastRelease) {
-  ServingGate gate(&FakeClock);
+  MapSlotStore store;
+  ServingGate gate(store, &FakeClock);
   {
     auto s = gate.Acquire("m", {}, 5000);
     ASSERT_TRUE(s.ok());
@@ -57,7 +80,8 @@ TEST(ServingGate, IdleDeadlineFromTheLastRelease) {
 }
 
 TEST(ServingGate, KeepAliveZeroForeverAndClear) {
-  ServingGate gate(&FakeClock);
+  MapSlotStore store;
+  ServingGate gate(store, &FakeClock);
   auto s = gate.Acquire("m", {}, 0);
   ASSERT_TRUE(s.ok());
   s->Release(500);
@@ -77,7 +101,8 @@ TEST(ServingGate, KeepAliveZeroForeverAndClear) {
 }
 
 TEST(ServingGate, ArrivalOrderAndClose) {
-  ServingGate gate(&FakeClock);
+  MapSlotStore store;
+  ServingGate gate(store, &FakeClock);
   SlotLimits limits{1, 8};
   auto first = gate.Acquire("m", limits, 0);
   ASSERT_TRUE(first.ok());
@@ -106,7 +131,8 @@ TEST(ServingGate, ArrivalOrderAndClose) {
 // Residency (SPEC §12): an eviction never takes a model with a request in
 // flight or waiting; last use is the end of the last request or MarkUsed.
 TEST(ServingGate, TryBeginUnloadOnlyWhenIdleAndLastUse) {
-  ServingGate gate(&FakeClock);
+  MapSlotStore store;
+  ServingGate gate(store, &FakeClock);
   EXPECT_FALSE(gate.UsageOf("m").last_used);
   gate.MarkUsed("m", 100);  // loaded at 100
   EXPECT_EQ(gate.UsageOf("m").last_used, 100);

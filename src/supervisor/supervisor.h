@@ -1,6 +1,11 @@
 // Supervisor: model loads in supervised processes, seen from the server.
 //
-// One *session* per model name:
+// One *session* per model name. The sessions are the process bookkeeping
+// (pid, pipes, watcher), kept here; the server's owner of each model's live
+// state is app/ModelRuntimeTable, which drives this: a model is loaded for
+// the server when the runtime says so (a load's end asks FindLoaded under
+// the runtime's lock), and a death or an unload is marked there.
+//
 //
 //   Load() ──spawn──> loading ──ready──> loaded ──Unload()──> (gone, stop: never a failure)
 //                        │                  └──dies on its own──> (gone, on_unexpected_exit fires)
