@@ -9,6 +9,7 @@
 //
 //   node bench/v1_bench.mjs --build-dir DIR [--runs N] [--tokens N] [--model GGUF] [--threads N]
 //                           [--batch N] [--flash-attn on|off|auto] [--fixture] [--keep-tmp]
+//                           [--only load,single,concurrent,cold,first] [--cold-sizes 1000,200]
 //
 // Model: --model, else DIR/bench-cache/models/bench-1gb.gguf (`make-test-model
 // --size-mb 1000`, made once and cached there, as bench/serve_bench.mjs does).
@@ -27,6 +28,18 @@
 //                        content event). Goal >= 0.97x direct.
 //   4 streams            n_parallel = 4, 4 concurrent streams: all completion
 //                        tokens / wall time. Goal >= 0.95x direct.
+//   cold first token     (issue 22, SPEC §16) a streamed /v1 request for a model
+//                        that is not loaded: request sent -> first content event,
+//                        modelwarden (its defaults: verify = "decode") vs llama.cpp's
+//                        router (mw-llama-server --models-dir DIR --models-max 1,
+//                        autoload, the same flags without --no-warmup, as a user runs
+//                        it); both unloaded before each round, interleaved, round 0
+//                        dropped, on make-test-model --size-mb 1000 and 200 (--cold-sizes),
+//                        page cache warm, then cold (the GGUF evicted before each
+//                        request: `dd iflag=nocache count=0`, this file only).
+//                        Goal <= 0.8x the router.
+//   first request after start  spawn of the server -> first content event of a
+//                        request for the (registered, unloaded) model, both sides.
 // Timings: process.hrtime (monotonic). Run on a quiet machine: on shared cores
 // llama.cpp's spinning thread pool makes single figures meaningless.
 import { spawn, spawnSync } from 'node:child_process';
@@ -50,6 +63,10 @@ const batch = Number(opts.batch ?? 512);
 const flashAttn = String(opts['flash-attn'] ?? 'off');
 const N_CTX_PER_SLOT = 2048;
 const N_TOKENS = Math.max(2, Number(opts.tokens ?? 64));
+const only = new Set(String(opts.only ?? 'load,single,concurrent,cold,first').split(','));
+const coldSizes = String(opts['cold-sizes'] ?? '1000,200').split(',').map(Number).filter((n) => n > 0);
+// The cold rows need only the first token; a few more keep the request realistic.
+const COLD_TOKENS = 4;
 const bin = (n) => path.join(buildDir, 'bin', n);
 const cacheDir = path.join(buildDir, 'bench-cache', 'models');
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'mw-v1-bench-'));
@@ -176,10 +193,15 @@ async function waitHealth(port, proc, timeoutMs = 600000) {
 
 function ensureModel() {
   if (typeof opts.model === 'string') return path.resolve(opts.model);
-  const out = path.join(cacheDir, 'bench-1gb.gguf');
+  return ensureTestModel(1000);
+}
+
+// make-test-model --size-mb N, made once into the bench cache.
+function ensureTestModel(sizeMb) {
+  const out = path.join(cacheDir, sizeMb === 1000 ? 'bench-1gb.gguf' : `bench-${sizeMb}mb.gguf`);
   if (fs.existsSync(out) && fs.statSync(out).size > 0) return out;
   fs.mkdirSync(cacheDir, { recursive: true });
-  const r = spawnSync(bin('modelwarden'), ['make-test-model', out, '--size-mb', '1000'], { encoding: 'utf8' });
+  const r = spawnSync(bin('modelwarden'), ['make-test-model', out, '--size-mb', String(sizeMb)], { encoding: 'utf8' });
   if (r.status !== 0) throw new Error(`make-test-model failed: ${(r.stderr || '').slice(-300)}`);
   return out;
 }
@@ -199,25 +221,32 @@ function loadConfig(parallel) {
   return { n_ctx: N_CTX_PER_SLOT * parallel, n_parallel: parallel, n_threads: threads, n_batch: batch, flash_attn: flashAttn };
 }
 
-// `modelwarden serve` on a free port, verify = "load", models never unloaded
-// when idle; resolves with the port once /api/status answers.
-async function startModelwarden(modelPath) {
-  const port = await freePort();
-  const dataDir = path.join(tmp, 'data');
-  fs.mkdirSync(dataDir, { recursive: true });
-  let toml = `[server]\nport = ${port}\ndata_dir = "${dataDir}"\nkeep_alive = "-1"\nmax_queue = 64\nverify = "load"\n`;
-  toml += `[locations]\nbench = "${path.dirname(modelPath)}"\n`;
-  if (fixture) toml += `[engines.fixture]\nargv = ["${bin('mw-openai-engine')}", "--port", "{port}"]\nhealth_path = "/health"\n`;
-  const cfg = path.join(tmp, 'config.toml');
-  fs.writeFileSync(cfg, toml);
-  const proc = start(bin('modelwarden'), ['serve', '--config', cfg], 'modelwarden.log');
+// `modelwarden serve --config FILE` (written from `toml`, port added) on a
+// free port (or `port`); resolves once /api/status answers.
+async function serveModelwarden(name, toml, port) {
+  port = port ?? await freePort();
+  const cfg = path.join(tmp, `${name}.toml`);
+  fs.writeFileSync(cfg, `[server]\nport = ${port}\n${toml}`);
+  const proc = start(bin('modelwarden'), ['serve', '--config', cfg], `${name}.log`);
   const t0 = nowMs();
   for (;;) {
-    if (proc.exitCode !== null) throw new Error(`modelwarden exited (${proc.exitCode}): ${fs.readFileSync(path.join(tmp, 'modelwarden.log'), 'utf8').slice(-400)}`);
+    if (proc.exitCode !== null) throw new Error(`modelwarden exited (${proc.exitCode}): ${fs.readFileSync(path.join(tmp, `${name}.log`), 'utf8').slice(-400)}`);
     try { if ((await request(port, 'GET', '/api/status')).status === 200) break; } catch { /* not yet */ }
     if (nowMs() - t0 > 60000) throw new Error('modelwarden did not answer /api/status within 60 s');
     await sleep(20);
   }
+  return { proc, port };
+}
+
+// `modelwarden serve` on a free port, verify = "load", models never unloaded
+// when idle; resolves with the port once /api/status answers.
+async function startModelwarden(modelPath) {
+  const dataDir = path.join(tmp, 'data');
+  fs.mkdirSync(dataDir, { recursive: true });
+  let toml = `data_dir = "${dataDir}"\nkeep_alive = "-1"\nmax_queue = 64\nverify = "load"\n`;
+  toml += `[locations]\nbench = "${path.dirname(modelPath)}"\n`;
+  if (fixture) toml += `[engines.fixture]\nargv = ["${bin('mw-openai-engine')}", "--port", "{port}"]\nhealth_path = "/health"\n`;
+  const { proc, port } = await serveModelwarden('modelwarden', toml);
   for (const parallel of [1, 4]) {
     await expectOk(port, 'POST', '/api/models', fixture
       ? { model_name: `m${parallel}`, engine: 'command', load_config: loadConfig(parallel) }
@@ -324,26 +353,259 @@ async function benchConcurrent(mw, modelPath) {
   }
 }
 
+// ---- Cold start (issue 22, SPEC §16): the request that finds its model unloaded.
+
+// The GGUF's pages out of the page cache (POSIX_FADV_DONTNEED on the whole
+// file: GNU dd's iflag=nocache with count=0), so its next load reads the disk.
+// Only this file: the rest of the machine keeps its cache.
+function evict(file) {
+  const r = spawnSync('dd', [`if=${file}`, 'iflag=nocache', 'count=0', 'status=none'], { encoding: 'utf8' });
+  if (r.status !== 0) throw new Error(`dd iflag=nocache ${file}: ${r.stderr}`);
+}
+
+// Resident share of a file's pages (fincore), for the table: proves the eviction.
+function residentShare(file) {
+  const r = spawnSync('fincore', ['--bytes', '--noheadings', '--output', 'RES,SIZE', file], { encoding: 'utf8' });
+  const [res, size] = (r.stdout || '').trim().split(/\s+/).map(Number);
+  return size > 0 ? res / size : NaN;
+}
+
+// llama.cpp's router over a directory of links to the cold models, with the
+// flags the worker derives from the load_config (a user's router runs the
+// engine's warm-up decode: no --no-warmup).
+function routerArgs(modelsDir, port) {
+  return ['--models-dir', modelsDir, '--models-max', '1', '--host', '127.0.0.1', '--port', String(port), '--no-webui',
+    '--ctx-size', String(N_CTX_PER_SLOT), '--parallel', '1', '--flash-attn', flashAttn, '--batch-size', String(batch),
+    '--threads', String(threads)];
+}
+
+async function startRouter(modelsDir, port) {
+  port = port ?? await freePort();
+  const proc = start(bin('mw-llama-server'), routerArgs(modelsDir, port), 'router.log');
+  const t0 = nowMs();
+  for (;;) {
+    if (proc.exitCode !== null) throw new Error(`the router exited (${proc.exitCode}) before GET /models answered`);
+    try { if ((await request(port, 'GET', '/models')).status === 200) break; } catch { /* not yet */ }
+    if (nowMs() - t0 > 60000) throw new Error('the router did not answer GET /models within 60 s');
+    await sleep(5);
+  }
+  return { proc, port };
+}
+
+async function routerStatus(router, id) {
+  const r = await request(router.port, 'GET', '/models');
+  const m = JSON.parse(r.text).data.find((e) => e.id === id);
+  if (!m) throw new Error(`the router does not list ${id}`);
+  return m.status.value;
+}
+
+// Unloads a model of the router and waits until its child is gone.
+async function routerUnload(router, id) {
+  if ((await routerStatus(router, id)) === 'unloaded') return;
+  await request(router.port, 'POST', '/models/unload', { model: id });
+  const t0 = nowMs();
+  while ((await routerStatus(router, id)) !== 'unloaded') {
+    if (nowMs() - t0 > 60000) throw new Error(`the router did not unload ${id} within 60 s`);
+    await sleep(5);
+  }
+}
+
+function coldBody(model) {
+  return { model, messages: [{ role: 'user', content: 'Write a long story about a lighthouse.' }], max_tokens: COLD_TOKENS,
+    stream: true, temperature: 0, seed: 1, ignore_eos: true };
+}
+
+async function coldStream(port, model) {
+  const r = await stream(port, coldBody(model));
+  if (r.status !== 200 || r.error || !Number.isFinite(r.ttft)) {
+    throw new Error(`${model} on :${port} answered ${r.status} ${r.error}: ${r.raw.slice(0, 300)}`);
+  }
+  return r.ttft;
+}
+
+const range = (xs) => `${fmt(Math.min(...xs))}-${fmt(Math.max(...xs))}`;
+const loadAvg = () => os.loadavg()[0].toFixed(2);
+
+// The cold models (in the bench cache): one link each in a directory of their
+// own for the router (--models-dir; its model ids are the file names without
+// .gguf), registered under the same names in a modelwarden with the server
+// defaults (verify = "decode"). A --model outside the cache is not used here.
+async function coldSetUp() {
+  const modelsDir = path.join(tmp, 'cold-models');
+  fs.mkdirSync(modelsDir, { recursive: true });
+  const models = coldSizes.map((mb) => {
+    const file = ensureTestModel(mb);
+    const id = `cold-${mb}mb`;
+    fs.symlinkSync(file, path.join(modelsDir, `${id}.gguf`));
+    return { mb, file, id };
+  });
+  const dataDir = path.join(tmp, 'cold-data');
+  fs.mkdirSync(dataDir, { recursive: true });
+  const toml = `data_dir = "${dataDir}"\nkeep_alive = "-1"\n[locations]\ncold = "${cacheDir}"\n`;
+  const mw = await serveModelwarden('cold', toml);
+  const load_config = { n_ctx: N_CTX_PER_SLOT, n_parallel: 1, n_threads: threads, n_batch: batch, flash_attn: flashAttn };
+  for (const m of models) {
+    await expectOk(mw.port, 'POST', '/api/models', { model_name: m.id, cache_location: 'cold', file_path: path.relative(cacheDir, m.file), load_config });
+  }
+  await request(mw.port, 'GET', '/api/status');
+  return { modelsDir, models, toml, mw, router: await startRouter(modelsDir) };
+}
+
+// Request sent -> first token for an unloaded model, both sides in turn.
+async function benchCold(cold) {
+  for (const pageCache of ['warm', 'cold']) {
+    for (const m of cold.models) {
+      const t = { router: [], mw: [] };
+      const resident = [];
+      const mwRounds = [];  // wall clock of each modelwarden request: sent, first token
+      for (let i = 0; i <= runs; ++i) {
+        for (const side of (i % 2 ? ['mw', 'router'] : ['router', 'mw'])) {
+          await routerUnload(cold.router, m.id);
+          await request(cold.mw.port, 'POST', '/api/orchestrate/unload', { model_name: m.id });
+          if (pageCache === 'cold') {
+            evict(m.file);
+            resident.push(residentShare(m.file));
+          }
+          const sent = Date.now();
+          const ms = await coldStream(side === 'mw' ? cold.mw.port : cold.router.port, m.id);
+          if (i > 0) t[side].push(ms);
+          if (i > 0 && side === 'mw') mwRounds.push({ sent, first: sent + ms });
+        }
+      }
+      breakdowns.push([`${m.mb} MB, page cache ${pageCache}`, coldBreakdown(m.id, mwRounds)]);
+      await routerUnload(cold.router, m.id);
+      await request(cold.mw.port, 'POST', '/api/orchestrate/unload', { model_name: m.id });
+      const r = median(t.router), w = median(t.mw);
+      const note = pageCache === 'cold' ? `; GGUF resident before each request <= ${(100 * Math.max(...resident)).toFixed(0)} %` : '';
+      rows.push([`cold first token, ${m.mb} MB model, page cache ${pageCache}, median of ${runs} (load avg ${loadAvg()})`,
+        `${fmt(r)} (${range(t.router)})`, `${fmt(w)} (${range(t.mw)})`, `${(w / r).toFixed(3)}x`, `<= 0.8x router = ${fmt(0.8 * r)}${note}`]);
+    }
+  }
+}
+
+// Where modelwarden's cold request spends its time (SPEC §16), per phase, from
+// the server log of the cold instance (ms timestamps, wall clock) and the
+// worker's phases line the supervisor logs at `loaded`; the request's own
+// sent / first-token instants come from this driver's wall clock.
+const breakdowns = [];
+const PHASES = [
+  ['gate + testing commit', 'sent', 'testing'],
+  ['worker spawn (keeper, fork)', 'testing', 'spawned'],
+  ['worker exec + dynamic linking', 'spawned', 'main'],
+  ['ggml backends', 'main', 'backends'],
+  ['model + context load, engine up', 'backends', 'ready'],
+  ['verification decode', 'ready', 'decoded'],
+  ['loaded -> success committed', 'loaded', 'committed'],
+  ['request: prompt + first token + proxy', 'committed', 'first'],
+];
+
+function coldBreakdown(id, rounds) {
+  const text = fs.readFileSync(path.join(tmp, 'cold.log'), 'utf8');
+  const at = (line) => Date.parse(line.slice(0, line.indexOf(' ')));
+  const loads = [];  // one per attempt, in log order
+  for (const line of text.split('\n')) {
+    if (line.includes(`[load] model=${id} attempt=`) && line.includes(' started ')) loads.push({ testing: at(line) });
+    const cur = loads[loads.length - 1];
+    if (!cur) continue;
+    if (line.includes(`[supervisor] loading model=${id} `)) cur.spawned = at(line);
+    const phases = line.includes(`[supervisor] loaded model=${id} `) && /worker phases: started (\S+); (.*)/.exec(line);
+    if (phases) {
+      cur.main = Date.parse(phases[1]);
+      for (const [, name, ms] of phases[2].matchAll(/([a-z ]+) \+(\d+) ms/g)) {
+        const key = { backends: 'backends', 'engine ready': 'ready', 'first decode': 'decoded', loaded: 'loaded' }[name.trim()];
+        if (key) cur[key] = cur.main + Number(ms);
+      }
+      if (cur.decoded === undefined) cur.decoded = cur.ready;
+    }
+    if (line.includes(`[load] model=${id} attempt=`) && line.includes(' loaded in ')) cur.committed = at(line);
+  }
+  const per = PHASES.map(() => []);
+  for (const r of rounds) {
+    const load = loads.find((l) => l.testing >= r.sent - 1 && l.testing <= r.first);
+    if (!load) continue;
+    const ev = { ...load, sent: r.sent, first: r.first };
+    PHASES.forEach(([, from, to], k) => { if (Number.isFinite(ev[from]) && Number.isFinite(ev[to])) per[k].push(ev[to] - ev[from]); });
+  }
+  return per.map((xs) => median(xs));
+}
+
+// Server spawn -> first token of the first request (the model registered,
+// nothing loaded), both sides in turn, page cache warm; the cold set-up's
+// servers are restarted on their ports each round. Round 0 is dropped.
+async function benchFirst(cold) {
+  const m = cold.models[0];
+  const t = { router: [], mw: [] };
+  await stop(cold.mw.proc);
+  await stop(cold.router.proc);
+  const rounds = Math.max(3, Math.ceil(runs / 2));
+  for (let i = 0; i <= rounds; ++i) {
+    for (const side of (i % 2 ? ['mw', 'router'] : ['router', 'mw'])) {
+      const port = side === 'mw' ? cold.mw.port : cold.router.port;
+      const t0 = nowMs();
+      const server = side === 'mw' ? start(bin('modelwarden'), ['serve', '--config', path.join(tmp, 'cold.toml')], 'cold.log')
+        : start(bin('mw-llama-server'), routerArgs(cold.modelsDir, port), 'router.log');
+      let ms = NaN;
+      for (;;) {
+        if (server.exitCode !== null) throw new Error(`${side} exited (${server.exitCode}) before its first answer`);
+        // Not listening yet, or (the router) listening but still starting: 503 "Loading model".
+        try { await coldStream(port, m.id); ms = nowMs() - t0; break; } catch (e) {
+          if (!/ECONNREFUSED|answered 503/.test(String(e.code ?? e.message))) throw e;
+        }
+        if (nowMs() - t0 > 120000) throw new Error(`${side}: no first token within 120 s of the start`);
+        await sleep(5);
+      }
+      await stop(server);
+      if (i > 0) t[side].push(ms);
+    }
+  }
+  const r = median(t.router), w = median(t.mw);
+  rows.push([`first request after start (spawn -> first token), ${m.mb} MB model, median of ${rounds} (load avg ${loadAvg()})`,
+    `${fmt(r)} (${range(t.router)})`, `${fmt(w)} (${range(t.mw)})`, `${(w / r).toFixed(3)}x`, '']);
+}
+
 async function main() {
   const modelPath = fixture ? '' : ensureModel();
-  const mw = await startModelwarden(modelPath || path.join(tmp, 'none.gguf'));
-  try {
-    for (const [name, fn] of [['load', benchLoad], ['single', benchSingle], ['concurrent', benchConcurrent]]) {
-      try { await fn(mw, modelPath); } catch (e) { rows.push([name, `error: ${e.message}`, '', '', '']); }
+  const wanted = [['load', benchLoad], ['single', benchSingle], ['concurrent', benchConcurrent]].filter(([n]) => only.has(n));
+  if (wanted.length) {
+    const mw = await startModelwarden(modelPath || path.join(tmp, 'none.gguf'));
+    try {
+      for (const [name, fn] of wanted) {
+        try { await fn(mw, modelPath); } catch (e) { rows.push([name, `error: ${e.message}`, '', '', '']); }
+      }
+    } finally {
+      await stop(mw.proc);
     }
-  } finally {
-    await stop(mw.proc);
   }
-  const size = modelPath ? ` ${path.basename(modelPath)} (${(fs.statSync(modelPath).size / 1048576).toFixed(0)} MiB)` : '';
+  // The cold rows compare with llama.cpp's router: a real engine only.
+  if (!fixture && (only.has('cold') || only.has('first'))) {
+    let cold;
+    try {
+      cold = await coldSetUp();
+      if (only.has('cold')) await benchCold(cold);
+      if (only.has('first')) await benchFirst(cold);
+    } catch (e) {
+      rows.push(['cold', `error: ${e.message}`, '', '', '']);
+    } finally {
+      if (cold) await Promise.all([stop(cold.mw.proc), stop(cold.router.proc)]);
+    }
+  }
+  const size = modelPath && wanted.length ? ` ${path.basename(modelPath)} (${(fs.statSync(modelPath).size / 1048576).toFixed(0)} MiB)` : '';
   const engine = fixture ? 'mw-openai-engine (fixture: gate + proxy cost only)'
     : `llama.cpp (libmw-llama-server.so): modelwarden-worker vs mw-llama-server,${size}`;
   console.log(`\n/v1 side by side: ${engine}`);
   console.log(`settings: n_ctx ${N_CTX_PER_SLOT} per slot, threads ${threads}, batch ${batch}, flash_attn ${flashAttn}, ` +
-    `${N_TOKENS} tokens a request; ${runs} interleaved runs; ${os.cpus().length} CPU(s), load avg ${os.loadavg()[0].toFixed(2)}`);
-  const head = ['benchmark', 'direct', 'modelwarden /v1', 'ratio', 'goal'];
+    `${N_TOKENS} tokens a request (cold rows: ${COLD_TOKENS}); ${runs} interleaved runs; ${os.cpus().length} CPU(s), load avg ${os.loadavg()[0].toFixed(2)}`);
+  const head = ['benchmark', 'direct (cold rows: router)', 'modelwarden /v1', 'ratio', 'goal'];
   const all = [head, ...rows];
   const w = head.map((_, i) => Math.max(...all.map((r) => String(r[i]).length)));
   for (const r of all) console.log(r.map((c, i) => String(c).padEnd(w[i])).join('  '));
+  if (breakdowns.length) {
+    console.log('\nmodelwarden cold request by phase (medians, ms; server log + worker phases, 1 ms resolution):');
+    const bh = ['phase', ...breakdowns.map(([label]) => label)];
+    const b = [bh, ...PHASES.map(([name], k) => [name, ...breakdowns.map(([, per]) => (Number.isFinite(per[k]) ? per[k].toFixed(0) : '-'))])];
+    const bw = bh.map((_, i) => Math.max(...b.map((r) => String(r[i]).length)));
+    for (const r of b) console.log(r.map((c, i) => String(c).padEnd(bw[i])).join('  '));
+  }
 }
 
 for (const sig of ['SIGINT', 'SIGTERM']) {

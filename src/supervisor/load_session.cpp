@@ -23,6 +23,16 @@ LoadOutcome OutcomeOf(const ProcessExit& exit) {
   return exit.signaled() ? LoadOutcome::kCrashed : LoadOutcome::kFailed;
 }
 
+// The worker's line with the phases of its load (src/worker/engine.cpp,
+// PrintPhases), without its prefix; empty if the log has none.
+std::string WorkerPhases(const std::string& log) {
+  constexpr std::string_view kPrefix = "modelwarden-worker: phases: ";
+  const size_t at = log.rfind(kPrefix);
+  if (at == std::string::npos) return "";
+  const size_t from = at + kPrefix.size();
+  return log.substr(from, log.find('\n', from) - from);
+}
+
 }  // namespace
 
 std::vector<std::string> SubstituteArgv(const std::vector<std::string>& argv, const Placeholders& values) {
@@ -190,6 +200,10 @@ LoadReport RunLoad(Session& s, const LoadRequest& req, const SupervisorOptions& 
                          NowIso8601(), report.n_layers, report.offloaded_layers};
     lock.unlock();
     report.log_tail = child.LogTail(opt.log_capacity);
+    // The cold-start breakdown (SPEC §16, docs/performance.md) reads this line.
+    if (const std::string phases = WorkerPhases(report.log_tail); !phases.empty()) {
+      MW_LOG(kInfo, "supervisor") << "loaded model=" << s.name << " pid=" << report.pid << " worker phases: " << phases;
+    }
     return report;
   }
 

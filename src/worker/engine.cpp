@@ -41,14 +41,17 @@ constexpr auto kHttpTimeout = 10s;
 // The first decode of a huge model on a slow CPU can take long; the server's
 // stall timeout (llama.cpp logs while it works) is the real bound.
 constexpr auto kVerifyTimeout = 1h;
-// The first decode: the prompt through every layer, then two generated
-// tokens (greedy). The grammar keeps the generated text printable ASCII, so
+// The first decode: the prompt through every layer (a batch: the prompt
+// path), then two generated tokens (greedy; the second is a one-token decode:
+// the generation path). The prompt is two tokens (BOS and one word): on a CPU
+// the prompt's cost grows with its length, and a longer one proves nothing
+// more (SPEC §16: a cold request waits for this decode). The grammar keeps the generated text printable ASCII, so
 // the answer never depends on whether the sampled bytes form valid UTF-8:
 // llama.cpp's output parser answers 500 for such text (seen with random-weight
 // models), which is a text problem, not an engine failure. It constrains the
 // sampler only; the forward passes are the same.
 constexpr const char* kVerifyRequest =
-    R"({"prompt": "The quick brown fox jumps over the lazy dog.", "n_predict": 2, "temperature": 0,)"
+    R"({"prompt": "Hello", "n_predict": 2, "temperature": 0,)"
     R"( "grammar": "root ::= [ -~]*", "cache_prompt": false, "stream": false})";
 
 enum class Phase { kLoading, kLoaded, kEnded };
@@ -77,7 +80,21 @@ struct Plan {
   int64_t n_ctx = 0;
   std::vector<size_t> free_before;
   int64_t start_ms = 0;
+  int64_t backends_ms = 0;  // InitBackendsOnce done (monotonic)
 };
+
+// One stderr line with the load's phases (SPEC §16), for the cold-start
+// breakdown: the start on the wall clock (comparable with the server log),
+// then each phase's end in ms after it. The supervisor logs it at `loaded`.
+void PrintPhases(const Plan& plan, int64_t ready_ms, int64_t decoded_ms, int64_t loaded_ms) {
+  std::string line = "modelwarden-worker: phases: started " +
+                     Iso8601FromUnixMillis(MonotonicToUnixMillis(plan.start_ms)) +
+                     "; backends +" + std::to_string(plan.backends_ms - plan.start_ms) +
+                     " ms, engine ready +" + std::to_string(ready_ms - plan.start_ms) + " ms";
+  if (decoded_ms > 0) line += ", first decode +" + std::to_string(decoded_ms - plan.start_ms) + " ms";
+  line += ", loaded +" + std::to_string(loaded_ms - plan.start_ms) + " ms\n";
+  std::fputs(line.c_str(), stderr);
+}
 
 // The error of the first decode, from the engine's answer.
 std::string DescribeFailedDecode(const HttpAnswer& answer) {
@@ -172,6 +189,8 @@ void Watch(const Plan& plan, const Sizing& sizing, const std::shared_ptr<Shared>
       }
     }
   }
+  const int64_t ready_ms = MonotonicMillis();
+  int64_t decoded_ms = 0;
   if (plan.options.verify == Verify::kDecode) {
     Result<HttpAnswer> answer = HttpRequest(engine, "POST", "/completion", kVerifyRequest, kVerifyTimeout);
     if (!answer.ok()) {
@@ -182,6 +201,7 @@ void Watch(const Plan& plan, const Sizing& sizing, const std::shared_ptr<Shared>
     }
     if (answer->status != 200) FailNow(*shared, "decode_failed", DescribeFailedDecode(*answer));
     std::fprintf(stderr, "modelwarden-worker: first decode ok: %s\n", answer->body.substr(0, 200).c_str());
+    decoded_ms = MonotonicMillis();
   }
 
   protocol::LoadedMessage loaded;
@@ -204,6 +224,8 @@ void Watch(const Plan& plan, const Sizing& sizing, const std::shared_ptr<Shared>
   loaded.offloaded_layers = OffloadedLayers(plan.config.n_gpu_layers, plan.shape.n_layer, loaded.devices,
                                             &loaded.n_layers);  // SPEC §15
   loaded.load_ms = MonotonicMillis() - plan.start_ms;
+  // Before `loaded`, so the supervisor finds it in the log when that arrives.
+  PrintPhases(plan, ready_ms, decoded_ms, plan.start_ms + loaded.load_ms);
   {
     std::lock_guard<std::mutex> lock(shared->mu);
     if (shared->phase != Phase::kLoading) return;
@@ -250,6 +272,7 @@ int RunEngine(const EngineOptions& options) {
   plan.n_ctx = EffectiveNCtx(plan.config, plan.shape.n_ctx_train);
 
   InitBackendsOnce();  // llama_server needs the backend plugins loaded from our lib dir
+  plan.backends_ms = MonotonicMillis();
   ClearEngineEnvironment();
   plan.free_before = FreeMemoryPerDevice();
   // memory_used as llama.cpp sizes it, compute buffers included (the formula

@@ -82,7 +82,10 @@ std::vector<std::string> BuildEngineArgs(const EngineArgsInput& in) {
     // model has no pooling of its own, which /v1/embeddings refuses.
     add("--pooling", "mean");
   }
-  if (in.verify == Verify::kLoad) a.push_back("--no-warmup");
+  // Never llama.cpp's warm-up decode: with verify "decode" the first decode
+  // (the worker's own) warms up the same paths, and two would double the
+  // cold start (SPEC §16); with "load" no forward pass runs at load time.
+  a.push_back("--no-warmup");
   return a;
 }
 

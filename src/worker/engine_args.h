@@ -12,8 +12,9 @@
 namespace mw::worker {
 
 // SPEC §10 server option `verify`: "decode" runs a short prompt through the
-// engine before the load counts as a success; "load" skips it (and llama.cpp's
-// own warm-up decode, so no forward pass happens at load time).
+// engine before the load counts as a success; "load" skips it, so no forward
+// pass happens at load time. llama.cpp's own warm-up decode never runs (SPEC
+// §16: one decode per load, not two).
 enum class Verify { kDecode, kLoad };
 
 struct EngineArgsInput {

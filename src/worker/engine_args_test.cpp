@@ -33,7 +33,7 @@ TEST(EngineArgsTest, DefaultsListenOnTheUnixSocketWithOneSlotAndTheSmallerContex
   EXPECT_EQ(After(a, "--parallel"), "1");
   EXPECT_TRUE(Has(a, "--no-webui"));
   EXPECT_FALSE(Has(a, "--embeddings"));
-  EXPECT_FALSE(Has(a, "--no-warmup"));
+  EXPECT_TRUE(Has(a, "--no-warmup"));  // the first decode is the worker's own (SPEC §16)
   EXPECT_FALSE(Has(a, "--n-gpu-layers"));  // unset: llama.cpp's own default
   EXPECT_EQ(After(BuildEngineArgs({"m", Config("{}"), 131072, Verify::kDecode}), "--ctx-size"), "4096");
   EXPECT_EQ(After(BuildEngineArgs({"m", Config(R"({"n_ctx": 0})"), 131072, Verify::kDecode}), "--ctx-size"), "131072");
