@@ -205,7 +205,8 @@ TEST(CliTest, AFileFaultIsTheFilesAndAReplacedFileMakesTheVerdictStale) {
   HttpReply fake_api = server.Call("POST", "/api/models", R"({"model_name":"fake","file_path":"fake.gguf"})");
   EXPECT_EQ(fake_api.status, 400) << fake_api.raw;
   EXPECT_EQ(fake_api.body["error"]["code"], "invalid_model");
-  EXPECT_NE(server.Stderr().find("not a GGUF file: it does not start with the GGUF magic"), std::string::npos);
+  // The log line may land just after the answer: wait for it, with a deadline.
+  EXPECT_TRUE(server.WaitForStderr("not a GGUF file: it does not start with the GGUF magic")) << server.Stderr();
 
   ASSERT_EQ(server.Cli({"models", "add", "half", "--file", "half.gguf", "--load-config", R"({"n_ctx":256})"}).exit_code, 0);
   ProcessResult failed = server.Cli({"load", "half"});

@@ -329,12 +329,17 @@ TEST_F(WorkflowTest, ShutdownDuringALoadIsPromptAndClean) {
   EXPECT_EQ(server->Stop(), 0);
   EXPECT_LT(std::chrono::steady_clock::now() - t0, std::chrono::seconds(20));
   // Both are answered before the server goes (no cut connection, status 0):
-  // the running load and the queued one are cancelled, 409 conflict.
+  // the running load and the queued one are cancelled, 409 conflict; a load
+  // that reaches the queue's check after shutdown began is refused 503
+  // "shutting down" instead (seen once in a fresh-clone CI run), which is
+  // just as clean an answer.
   for (auto* call : {&first, &second}) {
     HttpReply r = call->get();
-    EXPECT_EQ(r.status, 409) << r.raw;
-    EXPECT_EQ(r.body["error"]["code"], "conflict") << r.raw;
-    EXPECT_NE(r.raw.find("was cancelled"), std::string::npos) << r.raw;
+    const bool cancelled = r.status == 409 && r.body["error"]["code"] == "conflict" &&
+                           r.raw.find("was cancelled") != std::string::npos;
+    const bool shutting_down = r.status == 503 && r.body["error"]["code"] == "unavailable" &&
+                               r.raw.find("the server is shutting down") != std::string::npos;
+    EXPECT_TRUE(cancelled || shutting_down) << r.raw;
   }
   server = std::make_unique<Server>(data(), AllowApiCommands(dir_.path()));
   ASSERT_TRUE(server->started());
