@@ -316,4 +316,14 @@ bool WaitForStatus(Server& server, const std::string& name, const std::string& s
   return false;
 }
 
+std::string StartupLog(const Server& server) {
+  const std::string marker = "[serve] startup cleanup: ";
+  server.WaitForStderr(marker);
+  std::string log = server.Stderr();
+  const size_t at = log.find(marker);
+  if (at == std::string::npos) return log;
+  const size_t end = log.find('\n', at);
+  return log.substr(0, end == std::string::npos ? log.size() : end + 1);
+}
+
 }  // namespace mw::itest

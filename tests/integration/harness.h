@@ -140,4 +140,9 @@ pid_t RealWorkerUnder(const std::filesystem::path& path);
 // machine may be slow.
 bool WaitForStatus(Server& server, const std::string& name, const std::string& status);
 
+// The server's stderr through its "startup cleanup: N models" log line
+// (waited for, ~15 s): the log lines of its start, with SPEC §1.4's
+// cleanup lines among them. Everything so far if that line never came.
+std::string StartupLog(const Server& server);
+
 }  // namespace mw::itest
