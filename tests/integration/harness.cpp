@@ -188,7 +188,7 @@ bool Server::WaitForStderr(const std::string& text) const {
 HttpReply Server::Call(const std::string& method, const std::string& path, const std::string& body,
                        const std::string& api_key) {
   HttpReply reply;
-  auto client = api::HttpClient::Create(url(), api_key, std::chrono::seconds(120));
+  auto client = http::HttpClient::Create(url(), api_key, std::chrono::seconds(120));
   if (!client.ok()) return reply;
   auto r = (*client)->Send(method, path, body);
   if (!r.ok()) {

@@ -14,7 +14,7 @@
 #include <string>
 #include <vector>
 
-#include "api/http_client.h"
+#include "http_client/http_client.h"
 
 namespace mw::itest {
 
