@@ -16,7 +16,7 @@
 // driver calls it at the end, on failure too). Where it cannot start, the
 // PostgreSQL figures say "n/a (reason)" and the rest still runs.
 // `h` is the driver's kit: startServer, stopProcess, expectOk, row, bin,
-// tmpRoot, runs, quick, wrkSeconds, makeRegistry, loggedCleanup, results.
+// tmpRoot, runs, quick, wrkSeconds, makeRegistry, loggedCleanup, markedLines, results.
 import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
@@ -155,7 +155,7 @@ export async function benchStartupPg(h) {
       resetPgRegistry(reg);
       const a = await h.startServer('startup-pg', reg.toml, reg.dataDir);
       await h.stopProcess(a.proc);
-      marked = a.lines.filter((l) => l.line.includes("   - Marked '")).length;
+      marked = h.markedLines(a);
       dirty.push({ listen: a.tListen - a.t0, logged: h.loggedCleanup(a) });
       const b = await h.startServer('startup-pg', reg.toml, reg.dataDir);
       await h.stopProcess(b.proc);

@@ -16,12 +16,13 @@
 #include <stdexcept>
 #include <thread>
 
-#include "api/http_client.h"
+#include "http_client/http_client.h"
 
 namespace mw::api {
 namespace {
 
 using nlohmann::json;
+using http::HttpClient;
 
 class FakeApi : public ModelApi {
  public:

@@ -20,7 +20,7 @@
 #include <string>
 #include <vector>
 
-#include "common/loopback_http.h"
+#include "http_client/loopback_http.h"
 #include "common/status.h"
 
 namespace mw::api {

@@ -33,7 +33,7 @@
 #include <thread>
 #include <vector>
 
-#include "common/loopback_http.h"
+#include "http_client/loopback_http.h"
 #include "common/status.h"
 
 namespace mw::app {

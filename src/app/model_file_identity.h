@@ -14,8 +14,10 @@ namespace mw::app {
 class ModelFileIdentities {
  public:
   // The component for the file at `absolute_path` ("size=N mtime=S
-  // gguf=HASH"; gguf=none for a file that is not a GGUF), or "" when the
-  // file cannot be read (no evidence either way).
+  // gguf=HASH"; gguf=none for a file that is not a GGUF; "size=N
+  // sha256=HEX" for a pulled file, one that resolves to a Hugging Face cache
+  // blob models--ORG--NAME/blobs/SHA256), or "" when the file cannot be
+  // read (no evidence either way).
   std::string Of(const std::string& absolute_path);
 
   // Re-stats every file seen so far: true when one of them changed since

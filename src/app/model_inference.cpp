@@ -63,8 +63,10 @@ Result<api::InferenceAdmission> ModelService::BeginInference(const api::Inferenc
   auto validated = loadconfig::ValidateLoadConfig(model.engine, model.load_config);
   const int parallel = validated.ok() && validated->n_parallel ? static_cast<int>(*validated->n_parallel) : 1;
   if (request.embeddings && !(validated.ok() && validated->embeddings.value_or(false))) {
+    // Worded like PATCH's warning (SPEC §18): a running engine keeps its settings.
     return InvalidArgumentError("model '" + name + "' is not loaded for embeddings: set \"embeddings\": true in its "
-                                "load_config (PATCH /api/models/" + name + "/config); it is then loaded with it");
+                                "load_config (PATCH /api/models/" + name + "/config); it applies at the model's "
+                                "next load (if it is loaded, unload it first: POST /api/orchestrate/unload)");
   }
   const auto config = CurrentConfig();  // reloadable (SIGHUP)
   if (validated.ok()) {

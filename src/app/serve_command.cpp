@@ -138,8 +138,10 @@ int RunServe(const std::vector<std::string>& args) {
                   });
   if (Status joined = fleet.Join(); !joined.ok()) return Fail("registry", joined);
   const int64_t cleanup_start_ms = MonotonicMillis();
-  auto cleanup = state_machine.StartupCleanup(std::cout);
-  std::cout.flush();
+  // SPEC §1.4's lines, verbatim, on stderr among the log lines around them
+  // (issue 23): a log reader sees them in order, and stdout stays for
+  // the "listening on" line.
+  auto cleanup = state_machine.StartupCleanup(std::cerr);
   if (!cleanup.ok()) return Fail("startup cleanup", cleanup.status());
   MW_LOG(kInfo, "serve") << "startup cleanup: " << cleanup->marked.size() << " models in "
                          << MonotonicMillis() - cleanup_start_ms << " ms";

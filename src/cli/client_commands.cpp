@@ -11,7 +11,7 @@
 #include <string>
 #include <vector>
 
-#include "api/http_client.h"
+#include "http_client/http_client.h"
 #include "cli/advice.h"
 #include "cli/model_file_offer.h"
 #include "cli/pull_command.h"
@@ -220,7 +220,7 @@ class Client {
   // Sends the request. On a transport error prints it and returns nullopt.
   std::optional<std::pair<int, json>> Call(const char* method, const std::string& path, const std::string& body = "") {
     if (!client_) {
-      auto created = api::HttpClient::Create(args_.url, args_.api_key, std::chrono::hours(24));
+      auto created = http::HttpClient::Create(args_.url, args_.api_key, std::chrono::hours(24));
       if (!created.ok()) {
         std::cerr << "modelwarden: " << created.status().message() << "\n";
         return std::nullopt;
@@ -243,7 +243,7 @@ class Client {
 
  private:
   const Args& args_;
-  std::unique_ptr<api::HttpClient> client_;
+  std::unique_ptr<http::HttpClient> client_;
 };
 
 // Prints a server error, its advice in CLI words, and returns the exit code for it.

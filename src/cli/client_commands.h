@@ -1,5 +1,5 @@
 // cli/client_commands.h: the command-line client (SPEC §8) that talks to a
-// running `modelwarden serve` over HTTP (through api/http_client.h).
+// running `modelwarden serve` over HTTP (through http_client/http_client.h).
 //
 //   modelwarden [--url URL] [--json] models list
 //   modelwarden models add NAME [--hf-path ORG/NAME] [--file PATH] [--engine E]

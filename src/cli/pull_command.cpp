@@ -11,7 +11,7 @@
 #include <nlohmann/json.hpp>
 #include <thread>
 
-#include "api/http_client.h"
+#include "http_client/http_client.h"
 #include "cli/client_commands.h"
 
 namespace mw::cli {
@@ -55,7 +55,7 @@ std::string ProgressLine(const json& pull, bool bar) {
   return line;
 }
 
-int ErrorAnswer(const api::HttpResponse& r) {
+int ErrorAnswer(const http::HttpResponse& r) {
   json body = json::parse(r.body, nullptr, false);
   std::string message = r.body;
   if (body.is_object() && body.contains("error") && body["error"].is_object()) {
@@ -65,8 +65,8 @@ int ErrorAnswer(const api::HttpResponse& r) {
   return kExitError;
 }
 
-std::unique_ptr<api::HttpClient> Connect(const std::string& url, const std::string& api_key) {
-  auto client = api::HttpClient::Create(url, api_key, std::chrono::seconds(300));
+std::unique_ptr<http::HttpClient> Connect(const std::string& url, const std::string& api_key) {
+  auto client = http::HttpClient::Create(url, api_key, std::chrono::seconds(300));
   if (!client.ok()) {
     std::cerr << "modelwarden: " << client.status().message() << "\n";
     return nullptr;

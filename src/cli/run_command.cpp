@@ -11,7 +11,7 @@
 #include <stdexcept>
 #include <thread>
 
-#include "api/http_client.h"
+#include "http_client/http_client.h"
 #include "cli/advice.h"
 #include "cli/client_commands.h"
 
@@ -65,9 +65,9 @@ json ChatBody(const std::string& model, const json& messages, const RunOptions& 
 }
 
 // --json: one answer, not streamed; the server's JSON is printed as it came.
-Turn AskJson(api::HttpClient& client, const std::string& model, const json& body) {
+Turn AskJson(http::HttpClient& client, const std::string& model, const json& body) {
   Turn turn;
-  Result<api::HttpResponse> response = client.Send("POST", "/v1/chat/completions", body.dump());
+  Result<http::HttpResponse> response = client.Send("POST", "/v1/chat/completions", body.dump());
   if (!response.ok()) {
     std::cerr << "modelwarden: " << response.status().message() << "\n";
     turn.exit_code = kExitError;
@@ -89,7 +89,7 @@ Turn AskJson(api::HttpClient& client, const std::string& model, const json& body
 }
 
 // One streamed answer; printed as it arrives.
-Turn Ask(api::HttpClient& client, const std::string& model, const json& messages, const RunOptions& options) {
+Turn Ask(http::HttpClient& client, const std::string& model, const json& messages, const RunOptions& options) {
   const json body = ChatBody(model, messages, options);
   if (options.json) return AskJson(client, model, body);
   Turn turn;
@@ -125,7 +125,7 @@ Turn Ask(api::HttpClient& client, const std::string& model, const json& messages
   };
   // The request runs on its own thread, so that Ctrl-C is noticed even while
   // nothing arrives (a long prompt): Stop() closes the connection.
-  Result<api::HttpResponse> response = UnavailableError("not sent");
+  Result<http::HttpResponse> response = UnavailableError("not sent");
   std::atomic<bool> done{false};
   std::thread worker([&] {
     response = client.PostStreaming("/v1/chat/completions", body.dump(), on_data);
@@ -225,7 +225,7 @@ int RunChatCommand(const std::string& url, const std::string& api_key, const std
     return kExitUsage;
   }
   const std::string& model = words[0];
-  auto client = api::HttpClient::Create(url, api_key, std::chrono::hours(24));
+  auto client = http::HttpClient::Create(url, api_key, std::chrono::hours(24));
   if (!client.ok()) {
     std::cerr << "modelwarden: " << client.status().message() << "\n";
     return kExitError;

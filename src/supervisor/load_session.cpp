@@ -6,7 +6,7 @@
 
 #include "common/log.h"
 #include "common/time_util.h"
-#include "common/loopback_http.h"
+#include "http_client/loopback_http.h"
 
 namespace mw::supervisor_internal {
 namespace {

@@ -12,7 +12,7 @@
 
 #include "common/log.h"
 #include "common/time_util.h"
-#include "common/loopback_http.h"
+#include "http_client/loopback_http.h"
 #include "common/random_hex.h"
 #include "supervisor/load_session.h"
 #include "supervisor/runtime_dir.h"

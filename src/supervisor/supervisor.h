@@ -77,7 +77,7 @@
 #include <utility>
 #include <vector>
 
-#include "common/loopback_http.h"
+#include "http_client/loopback_http.h"
 #include "common/status.h"
 #include "protocol/protocol.h"
 #include "supervisor/child_process.h"

@@ -15,7 +15,7 @@
 #include <thread>
 #include <vector>
 
-#include "common/loopback_http.h"
+#include "http_client/loopback_http.h"
 #include "common/time_util.h"
 #include "ggml.h"
 #include "loadconfig/loadconfig.h"

@@ -164,8 +164,9 @@ TEST_F(FleetNodesTest, ANodeKilledMidLoadIsSettledByExactlyOneLiveNodeAfterItsLe
   // Back again: nothing of its own is left to clean.
   a = Start("a", "", kLease);
   ASSERT_TRUE(a->started());
-  EXPECT_EQ(a->startup_output().find("stuck in 'testing'"), std::string::npos) << a->startup_output();
-  EXPECT_NE(a->startup_output().find("\u2705 Compatibility status cleanup completed"), std::string::npos);
+  const std::string a_log = StartupLog(*a);
+  EXPECT_EQ(a_log.find("stuck in 'testing'"), std::string::npos) << a_log;
+  EXPECT_NE(a_log.find("\u2705 Compatibility status cleanup completed"), std::string::npos) << a_log;
   EXPECT_EQ(pg_->Query("SELECT lease_state FROM nodes WHERE node_id = '" + a_id + "'"), "held");
   EXPECT_EQ(pg_->Query("SELECT count(*) FROM load_attempts WHERE outcome = 'server_crash'"), "1");
 }

@@ -67,10 +67,10 @@ TEST_F(FleetTest, StartupCleanupRunsOnPostgreSQLWithTheSpecLines) {
 
   server = std::make_unique<Server>(Data("a"), Config("a"));
   ASSERT_TRUE(server->started()) << server->startup_output();
-  const std::string& out = server->startup_output();
+  const std::string out = StartupLog(*server);  // the cleanup lines are among the log lines (stderr)
   EXPECT_NE(out.find("⚠️  Found 1 model(s) stuck in 'testing' status from previous crash"), std::string::npos) << out;
   EXPECT_NE(out.find("   - Marked 'phi-mini-4k' as incompatible (crashed during test)"), std::string::npos) << out;
-  EXPECT_LT(out.find("Compatibility status cleanup completed"), out.find("listening on"));
+  EXPECT_LT(out.find("Compatibility status cleanup completed"), out.find("[serve] startup cleanup: ")) << out;
   json m = server->Call("GET", "/api/models/phi-mini-4k").body;
   EXPECT_EQ(m["compatibility_status"], "incompatible");
   EXPECT_EQ(m["attempts"][0]["outcome"], "server_crash");

@@ -188,7 +188,7 @@ bool Server::WaitForStderr(const std::string& text) const {
 HttpReply Server::Call(const std::string& method, const std::string& path, const std::string& body,
                        const std::string& api_key) {
   HttpReply reply;
-  auto client = api::HttpClient::Create(url(), api_key, std::chrono::seconds(120));
+  auto client = http::HttpClient::Create(url(), api_key, std::chrono::seconds(120));
   if (!client.ok()) return reply;
   auto r = (*client)->Send(method, path, body);
   if (!r.ok()) {
@@ -314,6 +314,16 @@ bool WaitForStatus(Server& server, const std::string& name, const std::string& s
     std::this_thread::sleep_for(std::chrono::milliseconds(50));
   }
   return false;
+}
+
+std::string StartupLog(const Server& server) {
+  const std::string marker = "[serve] startup cleanup: ";
+  server.WaitForStderr(marker);
+  std::string log = server.Stderr();
+  const size_t at = log.find(marker);
+  if (at == std::string::npos) return log;
+  const size_t end = log.find('\n', at);
+  return log.substr(0, end == std::string::npos ? log.size() : end + 1);
 }
 
 }  // namespace mw::itest

@@ -14,7 +14,7 @@
 #include <string>
 #include <vector>
 
-#include "api/http_client.h"
+#include "http_client/http_client.h"
 
 namespace mw::itest {
 
@@ -139,5 +139,10 @@ pid_t RealWorkerUnder(const std::filesystem::path& path);
 // false after ~15 s. Tests wait on this, never on a fixed pause: the CI
 // machine may be slow.
 bool WaitForStatus(Server& server, const std::string& name, const std::string& status);
+
+// The server's stderr through its "startup cleanup: N models" log line
+// (waited for, ~15 s): the log lines of its start, with SPEC §1.4's
+// cleanup lines among them. Everything so far if that line never came.
+std::string StartupLog(const Server& server);
 
 }  // namespace mw::itest

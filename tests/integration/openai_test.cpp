@@ -112,8 +112,15 @@ TEST_F(OpenAiTest, ModelsAndEveryError) {
   ExpectOpenAiError(server.Call("POST", "/v1/completions", R"({"model":"echo"})"), 400, "invalid_request", "no prompt");
   ExpectOpenAiError(server.Call("POST", "/v1/embeddings", R"({"model":"echo","input":"x"})"), 400, "invalid_request",
                     "embeddings not enabled");
-  EXPECT_NE(server.Call("POST", "/v1/embeddings", R"({"model":"echo","input":"x"})").raw.find("\\\"embeddings\\\": true"),
-            std::string::npos);
+  {
+    // Issue 23: the setting applies at the next load, as PATCH's warning says (not "then loaded with it").
+    const std::string raw = server.Call("POST", "/v1/embeddings", R"({"model":"echo","input":"x"})").raw;
+    EXPECT_NE(raw.find("\\\"embeddings\\\": true"), std::string::npos) << raw;
+    EXPECT_NE(raw.find("applies at the model's next load (if it is loaded, unload it first: POST "
+                       "/api/orchestrate/unload)"),
+              std::string::npos)
+        << raw;
+  }
   ExpectOpenAiError(server.Call("POST", chat, Chat("portless", "hi")), 409, "conflict", "no {port}");
   ExpectOpenAiError(server.Call("GET", "/v1/nothing"), 404, "not_found", "unknown path");
   ExpectOpenAiError(server.Call("DELETE", "/v1/models"), 404, "not_found", "unknown method");

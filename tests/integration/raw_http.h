@@ -1,4 +1,4 @@
-// A raw-socket HTTP/1.1 client for tests that need what api::HttpClient does
+// A raw-socket HTTP/1.1 client for tests that need what http::HttpClient does
 // not give: response headers, reading a stream piece by piece, hanging up
 // mid-answer.
 #pragma once

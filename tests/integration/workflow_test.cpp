@@ -23,10 +23,23 @@ class WorkflowTest : public ::testing::Test {
 
 json Model(Server& s, const std::string& name) { return s.Call("GET", "/api/models/" + name).body; }
 
+// Issue 23: SPEC §1.4's cleanup lines, verbatim, on stderr in order among
+// the log lines of the start (after the lease, before the cleanup's own
+// timing line), not on stdout. Returns that log.
+std::string ExpectCleanupAmongLogLines(const Server& server) {
+  const std::string log = StartupLog(server);
+  const std::string done = "\n\u2705 Compatibility status cleanup completed\n";
+  EXPECT_NE(log.find(done), std::string::npos) << log;
+  EXPECT_LT(log.find(" holds its lease"), log.find(done)) << log;
+  EXPECT_LT(log.find(done), log.find("[serve] startup cleanup: ")) << log;
+  EXPECT_EQ(server.startup_output().find("Compatibility status cleanup"), std::string::npos) << server.startup_output();
+  return log;
+}
+
 TEST_F(WorkflowTest, OriginalDesignExample) {
   auto server = std::make_unique<Server>(data(), AllowApiCommands(dir_.path()));
   ASSERT_TRUE(server->started()) << server->startup_output();
-  EXPECT_NE(server->startup_output().find("✅ Compatibility status cleanup completed"), std::string::npos);
+  ExpectCleanupAmongLogLines(*server);
 
   // Register a model whose loader hangs: the "machine" dies during its first load.
   json hang = CommandModel("phi-mini-4k", {"--print", "loading weights", "--then", "hang"});
@@ -39,11 +52,10 @@ TEST_F(WorkflowTest, OriginalDesignExample) {
   // Restart: the cleanup lines of SPEC §1.4, and the model is incompatible.
   server = std::make_unique<Server>(data(), AllowApiCommands(dir_.path()));
   ASSERT_TRUE(server->started()) << server->startup_output();
-  const std::string& out = server->startup_output();
+  const std::string out = ExpectCleanupAmongLogLines(*server);
   EXPECT_NE(out.find("⚠️  Found 1 model(s) stuck in 'testing' status from previous crash"), std::string::npos) << out;
   EXPECT_NE(out.find("   - Marked 'phi-mini-4k' as incompatible (crashed during test)"), std::string::npos) << out;
-  EXPECT_NE(out.find("✅ Compatibility status cleanup completed"), std::string::npos);
-  EXPECT_LT(out.find("Compatibility status cleanup completed"), out.find("listening on"));
+  EXPECT_LT(out.find("Found 1 model(s)"), out.find("Compatibility status cleanup completed")) << out;
   json m = Model(*server, "phi-mini-4k");
   EXPECT_EQ(m["compatibility_status"], "incompatible");
   ASSERT_FALSE(m["attempts"].empty());
@@ -343,7 +355,7 @@ TEST_F(WorkflowTest, ShutdownDuringALoadIsPromptAndClean) {
   }
   server = std::make_unique<Server>(data(), AllowApiCommands(dir_.path()));
   ASSERT_TRUE(server->started());
-  EXPECT_EQ(server->startup_output().find("stuck in 'testing'"), std::string::npos) << server->startup_output();
+  EXPECT_EQ(ExpectCleanupAmongLogLines(*server).find("stuck in 'testing'"), std::string::npos);
   EXPECT_EQ(Model(*server, "hang")["compatibility_status"], "unknown");
   EXPECT_EQ(Model(*server, "hang")["attempts"][0]["outcome"], "cancelled");
   EXPECT_EQ(Model(*server, "next")["attempts"].size(), 0u);

@@ -9,7 +9,7 @@
 
 #include <nlohmann/json.hpp>
 
-#include "common/loopback_http.h"
+#include "http_client/loopback_http.h"
 #include "require.h"
 #include "supervisor/supervisor.h"
 #include "supervisor/test_support.h"

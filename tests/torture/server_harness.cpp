@@ -20,7 +20,7 @@
 #include <sstream>
 #include <thread>
 
-#include "api/http_client.h"
+#include "http_client/http_client.h"
 
 extern char** environ;
 
@@ -251,7 +251,7 @@ int ServerProcess::Stop(milliseconds grace) {
 HttpResult Http(const std::string& base_url, const std::string& method, const std::string& path,
                 const Json& body, std::chrono::seconds read_timeout) {
   HttpResult result;
-  auto client = api::HttpClient::Create(base_url, "", read_timeout);
+  auto client = http::HttpClient::Create(base_url, "", read_timeout);
   if (!client.ok()) {
     result.error = client.status().ToString();
     return result;

@@ -6,13 +6,16 @@
 #include <string>
 #include <utility>
 
+#include "api/client_connection.h"
 #include "api/errors.h"
-#include "api/openai_proxy.h"
 #include "api/v1/openai_codec.h"
 #include "common/log.h"
+#include "http_client/upstream_call.h"
 
 namespace mw::api {
 namespace {
+
+using http::UpstreamCall;
 
 constexpr const char* kJson = "application/json; charset=utf-8";
 constexpr auto kPoll = std::chrono::milliseconds(250);

@@ -1,34 +1,31 @@
-// api/openai_proxy.h: the reverse-proxy plumbing of /v1 (internal to api/).
+// http_client/upstream_call.h: the upstream call of the /v1 reverse proxy
+// (one of the client room's three, see loopback_http.h).
 //
 // UpstreamCall   one HTTP request to a model's engine at its EngineEndpoint
 //                (a Unix socket, or a 127.0.0.1 port with the per-load key),
-//                over common/loopback_http.h's HttpStream (Debian's httplib
-//                0.11 has no Unix-socket client), run on its own thread so
-//                that the request thread can watch its client while the
-//                engine works; the response head and body
-//                pieces are handed over as they arrive (bounded buffer).
+//                over loopback_http.h's HttpStream (written when the server
+//                used Debian's httplib 0.11, which has no Unix-socket client),
+//                run on its own thread so that the request thread can watch
+//                its client while the engine works; the response head and
+//                body pieces are handed over as they arrive (bounded buffer).
 //                Cancel() closes the connection to the engine, which is how
 //                an engine (llama.cpp's server included) learns that the
 //                client went away and stops the generation.
-// ClientConnection  the socket of the request being served, to notice a
-//                client that hung up while nothing is being written to it
-//                (httplib's Request::is_connection_closed: a non-blocking peek).
+// The served request's own socket (a client that hung up) is watched at the
+// HTTP edge: api/client_connection.h.
 #pragma once
-
-#include <httplib.h>
 
 #include <chrono>
 #include <condition_variable>
 #include <deque>
-#include <functional>
 #include <memory>
 #include <mutex>
 #include <string>
 #include <thread>
 
-#include "common/loopback_http.h"
+#include "http_client/loopback_http.h"
 
-namespace mw::api {
+namespace mw::http {
 
 class UpstreamCall {
  public:
@@ -82,15 +79,4 @@ class UpstreamCall {
   std::thread thread_;  // last: started after everything above exists
 };
 
-class ClientConnection {
- public:
-  explicit ClientConnection(const httplib::Request& req);
-  // True once the client closed its end (or the socket failed); false while
-  // it is open (data waiting, e.g. a pipelined request, counts as open).
-  bool Gone() const;
-
- private:
-  std::function<bool()> is_closed_;
-};
-
-}  // namespace mw::api
+}  // namespace mw::http

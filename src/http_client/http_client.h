@@ -1,5 +1,6 @@
-// api/http_client.h: a minimal blocking HTTP client for the command-line
-// client (cli/), so that httplib stays inside api/.
+// http_client/http_client.h: a minimal blocking HTTP client for the
+// command-line client (cli/), so that httplib stays out of cli/. One of the
+// client room's three (see loopback_http.h).
 //
 // Send() returns the response whatever its HTTP status (the caller decides
 // what a 4xx means); an error Status only when no response came:
@@ -15,7 +16,7 @@
 
 #include "common/status.h"
 
-namespace mw::api {
+namespace mw::http {
 
 struct HttpResponse {
   int status = 0;
@@ -53,4 +54,4 @@ class HttpClient {
   std::string base_url_;
 };
 
-}  // namespace mw::api
+}  // namespace mw::http

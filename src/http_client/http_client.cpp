@@ -1,11 +1,25 @@
-#include "api/http_client.h"
+#include "http_client/http_client.h"
 
 #include <httplib.h>
 
 #include <atomic>
 #include <optional>
 
-namespace mw::api {
+namespace mw::http {
+namespace {
+
+// The two ways a request to the server fails without an answer, worded once
+// for Send() and PostStreaming().
+Status NoAnswer(const std::string& base_url) {
+  return DeadlineExceededError("no answer from " + base_url + " (read timed out or connection closed)");
+}
+
+Status Unreachable(const std::string& base_url, httplib::Error err) {
+  return UnavailableError("cannot reach the modelwarden server at " + base_url + " (" + httplib::to_string(err) +
+                          "). Is `modelwarden serve` running? Set --url or MODELWARDEN_URL.");
+}
+
+}  // namespace
 
 struct HttpClient::Impl {
   Impl(const std::string& host, int port) : client(host, port) {}
@@ -77,11 +91,8 @@ Result<HttpResponse> HttpClient::Send(std::string_view method, const std::string
   }
   if (!result) {
     httplib::Error err = result.error();
-    if (err == httplib::Error::Read) {
-      return DeadlineExceededError("no answer from " + base_url_ + " (read timed out or connection closed)");
-    }
-    return UnavailableError("cannot reach the modelwarden server at " + base_url_ + " (" + httplib::to_string(err) +
-                            "). Is `modelwarden serve` running? Set --url or MODELWARDEN_URL.");
+    if (err == httplib::Error::Read) return NoAnswer(base_url_);
+    return Unreachable(base_url_, err);
   }
   HttpResponse response;
   response.status = result->status;
@@ -122,11 +133,8 @@ Result<HttpResponse> HttpClient::PostStreaming(const std::string& path, const st
     if (response.status != 0 && result.error() == httplib::Error::Read) {
       return DeadlineExceededError("the answer from " + base_url_ + " broke off (connection closed)");
     }
-    if (response.status == 0 && result.error() == httplib::Error::Read) {
-      return DeadlineExceededError("no answer from " + base_url_ + " (read timed out or connection closed)");
-    }
-    return UnavailableError("cannot reach the modelwarden server at " + base_url_ + " (" +
-                            httplib::to_string(result.error()) + "). Is `modelwarden serve` running? Set --url or MODELWARDEN_URL.");
+    if (response.status == 0 && result.error() == httplib::Error::Read) return NoAnswer(base_url_);
+    return Unreachable(base_url_, result.error());
   }
   return response;
 }
@@ -136,4 +144,4 @@ void HttpClient::Stop() {
   impl_->client.stop();
 }
 
-}  // namespace mw::api
+}  // namespace mw::http

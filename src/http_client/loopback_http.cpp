@@ -1,4 +1,4 @@
-#include "common/loopback_http.h"
+#include "http_client/loopback_http.h"
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
@@ -302,26 +302,39 @@ Status HttpStream::Read(std::string* out, bool* end, std::chrono::milliseconds t
   }
 }
 
+namespace {
+
+// What is left of `deadline` (at least 1 ms), for the next step of a call.
+std::chrono::milliseconds Left(int64_t deadline) {
+  return std::chrono::milliseconds(std::max<int64_t>(deadline - MonotonicMillis(), 1));
+}
+
+// Connects, sends the request and reads the answer's head, all before `deadline`.
+Result<std::unique_ptr<HttpStream>> OpenAnswer(const EngineEndpoint& at, std::string_view method,
+                                               std::string_view path, std::string_view body,
+                                               std::chrono::milliseconds timeout, int64_t deadline) {
+  ASSIGN_OR_RETURN(std::unique_ptr<HttpStream> stream, HttpStream::Connect(at, timeout));
+  RETURN_IF_ERROR(stream->Send(method, path, body, Left(deadline)));
+  RETURN_IF_ERROR(stream->ReadHead(Left(deadline)));
+  return stream;
+}
+
+}  // namespace
+
 Result<int> HttpGetStatus(const EngineEndpoint& at, std::string_view path, std::chrono::milliseconds timeout) {
   const int64_t deadline = MonotonicMillis() + timeout.count();
-  auto left = [&] { return std::chrono::milliseconds(std::max<int64_t>(deadline - MonotonicMillis(), 1)); };
-  ASSIGN_OR_RETURN(std::unique_ptr<HttpStream> stream, HttpStream::Connect(at, timeout));
-  RETURN_IF_ERROR(stream->Send("GET", path, "", left()));
-  RETURN_IF_ERROR(stream->ReadHead(left()));
+  ASSIGN_OR_RETURN(std::unique_ptr<HttpStream> stream, OpenAnswer(at, "GET", path, "", timeout, deadline));
   return stream->status();
 }
 
 Result<HttpAnswer> HttpRequest(const EngineEndpoint& at, std::string_view method, std::string_view path,
                                std::string_view body, std::chrono::milliseconds timeout, size_t max_bytes) {
   const int64_t deadline = MonotonicMillis() + timeout.count();
-  auto left = [&] { return std::chrono::milliseconds(std::max<int64_t>(deadline - MonotonicMillis(), 1)); };
-  ASSIGN_OR_RETURN(std::unique_ptr<HttpStream> stream, HttpStream::Connect(at, timeout));
-  RETURN_IF_ERROR(stream->Send(method, path, body, left()));
-  RETURN_IF_ERROR(stream->ReadHead(left()));
+  ASSIGN_OR_RETURN(std::unique_ptr<HttpStream> stream, OpenAnswer(at, method, path, body, timeout, deadline));
   HttpAnswer answer;
   answer.status = stream->status();
   for (bool end = false; !end;) {
-    RETURN_IF_ERROR(stream->Read(&answer.body, &end, left()));
+    RETURN_IF_ERROR(stream->Read(&answer.body, &end, Left(deadline)));
     if (answer.body.size() > max_bytes) {
       return ResourceExhaustedError("answer larger than " + std::to_string(max_bytes) + " bytes");
     }

@@ -1,10 +1,6 @@
-#include "api/openai_proxy.h"
+#include "http_client/upstream_call.h"
 
-#include <sys/socket.h>
-#include <unistd.h>
-
-
-namespace mw::api {
+namespace mw::http {
 
 UpstreamCall::UpstreamCall(Options options) : options_(std::move(options)) {
   thread_ = std::thread([this] { Run(); });
@@ -113,10 +109,4 @@ void UpstreamCall::Cancel() {
   if (stream) stream->Shutdown();  // a blocked read or send returns at once
 }
 
-ClientConnection::ClientConnection(const httplib::Request& req)
-    // httplib's own check of the request's socket (open and ours while it is served).
-    : is_closed_(req.is_connection_closed) {}
-
-bool ClientConnection::Gone() const { return is_closed_ && is_closed_(); }
-
-}  // namespace mw::api
+}  // namespace mw::http

@@ -1,7 +1,7 @@
 // The engine client (loopback_http.h) against a scripted server on a Unix
 // socket: the request it sends (key included) and the answers it decodes
 // (chunked in awkward pieces, Content-Length, until close, cut short).
-#include "common/loopback_http.h"
+#include "http_client/loopback_http.h"
 
 #include <sys/socket.h>
 #include <sys/un.h>

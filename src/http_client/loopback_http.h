@@ -1,5 +1,14 @@
-// Loopback HTTP, without an HTTP library (httplib stays in api/): where a
-// loaded model's engine answers (EngineEndpoint: a Unix socket, or a
+// http_client/loopback_http.h — the client room (src/http_client/) holds
+// every HTTP client modelwarden runs against a loopback peer:
+//   loopback_http.h  (this file) the engine client: Unix sockets and
+//                    127.0.0.1 TCP, HTTP/1.1 without an HTTP library;
+//   upstream_call.h  the /v1 proxy's call to an engine, on its own thread;
+//   http_client.h    the command-line client's blocking client to
+//                    `modelwarden serve` (over httplib).
+// The outside world (Hugging Face downloads) goes through libcurl in hub/,
+// never through here.
+//
+// This file, without an HTTP library: where a loaded model's engine answers (EngineEndpoint: a Unix socket, or a
 // 127.0.0.1 port plus a per-load secret), a free port to hand a command
 // engine, and a small HTTP/1.1 client for the engine: a GET that only reads
 // the status (health checks), a request that reads the whole answer (the
