@@ -10,6 +10,10 @@
 //     three PostgreSQL nodes sharing the registry. GET /api/models is served
 //     from each server's cached body after the first request (no registry
 //     call), so it measures the HTTP layer and the CPU the nodes share.
+//   benchRoute (SPEC §21, any node answers): a streamed /v1 request's time to
+//     first token asked of the node that has the model loaded (C) and of a
+//     node that passes it there (A), taking turns, one request at a time
+//     (loopback, two PostgreSQL nodes, the mw-openai-engine fixture).
 // PostgreSQL is a private cluster (tests/pg/pg-cluster: initdb + pg_ctl in a
 // temp dir, unix socket only, fsync ON here so commits are as durable as
 // SQLite's), started at the first need and stopped by stopPgCluster() (the
@@ -19,11 +23,12 @@
 // tmpRoot, runs, quick, wrkSeconds, makeRegistry, loggedCleanup, markedLines, results.
 import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
+import http from 'node:http';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 
-import { median } from './bench_util.mjs';
+import { median, nowMs, sleep } from './bench_util.mjs';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const clusterScript = path.join(here, '..', 'tests', 'pg', 'pg-cluster');
@@ -318,8 +323,76 @@ async function benchList(h) {
   }
 }
 
+// ---- any node answers: the added time to first token of one hop ------------
+
+// One streamed chat request: ms from sending to the first body bytes, and
+// the X-Modelwarden-Node of the answer.
+function firstTokenMs(port, model) {
+  return new Promise((resolve, reject) => {
+    const data = JSON.stringify({ model, messages: [{ role: 'user', content: 'TOKENS=4' }], stream: true });
+    const t0 = nowMs();
+    let first = NaN;
+    const req = http.request({ host: '127.0.0.1', port, path: '/v1/chat/completions', method: 'POST', agent: false,
+      headers: { 'Content-Type': 'application/json', 'Content-Length': Buffer.byteLength(data) } }, (res) => {
+      res.on('data', (chunk) => {
+        if (Number.isNaN(first) && chunk.toString().includes('data: {')) first = nowMs() - t0;
+      });
+      res.on('end', () => resolve({ status: res.statusCode, ms: first, node: res.headers['x-modelwarden-node'] }));
+    });
+    req.on('error', reject);
+    req.end(data);
+  });
+}
+
+async function benchRoute(h) {
+  const label = 'any node answers: streamed /v1 time to first token, asked of node A (passes it to C) vs of C';
+  const engine = h.bin('mw-openai-engine');
+  if (!fs.existsSync(engine)) return h.row(label, 'n/a (mw-openai-engine not built)');
+  const schema = pgSchema('fleet_route');
+  if (schema.skip) return h.row(label, `n/a (${schema.skip})`);
+  const servers = [];
+  try {
+    const toml = `allow_api_commands = true\nregistry = "${schema.url}"\nlease_s = 3\n`;
+    const a = await h.startServer('fleet-route-a', toml);
+    const c = await h.startServer('fleet-route-c', toml);
+    servers.push(a, c);
+    await h.expectOk(a.port, 'POST', '/api/models', {
+      model_name: 'm', engine: 'command', load_config: { argv: [engine, '--port', '{port}'], health_path: '/health' },
+    });
+    await h.expectOk(c.port, 'POST', '/api/orchestrate/load', { model_name: 'm' }, [200]);
+    const cId = fs.readFileSync(path.join(h.tmpRoot, 'fleet-route-c', 'data', 'node_id'), 'utf8').trim();
+    for (let i = 0; i < 100; ++i) {  // C's heartbeat tells A that it has the model
+      const r = await h.expectOk(a.port, 'GET', '/api/nodes', undefined, [200]);
+      if (JSON.parse(r.text).nodes.some((n) => n.node_id === cId && n.loaded_models.includes('m'))) break;
+      await sleep(100);
+    }
+    const reps = h.quick ? 20 : 100;
+    const ms = { direct: [], routed: [] };
+    let wrongNode = 0;
+    for (let i = 0; i <= reps; ++i) {  // taking turns; repetition 0 warms up
+      for (const [key, port] of i % 2 ? [['routed', a.port], ['direct', c.port]] : [['direct', c.port], ['routed', a.port]]) {
+        const r = await firstTokenMs(port, 'm');
+        if (r.status !== 200 || r.node !== cId) ++wrongNode;
+        if (i > 0) ms[key].push(r.ms);
+      }
+    }
+    h.results.fleet_route = { ...ms, wrong_node: wrongNode };
+    const d = median(ms.direct);
+    const r = median(ms.routed);
+    h.row(`${label}, one request at a time, median of ${reps}`,
+      `via A ${fmtMs(r)} | C directly ${fmtMs(d)} | added ${(r - d).toFixed(2)} ms` +
+        (wrongNode ? ` (${wrongNode} answers not served by C)` : ''),
+      '-', '-', '<= 2 ms added', r - d <= 2 ? 'met' : 'missed');
+  } catch (e) {
+    h.row(label, `error: ${e.message}`);
+  } finally {
+    for (const s of servers) await h.stopProcess(s.proc);
+  }
+}
+
 export async function benchFleet(h) {
   benchRegistryCalls(h);
   await benchLoadRequest(h);
   await benchList(h);
+  await benchRoute(h);
 }

@@ -28,6 +28,7 @@ ErrorInfo DescribeError(ErrorKind kind) {
     case ErrorKind::kEngineHung: return {502, "engine_hung"};
     case ErrorKind::kEngineError: return {502, "engine_error"};
     case ErrorKind::kResponseTooLarge: return {502, "response_too_large"};
+    case ErrorKind::kPeerFailed: return {502, "peer_failed"};
     case ErrorKind::kDataLoss: return {500, "data_loss"};
     case ErrorKind::kUnavailable: return {503, "unavailable"};
     case ErrorKind::kStorageReadOnly: return {503, "storage_read_only"};

@@ -39,6 +39,7 @@ enum class ErrorKind {
   kEngineHung,           // 502 /v1: the health watch stopped the model's engine as hung (SPEC §19)
   kEngineError,          // 502 /v1: the engine failed otherwise (5xx, broken connection, bad stream)
   kResponseTooLarge,     // 502 /v1: a non-streamed engine answer over kMaxAnswerBytes
+  kPeerFailed,           // 502 /v1 or a load routed to another node (SPEC §21) that failed; the message names it
   kDataLoss,             // 500 corrupt database file
   kUnavailable,          // 503 shutting down, database locked, disk I/O error, too many event streams
   kStorageReadOnly,      // 503 the registry database cannot be written (read-only file or disk)

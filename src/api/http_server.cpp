@@ -19,6 +19,7 @@
 #include "api/errors.h"
 #include "api/event_hub.h"
 #include "api/json_codec.h"
+#include "api/peer_proxy.h"
 #include "api/pull_routes.h"
 #include "api/request_head.h"
 #include "api/v1/openai_routes.h"
@@ -316,7 +317,11 @@ void HttpServer::Impl::InstallRoutes() {
   // Before the page's catch-all route, which would take /metrics.
   server.Get("/metrics",
              Wrap([this](const httplib::Request& req, httplib::Response& res) { HandleMetrics(req, res); }));
-  InstallOpenAiRoutes(server, api, {[this](const httplib::Request& req) { return Authorized(req); }});
+  InstallOpenAiRoutes(server, api,
+                      {.authorized = [this](const httplib::Request& req) { return Authorized(req); },
+                       .peers = options.peers,
+                       .api_key = [this] { return ApiKey(); },
+                       .answered = options.inference_answered});
   server.Get(R"(/(?!api/).*)",
              Wrap([this](const httplib::Request& req, httplib::Response& res) { HandleStatic(req, res); }));
 }
@@ -366,6 +371,12 @@ void HttpServer::Impl::HandleList(httplib::Response& res) {
 void HttpServer::Impl::HandleLoad(const httplib::Request& req, httplib::Response& res) {
   auto request = ParseLoadRequest(req.body, /*allow_force=*/true);
   if (!request.ok()) return SendStatus(res, request.status());
+  // SPEC §21: a forced load is about this node's verdict, so it stays here.
+  if (!request->force && MayRoute(options.peers, req)) {
+    if (std::optional<PeerTarget> peer = options.peers->Route(request->model_name)) {
+      return ProxyToPeer(*options.peers, *peer, ApiKey(), req, res);
+    }
+  }
   SendLoadResult(res, api.Load(request->model_name, request->force));
 }
 

@@ -7,7 +7,8 @@
 //   GET    /api/models/{name}            one model + recent attempts
 //   PATCH  /api/models/{name}/config     status / notes / load_config
 //   DELETE /api/models/{name}            unregister (unloads first)
-//   POST   /api/orchestrate/load         {"model_name","force_load"?} (blocks until the attempt ends)
+//   POST   /api/orchestrate/load         {"model_name","force_load"?} (blocks until the attempt ends;
+//                                        unforced: possibly on another node, options.peers)
 //   POST   /api/orchestrate/unload       {"model_name"}
 //   GET    /api/status                   version, uptime, devices, loaded, queue, counts
 //   GET    /api/events                   Server-Sent Events (event: model / event: status / event: pull, ": ping")
@@ -40,6 +41,7 @@
 #include <string>
 
 #include "api/model_api.h"
+#include "api/peer_api.h"
 #include "api/pull_api.h"
 #include "api/request_guard.h"
 #include "common/status.h"
@@ -66,6 +68,13 @@ struct HttpServerOptions {
   // Sent as X-Modelwarden-Node on every answer (issue 26: behind one
   // address, a client sees which node answered); empty: not sent.
   std::string node_id;
+  // SPEC §21: asked before a /v1 inference or an unforced load whether
+  // another node serves it (api/peer_proxy.h passes it there, with api_key);
+  // nullptr: every request is served here. Must outlive the server.
+  PeerRouting* peers = nullptr;
+  // Each /v1 inference answered by this node: model ("" if not registered)
+  // and HTTP status (OpenAiRouteOptions::answered); unset: not counted.
+  std::function<void(const std::string& model, int http_status)> inference_answered;
 };
 
 class HttpServer {

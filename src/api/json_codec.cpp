@@ -312,6 +312,7 @@ std::string NodesToJson(const NodeList& list) {
            {"environment_class", n.environment_class}, {"lease", std::move(lease)},
            {"started_at", n.started_at},   {"loaded_models", n.loaded_models}};
     j["expired_by"] = JsonOrNull(n.expired_by);
+    j["advertise_url"] = n.advertise_url.empty() ? json(nullptr) : json(n.advertise_url);
     nodes.push_back(std::move(j));
   }
   json body = json::object();

@@ -246,6 +246,7 @@ struct NodeView {
   std::string started_at;         // ISO-8601 UTC, when it last joined
   std::vector<std::string> loaded_models;  // as of its last heartbeat
   std::optional<std::string> expired_by;   // the node that closed its attempts after its lease expired
+  std::string advertise_url;      // SPEC §21: where its peers reach it; "" none (never routed to)
 };
 
 struct NodeList {

@@ -22,6 +22,7 @@ api::NodeView ToNodeView(NodeRecord&& n) {
   v.started_at = std::move(n.started_at);
   v.loaded_models = std::move(n.loaded_models);
   v.expired_by = std::move(n.expired_by);
+  v.advertise_url = std::move(n.advertise_url);
   return v;
 }
 

@@ -17,6 +17,7 @@
 #include "app/metrics_source.h"
 #include "app/config_reload.h"
 #include "app/fleet_node.h"
+#include "app/peer_router.h"
 #include "app/model_service.h"
 #include "app/pull_service.h"
 #include "app/systemd_notify.h"
@@ -127,15 +128,17 @@ int RunServe(const std::vector<std::string>& args) {
   auto node_id = LoadOrCreateNodeId(config.data_dir);
   if (!node_id.ok()) return Fail("node id", node_id.status());
   std::atomic<Supervisor*> supervisor_ptr{nullptr};  // set once it exists; read by the heartbeat
+  // The models loaded here now: what the heartbeat records, and routing's step 1.
+  auto loaded_here = [&supervisor_ptr] {
+    std::vector<std::string> names;
+    if (Supervisor* s = supervisor_ptr.load()) {
+      for (const LoadedModel& m : s->Loaded()) names.push_back(m.model_name);
+    }
+    return names;
+  };
   FleetNode fleet(**registry, state_machine,
                   {.node_id = *node_id, .host = HostName(), .lease_s = config.lease_s},
-                  std::cout, [&supervisor_ptr] {
-                    std::vector<std::string> names;
-                    if (Supervisor* s = supervisor_ptr.load()) {
-                      for (const LoadedModel& m : s->Loaded()) names.push_back(m.model_name);
-                    }
-                    return names;
-                  });
+                  std::cout, loaded_here);
   if (Status joined = fleet.Join(); !joined.ok()) return Fail("registry", joined);
   const int64_t cleanup_start_ms = MonotonicMillis();
   // SPEC §1.4's lines, verbatim, on stderr among the log lines around them
@@ -182,15 +185,25 @@ int RunServe(const std::vector<std::string>& args) {
   http_options.guard.allowed_hosts = config.allowed_hosts;
   http_options.guard.allowed_origins = config.allowed_origins;
   http_options.metrics_text = [&service] { return RenderMetrics(service, metrics::Global()); };
+  http_options.inference_answered = [](const std::string& model, int http_status) {
+    metrics::Global().RecordRequest(model, http_status);
+  };
   // /v1 requests waiting for a model's slot hold a connection thread each:
   // room for one model's full queue on top of the usual pool.
   http_options.threads = 64 + static_cast<size_t>(std::min(config.max_queue, 960));
+  // SPEC §21: any node answers (default on when the registry is shared).
+  PeerRouter peers(**registry, service, loaded_here,
+                   {.enabled = config.route_to_peers.value_or((*registry)->Shared()), .api_key = config.api_key});
+  http_options.peers = &peers;
   PullService pulls(service, config);  // SPEC §17; destroyed after http, before service
   http_options.pulls = &pulls;
   if (config.scan_on_start) ScanOnStart(pulls);
   api::HttpServer http(service, http_options);
   auto port = http.Bind();
   if (!port.ok()) return Fail("listen", port.status());
+  // Where the fleet's other nodes reach this one: written by the first heartbeat.
+  (*registry)->SetAdvertiseUrl(config.advertise_url.empty() ? DefaultAdvertiseUrl(config.host, *port)
+                                                             : config.advertise_url);
   std::cout << "modelwarden " << MW_VERSION << " listening on http://" << config.host << ":" << *port
             << " (data: " << config.data_dir.string() << ")" << std::endl;
   if (Status st = systemd.Notify("READY=1\nSTATUS=listening on " + config.host + ":" + std::to_string(*port));

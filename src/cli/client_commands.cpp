@@ -684,7 +684,7 @@ int NodesCommand(Args& args, Client& client) {
       for (const auto& m : st->second["loaded_models"]) names += (names.empty() ? "" : ", ") + Str(m, "model_name");
       loaded_here = names;
     }
-    Table t({"NODE", "HOST", "CLASS", "LEASE", "LOADED"});
+    Table t({"NODE", "HOST", "URL", "CLASS", "LEASE", "LOADED"});
     for (const auto& n : b["nodes"]) {
       std::string id = Str(n, "node_id");
       const bool here = !self.empty() && id == self;
@@ -694,7 +694,9 @@ int NodesCommand(Args& args, Client& client) {
       std::string lease = LeaseText(n.value("lease", json::object()));
       if (!Str(n, "expired_by").empty()) lease += " (closed by " + Str(n, "expired_by") + ")";
       const std::string cls = Str(n, "environment_class");
-      t.AddRow({id, Str(n, "host"), cls.empty() ? "-" : OneLine(cls, 60), lease, loaded.empty() ? "-" : loaded});
+      const std::string url = Str(n, "advertise_url");  // SPEC §21: where its peers reach it
+      t.AddRow({id, Str(n, "host"), url.empty() ? "-" : url, cls.empty() ? "-" : OneLine(cls, 60), lease,
+                loaded.empty() ? "-" : loaded});
     }
     t.Print(std::cout, true);
     std::cout << Str(b, "live") << " of " << b["nodes"].size() << " node(s) live\n";

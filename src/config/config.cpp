@@ -160,6 +160,17 @@ Status ApplyServerKey(std::string_view key, const toml::node& node, const fs::pa
     (key == "registry_connect_timeout_s"     ? config.registry_connect_timeout_s
      : key == "registry_statement_timeout_s" ? config.registry_statement_timeout_s
                                              : config.registry_keepalive_s) = static_cast<int>(t);
+  } else if (key == "advertise_url") {  // SPEC §21
+    ASSIGN_OR_RETURN(std::string s, want_string("advertise_url"));
+    if (s.rfind("http://", 0) != 0 || s.size() <= 7) {
+      return InvalidArgumentError("advertise_url must be an http:// URL like \"http://10.0.0.5:8080\" (" +
+                                  Where(node) + ")");
+    }
+    while (s.size() > 7 && s.back() == '/') s.pop_back();
+    config.advertise_url = std::move(s);
+  } else if (key == "route_to_peers") {
+    if (!node.is_boolean()) return InvalidArgumentError("route_to_peers must be true or false (" + Where(node) + ")");
+    config.route_to_peers = *node.value<bool>();
   } else if (key == "probe_interval_s") {
     ASSIGN_OR_RETURN(int64_t t, want_int("probe_interval_s"));
     if (t < 1 || t > 24 * 3600) return InvalidArgumentError("probe_interval_s must be in [1, 86400] (" + Where(node) + ")");
@@ -215,7 +226,7 @@ Status ApplyServerKey(std::string_view key, const toml::node& node, const fs::pa
                                 "crash_patterns, worker, log_format, verify, max_queue, keep_alive, memory_margin_mib, "
                                 "allow_api_commands, allowed_hosts, allowed_origins, retest_stale, probe_command, probe_interval_s, "
                                 "lease_s, registry_connect_timeout_s, registry_statement_timeout_s, "
-                                "registry_keepalive_s, auto_fix, auto_fit, max_loaded_models, hf_endpoint, hf_token, "
+                                "registry_keepalive_s, advertise_url, route_to_peers, auto_fix, auto_fit, max_loaded_models, hf_endpoint, hf_token, "
                                 "scan_on_start, health_interval_s, hang_timeout_s, request_timeout_s, [locations], "
                                 "[engines.NAME]");
   }

@@ -28,6 +28,10 @@
 //   registry_connect_timeout_s = 5      # PostgreSQL: give up connecting after this long (issue 26)
 //   registry_statement_timeout_s = 10   # PostgreSQL: a statement (and its answer) may take this long
 //   registry_keepalive_s = 10           # PostgreSQL: TCP keepalive idle time; a dead peer is noticed in ~2x
+//   advertise_url = "http://10.0.0.5:8080"  # where the fleet's other nodes reach this one (SPEC §21; default
+//                                       # http://host:port when host is not a wildcard, else none)
+//   route_to_peers = true               # /v1 and loads for a model another node serves better go there
+//                                       # (default: true with a PostgreSQL registry, false otherwise)
 //   max_queue = 64                      # /v1: requests waiting per model beyond n_parallel
 //   keep_alive = "5m"                   # /v1: idle unload ("0" after each response, "-1" never)
 //   health_interval_s = 10              # probe every loaded engine's /health this often (SPEC §19)
@@ -144,6 +148,13 @@ struct Config {
   int registry_connect_timeout_s = kDefaultRegistryConnectTimeoutS;
   int registry_statement_timeout_s = kDefaultRegistryStatementTimeoutS;
   int registry_keepalive_s = kDefaultRegistryKeepaliveS;
+  // SPEC §21 (any node answers): the address peers reach this node at
+  // ("http://host:port"; empty: derived from host and the bound port when
+  // host is not a wildcard, else none and no peer routes here), and whether
+  // /v1 requests and loads may be proxied to a peer (unset: true when the
+  // registry is shared, i.e. PostgreSQL). Restart-only.
+  std::string advertise_url;
+  std::optional<bool> route_to_peers;
   // Self-healing and fitting loads (SPEC §11, §12; issue 12).
   bool auto_fix = true;                       // retry a failed load once with the computed suggestion
   bool auto_fit = true;                       // lower settings the user left unset so the estimate fits

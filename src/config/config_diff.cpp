@@ -93,6 +93,9 @@ ConfigChanges DiffConfig(const Config& before, const Config& after) {
       before.registry_keepalive_s != after.registry_keepalive_s) {
     c.need_restart.push_back("registry timeouts");
   }
+  if (before.advertise_url != after.advertise_url || before.route_to_peers != after.route_to_peers) {
+    c.need_restart.push_back("advertise_url / route_to_peers");
+  }
   if (before.data_dir != after.data_dir) {
     c.need_restart.push_back("data_dir " + before.data_dir.string() + " -> " + after.data_dir.string());
   }

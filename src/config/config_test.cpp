@@ -60,6 +60,21 @@ TEST_F(ConfigTest, ServingOptions) {
   EXPECT_FALSE(ApplyToml("max_queue = -1\n", dir_, env_, config).ok());
 }
 
+// SPEC §21: the fleet's routing options (defaults resolved at start: serve_command).
+TEST_F(ConfigTest, AdvertiseUrlAndRouteToPeers) {
+  Config config;
+  EXPECT_TRUE(config.advertise_url.empty());
+  EXPECT_FALSE(config.route_to_peers.has_value());
+  ASSERT_TRUE(ApplyToml("advertise_url = \"http://10.0.0.5:8080/\"\nroute_to_peers = false\n", dir_, env_, config).ok());
+  EXPECT_EQ(config.advertise_url, "http://10.0.0.5:8080");
+  EXPECT_EQ(config.route_to_peers, false);
+  for (const char* bad : {"advertise_url = \"10.0.0.5:8080\"\n", "advertise_url = \"https://a:1\"\n",
+                          "route_to_peers = \"yes\"\n"}) {
+    Status st = ApplyToml(bad, dir_, env_, config);
+    EXPECT_FALSE(st.ok()) << bad;
+  }
+}
+
 TEST_F(ConfigTest, XdgDataHome) {
   env_.xdg_data_home = (dir_ / "xdg").string();
   auto config = LoadConfig({}, env_);

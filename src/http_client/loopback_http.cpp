@@ -1,6 +1,7 @@
 #include "http_client/loopback_http.h"
 
 #include <arpa/inet.h>
+#include <netdb.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <poll.h>
@@ -78,7 +79,7 @@ Result<int> ParseStatusLine(std::string_view head) {
 }  // namespace
 
 std::string EngineEndpoint::Describe() const {
-  return socket_path.empty() ? "127.0.0.1:" + std::to_string(port) : "unix:" + socket_path;
+  return socket_path.empty() ? (host.empty() ? "127.0.0.1" : host) + ":" + std::to_string(port) : "unix:" + socket_path;
 }
 
 Result<int> PickFreeLoopbackPort() {
@@ -104,6 +105,17 @@ Result<std::unique_ptr<HttpStream>> HttpStream::Connect(const EngineEndpoint& at
   if (!unix_socket && at.port <= 0) return UnavailableError("the engine has no endpoint");
   sockaddr_un un{};
   sockaddr_in in = Loopback(at.port);
+  if (!unix_socket && !at.host.empty() && ::inet_pton(AF_INET, at.host.c_str(), &in.sin_addr) != 1) {
+    addrinfo hints{};
+    hints.ai_family = AF_INET;
+    hints.ai_socktype = SOCK_STREAM;
+    addrinfo* found = nullptr;
+    if (int rc = ::getaddrinfo(at.host.c_str(), nullptr, &hints, &found); rc != 0 || found == nullptr) {
+      return UnavailableError("cannot resolve " + at.host + ": " + ::gai_strerror(rc));
+    }
+    in.sin_addr = reinterpret_cast<const sockaddr_in*>(found->ai_addr)->sin_addr;
+    ::freeaddrinfo(found);
+  }
   if (unix_socket) {
     if (at.socket_path.size() >= sizeof(un.sun_path)) return UnavailableError("socket path too long: " + at.socket_path);
     un.sun_family = AF_UNIX;
@@ -144,12 +156,13 @@ void HttpStream::Shutdown() {
 }
 
 Status HttpStream::Send(std::string_view method, std::string_view path, std::string_view body,
-                        std::chrono::milliseconds timeout) {
+                        std::chrono::milliseconds timeout, std::string_view extra_headers) {
   const int64_t deadline = MonotonicMillis() + timeout.count();
   std::string out = std::string(method) + " " + std::string(path.empty() ? "/" : path) + " HTTP/1.1\r\nHost: " +
                     (at_.socket_path.empty() ? at_.Describe() : std::string("localhost")) +
                     "\r\nConnection: close\r\nAccept-Encoding: identity\r\n";
   if (!at_.api_key.empty()) out += "Authorization: Bearer " + at_.api_key + "\r\n";
+  out.append(extra_headers);
   if (!body.empty() || method == "POST") {
     out += "Content-Type: application/json\r\nContent-Length: " + std::to_string(body.size()) + "\r\n";
   }
@@ -204,6 +217,8 @@ Status HttpStream::ReadHead(std::chrono::milliseconds timeout) {
   }
   ASSIGN_OR_RETURN(status_, ParseStatusLine(in_));
   const std::string head = Lower(std::string_view(in_).substr(0, head_end + 2));
+  const size_t first_line_end = in_.find("\r\n");
+  head_ = in_.substr(first_line_end + 2, head_end + 2 - (first_line_end + 2));
   in_.erase(0, head_end + 4);
   content_type_.clear();
   if (auto type = HeaderValue(head, "content-type")) content_type_ = *type;  // lower case
@@ -221,6 +236,23 @@ Status HttpStream::ReadHead(std::chrono::milliseconds timeout) {
     framing_ = Framing::kUntilClose;
   }
   return Status::Ok();
+}
+
+std::vector<std::pair<std::string, std::string>> HttpStream::headers() const {
+  std::vector<std::pair<std::string, std::string>> out;
+  for (size_t start = 0; start < head_.size();) {
+    size_t end = head_.find("\r\n", start);
+    if (end == std::string::npos) end = head_.size();
+    const std::string_view line = std::string_view(head_).substr(start, end - start);
+    start = end + 2;
+    const size_t colon = line.find(':');
+    if (colon == std::string_view::npos) continue;
+    std::string_view value = line.substr(colon + 1);
+    while (!value.empty() && (value.front() == ' ' || value.front() == '\t')) value.remove_prefix(1);
+    while (!value.empty() && (value.back() == ' ' || value.back() == '\t')) value.remove_suffix(1);
+    out.emplace_back(Lower(line.substr(0, colon)), std::string(value));
+  }
+  return out;
 }
 
 Status HttpStream::Decode(std::string* out, bool* end) {

@@ -23,6 +23,8 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <utility>
+#include <vector>
 
 #include "common/status.h"
 
@@ -32,13 +34,16 @@ namespace mw {
 // socket in the server's private runtime directory; command engines on a
 // 127.0.0.1 port, with the per-load secret every request carries as
 // "Authorization: Bearer <api_key>" (empty: none).
+// A fleet peer (SPEC §21) is reached the same way at its advertise_url's
+// host and port, with the fleet's API key.
 struct EngineEndpoint {
   std::string socket_path = {};  // set: a Unix socket (port is then unused)
-  int port = 0;                  // 127.0.0.1 TCP port when socket_path is empty
+  int port = 0;                  // TCP port when socket_path is empty
   std::string api_key = {};      // never logged
+  std::string host = {};         // TCP host (IPv4 address or name); empty: 127.0.0.1
 
   bool empty() const { return socket_path.empty() && port <= 0; }
-  // "unix:PATH" or "127.0.0.1:PORT" (without the key), for logs and errors.
+  // "unix:PATH" or "HOST:PORT" (without the key), for logs and errors.
   std::string Describe() const;
   bool operator==(const EngineEndpoint&) const = default;
 };
@@ -78,13 +83,16 @@ class HttpStream {
   HttpStream& operator=(const HttpStream&) = delete;
 
   // Sends the request (HTTP/1.1, Connection: close, the endpoint's key, and
-  // `body` as application/json when not empty).
+  // `body` as application/json when not empty). `extra_headers`: more header
+  // lines, each ending in "\r\n".
   Status Send(std::string_view method, std::string_view path, std::string_view body,
-              std::chrono::milliseconds timeout);
+              std::chrono::milliseconds timeout, std::string_view extra_headers = {});
   // Reads the answer's status line and headers (at most 64 KiB).
   Status ReadHead(std::chrono::milliseconds timeout);
   int status() const { return status_; }
   const std::string& content_type() const { return content_type_; }  // lower case
+  // Every header of the answer: names in lower case, values as sent.
+  std::vector<std::pair<std::string, std::string>> headers() const;
   // Appends the body bytes that have arrived (waiting up to `timeout` for
   // some) to *out; sets *end once the whole body was handed out.
   // kDeadlineExceeded when nothing came in time, kUnavailable when the
@@ -108,6 +116,7 @@ class HttpStream {
   std::string in_;  // bytes received and not yet decoded
   int status_ = 0;
   std::string content_type_;
+  std::string head_;  // the answer's header lines as sent (after the status line)
   Framing framing_ = Framing::kUntilClose;
   uint64_t left_ = 0;  // kLength: body bytes still to come; kChunked: of the current chunk
   ChunkState chunk_ = ChunkState::kSize;

@@ -28,13 +28,14 @@ void UpstreamCall::Run() {
     if (cancelled_) return finish(Status::Ok());
     stream_ = stream;  // Cancel() shuts it down from now on
   }
-  if (Status st = stream->Send("POST", options_.path, options_.body, seconds(60)); !st.ok()) return finish(st);
+  if (Status st = stream->Send("POST", options_.path, options_.body, seconds(60), options_.headers); !st.ok()) return finish(st);
   if (Status st = stream->ReadHead(seconds(options_.read_timeout_s)); !st.ok()) return finish(st);
   {
     std::lock_guard lock(mu_);
     head_ = true;
     status_ = stream->status();
     content_type_ = stream->content_type();
+    headers_ = stream->headers();
     cv_.notify_all();
   }
   for (bool end = false; !end;) {
@@ -70,6 +71,11 @@ int UpstreamCall::status() const {
 std::string UpstreamCall::content_type() const {
   std::lock_guard lock(mu_);
   return content_type_;
+}
+
+std::vector<std::pair<std::string, std::string>> UpstreamCall::headers() const {
+  std::lock_guard lock(mu_);
+  return headers_;
 }
 
 UpstreamCall::Read UpstreamCall::Next(std::string* out, std::chrono::milliseconds wait) {

@@ -11,6 +11,10 @@
 //                Cancel() closes the connection to the engine, which is how
 //                an engine (llama.cpp's server included) learns that the
 //                client went away and stops the generation.
+//                The same call carries a /v1 request or a load to a fleet
+//                peer (SPEC §21: any node answers): `engine` is then the
+//                peer's address and the fleet's key, with `headers` added
+//                and the answer's headers kept.
 // The served request's own socket (a client that hung up) is watched at the
 // HTTP edge: api/client_connection.h.
 #pragma once
@@ -22,6 +26,8 @@
 #include <mutex>
 #include <string>
 #include <thread>
+#include <utility>
+#include <vector>
 
 #include "http_client/loopback_http.h"
 
@@ -33,6 +39,7 @@ class UpstreamCall {
     EngineEndpoint engine;
     std::string path;
     std::string body;  // POSTed as application/json
+    std::string headers;  // more request header lines, each ending in "\r\n"
     int connect_timeout_s = 10;
     int read_timeout_s = 3600;  // a long prompt may take minutes before the first byte
     size_t max_buffered = 4 << 20;  // the engine is paused (not read) beyond this
@@ -51,6 +58,8 @@ class UpstreamCall {
   bool has_head() const;
   int status() const;
   std::string content_type() const;
+  // The answer's headers (names lower case), once has_head().
+  std::vector<std::pair<std::string, std::string>> headers() const;
   // The next piece of the body (appended to *out), kTimeout after `wait`,
   // kEnd when the call is over and everything was handed out.
   Read Next(std::string* out, std::chrono::milliseconds wait);
@@ -70,6 +79,7 @@ class UpstreamCall {
   bool head_ = false;
   int status_ = 0;
   std::string content_type_;
+  std::vector<std::pair<std::string, std::string>> headers_;
   std::deque<std::string> pieces_;
   size_t buffered_ = 0;
   bool done_ = false;

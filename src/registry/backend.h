@@ -43,6 +43,7 @@ class Backend {
     std::string node_id;
     int64_t epoch = 0;
     std::string environment_class;
+    std::string advertise_url = {};  // SPEC §21: written by every heartbeat
   };
   NodeScope scope;
   // A copy of `scope` that may be read without mutex() (the heartbeat's):
@@ -182,7 +183,7 @@ inline constexpr const char* kAttemptColumns =
 
 inline constexpr const char* kNodeColumns =
     "node_id, host, environment_class, lease_s, epoch, lease_state, started_at, heartbeat_at, loaded_models, "
-    "expired_by";
+    "expired_by, advertise_url";
 
 // Who an inserted attempt belongs to: its own fields, else the joined node
 // (none when not joined).

@@ -188,6 +188,7 @@ struct NodeRecord {
   int64_t heartbeat_age_ms = 0;  // how long ago, on the database's clock (at the read)
   std::vector<std::string> loaded_models{};  // as of the last heartbeat
   std::optional<std::string> expired_by{};   // the node that closed its attempts
+  std::string advertise_url{};  // SPEC §21: where peers reach it ("http://host:port"); "": not routed to
 
   // Held and heard from within lease_s.
   bool live() const { return lease_state == "held" && heartbeat_age_ms <= lease_s * 1000; }
@@ -370,7 +371,7 @@ class Transaction {
 class Registry {
  public:
   // The schema version this build writes (PRAGMA user_version).
-  static constexpr int kSchemaVersion = 7;
+  static constexpr int kSchemaVersion = 8;
 
   // Opens (creating if absent, with its parent directories) the registry at
   // `path`, sets WAL + synchronous=FULL + foreign keys, and runs pending
@@ -454,6 +455,10 @@ class Registry {
   // the environment changes; written to the node's row at the next heartbeat.
   void SetEnvironmentClass(std::string_view environment_class);
   std::string EnvironmentClass();
+  // SPEC §21: the address peers reach this node at ("http://host:port"; ""
+  // none), written to the node's row at the next heartbeat and kept across
+  // a rejoin.
+  void SetAdvertiseUrl(std::string_view advertise_url);
   // Renews the lease and records `loaded_models`. kFailedPrecondition with
   // "lost its lease" when another node closed this node's attempts after
   // the lease expired (or it never joined); JoinFleet again to go on.

@@ -25,9 +25,17 @@ Result<NodeRecord> Registry::JoinFleet(const NodeRecord& self) {
     RETURN_IF_ERROR(resolve());
     lock.lock();
   }
-  db_->scope = {row->node_id, row->epoch, row->environment_class};
+  // A rejoin keeps the address set since the first join (SetAdvertiseUrl).
+  std::string advertise_url = self.advertise_url.empty() ? db_->scope.advertise_url : self.advertise_url;
+  db_->scope = {row->node_id, row->epoch, row->environment_class, std::move(advertise_url)};
   db_->SetScopeSnapshot(db_->scope);
   return row;
+}
+
+void Registry::SetAdvertiseUrl(std::string_view advertise_url) {
+  std::lock_guard<std::mutex> lock(db_->mutex());
+  db_->scope.advertise_url = std::string(advertise_url);
+  db_->SetScopeSnapshot(db_->scope);
 }
 
 void Registry::SetEnvironmentClass(std::string_view environment_class) {

@@ -85,14 +85,11 @@ std::vector<pid_t> ClusterPids(const testing_util::PgPrivateCluster& cluster) {
   return pids;
 }
 
-TEST(FleetStallTest, AStalledDatabaseAnswers503AfterTheStatementTimeoutAndNoNodeLosesItsLease) {
-  testing_util::PgPrivateCluster cluster;
-  std::string skip, error;
-  if (!cluster.Start(&skip, &error)) {
-    if (!skip.empty()) GTEST_SKIP() << skip;
-    FAIL() << error;
-  }
-  TempDir dir;
+class FleetStallTest : public PgPrivateClusterTest {};
+
+TEST_F(FleetStallTest, AStalledDatabaseAnswers503AfterTheStatementTimeoutAndNoNodeLosesItsLease) {
+  testing_util::PgPrivateCluster& cluster = cluster_;
+  const TempDir& dir = dir_;
   const std::string options =
       "lease_s = 20\nregistry_statement_timeout_s = 1\nregistry_connect_timeout_s = 1\n";
   auto a = StartNode(dir.path(), "a", cluster.url(), options);

@@ -108,14 +108,11 @@ TEST_F(FleetTest, ARegistryThatIsNotAPostgresUrlIsAConfigurationError) {
 // A COMMIT cut off by the restart may have been recorded: the server asks
 // PostgreSQL, once back, and answers it as done (else the next POST of that
 // name would be refused as a duplicate forever).
-TEST(FleetOutage, ServersReconnectAfterPostgresRestartsAndLoseNothing) {
-  testing_util::PgPrivateCluster cluster;
-  std::string skip, error;
-  if (!cluster.Start(&skip, &error)) {
-    if (!skip.empty()) GTEST_SKIP() << skip;
-    FAIL() << error;
-  }
-  TempDir dir;
+class FleetOutage : public PgPrivateClusterTest {};
+
+TEST_F(FleetOutage, ServersReconnectAfterPostgresRestartsAndLoseNothing) {
+  testing_util::PgPrivateCluster& cluster = cluster_;
+  const TempDir& dir = dir_;
   Server server(dir.path() / "data",
                 ConfigArgs(dir.path(), "allow_api_commands = true\nregistry = \"" + cluster.url() + "\"\n"));
   ASSERT_TRUE(server.started()) << server.startup_output();
@@ -172,6 +169,7 @@ TEST(FleetOutage, ServersReconnectAfterPostgresRestartsAndLoseNothing) {
   ASSERT_TRUE(WaitForStatus(server, "slow", "testing"));
   ASSERT_EQ(cluster.Halt(), "");
   load.wait();
+  std::string skip, error;
   ASSERT_TRUE(cluster.Start(&skip, &error)) << error;
   EXPECT_TRUE(WaitForStatus(server, "slow", "compatible")) << server.Stderr();
 

@@ -8,6 +8,7 @@
 
 #include "api/client_connection.h"
 #include "api/errors.h"
+#include "api/peer_proxy.h"
 #include "api/v1/openai_codec.h"
 #include "common/log.h"
 #include "http_client/upstream_call.h"
@@ -203,10 +204,23 @@ void StreamToClient(const std::shared_ptr<Stream>& st, httplib::Response& res) {
       });
 }
 
+// What an inference was: the model it named, and whether another node served it.
+struct InferenceOutcome {
+  std::string model;
+  bool routed = false;
+};
+
 void Inference(OpenAiEndpoint endpoint, const std::shared_ptr<Context>& ctx, const httplib::Request& req,
-               httplib::Response& res) {
+               httplib::Response& res, InferenceOutcome* outcome) {
   auto parsed = ParseOpenAiRequest(endpoint, req.body);
   if (!parsed.ok()) return SendKind(res, ErrorKind::kInvalidRequest, parsed.status().message());
+  outcome->model = parsed->model;
+  if (MayRoute(ctx->options.peers, req)) {  // SPEC §21: another node may serve it better
+    if (std::optional<PeerTarget> peer = ctx->options.peers->Route(parsed->model)) {
+      outcome->routed = true;
+      return ProxyToPeer(*ctx->options.peers, *peer, ctx->options.api_key ? ctx->options.api_key() : "", req, res);
+    }
+  }
   InferenceRequest request;
   request.model_name = parsed->model;
   request.keep_alive_ms = parsed->keep_alive_ms;
@@ -369,7 +383,14 @@ void InstallOpenAiRoutes(httplib::Server& server, ModelApi& api, OpenAiRouteOpti
   };
   for (const auto& [path, endpoint] : kInference) {
     server.Post(path, Route(ctx, [ctx, endpoint = endpoint](Context&, const httplib::Request& req,
-                                                           httplib::Response& res) { Inference(endpoint, ctx, req, res); }));
+                                                           httplib::Response& res) {
+      InferenceOutcome outcome;
+      Inference(endpoint, ctx, req, res, &outcome);
+      // Counted where it was served: a request passed to a peer is counted there.
+      if (!outcome.routed && ctx->options.answered) {
+        ctx->options.answered(res.status == 404 ? std::string() : outcome.model, res.status);
+      }
+    }));
     auto wrong_method = Route(ctx, [](Context&, const httplib::Request& req, httplib::Response& res) {
       SendKind(res, ErrorKind::kMethodNotAllowed, req.method + " is not allowed on " + Echo(req.path) + "; use POST");
     });

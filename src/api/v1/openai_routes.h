@@ -4,7 +4,8 @@
 //   GET  /v1/models                 every registered model (+ compatibility_status, loaded)
 //   GET  /v1/models/{name}          one
 //   POST /v1/chat/completions, /v1/completions, /v1/embeddings
-//                                   gate (ModelApi::BeginInference), then the engine
+//                                   gate (ModelApi::BeginInference), then the engine;
+//                                   or another node of the fleet (options.peers, SPEC §21)
 // Every answer that is not the engine's success is an OpenAI-shaped error
 // {"error": {"message","type","code","param": null}} from api/errors.h's
 // table: unknown /v1 paths and methods, a missing API key, bad JSON, too
@@ -16,6 +17,7 @@
 #include <functional>
 
 #include "api/model_api.h"
+#include "api/peer_api.h"
 
 namespace mw::api {
 
@@ -25,6 +27,15 @@ struct OpenAiRouteOptions {
   // How long a request whose engine connection broke waits for the engine's
   // death to be recorded before answering engine_error instead of engine_crashed.
   int64_t death_wait_ms = 5000;
+  // SPEC §21: asked before an inference whether another node serves the
+  // model (api/peer_proxy.h); nullptr: always here. api_key: the fleet's key
+  // for the call to that node.
+  PeerRouting* peers = nullptr;
+  std::function<std::string()> api_key;
+  // Every inference answered here (not one passed to a peer), with the
+  // model it named ("" when none was registered) and its HTTP status: the
+  // requests metric. Unset: nothing is counted.
+  std::function<void(const std::string& model, int http_status)> answered;
 };
 
 // Installs the routes. Must run before any catch-all route of the server.

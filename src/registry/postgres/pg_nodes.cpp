@@ -33,7 +33,8 @@ NodeRecord ReadNode(const pqxx::row& r) {
   n.heartbeat_at = r[7].as<std::string>();
   n.loaded_models = SplitLines(r[8].as<std::string>());
   n.expired_by = OptText(r[9]);
-  n.heartbeat_age_ms = r[10].as<int64_t>();
+  n.advertise_url = r[10].as<std::string>();
+  n.heartbeat_age_ms = r[11].as<int64_t>();
   return n;
 }
 
@@ -95,13 +96,14 @@ Result<NodeRecord> PgBackend::JoinNodeRow(const NodeRecord& self) {
     const std::string now = NowIso8601();
     const auto r = tx.exec_params(
         std::string("INSERT INTO nodes (node_id, host, environment_class, lease_s, epoch, lease_state, started_at, "
-                    "heartbeat_at, heartbeat_ms) VALUES ($1, $2, $3, $4, 1, 'held', $5, $5, ") +
+                    "heartbeat_at, advertise_url, heartbeat_ms) VALUES ($1, $2, $3, $4, 1, 'held', $5, $5, $6, ") +
             kNowMs +
             ") ON CONFLICT (node_id) DO UPDATE SET host = EXCLUDED.host, environment_class = "
             "EXCLUDED.environment_class, lease_s = EXCLUDED.lease_s, epoch = nodes.epoch + 1, lease_state = 'held', "
             "started_at = EXCLUDED.started_at, heartbeat_at = EXCLUDED.heartbeat_at, heartbeat_ms = "
-            "EXCLUDED.heartbeat_ms, loaded_models = '', expired_by = NULL RETURNING node_id",
-        self.node_id, self.host, self.environment_class, self.lease_s, now);
+            "EXCLUDED.heartbeat_ms, loaded_models = '', expired_by = NULL, advertise_url = EXCLUDED.advertise_url "
+            "RETURNING node_id",
+        self.node_id, self.host, self.environment_class, self.lease_s, now, self.advertise_url);
     const auto row = tx.exec_params(kSelectNode + " WHERE node_id = $1", r[0][0].as<std::string>());
     return ReadNode(row[0]);
   });
@@ -110,9 +112,10 @@ Result<NodeRecord> PgBackend::JoinNodeRow(const NodeRecord& self) {
 namespace {
 int64_t RenewLease(Tx& tx, const Backend::NodeScope& node, const std::string& loaded_models) {
   const auto r = tx.exec_params(std::string("UPDATE nodes SET heartbeat_ms = ") + kNowMs +
-                                    ", heartbeat_at = $3, loaded_models = $4, environment_class = $5 "
+                                    ", heartbeat_at = $3, loaded_models = $4, environment_class = $5, advertise_url = $6 "
                                     "WHERE node_id = $1 AND epoch = $2 AND lease_state = 'held'",
-                                node.node_id, node.epoch, NowIso8601(), loaded_models, node.environment_class);
+                                node.node_id, node.epoch, NowIso8601(), loaded_models, node.environment_class,
+                                node.advertise_url);
   return static_cast<int64_t>(r.affected_rows());
 }
 }  // namespace

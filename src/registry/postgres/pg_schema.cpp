@@ -181,6 +181,10 @@ ALTER TABLE load_attempts ADD CONSTRAINT load_attempts_outcome_check
   CHECK (outcome IN ('success', 'failed', 'crashed', 'timeout', 'server_crash', 'cancelled',
                      'crashed_while_serving', 'environment_failure', 'hung_while_serving'));
 )sql",
+    // 7 -> 8 (SPEC §21): the address a node's peers reach it at.
+    R"sql(
+ALTER TABLE nodes ADD COLUMN advertise_url TEXT NOT NULL DEFAULT '';
+)sql",
 };
 static_assert(std::size(kPgMigrations) == Registry::kSchemaVersion, "one PostgreSQL migration per schema version");
 

@@ -27,7 +27,8 @@ NodeRecord ReadNode(const Stmt& s, int64_t now_ms) {
   n.heartbeat_at = s.Text(7);
   n.loaded_models = SplitLines(s.Text(8));
   n.expired_by = s.OptText(9);
-  n.heartbeat_age_ms = now_ms - s.Int(10);
+  n.advertise_url = s.Text(10);
+  n.heartbeat_age_ms = now_ms - s.Int(11);
   return n;
 }
 
@@ -69,11 +70,12 @@ Result<NodeRecord> JoinNodeRow(Db& db, const NodeRecord& self) {
   ASSIGN_OR_RETURN(
       Stmt s,
       db.Prepare("INSERT INTO nodes (node_id, host, environment_class, lease_s, epoch, lease_state, started_at, "
-                 "heartbeat_at, heartbeat_ms) VALUES (?1, ?2, ?3, ?4, 1, 'held', ?5, ?5, ?6) ON CONFLICT (node_id) "
+                 "heartbeat_at, heartbeat_ms, advertise_url) VALUES (?1, ?2, ?3, ?4, 1, 'held', ?5, ?5, ?6, ?7) ON "
+                 "CONFLICT (node_id) "
                  "DO UPDATE SET host = excluded.host, environment_class = excluded.environment_class, lease_s = "
                  "excluded.lease_s, epoch = nodes.epoch + 1, lease_state = 'held', started_at = excluded.started_at, "
                  "heartbeat_at = excluded.heartbeat_at, heartbeat_ms = excluded.heartbeat_ms, loaded_models = '', "
-                 "expired_by = NULL"));
+                 "expired_by = NULL, advertise_url = excluded.advertise_url"));
   const int64_t now = NowMs();
   s.Bind(1, self.node_id);
   s.Bind(2, self.host);
@@ -81,6 +83,7 @@ Result<NodeRecord> JoinNodeRow(Db& db, const NodeRecord& self) {
   s.Bind(4, self.lease_s);
   s.Bind(5, NowIso8601());
   s.Bind(6, now);
+  s.Bind(7, self.advertise_url);
   RETURN_IF_ERROR(s.Run());
   ASSIGN_OR_RETURN(Stmt q, db.Prepare((kSelectNode + " WHERE node_id = ?1").c_str()));
   q.Bind(1, self.node_id);
@@ -91,14 +94,15 @@ Result<NodeRecord> JoinNodeRow(Db& db, const NodeRecord& self) {
 
 Result<int64_t> HeartbeatNodeRow(Db& db, const Backend::NodeScope& scope, const std::string& loaded_models) {
   ASSIGN_OR_RETURN(Stmt s, db.Prepare("UPDATE nodes SET heartbeat_ms = ?3, heartbeat_at = ?4, loaded_models = ?5, "
-                                      "environment_class = ?6 WHERE node_id = ?1 AND epoch = ?2 AND "
-                                      "lease_state = 'held'"));
+                                      "environment_class = ?6, advertise_url = ?7 WHERE node_id = ?1 AND "
+                                      "epoch = ?2 AND lease_state = 'held'"));
   s.Bind(1, scope.node_id);
   s.Bind(2, scope.epoch);
   s.Bind(3, NowMs());
   s.Bind(4, NowIso8601());
   s.Bind(5, loaded_models);
   s.Bind(6, scope.environment_class);
+  s.Bind(7, scope.advertise_url);
   RETURN_IF_ERROR(s.Run());
   return int64_t{sqlite3_changes(db.conn())};
 }

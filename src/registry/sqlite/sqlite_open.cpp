@@ -247,6 +247,11 @@ CREATE UNIQUE INDEX load_attempts_open ON load_attempts (model_name) WHERE finis
 CREATE INDEX load_attempts_open_by_id ON load_attempts (id) WHERE finished_at IS NULL;
 CREATE INDEX load_attempts_open_by_node ON load_attempts (node_id, id) WHERE finished_at IS NULL;
 )sql",
+    // 7 -> 8 (SPEC §21): the address a node's peers reach it at
+    // (server option advertise_url; '' when it has none: never routed to).
+    R"sql(
+ALTER TABLE nodes ADD COLUMN advertise_url TEXT NOT NULL DEFAULT '';
+)sql",
 };
 static_assert(std::size(kMigrations) == Registry::kSchemaVersion, "one migration per schema version");
 
