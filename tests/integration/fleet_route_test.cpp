@@ -180,9 +180,10 @@ TEST_F(FleetRouteTest, IncompatibleInThisNodesClassAndCompatibleInAnothersIsServ
   RawResponse load = RawRequest(a.port(), "POST", "/api/orchestrate/load", R"({"model_name":"cls-load"})");
   ASSERT_EQ(load.status, 200) << load.body;
   EXPECT_EQ(load.headers["x-modelwarden-node"], fleet_->id_c);
+  const HttpReply status_c = c.Call("GET", "/api/status");
   json loaded_on_c = json::array();
-  for (const json& m : c.Call("GET", "/api/status").body["loaded_models"]) loaded_on_c.push_back(m["model_name"]);
-  EXPECT_NE(std::find(loaded_on_c.begin(), loaded_on_c.end(), "cls-load"), loaded_on_c.end()) << loaded_on_c.dump();
+  for (const json& m : status_c.body["loaded_models"]) loaded_on_c.push_back(m["model_name"]);
+  EXPECT_NE(std::find(loaded_on_c.begin(), loaded_on_c.end(), "cls-load"), loaded_on_c.end()) << status_c.raw;
   EXPECT_EQ(a.Call("GET", "/api/status").body["loaded_models"].size(), 0u);
 }
 
