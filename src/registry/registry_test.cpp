@@ -502,6 +502,7 @@ TEST_P(RegistryTest, ALeaseTakenAfterItExpiredRefusesTheOldNodesWritesUntilItJoi
   EXPECT_EQ(reg_->AddModel(Model("n")).status().code(), StatusCode::kFailedPrecondition);
   EXPECT_EQ(reg_->Heartbeat({}).code(), StatusCode::kFailedPrecondition);
 
+  reg_->SetAdvertiseUrl("http://10.0.0.1:8080");  // SPEC §21: kept across the rejoin, written by the heartbeat
   auto again = reg_->JoinFleet(Node("a", 1));
   ASSERT_TRUE(again.ok());
   EXPECT_EQ(again->epoch, 2);
@@ -513,6 +514,8 @@ TEST_P(RegistryTest, ALeaseTakenAfterItExpiredRefusesTheOldNodesWritesUntilItJoi
   EXPECT_EQ((*nodes)[0].node_id, "a");
   EXPECT_EQ((*nodes)[0].lease_state, "held");
   EXPECT_EQ((*nodes)[0].loaded_models, std::vector<std::string>{"m"});
+  EXPECT_EQ((*nodes)[0].advertise_url, "http://10.0.0.1:8080");
+  EXPECT_EQ((*nodes)[1].advertise_url, "");
   EXPECT_TRUE((*nodes)[1].live());
   ASSERT_TRUE(reg_->LeaveFleet().ok());
   nodes = (*other)->ListNodes();

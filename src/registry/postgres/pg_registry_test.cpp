@@ -62,13 +62,14 @@ TEST_F(PgRegistryTest, SchemaHasSpecColumnsAndVersion) {
   EXPECT_EQ(pg_->Query("SELECT count(*) FROM pg_indexes WHERE schemaname = current_schema() AND indexname IN "
                        "('models_by_status', 'load_attempts_open', 'load_attempts_open_by_id')"),
             "3");
-  // SPEC §14: the verdict of each environment class, and the nodes' leases.
+  // SPEC §14: the verdict of each environment class, and the nodes' leases
+  // (SPEC §21: and where their peers reach them).
   EXPECT_EQ(pg_->Query(cols + "'model_verdicts'"),
             "model_name,environment_class,compatibility_status,compatibility_notes,total_loads,total_failures,"
             "last_loaded_at,last_failed_at,verdict_fingerprint,updated_at");
   EXPECT_EQ(pg_->Query(cols + "'nodes'"),
             "node_id,host,environment_class,lease_s,epoch,lease_state,started_at,heartbeat_at,heartbeat_ms,"
-            "loaded_models,expired_by");
+            "loaded_models,expired_by,advertise_url");
   EXPECT_TRUE(reg->CheckIntegrity().ok());
 }
 
