@@ -344,7 +344,7 @@ function firstTokenMs(port, model) {
   });
 }
 
-async function benchRoute(h) {
+export async function benchRoute(h) {
   const label = 'any node answers: streamed /v1 time to first token, asked of node A (passes it to C) vs of C';
   const engine = h.bin('mw-openai-engine');
   if (!fs.existsSync(engine)) return h.row(label, 'n/a (mw-openai-engine not built)');

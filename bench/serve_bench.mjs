@@ -4,7 +4,8 @@
 // why, and the exit code is always 0.
 //
 //   node bench/serve_bench.mjs --build-dir DIR [--runs N] [--quick]
-//        [--only load,crash,startup,http,classifier,fleet] [--llama-server PATH] [--json FILE]
+//        [--only load,crash,startup,http,classifier,fleet,route] [--llama-server PATH] [--json FILE]
+//        (fleet includes route: the routed /v1 request of SPEC §21; route alone runs only that)
 // `startup` adds its PostgreSQL row and `fleet` compares the two registry
 // backends (bench/fleet_bench.mjs, on a private PostgreSQL cluster).
 //
@@ -19,7 +20,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 
-import { benchFleet, benchStartupPg, stopPgCluster } from './fleet_bench.mjs';
+import { benchFleet, benchRoute, benchStartupPg, stopPgCluster } from './fleet_bench.mjs';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const opts = parseArgs(process.argv.slice(2));
@@ -601,6 +602,7 @@ async function main() {
   if (only.has('http')) await benchHttp();
   if (only.has('classifier')) benchClassifier();
   if (only.has('fleet')) await benchFleet(kit);
+  else if (only.has('route')) await benchRoute(kit);
 }
 
 const cleanup = () => {

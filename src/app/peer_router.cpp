@@ -46,6 +46,19 @@ PeerRouter::PeerRouter(Registry& registry, api::ModelApi& models,
                        std::function<std::vector<std::string>()> loaded_here, Options options)
     : registry_(registry), models_(models), loaded_here_(std::move(loaded_here)), options_(std::move(options)) {}
 
+Result<std::vector<NodeRecord>> PeerRouter::Nodes() {
+  const auto now = std::chrono::steady_clock::now();
+  {
+    std::lock_guard lock(mu_);
+    if (nodes_at_ != std::chrono::steady_clock::time_point{} && now - nodes_at_ < kNodesFresh) return nodes_;
+  }
+  ASSIGN_OR_RETURN(std::vector<NodeRecord> nodes, registry_.ListNodes());
+  std::lock_guard lock(mu_);
+  nodes_ = nodes;
+  nodes_at_ = now;
+  return nodes;
+}
+
 std::vector<NodeRecord> PeerRouter::Candidates(std::vector<NodeRecord> nodes) {
   const std::string self = registry_.NodeId();
   std::lock_guard lock(mu_);
@@ -67,7 +80,7 @@ std::optional<api::PeerTarget> PeerRouter::Route(std::string_view model_name) {
   const std::string name(model_name);
   const std::vector<std::string> here = loaded_here_();
   if (std::find(here.begin(), here.end(), name) != here.end()) return std::nullopt;  // 1
-  auto nodes = registry_.ListNodes();
+  auto nodes = Nodes();
   if (!nodes.ok()) return std::nullopt;
   std::vector<NodeRecord> candidates = Candidates(std::move(*nodes));
   if (candidates.empty()) return std::nullopt;
@@ -109,7 +122,7 @@ bool PeerRouter::PeerFits(const NodeRecord& node, const std::string& model_name)
 }
 
 bool PeerRouter::Alive(const api::PeerTarget& peer) {
-  auto nodes = registry_.ListNodes();
+  auto nodes = Nodes();
   if (!nodes.ok()) return true;
   for (const NodeRecord& n : *nodes) {
     if (n.node_id == peer.node_id) return n.live();

@@ -13,8 +13,10 @@
 //   5. here (as without a fleet: an unknown verdict is tried here).
 // A peer is a candidate only while it holds its lease (live in GET
 // /api/nodes), has an advertise_url, and has not failed a proxied request
-// since its last heartbeat (Failed). One ListNodes per request; steps 3-4
-// read the model (ModelApi::GetModel) only when no candidate has it loaded.
+// since its last heartbeat (Failed). The nodes are read at most every
+// kNodesFresh (they change at heartbeats, every lease_s / 3), so a routed
+// request seldom waits for the registry; steps 3-4 read the model
+// (ModelApi::GetModel) only when no candidate has it loaded.
 // A registry that cannot be read answers "here". Thread-safe; never throws.
 #pragma once
 
@@ -42,6 +44,7 @@ std::optional<api::PeerTarget> PeerAt(std::string node_id, const std::string& ur
 
 class PeerRouter final : public api::PeerRouting {
  public:
+  static constexpr std::chrono::milliseconds kNodesFresh{250};
   struct Options {
     bool enabled = false;  // route_to_peers
     std::string api_key;   // the fleet's key, for asking a peer's fit
@@ -56,6 +59,8 @@ class PeerRouter final : public api::PeerRouting {
   void Failed(const api::PeerTarget& peer) override;
 
  private:
+  // ListNodes, or its answer of less than kNodesFresh ago.
+  Result<std::vector<NodeRecord>> Nodes();
   // Live, addressed, not avoided: the nodes a request may go to.
   std::vector<NodeRecord> Candidates(std::vector<NodeRecord> nodes);
   // Step 4's question to the peer.
@@ -68,6 +73,8 @@ class PeerRouter final : public api::PeerRouting {
   std::atomic<uint64_t> turn_{0};
   std::mutex mu_;
   std::map<std::string, std::string> failed_;  // node_id -> its heartbeat_at when it failed
+  std::vector<NodeRecord> nodes_;                // mu_: the last ListNodes
+  std::chrono::steady_clock::time_point nodes_at_{};
 };
 
 }  // namespace mw::app
