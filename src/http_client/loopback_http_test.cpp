@@ -114,6 +114,23 @@ TEST(LoopbackHttpTest, AStreamHandsPiecesOverAsTheyArrive) {
   EXPECT_EQ(pieces, (std::vector<std::string>{"data: 1", "data: 2"}));
 }
 
+// SPEC §21: a call to a fleet peer adds header lines, and the proxy keeps
+// the answer's headers (names lower case, values as sent).
+TEST(LoopbackHttpTest, ExtraRequestHeadersAndTheAnswersHeaders) {
+  ScriptedServer server({"HTTP/1.1 200 OK\r\nX-Modelwarden-Node: Gpu-B-1f3a\r\nContent-Length: 2\r\n\r\nok"});
+  auto stream = HttpStream::Connect(server.endpoint(), milliseconds(5000));
+  ASSERT_TRUE(stream.ok()) << stream.status().ToString();
+  ASSERT_TRUE((*stream)->Send("POST", "/v1/x", "{}", milliseconds(5000), "X-Modelwarden-Hop: 1\r\n").ok());
+  ASSERT_TRUE((*stream)->ReadHead(milliseconds(5000)).ok());
+  using Header = std::pair<std::string, std::string>;
+  EXPECT_EQ((*stream)->headers(),
+            (std::vector<Header>{{"x-modelwarden-node", "Gpu-B-1f3a"}, {"content-length", "2"}}));
+  std::string body;
+  for (bool end = false; !end;) ASSERT_TRUE((*stream)->Read(&body, &end, milliseconds(5000)).ok());
+  EXPECT_EQ(body, "ok");
+  EXPECT_NE(server.request().find("\r\nX-Modelwarden-Hop: 1\r\n"), std::string::npos) << server.request();
+}
+
 TEST(LoopbackHttpTest, LengthUntilCloseAndCutShortAnswers) {
   {
     ScriptedServer server({"HTTP/1.1 404 Not Found\r\nContent-Length: 4\r\n\r\nnopeEXTRA"});

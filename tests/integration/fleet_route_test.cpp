@@ -3,7 +3,8 @@
 // environment class (fake GPU "GPU-AB"), C of another ("GPU-C"); lease_s = 4,
 // so a heartbeat every ~1.3 s. Models are mw-openai-engine command models.
 //   - a /v1 request to A for a model loaded on C is served by C (its
-//     X-Modelwarden-Node), streamed or not, and counted once: by C;
+//     X-Modelwarden-Node), streamed or not, and counted once: by C; one
+//     that is itself a hop (X-Modelwarden-Hop) is served where it lands;
 //   - A's class has a model `incompatible`, C's `compatible`: a /v1 request
 //     and a load sent to A are served by C;
 //   - C frozen (SIGSTOP) while a request routed through A waits on it: the
@@ -118,6 +119,14 @@ class FleetRouteTest : public ::testing::Test {
     return json{{"model", model}, {"messages", {{{"role", "user"}, {"content", content}}}}, {"stream", stream}}.dump();
   }
 
+  // The models loaded on `s` now (its GET /api/status), " a b " (" " for none).
+  static std::string LoadedHere(Server& s) {
+    const HttpReply r = s.Call("GET", "/api/status");
+    std::string names = " ";
+    for (const json& m : r.body["loaded_models"]) names += m.value("model_name", "?") + " ";
+    return r.status == 200 ? names : "status " + std::to_string(r.status) + ": " + r.raw;
+  }
+
   // The value of modelwarden_requests_total{model,code="200"} on `s` ("" when absent).
   static std::string RequestsServed(Server& s, const std::string& model) {
     const std::string text = RawRequest(s.port(), "GET", "/metrics", "").body;
@@ -160,7 +169,13 @@ TEST_F(FleetRouteTest, ARequestForAModelLoadedOnAnotherNodeIsServedThereAndCount
   EXPECT_EQ(EngineStats("on-c").value("completed", -1), 2) << EngineStats("on-c").dump();
   EXPECT_EQ(RequestsServed(c, "on-c"), "2");
   EXPECT_EQ(RequestsServed(a, "on-c"), "");
-  EXPECT_EQ(a.Call("GET", "/api/status").body["loaded_models"].size(), 0u);
+  EXPECT_EQ(LoadedHere(a), " ");
+
+  // A request that is itself a hop from a peer is never passed on: A serves it (loading the model).
+  RawResponse hop = RawRequest(a.port(), "POST", "/v1/chat/completions", Chat("on-c", "hi"), "X-Modelwarden-Hop: 1\r\n");
+  ASSERT_EQ(hop.status, 200) << hop.body;
+  EXPECT_EQ(hop.headers["x-modelwarden-node"], fleet_->id_a);
+  EXPECT_EQ(RequestsServed(a, "on-c"), "1");
 }
 
 TEST_F(FleetRouteTest, IncompatibleInThisNodesClassAndCompatibleInAnothersIsServedThere) {
@@ -180,11 +195,8 @@ TEST_F(FleetRouteTest, IncompatibleInThisNodesClassAndCompatibleInAnothersIsServ
   RawResponse load = RawRequest(a.port(), "POST", "/api/orchestrate/load", R"({"model_name":"cls-load"})");
   ASSERT_EQ(load.status, 200) << load.body;
   EXPECT_EQ(load.headers["x-modelwarden-node"], fleet_->id_c);
-  const HttpReply status_c = c.Call("GET", "/api/status");
-  json loaded_on_c = json::array();
-  for (const json& m : status_c.body["loaded_models"]) loaded_on_c.push_back(m["model_name"]);
-  EXPECT_NE(std::find(loaded_on_c.begin(), loaded_on_c.end(), "cls-load"), loaded_on_c.end()) << status_c.raw;
-  EXPECT_EQ(a.Call("GET", "/api/status").body["loaded_models"].size(), 0u);
+  EXPECT_NE(LoadedHere(c).find(" cls-load "), std::string::npos) << LoadedHere(c);
+  EXPECT_EQ(LoadedHere(a).find(" cls"), std::string::npos) << LoadedHere(a);
 }
 
 TEST_F(FleetRouteTest, ANodeFrozenWhileARoutedRequestWaitsOnItIs502NamingItAndTheNextRequestAvoidsIt) {
