@@ -46,8 +46,8 @@ std::vector<fit::Device> ModelService::FitDevices(const std::string& model, bool
   std::vector<fit::Device> out;
   fit::Device ram{"CPU", false, 0, config->memory_margin_mib.value_or(kRamMarginMiB) * kMiB};
   {
-    std::lock_guard lock(mu_);
-    for (const auto& d : devices_) {
+    const std::vector<api::DeviceInfo> devices = environment_.DevicesNow().devices;
+    for (const auto& d : devices) {
       if (d.kind == "cpu") {
         ram.name = d.name;
         ram.free_bytes = d.memory_free;

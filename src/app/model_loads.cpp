@@ -91,7 +91,7 @@ void ModelService::Shutdown() {
   if (shut_down_.exchange(true)) return;  // the destructor calls it again
   engine_health_.Stop();
   idle_unloader_.Stop();
-  StopProbing();
+  environment_.Stop();
   if (queue_) queue_->Shutdown();
   finishes_.Stop();
   models_.MarkAllNotLoaded();  // Supervisor::Shutdown() stopped the workers without a death callback
@@ -150,7 +150,7 @@ Result<api::LoadResult> ModelService::LoadRow(ModelRecord model, bool force) {
     if (model.compatibility_status == CompatStatus::kIncompatible && !force && CurrentConfig()->retest_stale_auto) {
       // retest_stale = "auto" (SPEC §11): a stale verdict gets one unforced attempt.
       api::ModelView view;
-      FillVerdict(model, view);
+      environment_.FillVerdict(model, view);
       if (view.verdict_stale && MarkForRetest(name, "verdict stale: " + view.verdict_stale_reason.value_or("")).ok()) {
         ASSIGN_OR_RETURN(model, registry_.GetModel(name));
       }
@@ -262,7 +262,7 @@ Result<api::LoadResult> ModelService::RunAttempt(const ModelRecord& model, bool 
   }
   // Residency (SPEC §12, model_residency.cpp): unload idle models to make room.
   if (auto no_room = MakeRoom(model, request, force)) return *no_room;
-  ASSIGN_OR_RETURN(AttemptId attempt, state_machine_.BeginAttempt(name, force, Fingerprint(model)));
+  ASSIGN_OR_RETURN(AttemptId attempt, state_machine_.BeginAttempt(name, force, environment_.Fingerprint(model)));
   MW_LOG(kInfo, "load") << "model=" << name << " attempt=" << attempt << " started (forced=" << force << ")";
   ASSIGN_OR_RETURN(AttemptRun run, RunLoad(name, attempt, request));
   std::optional<api::AutoFix> auto_fix;
@@ -276,7 +276,7 @@ Result<api::LoadResult> ModelService::RunAttempt(const ModelRecord& model, bool 
       healed.load_config = suggestion;
       second = BuildLoadRequest(healed);
     }
-    const bool heal = CurrentConfig()->auto_fix && second.ok() && EnvironmentBlames(run.failure.category) &&
+    const bool heal = CurrentConfig()->auto_fix && second.ok() && environment_.Blames(run.failure.category) &&
                       !shutting_down_;
     if (!heal) return RecordFailedRun(model, attempt, run, suggestion, "");
     auto retry = state_machine_.RetryAttempt(attempt, run.failure, second->load_config_json);
@@ -327,7 +327,7 @@ Result<api::LoadResult> ModelService::RunAttempt(const ModelRecord& model, bool 
     return after.status().WithContext("loaded '" + name + "' but could not record it, so it was unloaded");
   }
   MW_LOG(kInfo, "load") << "model=" << name << " attempt=" << attempt << " loaded in " << run.duration_ms << " ms";
-  NoteAttemptForEnvironment(attempt, name, nullptr);
+  environment_.NoteAttempt(attempt, name, nullptr);
   result.kind = api::LoadResult::Kind::kLoaded;
   result.auto_fix = std::move(auto_fix);
   if (model.compatibility_status == CompatStatus::kDegraded) {
@@ -422,7 +422,7 @@ Result<api::LoadResult> ModelService::RecordFailedRun(const ModelRecord& model, 
   FailureInfo failure = run.failure;
   // SPEC §11: device_unavailable, or a device-level failure while the
   // environment is failing, is the environment's: the status is kept.
-  const bool blamed = EnvironmentBlames(failure.category);
+  const bool blamed = environment_.Blames(failure.category);
   if (!blamed) failure.outcome = AttemptOutcome::kEnvironmentFailure;
   metrics_.RecordLoadAttempt(ToString(failure.outcome), failure.category,
                              static_cast<double>(run.duration_ms) / 1000.0);
@@ -430,7 +430,7 @@ Result<api::LoadResult> ModelService::RecordFailedRun(const ModelRecord& model, 
                 blamed ? extra_note : std::string()};
   auto after = RecordFinish(finish);
   if (!after.ok()) return after.status().WithContext("the load of '" + name + "' failed and could not be recorded");
-  NoteAttemptForEnvironment(attempt, name, &failure);
+  environment_.NoteAttempt(attempt, name, &failure);
   if (auto now = registry_.GetModel(name); now.ok()) after = std::move(now);  // a revert may have changed it
   MW_LOG(kWarn, "load") << "model=" << name << " attempt=" << attempt << " " << LoadOutcomeName(run.outcome)
                         << " category=" << failure.category << " pid=" << run.pid << " summary=" << failure.summary;
@@ -530,7 +530,7 @@ void ModelService::RecordServingEnd(const std::string& name, int pid, const Cras
   failure.log_excerpt = Excerpt(std::string(evidence.output));
   // SPEC §11: a device that went away (or a device-level failure while the
   // environment is failing) is the environment's: the status is kept.
-  if (!EnvironmentBlames(failure.category)) failure.outcome = AttemptOutcome::kEnvironmentFailure;
+  if (!environment_.Blames(failure.category)) failure.outcome = AttemptOutcome::kEnvironmentFailure;
   auto recorded = state_machine_.RecordServingCrash(name, failure);
   if (!recorded.ok() && recorded.status().code() != StatusCode::kNotFound) {  // kNotFound: deleted meanwhile
     MW_LOG(kError, "load") << "model=" << name << " cannot record the " << (hung ? "hang" : "crash")
@@ -542,7 +542,7 @@ void ModelService::RecordServingEnd(const std::string& name, int pid, const Cras
     // A failed attempt like a failed load (SPEC §11 counts both toward a
     // streak, and a restart reads both back from load_attempts).
     auto last = registry_.ListAttempts(name, 1);
-    if (last.ok() && !last->empty()) NoteAttemptForEnvironment(last->front().id, name, &failure);
+    if (last.ok() && !last->empty()) environment_.NoteAttempt(last->front().id, name, &failure);
   }
   PublishModel(name);
   PublishCounts();

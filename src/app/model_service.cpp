@@ -34,7 +34,7 @@ ModelService::ModelService(Registry& registry, StateMachine& state_machine, Supe
         return FailedPreconditionError("the load of '" + name + "' was cancelled before it started");
       },
       [this](const std::string& name, LoadQueueState state) { OnQueueChange(name, state); });
-  RefreshEnvironment();
+  environment_.Refresh();
 }
 
 ModelService::~ModelService() { Shutdown(); }
@@ -123,7 +123,7 @@ api::ModelView ModelService::ToView(const ModelRecord& r) {
   v.last_loaded_at = r.last_loaded_at;
   v.last_failed_at = r.last_failed_at;
   v.last_hung_at = last_hangs_.Get(r.model_name);
-  FillVerdict(r, v);
+  environment_.FillVerdict(r, v);
   std::optional<LoadedModel> loaded = supervisor_.FindLoaded(r.model_name);
   const ModelRuntime rt = models_.Get(r.model_name);
   v.load_state = rt.state;
@@ -212,7 +212,7 @@ Result<api::ModelView> ModelService::RegisterModel(const api::RegisterRequest& r
   auto validated = loadconfig::ValidateLoadConfig(*engine, config_text);
   if (!validated.ok()) return InvalidArgumentError("invalid load_config: " + validated.status().message());
   RETURN_IF_ERROR(CheckApiLoadConfig(*validated, *config));
-  RETURN_IF_ERROR(CheckPlacementHere(*validated));
+  RETURN_IF_ERROR(environment_.CheckPlacement(*validated));
   record.load_config = config_text;
   Result<ModelRecord> added = registry_.AddModel(record);
   // kDataLoss from RegisterModel means the model file (the API's 400
@@ -248,7 +248,7 @@ Result<api::ModelView> ModelService::UpdateConfig(const std::string& name, const
     auto validated = loadconfig::ValidateLoadConfig(current.engine, *patch.load_config_json);
     if (!validated.ok()) return InvalidArgumentError("invalid load_config: " + validated.status().message());
     RETURN_IF_ERROR(CheckApiLoadConfig(*validated, *CurrentConfig()));
-    RETURN_IF_ERROR(CheckPlacementHere(*validated));
+    RETURN_IF_ERROR(environment_.CheckPlacement(*validated));
     update.load_config = *patch.load_config_json;
   }
   if (patch.compatibility_notes) {
@@ -327,20 +327,20 @@ Result<api::ServerStatus> ModelService::GetStatus() {
     auto record = registry_.GetModel(loaded.model_name);
     if (record.ok()) status.loaded_models.push_back(ToView(*record));
   }
-  status.environment = EnvironmentNow();
+  status.environment = environment_.Now();
   for (const auto& preset : CurrentConfig()->engine_presets) status.engine_presets.push_back(preset.name);
   FillResidency(status);  // model_residency.cpp: last use, keep-alive, memory
   ASSIGN_OR_RETURN(status.node, ReadNodeSummary(registry_));  // model_nodes.cpp (SPEC §14)
-  std::lock_guard lock(mu_);
-  status.devices = devices_;
+  EnvironmentWatch::Devices seen = environment_.DevicesNow();
+  status.devices = std::move(seen.devices);
   // SPEC §18: one CPU free-memory figure everywhere (the engine's CPU device reports its total).
   if (std::optional<int64_t> ram = AvailableRam()) {
     for (api::DeviceInfo& d : status.devices) {
       if (d.kind == "cpu") d.memory_free = std::min(*ram, d.memory_total > 0 ? d.memory_total : *ram);
     }
   }
-  status.devices_error = devices_error_;
-  status.backends = backends_;
+  status.devices_error = std::move(seen.error);
+  status.backends = std::move(seen.backends);
   for (const LoadQueueEntry& q : queue_->Snapshot()) {
     api::QueueEntry e;
     e.model_name = q.model_name;
@@ -378,17 +378,75 @@ void ModelService::PublishCounts() {
 void ModelService::PublishEnvironment() {
   api::Event event;
   event.kind = api::Event::Kind::kEnvironment;
-  event.environment = EnvironmentNow();
+  event.environment = environment_.Now();
   subscribers_.Publish(event);
 }
 
-void ModelService::SetDevices(std::vector<api::DeviceInfo> devices, std::string error) {
-  {
-    std::lock_guard lock(mu_);
-    devices_ = std::move(devices);
-    devices_error_ = std::move(error);
+void ModelService::StartProbing() {
+  engine_health_.Start();  // SPEC §19: the health watch of loaded engines
+  environment_.Start();
+}
+
+std::optional<uint64_t> ModelService::ModelListVersion() {
+  auto count = registry_.ModelChangeCount();
+  if (!count.ok()) return std::nullopt;  // cannot tell: build the list afresh
+  if (*count) {
+    std::lock_guard lock(change_count_mu_);
+    if (seen_change_count_ != *count) {
+      seen_change_count_ = *count;
+      ListChanged();
+    }
   }
-  RefreshEnvironment();
+  environment_.InputsChanged();  // an engine binary or a model file changed: ListChanged()
+  return list_version_.load();
+}
+
+void ModelService::RevertStreak(const std::vector<int64_t>& revert) {
+  auto reverted = state_machine_.RevertVerdicts(
+      revert, "Reverted: the environment failed, not this model (" + std::to_string(revert.size()) +
+                  " different models failed at the device level in a row); it was not judged.");
+  if (!reverted.ok()) {
+    MW_LOG(kError, "environment") << "cannot revert the verdicts of the failing environment: "
+                                  << reverted.status().ToString();
+    return;
+  }
+  for (const ModelRecord& m : *reverted) PublishModel(m.model_name);
+  PublishCounts();
+}
+
+Result<api::EnvironmentView> ModelService::ResetEnvironment() {
+  environment_.Reset();
+  return environment_.Now();
+}
+
+Status ModelService::MarkForRetest(const std::string& name, const std::string& why) {
+  ASSIGN_OR_RETURN(ModelRecord model, registry_.GetModel(name));
+  ModelUpdate fields;
+  std::string notes = model.compatibility_notes.value_or("");
+  fields.compatibility_notes = (notes.empty() ? "" : notes + "\n") + "Retest (" + why + "): status was " +
+                               std::string(ToString(model.compatibility_status)) + ", now unknown until it loads.";
+  RETURN_IF_ERROR(state_machine_.ApplyManualChange(name, CompatStatus::kUnknown, fields).status());
+  MW_LOG(kInfo, "load") << "model=" << name << " retest: " << why;
+  PublishModel(name);
+  PublishCounts();
+  return Status::Ok();
+}
+
+Result<api::LoadResult> ModelService::Retest(const std::string& name) {
+  if (!IsValidModelName(name)) return InvalidArgumentError("invalid model name '" + name.substr(0, 140) + "'");
+  ASSIGN_OR_RETURN(ModelRecord model, registry_.GetModel(name));
+  if (shutting_down_) return UnavailableError("the server is shutting down");
+  if (model.compatibility_status == CompatStatus::kTesting || queue_->StateOf(name)) {
+    return FailedPreconditionError("a load of '" + name + "' is queued or running; retest it after it ends");
+  }
+  if (supervisor_.IsLoaded(name)) {
+    return FailedPreconditionError("'" + name + "' is loaded (so it works); unload it to retest it");
+  }
+  api::ModelView view;
+  environment_.FillVerdict(model, view);
+  RETURN_IF_ERROR(MarkForRetest(name, view.verdict_stale_reason ? "verdict stale: " + *view.verdict_stale_reason
+                                                                : "requested"));
+  return Load(name, false);
 }
 
 }  // namespace mw::app

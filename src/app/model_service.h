@@ -69,37 +69,34 @@
 // ModelRuntimeTable (live state), serving::ServingGate (slot rules),
 // IdleUnloader (keep_alive thread), EngineDeaths (how engines ended),
 // FinishLedger (outcomes not written yet, retry thread), ShapeCache (model
-// shapes for the fit), EventSubscribers (SSE listeners). Still here, over
-// model_*.cpp: the load job and its verdict, the environment (probe,
-// streak, reset), fit and residency, the fleet's nodes.
+// shapes for the fit), EventSubscribers (SSE listeners), EnvironmentWatch
+// (devices and the probe thread, fingerprints, stale verdicts, the streak
+// and its reset). Still here, over model_*.cpp: the load job and its
+// verdict, fit and residency, the fleet's nodes.
 // Thread-safe; Load blocks its caller. Events go to subscribers on the thread
 // that caused them.
 #pragma once
 
 #include <atomic>
-#include <condition_variable>
 #include <map>
 #include <memory>
 #include <mutex>
 #include <set>
 #include <string>
-#include <thread>
 #include <vector>
 
 #include "api/model_api.h"
 #include "app/engine_deaths.h"
 #include "app/engine_health.h"
+#include "app/environment_watch.h"
 #include "app/event_subscribers.h"
 #include "app/finish_ledger.h"
 #include "app/idle_unloader.h"
-#include "app/model_file_identity.h"
 #include "app/model_runtime.h"
 #include "app/shape_cache.h"
 #include "classifier/crash_classifier.h"
-#include "compat/environment.h"
 #include "compat/load_queue.h"
 #include "compat/state_machine.h"
-#include "compat/system_failure.h"
 #include "config/config.h"
 #include "fit/fit_estimate.h"
 #include "metrics/metrics.h"
@@ -127,7 +124,7 @@ class ModelService : public api::ModelApi {
   // last call (its verdicts may have become stale: SPEC §11).
   // On a shared registry (PostgreSQL, SPEC §14) other nodes change models
   // and verdicts too: the registry's change count is read first (one small
-  // query), and a new count bumps the version (model_environment.cpp).
+  // query), and a new count bumps the version (environment_watch.h).
   std::optional<uint64_t> ModelListVersion() override;
   Result<api::ModelView> GetModel(const std::string& name) override;
   Result<api::ModelView> RegisterModel(const api::RegisterRequest& request) override;
@@ -146,19 +143,21 @@ class ModelService : public api::ModelApi {
   Result<api::InferenceAdmission> BeginInference(const api::InferenceRequest& request) override;
   std::optional<api::EngineEnd> AwaitEngineDeath(const std::string& model_name, int pid, int64_t timeout_ms) override;
 
-  // SPEC §11 device probe (model_probe.cpp): starts the probe thread (the
+  // SPEC §11 device probe (EnvironmentWatch, environment_watch.h): starts the probe thread (the
   // first probe at once, then every probe_interval_s and after each
   // device-level failure); Shutdown() stops it. RestoreEnvironment() reads
   // the environment state the registry kept (call once, before any load).
   void StartProbing();
-  void RestoreEnvironment();
+  void RestoreEnvironment() { environment_.Restore(); }
   // The supervisor's on_unexpected_exit.
   void OnWorkerDied(const UnexpectedExit& exit);
   // Devices seen by the startup probe (or the reason there are none).
-  void SetDevices(std::vector<api::DeviceInfo> devices, std::string error);
+  void SetDevices(std::vector<api::DeviceInfo> devices, std::string error) {
+    environment_.SetDevices(std::move(devices), std::move(error));
+  }
   // Runs one device probe now, on the caller's thread (a fleet node knows
   // its environment class before it listens: SPEC §14).
-  void ProbeDevicesNow() { ProbeOnce(); }
+  void ProbeDevicesNow() { environment_.ProbeOnce(); }
   // Shutdown, in this order: BeginShutdown() (no new loads), then
   // Supervisor::Shutdown() (cancels the running load, stops workers), then
   // Shutdown() (cancels queued loads, waits for the running job): so that no
@@ -256,34 +255,9 @@ class ModelService : public api::ModelApi {
     ModelService* service;
     ~ListChangedOnExit() { service->ListChanged(); }
   };
-  // SPEC §11 (model_environment.cpp). RefreshEnvironment re-reads the
-  // driver files and the probe's devices into base_components_.
-  void RefreshEnvironment();
-  EnvironmentComponents ModelComponents(const ModelRecord& model);
-  // The model file's identity (SPEC §18), "" when it names no readable file.
-  std::string ModelFileIdentity(const ModelRecord& model);
-  // The model's fingerprint now; its components are recorded in the registry.
-  std::string Fingerprint(const ModelRecord& model);
-  void FillVerdict(const ModelRecord& record, api::ModelView& view);
-  api::EnvironmentView EnvironmentNow();
-  bool EnvironmentBlames(const std::string& category);
-  // After an attempt is recorded: failure == nullptr for a success.
-  void NoteAttemptForEnvironment(AttemptId attempt, const std::string& name, const FailureInfo* failure);
+  // environment_'s revert_streak: the streak's verdicts were the
+  // environment's, not the models' (SPEC §11).
   void RevertStreak(const std::vector<int64_t>& attempts);
-  // Probe thread and environment persistence (model_probe.cpp).
-  void ProbeLoop();
-  void ProbeOnce();
-  // SPEC §15: a llama.cpp load_config's placement keys against the devices
-  // the last probe saw (400 naming them); Ok while no probe has answered.
-  Status CheckPlacementHere(const loadconfig::LoadConfig& load_config);
-  void RequestProbe();
-  void StopProbing();
-  // Writes the state row (streak_now: the streak so far no longer counts).
-  void PersistEnvironment(bool streak_now);
-  // The state changed: log, metrics gauge, registry, SSE `environment`.
-  void EnvironmentChanged(const std::string& log_line, bool streak_reset);
-  // Re-stats the engine binaries seen so far; ListChanged() if one changed.
-  void CheckEngineBinaries();
   // Status -> unknown with a note saying why (retest).
   Status MarkForRetest(const std::string& name, const std::string& why);
   // The end of a loaded engine nobody asked to stop (model_loads.cpp): a
@@ -323,29 +297,14 @@ class ModelService : public api::ModelApi {
   // phase, engine endpoint, /v1 slots and idle deadline): one owner, one
   // lock (model_runtime.h).
   ModelRuntimeTable models_;
-  std::mutex mu_;  // guards everything below
-  std::vector<api::DeviceInfo> devices_;
-  static constexpr const char* kProbeStillRunning = "device probe still running";
-  std::string devices_error_ = kProbeStillRunning;
-  std::vector<api::BackendView> backends_;  // the last answered probe's GPU backends (SPEC §15)
-  EnvironmentComponents base_components_;
-  std::string environment_class_;  // SPEC §14: as handed to Registry::SetEnvironmentClass
-  SystemFailureDetector detector_;
-  std::vector<std::string> good_devices_;  // the last good probe's DeviceKeys (empty: none yet)
-  AttemptId streak_after_ = 0;             // as in the registry's environment_state row
-  std::string last_probe_error_;           // the last probe's error ("" when it answered)
-
-  std::mutex env_write_mu_;  // one environment state write at a time (taken before mu_)
-  std::mutex probe_mu_;      // guards the three below
-  std::condition_variable probe_cv_;
-  bool probe_requested_ = false;
-  bool probe_stop_ = false;
-  std::thread probe_thread_;
-
-  std::mutex env_mu_;  // guards known_environments_
-  std::map<std::string, EnvironmentComponents> known_environments_;  // fingerprint -> components
-  std::map<std::string, std::string> engine_binaries_;  // program path -> its identity when last seen
-  ModelFileIdentities model_files_;  // SPEC §18: the "model_file" component of each model's fingerprint
+  // SPEC §11, §14, §15 (environment_watch.h): devices and the probe
+  // thread, fingerprints and stale verdicts, the streak of device-level
+  // failures; its own locks and thread.
+  EnvironmentWatch environment_{registry_, supervisor_, metrics_, version_,
+                                {[this] { return CurrentConfig(); }, [this] { return shutting_down_.load(); },
+                                 [this] { ListChanged(); },
+                                 [this](const std::vector<int64_t>& attempts) { RevertStreak(attempts); },
+                                 [this] { PublishEnvironment(); }}};
 
   // Each model file's shape for the fit estimate, read once per file version; its own lock.
   ShapeCache shapes_{[this](const std::string& path) { return InspectShape(path); }};
