@@ -256,18 +256,18 @@ Result<api::LoadResult> ModelService::RunAttempt(const ModelRecord& model, bool 
   // Refusal before harm (SPEC §12): an estimate beyond free memory is no
   // attempt; auto_fit first lowers what the user left unset.
   if (!force) {
-    adjusted = ApplyAutoFit(request);
+    adjusted = fit_.ApplyAutoFit(request);
     if (!adjusted.empty()) MW_LOG(kInfo, "load") << "model=" << name << " auto_fit adjusted " << adjusted;
-    if (auto refusal = RefuseIfItCannotFit(model, request)) return *refusal;
+    if (auto refusal = fit_.RefuseIfItCannotFit(model, request)) return *refusal;
   }
-  // Residency (SPEC §12, model_residency.cpp): unload idle models to make room.
-  if (auto no_room = MakeRoom(model, request, force)) return *no_room;
+  // Residency (SPEC §12, fit_and_residency.h): unload idle models to make room.
+  if (auto no_room = fit_.MakeRoom(model, request, force)) return *no_room;
   ASSIGN_OR_RETURN(AttemptId attempt, state_machine_.BeginAttempt(name, force, environment_.Fingerprint(model)));
   MW_LOG(kInfo, "load") << "model=" << name << " attempt=" << attempt << " started (forced=" << force << ")";
   ASSIGN_OR_RETURN(AttemptRun run, RunLoad(name, attempt, request));
   std::optional<api::AutoFix> auto_fix;
   if (run.outcome != LoadOutcome::kSuccess && run.outcome != LoadOutcome::kCancelled) {
-    const std::string suggestion = SuggestLoadConfig(model, request, run.classification);
+    const std::string suggestion = fit_.SuggestLoadConfig(model, request, run.classification);
     // Self-healing load (SPEC §11): one more attempt at once with the
     // suggestion, when the failure is the model's and the suggestion differs.
     Result<LoadRequest> second = NotFoundError("no suggestion");
@@ -301,7 +301,7 @@ Result<api::LoadResult> ModelService::RunAttempt(const ModelRecord& model, bool 
     if (run.outcome != LoadOutcome::kSuccess && run.outcome != LoadOutcome::kCancelled) {
       const std::string note = "auto_fix: the load first failed (" + auto_fix->first_failure.summary +
                                "); changing " + auto_fix->changed_text + " did not help";
-      auto failed = RecordFailedRun(model, attempt, run, SuggestLoadConfig(model, request, run.classification), note);
+      auto failed = RecordFailedRun(model, attempt, run, fit_.SuggestLoadConfig(model, request, run.classification), note);
       if (failed.ok()) failed->auto_fix = std::move(auto_fix);
       return failed;
     }

@@ -329,7 +329,7 @@ Result<api::ServerStatus> ModelService::GetStatus() {
   }
   status.environment = environment_.Now();
   for (const auto& preset : CurrentConfig()->engine_presets) status.engine_presets.push_back(preset.name);
-  FillResidency(status);  // model_residency.cpp: last use, keep-alive, memory
+  fit_.FillResidency(status);  // fit_and_residency.h: last use, keep-alive, memory
   ASSIGN_OR_RETURN(status.node, ReadNodeSummary(registry_));  // model_nodes.cpp (SPEC §14)
   EnvironmentWatch::Devices seen = environment_.DevicesNow();
   status.devices = std::move(seen.devices);
@@ -380,6 +380,23 @@ void ModelService::PublishEnvironment() {
   event.kind = api::Event::Kind::kEnvironment;
   event.environment = environment_.Now();
   subscribers_.Publish(event);
+}
+
+void ModelService::AddFit(const ModelRecord& record, api::ModelView& view) {
+  auto request = BuildLoadRequest(record);
+  if (!request.ok()) return;
+  (void)fit_.ApplyAutoFit(*request);  // the estimate of the settings a load would use
+  auto estimate = fit_.Estimate(*request);
+  if (!estimate.ok()) {
+    MW_LOG(kDebug, "fit") << "model=" << record.model_name << " no estimate: " << estimate.status().ToString();
+    return;
+  }
+  view.fit = std::move(*estimate);
+  if (view.fit && view.loaded && !view.memory.empty()) {
+    int64_t used = 0;
+    for (const auto& d : view.memory) used += d.memory_used;
+    view.fit->memory_used = used;
+  }
 }
 
 void ModelService::StartProbing() {

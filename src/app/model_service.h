@@ -42,7 +42,7 @@
 //   (RecordServingEnd), with outcome hung_while_serving; its /v1 requests
 //   answer 502 engine_hung.
 //
-//   Residency (model_residency.cpp, SPEC §12): before an attempt, MakeRoom
+//   Residency (FitAndResidency::MakeRoom, fit_and_residency.h, SPEC §12): before an attempt, MakeRoom
 //     unloads idle loaded models, least recently used first
 //     (serving::PlanEviction), while max_loaded_models is reached or the
 //     estimate does not fit the free memory now; a model with a /v1 request
@@ -71,8 +71,9 @@
 // FinishLedger (outcomes not written yet, retry thread), ShapeCache (model
 // shapes for the fit), EventSubscribers (SSE listeners), EnvironmentWatch
 // (devices and the probe thread, fingerprints, stale verdicts, the streak
-// and its reset). Still here, over model_*.cpp: the load job and its
-// verdict, fit and residency, the fleet's nodes.
+// and its reset), FitAndResidency (estimate, auto_fit, suggestions,
+// evictions). Still here, over model_*.cpp: the load job and its verdict,
+// admission, the fleet's nodes.
 // Thread-safe; Load blocks its caller. Events go to subscribers on the thread
 // that caused them.
 #pragma once
@@ -91,9 +92,9 @@
 #include "app/environment_watch.h"
 #include "app/event_subscribers.h"
 #include "app/finish_ledger.h"
+#include "app/fit_and_residency.h"
 #include "app/idle_unloader.h"
 #include "app/model_runtime.h"
-#include "app/shape_cache.h"
 #include "classifier/crash_classifier.h"
 #include "compat/load_queue.h"
 #include "compat/state_machine.h"
@@ -204,44 +205,9 @@ class ModelService : public api::ModelApi {
   Result<ModelRecord> WriteFinish(const Finish& finish);  // finishes_' writer: the state machine
   void OnFinishesSettled(const std::vector<FinishLedger::Settled>& settled);  // written late or dropped
 
-  // app/model_fit.cpp (SPEC §12): the memory estimate of a llama.cpp load
-  // (none for a command engine); the model's shape is read once per file
-  // version by `modelwarden-worker inspect` and cached.
-  Result<std::optional<api::FitView>> EstimateFit(const LoadRequest& request);
-  Result<fit::ModelShape> ShapeOf(const std::string& path) { return shapes_.ShapeOf(path); }
-  Result<ShapeCache::Answer> InspectShape(const std::string& path);  // the worker's `inspect`: shapes_' reader
-  // RAM (MemAvailable now) first, then the probe's GPUs, as a load of `model`
-  // sees them (AccountResidents): every fit decision uses this one view.
-  std::vector<fit::Device> FitDevices(const std::string& model, bool reclaim_idle);
-  void AddFit(const ModelRecord& record, api::ModelView& view);  // GetModel
-  // A 507 answer when the estimate exceeds free memory; nullopt to go on.
-  std::optional<api::LoadResult> RefuseIfItCannotFit(const ModelRecord& model, const LoadRequest& request);
-  // auto_fit (SPEC §12): lowers the settings the user left unset in
-  // request.load_config_json so that the estimate fits; returns what it
-  // set and reports (a JSON object, empty when nothing), "" for no change.
-  std::string ApplyAutoFit(LoadRequest& request);
-  // The classifier's suggestion made concrete for this model and machine
-  // (SPEC §11, computed from the estimate for out-of-memory and flash
-  // attention failures), merged into the attempt's load_config and
-  // validated; "" when none helps or it equals `attempt_config`.
-  std::string SuggestLoadConfig(const ModelRecord& model, const LoadRequest& request,
-                                const Classification& classification);
-
-  // app/model_residency.cpp (SPEC §12 "Residency"). MakeRoom runs on the
-  // queue's thread right before an attempt (after the fit check): it evicts
-  // what the cap and (unforced) the memory require, and answers kModelsBusy
-  // when the cap is reached and too few loaded models are idle; nullopt to go on.
-  std::optional<api::LoadResult> MakeRoom(const ModelRecord& model, const LoadRequest& request, bool force);
-  // Free memory as a load of `model` sees it: each GPU's probe figure less
-  // what the loaded models hold on it (RAM's MemAvailable already counts
-  // them); with reclaim_idle, plus what the idle loaded models other than
-  // `model` hold (they may be evicted to make room).
-  void AccountResidents(std::vector<fit::Device>& devices, const std::string& model, bool reclaim_idle);
-  // A sentence for the 507 message: which loaded models the free memory
-  // counts as evictable and which stay (requests in flight).
-  std::string ResidencyNote(const std::string& model);
-  bool IsBusy(const std::string& name);  // a /v1 request in flight or waiting, a load or an unload under way
-  void FillResidency(api::ServerStatus& status);  // GetStatus: last use, keep-alive, memory
+  // GET /api/models/{name}: the estimate of the settings a load would use
+  // (FitAndResidency, fit_and_residency.h).
+  void AddFit(const ModelRecord& record, api::ModelView& view);
 
   api::ModelView ToView(const ModelRecord& record);
   void PublishModel(const std::string& name);
@@ -306,15 +272,19 @@ class ModelService : public api::ModelApi {
                                  [this](const std::vector<int64_t>& attempts) { RevertStreak(attempts); },
                                  [this] { PublishEnvironment(); }}};
 
-  // Each model file's shape for the fit estimate, read once per file version; its own lock.
-  ShapeCache shapes_{[this](const std::string& path) { return InspectShape(path); }};
-
   // /v1 serving: the rules for slots, the waiting queue and idle deadlines,
   // run over models_ (which holds them, under its lock); the idle thread
   // unloads models whose keep_alive has passed.
   serving::ServingGate gate_;
   // Unloads models idle past keep_alive; started by the first BeginInference.
   IdleUnloader idle_unloader_{gate_, [this](const std::string& name) { UnloadIdle(name); }};
+  // SPEC §12 (fit_and_residency.h): the estimate, auto_fit, computed
+  // suggestions, evictions; no state of its own but the shape cache.
+  FitAndResidency fit_{supervisor_, gate_, environment_, metrics_,
+                       {[this] { return CurrentConfig(); },
+                        [this](const std::string& model) { return queue_->StateOf(model).has_value(); },
+                        [this](const std::string& model) { return Unload(model).status(); },
+                        [this](const ModelRecord& record) { return ToView(record); }}};
   EngineDeaths engine_deaths_;  // how each engine ended (AwaitEngineDeath), its own lock
   // SPEC §19: probes every loaded engine; started by StartProbing, stopped by BeginShutdown.
   EngineHealth engine_health_{HealthHooks()};
