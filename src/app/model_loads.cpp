@@ -80,17 +80,15 @@ std::string FailureMessage(const std::string& name, AttemptOutcome outcome, cons
 void ModelService::BeginShutdown() {
   shutting_down_ = true;
   engine_health_.Stop();  // no engine is judged while they are being stopped
-  gate_.Close();  // /v1 requests waiting for a slot answer 503
-  engine_deaths_.Close();  // engines are about to be stopped: no death to wait for
+  admission_.Close();  // /v1 requests waiting for a slot answer 503; engines are about to be stopped: no death to wait for
 }
 
 void ModelService::Shutdown() {
   shutting_down_ = true;
-  gate_.Close();
-  engine_deaths_.Close();
+  admission_.Close();
   if (shut_down_.exchange(true)) return;  // the destructor calls it again
   engine_health_.Stop();
-  idle_unloader_.Stop();
+  admission_.StopIdleUnloader();
   environment_.Stop();
   if (queue_) queue_->Shutdown();
   finishes_.Stop();
@@ -485,7 +483,7 @@ void ModelService::OnWorkerDied(const UnexpectedExit& exit) {
     MW_LOG(kWarn, "load") << "model=" << exit.model_name << " pid=" << exit.pid << " " << reason;
     models_.MarkNotLoaded(exit.model_name, reason, exit.pid);
     PublishModel(exit.model_name);
-    engine_deaths_.NoteDeath(exit.pid, reason);  // /v1 requests it cut off answer at once
+    admission_.NoteDeath(exit.pid, reason);  // /v1 requests it cut off answer at once
     return;
   }
   CrashEvidence evidence;
@@ -546,7 +544,7 @@ void ModelService::RecordServingEnd(const std::string& name, int pid, const Cras
   }
   PublishModel(name);
   PublishCounts();
-  engine_deaths_.NoteDeath(pid, summary, hung);  // after the record: /v1 requests it broke answer with this summary
+  admission_.NoteDeath(pid, summary, hung);  // after the record: /v1 requests it broke answer with this summary
 }
 
 }  // namespace mw::app

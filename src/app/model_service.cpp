@@ -27,8 +27,7 @@ ModelService::ModelService(Registry& registry, StateMachine& state_machine, Supe
       config_(std::make_shared<const config::Config>(config)),
       classifier_(classifier),
       version_(std::move(version)),
-      started_ms_(MonotonicMillis()),
-      gate_(models_, &MonotonicMillis) {
+      started_ms_(MonotonicMillis()) {
   queue_ = std::make_unique<LoadQueue<LoadJobResult>>(
       [](const std::string& name) -> LoadJobResult {
         return FailedPreconditionError("the load of '" + name + "' was cancelled before it started");
@@ -289,9 +288,10 @@ Result<api::ModelView> ModelService::Unload(const std::string& name) {
   const ListChangedOnExit changed{this};
   RETURN_IF_ERROR(CheckName(name));
   ASSIGN_OR_RETURN(ModelRecord record, registry_.GetModel(name));
-  gate_.ClearIdle(name);  // unloaded by hand (or by the idle thread): no idle deadline left
-  // /v1 requests this unload cuts off answer at once, not as a crash.
-  if (std::optional<LoadedModel> loaded = supervisor_.FindLoaded(name)) engine_deaths_.NoteStopped(loaded->pid);
+  // Unloaded by hand (or by the idle thread): no idle deadline left; /v1
+  // requests this unload cuts off answer at once, not as a crash.
+  const std::optional<LoadedModel> loaded = supervisor_.FindLoaded(name);
+  admission_.OnUnload(name, loaded ? std::optional<int>(loaded->pid) : std::nullopt);
   if (!queue_->CancelQueued(name)) {  // a load still queued is simply dropped
     auto stopped = supervisor_.Unload(name);  // also cancels a load in progress
     if (!stopped.ok() && stopped.status().code() == StatusCode::kNotFound) {
@@ -397,6 +397,13 @@ void ModelService::AddFit(const ModelRecord& record, api::ModelView& view) {
     for (const auto& d : view.memory) used += d.memory_used;
     view.fit->memory_used = used;
   }
+}
+
+void ModelService::UnloadIdle(const std::string& name) {
+  if (!supervisor_.IsLoaded(name)) return;
+  MW_LOG(kInfo, "serve") << "model=" << name << " idle past its keep_alive: unloading";
+  auto unloaded = Unload(name);
+  if (!unloaded.ok()) MW_LOG(kWarn, "serve") << "model=" << name << " idle unload: " << unloaded.status().ToString();
 }
 
 void ModelService::StartProbing() {

@@ -51,7 +51,7 @@
 //     fit check counts the memory of idle models as free (they may be
 //     evicted), so its 507 is only for what cannot fit even then.
 //
-//   BeginInference (/v1, model_inference.cpp): a slot of serving::ServingGate
+//   BeginInference (/v1, Admission, admission.h): a slot of serving::ServingGate
 //   (n_parallel in the engine, max_queue waiting, else kQueueFull), then
 //   Load(name, false) as above; the lease frees the slot and starts the
 //   keep_alive clock (the idle thread unloads). AwaitEngineDeath lets a
@@ -66,14 +66,14 @@
 // deadlines are part of that runtime (ServingGate's rules run over it).
 //
 // Collaborators, each with its own header, contract and lock (or thread):
-// ModelRuntimeTable (live state), serving::ServingGate (slot rules),
-// IdleUnloader (keep_alive thread), EngineDeaths (how engines ended),
+// ModelRuntimeTable (live state), Admission (/v1: serving::ServingGate's
+// slot rules, IdleUnloader's keep_alive thread, EngineDeaths),
 // FinishLedger (outcomes not written yet, retry thread), ShapeCache (model
 // shapes for the fit), EventSubscribers (SSE listeners), EnvironmentWatch
 // (devices and the probe thread, fingerprints, stale verdicts, the streak
 // and its reset), FitAndResidency (estimate, auto_fit, suggestions,
 // evictions). Still here, over model_*.cpp: the load job and its verdict,
-// admission, the fleet's nodes.
+// the fleet's nodes.
 // Thread-safe; Load blocks its caller. Events go to subscribers on the thread
 // that caused them.
 #pragma once
@@ -87,13 +87,12 @@
 #include <vector>
 
 #include "api/model_api.h"
-#include "app/engine_deaths.h"
+#include "app/admission.h"
 #include "app/engine_health.h"
 #include "app/environment_watch.h"
 #include "app/event_subscribers.h"
 #include "app/finish_ledger.h"
 #include "app/fit_and_residency.h"
-#include "app/idle_unloader.h"
 #include "app/model_runtime.h"
 #include "classifier/crash_classifier.h"
 #include "compat/load_queue.h"
@@ -140,9 +139,13 @@ class ModelService : public api::ModelApi {
   Result<api::EnvironmentView> ResetEnvironment() override;
   int64_t Subscribe(api::EventListener listener) override;
   void Unsubscribe(int64_t id) override;
-  // /v1 (model_inference.cpp).
-  Result<api::InferenceAdmission> BeginInference(const api::InferenceRequest& request) override;
-  std::optional<api::EngineEnd> AwaitEngineDeath(const std::string& model_name, int pid, int64_t timeout_ms) override;
+  // /v1 (Admission, admission.h).
+  Result<api::InferenceAdmission> BeginInference(const api::InferenceRequest& request) override {
+    return admission_.Begin(request);
+  }
+  std::optional<api::EngineEnd> AwaitEngineDeath(const std::string& model_name, int pid, int64_t timeout_ms) override {
+    return admission_.AwaitEngineDeath(model_name, pid, timeout_ms);
+  }
 
   // SPEC §11 device probe (EnvironmentWatch, environment_watch.h): starts the probe thread (the
   // first probe at once, then every probe_interval_s and after each
@@ -237,8 +240,7 @@ class ModelService : public api::ModelApi {
   // SPEC §19 (engine_hangs.cpp): the health watch's hooks, and its verdict.
   EngineHealthHooks HealthHooks();
   void OnEngineHung(const WatchedEngine& engine, const std::string& reason);
-  // /v1 (model_inference.cpp): the idle-unload thread and engine deaths.
-  class Lease;
+  // /v1 (admission.h).
   void UnloadIdle(const std::string& name);  // the idle unloader's callback: Unload if loaded
 
   Registry& registry_;
@@ -272,20 +274,20 @@ class ModelService : public api::ModelApi {
                                  [this](const std::vector<int64_t>& attempts) { RevertStreak(attempts); },
                                  [this] { PublishEnvironment(); }}};
 
-  // /v1 serving: the rules for slots, the waiting queue and idle deadlines,
-  // run over models_ (which holds them, under its lock); the idle thread
-  // unloads models whose keep_alive has passed.
-  serving::ServingGate gate_;
-  // Unloads models idle past keep_alive; started by the first BeginInference.
-  IdleUnloader idle_unloader_{gate_, [this](const std::string& name) { UnloadIdle(name); }};
+  // /v1 admission (admission.h): the slot rules over models_, the waiting
+  // queue, the idle-unload thread, how engines ended.
+  Admission admission_{registry_, supervisor_, models_, metrics_,
+                       {[this] { return CurrentConfig(); }, [this] { return shutting_down_.load(); },
+                        [this](const ModelRecord& model) { return Refusal(model); },
+                        [this](ModelRecord model) { return LoadRow(std::move(model), /*force=*/false); },
+                        [this](const std::string& model) { UnloadIdle(model); }}};
   // SPEC §12 (fit_and_residency.h): the estimate, auto_fit, computed
   // suggestions, evictions; no state of its own but the shape cache.
-  FitAndResidency fit_{supervisor_, gate_, environment_, metrics_,
+  FitAndResidency fit_{supervisor_, admission_.gate(), environment_, metrics_,
                        {[this] { return CurrentConfig(); },
                         [this](const std::string& model) { return queue_->StateOf(model).has_value(); },
                         [this](const std::string& model) { return Unload(model).status(); },
                         [this](const ModelRecord& record) { return ToView(record); }}};
-  EngineDeaths engine_deaths_;  // how each engine ended (AwaitEngineDeath), its own lock
   // SPEC §19: probes every loaded engine; started by StartProbing, stopped by BeginShutdown.
   EngineHealth engine_health_{HealthHooks()};
   // When each model was last stopped for hanging (the model view); its own lock.
