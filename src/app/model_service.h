@@ -124,7 +124,7 @@ class ModelService : public api::ModelApi {
   // last call (its verdicts may have become stale: SPEC §11).
   // On a shared registry (PostgreSQL, SPEC §14) other nodes change models
   // and verdicts too: the registry's change count is read first (one small
-  // query), and a new count bumps the version (environment_watch.h).
+  // query), and a new count bumps the version (model_retest.cpp; EnvironmentWatch::InputsChanged).
   std::optional<uint64_t> ModelListVersion() override;
   Result<api::ModelView> GetModel(const std::string& name) override;
   Result<api::ModelView> RegisterModel(const api::RegisterRequest& request) override;
