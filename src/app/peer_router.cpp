@@ -118,7 +118,9 @@ bool PeerRouter::PeerFits(const NodeRecord& node, const std::string& model_name)
   if (!body.is_object()) return false;
   const auto fit = body.find("fit");
   if (fit == body.end() || fit->is_null()) return true;  // no estimate (a command engine): as here
-  return fit->is_object() && fit->value("fits", false);
+  if (!fit->is_object()) return false;
+  const auto fits = fit->find("fits");
+  return fits != fit->end() && fits->is_boolean() && fits->get<bool>();
 }
 
 bool PeerRouter::Alive(const api::PeerTarget& peer) {

@@ -58,6 +58,23 @@ class FleetRouteTest : public ::testing::Test {
     MW_REQUIRE(fleet_ != nullptr, skip_);
     ASSERT_TRUE(fleet_->a->started() && fleet_->b->started() && fleet_->c->started())
         << fleet_->a->startup_output() << fleet_->b->startup_output() << fleet_->c->startup_output();
+    // A node's address and class reach the others with its first heartbeat.
+    ASSERT_TRUE(WaitNodesKnown()) << fleet_->a->Call("GET", "/api/nodes").raw;
+  }
+
+  // Polls A's GET /api/nodes until every node is live with its advertise_url and class (~20 s).
+  static bool WaitNodesKnown() {
+    for (int i = 0; i < 200; ++i) {
+      json nodes = fleet_->a->Call("GET", "/api/nodes").body.value("nodes", json::array());
+      int known = 0;
+      for (const json& n : nodes) {
+        known += n["lease"].value("live", false) && n["advertise_url"].is_string() &&
+                 !n.value("environment_class", "").empty();
+      }
+      if (known >= 3) return true;
+      std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    }
+    return false;
   }
 
   // A node whose fake probe names `gpu` (its environment class).
