@@ -316,6 +316,15 @@ class InferenceLease {
   int64_t timeout_ms = 600000;
   // The edge cancelled the generation past timeout_ms (counted in metrics).
   virtual void TimedOut() {}
+  // SPEC §16: the engine's answer began with 200 (llama.cpp sends its head
+  // with the first result: the first token exists). For a request whose own
+  // first token verifies its model's load, this verifies it; a lease that
+  // ends without it has the worker run its own short decode.
+  virtual void FirstToken() {}
+  // The engine broke the connection before its head: for a request that
+  // verifies its model's load, that load's failure (classified, kFailed),
+  // once known within wait_ms; else nullopt.
+  virtual std::optional<LoadResult> LoadFailure(int64_t /*wait_ms*/) { return std::nullopt; }
 };
 
 // How an engine that broke a request's connection ended (AwaitEngineDeath).

@@ -87,6 +87,7 @@
 #include <vector>
 
 #include "api/model_api.h"
+#include "app/cold_request.h"
 #include "app/engine_deaths.h"
 #include "app/engine_health.h"
 #include "app/event_subscribers.h"
@@ -186,7 +187,9 @@ class ModelService : public api::ModelApi {
   };
 
   // Load() for a model row the caller has read (a /v1 request reads it once).
-  Result<api::LoadResult> LoadRow(ModelRecord model, bool force);
+  // With `cold` (an on-demand load, cold_request.h) it returns as soon as the
+  // engine is ready, kLoaded with cold's engine, while the attempt goes on.
+  Result<api::LoadResult> LoadRow(ModelRecord model, bool force, std::shared_ptr<ColdRequest> cold = nullptr);
   // The queue's job for one model (runs on the queue's thread).
   LoadJobResult RunJob(const std::string& name, bool force);
   LoadJobResult RunAttempt(const ModelRecord& model, bool force);
@@ -357,6 +360,7 @@ class ModelService : public api::ModelApi {
   // Unloads models idle past keep_alive; started by the first BeginInference.
   IdleUnloader idle_unloader_{gate_, [this](const std::string& name) { UnloadIdle(name); }};
   EngineDeaths engine_deaths_;  // how each engine ended (AwaitEngineDeath), its own lock
+  ColdRequests cold_loads_;     // SPEC §16: on-demand loads verified by their request's first token
   // SPEC §19: probes every loaded engine; started by StartProbing, stopped by BeginShutdown.
   EngineHealth engine_health_{HealthHooks()};
   // When each model was last stopped for hanging (the model view); its own lock.

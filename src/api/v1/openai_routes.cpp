@@ -69,6 +69,13 @@ std::pair<ErrorKind, std::string> BrokenEngine(Context& ctx, const std::string& 
                                        " (the engine closed it, the model was unloaded, or the server is stopping)"};
 }
 
+// The on-demand load failed: its classification, as POST /api/orchestrate/load answers it.
+void SendLoadFailed(httplib::Response& res, const LoadResult& load) {
+  ErrorInfo info = DescribeError(ErrorKind::kLoadFailed);
+  res.status = info.http_status;
+  res.set_content(OpenAiLoadErrorJson(info.http_status, info.code, load), kJson);
+}
+
 // SPEC §19: when a request's generation must end (InferenceLease::timeout_ms
 // from when the engine is asked).
 using Clock = std::chrono::steady_clock;
@@ -221,11 +228,7 @@ void Inference(OpenAiEndpoint endpoint, const std::shared_ptr<Context>& ctx, con
       res.status = info.http_status;
       return res.set_content(OpenAiLoadErrorJson(info.http_status, info.code, admission->load), kJson);
     }
-    case InferenceAdmission::Kind::kLoadFailed: {
-      ErrorInfo info = DescribeError(ErrorKind::kLoadFailed);
-      res.status = info.http_status;
-      return res.set_content(OpenAiLoadErrorJson(info.http_status, info.code, admission->load), kJson);
-    }
+    case InferenceAdmission::Kind::kLoadFailed: return SendLoadFailed(res, admission->load);
     case InferenceAdmission::Kind::kQueueFull: return SendKind(res, ErrorKind::kQueueFull, admission->message);
     case InferenceAdmission::Kind::kInsufficientMemory:
       return SendKind(res, ErrorKind::kInsufficientMemory, admission->message);
@@ -253,10 +256,15 @@ void Inference(OpenAiEndpoint endpoint, const std::shared_ptr<Context>& ctx, con
     }
   }
   if (!call->has_head()) {
+    // The load this request was to verify failed on its first decode (SPEC §16).
+    if (std::optional<LoadResult> failed = lease->LoadFailure(ctx->options.death_wait_ms)) {
+      return SendLoadFailed(res, *failed);
+    }
     auto [kind, message] = BrokenEngine(*ctx, parsed->model, *lease, *call);
     return SendKind(res, kind, message);
   }
   const int engine_status = call->status();
+  if (engine_status == 200) lease->FirstToken();
   const bool sse = call->content_type().rfind("text/event-stream", 0) == 0;
   if (engine_status == 200 && sse && parsed->stream) {
     auto st = std::make_shared<Stream>();
