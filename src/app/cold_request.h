@@ -10,9 +10,9 @@
 //      │                                                  worker --verify request
 //      │<── Ready(pid, endpoint) ── on_ready (the worker's `ready`: engine listens)
 //      └─ forwarded to the engine; the attempt stays open (`testing`) until
-//         Supervisor::Verify(first_token): the first byte of a 200 answer
-//         (llama.cpp sends its head only with the first result) verifies the
-//         load; an answer without one (client gone, an error answer) makes
+//         Supervisor::Verify(first_token): the answer's first event with data
+//         (InferenceLease::FirstToken; not the 200 head, which llama.cpp
+//         sends before the prompt runs) verifies the load; an answer without one (client gone, an error answer) makes
 //         the worker run its own short decode; a crash before either is a
 //         failed load, and the request answers with that load's classified
 //         failure (LoadFailure).

@@ -25,6 +25,14 @@ class ColdRequestTest : public FaultFixture {
   }
 };
 
+void ExpectCrashedAndIncompatible(const Json& model) {
+  EXPECT_EQ(model.value("compatibility_status", ""), "incompatible") << model.dump();
+  EXPECT_FALSE(model.value("loaded", true)) << model.dump();
+  ASSERT_EQ(model["attempts"].size(), 1u) << model.dump();
+  EXPECT_EQ(model["attempts"][0].value("outcome", ""), "crashed") << model.dump();
+  EXPECT_EQ(model["attempts"][0].value("signal", ""), "SIGSEGV") << model.dump();
+}
+
 // A crash on the request's own first decode is a failed load, as if the
 // worker's verification decode had crashed: the attempt is crashed, the
 // model incompatible (rule 3), and that request gets the classified error.
@@ -39,13 +47,23 @@ TEST_F(ColdRequestTest, EngineCrashingOnTheRequestsFirstDecodeFailsTheLoadAndAns
   EXPECT_EQ(cls.value("outcome", ""), "crashed") << r.raw;
   EXPECT_EQ(cls.value("signal", ""), "SIGSEGV") << r.raw;
   EXPECT_NE(cls.value("log_excerpt", "").find("fake worker: decoding the first request"), std::string::npos) << r.raw;
+  ExpectCrashedAndIncompatible(GetModelJson("cold"));
+  ExpectServing();
+}
 
-  Json model = GetModelJson("cold");
-  EXPECT_EQ(model.value("compatibility_status", ""), "incompatible") << model.dump();
-  EXPECT_FALSE(model.value("loaded", true)) << model.dump();
-  ASSERT_EQ(model["attempts"].size(), 1u) << model.dump();
-  EXPECT_EQ(model["attempts"][0].value("outcome", ""), "crashed") << model.dump();
-  EXPECT_EQ(model["attempts"][0].value("signal", ""), "SIGSEGV") << model.dump();
+// The same crash after the engine's 200 head (llama.cpp sends it before the
+// prompt runs): the head is no token, the load fails, and the stream that
+// had begun ends with the load's error event.
+TEST_F(ColdRequestTest, EngineCrashingAfterItsHeadFailsTheLoadAndEndsTheStreamWithIt) {
+  StartWithFakeWorker("head-segv");
+  if (HasFatalFailure()) return;
+  Json streamed = kChat;
+  streamed["stream"] = true;
+  HttpResult r = Http(url(), "POST", "/v1/chat/completions", streamed);
+  EXPECT_EQ(r.status, 200) << r.raw;
+  EXPECT_NE(r.raw.find("\"load_failed\""), std::string::npos) << r.raw;
+  EXPECT_NE(r.raw.find("SIGSEGV"), std::string::npos) << r.raw;
+  ExpectCrashedAndIncompatible(GetModelJson("cold"));
   ExpectServing();
 }
 
