@@ -24,7 +24,7 @@ EngineHealthHooks ModelService::HealthHooks() {
     }
     return engines;
   };
-  hooks.in_flight = [this](const std::string& model) { return gate_.InEngine(model); };
+  hooks.in_flight = [this](const std::string& model) { return admission_.gate().InEngine(model); };
   hooks.timing = [this] {
     const auto config = CurrentConfig();  // reloadable (SIGHUP)
     return std::pair<int64_t, int64_t>{config->health_interval_s * 1000LL, config->hang_timeout_s * 1000LL};
