@@ -317,6 +317,17 @@ class InferenceLease {
   int64_t timeout_ms = 600000;
   // The edge cancelled the generation past timeout_ms (counted in metrics).
   virtual void TimedOut() {}
+  // SPEC §16: the engine's answer carries its first token: the first SSE
+  // event with data that is not an error, or a whole 200 plain answer (not
+  // the 200 head: llama.cpp sends it before the prompt runs, and SSE pings
+  // while it waits). For a request whose own first token verifies its
+  // model's load, this verifies it; a lease that ends without it has the
+  // worker run its own short decode.
+  virtual void FirstToken() {}
+  // The engine broke the connection before its answer was complete: for a
+  // request that was to verify its model's load, that load's failure
+  // (classified, kFailed), once known within wait_ms; else nullopt.
+  virtual std::optional<LoadResult> LoadFailure(int64_t /*wait_ms*/) { return std::nullopt; }
 };
 
 // How an engine that broke a request's connection ended (AwaitEngineDeath).

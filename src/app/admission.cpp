@@ -60,15 +60,33 @@ class Admission::Lease : public api::InferenceLease {
   Lease(Admission* admission, serving::Slot slot, std::string model)
       : admission_(admission), slot_(std::move(slot)), model_(std::move(model)) {}
   ~Lease() override {
+    // Ended without a first token: the worker runs its own decode (SPEC §16).
+    if (cold_ && !verified_) Verify(false);
     slot_.Release(MonotonicMillis());
     admission_->idle_unloader_.Wake();
   }
   void TimedOut() override { admission_->metrics_.RecordRequestTimeout(model_); }
+  void FirstToken() override {
+    if (cold_ && !verified_) Verify(true);
+  }
+  std::optional<api::LoadResult> LoadFailure(int64_t wait_ms) override {
+    return cold_ ? cold_->LoadFailure(wait_ms) : std::nullopt;
+  }
+  // This request's first token verifies its model's load (cold_request.h).
+  void VerifiesLoad(std::shared_ptr<ColdRequest> cold) { cold_ = std::move(cold); }
 
  private:
+  void Verify(bool first_token) {
+    verified_ = true;
+    Status st = admission_->supervisor_.Verify(model_, engine_pid, first_token);
+    if (!st.ok()) MW_LOG(kInfo, "serve") << "model=" << model_ << " " << st.message();  // the load ended meanwhile
+  }
+
   Admission* admission_;
   serving::Slot slot_;
   std::string model_;
+  std::shared_ptr<ColdRequest> cold_;
+  bool verified_ = false;  // Verify was called (the edge calls FirstToken on one thread)
 };
 
 Result<api::InferenceAdmission> Admission::Begin(const api::InferenceRequest& request) {
@@ -117,7 +135,10 @@ Result<api::InferenceAdmission> Admission::Begin(const api::InferenceRequest& re
   auto lease = std::make_unique<Lease>(this, std::move(slot).value(), name);
   // SPEC §19: the request's own timeout, at most the server's.
   lease->timeout_ms = std::min<int64_t>(request.timeout_ms.value_or(INT64_MAX), config->request_timeout_s * 1000LL);
-  ASSIGN_OR_RETURN(api::LoadResult load, hooks_.load(model));
+  // SPEC §16: a load this request causes is verified by its first token.
+  auto cold = std::make_shared<ColdRequest>();
+  ASSIGN_OR_RETURN(api::LoadResult load, hooks_.load(model, cold));
+  if (cold->ready()) lease->VerifiesLoad(cold);
   switch (load.kind) {
     case api::LoadResult::Kind::kIncompatible:
       admission.kind = api::InferenceAdmission::Kind::kIncompatible;

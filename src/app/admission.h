@@ -9,7 +9,9 @@
 //     the ServingGate (n_parallel in the engine, max_queue waiting, else
 //     kQueueFull), then loads on demand through hooks.load (the same load
 //     as POST /api/orchestrate/load, never forced) and hands back a lease
-//     naming the engine (endpoint and pid from the load's result). The
+//     naming the engine (endpoint and pid from the load's result). A load
+//     this request causes is handed back when the engine is ready, and the
+//     request's first token verifies it (cold_request.h, SPEC §16). The
 //     lease frees the slot when destroyed and wakes the idle thread, which
 //     unloads (hooks.unload_idle) models idle past keep_alive.
 //   AwaitEngineDeath: a request whose engine connection broke waits for
@@ -26,6 +28,7 @@
 #include <string>
 
 #include "api/model_api.h"
+#include "app/cold_request.h"
 #include "app/engine_deaths.h"
 #include "app/idle_unloader.h"
 #include "app/model_runtime.h"
@@ -41,7 +44,10 @@ struct AdmissionHooks {
   std::function<std::shared_ptr<const config::Config>()> config;  // the configuration now (SIGHUP)
   std::function<bool()> shutting_down;
   std::function<api::LoadResult(const ModelRecord& model)> refusal;  // the answer for an incompatible model
-  std::function<Result<api::LoadResult>(ModelRecord model)> load;   // an unforced load of a row read once
+  // An unforced load of a row read once; with `cold`, it returns as soon as
+  // the engine is ready and the request's first token verifies the load
+  // (cold_request.h, SPEC §16).
+  std::function<Result<api::LoadResult>(ModelRecord model, std::shared_ptr<ColdRequest> cold)> load;
   std::function<void(const std::string& model)> unload_idle;        // keep_alive passed
 };
 

@@ -132,7 +132,7 @@ Result<api::LoadResult> ModelService::Load(const std::string& name, bool force) 
   return LoadRow(std::move(model), force);
 }
 
-Result<api::LoadResult> ModelService::LoadRow(ModelRecord model, bool force) {
+Result<api::LoadResult> ModelService::LoadRow(ModelRecord model, bool force, std::shared_ptr<ColdRequest> cold) {
   const std::string name = model.model_name;
   if (shutting_down_) return UnavailableError("the server is shutting down");
   if (!queue_->StateOf(name)) {
@@ -156,8 +156,12 @@ Result<api::LoadResult> ModelService::LoadRow(ModelRecord model, bool force) {
     if (model.compatibility_status == CompatStatus::kIncompatible && !force) return Refusal(model);
   }
   // Queued behind other models' attempts, or joined to this model's attempt.
-  auto ticket = queue_->Submit(name, [this, name, force] { return RunJob(name, force); });
+  auto ticket = queue_->Submit(name, [this, name, force, cold] {
+    ColdRequests::Armed armed(cold_loads_, name, cold);  // SPEC §16: its first run may claim it
+    return RunJob(name, force);
+  });
   if (ticket.joined) MW_LOG(kInfo, "load") << "model=" << name << " joins the load in progress";
+  if (cold && !ticket.joined && cold->WaitReady(ticket.result)) return cold->ReadyResult();
   Result<api::LoadResult> result = ticket.result.get();
   if (result.ok()) {
     result->joined = ticket.joined;
@@ -350,6 +354,9 @@ Result<ModelService::AttemptRun> ModelService::RunLoad(const std::string& name, 
     PublishModel(name);
   };
   observer.on_started = [&](int) { models_.ProcessStarted(name); };
+  // SPEC §16: an on-demand load is verified by its request's first token.
+  LoadRequest to_run = request;
+  ClaimColdRequest(cold_loads_, &to_run, &observer);
   // An unload that came while the attempt was starting: no process at all.
   if (!models_.ProcessStarting(name)) {
     MW_LOG(kInfo, "load") << "model=" << name << " attempt=" << attempt << " cancelled by an unload before it started";
@@ -358,7 +365,7 @@ Result<ModelService::AttemptRun> ModelService::RunLoad(const std::string& name, 
     cancelled.outcome = LoadOutcome::kCancelled;
     return cancelled;
   }
-  Result<LoadReport> report = supervisor_.Load(request, observer);
+  Result<LoadReport> report = supervisor_.Load(to_run, observer);
   models_.ProcessEnded(name);  // the job goes on (recording, an auto_fix retry) without a process
   if (!report.ok()) {
     // No process ran (worker missing, shutting down...): not the model's fault.

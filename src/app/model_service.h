@@ -88,6 +88,7 @@
 
 #include "api/model_api.h"
 #include "app/admission.h"
+#include "app/cold_request.h"
 #include "app/engine_health.h"
 #include "app/environment_watch.h"
 #include "app/event_subscribers.h"
@@ -189,7 +190,9 @@ class ModelService : public api::ModelApi {
   };
 
   // Load() for a model row the caller has read (a /v1 request reads it once).
-  Result<api::LoadResult> LoadRow(ModelRecord model, bool force);
+  // With `cold` (an on-demand load, cold_request.h) it returns as soon as the
+  // engine is ready, kLoaded with cold's engine, while the attempt goes on.
+  Result<api::LoadResult> LoadRow(ModelRecord model, bool force, std::shared_ptr<ColdRequest> cold = nullptr);
   // The queue's job for one model (runs on the queue's thread).
   LoadJobResult RunJob(const std::string& name, bool force);
   LoadJobResult RunAttempt(const ModelRecord& model, bool force);
@@ -274,12 +277,15 @@ class ModelService : public api::ModelApi {
                                  [this](const std::vector<int64_t>& attempts) { RevertStreak(attempts); },
                                  [this] { PublishEnvironment(); }}};
 
+  ColdRequests cold_loads_;  // SPEC §16: on-demand loads verified by their request's first token
   // /v1 admission (admission.h): the slot rules over models_, the waiting
   // queue, the idle-unload thread, how engines ended.
   Admission admission_{registry_, supervisor_, models_, metrics_,
                        {[this] { return CurrentConfig(); }, [this] { return shutting_down_.load(); },
                         [this](const ModelRecord& model) { return Refusal(model); },
-                        [this](ModelRecord model) { return LoadRow(std::move(model), /*force=*/false); },
+                        [this](ModelRecord model, std::shared_ptr<ColdRequest> cold) {
+                          return LoadRow(std::move(model), /*force=*/false, std::move(cold));
+                        },
                         [this](const std::string& model) { UnloadIdle(model); }}};
   // SPEC §12 (fit_and_residency.h): the estimate, auto_fit, computed
   // suggestions, evictions; no state of its own but the shape cache.

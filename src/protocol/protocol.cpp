@@ -97,6 +97,7 @@ struct Encoder {
             {"tensor_bytes", m.tensor_bytes}};
   }
   json operator()(const StoppedMessage&) const { return {{"type", "stopped"}}; }
+  json operator()(const ReadyMessage& m) const { return {{"type", "ready"}, {"socket", m.socket}}; }
 };
 
 // Typed field access that reports the field by name instead of throwing.
@@ -256,6 +257,11 @@ Result<Message> DecodeObject(const json& j) {
     return Message(std::move(m));
   }
   if (type == "stopped") return Message(StoppedMessage{});
+  if (type == "ready") {
+    ReadyMessage m;
+    RETURN_IF_ERROR(f.String("socket", &m.socket));
+    return Message(std::move(m));
+  }
   std::string shown = type.substr(0, 64);
   return InvalidArgumentError("unknown protocol message type '" + shown + "'");
 }
@@ -283,7 +289,7 @@ Result<DeviceKind> ParseDeviceKind(std::string_view name) {
 
 std::string_view MessageTypeName(const Message& message) {
   static constexpr std::string_view kNames[] = {"progress", "loaded",   "error",
-                                                "probe",    "metadata", "stopped"};
+                                                "probe",    "metadata", "stopped", "ready"};
   return kNames[message.index()];
 }
 

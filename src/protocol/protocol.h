@@ -39,8 +39,13 @@ inline constexpr size_t kMaxLineBytes = 64 * 1024;
 // Default fd of the protocol pipe inside the worker; env MW_PROTOCOL_FD overrides.
 inline constexpr int kDefaultProtocolFd = 3;
 inline constexpr const char* kProtocolFdEnv = "MW_PROTOCOL_FD";
-// Server -> worker command (a line on stdin).
+// Server -> worker commands (a line on stdin).
 inline constexpr std::string_view kStopCommand = "stop";
+// After `ready` (verify "request", SPEC §16): the request's first token
+// exists, the load is verified without a decode of its own...
+inline constexpr std::string_view kVerifiedCommand = "verified";
+// ...or the request ended without one: run the short verification decode now.
+inline constexpr std::string_view kVerifyCommand = "verify";
 
 // Error codes a worker puts in ErrorMessage::code. Stable strings.
 inline constexpr const char* kErrInvalidConfig = "invalid_config";       // load_config rejected
@@ -108,6 +113,14 @@ struct LoadedMessage {
   bool operator==(const LoadedMessage&) const = default;
 };
 
+// {"type":"ready","socket":"PATH"}: verify "request" only (SPEC §16): the
+// engine listens (model and context exist, its task loop runs) but has not
+// decoded yet. The server forwards the request that asked for the load; the
+// worker then waits for `verified` or `verify` on stdin and sends `loaded`.
+struct ReadyMessage {
+  std::string socket;
+  bool operator==(const ReadyMessage&) const = default;
+};
 // {"type":"error","code":"...","message":"..."}; the worker exits non-zero after it.
 struct ErrorMessage {
   std::string code;
@@ -150,9 +163,9 @@ struct StoppedMessage {
 };
 
 using Message = std::variant<ProgressMessage, LoadedMessage, ErrorMessage, ProbeMessage,
-                             MetadataMessage, StoppedMessage>;
+                             MetadataMessage, StoppedMessage, ReadyMessage>;
 
-// "progress" | "loaded" | "error" | "probe" | "metadata" | "stopped"
+// "progress" | "loaded" | "error" | "probe" | "metadata" | "stopped" | "ready"
 std::string_view MessageTypeName(const Message& message);
 
 // One JSON object followed by '\n'. Strings are escaped; invalid UTF-8 in

@@ -27,6 +27,7 @@ TEST(ProtocolTest, RoundTripsEveryMessage) {
       MetadataMessage{"llama", "tiny", 123456789, 1, "F16", 2048, 5000000, 21},
       MetadataMessage{"llama", "tiny", 123456789, 1, "F16", 2048, 5000000, 21, 2, 64, 4, 2, 16, 16, 32000, 4000000},
       StoppedMessage{},
+      ReadyMessage{"/run/mw/2.sock"},
   };
   for (const Message& m : all) {
     EXPECT_EQ(RoundTrip(m), m) << EncodeMessage(m);
@@ -36,6 +37,8 @@ TEST(ProtocolTest, RoundTripsEveryMessage) {
 TEST(ProtocolTest, WireFormatMatchesTheDocument) {
   EXPECT_EQ(EncodeMessage(ProgressMessage{0.5}), "{\"progress\":0.5,\"type\":\"progress\"}\n");
   EXPECT_EQ(EncodeMessage(StoppedMessage{}), "{\"type\":\"stopped\"}\n");
+  EXPECT_EQ(EncodeMessage(ReadyMessage{"/r/1.sock"}), "{\"socket\":\"/r/1.sock\",\"type\":\"ready\"}\n");
+  EXPECT_FALSE(DecodeMessage(R"({"type":"ready"})").ok()) << "socket is required";
   auto m = DecodeMessage(R"({"type":"loaded","devices":[{"name":"CPU","kind":"cpu","memory_used":5}],"n_ctx":512,"load_ms":10})");
   ASSERT_TRUE(m.ok()) << m.status().ToString();
   const auto& loaded = std::get<LoadedMessage>(*m);

@@ -90,6 +90,9 @@ void AttachSessionCallbacks(SpawnOptions& spawn, const std::weak_ptr<Session>& w
       s->progress_pending = true;
     } else if (auto* l = std::get_if<protocol::LoadedMessage>(&*message)) {
       s->loaded = *l;
+    } else if (auto* r = std::get_if<protocol::ReadyMessage>(&*message)) {
+      if (s->ready) s->protocol_error = "a second 'ready'";
+      s->ready = *r;
     } else if (auto* e = std::get_if<protocol::ErrorMessage>(&*message)) {
       s->error = *e;
     }
@@ -158,6 +161,26 @@ LoadReport RunLoad(Session& s, const LoadRequest& req, const SupervisorOptions& 
       continue;
     }
     if (s.loaded || s.ready_matched) { end = End::kReady; break; }
+    if (s.ready && !s.ready_reported) {
+      // verify "request" (SPEC §16): the request that asked for the load
+      // goes to the engine now; its first token (Supervisor::Verify) or the
+      // worker's own decode makes the `loaded` this loop still waits for.
+      if (req.verify != "request") {
+        s.protocol_error = "'ready' from a worker that was not asked for verify \"request\"";
+        continue;
+      }
+      if (s.ready->socket != endpoint.socket_path) {
+        s.protocol_error = "'ready' names another socket than the one the worker was given";
+        continue;
+      }
+      s.ready_reported = true;
+      MW_LOG(kInfo, "supervisor") << "ready model=" << s.name << " pid=" << report.pid
+                                  << ": the engine listens; the first request verifies it";
+      lock.unlock();
+      if (observer.on_ready) observer.on_ready(report.pid, endpoint);
+      lock.lock();
+      continue;
+    }
     const int64_t now = MonotonicMillis();
     if (s.protocol_closed_at_ms && now - *s.protocol_closed_at_ms >= kProtocolClosedGraceMs) {
       end = End::kProtocolClosed;

@@ -39,6 +39,8 @@ struct Session {
   std::optional<double> progress;
   bool progress_pending = false;
   std::optional<protocol::LoadedMessage> loaded;
+  std::optional<protocol::ReadyMessage> ready;  // verify "request": the engine listens
+  bool ready_reported = false;                  // LoadObserver::on_ready was called
   std::optional<protocol::ErrorMessage> error;
   std::string protocol_error;
   std::optional<int64_t> protocol_closed_at_ms;

@@ -219,8 +219,8 @@ Result<LoadReport> Supervisor::Load(const LoadRequest& req, const LoadObserver& 
     spawn.env.emplace_back("LLAMA_API_KEY", endpoint.api_key);
   } else {
     ASSIGN_OR_RETURN(std::string worker, WorkerPath(opt));
-    if (req.verify != "decode" && req.verify != "load") {
-      return InvalidArgumentError("verify must be \"decode\" or \"load\", got \"" + req.verify + "\"");
+    if (req.verify != "decode" && req.verify != "load" && req.verify != "request") {
+      return InvalidArgumentError("verify must be \"decode\", \"load\" or \"request\", got \"" + req.verify + "\"");
     }
     ASSIGN_OR_RETURN(endpoint.socket_path, impl_->NewSocketPath());
     session->socket_path = endpoint.socket_path;
@@ -292,6 +292,24 @@ Result<ProcessExit> Supervisor::StopHung(std::string_view model_name, int pid, c
     return NotFoundError("model '" + std::string(model_name) + "' is not loaded with pid " + std::to_string(pid));
   }
   return impl_->StopSession(s, &how);
+}
+
+Status Supervisor::Verify(std::string_view model_name, int pid, bool first_token) {
+  std::shared_ptr<Session> s = impl_->Find(model_name);
+  auto waiting = [&] {
+    if (!s) return false;
+    std::lock_guard<std::mutex> lock(s->mu);
+    return s->phase == Phase::kLoading && s->ready_reported && s->child && s->child->pid() == pid;
+  };
+  if (!waiting()) {
+    return NotFoundError("model '" + std::string(model_name) + "' has no engine with pid " + std::to_string(pid) +
+                         " waiting for its first request's token");
+  }
+  MW_LOG(kInfo, "supervisor") << "model=" << model_name << " pid=" << pid
+                              << (first_token ? " the first request's first token exists: verified"
+                                              : " the first request ended without a token: the worker decodes");
+  const std::string_view command = first_token ? protocol::kVerifiedCommand : protocol::kVerifyCommand;
+  return s->child->WriteStdin(std::string(command) + "\n");
 }
 
 Status Supervisor::PrepareRuntime() {

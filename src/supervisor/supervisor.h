@@ -13,7 +13,7 @@
 //
 // Engines (SPEC §5, §6):
 //   kLlamaCpp  `modelwarden-worker load --model PATH --config JSON --verify V
-//              --socket SOCK`, with the protocol pipe on fd 3
+//              --socket SOCK` (V: decode, load or request; see LoadRequest), with the protocol pipe on fd 3
 //              (docs/worker-protocol.md); SOCK is a fresh name in the runtime
 //              directory (runtime_dir.h: mode 0700). The
 //              worker runs llama.cpp's own server code on the model (the engine
@@ -99,7 +99,9 @@ struct LoadRequest {
   std::string load_config_json = "{}";  // verbatim: worker --config / MODELWARDEN_LOAD_CONFIG
   std::optional<int> load_timeout_s;    // load_config.load_timeout_s, if set
   // kLlamaCpp only: SPEC §10 server option `verify`: "decode" (a short prompt
-  // runs through the engine before the load counts as loaded) or "load".
+  // runs through the engine before the load counts as loaded) or "load"; or
+  // "request" (SPEC §16, an on-demand load): LoadObserver::on_ready fires
+  // when the engine listens, and the load is verified by Verify().
   std::string verify = "decode";
   // kCommand only:
   std::vector<std::string> argv;
@@ -148,6 +150,10 @@ struct LoadReport {
 struct LoadObserver {
   std::function<void(int pid)> on_started;
   std::function<void(double progress)> on_progress;  // 0..1, llama.cpp worker reports only
+  // verify "request" only: the engine listens at `endpoint` (the worker's
+  // `ready`) but the load is not verified yet; Load() goes on waiting until
+  // Verify() (or a failure) ends it.
+  std::function<void(int pid, const EngineEndpoint& endpoint)> on_ready;
 };
 
 // A loaded process that ended without being asked to.
@@ -220,6 +226,15 @@ class Supervisor {
   // with `how` (e.g. SIGTERM at once, then SIGKILL), if the model's process
   // is still `pid`; kNotFound if not (unloaded, died, reloaded meanwhile).
   Result<ProcessExit> StopHung(std::string_view model_name, int pid, const StopOptions& how);
+
+  // verify "request" (SPEC §16): after on_ready, the request that asked for
+  // the load tells how it went. first_token: its first token exists, the load
+  // is verified (the worker sends `loaded` without a decode of its own); else
+  // it ended without one (client gone, an error answer) and the worker runs
+  // its short decode now. Until then Load() waits (its stall timeout runs);
+  // a crash meanwhile is a failed load as always. kNotFound if the model's
+  // load with `pid` is not waiting for this (ended, or another attempt).
+  Status Verify(std::string_view model_name, int pid, bool first_token);
 
   // Prepares the runtime directory (SupervisorOptions::runtime_dir) now,
   // rather than at the first load: its errors (kFailedPrecondition) show at

@@ -25,7 +25,7 @@ constexpr int kExitFailure = 1;
 constexpr int kExitUsage = 2;
 
 constexpr const char* kUsage =
-    "usage: modelwarden-worker load --model PATH --socket DIR/NAME.sock [--config JSON] [--verify decode|load]\n"
+    "usage: modelwarden-worker load --model PATH --socket DIR/NAME.sock [--config JSON] [--verify decode|load|request]\n"
     "       modelwarden-worker probe\n"
     "       modelwarden-worker inspect PATH\n"
     "       modelwarden-worker generate --model PATH [--config JSON] [--prompt TEXT] [--n N]\n"
@@ -64,8 +64,10 @@ Result<LoadArgs> ParseLoadArgs(const std::vector<std::string>& args, bool allow_
     } else if (a == "--config") {
       out.config = v;
     } else if (!allow_generate_flags && a == "--verify") {
-      if (v != "decode" && v != "load") return InvalidArgumentError("--verify must be 'decode' or 'load'");
-      out.verify = v == "load" ? Verify::kLoad : Verify::kDecode;
+      if (v != "decode" && v != "load" && v != "request") {
+        return InvalidArgumentError("--verify must be 'decode', 'load' or 'request'");
+      }
+      out.verify = v == "load" ? Verify::kLoad : v == "request" ? Verify::kRequest : Verify::kDecode;
     } else if (!allow_generate_flags && a == "--socket") {
       out.socket = v;
     } else if (allow_generate_flags && a == "--prompt") {

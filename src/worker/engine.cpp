@@ -139,6 +139,34 @@ std::optional<int64_t> EngineContextSize(const EngineEndpoint& engine) {
   ::_exit(1);
 }
 
+// A stop (or stdin EOF) before `loaded`: `stopped`, exit 0 at once
+// (llama.cpp's load cannot be interrupted). Returns only if the main thread
+// has already ended the load (it reports).
+[[noreturn]] void StopDuringLoad(Shared& shared) {
+  std::unique_lock<std::mutex> lock(shared.mu);
+  if (shared.phase != Phase::kLoading) {
+    lock.unlock();
+    for (;;) std::this_thread::sleep_for(1h);  // the main thread reports and exits
+  }
+  shared.phase = Phase::kEnded;
+  ProtocolChannel::Get().Send(protocol::StoppedMessage{});
+  std::fflush(stderr);
+  ::_exit(0);
+}
+
+// The short verification decode (kVerifyRequest); a failure ends the process.
+void FirstDecode(const EngineEndpoint& engine, Shared& shared) {
+  Result<HttpAnswer> answer = HttpRequest(engine, "POST", "/completion", kVerifyRequest, kVerifyTimeout);
+  if (!answer.ok()) {
+    // The engine broke the connection: usually it is dying (the exit is
+    // then what the server judges); if it lives on, this is the failure.
+    std::this_thread::sleep_for(1s);
+    FailNow(shared, "decode_failed", "the first decode got no answer from the engine: " + answer.status().message());
+  }
+  if (answer->status != 200) FailNow(shared, "decode_failed", DescribeFailedDecode(*answer));
+  std::fprintf(stderr, "modelwarden-worker: first decode ok: %s\n", answer->body.substr(0, 200).c_str());
+}
+
 // The watcher: waits for the engine to answer, verifies, reports `loaded`,
 // then waits for the stop. Runs on its own thread while llama_server runs
 // on the main one.
@@ -154,15 +182,7 @@ void Watch(const Plan& plan, const Sizing& sizing, const std::shared_ptr<Shared>
   EngineEndpoint engine;
   engine.socket_path = plan.options.socket_path;
   for (;;) {
-    if (stop.WaitFor(kPollInterval)) {
-      std::lock_guard<std::mutex> lock(shared->mu);
-      if (shared->phase != Phase::kLoading) return;
-      // Cancelled during the load: llama.cpp cannot be interrupted there.
-      shared->phase = Phase::kEnded;
-      channel.Send(protocol::StoppedMessage{});
-      std::fflush(stderr);
-      ::_exit(0);
-    }
+    if (stop.WaitFor(kPollInterval)) StopDuringLoad(*shared);
     {
       std::lock_guard<std::mutex> lock(shared->mu);
       if (shared->phase != Phase::kLoading) return;  // llama_server returned: the main thread reports
@@ -191,16 +211,32 @@ void Watch(const Plan& plan, const Sizing& sizing, const std::shared_ptr<Shared>
   }
   const int64_t ready_ms = MonotonicMillis();
   int64_t decoded_ms = 0;
-  if (plan.options.verify == Verify::kDecode) {
-    Result<HttpAnswer> answer = HttpRequest(engine, "POST", "/completion", kVerifyRequest, kVerifyTimeout);
-    if (!answer.ok()) {
-      // The engine broke the connection: usually it is dying (the exit is
-      // then what the server judges); if it lives on, this is the failure.
-      std::this_thread::sleep_for(1s);
-      FailNow(*shared, "decode_failed", "the first decode got no answer from the engine: " + answer.status().message());
+  bool decode_now = plan.options.verify == Verify::kDecode;
+  if (plan.options.verify == Verify::kRequest) {
+    // SPEC §16: the engine listens; the server forwards the request that
+    // asked for this load, and its first token is the verification.
+    {
+      std::lock_guard<std::mutex> lock(shared->mu);
+      if (shared->phase != Phase::kLoading) return;
+      channel.Send(protocol::ReadyMessage{engine.socket_path});
     }
-    if (answer->status != 200) FailNow(*shared, "decode_failed", DescribeFailedDecode(*answer));
-    std::fprintf(stderr, "modelwarden-worker: first decode ok: %s\n", answer->body.substr(0, 200).c_str());
+    std::fprintf(stderr, "modelwarden-worker: engine ready on unix:%s; waiting for the first request's token\n",
+                 engine.socket_path.c_str());
+    switch (stop.WaitVerification()) {
+      case StopWatcher::Verification::kStopped: StopDuringLoad(*shared);
+      case StopWatcher::Verification::kVerified:
+        std::fputs("modelwarden-worker: first decode ok: the first request's own (its first token exists)\n", stderr);
+        decoded_ms = MonotonicMillis();
+        break;
+      case StopWatcher::Verification::kDecodeNow:
+      case StopWatcher::Verification::kNone:
+        std::fputs("modelwarden-worker: the first request ended without a token: decoding now\n", stderr);
+        decode_now = true;
+        break;
+    }
+  }
+  if (decode_now) {
+    FirstDecode(engine, *shared);
     decoded_ms = MonotonicMillis();
   }
 

@@ -83,8 +83,9 @@ std::vector<std::string> BuildEngineArgs(const EngineArgsInput& in) {
     add("--pooling", "mean");
   }
   // Never llama.cpp's warm-up decode: with verify "decode" the first decode
-  // (the worker's own) warms up the same paths, and two would double the
-  // cold start (SPEC §16); with "load" no forward pass runs at load time.
+  // (the worker's own; with "request" the first request's) warms up the same
+  // paths, and two would double the cold start (SPEC §16); with "load" no
+  // forward pass runs at load time.
   a.push_back("--no-warmup");
   return a;
 }

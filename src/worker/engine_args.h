@@ -13,9 +13,11 @@ namespace mw::worker {
 
 // SPEC §10 server option `verify`: "decode" runs a short prompt through the
 // engine before the load counts as a success; "load" skips it, so no forward
-// pass happens at load time. llama.cpp's own warm-up decode never runs (SPEC
+// pass happens at load time; "request" (an on-demand load, SPEC §16) reports
+// `ready` once the engine listens and lets the server's word decide: the
+// request's own first token (`verified`), or the short decode (`verify`). llama.cpp's own warm-up decode never runs (SPEC
 // §16: one decode per load, not two).
-enum class Verify { kDecode, kLoad };
+enum class Verify { kDecode, kLoad, kRequest };
 
 struct EngineArgsInput {
   std::string model_path;

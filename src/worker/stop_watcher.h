@@ -18,7 +18,9 @@
 
 namespace mw::worker {
 
-// Watches stdin: a "stop" line or EOF sets the flag (and wakes the waiter).
+// Watches stdin: a "stop" line or EOF sets the flag (and wakes the waiter);
+// "verified" / "verify" (verify "request", SPEC §16) are kept for
+// WaitVerification.
 // The reader thread is detached and shares the state, because it can wake
 // after RunLoad has returned (the server closes stdin once it has seen an
 // error reply) and must not touch a watcher that no longer exists.
@@ -40,6 +42,8 @@ class StopWatcher {
           line.erase(0, nl + 1);
           if (!cmd.empty() && cmd.back() == '\r') cmd.pop_back();
           if (cmd == protocol::kStopCommand) stop = true;
+          else if (cmd == protocol::kVerifiedCommand) state->SetVerification(Verification::kVerified);
+          else if (cmd == protocol::kVerifyCommand) state->SetVerification(Verification::kDecodeNow);
           else if (!cmd.empty()) std::fprintf(stderr, "modelwarden-worker: ignoring unknown command '%s'\n", cmd.c_str());
         }
         if (stop) break;
@@ -59,11 +63,28 @@ class StopWatcher {
   }
   const std::atomic<bool>* flag() const { return &state_->stop; }
 
+  // The server's word after `ready`: kVerified (the request's first token
+  // exists), kDecodeNow (it ended without one: decode now), or kStopped
+  // (stop or EOF). Waits for the first of them.
+  enum class Verification { kNone, kVerified, kDecodeNow, kStopped };
+  Verification WaitVerification() {
+    std::unique_lock<std::mutex> lock(state_->mu);
+    state_->cv.wait(lock, [this] { return state_->stop.load() || state_->verification != Verification::kNone; });
+    return state_->stop ? Verification::kStopped : state_->verification;
+  }
+
  private:
   struct State {
     std::mutex mu;
     std::condition_variable cv;
     std::atomic<bool> stop{false};
+    Verification verification = Verification::kNone;  // the first one counts
+
+    void SetVerification(Verification v) {
+      std::lock_guard<std::mutex> lock(mu);
+      if (verification == Verification::kNone) verification = v;
+      cv.notify_all();
+    }
 
     void Request() {
       std::lock_guard<std::mutex> lock(mu);

@@ -1,7 +1,7 @@
 // modelwarden-worker: the only program that runs llama.cpp code.
 //
 // One process per job, started by the server's supervisor (or by hand):
-//   load --model PATH [--config JSON] [--verify decode|load]
+//   load --model PATH [--config JSON] [--verify decode|load|request]
 //                                      serve the model with llama.cpp's own server code
 //                                      (engine.h), report, until "stop"/EOF on stdin
 //   probe                              list the devices the ggml backends see

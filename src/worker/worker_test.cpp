@@ -285,6 +285,38 @@ TEST_F(WorkerTest, NothingIsLoadedBeforeTheFirstDecodeEnds) {
   EXPECT_EQ(l.Wait(), 0);
 }
 
+// verify "request" (SPEC §16, an on-demand load): `ready` once the engine
+// listens, no decode of its own; then `verified` (the request's first token
+// exists) gives `loaded` without a decode, and `verify` (the request ended
+// without one) gives `loaded` only after the worker's own short decode.
+TEST_F(WorkerTest, VerifyRequestWaitsForTheServersWordAfterReady) {
+  for (const std::string word : {"verified", "verify"}) {
+    Worker w({"load", "--model", *model_, "--config", R"({"n_ctx":256,"n_threads":1})", "--verify", "request"}, true,
+             true);
+    auto ready = w.NextNonProgress();
+    ASSERT_TRUE(ready && std::holds_alternative<protocol::ReadyMessage>(*ready)) << word << "\n" << w.output();
+    EXPECT_FALSE(std::get<protocol::ReadyMessage>(*ready).socket.empty());
+    EXPECT_FALSE(w.Next(300).has_value()) << "nothing before the server's word";
+    w.Send(word + "\n");
+    auto loaded = w.NextNonProgress();
+    ASSERT_TRUE(loaded && std::holds_alternative<protocol::LoadedMessage>(*loaded)) << word << "\n" << w.output();
+    w.WaitForOutput("waiting for stop");
+    const bool decoded = w.output().find("processing task") != std::string::npos;
+    EXPECT_EQ(decoded, word == "verify") << word << "\n" << w.output();
+    EXPECT_NE(w.output().find("first decode ok"), std::string::npos) << w.output();
+    w.Send("stop\n");
+    EXPECT_EQ(w.Wait(), 0);
+  }
+  // A stop while it waits for the word: `stopped`, exit 0 (never a failure).
+  Worker s({"load", "--model", *model_, "--config", R"({"n_ctx":256,"n_threads":1})", "--verify", "request"});
+  auto ready = s.NextNonProgress();
+  ASSERT_TRUE(ready && std::holds_alternative<protocol::ReadyMessage>(*ready));
+  s.Send("stop\n");
+  auto stopped = s.NextNonProgress();
+  ASSERT_TRUE(stopped && std::holds_alternative<protocol::StoppedMessage>(*stopped));
+  EXPECT_EQ(s.Wait(), 0);
+}
+
 // A stop sent the moment `loaded` arrives, with verify "load" (no first
 // decode to wait for): llama.cpp's /health answers 200 just before its main
 // thread can be stopped, so the worker reports `loaded` only once the task

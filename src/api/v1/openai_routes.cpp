@@ -58,17 +58,40 @@ httplib::Server::Handler Route(std::shared_ptr<Context> ctx, F f) {
   };
 }
 
-// The engine's connection broke before its answer was complete: a crash if
+// The engine's connection broke before its answer was complete. For a
+// request whose first token was to verify its model's load (SPEC §16) and
+// that load failed: the load's classified failure (`load`). Else a crash if
 // the engine process died (its classified summary), else a plain engine error.
-std::pair<ErrorKind, std::string> BrokenEngine(Context& ctx, const std::string& model, const InferenceLease& lease,
-                                               const UpstreamCall& call) {
+struct Broken {
+  ErrorKind kind;
+  std::string message;
+  std::optional<LoadResult> load;
+};
+Broken BrokenEngine(Context& ctx, const std::string& model, InferenceLease& lease, const UpstreamCall& call) {
+  if (std::optional<LoadResult> failed = lease.LoadFailure(ctx.options.death_wait_ms)) {
+    return {ErrorKind::kLoadFailed, failed->message, std::move(failed)};
+  }
   std::optional<EngineEnd> end = ctx.api.AwaitEngineDeath(model, lease.engine_pid, ctx.options.death_wait_ms);
-  if (end) return {end->hung ? ErrorKind::kEngineHung : ErrorKind::kEngineCrashed, end->summary};
+  if (end) return {end->hung ? ErrorKind::kEngineHung : ErrorKind::kEngineCrashed, end->summary, std::nullopt};
   std::string detail = call.failed() ? " (" + call.error_text() + ")" : std::string();
-  return {ErrorKind::kEngineError, "the connection to the engine of '" + model +
-                                       "' broke before its answer was complete" + detail +
-                                       " (the engine closed it, the model was unloaded, or the server is stopping)"};
+  return {ErrorKind::kEngineError,
+          "the connection to the engine of '" + model + "' broke before its answer was complete" + detail +
+              " (the engine closed it, the model was unloaded, or the server is stopping)",
+          std::nullopt};
 }
+
+// The on-demand load failed: its classification, as POST /api/orchestrate/load answers it.
+void SendLoadFailed(httplib::Response& res, const LoadResult& load) {
+  ErrorInfo info = DescribeError(ErrorKind::kLoadFailed);
+  res.status = info.http_status;
+  res.set_content(OpenAiLoadErrorJson(info.http_status, info.code, load), kJson);
+}
+
+void SendBroken(httplib::Response& res, const Broken& broken) {
+  if (broken.load) return SendLoadFailed(res, *broken.load);
+  SendKind(res, broken.kind, broken.message);
+}
+
 
 // SPEC §19: when a request's generation must end (InferenceLease::timeout_ms
 // from when the engine is asked).
@@ -167,6 +190,7 @@ void StreamToClient(const std::shared_ptr<Stream>& st, httplib::Response& res) {
             std::optional<std::string> payload = SseData(*event);
             if (payload && *payload == "[DONE]") st->saw_done = true;
             if (payload && ErrorInEventData(*payload)) st->saw_error = true;
+            if (payload && !st->saw_error) st->lease->FirstToken();
             if (payload && payload->find("\"model\"") != std::string::npos) {
               // The engine names its file; the client gets the name it asked for.
               out += "data: " + WithModelName(SanitizeUtf8(*payload), st->model);
@@ -183,10 +207,10 @@ void StreamToClient(const std::shared_ptr<Stream>& st, httplib::Response& res) {
           st->finished = true;
         } else if (r == UpstreamCall::Read::kEnd) {
           if (!st->saw_done && !st->saw_error) {
-            auto [kind, message] = BrokenEngine(*st->ctx, st->model, *st->lease, *st->call);
-            ErrorInfo info = DescribeError(kind);
-            MW_LOG(kWarn, "v1") << "model=" << st->model << " stream broken: " << info.code << ": " << message;
-            out += OpenAiErrorEvent(info.http_status, info.code, message);
+            Broken broken = BrokenEngine(*st->ctx, st->model, *st->lease, *st->call);
+            ErrorInfo info = DescribeError(broken.kind);
+            MW_LOG(kWarn, "v1") << "model=" << st->model << " stream broken: " << info.code << ": " << broken.message;
+            out += OpenAiErrorEvent(info.http_status, info.code, broken.message);
           }
           st->finished = true;
         }
@@ -235,11 +259,7 @@ void Inference(OpenAiEndpoint endpoint, const std::shared_ptr<Context>& ctx, con
       res.status = info.http_status;
       return res.set_content(OpenAiLoadErrorJson(info.http_status, info.code, admission->load), kJson);
     }
-    case InferenceAdmission::Kind::kLoadFailed: {
-      ErrorInfo info = DescribeError(ErrorKind::kLoadFailed);
-      res.status = info.http_status;
-      return res.set_content(OpenAiLoadErrorJson(info.http_status, info.code, admission->load), kJson);
-    }
+    case InferenceAdmission::Kind::kLoadFailed: return SendLoadFailed(res, admission->load);
     case InferenceAdmission::Kind::kQueueFull: return SendKind(res, ErrorKind::kQueueFull, admission->message);
     case InferenceAdmission::Kind::kInsufficientMemory:
       return SendKind(res, ErrorKind::kInsufficientMemory, admission->message);
@@ -267,8 +287,7 @@ void Inference(OpenAiEndpoint endpoint, const std::shared_ptr<Context>& ctx, con
     }
   }
   if (!call->has_head()) {
-    auto [kind, message] = BrokenEngine(*ctx, parsed->model, *lease, *call);
-    return SendKind(res, kind, message);
+    return SendBroken(res, BrokenEngine(*ctx, parsed->model, *lease, *call));
   }
   const int engine_status = call->status();
   const bool sse = call->content_type().rfind("text/event-stream", 0) == 0;
@@ -322,6 +341,7 @@ void Inference(OpenAiEndpoint endpoint, const std::shared_ptr<Context>& ctx, con
           res.status = error->http_status;
           return res.set_content(error->body, kJson);
         }
+        lease->FirstToken();
         if (Status st = assembler.Add(clean); !st.ok()) {
           call->Cancel();
           return SendKind(res, ErrorKind::kEngineError, st.message());
@@ -329,10 +349,7 @@ void Inference(OpenAiEndpoint endpoint, const std::shared_ptr<Context>& ctx, con
       }
       if (r == UpstreamCall::Read::kEnd) break;
     }
-    if (!saw_done) {
-      auto [kind, message] = BrokenEngine(*ctx, parsed->model, *lease, *call);
-      return SendKind(res, kind, message);
-    }
+    if (!saw_done) return SendBroken(res, BrokenEngine(*ctx, parsed->model, *lease, *call));
     res.status = 200;
     return res.set_content(assembler.Finish(parsed->model), kJson);
   }
@@ -343,10 +360,8 @@ void Inference(OpenAiEndpoint endpoint, const std::shared_ptr<Context>& ctx, con
     case ReadEnd::kClientGone: res.status = 499; return;
     case ReadEnd::kTimedOut: return RefuseTimedOut(*call, *lease, parsed->model, res);
   }
-  if (call->failed()) {
-    auto [kind, message] = BrokenEngine(*ctx, parsed->model, *lease, *call);
-    return SendKind(res, kind, message);
-  }
+  if (call->failed()) return SendBroken(res, BrokenEngine(*ctx, parsed->model, *lease, *call));
+  if (engine_status == 200 && !body.empty()) lease->FirstToken();
   if (body.size() > kMaxAnswerBytes) return RefuseTooLarge(*call, res);
   if (engine_status != 200) {
     OpenAiError error = EngineErrorToOpenAi(engine_status, body);
