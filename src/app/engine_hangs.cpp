@@ -51,4 +51,14 @@ void ModelService::OnEngineHung(const WatchedEngine& engine, const std::string& 
                    std::move(failure));
 }
 
+std::optional<std::string> ModelService::HungWhileWaiting(const std::string& model, int pid) {
+  const std::optional<LoadedModel> now = supervisor_.FindLoaded(model);
+  if (now && now->pid == pid) return std::nullopt;  // still serving: the common case, no wait
+  // It ended (or is ending): a hang is noted once recorded, an unload at once.
+  constexpr int64_t kEndWaitMs = 5000;
+  std::optional<api::EngineEnd> end = engine_deaths_.Await(pid, kEndWaitMs, {});
+  if (!end || !end->hung) return std::nullopt;  // unloaded, or crashed: the load path answers as before
+  return end->summary;
+}
+
 }  // namespace mw::app

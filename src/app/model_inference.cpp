@@ -88,6 +88,7 @@ Result<api::InferenceAdmission> ModelService::BeginInference(const api::Inferenc
   }
   idle_unloader_.Start();
   const int64_t keep_alive = request.keep_alive_ms.value_or(config->keep_alive_ms);
+  const std::optional<LoadedModel> serving = supervisor_.FindLoaded(name);  // the engine it waits for
   auto slot = gate_.Acquire(name, {parallel, config->max_queue}, keep_alive);
   if (!slot.ok()) {
     if (slot.status().code() != StatusCode::kResourceExhausted) return slot.status();
@@ -98,6 +99,13 @@ Result<api::InferenceAdmission> ModelService::BeginInference(const api::Inferenc
   auto lease = std::make_unique<Lease>(this, std::move(slot).value(), name);
   // SPEC §19: the request's own timeout, at most the server's.
   lease->timeout_ms = std::min<int64_t>(request.timeout_ms.value_or(INT64_MAX), config->request_timeout_s * 1000LL);
+  if (serving) {
+    if (std::optional<std::string> hung = HungWhileWaiting(name, serving->pid)) {
+      admission.kind = api::InferenceAdmission::Kind::kEngineHung;
+      admission.message = std::move(*hung);
+      return admission;
+    }
+  }
   ASSIGN_OR_RETURN(api::LoadResult load, LoadRow(model, /*force=*/false));
   switch (load.kind) {
     case api::LoadResult::Kind::kIncompatible:

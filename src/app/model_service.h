@@ -297,6 +297,10 @@ class ModelService : public api::ModelApi {
   // SPEC §19 (engine_hangs.cpp): the health watch's hooks, and its verdict.
   EngineHealthHooks HealthHooks();
   void OnEngineHung(const WatchedEngine& engine, const std::string& reason);
+  // A /v1 request that waited in the gate for the engine `pid`: if that
+  // engine is no longer the model's and was stopped as hung, the summary
+  // (the request answers 502 engine_hung, as those in the engine did).
+  std::optional<std::string> HungWhileWaiting(const std::string& model, int pid);
   // /v1 (model_inference.cpp): the idle-unload thread and engine deaths.
   class Lease;
   void UnloadIdle(const std::string& name);  // the idle unloader's callback: Unload if loaded
