@@ -21,6 +21,7 @@
 #include "api/json_codec.h"
 #include "api/pull_routes.h"
 #include "api/request_head.h"
+#include "api/route_guard.h"
 #include "api/v1/openai_routes.h"
 #include "common/log.h"
 #ifdef MW_HAVE_WEB
@@ -153,23 +154,6 @@ struct HttpServer::Impl {
     return false;
   }
 
-  // Wraps a route: any exception becomes one JSON 500 (the core does not
-  // throw, but a library at the edge might).
-  template <typename F>
-  httplib::Server::Handler Wrap(F f) {
-    return [f = std::move(f)](const httplib::Request& req, httplib::Response& res) {
-      try {
-        f(req, res);
-      } catch (const std::exception& e) {
-        MW_LOG(kError, "api") << req.method << " " << req.path << " threw: " << e.what();
-        SendError(res, ErrorKind::kInternal, "internal error while handling the request");
-      } catch (...) {
-        MW_LOG(kError, "api") << req.method << " " << req.path << " threw a non-standard exception";
-        SendError(res, ErrorKind::kInternal, "internal error while handling the request");
-      }
-    };
-  }
-
   void InstallRoutes();
   void HandleList(httplib::Response& res);
   std::shared_ptr<const std::string> CachedList(uint64_t version);
@@ -251,8 +235,8 @@ void HttpServer::Impl::InstallRoutes() {
 
   if (options.pulls) InstallPullRoutes(server, *options.pulls);
   server.Get("/api/models",
-             Wrap([this](const httplib::Request&, httplib::Response& res) { HandleList(res); }));
-  server.Post("/api/models", Wrap([this](const httplib::Request& req, httplib::Response& res) {
+             GuardedRoute([this](const httplib::Request&, httplib::Response& res) { HandleList(res); }));
+  server.Post("/api/models", GuardedRoute([this](const httplib::Request& req, httplib::Response& res) {
     auto request = ParseRegisterRequest(req.body);
     if (!request.ok()) return SendStatus(res, request.status());
     auto model = api.RegisterModel(*request);
@@ -262,12 +246,12 @@ void HttpServer::Impl::InstallRoutes() {
     if (!model.ok()) return SendStatus(res, model.status());
     SendJson(res, 201, ModelToJson(*model, false));
   }));
-  server.Get(R"(/api/models/([^/]+))", Wrap([this](const httplib::Request& req, httplib::Response& res) {
+  server.Get(R"(/api/models/([^/]+))", GuardedRoute([this](const httplib::Request& req, httplib::Response& res) {
     auto model = api.GetModel(req.matches[1].str());
     if (!model.ok()) return SendStatus(res, model.status());
     SendJson(res, 200, ModelToJson(*model, true));
   }));
-  server.Patch(R"(/api/models/([^/]+)/config)", Wrap([this](const httplib::Request& req, httplib::Response& res) {
+  server.Patch(R"(/api/models/([^/]+)/config)", GuardedRoute([this](const httplib::Request& req, httplib::Response& res) {
     auto patch = ParseConfigPatch(req.body);
     if (!patch.ok()) return SendStatus(res, patch.status());
     auto model = api.UpdateConfig(req.matches[1].str(), *patch);
@@ -278,47 +262,47 @@ void HttpServer::Impl::InstallRoutes() {
                                                             "next load (unload it and load it again)"
                                                           : ""));
   }));
-  server.Delete(R"(/api/models/([^/]+))", Wrap([this](const httplib::Request& req, httplib::Response& res) {
+  server.Delete(R"(/api/models/([^/]+))", GuardedRoute([this](const httplib::Request& req, httplib::Response& res) {
     std::string name = req.matches[1].str();
     Status st = api.DeleteModel(name);
     if (!st.ok()) return SendStatus(res, st);
     SendJson(res, 200, DeletedToJson(name));
   }));
   server.Post("/api/orchestrate/load",
-              Wrap([this](const httplib::Request& req, httplib::Response& res) { HandleLoad(req, res); }));
-  server.Post(R"(/api/models/([^/]+)/retest)", Wrap([this](const httplib::Request& req, httplib::Response& res) {
+              GuardedRoute([this](const httplib::Request& req, httplib::Response& res) { HandleLoad(req, res); }));
+  server.Post(R"(/api/models/([^/]+)/retest)", GuardedRoute([this](const httplib::Request& req, httplib::Response& res) {
     SendLoadResult(res, api.Retest(req.matches[1].str()));
   }));
-  server.Post("/api/environment/reset", Wrap([this](const httplib::Request&, httplib::Response& res) {
+  server.Post("/api/environment/reset", GuardedRoute([this](const httplib::Request&, httplib::Response& res) {
     auto environment = api.ResetEnvironment();
     if (!environment.ok()) return SendStatus(res, environment.status());
     SendJson(res, 200, EnvironmentToJson(*environment));
   }));
-  server.Post("/api/orchestrate/unload", Wrap([this](const httplib::Request& req, httplib::Response& res) {
+  server.Post("/api/orchestrate/unload", GuardedRoute([this](const httplib::Request& req, httplib::Response& res) {
     auto request = ParseLoadRequest(req.body, /*allow_force=*/false);
     if (!request.ok()) return SendStatus(res, request.status());
     auto model = api.Unload(request->model_name);
     if (!model.ok()) return SendStatus(res, model.status());
     SendJson(res, 200, UnloadedToJson(*model));
   }));
-  server.Get("/api/status", Wrap([this](const httplib::Request&, httplib::Response& res) {
+  server.Get("/api/status", GuardedRoute([this](const httplib::Request&, httplib::Response& res) {
     auto status = api.GetStatus();
     if (!status.ok()) return SendStatus(res, status.status());
     SendJson(res, 200, StatusToJson(*status));
   }));
-  server.Get("/api/nodes", Wrap([this](const httplib::Request&, httplib::Response& res) {
+  server.Get("/api/nodes", GuardedRoute([this](const httplib::Request&, httplib::Response& res) {
     auto nodes = api.ListNodes();
     if (!nodes.ok()) return SendStatus(res, nodes.status());
     SendJson(res, 200, NodesToJson(*nodes));
   }));
   server.Get("/api/events",
-             Wrap([this](const httplib::Request& req, httplib::Response& res) { HandleEvents(req, res); }));
+             GuardedRoute([this](const httplib::Request& req, httplib::Response& res) { HandleEvents(req, res); }));
   // Before the page's catch-all route, which would take /metrics.
   server.Get("/metrics",
-             Wrap([this](const httplib::Request& req, httplib::Response& res) { HandleMetrics(req, res); }));
+             GuardedRoute([this](const httplib::Request& req, httplib::Response& res) { HandleMetrics(req, res); }));
   InstallOpenAiRoutes(server, api, {[this](const httplib::Request& req) { return Authorized(req); }});
   server.Get(R"(/(?!api/).*)",
-             Wrap([this](const httplib::Request& req, httplib::Response& res) { HandleStatic(req, res); }));
+             GuardedRoute([this](const httplib::Request& req, httplib::Response& res) { HandleStatic(req, res); }));
 }
 
 std::shared_ptr<const std::string> HttpServer::Impl::CachedList(uint64_t version) {

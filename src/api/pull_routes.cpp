@@ -6,7 +6,7 @@
 
 #include "api/errors.h"
 #include "api/json_codec.h"
-#include "common/log.h"
+#include "api/route_guard.h"
 
 namespace mw::api {
 namespace {
@@ -76,24 +76,12 @@ Result<hub::PullSpec> ParsePullSpec(const std::string& body) {
   return spec;
 }
 
-template <typename F>
-httplib::Server::Handler Guarded(F f) {
-  return [f = std::move(f)](const httplib::Request& req, httplib::Response& res) {
-    try {
-      f(req, res);
-    } catch (const std::exception& e) {
-      MW_LOG(kError, "api") << req.method << " " << req.path << " threw: " << e.what();
-      SendPullError(res, InternalError("internal error while handling the request"));
-    }
-  };
-}
-
 }  // namespace
 
 std::string PullToJson(const hub::PullView& pull) { return PullJson(pull).dump(); }
 
 void InstallPullRoutes(httplib::Server& server, PullApi& pulls) {
-  server.Post("/api/models/pull", Guarded([&pulls](const httplib::Request& req, httplib::Response& res) {
+  server.Post("/api/models/pull", GuardedRoute([&pulls](const httplib::Request& req, httplib::Response& res) {
     auto spec = ParsePullSpec(req.body);
     if (!spec.ok()) return SendPullError(res, spec.status());
     auto pull = pulls.StartPull(*spec);
@@ -101,7 +89,7 @@ void InstallPullRoutes(httplib::Server& server, PullApi& pulls) {
     res.status = 202;
     res.set_content(json{{"pull", PullJson(*pull)}}.dump(), kJson);
   }));
-  server.Post("/api/models/scan", Guarded([&pulls](const httplib::Request&, httplib::Response& res) {
+  server.Post("/api/models/scan", GuardedRoute([&pulls](const httplib::Request&, httplib::Response& res) {
     auto added = pulls.Scan();
     if (!added.ok()) return SendPullError(res, added.status());
     json list = json::array();
@@ -113,12 +101,12 @@ void InstallPullRoutes(httplib::Server& server, PullApi& pulls) {
     }
     res.set_content(json{{"added", list}}.dump(), kJson);
   }));
-  server.Get("/api/pulls", Guarded([&pulls](const httplib::Request&, httplib::Response& res) {
+  server.Get("/api/pulls", GuardedRoute([&pulls](const httplib::Request&, httplib::Response& res) {
     json list = json::array();
     for (const hub::PullView& p : pulls.ListPulls()) list.push_back(PullJson(p));
     res.set_content(json{{"pulls", list}}.dump(), kJson);
   }));
-  server.Delete(R"(/api/pulls/([^/]+))", Guarded([&pulls](const httplib::Request& req, httplib::Response& res) {
+  server.Delete(R"(/api/pulls/([^/]+))", GuardedRoute([&pulls](const httplib::Request& req, httplib::Response& res) {
     auto pull = pulls.CancelPull(req.matches[1].str());
     if (!pull.ok()) return SendPullError(res, pull.status());
     res.set_content(json{{"pull", PullJson(*pull)}}.dump(), kJson);

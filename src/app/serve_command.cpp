@@ -10,6 +10,7 @@
 #include <filesystem>
 #include <iostream>
 #include <mutex>
+#include <sstream>
 #include <thread>
 
 #include "api/http_server.h"
@@ -140,8 +141,18 @@ int RunServe(const std::vector<std::string>& args) {
   const int64_t cleanup_start_ms = MonotonicMillis();
   // SPEC §1.4's lines, verbatim, on stderr among the log lines around them
   // (issue 23): a log reader sees them in order, and stdout stays for
-  // the "listening on" line.
-  auto cleanup = state_machine.StartupCleanup(std::cerr);
+  // the "listening on" line. With log_format = "json" each becomes the
+  // message of one log object, so the log stays one object per line.
+  std::ostringstream cleanup_lines;
+  auto cleanup = state_machine.StartupCleanup(cleanup_lines);
+  if (GetLogFormat() == LogFormat::kJson) {
+    std::istringstream lines(cleanup_lines.str());
+    for (std::string line; std::getline(lines, line);) {
+      if (!line.empty()) MW_LOG(kInfo, "cleanup") << line;
+    }
+  } else {
+    std::cerr << cleanup_lines.str() << std::flush;
+  }
   if (!cleanup.ok()) return Fail("startup cleanup", cleanup.status());
   MW_LOG(kInfo, "serve") << "startup cleanup: " << cleanup->marked.size() << " models in "
                          << MonotonicMillis() - cleanup_start_ms << " ms";

@@ -33,7 +33,7 @@ TEST_F(LogsReloadTest, JsonLogIsOneObjectPerLineWithTheFieldsOfTheMessage) {
   std::istringstream lines(server.Stderr());
   std::string line;
   int n = 0;
-  bool saw_load = false;
+  bool saw_load = false, saw_cleanup = false;
   while (std::getline(lines, line)) {
     ++n;
     json j = json::parse(line, nullptr, false);
@@ -46,9 +46,12 @@ TEST_F(LogsReloadTest, JsonLogIsOneObjectPerLineWithTheFieldsOfTheMessage) {
       EXPECT_EQ(j.value("model", ""), "echo") << line;
       EXPECT_TRUE(j["attempt"].is_number_integer()) << line;
     }
+    // SPEC §1.4's line keeps its exact text, as the message of one object.
+    if (j.value("message", "") == "\u2705 Compatibility status cleanup completed") saw_cleanup = true;
   }
   EXPECT_GT(n, 2);
   EXPECT_TRUE(saw_load) << server.Stderr();
+  EXPECT_TRUE(saw_cleanup) << server.Stderr();
 }
 
 TEST_F(LogsReloadTest, SighupReloadsKeyLocationsLimitsAndPatternsAndKeepsTheOldOnABadFile) {
