@@ -24,7 +24,7 @@ EngineHealthHooks ModelService::HealthHooks() {
     }
     return engines;
   };
-  hooks.in_flight = [this](const std::string& model) { return gate_.InEngine(model); };
+  hooks.in_flight = [this](const std::string& model) { return admission_.gate().InEngine(model); };
   hooks.timing = [this] {
     const auto config = CurrentConfig();  // reloadable (SIGHUP)
     return std::pair<int64_t, int64_t>{config->health_interval_s * 1000LL, config->hang_timeout_s * 1000LL};
@@ -49,16 +49,6 @@ void ModelService::OnEngineHung(const WatchedEngine& engine, const std::string& 
   RecordServingEnd(engine.model, engine.pid, evidence,
                    "Engine hung while serving (" + reason + "; stopped: " + stopped->Describe() + ")",
                    std::move(failure));
-}
-
-std::optional<std::string> ModelService::HungWhileWaiting(const std::string& model, int pid) {
-  const std::optional<LoadedModel> now = supervisor_.FindLoaded(model);
-  if (now && now->pid == pid) return std::nullopt;  // still serving: the common case, no wait
-  // It ended (or is ending): a hang is noted once recorded, an unload at once.
-  constexpr int64_t kEndWaitMs = 5000;
-  std::optional<api::EngineEnd> end = engine_deaths_.Await(pid, kEndWaitMs, {});
-  if (!end || !end->hung) return std::nullopt;  // unloaded, or crashed: the load path answers as before
-  return end->summary;
 }
 
 }  // namespace mw::app

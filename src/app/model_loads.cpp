@@ -80,18 +80,16 @@ std::string FailureMessage(const std::string& name, AttemptOutcome outcome, cons
 void ModelService::BeginShutdown() {
   shutting_down_ = true;
   engine_health_.Stop();  // no engine is judged while they are being stopped
-  gate_.Close();  // /v1 requests waiting for a slot answer 503
-  engine_deaths_.Close();  // engines are about to be stopped: no death to wait for
+  admission_.Close();  // /v1 requests waiting for a slot answer 503; engines are about to be stopped: no death to wait for
 }
 
 void ModelService::Shutdown() {
   shutting_down_ = true;
-  gate_.Close();
-  engine_deaths_.Close();
+  admission_.Close();
   if (shut_down_.exchange(true)) return;  // the destructor calls it again
   engine_health_.Stop();
-  idle_unloader_.Stop();
-  StopProbing();
+  admission_.StopIdleUnloader();
+  environment_.Stop();
   if (queue_) queue_->Shutdown();
   finishes_.Stop();
   models_.MarkAllNotLoaded();  // Supervisor::Shutdown() stopped the workers without a death callback
@@ -150,7 +148,7 @@ Result<api::LoadResult> ModelService::LoadRow(ModelRecord model, bool force) {
     if (model.compatibility_status == CompatStatus::kIncompatible && !force && CurrentConfig()->retest_stale_auto) {
       // retest_stale = "auto" (SPEC §11): a stale verdict gets one unforced attempt.
       api::ModelView view;
-      FillVerdict(model, view);
+      environment_.FillVerdict(model, view);
       if (view.verdict_stale && MarkForRetest(name, "verdict stale: " + view.verdict_stale_reason.value_or("")).ok()) {
         ASSIGN_OR_RETURN(model, registry_.GetModel(name));
       }
@@ -256,18 +254,18 @@ Result<api::LoadResult> ModelService::RunAttempt(const ModelRecord& model, bool 
   // Refusal before harm (SPEC §12): an estimate beyond free memory is no
   // attempt; auto_fit first lowers what the user left unset.
   if (!force) {
-    adjusted = ApplyAutoFit(request);
+    adjusted = fit_.ApplyAutoFit(request);
     if (!adjusted.empty()) MW_LOG(kInfo, "load") << "model=" << name << " auto_fit adjusted " << adjusted;
-    if (auto refusal = RefuseIfItCannotFit(model, request)) return *refusal;
+    if (auto refusal = fit_.RefuseIfItCannotFit(model, request)) return *refusal;
   }
-  // Residency (SPEC §12, model_residency.cpp): unload idle models to make room.
-  if (auto no_room = MakeRoom(model, request, force)) return *no_room;
-  ASSIGN_OR_RETURN(AttemptId attempt, state_machine_.BeginAttempt(name, force, Fingerprint(model)));
+  // Residency (SPEC §12, fit_and_residency.h): unload idle models to make room.
+  if (auto no_room = fit_.MakeRoom(model, request, force)) return *no_room;
+  ASSIGN_OR_RETURN(AttemptId attempt, state_machine_.BeginAttempt(name, force, environment_.Fingerprint(model)));
   MW_LOG(kInfo, "load") << "model=" << name << " attempt=" << attempt << " started (forced=" << force << ")";
   ASSIGN_OR_RETURN(AttemptRun run, RunLoad(name, attempt, request));
   std::optional<api::AutoFix> auto_fix;
   if (run.outcome != LoadOutcome::kSuccess && run.outcome != LoadOutcome::kCancelled) {
-    const std::string suggestion = SuggestLoadConfig(model, request, run.classification);
+    const std::string suggestion = fit_.SuggestLoadConfig(model, request, run.classification);
     // Self-healing load (SPEC §11): one more attempt at once with the
     // suggestion, when the failure is the model's and the suggestion differs.
     Result<LoadRequest> second = NotFoundError("no suggestion");
@@ -276,7 +274,7 @@ Result<api::LoadResult> ModelService::RunAttempt(const ModelRecord& model, bool 
       healed.load_config = suggestion;
       second = BuildLoadRequest(healed);
     }
-    const bool heal = CurrentConfig()->auto_fix && second.ok() && EnvironmentBlames(run.failure.category) &&
+    const bool heal = CurrentConfig()->auto_fix && second.ok() && environment_.Blames(run.failure.category) &&
                       !shutting_down_;
     if (!heal) return RecordFailedRun(model, attempt, run, suggestion, "");
     auto retry = state_machine_.RetryAttempt(attempt, run.failure, second->load_config_json);
@@ -301,7 +299,7 @@ Result<api::LoadResult> ModelService::RunAttempt(const ModelRecord& model, bool 
     if (run.outcome != LoadOutcome::kSuccess && run.outcome != LoadOutcome::kCancelled) {
       const std::string note = "auto_fix: the load first failed (" + auto_fix->first_failure.summary +
                                "); changing " + auto_fix->changed_text + " did not help";
-      auto failed = RecordFailedRun(model, attempt, run, SuggestLoadConfig(model, request, run.classification), note);
+      auto failed = RecordFailedRun(model, attempt, run, fit_.SuggestLoadConfig(model, request, run.classification), note);
       if (failed.ok()) failed->auto_fix = std::move(auto_fix);
       return failed;
     }
@@ -327,7 +325,7 @@ Result<api::LoadResult> ModelService::RunAttempt(const ModelRecord& model, bool 
     return after.status().WithContext("loaded '" + name + "' but could not record it, so it was unloaded");
   }
   MW_LOG(kInfo, "load") << "model=" << name << " attempt=" << attempt << " loaded in " << run.duration_ms << " ms";
-  NoteAttemptForEnvironment(attempt, name, nullptr);
+  environment_.NoteAttempt(attempt, name, nullptr);
   result.kind = api::LoadResult::Kind::kLoaded;
   result.auto_fix = std::move(auto_fix);
   if (model.compatibility_status == CompatStatus::kDegraded) {
@@ -422,7 +420,7 @@ Result<api::LoadResult> ModelService::RecordFailedRun(const ModelRecord& model, 
   FailureInfo failure = run.failure;
   // SPEC §11: device_unavailable, or a device-level failure while the
   // environment is failing, is the environment's: the status is kept.
-  const bool blamed = EnvironmentBlames(failure.category);
+  const bool blamed = environment_.Blames(failure.category);
   if (!blamed) failure.outcome = AttemptOutcome::kEnvironmentFailure;
   metrics_.RecordLoadAttempt(ToString(failure.outcome), failure.category,
                              static_cast<double>(run.duration_ms) / 1000.0);
@@ -430,7 +428,7 @@ Result<api::LoadResult> ModelService::RecordFailedRun(const ModelRecord& model, 
                 blamed ? extra_note : std::string()};
   auto after = RecordFinish(finish);
   if (!after.ok()) return after.status().WithContext("the load of '" + name + "' failed and could not be recorded");
-  NoteAttemptForEnvironment(attempt, name, &failure);
+  environment_.NoteAttempt(attempt, name, &failure);
   if (auto now = registry_.GetModel(name); now.ok()) after = std::move(now);  // a revert may have changed it
   MW_LOG(kWarn, "load") << "model=" << name << " attempt=" << attempt << " " << LoadOutcomeName(run.outcome)
                         << " category=" << failure.category << " pid=" << run.pid << " summary=" << failure.summary;
@@ -485,7 +483,7 @@ void ModelService::OnWorkerDied(const UnexpectedExit& exit) {
     MW_LOG(kWarn, "load") << "model=" << exit.model_name << " pid=" << exit.pid << " " << reason;
     models_.MarkNotLoaded(exit.model_name, reason, exit.pid);
     PublishModel(exit.model_name);
-    engine_deaths_.NoteDeath(exit.pid, reason);  // /v1 requests it cut off answer at once
+    admission_.NoteDeath(exit.pid, reason);  // /v1 requests it cut off answer at once
     return;
   }
   CrashEvidence evidence;
@@ -530,7 +528,7 @@ void ModelService::RecordServingEnd(const std::string& name, int pid, const Cras
   failure.log_excerpt = Excerpt(std::string(evidence.output));
   // SPEC §11: a device that went away (or a device-level failure while the
   // environment is failing) is the environment's: the status is kept.
-  if (!EnvironmentBlames(failure.category)) failure.outcome = AttemptOutcome::kEnvironmentFailure;
+  if (!environment_.Blames(failure.category)) failure.outcome = AttemptOutcome::kEnvironmentFailure;
   auto recorded = state_machine_.RecordServingCrash(name, failure);
   if (!recorded.ok() && recorded.status().code() != StatusCode::kNotFound) {  // kNotFound: deleted meanwhile
     MW_LOG(kError, "load") << "model=" << name << " cannot record the " << (hung ? "hang" : "crash")
@@ -542,11 +540,11 @@ void ModelService::RecordServingEnd(const std::string& name, int pid, const Cras
     // A failed attempt like a failed load (SPEC §11 counts both toward a
     // streak, and a restart reads both back from load_attempts).
     auto last = registry_.ListAttempts(name, 1);
-    if (last.ok() && !last->empty()) NoteAttemptForEnvironment(last->front().id, name, &failure);
+    if (last.ok() && !last->empty()) environment_.NoteAttempt(last->front().id, name, &failure);
   }
   PublishModel(name);
   PublishCounts();
-  engine_deaths_.NoteDeath(pid, summary, hung);  // after the record: /v1 requests it broke answer with this summary
+  admission_.NoteDeath(pid, summary, hung);  // after the record: /v1 requests it broke answer with this summary
 }
 
 }  // namespace mw::app

@@ -27,14 +27,13 @@ ModelService::ModelService(Registry& registry, StateMachine& state_machine, Supe
       config_(std::make_shared<const config::Config>(config)),
       classifier_(classifier),
       version_(std::move(version)),
-      started_ms_(MonotonicMillis()),
-      gate_(models_, &MonotonicMillis) {
+      started_ms_(MonotonicMillis()) {
   queue_ = std::make_unique<LoadQueue<LoadJobResult>>(
       [](const std::string& name) -> LoadJobResult {
         return FailedPreconditionError("the load of '" + name + "' was cancelled before it started");
       },
       [this](const std::string& name, LoadQueueState state) { OnQueueChange(name, state); });
-  RefreshEnvironment();
+  environment_.Refresh();
 }
 
 ModelService::~ModelService() { Shutdown(); }
@@ -123,7 +122,7 @@ api::ModelView ModelService::ToView(const ModelRecord& r) {
   v.last_loaded_at = r.last_loaded_at;
   v.last_failed_at = r.last_failed_at;
   v.last_hung_at = last_hangs_.Get(r.model_name);
-  FillVerdict(r, v);
+  environment_.FillVerdict(r, v);
   std::optional<LoadedModel> loaded = supervisor_.FindLoaded(r.model_name);
   const ModelRuntime rt = models_.Get(r.model_name);
   v.load_state = rt.state;
@@ -212,7 +211,7 @@ Result<api::ModelView> ModelService::RegisterModel(const api::RegisterRequest& r
   auto validated = loadconfig::ValidateLoadConfig(*engine, config_text);
   if (!validated.ok()) return InvalidArgumentError("invalid load_config: " + validated.status().message());
   RETURN_IF_ERROR(CheckApiLoadConfig(*validated, *config));
-  RETURN_IF_ERROR(CheckPlacementHere(*validated));
+  RETURN_IF_ERROR(environment_.CheckPlacement(*validated));
   record.load_config = config_text;
   Result<ModelRecord> added = registry_.AddModel(record);
   // kDataLoss from RegisterModel means the model file (the API's 400
@@ -248,7 +247,7 @@ Result<api::ModelView> ModelService::UpdateConfig(const std::string& name, const
     auto validated = loadconfig::ValidateLoadConfig(current.engine, *patch.load_config_json);
     if (!validated.ok()) return InvalidArgumentError("invalid load_config: " + validated.status().message());
     RETURN_IF_ERROR(CheckApiLoadConfig(*validated, *CurrentConfig()));
-    RETURN_IF_ERROR(CheckPlacementHere(*validated));
+    RETURN_IF_ERROR(environment_.CheckPlacement(*validated));
     update.load_config = *patch.load_config_json;
   }
   if (patch.compatibility_notes) {
@@ -289,9 +288,10 @@ Result<api::ModelView> ModelService::Unload(const std::string& name) {
   const ListChangedOnExit changed{this};
   RETURN_IF_ERROR(CheckName(name));
   ASSIGN_OR_RETURN(ModelRecord record, registry_.GetModel(name));
-  gate_.ClearIdle(name);  // unloaded by hand (or by the idle thread): no idle deadline left
-  // /v1 requests this unload cuts off answer at once, not as a crash.
-  if (std::optional<LoadedModel> loaded = supervisor_.FindLoaded(name)) engine_deaths_.NoteStopped(loaded->pid);
+  // Unloaded by hand (or by the idle thread): no idle deadline left; /v1
+  // requests this unload cuts off answer at once, not as a crash.
+  const std::optional<LoadedModel> loaded = supervisor_.FindLoaded(name);
+  admission_.OnUnload(name, loaded ? std::optional<int>(loaded->pid) : std::nullopt);
   if (!queue_->CancelQueued(name)) {  // a load still queued is simply dropped
     auto stopped = supervisor_.Unload(name);  // also cancels a load in progress
     if (!stopped.ok() && stopped.status().code() == StatusCode::kNotFound) {
@@ -327,20 +327,20 @@ Result<api::ServerStatus> ModelService::GetStatus() {
     auto record = registry_.GetModel(loaded.model_name);
     if (record.ok()) status.loaded_models.push_back(ToView(*record));
   }
-  status.environment = EnvironmentNow();
+  status.environment = environment_.Now();
   for (const auto& preset : CurrentConfig()->engine_presets) status.engine_presets.push_back(preset.name);
-  FillResidency(status);  // model_residency.cpp: last use, keep-alive, memory
+  fit_.FillResidency(status);  // fit_and_residency.h: last use, keep-alive, memory
   ASSIGN_OR_RETURN(status.node, ReadNodeSummary(registry_));  // model_nodes.cpp (SPEC §14)
-  std::lock_guard lock(mu_);
-  status.devices = devices_;
+  EnvironmentWatch::Devices seen = environment_.DevicesNow();
+  status.devices = std::move(seen.devices);
   // SPEC §18: one CPU free-memory figure everywhere (the engine's CPU device reports its total).
   if (std::optional<int64_t> ram = AvailableRam()) {
     for (api::DeviceInfo& d : status.devices) {
       if (d.kind == "cpu") d.memory_free = std::min(*ram, d.memory_total > 0 ? d.memory_total : *ram);
     }
   }
-  status.devices_error = devices_error_;
-  status.backends = backends_;
+  status.devices_error = std::move(seen.error);
+  status.backends = std::move(seen.backends);
   for (const LoadQueueEntry& q : queue_->Snapshot()) {
     api::QueueEntry e;
     e.model_name = q.model_name;
@@ -378,17 +378,32 @@ void ModelService::PublishCounts() {
 void ModelService::PublishEnvironment() {
   api::Event event;
   event.kind = api::Event::Kind::kEnvironment;
-  event.environment = EnvironmentNow();
+  event.environment = environment_.Now();
   subscribers_.Publish(event);
 }
 
-void ModelService::SetDevices(std::vector<api::DeviceInfo> devices, std::string error) {
-  {
-    std::lock_guard lock(mu_);
-    devices_ = std::move(devices);
-    devices_error_ = std::move(error);
+void ModelService::AddFit(const ModelRecord& record, api::ModelView& view) {
+  auto request = BuildLoadRequest(record);
+  if (!request.ok()) return;
+  (void)fit_.ApplyAutoFit(*request);  // the estimate of the settings a load would use
+  auto estimate = fit_.Estimate(*request);
+  if (!estimate.ok()) {
+    MW_LOG(kDebug, "fit") << "model=" << record.model_name << " no estimate: " << estimate.status().ToString();
+    return;
   }
-  RefreshEnvironment();
+  view.fit = std::move(*estimate);
+  if (view.fit && view.loaded && !view.memory.empty()) {
+    int64_t used = 0;
+    for (const auto& d : view.memory) used += d.memory_used;
+    view.fit->memory_used = used;
+  }
+}
+
+void ModelService::UnloadIdle(const std::string& name) {
+  if (!supervisor_.IsLoaded(name)) return;
+  MW_LOG(kInfo, "serve") << "model=" << name << " idle past its keep_alive: unloading";
+  auto unloaded = Unload(name);
+  if (!unloaded.ok()) MW_LOG(kWarn, "serve") << "model=" << name << " idle unload: " << unloaded.status().ToString();
 }
 
 }  // namespace mw::app

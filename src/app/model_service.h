@@ -42,7 +42,7 @@
 //   (RecordServingEnd), with outcome hung_while_serving; its /v1 requests
 //   answer 502 engine_hung.
 //
-//   Residency (model_residency.cpp, SPEC §12): before an attempt, MakeRoom
+//   Residency (FitAndResidency::MakeRoom, fit_and_residency.h, SPEC §12): before an attempt, MakeRoom
 //     unloads idle loaded models, least recently used first
 //     (serving::PlanEviction), while max_loaded_models is reached or the
 //     estimate does not fit the free memory now; a model with a /v1 request
@@ -51,7 +51,7 @@
 //     fit check counts the memory of idle models as free (they may be
 //     evicted), so its 507 is only for what cannot fit even then.
 //
-//   BeginInference (/v1, model_inference.cpp): a slot of serving::ServingGate
+//   BeginInference (/v1, Admission, admission.h): a slot of serving::ServingGate
 //   (n_parallel in the engine, max_queue waiting, else kQueueFull), then
 //   Load(name, false) as above; the lease frees the slot and starts the
 //   keep_alive clock (the idle thread unloads). AwaitEngineDeath lets a
@@ -66,40 +66,37 @@
 // deadlines are part of that runtime (ServingGate's rules run over it).
 //
 // Collaborators, each with its own header, contract and lock (or thread):
-// ModelRuntimeTable (live state), serving::ServingGate (slot rules),
-// IdleUnloader (keep_alive thread), EngineDeaths (how engines ended),
+// ModelRuntimeTable (live state), Admission (/v1: serving::ServingGate's
+// slot rules, IdleUnloader's keep_alive thread, EngineDeaths),
 // FinishLedger (outcomes not written yet, retry thread), ShapeCache (model
-// shapes for the fit), EventSubscribers (SSE listeners). Still here, over
-// model_*.cpp: the load job and its verdict, the environment (probe,
-// streak, reset), fit and residency, the fleet's nodes.
+// shapes for the fit), EventSubscribers (SSE listeners), EnvironmentWatch
+// (devices and the probe thread, fingerprints, stale verdicts, the streak
+// and its reset), FitAndResidency (estimate, auto_fit, suggestions,
+// evictions). Still here, over model_*.cpp: the load job and its verdict,
+// the fleet's nodes.
 // Thread-safe; Load blocks its caller. Events go to subscribers on the thread
 // that caused them.
 #pragma once
 
 #include <atomic>
-#include <condition_variable>
 #include <map>
 #include <memory>
 #include <mutex>
 #include <set>
 #include <string>
-#include <thread>
 #include <vector>
 
 #include "api/model_api.h"
-#include "app/engine_deaths.h"
+#include "app/admission.h"
 #include "app/engine_health.h"
+#include "app/environment_watch.h"
 #include "app/event_subscribers.h"
 #include "app/finish_ledger.h"
-#include "app/idle_unloader.h"
-#include "app/model_file_identity.h"
+#include "app/fit_and_residency.h"
 #include "app/model_runtime.h"
-#include "app/shape_cache.h"
 #include "classifier/crash_classifier.h"
-#include "compat/environment.h"
 #include "compat/load_queue.h"
 #include "compat/state_machine.h"
-#include "compat/system_failure.h"
 #include "config/config.h"
 #include "fit/fit_estimate.h"
 #include "metrics/metrics.h"
@@ -127,7 +124,7 @@ class ModelService : public api::ModelApi {
   // last call (its verdicts may have become stale: SPEC §11).
   // On a shared registry (PostgreSQL, SPEC §14) other nodes change models
   // and verdicts too: the registry's change count is read first (one small
-  // query), and a new count bumps the version (model_environment.cpp).
+  // query), and a new count bumps the version (model_retest.cpp; EnvironmentWatch::InputsChanged).
   std::optional<uint64_t> ModelListVersion() override;
   Result<api::ModelView> GetModel(const std::string& name) override;
   Result<api::ModelView> RegisterModel(const api::RegisterRequest& request) override;
@@ -142,23 +139,29 @@ class ModelService : public api::ModelApi {
   Result<api::EnvironmentView> ResetEnvironment() override;
   int64_t Subscribe(api::EventListener listener) override;
   void Unsubscribe(int64_t id) override;
-  // /v1 (model_inference.cpp).
-  Result<api::InferenceAdmission> BeginInference(const api::InferenceRequest& request) override;
-  std::optional<api::EngineEnd> AwaitEngineDeath(const std::string& model_name, int pid, int64_t timeout_ms) override;
+  // /v1 (Admission, admission.h).
+  Result<api::InferenceAdmission> BeginInference(const api::InferenceRequest& request) override {
+    return admission_.Begin(request);
+  }
+  std::optional<api::EngineEnd> AwaitEngineDeath(const std::string& model_name, int pid, int64_t timeout_ms) override {
+    return admission_.AwaitEngineDeath(model_name, pid, timeout_ms);
+  }
 
-  // SPEC §11 device probe (model_probe.cpp): starts the probe thread (the
+  // SPEC §11 device probe (EnvironmentWatch, environment_watch.h): starts the probe thread (the
   // first probe at once, then every probe_interval_s and after each
   // device-level failure); Shutdown() stops it. RestoreEnvironment() reads
   // the environment state the registry kept (call once, before any load).
   void StartProbing();
-  void RestoreEnvironment();
+  void RestoreEnvironment() { environment_.Restore(); }
   // The supervisor's on_unexpected_exit.
   void OnWorkerDied(const UnexpectedExit& exit);
   // Devices seen by the startup probe (or the reason there are none).
-  void SetDevices(std::vector<api::DeviceInfo> devices, std::string error);
+  void SetDevices(std::vector<api::DeviceInfo> devices, std::string error) {
+    environment_.SetDevices(std::move(devices), std::move(error));
+  }
   // Runs one device probe now, on the caller's thread (a fleet node knows
   // its environment class before it listens: SPEC §14).
-  void ProbeDevicesNow() { ProbeOnce(); }
+  void ProbeDevicesNow() { environment_.ProbeOnce(); }
   // Shutdown, in this order: BeginShutdown() (no new loads), then
   // Supervisor::Shutdown() (cancels the running load, stops workers), then
   // Shutdown() (cancels queued loads, waits for the running job): so that no
@@ -205,44 +208,9 @@ class ModelService : public api::ModelApi {
   Result<ModelRecord> WriteFinish(const Finish& finish);  // finishes_' writer: the state machine
   void OnFinishesSettled(const std::vector<FinishLedger::Settled>& settled);  // written late or dropped
 
-  // app/model_fit.cpp (SPEC §12): the memory estimate of a llama.cpp load
-  // (none for a command engine); the model's shape is read once per file
-  // version by `modelwarden-worker inspect` and cached.
-  Result<std::optional<api::FitView>> EstimateFit(const LoadRequest& request);
-  Result<fit::ModelShape> ShapeOf(const std::string& path) { return shapes_.ShapeOf(path); }
-  Result<ShapeCache::Answer> InspectShape(const std::string& path);  // the worker's `inspect`: shapes_' reader
-  // RAM (MemAvailable now) first, then the probe's GPUs, as a load of `model`
-  // sees them (AccountResidents): every fit decision uses this one view.
-  std::vector<fit::Device> FitDevices(const std::string& model, bool reclaim_idle);
-  void AddFit(const ModelRecord& record, api::ModelView& view);  // GetModel
-  // A 507 answer when the estimate exceeds free memory; nullopt to go on.
-  std::optional<api::LoadResult> RefuseIfItCannotFit(const ModelRecord& model, const LoadRequest& request);
-  // auto_fit (SPEC §12): lowers the settings the user left unset in
-  // request.load_config_json so that the estimate fits; returns what it
-  // set and reports (a JSON object, empty when nothing), "" for no change.
-  std::string ApplyAutoFit(LoadRequest& request);
-  // The classifier's suggestion made concrete for this model and machine
-  // (SPEC §11, computed from the estimate for out-of-memory and flash
-  // attention failures), merged into the attempt's load_config and
-  // validated; "" when none helps or it equals `attempt_config`.
-  std::string SuggestLoadConfig(const ModelRecord& model, const LoadRequest& request,
-                                const Classification& classification);
-
-  // app/model_residency.cpp (SPEC §12 "Residency"). MakeRoom runs on the
-  // queue's thread right before an attempt (after the fit check): it evicts
-  // what the cap and (unforced) the memory require, and answers kModelsBusy
-  // when the cap is reached and too few loaded models are idle; nullopt to go on.
-  std::optional<api::LoadResult> MakeRoom(const ModelRecord& model, const LoadRequest& request, bool force);
-  // Free memory as a load of `model` sees it: each GPU's probe figure less
-  // what the loaded models hold on it (RAM's MemAvailable already counts
-  // them); with reclaim_idle, plus what the idle loaded models other than
-  // `model` hold (they may be evicted to make room).
-  void AccountResidents(std::vector<fit::Device>& devices, const std::string& model, bool reclaim_idle);
-  // A sentence for the 507 message: which loaded models the free memory
-  // counts as evictable and which stay (requests in flight).
-  std::string ResidencyNote(const std::string& model);
-  bool IsBusy(const std::string& name);  // a /v1 request in flight or waiting, a load or an unload under way
-  void FillResidency(api::ServerStatus& status);  // GetStatus: last use, keep-alive, memory
+  // GET /api/models/{name}: the estimate of the settings a load would use
+  // (FitAndResidency, fit_and_residency.h).
+  void AddFit(const ModelRecord& record, api::ModelView& view);
 
   api::ModelView ToView(const ModelRecord& record);
   void PublishModel(const std::string& name);
@@ -256,34 +224,9 @@ class ModelService : public api::ModelApi {
     ModelService* service;
     ~ListChangedOnExit() { service->ListChanged(); }
   };
-  // SPEC §11 (model_environment.cpp). RefreshEnvironment re-reads the
-  // driver files and the probe's devices into base_components_.
-  void RefreshEnvironment();
-  EnvironmentComponents ModelComponents(const ModelRecord& model);
-  // The model file's identity (SPEC §18), "" when it names no readable file.
-  std::string ModelFileIdentity(const ModelRecord& model);
-  // The model's fingerprint now; its components are recorded in the registry.
-  std::string Fingerprint(const ModelRecord& model);
-  void FillVerdict(const ModelRecord& record, api::ModelView& view);
-  api::EnvironmentView EnvironmentNow();
-  bool EnvironmentBlames(const std::string& category);
-  // After an attempt is recorded: failure == nullptr for a success.
-  void NoteAttemptForEnvironment(AttemptId attempt, const std::string& name, const FailureInfo* failure);
+  // environment_'s revert_streak: the streak's verdicts were the
+  // environment's, not the models' (SPEC §11).
   void RevertStreak(const std::vector<int64_t>& attempts);
-  // Probe thread and environment persistence (model_probe.cpp).
-  void ProbeLoop();
-  void ProbeOnce();
-  // SPEC §15: a llama.cpp load_config's placement keys against the devices
-  // the last probe saw (400 naming them); Ok while no probe has answered.
-  Status CheckPlacementHere(const loadconfig::LoadConfig& load_config);
-  void RequestProbe();
-  void StopProbing();
-  // Writes the state row (streak_now: the streak so far no longer counts).
-  void PersistEnvironment(bool streak_now);
-  // The state changed: log, metrics gauge, registry, SSE `environment`.
-  void EnvironmentChanged(const std::string& log_line, bool streak_reset);
-  // Re-stats the engine binaries seen so far; ListChanged() if one changed.
-  void CheckEngineBinaries();
   // Status -> unknown with a note saying why (retest).
   Status MarkForRetest(const std::string& name, const std::string& why);
   // The end of a loaded engine nobody asked to stop (model_loads.cpp): a
@@ -297,12 +240,7 @@ class ModelService : public api::ModelApi {
   // SPEC §19 (engine_hangs.cpp): the health watch's hooks, and its verdict.
   EngineHealthHooks HealthHooks();
   void OnEngineHung(const WatchedEngine& engine, const std::string& reason);
-  // A /v1 request that waited in the gate for the engine `pid`: if that
-  // engine is no longer the model's and was stopped as hung, the summary
-  // (the request answers 502 engine_hung, as those in the engine did).
-  std::optional<std::string> HungWhileWaiting(const std::string& model, int pid);
-  // /v1 (model_inference.cpp): the idle-unload thread and engine deaths.
-  class Lease;
+  // /v1 (admission.h).
   void UnloadIdle(const std::string& name);  // the idle unloader's callback: Unload if loaded
 
   Registry& registry_;
@@ -327,40 +265,29 @@ class ModelService : public api::ModelApi {
   // phase, engine endpoint, /v1 slots and idle deadline): one owner, one
   // lock (model_runtime.h).
   ModelRuntimeTable models_;
-  std::mutex mu_;  // guards everything below
-  std::vector<api::DeviceInfo> devices_;
-  static constexpr const char* kProbeStillRunning = "device probe still running";
-  std::string devices_error_ = kProbeStillRunning;
-  std::vector<api::BackendView> backends_;  // the last answered probe's GPU backends (SPEC §15)
-  EnvironmentComponents base_components_;
-  std::string environment_class_;  // SPEC §14: as handed to Registry::SetEnvironmentClass
-  SystemFailureDetector detector_;
-  std::vector<std::string> good_devices_;  // the last good probe's DeviceKeys (empty: none yet)
-  AttemptId streak_after_ = 0;             // as in the registry's environment_state row
-  std::string last_probe_error_;           // the last probe's error ("" when it answered)
+  // SPEC §11, §14, §15 (environment_watch.h): devices and the probe
+  // thread, fingerprints and stale verdicts, the streak of device-level
+  // failures; its own locks and thread.
+  EnvironmentWatch environment_{registry_, supervisor_, metrics_, version_,
+                                {[this] { return CurrentConfig(); }, [this] { return shutting_down_.load(); },
+                                 [this] { ListChanged(); },
+                                 [this](const std::vector<int64_t>& attempts) { RevertStreak(attempts); },
+                                 [this] { PublishEnvironment(); }}};
 
-  std::mutex env_write_mu_;  // one environment state write at a time (taken before mu_)
-  std::mutex probe_mu_;      // guards the three below
-  std::condition_variable probe_cv_;
-  bool probe_requested_ = false;
-  bool probe_stop_ = false;
-  std::thread probe_thread_;
-
-  std::mutex env_mu_;  // guards known_environments_
-  std::map<std::string, EnvironmentComponents> known_environments_;  // fingerprint -> components
-  std::map<std::string, std::string> engine_binaries_;  // program path -> its identity when last seen
-  ModelFileIdentities model_files_;  // SPEC §18: the "model_file" component of each model's fingerprint
-
-  // Each model file's shape for the fit estimate, read once per file version; its own lock.
-  ShapeCache shapes_{[this](const std::string& path) { return InspectShape(path); }};
-
-  // /v1 serving: the rules for slots, the waiting queue and idle deadlines,
-  // run over models_ (which holds them, under its lock); the idle thread
-  // unloads models whose keep_alive has passed.
-  serving::ServingGate gate_;
-  // Unloads models idle past keep_alive; started by the first BeginInference.
-  IdleUnloader idle_unloader_{gate_, [this](const std::string& name) { UnloadIdle(name); }};
-  EngineDeaths engine_deaths_;  // how each engine ended (AwaitEngineDeath), its own lock
+  // /v1 admission (admission.h): the slot rules over models_, the waiting
+  // queue, the idle-unload thread, how engines ended.
+  Admission admission_{registry_, supervisor_, models_, metrics_,
+                       {[this] { return CurrentConfig(); }, [this] { return shutting_down_.load(); },
+                        [this](const ModelRecord& model) { return Refusal(model); },
+                        [this](ModelRecord model) { return LoadRow(std::move(model), /*force=*/false); },
+                        [this](const std::string& model) { UnloadIdle(model); }}};
+  // SPEC §12 (fit_and_residency.h): the estimate, auto_fit, computed
+  // suggestions, evictions; no state of its own but the shape cache.
+  FitAndResidency fit_{supervisor_, admission_.gate(), environment_, metrics_,
+                       {[this] { return CurrentConfig(); },
+                        [this](const std::string& model) { return queue_->StateOf(model).has_value(); },
+                        [this](const std::string& model) { return Unload(model).status(); },
+                        [this](const ModelRecord& record) { return ToView(record); }}};
   // SPEC §19: probes every loaded engine; started by StartProbing, stopped by BeginShutdown.
   EngineHealth engine_health_{HealthHooks()};
   // When each model was last stopped for hanging (the model view); its own lock.

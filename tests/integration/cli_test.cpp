@@ -212,9 +212,10 @@ TEST(CliTest, AFileFaultIsTheFilesAndAReplacedFileMakesTheVerdictStale) {
   ProcessResult failed = server.Cli({"load", "half"});
   EXPECT_EQ(failed.exit_code, 1);
   EXPECT_NE(failed.err.find("category: unsupported_model"), std::string::npos) << failed.err;
-  EXPECT_NE(server.Stderr().find("category=unsupported_model pid="), std::string::npos);
+  // The reason, in the server's log too; the line may land just after the answer.
+  EXPECT_TRUE(server.WaitForStderr("category=unsupported_model pid=")) << server.Stderr();
   EXPECT_NE(server.Stderr().find("summary=corrupt model file: truncated (tensor '"), std::string::npos)
-      << server.Stderr();  // the reason, in the server's log too
+      << server.Stderr();
   ProcessResult refused = server.Cli({"load", "half"});
   EXPECT_EQ(refused.exit_code, 3);
   EXPECT_NE(refused.err.find("'half' was refused: The model file is bad: corrupt model file: truncated"),

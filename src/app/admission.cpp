@@ -1,4 +1,4 @@
-// ModelService: the /v1 gate (SPEC §10). A request is admitted to a model's
+// Admission: the /v1 gate (SPEC §10). A request is admitted to a model's
 // engine through serving::ServingGate (n_parallel slots, max_queue waiting),
 // the model is loaded on demand through the same Load() as
 // POST /api/orchestrate/load (never forced), and a model that served /v1
@@ -8,7 +8,7 @@
 #include <cstdint>
 
 #include "api/json_codec.h"
-#include "app/model_service.h"
+#include "app/admission.h"
 #include "common/duration.h"
 #include "common/log.h"
 #include "common/time_util.h"
@@ -34,31 +34,50 @@ bool ArgvHasPort(const loadconfig::CommandConfig& command, const config::Config&
 
 }  // namespace
 
+Admission::Admission(Registry& registry, Supervisor& supervisor, ModelRuntimeTable& models, metrics::Metrics& metrics,
+                     AdmissionHooks hooks)
+    : registry_(registry),
+      supervisor_(supervisor),
+      models_(models),
+      metrics_(metrics),
+      hooks_(std::move(hooks)),
+      gate_(models_, &MonotonicMillis) {}
+
+void Admission::OnUnload(const std::string& model, std::optional<int> pid) {
+  gate_.ClearIdle(model);
+  if (pid) engine_deaths_.NoteStopped(*pid);
+}
+
+void Admission::Close() {
+  gate_.Close();
+  engine_deaths_.Close();
+}
+
 // Holds the slot; its destruction frees it and wakes the idle thread (the
 // model's idle deadline may now be set).
-class ModelService::Lease : public api::InferenceLease {
+class Admission::Lease : public api::InferenceLease {
  public:
-  Lease(ModelService* service, serving::Slot slot, std::string model)
-      : service_(service), slot_(std::move(slot)), model_(std::move(model)) {}
+  Lease(Admission* admission, serving::Slot slot, std::string model)
+      : admission_(admission), slot_(std::move(slot)), model_(std::move(model)) {}
   ~Lease() override {
     slot_.Release(MonotonicMillis());
-    service_->idle_unloader_.Wake();
+    admission_->idle_unloader_.Wake();
   }
-  void TimedOut() override { service_->metrics_.RecordRequestTimeout(model_); }
+  void TimedOut() override { admission_->metrics_.RecordRequestTimeout(model_); }
 
  private:
-  ModelService* service_;
+  Admission* admission_;
   serving::Slot slot_;
   std::string model_;
 };
 
-Result<api::InferenceAdmission> ModelService::BeginInference(const api::InferenceRequest& request) {
+Result<api::InferenceAdmission> Admission::Begin(const api::InferenceRequest& request) {
   const std::string& name = request.model_name;
   // To an OpenAI client a name that cannot exist is simply not found.
   if (!IsValidModelName(name)) return NotFoundError("no model named '" + name.substr(0, 140) + "' is registered");
-  // The model's row is read once here and passed down (LoadRow).
+  // The model's row is read once here and passed down (hooks.load).
   ASSIGN_OR_RETURN(ModelRecord model, registry_.GetModel(name));
-  if (shutting_down_) return UnavailableError("the server is shutting down");
+  if (hooks_.shutting_down()) return UnavailableError("the server is shutting down");
   // A stored config that no longer validates is reported by the load itself.
   auto validated = loadconfig::ValidateLoadConfig(model.engine, model.load_config);
   const int parallel = validated.ok() && validated->n_parallel ? static_cast<int>(*validated->n_parallel) : 1;
@@ -68,7 +87,7 @@ Result<api::InferenceAdmission> ModelService::BeginInference(const api::Inferenc
                                 "load_config (PATCH /api/models/" + name + "/config); it applies at the model's "
                                 "next load (if it is loaded, unload it first: POST /api/orchestrate/unload)");
   }
-  const auto config = CurrentConfig();  // reloadable (SIGHUP)
+  const auto config = hooks_.config();  // reloadable (SIGHUP)
   if (validated.ok()) {
     if (const loadconfig::CommandConfig* command = validated->command();
         command != nullptr && !ArgvHasPort(*command, *config)) {
@@ -79,7 +98,7 @@ Result<api::InferenceAdmission> ModelService::BeginInference(const api::Inferenc
   api::InferenceAdmission admission;
   if (model.compatibility_status == CompatStatus::kIncompatible && !supervisor_.IsLoaded(name)) {
     admission.kind = api::InferenceAdmission::Kind::kIncompatible;
-    admission.load = Refusal(model);
+    admission.load = hooks_.refusal(model);
     admission.load.message = "model '" + name + "' is incompatible with this machine" +
                              (admission.load.notes.empty() ? std::string() : ": " + admission.load.notes) +
                              ". An inference request never forces a load: fix the cause, or load it with "
@@ -88,7 +107,7 @@ Result<api::InferenceAdmission> ModelService::BeginInference(const api::Inferenc
   }
   idle_unloader_.Start();
   const int64_t keep_alive = request.keep_alive_ms.value_or(config->keep_alive_ms);
-  const std::optional<LoadedModel> serving = supervisor_.FindLoaded(name);  // the engine it waits for
+  const std::optional<LoadedModel> waited_for = supervisor_.FindLoaded(name);  // the engine it waits for
   auto slot = gate_.Acquire(name, {parallel, config->max_queue}, keep_alive);
   if (!slot.ok()) {
     if (slot.status().code() != StatusCode::kResourceExhausted) return slot.status();
@@ -99,14 +118,14 @@ Result<api::InferenceAdmission> ModelService::BeginInference(const api::Inferenc
   auto lease = std::make_unique<Lease>(this, std::move(slot).value(), name);
   // SPEC §19: the request's own timeout, at most the server's.
   lease->timeout_ms = std::min<int64_t>(request.timeout_ms.value_or(INT64_MAX), config->request_timeout_s * 1000LL);
-  if (serving) {
-    if (std::optional<std::string> hung = HungWhileWaiting(name, serving->pid)) {
+  if (waited_for) {
+    if (std::optional<std::string> hung = HungWhileWaiting(name, waited_for->pid)) {
       admission.kind = api::InferenceAdmission::Kind::kEngineHung;
       admission.message = std::move(*hung);
       return admission;
     }
   }
-  ASSIGN_OR_RETURN(api::LoadResult load, LoadRow(model, /*force=*/false));
+  ASSIGN_OR_RETURN(api::LoadResult load, hooks_.load(model));
   switch (load.kind) {
     case api::LoadResult::Kind::kIncompatible:
       admission.kind = api::InferenceAdmission::Kind::kIncompatible;
@@ -153,18 +172,21 @@ Result<api::InferenceAdmission> ModelService::BeginInference(const api::Inferenc
   return admission;
 }
 
-std::optional<api::EngineEnd> ModelService::AwaitEngineDeath(const std::string& model_name, int pid, int64_t timeout_ms) {
+std::optional<std::string> Admission::HungWhileWaiting(const std::string& model, int pid) {
+  const std::optional<LoadedModel> now = supervisor_.FindLoaded(model);
+  if (now && now->pid == pid) return std::nullopt;  // still serving: the common case, no wait
+  // It ended (or is ending): a hang is noted once recorded, an unload at once.
+  constexpr int64_t kEndWaitMs = 5000;
+  std::optional<api::EngineEnd> end = engine_deaths_.Await(pid, kEndWaitMs, {});
+  if (!end || !end->hung) return std::nullopt;  // unloaded, or crashed: the load path answers as before
+  return end->summary;
+}
+
+std::optional<api::EngineEnd> Admission::AwaitEngineDeath(const std::string& model_name, int pid, int64_t timeout_ms) {
   return engine_deaths_.Await(pid, timeout_ms, [&] {
     MW_LOG(kWarn, "serve") << "model=" << model_name << " pid=" << pid
                            << " broke a request's connection but did not die within " << timeout_ms << " ms";
   });
-}
-
-void ModelService::UnloadIdle(const std::string& name) {
-  if (!supervisor_.IsLoaded(name)) return;
-  MW_LOG(kInfo, "serve") << "model=" << name << " idle past its keep_alive: unloading";
-  auto unloaded = Unload(name);
-  if (!unloaded.ok()) MW_LOG(kWarn, "serve") << "model=" << name << " idle unload: " << unloaded.status().ToString();
 }
 
 }  // namespace mw::app

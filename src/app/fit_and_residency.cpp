@@ -1,4 +1,4 @@
-// ModelService: the memory estimate before a load (SPEC §12): the fit shown
+// FitAndResidency: the memory estimate before a load (SPEC §12): the fit shown
 // by GET /api/models/{name} and the refusal of a load that cannot fit.
 
 #include <nlohmann/json.hpp>
@@ -8,7 +8,7 @@
 #include <sstream>
 
 #include "app/host_memory.h"
-#include "app/model_service.h"
+#include "app/fit_and_residency.h"
 #include "common/log.h"
 #include "fit/fit_suggest.h"
 #include "loadconfig/loadconfig.h"
@@ -41,13 +41,17 @@ std::string MiB(int64_t bytes) { return std::to_string((bytes + kMiB - 1) / kMiB
 
 }  // namespace
 
-std::vector<fit::Device> ModelService::FitDevices(const std::string& model, bool reclaim_idle) {
-  const auto config = CurrentConfig();
+FitAndResidency::FitAndResidency(Supervisor& supervisor, serving::ServingGate& gate, EnvironmentWatch& environment,
+                                 metrics::Metrics& metrics, FitAndResidencyHooks hooks)
+    : supervisor_(supervisor), gate_(gate), environment_(environment), metrics_(metrics), hooks_(std::move(hooks)) {}
+
+std::vector<fit::Device> FitAndResidency::FitDevices(const std::string& model, bool reclaim_idle) {
+  const auto config = hooks_.config();
   std::vector<fit::Device> out;
   fit::Device ram{"CPU", false, 0, config->memory_margin_mib.value_or(kRamMarginMiB) * kMiB};
   {
-    std::lock_guard lock(mu_);
-    for (const auto& d : devices_) {
+    const std::vector<api::DeviceInfo> devices = environment_.DevicesNow().devices;
+    for (const auto& d : devices) {
       if (d.kind == "cpu") {
         ram.name = d.name;
         ram.free_bytes = d.memory_free;
@@ -65,7 +69,7 @@ std::vector<fit::Device> ModelService::FitDevices(const std::string& model, bool
   return out;
 }
 
-Result<ShapeCache::Answer> ModelService::InspectShape(const std::string& path) {
+Result<ShapeCache::Answer> FitAndResidency::InspectShape(const std::string& path) {
   // The worker reads the header (gguf.h lives there); no tensor data is read.
   ShapeCache::Answer cached;
   ASSIGN_OR_RETURN(protocol::Message answer_value,
@@ -81,13 +85,13 @@ Result<ShapeCache::Answer> ModelService::InspectShape(const std::string& path) {
   return cached;
 }
 
-Result<std::optional<api::FitView>> ModelService::EstimateFit(const LoadRequest& request) {
+Result<std::optional<api::FitView>> FitAndResidency::Estimate(const LoadRequest& request) {
   if (request.engine != EngineKind::kLlamaCpp || request.model_path.empty()) return std::optional<api::FitView>();
   auto validated = loadconfig::ValidateLoadConfig(std::string(loadconfig::EngineName(loadconfig::Engine::kLlamaCpp)),
                                                   request.load_config_json);
   if (!validated.ok() || validated->llama() == nullptr) return std::optional<api::FitView>();
-  ASSIGN_OR_RETURN(fit::ModelShape shape, ShapeOf(request.model_path));
-  // Free after unloading what may be evicted (SPEC §12, model_residency.cpp).
+  ASSIGN_OR_RETURN(fit::ModelShape shape, shapes_.ShapeOf(request.model_path));
+  // Free after unloading what may be evicted (SPEC §12, MakeRoom).
   const std::vector<fit::Device> devices = FitDevices(request.model_name, /*reclaim_idle=*/true);
   const fit::Estimate e = fit::EstimateMemory(shape, *validated->llama(), devices);
   api::FitView view;
@@ -105,25 +109,8 @@ Result<std::optional<api::FitView>> ModelService::EstimateFit(const LoadRequest&
   return std::optional<api::FitView>(std::move(view));
 }
 
-void ModelService::AddFit(const ModelRecord& record, api::ModelView& view) {
-  auto request = BuildLoadRequest(record);
-  if (!request.ok()) return;
-  (void)ApplyAutoFit(*request);  // the estimate of the settings a load would use
-  auto estimate = EstimateFit(*request);
-  if (!estimate.ok()) {
-    MW_LOG(kDebug, "fit") << "model=" << record.model_name << " no estimate: " << estimate.status().ToString();
-    return;
-  }
-  view.fit = std::move(*estimate);
-  if (view.fit && view.loaded && !view.memory.empty()) {
-    int64_t used = 0;
-    for (const auto& d : view.memory) used += d.memory_used;
-    view.fit->memory_used = used;
-  }
-}
-
-std::optional<api::LoadResult> ModelService::RefuseIfItCannotFit(const ModelRecord& model, const LoadRequest& request) {
-  auto estimate = EstimateFit(request);
+std::optional<api::LoadResult> FitAndResidency::RefuseIfItCannotFit(const ModelRecord& model, const LoadRequest& request) {
+  auto estimate = Estimate(request);
   if (!estimate.ok() || !*estimate || (*estimate)->fits) {
     // No estimate (unreadable header, no shape): the load itself will tell.
     return std::nullopt;
@@ -140,7 +127,7 @@ std::optional<api::LoadResult> ModelService::RefuseIfItCannotFit(const ModelReco
   }
   message << "; load it with force_load=true to try anyway.";
   result.message = message.str();
-  result.model = ToView(model);
+  result.model = hooks_.view(model);
   result.model.fit = fit;
   MW_LOG(kInfo, "load") << "model=" << model.model_name << " refused before any attempt: estimate "
                         << MiB(fit.estimate_bytes) << ", " << *fit.reason;
@@ -174,12 +161,12 @@ nlohmann::json ObjectOf(const std::string& text) {
 
 }  // namespace
 
-std::string ModelService::ApplyAutoFit(LoadRequest& request) {
-  if (!CurrentConfig()->auto_fit || request.engine != EngineKind::kLlamaCpp || request.model_path.empty()) return "";
+std::string FitAndResidency::ApplyAutoFit(LoadRequest& request) {
+  if (!hooks_.config()->auto_fit || request.engine != EngineKind::kLlamaCpp || request.model_path.empty()) return "";
   auto validated = loadconfig::ValidateLoadConfig(std::string(loadconfig::EngineName(loadconfig::Engine::kLlamaCpp)),
                                                   request.load_config_json);
   if (!validated.ok() || validated->llama() == nullptr) return "";
-  auto shape = ShapeOf(request.model_path);
+  auto shape = shapes_.ShapeOf(request.model_path);
   if (!shape.ok()) return "";  // no estimate: the load itself will tell
   const int64_t floor = shape->context_train > 0 ? std::min<int64_t>(kAutoFitMinCtx, shape->context_train)
                                                  : kAutoFitMinCtx;
@@ -198,7 +185,7 @@ std::string ModelService::ApplyAutoFit(LoadRequest& request) {
   return adjusted.dump();
 }
 
-std::string ModelService::SuggestLoadConfig(const ModelRecord& model, const LoadRequest& request,
+std::string FitAndResidency::SuggestLoadConfig(const ModelRecord& model, const LoadRequest& request,
                                             const Classification& c) {
   const nlohmann::json before = ObjectOf(request.load_config_json);
   if (!before.is_object()) return "";
@@ -213,7 +200,7 @@ std::string ModelService::SuggestLoadConfig(const ModelRecord& model, const Load
         std::string(loadconfig::EngineName(loadconfig::Engine::kLlamaCpp)), request.load_config_json);
     if (validated.ok() && validated->llama() != nullptr) {
       auto shape = request.model_path.empty() ? Result<fit::ModelShape>(NotFoundError("no file"))
-                                              : ShapeOf(request.model_path);
+                                              : shapes_.ShapeOf(request.model_path);
       // Without the file's shape an out-of-memory halves the context (the
       // estimate of an empty shape always fits); the rest needs no shape.
       computed = fit::SuggestFix(kind, shape.ok() ? *shape : fit::ModelShape{}, *validated->llama(), devices);

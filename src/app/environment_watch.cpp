@@ -1,4 +1,4 @@
-// ModelService and its environment (SPEC §11): the fingerprint each attempt
+// EnvironmentWatch (SPEC §11): the fingerprint each attempt
 // is made under, stale verdicts, retest, and the system-wide failure state.
 // The rules are pure and tested in compat/ (environment.h,
 // system_failure.h); this file reads the machine and wires them in.
@@ -12,7 +12,7 @@
 
 #include "app/command_policy.h"
 #include "app/model_paths.h"
-#include "app/model_service.h"
+#include "app/environment_watch.h"
 #include "classifier/crash_catalog.h"
 #include "common/log.h"
 #include "common/time_util.h"
@@ -70,7 +70,29 @@ std::string ClassText(const EnvironmentComponents& components) {
 
 }  // namespace
 
-void ModelService::RefreshEnvironment() {
+EnvironmentWatch::EnvironmentWatch(Registry& registry, Supervisor& supervisor, metrics::Metrics& metrics,
+                                   std::string version, EnvironmentWatchHooks hooks)
+    : registry_(registry),
+      supervisor_(supervisor),
+      metrics_(metrics),
+      version_(std::move(version)),
+      hooks_(std::move(hooks)) {}
+
+void EnvironmentWatch::SetDevices(std::vector<api::DeviceInfo> devices, std::string error) {
+  {
+    std::lock_guard lock(mu_);
+    devices_ = std::move(devices);
+    devices_error_ = std::move(error);
+  }
+  Refresh();
+}
+
+EnvironmentWatch::Devices EnvironmentWatch::DevicesNow() {
+  std::lock_guard lock(mu_);
+  return {devices_, devices_error_, backends_};
+}
+
+void EnvironmentWatch::Refresh() {
   EnvironmentInputs in;
   {
     std::lock_guard lock(mu_);
@@ -100,10 +122,10 @@ void ModelService::RefreshEnvironment() {
   registry_.SetEnvironmentClass(environment_class);
   MW_LOG(kInfo, "environment") << "environment class " << environment_class << ": "
                                << ClassText(ClassComponents(in));
-  ListChanged();
+  hooks_.list_changed();
 }
 
-EnvironmentComponents ModelService::ModelComponents(const ModelRecord& model) {
+EnvironmentComponents EnvironmentWatch::ModelComponents(const ModelRecord& model) {
   EnvironmentComponents components;
   {
     std::lock_guard lock(mu_);
@@ -114,7 +136,7 @@ EnvironmentComponents ModelService::ModelComponents(const ModelRecord& model) {
   auto validated = loadconfig::ValidateLoadConfig(model.engine, model.load_config);
   if (!validated.ok() || validated->command() == nullptr) return components;
   LoadRequest request;
-  if (!ResolveCommand(model.model_name, *validated->command(), *CurrentConfig(), request).ok() || request.argv.empty()) {
+  if (!ResolveCommand(model.model_name, *validated->command(), *hooks_.config(), request).ok() || request.argv.empty()) {
     return components;
   }
   const std::string program = FindProgram(request.argv[0]);
@@ -128,35 +150,20 @@ EnvironmentComponents ModelService::ModelComponents(const ModelRecord& model) {
       changed = !inserted && it->second != identity;
       it->second = identity;
     }
-    if (changed) ListChanged();  // a cached model list holds the old verdict_stale
+    if (changed) hooks_.list_changed();  // a cached model list holds the old verdict_stale
   }
   return components;
 }
 
-std::string ModelService::ModelFileIdentity(const ModelRecord& model) {
+std::string EnvironmentWatch::ModelFileIdentity(const ModelRecord& model) {
   if (!model.file_path || model.file_path->empty()) return "";
-  const config::Location* location = CurrentConfig()->FindLocation(model.cache_location);
+  const config::Location* location = hooks_.config()->FindLocation(model.cache_location);
   if (location == nullptr) return "";
   auto file = ResolveModelFile(location->path, *model.file_path, /*must_exist=*/true);
   return file.ok() ? model_files_.Of(file->absolute.string()) : "";
 }
 
-std::optional<uint64_t> ModelService::ModelListVersion() {
-  auto count = registry_.ModelChangeCount();
-  if (!count.ok()) return std::nullopt;  // cannot tell: build the list afresh
-  if (*count) {
-    std::lock_guard lock(change_count_mu_);
-    if (seen_change_count_ != *count) {
-      seen_change_count_ = *count;
-      ListChanged();
-    }
-  }
-  CheckEngineBinaries();
-  if (model_files_.AnyChanged()) ListChanged();  // a cached list holds the old verdict_stale
-  return list_version_.load();
-}
-
-void ModelService::CheckEngineBinaries() {
+bool EnvironmentWatch::CheckEngineBinaries() {
   std::vector<std::string> programs;
   {
     std::lock_guard lock(env_mu_);
@@ -172,10 +179,18 @@ void ModelService::CheckEngineBinaries() {
       changed = true;
     }
   }
-  if (changed) ListChanged();
+  if (changed) hooks_.list_changed();
+  return changed;
 }
 
-std::string ModelService::Fingerprint(const ModelRecord& model) {
+bool EnvironmentWatch::InputsChanged() {
+  const bool binaries = CheckEngineBinaries();
+  const bool files = model_files_.AnyChanged();
+  if (files) hooks_.list_changed();  // a cached list holds the old verdict_stale
+  return binaries || files;
+}
+
+std::string EnvironmentWatch::Fingerprint(const ModelRecord& model) {
   const EnvironmentComponents components = ModelComponents(model);
   std::string fingerprint = mw::Fingerprint(components);
   {
@@ -198,7 +213,7 @@ std::string ModelService::Fingerprint(const ModelRecord& model) {
   return fingerprint;
 }
 
-void ModelService::FillVerdict(const ModelRecord& record, api::ModelView& view) {
+void EnvironmentWatch::FillVerdict(const ModelRecord& record, api::ModelView& view) {
   view.verdict_fingerprint = record.verdict_fingerprint;
   if (!record.verdict_fingerprint) return;
   std::optional<EnvironmentComponents> then;
@@ -220,7 +235,7 @@ void ModelService::FillVerdict(const ModelRecord& record, api::ModelView& view) 
   if (staleness.stale) view.verdict_stale_reason = staleness.reason;
 }
 
-api::EnvironmentView ModelService::EnvironmentNow() {
+api::EnvironmentView EnvironmentWatch::Now() {
   api::EnvironmentView v;
   std::lock_guard lock(mu_);
   v.fingerprint = mw::Fingerprint(base_components_);
@@ -229,16 +244,16 @@ api::EnvironmentView ModelService::EnvironmentNow() {
   v.failing = state.failing;
   if (state.failing) v.reason = state.reason;
   v.since = state.since;
-  v.retest_stale = CurrentConfig()->retest_stale_auto ? "auto" : "ask";
+  v.retest_stale = hooks_.config()->retest_stale_auto ? "auto" : "ask";
   return v;
 }
 
-bool ModelService::EnvironmentBlames(const std::string& category) {
+bool EnvironmentWatch::Blames(const std::string& category) {
   std::lock_guard lock(mu_);
   return detector_.BlamesModel(category);
 }
 
-void ModelService::NoteAttemptForEnvironment(AttemptId attempt, const std::string& name, const FailureInfo* failure) {
+void EnvironmentWatch::NoteAttempt(AttemptId attempt, const std::string& name, const FailureInfo* failure) {
   std::vector<int64_t> revert;
   bool changed = false;
   {
@@ -257,28 +272,15 @@ void ModelService::NoteAttemptForEnvironment(AttemptId attempt, const std::strin
   // The verdicts first, then the state: a crash in between leaves the
   // state `ok` with the streak in load_attempts, and the next start decides
   // it again (RestoreEnvironment; reverting twice changes nothing).
-  if (!revert.empty()) RevertStreak(revert);
+  if (!revert.empty()) hooks_.revert_streak(revert);
   if (changed) {
-    EnvironmentChanged(failure == nullptr ? "environment ok again (a model loaded)"
-                                          : "environment failing: " + EnvironmentNow().reason.value_or(""),
+    Changed(failure == nullptr ? "environment ok again (a model loaded)"
+                                          : "environment failing: " + Now().reason.value_or(""),
                        failure == nullptr);
   }
 }
 
-void ModelService::RevertStreak(const std::vector<int64_t>& revert) {
-  auto reverted = state_machine_.RevertVerdicts(
-      revert, "Reverted: the environment failed, not this model (" + std::to_string(revert.size()) +
-                  " different models failed at the device level in a row); it was not judged.");
-  if (!reverted.ok()) {
-    MW_LOG(kError, "environment") << "cannot revert the verdicts of the failing environment: "
-                                  << reverted.status().ToString();
-    return;
-  }
-  for (const ModelRecord& m : *reverted) PublishModel(m.model_name);
-  PublishCounts();
-}
-
-Result<api::EnvironmentView> ModelService::ResetEnvironment() {
+void EnvironmentWatch::Reset() {
   bool was;
   {
     std::lock_guard lock(mu_);
@@ -287,44 +289,13 @@ Result<api::EnvironmentView> ModelService::ResetEnvironment() {
     // purpose is no longer missed).
     good_devices_.clear();
   }
-  RefreshEnvironment();
+  Refresh();
   if (was) {
-    EnvironmentChanged("environment reset to ok by request", true);
+    Changed("environment reset to ok by request", true);
   } else {
-    PersistEnvironment(true);  // the streak so far no longer counts
+    Persist(true);  // the streak so far no longer counts
   }
   RequestProbe();
-  return EnvironmentNow();
-}
-
-Status ModelService::MarkForRetest(const std::string& name, const std::string& why) {
-  ASSIGN_OR_RETURN(ModelRecord model, registry_.GetModel(name));
-  ModelUpdate fields;
-  std::string notes = model.compatibility_notes.value_or("");
-  fields.compatibility_notes = (notes.empty() ? "" : notes + "\n") + "Retest (" + why + "): status was " +
-                               std::string(ToString(model.compatibility_status)) + ", now unknown until it loads.";
-  RETURN_IF_ERROR(state_machine_.ApplyManualChange(name, CompatStatus::kUnknown, fields).status());
-  MW_LOG(kInfo, "load") << "model=" << name << " retest: " << why;
-  PublishModel(name);
-  PublishCounts();
-  return Status::Ok();
-}
-
-Result<api::LoadResult> ModelService::Retest(const std::string& name) {
-  if (!IsValidModelName(name)) return InvalidArgumentError("invalid model name '" + name.substr(0, 140) + "'");
-  ASSIGN_OR_RETURN(ModelRecord model, registry_.GetModel(name));
-  if (shutting_down_) return UnavailableError("the server is shutting down");
-  if (model.compatibility_status == CompatStatus::kTesting || queue_->StateOf(name)) {
-    return FailedPreconditionError("a load of '" + name + "' is queued or running; retest it after it ends");
-  }
-  if (supervisor_.IsLoaded(name)) {
-    return FailedPreconditionError("'" + name + "' is loaded (so it works); unload it to retest it");
-  }
-  api::ModelView view;
-  FillVerdict(model, view);
-  RETURN_IF_ERROR(MarkForRetest(name, view.verdict_stale_reason ? "verdict stale: " + *view.verdict_stale_reason
-                                                                : "requested"));
-  return Load(name, false);
 }
 
 }  // namespace mw::app

@@ -1,4 +1,4 @@
-// ModelService's device probe (SPEC §11): the configured probe_command (or
+// EnvironmentWatch's device probe (SPEC §11): the configured probe_command (or
 // `modelwarden-worker probe`) runs at start, every probe_interval_s and
 // after each device-level failure, on one thread of its own. A probe that no
 // longer sees a device of the last good probe makes the environment
@@ -9,7 +9,7 @@
 #include <algorithm>
 #include <chrono>
 
-#include "app/model_service.h"
+#include "app/environment_watch.h"
 #include "classifier/crash_catalog.h"
 #include "common/log.h"
 #include "common/time_util.h"
@@ -53,14 +53,13 @@ std::string FailedBackends(const std::vector<api::BackendView>& backends) {
 
 }  // namespace
 
-void ModelService::StartProbing() {
-  engine_health_.Start();  // SPEC §19: the health watch of loaded engines
+void EnvironmentWatch::Start() {
   std::lock_guard lock(probe_mu_);
   if (probe_thread_.joinable() || probe_stop_) return;
-  probe_thread_ = std::thread([this] { ProbeLoop(); });
+  probe_thread_ = std::thread([this] { Loop(); });
 }
 
-void ModelService::RequestProbe() {
+void EnvironmentWatch::RequestProbe() {
   {
     std::lock_guard lock(probe_mu_);
     probe_requested_ = true;
@@ -68,7 +67,7 @@ void ModelService::RequestProbe() {
   probe_cv_.notify_all();
 }
 
-void ModelService::StopProbing() {
+void EnvironmentWatch::Stop() {
   std::thread t;
   {
     std::lock_guard lock(probe_mu_);
@@ -79,24 +78,24 @@ void ModelService::StopProbing() {
   if (t.joinable()) t.join();
 }
 
-void ModelService::ProbeLoop() {
+void EnvironmentWatch::Loop() {
   for (;;) {
     ProbeOnce();
     std::unique_lock lock(probe_mu_);
-    const auto interval = std::chrono::seconds(CurrentConfig()->probe_interval_s);
+    const auto interval = std::chrono::seconds(hooks_.config()->probe_interval_s);
     probe_cv_.wait_for(lock, interval, [this] { return probe_stop_ || probe_requested_; });
     if (probe_stop_) return;
     probe_requested_ = false;
   }
 }
 
-void ModelService::ProbeOnce() {
-  const auto config = CurrentConfig();
+void EnvironmentWatch::ProbeOnce() {
+  const auto config = hooks_.config();
   const bool custom = !config->probe_command.empty();
   const std::string what = custom ? "probe_command " + ArgvText(config->probe_command) : "modelwarden-worker probe";
   Result<protocol::Message> answer = custom ? supervisor_.RunOneShot(config->probe_command, kProbeTimeout, what)
                                             : supervisor_.RunWorkerCommand({"probe"}, kProbeTimeout);
-  if (shutting_down_) return;
+  if (hooks_.shutting_down()) return;
   std::string error;
   protocol::ProbeMessage probe;
   if (!answer.ok()) {
@@ -166,15 +165,15 @@ void ModelService::ProbeOnce() {
     }
   }
   if (changed) {
-    EnvironmentChanged(missing.empty() ? "environment ok again: the device probe sees every device again"
-                                       : "environment failing: " + EnvironmentNow().reason.value_or(""),
+    Changed(missing.empty() ? "environment ok again: the device probe sees every device again"
+                                       : "environment failing: " + Now().reason.value_or(""),
                        missing.empty());
   } else if (good_changed) {
-    PersistEnvironment(false);
+    Persist(false);
   }
 }
 
-Status ModelService::CheckPlacementHere(const loadconfig::LoadConfig& load_config) {
+Status EnvironmentWatch::CheckPlacement(const loadconfig::LoadConfig& load_config) {
   const loadconfig::LlamaConfig* llama = load_config.llama();
   if (llama == nullptr) return Status::Ok();
   std::vector<loadconfig::PresentDevice> present;
@@ -186,8 +185,8 @@ Status ModelService::CheckPlacementHere(const loadconfig::LoadConfig& load_confi
   return loadconfig::CheckPlacement(*llama, present);
 }
 
-void ModelService::PersistEnvironment(bool streak_now) {
-  std::lock_guard write_lock(env_write_mu_);
+void EnvironmentWatch::Persist(bool streak_now) {
+  std::lock_guard write_lock(write_mu_);
   EnvironmentStateRecord record;
   {
     std::lock_guard lock(mu_);
@@ -219,7 +218,7 @@ void ModelService::PersistEnvironment(bool streak_now) {
   }
 }
 
-void ModelService::EnvironmentChanged(const std::string& log_line, bool streak_reset) {
+void EnvironmentWatch::Changed(const std::string& log_line, bool streak_reset) {
   bool failing;
   {
     std::lock_guard lock(mu_);
@@ -227,11 +226,11 @@ void ModelService::EnvironmentChanged(const std::string& log_line, bool streak_r
   }
   ::mw::LogLine(failing ? LogLevel::kWarn : LogLevel::kInfo, "environment") << log_line;
   metrics_.SetEnvironmentFailing(failing);
-  PersistEnvironment(streak_reset);
-  PublishEnvironment();
+  Persist(streak_reset);
+  hooks_.publish();
 }
 
-void ModelService::RestoreEnvironment() {
+void EnvironmentWatch::Restore() {
   auto stored = registry_.GetEnvironmentState();
   if (!stored.ok()) {
     MW_LOG(kError, "environment") << "cannot read the environment state; starting ok: " << stored.status().ToString();
@@ -293,8 +292,8 @@ void ModelService::RestoreEnvironment() {
                                  << "toward a streak of device-level failures";
   }
   if (!revert.empty()) {
-    RevertStreak(revert);
-    EnvironmentChanged("environment failing: " + EnvironmentNow().reason.value_or(""), false);
+    hooks_.revert_streak(revert);
+    Changed("environment failing: " + Now().reason.value_or(""), false);
   }
 }
 

@@ -1,4 +1,4 @@
-// ModelService: residency (SPEC §12). Several models stay loaded at once;
+// FitAndResidency: residency (SPEC §12). Several models stay loaded at once;
 // before an attempt, idle ones are unloaded least recently used first when
 // max_loaded_models is reached or the new model's estimate does not fit the
 // free memory. The decision is serving::PlanEviction (pure); this file feeds
@@ -6,7 +6,7 @@
 // supervisor's engine reports and the fit estimate) and carries it out.
 #include <sstream>
 
-#include "app/model_service.h"
+#include "app/fit_and_residency.h"
 #include "common/log.h"
 #include "common/time_util.h"
 #include "loadconfig/loadconfig.h"
@@ -47,12 +47,12 @@ std::string Join(const std::vector<std::string>& names) {
 
 }  // namespace
 
-bool ModelService::IsBusy(const std::string& name) {
+bool FitAndResidency::IsBusy(const std::string& name) {
   const serving::ServingGate::Usage usage = gate_.UsageOf(name);
-  return usage.in_engine > 0 || usage.waiting > 0 || usage.unloading || queue_->StateOf(name).has_value();
+  return usage.in_engine > 0 || usage.waiting > 0 || usage.unloading || hooks_.load_under_way(name);
 }
 
-void ModelService::AccountResidents(std::vector<fit::Device>& devices, const std::string& model, bool reclaim_idle) {
+void FitAndResidency::AccountResidents(std::vector<fit::Device>& devices, const std::string& model, bool reclaim_idle) {
   for (const LoadedModel& loaded : supervisor_.Loaded()) {
     // The probe's GPU figures are from before any load: take off what is held there.
     AddUsage(devices, loaded, -1, /*gpus_only=*/true);
@@ -60,7 +60,7 @@ void ModelService::AccountResidents(std::vector<fit::Device>& devices, const std
   }
 }
 
-std::string ModelService::ResidencyNote(const std::string& model) {
+std::string FitAndResidency::ResidencyNote(const std::string& model) {
   std::vector<std::string> idle, busy;
   for (const LoadedModel& loaded : supervisor_.Loaded()) {
     if (loaded.model_name == model) continue;
@@ -77,9 +77,9 @@ std::string ModelService::ResidencyNote(const std::string& model) {
   return note + ". ";
 }
 
-std::optional<api::LoadResult> ModelService::MakeRoom(const ModelRecord& model, const LoadRequest& request, bool force) {
+std::optional<api::LoadResult> FitAndResidency::MakeRoom(const ModelRecord& model, const LoadRequest& request, bool force) {
   const std::string& name = model.model_name;
-  const int max_loaded = CurrentConfig()->max_loaded_models;  // reloadable (SIGHUP)
+  const int max_loaded = hooks_.config()->max_loaded_models;  // reloadable (SIGHUP)
   gate_.MarkUsed(name, MonotonicMillis());  // its load is a use: loads are in LRU order among themselves
   // The memory side: only for an unforced llama.cpp load with an estimate
   // (force_load skips the fit check, and a command engine has none).
@@ -88,7 +88,7 @@ std::optional<api::LoadResult> ModelService::MakeRoom(const ModelRecord& model, 
   if (!force && request.engine == EngineKind::kLlamaCpp && !request.model_path.empty()) {
     auto validated = loadconfig::ValidateLoadConfig(std::string(loadconfig::EngineName(loadconfig::Engine::kLlamaCpp)),
                                                     request.load_config_json);
-    auto read = ShapeOf(request.model_path);
+    auto read = shapes_.ShapeOf(request.model_path);
     if (validated.ok() && validated->llama() != nullptr && read.ok()) {
       llama = *validated->llama();
       shape = *read;
@@ -106,7 +106,7 @@ std::optional<api::LoadResult> ModelService::MakeRoom(const ModelRecord& model, 
             << "make room. Retry when a request has finished, unload a model (POST /api/orchestrate/unload), "
             << "or raise max_loaded_models in the server configuration (reloaded on SIGHUP).";
     result.message = message.str();
-    result.model = ToView(model);
+    result.model = hooks_.view(model);
     MW_LOG(kInfo, "load") << "model=" << name << " not loaded: max_loaded_models " << max_loaded
                           << " reached and the loaded models are busy (" << Join(busy) << ")";
     return std::optional<api::LoadResult>(std::move(result));
@@ -170,9 +170,9 @@ std::optional<api::LoadResult> ModelService::MakeRoom(const ModelRecord& model, 
       MW_LOG(kInfo, "load") << "model=" << victim << " evicted (idle, least recently used) to make room for '" << name
                             << "': " << (i < for_cap ? "max_loaded_models " + std::to_string(max_loaded) + " reached"
                                                      : std::string("its estimate did not fit the free memory"));
-      auto unloaded = Unload(victim);  // logs, events (the usual unload event), runtime state
+      Status unloaded = hooks_.evict(victim);  // logs, events (the usual unload event), runtime state
       if (!unloaded.ok()) {
-        MW_LOG(kWarn, "load") << "model=" << victim << " eviction: " << unloaded.status().ToString();
+        MW_LOG(kWarn, "load") << "model=" << victim << " eviction: " << unloaded.ToString();
       } else {
         metrics_.RecordEviction(reason);
       }
@@ -186,8 +186,8 @@ std::optional<api::LoadResult> ModelService::MakeRoom(const ModelRecord& model, 
   return std::nullopt;
 }
 
-void ModelService::FillResidency(api::ServerStatus& status) {
-  status.max_loaded_models = CurrentConfig()->max_loaded_models;
+void FitAndResidency::FillResidency(api::ServerStatus& status) {
+  status.max_loaded_models = hooks_.config()->max_loaded_models;
   const std::vector<fit::Device> devices = FitDevices("", /*reclaim_idle=*/false);
   for (const auto& d : devices) status.memory.free += d.free_bytes;
   std::map<std::string, LoadedModel> loaded;
