@@ -344,6 +344,7 @@ struct InferenceAdmission {
     kQueueFull,     // 429 queue_full (message)
     kInsufficientMemory,  // 507 insufficient_memory: the on-demand load would not fit (load.message)
     kModelsBusy,    // 503 models_busy: no room to load it, every loaded model is busy (message)
+    kEngineHung,    // 502 engine_hung: the engine it waited for was stopped as hung meanwhile (message, SPEC §19)
   };
   Kind kind = Kind::kReady;
   std::unique_ptr<InferenceLease> lease;

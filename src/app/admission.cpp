@@ -125,6 +125,7 @@ Result<api::InferenceAdmission> Admission::Begin(const api::InferenceRequest& re
   }
   idle_unloader_.Start();
   const int64_t keep_alive = request.keep_alive_ms.value_or(config->keep_alive_ms);
+  const std::optional<LoadedModel> waited_for = supervisor_.FindLoaded(name);  // the engine it waits for
   auto slot = gate_.Acquire(name, {parallel, config->max_queue}, keep_alive);
   if (!slot.ok()) {
     if (slot.status().code() != StatusCode::kResourceExhausted) return slot.status();
@@ -135,6 +136,13 @@ Result<api::InferenceAdmission> Admission::Begin(const api::InferenceRequest& re
   auto lease = std::make_unique<Lease>(this, std::move(slot).value(), name);
   // SPEC §19: the request's own timeout, at most the server's.
   lease->timeout_ms = std::min<int64_t>(request.timeout_ms.value_or(INT64_MAX), config->request_timeout_s * 1000LL);
+  if (waited_for) {
+    if (std::optional<std::string> hung = HungWhileWaiting(name, waited_for->pid)) {
+      admission.kind = api::InferenceAdmission::Kind::kEngineHung;
+      admission.message = std::move(*hung);
+      return admission;
+    }
+  }
   // SPEC §16: a load this request causes is verified by its first token.
   auto cold = std::make_shared<ColdRequest>();
   ASSIGN_OR_RETURN(api::LoadResult load, hooks_.load(model, cold));
@@ -183,6 +191,16 @@ Result<api::InferenceAdmission> Admission::Begin(const api::InferenceRequest& re
   }
   admission.lease = std::move(lease);
   return admission;
+}
+
+std::optional<std::string> Admission::HungWhileWaiting(const std::string& model, int pid) {
+  const std::optional<LoadedModel> now = supervisor_.FindLoaded(model);
+  if (now && now->pid == pid) return std::nullopt;  // still serving: the common case, no wait
+  // It ended (or is ending): a hang is noted once recorded, an unload at once.
+  constexpr int64_t kEndWaitMs = 5000;
+  std::optional<api::EngineEnd> end = engine_deaths_.Await(pid, kEndWaitMs, {});
+  if (!end || !end->hung) return std::nullopt;  // unloaded, or crashed: the load path answers as before
+  return end->summary;
 }
 
 std::optional<api::EngineEnd> Admission::AwaitEngineDeath(const std::string& model_name, int pid, int64_t timeout_ms) {

@@ -14,6 +14,9 @@
 //     request's first token verifies it (cold_request.h, SPEC §16). The
 //     lease frees the slot when destroyed and wakes the idle thread, which
 //     unloads (hooks.unload_idle) models idle past keep_alive.
+//   A request that waited in the queue for an engine that the health watch
+//     stopped as hung meanwhile answers 502 engine_hung (kEngineHung), as
+//     the requests in it did (SPEC §19).
 //   AwaitEngineDeath: a request whose engine connection broke waits for
 //     the death's summary (NoteDeath); an engine stopped by an unload
 //     (NoteStopped) or the shutdown (Close) is not waited for.
@@ -76,6 +79,10 @@ class Admission {
 
  private:
   class Lease;
+  // SPEC §19: a request that waited in the gate for the engine `pid`: if
+  // that engine is no longer the model's and was stopped as hung, the
+  // summary (the request answers 502 engine_hung, as those in the engine did).
+  std::optional<std::string> HungWhileWaiting(const std::string& model, int pid);
 
   Registry& registry_;
   Supervisor& supervisor_;

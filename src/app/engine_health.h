@@ -14,6 +14,11 @@
 //     advances; an answer other than 200 (an engine without /slots) or no
 //     slot processing (the request is between engine and client) resets the
 //     clock: what cannot be judged is never called a hang.
+// The rounds come every health_interval_s, and sooner for an engine silent
+// or stuck at its last round (HangJudge::NextRoundAt): it is judged at its
+// deadline, hang_timeout_s after its last answer or progress, whatever the
+// interval. /slots is asked only of an engine that answered /health (a
+// silent one is judged by its silence; asking would only delay the round).
 // A hung engine is handed to `on_hung` (on the watch's thread) with a
 // reason; ModelService stops it (SIGTERM, then SIGKILL) and records the
 // attempt hung_while_serving. The watch never stops anything itself.
@@ -42,7 +47,7 @@ namespace mw::app {
 struct EngineProbe {
   bool answered = false;              // /health gave an HTTP answer (any status)
   int in_flight = 0;                  // /v1 requests of the model in its engine
-  bool slots_asked = false;           // /slots was asked (only while in_flight > 0)
+  bool slots_asked = false;           // /slots was asked (only while in_flight > 0 and /health answered)
   std::optional<int> slots_status;    // its HTTP status; nullopt: no answer
   std::string slots_body;             // with status 200
 };
@@ -56,12 +61,26 @@ class HangJudge {
   std::optional<std::string> Observe(int pid, int64_t now_ms, const EngineProbe& probe);
   // Forgets the engines not in `alive` (ended, unloaded).
   void Keep(const std::vector<int>& alive);
+  // When the next round should start, given when the last one started: an
+  // interval later, or when an engine silent or stuck at its last round is
+  // due, so that it is judged at its deadline (hang_timeout after its last
+  // answer or progress), not up to an interval later. A silent engine's
+  // probe takes `probe_timeout_ms` to give up, so its round starts that much
+  // before the deadline; that may be a little after the regular round
+  // (within a probe's time), which would end just short of the deadline.
+  // Never sooner than kMinGapMs after the last round started: a probe that
+  // fails at once (connection refused) must not spin.
+  static constexpr int64_t kMinGapMs = 100;
+  int64_t NextRoundAt(int64_t last_start_ms, int64_t interval_ms, int64_t probe_timeout_ms) const;
 
  private:
   struct Track {
     int64_t last_answer_ms = 0;
     int64_t last_progress_ms = 0;
     std::string last_slots;
+    bool silent = false;        // the last round got no answer to /health
+    bool stuck = false;         // the last round saw requests in the engine and no progress
+    bool slots_silent = false;  // ... and /slots gave no answer
   };
   int64_t hang_timeout_ms_;
   std::map<int, Track> tracks_;

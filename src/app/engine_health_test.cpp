@@ -88,6 +88,75 @@ TEST(HangJudgeTest, EnginesThatEndedAreForgotten) {
   EXPECT_FALSE(judge.Observe(7, 60000, EngineProbe{}));
 }
 
+// The watch's rounds as EngineHealth::Loop runs them (NextRoundAt), with a
+// fake clock: an engine that answers in 3 ms until `silent_from`, then gives
+// no answer until a probe gives up after `probe` ms. Returns when the judge
+// called it hung and when it last answered.
+struct Judged {
+  int64_t at = -1;
+  int64_t last_answer = -1;
+};
+Judged RunRounds(HangJudge& judge, int64_t interval, int64_t probe, int64_t silent_from) {
+  Judged j;
+  int64_t start = 0;
+  for (int round = 0; round < 1000; ++round) {
+    start = judge.NextRoundAt(start, interval, probe);
+    const bool answers = start < silent_from;
+    const int64_t end = start + (answers ? 3 : probe);
+    if (answers) j.last_answer = end;
+    if (judge.Observe(7, end, answers ? Idle() : EngineProbe{})) {
+      j.at = end;
+      return j;
+    }
+  }
+  return j;
+}
+
+// The deadline is hang_timeout after the last answer, whatever the interval
+// and the probe's own timeout: with the defaults (10 s, 60 s, probes of 5 s)
+// the rounds alone would judge it 5-15 s late.
+TEST(HangJudgeTest, ASilentEngineIsJudgedAtItsDeadlineNotAtTheNextRound) {
+  struct Setting {
+    int64_t interval, probe, hang;
+  };
+  // The defaults; the soak's (2 s, 10 s); the integration test's (1 s, 3 s).
+  for (const Setting& set : {Setting{10000, 5000, kHang}, Setting{2000, 2000, 10000}, Setting{1000, 1000, 3000}}) {
+    for (int64_t silent_from = 10001; silent_from < 40000; silent_from += 137) {
+      HangJudge judge(set.hang);
+      const Judged j = RunRounds(judge, set.interval, set.probe, silent_from);
+      ASSERT_GE(j.at, 0) << silent_from;
+      ASSERT_EQ(j.at, j.last_answer + set.hang) << silent_from << " interval " << set.interval;
+      ASSERT_LE(j.at, silent_from + set.hang + 3) << silent_from;  // its last answer came before the stop
+    }
+  }
+}
+
+// A request stuck while /health and /slots answer: judged hang_timeout after
+// its last progress, not at the next interval's round.
+TEST(HangJudgeTest, AStuckRequestIsJudgedAtItsDeadline) {
+  HangJudge judge(kHang);
+  EXPECT_FALSE(judge.Observe(7, 3, Busy(200, Slots(1))));
+  EXPECT_FALSE(judge.Observe(7, 10003, Busy(200, Slots(2))));  // the last progress
+  int64_t start = 10000, end = 10003;
+  for (;;) {
+    start = judge.NextRoundAt(start, 25000, 5000);
+    end = start + 3;
+    if (judge.Observe(7, end, Busy(200, Slots(2)))) break;
+    ASSERT_LT(end, 200000);
+  }
+  // Its round started at the deadline (and took its 3 ms).
+  EXPECT_EQ(start, 10003 + kHang);
+}
+
+// A probe that fails at once (nothing listens) never makes the rounds spin.
+TEST(HangJudgeTest, RoundsComeAtLeastAMinimumGapApart) {
+  HangJudge judge(kHang);
+  EXPECT_FALSE(judge.Observe(7, 0, Idle()));
+  EXPECT_FALSE(judge.Observe(7, 59000, EngineProbe{}));
+  EXPECT_EQ(judge.NextRoundAt(59000, 10000, 5000), 59000 + HangJudge::kMinGapMs);
+  EXPECT_EQ(judge.NextRoundAt(50000, 10000, 5000), 55000);
+}
+
 TEST(LastHangsTest, ReadsOnceAndAgainAfterANewHangOrAFailedRead) {
   int reads = 0;
   bool fail = true;

@@ -459,6 +459,31 @@ void ChildProcess::CloseStdin() {
 
 void ChildProcess::Terminate() { state_->SignalKeeper(SIGTERM); }
 
+bool ChildProcess::stopped() const {
+  // /proc/PID/stat: "PID (COMM) STATE ...", COMM may hold spaces and ')'.
+  const std::string path = "/proc/" + std::to_string(pid()) + "/stat";
+  Fd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
+  if (!fd.valid()) return false;
+  char buf[512];
+  const ssize_t n = ::read(fd.get(), buf, sizeof(buf) - 1);
+  if (n <= 0) return false;
+  const std::string_view stat(buf, static_cast<size_t>(n));
+  const size_t close = stat.rfind(')');
+  return close != std::string_view::npos && close + 2 < stat.size() && stat[close + 2] == 'T';
+}
+
+std::optional<ProcessExit> ChildProcess::WaitUnlessStopped(std::chrono::milliseconds grace) const {
+  constexpr std::chrono::milliseconds kLook{100};  // how often the program's state is read
+  const auto deadline = std::chrono::steady_clock::now() + grace;
+  for (;;) {
+    if (auto e = exit_status()) return e;
+    if (stopped()) return std::nullopt;
+    const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
+    if (left.count() <= 0) return std::nullopt;
+    if (auto e = WaitFor(std::min(left, kLook))) return e;
+  }
+}
+
 ProcessExit ChildProcess::Stop(const StopOptions& options) {
   if (auto done = exit_status()) return *done;
   if (!options.stop_line.empty()) {
@@ -467,14 +492,23 @@ ProcessExit ChildProcess::Stop(const StopOptions& options) {
   }
   CloseStdin();
   if (options.polite_grace.count() > 0) {
-    if (auto e = WaitFor(options.polite_grace)) return *e;
+    if (auto e = WaitUnlessStopped(options.polite_grace)) return *e;
   }
-  if (options.polite_grace.count() > 0) {
+  // A stopped program reads no stop line and acts on no SIGTERM until it is
+  // continued (a handler runs only then): waiting for it would only delay
+  // the SIGKILL, which ends it stopped or not.
+  bool is_stopped = stopped();
+  if (options.polite_grace.count() > 0 && !is_stopped) {
     MW_LOG(kInfo, "supervisor") << "pid=" << pid() << " did not stop politely; sending SIGTERM";
   }
   Terminate();
-  if (auto e = WaitFor(options.term_grace)) return *e;
-  if (options.term_grace.count() > 0) {
+  if (!is_stopped) {
+    if (auto e = WaitUnlessStopped(options.term_grace)) return *e;
+    is_stopped = stopped();
+  }
+  if (is_stopped) {
+    MW_LOG(kWarn, "supervisor") << "pid=" << pid() << " is stopped (SIGSTOP); killing it and its children";
+  } else if (options.term_grace.count() > 0) {
     MW_LOG(kWarn, "supervisor") << "pid=" << pid() << " ignored SIGTERM; killing it and its children";
   }
   {

@@ -141,10 +141,15 @@ class ChildProcess {
   void CloseStdin();
   // SIGTERM to the program's process group (through the keeper).
   void Terminate();
+  // Whether the program is stopped by a signal now (its /proc state is T).
+  bool stopped() const;
 
   // Graceful stop: stop line + close stdin, SIGTERM, SIGKILL of everything,
   // then SIGKILL of the keeper as a last resort; always reaps. Returns how the
-  // program ended (if it had already ended, that status).
+  // program ended (if it had already ended, that status). A program that is
+  // stopped (SIGSTOP, SIGTSTP: /proc state T), before or during a grace,
+  // acts on nothing but SIGKILL: the polite and SIGTERM graces are cut short
+  // (SIGTERM is still sent, then SIGKILL at once).
   ProcessExit Stop(const StopOptions& options);
   // Immediate SIGKILL of the program and all its descendants; waits and reaps.
   ProcessExit Kill();
@@ -158,6 +163,9 @@ class ChildProcess {
  private:
   explicit ChildProcess(std::shared_ptr<State> state);
   void Release() noexcept;
+  // Waits up to `grace` for the end; nullopt at once when the program is (or
+  // becomes) stopped, or at the end of the grace.
+  std::optional<ProcessExit> WaitUnlessStopped(std::chrono::milliseconds grace) const;
   std::shared_ptr<State> state_;
 };
 

@@ -7,6 +7,7 @@
 
 #include <atomic>
 #include <chrono>
+#include <condition_variable>
 #include <fstream>
 #include <mutex>
 #include <thread>
@@ -163,6 +164,43 @@ TEST(ChildProcessTest, StopEscalatesToSigkillWhenSigtermIsIgnored) {
   // The keeper waits for every descendant before it reports the end.
   EXPECT_TRUE(ProcessGone(pids[0]));
   EXPECT_TRUE(ProcessGone(pids[1]));
+}
+
+// A SIGSTOPped program (a hung engine, an eviction of one) reads no stop
+// line and acts on no SIGTERM until it is continued: Stop kills it at once
+// instead of waiting out the graces (here long enough that the watchdog's
+// SIGCONT ends the wait first without the fix: the program then reads its
+// stop line and exits 0).
+TEST(ChildProcessTest, StopKillsAStoppedProgramWithoutWaitingOutTheGraces) {
+  auto child = ChildProcess::Spawn(Engine({"--ignore-sigterm", "--then", "ready"}));
+  ASSERT_TRUE(child.ok());
+  const int pid = child->pid();
+  EXPECT_FALSE(child->stopped());
+  ASSERT_EQ(::kill(pid, SIGSTOP), 0);
+  const auto seen_by = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+  while (!child->stopped() && std::chrono::steady_clock::now() < seen_by) std::this_thread::sleep_for(milliseconds(5));
+  ASSERT_TRUE(child->stopped());
+
+  std::mutex mu;
+  std::condition_variable cv;
+  bool returned = false;
+  std::thread watchdog([&] {
+    std::unique_lock lock(mu);
+    if (!cv.wait_for(lock, std::chrono::seconds(60), [&] { return returned; })) ::kill(pid, SIGCONT);
+  });
+  StopOptions stop;
+  stop.stop_line = "stop";
+  stop.polite_grace = milliseconds(600000);
+  stop.term_grace = milliseconds(600000);
+  ProcessExit e = child->Stop(stop);
+  {
+    std::lock_guard lock(mu);
+    returned = true;
+  }
+  cv.notify_all();
+  watchdog.join();
+  EXPECT_EQ(e.signal, SIGKILL) << e.Describe();
+  EXPECT_TRUE(ProcessGone(pid));
 }
 
 TEST(ChildProcessTest, DestructorKillsTheProgramAndItsDetachedChildren) {

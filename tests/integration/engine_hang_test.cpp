@@ -5,7 +5,9 @@
 #include <gtest/gtest.h>
 #include <signal.h>
 
+#include <chrono>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "harness.h"
@@ -24,7 +26,20 @@ json LongCompletion(const std::string& model) {
   return json{{"model", model}, {"prompt", "Hello"}, {"max_tokens", 1500}, {"ignore_eos", true}, {"seed", 1}};
 }
 
-// A SIGSTOPped engine with a request waiting: 502 engine_hung once the watch
+// Polls GET /api/status until `n` /v1 requests are in the engine of the
+// loaded model `name` or waiting for it (requests_in_flight); false after ~15 s.
+bool WaitForRequests(Server& server, const std::string& name, int n) {
+  for (int i = 0; i < 300; ++i) {
+    for (const json& m : server.Call("GET", "/api/status").body.value("loaded_models", json::array())) {
+      if (m.value("model_name", "") == name && m.value("requests_in_flight", -1) == n) return true;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  return false;
+}
+
+// A SIGSTOPped engine with a request in it and one waiting in the queue
+// behind it (n_parallel 1): both answer 502 engine_hung once the watch
 // judges it (hang_timeout_s = 3), the attempt hung_while_serving and the
 // status (rule 3: one successful load before, so incompatible) recorded; a
 // request to another model is served meanwhile; a SIGCONT after the kill
@@ -48,6 +63,10 @@ TEST(EngineHangTest, ASigstoppedEngineIsStoppedAsHungAndItsRequestAnswersEngineH
   ASSERT_TRUE(waiting.connected());
   ASSERT_EQ(::kill(worker, SIGSTOP), 0);
   ASSERT_TRUE(waiting.Send("POST", "/v1/completions", LongCompletion("tiny").dump()));
+  RawConnection queued(server.port());
+  ASSERT_TRUE(queued.connected());
+  ASSERT_TRUE(queued.Send("POST", "/v1/completions", LongCompletion("tiny").dump()));
+  ASSERT_TRUE(WaitForRequests(server, "tiny", 2));  // n_parallel 1: one in the engine, one waiting
 
   // Meanwhile another model's engine answers.
   HttpReply served = server.Call("POST", "/v1/completions", json{{"model", "other"}, {"prompt", "Hi"}, {"max_tokens", 4}});
@@ -60,6 +79,12 @@ TEST(EngineHangTest, ASigstoppedEngineIsStoppedAsHungAndItsRequestAnswersEngineH
   EXPECT_EQ(error["error"]["code"], "engine_hung") << r.body;
   EXPECT_NE(error["error"]["message"].get<std::string>().find("did not answer /health"), std::string::npos) << r.body;
   EXPECT_FALSE(ProcessAlive(worker));
+  // The one that waited in the queue for that engine: the same answer, not a reload or a 409.
+  RawResponse q = queued.ReadResponse(std::chrono::seconds(90));
+  ASSERT_EQ(q.status, 502) << q.body;
+  json queued_error = json::parse(q.body, nullptr, false);
+  ASSERT_TRUE(queued_error.is_object() && queued_error.contains("error")) << q.body;
+  EXPECT_EQ(queued_error["error"]["code"], "engine_hung") << q.body;
 
   json model = server.Call("GET", "/api/models/tiny").body;
   EXPECT_EQ(model["loaded"], false) << model.dump();

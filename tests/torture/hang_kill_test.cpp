@@ -1,7 +1,9 @@
 // SPEC §19 with §6: the server SIGKILLed while it is stopping a hung engine
-// (a real worker, SIGSTOPped, judged by the health watch: SIGTERM sent, the
-// grace before SIGKILL running) leaves no process behind: mw-keeper kills the
-// engine's group when the server's lifeline closes, stopped or not.
+// (a real worker, SIGSTOPped, judged by the health watch) leaves no process
+// behind: mw-keeper kills the engine's group when the server's lifeline
+// closes, stopped or not. The stop of a stopped engine sends SIGTERM and
+// then SIGKILL at once, so gdb holds the server where the stop begins
+// (ChildProcess::Stop) to kill it there, the engine still alive.
 #include <gtest/gtest.h>
 #include <signal.h>
 
@@ -9,6 +11,8 @@
 #include <fstream>
 #include <string>
 
+#include "gdb_stop.h"
+#include "require.h"
 #include "server_harness.h"
 
 namespace mw::testing_harness {
@@ -54,17 +58,17 @@ TEST(TortureTest, ServerKilledWhileStoppingAHungEngineLeavesNoOrphan) {
   const pid_t worker = MarkedWorker(scratch.path());
   ASSERT_GT(worker, 0) << DescribeProcesses(ProcessesMarked(scratch.path()));
 
+  MW_REQUIRE(GdbStop::Available(), "gdb (Debian package 'gdb'; scripts/bootstrap installs it) to hold the stop");
+  GdbStop gdb;
+  ASSERT_TRUE(gdb.Attach(server->pid(), "mw::ChildProcess::Stop", scratch.path() + "/gdb.log", &error)) << error;
   ASSERT_EQ(::kill(worker, SIGSTOP), 0);
-  // The watch judged it and the supervisor began to stop it (SIGTERM, which
-  // a stopped process does not act on; SIGKILL only after the grace).
-  ASSERT_TRUE(PollUntil(
-      [&] {
-        const std::string log = server->Log();
-        return log.find("hung: alive but did not answer") != std::string::npos &&
-               log.find("unloading model=tiny") != std::string::npos;
-      },
-      milliseconds(60000)))
-      << server->Log();
+  // The watch judged it and the supervisor is stopping it: held there.
+  ASSERT_TRUE(gdb.WaitHit(milliseconds(60000))) << server->Log();
+  const std::string log = server->Log();
+  EXPECT_NE(log.find("hung: alive but did not answer"), std::string::npos) << log;
+  EXPECT_EQ(::kill(worker, 0), 0) << "the engine should still be alive (and stopped)";
+  server->Signal(SIGKILL);
+  gdb.Detach();
   server->KillAndWait(SIGKILL);
   const std::string survivors = WaitNoProcessesMarked(scratch.path());
   EXPECT_TRUE(survivors.empty()) << "processes outlived the server (SIGKILL):\n" << survivors;

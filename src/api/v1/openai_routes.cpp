@@ -264,6 +264,7 @@ void Inference(OpenAiEndpoint endpoint, const std::shared_ptr<Context>& ctx, con
     case InferenceAdmission::Kind::kInsufficientMemory:
       return SendKind(res, ErrorKind::kInsufficientMemory, admission->message);
     case InferenceAdmission::Kind::kModelsBusy: return SendKind(res, ErrorKind::kModelsBusy, admission->message);
+    case InferenceAdmission::Kind::kEngineHung: return SendKind(res, ErrorKind::kEngineHung, admission->message);
   }
   std::shared_ptr<InferenceLease> lease = std::move(admission->lease);
   if (!lease->warning.empty()) res.set_header("X-Modelwarden-Warning", HeaderSafe(lease->warning));
