@@ -3,6 +3,7 @@
 #include "registry/postgres/pg_backend.h"
 
 #include <algorithm>
+#include <cstdio>
 #include <utility>
 #include <chrono>
 #include <thread>
@@ -84,19 +85,29 @@ std::chrono::milliseconds PgBackend::CallTimeout() const {
   return std::chrono::milliseconds(options_.statement_timeout_ms + kDeadlineSlackMs);
 }
 
-std::unique_ptr<pqxx::connection> PgBackend::OpenConnection(std::string* started) {
+std::string PgBackend::ChangeChannel(std::string_view search_path) {
+  if (search_path.empty() || search_path == "\"$user\", public") return kChangeChannel;
+  uint64_t hash = 14695981039346656037ull;  // FNV-1a: a plain identifier, whatever the path holds
+  for (unsigned char c : search_path) hash = (hash ^ c) * 1099511628211ull;
+  char hex[17];
+  std::snprintf(hex, sizeof hex, "%016llx", static_cast<unsigned long long>(hash));
+  return std::string(kChangeChannel) + "_" + hex;
+}
+
+std::unique_ptr<pqxx::connection> PgBackend::OpenConnection(std::string* started, std::string* channel) {
   auto conn = std::make_unique<pqxx::connection>(url_);  // connect_timeout bounds it
   // on: COMMIT returns after the WAL is flushed (the default, made sure:
   // the state machine's commit points rely on it).
   const std::string settings = "SET synchronous_commit = on; SET client_min_messages = warning; SET lock_timeout = " +
                                std::to_string(WriteWaitMs()) + "; SET statement_timeout = " +
                                std::to_string(options_.statement_timeout_ms) +
-                               "; SELECT pg_postmaster_start_time()::text";
+                               "; SELECT pg_postmaster_start_time()::text, current_setting('search_path')";
   const auto r = Guarded(*conn, CallTimeout(), nullptr, [&] {
     pqxx::nontransaction n(*conn);
     return n.exec(settings);
   });
   if (started != nullptr) *started = r[0][0].as<std::string>();
+  if (channel != nullptr) *channel = ChangeChannel(r[0][1].as<std::string>());
   return conn;
 }
 
@@ -106,7 +117,7 @@ Status PgBackend::Connect() {
   if (std::chrono::steady_clock::now() < retry_at_) return UnavailableError(down_reason_);
   const auto start = std::chrono::steady_clock::now();
   try {
-    conn_ = OpenConnection(&server_started_);
+    conn_ = OpenConnection(&server_started_, &channel_);
     return Status::Ok();
   } catch (...) {
     Status st = MapError("connecting");
@@ -244,7 +255,7 @@ Status PgBackend::Commit() {
     changed_all_ = false;
     try {
       Guarded(*conn_, CallTimeout(), &cut_, [&] {
-        return tx_->exec("SELECT pg_notify(" + tx_->quote(std::string(kChangeChannel)) + ", " + tx_->quote(payload) +
+        return tx_->exec("SELECT pg_notify(" + tx_->quote(channel_) + ", " + tx_->quote(payload) +
                          ")");
       });
     } catch (...) {

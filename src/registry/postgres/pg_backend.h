@@ -97,9 +97,16 @@ class PgBackend final : public Backend {
   // The NOTIFY channel of model and verdict changes; its payload is the
   // writing node's id, then the names of the models changed, one per line
   // ("*" for all). Sent inside the write transaction (delivered on COMMIT).
+  // With a search_path other than the default the channel's name carries a
+  // hash of it: fleets in separate schemas of one database (NOTIFY is
+  // database-wide) do not hear each other's changes.
   static constexpr const char* kChangeChannel = "modelwarden_models";
-  // For the watch (pg_listen.cpp): a connection of its own. Thread-safe.
-  std::unique_ptr<pqxx::connection> OpenWatchConnection() { return OpenConnection(nullptr); }
+  static std::string ChangeChannel(std::string_view search_path);
+  // For the watch (pg_listen.cpp): a connection of its own and the channel
+  // of its schema. Thread-safe.
+  std::unique_ptr<pqxx::connection> OpenWatchConnection(std::string* channel) {
+    return OpenConnection(nullptr, channel);
+  }
   Result<int64_t> Checkpoint() override;
 
  private:
@@ -118,7 +125,8 @@ class PgBackend final : public Backend {
   void Drop();
   // A new connection with this server's session settings; *started (when
   // given) gets pg_postmaster_start_time(). Throws what libpqxx throws.
-  std::unique_ptr<pqxx::connection> OpenConnection(std::string* started);
+  // `channel` (optional): the change channel of the connection's search_path.
+  std::unique_ptr<pqxx::connection> OpenConnection(std::string* started, std::string* channel = nullptr);
   // Runs fn() with the watchdog on `conn`'s socket: past `timeout` the
   // socket is shut down (fn throws broken_connection) and *cut is set.
   // Exceptions pass through, after the watchdog has let go of the socket.
@@ -169,6 +177,7 @@ class PgBackend final : public Backend {
   bool bulk_ = false;  // the open transaction is WriteMode::kBulk: rows without savepoints
   int64_t tx_xid_ = 0;          // txid_current() of tx_
   std::string server_started_;  // pg_postmaster_start_time() seen by Connect
+  std::string channel_ = kChangeChannel;  // ChangeChannel of this connection's search_path (set by Connect)
 };
 
 // One row of kAttemptColumns, and rows of them (pg_rows.cpp).

@@ -17,8 +17,8 @@ namespace {
 
 class Receiver final : public pqxx::notification_receiver {
  public:
-  Receiver(pqxx::connection_base& conn, std::function<void(const std::string&)> fn)
-      : pqxx::notification_receiver(conn, PgBackend::kChangeChannel), fn_(std::move(fn)) {}
+  Receiver(pqxx::connection_base& conn, const std::string& channel, std::function<void(const std::string&)> fn)
+      : pqxx::notification_receiver(conn, channel), fn_(std::move(fn)) {}
   void operator()(const std::string& payload, int /*backend_pid*/) override { fn_(payload); }
 
  private:
@@ -61,8 +61,9 @@ class PgChangeWatch final : public Registry::ChangeWatch {
     while (!stop_) {
       std::unique_ptr<pqxx::connection> conn;  // outlives the receiver; closed after fd_ is cleared
       try {
-        conn = backend_.OpenWatchConnection();
-        Receiver receiver(*conn, [this](const std::string& payload) { Deliver(payload); });
+        std::string channel;
+        conn = backend_.OpenWatchConnection(&channel);
+        Receiver receiver(*conn, channel, [this](const std::string& payload) { Deliver(payload); });
         {
           std::lock_guard lock(mu_);
           if (stop_) return;

@@ -228,12 +228,21 @@ TEST_F(PgRegistryTest, AnotherServersChangesAreHeardAsTheyCommitAndOnesOwnAreNot
     cv.notify_all();
   });
   ASSERT_TRUE(watch);
+  // A fleet in another schema of the same database (NOTIFY is
+  // database-wide) is not heard either.
+  std::string skip, error;
+  auto other_schema = PgTestSchema::Create(&skip, &error);
+  ASSERT_TRUE(other_schema) << skip << error;
+  auto elsewhere = Registry::Open(other_schema->url());
+  ASSERT_TRUE(elsewhere.ok()) << elsewhere.status().ToString();
+  ASSERT_TRUE((*elsewhere)->JoinFleet(FleetNode("c")).ok());
   // The watch listens once its connection is up: a's own write first (not
-  // reported), then b's, retried until one is heard (the first may come
-  // before the LISTEN).
+  // reported), then the other schema's and b's, retried until one is heard
+  // (the first may come before the LISTEN).
   ASSERT_TRUE(a->AddModel(Model("own")).ok());
   bool got = false;
   for (int i = 0; i < 50 && !got; ++i) {
+    ASSERT_TRUE((*elsewhere)->AddModel(Model("elsewhere" + std::to_string(i))).ok());
     ASSERT_TRUE(b->AddModel(Model("theirs" + std::to_string(i))).ok());
     std::unique_lock lock(mu);
     got = cv.wait_for(lock, std::chrono::milliseconds(200), [&] { return !heard.empty(); });
