@@ -6,7 +6,7 @@
 // request that asked for the load then ran its prompt: two decodes before
 // the first token. With it:
 //
-//   request ──Open──> LoadRow submits the job ──job: Arm(name)──> RunLoad: Take(name)
+//   request ──Open──> LoadDirector::Load submits the job ──job: Arm(name)──> RunLoad: Take(name)
 //      │                                                  worker --verify request
 //      │<── Ready(pid, endpoint) ── on_ready (the worker's `ready`: engine listens)
 //      └─ forwarded to the engine; the attempt stays open (`testing`) until

@@ -8,7 +8,7 @@
 namespace mw::app {
 
 void ModelService::StartProbing() {
-  engine_health_.Start();  // SPEC §19: the health watch of loaded engines
+  loads_.StartHealthWatch();  // SPEC §19: the health watch of loaded engines
   environment_.Start();
 }
 
@@ -61,7 +61,7 @@ Result<api::LoadResult> ModelService::Retest(const std::string& name) {
   if (!IsValidModelName(name)) return InvalidArgumentError("invalid model name '" + name.substr(0, 140) + "'");
   ASSIGN_OR_RETURN(ModelRecord model, registry_.GetModel(name));
   if (shutting_down_) return UnavailableError("the server is shutting down");
-  if (model.compatibility_status == CompatStatus::kTesting || queue_->StateOf(name)) {
+  if (model.compatibility_status == CompatStatus::kTesting || loads_.LoadUnderWay(name)) {
     return FailedPreconditionError("a load of '" + name + "' is queued or running; retest it after it ends");
   }
   if (supervisor_.IsLoaded(name)) {

@@ -1,5 +1,5 @@
-// ModelService: registry CRUD, status, views and events. The load path is in
-// model_loads.cpp.
+// ModelService: registry CRUD, status, views and events. The load path is
+// LoadDirector's (load_director.h).
 #include "app/model_service.h"
 
 #include "app/command_policy.h"
@@ -28,15 +28,29 @@ ModelService::ModelService(Registry& registry, StateMachine& state_machine, Supe
       classifier_(classifier),
       version_(std::move(version)),
       started_ms_(MonotonicMillis()) {
-  queue_ = std::make_unique<LoadQueue<LoadJobResult>>(
-      [](const std::string& name) -> LoadJobResult {
-        return FailedPreconditionError("the load of '" + name + "' was cancelled before it started");
-      },
-      [this](const std::string& name, LoadQueueState state) { OnQueueChange(name, state); });
   environment_.Refresh();
 }
 
 ModelService::~ModelService() { Shutdown(); }
+
+void ModelService::BeginShutdown() {
+  shutting_down_ = true;
+  loads_.StopHealthWatch();  // no engine is judged while they are being stopped
+  admission_.Close();  // /v1 requests waiting for a slot answer 503; engines are about to be stopped: no death to wait for
+}
+
+void ModelService::Shutdown() {
+  shutting_down_ = true;
+  admission_.Close();
+  if (shut_down_.exchange(true)) return;  // the destructor calls it again
+  loads_.StopHealthWatch();
+  admission_.StopIdleUnloader();
+  environment_.Stop();
+  loads_.Shutdown();  // queued loads cancelled, the running job awaited, pending outcomes flushed
+  // Supervisor::Shutdown() stopped the workers without a callback: loaded
+  // models are no longer loaded, and a cached list must not say otherwise.
+  ListChanged();
+}
 
 void ModelService::Reconfigure(const config::Config& config, const CrashClassifier& classifier) {
   auto next = std::make_shared<const config::Config>(config);
@@ -121,7 +135,7 @@ api::ModelView ModelService::ToView(const ModelRecord& r) {
   v.updated_at = r.updated_at;
   v.last_loaded_at = r.last_loaded_at;
   v.last_failed_at = r.last_failed_at;
-  v.last_hung_at = last_hangs_.Get(r.model_name);
+  v.last_hung_at = loads_.LastHungAt(r.model_name);
   environment_.FillVerdict(r, v);
   std::optional<LoadedModel> loaded = supervisor_.FindLoaded(r.model_name);
   const ModelRuntime rt = models_.Get(r.model_name);
@@ -228,7 +242,7 @@ Result<api::ModelView> ModelService::UpdateConfig(const std::string& name, const
   // On every exit: cheap, and nothing is missed if a write fails late.
   const ListChangedOnExit list_changed{this};
   RETURN_IF_ERROR(CheckName(name));
-  RETURN_IF_ERROR(FlushUnrecorded(name));  // else it is still `testing` on disk
+  RETURN_IF_ERROR(loads_.Flush(name));  // else it is still `testing` on disk
   ASSIGN_OR_RETURN(ModelRecord current, registry_.GetModel(name));
   // Everything is validated before anything is written.
   std::optional<CompatStatus> status;
@@ -268,9 +282,9 @@ Status ModelService::DeleteModel(const std::string& name) {
   // Also when the unload succeeded and the delete failed.
   const ListChangedOnExit changed{this};
   RETURN_IF_ERROR(CheckName(name));
-  RETURN_IF_ERROR(FlushUnrecorded(name));  // else it is still `testing` on disk
+  RETURN_IF_ERROR(loads_.Flush(name));  // else it is still `testing` on disk
   ASSIGN_OR_RETURN(ModelRecord record, registry_.GetModel(name));
-  if (queue_->StateOf(name)) {
+  if (loads_.LoadUnderWay(name)) {
     return FailedPreconditionError("model '" + name + "' has a load in progress; unload it or wait, then delete");
   }
   if (supervisor_.IsLoaded(name)) {
@@ -284,6 +298,14 @@ Status ModelService::DeleteModel(const std::string& name) {
   return Status::Ok();
 }
 
+Result<api::LoadResult> ModelService::Load(const std::string& name, bool force) {
+  if (!IsValidModelName(name)) return InvalidArgumentError("invalid model name '" + name.substr(0, 140) + "'");
+  ASSIGN_OR_RETURN(ModelRecord model, registry_.GetModel(name));
+  return loads_.Load(std::move(model), force);  // load_director.h
+}
+
+void ModelService::OnWorkerDied(const UnexpectedExit& exit) { loads_.OnWorkerDied(exit); }
+
 Result<api::ModelView> ModelService::Unload(const std::string& name) {
   const ListChangedOnExit changed{this};
   RETURN_IF_ERROR(CheckName(name));
@@ -292,7 +314,7 @@ Result<api::ModelView> ModelService::Unload(const std::string& name) {
   // requests this unload cuts off answer at once, not as a crash.
   const std::optional<LoadedModel> loaded = supervisor_.FindLoaded(name);
   admission_.OnUnload(name, loaded ? std::optional<int>(loaded->pid) : std::nullopt);
-  if (!queue_->CancelQueued(name)) {  // a load still queued is simply dropped
+  if (!loads_.CancelQueued(name)) {  // a load still queued is simply dropped
     auto stopped = supervisor_.Unload(name);  // also cancels a load in progress
     if (!stopped.ok() && stopped.status().code() == StatusCode::kNotFound) {
       // A load that has left the queue but has no process (its durable
@@ -341,7 +363,7 @@ Result<api::ServerStatus> ModelService::GetStatus() {
   }
   status.devices_error = std::move(seen.error);
   status.backends = std::move(seen.backends);
-  for (const LoadQueueEntry& q : queue_->Snapshot()) {
+  for (const LoadQueueEntry& q : loads_.QueueSnapshot()) {
     api::QueueEntry e;
     e.model_name = q.model_name;
     e.state = q.state == LoadQueueState::kRunning ? api::LoadState::kLoading : api::LoadState::kQueued;
@@ -383,7 +405,7 @@ void ModelService::PublishEnvironment() {
 }
 
 void ModelService::AddFit(const ModelRecord& record, api::ModelView& view) {
-  auto request = BuildLoadRequest(record);
+  auto request = loads_.BuildLoadRequest(record);
   if (!request.ok()) return;
   (void)fit_.ApplyAutoFit(*request);  // the estimate of the settings a load would use
   auto estimate = fit_.Estimate(*request);

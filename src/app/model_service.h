@@ -4,7 +4,7 @@
 // attempts), the supervisor (worker processes) and the crash classifier into
 // the semantics of SPEC §1 and §4:
 //
-//   Load(name, force)
+//   Load(name, force) (LoadDirector, load_director.h)
 //     already loaded ............................ kAlreadyLoaded, no attempt
 //     a load of it queued or running ............ joins it (LoadQueue): waits, same result
 //     incompatible and !force ................... kIncompatible (notes)
@@ -35,7 +35,7 @@
 //   stopped from outside (clean exit, SIGTERM/SIGINT/SIGHUP) is only shown
 //   not loaded, with that reason: no verdict.
 //
-//   Engines that stop answering (engine_hangs.cpp, SPEC §19): the health
+//   Engines that stop answering (load_director_hangs.cpp, SPEC §19): the health
 //   watch (EngineHealth, app/engine_health.h; started with the probe
 //   thread) judges a loaded engine hung; OnEngineHung stops it (SIGTERM,
 //   then SIGKILL) and records it the way a crash while serving is recorded
@@ -72,8 +72,8 @@
 // shapes for the fit), EventSubscribers (SSE listeners), EnvironmentWatch
 // (devices and the probe thread, fingerprints, stale verdicts, the streak
 // and its reset), FitAndResidency (estimate, auto_fit, suggestions,
-// evictions). Still here, over model_*.cpp: the load job and its verdict,
-// the fleet's nodes.
+// evictions), LoadDirector (the load job and its verdict, deaths and hangs
+// while serving: load_director.h). Still here: the fleet's nodes.
 // Thread-safe; Load blocks its caller. Events go to subscribers on the thread
 // that caused them.
 #pragma once
@@ -88,15 +88,12 @@
 
 #include "api/model_api.h"
 #include "app/admission.h"
-#include "app/cold_request.h"
-#include "app/engine_health.h"
 #include "app/environment_watch.h"
 #include "app/event_subscribers.h"
-#include "app/finish_ledger.h"
 #include "app/fit_and_residency.h"
+#include "app/load_director.h"
 #include "app/model_runtime.h"
 #include "classifier/crash_classifier.h"
-#include "compat/load_queue.h"
 #include "compat/state_machine.h"
 #include "config/config.h"
 #include "fit/fit_estimate.h"
@@ -155,7 +152,7 @@ class ModelService : public api::ModelApi {
   void StartProbing();
   void RestoreEnvironment() { environment_.Restore(); }
   // The supervisor's on_unexpected_exit.
-  void OnWorkerDied(const UnexpectedExit& exit);
+  void OnWorkerDied(const UnexpectedExit& exit);  // forwards to LoadDirector (a symbol the fault tests stop at)
   // Devices seen by the startup probe (or the reason there are none).
   void SetDevices(std::vector<api::DeviceInfo> devices, std::string error) {
     environment_.SetDevices(std::move(devices), std::move(error));
@@ -175,42 +172,6 @@ class ModelService : public api::ModelApi {
   void Reconfigure(const config::Config& config, const CrashClassifier& classifier);
 
  private:
-  using LoadJobResult = Result<api::LoadResult>;
-
-  // One attempt run by the supervisor and classified, not yet recorded.
-  struct AttemptRun {
-    LoadOutcome outcome = LoadOutcome::kFailed;
-    int64_t duration_ms = 0;
-    int pid = 0;
-    std::optional<int> exit_code;
-    std::optional<std::string> signal;
-    std::string log_tail;
-    Classification classification;
-    FailureInfo failure;  // when it failed
-  };
-
-  // Load() for a model row the caller has read (a /v1 request reads it once).
-  // With `cold` (an on-demand load, cold_request.h) it returns as soon as the
-  // engine is ready, kLoaded with cold's engine, while the attempt goes on.
-  Result<api::LoadResult> LoadRow(ModelRecord model, bool force, std::shared_ptr<ColdRequest> cold = nullptr);
-  // The queue's job for one model (runs on the queue's thread).
-  LoadJobResult RunJob(const std::string& name, bool force);
-  LoadJobResult RunAttempt(const ModelRecord& model, bool force);
-  // Runs the worker for an attempt that has begun and classifies a failure;
-  // an error when no process ran (the attempt is then closed as cancelled).
-  Result<AttemptRun> RunLoad(const std::string& name, AttemptId attempt, const LoadRequest& request);
-  // Records a failed run (verdict or environment) and builds the 422 answer.
-  LoadJobResult RecordFailedRun(const ModelRecord& model, AttemptId attempt, const AttemptRun& run,
-                                const std::string& suggestion, const std::string& extra_note);
-  Result<LoadRequest> BuildLoadRequest(const ModelRecord& model);
-  api::LoadResult Refusal(const ModelRecord& model);
-  void OnQueueChange(const std::string& name, LoadQueueState state);
-  // The outcomes of attempts, written or kept until they can be (finish_ledger.h).
-  Result<ModelRecord> RecordFinish(const Finish& finish) { return finishes_.Record(finish); }
-  Status FlushUnrecorded(const std::string& model = "") { return finishes_.Flush(model); }
-  Result<ModelRecord> WriteFinish(const Finish& finish);  // finishes_' writer: the state machine
-  void OnFinishesSettled(const std::vector<FinishLedger::Settled>& settled);  // written late or dropped
-
   // GET /api/models/{name}: the estimate of the settings a load would use
   // (FitAndResidency, fit_and_residency.h).
   void AddFit(const ModelRecord& record, api::ModelView& view);
@@ -232,17 +193,6 @@ class ModelService : public api::ModelApi {
   void RevertStreak(const std::vector<int64_t>& attempts);
   // Status -> unknown with a note saying why (retest).
   Status MarkForRetest(const std::string& name, const std::string& why);
-  // The end of a loaded engine nobody asked to stop (model_loads.cpp): a
-  // crash (OnWorkerDied) or a hang (OnEngineHung), per failure.outcome:
-  // classified from evidence, recorded as a closed attempt (or the
-  // environment's, SPEC §11), the model not loaded with `summary` (+ the
-  // classification) as last_error, metrics, and the /v1 requests it broke
-  // answered (EngineDeaths).
-  void RecordServingEnd(const std::string& name, int pid, const CrashEvidence& evidence, std::string summary,
-                        FailureInfo failure);
-  // SPEC §19 (engine_hangs.cpp): the health watch's hooks, and its verdict.
-  EngineHealthHooks HealthHooks();
-  void OnEngineHung(const WatchedEngine& engine, const std::string& reason);
   // /v1 (admission.h).
   void UnloadIdle(const std::string& name);  // the idle unloader's callback: Unload if loaded
 
@@ -277,36 +227,33 @@ class ModelService : public api::ModelApi {
                                  [this](const std::vector<int64_t>& attempts) { RevertStreak(attempts); },
                                  [this] { PublishEnvironment(); }}};
 
-  ColdRequests cold_loads_;  // SPEC §16: on-demand loads verified by their request's first token
   // /v1 admission (admission.h): the slot rules over models_, the waiting
   // queue, the idle-unload thread, how engines ended.
   Admission admission_{registry_, supervisor_, models_, metrics_,
                        {[this] { return CurrentConfig(); }, [this] { return shutting_down_.load(); },
-                        [this](const ModelRecord& model) { return Refusal(model); },
+                        [this](const ModelRecord& model) { return loads_.Refusal(model); },
                         [this](ModelRecord model, std::shared_ptr<ColdRequest> cold) {
-                          return LoadRow(std::move(model), /*force=*/false, std::move(cold));
+                          return loads_.Load(std::move(model), /*force=*/false, std::move(cold));
                         },
                         [this](const std::string& model) { UnloadIdle(model); }}};
   // SPEC §12 (fit_and_residency.h): the estimate, auto_fit, computed
   // suggestions, evictions; no state of its own but the shape cache.
   FitAndResidency fit_{supervisor_, admission_.gate(), environment_, metrics_,
                        {[this] { return CurrentConfig(); },
-                        [this](const std::string& model) { return queue_->StateOf(model).has_value(); },
+                        [this](const std::string& model) { return loads_.LoadUnderWay(model); },
                         [this](const std::string& model) { return Unload(model).status(); },
                         [this](const ModelRecord& record) { return ToView(record); }}};
-  // SPEC §19: probes every loaded engine; started by StartProbing, stopped by BeginShutdown.
-  EngineHealth engine_health_{HealthHooks()};
-  // When each model was last stopped for hanging (the model view); its own lock.
-  LastHangs last_hangs_{[this] { return registry_.LastAttemptEnds(AttemptOutcome::kHungWhileServing); }};
-
   EventSubscribers subscribers_;  // SSE listeners, their own lock
 
-  // Outcomes not written yet (storage errors) and their retry thread; its own lock.
-  FinishLedger finishes_{[this](const Finish& finish) { return WriteFinish(finish); },
-                         [this](const std::vector<FinishLedger::Settled>& settled) { OnFinishesSettled(settled); }};
-
-  // Last member: destroyed first, so its thread never sees a half-destroyed service.
-  std::unique_ptr<LoadQueue<LoadJobResult>> queue_;
+  // Loads and their verdict, engines that crash or hang while serving
+  // (load_director.h): the load queue's thread, the health watch, the
+  // ledger of outcomes not written yet. Last member: destroyed first.
+  LoadDirector loads_{registry_, state_machine_, supervisor_, models_, environment_, admission_, fit_, metrics_,
+                      {[this] { return CurrentConfig(); }, [this] { return CurrentClassifier(); },
+                       [this] { return shutting_down_.load(); },
+                       [this](const ModelRecord& record) { return ToView(record); },
+                       [this](const std::string& model) { PublishModel(model); }, [this] { PublishCounts(); },
+                       [this](const std::string& model, const std::string& why) { return MarkForRetest(model, why); }}};
 };
 
 }  // namespace mw::app

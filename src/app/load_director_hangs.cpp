@@ -1,9 +1,9 @@
-// ModelService: engines that stop answering (SPEC §19). The health watch
+// LoadDirector (load_director.h): engines that stop answering (SPEC §19). The health watch
 // (app/engine_health.h) judges; this stops the hung engine and records it
 // like a crash while serving, with outcome hung_while_serving.
 #include <chrono>
 
-#include "app/model_service.h"
+#include "app/load_director.h"
 #include "common/log.h"
 
 namespace mw::app {
@@ -15,7 +15,7 @@ using namespace std::chrono_literals;
 // deadlocked engine's handler only sets a flag its stuck loop never reads.
 const StopOptions kHungStop{"", 0ms, 1000ms, 5000ms};
 
-EngineHealthHooks ModelService::HealthHooks() {
+EngineHealthHooks LoadDirector::HealthHooks() {
   EngineHealthHooks hooks;
   hooks.engines = [this] {
     std::vector<WatchedEngine> engines;
@@ -26,15 +26,15 @@ EngineHealthHooks ModelService::HealthHooks() {
   };
   hooks.in_flight = [this](const std::string& model) { return admission_.gate().InEngine(model); };
   hooks.timing = [this] {
-    const auto config = CurrentConfig();  // reloadable (SIGHUP)
+    const auto config = hooks_.config();  // reloadable (SIGHUP)
     return std::pair<int64_t, int64_t>{config->health_interval_s * 1000LL, config->hang_timeout_s * 1000LL};
   };
   hooks.on_hung = [this](const WatchedEngine& engine, const std::string& reason) { OnEngineHung(engine, reason); };
   return hooks;
 }
 
-void ModelService::OnEngineHung(const WatchedEngine& engine, const std::string& reason) {
-  if (shutting_down_) return;  // the shutdown stops every engine anyway
+void LoadDirector::OnEngineHung(const WatchedEngine& engine, const std::string& reason) {
+  if (hooks_.shutting_down()) return;  // the shutdown stops every engine anyway
   const std::string log_tail = supervisor_.LogTail(engine.model).value_or("");
   Result<ProcessExit> stopped = supervisor_.StopHung(engine.model, engine.pid, kHungStop);
   if (!stopped.ok()) {  // unloaded, died or replaced meanwhile: that end is recorded by its own path

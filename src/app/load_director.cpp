@@ -1,13 +1,14 @@
-// ModelService: the load path (queue, durable attempt, supervisor,
-// classifier) and the death of a loaded worker.
+// LoadDirector (load_director.h): the load path (queue, durable attempt,
+// supervisor, classifier, verdict) and the death of a loaded worker.
 #include <nlohmann/json.hpp>
 
 #include <chrono>
 #include <csignal>
+#include <utility>
 
 #include "app/command_policy.h"
+#include "app/load_director.h"
 #include "app/model_paths.h"
-#include "app/model_service.h"
 #include "common/log.h"
 #include "loadconfig/loadconfig.h"
 
@@ -77,41 +78,45 @@ std::string FailureMessage(const std::string& name, AttemptOutcome outcome, cons
 
 }  // namespace
 
-void ModelService::BeginShutdown() {
-  shutting_down_ = true;
-  engine_health_.Stop();  // no engine is judged while they are being stopped
-  admission_.Close();  // /v1 requests waiting for a slot answer 503; engines are about to be stopped: no death to wait for
+LoadDirector::LoadDirector(Registry& registry, StateMachine& state_machine, Supervisor& supervisor,
+                           ModelRuntimeTable& models, EnvironmentWatch& environment, Admission& admission,
+                           FitAndResidency& fit, metrics::Metrics& metrics, LoadDirectorHooks hooks)
+    : registry_(registry),
+      state_machine_(state_machine),
+      supervisor_(supervisor),
+      models_(models),
+      environment_(environment),
+      admission_(admission),
+      fit_(fit),
+      metrics_(metrics),
+      hooks_(std::move(hooks)) {
+  queue_ = std::make_unique<LoadQueue<LoadJobResult>>(
+      [](const std::string& name) -> LoadJobResult {
+        return FailedPreconditionError("the load of '" + name + "' was cancelled before it started");
+      },
+      [this](const std::string& name, LoadQueueState state) { OnQueueChange(name, state); });
 }
 
-void ModelService::Shutdown() {
-  shutting_down_ = true;
-  admission_.Close();
-  if (shut_down_.exchange(true)) return;  // the destructor calls it again
-  engine_health_.Stop();
-  admission_.StopIdleUnloader();
-  environment_.Stop();
+void LoadDirector::Shutdown() {
   if (queue_) queue_->Shutdown();
   finishes_.Stop();
   models_.MarkAllNotLoaded();  // Supervisor::Shutdown() stopped the workers without a death callback
   // Last chance for an outcome that could not be written; if this fails
   // too, the next start's cleanup closes the attempt.
-  if (Status st = FlushUnrecorded(); !st.ok()) MW_LOG(kError, "load") << st.ToString();
-  // Supervisor::Shutdown() stopped the workers without a callback: loaded
-  // models are no longer loaded, and a cached list must not say otherwise.
-  ListChanged();
+  if (Status st = finishes_.Flush(); !st.ok()) MW_LOG(kError, "load") << st.ToString();
 }
 
-void ModelService::OnQueueChange(const std::string& name, LoadQueueState state) {
+void LoadDirector::OnQueueChange(const std::string& name, LoadQueueState state) {
   if (state == LoadQueueState::kQueued) models_.SetLoadState(name, api::LoadState::kQueued, std::nullopt);
   if (state == LoadQueueState::kDone) models_.QueuedJobDropped(name);  // a job cancelled before it ran: as it was
-  PublishModel(name);
+  hooks_.publish_model(name);
 }
 
-api::LoadResult ModelService::Refusal(const ModelRecord& model) {
+api::LoadResult LoadDirector::Refusal(const ModelRecord& model) {
   api::LoadResult result;
   result.kind = api::LoadResult::Kind::kIncompatible;
   result.notes = model.compatibility_notes.value_or("");
-  result.model = ToView(model);
+  result.model = hooks_.view(model);
   // SPEC §18: a file's fault is not the machine's; a stale verdict says so.
   const bool file = NotesBlameFile(result.notes);
   result.message = "model '" + model.model_name + (file ? "' was refused" : "' is incompatible with this machine") +
@@ -126,15 +131,9 @@ api::LoadResult ModelService::Refusal(const ModelRecord& model) {
   return result;
 }
 
-Result<api::LoadResult> ModelService::Load(const std::string& name, bool force) {
-  if (!IsValidModelName(name)) return InvalidArgumentError("invalid model name '" + name.substr(0, 140) + "'");
-  ASSIGN_OR_RETURN(ModelRecord model, registry_.GetModel(name));
-  return LoadRow(std::move(model), force);
-}
-
-Result<api::LoadResult> ModelService::LoadRow(ModelRecord model, bool force, std::shared_ptr<ColdRequest> cold) {
+Result<api::LoadResult> LoadDirector::Load(ModelRecord model, bool force, std::shared_ptr<ColdRequest> cold) {
   const std::string name = model.model_name;
-  if (shutting_down_) return UnavailableError("the server is shutting down");
+  if (hooks_.shutting_down()) return UnavailableError("the server is shutting down");
   if (!queue_->StateOf(name)) {
     // Nothing in flight for it: answer at once when there is nothing to do.
     if (std::optional<LoadedModel> loaded = supervisor_.FindLoaded(name)) {
@@ -142,14 +141,14 @@ Result<api::LoadResult> ModelService::LoadRow(ModelRecord model, bool force, std
       result.kind = api::LoadResult::Kind::kAlreadyLoaded;
       result.engine_pid = loaded->pid;
       result.engine = loaded->endpoint;
-      result.model = ToView(model);
+      result.model = hooks_.view(model);
       return result;
     }
-    if (model.compatibility_status == CompatStatus::kIncompatible && !force && CurrentConfig()->retest_stale_auto) {
+    if (model.compatibility_status == CompatStatus::kIncompatible && !force && hooks_.config()->retest_stale_auto) {
       // retest_stale = "auto" (SPEC §11): a stale verdict gets one unforced attempt.
       api::ModelView view;
       environment_.FillVerdict(model, view);
-      if (view.verdict_stale && MarkForRetest(name, "verdict stale: " + view.verdict_stale_reason.value_or("")).ok()) {
+      if (view.verdict_stale && hooks_.mark_for_retest(name, "verdict stale: " + view.verdict_stale_reason.value_or("")).ok()) {
         ASSIGN_OR_RETURN(model, registry_.GetModel(name));
       }
     }
@@ -167,14 +166,14 @@ Result<api::LoadResult> ModelService::LoadRow(ModelRecord model, bool force, std
     result->joined = ticket.joined;
     if (auto now = registry_.GetModel(name); now.ok()) {
       std::optional<api::FitView> fit = std::move(result->model.fit);  // a 507's estimate
-      result->model = ToView(*now);
+      result->model = hooks_.view(*now);
       result->model.fit = std::move(fit);
     }
   }
   return result;
 }
 
-Result<api::LoadResult> ModelService::RunJob(const std::string& name, bool force) {
+Result<api::LoadResult> LoadDirector::RunJob(const std::string& name, bool force) {
   // From here until EndJob an unload waits for this job (it cancels it).
   models_.BeginJob(name);
   // Before an attempt: the model's runtime is left as it was.
@@ -182,10 +181,10 @@ Result<api::LoadResult> ModelService::RunJob(const std::string& name, bool force
     models_.EndJobWithoutAttempt(name);
     return status;
   };
-  if (shutting_down_) return not_started(UnavailableError("the server is shutting down"));
+  if (hooks_.shutting_down()) return not_started(UnavailableError("the server is shutting down"));
   // An earlier outcome not yet on disk leaves its model `testing` there:
   // no attempt may start before it is written (one model testing at a time).
-  if (Status st = FlushUnrecorded(); !st.ok()) return not_started(st);
+  if (Status st = finishes_.Flush(); !st.ok()) return not_started(st);
   // Re-read: the model may have changed (or gone) while it waited.
   Result<ModelRecord> model = registry_.GetModel(name);
   if (!model.ok()) return not_started(model.status());
@@ -214,12 +213,12 @@ Result<api::LoadResult> ModelService::RunJob(const std::string& name, bool force
     result->engine_pid = engine->pid;
     result->engine = engine->endpoint;
   }
-  PublishModel(name);
-  PublishCounts();
+  hooks_.publish_model(name);
+  hooks_.publish_counts();
   return result;
 }
 
-Result<LoadRequest> ModelService::BuildLoadRequest(const ModelRecord& model) {
+Result<LoadRequest> LoadDirector::BuildLoadRequest(const ModelRecord& model) {
   auto validated = loadconfig::ValidateLoadConfig(model.engine, model.load_config);
   if (!validated.ok()) {
     return InvalidArgumentError("the stored load_config of '" + model.model_name +
@@ -228,7 +227,7 @@ Result<LoadRequest> ModelService::BuildLoadRequest(const ModelRecord& model) {
   LoadRequest request;
   request.model_name = model.model_name;
   request.load_config_json = validated->normalized_json.empty() ? model.load_config : validated->normalized_json;
-  const auto config = CurrentConfig();  // reloadable (SIGHUP): read once per attempt
+  const auto config = hooks_.config();  // reloadable (SIGHUP): read once per attempt
   request.load_timeout_s = validated->load_timeout_s ? static_cast<int>(*validated->load_timeout_s)
                                                      : config->load_timeout_s;
   request.verify = config->verify;
@@ -250,7 +249,7 @@ Result<LoadRequest> ModelService::BuildLoadRequest(const ModelRecord& model) {
   return request;
 }
 
-Result<api::LoadResult> ModelService::RunAttempt(const ModelRecord& model, bool force) {
+Result<api::LoadResult> LoadDirector::RunAttempt(const ModelRecord& model, bool force) {
   const std::string& name = model.model_name;
   // Validation errors happen before the attempt: no record, no status change.
   ASSIGN_OR_RETURN(LoadRequest request, BuildLoadRequest(model));
@@ -278,8 +277,8 @@ Result<api::LoadResult> ModelService::RunAttempt(const ModelRecord& model, bool 
       healed.load_config = suggestion;
       second = BuildLoadRequest(healed);
     }
-    const bool heal = CurrentConfig()->auto_fix && second.ok() && environment_.Blames(run.failure.category) &&
-                      !shutting_down_;
+    const bool heal = hooks_.config()->auto_fix && second.ok() && environment_.Blames(run.failure.category) &&
+                      !hooks_.shutting_down();
     if (!heal) return RecordFailedRun(model, attempt, run, suggestion, "");
     auto retry = state_machine_.RetryAttempt(attempt, run.failure, second->load_config_json);
     if (!retry.ok()) {
@@ -339,11 +338,11 @@ Result<api::LoadResult> ModelService::RunAttempt(const ModelRecord& model, bool 
   return result;
 }
 
-Result<ModelService::AttemptRun> ModelService::RunLoad(const std::string& name, AttemptId attempt,
+Result<LoadDirector::AttemptRun> LoadDirector::RunLoad(const std::string& name, AttemptId attempt,
                                                        const LoadRequest& request) {
   models_.SetLoadState(name, api::LoadState::kLoading, 0.0);
-  PublishModel(name);
-  PublishCounts();
+  hooks_.publish_model(name);
+  hooks_.publish_counts();
   int last_percent = -1;
   LoadObserver observer;
   observer.on_progress = [&](double progress) {
@@ -351,7 +350,7 @@ Result<ModelService::AttemptRun> ModelService::RunLoad(const std::string& name, 
     if (percent == last_percent) return;  // one event per percent is plenty for a progress bar
     last_percent = percent;
     models_.SetLoadState(name, api::LoadState::kLoading, progress);
-    PublishModel(name);
+    hooks_.publish_model(name);
   };
   observer.on_started = [&](int) { models_.ProcessStarted(name); };
   // SPEC §16: an on-demand load is verified by its request's first token.
@@ -400,7 +399,7 @@ Result<ModelService::AttemptRun> ModelService::RunLoad(const std::string& name, 
   if (auto code = report->exit_code()) evidence.exit_code = *code;
   if (!ended_by_us) evidence.signal = report->signal_name();
   evidence.timed_out = report->outcome == LoadOutcome::kTimeout;
-  const Classification c = CurrentClassifier().Classify(evidence);
+  const Classification c = hooks_.classifier().Classify(evidence);
   run.classification = c;
   FailureInfo& failure = run.failure;
   failure.outcome = ToAttemptOutcome(report->outcome);
@@ -420,7 +419,7 @@ Result<ModelService::AttemptRun> ModelService::RunLoad(const std::string& name, 
   return run;
 }
 
-Result<api::LoadResult> ModelService::RecordFailedRun(const ModelRecord& model, AttemptId attempt,
+Result<api::LoadResult> LoadDirector::RecordFailedRun(const ModelRecord& model, AttemptId attempt,
                                                       const AttemptRun& run, const std::string& suggestion,
                                                       const std::string& extra_note) {
   const std::string& name = model.model_name;
@@ -449,7 +448,7 @@ Result<api::LoadResult> ModelService::RecordFailedRun(const ModelRecord& model, 
   return result;
 }
 
-Result<ModelRecord> ModelService::WriteFinish(const Finish& finish) {
+Result<ModelRecord> LoadDirector::WriteFinish(const Finish& finish) {
   switch (finish.kind) {
     case Finish::Kind::kSuccess:
       return finish.healed ? state_machine_.FinishHealed(finish.attempt, *finish.healed)
@@ -461,7 +460,7 @@ Result<ModelRecord> ModelService::WriteFinish(const Finish& finish) {
   return InternalError("unknown finish kind");
 }
 
-void ModelService::OnFinishesSettled(const std::vector<FinishLedger::Settled>& settled) {
+void LoadDirector::OnFinishesSettled(const std::vector<FinishLedger::Settled>& settled) {
   for (const FinishLedger::Settled& one : settled) {
     const Finish& finish = one.finish;
     std::optional<std::string> last_error;  // the storage error is over
@@ -470,16 +469,16 @@ void ModelService::OnFinishesSettled(const std::vector<FinishLedger::Settled>& s
                                   one.after->compatibility_status);
     }
     models_.SetLastError(finish.model_name, last_error);
-    PublishModel(finish.model_name);
+    hooks_.publish_model(finish.model_name);
   }
-  PublishCounts();
+  hooks_.publish_counts();
 }
 
 // A loaded model's engine died on its own (SPEC §10, crash while serving):
 // not loaded any more, last_error = the classified summary (what the /v1
 // edge answers with), and, durably, a closed attempt crashed_while_serving
 // with the model's status moved as after a failed load (rule 3).
-void ModelService::OnWorkerDied(const UnexpectedExit& exit) {
+void LoadDirector::OnWorkerDied(const UnexpectedExit& exit) {
   // Stopped from outside (a clean exit, or SIGTERM/SIGINT/SIGHUP, which
   // llama.cpp's server also turns into a clean exit): not a crash, no verdict.
   const bool stopped = exit.exit.signaled() ? (exit.exit.signal == SIGTERM || exit.exit.signal == SIGINT ||
@@ -489,7 +488,7 @@ void ModelService::OnWorkerDied(const UnexpectedExit& exit) {
     const std::string reason = "engine stopped from outside modelwarden (" + exit.exit.Describe() + ")";
     MW_LOG(kWarn, "load") << "model=" << exit.model_name << " pid=" << exit.pid << " " << reason;
     models_.MarkNotLoaded(exit.model_name, reason, exit.pid);
-    PublishModel(exit.model_name);
+    hooks_.publish_model(exit.model_name);
     admission_.NoteDeath(exit.pid, reason);  // /v1 requests it cut off answer at once
     return;
   }
@@ -510,10 +509,10 @@ void ModelService::OnWorkerDied(const UnexpectedExit& exit) {
                    std::move(failure));
 }
 
-void ModelService::RecordServingEnd(const std::string& name, int pid, const CrashEvidence& evidence,
+void LoadDirector::RecordServingEnd(const std::string& name, int pid, const CrashEvidence& evidence,
                                     std::string summary, FailureInfo failure) {
   const bool hung = failure.outcome == AttemptOutcome::kHungWhileServing;
-  Classification c = CurrentClassifier().Classify(evidence);
+  Classification c = hooks_.classifier().Classify(evidence);
   if (hung && c.pattern_id == "unmatched") {
     // Nothing in the log says why: the hang itself is the cause (SPEC §19).
     c.category = CrashCategory::kTimeout;
@@ -549,8 +548,8 @@ void ModelService::RecordServingEnd(const std::string& name, int pid, const Cras
     auto last = registry_.ListAttempts(name, 1);
     if (last.ok() && !last->empty()) environment_.NoteAttempt(last->front().id, name, &failure);
   }
-  PublishModel(name);
-  PublishCounts();
+  hooks_.publish_model(name);
+  hooks_.publish_counts();
   admission_.NoteDeath(pid, summary, hung);  // after the record: /v1 requests it broke answer with this summary
 }
 
