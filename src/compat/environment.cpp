@@ -1,7 +1,8 @@
 #include "compat/environment.h"
 
 #include <algorithm>
-#include <cstdio>
+
+#include "common/fnv_hash.h"
 
 namespace mw {
 namespace {
@@ -145,14 +146,7 @@ std::string JoinLines(const std::vector<std::string>& lines) {
 }
 
 std::string Fingerprint(const EnvironmentComponents& components) {
-  uint64_t h = 14695981039346656037ull;
-  for (unsigned char ch : SerializeComponents(components)) {
-    h ^= ch;
-    h *= 1099511628211ull;
-  }
-  char buf[17];
-  std::snprintf(buf, sizeof buf, "%016llx", static_cast<unsigned long long>(h));
-  return buf;
+  return Fnv1a64Hex(SerializeComponents(components));
 }
 
 VerdictStaleness CompareVerdict(const EnvironmentComponents& then, const EnvironmentComponents& now,

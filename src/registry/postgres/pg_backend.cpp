@@ -3,11 +3,11 @@
 #include "registry/postgres/pg_backend.h"
 
 #include <algorithm>
-#include <cstdio>
 #include <utility>
 #include <chrono>
 #include <thread>
 
+#include "common/fnv_hash.h"
 #include "common/log.h"
 
 namespace mw::registry_internal {
@@ -87,11 +87,8 @@ std::chrono::milliseconds PgBackend::CallTimeout() const {
 
 std::string PgBackend::ChangeChannel(std::string_view search_path) {
   if (search_path.empty() || search_path == "\"$user\", public") return kChangeChannel;
-  uint64_t hash = 14695981039346656037ull;  // FNV-1a: a plain identifier, whatever the path holds
-  for (unsigned char c : search_path) hash = (hash ^ c) * 1099511628211ull;
-  char hex[17];
-  std::snprintf(hex, sizeof hex, "%016llx", static_cast<unsigned long long>(hash));
-  return std::string(kChangeChannel) + "_" + hex;
+  // Hex digits: a plain identifier, whatever the path holds.
+  return std::string(kChangeChannel) + "_" + Fnv1a64Hex(search_path);
 }
 
 std::unique_ptr<pqxx::connection> PgBackend::OpenConnection(std::string* started, std::string* channel) {
