@@ -53,40 +53,8 @@ std::string FailedBackends(const std::vector<api::BackendView>& backends) {
 
 }  // namespace
 
-void EnvironmentWatch::Start() {
-  std::lock_guard lock(probe_mu_);
-  if (probe_thread_.joinable() || probe_stop_) return;
-  probe_thread_ = std::thread([this] { Loop(); });
-}
-
-void EnvironmentWatch::RequestProbe() {
-  {
-    std::lock_guard lock(probe_mu_);
-    probe_requested_ = true;
-  }
-  probe_cv_.notify_all();
-}
-
-void EnvironmentWatch::Stop() {
-  std::thread t;
-  {
-    std::lock_guard lock(probe_mu_);
-    probe_stop_ = true;
-    t = std::move(probe_thread_);
-  }
-  probe_cv_.notify_all();
-  if (t.joinable()) t.join();
-}
-
-void EnvironmentWatch::Loop() {
-  for (;;) {
-    ProbeOnce();
-    std::unique_lock lock(probe_mu_);
-    const auto interval = std::chrono::seconds(hooks_.config()->probe_interval_s);
-    probe_cv_.wait_for(lock, interval, [this] { return probe_stop_ || probe_requested_; });
-    if (probe_stop_) return;
-    probe_requested_ = false;
-  }
+std::chrono::milliseconds EnvironmentWatch::ProbeInterval() const {
+  return std::chrono::seconds(hooks_.config()->probe_interval_s);
 }
 
 void EnvironmentWatch::ProbeOnce() {

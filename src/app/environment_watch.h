@@ -21,21 +21,20 @@
 //   Every state change: log, metrics gauge, registry row, hooks.publish.
 // Thread-safe: one lock for devices and the streak (mu_), one for known
 // environments and engine binaries (env_mu_), one state write at a time
-// (write_mu_, taken before mu_), the probe thread's own (probe_mu_). No
+// (write_mu_, taken before mu_), the probe thread's own (a WakeableThread). No
 // lock is held while a hook runs or the registry is written.
 #pragma once
 
-#include <condition_variable>
 #include <functional>
 #include <map>
 #include <memory>
 #include <mutex>
 #include <string>
-#include <thread>
 #include <vector>
 
 #include "api/model_api.h"
 #include "app/model_file_identity.h"
+#include "common/wakeable_thread.h"
 #include "compat/environment.h"
 #include "compat/state_machine.h"
 #include "compat/system_failure.h"
@@ -60,11 +59,11 @@ class EnvironmentWatch {
   // The references must outlive the watch.
   EnvironmentWatch(Registry& registry, Supervisor& supervisor, metrics::Metrics& metrics, std::string version,
                    EnvironmentWatchHooks hooks);
-  ~EnvironmentWatch() { Stop(); }
+  ~EnvironmentWatch() { Stop(); }  // the probe thread ends before the members it uses
 
-  void Start();         // the probe thread (once; never after Stop)
-  void RequestProbe();  // probe again now
-  void Stop();
+  void Start() { probe_thread_.Start(); }  // the probe thread (once; never after Stop)
+  void RequestProbe() { probe_thread_.Wake(); }  // probe again now
+  void Stop() { probe_thread_.Stop(); }
   void ProbeOnce();     // one probe on the caller's thread (a fleet node, before it listens)
   void Restore();
   // Devices seen by the startup probe (or the reason there are none).
@@ -99,7 +98,7 @@ class EnvironmentWatch {
   EnvironmentComponents ModelComponents(const ModelRecord& model);
   std::string ModelFileIdentity(const ModelRecord& model);  // SPEC §18; "" when no readable file
   bool CheckEngineBinaries();
-  void Loop();
+  std::chrono::milliseconds ProbeInterval() const;
   void Persist(bool streak_now);  // the state row (streak_now: the streak so far no longer counts)
   void Changed(const std::string& log_line, bool streak_reset);
 
@@ -128,11 +127,7 @@ class EnvironmentWatch {
 
   std::mutex write_mu_;  // one state write at a time (taken before mu_)
 
-  std::mutex probe_mu_;  // guards the four below
-  std::condition_variable probe_cv_;
-  bool probe_requested_ = false;
-  bool probe_stop_ = false;
-  std::thread probe_thread_;
+  WakeableThread probe_thread_{[this] { ProbeOnce(); }, [this] { return ProbeInterval(); }, /*work_first=*/true};
 };
 
 }  // namespace mw::app

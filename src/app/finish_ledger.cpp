@@ -1,7 +1,5 @@
 #include "app/finish_ledger.h"
 
-#include <chrono>
-
 #include "common/log.h"
 
 namespace mw::app {
@@ -15,8 +13,6 @@ bool MayWriteLater(StatusCode code) {
          code == StatusCode::kUnavailable || code == StatusCode::kInternal || code == StatusCode::kDataLoss;
 }
 
-constexpr std::chrono::seconds kRetryInterval{2};
-
 }  // namespace
 
 Result<ModelRecord> FinishLedger::Record(const Finish& finish) {
@@ -24,9 +20,11 @@ Result<ModelRecord> FinishLedger::Record(const Finish& finish) {
   if (after.ok() || !MayWriteLater(after.status().code())) return after;
   MW_LOG(kError, "load") << "model=" << finish.model_name << " attempt=" << finish.attempt
                          << ": outcome not recorded, kept to retry: " << after.status().ToString();
-  std::lock_guard lock(mu_);
-  kept_.push_back(finish);
-  if (!thread_.joinable() && !stop_) thread_ = std::thread([this] { RetryLoop(); });
+  {
+    std::lock_guard lock(mu_);
+    kept_.push_back(finish);
+  }
+  retry_thread_.Start();  // once; never after Stop
   return after.status().WithContext("kept in memory and written as soon as the registry can be written again");
 }
 
@@ -62,24 +60,12 @@ Status FinishLedger::Flush(const std::string& model) {
   return first_error;
 }
 
-void FinishLedger::RetryLoop() {
-  std::unique_lock lock(mu_);
-  while (!stop_) {
-    cv_.wait_for(lock, kRetryInterval, [this] { return stop_; });
-    if (stop_ || kept_.empty()) continue;
-    lock.unlock();
-    (void)Flush();
-    lock.lock();
-  }
-}
-
-void FinishLedger::Stop() {
+void FinishLedger::Retry() {
   {
     std::lock_guard lock(mu_);
-    stop_ = true;
+    if (kept_.empty()) return;
   }
-  cv_.notify_all();
-  if (thread_.joinable() && thread_.get_id() != std::this_thread::get_id()) thread_.join();
+  (void)Flush();
 }
 
 }  // namespace mw::app

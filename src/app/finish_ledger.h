@@ -15,18 +15,17 @@
 // written late or dropped for good (its attempt is gone), is handed to
 // `settled` once, after the ledger's lock is released.
 // Thread-safe; its own lock (held while writing, so writes are one at a
-// time) and its own thread.
+// time) and its own thread (common/wakeable_thread.h).
 #pragma once
 
-#include <condition_variable>
 #include <functional>
 #include <mutex>
 #include <optional>
 #include <string>
-#include <thread>
 #include <vector>
 
 #include "common/status.h"
+#include "common/wakeable_thread.h"
 #include "compat/state_machine.h"
 
 namespace mw::app {
@@ -52,7 +51,7 @@ class FinishLedger {
   using SettledFn = std::function<void(const std::vector<Settled>& settled)>;
 
   FinishLedger(WriteFn write, SettledFn settled) : write_(std::move(write)), settled_(std::move(settled)) {}
-  ~FinishLedger() { Stop(); }
+  ~FinishLedger() { Stop(); }  // the retry thread ends before kept_ and the hooks
   FinishLedger(const FinishLedger&) = delete;
   FinishLedger& operator=(const FinishLedger&) = delete;
 
@@ -60,18 +59,18 @@ class FinishLedger {
   Status Flush(const std::string& model = "");
   // Stops the retry thread (no flush: call Flush afterwards for the last
   // try). Finishes kept after it wait for a Flush.
-  void Stop();
+  void Stop() { retry_thread_.Stop(); }
 
  private:
-  void RetryLoop();
+  void Retry();  // the retry thread's work: Flush() when a finish is kept
 
   const WriteFn write_;
   const SettledFn settled_;
-  std::mutex mu_;  // guards the four below; held while writing them
+  std::mutex mu_;  // guards kept_; held while writing them
   std::vector<Finish> kept_;
-  bool stop_ = false;
-  std::condition_variable cv_;
-  std::thread thread_;  // started with the first kept finish
+  // Every 2 s; started with the first kept finish.
+  WakeableThread retry_thread_{[this] { Retry(); }, [] { return std::chrono::milliseconds(2000); },
+                               /*work_first=*/false};
 };
 
 }  // namespace mw::app

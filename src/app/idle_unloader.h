@@ -10,15 +10,14 @@
 // (ServingGate::DueForUnload: marked `unloading`, so a request arriving then
 // waits and loads again instead of being handed a dying engine), calls
 // `unload` for each without its lock held, and then ServingGate::EndUnload.
-// Stop() stops and joins the thread. Thread-safe; its own lock.
+// Stop() stops and joins the thread. Thread-safe; its own thread
+// (common/wakeable_thread.h) and the gate's lock.
 #pragma once
 
-#include <condition_variable>
 #include <functional>
-#include <mutex>
 #include <string>
-#include <thread>
 
+#include "common/wakeable_thread.h"
 #include "serving/serving_gate.h"
 
 namespace mw::app {
@@ -27,24 +26,21 @@ class IdleUnloader {
  public:
   using UnloadFn = std::function<void(const std::string& model)>;
   IdleUnloader(serving::ServingGate& gate, UnloadFn unload) : gate_(gate), unload_(std::move(unload)) {}
-  ~IdleUnloader() { Stop(); }
+  ~IdleUnloader() { Stop(); }  // before gate_ and unload_ may go
   IdleUnloader(const IdleUnloader&) = delete;
   IdleUnloader& operator=(const IdleUnloader&) = delete;
 
-  void Start();
-  void Wake();
-  void Stop();
+  void Start() { thread_.Start(); }
+  void Wake() { thread_.Wake(); }
+  void Stop() { thread_.Stop(); }
 
  private:
-  void Loop();
+  std::chrono::milliseconds UntilNextDeadline() const;
+  void UnloadDue();
 
   serving::ServingGate& gate_;
   const UnloadFn unload_;
-  std::mutex mu_;  // guards the four below
-  std::condition_variable cv_;
-  bool stop_ = false;
-  bool wake_ = false;
-  std::thread thread_;
+  WakeableThread thread_{[this] { UnloadDue(); }, [this] { return UntilNextDeadline(); }, /*work_first=*/false};
 };
 
 }  // namespace mw::app
