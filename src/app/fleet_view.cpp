@@ -1,10 +1,9 @@
-// The fleet's views (SPEC §14): GET /api/nodes, the "node" of GET
-// /api/status and the "verdicts" of GET /api/models/{name}.
-#include "app/model_nodes.h"
+// The fleet as the API shows it (SPEC §14): GET /api/nodes, the "node" of
+// GET /api/status, the "verdicts" of GET /api/models/{name}, and other
+// nodes' changes.
+#include "app/fleet_view.h"
 
 #include <utility>
-
-#include "app/model_service.h"
 
 namespace mw::app {
 namespace {
@@ -28,10 +27,10 @@ api::NodeView ToNodeView(NodeRecord&& n) {
 
 }  // namespace
 
-Result<api::NodeList> ReadNodes(Registry& registry) {
-  ASSIGN_OR_RETURN(std::vector<NodeRecord> nodes, registry.ListNodes());
+Result<api::NodeList> FleetView::Nodes() {
+  ASSIGN_OR_RETURN(std::vector<NodeRecord> nodes, registry_.ListNodes());
   api::NodeList list;
-  list.this_node = registry.NodeId();
+  list.this_node = registry_.NodeId();
   list.nodes.reserve(nodes.size());
   for (NodeRecord& n : nodes) {
     list.nodes.push_back(ToNodeView(std::move(n)));
@@ -40,21 +39,21 @@ Result<api::NodeList> ReadNodes(Registry& registry) {
   return list;
 }
 
-Result<api::NodeSummary> ReadNodeSummary(Registry& registry) {
-  ASSIGN_OR_RETURN(std::vector<NodeRecord> nodes, registry.ListNodes());
+Result<api::NodeSummary> FleetView::Summary() {
+  ASSIGN_OR_RETURN(std::vector<NodeRecord> nodes, registry_.ListNodes());
   api::NodeSummary summary;
-  summary.node_id = registry.NodeId();
-  summary.environment_class = registry.EnvironmentClass();
+  summary.node_id = registry_.NodeId();
+  summary.environment_class = registry_.EnvironmentClass();
   for (const NodeRecord& n : nodes) summary.nodes_live += n.live() ? 1 : 0;
   return summary;
 }
 
-Result<std::vector<api::ClassVerdictView>> ReadVerdicts(Registry& registry, std::string_view name) {
-  ASSIGN_OR_RETURN(std::vector<ClassVerdictRecord> verdicts, registry.ListVerdicts(name));
+Result<std::vector<api::ClassVerdictView>> FleetView::Verdicts(std::string_view name) {
+  ASSIGN_OR_RETURN(std::vector<ClassVerdictRecord> verdicts, registry_.ListVerdicts(name));
   return VerdictViews(std::move(verdicts));
 }
 
-std::vector<api::ClassVerdictView> VerdictViews(std::vector<ClassVerdictRecord> verdicts) {
+std::vector<api::ClassVerdictView> FleetView::VerdictViews(std::vector<ClassVerdictRecord> verdicts) {
   std::vector<api::ClassVerdictView> out;
   out.reserve(verdicts.size());
   for (ClassVerdictRecord& v : verdicts) {
@@ -71,11 +70,21 @@ std::vector<api::ClassVerdictView> VerdictViews(std::vector<ClassVerdictRecord> 
   return out;
 }
 
-Result<api::NodeList> ModelService::ListNodes() { return ReadNodes(registry_); }
+void FleetView::OnRegistryChange(const std::vector<std::string>& names) {
+  if (hooks_.publish_model) {
+    for (const std::string& name : names) hooks_.publish_model(name);
+  }
+  if (hooks_.publish_counts) hooks_.publish_counts();  // and the list cache is stale
+}
 
-void ModelService::OnRegistryChange(const std::vector<std::string>& names) {
-  for (const std::string& name : names) PublishModel(name);
-  PublishCounts();  // and the list cache is stale (ListChanged)
+std::optional<bool> FleetView::ChangedElsewhere() {
+  auto count = registry_.ModelChangeCount();
+  if (!count.ok()) return std::nullopt;
+  if (!count->has_value()) return false;  // SQLite: no other node writes
+  std::lock_guard lock(mu_);
+  if (seen_change_count_ == *count) return false;
+  seen_change_count_ = *count;
+  return true;
 }
 
 }  // namespace mw::app

@@ -1,11 +1,14 @@
-// The fleet's views (app/model_nodes.h) over a real registry, on SQLite and
+// The fleet's views (app/fleet_view.h) over a real registry, on SQLite and
 // PostgreSQL: nodes with their leases, this server's summary, and the
 // verdicts of every environment class (SPEC §14).
-#include "app/model_nodes.h"
+#include "app/fleet_view.h"
 
 #include <gtest/gtest.h>
 
 #include <memory>
+#include <optional>
+#include <string>
+#include <vector>
 
 #include "compat/state_machine.h"
 #include "support/pg_test_util.h"
@@ -52,26 +55,26 @@ INSTANTIATE_TEST_SUITE_P(Backends, ModelNodesTest, ::testing::ValuesIn(testing_u
                          testing_util::BackendNamer());
 
 TEST_P(ModelNodesTest, BeforeJoiningThereAreNoNodesAndOneVerdict) {
-  auto nodes = ReadNodes(*reg_);
+  auto nodes = FleetView(*reg_).Nodes();
   ASSERT_TRUE(nodes.ok()) << nodes.status().ToString();
   EXPECT_EQ(nodes->this_node, "");
   EXPECT_TRUE(nodes->nodes.empty());
   EXPECT_EQ(nodes->live, 0);
-  auto summary = ReadNodeSummary(*reg_);
+  auto summary = FleetView(*reg_).Summary();
   ASSERT_TRUE(summary.ok());
   EXPECT_EQ(summary->node_id, "");
   EXPECT_EQ(summary->nodes_live, 0);
-  auto verdicts = ReadVerdicts(*reg_, "phi");
+  auto verdicts = FleetView(*reg_).Verdicts("phi");
   ASSERT_TRUE(verdicts.ok()) << verdicts.status().ToString();
   ASSERT_EQ(verdicts->size(), 1u);
   EXPECT_EQ((*verdicts)[0].status, "unknown");
   EXPECT_TRUE((*verdicts)[0].this_node_class);
-  EXPECT_EQ(ReadVerdicts(*reg_, "ghost").status().code(), StatusCode::kNotFound);
+  EXPECT_EQ(FleetView(*reg_).Verdicts("ghost").status().code(), StatusCode::kNotFound);
 }
 
 TEST_P(ModelNodesTest, AJoinedNodeIsListedLiveWithItsLeaseAndItsVerdict) {
   Join(*reg_, "n1", "cpu x86_64 | llama b1");
-  auto nodes = ReadNodes(*reg_);
+  auto nodes = FleetView(*reg_).Nodes();
   ASSERT_TRUE(nodes.ok()) << nodes.status().ToString();
   EXPECT_EQ(nodes->this_node, "n1");
   EXPECT_EQ(nodes->live, 1);
@@ -86,7 +89,7 @@ TEST_P(ModelNodesTest, AJoinedNodeIsListedLiveWithItsLeaseAndItsVerdict) {
   EXPECT_FALSE(n.heartbeat_at.empty());
   EXPECT_FALSE(n.started_at.empty());
   EXPECT_FALSE(n.expired_by.has_value());
-  auto summary = ReadNodeSummary(*reg_);
+  auto summary = FleetView(*reg_).Summary();
   ASSERT_TRUE(summary.ok());
   EXPECT_EQ(summary->node_id, "n1");
   EXPECT_EQ(summary->environment_class, "cpu x86_64 | llama b1");
@@ -96,7 +99,7 @@ TEST_P(ModelNodesTest, AJoinedNodeIsListedLiveWithItsLeaseAndItsVerdict) {
   auto attempt = sm.BeginAttempt("phi", false, "cpu:test");
   ASSERT_TRUE(attempt.ok()) << attempt.status().ToString();
   ASSERT_TRUE(sm.FinishSuccess(*attempt).ok());
-  auto verdicts = ReadVerdicts(*reg_, "phi");
+  auto verdicts = FleetView(*reg_).Verdicts("phi");
   ASSERT_TRUE(verdicts.ok()) << verdicts.status().ToString();
   ASSERT_EQ(verdicts->size(), 1u);
   const api::ClassVerdictView& v = (*verdicts)[0];
@@ -109,12 +112,33 @@ TEST_P(ModelNodesTest, AJoinedNodeIsListedLiveWithItsLeaseAndItsVerdict) {
 
   // A clean stop: the lease is stopped, the node no longer live.
   ASSERT_TRUE(reg_->LeaveFleet().ok());
-  nodes = ReadNodes(*reg_);
+  nodes = FleetView(*reg_).Nodes();
   ASSERT_TRUE(nodes.ok());
   ASSERT_EQ(nodes->nodes.size(), 1u);
   EXPECT_EQ(nodes->nodes[0].lease_state, "stopped");
   EXPECT_FALSE(nodes->nodes[0].live);
   EXPECT_EQ(nodes->live, 0);
+}
+
+// Other nodes' changes: another server's write moves the change count once
+// (PostgreSQL); on SQLite no other node writes, so nothing changed elsewhere.
+// The hooks get the changed models, then the counts once.
+TEST_P(ModelNodesTest, AnotherServersWriteIsSeenOnceAsAChangeElsewhere) {
+  std::vector<std::string> published;
+  FleetView view(*reg_, {[&](const std::string& model) { published.push_back(model); },
+                         [&] { published.push_back("(counts)"); }});
+  const bool shared = GetParam() == BackendKind::kPostgres;
+  EXPECT_EQ(view.ChangedElsewhere(), std::optional<bool>(shared));  // the first count seen
+  EXPECT_EQ(view.ChangedElsewhere(), std::optional<bool>(false));
+  std::unique_ptr<Registry> other = OpenRegistry();
+  ASSERT_NE(other, nullptr);
+  ModelUpdate update;
+  update.compatibility_notes = "changed by another server";
+  ASSERT_TRUE(other->UpdateModel("phi", update).ok());
+  EXPECT_EQ(view.ChangedElsewhere(), std::optional<bool>(shared));
+  EXPECT_EQ(view.ChangedElsewhere(), std::optional<bool>(false));
+  view.OnRegistryChange({"phi"});
+  EXPECT_EQ(published, (std::vector<std::string>{"phi", "(counts)"}));
 }
 
 // Two servers of different classes on one PostgreSQL registry: each sees
@@ -139,7 +163,7 @@ TEST_P(ModelNodesPgTest, AnotherClassesVerdictFollowsThisNodesOwn) {
   failure.summary = "CreateContext failed (hipErrorNoDevice)";
   ASSERT_TRUE(sm_b.FinishFailure(*attempt, failure).ok());
 
-  auto verdicts = ReadVerdicts(*reg_, "phi");
+  auto verdicts = FleetView(*reg_).Verdicts("phi");
   ASSERT_TRUE(verdicts.ok()) << verdicts.status().ToString();
   ASSERT_EQ(verdicts->size(), 2u);
   EXPECT_EQ((*verdicts)[0].environment_class, "class-a");
@@ -153,17 +177,17 @@ TEST_P(ModelNodesPgTest, AnotherClassesVerdictFollowsThisNodesOwn) {
   EXPECT_NE((*verdicts)[1].notes->find("hipErrorNoDevice"), std::string::npos) << *(*verdicts)[1].notes;
   EXPECT_FALSE((*verdicts)[1].this_node_class);
 
-  auto nodes = ReadNodes(*reg_);
+  auto nodes = FleetView(*reg_).Nodes();
   ASSERT_TRUE(nodes.ok());
   EXPECT_EQ(nodes->this_node, "a");
   ASSERT_EQ(nodes->nodes.size(), 2u);
   EXPECT_EQ(nodes->nodes[1].node_id, "b");
   EXPECT_EQ(nodes->live, 2);
-  auto from_b = ReadNodes(*other);
+  auto from_b = FleetView(*other).Nodes();
   ASSERT_TRUE(from_b.ok());
   EXPECT_EQ(from_b->this_node, "b");
   ASSERT_TRUE(other->LeaveFleet().ok());
-  auto summary = ReadNodeSummary(*reg_);
+  auto summary = FleetView(*reg_).Summary();
   ASSERT_TRUE(summary.ok());
   EXPECT_EQ(summary->nodes_live, 1);
 }

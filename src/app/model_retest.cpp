@@ -13,15 +13,9 @@ void ModelService::StartProbing() {
 }
 
 std::optional<uint64_t> ModelService::ModelListVersion() {
-  auto count = registry_.ModelChangeCount();
-  if (!count.ok()) return std::nullopt;  // cannot tell: build the list afresh
-  if (*count) {
-    std::lock_guard lock(change_count_mu_);
-    if (seen_change_count_ != *count) {
-      seen_change_count_ = *count;
-      ListChanged();
-    }
-  }
+  const std::optional<bool> elsewhere = fleet_.ChangedElsewhere();  // another node changed models
+  if (!elsewhere) return std::nullopt;  // cannot tell: build the list afresh
+  if (*elsewhere) ListChanged();
   environment_.InputsChanged();  // an engine binary or a model file changed: ListChanged()
   return list_version_.load();
 }

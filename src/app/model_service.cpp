@@ -10,7 +10,6 @@
 #include <thread>
 #include <utility>
 
-#include "app/model_nodes.h"
 #include "app/model_paths.h"
 #include "common/gguf_header.h"
 #include "common/log.h"
@@ -177,7 +176,7 @@ Result<api::ModelView> ModelService::GetModel(const std::string& name) {
   api::ModelView view = ToView(detail.model);
   for (const auto& a : detail.attempts) view.attempts.push_back(ToAttemptView(a));
   AddFit(detail.model, view);
-  view.verdicts = VerdictViews(std::move(detail.verdicts));  // model_nodes.cpp (SPEC §14)
+  view.verdicts = FleetView::VerdictViews(std::move(detail.verdicts));  // SPEC §14
   return view;
 }
 
@@ -352,7 +351,7 @@ Result<api::ServerStatus> ModelService::GetStatus() {
   status.environment = environment_.Now();
   for (const auto& preset : CurrentConfig()->engine_presets) status.engine_presets.push_back(preset.name);
   fit_.FillResidency(status);  // fit_and_residency.h: last use, keep-alive, memory
-  ASSIGN_OR_RETURN(status.node, ReadNodeSummary(registry_));  // model_nodes.cpp (SPEC §14)
+  ASSIGN_OR_RETURN(status.node, fleet_.Summary());  // SPEC §14
   EnvironmentWatch::Devices seen = environment_.DevicesNow();
   status.devices = std::move(seen.devices);
   // SPEC §18: one CPU free-memory figure everywhere (the engine's CPU device reports its total).

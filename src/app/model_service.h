@@ -73,7 +73,8 @@
 // (devices and the probe thread, fingerprints, stale verdicts, the streak
 // and its reset), FitAndResidency (estimate, auto_fit, suggestions,
 // evictions), LoadDirector (the load job and its verdict, deaths and hangs
-// while serving: load_director.h). Still here: the fleet's nodes.
+// while serving: load_director.h), FleetView (the fleet's nodes and
+// verdicts as the API shows them, other nodes' changes: fleet_view.h).
 // Thread-safe; Load blocks its caller. Events go to subscribers on the thread
 // that caused them.
 #pragma once
@@ -91,6 +92,7 @@
 #include "app/environment_watch.h"
 #include "app/event_subscribers.h"
 #include "app/fit_and_residency.h"
+#include "app/fleet_view.h"
 #include "app/load_director.h"
 #include "app/model_runtime.h"
 #include "classifier/crash_classifier.h"
@@ -113,8 +115,8 @@ class ModelService : public api::ModelApi {
 
   Result<std::vector<api::ModelView>> ListModels() override;
   // Another node changed these models (empty: anything may have changed):
-  // publishes them and the counts (Registry::WatchChanges; model_nodes.cpp).
-  void OnRegistryChange(const std::vector<std::string>& names);
+  // publishes them and the counts (Registry::WatchChanges; FleetView).
+  void OnRegistryChange(const std::vector<std::string>& names) { fleet_.OnRegistryChange(names); }
   // Bumped by PublishModel and PublishCounts (every change of registry data,
   // load state or progress is published through one of them) and when a
   // mutating call (register, patch, delete, unload) returns, errors included.
@@ -122,7 +124,8 @@ class ModelService : public api::ModelApi {
   // last call (its verdicts may have become stale: SPEC §11).
   // On a shared registry (PostgreSQL, SPEC §14) other nodes change models
   // and verdicts too: the registry's change count is read first (one small
-  // query), and a new count bumps the version (model_retest.cpp; EnvironmentWatch::InputsChanged).
+  // query: FleetView::ChangedElsewhere), and a new count bumps the version
+  // (model_retest.cpp; EnvironmentWatch::InputsChanged).
   std::optional<uint64_t> ModelListVersion() override;
   Result<api::ModelView> GetModel(const std::string& name) override;
   Result<api::ModelView> RegisterModel(const api::RegisterRequest& request) override;
@@ -131,8 +134,8 @@ class ModelService : public api::ModelApi {
   Result<api::LoadResult> Load(const std::string& name, bool force) override;
   Result<api::ModelView> Unload(const std::string& name) override;
   Result<api::ServerStatus> GetStatus() override;
-  // SPEC §14 (model_nodes.cpp): the fleet's nodes from the registry.
-  Result<api::NodeList> ListNodes() override;
+  // SPEC §14 (fleet_view.h): the fleet's nodes from the registry.
+  Result<api::NodeList> ListNodes() override { return fleet_.Nodes(); }
   Result<api::LoadResult> Retest(const std::string& name) override;
   Result<api::EnvironmentView> ResetEnvironment() override;
   int64_t Subscribe(api::EventListener listener) override;
@@ -212,8 +215,6 @@ class ModelService : public api::ModelApi {
   std::atomic<bool> shutting_down_{false};
   std::atomic<bool> shut_down_{false};  // Shutdown() ran
   std::atomic<uint64_t> list_version_{1};
-  std::mutex change_count_mu_;
-  std::optional<int64_t> seen_change_count_;  // the registry's, at the last ModelListVersion
   // Each model's live state (load state, progress, last error, load job
   // phase, engine endpoint, /v1 slots and idle deadline): one owner, one
   // lock (model_runtime.h).
@@ -244,6 +245,10 @@ class ModelService : public api::ModelApi {
                         [this](const std::string& model) { return Unload(model).status(); },
                         [this](const ModelRecord& record) { return ToView(record); }}};
   EventSubscribers subscribers_;  // SSE listeners, their own lock
+  // SPEC §14 (fleet_view.h): nodes, per-class verdicts, other nodes' changes;
+  // the lock of the change count it saw.
+  FleetView fleet_{registry_,
+                   {[this](const std::string& model) { PublishModel(model); }, [this] { PublishCounts(); }}};
 
   // Loads and their verdict, engines that crash or hang while serving
   // (load_director.h): the load queue's thread, the health watch, the
