@@ -93,11 +93,13 @@ Result<api::InferenceAdmission> Admission::Begin(const api::InferenceRequest& re
   const std::string& name = request.model_name;
   // To an OpenAI client a name that cannot exist is simply not found.
   if (!IsValidModelName(name)) return NotFoundError("no model named '" + name.substr(0, 140) + "' is registered");
-  // The model's row is read once here and passed down (hooks.load).
-  ASSIGN_OR_RETURN(ModelRecord model, registry_.GetModel(name));
+  // The model's row is read and validated once here and passed down
+  // (hooks.load, model_read.h).
+  ASSIGN_OR_RETURN(ModelRead read, ModelRead::Read(registry_, name));
+  const ModelRecord& model = read.row;
   if (hooks_.shutting_down()) return UnavailableError("the server is shutting down");
   // A stored config that no longer validates is reported by the load itself.
-  auto validated = loadconfig::ValidateLoadConfig(model.engine, model.load_config);
+  const Result<loadconfig::LoadConfig>& validated = read.config;
   const int parallel = validated.ok() && validated->n_parallel ? static_cast<int>(*validated->n_parallel) : 1;
   if (request.embeddings && !(validated.ok() && validated->embeddings.value_or(false))) {
     // Worded like PATCH's warning (SPEC §18): a running engine keeps its settings.
@@ -114,7 +116,7 @@ Result<api::InferenceAdmission> Admission::Begin(const api::InferenceRequest& re
     }
   }
   api::InferenceAdmission admission;
-  if (model.compatibility_status == CompatStatus::kIncompatible && !supervisor_.IsLoaded(name)) {
+  if (read.incompatible() && !supervisor_.IsLoaded(name)) {
     admission.kind = api::InferenceAdmission::Kind::kIncompatible;
     admission.load = hooks_.refusal(model);
     admission.load.message = "model '" + name + "' is incompatible with this machine" +
@@ -123,6 +125,9 @@ Result<api::InferenceAdmission> Admission::Begin(const api::InferenceRequest& re
                              "POST /api/orchestrate/load and force_load=true, or set its status";
     return admission;
   }
+  // Not incompatible: the load does not decide the refusal again (an
+  // incompatible model let through because it is loaded still is decided).
+  read.refusal_checked = !read.incompatible();
   idle_unloader_.Start();
   const int64_t keep_alive = request.keep_alive_ms.value_or(config->keep_alive_ms);
   const std::optional<LoadedModel> waited_for = supervisor_.FindLoaded(name);  // the engine it waits for
@@ -145,7 +150,7 @@ Result<api::InferenceAdmission> Admission::Begin(const api::InferenceRequest& re
   }
   // SPEC §16: a load this request causes is verified by its first token.
   auto cold = std::make_shared<ColdRequest>();
-  ASSIGN_OR_RETURN(api::LoadResult load, hooks_.load(model, cold));
+  ASSIGN_OR_RETURN(api::LoadResult load, hooks_.load(read, cold));
   if (cold->ready()) lease->VerifiesLoad(cold);
   switch (load.kind) {
     case api::LoadResult::Kind::kIncompatible:

@@ -34,6 +34,7 @@
 #include "app/cold_request.h"
 #include "app/engine_deaths.h"
 #include "app/idle_unloader.h"
+#include "app/model_read.h"
 #include "app/model_runtime.h"
 #include "config/config.h"
 #include "metrics/metrics.h"
@@ -47,10 +48,11 @@ struct AdmissionHooks {
   std::function<std::shared_ptr<const config::Config>()> config;  // the configuration now (SIGHUP)
   std::function<bool()> shutting_down;
   std::function<api::LoadResult(const ModelRecord& model)> refusal;  // the answer for an incompatible model
-  // An unforced load of a row read once; with `cold`, it returns as soon as
-  // the engine is ready and the request's first token verifies the load
-  // (cold_request.h, SPEC §16).
-  std::function<Result<api::LoadResult>(ModelRecord model, std::shared_ptr<ColdRequest> cold)> load;
+  // An unforced load of the row this request read, validated and checked
+  // once (model_read.h); with `cold`, it returns as soon as the engine is
+  // ready and the request's first token verifies the load (cold_request.h,
+  // SPEC §16).
+  std::function<Result<api::LoadResult>(ModelRead model, std::shared_ptr<ColdRequest> cold)> load;
   std::function<void(const std::string& model)> unload_idle;        // keep_alive passed
 };
 

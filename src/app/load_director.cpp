@@ -131,8 +131,8 @@ api::LoadResult LoadDirector::Refusal(const ModelRecord& model) {
   return result;
 }
 
-Result<api::LoadResult> LoadDirector::Load(ModelRecord model, bool force, std::shared_ptr<ColdRequest> cold) {
-  const std::string name = model.model_name;
+Result<api::LoadResult> LoadDirector::Load(ModelRead model, bool force, std::shared_ptr<ColdRequest> cold) {
+  const std::string name = model.row.model_name;
   if (hooks_.shutting_down()) return UnavailableError("the server is shutting down");
   if (!queue_->StateOf(name)) {
     // Nothing in flight for it: answer at once when there is nothing to do.
@@ -141,29 +141,33 @@ Result<api::LoadResult> LoadDirector::Load(ModelRecord model, bool force, std::s
       result.kind = api::LoadResult::Kind::kAlreadyLoaded;
       result.engine_pid = loaded->pid;
       result.engine = loaded->endpoint;
-      result.model = hooks_.view(model);
+      result.model = hooks_.view(model.row);
       return result;
     }
-    if (model.compatibility_status == CompatStatus::kIncompatible && !force && hooks_.config()->retest_stale_auto) {
+    if (!model.refusal_checked && model.incompatible() && !force && hooks_.config()->retest_stale_auto) {
       // retest_stale = "auto" (SPEC §11): a stale verdict gets one unforced attempt.
       api::ModelView view;
-      environment_.FillVerdict(model, view);
+      environment_.FillVerdict(model.row, view);
       if (view.verdict_stale && hooks_.mark_for_retest(name, "verdict stale: " + view.verdict_stale_reason.value_or("")).ok()) {
-        ASSIGN_OR_RETURN(model, registry_.GetModel(name));
+        RETURN_IF_ERROR(model.ReadAgain(registry_));  // re-read: the mark changed the row
       }
     }
-    if (model.compatibility_status == CompatStatus::kIncompatible && !force) return Refusal(model);
+    if (!model.refusal_checked && model.incompatible() && !force) return Refusal(model.row);
+    model.refusal_checked = true;  // decided: the job does not decide it again unless the status changes
   }
   // Queued behind other models' attempts, or joined to this model's attempt.
-  auto ticket = queue_->Submit(name, [this, name, force, cold] {
+  auto ticket = queue_->Submit(name, [this, name, model, force, cold] {
     ColdRequests::Armed armed(cold_loads_, name, cold);  // SPEC §16: its first run may claim it
-    return RunJob(name, force);
+    return RunJob(model, force);
   });
   if (ticket.joined) MW_LOG(kInfo, "load") << "model=" << name << " joins the load in progress";
   if (cold && !ticket.joined && cold->WaitReady(ticket.result)) return cold->ReadyResult();
   Result<api::LoadResult> result = ticket.result.get();
   if (result.ok()) {
     result->joined = ticket.joined;
+    // A /v1 answer (`cold`) never shows the model: the row is not read again.
+    if (cold) return result;
+    // Re-read for the answer's view: the load changed the row (its verdict).
     if (auto now = registry_.GetModel(name); now.ok()) {
       std::optional<api::FitView> fit = std::move(result->model.fit);  // a 507's estimate
       result->model = hooks_.view(*now);
@@ -173,7 +177,8 @@ Result<api::LoadResult> LoadDirector::Load(ModelRecord model, bool force, std::s
   return result;
 }
 
-Result<api::LoadResult> LoadDirector::RunJob(const std::string& name, bool force) {
+Result<api::LoadResult> LoadDirector::RunJob(ModelRead read, bool force) {
+  const std::string& name = read.row.model_name;
   // From here until EndJob an unload waits for this job (it cancels it).
   models_.BeginJob(name);
   // Before an attempt: the model's runtime is left as it was.
@@ -185,12 +190,16 @@ Result<api::LoadResult> LoadDirector::RunJob(const std::string& name, bool force
   // An earlier outcome not yet on disk leaves its model `testing` there:
   // no attempt may start before it is written (one model testing at a time).
   if (Status st = finishes_.Flush(); !st.ok()) return not_started(st);
-  // Re-read: the model may have changed (or gone) while it waited.
-  Result<ModelRecord> model = registry_.GetModel(name);
-  if (!model.ok()) return not_started(model.status());
-  Result<api::LoadResult> result = model->compatibility_status == CompatStatus::kIncompatible && !force
-                                       ? Result<api::LoadResult>(Refusal(*model))
-                                       : RunAttempt(*model, force);
+  // Re-read when the model may have changed (or gone) while the caller
+  // waited (for a slot, in this queue): a PATCH, a status set, another
+  // server. The caller's validation and refusal decision stand where it did not.
+  if (read.MayHaveChanged(registry_)) {
+    MW_LOG(kDebug, "load") << "model=" << name << " read again: the registry was written since the request read it";
+    if (Status st = read.ReadAgain(registry_); !st.ok()) return not_started(st);
+  }
+  Result<api::LoadResult> result = !read.refusal_checked && read.incompatible() && !force
+                                       ? Result<api::LoadResult>(Refusal(read.row))
+                                       : RunAttempt(read, force);
   // One change of the model's runtime: loaded with its engine's endpoint, or not, with why.
   const bool says_loaded = result.ok() && result->kind == api::LoadResult::Kind::kLoaded;
   std::optional<std::string> error;
@@ -218,8 +227,9 @@ Result<api::LoadResult> LoadDirector::RunJob(const std::string& name, bool force
   return result;
 }
 
-Result<LoadRequest> LoadDirector::BuildLoadRequest(const ModelRecord& model) {
-  auto validated = loadconfig::ValidateLoadConfig(model.engine, model.load_config);
+Result<LoadRequest> LoadDirector::BuildLoadRequest(const ModelRead& read) {
+  const ModelRecord& model = read.row;
+  const Result<loadconfig::LoadConfig>& validated = read.config;  // validated once, when read
   if (!validated.ok()) {
     return InvalidArgumentError("the stored load_config of '" + model.model_name +
                                 "' is invalid: " + validated.status().message() + ". Fix it with PATCH .../config.");
@@ -249,10 +259,11 @@ Result<LoadRequest> LoadDirector::BuildLoadRequest(const ModelRecord& model) {
   return request;
 }
 
-Result<api::LoadResult> LoadDirector::RunAttempt(const ModelRecord& model, bool force) {
+Result<api::LoadResult> LoadDirector::RunAttempt(const ModelRead& read, bool force) {
+  const ModelRecord& model = read.row;
   const std::string& name = model.model_name;
   // Validation errors happen before the attempt: no record, no status change.
-  ASSIGN_OR_RETURN(LoadRequest request, BuildLoadRequest(model));
+  ASSIGN_OR_RETURN(LoadRequest request, BuildLoadRequest(read));
   std::string adjusted;
   // Refusal before harm (SPEC §12): an estimate beyond free memory is no
   // attempt; auto_fit first lowers what the user left unset.
@@ -275,7 +286,7 @@ Result<api::LoadResult> LoadDirector::RunAttempt(const ModelRecord& model, bool 
     if (!suggestion.empty()) {
       ModelRecord healed = model;
       healed.load_config = suggestion;
-      second = BuildLoadRequest(healed);
+      second = BuildLoadRequest(ModelRead(std::move(healed)));
     }
     const bool heal = hooks_.config()->auto_fix && second.ok() && environment_.Blames(run.failure.category) &&
                       !hooks_.shutting_down();

@@ -7,8 +7,9 @@
 //     verdict with retest_stale=auto gets one unforced attempt first);
 //     otherwise one job per model on compat::LoadQueue (one attempt at a
 //     time, FIFO; a second caller joins the job and gets its result). The
-//     job re-reads the row, validates load_config and file (a 4xx, never an
-//     attempt), fits and makes room (FitAndResidency), begins the durable
+//     job re-reads the row (keeping the caller's validation and refusal
+//     where it is unchanged: model_read.h), checks the file (a 4xx, never
+//     an attempt), fits and makes room (FitAndResidency), begins the durable
 //     attempt, runs the supervisor, classifies a failure, retries once with
 //     the suggestion (auto_fix) when the failure is the model's, and writes
 //     the verdict through FinishLedger (kept in memory and retried when
@@ -40,6 +41,7 @@
 #include "app/environment_watch.h"
 #include "app/finish_ledger.h"
 #include "app/fit_and_residency.h"
+#include "app/model_read.h"
 #include "app/model_runtime.h"
 #include "classifier/crash_classifier.h"
 #include "compat/load_queue.h"
@@ -68,12 +70,12 @@ class LoadDirector {
                EnvironmentWatch& environment, Admission& admission, FitAndResidency& fit, metrics::Metrics& metrics,
                LoadDirectorHooks hooks);
 
-  // Load() for a model row the caller has read (a /v1 request reads it once).
-  Result<api::LoadResult> Load(ModelRecord model, bool force, std::shared_ptr<ColdRequest> cold = nullptr);
+  // A row read and validated once (model_read.h); `cold`: a /v1 request (its answer's view not re-read).
+  Result<api::LoadResult> Load(ModelRead model, bool force, std::shared_ptr<ColdRequest> cold = nullptr);
   // The answer for an incompatible model (kIncompatible, SPEC §18's wording).
   api::LoadResult Refusal(const ModelRecord& model);
   // The request a load of `model` would run (validated load_config, file, command).
-  Result<LoadRequest> BuildLoadRequest(const ModelRecord& model);
+  Result<LoadRequest> BuildLoadRequest(const ModelRead& model);
 
   bool LoadUnderWay(const std::string& model) { return queue_->StateOf(model).has_value(); }  // queued or running
   bool CancelQueued(const std::string& model) { return queue_->CancelQueued(model); }
@@ -105,8 +107,8 @@ class LoadDirector {
     FailureInfo failure;  // when it failed
   };
 
-  LoadJobResult RunJob(const std::string& name, bool force);  // on the queue's thread
-  LoadJobResult RunAttempt(const ModelRecord& model, bool force);
+  LoadJobResult RunJob(ModelRead model, bool force);  // on the queue's thread
+  LoadJobResult RunAttempt(const ModelRead& read, bool force);
   // Runs the worker for an attempt that has begun and classifies a failure;
   // an error when no process ran (the attempt is then closed as cancelled).
   Result<AttemptRun> RunLoad(const std::string& name, AttemptId attempt, const LoadRequest& request);

@@ -299,7 +299,7 @@ Status ModelService::DeleteModel(const std::string& name) {
 
 Result<api::LoadResult> ModelService::Load(const std::string& name, bool force) {
   if (!IsValidModelName(name)) return InvalidArgumentError("invalid model name '" + name.substr(0, 140) + "'");
-  ASSIGN_OR_RETURN(ModelRecord model, registry_.GetModel(name));
+  ASSIGN_OR_RETURN(ModelRead model, ModelRead::Read(registry_, name));  // read once, validated once
   return loads_.Load(std::move(model), force);  // load_director.h
 }
 
@@ -404,7 +404,7 @@ void ModelService::PublishEnvironment() {
 }
 
 void ModelService::AddFit(const ModelRecord& record, api::ModelView& view) {
-  auto request = loads_.BuildLoadRequest(record);
+  auto request = loads_.BuildLoadRequest(ModelRead(record));
   if (!request.ok()) return;
   (void)fit_.ApplyAutoFit(*request);  // the estimate of the settings a load would use
   auto estimate = fit_.Estimate(*request);

@@ -233,7 +233,7 @@ class ModelService : public api::ModelApi {
   Admission admission_{registry_, supervisor_, models_, metrics_,
                        {[this] { return CurrentConfig(); }, [this] { return shutting_down_.load(); },
                         [this](const ModelRecord& model) { return loads_.Refusal(model); },
-                        [this](ModelRecord model, std::shared_ptr<ColdRequest> cold) {
+                        [this](ModelRead model, std::shared_ptr<ColdRequest> cold) {
                           return loads_.Load(std::move(model), /*force=*/false, std::move(cold));
                         },
                         [this](const std::string& model) { UnloadIdle(model); }}};

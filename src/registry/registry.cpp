@@ -40,6 +40,7 @@ Status Registry::CheckNotInTransaction() const {
 Result<Transaction> Registry::BeginWrite(WriteMode mode) {
   RETURN_IF_ERROR(CheckNotInTransaction());
   std::unique_lock<std::mutex> lock(db_->mutex());
+  write_count_.fetch_add(1);  // before the write: a read that sees the old count may be out of date
   RETURN_IF_ERROR(db_->Begin(mode));
   // From here the Transaction commits or rolls back. A node that lost its
   // lease writes nothing (SPEC §14): another node settled its attempts.

@@ -49,6 +49,7 @@
 //   Checkpoint
 #pragma once
 
+#include <atomic>
 #include <cstdint>
 #include <map>
 #include <memory>
@@ -398,6 +399,10 @@ class Registry {
   // nodes may expire, and verdicts are kept per environment class. An SQLite
   // file has one server.
   bool Shared() const;
+  // A number that grows with every write transaction this Registry begins
+  // (any table; taken before it commits). Where !Shared() only this server
+  // writes, so an unchanged count means no row changed since a read.
+  uint64_t WriteCount() const { return write_count_.load(); }
 
   // Registers a model from `model`'s descriptive fields (name, hf_path,
   // cache_location, file_path, engine, compatibility_status,
@@ -514,6 +519,7 @@ class Registry {
   Status CheckNotInTransaction() const;
 
   std::unique_ptr<registry_internal::Backend> db_;
+  std::atomic<uint64_t> write_count_{0};  // WriteCount(): bumped under the mutex, before a write begins
 };
 
 }  // namespace mw

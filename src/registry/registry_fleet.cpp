@@ -11,6 +11,7 @@ Result<NodeRecord> Registry::JoinFleet(const NodeRecord& self) {
   RETURN_IF_ERROR(CheckNotInTransaction());
   std::unique_lock<std::mutex> lock(db_->mutex());
   // The join is a write of its own, without the lease check (it takes the lease).
+  write_count_.fetch_add(1);
   RETURN_IF_ERROR(db_->Begin(WriteMode::kNormal));
   auto row = db_->JoinNodeRow(self);
   if (!row.ok()) {

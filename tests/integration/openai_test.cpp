@@ -502,6 +502,18 @@ TEST_F(OpenAiTest, KeepAliveZeroUnloadsAfterTheResponse) {
                     "invalid_request", "bad keep_alive");
 }
 
+// Issue 20: a request that finds its model unloaded reads the model's row
+// once and passes it down; the load job reads it again only when the
+// registry was written since (a PATCH while the request waited).
+TEST_F(OpenAiTest, ACallThatLoadsItsModelReadsTheRowOnce) {
+  Server server(data(), ConfigArgs(), {{"MODELWARDEN_LOG", "debug"}});
+  ASSERT_TRUE(server.started());
+  AddEngine(server, "echo");
+  ASSERT_EQ(server.Call("POST", "/v1/chat/completions", Chat("echo", "TOKENS=1")).status, 200);
+  EXPECT_EQ(server.Call("GET", "/api/models/echo").body["loaded"], true);
+  EXPECT_EQ(server.Stderr().find("model=echo read again"), std::string::npos) << server.Stderr();
+}
+
 TEST_F(OpenAiTest, DegradedModelServesWithAWarningHeader) {
   Server server(data(), ConfigArgs());
   ASSERT_TRUE(server.started());
