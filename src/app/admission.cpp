@@ -125,8 +125,8 @@ Result<api::InferenceAdmission> Admission::Begin(const api::InferenceRequest& re
                              "POST /api/orchestrate/load and force_load=true, or set its status";
     return admission;
   }
-  // Not incompatible: the load does not decide the refusal again (an
-  // incompatible model let through because it is loaded still is decided).
+  // Decided: the load does not decide it again (model_read.h), unless the
+  // model was let through only because it is loaded.
   read.refusal_checked = !read.incompatible();
   idle_unloader_.Start();
   const int64_t keep_alive = request.keep_alive_ms.value_or(config->keep_alive_ms);

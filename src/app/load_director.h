@@ -74,8 +74,7 @@ class LoadDirector {
   Result<api::LoadResult> Load(ModelRead model, bool force, std::shared_ptr<ColdRequest> cold = nullptr);
   // The answer for an incompatible model (kIncompatible, SPEC §18's wording).
   api::LoadResult Refusal(const ModelRecord& model);
-  // The request a load of `model` would run (validated load_config, file, command).
-  Result<LoadRequest> BuildLoadRequest(const ModelRead& model);
+  Result<LoadRequest> BuildLoadRequest(const ModelRead& model);  // what a load would run (file, command)
 
   bool LoadUnderWay(const std::string& model) { return queue_->StateOf(model).has_value(); }  // queued or running
   bool CancelQueued(const std::string& model) { return queue_->CancelQueued(model); }
