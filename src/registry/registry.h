@@ -46,7 +46,7 @@
 //   Registry::Open(path, OpenOptions) -> Result<std::unique_ptr<Registry>>
 //   AddModel, GetModel, ListModels, UpdateModel, DeleteModel, ListAttempts,
 //   GetAttempt, CountByStatus, CheckIntegrity, BeginWrite(WriteMode) -> Transaction,
-//   Checkpoint
+//   Checkpoint, WriteCount
 #pragma once
 
 #include <atomic>
