@@ -7,9 +7,10 @@
 //     that is itself a hop (X-Modelwarden-Hop) is served where it lands;
 //   - A's class has a model `incompatible`, C's `compatible`: a /v1 request
 //     and a load sent to A are served by C;
-//   - C frozen (SIGSTOP) while a request routed through A waits on it: the
-//     client gets 502 peer_failed naming C, and the next request is served
-//     without C.
+//   - C frozen (SIGSTOP) while requests routed through A wait on it: the
+//     client gets 502 peer_failed naming C, or, for a stream that had
+//     begun, the stream's last event is that error; the next request is
+//     served without C.
 #include <signal.h>
 
 #include <gtest/gtest.h>
@@ -101,10 +102,11 @@ class FleetRouteTest : public ::testing::Test {
   static std::string Stats(const std::string& model) { return (fleet_->dir.path() / (model + ".stats")).string(); }
 
   // Registers an mw-openai-engine model (through A: the registry is shared).
-  static void AddEngine(const std::string& model) {
+  static void AddEngine(const std::string& model, int n_parallel = 1) {
     json load_config = {{"argv", {(BinDir() / "mw-openai-engine").string(), "--port", "{port}", "--stats-file",
                                   Stats(model)}},
-                        {"health_path", "/health"}};
+                        {"health_path", "/health"},
+                        {"n_parallel", n_parallel}};
     HttpReply r = fleet_->a->Call("POST", "/api/models",
                                   json{{"model_name", model}, {"engine", "command"}, {"load_config", load_config}});
     ASSERT_EQ(r.status, 201) << r.raw;
@@ -216,21 +218,26 @@ TEST_F(FleetRouteTest, IncompatibleInThisNodesClassAndCompatibleInAnothersIsServ
   EXPECT_EQ(LoadedHere(a).find(" cls"), std::string::npos) << LoadedHere(a);
 }
 
-TEST_F(FleetRouteTest, ANodeFrozenWhileARoutedRequestWaitsOnItIs502NamingItAndTheNextRequestAvoidsIt) {
+TEST_F(FleetRouteTest, ANodeFrozenWhileRoutedRequestsWaitOnItFailsThemNamingItAndTheNextRequestAvoidsIt) {
   Server& a = *fleet_->a;
   Server& c = *fleet_->c;
-  AddEngine("frozen");
+  AddEngine("frozen", /*n_parallel=*/2);
   ASSERT_EQ(c.Call("POST", "/api/orchestrate/load", R"({"model_name":"frozen"})").status, 200);
   ASSERT_TRUE(WaitLoadedOn(fleet_->id_c, "frozen"));
 
-  // Routed to C, where the engine holds the request after its first token.
+  // Two requests routed to C, where the engine holds each after its first
+  // token: one answered whole, one streamed (its first chunk already passed on).
   const fs::path release = fleet_->dir.path() / "release";
+  const std::string held_prompt = "WAIT_FOR=" + release.string() + " hi";
   auto held = std::async(std::launch::async, [&] {
-    return RawRequest(a.port(), "POST", "/v1/chat/completions", Chat("frozen", "WAIT_FOR=" + release.string() + " hi"));
+    return RawRequest(a.port(), "POST", "/v1/chat/completions", Chat("frozen", held_prompt));
+  });
+  auto held_stream = std::async(std::launch::async, [&] {
+    return RawRequest(a.port(), "POST", "/v1/chat/completions", Chat("frozen", held_prompt, /*stream=*/true));
   });
   bool in_flight = false;
   for (int i = 0; i < 300 && !in_flight; ++i) {
-    in_flight = EngineStats("frozen").value("in_flight", 0) == 1;
+    in_flight = EngineStats("frozen").value("in_flight", 0) == 2;
     if (!in_flight) std::this_thread::sleep_for(std::chrono::milliseconds(50));
   }
   ASSERT_TRUE(in_flight) << EngineStats("frozen").dump();
@@ -242,6 +249,16 @@ TEST_F(FleetRouteTest, ANodeFrozenWhileARoutedRequestWaitsOnItIs502NamingItAndTh
   json body = json::parse(r.body, nullptr, false);
   EXPECT_EQ(body["error"].value("code", ""), "peer_failed") << r.body;
   EXPECT_NE(body["error"].value("message", "").find(fleet_->id_c), std::string::npos) << r.body;
+  // The stream had begun (200, C's first token): it ends with the error event naming C.
+  RawResponse s = held_stream.get();
+  EXPECT_EQ(s.status, 200) << s.body;
+  EXPECT_EQ(s.headers["x-modelwarden-node"], fleet_->id_c);
+  const std::vector<std::string> events = Events(s.body);
+  ASSERT_GE(events.size(), 2u) << s.body;
+  EXPECT_NE(events.front().find(R"("role":"assistant")"), std::string::npos) << s.body;
+  json last = json::parse(events.back(), nullptr, false);
+  EXPECT_EQ(last["error"].value("code", ""), "peer_failed") << s.body;
+  EXPECT_NE(last["error"].value("message", "").find(fleet_->id_c), std::string::npos) << s.body;
   // The next request is served without C (here on A, which loads it).
   RawResponse next = RawRequest(a.port(), "POST", "/v1/chat/completions", Chat("frozen", "hi"));
   EXPECT_EQ(next.status, 200) << next.body;
