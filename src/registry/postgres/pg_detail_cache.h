@@ -42,7 +42,7 @@ class PgDetailCache {
     if (names.empty()) return ForgetLocked();
     ++generation_;
     for (const std::string& n : names) {
-      for (auto it = entries_.lower_bound({n, -1}); it != entries_.end() && it->first.first == n;) {
+      for (auto it = entries_.lower_bound({n, ""}); it != entries_.end() && it->first.first == n;) {
         it = entries_.erase(it);
       }
     }
@@ -58,10 +58,11 @@ class PgDetailCache {
     if (!live_) return std::nullopt;
     return generation_;
   }
-  std::optional<ModelDetail> Find(std::string_view name, int attempt_limit) {
+  // `environment_class`: this node's now (its verdict is the model's).
+  std::optional<ModelDetail> Find(std::string_view name, std::string_view environment_class, int attempt_limit) {
     std::lock_guard lock(mu_);
     if (!live_) return std::nullopt;
-    auto it = entries_.find({std::string(name), attempt_limit});
+    auto it = entries_.find(Key(name, environment_class, attempt_limit));
     if (it == entries_.end()) return std::nullopt;
     if (std::chrono::steady_clock::now() - it->second.at > kMaxAge) {
       entries_.erase(it);
@@ -71,14 +72,20 @@ class PgDetailCache {
   }
   // Keeps `detail`, read after Generation() gave `generation`, unless
   // something was forgotten since.
-  void Store(std::string_view name, int attempt_limit, const ModelDetail& detail, uint64_t generation) {
+  void Store(std::string_view name, std::string_view environment_class, int attempt_limit, const ModelDetail& detail,
+             uint64_t generation) {
     std::lock_guard lock(mu_);
     if (!live_ || generation != generation_) return;
     if (entries_.size() >= kMaxEntries) entries_.clear();
-    entries_[{std::string(name), attempt_limit}] = Entry{detail, std::chrono::steady_clock::now()};
+    entries_[Key(name, environment_class, attempt_limit)] = Entry{detail, std::chrono::steady_clock::now()};
   }
 
  private:
+  // (model name, "class\nlimit"): a model's entries sit together (Forget).
+  using EntryKey = std::pair<std::string, std::string>;
+  static EntryKey Key(std::string_view name, std::string_view environment_class, int attempt_limit) {
+    return {std::string(name), std::string(environment_class) + "\n" + std::to_string(attempt_limit)};
+  }
   struct Entry {
     ModelDetail detail;
     std::chrono::steady_clock::time_point at;
@@ -91,7 +98,7 @@ class PgDetailCache {
   std::mutex mu_;
   bool live_ = false;
   uint64_t generation_ = 0;
-  std::map<std::pair<std::string, int>, Entry> entries_;
+  std::map<EntryKey, Entry> entries_;
 };
 
 }  // namespace mw::registry_internal

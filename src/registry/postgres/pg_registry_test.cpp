@@ -276,7 +276,8 @@ TEST_F(PgRegistryTest, AnotherServersChangesAreHeardAsTheyCommitAndOnesOwnAreNot
 
 // Issue 26: the node's copy of model details (pg_detail_cache.h) is exact:
 // its own commits show at once, another server's as soon as their
-// notification is heard, an attempt too (which changes no verdict).
+// notification is heard, an attempt too (which changes no verdict); per
+// environment class.
 TEST_F(PgRegistryTest, AKeptModelDetailShowsOwnCommitsAtOnceAndAnotherServersOnceHeard) {
   auto w = OpenWatched(Open(), Open());
   ASSERT_TRUE(w);
@@ -316,6 +317,13 @@ TEST_F(PgRegistryTest, AKeptModelDetailShowsOwnCommitsAtOnceAndAnotherServersOnc
     return !w->heard.empty() && w->heard.back() == std::vector<std::string>{"theirs"};
   }));
   EXPECT_EQ(attempts("theirs"), 1u);
+  // Kept per environment class: a node whose class changes reads its new class's verdict.
+  ModelUpdate compatible;
+  compatible.compatibility_status = CompatStatus::kCompatible;
+  ASSERT_TRUE(a->UpdateModel("mine", compatible).ok());
+  ASSERT_EQ(a->GetModelDetail("mine", 20)->model.compatibility_status, CompatStatus::kCompatible);
+  a->SetEnvironmentClass("another-class");
+  EXPECT_EQ(a->GetModelDetail("mine", 20)->model.compatibility_status, CompatStatus::kUnknown);
 }
 
 // Issue 26: GET /api/models/{name}'s three reads in one.

@@ -317,10 +317,12 @@ Result<ModelDetail> PgBackend::SelectModelDetail(std::string_view name, int atte
   // node's copy answers while it is exact (pg_detail_cache.h).
   const std::optional<uint64_t> generation = tx_ ? std::nullopt : details_.Generation();
   if (generation) {
-    if (std::optional<ModelDetail> kept = details_.Find(name, attempt_limit)) return std::move(*kept);
+    if (std::optional<ModelDetail> kept = details_.Find(name, scope.environment_class, attempt_limit)) {
+      return std::move(*kept);
+    }
   }
   Result<ModelDetail> read = ReadModelDetail(name, attempt_limit);
-  if (generation && read.ok()) details_.Store(name, attempt_limit, *read, *generation);
+  if (generation && read.ok()) details_.Store(name, scope.environment_class, attempt_limit, *read, *generation);
   return read;
 }
 
