@@ -8,8 +8,9 @@
 // everything (PgBackend::Commit, after the commit is visible). A read that
 // overlapped a forget is not kept (Generation), so an answer read before
 // another node's commit can never outlive that commit's notification.
-// kMaxAge bounds what a write made outside modelwarden (psql) could leave:
-// such a write sends no notification. Thread-safe.
+// kMaxAge bounds what a write made outside modelwarden (psql, which sends no
+// notification) or a LISTEN connection that died silently (until its
+// keepalives notice) could leave. Thread-safe.
 #pragma once
 
 #include <chrono>
