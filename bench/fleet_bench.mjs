@@ -210,7 +210,7 @@ function benchRegistryCalls(h) {
     both('BM_DurableAttemptCommits'));
   h.row('registry share of an uncached GET /api/models: ListModels, 1 000 models, 100 times',
     both('BM_ReadModels', 0));
-  h.row('registry share of GET /api/models/{name}: GetModel + ListAttempts, 2 000 times',
+  h.row('registry share of an uncached GET /api/models/{name}: GetModelDetail (one round trip; a server that hears changes keeps it, see fleet_list), 2 000 times',
     both('BM_ReadModels', 1));
 }
 

@@ -507,6 +507,8 @@ Status HttpServer::Run() {
   return Status::Ok();
 }
 
+std::string HttpServer::ApiKey() const { return impl_->ApiKey(); }
+
 void HttpServer::SetApiKey(std::string api_key) {
   std::lock_guard lock(impl_->api_key_mu);
   impl_->options.api_key = std::move(api_key);

@@ -95,6 +95,8 @@ class HttpServer {
   // Replaces the API key for the requests that arrive from now on (empty: no
   // authentication). Thread-safe; for the SIGHUP reload.
   void SetApiKey(std::string api_key);
+  // The API key now (what SetApiKey set last). Thread-safe.
+  std::string ApiKey() const;
 
  private:
   struct Impl;

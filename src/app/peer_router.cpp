@@ -106,7 +106,7 @@ std::optional<api::PeerTarget> PeerRouter::Route(std::string_view model_name) {
 }
 
 bool PeerRouter::PeerFits(const NodeRecord& node, const std::string& model_name) {
-  auto client = http::HttpClient::Create(node.advertise_url, options_.api_key,
+  auto client = http::HttpClient::Create(node.advertise_url, options_.api_key ? options_.api_key() : std::string(),
                                          std::chrono::duration_cast<std::chrono::seconds>(options_.fit_timeout));
   if (!client.ok()) return false;
   auto answer = (*client)->Send("GET", "/api/models/" + model_name);

@@ -47,7 +47,9 @@ class PeerRouter final : public api::PeerRouting {
   static constexpr std::chrono::milliseconds kNodesFresh{250};
   struct Options {
     bool enabled = false;  // route_to_peers
-    std::string api_key;   // the fleet's key, for asking a peer's fit
+    // The fleet's key now, for asking a peer's fit (it follows a SIGHUP
+    // reload, as the key the proxy sends does); unset: none.
+    std::function<std::string()> api_key;
     std::chrono::milliseconds fit_timeout{3000};
   };
   // `loaded_here`: the models loaded on this node now. All must outlive the router.

@@ -203,13 +203,19 @@ int RunServe(const std::vector<std::string>& args) {
   // room for one model's full queue on top of the usual pool.
   http_options.threads = 64 + static_cast<size_t>(std::min(config.max_queue, 960));
   // SPEC §21: any node answers (default on when the registry is shared).
+  // The key a peer is asked with is the HTTP server's, which a SIGHUP replaces.
+  std::atomic<api::HttpServer*> http_ptr{nullptr};
   PeerRouter peers(**registry, service, loaded_here,
-                   {.enabled = config.route_to_peers.value_or((*registry)->Shared()), .api_key = config.api_key});
+                   {.enabled = config.route_to_peers.value_or((*registry)->Shared()), .api_key = [&] {
+                      api::HttpServer* h = http_ptr.load();
+                      return h != nullptr ? h->ApiKey() : config.api_key;
+                    }});
   http_options.peers = &peers;
   PullService pulls(service, config);  // SPEC §17; destroyed after http, before service
   http_options.pulls = &pulls;
   if (config.scan_on_start) ScanOnStart(pulls);
   api::HttpServer http(service, http_options);
+  http_ptr.store(&http);
   auto port = http.Bind();
   if (!port.ok()) return Fail("listen", port.status());
   // Where the fleet's other nodes reach this one: written by the first heartbeat.

@@ -52,10 +52,17 @@ TEST_F(FleetLiveTest, AVerdictRecordedThroughOneNodeReachesAnotherNodesEventStre
             201);
   EXPECT_NE(sse.ReadUntil(R"("model_name":"rocm")").find(R"("model_name":"rocm")"), std::string::npos)
       << sse.ReadUntil("", std::chrono::seconds(0)) << b->Stderr();
+  const HttpReply before = b->Call("GET", "/api/models/rocm");  // B keeps this detail (pg_detail_cache.h)
+  ASSERT_EQ(before.status, 200) << before.raw;
+  ASSERT_EQ(before.body["attempts"].size(), 0u) << before.raw;
   // A's crash verdict (the same environment class): B's stream carries it.
   ASSERT_EQ(a->Call("POST", "/api/orchestrate/load", R"({"model_name":"rocm"})").status, 422);
   const std::string& seen = sse.ReadUntil(R"("compatibility_status":"incompatible")");
   EXPECT_NE(seen.find(R"("compatibility_status":"incompatible")"), std::string::npos) << seen;
+  // Once B has heard of it, B's detail of the model has it too: the verdict and A's attempt.
+  const json after = b->Call("GET", "/api/models/rocm").body;
+  EXPECT_EQ(after["compatibility_status"], "incompatible") << after.dump();
+  EXPECT_EQ(after["attempts"].size(), 1u) << after.dump();
 }
 
 TEST_F(FleetLiveTest, EveryAnswerSaysWhichNodeGaveIt) {

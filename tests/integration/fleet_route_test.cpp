@@ -7,9 +7,12 @@
 //     that is itself a hop (X-Modelwarden-Hop) is served where it lands;
 //   - A's class has a model `incompatible`, C's `compatible`: a /v1 request
 //     and a load sent to A are served by C;
-//   - C frozen (SIGSTOP) while a request routed through A waits on it: the
-//     client gets 502 peer_failed naming C, and the next request is served
-//     without C.
+//   - C frozen (SIGSTOP) while requests routed through A wait on it: the
+//     client gets 502 peer_failed naming C, or, for a stream that had
+//     begun, the stream's last event is that error; the next request is
+//     served without C;
+//   - the key a node asks its peers with follows a SIGHUP reload (two
+//     nodes of a fleet of their own).
 #include <signal.h>
 
 #include <gtest/gtest.h>
@@ -77,8 +80,10 @@ class FleetRouteTest : public ::testing::Test {
     return false;
   }
 
-  // A node whose fake probe names `gpu` (its environment class).
-  static std::unique_ptr<Server> Start(const std::string& node, const std::string& gpu) {
+  // A node whose fake probe names `gpu` (its environment class), on the
+  // fleet's schema unless `url` names another; `extra`: more configuration.
+  static std::unique_ptr<Server> Start(const std::string& node, const std::string& gpu, const std::string& url = "",
+                                       const std::string& extra = "") {
     const fs::path dir = fleet_->dir.path() / node;
     fs::create_directories(dir);
     const fs::path probe = dir / "probe.sh";
@@ -86,9 +91,13 @@ class FleetRouteTest : public ::testing::Test {
                             "\"memory_free\":1073741824,\"memory_total\":1073741824},{\"name\":\""
                          << gpu << "\",\"kind\":\"gpu\",\"memory_free\":1073741824,\"memory_total\":2147483648}]}'\n";
     fs::permissions(probe, fs::perms::owner_all);
-    const std::string toml = "allow_api_commands = true\nregistry = \"" + fleet_->pg->url() +
-                             "\"\nlease_s = 4\nprobe_command = [\"" + probe.string() + "\"]\n";
-    return std::make_unique<Server>(dir / "data", ConfigArgs(dir, toml));
+    return std::make_unique<Server>(dir / "data", ConfigArgs(dir, NodeToml(node, url, extra)));
+  }
+  // Start's configuration file of `node` (rewritten by a second call).
+  static std::string NodeToml(const std::string& node, const std::string& url, const std::string& extra) {
+    const fs::path dir = fleet_->dir.path() / node;
+    return "allow_api_commands = true\nregistry = \"" + (url.empty() ? fleet_->pg->url() : url) +
+           "\"\nlease_s = 4\nprobe_command = [\"" + (dir / "probe.sh").string() + "\"]\n" + extra;
   }
 
   static std::string NodeId(const std::string& node) {
@@ -101,13 +110,17 @@ class FleetRouteTest : public ::testing::Test {
   static std::string Stats(const std::string& model) { return (fleet_->dir.path() / (model + ".stats")).string(); }
 
   // Registers an mw-openai-engine model (through A: the registry is shared).
-  static void AddEngine(const std::string& model) {
-    json load_config = {{"argv", {(BinDir() / "mw-openai-engine").string(), "--port", "{port}", "--stats-file",
-                                  Stats(model)}},
-                        {"health_path", "/health"}};
+  static void AddEngine(const std::string& model, int n_parallel = 1) {
+    json load_config = EngineLoadConfig(model);
+    load_config["n_parallel"] = n_parallel;
     HttpReply r = fleet_->a->Call("POST", "/api/models",
                                   json{{"model_name", model}, {"engine", "command"}, {"load_config", load_config}});
     ASSERT_EQ(r.status, 201) << r.raw;
+  }
+
+  static json EngineLoadConfig(const std::string& model) {
+    return {{"argv", {(BinDir() / "mw-openai-engine").string(), "--port", "{port}", "--stats-file", Stats(model)}},
+            {"health_path", "/health"}};
   }
 
   static json EngineStats(const std::string& model) {
@@ -216,21 +229,26 @@ TEST_F(FleetRouteTest, IncompatibleInThisNodesClassAndCompatibleInAnothersIsServ
   EXPECT_EQ(LoadedHere(a).find(" cls"), std::string::npos) << LoadedHere(a);
 }
 
-TEST_F(FleetRouteTest, ANodeFrozenWhileARoutedRequestWaitsOnItIs502NamingItAndTheNextRequestAvoidsIt) {
+TEST_F(FleetRouteTest, ANodeFrozenWhileRoutedRequestsWaitOnItFailsThemNamingItAndTheNextRequestAvoidsIt) {
   Server& a = *fleet_->a;
   Server& c = *fleet_->c;
-  AddEngine("frozen");
+  AddEngine("frozen", /*n_parallel=*/2);
   ASSERT_EQ(c.Call("POST", "/api/orchestrate/load", R"({"model_name":"frozen"})").status, 200);
   ASSERT_TRUE(WaitLoadedOn(fleet_->id_c, "frozen"));
 
-  // Routed to C, where the engine holds the request after its first token.
+  // Two requests routed to C, where the engine holds each after its first
+  // token: one answered whole, one streamed (its first chunk already passed on).
   const fs::path release = fleet_->dir.path() / "release";
+  const std::string held_prompt = "WAIT_FOR=" + release.string() + " hi";
   auto held = std::async(std::launch::async, [&] {
-    return RawRequest(a.port(), "POST", "/v1/chat/completions", Chat("frozen", "WAIT_FOR=" + release.string() + " hi"));
+    return RawRequest(a.port(), "POST", "/v1/chat/completions", Chat("frozen", held_prompt));
+  });
+  auto held_stream = std::async(std::launch::async, [&] {
+    return RawRequest(a.port(), "POST", "/v1/chat/completions", Chat("frozen", held_prompt, /*stream=*/true));
   });
   bool in_flight = false;
   for (int i = 0; i < 300 && !in_flight; ++i) {
-    in_flight = EngineStats("frozen").value("in_flight", 0) == 1;
+    in_flight = EngineStats("frozen").value("in_flight", 0) == 2;
     if (!in_flight) std::this_thread::sleep_for(std::chrono::milliseconds(50));
   }
   ASSERT_TRUE(in_flight) << EngineStats("frozen").dump();
@@ -242,6 +260,16 @@ TEST_F(FleetRouteTest, ANodeFrozenWhileARoutedRequestWaitsOnItIs502NamingItAndTh
   json body = json::parse(r.body, nullptr, false);
   EXPECT_EQ(body["error"].value("code", ""), "peer_failed") << r.body;
   EXPECT_NE(body["error"].value("message", "").find(fleet_->id_c), std::string::npos) << r.body;
+  // The stream had begun (200, C's first token): it ends with the error event naming C.
+  RawResponse s = held_stream.get();
+  EXPECT_EQ(s.status, 200) << s.body;
+  EXPECT_EQ(s.headers["x-modelwarden-node"], fleet_->id_c);
+  const std::vector<std::string> events = Events(s.body);
+  ASSERT_GE(events.size(), 2u) << s.body;
+  EXPECT_NE(events.front().find(R"("role":"assistant")"), std::string::npos) << s.body;
+  json last = json::parse(events.back(), nullptr, false);
+  EXPECT_EQ(last["error"].value("code", ""), "peer_failed") << s.body;
+  EXPECT_NE(last["error"].value("message", "").find(fleet_->id_c), std::string::npos) << s.body;
   // The next request is served without C (here on A, which loads it).
   RawResponse next = RawRequest(a.port(), "POST", "/v1/chat/completions", Chat("frozen", "hi"));
   EXPECT_EQ(next.status, 200) << next.body;
@@ -250,6 +278,49 @@ TEST_F(FleetRouteTest, ANodeFrozenWhileARoutedRequestWaitsOnItIs502NamingItAndTh
 
   std::ofstream(release.string()) << "go";
   ::kill(c.pid(), SIGCONT);
+}
+
+// The key a node asks its peers with follows a SIGHUP reload (here step 4's
+// fit question, which needs the peer's answer): two nodes of a fleet of
+// their own (another schema), the key changed on both.
+TEST_F(FleetRouteTest, TheKeyPeersAreAskedWithFollowsAReload) {
+  std::string skip, error;
+  auto pg = testing_util::PgTestSchema::Create(&skip, &error);
+  ASSERT_TRUE(pg) << skip << error;
+  const std::string old_key = "api_key = \"old-key\"\n";
+  std::unique_ptr<Server> nodes[] = {Start("d", "GPU-AB", pg->url(), old_key), Start("e", "GPU-C", pg->url(), old_key)};
+  Server& d = *nodes[0];
+  Server& e = *nodes[1];
+  ASSERT_TRUE(d.started() && e.started()) << d.startup_output() << e.startup_output();
+  for (const char* node : {"d", "e"}) {
+    ConfigArgs(fleet_->dir.path() / node, NodeToml(node, pg->url(), "api_key = \"new-key\"\n"));
+  }
+  for (Server* s : {&d, &e}) {
+    ASSERT_EQ(::kill(s->pid(), SIGHUP), 0);
+    ASSERT_TRUE(s->WaitForStderr("configuration reloaded")) << s->Stderr();
+  }
+  HttpReply r = d.Call("POST", "/api/models",
+                       json{{"model_name", "keyed"}, {"engine", "command"}, {"load_config", EngineLoadConfig("keyed")}}
+                           .dump(),
+                       "new-key");
+  ASSERT_EQ(r.status, 201) << r.raw;
+  const std::string path = "/api/models/keyed/config";
+  ASSERT_EQ(d.Call("PATCH", path, R"({"compatibility_status":"incompatible"})", "new-key").status, 200);
+  ASSERT_EQ(e.Call("PATCH", path, R"({"compatibility_status":"compatible"})", "new-key").status, 200);
+  bool known = false;  // E's address and class reach D with E's first heartbeat
+  for (int i = 0; i < 200 && !known; ++i) {
+    for (const json& n : d.Call("GET", "/api/nodes", "", "new-key").body.value("nodes", json::array())) {
+      known = known || (n.value("node_id", "") == NodeId("e") && n["advertise_url"].is_string() &&
+                        !n.value("environment_class", "").empty());
+    }
+    if (!known) std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
+  ASSERT_TRUE(known) << d.Call("GET", "/api/nodes", "", "new-key").raw;
+  // D asks E whether it fits with the new key (the old one: 401, "does not fit", served on D).
+  RawResponse chat =
+      RawRequest(d.port(), "POST", "/v1/chat/completions", Chat("keyed", "hi"), "Authorization: Bearer new-key\r\n");
+  ASSERT_EQ(chat.status, 200) << chat.body;
+  EXPECT_EQ(chat.headers["x-modelwarden-node"], NodeId("e")) << d.Stderr();
 }
 
 }  // namespace

@@ -269,13 +269,16 @@ Status PgBackend::Commit() {
       return 0;
     });
     tx_.reset();
+    details_.ForgetAll();  // this node's own write: visible now
     return Status::Ok();
   } catch (const pqxx::in_doubt_error&) {
     cut_ = false;  // the message says the answer was lost, which says it all
     const std::string lost = MapError("committing a registry transaction").message();  // drops the connection
     // Asked after the registry's mutex is released (Transaction::Commit).
     lost_commit_ = [this, xid = tx_xid_, lost, started = server_started_] {
-      return ResolveLostCommit(xid, lost, started);
+      Status st = ResolveLostCommit(xid, lost, started);
+      details_.ForgetAll();  // whatever it was, it is settled now
+      return st;
     };
     return UnavailableError(lost);
   } catch (...) {

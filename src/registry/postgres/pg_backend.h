@@ -30,6 +30,7 @@
 #include <pqxx/pqxx>
 
 #include "registry/backend.h"
+#include "registry/postgres/pg_detail_cache.h"
 #include "registry/postgres/pg_watchdog.h"
 
 namespace mw::registry_internal {
@@ -108,6 +109,9 @@ class PgBackend final : public Backend {
     return OpenConnection(nullptr, channel);
   }
   Result<int64_t> Checkpoint() override;
+  // SelectModelDetail's answers, kept while the watch hears every change
+  // (pg_listen.cpp drives it; pg_detail_cache.h). Thread-safe.
+  PgDetailCache& details() { return details_; }
 
  private:
   // Runs `fn(pqxx::transaction_base&)` (returning Status or Result<T>)
@@ -155,6 +159,8 @@ class PgBackend final : public Backend {
                                                        std::string_view environment_class);
   Status CheckNotTestingAnywhere(pqxx::transaction_base& tx, std::string_view name);
   Result<AttemptRecord> SelectAttemptIn(pqxx::transaction_base& tx, AttemptId id);
+  // SelectModelDetail from the database (one round trip).
+  Result<ModelDetail> ReadModelDetail(std::string_view name, int attempt_limit);
 
   std::string url_;      // as given, plus connect_timeout and keepalives
   std::string display_;  // without the password
@@ -178,6 +184,7 @@ class PgBackend final : public Backend {
   int64_t tx_xid_ = 0;          // txid_current() of tx_
   std::string server_started_;  // pg_postmaster_start_time() seen by Connect
   std::string channel_ = kChangeChannel;  // ChangeChannel of this connection's search_path (set by Connect)
+  PgDetailCache details_;
 };
 
 // One row of kAttemptColumns, and rows of them (pg_rows.cpp).

@@ -98,10 +98,11 @@ Status PgBackend::WriteStatesAndCloseAttemptRows(const std::vector<ModelRecord>&
         "duration_ms = GREATEST(0, round(extract(epoch FROM (u.f::timestamptz - a.started_at::timestamptz)) * "
         "1000))::bigint FROM unnest($1::bigint[], $2::text[], $3::text[], $4::text[], $5::bigint[], $6::text[], "
         "$7::text[], $8::text[], $9::text[], $10::text[], $11::text[]) AS u(id, f, o, s, ec, sg, ca, p, su, ml, le) "
-        "WHERE a.id = u.id AND a.finished_at IS NULL",
+        "WHERE a.id = u.id AND a.finished_at IS NULL RETURNING a.model_name",
         ArrayLiteral(id), ArrayLiteral(finished), ArrayLiteral(outcome), ArrayLiteral(after), ArrayLiteral(exit_code),
         ArrayLiteral(signal), ArrayLiteral(category), ArrayLiteral(pattern), ArrayLiteral(summary),
         ArrayLiteral(matched), ArrayLiteral(excerpt));
+    for (const auto& row : r) NoteChanged(row[0].as<std::string>());
     if (r.affected_rows() != attempts.size()) {
       return FailedPreconditionError("closing " + std::to_string(attempts.size()) + " load attempts: " +
                                      std::to_string(attempts.size() - r.affected_rows()) +

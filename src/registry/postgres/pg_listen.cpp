@@ -2,6 +2,8 @@
 // thread waits for notifications and hands other nodes' changes to the
 // callback. A broken connection is reopened (after a pause) and reported as
 // "anything may have changed", since notifications sent meanwhile are lost.
+// It also keeps the backend's copy of model details exact (pg_detail_cache.h):
+// live only while the LISTEN connection is open.
 #include <sys/socket.h>
 
 #include <algorithm>
@@ -48,6 +50,7 @@ class PgChangeWatch final : public Registry::ChangeWatch {
     std::vector<std::string> lines =
         end == std::string::npos ? std::vector<std::string>() : SplitLines(payload.substr(end + 1));
     if (std::find(lines.begin(), lines.end(), "*") != lines.end()) lines.clear();
+    backend_.details().Forget(lines);  // before anyone hears of it and reads again
     if (lines.empty()) {
       on_change_({});
     } else {
@@ -69,6 +72,7 @@ class PgChangeWatch final : public Registry::ChangeWatch {
           if (stop_) return;
           fd_ = conn->sock();
         }
+        backend_.details().SetLive(true);  // listening: from now on every change is heard
         if (reconnected) on_change_({});  // what was sent while away is lost
         if (logged) MW_LOG(kInfo, "registry") << "listening for other nodes' changes again";
         logged = false;
@@ -79,6 +83,7 @@ class PgChangeWatch final : public Registry::ChangeWatch {
           logged = true;
         }
       }
+      backend_.details().SetLive(false);  // deaf: nothing kept is known to be current
       {
         std::lock_guard lock(mu_);
         fd_ = -1;

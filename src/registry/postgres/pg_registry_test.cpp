@@ -198,6 +198,36 @@ NodeRecord FleetNode(const std::string& id) {
   return n;
 }
 
+// Servers "a" and "b" of one fleet, a hearing the changes of others
+// (Registry::WatchChanges) batch by batch.
+struct Watched {
+  std::unique_ptr<Registry> a, b;
+  std::mutex mu;
+  std::condition_variable cv;
+  std::vector<std::vector<std::string>> heard;  // under mu
+  std::unique_ptr<Registry::ChangeWatch> watch;  // last: stopped before the rest goes
+
+  // Waits up to `timeout` for `pred()` (called under mu).
+  template <typename Pred>
+  bool WaitFor(std::chrono::milliseconds timeout, Pred pred) {
+    std::unique_lock lock(mu);
+    return cv.wait_for(lock, timeout, pred);
+  }
+};
+
+std::unique_ptr<Watched> OpenWatched(std::unique_ptr<Registry> a, std::unique_ptr<Registry> b) {
+  if (!a || !b || !a->JoinFleet(FleetNode("a")).ok() || !b->JoinFleet(FleetNode("b")).ok()) return nullptr;
+  auto w = std::make_unique<Watched>();
+  w->a = std::move(a);
+  w->b = std::move(b);
+  w->watch = w->a->WatchChanges([w = w.get()](const std::vector<std::string>& names) {
+    std::lock_guard lock(w->mu);
+    w->heard.push_back(names);
+    w->cv.notify_all();
+  });
+  return w->watch ? std::move(w) : nullptr;
+}
+
 // Issue 26: the heartbeat has a connection of its own.
 TEST_F(PgRegistryTest, AHeartbeatIsNotHeldBehindAnOpenWriteTransaction) {
   auto reg = Open();
@@ -214,20 +244,10 @@ TEST_F(PgRegistryTest, AHeartbeatIsNotHeldBehindAnOpenWriteTransaction) {
 
 // Issue 26: LISTEN/NOTIFY carries another server's changes as they commit.
 TEST_F(PgRegistryTest, AnotherServersChangesAreHeardAsTheyCommitAndOnesOwnAreNot) {
-  auto a = Open();
-  auto b = Open();
-  ASSERT_TRUE(a && b);
-  ASSERT_TRUE(a->JoinFleet(FleetNode("a")).ok());
-  ASSERT_TRUE(b->JoinFleet(FleetNode("b")).ok());
-  std::mutex mu;
-  std::condition_variable cv;
-  std::vector<std::vector<std::string>> heard;
-  auto watch = a->WatchChanges([&](const std::vector<std::string>& names) {
-    std::lock_guard lock(mu);
-    heard.push_back(names);
-    cv.notify_all();
-  });
-  ASSERT_TRUE(watch);
+  auto w = OpenWatched(Open(), Open());
+  ASSERT_TRUE(w);
+  Registry* a = w->a.get();
+  Registry* b = w->b.get();
   // A fleet in another schema of the same database (NOTIFY is
   // database-wide) is not heard either.
   std::string skip, error;
@@ -244,15 +264,66 @@ TEST_F(PgRegistryTest, AnotherServersChangesAreHeardAsTheyCommitAndOnesOwnAreNot
   for (int i = 0; i < 50 && !got; ++i) {
     ASSERT_TRUE((*elsewhere)->AddModel(Model("elsewhere" + std::to_string(i))).ok());
     ASSERT_TRUE(b->AddModel(Model("theirs" + std::to_string(i))).ok());
-    std::unique_lock lock(mu);
-    got = cv.wait_for(lock, std::chrono::milliseconds(200), [&] { return !heard.empty(); });
+    got = w->WaitFor(std::chrono::milliseconds(200), [&] { return !w->heard.empty(); });
   }
   ASSERT_TRUE(got) << "nothing heard";
-  std::lock_guard lock(mu);
-  for (const auto& names : heard) {
+  std::lock_guard lock(w->mu);
+  for (const auto& names : w->heard) {
     ASSERT_EQ(names.size(), 1u);
     EXPECT_EQ(names[0].rfind("theirs", 0), 0u) << names[0];
   }
+}
+
+// Issue 26: the node's copy of model details (pg_detail_cache.h) is exact:
+// its own commits show at once, another server's as soon as their
+// notification is heard, an attempt too (which changes no verdict); per
+// environment class.
+TEST_F(PgRegistryTest, AKeptModelDetailShowsOwnCommitsAtOnceAndAnotherServersOnceHeard) {
+  auto w = OpenWatched(Open(), Open());
+  ASSERT_TRUE(w);
+  Registry* a = w->a.get();
+  Registry* b = w->b.get();
+  ASSERT_TRUE(a->AddModel(Model("mine")).ok());
+  ASSERT_TRUE(b->AddModel(Model("theirs")).ok());
+  bool listening = false;  // the watch listens once its connection is up
+  for (int i = 0; i < 50 && !listening; ++i) {
+    ASSERT_TRUE(b->AddModel(Model("probe" + std::to_string(i))).ok());
+    listening = w->WaitFor(std::chrono::milliseconds(200), [&] { return !w->heard.empty(); });
+  }
+  ASSERT_TRUE(listening) << "nothing heard";
+  auto attempts = [&](const std::string& name) -> size_t {
+    auto detail = a->GetModelDetail(name, 20);
+    EXPECT_TRUE(detail.ok()) << detail.status().ToString();
+    return detail.ok() ? detail->attempts.size() : 99;
+  };
+  auto add_attempt = [](Registry& reg, const std::string& name) {
+    auto tx = reg.BeginWrite();
+    ASSERT_TRUE(tx.ok());
+    AttemptRecord attempt;
+    attempt.model_name = name;
+    ASSERT_TRUE(tx->InsertAttempt(attempt).ok());
+    ASSERT_TRUE(tx->Commit().ok());
+  };
+  ASSERT_EQ(attempts("mine"), 0u);  // kept from here on
+  add_attempt(*a, "mine");
+  EXPECT_EQ(attempts("mine"), 1u);
+  ASSERT_EQ(attempts("theirs"), 0u);
+  {
+    std::lock_guard lock(w->mu);
+    w->heard.clear();  // its registration may have been heard
+  }
+  add_attempt(*b, "theirs");
+  ASSERT_TRUE(w->WaitFor(std::chrono::seconds(10), [&] {
+    return !w->heard.empty() && w->heard.back() == std::vector<std::string>{"theirs"};
+  }));
+  EXPECT_EQ(attempts("theirs"), 1u);
+  // Kept per environment class: a node whose class changes reads its new class's verdict.
+  ModelUpdate compatible;
+  compatible.compatibility_status = CompatStatus::kCompatible;
+  ASSERT_TRUE(a->UpdateModel("mine", compatible).ok());
+  ASSERT_EQ(a->GetModelDetail("mine", 20)->model.compatibility_status, CompatStatus::kCompatible);
+  a->SetEnvironmentClass("another-class");
+  EXPECT_EQ(a->GetModelDetail("mine", 20)->model.compatibility_status, CompatStatus::kUnknown);
 }
 
 // Issue 26: GET /api/models/{name}'s three reads in one.

@@ -313,6 +313,20 @@ Result<std::vector<AttemptRecord>> PgBackend::SelectAttemptsOfModel(std::string_
 
 Result<ModelDetail> PgBackend::SelectModelDetail(std::string_view name, int attempt_limit) {
   RETURN_IF_ERROR(ValidateModelName(name));
+  // Outside a write transaction (which sees its own uncommitted rows) the
+  // node's copy answers while it is exact (pg_detail_cache.h).
+  const std::optional<uint64_t> generation = tx_ ? std::nullopt : details_.Generation();
+  if (generation) {
+    if (std::optional<ModelDetail> kept = details_.Find(name, scope.environment_class, attempt_limit)) {
+      return std::move(*kept);
+    }
+  }
+  Result<ModelDetail> read = ReadModelDetail(name, attempt_limit);
+  if (generation && read.ok()) details_.Store(name, scope.environment_class, attempt_limit, *read, *generation);
+  return read;
+}
+
+Result<ModelDetail> PgBackend::ReadModelDetail(std::string_view name, int attempt_limit) {
   return Read("reading a model", [&](Tx& tx) -> Result<ModelDetail> {
     // Three queries sent at once (libpqxx's pipeline: one multi-statement
     // query, so one round trip; parameters as quoted literals).
@@ -355,6 +369,7 @@ Result<AttemptId> PgBackend::InsertAttemptRow(const AttemptRecord& a) {
   auto id = Write("recording a load attempt", [&](Tx& tx) -> Result<AttemptId> {
     RETURN_IF_ERROR(ValidateLoadConfig(tx, a.load_config));
     const AttemptOwner owner = OwnerOf(a, scope);
+    NoteChanged(a.model_name);  // its detail lists its attempts
     const auto r = tx.exec_params(
         "INSERT INTO load_attempts (model_name, started_at, forced, status_before, load_config, "
         "hardware_fingerprint, node_id, environment_class) VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING id",
@@ -382,12 +397,15 @@ Status PgBackend::CloseAttemptRow(const AttemptRecord& a) {
         "UPDATE load_attempts SET finished_at = $2::text, outcome = $3, status_after = $4, exit_code = $5::bigint, "
         "signal = $6, category = $7, pattern_id = $8, summary = $9, matched_line = $10, log_excerpt = $11, "
         "duration_ms = GREATEST(0, round(extract(epoch FROM ($2::text::timestamptz - started_at::timestamptz)) * "
-        "1000))::bigint WHERE id = $1 AND finished_at IS NULL",
+        "1000))::bigint WHERE id = $1 AND finished_at IS NULL RETURNING model_name",
         int64_t{a.id}, a.finished_at ? *a.finished_at : NowIso8601(), S(ToString(*a.outcome)),
         S(*a.status_after), Opt(exit_code), Opt(NullIfEmpty(a.signal)), Opt(NullIfEmpty(a.category)),
         Opt(NullIfEmpty(a.pattern_id)), Opt(NullIfEmpty(a.summary)), Opt(NullIfEmpty(a.matched_line)),
         Opt(NullIfEmpty(a.log_excerpt)));
-    if (r.affected_rows() == 1) return Status::Ok();
+    if (r.affected_rows() == 1) {
+      NoteChanged(r[0][0].as<std::string>());
+      return Status::Ok();
+    }
     RETURN_IF_ERROR(SelectAttemptIn(tx, a.id).status());
     return FailedPreconditionError("load attempt " + std::to_string(a.id) + " is already finished");
   });
@@ -399,6 +417,7 @@ Status PgBackend::ReclassifyAttemptRow(AttemptId id, AttemptOutcome outcome, Com
     if (current.open()) {
       return FailedPreconditionError("load attempt " + std::to_string(id) + " is still in progress");
     }
+    NoteChanged(current.model_name);
     tx.exec_params("UPDATE load_attempts SET outcome = $2, status_after = $3 WHERE id = $1", int64_t{id},
                    S(ToString(outcome)), S(status_after));
     return Status::Ok();
