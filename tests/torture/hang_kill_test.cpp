@@ -21,12 +21,15 @@ namespace {
 namespace fs = std::filesystem;
 
 // The marked process running modelwarden-worker (the engine), 0 if none.
+// Not the pre-started worker beside it (`load --standby`, SPEC §16).
 pid_t MarkedWorker(const std::string& marker) {
   for (pid_t pid : ProcessesMarked(marker)) {
     std::ifstream in("/proc/" + std::to_string(pid) + "/cmdline", std::ios::binary);
-    std::string argv0;
+    std::string argv0, sub, option;
     std::getline(in, argv0, '\0');
-    if (argv0.find("modelwarden-worker") != std::string::npos) return pid;
+    std::getline(in, sub, '\0');
+    std::getline(in, option, '\0');
+    if (argv0.find("modelwarden-worker") != std::string::npos && option != "--standby") return pid;
   }
   return 0;
 }
