@@ -12,11 +12,12 @@ constexpr std::chrono::milliseconds kResultPoll{50};
 
 }  // namespace
 
-void ColdRequest::Ready(int pid, const EngineEndpoint& endpoint) {
+void ColdRequest::Ready(int pid, const EngineEndpoint& endpoint, std::string adjusted_json) {
   std::lock_guard<std::mutex> lock(mu_);
   ready_ = true;
   pid_ = pid;
   endpoint_ = endpoint;
+  adjusted_json_ = std::move(adjusted_json);
   changed_.notify_all();
 }
 
@@ -52,6 +53,7 @@ api::LoadResult ColdRequest::ReadyResult() const {
   result.kind = api::LoadResult::Kind::kLoaded;
   result.engine_pid = pid_;
   result.engine = endpoint_;
+  result.adjusted_json = adjusted_json_;
   return result;
 }
 
@@ -105,11 +107,14 @@ std::shared_ptr<ColdRequest> ColdRequests::Take(const std::string& name) {
   return cold;
 }
 
-bool ClaimColdRequest(ColdRequests& loads, LoadRequest* request, LoadObserver* observer) {
+bool ClaimColdRequest(ColdRequests& loads, LoadRequest* request, LoadObserver* observer,
+                      const std::string& adjusted_json) {
   std::shared_ptr<ColdRequest> cold = loads.Take(request->model_name);
   if (!cold || request->engine != EngineKind::kLlamaCpp || request->verify != "decode") return false;
   request->verify = "request";
-  observer->on_ready = [cold](int pid, const EngineEndpoint& endpoint) { cold->Ready(pid, endpoint); };
+  observer->on_ready = [cold, adjusted_json](int pid, const EngineEndpoint& endpoint) {
+    cold->Ready(pid, endpoint, adjusted_json);
+  };
   return true;
 }
 

@@ -42,8 +42,12 @@ class ColdRequest {
  public:
   using JobResult = std::shared_future<Result<api::LoadResult>>;
 
-  // The load job's side (its thread).
-  void Ready(int pid, const EngineEndpoint& endpoint);
+  // The load job's side (its thread). adjusted_json: what auto_fit chose for
+  // this attempt (LoadResult::adjusted_json), for the request's
+  // X-Modelwarden-Adjusted header as a normal load's request gets it. (An
+  // auto_fix retry never hands its request over at `ready`: only the first
+  // run claims it, so X-Modelwarden-Auto-Fix comes with the job's result.)
+  void Ready(int pid, const EngineEndpoint& endpoint, std::string adjusted_json = {});
   void JobEnded();
 
   // The request's side: waits until the engine is ready (true: pid() and
@@ -51,7 +55,8 @@ class ColdRequest {
   // result is the answer). `result` is polled too, for a job that never ran.
   bool WaitReady(const JobResult& result);
   bool ready() const;
-  // kLoaded with the ready engine: what the request is admitted with.
+  // kLoaded with the ready engine (and the attempt's adjusted_json): what
+  // the request is admitted with.
   api::LoadResult ReadyResult() const;
   int pid() const;
   EngineEndpoint endpoint() const;
@@ -67,6 +72,7 @@ class ColdRequest {
   bool ended_ = false;
   int pid_ = 0;
   EngineEndpoint endpoint_;
+  std::string adjusted_json_;
   JobResult result_;
 };
 
@@ -100,6 +106,8 @@ class ColdRequests {
 // verify "decode"): then request->verify becomes "request" and
 // observer->on_ready tells the request where the engine listens. Returns
 // whether it did; else the load runs as it is.
-bool ClaimColdRequest(ColdRequests& loads, LoadRequest* request, LoadObserver* observer);
+// adjusted_json: the attempt's auto_fit choices (ColdRequest::Ready).
+bool ClaimColdRequest(ColdRequests& loads, LoadRequest* request, LoadObserver* observer,
+                      const std::string& adjusted_json);
 
 }  // namespace mw::app

@@ -276,7 +276,7 @@ Result<api::LoadResult> LoadDirector::RunAttempt(const ModelRead& read, bool for
   if (auto no_room = fit_.MakeRoom(model, request, force)) return *no_room;
   ASSIGN_OR_RETURN(AttemptId attempt, state_machine_.BeginAttempt(name, force, environment_.Fingerprint(model)));
   MW_LOG(kInfo, "load") << "model=" << name << " attempt=" << attempt << " started (forced=" << force << ")";
-  ASSIGN_OR_RETURN(AttemptRun run, RunLoad(name, attempt, request));
+  ASSIGN_OR_RETURN(AttemptRun run, RunLoad(name, attempt, request, adjusted));
   std::optional<api::AutoFix> auto_fix;
   if (run.outcome != LoadOutcome::kSuccess && run.outcome != LoadOutcome::kCancelled) {
     const std::string suggestion = fit_.SuggestLoadConfig(model, request, run.classification);
@@ -350,7 +350,7 @@ Result<api::LoadResult> LoadDirector::RunAttempt(const ModelRead& read, bool for
 }
 
 Result<LoadDirector::AttemptRun> LoadDirector::RunLoad(const std::string& name, AttemptId attempt,
-                                                       const LoadRequest& request) {
+                                                       const LoadRequest& request, const std::string& adjusted) {
   models_.SetLoadState(name, api::LoadState::kLoading, 0.0);
   hooks_.publish_model(name);
   hooks_.publish_counts();
@@ -366,7 +366,7 @@ Result<LoadDirector::AttemptRun> LoadDirector::RunLoad(const std::string& name, 
   observer.on_started = [&](int) { models_.ProcessStarted(name); };
   // SPEC §16: an on-demand load is verified by its request's first token.
   LoadRequest to_run = request;
-  ClaimColdRequest(cold_loads_, &to_run, &observer);
+  ClaimColdRequest(cold_loads_, &to_run, &observer, adjusted);
   // An unload that came while the attempt was starting: no process at all.
   if (!models_.ProcessStarting(name)) {
     MW_LOG(kInfo, "load") << "model=" << name << " attempt=" << attempt << " cancelled by an unload before it started";
@@ -383,6 +383,10 @@ Result<LoadDirector::AttemptRun> LoadDirector::RunLoad(const std::string& name, 
     (void)RecordFinish({Finish::Kind::kCancelled, attempt, name, {}, std::nullopt, ""});
     return report.status().WithContext("could not start the load of '" + name + "'");
   }
+  // A load cancelled by an unload: a request it was handed to at `ready`
+  // (SPEC §16) lost its engine on purpose; it answers at once, as for an
+  // unloaded model, instead of waiting death_wait_ms for a death.
+  if (report->outcome == LoadOutcome::kCancelled && report->pid > 0) admission_.OnUnload(name, report->pid);
   AttemptRun run;
   run.outcome = report->outcome;
   run.duration_ms = report->duration_ms;

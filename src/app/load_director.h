@@ -110,7 +110,9 @@ class LoadDirector {
   LoadJobResult RunAttempt(const ModelRead& read, bool force);
   // Runs the worker for an attempt that has begun and classifies a failure;
   // an error when no process ran (the attempt is then closed as cancelled).
-  Result<AttemptRun> RunLoad(const std::string& name, AttemptId attempt, const LoadRequest& request);
+  // adjusted: the attempt's auto_fit choices (a cold request's headers).
+  Result<AttemptRun> RunLoad(const std::string& name, AttemptId attempt, const LoadRequest& request,
+                             const std::string& adjusted = {});
   // Records a failed run (verdict or environment) and builds the 422 answer.
   LoadJobResult RecordFailedRun(const ModelRecord& model, AttemptId attempt, const AttemptRun& run,
                                 const std::string& suggestion, const std::string& extra_note);

@@ -7,10 +7,12 @@
 
 #include <algorithm>
 #include <atomic>
+#include <cstdlib>
 #include <filesystem>
 #include <iostream>
 #include <mutex>
 #include <sstream>
+#include <string_view>
 #include <thread>
 
 #include "api/http_server.h"
@@ -171,6 +173,10 @@ int RunServe(const std::vector<std::string>& args) {
   // The engines' sockets (SPEC §20): private to this user, beside the data.
   // Absolute: the worker takes only an absolute socket path.
   supervisor_options.runtime_dir = std::filesystem::absolute(config.data_dir / "run", ec).string();
+  // SPEC §16: a llama.cpp worker started ahead (supervisor.h); the
+  // environment variable MODELWARDEN_PRESTART_WORKER=0 turns it off.
+  const char* prestart = std::getenv("MODELWARDEN_PRESTART_WORKER");
+  supervisor_options.prestart_worker = prestart == nullptr || std::string_view(prestart) != "0";
   supervisor_options.on_unexpected_exit = [&service_ptr](const UnexpectedExit& exit) {
     if (ModelService* s = service_ptr.load()) s->OnWorkerDied(exit);
   };

@@ -98,6 +98,7 @@ struct Encoder {
   }
   json operator()(const StoppedMessage&) const { return {{"type", "stopped"}}; }
   json operator()(const ReadyMessage& m) const { return {{"type", "ready"}, {"socket", m.socket}}; }
+  json operator()(const StandbyMessage&) const { return {{"type", "standby"}}; }
 };
 
 // Typed field access that reports the field by name instead of throwing.
@@ -257,6 +258,7 @@ Result<Message> DecodeObject(const json& j) {
     return Message(std::move(m));
   }
   if (type == "stopped") return Message(StoppedMessage{});
+  if (type == "standby") return Message(StandbyMessage{});
   if (type == "ready") {
     ReadyMessage m;
     RETURN_IF_ERROR(f.String("socket", &m.socket));
@@ -289,7 +291,7 @@ Result<DeviceKind> ParseDeviceKind(std::string_view name) {
 
 std::string_view MessageTypeName(const Message& message) {
   static constexpr std::string_view kNames[] = {"progress", "loaded",   "error",
-                                                "probe",    "metadata", "stopped", "ready"};
+                                                "probe",    "metadata", "stopped", "ready", "standby"};
   return kNames[message.index()];
 }
 
@@ -315,6 +317,32 @@ Result<Message> DecodeMessage(std::string_view line) {
     return DecodeObject(j);
   } catch (const std::exception& e) {  // get<> on odd values; bad_alloc
     return InvalidArgumentError(std::string("protocol line rejected: ") + e.what());
+  }
+}
+
+std::string EncodeLoadCommand(const LoadCommand& command) {
+  const json j = {{"model", command.model}, {"config", command.config_json}, {"verify", command.verify}};
+  return std::string(kLoadCommand) + " " + j.dump(-1, ' ', false, json::error_handler_t::replace) + "\n";
+}
+
+Result<LoadCommand> DecodeLoadCommand(std::string_view line) {
+  if (!line.empty() && line.back() == '\n') line.remove_suffix(1);
+  if (!line.empty() && line.back() == '\r') line.remove_suffix(1);
+  const std::string prefix = std::string(kLoadCommand) + " ";
+  if (line.substr(0, prefix.size()) != prefix) return InvalidArgumentError("not a 'load' command line");
+  line.remove_prefix(prefix.size());
+  if (line.size() > kMaxLineBytes || !NestingWithinLimit(line)) return InvalidArgumentError("'load' line too large");
+  try {
+    const json j = json::parse(line.begin(), line.end(), /*cb=*/nullptr, /*allow_exceptions=*/false);
+    if (!j.is_object()) return InvalidArgumentError("'load' line: not a JSON object");
+    Fields f(j, "load");
+    LoadCommand command;
+    RETURN_IF_ERROR(f.String("model", &command.model));
+    RETURN_IF_ERROR(f.String("config", &command.config_json));
+    RETURN_IF_ERROR(f.String("verify", &command.verify));
+    return command;
+  } catch (const std::exception& e) {
+    return InvalidArgumentError(std::string("'load' line rejected: ") + e.what());
   }
 }
 

@@ -46,6 +46,21 @@ inline constexpr std::string_view kStopCommand = "stop";
 inline constexpr std::string_view kVerifiedCommand = "verified";
 // ...or the request ended without one: run the short verification decode now.
 inline constexpr std::string_view kVerifyCommand = "verify";
+// To a pre-started worker (`load --standby`, after its `standby`): the load,
+// as one line "load " + a JSON object {"model","config","verify"}
+// (EncodeLoadCommand). Nothing else is read before it; "stop" or EOF instead
+// ends the worker.
+inline constexpr std::string_view kLoadCommand = "load";
+struct LoadCommand {
+  std::string model;
+  std::string config_json = "{}";
+  std::string verify = "decode";
+  bool operator==(const LoadCommand&) const = default;
+};
+// "load {...}\n": one line (JSON escapes any newline in the values).
+std::string EncodeLoadCommand(const LoadCommand& command);
+// Parses the line (with or without '\n'); kInvalidArgument if it is not one.
+Result<LoadCommand> DecodeLoadCommand(std::string_view line);
 
 // Error codes a worker puts in ErrorMessage::code. Stable strings.
 inline constexpr const char* kErrInvalidConfig = "invalid_config";       // load_config rejected
@@ -121,6 +136,11 @@ struct ReadyMessage {
   std::string socket;
   bool operator==(const ReadyMessage&) const = default;
 };
+// {"type":"standby"}: a pre-started worker (`load --standby`) has its
+// libraries and ggml backends loaded and waits on stdin for its `load` line.
+struct StandbyMessage {
+  bool operator==(const StandbyMessage&) const = default;
+};
 // {"type":"error","code":"...","message":"..."}; the worker exits non-zero after it.
 struct ErrorMessage {
   std::string code;
@@ -163,9 +183,9 @@ struct StoppedMessage {
 };
 
 using Message = std::variant<ProgressMessage, LoadedMessage, ErrorMessage, ProbeMessage,
-                             MetadataMessage, StoppedMessage, ReadyMessage>;
+                             MetadataMessage, StoppedMessage, ReadyMessage, StandbyMessage>;
 
-// "progress" | "loaded" | "error" | "probe" | "metadata" | "stopped" | "ready"
+// "progress" | "loaded" | "error" | "probe" | "metadata" | "stopped" | "ready" | "standby"
 std::string_view MessageTypeName(const Message& message);
 
 // One JSON object followed by '\n'. Strings are escaped; invalid UTF-8 in

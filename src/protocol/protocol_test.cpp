@@ -28,10 +28,25 @@ TEST(ProtocolTest, RoundTripsEveryMessage) {
       MetadataMessage{"llama", "tiny", 123456789, 1, "F16", 2048, 5000000, 21, 2, 64, 4, 2, 16, 16, 32000, 4000000},
       StoppedMessage{},
       ReadyMessage{"/run/mw/2.sock"},
+      StandbyMessage{},
   };
   for (const Message& m : all) {
     EXPECT_EQ(RoundTrip(m), m) << EncodeMessage(m);
   }
+}
+
+// The pre-started worker's `load` line: one line whatever the values hold.
+TEST(ProtocolTest, LoadCommandRoundTripsOnOneLine) {
+  const LoadCommand command{"/m/a\nb.gguf", R"({"n_ctx": 512})", "request"};
+  const std::string line = EncodeLoadCommand(command);
+  EXPECT_EQ(line.rfind("load {", 0), 0u) << line;
+  EXPECT_EQ(line.find('\n'), line.size() - 1) << line;
+  Result<LoadCommand> back = DecodeLoadCommand(line);
+  ASSERT_TRUE(back.ok()) << back.status().ToString();
+  EXPECT_EQ(*back, command);
+  EXPECT_FALSE(DecodeLoadCommand("stop").ok());
+  EXPECT_FALSE(DecodeLoadCommand("load {\"model\": 1}").ok());
+  EXPECT_FALSE(DecodeLoadCommand("load [").ok());
 }
 
 TEST(ProtocolTest, WireFormatMatchesTheDocument) {

@@ -95,6 +95,8 @@ void AttachSessionCallbacks(SpawnOptions& spawn, const std::weak_ptr<Session>& w
       s->ready = *r;
     } else if (auto* e = std::get_if<protocol::ErrorMessage>(&*message)) {
       s->error = *e;
+    } else if (std::holds_alternative<protocol::StandbyMessage>(*message)) {
+      s->standby = true;
     }
     s->cv.notify_all();
   };

@@ -41,6 +41,7 @@ struct Session {
   std::optional<protocol::LoadedMessage> loaded;
   std::optional<protocol::ReadyMessage> ready;  // verify "request": the engine listens
   bool ready_reported = false;                  // LoadObserver::on_ready was called
+  bool standby = false;  // a pre-started worker said `standby` (waits for its `load` line)
   std::optional<protocol::ErrorMessage> error;
   std::string protocol_error;
   std::optional<int64_t> protocol_closed_at_ms;

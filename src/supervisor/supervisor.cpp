@@ -1,5 +1,6 @@
 #include "supervisor/supervisor.h"
 
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -66,6 +67,25 @@ Result<std::string> WorkerPath(const SupervisorOptions& opt) {
   return worker;
 }
 
+// Which file a path names now (a replaced binary is another file).
+struct FileIdentity {
+  dev_t dev = 0;
+  ino_t ino = 0;
+  off_t size = 0;
+  int64_t mtime_ns = 0;
+  bool operator==(const FileIdentity&) const = default;
+};
+
+std::optional<FileIdentity> IdentityOf(const std::string& path) {
+  struct stat st{};
+  if (::stat(path.c_str(), &st) != 0) return std::nullopt;
+  return FileIdentity{st.st_dev, st.st_ino, st.st_size,
+                      static_cast<int64_t>(st.st_mtim.tv_sec) * 1000000000 + st.st_mtim.tv_nsec};
+}
+
+// How long a load waits for a pre-started worker still loading its backends
+// to say `standby` (a fresh worker would be doing the same meanwhile).
+constexpr std::chrono::milliseconds kStandbyWait{5000};
 
 }  // namespace
 
@@ -86,6 +106,12 @@ struct Supervisor::Impl : std::enable_shared_from_this<Supervisor::Impl> {
   std::condition_variable callbacks_done;
   std::optional<RuntimeDir> runtime;  // guarded by mu: prepared at the first llama.cpp load
   uint32_t next_socket = 0;           // guarded by mu
+  // The pre-started worker (SupervisorOptions::prestart_worker): a session
+  // that is in no map until a load takes it.
+  std::shared_ptr<Session> standby;          // guarded by mu
+  std::optional<FileIdentity> standby_binary;  // guarded by mu: the worker file it runs
+  bool standby_starting = false;             // guarded by mu
+  bool standby_off = false;                  // guarded by mu: a worker that never said `standby`
 
   Status PrepareRuntimeLocked() {
     if (runtime) return Status::Ok();
@@ -103,6 +129,114 @@ struct Supervisor::Impl : std::enable_shared_from_this<Supervisor::Impl> {
     std::string path = runtime->path + "/" + std::to_string(++next_socket) + ".sock";
     ::unlink(path.c_str());  // nothing of ours can be there: a leftover
     return path;
+  }
+
+  // Starts the pre-started worker unless there is one (or it is off, or
+  // the server is stopping). Failures are logged: a load then spawns as usual.
+  void StartStandby() {
+    if (!options.prestart_worker) return;
+    {
+      std::lock_guard<std::mutex> lock(mu);
+      if (shutting_down || standby || standby_starting || standby_off) return;
+      standby_starting = true;
+    }
+    std::shared_ptr<Session> s;
+    std::optional<FileIdentity> binary;
+    Result<ChildProcess> child = UnavailableError("not started");
+    Result<std::string> worker = WorkerPath(options);
+    Result<std::string> socket = worker.ok() ? NewSocketPath() : worker.status();
+    if (socket.ok()) {
+      s = std::make_shared<Session>();
+      s->name = "(pre-started worker)";
+      s->stop = options.worker_stop;
+      s->socket_path = *socket;
+      s->last_activity_ms = MonotonicMillis();
+      SpawnOptions spawn;
+      spawn.argv = {*worker, "load", "--standby", "--socket", *socket};
+      spawn.protocol_pipe = true;
+      spawn.keeper_path = options.keeper_path;
+      spawn.log_capacity = options.log_capacity;
+      std::weak_ptr<Impl> weak = weak_from_this();
+      supervisor_internal::AttachSessionCallbacks(spawn, s, [weak](const std::shared_ptr<Session>& dead) {
+        if (auto impl = weak.lock()) impl->OnLoadedDeath(dead);
+      });
+      binary = IdentityOf(*worker);
+      child = ChildProcess::Spawn(std::move(spawn));
+    }
+    std::unique_lock<std::mutex> lock(mu);
+    standby_starting = false;
+    if (!child.ok()) {
+      lock.unlock();
+      MW_LOG(kWarn, "supervisor") << "no pre-started worker: " << (socket.ok() ? child.status() : socket.status()).ToString();
+      return;
+    }
+    {
+      std::lock_guard<std::mutex> session_lock(s->mu);
+      s->child.emplace(std::move(child).value());
+    }
+    if (shutting_down) {
+      lock.unlock();
+      s->child->Kill();
+      return;
+    }
+    standby = s;
+    standby_binary = binary;
+    MW_LOG(kInfo, "supervisor") << "pre-started a worker pid=" << s->child->pid();
+  }
+
+  // The pre-started worker, for a load to hand its model to: once it has
+  // said `standby` (waited for up to kStandbyWait), while alive and running
+  // the worker binary that is on disk now. nullptr if none is usable (one
+  // that is not is killed).
+  std::shared_ptr<Session> TakeStandby() {
+    std::shared_ptr<Session> s;
+    std::optional<FileIdentity> binary;
+    {
+      std::lock_guard<std::mutex> lock(mu);
+      s = std::move(standby);
+      standby.reset();
+      binary = standby_binary;
+    }
+    if (!s) return nullptr;
+    bool usable = false;
+    bool never_standby = false;
+    {
+      std::unique_lock<std::mutex> lock(s->mu);
+      auto spoke = [&] {
+        return s->standby || s->exit || s->error || !s->protocol_error.empty() || s->ready || s->loaded ||
+               s->protocol_closed_at_ms;
+      };
+      s->cv.wait_for(lock, kStandbyWait, spoke);
+      const bool clean = !s->exit && !s->error && s->protocol_error.empty() && !s->ready && !s->loaded &&
+                         !s->protocol_closed_at_ms;
+      usable = s->standby && clean;
+      never_standby = !s->standby && spoke();
+    }
+    Result<std::string> worker = WorkerPath(options);
+    const bool same_binary = worker.ok() && binary && IdentityOf(*worker) == binary;
+    if (usable && same_binary) return s;
+    if (never_standby) {
+      std::lock_guard<std::mutex> lock(mu);
+      standby_off = true;
+    }
+    MW_LOG(kInfo, "supervisor") << "pre-started worker pid=" << s->child->pid() << " not used ("
+                                << (never_standby ? "it ended or answered without `standby`: pre-start is off"
+                                    : !usable      ? "not waiting for a model"
+                                                   : "the worker binary changed")
+                                << "); a worker is spawned for the load";
+    s->child->Kill();
+    return nullptr;
+  }
+
+  // Stops the pre-started worker, if any (shutdown).
+  void DropStandby() {
+    std::shared_ptr<Session> s;
+    {
+      std::lock_guard<std::mutex> lock(mu);
+      s = std::move(standby);
+      standby.reset();
+    }
+    if (s) s->child->Kill();
   }
 
   std::shared_ptr<Session> Find(std::string_view name) const {
@@ -222,12 +356,25 @@ Result<LoadReport> Supervisor::Load(const LoadRequest& req, const LoadObserver& 
     if (req.verify != "decode" && req.verify != "load" && req.verify != "request") {
       return InvalidArgumentError("verify must be \"decode\", \"load\" or \"request\", got \"" + req.verify + "\"");
     }
-    ASSIGN_OR_RETURN(endpoint.socket_path, impl_->NewSocketPath());
-    session->socket_path = endpoint.socket_path;
-    spawn.argv = {worker,           "load",     "--model",  req.model_path,         "--config",
-                  req.load_config_json, "--verify", req.verify, "--socket", endpoint.socket_path};
-    spawn.protocol_pipe = true;
+    if (impl_->Find(req.model_name)) {
+      return AlreadyExistsError("model '" + req.model_name + "' is already loading or loaded");
+    }
+    if (std::shared_ptr<Session> pre = impl_->TakeStandby()) {
+      // The pre-started worker takes this load: same keeper, same pipes,
+      // its socket; the session is named now.
+      std::lock_guard<std::mutex> lock(pre->mu);
+      pre->name = req.model_name;
+      endpoint.socket_path = pre->socket_path;
+      session = pre;
+    } else {
+      ASSIGN_OR_RETURN(endpoint.socket_path, impl_->NewSocketPath());
+      session->socket_path = endpoint.socket_path;
+      spawn.argv = {worker,           "load",     "--model",  req.model_path,         "--config",
+                    req.load_config_json, "--verify", req.verify, "--socket", endpoint.socket_path};
+      spawn.protocol_pipe = true;
+    }
   }
+  const bool prestarted = static_cast<bool>(session->child);
   spawn.keeper_path = opt.keeper_path;
   spawn.log_capacity = opt.log_capacity;
   std::weak_ptr<Impl> weak_impl = impl_;
@@ -236,14 +383,39 @@ Result<LoadReport> Supervisor::Load(const LoadRequest& req, const LoadObserver& 
   });
 
   {
-    std::lock_guard<std::mutex> lock(impl_->mu);
-    if (impl_->shutting_down) return UnavailableError("the server is shutting down");
-    if (impl_->sessions.count(req.model_name) != 0) {
+    std::unique_lock<std::mutex> lock(impl_->mu);
+    const bool stopping = impl_->shutting_down;
+    if (stopping || impl_->sessions.count(req.model_name) != 0) {
+      lock.unlock();
+      if (prestarted) session->child->Kill();  // unused: a new one is started after the next load
+      if (stopping) return UnavailableError("the server is shutting down");
       return AlreadyExistsError("model '" + req.model_name + "' is already loading or loaded");
     }
     impl_->sessions.emplace(req.model_name, session);
   }
   const int64_t start_ms = MonotonicMillis();
+  if (prestarted) {
+    {
+      std::lock_guard<std::mutex> lock(session->mu);
+      session->last_activity_ms = start_ms;
+    }
+    const Status handed = session->child->WriteStdin(
+        protocol::EncodeLoadCommand({req.model_path, req.load_config_json, req.verify}));
+    if (!handed.ok()) {
+      // It ended just now, before it had the model: not this load's
+      // process. The load spawns a worker of its own.
+      MW_LOG(kWarn, "supervisor") << "pre-started worker pid=" << session->child->pid()
+                                  << " could not take model=" << req.model_name << ": " << handed.ToString();
+      impl_->Remove(session);
+      session->child->Kill();
+      return Load(req, observer);
+    }
+    MW_LOG(kInfo, "supervisor") << "loading model=" << req.model_name << " engine=" << EngineKindName(req.engine)
+                                << " pid=" << session->child->pid() << " (pre-started worker)";
+    LoadReport report = supervisor_internal::RunLoad(*session, req, opt, endpoint, observer, start_ms);
+    EndLoad(session, report);
+    return report;
+  }
   session->last_activity_ms = start_ms;
   Result<ChildProcess> child = ChildProcess::Spawn(std::move(spawn));
   if (!child.ok()) {
@@ -270,6 +442,11 @@ Result<LoadReport> Supervisor::Load(const LoadRequest& req, const LoadObserver& 
   MW_LOG(kInfo, "supervisor") << "loading model=" << req.model_name << " engine=" << EngineKindName(req.engine)
                               << " pid=" << session->child->pid();
   LoadReport report = supervisor_internal::RunLoad(*session, req, opt, endpoint, observer, start_ms);
+  EndLoad(session, report);
+  return report;
+}
+
+void Supervisor::EndLoad(const std::shared_ptr<supervisor_internal::Session>& session, const LoadReport& report) {
   if (!report.ok()) {
     impl_->Remove(session);
     std::lock_guard<std::mutex> lock(session->mu);
@@ -277,7 +454,8 @@ Result<LoadReport> Supervisor::Load(const LoadRequest& req, const LoadObserver& 
     session->phase = Phase::kEnded;
     session->cv.notify_all();
   }
-  return report;
+  // The next llama.cpp load finds a worker started ahead (one use each).
+  if (session->engine == EngineKind::kLlamaCpp) impl_->StartStandby();
 }
 
 Result<ProcessExit> Supervisor::Unload(std::string_view model_name) {
@@ -313,8 +491,12 @@ Status Supervisor::Verify(std::string_view model_name, int pid, bool first_token
 }
 
 Status Supervisor::PrepareRuntime() {
-  std::lock_guard<std::mutex> lock(impl_->mu);
-  return impl_->PrepareRuntimeLocked();
+  {
+    std::lock_guard<std::mutex> lock(impl_->mu);
+    RETURN_IF_ERROR(impl_->PrepareRuntimeLocked());
+  }
+  impl_->StartStandby();
+  return Status::Ok();
 }
 
 bool Supervisor::IsLoaded(std::string_view model_name) const { return FindLoaded(model_name).has_value(); }
@@ -356,6 +538,7 @@ void Supervisor::Shutdown() {
     impl_->shutting_down = true;
     for (const auto& [name, s] : impl_->sessions) all.push_back(s);
   }
+  impl_->DropStandby();
   if (all.empty()) {
     impl_->CloseCallbacks();
     return;

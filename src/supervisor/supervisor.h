@@ -84,6 +84,10 @@
 
 namespace mw {
 
+namespace supervisor_internal {
+struct Session;
+}  // namespace supervisor_internal
+
 enum class EngineKind { kLlamaCpp, kCommand };
 // "llama.cpp" | "command"
 std::string_view EngineKindName(EngineKind engine);
@@ -196,6 +200,19 @@ struct SupervisorOptions {
   StopOptions command_stop{"", std::chrono::milliseconds(0), std::chrono::milliseconds(10000),
                            std::chrono::milliseconds(5000)};
   std::function<void(const UnexpectedExit&)> on_unexpected_exit;
+  // A pre-started worker (SPEC §16): one llama.cpp worker process kept
+  // started ahead (`modelwarden-worker load --standby --socket SOCK`, under
+  // its own mw-keeper like every load: the same tree, lifeline and
+  // PR_SET_PDEATHSIG, so a server SIGKILL takes it too), its libraries and
+  // ggml backends loaded, waiting for a model on stdin. A llama.cpp Load()
+  // hands the model to it (one `load` line) when it has said `standby`
+  // (waiting up to 5 s for that), is alive and runs the worker binary as it is
+  // on disk now; else it is killed and the load spawns a worker as usual.
+  // After each llama.cpp Load() a new one is started (one use each: its log
+  // is that load's output only, from the worker's start); PrepareRuntime()
+  // starts the first. A worker that ends or answers without ever saying
+  // `standby` (one that does not know the option) turns this off.
+  bool prestart_worker = false;
 };
 
 class Supervisor {
@@ -272,6 +289,8 @@ class Supervisor {
   struct Impl;
 
  private:
+  // After a load's RunLoad: a failed session ends; a new worker is pre-started.
+  void EndLoad(const std::shared_ptr<supervisor_internal::Session>& session, const LoadReport& report);
   std::shared_ptr<Impl> impl_;
 };
 

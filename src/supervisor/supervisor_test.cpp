@@ -345,6 +345,32 @@ TEST(SupervisorTest, WorkerProgressThenLoaded) {
   EXPECT_TRUE(exit->success()) << exit->Describe();
 }
 
+// SPEC §16: with prestart_worker a llama.cpp load goes to the worker started
+// ahead (the fake says so in its log, with its pid), its log is that
+// process's own, and a new one is started for the next load.
+TEST(SupervisorTest, PreStartedWorkerTakesTheLoadAndIsReplaced) {
+  SupervisorOptions options = Options();
+  options.prestart_worker = true;
+  Supervisor sup(options);
+  LoadRequest r = FakeWorker({"--stderr", "fake: loading", "--protocol",
+                              R"({"type":"loaded","devices":[],"n_ctx":512,"load_ms":1})", "--then", "wait-stdin"});
+  ASSERT_TRUE(sup.PrepareRuntime().ok());
+  int previous = 0;
+  for (const char* name : {"w1", "w2"}) {
+    r.model_name = name;
+    auto report = sup.Load(r);
+    ASSERT_TRUE(report.ok()) << report.status().ToString();
+    ASSERT_EQ(report->outcome, LoadOutcome::kSuccess) << report->error_message << report->log_tail;
+    EXPECT_EQ(report->log_tail.rfind("fake worker: pre-started pid " + std::to_string(report->pid) + "\n", 0), 0u)
+        << report->log_tail;
+    EXPECT_NE(report->log_tail.find("fake: loading"), std::string::npos) << report->log_tail;
+    EXPECT_NE(report->pid, previous);
+    previous = report->pid;
+  }
+  sup.Shutdown();
+  EXPECT_TRUE(testing_support::ProcessGone(previous));
+}
+
 TEST(SupervisorTest, WorkerErrorMessageIsTheReason) {
   Supervisor sup(Options());
   auto report = sup.Load(FakeWorker({"--stderr", "gguf_init_from_file: invalid magic", "--protocol",

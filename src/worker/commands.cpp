@@ -2,11 +2,14 @@
 // protocol replies, exit codes.
 #include <unistd.h>
 
+#include <cerrno>
 #include <cstdio>
+#include <optional>
 #include <memory>
 #include <string>
 #include <vector>
 
+#include "common/time_util.h"
 #include "llama.h"
 #include "loadconfig/loadconfig.h"
 #include "worker/backends.h"
@@ -26,6 +29,7 @@ constexpr int kExitUsage = 2;
 
 constexpr const char* kUsage =
     "usage: modelwarden-worker load --model PATH --socket DIR/NAME.sock [--config JSON] [--verify decode|load|request]\n"
+    "       modelwarden-worker load --standby --socket DIR/NAME.sock   (then one 'load {...}' line on stdin)\n"
     "       modelwarden-worker probe\n"
     "       modelwarden-worker inspect PATH\n"
     "       modelwarden-worker generate --model PATH [--config JSON] [--prompt TEXT] [--n N]\n"
@@ -90,11 +94,50 @@ Result<std::unique_ptr<LlamaSession>> LoadFromArgs(const LoadArgs& args) {
   return LlamaSession::Load(args.model, *config.llama(), nullptr, nullptr);
 }
 
-// Serves the model with llama.cpp's own server code until stopped (engine.h).
-int RunLoad(const std::vector<std::string>& argv) {
+// One line of stdin, read a byte at a time (what follows it stays unread for
+// the StopWatcher). nullopt at EOF.
+std::optional<std::string> ReadStdinLine() {
+  std::string line;
+  for (;;) {
+    char c = 0;
+    const ssize_t n = ::read(STDIN_FILENO, &c, 1);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) return std::nullopt;
+    if (c == '\n') return line;
+    if (line.size() > protocol::kMaxLineBytes) return std::nullopt;
+    line.push_back(c);
+  }
+}
+
+// `load --standby --socket PATH` (a pre-started worker): libraries and ggml
+// backends loaded ahead, then `standby`, then the model comes as one `load`
+// line on stdin and the worker goes on as `load --model ...` would. "stop" or
+// EOF instead: exit 0, nothing loaded.
+int RunStandby(const std::string& socket) {
+  if (Status st = CheckEngineSocketPath(socket); !st.ok()) return Usage(st.message());
+  const int64_t started_ms = MonotonicMillis();
+  InitBackendsOnce();
+  const int64_t backends_ms = MonotonicMillis();
+  std::fflush(stdout);
+  std::fflush(stderr);
+  ProtocolChannel::Get().Send(protocol::StandbyMessage{});
+  std::optional<std::string> line = ReadStdinLine();
+  if (!line || *line == protocol::kStopCommand) return kExitOk;
+  Result<protocol::LoadCommand> load = protocol::DecodeLoadCommand(*line);
+  if (!load.ok()) return Usage(load.status().message());
+  std::vector<std::string> argv = {"--model", load->model, "--config", load->config_json,
+                                   "--verify", load->verify, "--socket", socket};
   Result<LoadArgs> args = ParseLoadArgs(argv, false);
   if (!args.ok()) return Usage(args.status().message());
-  return RunEngine({args->model, args->config, args->verify, args->socket});
+  return RunEngine({args->model, args->config, args->verify, args->socket, started_ms, backends_ms});
+}
+
+// Serves the model with llama.cpp's own server code until stopped (engine.h).
+int RunLoad(const std::vector<std::string>& argv) {
+  if (argv.size() == 3 && argv[0] == "--standby" && argv[1] == "--socket") return RunStandby(argv[2]);
+  Result<LoadArgs> args = ParseLoadArgs(argv, false);
+  if (!args.ok()) return Usage(args.status().message());
+  return RunEngine({args->model, args->config, args->verify, args->socket, 0, 0});
 }
 
 int RunProbe(const std::vector<std::string>& argv) {

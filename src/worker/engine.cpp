@@ -86,11 +86,19 @@ struct Plan {
 // One stderr line with the load's phases (SPEC §16), for the cold-start
 // breakdown: the start on the wall clock (comparable with the server log),
 // then each phase's end in ms after it. The supervisor logs it at `loaded`.
+// A pre-started worker: "started" is when its `load` line came (its
+// backends were loaded before, in standby: "backends +0 ms", and the line
+// says how long before and how long they took).
 void PrintPhases(const Plan& plan, int64_t ready_ms, int64_t decoded_ms, int64_t loaded_ms) {
   std::string line = "modelwarden-worker: phases: started " +
                      Iso8601FromUnixMillis(MonotonicToUnixMillis(plan.start_ms)) +
                      "; backends +" + std::to_string(plan.backends_ms - plan.start_ms) +
                      " ms, engine ready +" + std::to_string(ready_ms - plan.start_ms) + " ms";
+  if (plan.options.prestarted_ms > 0) {
+    line += " (pre-started " + std::to_string(plan.start_ms - plan.options.prestarted_ms) +
+            " ms before, its backends took " +
+            std::to_string(plan.options.prestart_backends_ms - plan.options.prestarted_ms) + " ms)";
+  }
   if (decoded_ms > 0) line += ", first decode +" + std::to_string(decoded_ms - plan.start_ms) + " ms";
   line += ", loaded +" + std::to_string(loaded_ms - plan.start_ms) + " ms\n";
   std::fputs(line.c_str(), stderr);

@@ -23,6 +23,7 @@
 // the server classifies from the exit status and the log.
 #pragma once
 
+#include <cstdint>
 #include <string>
 
 #include "worker/engine_args.h"
@@ -34,6 +35,10 @@ struct EngineOptions {
   std::string config_json = "{}";
   Verify verify = Verify::kDecode;
   std::string socket_path = {};  // where the engine listens (CheckEngineSocketPath)
+  // A pre-started worker (`load --standby`): when its process started and
+  // when its backends were loaded (monotonic ms); 0: started for this load.
+  int64_t prestarted_ms = 0;
+  int64_t prestart_backends_ms = 0;
 };
 
 // Runs the engine until it is stopped; returns the worker's exit code

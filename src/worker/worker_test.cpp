@@ -317,6 +317,33 @@ TEST_F(WorkerTest, VerifyRequestWaitsForTheServersWordAfterReady) {
   EXPECT_EQ(s.Wait(), 0);
 }
 
+// SPEC §16: a pre-started worker (`load --standby`) says `standby` with its
+// backends loaded, and its one `load` line makes it the load `load --model`
+// would be (its phases line says it was pre-started); a stop instead of the
+// line: exit 0, nothing loaded.
+TEST_F(WorkerTest, StandbyTakesItsModelFromOneLoadLine) {
+  Worker w({"load", "--standby"}, true, true);
+  auto standby = w.Next();
+  ASSERT_TRUE(standby && std::holds_alternative<protocol::StandbyMessage>(*standby)) << w.output();
+  EXPECT_FALSE(w.Next(300).has_value()) << "nothing before the load line";
+  w.Send(protocol::EncodeLoadCommand({*model_, R"({"n_ctx":256,"n_threads":1})", "decode"}));
+  auto loaded = w.NextNonProgress();
+  ASSERT_TRUE(loaded && std::holds_alternative<protocol::LoadedMessage>(*loaded)) << w.output();
+  w.WaitForOutput("waiting for stop");
+  EXPECT_NE(w.output().find("first decode ok"), std::string::npos) << w.output();
+  EXPECT_NE(w.output().find(" (pre-started "), std::string::npos) << w.output();
+  w.Send("stop\n");
+  auto stopped = w.Next();
+  EXPECT_TRUE(stopped && std::holds_alternative<protocol::StoppedMessage>(*stopped));
+  EXPECT_EQ(w.Wait(), 0);
+
+  Worker idle({"load", "--standby"});
+  auto waiting = idle.Next();
+  ASSERT_TRUE(waiting && std::holds_alternative<protocol::StandbyMessage>(*waiting));
+  idle.Send("stop\n");
+  EXPECT_EQ(idle.Wait(), 0);
+}
+
 // A stop sent the moment `loaded` arrives, with verify "load" (no first
 // decode to wait for): llama.cpp's /health answers 200 just before its main
 // thread can be stopped, so the worker reports `loaded` only once the task

@@ -8,6 +8,10 @@
 // own decode, then `loaded`; `verified`: an error, since no token was made).
 #include <gtest/gtest.h>
 
+#include <chrono>
+#include <string>
+#include <thread>
+
 #include "fault_fixture.h"
 
 namespace mw::testing_harness {
@@ -36,9 +40,13 @@ void ExpectCrashedAndIncompatible(const Json& model) {
 // A crash on the request's own first decode is a failed load, as if the
 // worker's verification decode had crashed: the attempt is crashed, the
 // model incompatible (rule 3), and that request gets the classified error.
+// The engine is the worker the server started ahead (its pid was there
+// before the request): the crash is classified as before.
 TEST_F(ColdRequestTest, EngineCrashingOnTheRequestsFirstDecodeFailsTheLoadAndAnswersThatRequest) {
   StartWithFakeWorker("segv");
   if (HasFatalFailure()) return;
+  const pid_t prestarted = PreStartedWorkerPid();
+  ASSERT_GT(prestarted, 0) << server().Log();
   HttpResult r = Http(url(), "POST", "/v1/chat/completions", kChat);
   EXPECT_EQ(r.status, 422) << r.raw;
   const Json& error = r.body["error"];
@@ -47,6 +55,10 @@ TEST_F(ColdRequestTest, EngineCrashingOnTheRequestsFirstDecodeFailsTheLoadAndAns
   EXPECT_EQ(cls.value("outcome", ""), "crashed") << r.raw;
   EXPECT_EQ(cls.value("signal", ""), "SIGSEGV") << r.raw;
   EXPECT_NE(cls.value("log_excerpt", "").find("fake worker: decoding the first request"), std::string::npos) << r.raw;
+  EXPECT_NE(cls.value("log_excerpt", "").find("fake worker: pre-started pid " + std::to_string(prestarted) + "\n"),
+            std::string::npos)
+      << r.raw;
+  EXPECT_NE(server().Log().find("pid=" + std::to_string(prestarted) + " (pre-started worker)"), std::string::npos);
   ExpectCrashedAndIncompatible(GetModelJson("cold"));
   ExpectServing();
 }
@@ -89,6 +101,27 @@ TEST_F(ColdRequestTest, ClientGoneBeforeTheFirstTokenLeavesTheDecodeToTheWorker)
   ASSERT_FALSE(model["attempts"].empty()) << model.dump();
   EXPECT_EQ(model["attempts"][0].value("outcome", ""), "success") << model.dump();
   ASSERT_EQ(Http(url(), "POST", "/api/orchestrate/unload", {{"model_name", "cold"}}).status, 200);
+}
+
+// An unload while the request waits on the engine it was handed at `ready`
+// stops that engine on purpose: the request answers at once, as for an
+// unloaded model, without waiting (death_wait_ms) for a death that is not one.
+TEST_F(ColdRequestTest, UnloadDuringTheColdPhaseAnswersTheRequestWithoutWaitingForADeath) {
+  StartWithFakeWorker("hold");
+  if (HasFatalFailure()) return;
+  HttpResult answer;
+  std::thread request([&] { answer = Http(url(), "POST", "/v1/chat/completions", kChat, std::chrono::seconds(60)); });
+  const bool ready = PollUntil([&] { return server().Log().find("the first request verifies it") != std::string::npos; },
+                               std::chrono::milliseconds(30000));
+  HttpResult unload = Http(url(), "POST", "/api/orchestrate/unload", {{"model_name", "cold"}});
+  request.join();
+  ASSERT_TRUE(ready) << server().Log();
+  EXPECT_EQ(unload.status, 200) << unload.raw;
+  EXPECT_NE(answer.status, 0) << answer.error;
+  EXPECT_EQ(server().Log().find("did not die within"), std::string::npos) << server().Log();
+  const Json model = GetModelJson("cold");
+  EXPECT_FALSE(model.value("loaded", true)) << model.dump();
+  EXPECT_NE(model.value("compatibility_status", ""), "testing") << model.dump();
 }
 
 }  // namespace

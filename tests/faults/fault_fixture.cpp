@@ -161,6 +161,20 @@ std::vector<std::string> Argv(pid_t pid) {
   return args;
 }
 
+// Whether `pid` has `path` mapped (a loader maps the model it loads).
+bool Maps(pid_t pid, const std::string& path) {
+  std::ifstream in("/proc/" + std::to_string(pid) + "/maps");
+  std::error_code ec;
+  const std::string canonical = std::filesystem::weakly_canonical(path, ec).string();
+  std::string line;
+  while (std::getline(in, line)) {
+    if (line.find(path) != std::string::npos || (!canonical.empty() && line.find(canonical) != std::string::npos)) {
+      return true;
+    }
+  }
+  return false;
+}
+
 }  // namespace
 
 pid_t FaultFixture::FindWorker(const std::string& model_path) {
@@ -173,16 +187,27 @@ pid_t FaultFixture::FindWorker(const std::string& model_path) {
     if (end == entry->d_name || *end != '\0') continue;
     std::vector<std::string> args = Argv(static_cast<pid_t>(pid));
     // The worker itself (after exec), not its keeper: argv[0] is the worker.
+    // A pre-started one (`load --standby`, SPEC §16) has no model in its
+    // argv: it is this model's once it has mapped the file.
     static constexpr std::string_view kWorker = "modelwarden-worker";
     if (args.size() >= 4 && args[0].size() >= kWorker.size() &&
         args[0].compare(args[0].size() - kWorker.size(), kWorker.size(), kWorker) == 0 && args[1] == "load" &&
-        args[3] == model_path) {
+        (args[3] == model_path || (args[2] == "--standby" && Maps(static_cast<pid_t>(pid), model_path)))) {
       found = static_cast<pid_t>(pid);
       break;
     }
   }
   ::closedir(dir);
   return found;
+}
+
+pid_t FaultFixture::PreStartedWorkerPid() {
+  static constexpr std::string_view kLine = "pre-started a worker pid=";
+  std::string log;
+  if (!PollUntil([&] { return (log = server_->Log()).find(kLine) != std::string::npos; }, milliseconds(30000))) {
+    return 0;
+  }
+  return static_cast<pid_t>(std::atol(log.c_str() + log.rfind(kLine) + kLine.size()));
 }
 
 pid_t FaultFixture::StopWorkerAsSoonAsItStarts(const std::string& model_path, milliseconds timeout) {

@@ -49,6 +49,9 @@ class FaultFixture : public ::testing::Test {
 
   // The pid of modelwarden-worker loading `model_path` (0 if none).
   static pid_t FindWorker(const std::string& model_path);
+  // The pid of the latest worker the server pre-started (SPEC §16: its
+  // "pre-started a worker pid=N" log line), waiting for one up to 30 s; 0 if none.
+  pid_t PreStartedWorkerPid();
   // Spins on /proc until modelwarden-worker loading `model_path` exists, and
   // stops it with SIGSTOP; returns its pid (0 after `timeout`).
   pid_t StopWorkerAsSoonAsItStarts(const std::string& model_path, milliseconds timeout = milliseconds(20000));

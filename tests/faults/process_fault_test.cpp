@@ -124,6 +124,20 @@ TEST_F(ProcessFaultTest, UnloadWhileTheLoadIsStartingCancelsIt) {
 
 // Issue 4's judged item, against the real server: SIGKILL while a `command`
 // engine that forked a child is loading; neither process may stay alive.
+// SPEC §16: the worker started ahead waits for a model under its own
+// mw-keeper, like every load's worker: a server SIGKILL takes it too.
+TEST_F(ProcessFaultTest, ServerKilledWhileAPreStartedWorkerWaitsLeavesNoWorker) {
+  ASSERT_TRUE(StartServer());
+  const pid_t worker = PreStartedWorkerPid();
+  ASSERT_GT(worker, 0) << server().Log();
+  ASSERT_TRUE(Alive(worker));
+  server().KillAndWait(SIGKILL);
+  EXPECT_TRUE(PollUntil([&] { return !Alive(worker); }, milliseconds(5000)))
+      << "the pre-started worker " << worker << " outlived the server";
+  EXPECT_EQ(WaitNoProcessesMarked(scratch(), milliseconds(5000)), "");
+  ASSERT_TRUE(StartServer());  // TearDown checks a running server
+}
+
 TEST_F(ProcessFaultTest, ServerKilledWhileLoadingLeavesNeitherTheEngineNorItsChild) {
   ASSERT_TRUE(StartServer());
   const std::string pid_file = scratch() + "/engine.pids";

@@ -84,11 +84,14 @@ std::string Program(pid_t pid) {
   return cmdline.substr(0, cmdline.find('\0'));
 }
 
-// The worker serving a model: the process below the server running modelwarden-worker.
+// The worker serving a model: the process below the server running
+// modelwarden-worker with a GGUF mapped (not the pre-started one beside it,
+// which waits for a model: SPEC §16).
 pid_t WorkerOf(const Server& server) {
   for (pid_t pid : ProcessTree(server.pid())) {
     const std::string program = Program(pid);
-    if (program.size() >= 18 && program.compare(program.size() - 18, 18, "modelwarden-worker") == 0) return pid;
+    if (program.size() < 18 || program.compare(program.size() - 18, 18, "modelwarden-worker") != 0) continue;
+    if (ReadFile("/proc/" + std::to_string(pid) + "/maps").find(".gguf") != std::string::npos) return pid;
   }
   return 0;
 }

@@ -2,6 +2,9 @@
 // loads: the estimate in GET /api/models/{name}, the engine's memory beside
 // it after a load, and the 507 refusal that starts nothing.
 #include <gtest/gtest.h>
+#include <sys/socket.h>
+#include <sys/time.h>
+#include <unistd.h>
 
 #include <fstream>
 #include <iostream>
@@ -271,6 +274,29 @@ int64_t AvailableMiB() {
   return 0;
 }
 
+// The answer (head and body) to a one-token /v1 chat request for `model` (raw
+// HTTP: its headers are what is checked).
+std::string ColdChatAnswer(int port, const std::string& model) {
+  const std::string body =
+      json{{"model", model}, {"max_tokens", 1}, {"messages", {{{"role", "user"}, {"content", "Hi"}}}}}.dump();
+  const std::string request = "POST /v1/chat/completions HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: "
+                              "application/json\r\nConnection: close\r\nContent-Length: " +
+                              std::to_string(body.size()) + "\r\n\r\n" + body;
+  const int fd = ConnectLoopback(port);
+  if (fd < 0) return "";
+  const timeval wait{120, 0};  // a read that stalls ends the test, not the suite
+  ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &wait, sizeof wait);
+  std::string all;
+  if (::write(fd, request.data(), request.size()) == static_cast<ssize_t>(request.size())) {
+    char buf[4096];
+    for (ssize_t n; all.find("\r\n\r\n") == std::string::npos && (n = ::read(fd, buf, sizeof buf)) > 0;) {
+      all.append(buf, static_cast<size_t>(n));
+    }
+  }
+  ::close(fd);
+  return all;
+}
+
 TEST_F(HealTest, AutoFitLowersAnUnsetContextToWhatFits) {
   ASSERT_TRUE(MakeTestModel(data() / "models" / "long.gguf", {"--layers", "128", "--ctx", "1048576"}));
   const int64_t margin = AvailableMiB() - 1024;  // 1 GiB of room: other tests run beside this one
@@ -295,6 +321,13 @@ TEST_F(HealTest, AutoFitLowersAnUnsetContextToWhatFits) {
   ProcessResult cli = server.Cli({"load", "long"});
   EXPECT_EQ(cli.exit_code, 0) << cli.err;
   EXPECT_NE(cli.out.find("auto_fit: loaded with n_ctx "), std::string::npos) << cli.out;
+  ASSERT_EQ(server.Call("POST", "/api/orchestrate/unload", R"({"model_name":"long"})").status, 200);
+  // A /v1 request that finds it unloaded is handed to the engine at `ready`
+  // (SPEC §16), with the same X-Modelwarden-Adjusted header a request after
+  // a normal load gets.
+  const std::string head = ColdChatAnswer(server.port(), "long");  // the body says why if not 200
+  EXPECT_NE(head.find("HTTP/1.1 200"), std::string::npos) << head;
+  EXPECT_NE(head.find("X-Modelwarden-Adjusted: {\"n_ctx\":"), std::string::npos) << head;
   ASSERT_EQ(server.Call("POST", "/api/orchestrate/unload", R"({"model_name":"long"})").status, 200);
 
   // Set by the user: never lowered, refused instead.

@@ -290,9 +290,19 @@ pid_t RealWorkerUnder(const std::filesystem::path& path) {
     std::ostringstream rest;
     rest << in.rdbuf();
     const std::string cmdline = argv0 + '\0' + rest.str();
-    if (argv0.size() >= kWorker.size() &&
-        argv0.compare(argv0.size() - kWorker.size(), kWorker.size(), kWorker) == 0 &&
-        cmdline.find(path.string()) != std::string::npos) {
+    if (argv0.size() < kWorker.size() || argv0.compare(argv0.size() - kWorker.size(), kWorker.size(), kWorker) != 0) {
+      continue;
+    }
+    // A pre-started worker (`load --standby`, SPEC §16) names no model in
+    // its argv (only its socket): it is a model's once it maps the file.
+    if (cmdline.find(std::string("\0--standby\0", 11)) != std::string::npos) {
+      std::ifstream maps(entry.path() / "maps");
+      for (std::string line; std::getline(maps, line);) {
+        if (line.find(".gguf") != std::string::npos && line.find(path.string()) != std::string::npos) {
+          return static_cast<pid_t>(std::stol(pid));
+        }
+      }
+    } else if (cmdline.find(path.string()) != std::string::npos) {
       return static_cast<pid_t>(std::stol(pid));
     }
   }

@@ -20,13 +20,19 @@ namespace {
 
 namespace fs = std::filesystem;
 
-// The marked process running modelwarden-worker (the engine), 0 if none.
+// The marked process running modelwarden-worker with a model (the engine:
+// it has a GGUF mapped), 0 if none. Not the pre-started worker beside it,
+// which waits for a model (SPEC §16); the engine may be an earlier one.
 pid_t MarkedWorker(const std::string& marker) {
   for (pid_t pid : ProcessesMarked(marker)) {
     std::ifstream in("/proc/" + std::to_string(pid) + "/cmdline", std::ios::binary);
     std::string argv0;
     std::getline(in, argv0, '\0');
-    if (argv0.find("modelwarden-worker") != std::string::npos) return pid;
+    if (argv0.find("modelwarden-worker") == std::string::npos) continue;
+    std::ifstream maps("/proc/" + std::to_string(pid) + "/maps");
+    for (std::string line; std::getline(maps, line);) {
+      if (line.find(".gguf") != std::string::npos) return pid;
+    }
   }
   return 0;
 }
