@@ -167,9 +167,13 @@ struct HttpServer::Impl {
 };
 
 void HttpServer::Impl::InstallRoutes() {
-  // A bounded pool: `threads` threads at most, and at most kMaxQueuedConnections
-  // accepted connections waiting for one (closed beyond that).
-  server.new_task_queue = [n = options.threads] { return new httplib::ThreadPool(n, n, kMaxQueuedConnections); };
+  // A bounded pool: `threads` threads at most, `resident_threads` of them kept
+  // while idle (the others end after CPPHTTPLIB_THREAD_POOL_IDLE_TIMEOUT, 3 s,
+  // without work), and at most kMaxQueuedConnections accepted connections
+  // waiting for one (closed beyond that).
+  server.new_task_queue = [max = options.threads, resident = std::min(options.resident_threads, options.threads)] {
+    return new httplib::ThreadPool(resident, max, kMaxQueuedConnections);
+  };
   server.set_payload_max_length(options.max_body_bytes);
   server.set_keep_alive_timeout(5);
   server.set_keep_alive_max_count(100);
