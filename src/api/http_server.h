@@ -29,14 +29,13 @@
 // stream also accepts ?access_token=<key>, since EventSource cannot set headers).
 //
 // Threading: a pool of at most `threads` connection threads (at most 1 024
-// accepted connections wait for one; more are closed). `resident_threads`
-// of them live for the server's life; the others are started when a
-// connection finds no idle thread and end after 3 s without work, so the
+// accepted connections wait for one; more are closed), `resident_threads` of
+// them for the server's life; the others are started when the connections
+// waiting outnumber the idle threads and end after 3 s without work, so the
 // count follows the connections open at once, never the traffic so far
-// (each thread that lives on keeps glibc's per-thread cache of freed memory:
-// 128 resident threads grew the RSS by ~16 % in 30 minutes, docs/reliability.md).
-// Event streams hold one each, so at most `max_event_streams` (< threads) are accepted at once
-// (503 beyond), leaving the rest for requests. Start()/Stop() are thread-safe.
+// (api/connection_pool.h).
+// Event streams hold one each, so at most `max_event_streams` (< threads) are
+// accepted at once (503 beyond), leaving the rest for requests. Start()/Stop() are thread-safe.
 #pragma once
 
 #include <chrono>
