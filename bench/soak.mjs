@@ -18,7 +18,8 @@
 // (attempt hung_while_serving) within hang_timeout_s + 5 s; the time is
 // measured. After a verdict the model's status is set back to `unknown`
 // (PATCH), as an operator would, so that the soak goes on loading it.
-// Sampling: every 5 s the server's RSS (VmRSS) and open fds (/proc/PID/fd).
+// Sampling: every 5 s the server's RSS (VmRSS), open fds (/proc/PID/fd) and
+// threads (/proc/PID/status Threads).
 // Report (stdout, and JSON with --json FILE): requests by outcome, chaos
 // events, hangs judged and the slowest judgement, models left in `testing`,
 // processes left after the server's SIGTERM (orphans), RSS and fds after
@@ -80,6 +81,12 @@ function outcomeOf(r) {
 function procRss(pid) {
   try {
     const m = fs.readFileSync(`/proc/${pid}/status`, 'utf8').match(/VmRSS:\s+(\d+) kB/);
+    return m ? Number(m[1]) : NaN;
+  } catch { return NaN; }
+}
+function procThreads(pid) {
+  try {
+    const m = fs.readFileSync(`/proc/${pid}/status`, 'utf8').match(/Threads:\s+(\d+)/);
     return m ? Number(m[1]) : NaN;
   } catch { return NaN; }
 }
@@ -220,7 +227,8 @@ async function main() {
   const warmupS = Math.min(300, minutes * 20);
   const samples = [];
   const sampler = setInterval(() => {
-    samples.push({ t_s: Math.round((nowMs() - t0) / 1000), rss_kb: procRss(server.pid), fds: procFds(server.pid) });
+    samples.push({ t_s: Math.round((nowMs() - t0) / 1000), rss_kb: procRss(server.pid), fds: procFds(server.pid),
+      threads: procThreads(server.pid) });
   }, 5000);
   const chaosLog = [];
   const rnd = seeded(Number(opts.seed ?? 25));
@@ -257,6 +265,8 @@ function report({ samples, warmupS, chaosLog, testing, orphans }) {
     models_left_testing: testing, orphans: orphans.length,
     rss_kb: { after_warmup: w?.rss_kb, end: end?.rss_kb, growth_pct: growth(w?.rss_kb, end?.rss_kb), warmup_s: warmupS },
     fds: { after_warmup: w?.fds, end: end?.fds, growth_pct: growth(w?.fds, end?.fds) },
+    threads: { after_warmup: w?.threads, end: end?.threads,
+      max: Math.max(...samples.map((x) => x.threads).filter(Number.isFinite)) },
     samples,
   };
   if (opts.json) fs.writeFileSync(opts.json, JSON.stringify(result, null, 2));

@@ -16,6 +16,7 @@
 #include <ifaddrs.h>
 #include <netinet/in.h>
 
+#include "api/connection_pool.h"
 #include "api/errors.h"
 #include "api/event_hub.h"
 #include "api/json_codec.h"
@@ -37,6 +38,18 @@ constexpr const char* kJson = "application/json; charset=utf-8";
 // all of them in docs/security.md).
 constexpr size_t kMaxQueuedConnections = 1024;   // accepted, waiting for a pool thread
 constexpr time_t kReadTimeoutSeconds = 30;       // per read
+
+// httplib's connection queue on ConnectionPool (its own ThreadPool starts no
+// thread for a burst: connection_pool.h).
+class PoolTaskQueue final : public httplib::TaskQueue {
+ public:
+  explicit PoolTaskQueue(ConnectionPool::Limits limits) : pool_(limits) {}
+  bool enqueue(std::function<void()> fn) override { return pool_.Enqueue(std::move(fn)); }
+  void shutdown() override { pool_.Shutdown(); }
+
+ private:
+  ConnectionPool pool_;
+};
 
 void SendError(httplib::Response& res, ErrorKind kind, std::string_view message, std::string_view extra = {}) {
   ErrorInfo info = DescribeError(kind);
@@ -167,9 +180,12 @@ struct HttpServer::Impl {
 };
 
 void HttpServer::Impl::InstallRoutes() {
-  // A bounded pool: `threads` threads at most, and at most kMaxQueuedConnections
-  // accepted connections waiting for one (closed beyond that).
-  server.new_task_queue = [n = options.threads] { return new httplib::ThreadPool(n, n, kMaxQueuedConnections); };
+  // A bounded pool (api/connection_pool.h): `threads` threads at most,
+  // `resident_threads` of them kept while idle, and at most
+  // kMaxQueuedConnections accepted connections waiting for one (closed beyond that).
+  server.new_task_queue = [max = options.threads, resident = std::min(options.resident_threads, options.threads)] {
+    return new PoolTaskQueue({.resident = resident, .max = max, .max_queued = kMaxQueuedConnections});
+  };
   server.set_payload_max_length(options.max_body_bytes);
   server.set_keep_alive_timeout(5);
   server.set_keep_alive_max_count(100);

@@ -28,10 +28,14 @@
 // set every /api/ request needs "Authorization: Bearer <key>" (the event
 // stream also accepts ?access_token=<key>, since EventSource cannot set headers).
 //
-// Threading: a fixed pool of `threads` connection threads (at most 1 024
-// accepted connections wait for one; more are closed). Event streams hold
-// one each, so at most `max_event_streams` (< threads) are accepted at once
-// (503 beyond), leaving the rest for requests. Start()/Stop() are thread-safe.
+// Threading: a pool of at most `threads` connection threads (at most 1 024
+// accepted connections wait for one; more are closed), `resident_threads` of
+// them for the server's life; the others are started when the connections
+// waiting outnumber the idle threads and end after 3 s without work, so the
+// count follows the connections open at once, never the traffic so far
+// (api/connection_pool.h).
+// Event streams hold one each, so at most `max_event_streams` (< threads) are
+// accepted at once (503 beyond), leaving the rest for requests. Start()/Stop() are thread-safe.
 #pragma once
 
 #include <chrono>
@@ -53,7 +57,8 @@ struct HttpServerOptions {
   int port = 8080;  // 0: any free port
   std::string api_key;
   size_t max_body_bytes = 1 << 20;
-  size_t threads = 64;
+  size_t threads = 64;          // connection threads at most
+  size_t resident_threads = 8;  // of which kept while idle (<= threads)
   size_t max_event_streams = 32;
   std::chrono::milliseconds keepalive_interval{15000};
   // Host / Origin / Content-Type checks (api/request_guard.h). bound_host is

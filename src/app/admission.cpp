@@ -41,7 +41,7 @@ Admission::Admission(Registry& registry, Supervisor& supervisor, ModelRuntimeTab
       models_(models),
       metrics_(metrics),
       hooks_(std::move(hooks)),
-      gate_(models_, &MonotonicMillis) {}
+      gate_(models_, &MonotonicMillis, [this](int delta) { metrics_.AddQueueDepth(delta); }) {}
 
 void Admission::OnUnload(const std::string& model, std::optional<int> pid) {
   gate_.ClearIdle(model);

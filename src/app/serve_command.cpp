@@ -206,7 +206,8 @@ int RunServe(const std::vector<std::string>& args) {
     metrics::Global().RecordRequest(model, http_status);
   };
   // /v1 requests waiting for a model's slot hold a connection thread each:
-  // room for one model's full queue on top of the usual pool.
+  // room for one model's full queue on top of the usual pool (at most; the
+  // threads beyond the 8 resident ones end when idle, api/http_server.h).
   http_options.threads = 64 + static_cast<size_t>(std::min(config.max_queue, 960));
   // SPEC §21: any node answers (default on when the registry is shared).
   // The key a peer is asked with is the HTTP server's, which a SIGHUP replaces.

@@ -29,7 +29,8 @@ void Slot::Release(int64_t now_ms) {
   gate->Release(model_, keep_alive_ms_, now_ms);
 }
 
-ServingGate::ServingGate(SlotStore& store, int64_t (*clock)()) : store_(store), clock_(clock) {}
+ServingGate::ServingGate(SlotStore& store, int64_t (*clock)(), std::function<void(int delta)> on_waiting)
+    : store_(store), clock_(clock), on_waiting_(std::move(on_waiting)) {}
 ServingGate::~ServingGate() { Close(); }
 
 Result<Slot> ServingGate::Acquire(const std::string& model, const SlotLimits& limits, int64_t keep_alive_ms) {
@@ -46,7 +47,9 @@ Result<Slot> ServingGate::Acquire(const std::string& model, const SlotLimits& li
   const uint64_t ticket = e.next_ticket++;
   ++e.waiting;
   e.idle_deadline.reset();
+  if (must_wait && on_waiting_) on_waiting_(+1);
   store_.Changed().wait(lock, [&] { return closed_ || (!e.unloading && e.in_engine < parallel && e.serving == ticket); });
+  if (must_wait && on_waiting_) on_waiting_(-1);
   --e.waiting;
   ++e.serving;
   if (closed_) {

@@ -101,7 +101,10 @@ class ServingGate {
   // `store` holds the slots (it must outlive the gate). `clock` returns the
   // current time in ms (monotonic); used when a Slot is destroyed without an
   // explicit Release(now).
-  ServingGate(SlotStore& store, int64_t (*clock)());
+  // `on_waiting` (optional) is called with +1 when a request starts waiting
+  // for a slot and -1 when it stops (the /metrics queue depth); called with
+  // the store's lock held, so it must be quick and take no lock of the store.
+  ServingGate(SlotStore& store, int64_t (*clock)(), std::function<void(int delta)> on_waiting = {});
   ~ServingGate();
   ServingGate(const ServingGate&) = delete;
   ServingGate& operator=(const ServingGate&) = delete;
@@ -149,6 +152,7 @@ class ServingGate {
 
   SlotStore& store_;
   int64_t (*clock_)();
+  const std::function<void(int delta)> on_waiting_;
   bool closed_ = false;  // guarded by store_.Mutex()
 };
 

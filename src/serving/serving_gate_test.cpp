@@ -57,6 +57,37 @@ TEST(ServingGate, ParallelSlotsThenQueueThenFull) {
   EXPECT_EQ(gate.InEngine("m"), 2);
 }
 
+// The /metrics queue depth: only a request that waits counts, while it waits.
+TEST(ServingGate, OnWaitingCountsOnlyTheRequestsThatWait) {
+  MapSlotStore store;
+  std::atomic<int> depth{0};
+  std::atomic<int> calls{0};
+  ServingGate gate(store, &FakeClock, [&](int delta) {
+    depth += delta;
+    ++calls;
+  });
+  SlotLimits limits{1, 2};
+  auto a = gate.Acquire("m", limits, 0);
+  ASSERT_TRUE(a.ok());
+  EXPECT_EQ(calls.load(), 0);  // a free slot: no wait
+  auto waiter = std::async(std::launch::async, [&] { return gate.Acquire("m", limits, 0); });
+  while (gate.Waiting("m") != 1) std::this_thread::yield();
+  EXPECT_EQ(depth.load(), 1);
+  EXPECT_EQ(gate.Acquire("m", SlotLimits{1, 1}, 0).status().code(), StatusCode::kResourceExhausted);
+  EXPECT_EQ(depth.load(), 1);  // a refusal never waited
+  a->Release(FakeClock());
+  auto b = waiter.get();  // held: the next request waits
+  ASSERT_TRUE(b.ok());
+  EXPECT_EQ(depth.load(), 0);
+  // A waiter woken by Close() stops waiting too.
+  auto closed = std::async(std::launch::async, [&] { return gate.Acquire("m", limits, 0); });
+  while (gate.Waiting("m") != 1) std::this_thread::yield();
+  EXPECT_EQ(depth.load(), 1);
+  gate.Close();
+  EXPECT_EQ(closed.get().status().code(), StatusCode::kUnavailable);
+  EXPECT_EQ(depth.load(), 0);
+}
+
 TEST(ServingGate, IdleDeadlineFromTheLastRelease) {
   MapSlotStore store;
   ServingGate gate(store, &FakeClock);

@@ -1,11 +1,13 @@
 // SPEC §19 against the real server and the real engine (make-test-model
 // GGUFs served by modelwarden-worker): an engine that stops answering is
 // judged by the health watch (short timeouts set here), and a request past
-// its timeout gets 504 while the engine keeps serving.
+// its timeout gets 504 while the engine keeps serving. Also the /metrics
+// queue depth, with a request held in a stopped engine.
 #include <gtest/gtest.h>
 #include <signal.h>
 
 #include <chrono>
+#include <memory>
 #include <string>
 #include <thread>
 #include <vector>
@@ -24,6 +26,28 @@ json Register(const std::string& name) {
 // text at once, so ignore_eos (llama.cpp's, passed through).
 json LongCompletion(const std::string& model) {
   return json{{"model", model}, {"prompt", "Hello"}, {"max_tokens", 1500}, {"ignore_eos", true}, {"seed", 1}};
+}
+
+// A server (keep_alive -1) with the make-test-model "tiny" registered and
+// loaded; nullptr (the failure reported) when that fails.
+std::unique_ptr<Server> ServeTinyLoaded(const TempDir& dir) {
+  const auto data = dir.path() / "data";
+  if (!MakeTestModel(data / "models" / "tiny.gguf")) {
+    ADD_FAILURE() << "make-test-model failed";
+    return nullptr;
+  }
+  auto server = std::make_unique<Server>(data, ConfigArgs(dir.path(), "keep_alive = \"-1\"\n"));
+  if (!server->started()) {
+    ADD_FAILURE() << server->startup_output();
+    return nullptr;
+  }
+  HttpReply registered = server->Call("POST", "/api/models", Register("tiny"));
+  HttpReply loaded = server->Call("POST", "/api/orchestrate/load", R"({"model_name":"tiny"})");
+  if (registered.status != 201 || loaded.status != 200) {
+    ADD_FAILURE() << registered.raw << "\n" << loaded.raw;
+    return nullptr;
+  }
+  return server;
 }
 
 // Polls GET /api/status until `n` /v1 requests are in the engine of the
@@ -115,13 +139,9 @@ TEST(EngineHangTest, ASigstoppedEngineIsStoppedAsHungAndItsRequestAnswersEngineH
 // next request: still loaded, no attempt recorded.
 TEST(EngineHangTest, ARequestPastItsTimeoutGets504AndTheEngineServesTheNext) {
   TempDir dir;
-  const auto data = dir.path() / "data";
-  ASSERT_TRUE(MakeTestModel(data / "models" / "tiny.gguf"));
-  Server server(data, ConfigArgs(dir.path(), "keep_alive = \"-1\"\n"));
-  ASSERT_TRUE(server.started()) << server.startup_output();
-  ASSERT_EQ(server.Call("POST", "/api/models", Register("tiny")).status, 201);
-  HttpReply loaded = server.Call("POST", "/api/orchestrate/load", R"({"model_name":"tiny"})");
-  ASSERT_EQ(loaded.status, 200) << loaded.raw;
+  std::unique_ptr<Server> served = ServeTinyLoaded(dir);
+  ASSERT_TRUE(served);
+  Server& server = *served;
 
   // 1 ms: past it before the engine's first piece is handed over.
   json body = LongCompletion("tiny");
@@ -146,6 +166,39 @@ TEST(EngineHangTest, ARequestPastItsTimeoutGets504AndTheEngineServesTheNext) {
   EXPECT_EQ(model["attempts"].size(), 1u) << model.dump();
   EXPECT_TRUE(server.Call("GET", "/metrics").raw.find("modelwarden_request_timeouts_total{model=\"tiny\"} 2") !=
               std::string::npos);
+}
+
+// modelwarden_queue_depth counts the /v1 requests waiting for a slot: a
+// request behind one held in a 1-slot engine (SIGSTOPped, so it stays there;
+// the watch's 60 s are far) shows 1, and 0 once it got the slot (SIGCONT).
+TEST(EngineHangTest, TheQueueDepthCountsARequestWaitingForABusyEngine) {
+  TempDir dir;
+  std::unique_ptr<Server> served = ServeTinyLoaded(dir);
+  ASSERT_TRUE(served);
+  Server& server = *served;
+  const pid_t worker = RealWorkerUnder(dir.path() / "data" / "models" / "tiny.gguf");
+  ASSERT_GT(worker, 0);
+  auto depth_is = [&](int n) {
+    return server.Call("GET", "/metrics").raw.find("\nmodelwarden_queue_depth " + std::to_string(n) + "\n") !=
+           std::string::npos;
+  };
+  EXPECT_TRUE(depth_is(0));
+
+  const json small = {{"model", "tiny"}, {"prompt", "Hello"}, {"max_tokens", 4}};
+  ASSERT_EQ(::kill(worker, SIGSTOP), 0);
+  RawConnection in_engine(server.port());
+  ASSERT_TRUE(in_engine.connected());
+  ASSERT_TRUE(in_engine.Send("POST", "/v1/completions", small.dump()));
+  RawConnection waiting(server.port());
+  ASSERT_TRUE(waiting.connected());
+  ASSERT_TRUE(waiting.Send("POST", "/v1/completions", small.dump()));
+  ASSERT_TRUE(WaitForRequests(server, "tiny", 2));  // n_parallel 1: one in the engine, one waiting
+  EXPECT_TRUE(depth_is(1)) << server.Call("GET", "/metrics").raw;
+
+  ASSERT_EQ(::kill(worker, SIGCONT), 0);
+  EXPECT_EQ(in_engine.ReadResponse(std::chrono::seconds(60)).status, 200);
+  EXPECT_EQ(waiting.ReadResponse(std::chrono::seconds(60)).status, 200);
+  EXPECT_TRUE(depth_is(0)) << server.Call("GET", "/metrics").raw;
 }
 
 }  // namespace
