@@ -486,7 +486,9 @@ class Registry {
   // changed; an empty list means anything may have changed (the watch had
   // to reconnect, or one write changed very many). This server's own writes
   // are not reported. nullptr where only this server writes (SQLite).
-  // Destroy the watch before the Registry.
+  // Returns once the watch listens (or its first try failed; it keeps
+  // trying): every change committed after that is heard. Destroy the watch
+  // before the Registry.
   class ChangeWatch {
    public:
     virtual ~ChangeWatch() = default;

@@ -8,6 +8,9 @@
 
 #include <algorithm>
 #include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <mutex>
 #include <thread>
 
 #include "common/log.h"
@@ -41,7 +44,25 @@ class PgChangeWatch final : public Registry::ChangeWatch {
     thread_.join();
   }
 
+  // Waits until the first connection listens or fails (bounded by the
+  // connection's connect_timeout; 10 s at most), so a node that starts
+  // answering has already heard everything committed after this point: a
+  // change another node makes right after this node is up is not lost.
+  void AwaitFirstTry() {
+    std::unique_lock lock(mu_);
+    first_try_cv_.wait_for(lock, std::chrono::seconds(10), [this] { return first_try_done_; });
+  }
+
  private:
+  void FirstTryDone() {
+    {
+      std::lock_guard lock(mu_);
+      if (first_try_done_) return;
+      first_try_done_ = true;
+    }
+    first_try_cv_.notify_all();
+  }
+
   void Deliver(const std::string& payload) {
     // The first line is the writer's node id ("" for a server that has not
     // joined the fleet, such as a CLI command).
@@ -73,6 +94,7 @@ class PgChangeWatch final : public Registry::ChangeWatch {
           fd_ = conn->sock();
         }
         backend_.details().SetLive(true);  // listening: from now on every change is heard
+        FirstTryDone();
         if (reconnected) on_change_({});  // what was sent while away is lost
         if (logged) MW_LOG(kInfo, "registry") << "listening for other nodes' changes again";
         logged = false;
@@ -83,6 +105,7 @@ class PgChangeWatch final : public Registry::ChangeWatch {
           logged = true;
         }
       }
+      FirstTryDone();  // failed (or stopped): the node starts deaf, as before, and keeps trying
       backend_.details().SetLive(false);  // deaf: nothing kept is known to be current
       {
         std::lock_guard lock(mu_);
@@ -99,6 +122,8 @@ class PgChangeWatch final : public Registry::ChangeWatch {
   std::atomic<bool> stop_{false};
   std::mutex mu_;
   int fd_ = -1;  // the connection's socket while it is open (under mu_)
+  bool first_try_done_ = false;  // under mu_
+  std::condition_variable first_try_cv_;
   std::thread thread_;  // last: starts once the rest is set
 };
 
@@ -106,7 +131,9 @@ class PgChangeWatch final : public Registry::ChangeWatch {
 
 std::unique_ptr<Registry::ChangeWatch> PgBackend::WatchChanges(
     std::function<void(const std::vector<std::string>&)> on_change) {
-  return std::make_unique<PgChangeWatch>(*this, std::move(on_change));
+  auto watch = std::make_unique<PgChangeWatch>(*this, std::move(on_change));
+  watch->AwaitFirstTry();
+  return watch;
 }
 
 }  // namespace mw::registry_internal
