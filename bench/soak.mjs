@@ -84,6 +84,15 @@ function procRss(pid) {
     return m ? Number(m[1]) : NaN;
   } catch { return NaN; }
 }
+// VmRSS split as the kernel counts it: RssAnon (heap, stacks: what malloc
+// keeps), RssFile (mapped files: libraries), RssShmem (the SQLite WAL index).
+function procRssParts(pid) {
+  try {
+    const st = fs.readFileSync(`/proc/${pid}/status`, 'utf8');
+    const kb = (k) => Number(st.match(new RegExp(`${k}:\\s+(\\d+) kB`))?.[1] ?? NaN);
+    return { anon_kb: kb('RssAnon'), file_kb: kb('RssFile'), shmem_kb: kb('RssShmem') };
+  } catch { return {}; }
+}
 function procThreads(pid) {
   try {
     const m = fs.readFileSync(`/proc/${pid}/status`, 'utf8').match(/Threads:\s+(\d+)/);
@@ -228,24 +237,34 @@ async function main() {
   const samples = [];
   const sampler = setInterval(() => {
     samples.push({ t_s: Math.round((nowMs() - t0) / 1000), rss_kb: procRss(server.pid), fds: procFds(server.pid),
-      threads: procThreads(server.pid) });
+      threads: procThreads(server.pid), ...procRssParts(server.pid) });
   }, 5000);
   const chaosLog = [];
   const rnd = seeded(Number(opts.seed ?? 25));
   await Promise.all([...[...Array(clients)].map((_, i) => client(port, stopAt, seeded(1000 + i))),
     chaos(port, stopAt, rnd, chaosLog)]);
   clearInterval(sampler);
-  const testing = [];
-  for (const m of MODELS) if ((await modelView(port, m))?.compatibility_status === 'testing') testing.push(m);
+  // A load the last requests started may still run when the traffic stops:
+  // `testing` is what is left once loads have had their time (a stalled
+  // load ends by load_timeout_s), not a snapshot of the moment.
+  const settleBy = nowMs() + 180000;
+  let testing = [];
+  for (;;) {
+    testing = [];
+    for (const m of MODELS) if ((await modelView(port, m))?.compatibility_status === 'testing') testing.push(m);
+    if (testing.length === 0 || nowMs() > settleBy) break;
+    await sleep(500);
+  }
+  const settledAfterS = Math.round((nowMs() - stopAt) / 1000);
   server.kill('SIGTERM');
   await new Promise((r) => { if (server.exitCode !== null) r(); else server.once('exit', r); });
   await sleep(2000);
   const orphans = marked(server.pid);
   for (const pid of orphans) { try { process.kill(pid, 'SIGKILL'); } catch { /* gone */ } }
-  report({ samples, warmupS, chaosLog, testing, orphans });
+  report({ samples, warmupS, chaosLog, testing, settledAfterS, orphans });
 }
 
-function report({ samples, warmupS, chaosLog, testing, orphans }) {
+function report({ samples, warmupS, chaosLog, testing, settledAfterS, orphans }) {
   const at = (s) => samples.find((x) => x.t_s >= s) ?? samples[samples.length - 1];
   const w = at(warmupS);
   const end = samples[samples.length - 1];
@@ -262,8 +281,10 @@ function report({ samples, warmupS, chaosLog, testing, orphans }) {
     sigstops: stops.length, sigstops_judged_hung: judgedStops.length,
     slowest_hang_judgement_s: Math.max(0, ...judgedStops.map((e) => e.after_s)),
     sigkills: chaosLog.filter((e) => e.kind === 'SIGKILL' && !e.skipped).length,
-    models_left_testing: testing, orphans: orphans.length,
+    models_left_testing: testing, testing_checked_s_after_traffic: settledAfterS, orphans: orphans.length,
     rss_kb: { after_warmup: w?.rss_kb, end: end?.rss_kb, growth_pct: growth(w?.rss_kb, end?.rss_kb), warmup_s: warmupS },
+    rss_parts_kb: Object.fromEntries(['anon_kb', 'file_kb', 'shmem_kb'].map((k) =>
+      [k, { after_warmup: w?.[k], end: end?.[k], growth_pct: growth(w?.[k], end?.[k]) }])),
     fds: { after_warmup: w?.fds, end: end?.fds, growth_pct: growth(w?.fds, end?.fds) },
     threads: { after_warmup: w?.threads, end: end?.threads,
       max: Math.max(...samples.map((x) => x.threads).filter(Number.isFinite)) },
