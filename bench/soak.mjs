@@ -124,7 +124,11 @@ function workers() {
     let cmd;
     try { cmd = fs.readFileSync(`/proc/${e}/cmdline`, 'latin1').split('\0'); } catch { continue; }
     if (!cmd[0].endsWith('modelwarden-worker') || !cmd.join(' ').includes(dataDir)) continue;
-    for (const m of MODELS) if (cmd.join(' ').includes(path.join(dataDir, 'models', `${m}.gguf`))) out.set(m, Number(e));
+    // A pre-started worker (`load --standby`) gets its model on stdin, not in
+    // its argv: the model it serves is the GGUF it has mapped.
+    let maps = '';
+    try { maps = fs.readFileSync(`/proc/${e}/maps`, 'latin1'); } catch { continue; }
+    for (const m of MODELS) if (maps.includes(path.join(dataDir, 'models', `${m}.gguf`))) out.set(m, Number(e));
   }
   return out;
 }
