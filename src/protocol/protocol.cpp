@@ -302,18 +302,30 @@ std::string EncodeMessage(const Message& message) {
   return line;
 }
 
-Result<Message> DecodeMessage(std::string_view line) {
+namespace {
+
+// One line of the protocol (a message, or the `load` command after its
+// prefix) as a JSON object, within the line and nesting limits. `what`
+// names the line in the errors ("protocol line", "'load' line").
+Result<json> ParseObjectLine(std::string_view line, const std::string& what) {
   if (!line.empty() && line.back() == '\n') line.remove_suffix(1);
   if (!line.empty() && line.back() == '\r') line.remove_suffix(1);
   if (line.size() > kMaxLineBytes) {
-    return ResourceExhaustedError("protocol line of " + std::to_string(line.size()) +
-                                  " bytes exceeds the limit of " + std::to_string(kMaxLineBytes));
+    return ResourceExhaustedError(what + " of " + std::to_string(line.size()) + " bytes exceeds the limit of " +
+                                  std::to_string(kMaxLineBytes));
   }
-  if (!NestingWithinLimit(line)) return InvalidArgumentError("protocol line is nested too deeply");
+  if (!NestingWithinLimit(line)) return InvalidArgumentError(what + " is nested too deeply");
+  json j = json::parse(line.begin(), line.end(), /*cb=*/nullptr, /*allow_exceptions=*/false);
+  if (j.is_discarded()) return InvalidArgumentError(what + " is not valid JSON");
+  if (!j.is_object()) return InvalidArgumentError(what + " is not a JSON object");
+  return j;
+}
+
+}  // namespace
+
+Result<Message> DecodeMessage(std::string_view line) {
   try {
-    json j = json::parse(line.begin(), line.end(), /*cb=*/nullptr, /*allow_exceptions=*/false);
-    if (j.is_discarded()) return InvalidArgumentError("protocol line is not valid JSON");
-    if (!j.is_object()) return InvalidArgumentError("protocol line is not a JSON object");
+    ASSIGN_OR_RETURN(const json j, ParseObjectLine(line, "protocol line"));
     return DecodeObject(j);
   } catch (const std::exception& e) {  // get<> on odd values; bad_alloc
     return InvalidArgumentError(std::string("protocol line rejected: ") + e.what());
@@ -326,15 +338,11 @@ std::string EncodeLoadCommand(const LoadCommand& command) {
 }
 
 Result<LoadCommand> DecodeLoadCommand(std::string_view line) {
-  if (!line.empty() && line.back() == '\n') line.remove_suffix(1);
-  if (!line.empty() && line.back() == '\r') line.remove_suffix(1);
   const std::string prefix = std::string(kLoadCommand) + " ";
   if (line.substr(0, prefix.size()) != prefix) return InvalidArgumentError("not a 'load' command line");
   line.remove_prefix(prefix.size());
-  if (line.size() > kMaxLineBytes || !NestingWithinLimit(line)) return InvalidArgumentError("'load' line too large");
   try {
-    const json j = json::parse(line.begin(), line.end(), /*cb=*/nullptr, /*allow_exceptions=*/false);
-    if (!j.is_object()) return InvalidArgumentError("'load' line: not a JSON object");
+    ASSIGN_OR_RETURN(const json j, ParseObjectLine(line, "'load' line"));
     Fields f(j, "load");
     LoadCommand command;
     RETURN_IF_ERROR(f.String("model", &command.model));
