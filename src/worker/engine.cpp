@@ -36,7 +36,10 @@ namespace {
 
 using namespace std::chrono_literals;
 
-constexpr auto kPollInterval = 10ms;
+// How often the watcher asks whether the engine answers yet: the cold
+// request waits for that answer (half an interval on average; a refused
+// connect to a socket not yet bound costs microseconds).
+constexpr auto kPollInterval = 2ms;
 constexpr auto kHttpTimeout = 10s;
 // The first decode of a huge model on a slow CPU can take long; the server's
 // stall timeout (llama.cpp logs while it works) is the real bound.
@@ -318,6 +321,9 @@ int RunEngine(const EngineOptions& options) {
   InitBackendsOnce();  // llama_server needs the backend plugins loaded from our lib dir
   plan.backends_ms = MonotonicMillis();
   ClearEngineEnvironment();
+  // No load-time probe decode in llama.cpp's server (SPEC §16: one decode per
+  // load; cmake/llama-serverlib/engine_seq_rm_probe.cpp says which models).
+  ::setenv("MW_ENGINE_NO_PROBE_DECODE", "1", 1);
   plan.free_before = FreeMemoryPerDevice();
   // memory_used as llama.cpp sizes it, compute buffers included (the formula
   // above knows only weights and KV cache). It runs beside the engine's own

@@ -9,6 +9,7 @@
 #include <cstring>
 #include <map>
 #include <memory>
+#include <utility>
 
 #include "gguf.h"
 
@@ -79,7 +80,17 @@ std::string FileTypeName(int64_t file_type) {
   return it == kNames.end() ? "" : it->second;
 }
 
-Result<protocol::MetadataMessage> InspectGguf(const std::string& path) {
+namespace {
+
+// The header read once: what InspectGguf answers, and gguf's context for
+// ReadModelShape (a cold load's worker reads it before llama.cpp parses the
+// file again; one parse, not two).
+struct Inspected {
+  protocol::MetadataMessage metadata;
+  std::unique_ptr<gguf_context, GgufFree> ctx;
+};
+
+Result<Inspected> Inspect(const std::string& path) {
   struct stat st {};
   if (::stat(path.c_str(), &st) != 0) {
     return NotFoundError("cannot read model file '" + path + "': " + std::strerror(errno));
@@ -131,15 +142,20 @@ Result<protocol::MetadataMessage> InspectGguf(const std::string& path) {
     m.quantization = ggml_type_name(best->first);
     for (char& ch : m.quantization) ch = static_cast<char>(std::toupper(static_cast<unsigned char>(ch)));
   }
-  return m;
+  return Inspected{std::move(m), std::move(ctx)};
+}
+
+}  // namespace
+
+Result<protocol::MetadataMessage> InspectGguf(const std::string& path) {
+  ASSIGN_OR_RETURN(Inspected inspected, Inspect(path));
+  return std::move(inspected.metadata);
 }
 
 Result<ModelShape> ReadModelShape(const std::string& path) {
-  ASSIGN_OR_RETURN(protocol::MetadataMessage m, InspectGguf(path));  // checks the file first
-  gguf_init_params params{/*no_alloc=*/true, /*ctx=*/nullptr};
-  std::unique_ptr<gguf_context, GgufFree> ctx(gguf_init_from_file(path.c_str(), params));
-  if (!ctx) return DataLossError("'" + path + "' is not a valid GGUF file");
-  const gguf_context* g = ctx.get();
+  ASSIGN_OR_RETURN(Inspected inspected, Inspect(path));  // checks the file first
+  const protocol::MetadataMessage& m = inspected.metadata;
+  const gguf_context* g = inspected.ctx.get();
   ModelShape s;
   s.n_params = m.parameter_count;
   s.n_ctx_train = m.context_length;

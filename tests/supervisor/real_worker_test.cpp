@@ -164,7 +164,10 @@ TEST_F(RealWorkerTest, ParallelSlotsAndEmbeddingsReachTheEngine) {
 // verify (SPEC §10): "decode" runs a short prompt through the engine before
 // the load counts (llama.cpp's log shows the slot evaluating it, before the
 // worker reports `loaded`); "load" runs no forward pass at all. Neither runs
-// llama.cpp's warm-up decode (SPEC §16: one decode per load, not two). llama.cpp raises a tiny n_ctx: the report says what
+// llama.cpp's warm-up decode nor its load-time probe decode (two tokens, to
+// learn whether the KV cache drops part of a sequence; an attention KV cache
+// does: cmake/llama-serverlib/engine_seq_rm_probe.cpp) (SPEC §16: one decode
+// per load, not two). llama.cpp raises a tiny n_ctx: the report says what
 // the engine really has.
 TEST_F(RealWorkerTest, VerifyDecodeRunsAFirstDecodeAndVerifyLoadNone) {
   Supervisor sup(Options());
@@ -177,6 +180,7 @@ TEST_F(RealWorkerTest, VerifyDecodeRunsAFirstDecodeAndVerifyLoadNone) {
   EXPECT_NE(evaluated, std::string::npos) << log;
   EXPECT_NE(first_decode, std::string::npos) << log;
   EXPECT_NE(log.find("--no-warmup"), std::string::npos);
+  EXPECT_NE(log.find("no load-time probe decode"), std::string::npos) << log;
   EXPECT_GT(decode->n_ctx, 8);  // llama.cpp's minimum, not the 8 asked for
   ASSERT_TRUE(sup.Unload("tiny").ok());
 
@@ -186,6 +190,7 @@ TEST_F(RealWorkerTest, VerifyDecodeRunsAFirstDecodeAndVerifyLoadNone) {
   EXPECT_EQ(load->log_tail.find("first decode ok"), std::string::npos) << load->log_tail;
   EXPECT_EQ(load->log_tail.find("tokens_evaluated"), std::string::npos) << load->log_tail;
   EXPECT_NE(load->log_tail.find("--no-warmup"), std::string::npos);
+  EXPECT_NE(load->log_tail.find("no load-time probe decode"), std::string::npos) << load->log_tail;
 }
 
 TEST_F(RealWorkerTest, ProbeAnswersWithDevices) {
