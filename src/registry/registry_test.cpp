@@ -5,6 +5,7 @@
 #include "registry/registry.h"
 
 #include <gtest/gtest.h>
+#include <sqlite3.h>
 
 #include <thread>
 #include <vector>
@@ -91,6 +92,27 @@ TEST(RegistryTypes, ModelNameRule) {
     EXPECT_FALSE(IsValidModelName(bad)) << bad;
   }
   EXPECT_FALSE(IsValidModelName(std::string(129, 'a')));
+}
+
+// SQLite's page cache of the registry's connection is bounded at 1 MiB
+// (sqlite_open.cpp), not its 2 MiB default: load_attempts only grows, and a
+// server's RSS grew with the attempts' pages as they were read (the 30-minute
+// soak, docs/reliability.md). Reading 40 000 attempts (~10 MB of table)
+// grows SQLite's own memory by the cap, not by the table.
+TEST_F(SqliteRegistryTest, PageCacheStaysBoundedAsAttemptsGrow) {
+  ASSERT_TRUE(reg_->AddModel(Model("m")).ok());
+  const std::string db = reg_->path();
+  ASSERT_EQ(RawExec(db,
+           "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 40000) "
+           "INSERT INTO load_attempts (model_name, started_at, finished_at, outcome, status_before, status_after, "
+           "log_excerpt) SELECT 'm', '2026-01-01T00:00:00Z', '2026-01-01T00:00:01Z', 'success', 'unknown', "
+           "'compatible', hex(randomblob(100)) FROM n"), "");
+  const int64_t before = sqlite3_memory_used();
+  auto attempts = reg_->ListAttempts("m", 40000);  // every page of the table
+  ASSERT_TRUE(attempts.ok()) << attempts.status().ToString();
+  ASSERT_EQ(attempts->size(), 40000u);
+  const int64_t grown = sqlite3_memory_used() - before;
+  EXPECT_LT(grown, 1536 * 1024) << "SQLite's memory grew by " << grown << " bytes";
 }
 
 TEST_F(SqliteRegistryTest, SchemaHasSpecColumnsAndVersion) {
