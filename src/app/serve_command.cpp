@@ -25,6 +25,7 @@
 #include "app/pull_service.h"
 #include "app/systemd_notify.h"
 #include "classifier/crash_classifier.h"
+#include "common/heap_trim.h"
 #include "common/log.h"
 #include "common/pid_lock.h"
 #include "common/time_util.h"
@@ -236,6 +237,8 @@ int RunServe(const std::vector<std::string>& args) {
   }
   systemd.StartWatchdog([&service] { return service.GetStatus().ok(); });
   fleet.Start();  // stopped by stop_all, before the supervisor goes
+  HeapTrimmer heap_trimmer;  // RSS follows the live heap (common/heap_trim.h)
+  heap_trimmer.Start();
 
   // Shutdown order matters: loads are cancelled and workers stopped before
   // the HTTP server stops, so no request thread stays blocked in a load.
@@ -251,6 +254,7 @@ int RunServe(const std::vector<std::string>& args) {
       service.Shutdown();
       http.Stop();
       fleet.Stop();  // leaves the fleet: nobody waits for this lease to run out
+      heap_trimmer.Stop();
     });
   };
   ConfigReloader reloader(*flags, config, service, http);
