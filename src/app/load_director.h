@@ -78,6 +78,10 @@ class LoadDirector {
 
   bool LoadUnderWay(const std::string& model) { return queue_->StateOf(model).has_value(); }  // queued or running
   bool CancelQueued(const std::string& model) { return queue_->CancelQueued(model); }
+  // The model's running load job's result, if one runs (compat/load_queue.h).
+  std::optional<std::shared_future<Result<api::LoadResult>>> RunningJob(const std::string& model) const {
+    return queue_->RunningResult(model);
+  }
   std::vector<LoadQueueEntry> QueueSnapshot() { return queue_->Snapshot(); }
   // Writes outcomes kept in memory (all, or this model's); an error while storage fails.
   Status Flush(const std::string& model = "") { return finishes_.Flush(model); }

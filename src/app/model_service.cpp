@@ -314,6 +314,11 @@ Result<api::ModelView> ModelService::Unload(const std::string& name) {
   const std::optional<LoadedModel> loaded = supervisor_.FindLoaded(name);
   admission_.OnUnload(name, loaded ? std::optional<int>(loaded->pid) : std::nullopt);
   if (!loads_.CancelQueued(name)) {  // a load still queued is simply dropped
+    // A load in progress that this unload stops records its cancelled attempt
+    // once its process is gone; the answer waits for that record, so that a
+    // load asked right after the unload starts anew instead of joining the
+    // cancelled job (and getting its "cancelled").
+    const auto running_load = loads_.RunningJob(name);
     auto stopped = supervisor_.Unload(name);  // also cancels a load in progress
     if (!stopped.ok() && stopped.status().code() == StatusCode::kNotFound) {
       // A load that has left the queue but has no process (its durable
@@ -331,6 +336,9 @@ Result<api::ModelView> ModelService::Unload(const std::string& name) {
     if (stopped.ok()) {
       MW_LOG(kInfo, "api") << "unloaded model=" << name << " (" << stopped->Describe() << ")";
       models_.MarkNotLoaded(name);
+    }
+    if (running_load && running_load->wait_for(std::chrono::seconds(30)) != std::future_status::ready) {
+      MW_LOG(kWarn, "api") << "unload of model=" << name << ": its stopped load has not recorded its attempt within 30 s";
     }
   }
   PublishModel(name);

@@ -28,6 +28,7 @@
 //   Submit(name, job) -> Ticket{std::shared_future<R> result, bool joined}
 //   Snapshot() -> std::vector<LoadQueueEntry{model_name, state}> (running first)
 //   StateOf(name) -> std::optional<LoadQueueState> (kQueued/kRunning; nullopt if idle)
+//   RunningResult(name) -> the running job's shared result, if it is running
 //   CancelQueued(name) -> bool; Shutdown()
 //
 // Thread-safety: every method is thread-safe. on_change is called on the
@@ -125,6 +126,17 @@ class LoadQueue {
     std::lock_guard<std::mutex> lock(mu_);
     if (running_ && running_->model_name == model_name) return LoadQueueState::kRunning;
     if (by_name_.count(model_name) != 0) return LoadQueueState::kQueued;
+    return std::nullopt;
+  }
+
+  // The result of the model's job if that job is running (not queued): what
+  // an unload that stops the load waits for, so that a Submit after the
+  // unload answered queues a new job instead of joining the cancelled one.
+  // From inside a job: nullopt (a job must not wait for itself).
+  std::optional<std::shared_future<R>> RunningResult(const std::string& model_name) const {
+    if (std::this_thread::get_id() == worker_.get_id()) return std::nullopt;
+    std::lock_guard<std::mutex> lock(mu_);
+    if (running_ && running_->model_name == model_name) return running_->result;
     return std::nullopt;
   }
 

@@ -6,6 +6,7 @@
 #include <gtest/gtest.h>
 
 #include <atomic>
+#include <optional>
 #include <string>
 #include <thread>
 #include <vector>
@@ -82,6 +83,31 @@ TEST(LoadQueue, ConcurrentRequestsForOneModelJoinOneJob) {
   auto again = q.Submit("m", [] { return std::string("result-2"); });
   EXPECT_FALSE(again.joined);
   EXPECT_EQ(again.result.get(), "result-2");
+}
+
+// What an unload that stops a running load waits for (ModelService::Unload):
+// the running job's own result; nothing for a queued job, another model's, or
+// from inside the job (it must not wait for itself).
+TEST(LoadQueue, RunningResultIsTheRunningJobsOwn) {
+  Queue q(Cancelled);
+  Gate gate;
+  std::optional<std::shared_future<std::string>> from_inside = std::shared_future<std::string>{};
+  auto first = q.Submit("m", [&] {
+    from_inside = q.RunningResult("m");
+    return gate.Job("result-1")();
+  });
+  gate.WaitStarted();
+  auto queued = q.Submit("n", [] { return std::string("result-n"); });
+  auto running = q.RunningResult("m");
+  ASSERT_TRUE(running.has_value());
+  EXPECT_FALSE(q.RunningResult("n").has_value());  // queued, not running
+  EXPECT_FALSE(q.RunningResult("x").has_value());
+  EXPECT_EQ(running->wait_for(std::chrono::milliseconds(0)), std::future_status::timeout);
+  gate.Release();
+  EXPECT_EQ(running->get(), "result-1");
+  EXPECT_FALSE(from_inside.has_value());
+  EXPECT_EQ(queued.result.get(), "result-n");
+  EXPECT_FALSE(q.RunningResult("m").has_value());
 }
 
 TEST(LoadQueue, JobsRunOneAtATimeInOrder) {

@@ -119,9 +119,13 @@ TEST_F(ColdRequestTest, UnloadDuringTheColdPhaseAnswersTheRequestWithoutWaitingF
   EXPECT_EQ(unload.status, 200) << unload.raw;
   EXPECT_NE(answer.status, 0) << answer.error;
   EXPECT_EQ(server().Log().find("did not die within"), std::string::npos) << server().Log();
+  // The unload answered after the stopped load recorded its attempt: a load
+  // asked now starts anew instead of joining the cancelled one.
   const Json model = GetModelJson("cold");
   EXPECT_FALSE(model.value("loaded", true)) << model.dump();
   EXPECT_NE(model.value("compatibility_status", ""), "testing") << model.dump();
+  ASSERT_FALSE(model["attempts"].empty()) << model.dump();
+  EXPECT_EQ(model["attempts"][0].value("outcome", ""), "cancelled") << model.dump();
 }
 
 }  // namespace
