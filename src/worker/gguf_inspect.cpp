@@ -155,20 +155,16 @@ Result<protocol::MetadataMessage> InspectGguf(const std::string& path) {
 Result<ModelShape> ReadModelShape(const std::string& path) {
   ASSIGN_OR_RETURN(Inspected inspected, Inspect(path));  // checks the file first
   const protocol::MetadataMessage& m = inspected.metadata;
-  const gguf_context* g = inspected.ctx.get();
   ModelShape s;
   s.n_params = m.parameter_count;
   s.n_ctx_train = m.context_length;
-  for (int64_t i = 0; i < gguf_get_n_tensors(g); ++i) s.weight_bytes += gguf_get_tensor_size(g, i);
-  const std::string a = m.architecture;
-  s.n_layer = IntValue(g, a + ".block_count", 0);
-  const int64_t n_embd = IntValue(g, a + ".embedding_length", 0);
-  const int64_t n_head = IntValue(g, a + ".attention.head_count", 0);
-  const int64_t n_head_kv = IntValue(g, a + ".attention.head_count_kv", n_head);
-  const int64_t head_dim = n_head > 0 ? n_embd / n_head : 0;
-  s.n_embd_k = IntValue(g, a + ".attention.key_length", head_dim) * n_head_kv;
-  s.n_embd_v = IntValue(g, a + ".attention.value_length", head_dim) * n_head_kv;
-  s.pooling_type = IntValue(g, a + ".pooling_type", 0);
+  s.weight_bytes = m.tensor_bytes;
+  // The shape ReadShape read, with its fallbacks (KV heads = heads, head size
+  // = embedding / heads).
+  s.n_layer = m.block_count;
+  s.n_embd_k = m.key_length * m.head_count_kv;
+  s.n_embd_v = m.value_length * m.head_count_kv;
+  s.pooling_type = IntValue(inspected.ctx.get(), m.architecture + ".pooling_type", 0);
   return s;
 }
 
