@@ -237,7 +237,12 @@ int RunServe(const std::vector<std::string>& args) {
   }
   systemd.StartWatchdog([&service] { return service.GetStatus().ok(); });
   fleet.Start();  // stopped by stop_all, before the supervisor goes
-  HeapTrimmer heap_trimmer;  // RSS follows the live heap (common/heap_trim.h)
+  // RSS follows what is in use: the registry's cached pages given back, then
+  // the C library's free heap memory (common/heap_trim.h).
+  HeapTrimmer heap_trimmer(HeapTrimmer::kInterval, [&registry] {
+    (*registry)->ReleaseCachedPages();
+    (void)TrimHeapNow();
+  });
   heap_trimmer.Start();
 
   // Shutdown order matters: loads are cancelled and workers stopped before

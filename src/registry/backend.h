@@ -164,6 +164,8 @@ class Backend {
 
   virtual Status CheckIntegrity() = 0;
   virtual Result<int64_t> Checkpoint() = 0;
+  // Registry::ReleaseCachedPages; nothing where the backend caches no pages here.
+  virtual void ReleaseCachedPages() {}
 
  private:
   std::mutex mu_;

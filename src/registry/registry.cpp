@@ -49,6 +49,12 @@ Result<Transaction> Registry::BeginWrite(WriteMode mode) {
   return tx;
 }
 
+void Registry::ReleaseCachedPages() {
+  if (!CheckNotInTransaction().ok()) return;
+  std::lock_guard<std::mutex> lock(db_->mutex());
+  db_->ReleaseCachedPages();
+}
+
 Result<int64_t> Registry::Checkpoint() {
   RETURN_IF_ERROR(CheckNotInTransaction());
   std::lock_guard<std::mutex> lock(db_->mutex());

@@ -516,6 +516,14 @@ class Registry {
   // (PostgreSQL: 0, it checkpoints by itself).
   [[nodiscard]] Result<int64_t> Checkpoint();
 
+  // Gives back the memory of the pages the backend caches that no statement
+  // holds (SQLite: sqlite3_db_release_memory; PostgreSQL: nothing). The cache
+  // fills again as queries read; called every 30 s by `serve` beside its heap
+  // trim, so that the server's memory follows what it uses and does not grow
+  // with the database file (docs/reliability.md). Does nothing inside a
+  // transaction of this thread.
+  void ReleaseCachedPages();
+
  private:
   explicit Registry(std::unique_ptr<registry_internal::Backend> db);
   Status CheckNotInTransaction() const;

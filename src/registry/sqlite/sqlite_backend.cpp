@@ -174,6 +174,10 @@ Status SqliteBackend::CheckIntegrity() {
   return DataLossError("registry database '" + db_->path() + "' failed its integrity check: " + report);
 }
 
+// Unpinned pages only: the registry's mutex is held, so no statement of this
+// connection is running.
+void SqliteBackend::ReleaseCachedPages() { (void)sqlite3_db_release_memory(db_->conn()); }
+
 Result<int64_t> SqliteBackend::Checkpoint() {
   int wal_frames = 0;
   int copied = 0;

@@ -53,6 +53,7 @@ class SqliteBackend final : public Backend {
   Status CheckLease() override;
   Status CheckIntegrity() override;
   Result<int64_t> Checkpoint() override;
+  void ReleaseCachedPages() override;
 
  private:
   // Settings a WriteMode::kBulk transaction restores when it ends.
