@@ -9,7 +9,11 @@
 #include <cstdlib>
 #include <charconv>
 #include <cstdio>
+#include <memory>
+#include <mutex>
+#include <string>
 #include <utility>
+#include <vector>
 
 #include "classifier/crash_classifier_text.h"
 
@@ -30,6 +34,8 @@ constexpr size_t kMaxLineInSummary = 120;
 // RE2::Set runs one DFA over the whole text; give it room so that it does
 // not fall back to the slow path on long logs.
 constexpr int64_t kSetMaxMem = int64_t{64} << 20;
+// Classifications served by one compiled Set (Impl::TakeSet says why).
+constexpr int kSetUses = 32;
 // Size of the pieces the Set looks at (extended to a line end).
 constexpr size_t kChunkBytes = 4096;
 
@@ -165,13 +171,47 @@ std::optional<SignalInfo> ParseSignal(std::string_view text) {
 struct CrashClassifier::Impl {
   std::vector<CatalogEntry> entries;
   std::vector<std::unique_ptr<RE2>> regexes;
-  std::unique_ptr<RE2::Set> set;  // null if it could not be compiled: every entry is scanned
+  std::vector<std::string> set_patterns;  // empty if the Set did not compile: every entry is scanned
+
+  // The RE2::Set of every entry, compiled again after every kSetUses
+  // classifications. Why not once: a Set's DFA keeps every state it builds,
+  // up to kSetMaxMem, for the Set's life; kept for the server's life it grew
+  // with every new kind of log classified (~270 KB in the first 12 minutes of
+  // the soak, and on, with no bound short of tens of MB). Why not per call: the
+  // DFA built again for each 64 KiB log costs ~9 ms against ~0.2 ms warm
+  // (bench/classifier_bench).
+  struct SetCache {
+    std::mutex mu;
+    std::shared_ptr<const RE2::Set> set;
+    int uses = 0;
+  };
+  std::unique_ptr<SetCache> set_cache = std::make_unique<SetCache>();
+
+  std::shared_ptr<const RE2::Set> TakeSet() const {
+    std::lock_guard<std::mutex> lock(set_cache->mu);
+    if (set_cache->set == nullptr || ++set_cache->uses > kSetUses) {
+      set_cache->set = CompileSet();
+      set_cache->uses = 1;
+    }
+    return set_cache->set;
+  }
+
+  std::unique_ptr<RE2::Set> CompileSet() const {
+    if (set_patterns.empty()) return nullptr;
+    RE2::Options options = MatchOptions();
+    options.set_max_mem(kSetMaxMem);
+    auto set = std::make_unique<RE2::Set>(options, RE2::UNANCHORED);
+    for (const std::string& pattern : set_patterns) {
+      if (set->Add(pattern, nullptr) < 0) return nullptr;
+    }
+    return set->Compile() ? std::move(set) : nullptr;
+  }
 
   // Appends the hits of every entry in `lines`, at most one per entry and
   // line. The RE2::Set runs over line-aligned chunks, so each candidate entry
   // is then searched only inside the chunks where the Set saw it: one DFA
   // pass over the text plus a little, however many entries match somewhere.
-  void FindHits(const Lines& lines, bool synthetic, std::vector<Hit>* hits) const {
+  void FindHits(const Lines& lines, bool synthetic, const RE2::Set* set, std::vector<Hit>* hits) const {
     std::string_view text = lines.text();
     std::vector<int> candidates;
     for (size_t begin = 0; begin < text.size();) {
@@ -235,10 +275,6 @@ struct CrashClassifier::Impl {
 Result<CrashClassifier> CrashClassifier::Create(std::vector<CatalogEntry> entries) {
   auto impl = std::make_shared<Impl>();
   RE2::Options options = MatchOptions();
-  RE2::Options set_options = options;
-  set_options.set_max_mem(kSetMaxMem);
-  auto set = std::make_unique<RE2::Set>(set_options, RE2::UNANCHORED);
-  bool set_ok = true;
   for (const CatalogEntry& entry : entries) {
     // (?m): ^ and $ are line bounds, as a per-line reading of the log implies.
     std::string pattern = "(?m)" + entry.pattern;
@@ -247,11 +283,10 @@ Result<CrashClassifier> CrashClassifier::Create(std::vector<CatalogEntry> entrie
       return InvalidArgumentError("crash pattern catalog " + entry.origin + ": entry '" + entry.id +
                                   "': invalid RE2 pattern: " + re->error());
     }
-    std::string error;
-    if (set_ok && set->Add(pattern, &error) != static_cast<int>(impl->regexes.size())) set_ok = false;
+    impl->set_patterns.push_back(std::move(pattern));
     impl->regexes.push_back(std::move(re));
   }
-  if (set_ok && !entries.empty() && set->Compile()) impl->set = std::move(set);
+  if (impl->CompileSet() == nullptr) impl->set_patterns.clear();  // it would never compile
   impl->entries = std::move(entries);
   return CrashClassifier(std::move(impl));
 }
@@ -281,8 +316,9 @@ Classification CrashClassifier::Classify(const CrashEvidence& evidence) const {
   Lines synthetic(synthetic_text);
 
   std::vector<Hit> hits;
-  impl.FindHits(log, false, &hits);
-  if (!synthetic_text.empty()) impl.FindHits(synthetic, true, &hits);
+  const std::shared_ptr<const RE2::Set> set = impl.TakeSet();
+  impl.FindHits(log, false, set.get(), &hits);
+  if (!synthetic_text.empty()) impl.FindHits(synthetic, true, set.get(), &hits);
 
   std::vector<bool> demoted(static_cast<size_t>(log.count()), false);
   for (const Hit& hit : hits) {
