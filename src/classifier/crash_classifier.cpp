@@ -34,8 +34,8 @@ constexpr size_t kMaxLineInSummary = 120;
 // RE2::Set runs one DFA over the whole text; give it room so that it does
 // not fall back to the slow path on long logs.
 constexpr int64_t kSetMaxMem = int64_t{64} << 20;
-// Classifications served by one compilation of the patterns (Impl::Take says why).
-constexpr int kCompiledUses = 32;
+// Classifications served by one compiled Set (Impl::TakeSet says why).
+constexpr int kSetUses = 32;
 // Size of the pieces the Set looks at (extended to a line end).
 constexpr size_t kChunkBytes = 4096;
 
@@ -168,64 +168,50 @@ std::optional<SignalInfo> ParseSignal(std::string_view text) {
   return SignalInfo{SanitizeUtf8Line(text, 40), 0};
 }
 
-// One generation of compiled patterns: a regex per catalog entry and the
-// RE2::Set of all of them (null if the Set does not compile: every entry is
-// then scanned).
-struct CompiledPatterns {
-  std::vector<std::unique_ptr<RE2>> regexes;
-  std::unique_ptr<RE2::Set> set;
-};
-
 struct CrashClassifier::Impl {
   std::vector<CatalogEntry> entries;
-  std::vector<std::string> patterns;  // each entry's, as compiled
-  bool set_compiles = true;
+  std::vector<std::unique_ptr<RE2>> regexes;
+  std::vector<std::string> set_patterns;  // empty if the Set did not compile: every entry is scanned
 
-  // The patterns are compiled again after every kCompiledUses
-  // classifications. Why not once: RE2 keeps every DFA state it builds (the
-  // Set's up to kSetMaxMem, each regex's up to RE2's default budget) for the
-  // object's life; kept for the server's life, they grew with every new kind
-  // of log classified (~300 KB in the first 12 minutes of the soak, and on).
-  // Why not per call: the DFAs built again for each 64 KiB log cost ~9 ms,
-  // against ~0.2 ms warm (bench/classifier_bench).
-  struct Cache {
+  // The RE2::Set of every entry, compiled again after every kSetUses
+  // classifications. Why not once: a Set's DFA keeps every state it builds,
+  // up to kSetMaxMem, for the Set's life; kept for the server's life it grew
+  // with every new kind of log classified (~270 KB in the first 12 minutes of
+  // the soak, and on, with no bound short of tens of MB). Why not per call: the
+  // DFA built again for each 64 KiB log costs ~9 ms against ~0.2 ms warm
+  // (bench/classifier_bench).
+  struct SetCache {
     std::mutex mu;
-    std::shared_ptr<const CompiledPatterns> compiled;
+    std::shared_ptr<const RE2::Set> set;
     int uses = 0;
   };
-  std::unique_ptr<Cache> cache = std::make_unique<Cache>();
+  std::unique_ptr<SetCache> set_cache = std::make_unique<SetCache>();
 
-  std::shared_ptr<const CompiledPatterns> Take() const {
-    std::lock_guard<std::mutex> lock(cache->mu);
-    if (cache->compiled == nullptr || ++cache->uses > kCompiledUses) {
-      cache->compiled = Compile();
-      cache->uses = 1;
+  std::shared_ptr<const RE2::Set> TakeSet() const {
+    std::lock_guard<std::mutex> lock(set_cache->mu);
+    if (set_cache->set == nullptr || ++set_cache->uses > kSetUses) {
+      set_cache->set = CompileSet();
+      set_cache->uses = 1;
     }
-    return cache->compiled;
+    return set_cache->set;
   }
 
-  // Every pattern compiled at Create, so none fails here.
-  std::shared_ptr<const CompiledPatterns> Compile() const {
-    auto out = std::make_shared<CompiledPatterns>();
-    const RE2::Options options = MatchOptions();
-    for (const std::string& pattern : patterns) out->regexes.push_back(std::make_unique<RE2>(pattern, options));
-    if (!set_compiles || patterns.empty()) return out;
-    RE2::Options set_options = options;
-    set_options.set_max_mem(kSetMaxMem);
-    auto set = std::make_unique<RE2::Set>(set_options, RE2::UNANCHORED);
-    for (const std::string& pattern : patterns) {
-      if (set->Add(pattern, nullptr) < 0) return out;
+  std::unique_ptr<RE2::Set> CompileSet() const {
+    if (set_patterns.empty()) return nullptr;
+    RE2::Options options = MatchOptions();
+    options.set_max_mem(kSetMaxMem);
+    auto set = std::make_unique<RE2::Set>(options, RE2::UNANCHORED);
+    for (const std::string& pattern : set_patterns) {
+      if (set->Add(pattern, nullptr) < 0) return nullptr;
     }
-    if (set->Compile()) out->set = std::move(set);
-    return out;
+    return set->Compile() ? std::move(set) : nullptr;
   }
 
   // Appends the hits of every entry in `lines`, at most one per entry and
   // line. The RE2::Set runs over line-aligned chunks, so each candidate entry
   // is then searched only inside the chunks where the Set saw it: one DFA
   // pass over the text plus a little, however many entries match somewhere.
-  void FindHits(const CompiledPatterns& compiled, const Lines& lines, bool synthetic, std::vector<Hit>* hits) const {
-    const RE2::Set* set = compiled.set.get();
+  void FindHits(const Lines& lines, bool synthetic, const RE2::Set* set, std::vector<Hit>* hits) const {
     std::string_view text = lines.text();
     std::vector<int> candidates;
     for (size_t begin = 0; begin < text.size();) {
@@ -243,7 +229,7 @@ struct CrashClassifier::Impl {
         for (size_t i = 0; i < entries.size(); ++i) candidates[i] = static_cast<int>(i);
       }
       for (int index : candidates) {
-        const RE2& re = *compiled.regexes[index];
+        const RE2& re = *regexes[index];
         size_t pos = begin;
         re2::StringPiece match;
         while (pos < end && re.Match(text, pos, end, RE2::UNANCHORED, &match, 1)) {
@@ -257,9 +243,8 @@ struct CrashClassifier::Impl {
   }
 
   // Expands $0..$9, $line and {cause} in the entry's summary template.
-  std::string Summarize(const CompiledPatterns& compiled, int index, std::string_view line,
-                        std::string_view cause) const {
-    const RE2& re = *compiled.regexes[index];
+  std::string Summarize(int index, std::string_view line, std::string_view cause) const {
+    const RE2& re = *regexes[index];
     std::array<re2::StringPiece, 10> groups;
     int n = std::min(re.NumberOfCapturingGroups() + 1, static_cast<int>(groups.size()));
     if (!re.Match(line, 0, line.size(), RE2::UNANCHORED, groups.data(), n)) n = 0;
@@ -298,10 +283,11 @@ Result<CrashClassifier> CrashClassifier::Create(std::vector<CatalogEntry> entrie
       return InvalidArgumentError("crash pattern catalog " + entry.origin + ": entry '" + entry.id +
                                   "': invalid RE2 pattern: " + re->error());
     }
-    impl->patterns.push_back(std::move(pattern));
+    impl->set_patterns.push_back(std::move(pattern));
+    impl->regexes.push_back(std::move(re));
   }
+  if (impl->CompileSet() == nullptr) impl->set_patterns.clear();  // it would never compile
   impl->entries = std::move(entries);
-  impl->set_compiles = impl->Take()->set != nullptr;  // else it never will: every entry is scanned
   return CrashClassifier(std::move(impl));
 }
 
@@ -330,9 +316,9 @@ Classification CrashClassifier::Classify(const CrashEvidence& evidence) const {
   Lines synthetic(synthetic_text);
 
   std::vector<Hit> hits;
-  const std::shared_ptr<const CompiledPatterns> compiled = impl.Take();
-  impl.FindHits(*compiled, log, false, &hits);
-  if (!synthetic_text.empty()) impl.FindHits(*compiled, synthetic, true, &hits);
+  const std::shared_ptr<const RE2::Set> set = impl.TakeSet();
+  impl.FindHits(log, false, set.get(), &hits);
+  if (!synthetic_text.empty()) impl.FindHits(synthetic, true, set.get(), &hits);
 
   std::vector<bool> demoted(static_cast<size_t>(log.count()), false);
   for (const Hit& hit : hits) {
@@ -363,7 +349,7 @@ Classification CrashClassifier::Classify(const CrashEvidence& evidence) const {
     std::string_view line = best->synthetic ? synthetic.Line(best->line) : log.Line(best->line);
     result.category = entry.category;
     result.pattern_id = entry.id;
-    result.summary = impl.Summarize(*compiled, best->entry, line, "");
+    result.summary = impl.Summarize(best->entry, line, "");
     result.matched_line = best->synthetic ? "" : SanitizeUtf8Line(line, kMaxLineBytes);
     result.suggested_load_config = entry.suggest;
     if (IsRefinable(entry.category)) {
@@ -379,7 +365,7 @@ Classification CrashClassifier::Classify(const CrashEvidence& evidence) const {
         const CatalogEntry& refined = impl.entries[context->entry];
         result.category = refined.category;
         result.pattern_id = refined.id;
-        result.summary = impl.Summarize(*compiled, context->entry, log.Line(context->line), result.summary);
+        result.summary = impl.Summarize(context->entry, log.Line(context->line), result.summary);
         result.suggested_load_config = refined.suggest;
       }
     }

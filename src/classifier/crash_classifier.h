@@ -72,11 +72,11 @@ std::optional<SignalInfo> ParseSignal(std::string_view text);
 // anything else.
 std::optional<int64_t> ParseExitCode(std::string_view text);
 
-// Immutable after creation (but for the patterns' recompilation); Classify is thread-safe. Cheap to copy (shared).
+// Immutable after creation (but for the Set's recompilation); Classify is thread-safe. Cheap to copy (shared).
 class CrashClassifier {
  public:
-  // Compiles every entry (and one RE2::Set of all of them; all compiled again
-  // after every 32 classifications, so that RE2's DFA caches do not grow for
+  // Compiles every entry (and one RE2::Set of all of them, compiled again
+  // after every 32 classifications so that its DFA cache does not grow for
   // the classifier's life). kInvalidArgument
   // naming the entry's origin (file), id and RE2's message for a bad pattern.
   [[nodiscard]] static Result<CrashClassifier> Create(std::vector<CatalogEntry> entries);
