@@ -35,7 +35,7 @@ constexpr size_t kMaxLineInSummary = 120;
 // not fall back to the slow path on long logs.
 constexpr int64_t kSetMaxMem = int64_t{64} << 20;
 // Classifications served by one compiled Set (Impl::TakeSet says why).
-constexpr int kSetUses = 32;
+constexpr int kSetUses = 256;
 // Size of the pieces the Set looks at (extended to a line end).
 constexpr size_t kChunkBytes = 4096;
 
@@ -179,7 +179,11 @@ struct CrashClassifier::Impl {
   // with every new kind of log classified (~270 KB in the first 12 minutes of
   // the soak, and on, with no bound short of tens of MB). Why not per call: the
   // DFA built again for each 64 KiB log costs ~9 ms against ~0.2 ms warm
-  // (bench/classifier_bench).
+  // (bench/classifier_bench). Why 256 and not fewer, and the Set alone: each
+  // compilation allocates the program again (~350 KB in small pieces), and
+  // in the soak, compiling every entry's regex too every 32 classifications
+  // (~25 s there) left the server's RSS ~5 MB higher by minute 10 (what the
+  // regexes' own DFAs kept was ~33 KB in 12 minutes).
   struct SetCache {
     std::mutex mu;
     std::shared_ptr<const RE2::Set> set;

@@ -76,7 +76,7 @@ std::optional<int64_t> ParseExitCode(std::string_view text);
 class CrashClassifier {
  public:
   // Compiles every entry (and one RE2::Set of all of them, compiled again
-  // after every 32 classifications so that its DFA cache does not grow for
+  // after every 256 classifications so that its DFA cache does not grow for
   // the classifier's life). kInvalidArgument
   // naming the entry's origin (file), id and RE2's message for a bad pattern.
   [[nodiscard]] static Result<CrashClassifier> Create(std::vector<CatalogEntry> entries);
